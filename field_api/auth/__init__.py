@@ -1,0 +1,1 @@
+"""Users, crews, districts and bearer tokens."""

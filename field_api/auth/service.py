@@ -1,0 +1,170 @@
+"""Use cases of users, crews, districts and tokens."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from field_api.audit import service as audit
+from field_api.auth.models import ApiToken, Crew, District, Role, User
+from field_api.auth.rules import Principal, hash_token, is_demo_token, new_token
+from field_api.config import Settings
+from field_api.db import utcnow
+from field_api.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+
+
+def get_district_by_code(session: Session, code: str) -> District | None:
+    return session.execute(select(District).where(District.code == code)).scalar_one_or_none()
+
+
+def get_district_or_raise(session: Session, district_id: int) -> District:
+    district = session.get(District, district_id)
+    if district is None:
+        raise NotFound(f"district {district_id} not found")
+    return district
+
+
+def get_crew_by_code(session: Session, code: str) -> Crew | None:
+    return session.execute(select(Crew).where(Crew.code == code)).scalar_one_or_none()
+
+
+def get_crew_or_raise(session: Session, crew_id: int) -> Crew:
+    crew = session.get(Crew, crew_id)
+    if crew is None:
+        raise NotFound(f"crew {crew_id} not found")
+    return crew
+
+
+def create_district(
+    session: Session, *, code: str, name: str, lv_ceiling_kw: float, actor: Principal | None
+) -> District:
+    if get_district_by_code(session, code) is not None:
+        raise Conflict(f"district {code} exists")
+    district = District(code=code, name=name, lv_ceiling_kw=lv_ceiling_kw)
+    session.add(district)
+    audit.record(session, actor=actor, action="district.create", entity=district)
+    return district
+
+
+def create_crew(
+    session: Session,
+    *,
+    code: str,
+    name: str,
+    district_code: str,
+    handles_repairs: bool = False,
+    actor: Principal | None,
+) -> Crew:
+    district = get_district_by_code(session, district_code)
+    if district is None:
+        raise ValidationFailed(f"unknown district {district_code}")
+    if get_crew_by_code(session, code) is not None:
+        raise Conflict(f"crew {code} exists")
+    crew = Crew(code=code, name=name, district_id=district.id, handles_repairs=handles_repairs)
+    session.add(crew)
+    audit.record(session, actor=actor, action="crew.create", entity=crew)
+    return crew
+
+
+def create_user(
+    session: Session,
+    *,
+    name: str,
+    role: Role,
+    crew_code: str | None,
+    settings: Settings,
+    actor: Principal | None,
+    token: str | None = None,
+) -> tuple[User, str]:
+    """Create a user and a first token; the token is returned once and stored hashed."""
+    crew_id: int | None = None
+    if role == Role.crew:
+        if not crew_code:
+            raise ValidationFailed("a crew member needs a crew")
+        crew = get_crew_by_code(session, crew_code)
+        if crew is None:
+            raise ValidationFailed(f"unknown crew {crew_code}")
+        crew_id = crew.id
+    elif crew_code:
+        raise ValidationFailed("only crew members belong to a crew")
+    user = User(name=name, role=role, crew_id=crew_id)
+    session.add(user)
+    session.flush()
+    audit.record(session, actor=actor, action="user.create", entity=user)
+    raw = issue_token(session, user=user, settings=settings, actor=actor, token=token)
+    return user, raw
+
+
+def issue_token(
+    session: Session,
+    *,
+    user: User,
+    settings: Settings,
+    actor: Principal | None,
+    token: str | None = None,
+    label: str = "",
+) -> str:
+    raw = token or new_token()
+    if settings.is_production and is_demo_token(raw):
+        raise ValidationFailed("demo tokens are refused in production")
+    row = ApiToken(
+        user_id=user.id,
+        token_hash=hash_token(raw, pepper=settings.token_pepper),
+        prefix=raw[:12],
+        label=label,
+    )
+    session.add(row)
+    audit.record(session, actor=actor, action="token.issue", entity=row)
+    return raw
+
+
+def revoke_token(session: Session, *, token_id: int, actor: Principal) -> ApiToken:
+    row = session.get(ApiToken, token_id)
+    if row is None:
+        raise NotFound(f"token {token_id} not found")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        audit.record(session, actor=actor, action="token.revoke", entity=row)
+    return row
+
+
+def authenticate(session: Session, *, token: str, settings: Settings) -> Principal:
+    """Resolve a bearer token to a principal or raise ``Unauthorized``."""
+    if settings.is_production and is_demo_token(token):
+        raise Unauthorized("demo tokens are refused in production")
+    digest = hash_token(token, pepper=settings.token_pepper)
+    row = session.execute(
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == digest)
+    ).first()
+    if row is None:
+        raise Unauthorized("unknown token")
+    api_token, user = row
+    if api_token.revoked_at is not None:
+        raise Unauthorized("token revoked")
+    if not user.active:
+        raise Unauthorized("user deactivated")
+    district_id = None
+    if user.crew_id is not None:
+        crew = session.get(Crew, user.crew_id)
+        district_id = crew.district_id if crew else None
+    return Principal(
+        user_id=user.id,
+        name=user.name,
+        role=user.role,
+        crew_id=user.crew_id,
+        district_id=district_id,
+    )
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.execute(select(User).order_by(User.id)).scalars())
+
+
+def list_crews(session: Session) -> list[Crew]:
+    return list(session.execute(select(Crew).order_by(Crew.id)).scalars())
+
+
+def list_districts(session: Session) -> list[District]:
+    return list(session.execute(select(District).order_by(District.id)).scalars())

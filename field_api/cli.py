@@ -1,0 +1,185 @@
+"""The service's commands; composed into ``fieldops`` by ``fieldops.cli``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from field_api.config import Settings
+
+app = typer.Typer(no_args_is_help=True, help="The fieldops service.", pretty_exceptions_enable=False)
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+users_app = typer.Typer(no_args_is_help=True, help="Users and tokens.")
+crews_app = typer.Typer(no_args_is_help=True, help="Crews.")
+districts_app = typer.Typer(no_args_is_help=True, help="Districts.")
+demo_app = typer.Typer(no_args_is_help=True, help="Demo data.")
+audit_app = typer.Typer(no_args_is_help=True, help="The audit trail.")
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(crews_app, name="crews")
+app.add_typer(districts_app, name="districts")
+app.add_typer(demo_app, name="demo")
+app.add_typer(audit_app, name="audit")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+) -> None:
+    """Serve the API (uvicorn)."""
+    import uvicorn
+
+    uvicorn.run("field_api.main:create_app", factory=True, host=host, port=port)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply the migrations to the configured database."""
+    from field_api.config import get_settings
+    from field_api.migrations.runner import upgrade
+
+    upgrade(get_settings().database_url, revision)
+    typer.echo(f"database at {revision}")
+
+
+@contextmanager
+def service_context() -> Iterator[tuple[Settings, sessionmaker[Session]]]:
+    """Settings and a session factory for a command; the engine is disposed afterwards."""
+    from field_api.config import get_settings
+    from field_api.db import import_all_models, install_hooks, make_engine, make_session_factory
+
+    import_all_models()
+    install_hooks()
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        yield settings, make_session_factory(engine)
+    finally:
+        engine.dispose()
+
+
+def _fail(exc: Exception) -> None:
+    from field_api.errors import DomainError
+
+    if isinstance(exc, DomainError):
+        typer.echo(json.dumps(exc.body(), ensure_ascii=False), err=True)
+        raise typer.Exit(2) from exc
+    raise exc
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Option(help="Display name.")],
+    role: Annotated[
+        str, typer.Option(help="crew, inspector, planner, service, storekeeper, admin")
+    ],
+    crew: Annotated[str | None, typer.Option(help="Crew code (crew members only).")] = None,
+) -> None:
+    """Create a user and print its token once."""
+    from field_api.auth import service
+    from field_api.auth.models import Role
+
+    try:
+        role_value = Role(role)
+    except ValueError:
+        typer.echo(f"unknown role {role}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        with service_context() as (settings, factory), factory.begin() as session:
+            user, token = service.create_user(
+                session, name=name, role=role_value, crew_code=crew, settings=settings, actor=None
+            )
+            user_id = user.id
+    except Exception as exc:
+        _fail(exc)
+        return
+    typer.echo(json.dumps({"user_id": user_id, "token": token}))
+
+
+@crews_app.command("add")
+def crews_add(
+    code: Annotated[str, typer.Option()],
+    name: Annotated[str, typer.Option()],
+    district: Annotated[str, typer.Option(help="District code.")],
+    repairs: Annotated[bool, typer.Option(help="The district's repair crew.")] = False,
+) -> None:
+    """Create a crew in a district."""
+    from field_api.auth import service
+
+    try:
+        with service_context() as (_, factory), factory.begin() as session:
+            crew = service.create_crew(
+                session,
+                code=code,
+                name=name,
+                district_code=district,
+                handles_repairs=repairs,
+                actor=None,
+            )
+            crew_id = crew.id
+    except Exception as exc:
+        _fail(exc)
+        return
+    typer.echo(json.dumps({"crew_id": crew_id}))
+
+
+@districts_app.command("add")
+def districts_add(
+    code: Annotated[str, typer.Option()],
+    name: Annotated[str, typer.Option()],
+    lv_ceiling_kw: Annotated[
+        float, typer.Option(help="Low-voltage ceiling: 160 or 200 kW.")
+    ] = 160.0,
+) -> None:
+    """Create a district."""
+    from field_api.auth import service
+
+    try:
+        with service_context() as (_, factory), factory.begin() as session:
+            district = service.create_district(
+                session, code=code, name=name, lv_ceiling_kw=lv_ceiling_kw, actor=None
+            )
+            district_id = district.id
+    except Exception as exc:
+        _fail(exc)
+        return
+    typer.echo(json.dumps({"district_id": district_id}))
+
+
+@demo_app.command("load")
+def demo_load() -> None:
+    """Load the demo district, crews, users (fixed development tokens) and work orders."""
+    from field_api import demo
+
+    try:
+        with service_context() as (settings, factory), factory.begin() as session:
+            summary = demo.load(session, settings=settings)
+    except Exception as exc:
+        _fail(exc)
+        return
+    typer.echo(f"demo data loaded ({summary.orders_created} new work orders). Development tokens:")
+    for role, token in summary.tokens.items():
+        typer.echo(f"  {role:<12} {token}")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Verify the audit chain and the audited rows; exit 1 naming the first problem."""
+    from field_api.audit import service
+
+    with service_context() as (_, factory), factory() as session:
+        problems = service.verify(session)
+        count = service.event_count(session)
+    if problems:
+        typer.echo(f"audit chain BROKEN: {problems[0].message}", err=True)
+        sys.exit(1)
+    typer.echo(f"audit chain ok: {count} events")

@@ -1,0 +1,58 @@
+"""Settings of the service, read from FIELDOPS_* environment variables.
+
+Built once by :func:`get_settings` and passed into ``create_app``; nothing reads the
+environment at import time.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_TOKEN_PEPPER = "dev-pepper-not-secret"
+DEFAULT_DATABASE_URL = "sqlite:///./var/fieldops.db"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; defaults run locally (SQLite file, media folder under ./var)."""
+
+    model_config = SettingsConfigDict(env_prefix="FIELDOPS_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    media_dir: Path = Path("var/media")
+    token_pepper: str = DEV_TOKEN_PEPPER
+    max_json_body_bytes: int = Field(default=256 * 1024, gt=0)
+    idempotency_ttl_hours: int = Field(default=72, gt=0)
+    calendar_override_path: Path | None = None
+    calendar_strict: bool = False
+    signing_key_path: Path = Path("var/keys/contract-signing.key")
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_dev_defaults_in_production(self) -> Settings:
+        if self.env == "production":
+            problems = []
+            if self.token_pepper == DEV_TOKEN_PEPPER:
+                problems.append("FIELDOPS_TOKEN_PEPPER is the development default")
+            if self.database_url == DEFAULT_DATABASE_URL:
+                problems.append("FIELDOPS_DATABASE_URL is the development default")
+            if len(self.token_pepper) < 16:
+                problems.append("FIELDOPS_TOKEN_PEPPER must be at least 16 characters")
+            if problems:
+                raise ValueError("production refuses development defaults: " + "; ".join(problems))
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, built on first use."""
+    return Settings()

@@ -1,0 +1,66 @@
+"""Annotated dependency aliases shared by the endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session, sessionmaker
+
+from field_api.auth import service as auth_service
+from field_api.auth.models import Role
+from field_api.auth.rules import Principal
+from field_api.config import Settings
+from field_api.errors import Forbidden, Unauthorized
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """One session per request; it commits when the endpoint returns, rolls back on error."""
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+AppSettings = Annotated[Settings, Depends(get_app_settings)]
+DbSession = Annotated[Session, Depends(get_db, scope="function")]
+
+
+def get_current_user(request: Request, session: DbSession, settings: AppSettings) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    try:
+        return auth_service.authenticate(session, token=token.strip(), settings=settings)
+    except Unauthorized as exc:
+        exc.headers = {"WWW-Authenticate": "Bearer"}
+        raise
+
+
+CurrentUser = Annotated[Principal, Depends(get_current_user)]
+
+
+def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
+    """A dependency that admits only the given roles (403 otherwise)."""
+    allowed = frozenset(roles)
+
+    def _check(user: CurrentUser) -> Principal:
+        if user.role not in allowed:
+            names = ", ".join(sorted(r.value for r in allowed))
+            raise Forbidden(f"role {user.role.value} may not do this (needs one of: {names})")
+        return user
+
+    return _check

@@ -1,0 +1,1 @@
+"""Low-voltage connection work orders and their stage machine."""

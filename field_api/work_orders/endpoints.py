@@ -1,0 +1,103 @@
+"""HTTP endpoints of work orders."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from field_api.auth.models import Role
+from field_api.auth.rules import Principal
+from field_api.deps import CurrentUser, DbSession, require_roles
+from field_api.work_orders import service
+from field_api.work_orders.rules import Stage
+from field_api.work_orders.schemas import (
+    AssignmentUpdate,
+    TransitionCreate,
+    TransitionRead,
+    WorkOrderCreate,
+    WorkOrderRead,
+    transition_read,
+)
+
+router = APIRouter(prefix="/work-orders", tags=["work orders"])
+
+Intake = Annotated[Principal, Depends(require_roles(Role.service, Role.admin))]
+
+
+def _masked_for(user: Principal) -> bool:
+    return user.role not in (Role.crew, Role.service, Role.admin)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_work_order(body: WorkOrderCreate, session: DbSession, user: Intake) -> WorkOrderRead:
+    """Accept a low-voltage connection application as a new work order."""
+    order = service.create(session, body, actor=user)
+    return WorkOrderRead.of(order, masked=False)
+
+
+@router.get("")
+def list_work_orders(
+    session: DbSession,
+    user: CurrentUser,
+    stage: Stage | None = None,
+    crew_id: int | None = None,
+    district_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[WorkOrderRead]:
+    """List the work orders the caller may see (personal data masked)."""
+    orders = service.list_for_actor(
+        session,
+        user,
+        stage=stage,
+        crew_id=crew_id,
+        district_id=district_id,
+        limit=limit,
+        offset=offset,
+    )
+    return [WorkOrderRead.of(o, masked=True) for o in orders]
+
+
+@router.get("/{order_id}")
+def get_work_order(order_id: int, session: DbSession, user: CurrentUser) -> WorkOrderRead:
+    """Show one work order with the stages it may move to next."""
+    order = service.get_for_actor(session, order_id, user, write=False)
+    return WorkOrderRead.of(order, masked=_masked_for(user))
+
+
+@router.put("/{order_id}/assignment")
+def assign_work_order(
+    order_id: int, body: AssignmentUpdate, session: DbSession, user: Intake
+) -> WorkOrderRead:
+    """Assign the order to a crew."""
+    order = service.assign(session, order_id, crew_code=body.crew_code, actor=user)
+    return WorkOrderRead.of(order, masked=False)
+
+
+@router.post("/{order_id}/transitions", status_code=status.HTTP_201_CREATED)
+def transition_work_order(
+    order_id: int, body: TransitionCreate, session: DbSession, user: CurrentUser
+) -> TransitionRead:
+    """Move the order to another stage (409 naming the allowed stages when illegal)."""
+    order = service.get_for_actor(session, order_id, user, write=True)
+    row = service.transition(
+        session,
+        order,
+        body.to,
+        actor=user,
+        reason=body.reason,
+        expected_on=body.expected_on,
+        device_time=body.device_time,
+        device_lat=body.device_lat,
+        device_lon=body.device_lon,
+        data=body.data,
+    )
+    return transition_read(row)
+
+
+@router.get("/{order_id}/transitions")
+def list_transitions(order_id: int, session: DbSession, user: CurrentUser) -> list[TransitionRead]:
+    """The order's recorded stage changes, oldest first."""
+    service.get_for_actor(session, order_id, user, write=False)
+    return [transition_read(t) for t in service.transitions_of(session, order_id)]

@@ -1,0 +1,194 @@
+"""Use cases of work orders: create, assign, list, and move through the stages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from field_api.audit import service as audit
+from field_api.auth import service as auth_service
+from field_api.auth.models import Role
+from field_api.auth.rules import Principal, may_touch_crew_work
+from field_api.db import utcnow
+from field_api.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed
+from field_api.work_orders import rules
+from field_api.work_orders.models import StageTransition, WorkOrder
+from field_api.work_orders.rules import Stage
+from field_api.work_orders.schemas import WorkOrderCreate
+
+TransitionListener = Callable[[Session, WorkOrder, StageTransition], None]
+_listeners: list[TransitionListener] = []
+
+
+def add_transition_listener(listener: TransitionListener) -> None:
+    """Let another slice react to every stage change (deadlines, notifications, ...)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def get(session: Session, order_id: int) -> WorkOrder | None:
+    return session.get(WorkOrder, order_id)
+
+
+def get_or_raise(session: Session, order_id: int) -> WorkOrder:
+    order = session.get(WorkOrder, order_id)
+    if order is None:
+        raise NotFound(f"work order {order_id} not found")
+    return order
+
+
+def get_for_actor(session: Session, order_id: int, actor: Principal, *, write: bool) -> WorkOrder:
+    """Load an order the actor may read (or change); 403 for another crew's order."""
+    order = get_or_raise(session, order_id)
+    ensure_access(order, actor, write=write)
+    return order
+
+
+def ensure_access(order: WorkOrder, actor: Principal, *, write: bool) -> None:
+    if not may_touch_crew_work(actor, order.crew_id, write=write):
+        raise Forbidden(
+            f"{actor.role.value} may not {'change' if write else 'read'} order {order.id}"
+        )
+
+
+def create(session: Session, data: WorkOrderCreate, *, actor: Principal | None) -> WorkOrder:
+    district = auth_service.get_district_by_code(session, data.district_code)
+    if district is None:
+        raise ValidationFailed(f"unknown district {data.district_code}")
+    problem = rules.capacity_problem(data.capacity_kw, ceiling_kw=district.lv_ceiling_kw)
+    if problem:
+        raise ValidationFailed(problem)
+    crew_id = None
+    if data.crew_code:
+        crew = auth_service.get_crew_by_code(session, data.crew_code)
+        if crew is None:
+            raise ValidationFailed(f"unknown crew {data.crew_code}")
+        crew_id = crew.id
+    order = WorkOrder(
+        customer_name=data.customer_name,
+        customer_phone=data.customer_phone,
+        customer_id_number=data.customer_id_number,
+        category=data.category,
+        capacity_kw=data.capacity_kw,
+        phases=data.phases,
+        address=data.address,
+        lon=data.lon,
+        lat=data.lat,
+        district_id=district.id,
+        crew_id=crew_id,
+        area=data.area,
+        channel=data.channel,
+        applied_on=data.applied_on,
+        stage=Stage.accepted,
+    )
+    session.add(order)
+    audit.record(session, actor=actor, action="work_order.create", entity=order)
+    return order
+
+
+def assign(session: Session, order_id: int, *, crew_code: str, actor: Principal) -> WorkOrder:
+    order = get_or_raise(session, order_id)
+    if order.stage in rules.TERMINAL:
+        raise InvalidTransition(f"order {order_id} is {order.stage.value}")
+    crew = auth_service.get_crew_by_code(session, crew_code)
+    if crew is None:
+        raise ValidationFailed(f"unknown crew {crew_code}")
+    order.crew_id = crew.id
+    audit.record(session, actor=actor, action="work_order.assign", entity=order)
+    return order
+
+
+def list_for_actor(
+    session: Session,
+    actor: Principal,
+    *,
+    stage: Stage | None = None,
+    crew_id: int | None = None,
+    district_id: int | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[WorkOrder]:
+    query = select(WorkOrder).order_by(WorkOrder.id)
+    if actor.role == Role.crew:
+        query = query.where(WorkOrder.crew_id == actor.crew_id)
+    elif actor.role not in (Role.admin, Role.service, Role.planner, Role.storekeeper):
+        raise Forbidden(f"{actor.role.value} has no access to connection orders")
+    if stage is not None:
+        query = query.where(WorkOrder.stage == stage)
+    if crew_id is not None:
+        query = query.where(WorkOrder.crew_id == crew_id)
+    if district_id is not None:
+        query = query.where(WorkOrder.district_id == district_id)
+    return list(session.execute(query.limit(limit).offset(offset)).scalars())
+
+
+def transition(
+    session: Session,
+    order: WorkOrder,
+    target: Stage,
+    *,
+    actor: Principal | None,
+    reason: str | None = None,
+    expected_on: date | None = None,
+    device_time: datetime | None = None,
+    device_lat: float | None = None,
+    device_lon: float | None = None,
+    data: dict[str, Any] | None = None,
+) -> StageTransition:
+    """Move ``order`` to ``target`` if the stage machine allows it, recording who and when."""
+    if actor is not None and actor.role not in rules.roles_for_target(target):
+        raise Forbidden(f"{actor.role.value} may not move an order to {target.value}")
+    if actor is not None:
+        ensure_access(order, actor, write=True)
+    problem = rules.transition_problem(order.stage, target, parked_from=order.parked_from)
+    if problem:
+        raise InvalidTransition(problem)
+    if target in (Stage.whitelisted, Stage.cancelled) and not reason:
+        raise ValidationFailed(f"moving to {target.value} needs a reason")
+    if target == Stage.whitelisted and expected_on is None:
+        raise ValidationFailed("white-listing needs the expected date of the grid reinforcement")
+
+    source = order.stage
+    now = utcnow()
+    if target == Stage.whitelisted:
+        order.parked_from = source
+        order.whitelist_reason = reason
+        order.whitelist_expected_on = expected_on
+    elif source == Stage.whitelisted:
+        order.parked_from = None
+    if target == Stage.cancelled:
+        order.cancel_reason = reason
+    order.stage = target
+    order.stage_changed_at = now
+    row = StageTransition(
+        order_id=order.id,
+        from_stage=source,
+        to_stage=target,
+        actor_id=actor.user_id if actor else None,
+        at=now,
+        device_time=device_time,
+        device_lat=device_lat,
+        device_lon=device_lon,
+        reason=reason,
+        data=data,
+    )
+    session.add(row)
+    audit.record(session, actor=actor, action=f"work_order.to_{target.value}", entity=order)
+    audit.record(session, actor=actor, action="stage_transition.create", entity=row)
+    for listener in list(_listeners):
+        listener(session, order, row)
+    return row
+
+
+def transitions_of(session: Session, order_id: int) -> list[StageTransition]:
+    return list(
+        session.execute(
+            select(StageTransition)
+            .where(StageTransition.order_id == order_id)
+            .order_by(StageTransition.id)
+        ).scalars()
+    )
