@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
     from field_api.config import Settings
 
-app = typer.Typer(no_args_is_help=True, help="The fieldops service.", pretty_exceptions_enable=False)
+app = typer.Typer(
+    no_args_is_help=True, help="The fieldops service.", pretty_exceptions_enable=False
+)
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 users_app = typer.Typer(no_args_is_help=True, help="Users and tokens.")
 crews_app = typer.Typer(no_args_is_help=True, help="Crews.")
@@ -183,3 +185,50 @@ def audit_verify() -> None:
         typer.echo(f"audit chain BROKEN: {problems[0].message}", err=True)
         sys.exit(1)
     typer.echo(f"audit chain ok: {count} events")
+
+
+inspections_app = typer.Typer(no_args_is_help=True, help="Drone inspection findings.")
+app.add_typer(inspections_app, name="inspections")
+
+
+@inspections_app.command("import")
+def inspections_import(
+    directory: Annotated[str, typer.Argument(help="Output folder of `fieldops vision run`.")],
+) -> None:
+    """Import a batch's finding records (idempotent)."""
+    from pathlib import Path
+
+    from field_api.inspections import service
+
+    try:
+        with service_context() as (settings, factory), factory.begin() as session:
+            summary = service.import_batch(
+                session, Path(directory).resolve(), settings=settings, actor=None
+            )
+    except Exception as exc:
+        _fail(exc)
+        return
+    typer.echo(
+        json.dumps(
+            {
+                "batch_id": summary.batch_id,
+                "unchanged": summary.unchanged,
+                "created": dict(summary.created),
+                "updated": dict(summary.updated),
+            }
+        )
+    )
+
+
+@inspections_app.command("export-training-set")
+def inspections_export(
+    out: Annotated[str, typer.Argument(help="Folder to write train/ and val/ into.")],
+) -> None:
+    """Export reviewed findings as a VOC dataset that `fieldops vision train --data` reads."""
+    from pathlib import Path
+
+    from field_api.inspections import service
+
+    with service_context() as (settings, factory), factory() as session:
+        counts = service.export_training_set(session, Path(out), settings=settings)
+    typer.echo(json.dumps(counts))

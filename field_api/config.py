@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     calendar_strict: bool = False
     signing_key_path: Path = Path("var/keys/contract-signing.key")
     log_level: str = "INFO"
+    inspections_dir: Path = Path("var/inspections")
+    repair_severity_threshold: int = Field(default=2, ge=0)
 
     @model_validator(mode="after")
     def _refuse_dev_defaults_in_production(self) -> Settings:

@@ -61,7 +61,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _import_slice_modules(module: str) -> list[Any]:
+def import_slice_modules(module: str) -> list[Any]:
     import field_api
 
     found = []
@@ -78,12 +78,12 @@ def _import_slice_modules(module: str) -> list[Any]:
 
 def import_all_models() -> None:
     """Import every ``field_api.<slice>.models`` module so ``Base.metadata`` is complete."""
-    _import_slice_modules("models")
+    import_slice_modules("models")
 
 
 def install_hooks() -> None:
     """Call ``install()`` of every ``field_api.<slice>.hooks`` module (idempotent)."""
-    for module in _import_slice_modules("hooks"):
+    for module in import_slice_modules("hooks"):
         module.install()
 
 

@@ -12,7 +12,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from field_api.config import Settings, get_settings
-from field_api.db import import_all_models, install_hooks, make_engine, make_session_factory
+from field_api.db import (
+    import_all_models,
+    import_slice_modules,
+    install_hooks,
+    make_engine,
+    make_session_factory,
+)
 from field_api.errors import DomainError
 from field_api.idempotency.middleware import IdempotencyMiddleware
 
@@ -32,16 +38,14 @@ HTTP_ERROR_NAMES = {
 }
 
 
+# NOTE to slice authors: routers are discovered — every field_api.<slice>.endpoints.router is
+# mounted (plus an optional ``extra_routers`` list). Nothing to add here.
 def _routers() -> list[Any]:
-    from field_api.audit.endpoints import router as audit_router
-    from field_api.auth.endpoints import router as auth_router
-    from field_api.contracts.endpoints import router as contracts_router
-    from field_api.work_orders.endpoints import router as work_orders_router
-
-    routers: list[Any] = [auth_router, audit_router, work_orders_router]
-    routers.append(contracts_router)
-    from field_api.deadlines.endpoints import router as deadlines_router
-    routers.append(deadlines_router)
+    """Every slice's ``endpoints.router`` (and ``endpoints.extra_routers``), in slice order."""
+    routers: list[Any] = []
+    for module in import_slice_modules("endpoints"):
+        routers.append(module.router)
+        routers.extend(getattr(module, "extra_routers", ()))
     return routers
 
 

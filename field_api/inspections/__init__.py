@@ -1,0 +1,1 @@
+"""Drone inspection findings: import, review, repair orders, ledger corrections, backlog."""

@@ -1,0 +1,258 @@
+"""HTTP endpoints of inspections, repair orders and the planners' backlog views."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, UploadFile
+from fastapi.responses import FileResponse, Response
+from sqlalchemy import select
+
+from field_api.auth.models import Role
+from field_api.auth.rules import Principal
+from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
+from field_api.errors import NotFound, PayloadTooLarge
+from field_api.inspections import service
+from field_api.inspections.models import InspectionPhoto, LedgerAsset
+from field_api.inspections.rules import FindingStatus, LedgerTaskStatus
+from field_api.inspections.schemas import (
+    FindingRead,
+    ImportRequest,
+    ImportResult,
+    LedgerAssetRead,
+    LedgerDecision,
+    LedgerTaskRead,
+    RepairOrderRead,
+    RepairTransition,
+    ReviewRequest,
+    ReviewResult,
+)
+
+router = APIRouter(tags=["inspections"])
+Inspector = Annotated[Principal, Depends(require_roles(Role.inspector, Role.admin))]
+Reader = Annotated[Principal, Depends(require_roles(Role.inspector, Role.planner, Role.admin))]
+Planner = Annotated[Principal, Depends(require_roles(Role.planner, Role.inspector, Role.admin))]
+MAX_REPAIR_PHOTO_BYTES = 20 * 1024 * 1024
+
+
+@router.post("/inspections/batches/import")
+def import_batch(
+    body: ImportRequest, session: DbSession, settings: AppSettings, user: Inspector
+) -> ImportResult:
+    """Import a batch's finding records (idempotent; a newer run supersedes an older one)."""
+    summary = service.import_batch(session, Path(body.directory), settings=settings, actor=user)
+    return ImportResult(
+        batch_id=summary.batch_id,
+        unchanged=summary.unchanged,
+        created=dict(summary.created),
+        updated=dict(summary.updated),
+    )
+
+
+@router.get("/inspections/findings")
+def list_findings(
+    session: DbSession,
+    _: Reader,
+    line_id: str | None = None,
+    asset_id: str | None = None,
+    class_name: str | None = None,
+    min_severity: Annotated[int | None, Query(ge=0)] = None,
+    status: FindingStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[FindingRead]:
+    """Findings filtered by line, asset, class, severity and status."""
+    rows = service.list_findings(
+        session,
+        line_id=line_id,
+        asset_id=asset_id,
+        class_name=class_name,
+        min_severity=min_severity,
+        status=status,
+        limit=limit,
+        offset=offset,
+    )
+    return [FindingRead.model_validate(r) for r in rows]
+
+
+@router.get("/inspections/findings/{finding_id}")
+def get_finding(finding_id: str, session: DbSession, _: Reader) -> FindingRead:
+    """One finding."""
+    return FindingRead.model_validate(service.get_finding_or_raise(session, finding_id))
+
+
+@router.post("/inspections/findings/{finding_id}/review")
+def review_finding(
+    finding_id: str,
+    body: ReviewRequest,
+    session: DbSession,
+    settings: AppSettings,
+    user: Inspector,
+) -> ReviewResult:
+    """Confirm, correct or reject a proposed finding; serious defects get a repair order."""
+    finding, repair = service.review(
+        session,
+        finding_id,
+        decision=body.decision,
+        actor=user,
+        settings=settings,
+        class_name=body.class_name,
+        severity=body.severity,
+        xyxy=body.xyxy,
+        note=body.note,
+    )
+    return ReviewResult(
+        finding=FindingRead.model_validate(finding),
+        repair_order=RepairOrderRead.model_validate(repair) if repair else None,
+    )
+
+
+def _file(settings: Any, sha: str | None, media_type: str) -> FileResponse:
+    if sha is None:
+        raise NotFound("no stored file")
+    path = service.media_path(settings, sha)
+    if not path.is_file():
+        raise NotFound("stored file missing")
+    return FileResponse(path, media_type=media_type, headers={"ETag": f'"{sha}"'})
+
+
+@router.get("/inspections/photos/{photo_id}/image", response_class=FileResponse)
+def photo_image(
+    photo_id: str, session: DbSession, settings: AppSettings, _: Reader
+) -> FileResponse:
+    """The inspection photo's original bytes."""
+    photo = session.get(InspectionPhoto, photo_id)
+    if photo is None:
+        raise NotFound(f"photo {photo_id} not found")
+    return _file(settings, photo.stored_sha256, "image/jpeg")
+
+
+@router.get("/inspections/findings/{finding_id}/crop", response_class=FileResponse)
+def finding_crop(
+    finding_id: str, session: DbSession, settings: AppSettings, user: CurrentUser
+) -> FileResponse:
+    """The finding's annotated evidence crop (readable by the assigned repair crew too)."""
+    finding = service.get_finding_or_raise(session, finding_id)
+    if user.role == Role.crew:
+        visible = {r.finding_id for r in service.list_repairs(session, user)}
+        if finding_id not in visible:
+            raise NotFound(f"finding {finding_id} not found")
+    return _file(settings, finding.evidence_sha256, "image/jpeg")
+
+
+@router.get("/inspections/assets")
+def list_assets(session: DbSession, _: Reader, line_id: str | None = None) -> list[LedgerAssetRead]:
+    """Ledger assets, optionally of one line."""
+    query = select(LedgerAsset).order_by(LedgerAsset.id)
+    if line_id is not None:
+        query = query.where(LedgerAsset.line_id == line_id)
+    return [LedgerAssetRead.model_validate(a) for a in session.execute(query).scalars()]
+
+
+@router.get("/inspections/ledger-tasks")
+def list_ledger_tasks(
+    session: DbSession,
+    _: Reader,
+    line_id: str | None = None,
+    status: LedgerTaskStatus | None = None,
+) -> list[LedgerTaskRead]:
+    """Ledger-correction tasks per line with their evidence."""
+    rows = service.list_ledger_tasks(session, line_id=line_id, status=status)
+    return [LedgerTaskRead.model_validate(t) for t in rows]
+
+
+@router.post("/inspections/ledger-tasks/{task_id}/decision")
+def decide_ledger_task(
+    task_id: str, body: LedgerDecision, session: DbSession, user: Inspector
+) -> LedgerTaskRead:
+    """Accept (the ledger is corrected) or dismiss a ledger-correction task."""
+    task = service.decide_ledger_task(session, task_id, accept=body.accept, actor=user)
+    return LedgerTaskRead.model_validate(task)
+
+
+@router.get("/repair-orders")
+def list_repair_orders(session: DbSession, user: CurrentUser) -> list[RepairOrderRead]:
+    """Repair orders (a crew sees its own)."""
+    return [RepairOrderRead.model_validate(r) for r in service.list_repairs(session, user)]
+
+
+@router.get("/repair-orders/{repair_id}")
+def get_repair_order(repair_id: int, session: DbSession, user: CurrentUser) -> RepairOrderRead:
+    """One repair order with its finding, kit and evidence."""
+    return RepairOrderRead.model_validate(service.get_repair_for_actor(session, repair_id, user))
+
+
+@router.post("/repair-orders/{repair_id}/photos/{kind}")
+async def add_repair_photo(
+    repair_id: int,
+    kind: str,
+    file: UploadFile,
+    request: Request,
+    session: DbSession,
+    settings: AppSettings,
+    user: CurrentUser,
+) -> RepairOrderRead:
+    """Attach the photo taken before or after the repair."""
+    data = await file.read(MAX_REPAIR_PHOTO_BYTES + 1)
+    if len(data) > MAX_REPAIR_PHOTO_BYTES:
+        raise PayloadTooLarge(f"a repair photo is at most {MAX_REPAIR_PHOTO_BYTES} bytes")
+    order = service.add_repair_photo(
+        session, repair_id, kind=kind, data=data, actor=user, settings=settings
+    )
+    return RepairOrderRead.model_validate(order)
+
+
+@router.post("/repair-orders/{repair_id}/transitions")
+def move_repair_order(
+    repair_id: int, body: RepairTransition, session: DbSession, user: CurrentUser
+) -> RepairOrderRead:
+    """Move a repair order: assigned → on_site → repaired → verified."""
+    order = service.move_repair(session, repair_id, body.to, actor=user)
+    return RepairOrderRead.model_validate(order)
+
+
+def _csv(rows: list[dict[str, Any]], name: str) -> Response:
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+@router.get("/planner/defect-backlog", response_model=None)
+def defect_backlog(
+    session: DbSession, _: Planner, format: Annotated[str, Query(pattern="^(json|csv)$")] = "json"
+) -> list[dict[str, Any]] | Response:
+    """Open defects by line, class and severity with their ages (JSON or CSV)."""
+    rows = [asdict(r) for r in service.defect_backlog(session)]
+    return _csv(rows, "defect-backlog") if format == "csv" else rows
+
+
+@router.get("/planner/inspection-coverage", response_model=None)
+def inspection_coverage(
+    session: DbSession,
+    _: Planner,
+    days: Annotated[int, Query(ge=1, le=3650)] = 90,
+    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+) -> list[dict[str, Any]] | Response:
+    """Share of each line's ledger assets seen in the last N days (JSON or CSV)."""
+    rows = [asdict(r) for r in service.inspection_coverage(session, days=days)]
+    return _csv(rows, "inspection-coverage") if format == "csv" else rows
+
+
+@router.get("/planner/repair-lead-times", response_model=None)
+def repair_lead_times(
+    session: DbSession, _: Planner, format: Annotated[str, Query(pattern="^(json|csv)$")] = "json"
+) -> list[dict[str, Any]] | Response:
+    """Days from each repair order to on-site, repaired and verified (JSON or CSV)."""
+    rows = [asdict(r) for r in service.repair_lead_times(session)]
+    return _csv(rows, "repair-lead-times") if format == "csv" else rows

@@ -1,0 +1,145 @@
+"""Imported inspection batches, the line ledger, findings, repair orders, ledger tasks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Enum, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from field_api.db import Base, utcnow
+from field_api.inspections.rules import FindingStatus, LedgerTaskStatus, RepairStage
+
+
+def _enum(cls: type[Any]) -> Enum:
+    return Enum(cls, native_enum=False, length=32, validate_strings=True)
+
+
+class InspectionBatch(Base):
+    __tablename__ = "inspection_batches"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str] = mapped_column(String(1000))
+    records_sha256: Mapped[str] = mapped_column(String(64))
+    produced_at: Mapped[datetime]
+    imported_at: Mapped[datetime] = mapped_column(default=utcnow)
+    imported_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+
+
+class LedgerLine(Base):
+    __tablename__ = "ledger_lines"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    district_id: Mapped[int | None] = mapped_column(ForeignKey("districts.id"), index=True)
+
+
+class LedgerAsset(Base):
+    __tablename__ = "ledger_assets"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    line_id: Mapped[str | None] = mapped_column(ForeignKey("ledger_lines.id"), index=True)
+    lat: Mapped[float]
+    lon: Mapped[float]
+    registered: Mapped[bool] = mapped_column(default=True)
+    last_seen_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InspectionPhoto(Base):
+    __tablename__ = "inspection_photos"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the bytes
+    batch_id: Mapped[str] = mapped_column(ForeignKey("inspection_batches.id"), index=True)
+    path: Mapped[str] = mapped_column(String(1000))
+    stored_sha256: Mapped[str | None] = mapped_column(String(64))
+    width_px: Mapped[int]
+    height_px: Mapped[int]
+    captured_at: Mapped[datetime | None]
+    camera_lat: Mapped[float | None]
+    camera_lon: Mapped[float | None]
+    center_lat: Mapped[float | None]
+    center_lon: Mapped[float | None]
+    asset_id: Mapped[str | None] = mapped_column(String(100), index=True)
+
+
+class Finding(Base):
+    """One AI detection, proposed until an inspector reviews it."""
+
+    __tablename__ = "findings"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("inspection_batches.id"), index=True)
+    produced_at: Mapped[datetime]
+    photo_id: Mapped[str] = mapped_column(ForeignKey("inspection_photos.id"), index=True)
+    asset_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    line_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    class_name: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    confidence: Mapped[float]
+    severity: Mapped[int] = mapped_column(index=True)
+    x1: Mapped[float]
+    y1: Mapped[float]
+    x2: Mapped[float]
+    y2: Mapped[float]
+    ground_lat: Mapped[float | None]
+    ground_lon: Mapped[float | None]
+    evidence_sha256: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[FindingStatus] = mapped_column(
+        _enum(FindingStatus), default=FindingStatus.proposed, index=True
+    )
+    reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reviewed_at: Mapped[datetime | None]
+    review_note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RepairOrder(Base):
+    __tablename__ = "repair_orders"
+    __table_args__ = (UniqueConstraint("finding_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    finding_id: Mapped[str] = mapped_column(ForeignKey("findings.id"))
+    asset_id: Mapped[str | None] = mapped_column(String(100))
+    line_id: Mapped[str | None] = mapped_column(String(100))
+    district_id: Mapped[int | None] = mapped_column(ForeignKey("districts.id"), index=True)
+    crew_id: Mapped[int | None] = mapped_column(ForeignKey("crews.id"), index=True)
+    repair_kit_code: Mapped[str | None] = mapped_column(String(64))
+    lat: Mapped[float | None]
+    lon: Mapped[float | None]
+    evidence_sha256: Mapped[str | None] = mapped_column(String(64))
+    stage: Mapped[RepairStage] = mapped_column(_enum(RepairStage), default=RepairStage.assigned)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    on_site_at: Mapped[datetime | None]
+    repaired_at: Mapped[datetime | None]
+    verified_at: Mapped[datetime | None]
+    before_photo_sha256: Mapped[str | None] = mapped_column(String(64))
+    after_photo_sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class LedgerTask(Base):
+    """A ledger correction proposed by a batch: unregistered, uninspected, position mismatch."""
+
+    __tablename__ = "ledger_tasks"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("inspection_batches.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    asset_id: Mapped[str] = mapped_column(String(100), index=True)
+    line_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    lat: Mapped[float]
+    lon: Mapped[float]
+    observed_lat: Mapped[float | None]
+    observed_lon: Mapped[float | None]
+    offset_m: Mapped[float | None]
+    sightings: Mapped[int] = mapped_column(default=0)
+    photo_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[LedgerTaskStatus] = mapped_column(
+        _enum(LedgerTaskStatus), default=LedgerTaskStatus.open, index=True
+    )
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None]

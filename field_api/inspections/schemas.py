@@ -1,0 +1,130 @@
+"""Request and response bodies of inspections."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from field_api.inspections.rules import FindingStatus, LedgerTaskStatus, RepairStage
+
+
+class ImportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    directory: str = Field(
+        min_length=1,
+        max_length=1000,
+        description="Batch output folder, relative to the configured inspections folder.",
+    )
+
+
+class ImportResult(BaseModel):
+    batch_id: str
+    unchanged: bool
+    created: dict[str, int]
+    updated: dict[str, int]
+
+
+class FindingRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    batch_id: str
+    photo_id: str
+    asset_id: str | None
+    line_id: str | None
+    class_name: str
+    role: str
+    confidence: float
+    severity: int
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    ground_lat: float | None
+    ground_lon: float | None
+    evidence_sha256: str | None
+    status: FindingStatus
+    reviewed_by: int | None
+    reviewed_at: datetime | None
+    review_note: str | None
+
+
+class ReviewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: FindingStatus
+    class_name: str | None = Field(default=None, min_length=1, max_length=64)
+    severity: int | None = Field(default=None, ge=0, le=10)
+    xyxy: tuple[float, float, float, float] | None = None
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class RepairOrderRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    finding_id: str
+    asset_id: str | None
+    line_id: str | None
+    district_id: int | None
+    crew_id: int | None
+    repair_kit_code: str | None
+    lat: float | None
+    lon: float | None
+    evidence_sha256: str | None
+    stage: RepairStage
+    created_at: datetime
+    on_site_at: datetime | None
+    repaired_at: datetime | None
+    verified_at: datetime | None
+    before_photo_sha256: str | None
+    after_photo_sha256: str | None
+
+
+class ReviewResult(BaseModel):
+    finding: FindingRead
+    repair_order: RepairOrderRead | None
+
+
+class RepairTransition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: RepairStage
+
+
+class LedgerTaskRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    batch_id: str
+    kind: str
+    asset_id: str
+    line_id: str | None
+    lat: float
+    lon: float
+    observed_lat: float | None
+    observed_lon: float | None
+    offset_m: float | None
+    sightings: int
+    photo_ids: list[str]
+    detail: str
+    status: LedgerTaskStatus
+    decided_by: int | None
+    decided_at: datetime | None
+
+
+class LedgerDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    accept: bool
+
+
+class LedgerAssetRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    line_id: str | None
+    lat: float
+    lon: float
+    registered: bool
+    last_seen_at: datetime | None

@@ -1,0 +1,745 @@
+"""Use cases of inspections: import a batch, review findings, repair orders, ledger tasks.
+
+Photos and evidence crops go into the content-addressed media store (sha256 paths under the
+media folder); rows keep their sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from field_api.audit import service as audit
+from field_api.auth.models import Crew, Role
+from field_api.auth.rules import Principal
+from field_api.config import Settings
+from field_api.db import utcnow
+from field_api.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed
+from field_api.inspections import rules
+from field_api.inspections.models import (
+    Finding,
+    InspectionBatch,
+    InspectionPhoto,
+    LedgerAsset,
+    LedgerLine,
+    LedgerTask,
+    RepairOrder,
+)
+from field_api.inspections.rules import FindingStatus, LedgerTaskStatus, RepairStage
+from vision import records as rec
+
+RECORDS_FILE = "records.jsonl"
+STATE_FILE = "batch.json"
+
+
+# --- the content-addressed store -------------------------------------------------------------
+
+
+def media_path(settings: Settings, sha256: str) -> Path:
+    return settings.media_dir / sha256[:2] / sha256
+
+
+def store_file(settings: Settings, source: Path) -> str:
+    """Copy ``source`` into the store (once per content) and return its sha256."""
+    digest = hashlib.sha256()
+    settings.media_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=settings.media_dir, delete=False) as tmp:
+        tmp_path = Path(tmp.name)
+        with source.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+                tmp.write(chunk)
+    sha = digest.hexdigest()
+    target = media_path(settings, sha)
+    if target.exists():
+        tmp_path.unlink()
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp_path.replace(target)
+    return sha
+
+
+def store_bytes(settings: Settings, data: bytes) -> str:
+    sha = hashlib.sha256(data).hexdigest()
+    target = media_path(settings, sha)
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
+            tmp.write(data)
+        Path(tmp.name).replace(target)
+    return sha
+
+
+# --- import --------------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportSummary:
+    batch_id: str
+    unchanged: bool = False
+    created: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    updated: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def _resolve_batch_dir(settings: Settings, directory: Path) -> Path:
+    path = directory if directory.is_absolute() else settings.inspections_dir / directory
+    path = path.resolve()
+    if not (path / RECORDS_FILE).is_file():
+        raise ValidationFailed(f"{directory} holds no {RECORDS_FILE}: not a batch output folder")
+    return path
+
+
+def _produced_at(batch_dir: Path) -> datetime:
+    state = batch_dir / STATE_FILE
+    if state.is_file():
+        try:
+            data = json.loads(state.read_text(encoding="utf-8"))
+            for key in ("finished_at", "updated_at", "started_at"):
+                if isinstance(data.get(key), str):
+                    value = datetime.fromisoformat(data[key])
+                    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        except (ValueError, OSError):
+            pass
+    return datetime.fromtimestamp((batch_dir / RECORDS_FILE).stat().st_mtime, tz=UTC)
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _load_records(path: Path) -> list[Any]:
+    try:
+        return list(rec.read_jsonl(path))
+    except rec.RecordError as exc:
+        raise ValidationFailed(str(exc)) from exc
+
+
+def _district_id(session: Session, code: str | None) -> int | None:
+    if not code:
+        return None
+    from field_api.auth import service as auth_service
+
+    district = auth_service.get_district_by_code(session, code)
+    return district.id if district else None
+
+
+def _upsert(
+    session: Session,
+    summary: ImportSummary,
+    model: type[Any],
+    key: str,
+    values: dict[str, Any],
+    *,
+    actor: Principal | None,
+) -> Any:
+    row = session.get(model, key)
+    if row is None:
+        row = model(id=key, **values)
+        session.add(row)
+        audit.record(session, actor=actor, action=f"{model.__tablename__}.import", entity=row)
+        summary.created[model.__tablename__] += 1
+        return row
+    changed = {k: v for k, v in values.items() if getattr(row, k) != v}
+    if changed:
+        for k, v in changed.items():
+            setattr(row, k, v)
+        audit.record(session, actor=actor, action=f"{model.__tablename__}.reimport", entity=row)
+        summary.updated[model.__tablename__] += 1
+    return row
+
+
+def import_batch(
+    session: Session, directory: Path, *, settings: Settings, actor: Principal | None
+) -> ImportSummary:
+    """Import a batch's finding records; importing the same batch twice changes nothing.
+
+    A record already imported from an older run of the batch is superseded by the newer one;
+    an inspector's review is kept.
+    """
+    batch_dir = _resolve_batch_dir(settings, directory)
+    records_path = batch_dir / RECORDS_FILE
+    records_sha = _sha256_of(records_path)
+    records = _load_records(records_path)
+    if not records:
+        raise ValidationFailed(f"{records_path} holds no records")
+    batch_id = records[0].batch_id
+    if any(r.batch_id != batch_id for r in records):
+        raise ValidationFailed("records of several batches in one file")
+    produced_at = _produced_at(batch_dir)
+    summary = ImportSummary(batch_id=batch_id)
+
+    batch = session.get(InspectionBatch, batch_id)
+    if batch is not None and batch.records_sha256 == records_sha:
+        summary.unchanged = True
+        return summary
+    if batch is not None and batch.produced_at > produced_at:
+        raise ValidationFailed(
+            f"batch {batch_id} was already imported from a newer run ({batch.produced_at})"
+        )
+    counts: dict[str, int] = defaultdict(int)
+    for r in records:
+        counts[r.kind] += 1
+    batch = _upsert(
+        session,
+        summary,
+        InspectionBatch,
+        batch_id,
+        {
+            "source": str(batch_dir),
+            "records_sha256": records_sha,
+            "produced_at": produced_at,
+            "imported_by": actor.user_id if actor else None,
+            "counts": dict(counts),
+        },
+        actor=actor,
+    )
+    session.flush()
+
+    lines = [r for r in records if r.kind == "line"]
+    for line in lines:
+        _upsert(
+            session,
+            summary,
+            LedgerLine,
+            line.line_id,
+            {"name": line.name, "district_id": _district_id(session, line.district)},
+            actor=actor,
+        )
+    assets = [r for r in records if r.kind == "asset"]
+    for asset in assets:
+        if asset.line_id and session.get(LedgerLine, asset.line_id) is None:
+            _upsert(
+                session,
+                summary,
+                LedgerLine,
+                asset.line_id,
+                {"name": asset.line_id, "district_id": None},
+                actor=actor,
+            )
+    session.flush()
+
+    photos = {r.photo_id: r for r in records if r.kind == "photo"}
+    for photo in photos.values():
+        source = Path(photo.path)
+        source = source if source.is_absolute() else batch_dir / source
+        stored = store_file(settings, source) if source.is_file() else None
+        _upsert(
+            session,
+            summary,
+            InspectionPhoto,
+            photo.photo_id,
+            {
+                "batch_id": batch_id,
+                "path": photo.path,
+                "stored_sha256": stored,
+                "width_px": photo.width_px,
+                "height_px": photo.height_px,
+                "captured_at": photo.captured_at,
+                "camera_lat": photo.camera.lat if photo.camera else None,
+                "camera_lon": photo.camera.lon if photo.camera else None,
+                "center_lat": photo.center.lat if photo.center else None,
+                "center_lon": photo.center.lon if photo.center else None,
+                "asset_id": photo.asset_id,
+            },
+            actor=actor,
+        )
+    session.flush()
+
+    seen_at: dict[str, datetime] = {}
+    for photo in photos.values():
+        if photo.asset_id and photo.captured_at:
+            at = (
+                photo.captured_at
+                if photo.captured_at.tzinfo
+                else photo.captured_at.replace(tzinfo=UTC)
+            )
+            seen_at[photo.asset_id] = max(at, seen_at.get(photo.asset_id, at))
+    for asset in assets:
+        if asset.status == "unregistered":
+            continue  # not in the ledger until an inspector accepts the correction task
+        existing = session.get(LedgerAsset, asset.asset_id)
+        values: dict[str, Any] = {"name": asset.name, "line_id": asset.line_id}
+        if existing is None:
+            values.update(lat=asset.position.lat, lon=asset.position.lon, registered=True)
+        last = seen_at.get(asset.asset_id)
+        if last is not None and (
+            existing is None or existing.last_seen_at is None or existing.last_seen_at < last
+        ):
+            values["last_seen_at"] = last
+        _upsert(session, summary, LedgerAsset, asset.asset_id, values, actor=actor)
+
+    line_of_asset = {a.asset_id: a.line_id for a in assets}
+    for det in (r for r in records if r.kind == "detection"):
+        crop_sha = None
+        if det.evidence_crop:
+            crop = batch_dir / det.evidence_crop
+            crop_sha = store_file(settings, crop) if crop.is_file() else None
+        values = {
+            "batch_id": batch_id,
+            "produced_at": produced_at,
+            "photo_id": det.photo_id,
+            "asset_id": det.asset_id,
+            "line_id": line_of_asset.get(det.asset_id or ""),
+            "class_name": det.class_name,
+            "role": det.role,
+            "confidence": det.confidence,
+            "severity": det.severity,
+            "x1": det.xyxy[0],
+            "y1": det.xyxy[1],
+            "x2": det.xyxy[2],
+            "y2": det.xyxy[3],
+            "ground_lat": det.ground.lat if det.ground else None,
+            "ground_lon": det.ground.lon if det.ground else None,
+            "evidence_sha256": crop_sha,
+        }
+        existing_finding = session.get(Finding, det.id)
+        if existing_finding is not None and existing_finding.status != FindingStatus.proposed:
+            # The inspector's decision stands; only evidence and position follow the newer run.
+            for key in ("class_name", "severity", "x1", "y1", "x2", "y2"):
+                values.pop(key)
+        _upsert(session, summary, Finding, det.id, values, actor=actor)
+
+    for issue in (r for r in records if r.kind == "ledger_issue"):
+        values = {
+            "batch_id": batch_id,
+            "kind": issue.issue,
+            "asset_id": issue.asset_id,
+            "line_id": issue.line_id,
+            "lat": issue.position.lat,
+            "lon": issue.position.lon,
+            "observed_lat": issue.observed.lat if issue.observed else None,
+            "observed_lon": issue.observed.lon if issue.observed else None,
+            "offset_m": issue.offset_m,
+            "sightings": issue.sightings,
+            "photo_ids": list(issue.photo_ids),
+            "detail": issue.detail,
+        }
+        _upsert(session, summary, LedgerTask, issue.id, values, actor=actor)
+    session.flush()
+    return summary
+
+
+# --- findings and review -------------------------------------------------------------------------
+
+
+def get_finding_or_raise(session: Session, finding_id: str) -> Finding:
+    finding = session.get(Finding, finding_id)
+    if finding is None:
+        raise NotFound(f"finding {finding_id} not found")
+    return finding
+
+
+def list_findings(
+    session: Session,
+    *,
+    line_id: str | None = None,
+    asset_id: str | None = None,
+    class_name: str | None = None,
+    min_severity: int | None = None,
+    status: FindingStatus | None = None,
+    limit: int = 200,
+    offset: int = 0,
+) -> list[Finding]:
+    query = select(Finding).order_by(Finding.severity.desc(), Finding.id)
+    if line_id is not None:
+        query = query.where(Finding.line_id == line_id)
+    if asset_id is not None:
+        query = query.where(Finding.asset_id == asset_id)
+    if class_name is not None:
+        query = query.where(Finding.class_name == class_name)
+    if min_severity is not None:
+        query = query.where(Finding.severity >= min_severity)
+    if status is not None:
+        query = query.where(Finding.status == status)
+    return list(session.execute(query.limit(limit).offset(offset)).scalars())
+
+
+def review(
+    session: Session,
+    finding_id: str,
+    *,
+    decision: FindingStatus,
+    actor: Principal,
+    settings: Settings,
+    class_name: str | None = None,
+    severity: int | None = None,
+    xyxy: tuple[float, float, float, float] | None = None,
+    note: str | None = None,
+) -> tuple[Finding, RepairOrder | None]:
+    """Confirm, correct or reject a proposed finding; a serious defect gets a repair order."""
+    finding = get_finding_or_raise(session, finding_id)
+    problem = rules.review_problem(finding.status, decision)
+    if problem:
+        raise InvalidTransition(problem)
+    if decision == FindingStatus.corrected:
+        if class_name is None and severity is None and xyxy is None:
+            raise ValidationFailed("a correction changes the class, the severity or the box")
+        if class_name is not None:
+            finding.class_name = class_name
+        if severity is not None:
+            finding.severity = severity
+        if xyxy is not None:
+            x1, y1, x2, y2 = xyxy
+            if not (x1 < x2 and y1 < y2):
+                raise ValidationFailed("box must have x1 < x2 and y1 < y2")
+            finding.x1, finding.y1, finding.x2, finding.y2 = xyxy
+    elif class_name is not None or severity is not None or xyxy is not None:
+        raise ValidationFailed("only a correction changes class, severity or box")
+    finding.status = decision
+    finding.reviewed_by = actor.user_id
+    finding.reviewed_at = utcnow()
+    finding.review_note = note
+    audit.record(session, actor=actor, action=f"finding.{decision.value}", entity=finding)
+    repair = None
+    if rules.needs_repair(
+        finding.status,
+        finding.role,
+        finding.severity,
+        threshold=settings.repair_severity_threshold,
+    ):
+        repair = _create_repair_order(session, finding, actor=actor)
+    return finding, repair
+
+
+def _repair_crew(session: Session, district_id: int | None) -> Crew | None:
+    if district_id is None:
+        return None
+    return (
+        session.execute(
+            select(Crew)
+            .where(Crew.district_id == district_id, Crew.handles_repairs.is_(True))
+            .order_by(Crew.id)
+        )
+        .scalars()
+        .first()
+    )
+
+
+def _create_repair_order(session: Session, finding: Finding, *, actor: Principal) -> RepairOrder:
+    from standard_kits import load_catalogue
+
+    line = session.get(LedgerLine, finding.line_id) if finding.line_id else None
+    district_id = line.district_id if line else None
+    crew = _repair_crew(session, district_id)
+    kit = load_catalogue().repair_kit_for(finding.class_name)
+    asset = session.get(LedgerAsset, finding.asset_id) if finding.asset_id else None
+    order = RepairOrder(
+        finding_id=finding.id,
+        asset_id=finding.asset_id,
+        line_id=finding.line_id,
+        district_id=district_id,
+        crew_id=crew.id if crew else None,
+        repair_kit_code=kit.code if kit else None,
+        lat=finding.ground_lat
+        if finding.ground_lat is not None
+        else (asset.lat if asset else None),
+        lon=finding.ground_lon
+        if finding.ground_lon is not None
+        else (asset.lon if asset else None),
+        evidence_sha256=finding.evidence_sha256,
+        stage=RepairStage.assigned,
+    )
+    session.add(order)
+    audit.record(session, actor=actor, action="repair_order.create", entity=order)
+    return order
+
+
+# --- repair orders -------------------------------------------------------------------------------
+
+
+def get_repair_for_actor(session: Session, repair_id: int, actor: Principal) -> RepairOrder:
+    order = session.get(RepairOrder, repair_id)
+    if order is None:
+        raise NotFound(f"repair order {repair_id} not found")
+    if actor.role == Role.crew and actor.crew_id != order.crew_id:
+        raise Forbidden(f"repair order {repair_id} belongs to another crew")
+    return order
+
+
+def list_repairs(session: Session, actor: Principal) -> list[RepairOrder]:
+    query = select(RepairOrder).order_by(RepairOrder.id)
+    if actor.role == Role.crew:
+        query = query.where(RepairOrder.crew_id == actor.crew_id)
+    return list(session.execute(query).scalars())
+
+
+def add_repair_photo(
+    session: Session,
+    repair_id: int,
+    *,
+    kind: str,
+    data: bytes,
+    actor: Principal,
+    settings: Settings,
+) -> RepairOrder:
+    """Attach the before or after photo (JPEG or PNG, checked by its magic bytes)."""
+    order = get_repair_for_actor(session, repair_id, actor)
+    if kind not in ("before", "after"):
+        raise ValidationFailed("kind must be before or after")
+    if not (data.startswith(b"\xff\xd8\xff") or data.startswith(b"\x89PNG\r\n\x1a\n")):
+        raise ValidationFailed("a repair photo must be a JPEG or PNG")
+    sha = store_bytes(settings, data)
+    if kind == "before":
+        order.before_photo_sha256 = sha
+    else:
+        order.after_photo_sha256 = sha
+    audit.record(session, actor=actor, action=f"repair_order.photo_{kind}", entity=order)
+    return order
+
+
+def move_repair(
+    session: Session, repair_id: int, target: RepairStage, *, actor: Principal
+) -> RepairOrder:
+    order = get_repair_for_actor(session, repair_id, actor)
+    problem = rules.repair_problem(order.stage, target)
+    if problem:
+        raise InvalidTransition(problem)
+    if target == RepairStage.verified and actor.role not in (Role.inspector, Role.admin):
+        raise Forbidden("an inspector verifies a repair")
+    if target in (RepairStage.on_site, RepairStage.repaired) and actor.role not in (
+        Role.crew,
+        Role.admin,
+    ):
+        raise Forbidden("the repair crew reports its own progress")
+    if target == RepairStage.repaired:
+        missing = [
+            k
+            for k, v in (("before", order.before_photo_sha256), ("after", order.after_photo_sha256))
+            if v is None
+        ]
+        if missing:
+            raise ValidationFailed(f"photo evidence missing: {', '.join(missing)}")
+    now = utcnow()
+    order.stage = target
+    if target == RepairStage.on_site:
+        order.on_site_at = now
+    elif target == RepairStage.repaired:
+        order.repaired_at = now
+    elif target == RepairStage.verified:
+        order.verified_at = now
+    audit.record(session, actor=actor, action=f"repair_order.to_{target.value}", entity=order)
+    return order
+
+
+# --- ledger tasks --------------------------------------------------------------------------------
+
+
+def list_ledger_tasks(
+    session: Session, *, line_id: str | None = None, status: LedgerTaskStatus | None = None
+) -> list[LedgerTask]:
+    query = select(LedgerTask).order_by(LedgerTask.line_id, LedgerTask.kind, LedgerTask.asset_id)
+    if line_id is not None:
+        query = query.where(LedgerTask.line_id == line_id)
+    if status is not None:
+        query = query.where(LedgerTask.status == status)
+    return list(session.execute(query).scalars())
+
+
+def decide_ledger_task(
+    session: Session, task_id: str, *, accept: bool, actor: Principal
+) -> LedgerTask:
+    """Accepting a task corrects the ledger (audited); dismissing leaves it as it is."""
+    task = session.get(LedgerTask, task_id)
+    if task is None:
+        raise NotFound(f"ledger task {task_id} not found")
+    if task.status != LedgerTaskStatus.open:
+        raise InvalidTransition(f"ledger task already {task.status.value}")
+    task.status = LedgerTaskStatus.accepted if accept else LedgerTaskStatus.dismissed
+    task.decided_by = actor.user_id
+    task.decided_at = utcnow()
+    audit.record(session, actor=actor, action=f"ledger_task.{task.status.value}", entity=task)
+    if accept:
+        _apply_ledger_task(session, task, actor=actor)
+    return task
+
+
+def _apply_ledger_task(session: Session, task: LedgerTask, *, actor: Principal) -> None:
+    asset = session.get(LedgerAsset, task.asset_id)
+    if task.kind == "unregistered":
+        lat = task.observed_lat if task.observed_lat is not None else task.lat
+        lon = task.observed_lon if task.observed_lon is not None else task.lon
+        if asset is None:
+            asset = LedgerAsset(
+                id=task.asset_id,
+                name=task.asset_id,
+                line_id=task.line_id,
+                lat=lat,
+                lon=lon,
+                registered=True,
+            )
+            session.add(asset)
+        else:
+            asset.registered, asset.lat, asset.lon = True, lat, lon
+    elif asset is None:
+        raise NotFound(f"ledger asset {task.asset_id} not found")
+    elif task.kind == "position_mismatch":
+        if task.observed_lat is None or task.observed_lon is None:
+            raise ValidationFailed("the task has no observed position")
+        asset.lat, asset.lon = task.observed_lat, task.observed_lon
+    elif task.kind == "uninspected":
+        # Accepted: the asset is not where the ledger says (removed in the field).
+        asset.registered = False
+    asset.updated_at = utcnow()
+    audit.record(session, actor=actor, action=f"ledger_asset.correct_{task.kind}", entity=asset)
+
+
+# --- planner views -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BacklogRow:
+    line_id: str | None
+    class_name: str
+    severity: int
+    open_findings: int
+    oldest_age_days: float
+    mean_age_days: float
+
+
+def defect_backlog(session: Session, *, now: datetime | None = None) -> list[BacklogRow]:
+    """Open defects (proposed, confirmed or corrected without a verified repair), with ages."""
+    now = now or utcnow()
+    verified = {
+        fid
+        for (fid,) in session.execute(
+            select(RepairOrder.finding_id).where(RepairOrder.stage == RepairStage.verified)
+        )
+    }
+    groups: dict[tuple[str | None, str, int], list[float]] = defaultdict(list)
+    for f in session.execute(
+        select(Finding).where(Finding.role == "defect", Finding.status != FindingStatus.rejected)
+    ).scalars():
+        if f.id in verified:
+            continue
+        age = (now - f.created_at).total_seconds() / 86400
+        groups[(f.line_id, f.class_name, f.severity)].append(age)
+    return [
+        BacklogRow(line, cls, sev, len(ages), round(max(ages), 2), round(sum(ages) / len(ages), 2))
+        for (line, cls, sev), ages in sorted(
+            groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1], -kv[0][2])
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class CoverageRow:
+    line_id: str
+    assets: int
+    seen: int
+    coverage: float
+
+
+def inspection_coverage(
+    session: Session, *, days: int, now: datetime | None = None
+) -> list[CoverageRow]:
+    """Share of each line's registered assets seen in a photo in the last ``days`` days."""
+    since = (now or utcnow()) - timedelta(days=days)
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for asset in session.execute(
+        select(LedgerAsset).where(LedgerAsset.registered.is_(True))
+    ).scalars():
+        key = asset.line_id or "-"
+        counts[key][0] += 1
+        if asset.last_seen_at is not None and asset.last_seen_at >= since:
+            counts[key][1] += 1
+    return [
+        CoverageRow(line, total, seen, round(rules.coverage(seen, total), 4))
+        for line, (total, seen) in sorted(counts.items())
+    ]
+
+
+@dataclass(frozen=True)
+class LeadTimeRow:
+    repair_id: int
+    finding_id: str
+    stage: str
+    days_to_on_site: float | None
+    days_to_repaired: float | None
+    days_to_verified: float | None
+
+
+def repair_lead_times(session: Session) -> list[LeadTimeRow]:
+    def days(start: datetime, end: datetime | None) -> float | None:
+        return None if end is None else round((end - start).total_seconds() / 86400, 3)
+
+    return [
+        LeadTimeRow(
+            o.id,
+            o.finding_id,
+            o.stage.value,
+            days(o.created_at, o.on_site_at),
+            days(o.created_at, o.repaired_at),
+            days(o.created_at, o.verified_at),
+        )
+        for o in session.execute(select(RepairOrder).order_by(RepairOrder.id)).scalars()
+    ]
+
+
+# --- training-set export -------------------------------------------------------------------------
+
+
+def export_training_set(session: Session, out_dir: Path, *, settings: Settings) -> dict[str, int]:
+    """Write reviewed findings as images/ + annotations/ (Pascal VOC) for `fieldops vision train`.
+
+    Confirmed and corrected findings become boxes; photos split deterministically into train/
+    and val/ (one in five by sha256) so the folder is a dataset `vision train --data` reads.
+    """
+    reviewed = list(
+        session.execute(
+            select(Finding)
+            .where(Finding.status.in_((FindingStatus.confirmed, FindingStatus.corrected)))
+            .order_by(Finding.photo_id, Finding.id)
+        ).scalars()
+    )
+    by_photo: dict[str, list[Finding]] = defaultdict(list)
+    for f in reviewed:
+        by_photo[f.photo_id].append(f)
+    written = {"train": 0, "val": 0, "boxes": 0, "missing_photos": 0}
+    for photo_id, findings in by_photo.items():
+        photo = session.get(InspectionPhoto, photo_id)
+        if photo is None or photo.stored_sha256 is None:
+            written["missing_photos"] += 1
+            continue
+        source = media_path(settings, photo.stored_sha256)
+        if not source.is_file():
+            written["missing_photos"] += 1
+            continue
+        split = "val" if int(photo_id[:8], 16) % 5 == 0 else "train"
+        (out_dir / split / "images").mkdir(parents=True, exist_ok=True)
+        (out_dir / split / "annotations").mkdir(parents=True, exist_ok=True)
+        stem = photo_id[:24]
+        shutil.copyfile(source, out_dir / split / "images" / f"{stem}.jpg")
+        (out_dir / split / "annotations" / f"{stem}.xml").write_text(
+            _voc_xml(f"{stem}.jpg", photo.width_px, photo.height_px, findings), encoding="utf-8"
+        )
+        written[split] += 1
+        written["boxes"] += len(findings)
+    return written
+
+
+def _voc_xml(filename: str, width: int, height: int, findings: list[Finding]) -> str:
+    from xml.sax.saxutils import escape
+
+    objects = "".join(
+        f"<object><name>{escape(f.class_name)}</name><difficult>0</difficult><bndbox>"
+        f"<xmin>{round(f.x1)}</xmin><ymin>{round(f.y1)}</ymin><xmax>{round(f.x2)}</xmax><ymax>{round(f.y2)}</ymax></bndbox></object>"
+        for f in findings
+    )
+    return (
+        f"<annotation><filename>{escape(filename)}</filename><size><width>{width}</width>"
+        f"<height>{height}</height><depth>3</depth></size>{objects}</annotation>\n"
+    )
