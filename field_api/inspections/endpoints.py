@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Query, UploadFile
 from fastapi.responses import FileResponse, Response
 from sqlalchemy import select
 
@@ -17,14 +17,16 @@ from field_api.auth.rules import Principal
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.errors import NotFound, PayloadTooLarge
 from field_api.inspections import service
-from field_api.inspections.models import InspectionPhoto, LedgerAsset
+from field_api.inspections.models import InspectionPhoto, LedgerAsset, LedgerLine
 from field_api.inspections.rules import FindingStatus, LedgerTaskStatus
 from field_api.inspections.schemas import (
     FindingRead,
     ImportRequest,
     ImportResult,
+    InspectionPhotoRead,
     LedgerAssetRead,
     LedgerDecision,
+    LedgerLineRead,
     LedgerTaskRead,
     RepairOrderRead,
     RepairTransition,
@@ -33,6 +35,9 @@ from field_api.inspections.schemas import (
 )
 
 router = APIRouter(tags=["inspections"])
+page_router = APIRouter(tags=["pages"], include_in_schema=False)
+extra_routers = [page_router]
+STATIC = Path(__file__).resolve().parent / "static"
 Inspector = Annotated[Principal, Depends(require_roles(Role.inspector, Role.admin))]
 Reader = Annotated[Principal, Depends(require_roles(Role.inspector, Role.planner, Role.admin))]
 Planner = Annotated[Principal, Depends(require_roles(Role.planner, Role.inspector, Role.admin))]
@@ -120,6 +125,22 @@ def _file(settings: Any, sha: str | None, media_type: str) -> FileResponse:
     return FileResponse(path, media_type=media_type, headers={"ETag": f'"{sha}"'})
 
 
+@router.get("/inspections/lines")
+def list_lines(session: DbSession, _: Reader) -> list[LedgerLineRead]:
+    """Ledger lines with their district."""
+    rows = session.execute(select(LedgerLine).order_by(LedgerLine.id)).scalars()
+    return [LedgerLineRead.model_validate(r) for r in rows]
+
+
+@router.get("/inspections/photos/{photo_id}")
+def get_photo(photo_id: str, session: DbSession, _: Reader) -> InspectionPhotoRead:
+    """An inspection photo's metadata."""
+    photo = session.get(InspectionPhoto, photo_id)
+    if photo is None:
+        raise NotFound(f"photo {photo_id} not found")
+    return InspectionPhotoRead.model_validate(photo)
+
+
 @router.get("/inspections/photos/{photo_id}/image", response_class=FileResponse)
 def photo_image(
     photo_id: str, session: DbSession, settings: AppSettings, _: Reader
@@ -191,7 +212,6 @@ async def add_repair_photo(
     repair_id: int,
     kind: str,
     file: UploadFile,
-    request: Request,
     session: DbSession,
     settings: AppSettings,
     user: CurrentUser,
@@ -256,3 +276,15 @@ def repair_lead_times(
     """Days from each repair order to on-site, repaired and verified (JSON or CSV)."""
     rows = [asdict(r) for r in service.repair_lead_times(session)]
     return _csv(rows, "repair-lead-times") if format == "csv" else rows
+
+
+@page_router.get("/inspector")
+def inspector_page() -> FileResponse:
+    """The inspector's review page (it signs in with a bearer token)."""
+    return FileResponse(STATIC / "inspector.html", media_type="text/html; charset=utf-8")
+
+
+@page_router.get("/inspector/inspector.js")
+def inspector_script() -> FileResponse:
+    """The review page's script."""
+    return FileResponse(STATIC / "inspector.js", media_type="text/javascript; charset=utf-8")

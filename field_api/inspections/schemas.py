@@ -128,3 +128,27 @@ class LedgerAssetRead(BaseModel):
     lon: float
     registered: bool
     last_seen_at: datetime | None
+
+
+class LedgerLineRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    district_id: int | None
+
+
+class InspectionPhotoRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    batch_id: str
+    path: str
+    width_px: int
+    height_px: int
+    captured_at: datetime | None
+    camera_lat: float | None
+    camera_lon: float | None
+    center_lat: float | None
+    center_lon: float | None
+    asset_id: str | None

@@ -32,7 +32,9 @@ def _jpeg(color: tuple[int, int, int], size: tuple[int, int] = (320, 240)) -> by
     return buf.getvalue()
 
 
-def write_batch(root: Path, *, severity: int = 3, finished: str = "2025-10-01T08:00:00+00:00") -> Path:
+def write_batch(
+    root: Path, *, severity: int = 3, finished: str = "2025-10-01T08:00:00+00:00"
+) -> Path:
     """A batch output folder as `fieldops vision run` writes it (records.jsonl, crops, photos)."""
     out = root / "batch"
     (out / "crops").mkdir(parents=True, exist_ok=True)
@@ -44,41 +46,89 @@ def write_batch(root: Path, *, severity: int = 3, finished: str = "2025-10-01T08
     photo_id = hashlib.sha256(photo_bytes).hexdigest()
     items: list[object] = [
         rec.PhotoRecord(
-            id=rec.stable_id("photo", photo_id), batch_id=BATCH, photo_id=photo_id,
-            path="DJI_0001.JPG", width_px=320, height_px=240,
+            id=rec.stable_id("photo", photo_id),
+            batch_id=BATCH,
+            photo_id=photo_id,
+            path="DJI_0001.JPG",
+            width_px=320,
+            height_px=240,
             captured_at=datetime(2025, 9, 30, 9, 0, tzinfo=UTC),
-            camera=rec.GeoPoint(lat=22.5333, lon=113.9305), asset_id="P-001", detections=2,
+            camera=rec.GeoPoint(lat=22.5333, lon=113.9305),
+            asset_id="P-001",
+            detections=2,
         ),
         rec.DetectionRecord(
-            id="det-defect", batch_id=BATCH, photo_id=photo_id, class_id=1, class_name="defect",
-            role="defect", confidence=0.91, severity=severity, xyxy=(100, 80, 160, 130),
-            ground=rec.GeoPoint(lat=22.53331, lon=113.93051), asset_id="P-001",
-            attach="ground_point", evidence_crop="crops/d1.jpg",
+            id="det-defect",
+            batch_id=BATCH,
+            photo_id=photo_id,
+            class_id=1,
+            class_name="defect",
+            role="defect",
+            confidence=0.91,
+            severity=severity,
+            xyxy=(100, 80, 160, 130),
+            ground=rec.GeoPoint(lat=22.53331, lon=113.93051),
+            asset_id="P-001",
+            attach="ground_point",
+            evidence_crop="crops/d1.jpg",
         ),
         rec.DetectionRecord(
-            id="det-insulator", batch_id=BATCH, photo_id=photo_id, class_id=0,
-            class_name="insulator", role="asset_marker", confidence=0.97, severity=0,
-            xyxy=(60, 40, 250, 200), asset_id="P-001", attach="ground_point",
+            id="det-insulator",
+            batch_id=BATCH,
+            photo_id=photo_id,
+            class_id=0,
+            class_name="insulator",
+            role="asset_marker",
+            confidence=0.97,
+            severity=0,
+            xyxy=(60, 40, 250, 200),
+            asset_id="P-001",
+            attach="ground_point",
         ),
         rec.AssetRecord(
-            id=rec.stable_id("asset", "P-001"), batch_id=BATCH, asset_id="P-001", name="1号杆",
-            line_id="L-10KV-01", status="inspected", position=rec.GeoPoint(lat=22.5333, lon=113.9305),
-            sightings=1, photo_ids=[photo_id], detection_ids=["det-defect"], defect_ids=["det-defect"],
+            id=rec.stable_id("asset", "P-001"),
+            batch_id=BATCH,
+            asset_id="P-001",
+            name="1号杆",
+            line_id="L-10KV-01",
+            status="inspected",
+            position=rec.GeoPoint(lat=22.5333, lon=113.9305),
+            sightings=1,
+            photo_ids=[photo_id],
+            detection_ids=["det-defect"],
+            defect_ids=["det-defect"],
             max_severity=severity,
         ),
         rec.AssetRecord(
-            id=rec.stable_id("asset", "P-002"), batch_id=BATCH, asset_id="P-002", name="2号杆",
-            line_id="L-10KV-01", status="uninspected", position=rec.GeoPoint(lat=22.5343, lon=113.9315),
+            id=rec.stable_id("asset", "P-002"),
+            batch_id=BATCH,
+            asset_id="P-002",
+            name="2号杆",
+            line_id="L-10KV-01",
+            status="uninspected",
+            position=rec.GeoPoint(lat=22.5343, lon=113.9315),
         ),
         rec.LedgerIssueRecord(
-            id="issue-mismatch", batch_id=BATCH, issue="position_mismatch", asset_id="P-001",
-            line_id="L-10KV-01", position=rec.GeoPoint(lat=22.5333, lon=113.9305),
-            observed=rec.GeoPoint(lat=22.5334, lon=113.9306), offset_m=14.2, sightings=3,
-            photo_ids=[photo_id], detail="seen 14 m north-east of its ledger point",
+            id="issue-mismatch",
+            batch_id=BATCH,
+            issue="position_mismatch",
+            asset_id="P-001",
+            line_id="L-10KV-01",
+            position=rec.GeoPoint(lat=22.5333, lon=113.9305),
+            observed=rec.GeoPoint(lat=22.5334, lon=113.9306),
+            offset_m=14.2,
+            sightings=3,
+            photo_ids=[photo_id],
+            detail="seen 14 m north-east of its ledger point",
         ),
         rec.LedgerIssueRecord(
-            id="issue-unregistered", batch_id=BATCH, issue="unregistered", asset_id="U-7",
-            line_id="L-10KV-01", position=rec.GeoPoint(lat=22.5350, lon=113.9320), sightings=2,
+            id="issue-unregistered",
+            batch_id=BATCH,
+            issue="unregistered",
+            asset_id="U-7",
+            line_id="L-10KV-01",
+            position=rec.GeoPoint(lat=22.5350, lon=113.9320),
+            sightings=2,
         ),
     ]
     rec.write_jsonl(items, out / "records.jsonl")  # type: ignore[arg-type]
@@ -86,7 +136,9 @@ def write_batch(root: Path, *, severity: int = 3, finished: str = "2025-10-01T08
     return out
 
 
-def test_import_is_idempotent_and_newer_run_supersedes(session: Session, settings: Settings, tmp_path: Path) -> None:
+def test_import_is_idempotent_and_newer_run_supersedes(
+    session: Session, settings: Settings, tmp_path: Path
+) -> None:
     batch_dir = write_batch(tmp_path)
     first = service.import_batch(session, batch_dir, settings=settings, actor=None)
     assert first.created["findings"] == 2 and first.created["ledger_tasks"] == 2
@@ -134,21 +186,32 @@ def test_confirmed_defect_creates_repair_order_for_the_district_repair_crew(
     assert repair is not None
     assert repair.crew_id == repair_crew.id
     assert repair.repair_kit_code == "RK-INS-STRING"
-    assert repair.evidence_sha256 is not None and (settings.media_dir / repair.evidence_sha256[:2] / repair.evidence_sha256).is_file()
+    assert (
+        repair.evidence_sha256 is not None
+        and (settings.media_dir / repair.evidence_sha256[:2] / repair.evidence_sha256).is_file()
+    )
     with pytest.raises(InvalidTransition):
-        service.review(session, "det-defect", decision=FindingStatus.rejected, actor=actor, settings=settings)
+        service.review(
+            session, "det-defect", decision=FindingStatus.rejected, actor=actor, settings=settings
+        )
     # an asset marker, even confirmed, is not a repair
-    _, none = service.review(session, "det-insulator", decision=FindingStatus.confirmed, actor=actor, settings=settings)
+    _, none = service.review(
+        session, "det-insulator", decision=FindingStatus.confirmed, actor=actor, settings=settings
+    )
     assert none is None
 
 
-def test_low_severity_defect_makes_no_repair(session: Session, settings: Settings, tmp_path: Path) -> None:
+def test_low_severity_defect_makes_no_repair(
+    session: Session, settings: Settings, tmp_path: Path
+) -> None:
     inspector, _ = make_user(session, settings, role=Role.inspector)
     service.import_batch(session, write_batch(tmp_path, severity=1), settings=settings, actor=None)
     from field_api.auth.rules import Principal
 
     actor = Principal(user_id=inspector.id, name="i", role=Role.inspector)
-    _, repair = service.review(session, "det-defect", decision=FindingStatus.confirmed, actor=actor, settings=settings)
+    _, repair = service.review(
+        session, "det-defect", decision=FindingStatus.confirmed, actor=actor, settings=settings
+    )
     assert repair is None
     assert session.scalar(select(func.count()).select_from(RepairOrder)) == 0
 
@@ -167,19 +230,31 @@ def test_http_review_repair_flow_and_ledger_tasks(
     write_batch(tmp_path)
     session.commit()
 
-    r = client.post("/inspections/batches/import", json={"directory": "batch"}, headers=auth(crew_token))
+    r = client.post(
+        "/inspections/batches/import", json={"directory": "batch"}, headers=auth(crew_token)
+    )
     assert r.status_code == 403
-    r = client.post("/inspections/batches/import", json={"directory": "batch"}, headers=auth(inspector))
+    r = client.post(
+        "/inspections/batches/import", json={"directory": "batch"}, headers=auth(inspector)
+    )
     assert r.status_code == 200, r.text
-    assert client.post("/inspections/batches/import", json={"directory": "batch"}, headers=auth(inspector)).json()["unchanged"]
+    assert client.post(
+        "/inspections/batches/import", json={"directory": "batch"}, headers=auth(inspector)
+    ).json()["unchanged"]
     from field_api.inspections.models import LedgerLine
 
     session.get(LedgerLine, "L-10KV-01").district_id = district.id  # type: ignore[union-attr]
     session.commit()
 
-    found = client.get("/inspections/findings?class_name=defect&min_severity=3", headers=auth(planner)).json()
+    found = client.get(
+        "/inspections/findings?class_name=defect&min_severity=3", headers=auth(planner)
+    ).json()
     assert [f["id"] for f in found] == ["det-defect"]
-    r = client.post("/inspections/findings/det-defect/review", json={"decision": "corrected", "severity": 4, "xyxy": [101, 81, 161, 131]}, headers=auth(inspector))
+    r = client.post(
+        "/inspections/findings/det-defect/review",
+        json={"decision": "corrected", "severity": 4, "xyxy": [101, 81, 161, 131]},
+        headers=auth(inspector),
+    )
     assert r.status_code == 200, r.text
     repair = r.json()["repair_order"]
     assert repair["crew_id"] == repair_crew.id and repair["stage"] == "assigned"
@@ -187,30 +262,81 @@ def test_http_review_repair_flow_and_ledger_tasks(
 
     assert client.get(f"/repair-orders/{rid}", headers=auth(other_token)).status_code == 403
     assert [o["id"] for o in client.get("/repair-orders", headers=auth(crew_token)).json()] == [rid]
-    assert client.get("/inspections/findings/det-defect/crop", headers=auth(crew_token)).status_code == 200
+    assert (
+        client.get("/inspections/findings/det-defect/crop", headers=auth(crew_token)).status_code
+        == 200
+    )
     h = auth(crew_token)
-    assert client.post(f"/repair-orders/{rid}/transitions", json={"to": "repaired"}, headers=h).status_code == 409
-    assert client.post(f"/repair-orders/{rid}/transitions", json={"to": "on_site"}, headers=h).status_code == 200
+    assert (
+        client.post(
+            f"/repair-orders/{rid}/transitions", json={"to": "repaired"}, headers=h
+        ).status_code
+        == 409
+    )
+    assert (
+        client.post(
+            f"/repair-orders/{rid}/transitions", json={"to": "on_site"}, headers=h
+        ).status_code
+        == 200
+    )
     r = client.post(f"/repair-orders/{rid}/transitions", json={"to": "repaired"}, headers=h)
     assert r.status_code == 422 and "before, after" in r.json()["detail"]
-    bad = client.post(f"/repair-orders/{rid}/photos/before", files={"file": ("x.jpg", b"MZ\x90\x00", "image/jpeg")}, headers=h)
+    bad = client.post(
+        f"/repair-orders/{rid}/photos/before",
+        files={"file": ("x.jpg", b"MZ\x90\x00", "image/jpeg")},
+        headers=h,
+    )
     assert bad.status_code == 422
     for kind in ("before", "after"):
-        r = client.post(f"/repair-orders/{rid}/photos/{kind}", files={"file": (f"{kind}.jpg", _jpeg((1, 2, 3)), "image/jpeg")}, headers=h)
+        r = client.post(
+            f"/repair-orders/{rid}/photos/{kind}",
+            files={"file": (f"{kind}.jpg", _jpeg((1, 2, 3)), "image/jpeg")},
+            headers=h,
+        )
         assert r.status_code == 200
-    assert client.post(f"/repair-orders/{rid}/transitions", json={"to": "repaired"}, headers=h).status_code == 200
-    assert client.post(f"/repair-orders/{rid}/transitions", json={"to": "verified"}, headers=h).status_code == 403
-    assert client.post(f"/repair-orders/{rid}/transitions", json={"to": "verified"}, headers=auth(inspector)).json()["stage"] == "verified"
+    assert (
+        client.post(
+            f"/repair-orders/{rid}/transitions", json={"to": "repaired"}, headers=h
+        ).status_code
+        == 200
+    )
+    assert (
+        client.post(
+            f"/repair-orders/{rid}/transitions", json={"to": "verified"}, headers=h
+        ).status_code
+        == 403
+    )
+    assert (
+        client.post(
+            f"/repair-orders/{rid}/transitions", json={"to": "verified"}, headers=auth(inspector)
+        ).json()["stage"]
+        == "verified"
+    )
 
     tasks = client.get("/inspections/ledger-tasks?line_id=L-10KV-01", headers=auth(planner)).json()
     assert {t["kind"] for t in tasks} == {"position_mismatch", "unregistered"}
-    r = client.post("/inspections/ledger-tasks/issue-mismatch/decision", json={"accept": True}, headers=auth(inspector))
+    r = client.post(
+        "/inspections/ledger-tasks/issue-mismatch/decision",
+        json={"accept": True},
+        headers=auth(inspector),
+    )
     assert r.status_code == 200
     moved = session.get(LedgerAsset, "P-001")
     session.refresh(moved)
     assert (moved.lat, moved.lon) == (22.5334, 113.9306)  # type: ignore[union-attr]
-    assert client.post("/inspections/ledger-tasks/issue-mismatch/decision", json={"accept": True}, headers=auth(inspector)).status_code == 409
-    client.post("/inspections/ledger-tasks/issue-unregistered/decision", json={"accept": True}, headers=auth(inspector))
+    assert (
+        client.post(
+            "/inspections/ledger-tasks/issue-mismatch/decision",
+            json={"accept": True},
+            headers=auth(inspector),
+        ).status_code
+        == 409
+    )
+    client.post(
+        "/inspections/ledger-tasks/issue-unregistered/decision",
+        json={"accept": True},
+        headers=auth(inspector),
+    )
     assert session.get(LedgerAsset, "U-7") is not None
     assert session.get(LedgerTask, "issue-unregistered").status.value == "accepted"  # type: ignore[union-attr]
 
@@ -223,14 +349,20 @@ def test_http_review_repair_flow_and_ledger_tasks(
     assert RepairStage.verified.value in csv_text
 
 
-def test_export_training_set_writes_voc(session: Session, settings: Settings, tmp_path: Path) -> None:
+def test_export_training_set_writes_voc(
+    session: Session, settings: Settings, tmp_path: Path
+) -> None:
     inspector, _ = make_user(session, settings, role=Role.inspector)
     service.import_batch(session, write_batch(tmp_path), settings=settings, actor=None)
     from field_api.auth.rules import Principal
 
     actor = Principal(user_id=inspector.id, name="i", role=Role.inspector)
-    service.review(session, "det-defect", decision=FindingStatus.confirmed, actor=actor, settings=settings)
-    service.review(session, "det-insulator", decision=FindingStatus.rejected, actor=actor, settings=settings)
+    service.review(
+        session, "det-defect", decision=FindingStatus.confirmed, actor=actor, settings=settings
+    )
+    service.review(
+        session, "det-insulator", decision=FindingStatus.rejected, actor=actor, settings=settings
+    )
     counts = service.export_training_set(session, tmp_path / "export", settings=settings)
     assert counts["boxes"] == 1 and counts["train"] + counts["val"] == 1
     xml = next((tmp_path / "export").glob("*/annotations/*.xml")).read_text()

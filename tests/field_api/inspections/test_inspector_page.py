@@ -1,0 +1,105 @@
+"""The inspector's review page in a real headless Chromium: boxes drawn, keys confirm/reject."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright import sync_api
+from sqlalchemy.orm import Session
+
+from field_api.auth.models import Role
+from field_api.config import Settings
+from field_api.db import Base, make_engine, make_session_factory
+from field_api.inspections import service
+from field_api.inspections.models import Finding, LedgerLine, RepairOrder
+from field_api.main import create_app
+from tests.builders import make_crew, make_district, make_user
+from tests.field_api.inspections.test_service import write_batch
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = Path("test-artifacts/screenshots")
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[tuple[str, str, Settings]]:
+    settings = Settings(
+        env="test",
+        database_url=f"sqlite:///{tmp_path}/inspector.db",
+        media_dir=tmp_path / "media",
+        token_pepper="page-test-pepper-0123456789",
+        inspections_dir=tmp_path,
+    )
+    engine = make_engine(settings.database_url)
+    Base.metadata.create_all(engine)
+    factory = make_session_factory(engine)
+    with factory.begin() as session:
+        district = make_district(session)
+        make_crew(session, district=district, handles_repairs=True)
+        _, token = make_user(session, settings, role=Role.inspector)
+        service.import_batch(session, write_batch(tmp_path), settings=settings, actor=None)
+        line = session.get(LedgerLine, "L-10KV-01")
+        assert line is not None
+        line.district_id = district.id
+    app = create_app(settings, session_factory=factory)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    started = threading.Event()
+    while not started.wait(0.05):  # until uvicorn has bound its socket
+        if server.started:
+            started.set()
+        elif not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}", token, settings
+    server.should_exit = True
+    thread.join(timeout=10)
+    engine.dispose()
+
+
+def test_inspector_walks_findings_and_confirms_with_a_key(live: tuple[str, str, Settings]) -> None:
+    url, token, settings = live
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(f"{url}/inspector")
+        page.fill("#token", token)
+        page.click("#signin")
+        page.wait_for_selector("rect.box.current")
+        assert page.locator("#count").inner_text().startswith("2")
+        assert page.locator("rect.box").count() == 2  # both boxes of the photo are drawn
+        first = page.locator("rect.box.current").get_attribute("data-finding-id")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "inspector.png"))
+        page.keyboard.press("c")
+        page.wait_for_function("document.getElementById('status').textContent.includes('已确认')")
+        second = page.locator("rect.box.current").get_attribute("data-finding-id")
+        assert second != first
+        page.keyboard.press("r")
+        page.wait_for_function("document.getElementById('status').textContent.includes('已驳回')")
+        page.select_option("#status-filter", "proposed")
+        page.click("button[type=submit]")
+        page.wait_for_function("document.getElementById('count').textContent.startsWith('0')")
+        browser.close()
+
+    engine = make_engine(settings.database_url)
+    with Session(engine) as session:
+        statuses = {f.id: f.status.value for f in session.query(Finding)}
+        repairs = session.query(RepairOrder).all()
+    engine.dispose()
+    assert statuses == {first: "confirmed", second: "rejected"}
+    # the defect sorts first (higher severity) and its confirmation raised a repair order
+    assert first == "det-defect"
+    assert [r.finding_id for r in repairs] == ["det-defect"]
