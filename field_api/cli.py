@@ -32,6 +32,20 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(audit_app, name="audit")
 
 
+def _add_slice_commands() -> None:
+    """Slices' own command groups (their modules import only light libraries at load)."""
+    from field_api.contracts.cli import app as contracts_app
+    from field_api.deadlines.cli import app as calendar_app
+    from field_api.tracking.cli import app as webhooks_app
+
+    app.add_typer(calendar_app, name="calendar", help="Chinese working-day calendar.")
+    app.add_typer(webhooks_app, name="webhooks", help="Webhook outbox sender.")
+    app.add_typer(contracts_app, name="contracts", help="Connection contracts.")
+
+
+_add_slice_commands()
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",

@@ -1,0 +1,117 @@
+"""HTTP endpoints of call-backs and the review flags of off-system processing."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from field_api.auth.models import Role
+from field_api.auth.rules import Principal
+from field_api.callbacks import service
+from field_api.callbacks.rules import FlagKind
+from field_api.callbacks.schemas import (
+    CallBackDueRead,
+    CallBackRead,
+    CallBackResultCreate,
+    FlagRead,
+    FlagResolve,
+    ScanRead,
+)
+from field_api.deadlines import service as deadlines
+from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
+from field_api.errors import NotFound
+from field_api.work_orders import service as orders
+
+router = APIRouter(tags=["call-backs"])
+
+Service = Annotated[Principal, Depends(require_roles(Role.service, Role.admin))]
+Reader = Annotated[Principal, Depends(require_roles(Role.service, Role.admin, Role.planner))]
+
+
+@router.get("/callbacks/due")
+def list_due_callbacks(
+    session: DbSession,
+    user: Reader,
+    settings: AppSettings,
+    as_of: date | None = None,
+    district_id: int | None = None,
+) -> list[CallBackDueRead]:
+    """Call-backs not made yet, soonest due first (phones masked for planners)."""
+    items = service.due_callbacks(
+        session,
+        user,
+        as_of=as_of or deadlines.today(),
+        calendar=deadlines.calendar_for(settings),
+        district_id=district_id,
+    )
+    masked = user.role == Role.planner
+    return [CallBackDueRead.of(i, masked=masked) for i in items]
+
+
+@router.get("/work-orders/{order_id}/callback")
+def get_callback(order_id: int, session: DbSession, user: CurrentUser) -> CallBackRead:
+    """The order's call-back and its result."""
+    orders.get_for_actor(session, order_id, user, write=False)
+    callback = service.get_callback(session, order_id)
+    if callback is None:
+        raise NotFound(f"order {order_id} has no call-back (not energised yet)")
+    return CallBackRead.of(callback)
+
+
+@router.post("/work-orders/{order_id}/callback/result")
+def record_callback_result(
+    order_id: int, body: CallBackResultCreate, session: DbSession, user: Service
+) -> CallBackRead:
+    """Record the call-back: satisfaction and irregularities; the order becomes called_back."""
+    order = orders.get_for_actor(session, order_id, user, write=True)
+    callback = service.record_result(
+        session,
+        order,
+        satisfaction=body.satisfaction,
+        irregularities=body.irregularities,
+        notes=body.notes,
+        actor=user,
+    )
+    return CallBackRead.of(callback)
+
+
+@router.get("/review-flags")
+def list_review_flags(
+    session: DbSession,
+    user: Reader,
+    district_id: int | None = None,
+    kind: FlagKind | None = None,
+    include_resolved: bool = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[FlagRead]:
+    """Orders flagged for possible off-system processing, with the reasons."""
+    rows = service.list_flags(
+        session,
+        user,
+        district_id=district_id,
+        kind=kind,
+        include_resolved=include_resolved,
+        limit=limit,
+        offset=offset,
+    )
+    return [FlagRead.of(flag, order) for flag, order in rows]
+
+
+@router.post("/review-flags/{flag_id}/resolve")
+def resolve_review_flag(
+    flag_id: int, body: FlagResolve, session: DbSession, user: Service
+) -> FlagRead:
+    """Close a flag after review."""
+    flag = service.resolve_flag(session, flag_id, resolution=body.resolution, actor=user)
+    return FlagRead.of(flag, orders.get_or_raise(session, flag.order_id))
+
+
+@router.post("/review-flags/scan")
+def scan_review_flags(session: DbSession, _: Service, settings: AppSettings) -> ScanRead:
+    """Run the detectors over every installed-or-later order."""
+    return ScanRead(
+        flags_raised=service.scan_all(session, calendar=deadlines.calendar_for(settings))
+    )

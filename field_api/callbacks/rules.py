@@ -1,0 +1,181 @@
+"""Pure rules of call-backs and of the detectors of off-system processing (体外循环).
+
+Off-system processing means work done or money asked outside the recorded process, or an
+application recorded late to hide a delay. Each detector looks at plain facts of one order and
+returns flags with a reason a planner can check; none of them decides guilt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from field_api.deadlines.calendar import DueDate, WorkingCalendar
+from field_api.errors import ValidationFailed
+
+DEFAULT_SETTINGS_PATH = Path(__file__).with_name("settings.yaml")
+CHINA_TZ = timezone(timedelta(hours=8))  # no daylight saving since 1991
+
+
+class Irregularity(StrEnum):
+    """What a customer may report at the call-back."""
+
+    asked_to_pay = "asked_to_pay"
+    asked_to_apply_offline = "asked_to_apply_offline"
+    visited_more_than_once = "visited_more_than_once"
+    work_started_before_application = "work_started_before_application"
+
+
+class FlagKind(StrEnum):
+    """Why an order was flagged for review."""
+
+    evidence_before_application = "evidence_before_application"
+    late_recorded_application = "late_recorded_application"
+    installed_too_soon = "installed_too_soon"
+    callback_irregularity = "callback_irregularity"
+
+
+IRREGULARITY_TEXT: dict[Irregularity, str] = {
+    Irregularity.asked_to_pay: "customer says they were asked to pay",
+    Irregularity.asked_to_apply_offline: "customer says they were asked to apply off the system",
+    Irregularity.visited_more_than_once: "customer says the crew came more than once",
+    Irregularity.work_started_before_application: (
+        "customer says work started before the application"
+    ),
+}
+
+
+class DetectorSettings(BaseModel):
+    """Thresholds of the detectors (all configurable defaults)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    evidence_before_acceptance_tolerance_minutes: int = Field(default=30, ge=0)
+    assumed_camera_utc_offset_hours: int = Field(default=8, ge=-12, le=14)
+    late_recording_working_days: int = Field(default=2, ge=0)
+    min_minutes_acceptance_to_installation: int = Field(default=60, ge=0)
+
+
+class CallbackSettings(BaseModel):
+    """The call-back file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    callback_due_working_days: int = Field(default=3, ge=0)
+    detectors: DetectorSettings = Field(default_factory=DetectorSettings)
+
+
+def load_callback_settings(path: Path | None = None) -> CallbackSettings:
+    """Read the call-back settings YAML; the bundled defaults when ``path`` is None."""
+    target = path or DEFAULT_SETTINGS_PATH
+    try:
+        raw = yaml.safe_load(target.read_text(encoding="utf-8")) or {}
+        return CallbackSettings.model_validate(raw)
+    except OSError as exc:
+        raise ValidationFailed(f"cannot read call-back settings {target}: {exc}") from exc
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise ValidationFailed(f"call-back settings {target} are invalid: {exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def default_callback_settings() -> CallbackSettings:
+    """The bundled settings, parsed once."""
+    return load_callback_settings()
+
+
+def china_date(moment: datetime) -> date:
+    """The local (China) calendar day of an aware timestamp: what working days count."""
+    return moment.astimezone(CHINA_TZ).date()
+
+
+def callback_due(calendar: WorkingCalendar, energised_at: datetime, days: int) -> DueDate:
+    """The call-back is due ``days`` working days after the day of energisation."""
+    return calendar.add_working_days(china_date(energised_at), days)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One piece of evidence with the time its device says it was captured."""
+
+    label: str
+    captured_at: datetime  # naive = camera-local wall time without an offset
+
+
+@dataclass(frozen=True)
+class OrderFacts:
+    """What the detectors look at, as plain values."""
+
+    applied_on: date  # the date the customer states they applied
+    accepted_at: datetime  # when the application was recorded (server time)
+    installed_at: datetime | None = None
+    evidence: Sequence[Evidence] = ()
+    irregularities: Sequence[Irregularity] = ()
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One reason to review an order."""
+
+    kind: FlagKind
+    reason: str
+
+
+def _aware(moment: datetime, offset_hours: int) -> datetime:
+    if moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=timezone(timedelta(hours=offset_hours)))
+
+
+def _fmt(moment: datetime) -> str:
+    return moment.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M")
+
+
+def detect(calendar: WorkingCalendar, facts: OrderFacts, cfg: DetectorSettings) -> list[Flag]:
+    """Every flag the facts of one order raise, in a stable order."""
+    flags: list[Flag] = []
+    tolerance = timedelta(minutes=cfg.evidence_before_acceptance_tolerance_minutes)
+    early = [
+        (e, _aware(e.captured_at, cfg.assumed_camera_utc_offset_hours)) for e in facts.evidence
+    ]
+    early = [(e, at) for e, at in early if at < facts.accepted_at - tolerance]
+    if early:
+        first_e, first_at = min(early, key=lambda pair: pair[1])
+        flags.append(
+            Flag(
+                FlagKind.evidence_before_application,
+                f"{len(early)} evidence item(s) captured before the application was recorded "
+                f"at {_fmt(facts.accepted_at)}; earliest {first_e.label} at {_fmt(first_at)}",
+            )
+        )
+    accepted_day = china_date(facts.accepted_at)
+    if accepted_day > facts.applied_on:
+        gap = calendar.working_days_between(facts.applied_on, accepted_day)
+        if gap.days > cfg.late_recording_working_days:
+            flags.append(
+                Flag(
+                    FlagKind.late_recorded_application,
+                    f"customer applied on {facts.applied_on.isoformat()} but the application "
+                    f"was recorded on {accepted_day.isoformat()}, {gap.days} working days later "
+                    f"(threshold {cfg.late_recording_working_days})",
+                )
+            )
+    if facts.installed_at is not None:
+        minutes = (facts.installed_at - facts.accepted_at).total_seconds() / 60
+        if minutes < cfg.min_minutes_acceptance_to_installation:
+            flags.append(
+                Flag(
+                    FlagKind.installed_too_soon,
+                    f"installed {max(minutes, 0):.0f} min after acceptance "
+                    f"(minimum plausible {cfg.min_minutes_acceptance_to_installation} min)",
+                )
+            )
+    for item in sorted(set(facts.irregularities)):
+        flags.append(Flag(FlagKind.callback_irregularity, IRREGULARITY_TEXT[item]))
+    return flags

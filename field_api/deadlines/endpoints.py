@@ -1,0 +1,171 @@
+"""HTTP endpoints of deadlines: an order's clocks, pauses, planned visits, planners' views."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from field_api.auth.models import Role
+from field_api.auth.rules import Principal
+from field_api.deadlines import service
+from field_api.deadlines.schemas import (
+    AttentionGroupRead,
+    AttentionItemRead,
+    AttentionRead,
+    ComplianceRead,
+    ComplianceRowRead,
+    OrderDeadlinesRead,
+    PauseCreate,
+    PauseRead,
+    RecomputeRead,
+    VisitCreate,
+    VisitRead,
+)
+from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
+from field_api.work_orders import service as orders
+
+router = APIRouter(tags=["deadlines"])
+
+FieldWork = Annotated[Principal, Depends(require_roles(Role.crew, Role.service, Role.admin))]
+Admin = Annotated[Principal, Depends(require_roles(Role.admin))]
+
+
+@router.get("/work-orders/{order_id}/deadlines")
+def get_order_deadlines(
+    order_id: int,
+    session: DbSession,
+    user: CurrentUser,
+    settings: AppSettings,
+    as_of: date | None = None,
+) -> OrderDeadlinesRead:
+    """The order's time-limit clocks (end to end governs; provisional ones are marked)."""
+    order = orders.get_for_actor(session, order_id, user, write=False)
+    result = service.deadlines_of(
+        session, order, calendar=service.calendar_for(settings), as_of=as_of
+    )
+    return OrderDeadlinesRead.of(order.id, result)
+
+
+@router.get("/work-orders/{order_id}/pauses")
+def list_pauses(order_id: int, session: DbSession, user: CurrentUser) -> list[PauseRead]:
+    """The order's clock pauses, oldest first."""
+    orders.get_for_actor(session, order_id, user, write=False)
+    return [PauseRead.of(p) for p in service.pauses_of(session, order_id)]
+
+
+@router.post("/work-orders/{order_id}/pauses", status_code=status.HTTP_201_CREATED)
+def start_pause(
+    order_id: int, body: PauseCreate, session: DbSession, user: FieldWork, settings: AppSettings
+) -> PauseRead:
+    """Stop the order's clocks for a customer-caused wait (409 if one is running)."""
+    order = orders.get_for_actor(session, order_id, user, write=True)
+    pause = service.start_pause(
+        session,
+        order,
+        reason=body.reason,
+        note=body.note,
+        actor=user,
+        calendar=service.calendar_for(settings),
+    )
+    return PauseRead.of(pause)
+
+
+@router.post("/work-orders/{order_id}/pauses/{pause_id}/end")
+def end_pause(
+    order_id: int, pause_id: int, session: DbSession, user: FieldWork, settings: AppSettings
+) -> PauseRead:
+    """Restart the order's clocks; the paused working days extend its deadlines."""
+    order = orders.get_for_actor(session, order_id, user, write=True)
+    pause = service.end_pause(
+        session, order, pause_id, actor=user, calendar=service.calendar_for(settings)
+    )
+    return PauseRead.of(pause)
+
+
+@router.get("/work-orders/{order_id}/visits")
+def list_visits(order_id: int, session: DbSession, user: CurrentUser) -> list[VisitRead]:
+    """The order's planned visits, oldest first."""
+    orders.get_for_actor(session, order_id, user, write=False)
+    return [VisitRead.of(v) for v in service.visits_of(session, order_id)]
+
+
+@router.post("/work-orders/{order_id}/visits", status_code=status.HTTP_201_CREATED)
+def book_visit(order_id: int, body: VisitCreate, session: DbSession, user: FieldWork) -> VisitRead:
+    """Book a visit window with the customer."""
+    order = orders.get_for_actor(session, order_id, user, write=True)
+    visit = service.book_visit(
+        session,
+        order,
+        window_start=body.window_start,
+        window_end=body.window_end,
+        note=body.note,
+        actor=user,
+    )
+    return VisitRead.of(visit)
+
+
+@router.post("/work-orders/{order_id}/visits/{visit_id}/cancel")
+def cancel_visit(order_id: int, visit_id: int, session: DbSession, user: FieldWork) -> VisitRead:
+    """Cancel a booked visit."""
+    order = orders.get_for_actor(session, order_id, user, write=True)
+    return VisitRead.of(service.cancel_visit(session, order, visit_id, actor=user))
+
+
+@router.get("/deadlines/attention")
+def attention(
+    session: DbSession,
+    user: CurrentUser,
+    settings: AppSettings,
+    as_of: date | None = None,
+    crew_id: int | None = None,
+    district_id: int | None = None,
+) -> AttentionRead:
+    """Orders due within one working day or overdue, with counts by district and crew."""
+    day = as_of or service.today()
+    items = service.attention(
+        session,
+        user,
+        as_of=day,
+        crew_id=crew_id,
+        district_id=district_id,
+        calendar=service.calendar_for(settings),
+    )
+    return AttentionRead(
+        as_of=day,
+        items=[AttentionItemRead.of(i) for i in items],
+        by_district_and_crew=[AttentionGroupRead.of(g) for g in service.group_attention(items)],
+    )
+
+
+@router.get("/deadlines/compliance")
+def compliance(
+    session: DbSession,
+    user: CurrentUser,
+    period_from: Annotated[date, Query(alias="from")],
+    period_to: Annotated[date, Query(alias="to")],
+    crew_id: int | None = None,
+    district_id: int | None = None,
+) -> ComplianceRead:
+    """Met and missed time limits per stage and end to end for clocks finished in a period."""
+    rows = service.compliance(
+        session,
+        user,
+        period_from=period_from,
+        period_to=period_to,
+        crew_id=crew_id,
+        district_id=district_id,
+    )
+    return ComplianceRead(
+        period_from=period_from,
+        period_to=period_to,
+        rows=[ComplianceRowRead.of(r) for r in rows],
+    )
+
+
+@router.post("/deadlines/recompute-provisional")
+def recompute_provisional(session: DbSession, _: Admin, settings: AppSettings) -> RecomputeRead:
+    """Recompute every provisional deadline (after the calendar override gained a year)."""
+    count = service.recompute_provisional(session, calendar=service.calendar_for(settings))
+    return RecomputeRead(orders_recomputed=count)

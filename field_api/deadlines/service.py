@@ -1,0 +1,552 @@
+"""Use cases of time limits: recompute an order's clocks, pause and resume them, book visits,
+and the views of what is due soon or overdue and of compliance over a period.
+
+Clocks are recomputed whenever one of their inputs changes (a stage transition, a pause, a
+newly published holiday schedule); the stored rows are derived data, so they are not audited,
+while the pauses and visits that drive them are.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+from sqlalchemy import Select, and_, select
+from sqlalchemy.orm import Session
+
+from field_api.audit import service as audit
+from field_api.auth.models import Role
+from field_api.auth.rules import Principal
+from field_api.config import Settings, get_settings
+from field_api.db import utcnow
+from field_api.deadlines import rules
+from field_api.deadlines.calendar import WorkingCalendar, build_calendar
+from field_api.deadlines.models import ClockPause, OrderDeadline, PlannedVisit
+from field_api.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
+from field_api.work_orders import service as orders
+from field_api.work_orders.models import StageTransition, WorkOrder
+from field_api.work_orders.rules import TERMINAL, Stage
+
+CHINA_TZ = timezone(timedelta(hours=8))  # working days are China's calendar days
+MAX_VISIT_WINDOW = timedelta(hours=12)
+
+VisitListener = Callable[[Session, WorkOrder, PlannedVisit], None]
+_visit_listeners: list[VisitListener] = []
+
+
+def add_visit_listener(listener: VisitListener) -> None:
+    """Let another slice react to a booked visit (webhooks, SMS)."""
+    if listener not in _visit_listeners:
+        _visit_listeners.append(listener)
+
+
+def china_date(moment: datetime) -> date:
+    """The China calendar day of an aware timestamp."""
+    return moment.astimezone(CHINA_TZ).date()
+
+
+def today() -> date:
+    """Today in China, from the server clock."""
+    return china_date(utcnow())
+
+
+def calendar_for(settings: Settings | None = None) -> WorkingCalendar:
+    """The working-day calendar configured by ``settings`` (the process settings when None)."""
+    settings = settings or get_settings()
+    return build_calendar(settings.calendar_override_path, strict=settings.calendar_strict)
+
+
+def time_limits() -> rules.TimeLimits:
+    """The configured time limits."""
+    return rules.default_time_limits()
+
+
+# --------------------------------------------------------------------------------------------
+# Computing an order's clocks
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    entered: dict[str, date]
+    pauses: list[rules.Pause]
+    white_list: list[rules.WhiteListPeriod]
+
+
+def _inputs(session: Session, order: WorkOrder) -> _Inputs:
+    transitions = orders.transitions_of(session, order.id)
+    entered: dict[str, date] = {Stage.accepted.value: china_date(order.accepted_at)}
+    periods: list[rules.WhiteListPeriod] = []
+    parked: date | None = None
+    for row in transitions:
+        day = china_date(row.at)
+        entered.setdefault(row.to_stage.value, day)
+        if row.to_stage == Stage.whitelisted:
+            parked = day
+        elif row.from_stage == Stage.whitelisted and parked is not None:
+            periods.append(rules.WhiteListPeriod(parked, day))
+            parked = None
+    if parked is not None:
+        periods.append(rules.WhiteListPeriod(parked, None))
+    if periods:
+        # The order keeps the expected date of its latest white-listing only.
+        last = periods[-1]
+        periods[-1] = rules.WhiteListPeriod(last.start, last.end, order.whitelist_expected_on)
+    pauses = [
+        rules.Pause(
+            china_date(p.started_at),
+            china_date(p.ended_at) if p.ended_at is not None else None,
+            p.reason,
+        )
+        for p in pauses_of(session, order.id)
+    ]
+    return _Inputs(entered, pauses, periods)
+
+
+def evaluate(
+    session: Session, order: WorkOrder, *, calendar: WorkingCalendar, as_of: date
+) -> rules.OrderDeadlines:
+    """The order's clocks as of ``as_of``, without writing anything."""
+    limits = time_limits()
+    inputs = _inputs(session, order)
+    return rules.evaluate_order(
+        calendar,
+        limits.for_order(order.category.value, _district_code(session, order)),
+        entered=inputs.entered,
+        pauses=inputs.pauses,
+        white_list=inputs.white_list,
+        white_list_days=limits.white_list.days,
+        as_of=as_of,
+        at_risk_within=limits.at_risk_within_working_days,
+    )
+
+
+def _district_code(session: Session, order: WorkOrder) -> str | None:
+    from field_api.auth.models import District
+
+    district = session.get(District, order.district_id)
+    return district.code if district is not None else None
+
+
+def refresh(
+    session: Session,
+    order: WorkOrder,
+    *,
+    calendar: WorkingCalendar | None = None,
+    as_of: date | None = None,
+) -> rules.OrderDeadlines:
+    """Recompute and store the order's clocks."""
+    calendar = calendar or calendar_for()
+    result = evaluate(session, order, calendar=calendar, as_of=as_of or today())
+    existing = {
+        row.clock: row
+        for row in session.execute(
+            select(OrderDeadline).where(OrderDeadline.order_id == order.id)
+        ).scalars()
+    }
+    now = utcnow()
+    for clock in result.clocks:
+        row = existing.pop(clock.name, None)
+        if row is None:
+            row = OrderDeadline(order_id=order.id, clock=clock.name)
+            session.add(row)
+        row.kind = clock.kind.value
+        row.governing = clock.governing
+        row.started_on = clock.started_on
+        row.limit_days = clock.limit_days
+        row.due_on = clock.due.due if clock.due else None
+        row.provisional = bool(clock.due and clock.due.provisional)
+        row.missing_years = list(clock.due.missing_years) if clock.due else []
+        row.capped_by_end_to_end = clock.capped_by_end_to_end
+        row.finished_on = clock.finished_on
+        row.status = clock.status.value if clock.status else None
+        row.paused = clock.paused
+        row.paused_working_days = clock.paused_working_days
+        row.computed_at = now
+    for stale in existing.values():
+        session.delete(stale)
+    session.flush()
+    return result
+
+
+def on_transition(session: Session, order: WorkOrder, to_stage: Stage, at: datetime) -> None:
+    """Recompute the order's deadlines after it moved to ``to_stage`` at ``at``.
+
+    Called for every stage change (registered by ``field_api.deadlines.hooks``).
+    """
+    del to_stage  # every transition may start or stop a clock; recompute them all
+    refresh(session, order, as_of=china_date(at))
+
+
+def transition_listener(session: Session, order: WorkOrder, row: StageTransition) -> None:
+    """Adapter for ``work_orders.service.add_transition_listener``."""
+    on_transition(session, order, row.to_stage, row.at)
+
+
+def stored_clocks(session: Session, order_id: int) -> list[OrderDeadline]:
+    """The stored clocks of an order, governing first."""
+    query = (
+        select(OrderDeadline)
+        .where(OrderDeadline.order_id == order_id)
+        .order_by(OrderDeadline.governing.desc(), OrderDeadline.clock)
+    )
+    return list(session.execute(query).scalars())
+
+
+def _now_exact(calendar: WorkingCalendar, rows: Iterable[OrderDeadline]) -> bool:
+    # A provisional row whose missing years the calendar now knows must be recomputed.
+    return any(
+        r.provisional and all(calendar.has_schedule(y) for y in r.missing_years) for r in rows
+    )
+
+
+def deadlines_of(
+    session: Session,
+    order: WorkOrder,
+    *,
+    calendar: WorkingCalendar | None = None,
+    as_of: date | None = None,
+) -> rules.OrderDeadlines:
+    """The order's clocks as of ``as_of`` (today by default), stored copies brought up to date."""
+    return refresh(session, order, calendar=calendar or calendar_for(), as_of=as_of or today())
+
+
+def recompute_provisional(session: Session, *, calendar: WorkingCalendar | None = None) -> int:
+    """Recompute every order with a provisional deadline; returns how many orders."""
+    calendar = calendar or calendar_for()
+    ids = sorted(
+        set(
+            session.execute(
+                select(OrderDeadline.order_id).where(OrderDeadline.provisional.is_(True))
+            ).scalars()
+        )
+    )
+    for order_id in ids:
+        refresh(session, orders.get_or_raise(session, order_id), calendar=calendar)
+    return len(ids)
+
+
+# --------------------------------------------------------------------------------------------
+# Pauses
+
+
+def pauses_of(session: Session, order_id: int) -> list[ClockPause]:
+    """The order's pauses, oldest first."""
+    query = select(ClockPause).where(ClockPause.order_id == order_id).order_by(ClockPause.id)
+    return list(session.execute(query).scalars())
+
+
+def _open_pause(session: Session, order_id: int) -> ClockPause | None:
+    query = select(ClockPause).where(
+        and_(ClockPause.order_id == order_id, ClockPause.ended_at.is_(None))
+    )
+    return session.execute(query).scalars().first()
+
+
+def start_pause(
+    session: Session,
+    order: WorkOrder,
+    *,
+    reason: str,
+    note: str | None,
+    actor: Principal | None,
+    calendar: WorkingCalendar | None = None,
+) -> ClockPause:
+    """Stop the order's clocks for a customer-caused wait."""
+    time_limits().check_pause_reason(reason)
+    if order.stage in TERMINAL or order.stage in (Stage.energised, Stage.called_back):
+        raise InvalidTransition(f"order {order.id} is {order.stage.value}: no clock runs")
+    if _open_pause(session, order.id) is not None:
+        raise Conflict(f"order {order.id} already has a pause running; end it first")
+    pause = ClockPause(
+        order_id=order.id,
+        reason=reason,
+        note=note,
+        started_at=utcnow(),
+        started_by=actor.user_id if actor else None,
+    )
+    session.add(pause)
+    audit.record(session, actor=actor, action="clock_pause.start", entity=pause)
+    refresh(session, order, calendar=calendar)
+    return pause
+
+
+def end_pause(
+    session: Session,
+    order: WorkOrder,
+    pause_id: int,
+    *,
+    actor: Principal | None,
+    calendar: WorkingCalendar | None = None,
+) -> ClockPause:
+    """Restart the order's clocks."""
+    pause = session.get(ClockPause, pause_id)
+    if pause is None or pause.order_id != order.id:
+        raise NotFound(f"pause {pause_id} of order {order.id} not found")
+    if pause.ended_at is not None:
+        raise Conflict(f"pause {pause_id} already ended")
+    pause.ended_at = utcnow()
+    pause.ended_by = actor.user_id if actor else None
+    audit.record(session, actor=actor, action="clock_pause.end", entity=pause)
+    refresh(session, order, calendar=calendar)
+    return pause
+
+
+# --------------------------------------------------------------------------------------------
+# Planned visits
+
+
+def book_visit(
+    session: Session,
+    order: WorkOrder,
+    *,
+    window_start: datetime,
+    window_end: datetime,
+    note: str | None,
+    actor: Principal | None,
+) -> PlannedVisit:
+    """Book a visit window with the customer."""
+    if order.stage in TERMINAL:
+        raise InvalidTransition(f"order {order.id} is {order.stage.value}")
+    if window_end <= window_start:
+        raise ValidationFailed("the visit window must end after it starts")
+    if window_end - window_start > MAX_VISIT_WINDOW:
+        raise ValidationFailed("a visit window is at most 12 hours long")
+    visit = PlannedVisit(
+        order_id=order.id,
+        crew_id=order.crew_id,
+        window_start=window_start,
+        window_end=window_end,
+        note=note,
+        booked_by=actor.user_id if actor else None,
+        booked_at=utcnow(),
+    )
+    session.add(visit)
+    audit.record(session, actor=actor, action="planned_visit.book", entity=visit)
+    for listener in list(_visit_listeners):
+        listener(session, order, visit)
+    return visit
+
+
+def cancel_visit(
+    session: Session, order: WorkOrder, visit_id: int, *, actor: Principal | None
+) -> PlannedVisit:
+    """Cancel a booked visit."""
+    visit = session.get(PlannedVisit, visit_id)
+    if visit is None or visit.order_id != order.id:
+        raise NotFound(f"visit {visit_id} of order {order.id} not found")
+    if visit.cancelled_at is not None:
+        raise Conflict(f"visit {visit_id} is already cancelled")
+    visit.cancelled_at = utcnow()
+    audit.record(session, actor=actor, action="planned_visit.cancel", entity=visit)
+    return visit
+
+
+def visits_of(session: Session, order_id: int) -> list[PlannedVisit]:
+    """The order's visits, oldest first."""
+    query = select(PlannedVisit).where(PlannedVisit.order_id == order_id)
+    return list(session.execute(query.order_by(PlannedVisit.id)).scalars())
+
+
+def current_visit(session: Session, order_id: int) -> PlannedVisit | None:
+    """The latest booked visit that was not cancelled."""
+    query = (
+        select(PlannedVisit)
+        .where(PlannedVisit.order_id == order_id, PlannedVisit.cancelled_at.is_(None))
+        .order_by(PlannedVisit.id.desc())
+    )
+    return session.execute(query).scalars().first()
+
+
+# --------------------------------------------------------------------------------------------
+# Views
+
+
+@dataclass(frozen=True)
+class AttentionItem:
+    """A running clock due within the at-risk horizon or already overdue."""
+
+    order_id: int
+    crew_id: int | None
+    district_id: int
+    stage: Stage
+    clock: str
+    governing: bool
+    due_on: date
+    provisional: bool
+    missing_years: tuple[int, ...]
+    status: rules.ClockStatus
+    paused: bool
+
+
+def _scoped(
+    query: Select[OrderDeadline, WorkOrder], actor: Principal
+) -> Select[OrderDeadline, WorkOrder]:
+    if actor.role == Role.crew:
+        return query.where(WorkOrder.crew_id == actor.crew_id)
+    if actor.role not in (Role.admin, Role.service, Role.planner):
+        raise Forbidden(f"{actor.role.value} has no access to connection deadlines")
+    return query
+
+
+def attention(
+    session: Session,
+    actor: Principal,
+    *,
+    as_of: date,
+    crew_id: int | None = None,
+    district_id: int | None = None,
+    calendar: WorkingCalendar | None = None,
+) -> list[AttentionItem]:
+    """Running clocks due within the at-risk horizon or overdue on ``as_of``, soonest first."""
+    calendar = calendar or calendar_for()
+    limits = time_limits()
+    horizon = calendar.add_working_days(as_of, limits.at_risk_within_working_days).due
+    query = (
+        select(OrderDeadline, WorkOrder)
+        .join(WorkOrder, WorkOrder.id == OrderDeadline.order_id)
+        .where(
+            OrderDeadline.finished_on.is_(None),
+            OrderDeadline.due_on.is_not(None),
+            OrderDeadline.kind != rules.ClockKind.white_list.value,
+            WorkOrder.stage.not_in([Stage.cancelled, Stage.closed, Stage.whitelisted]),
+        )
+    )
+    query = _scoped(query, actor)
+    if crew_id is not None:
+        query = query.where(WorkOrder.crew_id == crew_id)
+    if district_id is not None:
+        query = query.where(WorkOrder.district_id == district_id)
+    # Paused clocks move on every day the pause lasts and a newly published schedule may move
+    # provisional ones: both are re-evaluated below instead of trusting the stored due date.
+    query = query.where(
+        (OrderDeadline.due_on <= horizon)
+        | OrderDeadline.paused.is_(True)
+        | OrderDeadline.provisional.is_(True)
+    )
+    by_order: dict[int, tuple[WorkOrder, list[OrderDeadline]]] = {}
+    for row, order in session.execute(query):
+        by_order.setdefault(order.id, (order, []))[1].append(row)
+    items: list[AttentionItem] = []
+    for order, rows in by_order.values():
+        if any(r.paused for r in rows) or _now_exact(calendar, rows):
+            fresh = refresh(session, order, calendar=calendar, as_of=as_of)
+            clocks = [
+                (c.name, c.governing, c.due.due, c.due.provisional, c.due.missing_years, c.paused)
+                for c in fresh.clocks
+                if c.kind is not rules.ClockKind.white_list
+                and c.finished_on is None
+                and c.due is not None
+            ]
+        else:
+            clocks = [
+                (
+                    r.clock,
+                    r.governing,
+                    r.due_on,
+                    r.provisional,
+                    tuple(r.missing_years),
+                    r.paused,
+                )
+                for r in rows
+                if r.due_on is not None
+            ]
+        for name, governing, due_on, provisional, missing, paused in clocks:
+            if due_on > horizon:
+                continue
+            status = rules.classify(
+                calendar,
+                due=due_on,
+                finished_on=None,
+                as_of=as_of,
+                at_risk_within=limits.at_risk_within_working_days,
+            )
+            items.append(
+                AttentionItem(
+                    order_id=order.id,
+                    crew_id=order.crew_id,
+                    district_id=order.district_id,
+                    stage=order.stage,
+                    clock=name,
+                    governing=governing,
+                    due_on=due_on,
+                    provisional=provisional,
+                    missing_years=tuple(missing),
+                    status=status,
+                    paused=paused,
+                )
+            )
+    items.sort(key=lambda i: (i.due_on, i.order_id, not i.governing, i.clock))
+    return items
+
+
+@dataclass(frozen=True)
+class AttentionGroup:
+    """Counts of governing clocks needing attention for one crew in one district."""
+
+    district_id: int
+    crew_id: int | None
+    at_risk: int
+    overdue: int
+    stage_warnings: int
+
+
+def group_attention(items: Sequence[AttentionItem]) -> list[AttentionGroup]:
+    """Counts by district and crew (end-to-end clocks; stage clocks as early warnings)."""
+    counts: dict[tuple[int, int | None], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for item in items:
+        bucket = counts[(item.district_id, item.crew_id)]
+        if not item.governing:
+            bucket[2] += 1
+        elif item.status is rules.ClockStatus.overdue:
+            bucket[1] += 1
+        else:
+            bucket[0] += 1
+    return [
+        AttentionGroup(d, c, v[0], v[1], v[2])
+        for (d, c), v in sorted(counts.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0))
+    ]
+
+
+def compliance(
+    session: Session,
+    actor: Principal,
+    *,
+    period_from: date,
+    period_to: date,
+    crew_id: int | None = None,
+    district_id: int | None = None,
+) -> list[rules.Compliance]:
+    """Met / missed per clock for clocks that finished within the period."""
+    if period_to < period_from:
+        raise ValidationFailed("the period ends before it starts")
+    query = (
+        select(OrderDeadline, WorkOrder)
+        .join(WorkOrder, WorkOrder.id == OrderDeadline.order_id)
+        .where(
+            OrderDeadline.finished_on >= period_from,
+            OrderDeadline.finished_on <= period_to,
+            OrderDeadline.kind != rules.ClockKind.white_list.value,
+            WorkOrder.stage != Stage.cancelled,
+        )
+    )
+    query = _scoped(query, actor)
+    if crew_id is not None:
+        query = query.where(WorkOrder.crew_id == crew_id)
+    if district_id is not None:
+        query = query.where(WorkOrder.district_id == district_id)
+    clocks = [
+        rules.Clock(
+            name=row.clock,
+            kind=rules.ClockKind(row.kind),
+            started_on=row.started_on,
+            limit_days=row.limit_days,
+            due=None,
+            finished_on=row.finished_on,
+            status=rules.ClockStatus(row.status) if row.status else None,
+            governing=row.governing,
+        )
+        for row, _order in session.execute(query)
+    ]
+    return rules.summarise_compliance(clocks)

@@ -1,0 +1,47 @@
+"""`fieldops webhooks ...`: the webhook sender."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="Webhooks to subscribers (stage changes, planned visits).", no_args_is_help=True
+)
+
+
+@app.callback()
+def _main() -> None:
+    """Webhooks to subscribers (stage changes, planned visits)."""
+
+
+@app.command()
+def send(
+    loop: Annotated[bool, typer.Option("--loop", help="Keep running until interrupted.")] = False,
+    interval_s: Annotated[
+        float, typer.Option("--interval", min=0.1, help="Seconds between idle polls.")
+    ] = 5.0,
+    timeout_s: Annotated[float, typer.Option("--timeout", min=0.1, help="Per request.")] = 10.0,
+) -> None:
+    """Send the webhook outbox (once, or continuously with --loop)."""
+    import httpx
+
+    from field_api.cli import service_context
+    from field_api.tracking.sender import run_sender, send_pending
+
+    with service_context() as (_settings, factory), httpx.Client(timeout=timeout_s) as client:
+        if loop:
+            stop = threading.Event()
+            # SIGTERM/SIGINT finish the request in flight, then stop: nothing is half-recorded.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stop.set())
+            report = run_sender(factory, client=client, stop=stop, interval_s=interval_s)
+        else:
+            report = send_pending(factory, client=client)
+    typer.echo(
+        json.dumps({"delivered": report.delivered, "failed": report.failed, "dead": report.dead})
+    )

@@ -1,0 +1,129 @@
+"""HTTP endpoints of customer progress: the public tracking page and webhook subscribers."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from field_api.auth.models import Role
+from field_api.auth.rules import Principal
+from field_api.deadlines.service import CHINA_TZ, calendar_for
+from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
+from field_api.errors import NotFound
+from field_api.tracking import service
+from field_api.tracking.rules import DeliveryStatus
+from field_api.tracking.schemas import (
+    DeliveryRead,
+    ProgressRead,
+    SubscriptionCreate,
+    SubscriptionCreated,
+    SubscriptionRead,
+    TrackingLinkRead,
+)
+from field_api.work_orders import service as orders
+
+router = APIRouter(tags=["tracking"])
+
+Service = Annotated[Principal, Depends(require_roles(Role.service, Role.admin))]
+# The token sits in the URL: keep it out of caches, referrers and search engines.
+PRIVATE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex",
+}
+NOT_FOUND_PAGE = (
+    '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
+    '<meta name="viewport" content="width=device-width, initial-scale=1"><title>未找到</title>'
+    "</head><body><p>未找到该进度链接，请核对短信中的链接或联系供电服务热线。</p></body></html>"
+)
+
+
+@lru_cache(maxsize=1)
+def _templates() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(Path(__file__).with_name("templates")),
+        autoescape=select_autoescape(["html"]),
+    )
+    env.globals["local"] = lambda moment: moment.astimezone(CHINA_TZ)
+    return env
+
+
+@router.get("/work-orders/{order_id}/tracking")
+def get_tracking_link(
+    order_id: int, session: DbSession, user: CurrentUser, settings: AppSettings
+) -> TrackingLinkRead:
+    """The order's public tracking link (created on first use)."""
+    order = orders.get_for_actor(session, order_id, user, write=False)
+    token = service.token_for(session, order).token
+    return TrackingLinkRead(
+        order_id=order.id,
+        token=token,
+        path=service.tracking_path(token),
+        url=service.public_url(token, settings),
+    )
+
+
+@router.get("/track/{token}")
+def get_progress(token: str, session: DbSession, settings: AppSettings) -> ProgressRead:
+    """Public: an order's progress by its tracking token (personal data masked)."""
+    return ProgressRead.of(service.progress(session, token, calendar=calendar_for(settings)))
+
+
+@router.get("/t/{token}", response_class=HTMLResponse)
+def progress_page(token: str, session: DbSession, settings: AppSettings) -> HTMLResponse:
+    """Public: the mobile progress page of an order."""
+    try:
+        view = service.progress(session, token, calendar=calendar_for(settings))
+    except NotFound:
+        return HTMLResponse(NOT_FOUND_PAGE, status_code=404, headers=PRIVATE_HEADERS)
+    html = _templates().get_template("tracking.html").render(view=view)
+    return HTMLResponse(html, headers=PRIVATE_HEADERS)
+
+
+@router.post("/webhooks/subscriptions", status_code=status.HTTP_201_CREATED)
+def create_subscription(
+    body: SubscriptionCreate, session: DbSession, user: Service, settings: AppSettings
+) -> SubscriptionCreated:
+    """Register a webhook subscriber; the response shows its signing secret once."""
+    sub = service.create_subscription(
+        session,
+        name=body.name,
+        url=body.url,
+        events=body.events,
+        actor=user,
+        allow_http=not settings.is_production,
+    )
+    return SubscriptionCreated.created(sub)
+
+
+@router.get("/webhooks/subscriptions")
+def list_subscriptions(session: DbSession, _: Service) -> list[SubscriptionRead]:
+    """Webhook subscribers (without their secrets)."""
+    return [SubscriptionRead.of(s) for s in service.list_subscriptions(session)]
+
+
+@router.post("/webhooks/subscriptions/{subscription_id}/deactivate")
+def deactivate_subscription(
+    subscription_id: int, session: DbSession, user: Service
+) -> SubscriptionRead:
+    """Stop sending to a subscriber."""
+    sub = service.deactivate_subscription(session, subscription_id, actor=user)
+    return SubscriptionRead.of(sub)
+
+
+@router.get("/webhooks/deliveries")
+def list_deliveries(
+    session: DbSession,
+    _: Service,
+    status: DeliveryStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[DeliveryRead]:
+    """Webhook outbox rows, newest first."""
+    return [
+        DeliveryRead.of(d) for d in service.list_deliveries(session, status=status, limit=limit)
+    ]

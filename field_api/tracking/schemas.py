@@ -1,0 +1,147 @@
+"""Request and response bodies of tracking and webhooks."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from field_api.tracking.models import WebhookDelivery, WebhookSubscription
+from field_api.tracking.rules import EventType
+from field_api.tracking.service import ProgressView
+from field_api.work_orders.rules import Stage
+
+
+class StepRead(BaseModel):
+    stage: Stage
+    label: str
+    done: bool
+    current: bool
+    at: datetime | None
+
+
+class VisitWindowRead(BaseModel):
+    window_start: datetime
+    window_end: datetime
+
+
+class DeadlineRead(BaseModel):
+    """The promised date; ``provisional`` when a year's holidays are not yet published."""
+
+    due_on: date
+    provisional: bool
+    missing_years: list[int]
+    status: str | None
+
+
+class ProgressRead(BaseModel):
+    """An order's progress as the customer sees it (personal data masked)."""
+
+    order_id: int
+    customer_name: str
+    customer_phone: str
+    district: str
+    category: str
+    stage: Stage
+    stage_label: str
+    steps: list[StepRead]
+    planned_visit: VisitWindowRead | None
+    deadline: DeadlineRead | None
+    whitelist_expected_on: date | None
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, view: ProgressView) -> ProgressRead:
+        visit = view.planned_visit
+        deadline = view.deadline
+        return cls(
+            order_id=view.order_id,
+            customer_name=view.customer_name,
+            customer_phone=view.customer_phone,
+            district=view.district,
+            category=view.category,
+            stage=view.stage,
+            stage_label=view.stage_label,
+            steps=[
+                StepRead(stage=s.stage, label=s.label, done=s.done, current=s.current, at=s.at)
+                for s in view.steps
+            ],
+            planned_visit=(
+                VisitWindowRead(window_start=visit.window_start, window_end=visit.window_end)
+                if visit is not None
+                else None
+            ),
+            deadline=(
+                DeadlineRead(
+                    due_on=deadline.due_on,
+                    provisional=deadline.provisional,
+                    missing_years=list(deadline.missing_years),
+                    status=deadline.status,
+                )
+                if deadline is not None
+                else None
+            ),
+            whitelist_expected_on=view.whitelist_expected_on,
+            updated_at=view.updated_at,
+        )
+
+
+class TrackingLinkRead(BaseModel):
+    order_id: int
+    token: str
+    path: str
+    url: str
+
+
+class SubscriptionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    url: str = Field(min_length=8, max_length=500)
+    events: list[EventType] = Field(min_length=1)
+
+
+class SubscriptionRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    url: str
+    events: list[str]
+    active: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, sub: WebhookSubscription) -> SubscriptionRead:
+        return cls.model_validate(sub)
+
+
+class SubscriptionCreated(SubscriptionRead):
+    """Returned once at creation: the only time the signing secret is shown."""
+
+    secret: str
+
+    @classmethod
+    def created(cls, sub: WebhookSubscription) -> SubscriptionCreated:
+        return cls.model_validate(sub)
+
+
+class DeliveryRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    subscription_id: int
+    event_id: str
+    event_type: str
+    order_id: int | None
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+    @classmethod
+    def of(cls, row: WebhookDelivery) -> DeliveryRead:
+        return cls.model_validate(row)

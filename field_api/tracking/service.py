@@ -1,0 +1,387 @@
+"""Use cases of customer progress: tracking tokens, the public progress view, webhook
+subscriptions and the outbox they are fed from, and the customer SMS.
+
+Events are written to the outbox in the same transaction as the change that caused them, so a
+committed stage change always has its webhook rows, and a rolled-back one never has any.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from field_api.audit import service as audit
+from field_api.auth.models import District
+from field_api.auth.rules import Principal
+from field_api.config import Settings
+from field_api.contracts.notifier import LoggingNotifier, Notifier
+from field_api.db import utcnow
+from field_api.deadlines import service as deadlines
+from field_api.deadlines.calendar import CalendarError, WorkingCalendar
+from field_api.deadlines.models import PlannedVisit
+from field_api.errors import Conflict, NotFound, ValidationFailed
+from field_api.privacy import mask_name, mask_phone
+from field_api.tracking import rules
+from field_api.tracking.models import TrackingToken, WebhookDelivery, WebhookSubscription
+from field_api.work_orders import service as orders
+from field_api.work_orders.models import StageTransition, WorkOrder
+from field_api.work_orders.rules import FLOW, Stage
+
+logger = logging.getLogger(__name__)
+
+STAGE_LABELS_ZH: dict[Stage, str] = {
+    Stage.accepted: "已受理",
+    Stage.surveyed: "已现场勘查",
+    Stage.scheme_answered: "供电方案已答复",
+    Stage.contract_signed: "供用电合同已签订",
+    Stage.installed: "电能表已安装",
+    Stage.inspected: "竣工检验已通过",
+    Stage.energised: "已送电",
+    Stage.called_back: "已回访",
+    Stage.closed: "已归档",
+    Stage.whitelisted: "电网改造中（白名单）",
+    Stage.cancelled: "已取消",
+}
+# The customer hears about the steps that change what they wait for, not every internal one.
+SMS_STAGES = frozenset({Stage.scheme_answered, Stage.energised, Stage.whitelisted, Stage.cancelled})
+DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
+
+_notifier: Notifier = LoggingNotifier(reveal_text=True)
+
+
+def set_notifier(notifier: Notifier) -> Notifier:
+    """Replace the SMS notifier (a gateway in production); returns the previous one."""
+    global _notifier
+    previous, _notifier = _notifier, notifier
+    return previous
+
+
+def get_notifier() -> Notifier:
+    """The SMS notifier in use."""
+    return _notifier
+
+
+# --------------------------------------------------------------------------------------------
+# Tracking tokens and the public view
+
+
+def token_for(session: Session, order: WorkOrder) -> TrackingToken:
+    """The order's tracking token, created on first use."""
+    row = session.execute(
+        select(TrackingToken).where(TrackingToken.order_id == order.id)
+    ).scalar_one_or_none()
+    if row is None:
+        row = TrackingToken(order_id=order.id, token=rules.new_tracking_token())
+        session.add(row)
+        session.flush()
+    return row
+
+
+def tracking_path(token: str) -> str:
+    """The path of the public page (the SMS and the API put the base URL in front)."""
+    return f"/t/{token}"
+
+
+def public_url(token: str, settings: Settings | None = None) -> str:
+    """The full link sent to the customer."""
+    base = getattr(settings, "public_base_url", None) or DEFAULT_PUBLIC_BASE_URL
+    return base.rstrip("/") + tracking_path(token)
+
+
+@dataclass(frozen=True)
+class StageStep:
+    """One stage of the flow as the customer sees it."""
+
+    stage: Stage
+    label: str
+    done: bool
+    current: bool
+    at: datetime | None
+
+
+@dataclass(frozen=True)
+class DeadlineView:
+    """The governing deadline, provisional when counted on weekends alone."""
+
+    due_on: date
+    provisional: bool
+    missing_years: tuple[int, ...]
+    status: str | None
+
+
+@dataclass(frozen=True)
+class ProgressView:
+    """What the public tracking page shows; personal data masked."""
+
+    order_id: int
+    customer_name: str
+    customer_phone: str
+    district: str
+    category: str
+    stage: Stage
+    stage_label: str
+    steps: tuple[StageStep, ...]
+    planned_visit: PlannedVisit | None
+    deadline: DeadlineView | None
+    whitelist_expected_on: date | None
+    updated_at: datetime
+
+
+def order_by_token(session: Session, token: str) -> WorkOrder:
+    """The order behind a tracking token (404 for an unknown one)."""
+    # Length check first: obviously malformed tokens never reach the database.
+    if not (16 <= len(token) <= 64):
+        raise NotFound("unknown tracking token")
+    row = session.execute(
+        select(TrackingToken).where(TrackingToken.token == token)
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound("unknown tracking token")
+    return orders.get_or_raise(session, row.order_id)
+
+
+def progress(
+    session: Session,
+    token: str,
+    *,
+    as_of: date | None = None,
+    calendar: WorkingCalendar | None = None,
+) -> ProgressView:
+    """The customer's view of their order's progress."""
+    order = order_by_token(session, token)
+    reached: dict[Stage, datetime] = {Stage.accepted: order.accepted_at}
+    for row in orders.transitions_of(session, order.id):
+        reached.setdefault(row.to_stage, row.at)
+    current_index = FLOW.index(order.stage) if order.stage in FLOW else None
+    if order.stage == Stage.whitelisted and order.parked_from in FLOW:
+        current_index = FLOW.index(order.parked_from) if order.parked_from else None
+    steps = tuple(
+        StageStep(
+            stage=stage,
+            label=STAGE_LABELS_ZH[stage],
+            done=current_index is not None and i <= current_index,
+            current=stage == order.stage,
+            at=reached.get(stage) if current_index is not None and i <= current_index else None,
+        )
+        for i, stage in enumerate(FLOW)
+    )
+    try:
+        # Evaluated, not stored: a public page view never writes to the database.
+        result = deadlines.evaluate(
+            session,
+            order,
+            calendar=calendar or deadlines.calendar_for(),
+            as_of=as_of or deadlines.today(),
+        )
+        e2e = result.end_to_end
+    except CalendarError:
+        # Strict calendar and an unpublished year: the customer still sees their progress.
+        e2e = None
+    deadline = (
+        DeadlineView(
+            due_on=e2e.due.due,
+            provisional=e2e.due.provisional,
+            missing_years=e2e.due.missing_years,
+            status=e2e.status.value if e2e.status else None,
+        )
+        if e2e is not None and e2e.due is not None
+        else None
+    )
+    district = session.get(District, order.district_id)
+    return ProgressView(
+        order_id=order.id,
+        customer_name=mask_name(order.customer_name),
+        customer_phone=mask_phone(order.customer_phone),
+        district=district.name if district is not None else "",
+        category=order.category.value,
+        stage=order.stage,
+        stage_label=STAGE_LABELS_ZH[order.stage],
+        steps=steps,
+        planned_visit=deadlines.current_visit(session, order.id),
+        deadline=deadline,
+        whitelist_expected_on=(
+            order.whitelist_expected_on if order.stage == Stage.whitelisted else None
+        ),
+        updated_at=order.stage_changed_at,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Webhook subscriptions
+
+
+def create_subscription(
+    session: Session,
+    *,
+    name: str,
+    url: str,
+    events: list[rules.EventType],
+    actor: Principal | None,
+    allow_http: bool,
+) -> WebhookSubscription:
+    """Register a subscriber; its signing secret is generated here and shown once."""
+    problem = rules.url_problem(url, allow_http=allow_http)
+    if problem:
+        raise ValidationFailed(problem)
+    if not events:
+        raise ValidationFailed("subscribe to at least one event")
+    sub = WebhookSubscription(
+        name=name,
+        url=url,
+        secret=rules.new_webhook_secret(),
+        events=sorted({e.value for e in events}),
+        active=True,
+        created_by=actor.user_id if actor else None,
+    )
+    session.add(sub)
+    audit.record(session, actor=actor, action="webhook_subscription.create", entity=sub)
+    return sub
+
+
+def list_subscriptions(session: Session) -> list[WebhookSubscription]:
+    """Every subscriber, oldest first."""
+    query = select(WebhookSubscription).order_by(WebhookSubscription.id)
+    return list(session.execute(query).scalars())
+
+
+def deactivate_subscription(
+    session: Session, subscription_id: int, *, actor: Principal | None
+) -> WebhookSubscription:
+    """Stop sending to a subscriber (its pending deliveries are dropped as dead)."""
+    sub = session.get(WebhookSubscription, subscription_id)
+    if sub is None:
+        raise NotFound(f"webhook subscription {subscription_id} not found")
+    if not sub.active:
+        raise Conflict(f"webhook subscription {subscription_id} is already inactive")
+    sub.active = False
+    audit.record(session, actor=actor, action="webhook_subscription.deactivate", entity=sub)
+    return sub
+
+
+def list_deliveries(
+    session: Session, *, status: rules.DeliveryStatus | None = None, limit: int = 100
+) -> list[WebhookDelivery]:
+    """Outbox rows, newest first."""
+    query = select(WebhookDelivery).order_by(WebhookDelivery.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(WebhookDelivery.status == status.value)
+    return list(session.execute(query).scalars())
+
+
+def enqueue(
+    session: Session, event_type: rules.EventType, payload: dict[str, Any], *, order_id: int
+) -> list[WebhookDelivery]:
+    """Write one outbox row per active subscriber of ``event_type``."""
+    event_id = str(uuid.uuid4())
+    now = utcnow()
+    body = {
+        "event": event_type.value,
+        "event_id": event_id,
+        "occurred_at": now.isoformat(),
+        **payload,
+    }
+    rows = []
+    for sub in list_subscriptions(session):
+        if not sub.active or event_type.value not in sub.events:
+            continue
+        row = WebhookDelivery(
+            subscription_id=sub.id,
+            event_id=event_id,
+            event_type=event_type.value,
+            order_id=order_id,
+            payload=body,
+            status=rules.DeliveryStatus.pending.value,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        session.add(row)
+        rows.append(row)
+    session.flush()
+    return rows
+
+
+def _order_payload(session: Session, order: WorkOrder) -> dict[str, Any]:
+    # No personal data leaves in webhooks: subscribers get the order and its progress only.
+    district = session.get(District, order.district_id)
+    return {
+        "id": order.id,
+        "stage": order.stage.value,
+        "category": order.category.value,
+        "district": district.code if district is not None else None,
+        "tracking_path": tracking_path(token_for(session, order).token),
+    }
+
+
+def _deadline_payload(session: Session, order: WorkOrder) -> dict[str, Any] | None:
+    clocks = deadlines.stored_clocks(session, order.id)
+    e2e = next((c for c in clocks if c.governing), None)
+    if e2e is None or e2e.due_on is None:
+        return None
+    return {
+        "due_on": e2e.due_on.isoformat(),
+        "provisional": e2e.provisional,
+        "missing_years": list(e2e.missing_years),
+    }
+
+
+def _send_sms(phone: str, text: str) -> None:
+    # A failing SMS gateway must never undo the crew's recorded work.
+    try:
+        _notifier.send_sms(phone, text)
+    except Exception:
+        logger.exception("SMS to %s failed", mask_phone(phone))
+
+
+def on_stage_change(session: Session, order: WorkOrder, row: StageTransition) -> None:
+    """Queue ``stage_changed`` webhooks and text the customer for the steps they care about."""
+    deadlines.refresh(session, order, as_of=deadlines.china_date(row.at))
+    enqueue(
+        session,
+        rules.EventType.stage_changed,
+        {
+            "order": _order_payload(session, order),
+            "from_stage": row.from_stage.value,
+            "to_stage": row.to_stage.value,
+            "at": row.at.isoformat(),
+            "deadline": _deadline_payload(session, order),
+        },
+        order_id=order.id,
+    )
+    if row.to_stage in SMS_STAGES:
+        link = public_url(token_for(session, order).token)
+        _send_sms(
+            order.customer_phone,
+            f"【供电服务】您的用电申请（工单{order.id}）进度：{STAGE_LABELS_ZH[row.to_stage]}。"
+            f"查看进度：{link}",
+        )
+
+
+def on_visit_planned(session: Session, order: WorkOrder, visit: PlannedVisit) -> None:
+    """Queue ``visit_planned`` webhooks and tell the customer the window."""
+    enqueue(
+        session,
+        rules.EventType.visit_planned,
+        {
+            "order": _order_payload(session, order),
+            "visit": {
+                "id": visit.id,
+                "window_start": visit.window_start.isoformat(),
+                "window_end": visit.window_end.isoformat(),
+            },
+        },
+        order_id=order.id,
+    )
+    start = visit.window_start.astimezone(deadlines.CHINA_TZ)
+    end = visit.window_end.astimezone(deadlines.CHINA_TZ)
+    _send_sms(
+        order.customer_phone,
+        f"【供电服务】您的用电申请（工单{order.id}）已预约上门："
+        f"{start:%Y-%m-%d %H:%M}–{end:%H:%M}。",
+    )

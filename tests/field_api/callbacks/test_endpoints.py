@@ -1,0 +1,89 @@
+"""Call-backs and review flags through HTTP."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from field_api.auth.models import Role
+from field_api.config import Settings
+from field_api.work_orders import service as orders
+from field_api.work_orders.rules import FLOW, Stage
+from tests.builders import auth, make_order, make_user
+
+from .conftest import FakeClock
+
+
+def _energised_order(session: Session, clock: FakeClock, applied_on: date) -> int:
+    clock.set(2025, 9, 29, 9)
+    order = make_order(session, applied_on=applied_on.isoformat())
+    order.accepted_at = clock.now
+    clock.set(2025, 9, 30, 15)
+    for stage in FLOW[1 : FLOW.index(Stage.energised) + 1]:
+        orders.transition(session, order, stage, actor=None)
+    return order.id
+
+
+def test_service_records_callback_and_planner_sees_the_flag(
+    client: TestClient, session: Session, settings: Settings, clock: FakeClock
+) -> None:
+    order_id = _energised_order(session, clock, date(2025, 9, 29))
+    _, service_token = make_user(session, settings, role=Role.service)
+    _, planner_token = make_user(session, settings, role=Role.planner)
+    session.commit()
+
+    due = client.get("/callbacks/due", params={"as_of": "2025-10-09"}, headers=auth(planner_token))
+    assert due.status_code == 200, due.text
+    mine = [d for d in due.json() if d["order_id"] == order_id]
+    assert mine[0]["callback"]["due_on"] == "2025-10-11"
+    assert mine[0]["customer_phone"] == "138****8000"
+
+    url = f"/work-orders/{order_id}/callback/result"
+    body = {"satisfaction": 3, "irregularities": ["visited_more_than_once"]}
+    assert client.post(url, json=body, headers=auth(planner_token)).status_code == 403
+    bad = client.post(url, json={"satisfaction": 6}, headers=auth(service_token))
+    assert bad.status_code == 422
+    unknown = client.post(
+        url, json={"satisfaction": 3, "irregularities": ["bribe"]}, headers=auth(service_token)
+    )
+    assert unknown.status_code == 422
+    ok = client.post(url, json=body, headers=auth(service_token))
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["irregularities"] == ["visited_more_than_once"]
+    again = client.post(url, json=body, headers=auth(service_token))
+    assert again.status_code == 409
+
+    flags = client.get("/review-flags", headers=auth(planner_token))
+    assert flags.status_code == 200
+    mine_flags = [f for f in flags.json() if f["order_id"] == order_id]
+    assert [(f["kind"], f["reason"]) for f in mine_flags] == [
+        ("callback_irregularity", "customer says the crew came more than once")
+    ]
+    resolved = client.post(
+        f"/review-flags/{mine_flags[0]['id']}/resolve",
+        json={"resolution": "second visit was the meter test"},
+        headers=auth(service_token),
+    )
+    assert resolved.status_code == 200
+    assert resolved.json()["resolution"] == "second visit was the meter test"
+
+
+def test_callback_before_energisation_is_404_and_scan_is_service_only(
+    client: TestClient, session: Session, settings: Settings, clock: FakeClock
+) -> None:
+    clock.set(2025, 9, 29, 9)
+    order = make_order(session)
+    _, service_token = make_user(session, settings, role=Role.service)
+    _, planner_token = make_user(session, settings, role=Role.planner)
+    session.commit()
+    r = client.get(f"/work-orders/{order.id}/callback", headers=auth(service_token))
+    assert r.status_code == 404
+    assert r.json()["error"] == "NotFound"
+    assert client.post("/review-flags/scan", headers=auth(planner_token)).status_code == 403
+    scan = client.post("/review-flags/scan", headers=auth(service_token))
+    assert scan.status_code == 200
+    assert isinstance(scan.json()["flags_raised"], int)
+    bad_kind = client.get("/review-flags", params={"kind": "nonsense"}, headers=auth(planner_token))
+    assert bad_kind.status_code == 422

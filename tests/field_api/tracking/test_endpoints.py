@@ -1,0 +1,149 @@
+"""The public tracking endpoint and page, and webhook subscriptions through HTTP."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from field_api.auth.models import Role
+from field_api.config import Settings
+from field_api.deadlines.calendar import PACKAGE_YEARS
+from field_api.main import create_app
+from field_api.tracking import service as tracking
+from tests.builders import auth, make_crew, make_order, make_user
+
+from .conftest import FakeClock, RecordingNotifier
+
+
+def _order_with_token(
+    client: TestClient, session: Session, settings: Settings, clock: FakeClock
+) -> tuple[str, str]:
+    crew = make_crew(session)
+    _, crew_token = make_user(session, settings, role=Role.crew, crew=crew)
+    order = make_order(session, crew=crew)
+    order.accepted_at = clock.now
+    session.commit()
+    r = client.get(f"/work-orders/{order.id}/tracking", headers=auth(crew_token))
+    assert r.status_code == 200, r.text
+    assert r.json()["path"] == f"/t/{r.json()['token']}"
+    return r.json()["token"], crew_token
+
+
+def test_public_tracking_json_needs_no_auth_and_masks_personal_data(
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    clock: FakeClock,
+    sms: RecordingNotifier,
+) -> None:
+    token, _ = _order_with_token(client, session, settings, clock)
+    r = client.get(f"/track/{token}")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["customer_name"] == "张*"
+    assert body["customer_phone"] == "138****8000"
+    assert "13800138000" not in r.text
+    assert body["stage"] == "accepted"
+    assert body["deadline"]["due_on"] == "2025-10-13"
+    assert body["deadline"]["provisional"] is False
+    missing = client.get("/track/" + "A" * 32)
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "NotFound"
+
+
+def test_mobile_page_renders_progress_and_is_private(
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    clock: FakeClock,
+    sms: RecordingNotifier,
+) -> None:
+    token, _ = _order_with_token(client, session, settings, clock)
+    r = client.get(f"/t/{token}")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    assert r.headers["cache-control"] == "no-store"
+    assert r.headers["referrer-policy"] == "no-referrer"
+    assert "张*" in r.text
+    assert "张三" not in r.text
+    assert "2025-10-13" in r.text
+    assert "已受理" in r.text
+    assert "暂定" not in r.text
+    assert client.get("/t/" + "B" * 32).status_code == 404
+
+
+def test_mobile_page_marks_a_provisional_deadline(
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    clock: FakeClock,
+    sms: RecordingNotifier,
+) -> None:
+    clock.set(PACKAGE_YEARS[1], 12, 28)
+    token, _ = _order_with_token(client, session, settings, clock)
+    r = client.get(f"/t/{token}")
+    assert "暂定" in r.text
+    assert str(PACKAGE_YEARS[1] + 1) in r.text
+    assert client.get(f"/track/{token}").json()["deadline"]["missing_years"] == [
+        PACKAGE_YEARS[1] + 1
+    ]
+
+
+def test_webhook_subscriptions_are_managed_by_the_service_role(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    _, service_token = make_user(session, settings, role=Role.service)
+    _, planner_token = make_user(session, settings, role=Role.planner)
+    session.commit()
+    body = {"name": "crm", "url": "https://crm.example.test/hook", "events": ["stage_changed"]}
+    assert (
+        client.post("/webhooks/subscriptions", json=body, headers=auth(planner_token)).status_code
+        == 403
+    )
+    created = client.post("/webhooks/subscriptions", json=body, headers=auth(service_token))
+    assert created.status_code == 201, created.text
+    assert len(created.json()["secret"]) == 64
+    listed = client.get("/webhooks/subscriptions", headers=auth(service_token)).json()
+    assert all("secret" not in s for s in listed)
+    bad_event = client.post(
+        "/webhooks/subscriptions", json={**body, "events": ["nope"]}, headers=auth(service_token)
+    )
+    assert bad_event.status_code == 422
+    bad_url = client.post(
+        "/webhooks/subscriptions",
+        json={**body, "url": "ftp://x.example"},
+        headers=auth(service_token),
+    )
+    assert bad_url.status_code == 422
+    assert bad_url.json()["error"] == "ValidationFailed"
+    sub_id = created.json()["id"]
+    url = f"/webhooks/subscriptions/{sub_id}/deactivate"
+    assert client.post(url, headers=auth(service_token)).status_code == 200
+    assert client.post(url, headers=auth(service_token)).status_code == 409
+    deliveries = client.get(
+        "/webhooks/deliveries", params={"status": "pending"}, headers=auth(service_token)
+    )
+    assert deliveries.status_code == 200
+
+
+def test_strict_calendar_without_the_year_still_shows_progress(
+    session: Session,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    clock: FakeClock,
+    sms: RecordingNotifier,
+) -> None:
+    strict = create_app(
+        settings.model_copy(update={"calendar_strict": True}), session_factory=session_factory
+    )
+    with TestClient(strict, raise_server_exceptions=False) as client:
+        clock.set(PACKAGE_YEARS[1], 12, 28)
+        order = make_order(session)
+        order.accepted_at = clock.now
+        token = tracking.token_for(session, order).token
+        session.commit()
+        r = client.get(f"/track/{token}")
+        assert r.status_code == 200, r.text
+        assert r.json()["deadline"] is None
+        assert r.json()["stage"] == "accepted"
+        assert client.get(f"/t/{token}").status_code == 200
