@@ -18,7 +18,7 @@ $(VENV)/.api-installed: pyproject.toml | $(BIN)/python
 
 # Everything: the vision extra (torch==2.14.1 and torchvision==0.29.1 from this machine's disk) and dev tools.
 $(VENV)/.all-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[vision,dev]'
+	$(BIN)/pip install -q -e '.[vision,ray,dev]'
 	touch $@ $(VENV)/.api-installed
 
 venv-api: $(VENV)/.api-installed
