@@ -36,11 +36,13 @@ def _add_slice_commands() -> None:
     """Slices' own command groups (their modules import only light libraries at load)."""
     from field_api.contracts.cli import app as contracts_app
     from field_api.deadlines.cli import app as calendar_app
+    from field_api.network.cli import app as network_app
     from field_api.tracking.cli import app as webhooks_app
 
     app.add_typer(calendar_app, name="calendar", help="Chinese working-day calendar.")
     app.add_typer(webhooks_app, name="webhooks", help="Webhook outbox sender.")
     app.add_typer(contracts_app, name="contracts", help="Connection contracts.")
+    app.add_typer(network_app, name="network", help="Low-voltage network data.")
 
 
 _add_slice_commands()

@@ -1,0 +1,115 @@
+"""HTTP endpoints of completion checks and the planners' acceptance statistics."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from field_api.auth.models import Role
+from field_api.auth.rules import Principal
+from field_api.checklists import service
+from field_api.checklists.schemas import (
+    ChecklistSubmit,
+    FirstPassRead,
+    ParetoRead,
+    SubmissionRead,
+)
+from field_api.deps import CurrentUser, DbSession, require_roles
+from field_api.work_orders import service as orders
+
+router = APIRouter(tags=["checklists"])
+
+FieldWork = Annotated[Principal, Depends(require_roles(Role.crew, Role.admin))]
+Planner = Annotated[Principal, Depends(require_roles(Role.planner, Role.admin))]
+Phase = Literal["before_energising", "supply_on"]
+From = Annotated[date, Query(alias="from", description="First day (China time), inclusive.")]
+To = Annotated[date, Query(alias="to", description="Last day (China time), inclusive.")]
+GroupBy = Annotated[Literal["crew", "district", "kit", "card_version"], Query()]
+
+
+def _csv(text: str, name: str) -> Response:
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+@router.post("/work-orders/{order_id}/checklists/{phase}", status_code=status.HTTP_201_CREATED)
+def submit_checklist(
+    order_id: int, phase: Phase, body: ChecklistSubmit, session: DbSession, user: FieldWork
+) -> SubmissionRead:
+    """Submit one phase of the order's card; every item is judged and the result stored."""
+    row = service.submit(
+        session,
+        order_id,
+        phase=phase,
+        values=body.values,
+        actor=user,
+        device_time=body.device_time,
+    )
+    return SubmissionRead.of(row, service.items_of(session, [row.id])[row.id])
+
+
+@router.get("/work-orders/{order_id}/checklists")
+def list_checklists(order_id: int, session: DbSession, user: CurrentUser) -> list[SubmissionRead]:
+    """The order's completion-check attempts with every item's verdict, oldest first."""
+    orders.get_for_actor(session, order_id, user, write=False)
+    rows = service.submissions_of(session, order_id)
+    items = service.items_of(session, [r.id for r in rows])
+    return [SubmissionRead.of(r, items[r.id]) for r in rows]
+
+
+@router.get("/planner/first-pass")
+def first_pass_rate(
+    session: DbSession,
+    user: Planner,
+    date_from: From,
+    date_to: To,
+    group_by: GroupBy = "crew",
+    phase: Phase = "before_energising",
+) -> list[FirstPassRead]:
+    """First-pass acceptance rate per crew, district, kit or card version."""
+    rows = service.first_pass(
+        session, date_from=date_from, date_to=date_to, group_by=group_by, phase=phase
+    )
+    return [FirstPassRead(**asdict(r)) for r in rows]
+
+
+@router.get("/planner/first-pass.csv", response_class=Response)
+def first_pass_rate_csv(
+    session: DbSession,
+    user: Planner,
+    date_from: From,
+    date_to: To,
+    group_by: GroupBy = "crew",
+    phase: Phase = "before_energising",
+) -> Response:
+    """The first-pass acceptance rate as CSV."""
+    rows = service.first_pass(
+        session, date_from=date_from, date_to=date_to, group_by=group_by, phase=phase
+    )
+    columns = ["key", "label", "checked", "passed_first", "rate"]
+    return _csv(service.csv_text(rows, columns), f"first-pass-{group_by}-{date_from}-{date_to}")
+
+
+@router.get("/planner/failing-items")
+def failing_items(
+    session: DbSession, user: Planner, date_from: From, date_to: To, phase: Phase | None = None
+) -> list[ParetoRead]:
+    """Pareto of failing check items (most frequent first, with cumulative share)."""
+    rows = service.failing_items(session, date_from=date_from, date_to=date_to, phase=phase)
+    return [ParetoRead(**asdict(r)) for r in rows]
+
+
+@router.get("/planner/failing-items.csv", response_class=Response)
+def failing_items_csv(
+    session: DbSession, user: Planner, date_from: From, date_to: To, phase: Phase | None = None
+) -> Response:
+    """The Pareto of failing items as CSV."""
+    rows = service.failing_items(session, date_from=date_from, date_to=date_to, phase=phase)
+    columns = ["item_code", "label", "failures", "share", "cumulative_share"]
+    return _csv(service.csv_text(rows, columns), f"failing-items-{date_from}-{date_to}")

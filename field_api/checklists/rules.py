@@ -1,0 +1,269 @@
+"""Pure evaluation of a completion-check card (竣工检验卡) against the crew's submitted values.
+
+Every item of the card (or of one phase of it) is evaluated to pass/fail with a reason; a
+measurement outside its limits quotes the limit; a failed critical item fails the card, a failed
+non-critical item leaves a remark. Items of type photo and barcode_match are judged from the
+evidence in :class:`CheckContext`, never from a typed value, because a typed meter number is
+exactly what the barcode check exists to rule out.
+
+No web or database imports: the acceptance service loads the card version in force for the
+order, builds the context from the scheme, the media and the issued kit, and stores the result.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from standard_kits.schemas import (
+    BarcodeMatchItem,
+    CardItem,
+    ChecklistCard,
+    CheckPhase,
+    ChoiceItem,
+    LimitOverride,
+    MeasurementItem,
+    PhotoItem,
+    TextItem,
+    YesNoItem,
+)
+
+ItemValue = bool | int | float | str | None
+CardStatus = Literal["passed", "passed_with_remarks", "failed"]
+PHASES: tuple[CheckPhase, ...] = ("before_energising", "supply_on")
+
+
+class ChecklistInputError(ValueError):
+    """Submitted values that cannot be evaluated; ``problems`` names each item and why."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+@dataclass(frozen=True, slots=True)
+class CheckContext:
+    """Evidence the card is checked against besides the crew's typed values."""
+
+    scheme_cable_section_mm2: float | None = None
+    scheme_breaker_rating_a: float | None = None
+    scheme_ct_primary_a: float | None = None
+    scanned_barcode: str | None = None
+    """What the terminal's scanner read from the meter."""
+    decoded_barcode: str | None = None
+    """What the server decoded from the barcode photo."""
+    issued_meter_barcode: str | None = None
+    """The meter issued with the kit for this order, when known."""
+    photo_counts: Mapping[str, int] = field(default_factory=dict)
+    """Number of photos on record per kind (site, meter_box, seal, ...)."""
+    transformer_rated_kva: float | None = None
+
+    @staticmethod
+    def count_photos(kinds: Iterable[str]) -> dict[str, int]:
+        """Photo counts per kind from the kinds of the photos on record."""
+        counts: dict[str, int] = {}
+        for kind in kinds:
+            counts[kind] = counts.get(kind, 0) + 1
+        return counts
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """The verdict on one item."""
+
+    code: str
+    type: str
+    phase: CheckPhase
+    critical: bool
+    passed: bool
+    value: ItemValue
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CardResult:
+    """The verdict on a card, or on one phase of it."""
+
+    card_code: str
+    card_version: int
+    phase: CheckPhase | None
+    items: tuple[ItemResult, ...]
+
+    @property
+    def failed_critical(self) -> tuple[ItemResult, ...]:
+        """Failed items that fail the card."""
+        return tuple(i for i in self.items if not i.passed and i.critical)
+
+    @property
+    def remarks(self) -> tuple[ItemResult, ...]:
+        """Failed non-critical items: recorded, but the card still passes."""
+        return tuple(i for i in self.items if not i.passed and not i.critical)
+
+    @property
+    def passed(self) -> bool:
+        """Whether no critical item failed."""
+        return not self.failed_critical
+
+    @property
+    def status(self) -> CardStatus:
+        """passed, passed_with_remarks or failed."""
+        if not self.passed:
+            return "failed"
+        return "passed_with_remarks" if self.remarks else "passed"
+
+
+def evaluate_card(
+    card: ChecklistCard,
+    values: Mapping[str, ItemValue],
+    context: CheckContext,
+    *,
+    phase: CheckPhase | None = None,
+) -> CardResult:
+    """Evaluate every item of ``card`` (or of one ``phase``) against values and evidence.
+
+    Values for the other phase's items may be present (the whole card's values can be passed
+    for each phase); they are type-checked but do not count. Raises ChecklistInputError when a
+    value names no item of the card, has the wrong type for its item, or is given for an item
+    judged from evidence; a missing value is not an input error but a failed item
+    ("not submitted").
+    """
+    _check_values(card, values)
+    items = card.items if phase is None else card.items_in(phase)
+    return CardResult(
+        card_code=card.code,
+        card_version=card.version,
+        phase=phase,
+        items=tuple(evaluate_item(i, values.get(i.code), context) for i in items),
+    )
+
+
+def evaluate_phases(
+    card: ChecklistCard, values: Mapping[str, ItemValue], context: CheckContext
+) -> dict[CheckPhase, CardResult]:
+    """Evaluate each phase of the card separately (before energising, with the supply on)."""
+    return {ph: evaluate_card(card, values, context, phase=ph) for ph in PHASES}
+
+
+def evaluate_item(item: CardItem, value: ItemValue, context: CheckContext) -> ItemResult:
+    """The verdict on one item; ``value`` must already have the item's type (see evaluate_card)."""
+    if isinstance(item, PhotoItem):
+        passed, reason = _photo(item, context)
+    elif isinstance(item, BarcodeMatchItem):
+        passed, reason = _barcode(context)
+    elif value is None:
+        passed, reason = False, "not submitted"
+    elif isinstance(item, YesNoItem):
+        passed = value is item.expected
+        reason = None if passed else f"answered {_yes_no(value)}, {_yes_no(item.expected)} required"
+    elif isinstance(item, MeasurementItem):
+        passed, reason = _measurement(item, float(value), context)
+    elif isinstance(item, ChoiceItem):
+        passed = value in item.pass_options
+        reason = None if passed else f"{value!r} is not acceptable ({', '.join(item.pass_options)})"
+    else:
+        passed, reason = _text(item, str(value))
+    return ItemResult(
+        code=item.code, type=item.type, phase=item.phase, critical=item.critical,
+        passed=passed, value=value, reason=reason,
+    )
+
+
+def _check_values(card: ChecklistCard, values: Mapping[str, ItemValue]) -> None:
+    by_code = {i.code: i for i in card.items}
+    problems: list[str] = []
+    for code, value in values.items():
+        item = by_code.get(code)
+        if item is None:
+            problems.append(f"{code}: not an item of card {card.code}")
+        elif value is not None:
+            problem = _type_problem(item, value)
+            if problem:
+                problems.append(f"{code}: {problem}")
+    if problems:
+        raise ChecklistInputError(problems)
+
+
+def _type_problem(item: CardItem, value: ItemValue) -> str | None:
+    if isinstance(item, PhotoItem | BarcodeMatchItem):
+        return "judged from the photos and the scanned barcode, not from a submitted value"
+    if isinstance(item, YesNoItem) and not isinstance(value, bool):
+        return "expected true or false"
+    if isinstance(item, MeasurementItem):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"expected a number in {item.unit}"
+        if not math.isfinite(value):
+            return "expected a finite number"
+    if isinstance(item, ChoiceItem) and value not in item.options:
+        return f"expected one of {', '.join(item.options)}"
+    if isinstance(item, TextItem) and not isinstance(value, str):
+        return "expected text"
+    return None
+
+
+def _measurement(
+    item: MeasurementItem, value: float, context: CheckContext
+) -> tuple[bool, str | None]:
+    unit = item.unit
+    if item.reference is not None:
+        expected = getattr(context, item.reference)
+        if expected is None:
+            return False, f"no scheme figure to compare with ({item.reference})"
+        if math.isclose(value, expected, rel_tol=1e-9, abs_tol=1e-9):
+            return True, None
+        return False, f"{value:g} {unit} differs from the scheme's {expected:g} {unit}"
+    lower, upper, note = item.lower, item.upper, ""
+    override = _override(item.overrides, context.transformer_rated_kva)
+    if override is not None:
+        lower, upper = override.lower, override.upper
+        note = f" (limit for transformers ≤ {override.transformer_kva_at_most:g} kVA)"
+    if lower is not None and value < lower:
+        return False, f"{value:g} {unit} below the lower limit {lower:g} {unit}{note}"
+    if upper is not None and value > upper:
+        return False, f"{value:g} {unit} above the upper limit {upper:g} {unit}{note}"
+    return True, None
+
+
+def _override(overrides: list[LimitOverride], kva: float | None) -> LimitOverride | None:
+    """The most specific override for the transformer size (smallest threshold it is under)."""
+    if kva is None:
+        return None
+    fitting = [o for o in overrides if kva <= o.transformer_kva_at_most]
+    return min(fitting, key=lambda o: o.transformer_kva_at_most, default=None)
+
+
+def _photo(item: PhotoItem, context: CheckContext) -> tuple[bool, str | None]:
+    have = context.photo_counts.get(item.kind, 0)
+    if have >= item.min_count:
+        return True, None
+    return False, f"{have} photo(s) of kind {item.kind}, {item.min_count} required"
+
+
+def _barcode(context: CheckContext) -> tuple[bool, str | None]:
+    scanned = (context.scanned_barcode or "").strip()
+    decoded = (context.decoded_barcode or "").strip()
+    issued = (context.issued_meter_barcode or "").strip()
+    if not scanned:
+        return False, "no scanned meter barcode"
+    if not decoded:
+        return False, "the barcode photo could not be decoded"
+    if scanned != decoded:
+        return False, f"scanned {scanned} does not match the photo's {decoded}"
+    if issued and scanned != issued:
+        return False, f"scanned meter {scanned} is not the issued meter {issued}"
+    return True, None
+
+
+def _text(item: TextItem, value: str) -> tuple[bool, str | None]:
+    text = value.strip()
+    if not text:
+        return False, "empty"
+    if item.pattern is not None and re.fullmatch(item.pattern, text) is None:
+        return False, f"{text!r} is not in the required form"
+    return True, None
+
+
+def _yes_no(value: ItemValue) -> str:
+    return "yes" if value is True else "no"

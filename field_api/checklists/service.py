@@ -1,0 +1,371 @@
+"""Use cases of completion checks: submit a card phase, read results, planners' statistics."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from typing import Any, Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from field_api.audit import service as audit
+from field_api.auth.models import Crew, District
+from field_api.auth.rules import Principal
+from field_api.checklists import evidence as evidence_source
+from field_api.checklists.models import ChecklistItemResult, ChecklistSubmission
+from field_api.checklists.rules import (
+    PHASES,
+    ChecklistInputError,
+    ItemValue,
+    evaluate_card,
+)
+from field_api.db import utcnow
+from field_api.errors import Conflict, InvalidTransition, ServiceUnavailable, ValidationFailed
+from field_api.work_orders import service as orders
+from field_api.work_orders.models import WorkOrder
+from field_api.work_orders.rules import Category, Stage
+from standard_kits.loader import load_catalogue
+from standard_kits.schemas import ChecklistCard, CheckPhase
+
+CHINA = timezone(timedelta(hours=8), "CST")
+# The stage an order must be in to submit a phase, and the stage a pass moves it to.
+PHASE_STAGES: dict[str, tuple[Stage, Stage]] = {
+    "before_energising": (Stage.installed, Stage.inspected),
+    "supply_on": (Stage.inspected, Stage.energised),
+}
+GroupBy = Literal["crew", "district", "kit", "card_version"]
+
+
+def card_category(category: Category) -> str:
+    """The card applicability category of an order category (cards know residential/business)."""
+    return "residential" if category == Category.residential else "business"
+
+
+def _check_phase(phase: str) -> CheckPhase:
+    if phase not in PHASES:
+        raise ValidationFailed(f"unknown check phase {phase!r}; one of: {', '.join(PHASES)}")
+    return "before_energising" if phase == "before_energising" else "supply_on"
+
+
+def submissions_of(
+    session: Session, order_id: int, *, phase: str | None = None
+) -> list[ChecklistSubmission]:
+    """The order's submissions, oldest first."""
+    query = select(ChecklistSubmission).where(ChecklistSubmission.order_id == order_id)
+    if phase is not None:
+        query = query.where(ChecklistSubmission.phase == phase)
+    return list(session.execute(query.order_by(ChecklistSubmission.id)).scalars())
+
+
+def items_of(session: Session, submission_ids: list[int]) -> dict[int, list[ChecklistItemResult]]:
+    """Per-item verdicts of the given submissions, in card order."""
+    grouped: dict[int, list[ChecklistItemResult]] = {i: [] for i in submission_ids}
+    if not submission_ids:
+        return grouped
+    rows = session.execute(
+        select(ChecklistItemResult)
+        .where(ChecklistItemResult.submission_id.in_(submission_ids))
+        .order_by(ChecklistItemResult.id)
+    ).scalars()
+    for row in rows:
+        grouped[row.submission_id].append(row)
+    return grouped
+
+
+def has_passed(session: Session, order_id: int, phase: str) -> bool:
+    """Whether a submission of ``phase`` passed for the order (the one-visit walk asks)."""
+    found = session.execute(
+        select(ChecklistSubmission.id)
+        .where(
+            ChecklistSubmission.order_id == order_id,
+            ChecklistSubmission.phase == phase,
+            ChecklistSubmission.passed.is_(True),
+        )
+        .limit(1)
+    ).first()
+    return found is not None
+
+
+def card_for(session: Session, order: WorkOrder, *, metering: str | None) -> ChecklistCard:
+    """The card version in force for the order.
+
+    The version is fixed by the order's first submission, so a rework is judged by the same
+    card even when a new version has been published since; before that, the version in force
+    today (China time) for the order's category, phases and metering.
+    """
+    catalogue = load_catalogue()
+    first = session.execute(
+        select(ChecklistSubmission)
+        .where(ChecklistSubmission.order_id == order.id)
+        .order_by(ChecklistSubmission.id)
+        .limit(1)
+    ).scalar_one_or_none()
+    if first is not None:
+        card = catalogue.get_card(first.card_code, first.card_version)
+        if card is None:
+            raise ServiceUnavailable(
+                f"card {first.card_code} v{first.card_version} used by this order is no longer "
+                "in the catalogue"
+            )
+        return card
+    if metering is None:
+        raise ValidationFailed(
+            f"order {order.id} has no accepted scheme saying how the meter is connected; the "
+            "card cannot be chosen"
+        )
+    today = utcnow().astimezone(CHINA).date()
+    card = catalogue.card_in_force(
+        category=card_category(order.category), phases=order.phases, metering=metering, on=today
+    )
+    if card is None:
+        raise ValidationFailed(
+            f"no checklist card in force for a {order.category.value} {order.phases}-phase "
+            f"{metering}-metered installation on {today}"
+        )
+    return card
+
+
+def submit(
+    session: Session,
+    order_id: int,
+    *,
+    phase: str,
+    values: dict[str, ItemValue],
+    actor: Principal,
+    device_time: datetime | None = None,
+) -> ChecklistSubmission:
+    """Evaluate and store one phase of the order's card; a pass moves the order on.
+
+    A failed check is stored (it is a result, not an error) and can be submitted again after
+    rework with the next attempt number.
+    """
+    check_phase = _check_phase(phase)
+    order = orders.get_for_actor(session, order_id, actor, write=True)
+    required, target = PHASE_STAGES[check_phase]
+    if has_passed(session, order.id, check_phase):
+        raise Conflict(f"the {check_phase} check of order {order.id} has already passed")
+    if order.stage != required:
+        raise InvalidTransition(
+            f"the {check_phase} check is submitted when the order is {required.value}; "
+            f"order {order.id} is {order.stage.value}"
+        )
+    gathered = evidence_source.gather(session, order)
+    card = card_for(session, order, metering=gathered.metering)
+    try:
+        result = evaluate_card(card, values, gathered.context, phase=check_phase)
+    except ChecklistInputError as exc:
+        raise ValidationFailed(exc.problems) from exc
+
+    previous = session.execute(
+        select(func.max(ChecklistSubmission.attempt)).where(
+            ChecklistSubmission.order_id == order.id, ChecklistSubmission.phase == check_phase
+        )
+    ).scalar_one()
+    submission = ChecklistSubmission(
+        order_id=order.id,
+        phase=check_phase,
+        attempt=(previous or 0) + 1,
+        card_code=card.code,
+        card_version=card.version,
+        status=result.status,
+        passed=result.passed,
+        submitted_at=utcnow(),
+        device_time=device_time,
+        submitted_by=actor.user_id,
+        crew_id=order.crew_id,
+        district_id=order.district_id,
+        kit_code=gathered.kit_code,
+        values=dict(values),
+        evidence=gathered.snapshot(),
+    )
+    session.add(submission)
+    session.flush()
+    labels = {item.code: item.label.zh for item in card.items}
+    for item in result.items:
+        session.add(
+            ChecklistItemResult(
+                submission_id=submission.id,
+                item_code=item.code,
+                item_type=item.type,
+                label=labels.get(item.code, item.code)[:200],
+                critical=item.critical,
+                passed=item.passed,
+                value=item.value,
+                reason=item.reason,
+            )
+        )
+    audit.record(session, actor=actor, action=f"checklist.{check_phase}", entity=submission)
+    if result.passed:
+        orders.transition(
+            session,
+            order,
+            target,
+            actor=actor,
+            device_time=device_time,
+            data={"checklist_submission": submission.id, "card": f"{card.code} v{card.version}"},
+        )
+    return submission
+
+
+# ---------------------------------------------------------------------------- statistics
+
+
+def day_range(date_from: date, date_to: date) -> tuple[datetime, datetime]:
+    """[start, end) in UTC of whole China days from ``date_from`` to ``date_to`` inclusive."""
+    if date_to < date_from:
+        raise ValidationFailed("the date range ends before it starts")
+    start = datetime.combine(date_from, time.min, CHINA).astimezone(UTC)
+    end = datetime.combine(date_to + timedelta(days=1), time.min, CHINA).astimezone(UTC)
+    return start, end
+
+
+@dataclass(frozen=True)
+class FirstPassRow:
+    """First-pass acceptance of one group."""
+
+    key: str
+    label: str
+    checked: int
+    passed_first: int
+    rate: float | None
+
+
+def first_pass(
+    session: Session,
+    *,
+    date_from: date,
+    date_to: date,
+    group_by: GroupBy,
+    phase: str = "before_energising",
+) -> list[FirstPassRow]:
+    """First-pass acceptance rate (验收一次通过率) per group over first attempts in the range.
+
+    Only each order's first attempt counts: a check passed on the second attempt after rework
+    is a first-pass failure.
+    """
+    check_phase = _check_phase(phase)
+    start, end = day_range(date_from, date_to)
+    rows = session.execute(
+        select(ChecklistSubmission).where(
+            ChecklistSubmission.attempt == 1,
+            ChecklistSubmission.phase == check_phase,
+            ChecklistSubmission.submitted_at >= start,
+            ChecklistSubmission.submitted_at < end,
+        )
+    ).scalars()
+    checked: Counter[str] = Counter()
+    passed: Counter[str] = Counter()
+    for row in rows:
+        key = _group_key(row, group_by)
+        checked[key] += 1
+        passed[key] += int(row.passed)
+    labels = _group_labels(session, group_by, list(checked))
+    return [
+        FirstPassRow(
+            key=key,
+            label=labels.get(key, key),
+            checked=checked[key],
+            passed_first=passed[key],
+            rate=passed[key] / checked[key],
+        )
+        for key in sorted(checked)
+    ]
+
+
+def _group_key(row: ChecklistSubmission, group_by: GroupBy) -> str:
+    if group_by == "crew":
+        return str(row.crew_id) if row.crew_id is not None else "-"
+    if group_by == "district":
+        return str(row.district_id)
+    if group_by == "kit":
+        return row.kit_code or "-"
+    return f"{row.card_code} v{row.card_version}"
+
+
+def _group_labels(session: Session, group_by: GroupBy, keys: list[str]) -> dict[str, str]:
+    ids = [int(k) for k in keys if k.isdigit()]
+    if group_by == "crew" and ids:
+        crews = session.execute(select(Crew).where(Crew.id.in_(ids))).scalars()
+        return {str(c.id): f"{c.code} {c.name}" for c in crews}
+    if group_by == "district" and ids:
+        districts = session.execute(select(District).where(District.id.in_(ids))).scalars()
+        return {str(d.id): f"{d.code} {d.name}" for d in districts}
+    return {}
+
+
+@dataclass(frozen=True)
+class ParetoRow:
+    """One failing item in the Pareto of failures."""
+
+    item_code: str
+    label: str
+    failures: int
+    share: float
+    cumulative_share: float
+
+
+def failing_items(
+    session: Session, *, date_from: date, date_to: date, phase: str | None = None
+) -> list[ParetoRow]:
+    """Failed items over all attempts in the range, most frequent first, with cumulative share."""
+    start, end = day_range(date_from, date_to)
+    query = (
+        select(ChecklistItemResult.item_code, ChecklistItemResult.label)
+        .join(ChecklistSubmission, ChecklistSubmission.id == ChecklistItemResult.submission_id)
+        .where(
+            ChecklistItemResult.passed.is_(False),
+            ChecklistSubmission.submitted_at >= start,
+            ChecklistSubmission.submitted_at < end,
+        )
+    )
+    if phase is not None:
+        query = query.where(ChecklistSubmission.phase == _check_phase(phase))
+    counts: Counter[str] = Counter()
+    labels: dict[str, str] = {}
+    for code, label in session.execute(query):
+        counts[code] += 1
+        labels.setdefault(code, label)
+    total = sum(counts.values())
+    result: list[ParetoRow] = []
+    running = 0
+    for code, failures in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        running += failures
+        result.append(
+            ParetoRow(
+                item_code=code,
+                label=labels[code],
+                failures=failures,
+                share=failures / total,
+                cumulative_share=running / total,
+            )
+        )
+    return result
+
+
+def csv_text(rows: list[Any], columns: list[str]) -> str:
+    """Dataclass rows as CSV (UTF-8 with BOM so spreadsheet programs read the Chinese).
+
+    Text cells starting with = + - @ are prefixed with a quote: a spreadsheet must never
+    evaluate exported data as a formula.
+    """
+    buffer = io.StringIO()
+    buffer.write("\ufeff")
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        values = asdict(row)
+        writer.writerow([_cell(values[c]) for c in columns])
+    return buffer.getvalue()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
