@@ -1,0 +1,446 @@
+"""Use cases of contracts: generate from the order and its scheme, send the one-time code,
+sign (customer's drawn signature + code → server-signed PDF), read and verify."""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from PIL import Image, UnidentifiedImageError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from field_api.audit import service as audit
+from field_api.auth.rules import Principal
+from field_api.config import Settings
+from field_api.contracts import signing, store
+from field_api.contracts.config import contract_settings
+from field_api.contracts.models import Contract, ContractOtp, ContractStatus
+from field_api.contracts.notifier import Notifier
+from field_api.contracts.otp import OneTimeCode, OtpOutcome
+from field_api.contracts.pdf import (
+    CjkFontMissingError,
+    ContractData,
+    SignatureMark,
+    render_contract_pdf,
+)
+from field_api.contracts.scheme_terms import SchemeTerms, scheme_terms_for
+from field_api.db import utcnow
+from field_api.errors import (
+    Conflict,
+    InvalidTransition,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    UnsupportedMedia,
+    ValidationFailed,
+)
+from field_api.privacy import mask_name, mask_phone
+from field_api.work_orders import service as orders
+from field_api.work_orders.models import WorkOrder
+from field_api.work_orders.rules import Stage
+
+logger = logging.getLogger(__name__)
+
+# Contracts are read and dated in China; the zone has had no DST since 1991.
+CHINA = timezone(timedelta(hours=8), "CST")
+MAX_SIGNATURE_BYTES = 1024 * 1024
+MAX_VERIFY_BYTES = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class OtpRejected:
+    """A wrong, expired or exhausted code: returned (not raised) so the attempt is kept."""
+
+    outcome: OtpOutcome
+    attempts_left: int
+
+    @property
+    def detail(self) -> str:
+        """What the terminal shows the crew."""
+        if self.outcome is OtpOutcome.wrong:
+            return f"wrong one-time code; {self.attempts_left} attempt(s) left"
+        if self.outcome is OtpOutcome.expired:
+            return "the one-time code has expired; request a new one"
+        if self.outcome is OtpOutcome.exhausted:
+            return "too many wrong attempts; request a new one-time code"
+        return "the one-time code was already used; request a new one"
+
+
+# ---------------------------------------------------------------------------- keys
+
+
+@lru_cache(maxsize=8)
+def _signing_key(path: Path, create: bool) -> Ed25519PrivateKey:
+    return signing.load_signing_key(path, create_if_missing=create)
+
+
+def signing_key(settings: Settings) -> Ed25519PrivateKey:
+    """The server's contract signing key; generated on first use outside production."""
+    try:
+        return _signing_key(settings.signing_key_path.resolve(), not settings.is_production)
+    except signing.SigningKeyError as exc:
+        logger.error("contract signing key unavailable: %s", exc)
+        raise ServiceUnavailable("contract signing is not configured on this server") from exc
+
+
+def public_key(settings: Settings) -> Ed25519PublicKey:
+    """The public half of the signing key: what anyone verifies contracts with."""
+    return signing_key(settings).public_key()
+
+
+# ---------------------------------------------------------------------------- reads
+
+
+def get(session: Session, order_id: int) -> Contract | None:
+    """The order's contract, if one was generated."""
+    return session.execute(
+        select(Contract).where(Contract.order_id == order_id)
+    ).scalar_one_or_none()
+
+
+def get_or_raise(session: Session, order_id: int) -> Contract:
+    """The order's contract; 404 when none was generated."""
+    contract = get(session, order_id)
+    if contract is None:
+        raise NotFound(f"work order {order_id} has no contract yet")
+    return contract
+
+
+def get_for_actor(session: Session, order_id: int, actor: Principal) -> Contract:
+    """The contract of an order the actor may read."""
+    orders.get_for_actor(session, order_id, actor, write=False)
+    return get_or_raise(session, order_id)
+
+
+def is_signed(session: Session, order_id: int) -> bool:
+    """Whether the order carries a signed contract (used by the one-visit completion)."""
+    contract = get(session, order_id)
+    return contract is not None and contract.status == ContractStatus.signed
+
+
+def document_of(
+    session: Session, order_id: int, *, actor: Principal, settings: Settings
+) -> tuple[Contract, bytes]:
+    """The contract file: the signed PDF once signed, else the draft rendered for reading."""
+    contract = get_for_actor(session, order_id, actor)
+    if contract.status == ContractStatus.signed and contract.file_sha256:
+        try:
+            return contract, store.read(settings.media_dir, contract.file_sha256)
+        except OSError as exc:
+            logger.error("signed contract %s unreadable: %s", contract.contract_no, exc)
+            raise ServiceUnavailable("the signed contract file is unavailable") from exc
+    return contract, _render(ContractData.model_validate(contract.data), settings)
+
+
+# ---------------------------------------------------------------------------- generate
+
+
+def _render(
+    data: ContractData, settings: Settings, signature: SignatureMark | None = None
+) -> bytes:
+    try:
+        return render_contract_pdf(
+            data, font_path=contract_settings(settings).font_path, signature=signature
+        )
+    except CjkFontMissingError as exc:
+        logger.error("contract font missing: %s", exc)
+        raise ServiceUnavailable(str(exc)) from exc
+
+
+def contract_data(
+    order: WorkOrder,
+    terms: SchemeTerms,
+    *,
+    contract_no: str,
+    generated_at: datetime,
+    supplier_name: str,
+    district_name: str | None,
+) -> ContractData:
+    """The values printed on the contract, from the order and its accepted scheme."""
+    return ContractData(
+        contract_no=contract_no,
+        order_id=str(order.id),
+        generated_at=generated_at.astimezone(CHINA),
+        supplier_name=supplier_name,
+        customer_name=order.customer_name,
+        customer_id_number=order.customer_id_number,
+        customer_phone=order.customer_phone,
+        address=order.address,
+        district=district_name,
+        category=order.category.value,
+        capacity_kw=Decimal(str(order.capacity_kw)).quantize(Decimal("0.01")),
+        phases=1 if order.phases == 1 else 3,
+        supply_point=terms.supply_point,
+        cable=terms.cable,
+        breaker=terms.breaker,
+        meter=terms.meter,
+        metering=terms.metering,
+        kit_code=terms.kit_code,
+        route_length_m=Decimal(str(terms.route_length_m)).quantize(Decimal("0.1")),
+        terms=tuple(terms.terms),
+    )
+
+
+def _comparable(data: dict[str, Any]) -> dict[str, Any]:
+    # Two generations differ only by their time and number when nothing else changed.
+    return {k: v for k, v in data.items() if k not in ("generated_at", "contract_no")}
+
+
+def generate(session: Session, order_id: int, *, actor: Principal, settings: Settings) -> Contract:
+    """Generate (or regenerate while unsigned) the contract from the order and its scheme."""
+    order = orders.get_for_actor(session, order_id, actor, write=True)
+    existing = get(session, order_id)
+    if existing is not None and existing.status == ContractStatus.signed:
+        raise Conflict(f"the contract {existing.contract_no} of order {order_id} is already signed")
+    if order.stage != Stage.scheme_answered:
+        raise InvalidTransition(
+            f"a contract is generated once the supply scheme is answered; order {order_id} is "
+            f"{order.stage.value}"
+        )
+    terms = scheme_terms_for(session, order)
+    now = utcnow()
+    revision = existing.revision + 1 if existing is not None else 1
+    contract_no = f"HT{now.astimezone(CHINA):%Y%m%d}-{order.id:06d}-{revision}"
+    from field_api.auth.service import get_district_or_raise
+
+    district = get_district_or_raise(session, order.district_id)
+    data = contract_data(
+        order,
+        terms,
+        contract_no=contract_no,
+        generated_at=now,
+        supplier_name=contract_settings(settings).supplier_name,
+        district_name=district.name,
+    )
+    snapshot = data.model_dump(mode="json")
+    if existing is not None and _comparable(existing.data) == _comparable(snapshot):
+        return existing  # nothing changed: the customer keeps reading the same document
+    document = _render(data, settings)
+    if existing is None:
+        contract = Contract(order_id=order.id, contract_no=contract_no, revision=revision)
+        session.add(contract)
+    else:
+        contract = existing
+        contract.contract_no = contract_no
+        contract.revision = revision
+        _supersede_codes(session, contract.id)
+    contract.status = ContractStatus.draft
+    contract.data = snapshot
+    contract.draft_sha256 = signing.sha256_hex(document)
+    contract.generated_at = now
+    contract.generated_by = actor.user_id
+    audit.record(session, actor=actor, action="contract.generate", entity=contract)
+    return contract
+
+
+# ---------------------------------------------------------------------------- one-time code
+
+
+def _active_code(session: Session, contract_id: int) -> ContractOtp | None:
+    return session.execute(
+        select(ContractOtp)
+        .where(ContractOtp.contract_id == contract_id, ContractOtp.superseded.is_(False))
+        .order_by(ContractOtp.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def _supersede_codes(session: Session, contract_id: int) -> None:
+    for row in session.execute(
+        select(ContractOtp).where(
+            ContractOtp.contract_id == contract_id, ContractOtp.superseded.is_(False)
+        )
+    ).scalars():
+        row.superseded = True
+
+
+def request_code(
+    session: Session, order_id: int, *, actor: Principal, settings: Settings, notifier: Notifier
+) -> ContractOtp:
+    """Send a new one-time code to the customer's phone (earlier codes stop working)."""
+    order = orders.get_for_actor(session, order_id, actor, write=True)
+    contract = get_or_raise(session, order_id)
+    if contract.status == ContractStatus.signed:
+        raise Conflict(f"the contract {contract.contract_no} is already signed")
+    opts = contract_settings(settings)
+    now = utcnow()
+    latest = _active_code(session, contract.id)
+    if latest is not None and now - latest.created_at < opts.otp_resend_interval:
+        wait_s = int((opts.otp_resend_interval - (now - latest.created_at)).total_seconds()) + 1
+        raise Conflict(f"a code was sent moments ago; request another in {wait_s} s")
+    sent_today = session.execute(
+        select(func.count(ContractOtp.id)).where(
+            ContractOtp.contract_id == contract.id,
+            ContractOtp.created_at >= now - timedelta(hours=24),
+        )
+    ).scalar_one()
+    if sent_today >= opts.otp_max_per_day:
+        raise Conflict(
+            f"{sent_today} codes were sent for this contract in the last 24 h; no more today"
+        )
+    _supersede_codes(session, contract.id)
+    state, code = OneTimeCode.issue(
+        now=now,
+        ttl=opts.otp_ttl,
+        max_attempts=opts.otp_max_attempts,
+        pepper=settings.token_pepper,
+    )
+    row = ContractOtp(
+        contract_id=contract.id,
+        salt=state.salt,
+        code_hash=state.code_hash,
+        sent_to=mask_phone(order.customer_phone),
+        created_at=now,
+        expires_at=state.expires_at,
+        max_attempts=state.max_attempts,
+        attempts=0,
+    )
+    session.add(row)
+    audit.record(session, actor=actor, action="contract_otp.create", entity=row)
+    minutes = max(int(opts.otp_ttl.total_seconds() // 60), 1)
+    text = (
+        f"【{opts.supplier_name}】您的供用电合同（{contract.contract_no}）签署验证码：{code}，"
+        f"{minutes}分钟内有效。请勿告知他人；如非本人办理请忽略。"
+    )
+    try:
+        notifier.send_sms(order.customer_phone, text)
+    except Exception as exc:  # any gateway failure: the code was not delivered
+        logger.warning("SMS to %s failed: %s", mask_phone(order.customer_phone), exc)
+        raise ServiceUnavailable("the one-time code could not be sent; try again") from exc
+    return row
+
+
+# ---------------------------------------------------------------------------- sign
+
+
+def _checked_signature_image(raw: bytes) -> bytes:
+    if not raw:
+        raise ValidationFailed("the signature image is empty")
+    if len(raw) > MAX_SIGNATURE_BYTES:
+        raise PayloadTooLarge(f"the signature image exceeds {MAX_SIGNATURE_BYTES} bytes")
+    if not (raw.startswith(b"\x89PNG\r\n\x1a\n") or raw.startswith(b"\xff\xd8\xff")):
+        raise UnsupportedMedia("the signature image must be a PNG or JPEG")
+    try:
+        with Image.open(io.BytesIO(raw)) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ValidationFailed(f"the signature image cannot be decoded: {exc}") from exc
+    return raw
+
+
+def sign(
+    session: Session,
+    order_id: int,
+    *,
+    actor: Principal,
+    settings: Settings,
+    code: str,
+    signature_image: bytes,
+    device_time: datetime | None = None,
+    lat: float | None = None,
+    lon: float | None = None,
+    gps_accuracy_m: float | None = None,
+) -> Contract | OtpRejected:
+    """Sign the contract with the customer's drawn signature and one-time code.
+
+    Renders the final document with the signature, builds and signs the record, stores the
+    file, and moves the order to ``contract_signed``. A retry with the same signature after
+    success returns the signed contract unchanged.
+    """
+    order = orders.get_for_actor(session, order_id, actor, write=True)
+    contract = get_or_raise(session, order_id)
+    image = _checked_signature_image(signature_image)
+    image_sha = signing.sha256_hex(image)
+    if contract.status == ContractStatus.signed:
+        if contract.signature_image_sha256 == image_sha:
+            return contract
+        raise Conflict(f"the contract {contract.contract_no} is already signed")
+    if order.stage != Stage.scheme_answered:
+        raise InvalidTransition(
+            f"order {order_id} is {order.stage.value}; a contract is signed after the scheme"
+        )
+    row = _active_code(session, contract.id)
+    if row is None:
+        raise ValidationFailed("no one-time code was sent for this contract; request one first")
+    now = utcnow()
+    state = OneTimeCode(
+        salt=row.salt,
+        code_hash=row.code_hash,
+        expires_at=row.expires_at,
+        max_attempts=row.max_attempts,
+        attempts=row.attempts,
+        accepted_at=row.accepted_at,
+    )
+    outcome = state.attempt(code, now=now, pepper=settings.token_pepper)
+    row.attempts = state.attempts
+    row.accepted_at = state.accepted_at
+    audit.record(session, actor=actor, action=f"contract_otp.{outcome.value}", entity=row)
+    if outcome is not OtpOutcome.accepted:
+        return OtpRejected(outcome, state.attempts_left)
+
+    data = ContractData.model_validate(contract.data)
+    try:
+        document = _render(
+            data, settings, SignatureMark(image=image, signed_at=now.astimezone(CHINA))
+        )
+    except ValueError as exc:
+        raise ValidationFailed(str(exc)) from exc
+    record = signing.build_record(
+        order_id=str(order.id),
+        contract_no=contract.contract_no,
+        document=document,
+        signature_image_sha256=image_sha,
+        otp_challenge_id=str(row.id),
+        otp_proof=row.code_hash,
+        otp_verified_at=now,
+        server_time=now,
+        device_time=device_time,
+        latitude=lat,
+        longitude=lon,
+        gps_accuracy_m=gps_accuracy_m,
+        signer=mask_name(order.customer_name),
+    )
+    key = signing_key(settings)
+    signed = signing.sign_pdf(document, record, key)
+    file_sha = store.put(settings.media_dir, signed, session=session)
+    store.put(settings.media_dir, image, session=session)
+
+    contract.status = ContractStatus.signed
+    contract.signed_at = now
+    contract.signed_by = actor.user_id
+    contract.document_sha256 = record["document_sha256"]
+    contract.file_sha256 = file_sha
+    contract.file_size = len(signed)
+    contract.signature_image_sha256 = image_sha
+    contract.key_id = signing.key_id(key.public_key())
+    contract.envelope = signing.extract_envelope(signed)[1]
+    audit.record(session, actor=actor, action="contract.sign", entity=contract)
+    orders.transition(
+        session,
+        order,
+        Stage.contract_signed,
+        actor=actor,
+        device_time=device_time,
+        device_lat=lat,
+        device_lon=lon,
+        data={"contract_no": contract.contract_no, "file_sha256": file_sha},
+    )
+    return contract
+
+
+# ---------------------------------------------------------------------------- verify
+
+
+def verify_file(data: bytes, *, settings: Settings) -> signing.Verification:
+    """Verify an uploaded contract file against this server's public key."""
+    if len(data) > MAX_VERIFY_BYTES:
+        raise PayloadTooLarge(f"a contract file is at most {MAX_VERIFY_BYTES} bytes")
+    return signing.verify_signed_pdf(data, public_key(settings))

@@ -1,0 +1,126 @@
+"""HTTP endpoints of visits and the one-visit completion."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from field_api.auth.models import Role
+from field_api.auth.rules import Principal
+from field_api.checklists.service import csv_text
+from field_api.deps import CurrentUser, DbSession, require_roles
+from field_api.visits import service
+from field_api.visits.schemas import (
+    CompletionRead,
+    OneVisitRead,
+    VisitComplete,
+    VisitCreate,
+    VisitDepart,
+    VisitRead,
+)
+from field_api.work_orders import service as orders
+
+router = APIRouter(tags=["visits"])
+
+FieldWork = Annotated[Principal, Depends(require_roles(Role.crew, Role.admin))]
+Planner = Annotated[Principal, Depends(require_roles(Role.planner, Role.admin))]
+From = Annotated[date, Query(alias="from", description="First day (China time), inclusive.")]
+To = Annotated[date, Query(alias="to", description="Last day (China time), inclusive.")]
+
+
+# /work-orders/{id}/visits itself belongs to the deadlines slice (visits booked with the
+# customer); a crew's arrival on site opens one of these visit records instead.
+@router.post("/work-orders/{order_id}/visits/arrival", status_code=status.HTTP_201_CREATED)
+def arrive(order_id: int, body: VisitCreate, session: DbSession, user: FieldWork) -> VisitRead:
+    """Record the crew's arrival on site (opens a visit)."""
+    visit = service.arrive(
+        session,
+        order_id,
+        actor=user,
+        lat=body.lat,
+        lon=body.lon,
+        accuracy_m=body.accuracy_m,
+        device_time=body.device_time,
+    )
+    return VisitRead.of(visit)
+
+
+@router.get("/work-orders/{order_id}/visits/on-site")
+def list_visits(order_id: int, session: DbSession, user: CurrentUser) -> list[VisitRead]:
+    """The crew's visits to the order's site (arrival, departure, stages done), oldest first."""
+    orders.get_for_actor(session, order_id, user, write=False)
+    return [VisitRead.of(v) for v in service.visits_of(session, order_id)]
+
+
+@router.post("/work-orders/{order_id}/visits/{visit_id}/complete")
+def complete_visit(
+    order_id: int,
+    visit_id: int,
+    session: DbSession,
+    user: FieldWork,
+    body: VisitComplete | None = None,
+) -> CompletionRead:
+    """Move the order through every stage whose evidence is present; list what is missing."""
+    body = body or VisitComplete()
+    done = service.complete(
+        session,
+        order_id,
+        visit_id,
+        actor=user,
+        device_time=body.device_time,
+        lat=body.lat,
+        lon=body.lon,
+    )
+    return CompletionRead(
+        complete=done.plan.complete,
+        order_stage=done.order.stage,
+        moved_through=list(done.plan.moves),
+        stopped_at=done.plan.stopped_at,
+        missing=service.gaps_as_detail(done.plan.missing),
+        visit=VisitRead.of(done.visit),
+    )
+
+
+@router.post("/work-orders/{order_id}/visits/{visit_id}/depart")
+def depart(
+    order_id: int, visit_id: int, body: VisitDepart, session: DbSession, user: FieldWork
+) -> VisitRead:
+    """Record the crew leaving the site (closes the visit)."""
+    visit = service.depart(
+        session,
+        order_id,
+        visit_id,
+        actor=user,
+        lat=body.lat,
+        lon=body.lon,
+        device_time=body.device_time,
+    )
+    return VisitRead.of(visit)
+
+
+@router.get("/planner/one-visit")
+def one_visit_rate(
+    session: DbSession, user: Planner, date_from: From, date_to: To
+) -> list[OneVisitRead]:
+    """One-visit completion rate of orders energised in the range, overall and per crew."""
+    service.validate_range(date_from, date_to)
+    rows = service.one_visit_rate(session, date_from=date_from, date_to=date_to)
+    return [OneVisitRead(**asdict(r)) for r in rows]
+
+
+@router.get("/planner/one-visit.csv", response_class=Response)
+def one_visit_csv(session: DbSession, user: Planner, date_from: From, date_to: To) -> Response:
+    """Energised orders with their visit count and one-visit flag, as CSV (customer masked)."""
+    service.validate_range(date_from, date_to)
+    rows = service.one_visit_orders(session, date_from=date_from, date_to=date_to)
+    columns = ["order_id", "crew", "customer", "visits", "one_visit", "energised_at"]
+    return Response(
+        csv_text(rows, columns),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="one-visit-{date_from}-{date_to}.csv"'
+        },
+    )

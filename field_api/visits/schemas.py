@@ -1,0 +1,85 @@
+"""Request and response bodies of visits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from field_api.visits.models import Visit, VisitOutcome
+from field_api.work_orders.rules import Stage
+
+
+class VisitCreate(BaseModel):
+    """The crew's arrival on site."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    accuracy_m: float | None = Field(default=None, ge=0, le=100_000)
+    device_time: AwareDatetime | None = None
+
+
+class VisitDepart(BaseModel):
+    """The crew leaving the site."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    device_time: AwareDatetime | None = None
+
+
+class VisitComplete(BaseModel):
+    """A request to finish the one-visit connection (position of the terminal, optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    device_time: AwareDatetime | None = None
+
+
+class VisitRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    order_id: int
+    crew_id: int
+    start_stage: Stage
+    arrived_at: datetime
+    arrival_lat: float
+    arrival_lon: float
+    arrival_distance_m: float
+    departed_at: datetime | None
+    departure_lat: float | None
+    departure_lon: float | None
+    outcome: VisitOutcome
+    completed_at: datetime | None
+    stages_done: list[str]
+    missing: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, visit: Visit) -> VisitRead:
+        return cls.model_validate(visit)
+
+
+class CompletionRead(BaseModel):
+    """What a completion attempt did: the stages passed now, and what is still missing."""
+
+    complete: bool
+    order_stage: Stage
+    moved_through: list[Stage]
+    stopped_at: Stage | None
+    missing: list[dict[str, Any]]
+    visit: VisitRead
+
+
+class OneVisitRead(BaseModel):
+    key: str
+    label: str
+    energised: int
+    one_visit: int
+    rate: float | None

@@ -1,0 +1,273 @@
+"""Use cases of visits: arrive, complete the one-visit connection, depart; one-visit statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from field_api.audit import service as audit
+from field_api.auth.models import Crew
+from field_api.auth.rules import Principal
+from field_api.checklists import service as checklists
+from field_api.db import utcnow
+from field_api.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from field_api.media.rules import Position, distance_m
+from field_api.privacy import mask_name
+from field_api.visits import evidence
+from field_api.visits.models import Visit, VisitOutcome
+from field_api.visits.rules import CompletionPlan, Gap, is_one_visit, plan_completion, rate
+from field_api.work_orders import service as orders
+from field_api.work_orders.models import StageTransition, WorkOrder
+from field_api.work_orders.rules import Stage
+
+# How far from the order's location an arrival still counts as on site (GPS on a phone
+# under a roof is often 30-80 m off). Configurable default, not a rule from a standard.
+DEFAULT_MAX_ARRIVAL_DISTANCE_M = 200.0
+
+
+def get_or_raise(session: Session, order_id: int, visit_id: int) -> Visit:
+    """The visit of that order; 404 otherwise."""
+    visit = session.get(Visit, visit_id)
+    if visit is None or visit.order_id != order_id:
+        raise NotFound(f"visit {visit_id} of work order {order_id} not found")
+    return visit
+
+
+def visits_of(session: Session, order_id: int) -> list[Visit]:
+    """The order's visits, oldest first."""
+    return list(
+        session.execute(
+            select(Visit).where(Visit.order_id == order_id).order_by(Visit.id)
+        ).scalars()
+    )
+
+
+def arrive(
+    session: Session,
+    order_id: int,
+    *,
+    actor: Principal,
+    lat: float,
+    lon: float,
+    accuracy_m: float | None = None,
+    device_time: datetime | None = None,
+) -> Visit:
+    """Open a visit: the crew is at the site (GPS recorded, distance to the order kept)."""
+    order = orders.get_for_actor(session, order_id, actor, write=True)
+    if order.crew_id is None:
+        raise InvalidTransition(f"order {order_id} is not assigned to a crew")
+    if order.stage not in (Stage.accepted, *evidence.FIELD_PATH) or order.stage == Stage.energised:
+        raise InvalidTransition(
+            f"order {order_id} is {order.stage.value}: there is no site work left"
+        )
+    open_visit = session.execute(
+        select(Visit).where(Visit.order_id == order_id, Visit.outcome == VisitOutcome.open)
+    ).scalar_one_or_none()
+    if open_visit is not None:
+        raise Conflict(f"visit {open_visit.id} of order {order_id} is still open; depart first")
+    visit = Visit(
+        order_id=order.id,
+        crew_id=order.crew_id,
+        opened_by=actor.user_id,
+        start_stage=order.stage,
+        arrived_at=utcnow(),
+        arrival_device_time=device_time,
+        arrival_lat=lat,
+        arrival_lon=lon,
+        arrival_accuracy_m=accuracy_m,
+        arrival_distance_m=distance_m(Position(lat, lon), Position(order.lat, order.lon)),
+        outcome=VisitOutcome.open,
+        stages_done=[],
+        missing=[],
+    )
+    session.add(visit)
+    audit.record(session, actor=actor, action="visit.arrive", entity=visit)
+    return visit
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What a completion attempt did."""
+
+    visit: Visit
+    order: WorkOrder
+    plan: CompletionPlan
+
+
+def complete(
+    session: Session,
+    order_id: int,
+    visit_id: int,
+    *,
+    actor: Principal,
+    device_time: datetime | None = None,
+    lat: float | None = None,
+    lon: float | None = None,
+    max_arrival_distance_m: float = DEFAULT_MAX_ARRIVAL_DISTANCE_M,
+) -> Completion:
+    """Move the order through every stage whose evidence is present; stop at the first gap.
+
+    The gaps of the stage it stopped at are listed precisely and kept on the visit, so the
+    crew fixes them and calls again within the same visit.
+    """
+    order = orders.get_for_actor(session, order_id, actor, write=True)
+    visit = get_or_raise(session, order_id, visit_id)
+    if visit.outcome != VisitOutcome.open:
+        raise Conflict(f"visit {visit_id} is closed ({visit.outcome.value})")
+    if order.stage not in (Stage.accepted, *evidence.FIELD_PATH):
+        raise InvalidTransition(
+            f"order {order_id} is {order.stage.value}: not on the one-visit path"
+        )
+    gaps = evidence.gaps_by_stage(
+        session, order, visit, max_arrival_distance_m=max_arrival_distance_m
+    )
+    plan = plan_completion(order.stage, gaps)
+    for stage in plan.moves:
+        orders.transition(
+            session,
+            order,
+            stage,
+            actor=actor,
+            device_time=device_time,
+            device_lat=lat,
+            device_lon=lon,
+            data={"visit": visit.id, "one_visit_completion": True},
+        )
+    visit.missing = [gap.as_dict() for gap in plan.missing]
+    if plan.complete:
+        visit.outcome = VisitOutcome.completed
+        visit.completed_at = utcnow()
+    audit.record(session, actor=actor, action="visit.complete_attempt", entity=visit)
+    return Completion(visit=visit, order=order, plan=plan)
+
+
+def depart(
+    session: Session,
+    order_id: int,
+    visit_id: int,
+    *,
+    actor: Principal,
+    lat: float,
+    lon: float,
+    device_time: datetime | None = None,
+) -> Visit:
+    """Close the visit with the departure position (a visit left open is left incomplete)."""
+    orders.get_for_actor(session, order_id, actor, write=True)
+    visit = get_or_raise(session, order_id, visit_id)
+    if visit.departed_at is not None:
+        raise Conflict(f"visit {visit_id} has already departed")
+    visit.departed_at = utcnow()
+    visit.departure_device_time = device_time
+    visit.departure_lat = lat
+    visit.departure_lon = lon
+    if visit.outcome == VisitOutcome.open:
+        visit.outcome = VisitOutcome.left_incomplete
+    audit.record(session, actor=actor, action="visit.depart", entity=visit)
+    return visit
+
+
+# ---------------------------------------------------------------------------- statistics
+
+
+@dataclass(frozen=True)
+class OneVisitOrder:
+    """One energised order in the one-visit statistics (customer masked)."""
+
+    order_id: int
+    crew: str
+    customer: str
+    visits: int
+    one_visit: bool
+    energised_at: datetime
+
+
+@dataclass(frozen=True)
+class OneVisitRow:
+    """One-visit completion of one crew (or of all, key ``all``)."""
+
+    key: str
+    label: str
+    energised: int
+    one_visit: int
+    rate: float | None
+
+
+def one_visit_orders(session: Session, *, date_from: date, date_to: date) -> list[OneVisitOrder]:
+    """Orders energised in the range, each with whether one visit connected it."""
+    start, end = checklists.day_range(date_from, date_to)
+    energised = session.execute(
+        select(StageTransition.order_id, func.min(StageTransition.at))
+        .where(
+            StageTransition.to_stage == Stage.energised,
+            StageTransition.at >= start,
+            StageTransition.at < end,
+        )
+        .group_by(StageTransition.order_id)
+    ).all()
+    if not energised:
+        return []
+    ids = [order_id for order_id, _ in energised]
+    by_order: dict[int, list[Visit]] = {i: [] for i in ids}
+    for visit in session.execute(
+        select(Visit).where(Visit.order_id.in_(ids)).order_by(Visit.id)
+    ).scalars():
+        by_order[visit.order_id].append(visit)
+    order_rows = {
+        o.id: o for o in session.execute(select(WorkOrder).where(WorkOrder.id.in_(ids))).scalars()
+    }
+    crews = _crew_labels(session, [o.crew_id for o in order_rows.values() if o.crew_id])
+    result = []
+    for order_id, at in sorted(energised):
+        visits = by_order[order_id]
+        order = order_rows[order_id]
+        result.append(
+            OneVisitOrder(
+                order_id=order_id,
+                crew=crews.get(order.crew_id or 0, "-"),
+                customer=mask_name(order.customer_name),
+                visits=len(visits),
+                one_visit=any(
+                    is_one_visit(v.start_stage, v.stages_done, visits_of_order=len(visits))
+                    for v in visits
+                ),
+                energised_at=at,
+            )
+        )
+    return result
+
+
+def one_visit_rate(session: Session, *, date_from: date, date_to: date) -> list[OneVisitRow]:
+    """One-visit completion rate per crew and overall (key ``all`` first)."""
+    rows = one_visit_orders(session, date_from=date_from, date_to=date_to)
+    groups: dict[str, list[OneVisitOrder]] = {}
+    for row in rows:
+        groups.setdefault(row.crew, []).append(row)
+    total_one = sum(r.one_visit for r in rows)
+    result = [OneVisitRow("all", "全部", len(rows), total_one, rate(total_one, len(rows)))]
+    for crew, members in sorted(groups.items()):
+        done = sum(r.one_visit for r in members)
+        result.append(OneVisitRow(crew, crew, len(members), done, rate(done, len(members))))
+    return result
+
+
+def _crew_labels(session: Session, crew_ids: Sequence[int]) -> Mapping[int, str]:
+    if not crew_ids:
+        return {}
+    crews = session.execute(select(Crew).where(Crew.id.in_(set(crew_ids)))).scalars()
+    return {c.id: f"{c.code} {c.name}" for c in crews}
+
+
+def gaps_as_detail(gaps: Sequence[Gap]) -> list[dict[str, Any]]:
+    """The missing evidence in the JSON form the terminal shows."""
+    return [g.as_dict() for g in gaps]
+
+
+def validate_range(date_from: date, date_to: date) -> None:
+    """Refuse an inverted range (422)."""
+    if date_to < date_from:
+        raise ValidationFailed("the date range ends before it starts")

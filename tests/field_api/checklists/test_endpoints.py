@@ -1,0 +1,125 @@
+"""Completion checks and planners' statistics through HTTP."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from field_api.auth.models import Role
+from field_api.config import Settings
+from field_api.work_orders.rules import Stage
+from tests.builders import auth, make_crew, make_order, make_user
+from tests.field_api.checklists.test_service import BEFORE_OK
+from tests.field_api.visits.builders import make_evidence
+
+TODAY = datetime.now(UTC).date()
+WINDOW = {"from": str(TODAY - timedelta(days=1)), "to": str(TODAY + timedelta(days=1))}
+
+
+@pytest.fixture
+def crew_order(session: Session, settings: Settings) -> tuple[str, int]:
+    crew = make_crew(session, code="CREW-T1")
+    _, token = make_user(session, settings, role=Role.crew, crew=crew)
+    order = make_order(session, crew=crew, stage=Stage.installed)
+    make_evidence(session, order)
+    session.commit()
+    return token, order.id
+
+
+def test_failed_then_passed_check_and_planner_reports(
+    client: TestClient, session: Session, settings: Settings, crew_order: tuple[str, int]
+) -> None:
+    token, order_id = crew_order
+    _, planner = make_user(session, settings, role=Role.planner)
+    session.commit()
+    url = f"/work-orders/{order_id}/checklists/before_energising"
+
+    r = client.post(
+        url, json={"values": BEFORE_OK | {"earthing_resistance": 6.2}}, headers=auth(token)
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["passed"] is False and body["attempt"] == 1
+    assert body["failed_items"][0]["item_code"] == "earthing_resistance"
+    assert "upper limit 4 Ω" in body["failed_items"][0]["reason"]
+
+    r = client.post(url, json={"values": BEFORE_OK}, headers=auth(token))
+    assert r.status_code == 201
+    assert r.json()["passed"] is True and r.json()["attempt"] == 2
+    assert (
+        client.get(f"/work-orders/{order_id}", headers=auth(token)).json()["stage"] == "inspected"
+    )
+
+    listed = client.get(f"/work-orders/{order_id}/checklists", headers=auth(token)).json()
+    assert [s["attempt"] for s in listed] == [1, 2]
+
+    rate = client.get(
+        "/planner/first-pass", params=WINDOW | {"group_by": "crew"}, headers=auth(planner)
+    )
+    assert rate.status_code == 200
+    row = next(r for r in rate.json() if "CREW-T1" in r["label"])
+    assert (row["checked"], row["passed_first"], row["rate"]) == (1, 0, 0.0)
+
+    csv = client.get(
+        "/planner/first-pass.csv", params=WINDOW | {"group_by": "crew"}, headers=auth(planner)
+    )
+    assert csv.status_code == 200
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert "CREW-T1" in csv.text and "0.0000" in csv.text
+
+    pareto = client.get("/planner/failing-items", params=WINDOW, headers=auth(planner)).json()
+    assert pareto[0]["item_code"] == "earthing_resistance"
+    pareto_csv = client.get("/planner/failing-items.csv", params=WINDOW, headers=auth(planner))
+    assert "earthing_resistance" in pareto_csv.text
+
+
+def test_bad_values_are_422_with_each_problem(
+    client: TestClient, crew_order: tuple[str, int]
+) -> None:
+    token, order_id = crew_order
+    r = client.post(
+        f"/work-orders/{order_id}/checklists/before_energising",
+        json={"values": {"earthing_resistance": "low"}},
+        headers=auth(token),
+    )
+    assert r.status_code == 422
+    assert r.json()["error"] == "ValidationFailed"
+    assert r.json()["detail"] == ["earthing_resistance: expected a number in Ω"]
+
+
+def test_unknown_phase_is_422(client: TestClient, crew_order: tuple[str, int]) -> None:
+    token, order_id = crew_order
+    r = client.post(
+        f"/work-orders/{order_id}/checklists/lunch", json={"values": {}}, headers=auth(token)
+    )
+    assert r.status_code == 422
+
+
+def test_wrong_stage_is_409(client: TestClient, crew_order: tuple[str, int]) -> None:
+    token, order_id = crew_order
+    r = client.post(
+        f"/work-orders/{order_id}/checklists/supply_on", json={"values": {}}, headers=auth(token)
+    )
+    assert r.status_code == 409
+    assert r.json()["error"] == "InvalidTransition"
+
+
+def test_crews_cannot_read_planner_reports(client: TestClient, crew_order: tuple[str, int]) -> None:
+    token, _ = crew_order
+    r = client.get("/planner/first-pass", params=WINDOW, headers=auth(token))
+    assert r.status_code == 403
+
+
+def test_inverted_range_is_422(client: TestClient, session: Session, settings: Settings) -> None:
+    _, planner = make_user(session, settings, role=Role.planner)
+    session.commit()
+    r = client.get(
+        "/planner/failing-items",
+        params={"from": "2026-02-01", "to": "2026-01-01"},
+        headers=auth(planner),
+    )
+    assert r.status_code == 422
+    assert "ends before it starts" in r.json()["detail"]

@@ -1,0 +1,57 @@
+"""Fixtures of the contract slice tests: a crew, its order at the scheme stage, a notifier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy.orm import Session
+
+from field_api.auth import service as auth_service
+from field_api.auth.models import Crew, Role
+from field_api.auth.rules import Principal
+from field_api.config import Settings
+from field_api.work_orders.models import WorkOrder
+from field_api.work_orders.rules import Stage
+from tests.builders import make_crew, make_order, make_user
+from tests.field_api.visits.builders import make_scheme
+
+
+class RecordingNotifier:
+    """Keeps the messages instead of sending them (the SMS gateway is an external seam)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def send_sms(self, phone: str, text: str) -> None:
+        self.sent.append((phone, text))
+
+    def last_code(self) -> str:
+        import re
+
+        found = re.search(r"验证码：(\d{6})", self.sent[-1][1])
+        assert found is not None, self.sent[-1][1]
+        return found.group(1)
+
+
+@dataclass
+class CrewAtScheme:
+    crew: Crew
+    token: str
+    actor: Principal
+    order: WorkOrder
+
+
+@pytest.fixture
+def notifier() -> RecordingNotifier:
+    return RecordingNotifier()
+
+
+@pytest.fixture
+def at_scheme(session: Session, settings: Settings) -> CrewAtScheme:
+    crew = make_crew(session)
+    _, token = make_user(session, settings, role=Role.crew, crew=crew, name="李工")
+    actor = auth_service.authenticate(session, token=token, settings=settings)
+    order = make_order(session, crew=crew, stage=Stage.scheme_answered, customer_name="张三丰")
+    make_scheme(session, order)
+    return CrewAtScheme(crew=crew, token=token, actor=actor, order=order)

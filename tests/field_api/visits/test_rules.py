@@ -1,0 +1,61 @@
+"""Pure rules of the one-visit completion."""
+
+from __future__ import annotations
+
+import pytest
+
+from field_api.visits.rules import Gap, is_one_visit, plan_completion, rate, remaining_stages
+from field_api.work_orders.rules import Stage
+
+ALL = ["surveyed", "scheme_answered", "contract_signed", "installed", "inspected", "energised"]
+
+
+def test_all_evidence_moves_from_accepted_to_energised() -> None:
+    plan = plan_completion(Stage.accepted, {})
+    assert plan.complete
+    assert [s.value for s in plan.moves] == ALL
+
+
+def test_stops_at_the_first_gap_with_all_its_gaps() -> None:
+    gaps = {
+        Stage.installed: [
+            Gap(Stage.installed, "kit_issued", "no kit"),
+            Gap(Stage.installed, "meter_barcode", "none"),
+        ],
+        Stage.energised: [Gap(Stage.energised, "check_supply_on", "not submitted")],
+    }
+    plan = plan_completion(Stage.surveyed, gaps)
+    assert plan.moves == (Stage.scheme_answered, Stage.contract_signed)
+    assert plan.stopped_at == Stage.installed
+    assert [g.code for g in plan.missing] == ["kit_issued", "meter_barcode"]
+    assert not plan.complete
+
+
+def test_an_energised_order_has_nothing_left() -> None:
+    assert remaining_stages(Stage.energised) == ()
+    assert plan_completion(Stage.energised, {}).complete
+
+
+def test_orders_off_the_path_are_refused() -> None:
+    with pytest.raises(ValueError, match="not on the one-visit path"):
+        plan_completion(Stage.whitelisted, {})
+
+
+def test_one_visit_needs_a_single_visit_from_acceptance_through_energisation() -> None:
+    assert is_one_visit(Stage.accepted, ALL, visits_of_order=1)
+    assert not is_one_visit(Stage.accepted, ALL, visits_of_order=2)
+    assert not is_one_visit(Stage.surveyed, ALL[1:], visits_of_order=1)
+    assert not is_one_visit(Stage.accepted, ALL[:-1], visits_of_order=1)
+
+
+def test_rate_of_nothing_is_none() -> None:
+    assert rate(0, 0) is None
+    assert rate(1, 4) == 0.25
+
+
+def test_gap_as_dict() -> None:
+    assert Gap(Stage.surveyed, "photo_site", "none").as_dict() == {
+        "stage": "surveyed",
+        "code": "photo_site",
+        "detail": "none",
+    }
