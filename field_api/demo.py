@@ -93,6 +93,7 @@ def load(session: Session, *, settings: Settings, today: date | None = None) -> 
                 actor=None,
                 token=DEMO_TOKENS[key],
             )
+    _load_network_and_depot(session, settings=settings)
     created = 0
     for i, (id_number, customer, category, kw, phases, crew, target) in enumerate(ORDERS):
         found = session.execute(
@@ -141,3 +142,44 @@ def _advance(session: Session, order: WorkOrder, target: Stage) -> None:
         return
     for stage in FLOW[1 : FLOW.index(target) + 1]:
         orders.transition(session, order, stage, actor=None)
+
+
+DEPOT = ("SZ-NS-DEPOT", "南山标准物料库")
+# Two distribution transformers near the demo orders (code, name, rated kVA, load kVA, lon, lat).
+TRANSFORMERS = (
+    ("TX-DEMO-01", "科技园1号配变", 400, 250, BASE_LON + 0.0008, BASE_LAT + 0.0002),
+    ("TX-DEMO-02", "科技园2号配变", 630, 200, BASE_LON + 0.0150, BASE_LAT + 0.0080),
+)
+
+
+def _load_network_and_depot(session: Session, *, settings: Settings) -> None:
+    """Transformers near the demo orders and a depot stocked with every kit's materials."""
+    from field_api.auth.rules import Principal
+    from field_api.kits import service as kits
+    from field_api.network import service as network
+    from standard_kits import load_catalogue
+
+    admin = session.execute(select(User).where(User.role == Role.admin)).scalars().first()
+    if admin is None:
+        return
+    actor = Principal(user_id=admin.id, name=admin.name, role=Role.admin)
+    if network.get_by_code(session, TRANSFORMERS[0][0]) is None:
+        rows = ["code,name,rated_kva,load_kva,lon,lat"] + [
+            f"{c},{n},{kva},{load},{lon:.6f},{lat:.6f}"
+            for c, n, kva, load, lon, lat in TRANSFORMERS
+        ]
+        network.import_file(
+            session, "\n".join(rows).encode(), filename="demo-transformers.csv", actor=actor
+        )
+    if kits.get_depot_by_code(session, DEPOT[0]) is None:
+        kits.create_depot(
+            session, code=DEPOT[0], name=DEPOT[1], district_code=DISTRICT[0], actor=actor
+        )
+        catalogue = load_catalogue()
+        wanted: dict[str, float] = {}
+        for kit in catalogue.connection_kits:
+            for item in kit.items:
+                wanted[item.material] = 40
+            for per_metre in kit.per_metre:
+                wanted[per_metre.material] = 3000
+        kits.receive(session, DEPOT[0], wanted, actor=actor)

@@ -19,6 +19,12 @@ def test_demo_load_twice_duplicates_nothing(session: Session, settings: Settings
     assert first.orders_created == 12 and second.orders_created == 0
     assert session.scalar(select(func.count()).select_from(WorkOrder)) == 12
     assert session.scalar(select(func.count()).select_from(User)) == len(demo.USERS)
+    from field_api.kits import service as kits
+    from field_api.network import service as network
+
+    assert network.get_by_code(session, "TX-DEMO-01") is not None
+    depot = kits.get_depot_by_code(session, demo.DEPOT[0])
+    assert depot is not None and len(kits.stock_of(session, depot)) > 10
     stages = {o.stage.value for o in session.scalars(select(WorkOrder))}
     assert {"accepted", "energised", "closed", "whitelisted", "cancelled"} <= stages
 
