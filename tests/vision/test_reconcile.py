@@ -1,0 +1,223 @@
+"""Ledger reconciliation on synthetic batches laid out in metres around a fixed origin."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pyproj import Geod
+
+from vision.ledger import Ledger, LedgerAsset, LedgerLine
+from vision.reconcile import (
+    ROLE_CODES,
+    DetectionObservations,
+    PhotoObservations,
+    ReconcileOptions,
+    ReconcileResult,
+    reconcile,
+)
+
+GEOD = Geod(ellps="WGS84")
+ORIGIN = (120.0, 30.0)  # lon, lat
+
+
+def at(east: float, north: float) -> tuple[float, float]:
+    """(lon, lat) of a point ``east``/``north`` metres from the origin."""
+    dist = float(np.hypot(east, north))
+    az = float(np.degrees(np.arctan2(east, north)))
+    lon, lat, _ = GEOD.fwd(ORIGIN[0], ORIGIN[1], az, dist)
+    return float(lon), float(lat)
+
+
+def metres_between(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return float(GEOD.inv(a[0], a[1], b[0], b[1])[2])
+
+
+def make_ledger(width_m: float = 20.0) -> Ledger:
+    """Three poles 50 m apart along a line running east."""
+    poles = [at(0, 0), at(50, 0), at(100, 0)]
+    assets = tuple(
+        LedgerAsset(f"P{i}", f"Pole {i}", "L1", lat, lon) for i, (lon, lat) in enumerate(poles)
+    )
+    line = LedgerLine("L1", "Line 1", (at(-20, 0), *poles, at(120, 0)), corridor_width_m=width_m)
+    return Ledger(assets, (line,))
+
+
+def nadir_photos(*points: tuple[float, float]) -> PhotoObservations:
+    return PhotoObservations.from_lists(list(points), list(points))
+
+
+def detections(rows: list[tuple[int, str, tuple[float, float] | None]]) -> DetectionObservations:
+    """Rows of (photo index, role, ground (lon, lat) or None)."""
+    ground = [g if g is not None else (np.nan, np.nan) for _, _, g in rows]
+    return DetectionObservations(
+        photo_index=np.array([r[0] for r in rows], dtype=np.int64),
+        role=np.array([ROLE_CODES[r[1]] for r in rows], dtype=np.int8),
+        severity=np.array([2 if r[1] == "defect" else 0 for r in rows], dtype=np.int16),
+        lon=np.array([g[0] for g in ground], dtype=np.float64),
+        lat=np.array([g[1] for g in ground], dtype=np.float64),
+        uncertainty_m=np.full(len(rows), 3.0),
+    )
+
+
+def status_of(result: ReconcileResult, ledger: Ledger) -> dict[str, str]:
+    names = ("uninspected", "inspected", "position_mismatch")
+    return {a.identifier: names[int(s)] for a, s in zip(ledger.assets, result.status, strict=True)}
+
+
+def test_asset_without_a_photo_near_is_uninspected() -> None:
+    ledger = make_ledger()
+    photos = nadir_photos(at(2, 3), at(48, -4))
+
+    result = reconcile(ledger, photos, DetectionObservations.empty())
+
+    assert status_of(result, ledger) == {"P0": "inspected", "P1": "inspected", "P2": "uninspected"}
+    assert result.photo_asset == ["P0", "P1"]
+    assert result.asset_photos[0] == [0]
+
+
+def test_oblique_photo_inspects_the_pole_it_looks_over() -> None:
+    ledger = make_ledger()
+    # Camera 30 m south of P2 looking north; the centre ray lands 90 m beyond, behind it.
+    photos = PhotoObservations.from_lists([at(100, -30)], [at(100, 60)])
+
+    result = reconcile(ledger, photos, DetectionObservations.empty())
+
+    assert result.photo_asset == ["P2"]
+    assert status_of(result, ledger)["P2"] == "inspected"
+    assert status_of(result, ledger)["P0"] == "uninspected"
+
+
+def test_markers_far_from_the_ledger_are_one_unregistered_asset() -> None:
+    ledger = make_ledger()
+    spot = (200.0, 40.0)
+    photos = nadir_photos(at(200, 38), at(203, 41), at(0, 0))
+    dets = detections([
+        (0, "asset_marker", at(spot[0] + 1, spot[1])),
+        (1, "asset_marker", at(spot[0] - 1, spot[1] + 1)),
+        (1, "asset_marker", at(spot[0], spot[1] - 1)),
+        # A single stray sighting elsewhere is not enough evidence.
+        (2, "asset_marker", at(-150, 80)),
+    ])
+
+    result = reconcile(ledger, photos, dets)
+
+    assert len(result.unregistered) == 1
+    unreg = result.unregistered[0]
+    assert metres_between((unreg.lon, unreg.lat), at(*spot)) < 1.0
+    assert unreg.photo_indices == (0, 1)
+    assert result.detection_asset[:3] == [unreg.asset_id] * 3
+    assert result.detection_asset[3] is None
+
+
+def test_consistent_offset_is_a_position_mismatch() -> None:
+    ledger = make_ledger()
+    photos = nadir_photos(at(50, 15), at(52, 14), at(49, 17), at(1, 1))
+    seen_at = (50.0, 15.0)  # P1 is really 15 m north of its ledger point
+    jitter = [(0.5, 0.3), (-0.4, 0.6), (0.2, -0.5), (-0.3, -0.2)]
+    rows: list[tuple[int, str, tuple[float, float] | None]] = [
+        (k % 3, "asset_marker", at(seen_at[0] + dx, seen_at[1] + dy))
+        for k, (dx, dy) in enumerate(jitter)
+    ]
+    # P0's markers sit 2 m from its ledger point: inside the tolerance.
+    rows += [(3, "asset_marker", at(2, 0)), (3, "asset_marker", at(1.5, 0.5)),
+             (3, "asset_marker", at(2, -0.5))]
+
+    result = reconcile(ledger, photos, detections(rows))
+
+    status = status_of(result, ledger)
+    assert status["P1"] == "position_mismatch"
+    assert status["P0"] == "inspected"
+    assert result.sightings[1].offset_m == pytest.approx(15.0, abs=0.5)
+    assert result.sightings[1].sightings == 4
+    assert result.unregistered == []
+
+
+def test_scattered_sightings_are_not_called_a_mismatch() -> None:
+    ledger = make_ledger()
+    photos = nadir_photos(at(50, 10))
+    # Two sightings from one photo only: too little evidence for a mismatch.
+    dets = detections([(0, "asset_marker", at(50, 12)), (0, "asset_marker", at(51, 13))])
+
+    result = reconcile(ledger, photos, dets)
+
+    assert status_of(result, ledger)["P1"] == "inspected"
+
+
+def test_defects_attach_to_the_nearest_asset_or_their_photo() -> None:
+    ledger = make_ledger()
+    photos = nadir_photos(at(0, 0), at(100, 2))
+    dets = detections([
+        (0, "defect", at(3, 2)),
+        (1, "defect", None),  # not geo-referenced: belongs to what photo 1 shows
+        (0, "defect", at(25, 60)),  # far from everything
+    ])
+
+    result = reconcile(ledger, photos, dets)
+
+    assert result.detection_asset == ["P0", "P2", None]
+    assert result.detection_attach == ["ground_point", "photo", "none"]
+    assert result.detection_distance_m[0] == pytest.approx(np.hypot(3, 2), abs=0.1)
+    assert result.asset_detections[0] == [0]
+
+
+def test_corridor_hazards_inside_the_buffer_with_distance() -> None:
+    ledger = make_ledger(width_m=20.0)
+    photos = nadir_photos(at(30, 0))
+    dets = detections([
+        (0, "corridor_hazard", at(30, 6)),  # 6 m from the line: inside 10 m half width
+        (0, "corridor_hazard", at(30, -15)),  # outside
+        (0, "corridor_hazard", None),  # cannot be placed
+    ])
+
+    result = reconcile(ledger, photos, dets)
+
+    assert len(result.hazards) == 1
+    hazard = result.hazards[0]
+    assert (hazard.detection_index, hazard.line_id) == (0, "L1")
+    assert hazard.distance_m == pytest.approx(6.0, abs=0.1)
+    assert result.unplaced_hazards == 1
+
+
+def test_options_change_the_tolerances() -> None:
+    ledger = make_ledger()
+    photos = nadir_photos(at(0, 20))
+
+    loose = reconcile(ledger, photos, DetectionObservations.empty())
+    strict = reconcile(ledger, photos, DetectionObservations.empty(),
+                       options=ReconcileOptions(photo_tolerance_m=10.0))
+
+    assert loose.photo_asset == ["P0"]
+    assert strict.photo_asset == [None]
+    assert strict.counts()["uninspected"] == 3
+
+
+def test_defect_near_where_a_misplaced_asset_was_seen_attaches_to_it() -> None:
+    ledger = make_ledger()
+    photos = nadir_photos(at(50, 15), at(52, 14), at(49, 17))
+    rows: list[tuple[int, str, tuple[float, float] | None]] = [
+        (k % 3, "asset_marker", at(50 + dx, 15 + dy))
+        for k, (dx, dy) in enumerate([(0.5, 0.3), (-0.4, 0.6), (0.2, -0.5), (-0.3, -0.2)])
+    ]
+    # 17 m from P1's ledger point (beyond the 13 m tolerance), 2 m from where P1 was seen.
+    rows.append((1, "defect", at(50, 17)))
+
+    result = reconcile(ledger, photos, detections(rows))
+
+    assert result.detection_asset[-1] == "P1"
+    assert result.detection_distance_m[-1] == pytest.approx(2.0, abs=0.6)
+    assert 4 in result.asset_detections[1]
+
+
+def test_hazard_near_the_branch_of_a_multipart_line_is_found() -> None:
+    ledger = make_ledger()
+    branch = (at(50, 0), at(50, 100))  # a spur running north from P1
+    line = ledger.lines[0]
+    branched = Ledger(ledger.assets, (LedgerLine(line.identifier, line.name, line.coords,
+                                                 corridor_width_m=20.0,
+                                                 extra_parts=(branch,)),))
+    photos = nadir_photos(at(50, 60))
+    dets = detections([(0, "corridor_hazard", at(54, 70))])  # 4 m east of the spur
+
+    result = reconcile(branched, photos, dets)
+
+    assert [(h.line_id, round(h.distance_m)) for h in result.hazards] == [("L1", 4)]
