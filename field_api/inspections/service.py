@@ -695,8 +695,9 @@ def repair_lead_times(session: Session) -> list[LeadTimeRow]:
 def export_training_set(session: Session, out_dir: Path, *, settings: Settings) -> dict[str, int]:
     """Write reviewed findings as images/ + annotations/ (Pascal VOC) for `fieldops vision train`.
 
-    Confirmed and corrected findings become boxes; photos split deterministically into train/
-    and val/ (one in five by sha256) so the folder is a dataset `vision train --data` reads.
+    Confirmed and corrected findings become boxes. Photos split deterministically into val/
+    (every fifth in sha256 order, starting with the first) and train/, so that from two
+    reviewed photos on the folder is a dataset `fieldops vision train --data` reads.
     """
     reviewed = list(
         session.execute(
@@ -709,7 +710,7 @@ def export_training_set(session: Session, out_dir: Path, *, settings: Settings) 
     for f in reviewed:
         by_photo[f.photo_id].append(f)
     written = {"train": 0, "val": 0, "boxes": 0, "missing_photos": 0}
-    for photo_id, findings in by_photo.items():
+    for index, (photo_id, findings) in enumerate(sorted(by_photo.items())):
         photo = session.get(InspectionPhoto, photo_id)
         if photo is None or photo.stored_sha256 is None:
             written["missing_photos"] += 1
@@ -718,7 +719,7 @@ def export_training_set(session: Session, out_dir: Path, *, settings: Settings) 
         if not source.is_file():
             written["missing_photos"] += 1
             continue
-        split = "val" if int(photo_id[:8], 16) % 5 == 0 else "train"
+        split = "val" if index % 5 == 0 else "train"
         (out_dir / split / "images").mkdir(parents=True, exist_ok=True)
         (out_dir / split / "annotations").mkdir(parents=True, exist_ok=True)
         stem = photo_id[:24]
