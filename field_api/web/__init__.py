@@ -1,0 +1,1 @@
+"""Browser pages served by field_api: the crew PWA, the planner dashboard, shared styles."""

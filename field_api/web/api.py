@@ -1,0 +1,43 @@
+"""JSON the browser pages need that no other slice serves: thin calls into their services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from field_api.checklists import evidence
+from field_api.checklists import service as checklists
+from field_api.deps import CurrentUser, DbSession
+from field_api.work_orders import service as orders
+
+router = APIRouter(prefix="/app/api", tags=["web"])
+
+
+class ChecklistCardView(BaseModel):
+    """The card the order will be checked against, with the scheme figures its items cite."""
+
+    order_id: int
+    card: dict[str, Any]
+    scheme_values: dict[str, float | None]
+
+
+@router.get("/work-orders/{order_id}/checklist-card")
+def checklist_card(order_id: int, session: DbSession, user: CurrentUser) -> ChecklistCardView:
+    """The order's completion-check card (items, limits, phases) for the crew's form."""
+    order = orders.get_for_actor(session, order_id, user, write=False)
+    gathered = evidence.gather(session, order)
+    card = checklists.card_for(session, order, metering=gathered.metering)
+    context = gathered.context
+    return ChecklistCardView(
+        order_id=order.id,
+        card=card.model_dump(mode="json"),
+        scheme_values={
+            "scheme_cable_section_mm2": context.scheme_cable_section_mm2,
+            "scheme_breaker_rating_a": context.scheme_breaker_rating_a,
+            "scheme_ct_primary_a": context.scheme_ct_primary_a,
+            # Some limits depend on the transformer's size (earthing ≤ 10 Ω up to 100 kVA).
+            "transformer_rated_kva": context.transformer_rated_kva,
+        },
+    )

@@ -1,0 +1,165 @@
+"""Browser pages: the crew app (an installable PWA), the planner dashboard, their static files.
+
+The pages are server-rendered shells (Jinja2) carrying the message catalogue; the JavaScript
+talks to the same JSON API as any other client, with the user's bearer token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mimetypes
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Cookie, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from field_api.errors import NotFound
+from field_api.web import i18n
+
+HERE = Path(__file__).resolve().parent
+STATIC_DIR = HERE / "static"
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+router = APIRouter(prefix="/app", tags=["web"], include_in_schema=False)
+
+LangCookie = Annotated[str | None, Cookie(alias=i18n.LANG_COOKIE)]
+LangQuery = Annotated[str | None, Query(alias="lang", max_length=8)]
+
+# The app shell the service worker keeps for offline starts (paths under /app/).
+SHELL_ASSETS = (
+    "/app/",
+    "/app/static/app.css",
+    "/app/static/js/common.js",
+    "/app/static/js/outbox.js",
+    "/app/static/js/barcode.js",
+    "/app/static/js/crew.js",
+    "/app/static/vendor/zxing/zxing-library.min.js",
+    "/app/static/icons/icon.svg",
+    "/app/static/icons/icon-192.png",
+    "/app/static/icons/icon-512.png",
+)
+
+
+@lru_cache
+def assets_version() -> str:
+    """A digest of every static file, so a new deployment replaces the cached app shell."""
+    digest = hashlib.sha256()
+    for path in sorted(STATIC_DIR.rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(STATIC_DIR).as_posix().encode())
+            digest.update(path.read_bytes())
+    for path in sorted((HERE / "templates").glob("*.html")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _page(request: Request, template: str, lang: i18n.Lang) -> HTMLResponse:
+    response = templates.TemplateResponse(
+        request,
+        template,
+        {
+            "lang": lang,
+            "other_lang": i18n.other(lang),
+            "m": i18n.messages(lang),
+            "version": assets_version(),
+        },
+    )
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+def _lang(query: str | None, cookie: str | None) -> i18n.Lang:
+    return i18n.normalise(query or cookie)
+
+
+@router.get("/", response_class=HTMLResponse)
+def crew_app(request: Request, fo_lang: LangCookie = None, lang: LangQuery = None) -> HTMLResponse:
+    """The crew app (sign in, today's orders, the one-visit flow)."""
+    return _page(request, "crew.html", _lang(lang, fo_lang))
+
+
+@router.get("/planner", response_class=HTMLResponse)
+def planner_dashboard(
+    request: Request, fo_lang: LangCookie = None, lang: LangQuery = None
+) -> HTMLResponse:
+    """The planners' dashboard of rates, deadlines and flags."""
+    return _page(request, "planner.html", _lang(lang, fo_lang))
+
+
+@router.get("/lang/{code}")
+def switch_language(code: str, next: str = "/app/") -> RedirectResponse:
+    """Remember the chosen language in a cookie and go back to the page."""
+    # Only same-site paths under /app/: an open redirect would help phishing links.
+    target = next if next.startswith("/app/") and "//" not in next and "\\" not in next else "/app/"
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(i18n.LANG_COOKIE, i18n.normalise(code), max_age=365 * 86400, samesite="lax")
+    return response
+
+
+@router.get("/manifest.webmanifest")
+def manifest(fo_lang: LangCookie = None) -> Response:
+    """The PWA manifest of the crew app."""
+    lang = i18n.normalise(fo_lang)
+    m = i18n.messages(lang)
+    body = {
+        "name": f"fieldops · {m['app.title']}",
+        "short_name": m["app.title"],
+        "lang": lang,
+        "start_url": "/app/",
+        "scope": "/app/",
+        "display": "standalone",
+        "orientation": "portrait",
+        "background_color": "#ffffff",
+        "theme_color": "#0b5cab",
+        "icons": [
+            {"src": "/app/static/icons/icon-192.png", "sizes": "192x192", "type": "image/png"},
+            {"src": "/app/static/icons/icon-512.png", "sizes": "512x512", "type": "image/png"},
+            {"src": "/app/static/icons/icon.svg", "sizes": "any", "type": "image/svg+xml"},
+        ],
+    }
+    return Response(
+        json.dumps(body, ensure_ascii=False),
+        media_type="application/manifest+json",
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+@router.get("/sw.js")
+def service_worker() -> Response:
+    """The service worker: keeps the app shell for offline starts (served from /app/ for scope)."""
+    source = (STATIC_DIR / "js" / "sw.template.js").read_text(encoding="utf-8")
+    source = source.replace("__VERSION__", assets_version()).replace(
+        "__SHELL__", json.dumps(list(SHELL_ASSETS))
+    )
+    return Response(
+        source,
+        media_type="text/javascript",
+        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/app/"},
+    )
+
+
+@router.get("/static/{path:path}")
+def static_file(path: str) -> FileResponse:
+    """A static file of the pages (scripts, styles, icons, vendored libraries)."""
+    target = (STATIC_DIR / path).resolve()
+    # resolve() folds "..": anything outside the static folder is simply not there.
+    if not target.is_relative_to(STATIC_DIR) or not target.is_file():
+        raise NotFound(f"no static file {path!r}")
+    media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    if target.suffix == ".js":
+        media_type = "text/javascript"
+    return FileResponse(target, media_type=media_type, headers={"Cache-Control": "no-cache"})
+
+
+def _extra_routers() -> list[APIRouter]:
+    from field_api.web.api import router as api_router
+
+    return [api_router]
+
+
+# Mounted by field_api.main next to ``router``: the pages' own JSON endpoints.
+extra_routers = _extra_routers()

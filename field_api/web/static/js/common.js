@@ -1,0 +1,191 @@
+/* fieldops pages: shared helpers (messages, token, API calls, DOM building). No build step. */
+(function () {
+  "use strict";
+
+  var MESSAGES = JSON.parse(document.getElementById("fo-messages").textContent);
+  var TOKEN_KEY = "fo_token";
+  var ME_KEY = "fo_me";
+
+  /** A message of the page's language, with {name} placeholders filled in. */
+  function t(key, vars) {
+    var text = Object.prototype.hasOwnProperty.call(MESSAGES, key) ? MESSAGES[key] : key;
+    if (vars) {
+      text = text.replace(/\{(\w+)\}/g, function (whole, name) {
+        return vars[name] === undefined || vars[name] === null ? whole : String(vars[name]);
+      });
+    }
+    return text;
+  }
+
+  /** A message when the catalogue has it, else ``fallback`` (names from configuration files). */
+  function tOr(key, fallback) {
+    return Object.prototype.hasOwnProperty.call(MESSAGES, key) ? MESSAGES[key] : fallback;
+  }
+
+  /** Build an element: el("p", {class: "x", text: "..."}, [children]). Text is never parsed as HTML. */
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (name) {
+      var value = attrs[name];
+      if (value === undefined || value === null || value === false) return;
+      if (name === "text") node.textContent = value;
+      else if (name.slice(0, 2) === "on" && typeof value === "function") {
+        node.addEventListener(name.slice(2), value);
+      } else if (value === true) node.setAttribute(name, "");
+      else node.setAttribute(name, String(value));
+    });
+    (children || []).forEach(function (child) {
+      if (child === null || child === undefined || child === false) return;
+      node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+    });
+    return node;
+  }
+
+  function clear(node) {
+    while (node.firstChild) node.removeChild(node.firstChild);
+    return node;
+  }
+
+  /** A random UUID v4 (crypto.randomUUID needs a secure context; fall back to getRandomValues). */
+  function uuid() {
+    if (window.crypto && typeof window.crypto.randomUUID === "function") {
+      return window.crypto.randomUUID();
+    }
+    var b = new Uint8Array(16);
+    window.crypto.getRandomValues(b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    var h = Array.prototype.map.call(b, function (x) { return (x + 0x100).toString(16).slice(1); });
+    return h.slice(0, 4).join("") + "-" + h.slice(4, 6).join("") + "-" + h.slice(6, 8).join("") +
+      "-" + h.slice(8, 10).join("") + "-" + h.slice(10).join("");
+  }
+
+  function token() { return localStorage.getItem(TOKEN_KEY); }
+  function me() {
+    try { return JSON.parse(localStorage.getItem(ME_KEY) || "null"); } catch (e) { return null; }
+  }
+
+  /** An error the API answered with ({"error", "detail"}) or a network failure (status 0). */
+  function ApiError(status, body) {
+    this.status = status;
+    this.body = body || {};
+    this.error = this.body.error || (status === 0 ? "NetworkError" : "HTTPError");
+    this.detail = describe(this.body.detail || this.error);
+    this.message = this.error + ": " + this.detail;
+  }
+  ApiError.prototype = Object.create(Error.prototype);
+
+  function describe(detail) {
+    if (Array.isArray(detail)) {
+      return detail.map(function (d) {
+        return (d.loc ? d.loc.join(".") + ": " : "") + (d.msg || JSON.stringify(d));
+      }).join("; ");
+    }
+    return typeof detail === "string" ? detail : JSON.stringify(detail);
+  }
+
+  /** Call the API with the stored token; resolves to parsed JSON (or the Response for raw). */
+  function api(method, url, options) {
+    options = options || {};
+    var headers = Object.assign({}, options.headers || {});
+    var tok = options.token || token();
+    if (tok) headers.Authorization = "Bearer " + tok;
+    var body = options.body;
+    if (options.json !== undefined) {
+      headers["Content-Type"] = "application/json";
+      body = JSON.stringify(options.json);
+    }
+    return fetch(url, { method: method, headers: headers, body: body, cache: "no-store" })
+      .catch(function () { throw new ApiError(0, null); })
+      .then(function (response) {
+        if (options.raw && response.ok) return response;
+        var type = response.headers.get("content-type") || "";
+        var parsed = type.indexOf("json") >= 0 ? response.json() : response.text();
+        return parsed.catch(function () { return null; }).then(function (data) {
+          if (!response.ok) throw new ApiError(response.status, typeof data === "object" ? data : null);
+          return data;
+        });
+      });
+  }
+
+  /** Check a token with GET /me and keep it (and who it is) on this device. */
+  function signIn(tok) {
+    return api("GET", "/me", { token: tok }).then(function (who) {
+      localStorage.setItem(TOKEN_KEY, tok);
+      localStorage.setItem(ME_KEY, JSON.stringify(who));
+      return who;
+    });
+  }
+
+  function signOut() {
+    localStorage.removeItem(TOKEN_KEY);
+    localStorage.removeItem(ME_KEY);
+  }
+
+  function showNetState() {
+    var banner = document.getElementById("net-banner");
+    if (banner) banner.hidden = navigator.onLine;
+  }
+  window.addEventListener("online", showNetState);
+  window.addEventListener("offline", showNetState);
+  document.addEventListener("DOMContentLoaded", showNetState);
+
+  /** Wire the shared sign-in form; ``done(me)`` runs after a good token. */
+  function wireSignIn(done) {
+    var form = document.getElementById("signin-form");
+    var error = document.getElementById("signin-error");
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var input = document.getElementById("signin-token");
+      var value = input.value.trim();
+      error.hidden = true;
+      input.removeAttribute("aria-invalid");
+      signIn(value).then(done).catch(function (err) {
+        error.textContent = err.status === 401 ? t("signin.bad_token") : t("app.error", { detail: err.detail });
+        error.hidden = false;
+        input.setAttribute("aria-invalid", "true");
+      });
+    });
+    var out = document.getElementById("sign-out");
+    out.addEventListener("click", function () {
+      var pending = window.FOOutbox ? FOOutbox.all() : Promise.resolve([]);
+      pending.then(function (entries) {
+        var mine = entries.filter(function (e) { var who = me(); return who && e.userId === who.user_id; });
+        // Unsent work stays on the phone, but only this user can send it: say so first.
+        if (mine.length && !window.confirm(t("app.sign_out_pending", { n: mine.length }))) return;
+        signOut(); location.hash = ""; location.reload();
+      });
+    });
+  }
+
+  /** Today's date in China (UTC+8, no daylight saving), as YYYY-MM-DD. */
+  function chinaToday() {
+    return new Date(Date.now() + 8 * 3600 * 1000).toISOString().slice(0, 10);
+  }
+
+  function csvEscape(value) {
+    var s = value === null || value === undefined ? "" : String(value);
+    // A leading = + - @ would run as a formula in a spreadsheet: prefix a quote.
+    if (/^[=+\-@]/.test(s)) s = "'" + s;
+    return /[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+  }
+
+  /** Offer rows as a CSV file (UTF-8 with BOM so spreadsheet programs read Chinese right). */
+  function downloadCsv(filename, header, rows) {
+    var lines = [header.map(csvEscape).join(",")].concat(rows.map(function (r) {
+      return r.map(csvEscape).join(",");
+    }));
+    var blob = new Blob(["\ufeff" + lines.join("\r\n") + "\r\n"], { type: "text/csv;charset=utf-8" });
+    var a = el("a", { href: URL.createObjectURL(blob), download: filename });
+    document.body.appendChild(a);
+    a.click();
+    setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+  }
+
+  window.FO = {
+    t: t, tOr: tOr, el: el, clear: clear, uuid: uuid, api: api, ApiError: ApiError, describe: describe,
+    token: token, me: me, signIn: signIn, signOut: signOut, wireSignIn: wireSignIn,
+    chinaToday: chinaToday, downloadCsv: downloadCsv, csvEscape: csvEscape,
+    lang: document.documentElement.lang
+  };
+})();
