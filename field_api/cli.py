@@ -47,6 +47,26 @@ def _add_slice_commands() -> None:
 
 _add_slice_commands()
 
+media_app = typer.Typer(no_args_is_help=True, help="Crew evidence.")
+app.add_typer(media_app, name="media")
+
+
+@media_app.command("worker")
+def media_worker(
+    once: Annotated[bool, typer.Option(help="One pass over pending items, then exit.")] = False,
+) -> None:
+    """Analyse uploaded evidence off the upload path (EXIF, hash, thumbnail, barcode)."""
+    import logging
+
+    from field_api.config import get_settings
+    from field_api.media.config import media_settings
+    from field_api.media.worker import run_worker
+
+    logging.basicConfig(level=logging.INFO)
+    settings = get_settings()
+    done = run_worker(settings, media_settings(settings), once=once)
+    typer.echo(json.dumps({"analysed": done}))
+
 
 @app.command()
 def serve(

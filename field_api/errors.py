@@ -11,6 +11,7 @@
     │   ├── InvalidTransition        409
     │   ├── IdempotencyConflict      409
     │   └── OutOfStock               409
+    ├── PreconditionFailed           412
     ├── PayloadTooLarge              413
     ├── UnsupportedMedia             415
     ├── ValidationFailed             422
@@ -72,6 +73,10 @@ class IdempotencyConflict(Conflict):
 
 class OutOfStock(Conflict):
     pass
+
+
+class PreconditionFailed(DomainError):
+    status_code = 412
 
 
 class PayloadTooLarge(DomainError):

@@ -1,0 +1,1 @@
+"""Crew evidence: photos, videos and meter barcodes with integrity checks."""

@@ -1,0 +1,496 @@
+"""HTTP endpoints of crew evidence: uploads (multipart and tus 1.0), listings, downloads.
+
+Upload bodies are streamed to disk *before* any write transaction opens: the caller is
+authenticated and the order's access checked in short read-only sessions, the body is received
+into the media store's temp folder, and only then does one transaction record the item (it
+commits before the response, so the deferred analysis sees it). Holding a transaction — on
+SQLite the database write lock — while a slow terminal trickles in a video would stall every
+other writer.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import fcntl
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response, status
+from fastapi.responses import FileResponse
+from pydantic import ValidationError
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from field_api.auth.rules import Principal
+from field_api.config import Settings
+from field_api.db import session_scope
+from field_api.deps import AppSettings, CurrentUser, DbSession, get_current_user
+from field_api.errors import (
+    BadRequest,
+    Conflict,
+    DomainError,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    ServiceUnavailable,
+    UnsupportedMedia,
+    ValidationFailed,
+)
+from field_api.media import service
+from field_api.media.config import MediaSettings, media_settings
+from field_api.media.models import AnalysisState, MediaItem, ResumableUpload
+from field_api.media.receive import append_stream, receive_multipart
+from field_api.media.rules import FlagCode, MediaKind
+from field_api.media.schemas import FlaggedItemRead, FlagRead, MediaCreate, MediaRead
+from field_api.work_orders import service as orders
+
+router = APIRouter(tags=["media"])
+
+TUS_VERSION = "1.0.0"
+TUS_HEADERS = {"Tus-Resumable": TUS_VERSION}
+T = TypeVar("T")
+
+
+class TusVersionMismatch(PreconditionFailed):
+    """The client speaks another tus version (tus 1.0: 412 Precondition Failed)."""
+
+
+# -- dependencies -----------------------------------------------------------------------------
+
+
+async def get_media_settings(request: Request) -> MediaSettings:
+    """``app.state.media_settings`` when set (tests, embedding), else from the environment.
+
+    Async on purpose, like the helpers below: a sync dependency costs a worker-thread hop,
+    and the upload path is kept to two hops (authenticate, then record).
+    """
+    configured = getattr(request.app.state, "media_settings", None)
+    if isinstance(configured, MediaSettings):
+        return configured
+    return media_settings(request.app.state.settings)
+
+
+def _authenticate_briefly(request: Request, order_id: int | None = None) -> Principal:
+    """Authenticate (and check write access to ``order_id``) in a short read-only session."""
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    with factory() as session:
+        try:
+            user = get_current_user(request, session, request.app.state.settings)
+            if order_id is not None:
+                orders.get_for_actor(session, order_id, user, write=True)
+            return user
+        finally:
+            session.rollback()
+
+
+def _order_writer(request: Request, order_id: int) -> Principal:
+    return _authenticate_briefly(request, order_id)
+
+
+def _streaming_user(request: Request) -> Principal:
+    return _authenticate_briefly(request)
+
+
+MediaConfig = Annotated[MediaSettings, Depends(get_media_settings)]
+StreamingUser = Annotated[Principal, Depends(_streaming_user)]
+OrderWriter = Annotated[Principal, Depends(_order_writer)]
+
+
+def _require_tus(tus_resumable: str | None) -> None:
+    if tus_resumable != TUS_VERSION:
+        raise TusVersionMismatch(
+            f"Tus-Resumable {TUS_VERSION} is required",
+            headers={"Tus-Version": TUS_VERSION, **TUS_HEADERS},
+        )
+
+
+async def _in_transaction(request: Request, work: Callable[[Session], T]) -> T:
+    """Run ``work`` in one committed transaction on a worker thread."""
+    factory: sessionmaker[Session] = request.app.state.session_factory
+
+    def _run() -> T:
+        with contextlib.contextmanager(session_scope)(factory) as session:
+            return work(session)
+
+    return await run_in_threadpool(_run)
+
+
+def _read(session: Session, item: MediaItem) -> MediaRead:
+    return MediaRead.of(item, service.flags_of(session, [item.id])[item.id])
+
+
+def _parse_create(fields: dict[str, Any]) -> MediaCreate:
+    try:
+        return MediaCreate.model_validate(fields)
+    except ValidationError as exc:
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        raise ValidationFailed(detail) from exc
+
+
+def _declared_length(request: Request) -> int | None:
+    raw = request.headers.get("content-length")
+    return int(raw) if raw is not None and raw.isdigit() else None
+
+
+# -- single-request upload ----------------------------------------------------------------
+
+
+@router.post("/work-orders/{order_id}/media", status_code=status.HTTP_201_CREATED)
+async def upload_media(
+    order_id: int,
+    request: Request,
+    response: Response,
+    background: BackgroundTasks,
+    user: OrderWriter,
+    cfg: MediaConfig,
+) -> MediaRead:
+    """Upload a photo or short video (multipart: client_id, kind, stage, scanned_value, file)."""
+    settings: Settings = request.app.state.settings
+    limit = service.max_upload_bytes(cfg)
+    declared = _declared_length(request)
+    if declared is not None and declared > limit + 64 * 1024:
+        raise PayloadTooLarge(f"the upload may be at most {limit} bytes")
+    store = service.store_of(settings)
+    try:
+        received = await receive_multipart(
+            request.headers.get("content-type", ""), request.stream(), store, max_file_bytes=limit
+        )
+    except ClientDisconnect as exc:
+        raise BadRequest("the upload was interrupted; nothing was stored") from exc
+    try:
+        data = _parse_create(received.fields)
+        staged = service.StagedFile(
+            path=received.file.path,
+            sha256=received.file.sha256,
+            size_bytes=received.file.size,
+            head=received.file.head,
+        )
+
+        def _create(session: Session) -> tuple[MediaRead, bool, bool]:
+            item, created = service.create_item(
+                session,
+                order_id=order_id,
+                data=data,
+                staged=staged,
+                file_name=received.file_name,
+                actor=user,
+                settings=settings,
+                cfg=cfg,
+            )
+            pending = item.analysis == AnalysisState.pending
+            return _read(session, item), created, pending
+
+        body, created, pending = await _in_transaction(request, _create)
+    finally:
+        received.file.discard()  # no-op once promoted into the store
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    elif pending and cfg.analyse_in_process:
+        background.add_task(
+            service.run_analysis,
+            request.app.state.session_factory,
+            body.id,
+            settings=settings,
+            cfg=cfg,
+        )
+    return body
+
+
+# -- reads ------------------------------------------------------------------------------------
+
+
+@router.get("/work-orders/{order_id}/media")
+def list_order_media(
+    order_id: int, session: DbSession, user: CurrentUser, kind: MediaKind | None = None
+) -> list[MediaRead]:
+    """The order's photos and videos with their evidence flags."""
+    items = service.list_for_order(session, order_id, user, kind=kind)
+    flags = service.flags_of(session, [i.id for i in items])
+    return [MediaRead.of(i, flags[i.id]) for i in items]
+
+
+@router.get("/media/flags")
+def list_media_flags(
+    session: DbSession,
+    user: CurrentUser,
+    code: FlagCode | None = None,
+    order_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[FlaggedItemRead]:
+    """Evidence flagged for review (planners), newest first, each with its reason."""
+    rows = service.list_flags(
+        session, user, code=code, order_id=order_id, limit=limit, offset=offset
+    )
+    return [
+        FlaggedItemRead(
+            flag=FlagRead.model_validate(flag),
+            kind=item.kind,
+            stage=item.stage,
+            uploaded_at=item.uploaded_at,
+            thumbnail_url=f"/media/{item.id}/thumbnail" if item.thumbnail_sha256 else None,
+        )
+        for flag, item in rows
+    ]
+
+
+@router.get("/media/{media_id}")
+def get_media(media_id: int, session: DbSession, user: CurrentUser) -> MediaRead:
+    """One item's metadata and flags."""
+    return _read(session, service.get_for_actor(session, media_id, user))
+
+
+def _etag_matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    for candidate in if_none_match.split(","):
+        tag = candidate.strip()
+        tag = tag[2:] if tag.startswith("W/") else tag
+        if tag == etag:
+            return True
+    return False
+
+
+def _file_response(
+    settings: Settings, sha256: str, content_type: str, if_none_match: str | None
+) -> Response:
+    etag = f'"{sha256}"'
+    # content-addressed: the bytes behind this ETag never change
+    headers = {"ETag": etag, "Cache-Control": "private, max-age=31536000, immutable"}
+    if _etag_matches(if_none_match, etag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    path = service.store_of(settings).path_of(sha256)
+    if not path.is_file():
+        raise ServiceUnavailable("the stored file is missing from the media folder")
+    return FileResponse(path, media_type=content_type, headers=headers)
+
+
+@router.get("/media/{media_id}/content", response_class=FileResponse)
+def download_media(
+    media_id: int,
+    session: DbSession,
+    user: CurrentUser,
+    settings: AppSettings,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The original bytes; ETag is the sha256 (If-None-Match gives 304)."""
+    item = service.get_for_actor(session, media_id, user)
+    return _file_response(settings, item.sha256, item.media_type.mime, if_none_match)
+
+
+@router.get("/media/{media_id}/thumbnail", response_class=FileResponse)
+def download_thumbnail(
+    media_id: int,
+    session: DbSession,
+    user: CurrentUser,
+    settings: AppSettings,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """A JPEG of at most 320 px, made once when the photo was analysed."""
+    item = service.get_for_actor(session, media_id, user)
+    if item.thumbnail_sha256 is None:
+        raise NotFound(f"media item {media_id} has no thumbnail (yet)")
+    return _file_response(settings, item.thumbnail_sha256, "image/jpeg", if_none_match)
+
+
+# -- tus 1.0 resumable uploads ----------------------------------------------------------------
+
+
+@router.options("/media/uploads", status_code=status.HTTP_204_NO_CONTENT)
+def tus_options(cfg: MediaConfig) -> Response:
+    """tus discovery: version, extensions and the largest accepted upload."""
+    return Response(
+        status_code=status.HTTP_204_NO_CONTENT,
+        headers={
+            **TUS_HEADERS,
+            "Tus-Version": TUS_VERSION,
+            "Tus-Extension": "creation,termination",
+            "Tus-Max-Size": str(service.max_upload_bytes(cfg)),
+        },
+    )
+
+
+def _parse_upload_metadata(raw: str | None) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for pair in (raw or "").split(","):
+        pair = pair.strip()
+        if not pair:
+            continue
+        key, _, encoded = pair.partition(" ")
+        try:
+            values[key] = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise BadRequest(f"Upload-Metadata value of {key!r} is not base64 UTF-8") from exc
+    return values
+
+
+@router.post("/work-orders/{order_id}/media/uploads", status_code=status.HTTP_201_CREATED)
+def tus_create(
+    order_id: int,
+    session: DbSession,
+    user: CurrentUser,
+    settings: AppSettings,
+    cfg: MediaConfig,
+    upload_length: Annotated[str | None, Header()] = None,
+    upload_metadata: Annotated[str | None, Header()] = None,
+    tus_resumable: Annotated[str | None, Header()] = None,
+) -> Response:
+    """tus creation: open a resumable upload (metadata: client_id, kind, filename, ...)."""
+    _require_tus(tus_resumable)
+    if upload_length is None or not upload_length.isdigit():
+        raise BadRequest("Upload-Length is required (deferred length is not supported)")
+    meta = _parse_upload_metadata(upload_metadata)
+    file_name = meta.pop("filename", None)
+    data = _parse_create(meta)
+    upload = service.create_upload(
+        session,
+        order_id=order_id,
+        data=data,
+        length=int(upload_length),
+        file_name=file_name,
+        actor=user,
+        settings=settings,
+        cfg=cfg,
+    )
+    return Response(
+        status_code=status.HTTP_201_CREATED,
+        headers={**TUS_HEADERS, "Location": f"/media/uploads/{upload.id}", "Upload-Offset": "0"},
+    )
+
+
+@router.head("/media/uploads/{upload_id}")
+def tus_head(
+    upload_id: str,
+    session: DbSession,
+    user: CurrentUser,
+    settings: AppSettings,
+    tus_resumable: Annotated[str | None, Header()] = None,
+) -> Response:
+    """tus offset: how many bytes the server holds."""
+    _require_tus(tus_resumable)
+    upload = service.get_upload_for_actor(session, upload_id, user)
+    return Response(
+        status_code=status.HTTP_200_OK,
+        headers={
+            **TUS_HEADERS,
+            "Upload-Offset": str(service.upload_offset(settings, upload)),
+            "Upload-Length": str(upload.length),
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """One PATCH at a time per upload (across processes): a second one gets 409."""
+    with path.open("ab") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise Conflict("another PATCH of this upload is in progress") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+@router.patch("/media/uploads/{upload_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def tus_patch(
+    upload_id: str,
+    request: Request,
+    background: BackgroundTasks,
+    user: StreamingUser,
+    cfg: MediaConfig,
+    upload_offset: Annotated[str | None, Header()] = None,
+    tus_resumable: Annotated[str | None, Header()] = None,
+) -> Response:
+    """tus append: bytes at Upload-Offset; the last PATCH verifies the sha256 and records it."""
+    settings: Settings = request.app.state.settings
+    _require_tus(tus_resumable)
+    if request.headers.get("content-type", "") != "application/offset+octet-stream":
+        raise UnsupportedMedia("PATCH needs Content-Type application/offset+octet-stream")
+    if upload_offset is None or not upload_offset.isdigit():
+        raise BadRequest("Upload-Offset is required")
+
+    def _load(session: Session) -> ResumableUpload:
+        return service.get_upload_for_actor(session, upload_id, user)
+
+    upload = await _in_transaction(request, _load)
+    if upload.media_id is not None:
+        raise Conflict("this upload is already complete", headers=TUS_HEADERS)
+    path = service.part_path(settings, upload.id)
+    if not path.exists():
+        raise NotFound("no such upload")
+    with _exclusive(path):
+        offset = service.upload_offset(settings, upload)
+        if int(upload_offset) != offset:
+            raise Conflict(
+                f"Upload-Offset {upload_offset} does not match the server's offset {offset}",
+                headers={**TUS_HEADERS, "Upload-Offset": str(offset)},
+            )
+        written, complete_body = await append_stream(
+            path, request.stream(), max_bytes=upload.length - offset
+        )
+        offset += written
+        headers = {**TUS_HEADERS, "Upload-Offset": str(offset)}
+        if not complete_body:
+            raise BadRequest("the connection dropped; resume from Upload-Offset", headers=headers)
+        if offset < upload.length:
+            return Response(status_code=status.HTTP_204_NO_CONTENT, headers=headers)
+
+        def _finish(session: Session) -> tuple[MediaRead, bool, bool]:
+            fresh = service.get_upload_for_actor(session, upload_id, user)
+            item, created = service.finish_upload(
+                session, fresh, actor=user, settings=settings, cfg=cfg
+            )
+            pending = item.analysis == AnalysisState.pending
+            return _read(session, item), created, pending
+
+        try:
+            body, created, pending = await _in_transaction(request, _finish)
+        except DomainError:
+            # refused content: the bytes are gone, so is the upload
+            await _in_transaction(request, lambda s: _abandon(s, upload_id, settings))
+            raise
+    if created and pending and cfg.analyse_in_process:
+        background.add_task(
+            service.run_analysis,
+            request.app.state.session_factory,
+            body.id,
+            settings=settings,
+            cfg=cfg,
+        )
+    headers["Content-Location"] = f"/media/{body.id}"
+    return Response(status_code=status.HTTP_204_NO_CONTENT, headers=headers)
+
+
+def _abandon(session: Session, upload_id: str, settings: Settings) -> None:
+    upload = session.get(ResumableUpload, upload_id)
+    if upload is not None:
+        service.abandon_upload(session, upload, settings=settings)
+
+
+@router.delete("/media/uploads/{upload_id}", status_code=status.HTTP_204_NO_CONTENT)
+def tus_delete(
+    upload_id: str,
+    session: DbSession,
+    user: CurrentUser,
+    settings: AppSettings,
+    tus_resumable: Annotated[str | None, Header()] = None,
+) -> Response:
+    """tus termination: drop an unfinished upload and its bytes."""
+    _require_tus(tus_resumable)
+    upload = service.get_upload_for_actor(session, upload_id, user)
+    if upload.media_id is not None:
+        raise Conflict("this upload is complete; it is an evidence item now")
+    service.abandon_upload(session, upload, settings=settings)
+    return Response(status_code=status.HTTP_204_NO_CONTENT, headers=TUS_HEADERS)

@@ -1,0 +1,660 @@
+"""Use cases of crew evidence: store an upload, analyse it, read it back, resumable uploads.
+
+An upload is validated on the critical path with cheap checks (magic bytes, size limit per
+kind, JPEG marker walk, declared pixel count, EXIF, MP4 box chain), then its row is flushed and
+its file renamed into the content-addressed store. The pixel work (full decode, perceptual
+hash, thumbnail, barcode decoding, reuse lookup) runs after the response in
+:func:`run_analysis`, outside any transaction, and is recorded in a short one. Every read
+and write goes through the order's access rules (``work_orders.service.get_for_actor``).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, event, func, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from field_api.audit import service as audit
+from field_api.auth.models import Role
+from field_api.auth.rules import Principal
+from field_api.config import Settings
+from field_api.db import utcnow
+from field_api.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, ValidationFailed
+from field_api.media import rules
+from field_api.media.analysis import (
+    MediaType,
+    analyze_image,
+    analyze_video,
+    inspect_image,
+    load_oriented_image,
+    sniff_media_type,
+)
+from field_api.media.barcode import decode_barcodes, normalize_meter_code, parse_meter_code
+from field_api.media.config import MediaSettings
+from field_api.media.models import (
+    AnalysisState,
+    MediaFlag,
+    MediaHashBand,
+    MediaItem,
+    MeterBinding,
+    ResumableUpload,
+)
+from field_api.media.rules import EvidenceFlag, HashCandidate, MediaKind, Position
+from field_api.media.schemas import MediaCreate
+from field_api.media.storage import MediaStore, sha256_of_file
+from field_api.work_orders import service as orders
+from field_api.work_orders.models import WorkOrder
+from field_api.work_orders.rules import Stage
+
+log = logging.getLogger(__name__)
+
+_CREATED_BLOBS = "media_created_blobs"
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """A complete file in the store's temp folder, hashed, not yet at its content address."""
+
+    path: Path
+    sha256: str
+    size_bytes: int
+    head: bytes
+
+
+def store_of(settings: Settings) -> MediaStore:
+    """The content-addressed store under ``settings.media_dir``."""
+    return MediaStore(settings.media_dir)
+
+
+def max_upload_bytes(cfg: MediaSettings, kind: MediaKind | None = None) -> int:
+    """The most a body may carry before its type is known (larger of photo and video)."""
+    limits = cfg.size_limits()
+    if kind is None:
+        return max([*limits.photo_bytes.values(), limits.video_bytes])
+    return limits.max_bytes(kind, is_video=None)
+
+
+# --------------------------------------------------------------------------------------------
+# Reads
+
+
+def get(session: Session, media_id: int) -> MediaItem | None:
+    return session.get(MediaItem, media_id)
+
+
+def get_or_raise(session: Session, media_id: int) -> MediaItem:
+    item = session.get(MediaItem, media_id)
+    if item is None:
+        raise NotFound(f"media item {media_id} not found")
+    return item
+
+
+def get_for_actor(session: Session, media_id: int, actor: Principal) -> MediaItem:
+    """An item the actor may read: the order's access rules decide (403 otherwise)."""
+    item = get_or_raise(session, media_id)
+    orders.get_for_actor(session, item.order_id, actor, write=False)
+    return item
+
+
+def get_by_client_id(session: Session, client_id: str) -> MediaItem | None:
+    return session.execute(
+        select(MediaItem).where(MediaItem.client_id == client_id)
+    ).scalar_one_or_none()
+
+
+def flags_of(session: Session, media_ids: Sequence[int]) -> dict[int, list[MediaFlag]]:
+    """Flags per item, oldest first."""
+    found: dict[int, list[MediaFlag]] = {i: [] for i in media_ids}
+    if not media_ids:
+        return found
+    rows = session.execute(
+        select(MediaFlag).where(MediaFlag.media_id.in_(media_ids)).order_by(MediaFlag.id)
+    ).scalars()
+    for flag in rows:
+        found[flag.media_id].append(flag)
+    return found
+
+
+def list_for_order(
+    session: Session, order_id: int, actor: Principal, *, kind: MediaKind | None = None
+) -> list[MediaItem]:
+    """The order's evidence, oldest first, if the actor may read the order."""
+    orders.get_for_actor(session, order_id, actor, write=False)
+    query = select(MediaItem).where(MediaItem.order_id == order_id).order_by(MediaItem.id)
+    if kind is not None:
+        query = query.where(MediaItem.kind == kind)
+    return list(session.execute(query).scalars())
+
+
+def list_flags(
+    session: Session,
+    actor: Principal,
+    *,
+    code: rules.FlagCode | None = None,
+    order_id: int | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[tuple[MediaFlag, MediaItem]]:
+    """Flags for review, newest first; planners and admins see every order's."""
+    if actor.role not in (Role.planner, Role.admin, Role.service):
+        raise Forbidden(f"{actor.role.value} may not review evidence flags")
+    query = (
+        select(MediaFlag, MediaItem)
+        .join(MediaItem, MediaItem.id == MediaFlag.media_id)
+        .order_by(MediaFlag.id.desc())
+    )
+    if code is not None:
+        query = query.where(MediaFlag.code == code)
+    if order_id is not None:
+        query = query.where(MediaFlag.order_id == order_id)
+    rows = session.execute(query.limit(limit).offset(offset)).all()
+    return [(flag, item) for flag, item in rows]
+
+
+def photo_counts(session: Session, order_id: int) -> dict[str, int]:
+    """Number of photos on record per kind (for the completion checklist)."""
+    rows = session.execute(
+        select(MediaItem.kind, func.count())
+        .where(
+            MediaItem.order_id == order_id,
+            MediaItem.media_type.in_([t for t in MediaType if t.is_image]),
+        )
+        .group_by(MediaItem.kind)
+    ).all()
+    return {kind.value: int(count) for kind, count in rows}
+
+
+def latest_barcode(session: Session, order_id: int) -> MediaItem | None:
+    """The order's most recent barcode photo (scanned value, decoded value, match)."""
+    return session.execute(
+        select(MediaItem)
+        .where(MediaItem.order_id == order_id, MediaItem.kind == MediaKind.barcode)
+        .order_by(MediaItem.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+# --------------------------------------------------------------------------------------------
+# Writes
+
+
+def create_item(
+    session: Session,
+    *,
+    order_id: int,
+    data: MediaCreate,
+    staged: StagedFile,
+    file_name: str | None,
+    actor: Principal,
+    settings: Settings,
+    cfg: MediaSettings,
+) -> tuple[MediaItem, bool]:
+    """Record an uploaded file as evidence of an order; returns ``(item, created)``.
+
+    The same client id with the same bytes returns the original item (``created`` False); with
+    other bytes, or for another order, it is a 409. Rejections leave nothing behind: the
+    caller discards the staged file, and the row is never flushed.
+    """
+    order = orders.get_for_actor(session, order_id, actor, write=True)
+    existing = get_by_client_id(session, data.client_id)
+    if existing is not None:
+        if existing.sha256 == staged.sha256 and existing.order_id == order.id:
+            return existing, False
+        where = "another work order" if existing.order_id != order.id else "different content"
+        raise Conflict(
+            f"client id {data.client_id} was already used for {where} (item {existing.id})"
+        )
+    if data.sha256 is not None and data.sha256 != staged.sha256:
+        raise ValidationFailed(
+            f"the file's sha256 is {staged.sha256}, the client declared {data.sha256}"
+        )
+    media_type = sniff_media_type(staged.head)
+    problem = rules.size_violation(
+        staged.size_bytes, data.kind, is_video=not media_type.is_image, limits=cfg.size_limits()
+    )
+    if problem:
+        raise PayloadTooLarge(problem)
+    if data.kind in cfg.barcode_kinds and not media_type.is_image:
+        raise ValidationFailed(f"a {data.kind.value} item must be a photo")
+
+    store = store_of(settings)
+    now = utcnow()
+    item = MediaItem(
+        client_id=data.client_id,
+        order_id=order.id,
+        stage=data.stage or order.stage,
+        kind=data.kind,
+        media_type=media_type,
+        sha256=staged.sha256,
+        size_bytes=staged.size_bytes,
+        file_name=file_name,
+        uploaded_by=actor.user_id,
+        uploaded_at=now,
+    )
+    flags: list[EvidenceFlag] = []
+    if media_type.is_image:
+        header = inspect_image(staged.path, media_type, max_pixels=cfg.max_image_pixels)
+        item.width, item.height = header.width, header.height
+        if header.captured is not None:
+            item.captured_at = rules.as_utc(
+                header.captured.at, assumed_utc_offset=cfg.assumed_utc_offset
+            )
+            item.captured_offset_known = header.captured.has_offset
+        if header.gps is not None:
+            item.gps_lat, item.gps_lon, item.gps_alt_m = (
+                header.gps.lat,
+                header.gps.lon,
+                header.gps.alt_m,
+            )
+        flags.extend(_plausibility_flags(order, header, now=now, cfg=cfg))
+    else:
+        video = analyze_video(staged.path, media_type)
+        item.duration_s = video.duration_s
+        item.captured_at = video.created_at
+        item.analysis = AnalysisState.done  # nothing deferred for videos
+
+    meter_code: str | None = None
+    if data.kind in cfg.barcode_kinds:
+        if not data.scanned_value:
+            raise ValidationFailed("a barcode photo needs the value the terminal scanned")
+        meter_code = parse_meter_code(
+            data.scanned_value, check_digit_rule=cfg.meter_check_digit_rule
+        ).value
+        item.scanned_value = meter_code
+    elif data.scanned_value:
+        item.scanned_value = normalize_meter_code(data.scanned_value)
+
+    if meter_code is not None:
+        _ensure_meter_free(session, meter_code, order)
+    session.add(item)
+    session.flush()
+    if meter_code is not None:
+        _bind_meter(session, meter_code, order, item, actor=actor)
+    for flag in flags:
+        _add_flag(session, item, flag)
+    audit.record(session, actor=actor, action="media.create", entity=item)
+    # The rename comes last: every constraint has been checked by the flush above.
+    blob = store.promote(staged.path, staged.sha256)
+    if blob.created:
+        _remove_on_rollback(session, store, blob.sha256)
+    return item, True
+
+
+def _plausibility_flags(
+    order: WorkOrder, header: Any, *, now: datetime, cfg: MediaSettings
+) -> list[EvidenceFlag]:
+    flags: list[EvidenceFlag] = []
+    photo_pos = Position(header.gps.lat, header.gps.lon) if header.gps is not None else None
+    location = rules.check_location(
+        photo_pos, Position(order.lat, order.lon), max_distance_m=cfg.max_distance_m
+    )
+    if location is not None:
+        flags.append(location)
+    timing = rules.check_capture_time(
+        header.captured.at if header.captured is not None else None,
+        accepted_at=order.accepted_at,
+        uploaded_at=now,
+        tolerance=cfg.clock_tolerance,
+        assumed_utc_offset=cfg.assumed_utc_offset,
+    )
+    if timing is not None:
+        flags.append(timing)
+    return flags
+
+
+def _add_flag(session: Session, item: MediaItem, flag: EvidenceFlag) -> MediaFlag:
+    row = MediaFlag(media_id=item.id, order_id=item.order_id, code=flag.code, reason=flag.reason)
+    session.add(row)
+    return row
+
+
+def _ensure_meter_free(session: Session, meter_code: str, order: WorkOrder) -> None:
+    binding = session.get(MeterBinding, meter_code)
+    if binding is None or binding.order_id == order.id:
+        return
+    other = session.get(WorkOrder, binding.order_id)
+    if other is not None and other.stage == Stage.cancelled:
+        return  # the meter went back to stock with the cancelled order
+    raise Conflict(f"meter {meter_code} is already installed on work order {binding.order_id}")
+
+
+def _bind_meter(
+    session: Session, meter_code: str, order: WorkOrder, item: MediaItem, *, actor: Principal
+) -> None:
+    binding = session.get(MeterBinding, meter_code)
+    if binding is None:
+        binding = MeterBinding(meter_code=meter_code, order_id=order.id, media_id=item.id)
+        session.add(binding)
+    else:
+        binding.order_id, binding.media_id, binding.bound_at = order.id, item.id, utcnow()
+    session.flush()
+    audit.record(session, actor=actor, action="media.bind_meter", entity=binding)
+
+
+def _remove_on_rollback(session: Session, store: MediaStore, sha256: str) -> None:
+    """Undo a new file in the store if this transaction does not commit."""
+    pending: list[tuple[MediaStore, str]] | None = session.info.get(_CREATED_BLOBS)
+    if pending is None:
+        pending = []
+        session.info[_CREATED_BLOBS] = pending
+
+        @event.listens_for(session, "after_commit")
+        def _keep(s: Session) -> None:
+            s.info.get(_CREATED_BLOBS, []).clear()
+
+        @event.listens_for(session, "after_rollback")
+        def _undo(s: Session) -> None:
+            for blob_store, sha in s.info.get(_CREATED_BLOBS, []):
+                blob_store.remove(sha)
+            s.info.get(_CREATED_BLOBS, []).clear()
+
+    pending.append((store, sha256))
+
+
+# --------------------------------------------------------------------------------------------
+# Deferred analysis
+
+
+@dataclass(frozen=True)
+class _AnalysisInput:
+    media_id: int
+    sha256: str
+    media_type: MediaType
+    kind: MediaKind
+    scanned_value: str | None
+
+
+@dataclass(frozen=True)
+class AnalysisOutcome:
+    """The pixel work's results, computed with no database transaction open."""
+
+    error: str | None = None
+    phash: int | None = None
+    thumbnail_sha256: str | None = None
+    decoded: tuple[str, ...] | None = None  # None: not a barcode item
+
+
+def compute_analysis(
+    settings: Settings, cfg: MediaSettings, job: _AnalysisInput
+) -> AnalysisOutcome:
+    """Decode, hash, thumbnail and read barcodes of a stored photo (no database)."""
+    store = store_of(settings)
+    path = store.path_of(job.sha256)
+    try:
+        result = analyze_image(path, job.media_type, max_pixels=cfg.max_image_pixels)
+    except ValidationFailed as exc:
+        return AnalysisOutcome(error=str(exc.detail))
+    thumb = store.put_bytes(result.thumbnail_jpeg)  # content-addressed: made once
+    decoded: tuple[str, ...] | None = None
+    if job.kind in cfg.barcode_kinds and job.scanned_value:
+        image = load_oriented_image(path, job.media_type, max_pixels=cfg.max_image_pixels)
+        decoded = tuple(normalize_meter_code(b.text) for b in decode_barcodes(image))
+    return AnalysisOutcome(phash=result.phash, thumbnail_sha256=thumb.sha256, decoded=decoded)
+
+
+def apply_analysis(
+    session: Session, media_id: int, outcome: AnalysisOutcome, *, cfg: MediaSettings
+) -> None:
+    """Record an analysis: hash bands, thumbnail, reuse and barcode flags. Idempotent."""
+    item = get_or_raise(session, media_id)
+    if item.analysis is not AnalysisState.pending:
+        return
+    if outcome.error is not None or outcome.phash is None:
+        item.analysis = AnalysisState.failed
+        item.analysis_error = outcome.error
+        _add_flag(
+            session,
+            item,
+            EvidenceFlag(
+                rules.FlagCode.image_unreadable, f"the photo cannot be decoded: {outcome.error}"
+            ),
+        )
+        session.flush()
+        audit.record(session, actor=None, action="media.analyse", entity=item)
+        return
+    item.thumbnail_sha256 = outcome.thumbnail_sha256
+    item.phash = outcome.phash
+    match = rules.find_reuse(
+        outcome.phash,
+        str(item.order_id),
+        near_duplicates(session, outcome.phash, exclude_order_id=item.order_id),
+        max_hamming=cfg.reuse_max_hamming,
+    )
+    for band, value in enumerate(rules.phash_bands(outcome.phash)):
+        session.add(MediaHashBand(media_id=item.id, band=band, value=value, order_id=item.order_id))
+    reuse = rules.reuse_flag(match)
+    if reuse is not None:
+        _add_flag(session, item, reuse)
+    if outcome.decoded is not None and item.scanned_value:
+        decoded = list(outcome.decoded)
+        item.barcode_match = item.scanned_value in decoded
+        item.decoded_value = item.scanned_value if item.barcode_match else next(iter(decoded), None)
+        barcode_flag = rules.check_barcode(item.scanned_value, decoded)
+        if barcode_flag is not None:
+            _add_flag(session, item, barcode_flag)
+    item.analysis = AnalysisState.done
+    session.flush()
+    audit.record(session, actor=None, action="media.analyse", entity=item)
+
+
+def near_duplicates(
+    session: Session, phash: int, *, exclude_order_id: int | None = None
+) -> list[HashCandidate]:
+    """Stored photos with a slice among ``phash``'s probe keys: a superset of every photo
+    within Hamming distance 7, found through the (band, value) index."""
+    by_band: dict[int, list[int]] = {}
+    for band, value in rules.phash_probe_keys(phash):
+        by_band.setdefault(band, []).append(value)
+    # one indexed range per band (a row-value IN makes SQLite scan the table)
+    ids = select(MediaHashBand.media_id).where(
+        or_(
+            *(
+                and_(MediaHashBand.band == band, MediaHashBand.value.in_(values))
+                for band, values in by_band.items()
+            )
+        )
+    )
+    if exclude_order_id is not None:
+        ids = ids.where(MediaHashBand.order_id != exclude_order_id)
+    rows = session.execute(
+        select(MediaItem.id, MediaItem.order_id, MediaItem.phash).where(
+            MediaItem.id.in_(ids.distinct()), MediaItem.phash.is_not(None)
+        )
+    ).all()
+    return [
+        HashCandidate(item_id=str(i), work_order_id=str(o), phash=int(h))
+        for i, o, h in rows
+        if h is not None
+    ]
+
+
+def run_analysis(
+    session_factory: sessionmaker[Session],
+    media_id: int,
+    *,
+    settings: Settings,
+    cfg: MediaSettings,
+) -> bool:
+    """Analyse one item: read it, do the pixel work with no transaction open (on SQLite a
+    transaction holds the database write lock), then record the result in a short one."""
+    try:
+        with session_factory() as session:
+            item = get_or_raise(session, media_id)
+            job = _AnalysisInput(
+                item.id, item.sha256, item.media_type, item.kind, item.scanned_value
+            )
+            pending = item.analysis is AnalysisState.pending and item.media_type.is_image
+            session.rollback()
+        if not pending:
+            return False
+        outcome = compute_analysis(settings, cfg, job)
+        with session_factory.begin() as session:
+            apply_analysis(session, media_id, outcome, cfg=cfg)
+        return True
+    except Exception:  # the item stays pending; process_pending retries it
+        log.exception("analysis of media item %s failed", media_id)
+        return False
+
+
+def process_pending(
+    session_factory: sessionmaker[Session], *, settings: Settings, cfg: MediaSettings
+) -> int:
+    """Analyse every item still pending (after a restart); returns how many were analysed."""
+    with session_factory() as session:
+        ids = list(
+            session.execute(
+                select(MediaItem.id)
+                .where(MediaItem.analysis == AnalysisState.pending)
+                .order_by(MediaItem.id)
+            ).scalars()
+        )
+    return sum(run_analysis(session_factory, i, settings=settings, cfg=cfg) for i in ids)
+
+
+# --------------------------------------------------------------------------------------------
+# tus 1.0 resumable uploads
+
+
+def part_path(settings: Settings, upload_id: str) -> Path:
+    """Where the bytes of a resumable upload accumulate."""
+    if not (len(upload_id) == 32 and all(c in "0123456789abcdef" for c in upload_id)):
+        raise NotFound("no such upload")
+    return store_of(settings).uploads_dir / f"{upload_id}.part"
+
+
+def create_upload(
+    session: Session,
+    *,
+    order_id: int,
+    data: MediaCreate,
+    length: int,
+    file_name: str | None,
+    actor: Principal,
+    settings: Settings,
+    cfg: MediaSettings,
+) -> ResumableUpload:
+    """Open a resumable upload of ``length`` bytes (tus creation)."""
+    order = orders.get_for_actor(session, order_id, actor, write=True)
+    limit = max_upload_bytes(cfg, data.kind)
+    if length > limit:
+        raise PayloadTooLarge(f"Upload-Length {length} exceeds the limit of {limit} bytes")
+    if length <= 0:
+        raise ValidationFailed("the file is empty")
+    existing = get_by_client_id(session, data.client_id)
+    if existing is not None and (
+        existing.order_id != order.id
+        or (data.sha256 is not None and data.sha256 != existing.sha256)
+    ):
+        raise Conflict(f"client id {data.client_id} was already used (item {existing.id})")
+    upload = ResumableUpload(
+        id=secrets.token_hex(16),
+        order_id=order.id,
+        client_id=data.client_id,
+        kind=data.kind,
+        stage=data.stage,
+        length=length,
+        expected_sha256=data.sha256,
+        file_name=file_name,
+        scanned_value=data.scanned_value,
+        created_by=actor.user_id,
+    )
+    path = part_path(settings, upload.id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(exist_ok=False)
+    session.add(upload)
+    session.flush()
+    audit.record(session, actor=actor, action="media.upload_create", entity=upload)
+    return upload
+
+
+def get_upload_for_actor(session: Session, upload_id: str, actor: Principal) -> ResumableUpload:
+    """An upload only its creator (or an admin) may continue."""
+    upload = session.get(ResumableUpload, upload_id)
+    if upload is None:
+        raise NotFound("no such upload")
+    if actor.role != Role.admin and upload.created_by != actor.user_id:
+        raise Forbidden("only the terminal that started an upload may continue it")
+    orders.get_for_actor(session, upload.order_id, actor, write=True)
+    return upload
+
+
+def upload_offset(settings: Settings, upload: ResumableUpload) -> int:
+    """Bytes received so far: the size of the part file (every byte that arrived is kept)."""
+    path = part_path(settings, upload.id)
+    return path.stat().st_size if path.exists() else 0
+
+
+def finish_upload(
+    session: Session,
+    upload: ResumableUpload,
+    *,
+    actor: Principal,
+    settings: Settings,
+    cfg: MediaSettings,
+) -> tuple[MediaItem, bool]:
+    """Verify the complete upload's sha256 and record it like a single-request upload.
+
+    The part file is always gone afterwards: promoted into the store, or deleted with the
+    upload row when the content is refused.
+    """
+    path = part_path(settings, upload.id)
+    if upload.media_id is not None:
+        return get_or_raise(session, upload.media_id), False
+    sha = sha256_of_file(path)
+    with path.open("rb") as fh:
+        head = fh.read(64)
+    staged = StagedFile(path=path, sha256=sha, size_bytes=path.stat().st_size, head=head)
+    data = MediaCreate(
+        client_id=upload.client_id,
+        kind=upload.kind,
+        stage=upload.stage,
+        scanned_value=upload.scanned_value,
+        sha256=upload.expected_sha256,
+    )
+    try:
+        item, created = create_item(
+            session,
+            order_id=upload.order_id,
+            data=data,
+            staged=staged,
+            file_name=upload.file_name,
+            actor=actor,
+            settings=settings,
+            cfg=cfg,
+        )
+    finally:
+        path.unlink(missing_ok=True)  # no-op when promoted (renamed away)
+    upload.media_id = item.id
+    session.flush()
+    return item, created
+
+
+def expire_uploads(
+    session: Session, *, settings: Settings, cfg: MediaSettings, now: datetime | None = None
+) -> int:
+    """Drop unfinished resumable uploads older than ``cfg.tus_expiry_hours``; returns how many."""
+    cutoff = (now or utcnow()) - timedelta(hours=cfg.tus_expiry_hours)
+    stale = session.execute(
+        select(ResumableUpload).where(
+            ResumableUpload.media_id.is_(None), ResumableUpload.created_at < cutoff
+        )
+    ).scalars()
+    count = 0
+    for upload in list(stale):
+        abandon_upload(session, upload, settings=settings)
+        count += 1
+    return count
+
+
+def abandon_upload(session: Session, upload: ResumableUpload, *, settings: Settings) -> None:
+    """Delete an upload and its bytes (tus termination, or refused content)."""
+    part_path(settings, upload.id).unlink(missing_ok=True)
+    session.delete(upload)
+    session.flush()

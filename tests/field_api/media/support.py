@@ -1,0 +1,41 @@
+"""Shared builders of the media tests: two crews with orders, and store inspection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from field_api.auth.models import Crew, Role
+from field_api.config import Settings
+from field_api.media.models import MediaItem
+from field_api.work_orders.models import WorkOrder
+from tests.builders import make_crew, make_order, make_user
+
+BRIGHTON_POS = {"lat": 46.842607, "lon": -91.994560}  # where DJI_0018 was taken
+
+
+class Crews:
+    """Two crews, a planner, and an order of crew A at the fixture photo's position."""
+
+    def __init__(self, session: Session, settings: Settings) -> None:
+        self.crew_a: Crew = make_crew(session)
+        self.crew_b: Crew = make_crew(session)
+        self.order: WorkOrder = make_order(session, crew=self.crew_a, **BRIGHTON_POS)
+        self.order_b: WorkOrder = make_order(session, crew=self.crew_b, **BRIGHTON_POS)
+        _, self.token_a = make_user(session, settings, role=Role.crew, crew=self.crew_a)
+        _, self.token_b = make_user(session, settings, role=Role.crew, crew=self.crew_b)
+        _, self.planner = make_user(session, settings, role=Role.planner)
+        session.commit()
+
+
+def stored_files(settings: Settings) -> list[Path]:
+    root = settings.media_dir
+    if not root.exists():
+        return []
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def item_count(session: Session) -> int:
+    return int(session.execute(select(func.count()).select_from(MediaItem)).scalar_one())
