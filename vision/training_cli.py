@@ -1,0 +1,216 @@
+"""``fieldops vision train`` and ``fieldops vision export``: the training side of the vision CLI.
+
+``app`` is a typer sub-app; the ``fieldops`` command mounts it. Ultralytics is only imported
+when a command runs (through :mod:`vision.training`), so ``fieldops --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from vision.offline import cache_root
+
+if TYPE_CHECKING:
+    from vision.training import StageName, Variant
+
+app = typer.Typer(help="Train and export the drone-photo defect detectors.", no_args_is_help=True)
+
+
+class VariantOpt(StrEnum):
+    """Which pipeline to train."""
+
+    single = "single"
+    cascade = "cascade"
+
+
+class StageOpt(StrEnum):
+    """Which stages of the variant to train (``all`` runs them in order)."""
+
+    all = "all"
+    main = "main"
+    insulator = "insulator"
+    defect = "defect"
+
+
+class FormatOpt(StrEnum):
+    """CPU runtime formats ``export`` writes."""
+
+    onnx = "onnx"
+    openvino = "openvino"
+
+
+_VARIANTS: dict[VariantOpt, Variant] = {VariantOpt.single: "single", VariantOpt.cascade: "cascade"}
+_STAGES: dict[StageOpt, StageName] = {
+    StageOpt.main: "main",
+    StageOpt.insulator: "insulator",
+    StageOpt.defect: "defect",
+}
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=2)
+
+
+@app.command()
+def train(
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="CPLID-like folder: train/ and val/ each holding images/ and annotations/ (VOC).",
+            exists=True,
+            file_okay=False,
+            resolve_path=True,
+        ),
+    ],
+    variant: Annotated[
+        VariantOpt,
+        typer.Option(
+            help="single: one full-frame detector; cascade: insulator detector + defect on tiles."
+        ),
+    ] = VariantOpt.cascade,
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs per stage.")] = 60,
+    imgsz: Annotated[
+        int | None,
+        typer.Option(min=32, help="Full-frame stage input size (default 640 single, 416 cascade)."),
+    ] = None,
+    tile_px: Annotated[int, typer.Option(min=64, help="Defect tile side, native pixels.")] = 320,
+    stage: Annotated[StageOpt, typer.Option(help="Train only this stage.")] = StageOpt.all,
+    work_dir: Annotated[
+        Path | None,
+        typer.Option(help="Datasets, runs and logs go here (default ~/.cache/fieldops)."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Resume from runs/<name>/weights/last.pt when it exists.")
+    ] = True,
+    seed: Annotated[int, typer.Option(help="Random seed (Ultralytics, tiling).")] = 0,
+    batch: Annotated[int, typer.Option(min=1, help="Batch size.")] = 16,
+    hours: Annotated[
+        float | None,
+        typer.Option(
+            min=0.01,
+            help="Wall-clock budget per stage; epochs are re-fitted to it after each epoch.",
+        ),
+    ] = None,
+) -> None:
+    """Train a variant from yolo11n's model .yaml, selecting best.pt on val."""
+    from vision.training import (
+        TileOptions,
+        TrainConfig,
+        TrainingError,
+        train_variant,
+    )
+    from vision.voc import AnnotationError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    valid_stages = {"single": {"main"}, "cascade": {"insulator", "defect"}}[variant.value]
+    if stage is not StageOpt.all and stage.value not in valid_stages:
+        raise _fail(f"variant {variant.value} has stages {sorted(valid_stages)}, not {stage.value}")
+    config = TrainConfig(
+        data_root=data,
+        work_dir=(work_dir or cache_root()).expanduser().resolve(),
+        seed=seed,
+        batch=batch,
+        resume=resume,
+        hours=hours,
+    )
+    try:
+        results = train_variant(
+            _VARIANTS[variant],
+            config,
+            epochs=epochs,
+            imgsz=imgsz,
+            tiles=TileOptions(tile_px=tile_px),
+            stages=None if stage is StageOpt.all else [_STAGES[stage]],
+        )
+    except (TrainingError, AnnotationError) as exc:
+        raise _fail(str(exc)) from exc
+    for result in results:
+        typer.echo(f"{result.plan.run_name}: best {result.best}")
+
+
+@app.command()
+def export(
+    weights: Annotated[
+        Path, typer.Argument(help="A trained .pt file.", exists=True, dir_okay=False)
+    ],
+    imgsz: Annotated[int, typer.Option(min=32, help="Fixed input size of the export.")],
+    fmt: Annotated[
+        list[FormatOpt] | None, typer.Option("--format", help="Formats (repeatable).")
+    ] = None,
+) -> None:
+    """Export weights to ONNX and/or OpenVINO (f32, static shape) next to the .pt file."""
+    from vision.training import TrainingError, export_weights
+
+    formats = [f.value for f in (fmt or [FormatOpt.onnx, FormatOpt.openvino])]
+    try:
+        paths = export_weights(weights.resolve(), imgsz, formats)
+    except (TrainingError, RuntimeError, ValueError) as exc:
+        raise _fail(f"export failed: {exc}") from exc
+    for name, path in paths.items():
+        typer.echo(f"{name}: {path}")
+
+
+@app.command()
+def package(
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="The CPLID-like folder the runs were trained on.",
+            exists=True,
+            file_okay=False,
+            resolve_path=True,
+        ),
+    ],
+    name: Annotated[str, typer.Option(help="Model name (folder under --models-dir).")],
+    variant: Annotated[VariantOpt, typer.Option(help="Which variant's runs to package.")] = (
+        VariantOpt.cascade
+    ),
+    tile_overlap: Annotated[
+        float, typer.Option(min=0.0, max=0.9, help="Tile overlap the inference should use.")
+    ] = 0.25,
+    models_dir: Annotated[
+        Path, typer.Option(help="Where model folders live.", file_okay=False)
+    ] = Path("models"),
+    work_dir: Annotated[
+        Path | None, typer.Option(help="Work dir of the training (default ~/.cache/fieldops).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed the runs were trained with.")] = 0,
+    command: Annotated[str, typer.Option(help="Exact training command, for the card.")] = "",
+    compare: Annotated[
+        list[Path] | None, typer.Option(help="Other packaged variants to report in README.md.")
+    ] = None,
+    notes: Annotated[
+        Path | None, typer.Option(help="Markdown file appended to README.md.", dir_okay=False)
+    ] = None,
+) -> None:
+    """Copy best weights into models/<name>/, export, validate, hash; write card and README."""
+    from vision.model_card import ModelCardError, load_card, render_readme
+    from vision.training import TileOptions, TrainConfig, TrainingError, package_variant
+
+    config = TrainConfig(
+        data_root=data,
+        work_dir=(work_dir or cache_root()).expanduser().resolve(),
+        seed=seed,
+    )
+    try:
+        folder = package_variant(
+            _VARIANTS[variant],
+            name,
+            config,
+            models_dir=models_dir.resolve(),
+            tiles=TileOptions(overlap=tile_overlap),
+            command=command,
+        )
+        card = load_card(folder)
+        others = [load_card(p, verify=False) for p in (compare or [])]
+        extra = notes.read_text(encoding="utf-8") if notes else ""
+    except (TrainingError, ModelCardError, OSError) as exc:
+        raise _fail(str(exc)) from exc
+    (folder / "README.md").write_text(render_readme(card, compared=others, notes=extra), "utf-8")
+    typer.echo(f"packaged {folder}")
