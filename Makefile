@@ -37,7 +37,7 @@ lint: venv
 	$(BIN)/lint-imports
 
 test: lint
-	source scripts/pg-up.sh && $(BIN)/pytest -q
+	source scripts/pg-up.sh && $(BIN)/pytest -q -n 2
 
 migration: venv
 	rm -f /tmp/fieldops-migration.db

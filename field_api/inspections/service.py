@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,14 @@ from vision import records as rec
 
 RECORDS_FILE = "records.jsonl"
 STATE_FILE = "batch.json"
+# Drone cameras write EXIF times without a zone; in China they are Beijing time (UTC+8).
+CAMERA_ZONE = timezone(timedelta(hours=8))
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=CAMERA_ZONE)
 
 
 # --- the content-addressed store -------------------------------------------------------------
@@ -248,7 +256,7 @@ def import_batch(
                 "stored_sha256": stored,
                 "width_px": photo.width_px,
                 "height_px": photo.height_px,
-                "captured_at": photo.captured_at,
+                "captured_at": _aware(photo.captured_at),
                 "camera_lat": photo.camera.lat if photo.camera else None,
                 "camera_lon": photo.camera.lon if photo.camera else None,
                 "center_lat": photo.center.lat if photo.center else None,
@@ -261,12 +269,8 @@ def import_batch(
 
     seen_at: dict[str, datetime] = {}
     for photo in photos.values():
-        if photo.asset_id and photo.captured_at:
-            at = (
-                photo.captured_at
-                if photo.captured_at.tzinfo
-                else photo.captured_at.replace(tzinfo=UTC)
-            )
+        at = _aware(photo.captured_at)
+        if photo.asset_id and at is not None:
             seen_at[photo.asset_id] = max(at, seen_at.get(photo.asset_id, at))
     for asset in assets:
         if asset.status == "unregistered":

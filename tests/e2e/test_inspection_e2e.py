@@ -11,12 +11,12 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from fractions import Fraction
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from PIL.TiffImagePlugin import IFDRational
 
 from field_api.auth.models import Role
 from field_api.config import Settings, get_settings
@@ -37,12 +37,12 @@ XMP = (
 )
 
 
-def _dms(value: float) -> tuple[Fraction, Fraction, Fraction]:
+def _dms(value: float) -> tuple[IFDRational, IFDRational, IFDRational]:
     degrees = int(value)
     minutes_full = (value - degrees) * 60
     minutes = int(minutes_full)
-    seconds = Fraction(round((minutes_full - minutes) * 60 * 10000), 10000)
-    return Fraction(degrees), Fraction(minutes), seconds
+    seconds = IFDRational(round((minutes_full - minutes) * 60 * 10000), 10000)
+    return IFDRational(degrees, 1), IFDRational(minutes, 1), seconds
 
 
 def geotag(source: Path, target: Path, *, lat: float, lon: float) -> None:
@@ -52,10 +52,10 @@ def geotag(source: Path, target: Path, *, lat: float, lon: float) -> None:
         exif[0x010F] = "DJI"
         exif[0x0110] = "FC6310"
         gps = exif.get_ifd(0x8825)
-        gps.update({1: "N", 2: _dms(lat), 3: "E", 4: _dms(lon), 5: 0, 6: Fraction(62)})
+        gps.update({1: "N", 2: _dms(lat), 3: "E", 4: _dms(lon), 5: 0, 6: IFDRational(62, 1)})
         exif_ifd = exif.get_ifd(0x8769)
         exif_ifd[0x9003] = "2025:10:01 10:00:00"
-        exif_ifd[0x920A] = Fraction(88, 10)  # focal length 8.8 mm (Phantom 4 Pro)
+        exif_ifd[0x920A] = IFDRational(88, 10)  # focal length 8.8 mm (Phantom 4 Pro)
         im.save(target, "JPEG", quality=95, exif=exif.tobytes(),
                 xmp=XMP.format(alt=62.0, rel=12.0).encode())
 
@@ -142,6 +142,8 @@ def test_drone_photo_to_repair_order_and_training_set(
 
     assert len(split_items(tmp_path / "reviewed", "val")) == 1
     built = build_frame_dataset(tmp_path / "reviewed", tmp_path / "yolo", ["insulator", "defect"])
-    assert list(built.rglob("*.txt"))
+    labels = [line for f in built.parent.glob("labels/*/*.txt") for line in f.read_text().splitlines()]
+    assert len(labels) == len(found)
+    assert all(line.startswith("1 ") for line in labels)  # class 1 = defect
     get_settings.cache_clear()
     engine.dispose()
