@@ -152,6 +152,17 @@ def photo_image(
     return _file(settings, photo.stored_sha256, "image/jpeg")
 
 
+@router.get("/inspections/photos/{photo_id}/thumbnail", response_class=FileResponse)
+def photo_thumbnail(
+    photo_id: str, session: DbSession, settings: AppSettings, _: Reader
+) -> FileResponse:
+    """The inspection photo's listing thumbnail."""
+    photo = session.get(InspectionPhoto, photo_id)
+    if photo is None:
+        raise NotFound(f"photo {photo_id} not found")
+    return _file(settings, photo.thumbnail_sha256, "image/jpeg")
+
+
 @router.get("/inspections/findings/{finding_id}/crop", response_class=FileResponse)
 def finding_crop(
     finding_id: str, session: DbSession, settings: AppSettings, user: CurrentUser

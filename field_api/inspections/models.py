@@ -56,6 +56,7 @@ class InspectionPhoto(Base):
     batch_id: Mapped[str] = mapped_column(ForeignKey("inspection_batches.id"), index=True)
     path: Mapped[str] = mapped_column(String(1000))
     stored_sha256: Mapped[str | None] = mapped_column(String(64))
+    thumbnail_sha256: Mapped[str | None] = mapped_column(String(64))
     width_px: Mapped[int]
     height_px: Mapped[int]
     captured_at: Mapped[datetime | None]

@@ -144,6 +144,7 @@ class InspectionPhotoRead(BaseModel):
     id: str
     batch_id: str
     path: str
+    thumbnail_sha256: str | None
     width_px: int
     height_px: int
     captured_at: datetime | None

@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from PIL import Image, ImageOps
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -36,6 +36,8 @@ from field_api.inspections.models import (
     RepairOrder,
 )
 from field_api.inspections.rules import FindingStatus, LedgerTaskStatus, RepairStage
+from field_api.media.analysis import make_thumbnail
+from field_api.media.service import store_of
 from vision import records as rec
 
 RECORDS_FILE = "records.jsonl"
@@ -50,42 +52,39 @@ def _aware(value: datetime | None) -> datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=CAMERA_ZONE)
 
 
-# --- the content-addressed store -------------------------------------------------------------
+# --- the content-addressed store (the media slice's) ------------------------------------------
 
 
 def media_path(settings: Settings, sha256: str) -> Path:
-    return settings.media_dir / sha256[:2] / sha256
+    return store_of(settings).path_of(sha256)
 
 
 def store_file(settings: Settings, source: Path) -> str:
-    """Copy ``source`` into the store (once per content) and return its sha256."""
-    digest = hashlib.sha256()
-    settings.media_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=settings.media_dir, delete=False) as tmp:
-        tmp_path = Path(tmp.name)
+    """Stream ``source`` into the media store (once per content) and return its sha256."""
+    store = store_of(settings)
+    temp = store.new_temp()
+    try:
         with source.open("rb") as fh:
             while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-                tmp.write(chunk)
-    sha = digest.hexdigest()
-    target = media_path(settings, sha)
-    if target.exists():
-        tmp_path.unlink()
-    else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp_path.replace(target)
-    return sha
+                temp.write(chunk)
+        temp.finish()
+        return store.promote(temp.path, temp.sha256).sha256
+    finally:
+        temp.discard()
 
 
 def store_bytes(settings: Settings, data: bytes) -> str:
-    sha = hashlib.sha256(data).hexdigest()
-    target = media_path(settings, sha)
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
-            tmp.write(data)
-        Path(tmp.name).replace(target)
-    return sha
+    return store_of(settings).put_bytes(data).sha256
+
+
+def store_thumbnail(settings: Settings, source: Path) -> str | None:
+    """A listing thumbnail of a photo (EXIF orientation applied), stored once."""
+    try:
+        with Image.open(source) as im:
+            thumb = make_thumbnail(ImageOps.exif_transpose(im).convert("RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    return store_bytes(settings, thumb)
 
 
 # --- import --------------------------------------------------------------------------------------
@@ -244,7 +243,11 @@ def import_batch(
     for photo in photos.values():
         source = Path(photo.path)
         source = source if source.is_absolute() else batch_dir / source
+        existing_photo = session.get(InspectionPhoto, photo.photo_id)
         stored = store_file(settings, source) if source.is_file() else None
+        thumb = existing_photo.thumbnail_sha256 if existing_photo else None
+        if stored is not None and thumb is None:
+            thumb = store_thumbnail(settings, source)  # made once per photo
         _upsert(
             session,
             summary,
@@ -254,6 +257,7 @@ def import_batch(
                 "batch_id": batch_id,
                 "path": photo.path,
                 "stored_sha256": stored,
+                "thumbnail_sha256": thumb,
                 "width_px": photo.width_px,
                 "height_px": photo.height_px,
                 "captured_at": _aware(photo.captured_at),

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-27 22:32:01.398517
+Create Date: 2026-11-27 23:14:41.366110
 """
 from __future__ import annotations
 
@@ -477,6 +477,7 @@ def upgrade() -> None:
     sa.Column('batch_id', sa.String(length=64), nullable=False),
     sa.Column('path', sa.String(length=1000), nullable=False),
     sa.Column('stored_sha256', sa.String(length=64), nullable=True),
+    sa.Column('thumbnail_sha256', sa.String(length=64), nullable=True),
     sa.Column('width_px', sa.Integer(), nullable=False),
     sa.Column('height_px', sa.Integer(), nullable=False),
     sa.Column('captured_at', field_api.db.UtcDateTime(timezone=True), nullable=True),
