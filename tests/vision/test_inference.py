@@ -1,0 +1,386 @@
+"""Inference end to end with random-weight yolo11n networks built at test time, and the bundled model.
+
+The random networks are built from Ultralytics' own ``yolo11n.yaml`` (nothing downloaded) and
+exported to ONNX and OpenVINO in a temporary folder; no weights are committed for tests.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from vision.detect_cli import app, detect_to_folder
+from vision.detections import Detections, box_iou
+from vision.evaluate import evaluate_folder
+from vision.inference import (
+    Detector,
+    InferenceError,
+    Letterbox,
+    backend_available,
+    decode_predictions,
+    drop_cut_boxes,
+    export_runtimes,
+    letterbox,
+    load_runner,
+    save_untrained_weights,
+)
+from vision.model_card import (
+    DEFAULT_MODELS_DIR,
+    Backend,
+    ModelCard,
+    ModelIntegrityError,
+    hash_weights,
+    load_card,
+)
+from vision.tiling import tiles_along
+from vision.voc import read_voc
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "vision" / "cplid"
+FIXTURE_IMAGES = sorted((FIXTURES / "images").glob("*.jpg"))
+BACKENDS: list[Backend] = [b for b in ("torch", "onnx", "openvino") if backend_available(b)]
+IMGSZ = 320
+
+
+def _write_card(folder: Path, *, thresholds: dict[str, float]) -> Path:
+    """A cascade card whose two stages share one random one-class network."""
+    files = ["net.pt", "net.onnx", "net_openvino_model"]
+    stage: dict[str, Any] = {"weights": "net.pt", "onnx": "net.onnx",
+                             "openvino": "net_openvino_model", "imgsz": IMGSZ, "iou": 0.5}
+    card = {
+        "name": "random-cascade",
+        "version": 1,
+        "kind": "cascade",
+        "classes": [
+            {"id": 0, "name": "insulator", "role": "asset_marker", "severity": 0},
+            {"id": 1, "name": "defect", "role": "defect", "severity": 3},
+        ],
+        "stages": {
+            "insulator": {**stage, "conf": thresholds["insulator"], "classes": ["insulator"]},
+            "defect": {**stage, "conf": thresholds["defect"], "classes": ["defect"],
+                       "tile_px": 320, "tile_overlap": 0.25},
+        },
+        "conf_threshold": thresholds,
+        "sha256": hash_weights(folder, files),
+        "training": {"data": "none (random weights)", "selection": "none", "seed": 0,
+                     "command": "save_untrained_weights"},
+    }
+    (folder / "card.yaml").write_text(yaml.safe_dump(card, sort_keys=False), encoding="utf-8")
+    return folder
+
+
+def _with_thresholds(folder: Path, conf: float) -> ModelCard:
+    """The card of ``folder`` with every stage's and class's threshold set to ``conf``."""
+    card = load_card(folder)
+    stages = {k: v.model_copy(update={"conf": conf}) for k, v in card.stages.items()}
+    strict = card.model_copy(update={"stages": stages,
+                                     "conf_threshold": dict.fromkeys(card.conf_threshold, conf)})
+    strict._directory = folder
+    return strict
+
+
+@pytest.fixture(scope="module")
+def random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("random-cascade")
+    weights = save_untrained_weights(folder / "net.pt", ["object"])
+    export_runtimes(weights, imgsz=IMGSZ)
+    # A random network scores every anchor near 0.006. Pick thresholds from its own scores on
+    # the fixture photos so that the best insulator(s) of each photo pass the gate (the cascade
+    # then really tiles and runs its defect stage) and only the best few boxes per tile stay.
+    _write_card(folder, thresholds={"insulator": 0.0, "defect": 0.0})
+    stage = Detector(folder, backend=BACKENDS[-1]).stages["insulator"]
+    images = [cv2.imread(str(p)) for p in FIXTURE_IMAGES]
+    found = stage.detect(images, conf=0.0)
+    ins_thr = min(float(d.confidence.max()) for d in found)
+    tiles = [img[:320, :320] for img in images]
+    def_thr = min(float(np.sort(d.confidence)[-3]) for d in stage.detect(tiles, conf=0.0))
+    return _write_card(folder, thresholds={"insulator": ins_thr, "defect": def_thr})
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    image = cv2.imread(str(FIXTURE_IMAGES[0]))
+    assert image is not None
+    # a 640x480 cut around the defect keeps the random cascade to a handful of tiles
+    return np.ascontiguousarray(image[300:780, 400:1040])
+
+
+def test_letterbox_pads_and_maps_boxes_back() -> None:
+    image = np.zeros((100, 200, 3), dtype=np.uint8)
+    blob, box = letterbox(image, 320)
+    assert blob.shape == (3, 320, 320) and blob.dtype == np.float32
+    assert box == Letterbox(gain=1.6, pad_x=0.0, pad_y=80.0)
+    assert blob[:, 0, 0] == pytest.approx([114 / 255] * 3)  # grey padding above
+    assert blob[:, 160, 160] == pytest.approx([0.0] * 3)  # the (black) photo in the middle
+    back = box.to_image(np.array([[0, 80, 320, 240]], dtype=np.float32))
+    assert back.tolist() == [[0.0, 0.0, 200.0, 100.0]]
+
+
+def test_letterbox_refuses_non_bgr_input() -> None:
+    with pytest.raises(InferenceError, match="BGR"):
+        letterbox(np.zeros((10, 10), dtype=np.uint8), 320)
+
+
+def test_decode_converts_centres_thresholds_and_suppresses() -> None:
+    # anchors: two overlapping class-1 boxes, one class-0 box, one below the threshold
+    raw = np.array([
+        [50, 52, 200, 300],   # cx
+        [50, 50, 200, 300],   # cy
+        [20, 20, 10, 10],     # w
+        [10, 10, 10, 10],     # h
+        [0.0, 0.0, 0.8, 0.0],  # class 0 score
+        [0.9, 0.7, 0.1, 0.1],  # class 1 score
+    ], dtype=np.float32)
+    xyxy, scores, cls = decode_predictions(raw, conf=0.25, iou=0.5)
+    assert xyxy.tolist() == [[40, 45, 60, 55], [195, 195, 205, 205]]
+    assert scores.tolist() == pytest.approx([0.9, 0.8])
+    assert cls.tolist() == [1, 0]
+
+
+def test_cut_fragments_covered_by_a_whole_box_are_dropped() -> None:
+    dets = Detections(xyxy=[[100, 100, 160, 150], [100, 100, 130, 150], [400, 400, 420, 420]],
+                      confidence=[0.6, 0.9, 0.5], class_id=[1, 1, 1], severity=[3, 3, 3])
+    kept = drop_cut_boxes(dets, np.array([False, True, True]))
+    # the fragment inside the whole box goes; a fragment with no whole counterpart stays
+    assert kept.xyxy.tolist() == [[100, 100, 160, 150], [400, 400, 420, 420]]
+
+
+@pytest.mark.skipif(len(BACKENDS) < 2, reason="needs two runtime backends")
+def test_backends_compute_the_same_network(random_model: Path, photo: np.ndarray) -> None:
+    card = load_card(random_model)
+    blob, _ = letterbox(photo, IMGSZ)
+    outputs = {
+        b: load_runner(card.stage_path("insulator", b), b, imgsz=IMGSZ)(blob[None])
+        for b in BACKENDS
+    }
+    reference = outputs[BACKENDS[0]]
+    assert reference.shape == (1, 5, 2100)  # 4 box rows + 1 class, 320² input → 2100 anchors
+    for b, out in outputs.items():
+        np.testing.assert_allclose(out, reference, atol=2e-3, err_msg=b)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cascade_runs_end_to_end_on_a_fixture_photo(
+    random_model: Path, photo: np.ndarray, backend: Backend
+) -> None:
+    # one thread: this checks results, not speed, and stays quick on a busy 2-core CI box
+    detector = Detector(random_model, backend=backend, threads=1)
+    assert detector.backend == backend
+    [dets] = detector([photo])
+    assert isinstance(dets, Detections)
+    h, w = photo.shape[:2]
+    assert np.all(dets.xyxy >= 0) and np.all(dets.xyxy[:, [0, 2]] <= w)
+    assert np.all(dets.xyxy[:, [1, 3]] <= h)
+    insulators = dets.filter(class_ids=[0])
+    defects = dets.filter(class_ids=[1])
+    assert len(insulators) > 0 and len(defects) > 0
+    assert set(dets.severity[dets.class_id == 1].tolist()) == {3}
+    # every defect lies inside a tile cut along one of the insulators
+    best = insulators
+    tiles = np.array([t for box in best.xyxy
+                      for t in tiles_along(tuple(box.tolist()), (w, h), 320, 0.25)])
+    inside = ((defects.xyxy[:, None, 0] >= tiles[None, :, 0])
+              & (defects.xyxy[:, None, 1] >= tiles[None, :, 1])
+              & (defects.xyxy[:, None, 2] <= tiles[None, :, 2])
+              & (defects.xyxy[:, None, 3] <= tiles[None, :, 3]))
+    assert inside.any(axis=1).all()
+
+
+def test_card_thresholds_filter_the_output(random_model: Path, photo: np.ndarray) -> None:
+    card = _with_thresholds(random_model, 0.5)
+    # random networks never score 0.5: nothing passes the gate or the reporting threshold
+    [dets] = Detector(card, backend=BACKENDS[-1])([photo])
+    assert len(dets) == 0
+
+
+def test_sliced_inference_merges_windows_of_a_large_photo(random_model: Path) -> None:
+    big = cv2.resize(cv2.imread(str(FIXTURE_IMAGES[1])), (2000, 1500))
+    # report every insulator box (score floor 0) but gate none, so only slicing is exercised
+    card = _with_thresholds(random_model, 1.0)
+    detector = Detector(card, backend=BACKENDS[-1], sliced=True, slice_px=1024, score_floor=0.0)
+    [dets] = detector([big])
+    unsliced = Detector(card, backend=BACKENDS[-1], score_floor=0.0)([big])[0]
+    # the four 1024 px windows find boxes the whole-photo pass alone does not report
+    assert len(dets) > len(unsliced)
+    assert len(dets.filter(class_ids=[0])) > 0
+    assert np.all(dets.xyxy[:, 2] <= 2000) and np.all(dets.xyxy[:, 3] <= 1500)
+    # after the merge no two insulator boxes overlap beyond the stage's NMS threshold
+    ins = dets.filter(class_ids=[0]).xyxy
+    iou = box_iou(ins, ins)
+    np.fill_diagonal(iou, 0)
+    assert iou.max() <= 0.5 + 1e-6
+
+
+def test_a_weight_file_that_does_not_match_its_sha256_is_refused(
+    random_model: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    copy = tmp_path / "tampered"
+    shutil.copytree(random_model, copy)
+    with (copy / "net.onnx").open("ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        Detector(copy, backend="onnx")
+
+
+def test_a_backend_without_export_is_a_clear_error(random_model: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "no-onnx"
+    shutil.copytree(random_model, copy)
+    (copy / "net.onnx").unlink()
+    with pytest.raises(InferenceError, match="onnx"):
+        Detector(copy, backend="onnx")
+
+
+def test_bad_images_are_refused(random_model: Path) -> None:
+    detector = Detector(random_model, backend=BACKENDS[-1])
+    with pytest.raises(InferenceError, match="BGR uint8"):
+        detector([np.zeros((10, 10), dtype=np.uint8)])
+    assert detector([]) == []
+
+
+def test_detect_cli_writes_results_and_reports_a_corrupt_file(
+    random_model: Path, tmp_path: Path
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for src in FIXTURE_IMAGES:
+        (photos / src.name).write_bytes(src.read_bytes())
+    (photos / "broken.jpg").write_bytes(FIXTURE_IMAGES[0].read_bytes()[:300])
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, [
+        "detect", str(photos), "--out", str(out), "--model", str(random_model),
+        "--backend", BACKENDS[-1], "--annotate",
+    ])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
+    assert [Path(r["image"]).name for r in rows] == [p.name for p in FIXTURE_IMAGES]
+    assert all(r["width"] == 1152 and r["height"] == 864 for r in rows)
+    errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    assert [Path(e["image"]).name for e in errors] == ["broken.jpg"]
+    coco = json.loads((out / "coco_results.json").read_text())
+    assert len(coco) == sum(len(r["detections"]) for r in rows)
+    assert {c["image_id"] for c in coco} <= {1, 2, 3}
+    assert sorted(p.name for p in (out / "annotated").iterdir()) == [p.name for p in FIXTURE_IMAGES]
+    run = json.loads((out / "run.json").read_text())
+    assert (run["images"], run["errors"]) == (3, 1)
+    assert not list(out.glob(".*.partial"))
+
+
+def test_detect_cli_missing_path_is_a_clear_error_and_writes_nothing(
+    random_model: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["detect", str(tmp_path / "missing"), "--out", str(out),
+                                      "--model", str(random_model)])
+    assert result.exit_code == 2
+    assert "no such file" in result.output
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_evaluate_cli_writes_the_documented_json(random_model: Path, tmp_path: Path) -> None:
+    target = tmp_path / "eval.json"
+    result = CliRunner().invoke(app, ["evaluate", "--data", str(FIXTURES), "--model",
+                                      str(random_model), "--backend", BACKENDS[-1],
+                                      "--json", str(target)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(target.read_text())
+    assert report["images"] == 3
+    assert set(report["classes"]) == {"insulator", "defect"}
+    for _name, row in report["classes"].items():
+        assert {"precision", "recall", "ap50", "ap50_95", "tp", "fp", "fn"} <= set(row)
+        assert row["tp"] + row["fn"] == 3  # one insulator and one defect per fixture photo
+    assert "image_recall" in report["classes"]["defect"]
+    assert "image_recall" not in report["classes"]["insulator"]
+
+
+def test_evaluate_refuses_a_folder_without_images(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["evaluate", "--data", str(tmp_path), "--model",
+                                      str(tmp_path)])
+    assert result.exit_code == 2
+
+
+BUNDLED = sorted(p.parent for p in DEFAULT_MODELS_DIR.glob("*/card.yaml"))
+
+
+@pytest.mark.skipif(not BUNDLED, reason="no trained model bundled under models/ yet")
+@pytest.mark.parametrize("model_dir", BUNDLED, ids=[p.name for p in BUNDLED])
+def test_bundled_model_finds_the_defect_in_each_fixture_photo(model_dir: Path) -> None:
+    detector = Detector(model_dir)  # loads offline, checks sha256, fastest backend
+    images = [cv2.imread(str(p)) for p in FIXTURE_IMAGES]
+    results = detector(images)
+    defect = detector.class_id("defect")
+    for path, dets in zip(FIXTURE_IMAGES, results, strict=True):
+        truth = [o.xyxy for o in read_voc(FIXTURES / "annotations" / f"{path.stem}.xml").objects
+                 if o.name == "defect"]
+        found = dets.filter(class_ids=[defect])
+        assert len(found), f"{path.name}: no defect reported"
+        assert box_iou(found.xyxy, truth).max() >= 0.5, f"{path.name}: defect box misplaced"
+
+
+def test_evaluate_folder_accepts_any_detect_callable(tmp_path: Path) -> None:
+    def perfect(images: Sequence[np.ndarray]) -> list[Detections]:
+        # answers the ground truth of the fixture photos, in stream order
+        out = []
+        for path in FIXTURE_IMAGES[: len(images)]:
+            ann = read_voc(FIXTURES / "annotations" / f"{path.stem}.xml")
+            names = ["insulator", "defect"]
+            out.append(Detections(xyxy=[o.xyxy for o in ann.objects],
+                                  confidence=[0.9] * len(ann.objects),
+                                  class_id=[names.index(o.name) for o in ann.objects],
+                                  severity=[0] * len(ann.objects)))
+        return out
+
+    report = evaluate_folder(perfect, FIXTURES, class_names=["insulator", "defect"],
+                             conf_threshold={0: 0.25, 1: 0.3}, batch_size=8)
+    assert report["classes"]["defect"] == {
+        "precision": 1.0, "recall": 1.0, "ap50": 1.0, "ap50_95": 1.0, "tp": 3, "fp": 0, "fn": 0,
+        "ground_truth": 3, "image_recall": 1.0, "images_with_class": 3,
+    }
+
+
+class _CountingDetector(Detector):
+    """The real detector, noting how many Detections objects are alive at each call."""
+
+    calls = 0
+    most_alive = 0
+
+    def __call__(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        self.calls += 1
+        if self.calls % 5 == 1:
+            # type() reads the C-level type: isinstance() would touch __class__ of every object
+            alive = sum(type(o) is Detections for o in gc.get_objects())
+            self.most_alive = max(self.most_alive, alive)
+        return super().__call__(images)
+
+
+def test_detect_to_folder_streams_200_photos_holding_only_a_few_results(
+    random_model: Path, tmp_path: Path
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(200):
+        cv2.imwrite(str(photos / f"p{i:03d}.jpg"), rng.integers(0, 255, (48, 64, 3), np.uint8))
+    # thresholds of 1.0: no insulator passes, so each photo costs one small forward pass
+    card = _with_thresholds(random_model, 1.0)
+    before = sum(type(o) is Detections for o in gc.get_objects())
+    detector = _CountingDetector(card, backend=BACKENDS[-1])
+    run = detect_to_folder(detector, [photos], tmp_path / "out", batch_size=4)
+    assert run["images"] == 200
+    assert detector.calls == 50
+    lines = (tmp_path / "out" / "detections.jsonl").read_text().splitlines()
+    assert len(lines) == 200
+    assert len(json.loads((tmp_path / "out" / "coco_images.json").read_text())) == 200
+    # results are written and dropped batch by batch, never accumulated
+    assert detector.most_alive - before <= 4

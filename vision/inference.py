@@ -1,0 +1,657 @@
+"""CPU inference: the ``Detector`` callable over a model card, with three runtime backends.
+
+This is the only inference module that imports Ultralytics, ONNX Runtime or OpenVINO (the
+training module is the other edge). Everything else in ``vision`` sees numpy and
+:class:`~vision.detections.Detections`.
+
+Pipeline per batch of BGR photos::
+
+    letterbox (cv2) → backend forward → decode + NMS (numpy) → un-letterbox
+    cascade: insulator stage on the whole photo → square native-resolution tiles along each
+             insulator (``vision.tiling.tiles_along``, the same tiles training cut) → defect
+             stage on the tiles → boxes shifted back to the photo → merge + NMS
+
+Backends (``auto`` picks the fastest one the model folder and the installed packages allow):
+
+- ``openvino``: f32 inference precision pinned (OpenVINO would pick bf16 on CPUs that have it,
+  which changes scores), ``threads`` single-thread streams fed by async requests; telemetry
+  off.
+- ``onnx``: ONNX Runtime CPU provider, ``threads`` intra-op threads; telemetry off.
+- ``torch``: the Ultralytics checkpoint's fused ``nn.Module`` with ``threads`` torch threads.
+
+All three share the same pre- and post-processing, so they give the same boxes up to float
+rounding. Reference speeds per 1152x864 photo, 2-core machine, yolo11n at 640: Ultralytics'
+default ``predict`` 62 ms, torch 2 threads 36 ms, ONNX Runtime 29 ms, OpenVINO 18 ms.
+
+Error tree::
+
+    InferenceError(RuntimeError)   a backend cannot be used (missing package/export, bad file)
+    vision.model_card.ModelCardError / ModelIntegrityError   bad card, wrong sha256
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeAlias, cast
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from vision.detections import Detections, nms_indices
+from vision.model_card import (
+    Backend,
+    ModelCard,
+    ModelCardError,
+    Stage,
+    load_card,
+    resolve_model,
+    verify_files,
+    weight_files,
+)
+from vision.offline import prepare_offline
+from vision.tiling import Tile, crop, grid_tiles, tiles_along
+
+BackendChoice = Literal["auto", "torch", "onnx", "openvino"]
+BACKENDS: tuple[Backend, ...] = ("openvino", "onnx", "torch")  # fastest first (see docstring)
+DEFAULT_MODEL = "cplid-cascade"
+DEFAULT_THREADS = 2
+PAD_VALUE = 114  # grey padding, as Ultralytics letterboxes during training
+MAX_DET = 300
+MAX_NMS_CANDIDATES = 30_000
+Image: TypeAlias = npt.NDArray[np.uint8]
+FloatArray: TypeAlias = npt.NDArray[np.float32]
+
+
+class InferenceError(RuntimeError):
+    """A backend cannot run: missing package or export, unreadable weights, bad input."""
+
+
+# ---------------------------------------------------------------------- pre/post-processing
+@dataclass(frozen=True, slots=True)
+class Letterbox:
+    """How an image was fitted into the square network input (to undo it on the boxes)."""
+
+    gain: float
+    pad_x: float
+    pad_y: float
+
+    def to_image(self, xyxy: FloatArray) -> FloatArray:
+        """Map boxes from network-input pixels back to the original image pixels."""
+        out = xyxy.copy()
+        out[:, [0, 2]] -= self.pad_x
+        out[:, [1, 3]] -= self.pad_y
+        out /= self.gain
+        return out
+
+
+def letterbox(
+    image: Image, size: int, out: FloatArray | None = None
+) -> tuple[FloatArray, Letterbox]:
+    """Resize keeping the aspect ratio, pad to ``size``x``size``, to a CHW RGB float blob.
+
+    Matches Ultralytics' ``LetterBox(auto=False, center=True)`` so exported models see the
+    inputs they were trained on.
+
+    Args:
+        image: BGR uint8 (H, W, 3).
+        size: square network input side.
+        out: optional (3, size, size) float32 array to write into (avoids an allocation).
+
+    Returns:
+        The (3, size, size) float32 blob in [0, 1] and the :class:`Letterbox` to undo it.
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise InferenceError(
+            f"expected a BGR uint8 (H, W, 3) image, got {image.dtype} {image.shape}"
+        )
+    h, w = image.shape[:2]
+    gain = min(size / h, size / w)
+    new_w, new_h = round(w * gain), round(h * gain)
+    dw, dh = (size - new_w) / 2, (size - new_h) / 2
+    top, left = round(dh - 0.1), round(dw - 0.1)
+    resized: npt.NDArray[Any] = image
+    if (new_w, new_h) != (w, h):
+        resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    canvas = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
+    canvas[top:top + new_h, left:left + new_w] = resized
+    # one pass: BGR→RGB, HWC→CHW, uint8→float32 /255 (cv2.dnn does it in C, no temporaries)
+    blob = cv2.dnn.blobFromImage(canvas, scalefactor=1 / 255.0, swapRB=True)[0]
+    if out is not None:
+        out[...] = blob
+        blob = out
+    return cast(FloatArray, blob), Letterbox(gain=gain, pad_x=float(left), pad_y=float(top))
+
+
+def decode_predictions(
+    raw: npt.NDArray[np.floating[Any]],
+    *,
+    conf: float,
+    iou: float,
+    max_det: int = MAX_DET,
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64]]:
+    """Turn one image's raw YOLO output (4 + nc, anchors) into NMS-ed boxes.
+
+    Args:
+        raw: rows cx, cy, w, h, then one score per class, one column per anchor.
+        conf: minimum class score kept.
+        iou: class-aware NMS IoU threshold.
+        max_det: most boxes kept.
+
+    Returns:
+        ``(xyxy (K, 4), scores (K,), class_ids (K,))`` in network-input pixels, best first.
+    """
+    pred = np.asarray(raw, dtype=np.float32)
+    scores_all = pred[4:]
+    class_ids = scores_all.argmax(axis=0)
+    scores = np.take_along_axis(scores_all, class_ids[None, :], axis=0)[0]
+    keep = np.flatnonzero(scores >= conf)
+    if keep.size > MAX_NMS_CANDIDATES:
+        keep = keep[np.argsort(-scores[keep])[:MAX_NMS_CANDIDATES]]
+    cx, cy, w, h = pred[:4, keep]
+    xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
+    scores, class_ids = scores[keep], class_ids[keep].astype(np.int64)
+    order = nms_indices(xyxy, scores, iou, class_ids, max_det=max_det)
+    return xyxy[order], scores[order].astype(np.float32), class_ids[order]
+
+
+# ---------------------------------------------------------------------- backends
+class Runner(Protocol):
+    """A loaded network: (B, 3, S, S) float32 in [0, 1] → raw (B, 4 + nc, anchors)."""
+
+    backend: Backend
+
+    def __call__(self, batch: FloatArray) -> npt.NDArray[np.float32]: ...
+
+
+class TorchRunner:
+    """The Ultralytics checkpoint's fused module, run with a fixed number of torch threads."""
+
+    backend: Backend = "torch"
+
+    def __init__(self, weights: Path, *, threads: int = DEFAULT_THREADS) -> None:
+        prepare_offline()
+        import torch
+        from ultralytics.nn import tasks
+
+        self._torch = torch
+        self.threads = threads
+        try:
+            # Ultralytics is untyped: everything it returns is Any to mypy
+            model, _ = cast(Any, tasks).load_checkpoint(str(weights), device="cpu", fuse=True)
+        except Exception as exc:
+            raise InferenceError(f"cannot load PyTorch weights {weights}: {exc}") from exc
+        self.model = model.float().eval()
+
+    def __call__(self, batch: FloatArray) -> npt.NDArray[np.float32]:
+        torch = self._torch
+        # Ultralytics' select_device() resets the process-wide thread count to cpu_count - 1
+        # (one thread on a 2-core machine) whenever any YOLO object predicts; set ours back.
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        with torch.inference_mode():
+            out = self.model(torch.from_numpy(np.ascontiguousarray(batch)))
+        if isinstance(out, (list, tuple)):
+            out = out[0]
+        return cast(npt.NDArray[np.float32], out.numpy())
+
+
+class OnnxRunner:
+    """ONNX Runtime on the CPU execution provider."""
+
+    backend: Backend = "onnx"
+
+    def __init__(self, model_path: Path, *, threads: int = DEFAULT_THREADS) -> None:
+        prepare_offline()
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise InferenceError("onnxruntime is not installed") from exc
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            raise InferenceError(f"cannot load ONNX model {model_path}: {exc}") from exc
+        model_input = self.session.get_inputs()[0]
+        self.input_name: str = model_input.name
+        batch_dim = model_input.shape[0]
+        self.fixed_batch = batch_dim if isinstance(batch_dim, int) else None
+
+    def __call__(self, batch: FloatArray) -> npt.NDArray[np.float32]:
+        if self.fixed_batch == 1 and batch.shape[0] != 1:
+            # an export with a static batch of 1: run the images one by one
+            return np.concatenate([self(batch[i:i + 1]) for i in range(batch.shape[0])])
+        out = self.session.run(None, {self.input_name: np.ascontiguousarray(batch)})
+        return cast(npt.NDArray[np.float32], out[0])
+
+
+class OpenVinoRunner:
+    """OpenVINO on the CPU, f32 precision pinned, one stream per thread.
+
+    Each image of a batch is its own infer request, spread over ``threads`` streams of one
+    thread each (OpenVINO's throughput mode). Small inputs (a 256-320 px tile, a 320-416
+    letterbox) parallelise poorly inside one convolution, so two requests side by side keep
+    two cores busier than one request on two threads; batches of photos and of tiles are what
+    the pipeline runs.
+    """
+
+    backend: Backend = "openvino"
+
+    def __init__(self, model_dir: Path, *, imgsz: int, threads: int = DEFAULT_THREADS) -> None:
+        prepare_offline()
+        try:
+            import openvino as ov
+            import openvino.properties as props
+            import openvino.properties.hint as hints
+        except ImportError as exc:
+            raise InferenceError("openvino is not installed") from exc
+        xml: Path | None = model_dir
+        if model_dir.suffix != ".xml":
+            xml = next(iter(sorted(model_dir.glob("*.xml"))), None)
+        if xml is None or not xml.is_file():
+            raise InferenceError(f"no OpenVINO .xml model in {model_dir}")
+        core = ov.Core()
+        try:
+            model = core.read_model(str(xml))
+            if model.inputs[0].get_partial_shape().is_dynamic:
+                # letterboxed inputs are always one square size, and requests carry one image
+                model.reshape({model.inputs[0]: ov.PartialShape([1, 3, imgsz, imgsz])})
+            config = {
+                # OpenVINO picks bf16 on CPUs that have it; the val figures are f32
+                hints.inference_precision: ov.Type.f32,
+                hints.performance_mode: hints.PerformanceMode.THROUGHPUT,
+                props.streams.num: threads,
+                props.inference_num_threads: threads,
+            }
+            self.compiled = core.compile_model(model, "CPU", config)
+        except Exception as exc:
+            raise InferenceError(f"cannot load OpenVINO model {xml}: {exc}") from exc
+        self._queue = ov.AsyncInferQueue(self.compiled, threads)
+        self._outputs: dict[int, npt.NDArray[np.float32]] = {}
+        self._queue.set_callback(self._collect)
+
+    def _collect(self, request: Any, index: int) -> None:
+        # copy: the request's output memory is reused by its next run
+        self._outputs[index] = request.get_output_tensor(0).data.copy()
+
+    def __call__(self, batch: FloatArray) -> npt.NDArray[np.float32]:
+        self._outputs = {}
+        for i in range(batch.shape[0]):
+            self._queue.start_async({0: np.ascontiguousarray(batch[i:i + 1])}, i)
+        self._queue.wait_all()
+        return np.concatenate([self._outputs[i] for i in range(batch.shape[0])])
+
+
+def backend_available(backend: Backend) -> bool:
+    """Whether the Python package of ``backend`` can be imported."""
+    import importlib.util
+
+    module = {"torch": "torch", "onnx": "onnxruntime", "openvino": "openvino"}[backend]
+    return importlib.util.find_spec(module) is not None
+
+
+def choose_backend(card: ModelCard, requested: BackendChoice = "auto") -> Backend:
+    """Pick the backend: the requested one, or the fastest whose export and package exist.
+
+    Raises:
+        InferenceError: the requested backend has no export in the card or is not installed.
+    """
+    def usable(b: Backend) -> bool:
+        try:
+            paths = [card.stage_path(name, b) for name in card.stages]
+        except ModelCardError:
+            return False
+        return backend_available(b) and all(p.exists() for p in paths)
+
+    if requested != "auto":
+        if not usable(requested):
+            raise InferenceError(
+                f"backend {requested!r} is not usable for model {card.name!r}: "
+                "its export is missing from the model folder or its package is not installed"
+            )
+        return requested
+    for candidate in BACKENDS:
+        if usable(candidate):
+            return candidate
+    raise InferenceError(f"model {card.name!r} has no weights any installed backend can run")
+
+
+def load_runner(
+    path: Path, backend: Backend, *, imgsz: int, threads: int = DEFAULT_THREADS
+) -> Runner:
+    """Load one network file/folder for ``backend``."""
+    if backend == "torch":
+        return TorchRunner(path, threads=threads)
+    if backend == "onnx":
+        return OnnxRunner(path, threads=threads)
+    return OpenVinoRunner(path, imgsz=imgsz, threads=threads)
+
+
+# ---------------------------------------------------------------------- one stage
+@dataclass
+class StageRunner:
+    """One detector of the pipeline: its settings, output class mapping and loaded network."""
+
+    name: str
+    stage: Stage
+    runner: Runner
+    class_ids: npt.NDArray[np.int64]  # stage-local class id → output class id
+    severities: npt.NDArray[np.int16]  # by output class id
+    batch_size: int = 8
+
+    @property
+    def imgsz(self) -> int:
+        """Square network input side."""
+        return self.stage.imgsz
+
+    def detect(self, images: Sequence[Image], *, conf: float) -> list[Detections]:
+        """Run the stage on whole images (letterboxed), boxes in image pixels."""
+        results: list[Detections] = []
+        size = self.imgsz
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start:start + self.batch_size]
+            batch = np.empty((len(chunk), 3, size, size), dtype=np.float32)
+            boxes = [letterbox(img, size, out=batch[i])[1] for i, img in enumerate(chunk)]
+            raw = self.runner(batch)
+            for i, img in enumerate(chunk):
+                results.append(self._to_detections(raw[i], boxes[i], img.shape, conf))
+        return results
+
+    def _to_detections(
+        self, raw: npt.NDArray[np.float32], box: Letterbox, shape: tuple[int, ...], conf: float
+    ) -> Detections:
+        n_local = self.class_ids.size
+        if raw.shape[0] != 4 + n_local:
+            raise InferenceError(
+                f"stage {self.name!r}: network outputs {raw.shape[0] - 4} classes, "
+                f"the card names {n_local}"
+            )
+        xyxy, scores, local = decode_predictions(raw, conf=conf, iou=self.stage.iou)
+        cls = self.class_ids[local]
+        return Detections(
+            xyxy=box.to_image(xyxy), confidence=np.clip(scores, 0, 1),
+            class_id=cls, severity=self.severities[cls],
+        ).clipped(int(shape[1]), int(shape[0]))
+
+
+def drop_cut_boxes(
+    dets: Detections, touches_cut: npt.NDArray[np.bool_], *, min_ios: float = 0.5
+) -> Detections:
+    """Drop boxes cut by a tile/slice border when a whole box of the class covers them.
+
+    A defect straddling a tile edge is seen whole in the overlapping neighbour tile and as a
+    fragment in this one; the fragment's IoU with the whole box is often below the NMS
+    threshold, so NMS alone would report it twice. A fragment is removed when at least
+    ``min_ios`` of its area lies inside an uncut box of the same class; a fragment with no
+    whole counterpart (an object larger than the overlap) is kept.
+    """
+    cut = np.flatnonzero(touches_cut)
+    whole = np.flatnonzero(~touches_cut)
+    if cut.size == 0 or whole.size == 0:
+        return dets
+    a, b = dets.xyxy[cut], dets.xyxy[whole]
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(axis=2)
+    area = np.maximum((a[:, 2:] - a[:, :2]).prod(axis=1), 1e-6)
+    same_class = dets.class_id[cut][:, None] == dets.class_id[whole][None, :]
+    covered = ((inter / area[:, None] >= min_ios) & same_class).any(axis=1)
+    keep = np.ones(len(dets), dtype=bool)
+    keep[cut[covered]] = False
+    return dets[keep]
+
+
+def _touches_inner_edge(
+    xyxy: FloatArray, tile: Tile, image_wh: tuple[int, int], margin_px: float = 2.0
+) -> npt.NDArray[np.bool_]:
+    """Boxes (in image pixels) touching a tile edge that is not also an image edge."""
+    x1, y1, x2, y2 = tile
+    w, h = image_wh
+    flags = np.zeros(xyxy.shape[0], dtype=bool)
+    if x1 > 0:
+        flags |= xyxy[:, 0] <= x1 + margin_px
+    if y1 > 0:
+        flags |= xyxy[:, 1] <= y1 + margin_px
+    if x2 < w:
+        flags |= xyxy[:, 2] >= x2 - margin_px
+    if y2 < h:
+        flags |= xyxy[:, 3] >= y2 - margin_px
+    return flags
+
+
+def _crop(image: Image, tile: Tile) -> Image:
+    return cast(Image, crop(image, tile))
+
+
+# ---------------------------------------------------------------------- the detector
+class Detector:
+    """Run a bundled model (single stage or cascade) over batches of BGR photos.
+
+    Construct once per process (or per Ray actor: the constructor takes only plain values),
+    then call it with a list of images; it returns one :class:`Detections` per image.
+
+    Args:
+        model: a model name under ``models/``, a model folder, or a loaded :class:`ModelCard`.
+        backend: ``auto`` (fastest available), ``torch``, ``onnx`` or ``openvino``.
+        threads: CPU threads for the backend (2 on the reference machine).
+        sliced: also run the first stage on overlapping ``slice_px`` windows of large photos
+            and merge (SAHI-style), for small objects in e.g. 4000x3000 photos.
+        slice_px: slice side in pixels; photos no larger than this are not sliced.
+        slice_overlap: overlap between neighbouring slices, fraction of ``slice_px``.
+        score_floor: report boxes down to this score instead of the card's per-class
+            thresholds (evaluation needs them for AP). The cascade still only tiles along
+            insulators above the insulator stage's ``conf`` (its gate), as in production.
+        max_gate_boxes: most insulators per photo the cascade tiles along (best first).
+        verify: check the sha256 of the files the chosen backend loads.
+
+    Example:
+        >>> detector = Detector("cplid-cascade")  # doctest: +SKIP
+        >>> [dets] = detector([cv2.imread("photo.jpg")])  # doctest: +SKIP
+        >>> dets.filter(class_ids=[detector.class_id("defect")])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: str | Path | ModelCard = DEFAULT_MODEL,
+        *,
+        backend: BackendChoice = "auto",
+        threads: int = DEFAULT_THREADS,
+        sliced: bool = False,
+        slice_px: int = 1024,
+        slice_overlap: float = 0.2,
+        score_floor: float | None = None,
+        max_gate_boxes: int = 32,
+        verify: bool = True,
+    ) -> None:
+        prepare_offline()
+        if threads < 1:
+            raise ValueError("threads must be at least 1")
+        if isinstance(model, ModelCard):
+            card = model
+        else:
+            card = load_card(resolve_model(str(model)), verify=False)
+        self.card = card
+        self.backend: Backend = choose_backend(card, backend)
+        if verify:
+            files = [card.stages[name].file_for(self.backend) for name in card.stages]
+            rels = weight_files(card.directory, files)
+            missing = [r for r in rels if r not in card.sha256]
+            if missing:
+                raise ModelCardError(f"card {card.name!r} lists no sha256 for {missing}")
+            verify_files(card.directory, card.sha256, only=rels)
+        self.class_names: list[str] = [c.name for c in sorted(card.classes, key=lambda c: c.id)]
+        severities = np.array([c.severity for c in sorted(card.classes, key=lambda c: c.id)],
+                              dtype=np.int16)
+        self.thresholds: dict[int, float] = {
+            i: card.threshold(name) for i, name in enumerate(self.class_names)
+        }
+        self.sliced = sliced
+        self.slice_px = slice_px
+        self.slice_overlap = slice_overlap
+        self.score_floor = score_floor
+        self.max_gate_boxes = max_gate_boxes
+        self.stages: dict[str, StageRunner] = {}
+        for name, stage in card.stages.items():
+            runner = load_runner(card.stage_path(name, self.backend), self.backend,
+                                 imgsz=stage.imgsz, threads=threads)
+            ids = np.array([self.class_names.index(c) for c in stage.classes], dtype=np.int64)
+            self.stages[name] = StageRunner(name, stage, runner, ids, severities)
+
+    # -------------------------------------------------------------- public helpers
+    def class_id(self, name: str) -> int:
+        """Output class id of the class called ``name``."""
+        return self.class_names.index(name)
+
+    def _stage_conf(self, stage: StageRunner) -> float:
+        # decode at the lowest score anything downstream needs: the stage's own threshold
+        # (the cascade gate) or a reported class's threshold, or the evaluation floor
+        if self.score_floor is not None:
+            return min(self.score_floor, stage.stage.conf)
+        return min([stage.stage.conf, *(self.thresholds[int(c)] for c in stage.class_ids)])
+
+    def _final_filter(self, dets: Detections) -> Detections:
+        if self.score_floor is not None:
+            return dets
+        return dets.filter(min_confidence=self.thresholds)
+
+    # -------------------------------------------------------------- running
+    def __call__(self, images: Sequence[Image]) -> list[Detections]:
+        """Detect on a batch of BGR uint8 photos; one :class:`Detections` per photo."""
+        if not images:
+            return []
+        for img in images:
+            if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 \
+                    or img.dtype != np.uint8 or min(img.shape[:2]) < 1:
+                raise InferenceError("each image must be a non-empty BGR uint8 (H, W, 3) array")
+        first_name = next(iter(self.stages))
+        first = self._run_first_stage(self.stages[first_name], images)
+        if self.card.kind == "single":
+            return [self._final_filter(d) for d in first]
+        return self._cascade(images, first)
+
+    def _run_first_stage(self, stage: StageRunner, images: Sequence[Image]) -> list[Detections]:
+        conf = self._stage_conf(stage)
+        full = stage.detect(images, conf=conf)
+        if not self.sliced:
+            return full
+        out: list[Detections] = []
+        for img, whole in zip(images, full, strict=True):
+            h, w = img.shape[:2]
+            if max(w, h) <= self.slice_px:
+                out.append(whole)
+                continue
+            windows = grid_tiles((w, h), self.slice_px, self.slice_overlap)
+            parts = [whole]
+            cut_flags = [np.zeros(len(whole), dtype=bool)]
+            found = stage.detect([_crop(img, win) for win in windows], conf=conf)
+            for win, dets in zip(windows, found, strict=True):
+                shifted = dets.shifted(win[0], win[1])
+                parts.append(shifted)
+                cut_flags.append(_touches_inner_edge(shifted.xyxy, win, (w, h)))
+            merged = Detections.merge(parts)
+            merged = drop_cut_boxes(merged, np.concatenate(cut_flags))
+            out.append(merged.with_nms(stage.stage.iou))
+        return out
+
+    def _cascade(self, images: Sequence[Image], insulators: list[Detections]) -> list[Detections]:
+        ins_stage, defect_stage = self.stages["insulator"], self.stages["defect"]
+        ins_ids = ins_stage.class_ids
+        tile_px = cast(int, defect_stage.stage.tile_px)
+        overlap = defect_stage.stage.tile_overlap or 0.0
+        # the gate is the insulator stage's own ``conf``: it may sit below the reporting
+        # threshold, so a faint insulator still gets its defects looked for
+        gate = ins_stage.stage.conf
+        jobs: list[tuple[int, Tile]] = []
+        for i, (img, dets) in enumerate(zip(images, insulators, strict=True)):
+            h, w = img.shape[:2]
+            gated = dets.filter(class_ids=ins_ids.tolist(), min_confidence=gate)
+            gated = gated[np.argsort(-gated.confidence, kind="stable")[:self.max_gate_boxes]]
+            seen: set[Tile] = set()
+            for box in gated.xyxy:
+                if box[2] - box[0] < 1 or box[3] - box[1] < 1:
+                    continue
+                xyxy = (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
+                for tile in tiles_along(xyxy, (w, h), tile_px, overlap):
+                    if tile not in seen:
+                        seen.add(tile)
+                        jobs.append((i, tile))
+        crops = [_crop(images[i], tile) for i, tile in jobs]
+        found = defect_stage.detect(crops, conf=self._stage_conf(defect_stage)) if crops else []
+        per_image: list[list[Detections]] = [[] for _ in images]
+        per_flags: list[list[npt.NDArray[np.bool_]]] = [[] for _ in images]
+        for (i, tile), dets in zip(jobs, found, strict=True):
+            if not len(dets):
+                continue
+            h, w = images[i].shape[:2]
+            shifted = dets.shifted(tile[0], tile[1])
+            per_image[i].append(shifted)
+            per_flags[i].append(_touches_inner_edge(shifted.xyxy, tile, (w, h)))
+        results: list[Detections] = []
+        for i, dets in enumerate(insulators):
+            if per_image[i]:
+                defects = Detections.merge(per_image[i])
+                defects = drop_cut_boxes(defects, np.concatenate(per_flags[i]))
+                defects = defects.with_nms(defect_stage.stage.iou)
+                dets = Detections.merge([dets, defects])
+            results.append(self._final_filter(dets))
+        return results
+
+
+# ---------------------------------------------------------------------- dev/bench helpers
+def save_untrained_weights(
+    path: Path, class_names: Sequence[str], *, cfg: str = "yolo11n.yaml", seed: int = 0
+) -> Path:
+    """Save a randomly initialised Ultralytics checkpoint (tests and benchmarks only).
+
+    Built from the model ``cfg`` shipped inside Ultralytics, so nothing is downloaded.
+    """
+    prepare_offline()
+    import torch
+    from ultralytics.nn import tasks
+
+    torch.manual_seed(seed)
+    model = cast(Any, tasks).DetectionModel(cfg, nc=len(class_names), verbose=False)
+    model.names = dict(enumerate(class_names))
+    model.args = {"task": "detect", "imgsz": 640}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.half(), "train_args": {"task": "detect"}, "date": None,
+                "version": "untrained"}, path)
+    return path
+
+
+def export_runtimes(
+    weights: Path, *, imgsz: int, formats: Sequence[str] = ("onnx", "openvino")
+) -> dict[str, Path]:
+    """Export a checkpoint to ONNX (dynamic batch) and OpenVINO f32 beside it.
+
+    Returns:
+        ``{"onnx": path.onnx, "openvino": folder}`` for the formats asked for.
+    """
+    prepare_offline()
+    from ultralytics import models
+
+    out: dict[str, Path] = {}
+    # simplify=False: onnxslim is not a dependency and must not be auto-installed offline
+    exported = cast(Any, models).YOLO(str(weights)).export(format="onnx", imgsz=imgsz, dynamic=True,
+                                         simplify=False, device="cpu", verbose=False)
+    onnx_path = Path(exported)
+    if "onnx" in formats:
+        out["onnx"] = onnx_path
+    if "openvino" in formats:
+        import openvino as ov
+
+        folder = weights.parent / f"{weights.stem}_openvino_model"
+        folder.mkdir(parents=True, exist_ok=True)
+        # converted from the ONNX file (no second torch trace); weights kept in f32
+        ov_model = ov.convert_model(str(onnx_path))
+        ov.save_model(ov_model, str(folder / f"{weights.stem}.xml"), compress_to_fp16=False)
+        out["openvino"] = folder
+    return out
