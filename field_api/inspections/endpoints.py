@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +13,7 @@ from sqlalchemy import select
 
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
+from field_api.checklists.service import csv_text
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.errors import NotFound, PayloadTooLarge
 from field_api.inspections import service
@@ -246,14 +246,11 @@ def move_repair_order(
     return RepairOrderRead.model_validate(order)
 
 
-def _csv(rows: list[dict[str, Any]], name: str) -> Response:
-    buffer = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+def _csv(rows: Sequence[Any], row_type: type[Any], name: str) -> Response:
+    # The checklists slice's CSV writer: BOM for spreadsheets, formula cells neutralised.
+    text = csv_text(list(rows), [f.name for f in fields(row_type)])
     return Response(
-        buffer.getvalue(),
+        text,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
     )
@@ -264,8 +261,10 @@ def defect_backlog(
     session: DbSession, _: Planner, format: Annotated[str, Query(pattern="^(json|csv)$")] = "json"
 ) -> list[dict[str, Any]] | Response:
     """Open defects by line, class and severity with their ages (JSON or CSV)."""
-    rows = [asdict(r) for r in service.defect_backlog(session)]
-    return _csv(rows, "defect-backlog") if format == "csv" else rows
+    rows = service.defect_backlog(session)
+    if format == "csv":
+        return _csv(rows, service.BacklogRow, "defect-backlog")
+    return [asdict(r) for r in rows]
 
 
 @router.get("/planner/inspection-coverage", response_model=None)
@@ -276,8 +275,10 @@ def inspection_coverage(
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
 ) -> list[dict[str, Any]] | Response:
     """Share of each line's ledger assets seen in the last N days (JSON or CSV)."""
-    rows = [asdict(r) for r in service.inspection_coverage(session, days=days)]
-    return _csv(rows, "inspection-coverage") if format == "csv" else rows
+    rows = service.inspection_coverage(session, days=days)
+    if format == "csv":
+        return _csv(rows, service.CoverageRow, "inspection-coverage")
+    return [asdict(r) for r in rows]
 
 
 @router.get("/planner/repair-lead-times", response_model=None)
@@ -285,8 +286,10 @@ def repair_lead_times(
     session: DbSession, _: Planner, format: Annotated[str, Query(pattern="^(json|csv)$")] = "json"
 ) -> list[dict[str, Any]] | Response:
     """Days from each repair order to on-site, repaired and verified (JSON or CSV)."""
-    rows = [asdict(r) for r in service.repair_lead_times(session)]
-    return _csv(rows, "repair-lead-times") if format == "csv" else rows
+    rows = service.repair_lead_times(session)
+    if format == "csv":
+        return _csv(rows, service.LeadTimeRow, "repair-lead-times")
+    return [asdict(r) for r in rows]
 
 
 @page_router.get("/inspector")
