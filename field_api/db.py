@@ -87,10 +87,6 @@ def install_hooks() -> None:
         module.install()
 
 
-def is_sqlite(url: str) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
-
-
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine with the project's per-backend settings."""
     parsed = make_url(url)

@@ -12,6 +12,7 @@ from field_api.auth import service as auth_service
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
 from field_api.config import Settings
+from field_api.db import session_scope
 from field_api.errors import Forbidden, Unauthorized
 
 
@@ -23,15 +24,7 @@ def get_app_settings(request: Request) -> Settings:
 def get_db(request: Request) -> Iterator[Session]:
     """One session per request; it commits when the endpoint returns, rolls back on error."""
     factory: sessionmaker[Session] = request.app.state.session_factory
-    session = factory()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+    yield from session_scope(factory)
 
 
 AppSettings = Annotated[Settings, Depends(get_app_settings)]

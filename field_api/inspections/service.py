@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from field_api.audit import service as audit
+from field_api.auth import service as auth_service
 from field_api.auth.models import Crew, Role
 from field_api.auth.rules import Principal
 from field_api.config import Settings
@@ -138,8 +139,6 @@ def _load_records(path: Path) -> list[Any]:
 def _district_id(session: Session, code: str | None) -> int | None:
     if not code:
         return None
-    from field_api.auth import service as auth_service
-
     district = auth_service.get_district_by_code(session, code)
     return district.id if district else None
 

@@ -17,7 +17,6 @@ from field_api.work_orders.schemas import (
     TransitionRead,
     WorkOrderCreate,
     WorkOrderRead,
-    transition_read,
 )
 
 router = APIRouter(prefix="/work-orders", tags=["work orders"])
@@ -93,11 +92,11 @@ def transition_work_order(
         device_lon=body.device_lon,
         data=body.data,
     )
-    return transition_read(row)
+    return TransitionRead.model_validate(row)
 
 
 @router.get("/{order_id}/transitions")
 def list_transitions(order_id: int, session: DbSession, user: CurrentUser) -> list[TransitionRead]:
     """The order's recorded stage changes, oldest first."""
     service.get_for_actor(session, order_id, user, write=False)
-    return [transition_read(t) for t in service.transitions_of(session, order_id)]
+    return [TransitionRead.model_validate(t) for t in service.transitions_of(session, order_id)]

@@ -8,8 +8,8 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from field_api.privacy import mask_id_number, mask_name, mask_phone
-from field_api.work_orders.models import StageTransition, WorkOrder
-from field_api.work_orders.rules import Area, Category, Channel, Stage
+from field_api.work_orders.models import WorkOrder
+from field_api.work_orders.rules import Area, Category, Channel, Stage, allowed_targets
 
 
 class WorkOrderCreate(BaseModel):
@@ -92,8 +92,6 @@ class WorkOrderRead(BaseModel):
 
     @classmethod
     def of(cls, order: WorkOrder, *, masked: bool) -> WorkOrderRead:
-        from field_api.work_orders.rules import allowed_targets
-
         return cls(
             id=order.id,
             customer_name=mask_name(order.customer_name) if masked else order.customer_name,
@@ -121,7 +119,3 @@ class WorkOrderRead(BaseModel):
             stage_changed_at=order.stage_changed_at,
             allowed_next=allowed_targets(order.stage, parked_from=order.parked_from),
         )
-
-
-def transition_read(row: StageTransition) -> TransitionRead:
-    return TransitionRead.model_validate(row)
