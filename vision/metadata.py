@@ -265,6 +265,10 @@ def _sensor_size(
     return width / xres * unit_mm, height / yres * unit_mm
 
 
+#: Pillow formats a drone photo may come in (JPEG also opens DJI multi-picture files as MPO).
+PHOTO_FORMATS = ("JPEG", "PNG", "TIFF")
+
+
 def read_metadata(path: Path | str) -> PhotoMetadata:
     """Read EXIF and DJI XMP metadata of one photo without ever raising for missing data.
 
@@ -283,7 +287,9 @@ def read_metadata(path: Path | str) -> PhotoMetadata:
     path = Path(path)
     problems: list[str] = []
     try:
-        with Image.open(path) as im:
+        # Only the formats drone cameras write: a plugin registered by someone else in the
+        # process (pillow-heif, say) must not change what a broken file reports.
+        with Image.open(path, formats=PHOTO_FORMATS) as im:
             width, height = im.size
             exif_all = im.getexif()
             exif = dict(exif_all.get_ifd(IFD.Exif))

@@ -70,6 +70,21 @@ def test_unreadable_file_gives_a_reason(tmp_path: Path) -> None:
     assert meta.problems[0].startswith("unreadable")
 
 
+def test_unreadable_reason_does_not_depend_on_plugins_registered_elsewhere(tmp_path: Path) -> None:
+    # A batch's records must be the same in any process: the media slice registers
+    # pillow-heif's opener, whose error for a non-image differs from Pillow's own.
+    pillow_heif = pytest.importorskip("pillow_heif")
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    before = read_metadata(bad).problems
+
+    pillow_heif.register_heif_opener()
+    after = read_metadata(bad).problems
+
+    assert after == before
+    assert "cannot identify image file" in after[0]
+
+
 def test_photo_without_gps_reports_it(tmp_path: Path) -> None:
     from PIL import Image
 
