@@ -103,11 +103,18 @@ def depart(
 
 @router.get("/planner/one-visit")
 def one_visit_rate(
-    session: DbSession, user: Planner, date_from: From, date_to: To
+    session: DbSession,
+    user: Planner,
+    date_from: From,
+    date_to: To,
+    group_by: Annotated[service.OneVisitGroup, Query()] = "crew",
 ) -> list[OneVisitRead]:
-    """One-visit completion rate of orders energised in the range, overall and per crew."""
+    """One-visit completion rate of orders energised in the range, overall and per crew or
+    district (``group_by``)."""
     service.validate_range(date_from, date_to)
-    rows = service.one_visit_rate(session, date_from=date_from, date_to=date_to)
+    rows = service.one_visit_rate(
+        session, date_from=date_from, date_to=date_to, group_by=group_by
+    )
     return [OneVisitRead(**asdict(r)) for r in rows]
 
 
@@ -116,7 +123,7 @@ def one_visit_csv(session: DbSession, user: Planner, date_from: From, date_to: T
     """Energised orders with their visit count and one-visit flag, as CSV (customer masked)."""
     service.validate_range(date_from, date_to)
     rows = service.one_visit_orders(session, date_from=date_from, date_to=date_to)
-    columns = ["order_id", "crew", "customer", "visits", "one_visit", "energised_at"]
+    columns = ["order_id", "crew", "district", "customer", "visits", "one_visit", "energised_at"]
     return Response(
         csv_text(rows, columns),
         media_type="text/csv; charset=utf-8",

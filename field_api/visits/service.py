@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from field_api.audit import service as audit
-from field_api.auth.models import Crew
+from field_api.auth.models import Crew, District
 from field_api.auth.rules import Principal
 from field_api.checklists import service as checklists
 from field_api.db import utcnow
@@ -180,6 +180,7 @@ class OneVisitOrder:
 
     order_id: int
     crew: str
+    district: str
     customer: str
     visits: int
     one_visit: bool
@@ -188,7 +189,7 @@ class OneVisitOrder:
 
 @dataclass(frozen=True)
 class OneVisitRow:
-    """One-visit completion of one crew (or of all, key ``all``)."""
+    """One-visit completion of one crew or district (or of all, key ``all``)."""
 
     key: str
     label: str
@@ -221,6 +222,7 @@ def one_visit_orders(session: Session, *, date_from: date, date_to: date) -> lis
         o.id: o for o in session.execute(select(WorkOrder).where(WorkOrder.id.in_(ids))).scalars()
     }
     crews = _crew_labels(session, [o.crew_id for o in order_rows.values() if o.crew_id])
+    districts = _district_labels(session, [o.district_id for o in order_rows.values()])
     result = []
     for order_id, at in sorted(energised):
         visits = by_order[order_id]
@@ -229,6 +231,7 @@ def one_visit_orders(session: Session, *, date_from: date, date_to: date) -> lis
             OneVisitOrder(
                 order_id=order_id,
                 crew=crews.get(order.crew_id or 0, "-"),
+                district=districts.get(order.district_id, "-"),
                 customer=mask_name(order.customer_name),
                 visits=len(visits),
                 one_visit=any(
@@ -241,17 +244,22 @@ def one_visit_orders(session: Session, *, date_from: date, date_to: date) -> lis
     return result
 
 
-def one_visit_rate(session: Session, *, date_from: date, date_to: date) -> list[OneVisitRow]:
-    """One-visit completion rate per crew and overall (key ``all`` first)."""
+OneVisitGroup = Literal["crew", "district"]
+
+
+def one_visit_rate(
+    session: Session, *, date_from: date, date_to: date, group_by: OneVisitGroup = "crew"
+) -> list[OneVisitRow]:
+    """One-visit completion rate per crew or per district, and overall (key ``all`` first)."""
     rows = one_visit_orders(session, date_from=date_from, date_to=date_to)
     groups: dict[str, list[OneVisitOrder]] = {}
     for row in rows:
-        groups.setdefault(row.crew, []).append(row)
+        groups.setdefault(row.district if group_by == "district" else row.crew, []).append(row)
     total_one = sum(r.one_visit for r in rows)
     result = [OneVisitRow("all", "全部", len(rows), total_one, rate(total_one, len(rows)))]
-    for crew, members in sorted(groups.items()):
+    for label, members in sorted(groups.items()):
         done = sum(r.one_visit for r in members)
-        result.append(OneVisitRow(crew, crew, len(members), done, rate(done, len(members))))
+        result.append(OneVisitRow(label, label, len(members), done, rate(done, len(members))))
     return result
 
 
@@ -260,6 +268,13 @@ def _crew_labels(session: Session, crew_ids: Sequence[int]) -> Mapping[int, str]
         return {}
     crews = session.execute(select(Crew).where(Crew.id.in_(set(crew_ids)))).scalars()
     return {c.id: f"{c.code} {c.name}" for c in crews}
+
+
+def _district_labels(session: Session, district_ids: Sequence[int]) -> Mapping[int, str]:
+    if not district_ids:
+        return {}
+    found = session.execute(select(District).where(District.id.in_(set(district_ids)))).scalars()
+    return {d.id: f"{d.code} {d.name}" for d in found}
 
 
 def gaps_as_detail(gaps: Sequence[Gap]) -> list[dict[str, Any]]:

@@ -99,6 +99,18 @@ def test_one_visit_report_and_csv(client: TestClient, session: Session, settings
     r = client.get("/planner/one-visit", params=window, headers=auth(planner))
     assert r.status_code == 200
     assert r.json()[0]["key"] == "all"
+    by_district = client.get(
+        "/planner/one-visit", params={**window, "group_by": "district"}, headers=auth(planner)
+    )
+    assert by_district.status_code == 200
+    assert by_district.json()[0]["key"] == "all"
+    wrong = client.get(
+        "/planner/one-visit", params={**window, "group_by": "street"}, headers=auth(planner)
+    )
+    assert wrong.status_code == 422
+    assert wrong.json()["error"]
     csv = client.get("/planner/one-visit.csv", params=window, headers=auth(planner))
     assert csv.status_code == 200
-    assert csv.text.splitlines()[0] == "\ufefforder_id,crew,customer,visits,one_visit,energised_at"
+    assert csv.text.splitlines()[0] == (
+        "\ufefforder_id,crew,district,customer,visits,one_visit,energised_at"
+    )

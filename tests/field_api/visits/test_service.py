@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from field_api.auth import service as auth_service
-from field_api.auth.models import Crew, Role
+from field_api.auth.models import Crew, District, Role
 from field_api.auth.rules import Principal
 from field_api.config import Settings
 from field_api.errors import Conflict, Forbidden
@@ -18,7 +18,7 @@ from field_api.visits.models import VisitOutcome
 from field_api.work_orders import service as orders
 from field_api.work_orders.models import WorkOrder
 from field_api.work_orders.rules import Stage
-from tests.builders import make_crew, make_order, make_user
+from tests.builders import make_crew, make_district, make_order, make_user
 from tests.field_api.visits.builders import make_evidence, make_photos, make_scheme
 
 # builders.order_payload puts the order at 22.5333 N, 113.9305 E.
@@ -110,8 +110,8 @@ def test_one_visit_rate_counts_orders_energised_in_a_single_visit(
         Stage.energised,
     ):
         orders.transition(session, ctx.order, stage, actor=ctx.actor)
-    # A second order of the same crew energised over two visits.
-    second = make_order(session, crew=ctx.crew)
+    # A second order of the same crew, in a neighbouring district, energised over two visits.
+    second = make_order(session, crew=ctx.crew, district=make_district(session))
     first_visit = service.arrive(session, second.id, actor=ctx.actor, **NEAR)
     orders.transition(session, second, Stage.surveyed, actor=ctx.actor)
     service.depart(session, second.id, first_visit.id, actor=ctx.actor, **NEAR)
@@ -133,6 +133,15 @@ def test_one_visit_rate_counts_orders_energised_in_a_single_visit(
 
     crew_row = next(r for r in service.one_visit_rate(session, **WINDOW) if ctx.crew.code in r.key)
     assert (crew_row.energised, crew_row.one_visit, crew_row.rate) == (2, 1, 0.5)
+
+    by_district = service.one_visit_rate(session, **WINDOW, group_by="district")
+    assert by_district[0].key == "all"
+    figures = {r.key.split()[0]: (r.energised, r.one_visit, r.rate) for r in by_district[1:]}
+    home = session.get_one(District, ctx.order.district_id).code
+    away = session.get_one(District, second.district_id).code
+    assert home != away
+    assert figures[home] == (1, 1, 1.0)
+    assert figures[away] == (1, 0, 0.0)
 
 
 def test_installation_gaps_name_kit_and_barcode(session: Session, ctx: Ctx) -> None:
