@@ -7,6 +7,8 @@ to test-artifacts/screenshots/ so a person can look at them.
 
 from __future__ import annotations
 
+import os
+
 import socket
 import threading
 from collections.abc import Iterator
@@ -89,6 +91,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
+        # As with PostgreSQL: on CI a missing browser is a broken install, not a skip.
+        if os.environ.get("CI") == "true":
+            pytest.fail("Debian chromium is not installed (.ci/run installs it)")
         pytest.skip("Debian chromium is not installed")
     with playwright_sync.sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

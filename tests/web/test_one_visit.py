@@ -2,38 +2,20 @@
 
 from __future__ import annotations
 
-import io
 import re
-import uuid
 from typing import Any
 
-import barcode
 import httpx
-from barcode.writer import ImageWriter
 from playwright.sync_api import expect
 
-from field_api.auth import service as auth_service
 from field_api.contracts.models import Contract
+from field_api.demo import DEPOT
 from field_api.media.models import MediaItem
-from field_api.schemes import service as schemes
-from field_api.schemes.schemas import SchemeCreate
-from field_api.visits.models import Visit
-from field_api.work_orders import service as orders
-from field_api.work_orders.models import WorkOrder
+from field_api.visits.models import Visit, VisitOutcome
 from field_api.work_orders.rules import Stage
 from tests.web.support import FIXTURES, LiveServer, audit, shot, signed_in
 
 METER_CODE = "3230001021500012345678"  # what tests/fixtures/web/meter-barcode.png encodes
-OTHER_METER_CODE = "3230001021500012345685"  # a meter can be installed on one order only
-
-
-def code128_png(value: str) -> bytes:
-    """A clean Code 128 picture of ``value`` (python-barcode), as a meter label photo."""
-    out = io.BytesIO()
-    barcode.get("code128", value, writer=ImageWriter()).write(
-        out, {"module_width": 0.3, "module_height": 12, "quiet_zone": 6, "write_text": False}
-    )
-    return out.getvalue()
 
 
 def draw_signature(page: Any) -> None:
@@ -45,7 +27,7 @@ def draw_signature(page: Any) -> None:
     page.mouse.up()
 
 
-def test_crew_walks_an_order_from_arrival_to_the_installation(
+def test_crew_connects_a_customer_in_one_visit_from_arrival_to_energising(
     phone: Any, live_server: LiveServer
 ) -> None:
     order_id = live_server.new_order()
@@ -102,53 +84,30 @@ def test_crew_walks_an_order_from_arrival_to_the_installation(
     expect(phone.get_by_label("表号（扫描结果）")).to_have_value(METER_CODE)
     phone.get_by_role("button", name="装表完成").click()
     expect(phone.locator("#order-outbox")).to_be_hidden()
-    # The visit's completion names what still stops the installation: no kit was issued
-    # from a depot for this order (the storekeeper's step, outside the crew app).
-    expect(phone.locator('#completion li[data-code="kit_issued"]')).to_be_visible()
+    # The completion names what still stops the installation: no kit was issued from a
+    # depot for this order yet.
+    expect(phone.locator('#completion li[data-code="kit_issued"]')).to_have_text(
+        "已装表 · 物料库尚未为本工单出库标准物料包"
+    )
     assert live_server.stage(order_id) == Stage.contract_signed
-    shot(phone, "flow-4-install-360")
+    shot(phone, "flow-4-install-blocked-360")
+
+    # The storekeeper (another person, another terminal) reserves the scheme's kit at the
+    # depot and hands it over with the meter whose label the crew just scanned.
+    issue_kit(live_server, order_id, meter_barcode=METER_CODE)
+    phone.get_by_role("button", name="装表完成").click()
+    expect(phone.locator(".step--active")).to_contain_text("竣工检验")
+    assert live_server.stage(order_id) == Stage.installed
+    shot(phone, "flow-4-installed-360")
     media = live_server.rows_of(MediaItem, order_id)
     assert sorted(m.kind.value for m in media) == ["barcode", "meter_box", "seal", "site", "wiring"]
     (barcode,) = [m for m in media if m.kind.value == "barcode"]
     assert barcode.scanned_value == METER_CODE
-    (visit,) = live_server.rows_of(Visit, order_id)
-    assert visit.stages_done[:3] == ["surveyed", "scheme_answered", "contract_signed"]
 
-
-def installed_order(live_server: LiveServer) -> int:
-    """An order installed earlier: accepted scheme, signed off, and its meter's barcode photo."""
-    order_id = live_server.new_order(stage=Stage.surveyed)
-    token = live_server.tokens["crew"]
-    with live_server.session_factory.begin() as session:
-        crew = auth_service.authenticate(session, token=token, settings=live_server.settings)
-        schemes.request_scheme(session, order_id, SchemeCreate(laying_method="D1"), actor=crew)
-        order = session.get_one(WorkOrder, order_id)
-        for stage in (Stage.contract_signed, Stage.installed):
-            orders.transition(session, order, stage, actor=None)
-    response = httpx.post(  # the photo taken at installation, with what the scanner read
-        f"{live_server.url}/work-orders/{order_id}/media",
-        headers={"Authorization": f"Bearer {token}"},
-        data={
-            "client_id": str(uuid.uuid4()),
-            "kind": "barcode",
-            "scanned_value": OTHER_METER_CODE,
-        },
-        files={"file": ("meter.png", code128_png(OTHER_METER_CODE), "image/png")},
-    )
-    assert response.status_code == 201, response.text
-    return order_id
-
-
-def test_crew_fills_the_completion_check_with_limits_failing_inline(
-    phone: Any, live_server: LiveServer
-) -> None:
-    order_id = installed_order(live_server)
-    signed_in(phone, live_server.tokens["crew"])
+    # 5. The completion checklist card: limits beside each measurement, failing inline.
     phone.goto(f"/app/#/order/{order_id}")
     expect(phone.locator(".step--active")).to_contain_text("竣工检验")
-    card = phone.locator("#checklist-form")
-    expect(card).to_be_visible()
-    # Limits are shown beside each measurement; a value outside fails inline at once.
+    expect(phone.locator("#checklist-form")).to_be_visible()
     expect(phone.locator("#item-earthing_resistance-limit")).to_contain_text("不大于 4 Ω")
     phone.locator("#item-earthing_resistance").fill("6.5")
     expect(phone.locator("#item-earthing_resistance-error")).to_contain_text("不合格")
@@ -167,8 +126,7 @@ def test_crew_fills_the_completion_check_with_limits_failing_inline(
     phone.locator("#item-cable_section").fill(str(scheme_values["scheme_cable_section_mm2"]))
     phone.locator("#item-breaker_rating").fill(str(scheme_values["scheme_breaker_rating_a"]))
     phone.locator("#item-seal_numbers").fill("SG-0001, SG-0002")
-    for kind in ("site", "meter_box", "wiring", "seal"):
-        phone.locator(f"#item-photo_{kind}").set_input_files(str(FIXTURES / "site.jpg"))
+    # The photos taken at installation already count as the card's evidence.
     expect(phone.locator('[data-evidence="photo_seal"]')).to_contain_text("1/1")
     phone.get_by_role("button", name="提交检验").click()
     expect(phone.locator('#result-box [data-phase="before_energising"]')).to_contain_text(
@@ -177,7 +135,7 @@ def test_crew_fills_the_completion_check_with_limits_failing_inline(
     assert live_server.stage(order_id) == Stage.inspected
     shot(phone, "flow-6-result-360")
 
-    # With the supply on: the second half of the card moves the order to energised.
+    # 6. With the supply on: the second half of the card moves the order to energised.
     phone.goto(f"/app/#/order/{order_id}/checklist")
     phone.locator("#item-terminal_voltage").fill("250")
     expect(phone.locator("#item-terminal_voltage-error")).to_contain_text("198–235.4 V")
@@ -189,4 +147,35 @@ def test_crew_fills_the_completion_check_with_limits_failing_inline(
     phone.get_by_role("button", name="提交检验").click()
     expect(phone.locator('#result-box [data-phase="supply_on"]')).to_contain_text("验收通过")
     expect(phone.locator("#result-stage")).to_have_text("已送电")
+    # The last completion call closes the visit; nothing is left missing.
+    expect(phone.locator("#completion")).to_have_count(0)
+    phone.get_by_role("button", name="完成本步并推进工单").click()
+    expect(phone.locator("#completion")).to_contain_text("一次上门作业已完成")
+    expect(phone.locator("#completion li")).to_have_count(0)
+    audit(phone)
+    shot(phone, "flow-7-energised-360")
+
+    # One order, one visit: every stage from the survey to energising, in the visit.
     assert live_server.stage(order_id) == Stage.energised
+    (visit,) = live_server.rows_of(Visit, order_id)
+    assert visit.outcome == VisitOutcome.completed
+    assert visit.stages_done == [
+        "surveyed", "scheme_answered", "contract_signed", "installed", "inspected", "energised"
+    ]
+
+
+def issue_kit(live_server: LiveServer, order_id: int, *, meter_barcode: str) -> None:
+    """The storekeeper's two API calls: reserve the order's kit, then issue it with the meter."""
+    headers = {"Authorization": f"Bearer {live_server.tokens['storekeeper']}"}
+    reserved = httpx.post(
+        f"{live_server.url}/work-orders/{order_id}/kit-reservations",
+        json={"depot_code": DEPOT[0]},
+        headers=headers,
+    )
+    assert reserved.status_code == 201, reserved.text
+    issued = httpx.post(
+        f"{live_server.url}/kit-reservations/{reserved.json()['id']}/issue",
+        json={"meter_barcode": meter_barcode},
+        headers=headers,
+    )
+    assert issued.status_code == 200, issued.text

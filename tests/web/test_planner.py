@@ -40,9 +40,10 @@ def test_planner_dashboard_charts_show_the_seeded_figures(
     assert value(phone, f'{first}[data-label*="FT-1"]') == pytest.approx(2 / 3)
     assert value(phone, f'{first}[data-label*="FT-2"]') == pytest.approx(0.5)
     assert value(phone, f'{first}[data-label*="福田测试区"]') == pytest.approx(0.6)
-    # One-visit completion per crew.
+    # One-visit completion: FT-1 2 of 3, FT-2 1 of 2, the district 3 of 5.
     assert value(phone, '#panel-one-visit rect[data-label*="FT-1"]') == pytest.approx(2 / 3)
     assert value(phone, '#panel-one-visit rect[data-label*="FT-2"]') == pytest.approx(0.5)
+    assert value(phone, '#panel-one-visit rect[data-label*="福田测试区"]') == pytest.approx(0.6)
     # Over time: two months back half of everything; one month back all limits met.
     trend = "#panel-trend circle"
     m2, m1 = seeded.month_2, seeded.month_1
@@ -81,6 +82,14 @@ def test_each_view_downloads_as_csv_and_flags_match_the_service(
         line.startswith("district,") and ",福田测试区,4,1,5,0.8" in line
         for line in text.splitlines()
     )
+    with phone.expect_download() as info:
+        phone.locator("#panel-one-visit-csv").click()
+    path = tmp_path / "one-visit.csv"
+    info.value.save_as(path)
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0] == "group,key,label,energised,one_visit,rate"
+    assert any(line.startswith("district,") and line.endswith("福田测试区,5,3,0.6") for line in lines)
+    assert sum(line.startswith("all,") for line in lines) == 1
     for panel in (
         "trend",
         "first-pass",

@@ -20,5 +20,9 @@ def test_the_public_progress_page_fits_a_phone(phone: Any, live_server: LiveServ
     phone.goto(link["path"])
     expect(phone.locator("main")).to_contain_text("当前状态：供电方案已答复")
     expect(phone.locator("main")).not_to_contain_text("王小明")  # the name is masked
+    # Styled by the shared phone stylesheet alone (no inline styles in the page).
+    expect(phone.locator("h1")).to_have_css("background-color", "rgb(11, 92, 171)")
+    expect(phone.locator(".stage")).to_have_css("margin-top", "8px")
+    assert phone.locator("style, [style]").count() == 0
     audit(phone)
     shot(phone, "tracking-360")

@@ -390,9 +390,18 @@
     });
   }
 
-  function completionNote(panel, order) {
+  // Gaps whose server detail carries specifics (distances, barcodes, failing items) keep it.
+  var GAP_SPECIFIC = { arrival_position: true, meter_barcode: true, check_before_energising: true, check_supply_on: true };
+  function gapText(gap) {
+    var base = gap.code.split(".")[0], key = "gap." + base, text = t(key);
+    if (text === key) return gap.detail;
+    return GAP_SPECIFIC[base] ? text + "（" + gap.detail + "）" : text;
+  }
+
+  /** What the last completion call did, while the order is still where it left it. */
+  function completionNote(panel, order, stage) {
     var done = cacheGet("completion:" + order.id);
-    if (!done) return;
+    if (!done || done.order_stage !== stage) return;
     var box = el("div", { class: "completion", id: "completion" });
     if (done.moved_through.length) {
       box.appendChild(el("p", { class: "notice", text: t("visit.moved", { stages: done.moved_through.map(function (s) { return t("stage." + s); }).join(" → ") }) }));
@@ -401,7 +410,7 @@
     if (done.missing.length) {
       box.appendChild(el("p", { class: "notice notice--warn", text: t("visit.missing") }));
       box.appendChild(el("ul", { class: "missing" }, done.missing.map(function (g) {
-        return el("li", { "data-code": g.code, text: t("stage." + g.stage) + " · " + g.detail });
+        return el("li", { "data-code": g.code, text: t("stage." + g.stage) + " · " + gapText(g) });
       })));
     }
     panel.appendChild(box);
@@ -421,7 +430,7 @@
       notice(panel, t("step.done"));
       return;
     }
-    completionNote(panel, order);
+    completionNote(panel, order, stage);
     if (needsVisit(panel, visit)) return;
     photoList(panel, order, true, ["site"]);
     var laying = el("select", { name: "laying_method", required: true }, ["D1", "E"].map(function (v) {
@@ -675,7 +684,7 @@
   function stepInstall(panel, order, stage, visit) {
     if (stageIndex(stage) >= stageIndex("installed")) { notice(panel, t("step.done")); photoList(panel, order, false); return; }
     if (stage !== "contract_signed") { notice(panel, t("step.todo")); return; }
-    completionNote(panel, order);
+    completionNote(panel, order, stage);
     if (needsVisit(panel, visit)) return;
     if (!mediaPath()) notice(panel, t("photos.title") + ": " + t("app.unavailable"), "warn");
     photoList(panel, order, true);
@@ -950,7 +959,7 @@
 
   function stepResult(panel, order, stage, visit) {
     panel.appendChild(el("p", {}, [t("order.stage") + ": ", el("strong", { id: "result-stage", text: t("stage." + stage) })]));
-    completionNote(panel, order);
+    completionNote(panel, order, stage);
     if (visit && !visit.pending && stage === "energised" && visit.outcome === "open") {
       // Energised by the last check: one more completion call closes the visit as complete.
       panel.appendChild(el("button", { type: "button", class: "btn btn--primary", id: "visit-finish", text: t("visit.complete"), onclick: function () {

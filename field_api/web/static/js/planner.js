@@ -95,10 +95,10 @@
                    : { rate: null, met: 0, missed: 0, finished: 0 };
       });
   }
-  function oneVisit(range) {
+  function oneVisit(range, groupBy) {
     var path = pick(ONE_VISIT);
     if (!path) return Promise.resolve(null);
-    return FO.api("GET", path + "?" + qs({ from: range.from, to: range.to }));
+    return FO.api("GET", path + "?" + qs({ from: range.from, to: range.to, group_by: groupBy || "crew" }));
   }
 
   // --------------------------------------------------------------- views
@@ -156,16 +156,24 @@
   function oneVisitView(range) {
     var p = panel("panel-one-visit", t("planner.one_visit"));
     if (!pick(ONE_VISIT)) { p.fail(null); return Promise.resolve(); }
-    return oneVisit(range).then(function (rows) {
+    return Promise.all([oneVisit(range, "crew"), oneVisit(range, "district")]).then(function (res) {
       clear(p.body);
-      var groups = rows.filter(function (r) { return r.key !== "all"; });
-      barsBlock(p.body, t("planner.by_crew"), groups.map(function (r) {
-        return { label: r.label, value: r.rate, note: r.one_visit + "/" + r.energised };
-      }));
-      var keys = rows.length ? Object.keys(rows[0]) : ["key", "label", "rate"];
-      p.csv("one-visit-" + range.from + "-" + range.to + ".csv", keys, rows.map(function (r) {
-        return keys.map(function (k) { return r[k] === null ? "" : r[k]; });
-      }));
+      var toBars = function (rows) {
+        return rows.filter(function (r) { return r.key !== "all"; }).map(function (r) {
+          return { label: r.label, value: r.rate, note: r.one_visit + "/" + r.energised };
+        });
+      };
+      barsBlock(p.body, t("planner.by_crew"), toBars(res[0]));
+      barsBlock(p.body, t("planner.by_district"), toBars(res[1]));
+      var header = ["group", "key", "label", "energised", "one_visit", "rate"];
+      var rows = [];
+      [["crew", res[0]], ["district", res[1]]].forEach(function (g) {
+        g[1].forEach(function (r) {
+          if (g[0] === "district" && r.key === "all") return;  // listed once, with the crews
+          rows.push([r.key === "all" ? "all" : g[0], r.key, r.label, r.energised, r.one_visit, r.rate === null ? "" : r.rate]);
+        });
+      });
+      p.csv("one-visit-" + range.from + "-" + range.to + ".csv", header, rows);
     }).catch(p.fail);
   }
 
