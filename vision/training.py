@@ -112,6 +112,13 @@ class TrainConfig:
     #: count and LR schedule are re-fitted to the measured epoch time, so a run on a shared,
     #: unevenly loaded CPU still ends on time. ``None`` trains exactly ``epochs``.
     hours: float | None = None
+    #: Start from these weights (an Ultralytics .pt of the same classes, e.g. a bundled
+    #: model's stage) instead of the model .yaml: continued training or fine-tuning.
+    init_weights: Path | None = None
+    #: Ultralytics optimizer ("auto" picks SGD or AdamW by run length) and initial LR
+    #: (None: Ultralytics' default for the optimizer).
+    optimizer: str = "auto"
+    lr0: float | None = None
 
 
 @dataclass(frozen=True)
@@ -477,6 +484,24 @@ def model_yaml(out_dir: Path, nc: int, base: str = BASE_MODEL) -> Path:
 # --------------------------------------------------------------------------- training
 
 
+def _initial_weights(path: Path, plan: StagePlan) -> Path:
+    """Check that ``path`` is an Ultralytics checkpoint with the stage's classes."""
+    import torch
+
+    path = path.expanduser().resolve()
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        model = (ckpt.get("ema") or ckpt["model"]) if isinstance(ckpt, dict) else None
+        names = dict(model.names) if model is not None else None
+    except Exception as exc:  # torch raises many types for a file that is not a checkpoint
+        raise TrainingError(f"{path}: not an Ultralytics checkpoint: {exc}") from exc
+    if names is None or [names[i] for i in sorted(names)] != list(plan.classes):
+        raise TrainingError(
+            f"{path} detects {names}, but stage {plan.stage} needs classes {list(plan.classes)}"
+        )
+    return path
+
+
 def _checkpoint_epoch(path: Path) -> tuple[int, int]:
     """Return ``(epoch saved, total epochs)`` of an Ultralytics checkpoint (epoch -1 = final)."""
     import torch
@@ -522,10 +547,15 @@ def train_stage(plan: StagePlan, config: TrainConfig) -> StageResult:
             if run_dir.exists():
                 # A fresh start must not mix with a previous run's files.
                 shutil.rmtree(run_dir)
-            cfg = model_yaml(config.work_dir / "model-cfg" / plan.run_name, len(plan.classes))
+            if config.init_weights is not None:
+                start = _initial_weights(config.init_weights, plan)
+                LOG.info("training %s from %s: %s", plan.run_name, start, plan)
+            else:
+                start = model_yaml(config.work_dir / "model-cfg" / plan.run_name, len(plan.classes))
+                LOG.info("training %s: %s", plan.run_name, plan)
             started = time.monotonic()
-            LOG.info("training %s: %s", plan.run_name, plan)
-            YOLO(str(cfg)).train(
+            extra: dict[str, float] = {} if config.lr0 is None else {"lr0": config.lr0}
+            YOLO(str(start)).train(
                 data=str(data_yaml),
                 epochs=plan.epochs,
                 imgsz=plan.imgsz,
@@ -537,7 +567,8 @@ def train_stage(plan: StagePlan, config: TrainConfig) -> StageResult:
                 project=str(runs),
                 name=plan.run_name,
                 exist_ok=True,
-                pretrained=False,
+                # False: a fresh model from the .yaml; True: keep the --init-weights.
+                pretrained=config.init_weights is not None,
                 amp=False,
                 cache="ram" if config.cache_images else False,
                 patience=config.patience,
@@ -550,8 +581,10 @@ def train_stage(plan: StagePlan, config: TrainConfig) -> StageResult:
                 # stage learns defects at the size it will meet them.
                 scale=0.25 if plan.tiles is not None else 0.5,
                 flipud=0.5 if plan.tiles is not None else 0.0,
+                optimizer=config.optimizer,
                 plots=True,
                 verbose=True,
+                **extra,
             )
             LOG.info("%s done in %.0f s", plan.run_name, time.monotonic() - started)
     finally:
@@ -701,6 +734,15 @@ def _split_counts(data_root: Path) -> dict[str, int]:
     return {split: len(split_items(data_root, split)) for split in SPLITS}
 
 
+def _base_of(run_args: dict[str, Any]) -> str:
+    """What a run started from: the model .yaml, or the weights it continued (with sha256)."""
+    start = Path(str(run_args.get("model", "")))
+    if start.suffix == ".pt" and run_args.get("pretrained") is not False:
+        digest = hashlib.sha256(start.read_bytes()).hexdigest() if start.is_file() else "?"
+        return f"weights {start.name} (sha256 {digest[:16]})"
+    return f"{BASE_MODEL}.yaml (from scratch, no pretrained weights)"
+
+
 def package_variant(
     variant: Variant,
     name: str,
@@ -709,6 +751,7 @@ def package_variant(
     models_dir: Path,
     tiles: TileOptions = TileOptions(),
     command: str = "",
+    version: int = 1,
 ) -> Path:
     """Turn the finished runs of ``variant`` into ``models_dir/<name>/`` with a card.
 
@@ -738,6 +781,7 @@ def package_variant(
         epochs: dict[str, int] = {}
         speeds: dict[str, dict[str, float]] = {}
         hours: dict[str, float | None] = {}
+        bases: list[str] = []
         for plan in plans:
             run_dir = config.work_dir / "runs" / plan.run_name
             best = run_dir / "weights" / "best.pt"
@@ -778,10 +822,11 @@ def package_variant(
             weight_names += [stage["weights"], stage["onnx"], stage["openvino"]]
             epochs[stem] = _trained_epochs(run_dir)
             hours[stem] = run_args.get("time")
+            bases.append(f"{stem}: {_base_of(run_args)}")
         counts = _split_counts(config.data_root)
         raw = {
             "name": name,
-            "version": 1,
+            "version": version,
             "kind": variant,
             "classes": list(CPLID_CARD_CLASSES),
             "stages": stages,
@@ -792,7 +837,7 @@ def package_variant(
                 "selection": f"CPLID val ({counts['val']} images)",
                 "seed": config.seed,
                 "command": command,
-                "base_model": f"{BASE_MODEL}.yaml (from scratch, no pretrained weights)",
+                "base_model": "; ".join(bases),
                 "epochs": epochs,
                 "hours_per_stage": hours,
                 "tiles": (

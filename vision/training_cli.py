@@ -90,6 +90,25 @@ def train(
     ] = True,
     seed: Annotated[int, typer.Option(help="Random seed (Ultralytics, tiling).")] = 0,
     batch: Annotated[int, typer.Option(min=1, help="Batch size.")] = 16,
+    init_weights: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start the stage from these weights (e.g. models/NAME/defect.pt) instead of "
+            "the model .yaml; needs --stage for a cascade.",
+            exists=True,
+            dir_okay=False,
+            resolve_path=True,
+        ),
+    ] = None,
+    optimizer: Annotated[
+        str, typer.Option(help="Ultralytics optimizer: auto, SGD, AdamW, ...")
+    ] = "auto",
+    lr0: Annotated[
+        float | None, typer.Option(min=1e-6, max=1.0, help="Initial learning rate.")
+    ] = None,
+    warmup_epochs: Annotated[
+        float, typer.Option(min=0.0, help="Learning-rate warm-up epochs.")
+    ] = 1.0,
     hours: Annotated[
         float | None,
         typer.Option(
@@ -111,6 +130,8 @@ def train(
     valid_stages = {"single": {"main"}, "cascade": {"insulator", "defect"}}[variant.value]
     if stage is not StageOpt.all and stage.value not in valid_stages:
         raise _fail(f"variant {variant.value} has stages {sorted(valid_stages)}, not {stage.value}")
+    if init_weights is not None and stage is StageOpt.all and len(valid_stages) > 1:
+        raise _fail("--init-weights starts one stage: name it with --stage")
     config = TrainConfig(
         data_root=data,
         work_dir=(work_dir or cache_root()).expanduser().resolve(),
@@ -118,6 +139,10 @@ def train(
         batch=batch,
         resume=resume,
         hours=hours,
+        init_weights=init_weights,
+        optimizer=optimizer,
+        lr0=lr0,
+        warmup_epochs=warmup_epochs,
     )
     try:
         results = train_variant(
@@ -182,6 +207,7 @@ def package(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed the runs were trained with.")] = 0,
     command: Annotated[str, typer.Option(help="Exact training command, for the card.")] = "",
+    version: Annotated[int, typer.Option(min=1, help="Model version, for the card.")] = 1,
     compare: Annotated[
         list[Path] | None, typer.Option(help="Other packaged variants to report in README.md.")
     ] = None,
@@ -206,6 +232,7 @@ def package(
             models_dir=models_dir.resolve(),
             tiles=TileOptions(overlap=tile_overlap),
             command=command,
+            version=version,
         )
         card = load_card(folder)
         others = [load_card(p, verify=False) for p in (compare or [])]

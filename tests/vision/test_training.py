@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +14,14 @@ from typer.testing import CliRunner
 from vision.training import (
     TileOptions,
     TrainingError,
+    _base_of,
+    _initial_weights,
     build_frame_dataset,
     build_tile_dataset,
     model_yaml,
     plan_tiles,
     split_items,
+    stage_plans,
 )
 from vision.training_cli import app
 from vision.voc import VocAnnotation, VocObject
@@ -181,3 +185,44 @@ def test_cli_rejects_a_stage_of_the_other_variant(cplid_like: Path, tmp_path: Pa
 
     assert result.exit_code == 2
     assert "stages ['main']" in result.output
+
+
+def test_cli_needs_a_stage_to_start_from_weights(cplid_like: Path, tmp_path: Path) -> None:
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"x")
+    result = CliRunner().invoke(
+        app,
+        ["train", "--data", str(cplid_like), "--init-weights", str(weights),
+         "--work-dir", str(tmp_path / "w")],
+    )
+
+    assert result.exit_code == 2
+    assert "--init-weights starts one stage" in result.output
+
+
+BUNDLED = Path(__file__).resolve().parents[2] / "models" / "cplid-cascade"
+
+
+def test_initial_weights_must_detect_the_stage_classes(tmp_path: Path) -> None:
+    insulator, defect = stage_plans("cascade", epochs=1, imgsz=320, tiles=TileOptions())
+
+    assert _initial_weights(BUNDLED / "defect.pt", defect) == (BUNDLED / "defect.pt").resolve()
+    with pytest.raises(TrainingError, match=r"needs classes \['insulator'\]"):
+        _initial_weights(BUNDLED / "defect.pt", insulator)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(TrainingError, match="not an Ultralytics checkpoint"):
+        _initial_weights(junk, defect)
+
+
+def test_card_names_what_each_run_started_from(tmp_path: Path) -> None:
+    weights = tmp_path / "defect.pt"
+    weights.write_bytes(b"weights")
+    digest = hashlib.sha256(b"weights").hexdigest()[:16]
+
+    assert _base_of({"model": str(tmp_path / "yolo11n.yaml"), "pretrained": False}) == (
+        "yolo11n.yaml (from scratch, no pretrained weights)"
+    )
+    assert _base_of({"model": str(weights), "pretrained": True}) == (
+        f"weights defect.pt (sha256 {digest})"
+    )
