@@ -62,6 +62,9 @@ def test_planner_dashboard_charts_show_the_seeded_figures(
     expect(row).to_have_class("flag row--overdue")
     expect(row.locator(".pill--overdue")).to_have_text("已超时")
     expect(row.get_by_role("link")).to_be_visible()
+    # Flags are named in the page's language; the server's reason keeps the specifics.
+    pill = phone.locator('#panel-offsystem .pill[data-code="installed_too_soon"]').first
+    expect(pill).to_have_text("受理后装表过快")
     audit(phone)
     shot(phone, "planner-dashboard-360")
 

@@ -251,6 +251,11 @@
     };
   }
 
+  function flagName(code) {
+    var key = "flag." + code, text = t(key);
+    return text === key ? code : text;
+  }
+
   /** Open flags from another part of fieldops, each linked to its order. */
   function flagsView(id, title, candidates) {
     var p = panel(id, title, true);
@@ -266,7 +271,7 @@
           return el("li", { class: "flag" }, [
             el("div", { class: "flag__head" }, [
               orderLink(r.order_id),
-              el("span", { class: "pill pill--at_risk", text: r.code + (r.evidence ? " · " + t("photo." + r.evidence) : "") }),
+              el("span", { class: "pill pill--at_risk", "data-code": r.code, text: flagName(r.code) + (r.evidence ? " · " + t("photo." + r.evidence) : "") }),
               el("time", { class: "hint", text: (r.at || "").slice(0, 10) })
             ]),
             el("p", { class: "flag__reason", text: r.reason })
