@@ -153,6 +153,34 @@ class ClassTally:
         ])
 
 
+    def best_f1(self) -> dict[str, float] | None:
+        """The score threshold with the highest F1 at IoU 0.5, and its precision and recall.
+
+        Greedy matching takes boxes best score first, so the matches of the boxes above any
+        threshold are those found over all boxes: one sort gives every threshold's counts.
+        ``None`` without ground truth or predictions.
+        """
+        scores = np.concatenate(self.scores) if self.scores else np.zeros(0)
+        if not self.n_gt or not scores.size:
+            return None
+        matched = np.concatenate(self.matches)[:, 0]
+        order = np.argsort(-scores, kind="stable")
+        scores, matched = scores[order], matched[order]
+        tp = np.cumsum(matched)
+        fp = np.cumsum(~matched)
+        # Only the last box of a run of equal scores is a threshold one can set.
+        last = np.r_[scores[1:] != scores[:-1], True]
+        precision, recall = tp / (tp + fp), tp / self.n_gt
+        f1 = np.where(tp > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+        i = int(np.argmax(np.where(last, f1, -1.0)))
+        return {
+            "threshold": float(scores[i]),
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+        }
+
+
 class DetectionEvaluator:
     """Accumulates predictions and ground truth image by image, then reports per class.
 
@@ -224,6 +252,8 @@ class DetectionEvaluator:
                 "fp": tally.fp,
                 "fn": tally.fn,
                 "ground_truth": tally.n_gt,
+                # What the threshold would be if chosen on this data (report it on val only).
+                "max_f1": tally.best_f1(),
             }
             if name in image_recall_for:
                 row["image_recall"] = _finite(tally.image_recall)

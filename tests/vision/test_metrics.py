@@ -90,3 +90,26 @@ def test_mismatched_lengths_are_refused() -> None:
     ev = DetectionEvaluator(["a"], {0: 0.5})
     with pytest.raises(ValueError, match="differ in length"):
         ev.add_image([[0, 0, 1, 1]], [0.5, 0.6], [0], gt_xyxy=[], gt_class_id=[])
+
+
+def test_max_f1_threshold_on_hand_made_scores() -> None:
+    # Three defects; boxes by score: 0.9 TP, 0.8 FP, 0.7 TP, 0.6 TP, 0.5 FP.
+    ev = DetectionEvaluator(["defect"], {0: 0.5})
+    ev.add_image([[0, 0, 10, 10], [50, 50, 60, 60]], [0.9, 0.8], [0, 0],
+                 gt_xyxy=[[0, 0, 10, 10]], gt_class_id=[0])
+    ev.add_image([[0, 0, 10, 10], [20, 20, 30, 30], [70, 70, 80, 80]], [0.7, 0.6, 0.5], [0, 0, 0],
+                 gt_xyxy=[[0, 0, 10, 10], [20, 20, 30, 30]], gt_class_id=[0, 0])
+
+    best = ev.summary()["defect"]["max_f1"]
+
+    # At 0.6: TP 3, FP 1 -> P 0.75, R 1.0, F1 6/7 (at 0.5: P 0.6; at 0.9: R 1/3).
+    assert best["threshold"] == 0.6
+    assert (best["precision"], best["recall"]) == (0.75, 1.0)
+    assert best["f1"] == pytest.approx(6 / 7)
+
+
+def test_max_f1_is_none_without_ground_truth() -> None:
+    ev = DetectionEvaluator(["defect"], {0: 0.5})
+    ev.add_image([[0, 0, 10, 10]], [0.9], [0], gt_xyxy=[], gt_class_id=[])
+
+    assert ev.summary()["defect"]["max_f1"] is None
