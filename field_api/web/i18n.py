@@ -122,12 +122,18 @@ _MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "gap.photo_site": ("缺少现场照片", "No photo of the site"),
     "gap.scheme": ("尚无已确认的供电方案", "No accepted supply scheme"),
     "gap.contract": ("合同尚未由客户签署", "The contract is not signed by the customer"),
-    "gap.kit_issued": ("物料库尚未为本工单出库标准物料包", "No kit issued from a depot for this order"),
+    "gap.kit_issued": (
+        "物料库尚未为本工单出库标准物料包",
+        "No kit issued from a depot for this order",
+    ),
     "gap.meter_barcode": (
         "表计条码缺失、无法识别或与出库表号不符",
         "Meter barcode missing, unreadable or not the issued meter",
     ),
-    "gap.check_before_energising": ("送电前检验尚未通过", "The before-energising check has not passed"),
+    "gap.check_before_energising": (
+        "送电前检验尚未通过",
+        "The before-energising check has not passed",
+    ),
     "gap.check_supply_on": ("送电后检验尚未通过", "The supply-on check has not passed"),
     "survey.preferred_cable": (
         "优先选用电缆（车上现有，可不填）",

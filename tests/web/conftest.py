@@ -8,7 +8,6 @@ to test-artifacts/screenshots/ so a person can look at them.
 from __future__ import annotations
 
 import os
-
 import socket
 import threading
 from collections.abc import Iterator
