@@ -328,6 +328,35 @@ def resolve_model(name_or_path: str, models_dir: Path = DEFAULT_MODELS_DIR) -> P
     raise ModelCardError(f"unknown model {name_or_path!r}; bundled models: {known}")
 
 
+def with_val_metrics(card: ModelCard, classes: Mapping[str, Mapping[str, Any]]) -> ModelCard:
+    """Return ``card`` with ``metrics.val`` set from ``vision evaluate``'s per-class results.
+
+    Each class keeps precision, recall, AP50, AP50-95, TP/FP/FN (and image recall where
+    reported) at the card's threshold, which is recorded beside them as ``conf``.
+    """
+    val: dict[str, ClassMetrics] = {}
+    for name, row in classes.items():
+        if row.get("recall") is None:  # no ground truth of this class in the split
+            continue
+        kept = {
+            k: row[k]
+            for k in ("tp", "fp", "fn", "image_recall", "max_f1")
+            if row.get(k) is not None
+        }
+        val[name] = ClassMetrics(
+            precision=round(float(row["precision"]), 4),
+            recall=round(float(row["recall"]), 4),
+            ap50=round(float(row["ap50"] or 0.0), 4),
+            ap50_95=round(float(row["ap50_95"] or 0.0), 4),
+            conf=card.threshold(name),
+            **kept,
+        )
+    metrics = card.metrics.model_copy(update={"val": val})
+    updated = card.model_copy(update={"metrics": metrics})
+    updated._directory = card._directory
+    return updated
+
+
 def dump_card(card: ModelCard, folder: Path) -> Path:
     """Write ``card`` as ``folder/card.yaml`` atomically (temp file then rename)."""
     folder.mkdir(parents=True, exist_ok=True)

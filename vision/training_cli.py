@@ -16,6 +16,7 @@ import typer
 from vision.offline import cache_root
 
 if TYPE_CHECKING:
+    from vision.model_card import ModelCard
     from vision.training import StageName, Variant
 
 app = typer.Typer(help="Train and export the drone-photo defect detectors.", no_args_is_help=True)
@@ -214,8 +215,14 @@ def package(
     notes: Annotated[
         Path | None, typer.Option(help="Markdown file appended to README.md.", dir_okay=False)
     ] = None,
+    evaluate: Annotated[
+        bool,
+        typer.Option(help="Run the whole pipeline on the val split; record it in the card."),
+    ] = True,
 ) -> None:
     """Copy best weights into models/<name>/, export, validate, hash; write card and README."""
+    from vision.evaluate import DatasetLayoutError
+    from vision.inference import InferenceError
     from vision.model_card import ModelCardError, load_card, render_readme
     from vision.training import TileOptions, TrainConfig, TrainingError, package_variant
 
@@ -235,9 +242,27 @@ def package(
             version=version,
         )
         card = load_card(folder)
+        if evaluate:
+            card = _record_val(card, folder, data / "val")
         others = [load_card(p, verify=False) for p in (compare or [])]
         extra = notes.read_text(encoding="utf-8") if notes else ""
-    except (TrainingError, ModelCardError, OSError) as exc:
+    except (TrainingError, ModelCardError, InferenceError, DatasetLayoutError, OSError) as exc:
         raise _fail(str(exc)) from exc
     (folder / "README.md").write_text(render_readme(card, compared=others, notes=extra), "utf-8")
     typer.echo(f"packaged {folder}")
+
+
+def _record_val(card: ModelCard, folder: Path, val_dir: Path) -> ModelCard:
+    """Evaluate the packaged pipeline on ``val_dir`` and write the figures into its card."""
+    from vision.evaluate import EVAL_SCORE_FLOOR, evaluate_folder
+    from vision.inference import Detector
+    from vision.model_card import dump_card, with_val_metrics
+
+    detector = Detector(str(folder), score_floor=EVAL_SCORE_FLOOR)
+    typer.echo(f"evaluating the pipeline on {val_dir} ({detector.backend})")
+    result = evaluate_folder(
+        detector, val_dir, class_names=detector.class_names, conf_threshold=detector.thresholds
+    )
+    card = with_val_metrics(card, result["classes"])
+    dump_card(card, folder)
+    return card

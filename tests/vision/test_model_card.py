@@ -18,6 +18,7 @@ from vision.model_card import (
     resolve_model,
     sha256_file,
     verify_files,
+    with_val_metrics,
 )
 
 EMPTY_SHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -187,6 +188,31 @@ def test_dump_then_load_round_trips(model_dir: Path, tmp_path: Path) -> None:
 
     assert again == card
     assert not list(model_dir.glob(".*.tmp"))
+
+
+def test_evaluate_results_are_recorded_at_the_cards_thresholds(model_dir: Path) -> None:
+    card = load_card(model_dir)
+    row = {"precision": 0.9, "recall": 0.95, "ap50": 0.93, "ap50_95": 0.6, "tp": 19, "fp": 2,
+           "fn": 1, "ground_truth": 20}
+    classes = {
+        "insulator": {**row, "max_f1": None},
+        "defect": {**row, "image_recall": 1.0, "max_f1": {"threshold": 0.4, "f1": 0.92}},
+        "tree": {"precision": 0.0, "recall": None, "ap50": None, "ap50_95": None},
+    }
+
+    updated = with_val_metrics(card, classes)
+    dump_card(updated, model_dir)
+    again = load_card(model_dir)
+
+    assert set(again.metrics.val) == {"insulator", "defect"}  # no ground truth: not recorded
+    defect = again.metrics.val["defect"]
+    assert (defect.precision, defect.recall, defect.ap50) == (0.9, 0.95, 0.93)
+    assert defect.model_extra == {
+        "conf": 0.35, "tp": 19, "fp": 2, "fn": 1, "image_recall": 1.0,
+        "max_f1": {"threshold": 0.4, "f1": 0.92},
+    }
+    assert again.metrics.val["insulator"].model_extra == {"conf": 0.25, "tp": 19, "fp": 2, "fn": 1}
+    assert card.metrics.val == {}  # the original is left as it was
 
 
 def test_resolve_model_by_name_or_path(model_dir: Path) -> None:
