@@ -158,7 +158,10 @@ class ClassTally:
 
         Greedy matching takes boxes best score first, so the matches of the boxes above any
         threshold are those found over all boxes: one sort gives every threshold's counts.
-        ``None`` without ground truth or predictions.
+        Every threshold between the lowest kept score and the highest dropped one gives the
+        same counts; the midpoint of that gap is reported (``score`` is the lowest kept), so
+        a threshold chosen here is not set right at the edge of what this data happened to
+        score. ``None`` without ground truth or predictions.
         """
         scores = np.concatenate(self.scores) if self.scores else np.zeros(0)
         if not self.n_gt or not scores.size:
@@ -173,8 +176,10 @@ class ClassTally:
         precision, recall = tp / (tp + fp), tp / self.n_gt
         f1 = np.where(tp > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
         i = int(np.argmax(np.where(last, f1, -1.0)))
+        threshold = (scores[i] + scores[i + 1]) / 2 if i + 1 < scores.size else scores[i]
         return {
-            "threshold": float(scores[i]),
+            "threshold": float(threshold),
+            "score": float(scores[i]),
             "precision": float(precision[i]),
             "recall": float(recall[i]),
             "f1": float(f1[i]),

@@ -328,6 +328,32 @@ def resolve_model(name_or_path: str, models_dir: Path = DEFAULT_MODELS_DIR) -> P
     raise ModelCardError(f"unknown model {name_or_path!r}; bundled models: {known}")
 
 
+def with_thresholds(card: ModelCard, thresholds: Mapping[str, float], how: str) -> ModelCard:
+    """Return ``card`` with new per-class output thresholds (e.g. chosen on val).
+
+    Stages after a cascade's first run at the lowest threshold of their classes, so nothing
+    they report is cut before the output filter. A cascade's first stage keeps its ``conf``:
+    it is the gate deciding where the next stage looks, not an output threshold. ``how``
+    says how the thresholds were chosen; it is recorded in ``training.threshold_selection``.
+    """
+    unknown = set(thresholds) - {c.name for c in card.classes}
+    if unknown:
+        raise ModelCardError(f"thresholds for classes the card does not have: {sorted(unknown)}")
+    conf = {**card.conf_threshold, **{k: round(float(v), 4) for k, v in thresholds.items()}}
+    stages = dict(card.stages)
+    gate = card.stage_order[0] if card.kind == "cascade" else None
+    for name, stage in card.stages.items():
+        if name != gate:
+            lowest = min(conf.get(c, stage.conf) for c in stage.classes)
+            stages[name] = stage.model_copy(update={"conf": lowest})
+    training = card.training.model_copy(update={"threshold_selection": how})
+    updated = card.model_copy(
+        update={"conf_threshold": conf, "stages": stages, "training": training}
+    )
+    updated._directory = card._directory
+    return updated
+
+
 def with_val_metrics(card: ModelCard, classes: Mapping[str, Mapping[str, Any]]) -> ModelCard:
     """Return ``card`` with ``metrics.val`` set from ``vision evaluate``'s per-class results.
 
@@ -427,6 +453,9 @@ def render_readme(card: ModelCard, *, compared: Iterable[ModelCard] = (), notes:
         f"- Seed {t.seed}; base: {extra.get('base_model', 'yolo11n.yaml')}.",
         f"- Epochs per stage: {extra.get('epochs', {})}; wall-clock budget per stage (hours): "
         f"{extra.get('hours_per_stage')}.",
+        "- Output thresholds: "
+        + str(extra.get("threshold_selection", "each stage's max-F1 on its own val"))
+        + ".",
         "",
         "Command:",
         "",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -219,6 +219,13 @@ def package(
         bool,
         typer.Option(help="Run the whole pipeline on the val split; record it in the card."),
     ] = True,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            help="Set each class's output threshold to the whole pipeline's max-F1 on val "
+            "(with --evaluate; otherwise each stage's own val picks it)."
+        ),
+    ] = True,
 ) -> None:
     """Copy best weights into models/<name>/, export, validate, hash; write card and README."""
     from vision.evaluate import DatasetLayoutError
@@ -243,7 +250,7 @@ def package(
         )
         card = load_card(folder)
         if evaluate:
-            card = _record_val(card, folder, data / "val")
+            card = _record_val(card, folder, data / "val", calibrate=calibrate)
         others = [load_card(p, verify=False) for p in (compare or [])]
         extra = notes.read_text(encoding="utf-8") if notes else ""
     except (TrainingError, ModelCardError, InferenceError, DatasetLayoutError, OSError) as exc:
@@ -252,17 +259,39 @@ def package(
     typer.echo(f"packaged {folder}")
 
 
-def _record_val(card: ModelCard, folder: Path, val_dir: Path) -> ModelCard:
-    """Evaluate the packaged pipeline on ``val_dir`` and write the figures into its card."""
+def _record_val(card: ModelCard, folder: Path, val_dir: Path, *, calibrate: bool) -> ModelCard:
+    """Evaluate the packaged pipeline on ``val_dir`` and write the figures into its card.
+
+    With ``calibrate`` the output thresholds become the pipeline's max-F1 thresholds on
+    ``val_dir`` first, and the figures recorded are those at the new thresholds.
+    """
     from vision.evaluate import EVAL_SCORE_FLOOR, evaluate_folder
     from vision.inference import Detector
-    from vision.model_card import dump_card, with_val_metrics
+    from vision.model_card import dump_card, with_thresholds, with_val_metrics
 
-    detector = Detector(str(folder), score_floor=EVAL_SCORE_FLOOR)
-    typer.echo(f"evaluating the pipeline on {val_dir} ({detector.backend})")
-    result = evaluate_folder(
-        detector, val_dir, class_names=detector.class_names, conf_threshold=detector.thresholds
-    )
+    def run() -> dict[str, Any]:
+        detector = Detector(str(folder), score_floor=EVAL_SCORE_FLOOR)
+        typer.echo(f"evaluating the pipeline on {val_dir} ({detector.backend})")
+        return evaluate_folder(
+            detector, val_dir, class_names=detector.class_names,
+            conf_threshold=detector.thresholds,
+        )
+
+    result = run()
+    if calibrate:
+        best = {
+            name: row["max_f1"]["threshold"]
+            for name, row in result["classes"].items()
+            if row.get("max_f1")
+        }
+        card = with_thresholds(
+            card, best,
+            f"per class, the whole pipeline's max-F1 score threshold on {val_dir.name} "
+            "(midpoint of the score gap), from `fieldops vision package --calibrate`",
+        )
+        dump_card(card, folder)
+        typer.echo(f"output thresholds set on {val_dir.name}: {card.conf_threshold}")
+        result = run()
     card = with_val_metrics(card, result["classes"])
     dump_card(card, folder)
     return card

@@ -346,7 +346,8 @@ def test_evaluate_folder_accepts_any_detect_callable(tmp_path: Path) -> None:
     assert report["classes"]["defect"] == {
         "precision": 1.0, "recall": 1.0, "ap50": 1.0, "ap50_95": 1.0, "tp": 3, "fp": 0, "fn": 0,
         "ground_truth": 3, "image_recall": 1.0, "images_with_class": 3,
-        "max_f1": {"threshold": pytest.approx(0.9), "precision": 1.0, "recall": 1.0, "f1": 1.0},
+        "max_f1": {"threshold": pytest.approx(0.9), "score": pytest.approx(0.9),
+                   "precision": 1.0, "recall": 1.0, "f1": 1.0},
     }
 
 

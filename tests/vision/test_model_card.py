@@ -18,6 +18,7 @@ from vision.model_card import (
     resolve_model,
     sha256_file,
     verify_files,
+    with_thresholds,
     with_val_metrics,
 )
 
@@ -213,6 +214,23 @@ def test_evaluate_results_are_recorded_at_the_cards_thresholds(model_dir: Path) 
     }
     assert again.metrics.val["insulator"].model_extra == {"conf": 0.25, "tp": 19, "fp": 2, "fn": 1}
     assert card.metrics.val == {}  # the original is left as it was
+
+
+def test_thresholds_chosen_on_val_move_outputs_but_not_the_cascade_gate(
+    model_dir: Path,
+) -> None:
+    card = load_card(model_dir)
+
+    updated = with_thresholds(card, {"insulator": 0.4, "defect": 0.6123456}, "max-F1 on val")
+    dump_card(updated, model_dir)
+    again = load_card(model_dir)
+
+    assert again.conf_threshold == {"defect": 0.6123, "insulator": 0.4}
+    assert again.stages["defect"].conf == 0.6123  # decodes down to its output threshold
+    assert again.stages["insulator"].conf == 0.25  # the gate of the cascade is kept
+    assert (again.training.model_extra or {})["threshold_selection"] == "max-F1 on val"
+    with pytest.raises(ModelCardError, match="tree"):
+        with_thresholds(card, {"tree": 0.5}, "x")
 
 
 def test_resolve_model_by_name_or_path(model_dir: Path) -> None:
