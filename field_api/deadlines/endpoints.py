@@ -84,16 +84,16 @@ def end_pause(
     return PauseRead.of(pause)
 
 
-@router.get("/work-orders/{order_id}/visits")
+@router.get("/work-orders/{order_id}/appointments")
 def list_visits(order_id: int, session: DbSession, user: CurrentUser) -> list[VisitRead]:
-    """The order's planned visits, oldest first."""
+    """The order's booked appointments (planned visit windows), oldest first."""
     orders.get_for_actor(session, order_id, user, write=False)
     return [VisitRead.of(v) for v in service.visits_of(session, order_id)]
 
 
-@router.post("/work-orders/{order_id}/visits", status_code=status.HTTP_201_CREATED)
+@router.post("/work-orders/{order_id}/appointments", status_code=status.HTTP_201_CREATED)
 def book_visit(order_id: int, body: VisitCreate, session: DbSession, user: FieldWork) -> VisitRead:
-    """Book a visit window with the customer."""
+    """Book a visit window with the customer (the visits slice records the actual visit)."""
     order = orders.get_for_actor(session, order_id, user, write=True)
     visit = service.book_visit(
         session,
@@ -106,9 +106,9 @@ def book_visit(order_id: int, body: VisitCreate, session: DbSession, user: Field
     return VisitRead.of(visit)
 
 
-@router.post("/work-orders/{order_id}/visits/{visit_id}/cancel")
+@router.post("/work-orders/{order_id}/appointments/{visit_id}/cancel")
 def cancel_visit(order_id: int, visit_id: int, session: DbSession, user: FieldWork) -> VisitRead:
-    """Cancel a booked visit."""
+    """Cancel a booked appointment."""
     order = orders.get_for_actor(session, order_id, user, write=True)
     return VisitRead.of(service.cancel_visit(session, order, visit_id, actor=user))
 

@@ -31,7 +31,7 @@ def test_crew_signs_in_and_sees_todays_orders_with_deadlines(
     today = datetime.now(CHINA).date()
     start = datetime(today.year, today.month, today.day, 14, 0, tzinfo=CHINA)
     response = httpx.post(
-        f"{live_server.url}/work-orders/{booked}/visits",
+        f"{live_server.url}/work-orders/{booked}/appointments",
         headers={"Authorization": f"Bearer {live_server.tokens['crew']}"},
         json={
             "window_start": start.isoformat(),

@@ -79,7 +79,7 @@ def test_visit_booking_validates_the_body(
     client: TestClient, session: Session, settings: Settings, clock: FakeClock
 ) -> None:
     order_id, crew_token, _, _ = _setup(session, settings, clock)
-    url = f"/work-orders/{order_id}/visits"
+    url = f"/work-orders/{order_id}/appointments"
     naive = client.post(
         url,
         json={"window_start": "2025-09-30T09:00:00", "window_end": "2025-09-30T11:00:00"},

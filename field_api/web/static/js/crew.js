@@ -122,7 +122,7 @@
       return Promise.all(open.map(function (o) {
         return Promise.all([
           FO.api("GET", "/work-orders/" + o.id + "/deadlines").catch(function () { return null; }),
-          FO.api("GET", "/work-orders/" + o.id + "/visits").catch(function () { return []; })
+          FO.api("GET", "/work-orders/" + o.id + "/appointments").catch(function () { return []; })
         ]);
       })).then(function (parts) {
         var rows = open.map(function (o, i) {
