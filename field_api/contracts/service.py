@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -42,6 +43,8 @@ from field_api.errors import (
     UnsupportedMedia,
     ValidationFailed,
 )
+from field_api.media import service as media
+from field_api.media.rules import MediaKind
 from field_api.privacy import mask_name, mask_phone
 from field_api.work_orders import service as orders
 from field_api.work_orders.models import WorkOrder
@@ -52,6 +55,8 @@ logger = logging.getLogger(__name__)
 # Contracts are read and dated in China; the zone has had no DST since 1991.
 CHINA = timezone(timedelta(hours=8), "CST")
 MAX_SIGNATURE_BYTES = 1024 * 1024
+#: Namespace of the media client ids of contract signatures (uuid5 of the contract number).
+SIGNATURE_IDS = uuid.UUID("6f1c1a52-5c1e-4d7e-9f57-2f0c4b1f6a10")
 MAX_VERIFY_BYTES = 20 * 1024 * 1024
 
 
@@ -411,7 +416,6 @@ def sign(
     key = signing_key(settings)
     signed = signing.sign_pdf(document, record, key)
     file_sha = store.put(settings.media_dir, signed, session=session)
-    store.put(settings.media_dir, image, session=session)
 
     contract.status = ContractStatus.signed
     contract.signed_at = now
@@ -432,6 +436,16 @@ def sign(
         device_lat=lat,
         device_lon=lon,
         data={"contract_no": contract.contract_no, "file_sha256": file_sha},
+    )
+    # The drawn signature is also evidence of the order, listed with its photos.
+    media.record_generated(
+        session,
+        order=order,
+        kind=MediaKind.signature,
+        data=image,
+        client_id=str(uuid.uuid5(SIGNATURE_IDS, contract.contract_no)),
+        actor=actor,
+        settings=settings,
     )
     return contract
 

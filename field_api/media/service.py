@@ -10,6 +10,7 @@ and write goes through the order's access rules (``work_orders.service.get_for_a
 
 from __future__ import annotations
 
+import io
 import logging
 import secrets
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from PIL import Image as PILImage
 from sqlalchemy import and_, event, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -285,6 +287,55 @@ def create_item(
     if blob.created:
         _remove_on_rollback(session, store, blob.sha256)
     return item, True
+
+
+def record_generated(
+    session: Session,
+    *,
+    order: WorkOrder,
+    kind: MediaKind,
+    data: bytes,
+    client_id: str,
+    actor: Principal,
+    settings: Settings,
+) -> MediaItem:
+    """Keep an image the service itself received inside another step (the signature drawn
+    on the contract) as evidence of ``kind``, beside the crew's uploads.
+
+    ``client_id`` names it stably, so a retried step finds the same item. The bytes were
+    checked by that step; nothing is deferred to the analysis worker (a drawn signature has
+    no camera metadata, and look-alike signatures must not be flagged as reused photos).
+    """
+    existing = get_by_client_id(session, client_id)
+    if existing is not None:
+        return existing
+    media_type = sniff_media_type(data[:64])
+    if not media_type.is_image:
+        raise ValidationFailed(f"a generated {kind.value} item must be an image")
+    with PILImage.open(io.BytesIO(data)) as image:
+        width, height = image.size
+    store = store_of(settings)
+    blob = store.put_bytes(data)
+    if blob.created:
+        _remove_on_rollback(session, store, blob.sha256)
+    item = MediaItem(
+        client_id=client_id,
+        order_id=order.id,
+        stage=order.stage,
+        kind=kind,
+        media_type=media_type,
+        sha256=blob.sha256,
+        size_bytes=len(data),
+        uploaded_by=actor.user_id,
+        uploaded_at=utcnow(),
+        width=width,
+        height=height,
+        analysis=AnalysisState.done,
+    )
+    session.add(item)
+    session.flush()
+    audit.record(session, actor=actor, action="media.create", entity=item)
+    return item
 
 
 def _plausibility_flags(

@@ -100,7 +100,9 @@ def test_crew_connects_a_customer_in_one_visit_from_arrival_to_energising(
     assert live_server.stage(order_id) == Stage.installed
     shot(phone, "flow-4-installed-360")
     media = live_server.rows_of(MediaItem, order_id)
-    assert sorted(m.kind.value for m in media) == ["barcode", "meter_box", "seal", "site", "wiring"]
+    assert sorted(m.kind.value for m in media) == [
+        "barcode", "meter_box", "seal", "signature", "site", "wiring"
+    ]
     (barcode,) = [m for m in media if m.kind.value == "barcode"]
     assert barcode.scanned_value == METER_CODE
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from field_api.auth import service as auth_service
@@ -23,6 +23,8 @@ from field_api.errors import (
     UnsupportedMedia,
     ValidationFailed,
 )
+from field_api.media.models import MediaItem
+from field_api.media.rules import MediaKind
 from field_api.media.storage import MediaStore
 from field_api.schemes.models import SupplyScheme
 from field_api.work_orders.models import StageTransition
@@ -134,6 +136,11 @@ def test_sign_with_the_code_signs_stores_and_moves_the_order(
     assert record["device_time"] == "2026-11-27T02:04:58Z"
     assert record["gps"]["lat"] == "22.5333000"
     assert code not in str(record)
+    # The drawn signature is evidence of the order too, stored once.
+    (drawn,) = session.execute(select(MediaItem).where(MediaItem.order_id == order_id)).scalars()
+    assert (drawn.kind, drawn.stage) == (MediaKind.signature, Stage.contract_signed)
+    assert drawn.sha256 == result.signature_image_sha256
+    assert store.read(settings.media_dir, drawn.sha256) == signature_png()
 
     # A retry after a lost response gives the same signed contract back.
     again = service.sign(
@@ -146,6 +153,8 @@ def test_sign_with_the_code_signs_stores_and_moves_the_order(
     )
     assert not isinstance(again, service.OtpRejected)
     assert again.file_sha256 == result.file_sha256
+    count = select(func.count()).select_from(MediaItem).where(MediaItem.order_id == order_id)
+    assert session.scalar(count) == 1
 
 
 def test_wrong_code_is_counted_and_refused(
