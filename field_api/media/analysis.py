@@ -18,6 +18,7 @@ import re
 import struct
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
@@ -243,18 +244,9 @@ def inspect_image(
         ValidationFailed: truncated, corrupt header, or too many pixels.
         UnsupportedMedia: ``media_type`` is not an image type.
     """
-    if not media_type.is_image:
-        raise UnsupportedMedia(f"{media_type.value} is not a photo")
-    if media_type is MediaType.jpeg and not jpeg_is_complete(path):
-        raise ValidationFailed("the JPEG is truncated or corrupt (no end-of-image marker)")
-    with _open_image(path, media_type, max_pixels=max_pixels) as im:
-        try:
-            exif = im.getexif()
-        except _DECODE_ERRORS as exc:
-            raise ValidationFailed(f"the image is truncated or corrupt: {exc}") from exc
+    with _checked_photo(path, media_type, max_pixels=max_pixels) as (im, exif):
         orientation = _orientation(exif)
-        raw_w, raw_h = im.size
-    width, height = (raw_h, raw_w) if orientation in (5, 6, 7, 8) else (raw_w, raw_h)
+        width, height = _oriented_size(im.size, orientation)
     return ImageHeader(
         media_type=media_type,
         width=width,
@@ -287,26 +279,17 @@ def analyze_image(
         ValidationFailed: corrupt, truncated or oversized (in pixels) image.
         UnsupportedMedia: ``media_type`` is not an image type.
     """
-    if not media_type.is_image:
-        raise UnsupportedMedia(f"{media_type.value} is not a photo")
-    if media_type is MediaType.jpeg and not jpeg_is_complete(path):
-        raise ValidationFailed("the JPEG is truncated or corrupt (no end-of-image marker)")
-    with _open_image(path, media_type, max_pixels=max_pixels) as im:
-        try:
-            exif = im.getexif()
-        except _DECODE_ERRORS as exc:  # PNG reads ahead to find its eXIf chunk
-            raise ValidationFailed(f"the image is truncated or corrupt: {exc}") from exc
+    with _checked_photo(path, media_type, max_pixels=max_pixels) as (im, exif):
         orientation = _orientation(exif)
         captured = read_capture_time(exif)
         gps = read_gps(exif)
-        raw_w, raw_h = im.size  # before draft() shrinks it
+        width, height = _oriented_size(im.size, orientation)  # before draft() shrinks it
         if media_type is MediaType.jpeg:
             # Reduced DCT scale: every entropy-coded byte is still decoded.
             im.draft("RGB", (ANALYSIS_DRAFT_PX, ANALYSIS_DRAFT_PX))
         _load_fully(im)
         oriented = ImageOps.exif_transpose(im)
         rgb = _to_rgb(oriented)
-        width, height = (raw_h, raw_w) if orientation in (5, 6, 7, 8) else (raw_w, raw_h)
         phash = phash_to_int64(imagehash.phash(rgb))
         thumb = make_thumbnail(rgb, max_px=thumbnail_px)
     return ImageAnalysis(
@@ -372,6 +355,28 @@ def _open_image(path: Path, media_type: MediaType, *, max_pixels: int) -> _OpenI
 
 
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
+
+
+@contextmanager
+def _checked_photo(
+    path: Path, media_type: MediaType, *, max_pixels: int
+) -> Iterator[tuple[Image.Image, Image.Exif]]:
+    """Open a photo after the checks every reader needs; yield it with its EXIF."""
+    if not media_type.is_image:
+        raise UnsupportedMedia(f"{media_type.value} is not a photo")
+    if media_type is MediaType.jpeg and not jpeg_is_complete(path):
+        raise ValidationFailed("the JPEG is truncated or corrupt (no end-of-image marker)")
+    with _open_image(path, media_type, max_pixels=max_pixels) as im:
+        try:
+            exif = im.getexif()
+        except _DECODE_ERRORS as exc:  # PNG reads ahead to find its eXIf chunk
+            raise ValidationFailed(f"the image is truncated or corrupt: {exc}") from exc
+        yield im, exif
+
+
+def _oriented_size(size: tuple[int, int], orientation: int) -> tuple[int, int]:
+    """Width and height as displayed: EXIF orientations 5-8 swap them."""
+    return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
 
 
 def _orientation(exif: Image.Exif) -> int:
