@@ -31,6 +31,7 @@ import typer
 
 from vision.detections import Detections
 from vision.images import ImageRecord, ImageSourceError, iter_image_paths, stream_images
+from vision.model_card import BACKEND_CHOICES, BACKEND_HELP
 
 if TYPE_CHECKING:
     from vision.inference import BackendChoice, Detector
@@ -247,7 +248,7 @@ def detect_command(
     model: Annotated[str, typer.Option(help="Model name under models/ or a model folder.")] = (
         "cplid-cascade"
     ),
-    backend: Annotated[str, typer.Option(help="auto, torch, onnx or openvino.")] = "auto",
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
     annotate: Annotated[bool, typer.Option("--annotate", help="Write annotated JPEGs.")] = False,
     sliced: Annotated[bool, typer.Option("--slice", help="Sliced inference for large photos.")]
     = False,
@@ -258,8 +259,8 @@ def detect_command(
     from vision.inference import Detector, InferenceError
     from vision.model_card import ModelCardError
 
-    if backend not in ("auto", "torch", "onnx", "openvino"):
-        raise _fail(f"unknown backend {backend!r}: use auto, torch, onnx or openvino")
+    if backend not in BACKEND_CHOICES:
+        raise _fail(f"unknown backend {backend!r}: use {', '.join(BACKEND_CHOICES)}")
     try:
         detector = Detector(model, backend=cast("BackendChoice", backend), threads=threads,
                             sliced=sliced)
@@ -276,7 +277,7 @@ def evaluate_command(
     model: Annotated[str, typer.Option(help="Model name under models/ or a model folder.")] = (
         "cplid-cascade"
     ),
-    backend: Annotated[str, typer.Option(help="auto, torch, onnx or openvino.")] = "auto",
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the figures here.")]
     = None,
     threads: Annotated[int, typer.Option(min=1, max=64)] = 2,
@@ -286,8 +287,8 @@ def evaluate_command(
     from vision.inference import Detector, InferenceError
     from vision.model_card import ModelCardError
 
-    if backend not in ("auto", "torch", "onnx", "openvino"):
-        raise _fail(f"unknown backend {backend!r}: use auto, torch, onnx or openvino")
+    if backend not in BACKEND_CHOICES:
+        raise _fail(f"unknown backend {backend!r}: use {', '.join(BACKEND_CHOICES)}")
     try:
         detector = Detector(model, backend=cast("BackendChoice", backend), threads=threads,
                             score_floor=EVAL_SCORE_FLOOR)

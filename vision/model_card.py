@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
@@ -31,7 +31,10 @@ DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 Role = Literal["asset_marker", "defect", "corridor_hazard"]
 Kind = Literal["single", "cascade"]
-Backend = Literal["torch", "onnx", "openvino"]
+Backend = Literal["torch", "onnx", "openvino", "openvino-int8"]
+#: Backend names the command line accepts, ``auto`` first (the fastest the model folder allows).
+BACKEND_CHOICES: tuple[str, ...] = ("auto", *get_args(Backend))
+BACKEND_HELP = "auto (the fastest the model folder allows), " + ", ".join(get_args(Backend)) + "."
 
 # Stage names the pipeline relies on, per kind of model.
 STAGE_NAMES: dict[str, tuple[str, ...]] = {
@@ -67,6 +70,8 @@ class Stage(_Strict):
     weights: str
     onnx: str | None = None
     openvino: str | None = None
+    #: OpenVINO IR quantized to int8 from the f32 one (``vision.quantize``), head kept in f32.
+    openvino_int8: str | None = None
     imgsz: int = Field(gt=0)
     conf: float = Field(ge=0.0, le=1.0)
     iou: float = Field(gt=0.0, le=1.0)
@@ -82,7 +87,10 @@ class Stage(_Strict):
         Raises:
             ModelCardError: the card has no export for that backend.
         """
-        name = {"torch": self.weights, "onnx": self.onnx, "openvino": self.openvino}[backend]
+        name = {
+            "torch": self.weights, "onnx": self.onnx, "openvino": self.openvino,
+            "openvino-int8": self.openvino_int8,
+        }[backend]
         if name is None:
             raise ModelCardError(f"this model has no {backend} export for the stage")
         return name
@@ -354,11 +362,14 @@ def with_thresholds(card: ModelCard, thresholds: Mapping[str, float], how: str) 
     return updated
 
 
-def with_val_metrics(card: ModelCard, classes: Mapping[str, Mapping[str, Any]]) -> ModelCard:
-    """Return ``card`` with ``metrics.val`` set from ``vision evaluate``'s per-class results.
+def with_val_metrics(
+    card: ModelCard, classes: Mapping[str, Mapping[str, Any]], *, key: str = "val"
+) -> ModelCard:
+    """Return ``card`` with ``metrics.<key>`` set from ``vision evaluate``'s per-class results.
 
     Each class keeps precision, recall, AP50, AP50-95, TP/FP/FN (and image recall where
-    reported) at the card's threshold, which is recorded beside them as ``conf``.
+    reported) at the card's threshold, which is recorded beside them as ``conf``. ``key`` is
+    ``val`` for the default backend's figures, or e.g. ``val_openvino_f32`` for another's.
     """
     val: dict[str, ClassMetrics] = {}
     for name, row in classes.items():
@@ -377,7 +388,7 @@ def with_val_metrics(card: ModelCard, classes: Mapping[str, Mapping[str, Any]]) 
             conf=card.threshold(name),
             **kept,
         )
-    metrics = card.metrics.model_copy(update={"val": val})
+    metrics = card.metrics.model_copy(update={key: val})
     updated = card.model_copy(update={"metrics": metrics})
     updated._directory = card._directory
     return updated
@@ -442,7 +453,9 @@ def render_readme(card: ModelCard, *, compared: Iterable[ModelCard] = (), notes:
     for name in card.stage_order:
         s = card.stages[name]
         tiles = f"{s.tile_px} px, overlap {s.tile_overlap}" if s.tile_px else "full frame"
-        files = ", ".join(f"`{f}`" for f in (s.weights, s.onnx, s.openvino) if f)
+        files = ", ".join(
+            f"`{f}`" for f in (s.weights, s.onnx, s.openvino, s.openvino_int8) if f
+        )
         lines.append(f"| {name} | {s.imgsz} | {tiles} | {s.conf} | {s.iou} | {files} |")
     extra = t.model_extra or {}
     lines += [

@@ -30,6 +30,7 @@ import typer
 from vision.camera import ErrorModel, GeoreferenceError, camera_for, centre_for
 from vision.ledger import DEFAULT_MAX_LINE_DISTANCE_M, LedgerError, load_ledger
 from vision.metadata import read_metadata
+from vision.model_card import BACKEND_CHOICES, BACKEND_HELP
 from vision.reconcile import ReconcileOptions
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def run_command(
     model: Annotated[str, typer.Option(help="Model name under models/ or a model folder.")] = (
         "cplid-cascade"
     ),
-    backend: Annotated[str, typer.Option(help="auto, torch, onnx or openvino.")] = "auto",
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
     threads: Annotated[int, typer.Option(min=1, max=64, help="Inference threads.")] = 2,
     batch_size: Annotated[int, typer.Option(min=1, max=64, help="Photos per detector call.")]
     = 4,
@@ -90,8 +91,8 @@ def run_command(
     from vision.model_card import ModelCardError, load_card, resolve_model
     from vision.pipeline import BatchError, BatchOptions, run_batch
 
-    if backend not in ("auto", "torch", "onnx", "openvino"):
-        raise _fail(f"unknown backend {backend!r}: use auto, torch, onnx or openvino")
+    if backend not in BACKEND_CHOICES:
+        raise _fail(f"unknown backend {backend!r}: use {', '.join(BACKEND_CHOICES)}")
     chosen = cast("BackendChoice", backend)
     try:
         card = load_card(resolve_model(model), verify=False)

@@ -24,11 +24,11 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import yaml
@@ -37,6 +37,9 @@ from PIL import Image
 from vision.offline import cache_root, prepare_offline
 from vision.tiling import Tile, boxes_to_tile, tiles_along
 from vision.voc import VocAnnotation, read_voc, voc_to_yolo_lines
+
+if TYPE_CHECKING:
+    from vision.model_card import ModelCard
 
 Variant = Literal["single", "cascade"]
 StageName = Literal["main", "insulator", "defect"]
@@ -743,6 +746,50 @@ def _base_of(run_args: dict[str, Any]) -> str:
     return f"{BASE_MODEL}.yaml (from scratch, no pretrained weights)"
 
 
+@dataclass(frozen=True)
+class _KeptStage:
+    stage: dict[str, Any]
+    metrics: dict[str, Any]
+    thresholds: dict[str, float]
+    speed: dict[str, float]
+    epochs: int
+    hours: float | None
+    base: str
+
+
+def _reused_stage(old: ModelCard, stem: str, tmp: Path) -> _KeptStage:
+    """Copy ``old``'s stage ``stem`` into the folder being built, re-exported, with its figures."""
+    if stem not in old.stages:
+        raise TrainingError(f"model {old.name!r} has no stage {stem!r} to reuse")
+    source = old.stages[stem]
+    shutil.copyfile(old.stage_path(stem, "torch"), tmp / f"{stem}.pt")
+    exports = export_weights(tmp / f"{stem}.pt", source.imgsz)
+    stage = source.model_dump(mode="json", exclude_none=True)
+    stage.pop("openvino_int8", None)
+    stage.update(weights=f"{stem}.pt", onnx=exports["onnx"].name,
+                 openvino=exports["openvino"].name)
+    metrics = {
+        cls: m.model_dump(mode="json") for cls, m in old.metrics.stage_val.get(stem, {}).items()
+    }
+    thresholds = {cls: float(m.get("conf", source.conf)) for cls, m in metrics.items()}
+    extra = old.training.model_extra or {}
+    old_base = next(
+        (part.split(": ", 1)[1] for part in str(extra.get("base_model", "")).split("; ")
+         if part.startswith(f"{stem}: ")),
+        "?",
+    )
+    speed = (old.speed.get("stage_val_torch_ms_per_image") or {}).get(stem, {})
+    return _KeptStage(
+        stage=stage,
+        metrics=metrics,
+        thresholds=thresholds,
+        speed=dict(speed),
+        epochs=int((extra.get("epochs") or {}).get(stem, 0)),
+        hours=(extra.get("hours_per_stage") or {}).get(stem),
+        base=f"kept from {old.name} version {old.version} (which started from {old_base})",
+    )
+
+
 def package_variant(
     variant: Variant,
     name: str,
@@ -752,8 +799,13 @@ def package_variant(
     tiles: TileOptions = TileOptions(),
     command: str = "",
     version: int = 1,
+    reuse: Mapping[str, ModelCard] | None = None,
 ) -> Path:
     """Turn the finished runs of ``variant`` into ``models_dir/<name>/`` with a card.
+
+    ``reuse`` maps a stage name to an already packaged model whose stage is taken as it is
+    (weights re-exported, its Ultralytics val figures, epochs and origin copied from that
+    card), so one stage can be retrained and repackaged without the other's run folder.
 
     Image size, tile size and val data are read from each run's ``args.yaml``; ``tiles`` only
     supplies the tiling options recorded in the card (overlap, jitter, ...).
@@ -783,6 +835,17 @@ def package_variant(
         hours: dict[str, float | None] = {}
         bases: list[str] = []
         for plan in plans:
+            if reuse and plan.stage in reuse:
+                kept = _reused_stage(reuse[plan.stage], plan.stage, tmp)
+                stage_metrics[plan.stage] = kept.metrics
+                thresholds.update(kept.thresholds)
+                stages[plan.stage] = kept.stage
+                speeds[plan.stage] = kept.speed
+                epochs[plan.stage] = kept.epochs
+                hours[plan.stage] = kept.hours
+                bases.append(f"{plan.stage}: {kept.base}")
+                weight_names += [kept.stage["weights"], kept.stage["onnx"], kept.stage["openvino"]]
+                continue
             run_dir = config.work_dir / "runs" / plan.run_name
             best = run_dir / "weights" / "best.pt"
             if not best.is_file():

@@ -226,12 +226,43 @@ def package(
             "(with --evaluate; otherwise each stage's own val picks it)."
         ),
     ] = True,
+    int8: Annotated[
+        bool,
+        typer.Option(
+            help="Also quantize each stage's OpenVINO network to int8 (NNCF, calibrated on "
+            "train photos) before the val evaluation; auto then runs it."
+        ),
+    ] = True,
+    reuse_stage: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="STAGE=MODEL: take this stage as packaged in MODEL (a name or folder) "
+            "instead of from its run (repeatable)."
+        ),
+    ] = None,
 ) -> None:
     """Copy best weights into models/<name>/, export, validate, hash; write card and README."""
     from vision.evaluate import DatasetLayoutError
     from vision.inference import InferenceError
-    from vision.model_card import ModelCardError, load_card, render_readme
-    from vision.training import TileOptions, TrainConfig, TrainingError, package_variant
+    from vision.model_card import ModelCardError, load_card, render_readme, resolve_model
+    from vision.quantize import QuantizeError, quantize_model
+    from vision.training import (
+        TileOptions,
+        TrainConfig,
+        TrainingError,
+        package_variant,
+        split_items,
+    )
+
+    reuse: dict[str, ModelCard] = {}
+    for item in reuse_stage or []:
+        stage_name, sep, source = item.partition("=")
+        if not sep or not stage_name or not source:
+            raise _fail(f"--reuse-stage wants STAGE=MODEL, got {item!r}")
+        try:
+            reuse[stage_name] = load_card(resolve_model(source))
+        except ModelCardError as exc:
+            raise _fail(str(exc)) from exc
 
     config = TrainConfig(
         data_root=data,
@@ -247,13 +278,18 @@ def package(
             tiles=TileOptions(overlap=tile_overlap),
             command=command,
             version=version,
+            reuse=reuse,
         )
         card = load_card(folder)
+        if int8:
+            typer.echo("quantizing to int8, calibrated on the train photos")
+            card = quantize_model(folder, [image for image, _ in split_items(data, "train")])
         if evaluate:
             card = _record_val(card, folder, data / "val", calibrate=calibrate)
         others = [load_card(p, verify=False) for p in (compare or [])]
         extra = notes.read_text(encoding="utf-8") if notes else ""
-    except (TrainingError, ModelCardError, InferenceError, DatasetLayoutError, OSError) as exc:
+    except (TrainingError, ModelCardError, InferenceError, DatasetLayoutError, QuantizeError,
+            OSError) as exc:
         raise _fail(str(exc)) from exc
     (folder / "README.md").write_text(render_readme(card, compared=others, notes=extra), "utf-8")
     typer.echo(f"packaged {folder}")
@@ -293,5 +329,53 @@ def _record_val(card: ModelCard, folder: Path, val_dir: Path, *, calibrate: bool
         typer.echo(f"output thresholds set on {val_dir.name}: {card.conf_threshold}")
         result = run()
     card = with_val_metrics(card, result["classes"])
+    if any(stage.openvino_int8 for stage in card.stages.values()):
+        # the f32 network at the same thresholds, to show what int8 costs
+        f32 = Detector(str(folder), backend="openvino", score_floor=EVAL_SCORE_FLOOR)
+        typer.echo(f"evaluating the f32 OpenVINO networks on {val_dir} for comparison")
+        result = evaluate_folder(f32, val_dir, class_names=f32.class_names,
+                                 conf_threshold=f32.thresholds)
+        card = with_val_metrics(card, result["classes"], key="val_openvino_f32")
     dump_card(card, folder)
     return card
+
+
+@app.command()
+def quantize(
+    model: Annotated[str, typer.Option(help="Model name under models/ or a model folder.")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="CPLID-like folder; its train/images calibrate the quantization.",
+            exists=True, file_okay=False, resolve_path=True,
+        ),
+    ],
+    photos: Annotated[int, typer.Option(min=1, help="Train photos to calibrate on.")] = 300,
+    samples: Annotated[int, typer.Option(min=1, help="Network inputs kept per stage.")] = 300,
+    seed: Annotated[int, typer.Option(help="Seed of the calibration sample.")] = 0,
+    evaluate: Annotated[
+        bool,
+        typer.Option(help="Evaluate the int8 pipeline on val/ and record it in the card."),
+    ] = True,
+    calibrate: Annotated[
+        bool, typer.Option(help="Re-choose the output thresholds on val (with --evaluate).")
+    ] = False,
+) -> None:
+    """Quantize a packaged model's OpenVINO networks to int8, calibrated on train photos."""
+    from vision.evaluate import DatasetLayoutError
+    from vision.inference import InferenceError
+    from vision.model_card import ModelCardError, resolve_model
+    from vision.quantize import QuantizeError, QuantizeOptions, quantize_model
+    from vision.training import TrainingError, split_items
+
+    try:
+        folder = resolve_model(model)
+        images = [image for image, _ in split_items(data, "train")]
+        card = quantize_model(folder, images, QuantizeOptions(photos, samples, seed))
+        if evaluate:
+            card = _record_val(card, folder, data / "val", calibrate=calibrate)
+    except (ModelCardError, QuantizeError, TrainingError, InferenceError, DatasetLayoutError,
+            OSError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"quantized {folder}: " + ", ".join(
+        f"{name} → {stage.openvino_int8}" for name, stage in card.stages.items()))

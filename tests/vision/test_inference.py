@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -386,3 +387,62 @@ def test_detect_to_folder_streams_200_photos_holding_only_a_few_results(
     assert len(json.loads((tmp_path / "out" / "coco_images.json").read_text())) == 200
     # results are written and dropped batch by batch, never accumulated
     assert detector.most_alive - before <= 4
+
+
+# ---------------------------------------------------------------------- int8 quantization
+def _node_feeding(model: Any, name_part: str, op_type: str) -> list[str]:
+    """Type of the node feeding input 0 of each ``op_type`` op whose name holds ``name_part``."""
+    return [op.input(0).get_source_output().get_node().get_type_name()
+            for op in model.get_ops()
+            if op.get_type_name() == op_type and name_part in op.get_friendly_name()]
+
+
+@pytest.mark.skipif(not backend_available("openvino"), reason="needs openvino")
+def test_int8_quantization_adds_a_checked_network_that_auto_prefers(
+    random_model: Path, photo: np.ndarray, tmp_path: Path
+) -> None:
+    import openvino as ov
+
+    from vision.quantize import QuantizeOptions, quantize_model
+
+    folder = tmp_path / "m"
+    shutil.copytree(random_model, folder)
+    card = quantize_model(folder, FIXTURE_IMAGES, QuantizeOptions(samples=6))
+    for name, stage in card.stages.items():
+        assert stage.openvino_int8 == f"{name}_int8_openvino_model"
+        assert f"{name}_int8_openvino_model/{name}.xml" in card.sha256
+    assert "3 train photos" in card.training.model_extra["quantization"]["calibration"]
+    load_card(folder)  # every hash, the new ones included, matches
+    detector = Detector(folder)
+    assert detector.backend == "openvino-int8"
+    # the backbone runs on int8 activations; the head's output convolutions stay in f32
+    model = ov.Core().read_model(str(folder / "insulator_int8_openvino_model/insulator.xml"))
+    assert "FakeQuantize" in _node_feeding(model, "/model.0/conv/", "Convolution")
+    head = _node_feeding(model, "cv3.0.2/", "Convolution") + _node_feeding(
+        model, "cv2.0.2/", "Convolution")
+    assert head and "FakeQuantize" not in head
+    # same network up to quantization noise: the box rows of both runtimes agree closely
+    blob, _ = letterbox(photo, IMGSZ)
+    f32 = load_runner(card.stage_path("insulator", "openvino"), "openvino", imgsz=IMGSZ)(blob[None])
+    int8 = load_runner(card.stage_path("insulator", "openvino-int8"), "openvino-int8",
+                       imgsz=IMGSZ)(blob[None])
+    assert int8.shape == f32.shape
+    assert np.corrcoef(int8[0, :4].ravel(), f32[0, :4].ravel())[0, 1] > 0.99
+
+
+@pytest.mark.skipif(not backend_available("openvino"), reason="needs openvino")
+def test_quantization_without_calibration_input_leaves_the_model_as_it_was(
+    random_model: Path, tmp_path: Path
+) -> None:
+    from vision.quantize import QuantizeError, quantize_model
+
+    folder = tmp_path / "m"
+    shutil.copytree(random_model, folder)
+    before = sorted(p.name for p in folder.iterdir())
+    card_text = (folder / "card.yaml").read_text(encoding="utf-8")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    with pytest.raises(QuantizeError, match="no input"):
+        quantize_model(folder, [broken])
+    assert sorted(p.name for p in folder.iterdir()) == before
+    assert (folder / "card.yaml").read_text(encoding="utf-8") == card_text

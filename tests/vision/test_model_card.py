@@ -105,6 +105,18 @@ def test_load_card_resolves_paths_and_thresholds(model_dir: Path) -> None:
     assert load_card(model_dir / "card.yaml").name == "tiny-cascade"
 
 
+def test_the_int8_network_is_its_own_backend(model_dir: Path) -> None:
+    card = load_card(model_dir)
+    with pytest.raises(ModelCardError, match="no openvino-int8 export"):
+        card.stage_path("insulator", "openvino-int8")
+
+    stage = card.stages["insulator"].model_copy(
+        update={"openvino_int8": "insulator_int8_openvino_model"}
+    )
+    assert stage.file_for("openvino-int8") == "insulator_int8_openvino_model"
+    assert stage.file_for("openvino") == "insulator_openvino_model"
+
+
 def test_changed_weight_file_raises_integrity_error(model_dir: Path) -> None:
     (model_dir / "defect.pt").write_bytes(b"someone else's weights")
 

@@ -16,6 +16,7 @@ from vision.training import (
     TrainingError,
     _base_of,
     _initial_weights,
+    _reused_stage,
     build_frame_dataset,
     build_tile_dataset,
     model_yaml,
@@ -226,3 +227,33 @@ def test_card_names_what_each_run_started_from(tmp_path: Path) -> None:
     assert _base_of({"model": str(weights), "pretrained": True}) == (
         f"weights defect.pt (sha256 {digest})"
     )
+
+
+# Ultralytics' OpenVINO export traces with torch.jit.trace, which torch 2.14 marks deprecated
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace.*` is deprecated:FutureWarning")
+def test_a_reused_stage_keeps_its_weights_figures_and_origin(tmp_path: Path) -> None:
+    from vision.model_card import load_card
+
+    old = load_card(BUNDLED)
+    kept = _reused_stage(old, "defect", tmp_path)
+
+    assert (tmp_path / "defect.pt").read_bytes() == (BUNDLED / "defect.pt").read_bytes()
+    assert (tmp_path / kept.stage["onnx"]).is_file()
+    assert (tmp_path / kept.stage["openvino"] / "defect.xml").is_file()
+    source = old.stages["defect"]
+    assert kept.stage["imgsz"] == source.imgsz and kept.stage["tile_px"] == source.tile_px
+    assert "openvino_int8" not in kept.stage  # a new int8 network is made from the new f32 one
+    assert kept.metrics["defect"]["ap50"] == old.metrics.stage_val["defect"]["defect"].ap50
+    assert kept.epochs == (old.training.model_extra or {})["epochs"]["defect"]
+    assert kept.base.startswith(f"kept from cplid-cascade version {old.version}")
+    with pytest.raises(TrainingError, match="no stage 'main'"):
+        _reused_stage(old, "main", tmp_path)
+
+
+def test_package_cli_wants_stage_equals_model(cplid_like: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["package", "--data", str(cplid_like), "--name", "x", "--reuse-stage", "defect"]
+    )
+
+    assert result.exit_code == 2
+    assert "--reuse-stage wants STAGE=MODEL" in result.output
