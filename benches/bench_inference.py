@@ -4,8 +4,10 @@ Both pipelines read the same photos with the same streaming reader, run the same
 (insulator stage, tiles along insulators, defect stage, merge) and produce Detections; they
 differ only in how each model call is made:
 
-- ours: own cv2 letterbox + the chosen runtime backend (OpenVINO/ONNX Runtime/torch, 2 threads)
-  + own numpy decode/NMS;
+- ours: own cv2 letterbox + the chosen runtime backend (``auto``: the int8 OpenVINO networks
+  where the model folder has them, quantized from the same weights; else OpenVINO f32, ONNX
+  Runtime, torch; 2 threads) + own numpy decode/NMS; ``--also-backend openvino`` adds a row
+  for another backend (e.g. f32) in the same alternating rounds;
 - baseline: ``YOLO(weights).predict(images, imgsz=stage imgsz, conf=..., iou=...)`` with every
   other Ultralytics default (torch, the thread count Ultralytics picks, its own pre/post).
 
@@ -206,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rss-count", type=int, default=10_000,
                         help="photos streamed for the RSS check (0 skips it)")
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--also-backend", action="append", default=[],
+                        help="another backend of ours timed in the same rounds (repeatable)")
     args = parser.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-inference-"))
@@ -223,12 +227,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name, clock in clocks.items():
         ours.stages[name].runner = clock
     base = None if args.skip_baseline else baseline_detector(model)
+    others = {b: Detector(model, backend=b) for b in args.also_backend}
+    others_s: dict[str, list[float]] = {b: [] for b in others}
+    others_cpu: dict[str, list[float]] = {b: [] for b in others}
     print(f"model {ours.card.name} ({ours.card.kind}), backend {ours.backend}, "
           f"{len(paths)} photos cycled, {args.count} per round, {os.cpu_count()} CPUs")
 
     run_pipeline(ours, timed[:4])  # warm-up: first-call allocations, lazy init
     if base is not None:
         run_pipeline(base, timed[:4])
+    for other in others.values():
+        run_pipeline(other, timed[:4])
     ours_s: list[float] = []
     base_s: list[float] = []
     ours_cpu: list[float] = []
@@ -243,6 +252,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             seconds, cpu, base_boxes = run_pipeline(base, timed)
             base_s.append(seconds)
             base_cpu.append(cpu)
+        for b, other in others.items():
+            seconds, cpu, _ = run_pipeline(other, timed)
+            others_s[b].append(seconds)
+            others_cpu[b].append(cpu)
     n = args.count
     ours_ms = 1000 * statistics.median(ours_s) / n
     ours_cpu_ms = 1000 * statistics.median(ours_cpu) / n
@@ -250,6 +263,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"  {'pipeline':<44}{'ms/photo':>10}{'photos/s':>10}{'CPU ms/photo':>14}")
     label = f"ours ({ours.backend}, 2 threads)"
     print(f"  {label:<44}{ours_ms:>10.1f}{1000 / ours_ms:>10.1f}{ours_cpu_ms:>14.1f}")
+    for b in others:
+        ms = 1000 * statistics.median(others_s[b]) / n
+        cpu_ms = 1000 * statistics.median(others_cpu[b]) / n
+        print(f"  {f'ours ({b}, 2 threads)':<44}{ms:>10.1f}{1000 / ms:>10.1f}{cpu_ms:>14.1f}")
     if base is not None:
         base_ms = 1000 * statistics.median(base_s) / n
         base_cpu_ms = 1000 * statistics.median(base_cpu) / n
@@ -277,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     if args.rss_count:
         print(f"\nRSS while streaming {args.rss_count} photos through our pipeline")
-        del base
+        del base, others
         gc.collect()
         stream_paths = itertools.islice(itertools.cycle(paths), args.rss_count)
         marks = {100: 0.0, args.rss_count: 0.0}

@@ -168,6 +168,23 @@ def test_backends_compute_the_same_network(random_model: Path, photo: np.ndarray
         np.testing.assert_allclose(out, reference, atol=2e-3, err_msg=b)
 
 
+@pytest.mark.skipif(not backend_available("openvino"), reason="needs openvino")
+def test_openvino_gives_each_image_its_own_output_however_requests_group_them(
+    photo: np.ndarray
+) -> None:
+    # the bundled trained network: a random one answers about the same for every image
+    card = load_card(DEFAULT_MODELS_DIR / "cplid-cascade")
+    size = card.stages["defect"].imgsz
+    runner = load_runner(card.stage_path("defect", "openvino"), "openvino", imgsz=size)
+    # six different tiles: one request of four, then two of one
+    blobs = np.stack([letterbox(photo[:, 60 * i:60 * i + 320], size)[0] for i in range(6)])
+    together = runner(blobs)
+    alone = np.concatenate([runner(blobs[i:i + 1]) for i in range(6)])
+    assert together.shape == alone.shape and together.shape[0] == 6
+    np.testing.assert_allclose(together, alone, atol=1e-3)
+    assert not np.allclose(together[0], together[1], atol=1e-3)  # the tiles really differ
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_cascade_runs_end_to_end_on_a_fixture_photo(
     random_model: Path, photo: np.ndarray, backend: Backend
