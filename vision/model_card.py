@@ -493,6 +493,13 @@ def render_readme(card: ModelCard, *, compared: Iterable[ModelCard] = (), notes:
             lines.append("")
             lines += _metrics_table(other.metrics.val)
             lines.append("")
+        f32 = (other.metrics.model_extra or {}).get("val_openvino_f32")
+        if f32:
+            lines.append("The same pipeline with the f32 OpenVINO networks (before int8 "
+                         "quantization), same thresholds:")
+            lines.append("")
+            lines += _metrics_table({k: ClassMetrics.model_validate(v) for k, v in f32.items()})
+            lines.append("")
         else:
             lines += ["Pipeline on val: pending `fieldops vision evaluate`.", ""]
         for stage_name, per_class in other.metrics.stage_val.items():

@@ -228,6 +228,26 @@ def test_evaluate_results_are_recorded_at_the_cards_thresholds(model_dir: Path) 
     assert card.metrics.val == {}  # the original is left as it was
 
 
+def test_f32_figures_are_kept_beside_the_int8_ones_and_shown(model_dir: Path) -> None:
+    from vision.model_card import render_readme
+
+    card = load_card(model_dir)
+    int8 = {"precision": 0.9, "recall": 0.95, "ap50": 0.93, "ap50_95": 0.6}
+    f32 = {"precision": 0.8, "recall": 0.85, "ap50": 0.83, "ap50_95": 0.5}
+
+    updated = with_val_metrics(with_val_metrics(card, {"defect": int8}),
+                               {"defect": f32}, key="val_openvino_f32")
+    dump_card(updated, model_dir)
+    again = load_card(model_dir)
+
+    assert again.metrics.val["defect"].ap50 == 0.93
+    assert (again.metrics.model_extra or {})["val_openvino_f32"]["defect"]["ap50"] == 0.83
+    text = render_readme(again)
+    assert "| defect | 0.35 | 0.900 | 0.950 | 0.930 | 0.600 |" in text
+    assert "f32 OpenVINO networks" in text
+    assert "| defect | 0.35 | 0.800 | 0.850 | 0.830 | 0.500 |" in text
+
+
 def test_thresholds_chosen_on_val_move_outputs_but_not_the_cascade_gate(
     model_dir: Path,
 ) -> None:
