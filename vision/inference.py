@@ -55,7 +55,7 @@ from vision.model_card import (
     verify_files,
     weight_files,
 )
-from vision.offline import prepare_offline
+from vision.offline import prepare_offline, tracing_warnings_ignored
 from vision.tiling import Tile, crop, grid_tiles, tiles_along
 
 BackendChoice = Literal["auto", "torch", "onnx", "openvino", "openvino-int8"]
@@ -663,8 +663,10 @@ def export_runtimes(
 
     out: dict[str, Path] = {}
     # simplify=False: onnxslim is not a dependency and must not be auto-installed offline
-    exported = cast(Any, models).YOLO(str(weights)).export(format="onnx", imgsz=imgsz, dynamic=True,
-                                         simplify=False, device="cpu", verbose=False)
+    with tracing_warnings_ignored():
+        exported = cast(Any, models).YOLO(str(weights)).export(
+            format="onnx", imgsz=imgsz, dynamic=True, simplify=False, device="cpu", verbose=False
+        )
     onnx_path = Path(exported)
     if "onnx" in formats:
         out["onnx"] = onnx_path

@@ -21,10 +21,18 @@ import importlib.util
 import json
 import os
 import shutil
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 #: Root of everything fieldops keeps outside the checkout (converted data, runs, logs, config).
 CACHE_ROOT_ENV = "FIELDOPS_CACHE"
+# torch.jit.TracerWarning texts that Ultralytics' Detect head triggers while it is traced
+_TRACER_MESSAGES = (
+    r".* might cause the trace to be incorrect",
+    r".* registered as constants in the trace",
+)
 FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
 ULTRALYTICS_SUBDIR = "Ultralytics"
 
@@ -148,3 +156,23 @@ def _openvino_opt_out() -> None:
     except OSError:
         # A read-only home: OpenVINO then finds no consent file and sends nothing without one.
         return
+
+
+@contextmanager
+def tracing_warnings_ignored() -> Iterator[None]:
+    """Silence the warnings torch's tracer always prints while Ultralytics exports a model.
+
+    Exports trace the network with ``torch.jit.trace``, which warns on every Python ``bool`` of
+    a tensor in the Detect head (a shape check that is constant for a fixed input size) and,
+    in torch 2.14, that ``torch.jit.trace`` itself is deprecated. Both are expected; under a
+    warnings-as-errors filter the first surfaces as a ``SystemError`` from inside the trace.
+    Only the tracer's warnings and that deprecation are silenced; the tests, not these
+    warnings, check the exported network against the torch one.
+    """
+    with warnings.catch_warnings():
+        # matched by message, not by torch.jit.TracerWarning: this module never imports torch
+        for message in _TRACER_MESSAGES:
+            warnings.filterwarnings("ignore", message=message)
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.trace.* is deprecated",
+                                category=FutureWarning)
+        yield

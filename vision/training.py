@@ -34,7 +34,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from vision.offline import cache_root, prepare_offline
+from vision.offline import cache_root, prepare_offline, tracing_warnings_ignored
 from vision.tiling import Tile, boxes_to_tile, tiles_along
 from vision.voc import VocAnnotation, read_voc, voc_to_yolo_lines
 
@@ -697,7 +697,8 @@ def export_weights(
             kwargs.update(opset=17, simplify=importlib.util.find_spec("onnxslim") is not None)
         elif fmt != "openvino":
             raise TrainingError(f"unsupported export format {fmt!r} (onnx, openvino)")
-        out[fmt] = Path(str(YOLO(str(weights)).export(**kwargs)))
+        with tracing_warnings_ignored():
+            out[fmt] = Path(str(YOLO(str(weights)).export(**kwargs)))
     return out
 
 

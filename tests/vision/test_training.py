@@ -229,8 +229,6 @@ def test_card_names_what_each_run_started_from(tmp_path: Path) -> None:
     )
 
 
-# Ultralytics' OpenVINO export traces with torch.jit.trace, which torch 2.14 marks deprecated
-@pytest.mark.filterwarnings("ignore:`torch.jit.trace.*` is deprecated:FutureWarning")
 def test_a_reused_stage_keeps_its_weights_figures_and_origin(tmp_path: Path) -> None:
     from vision.model_card import load_card
 
