@@ -245,8 +245,9 @@ class OpenVinoRunner:
     The same runner serves the int8 IR (backend ``openvino-int8``): its quantized layers run
     in int8, the layers left out of quantization in f32 (never bf16).
 
-    A batch is cut into infer requests of ``REQUEST_BATCH`` images (the rest one by one),
-    spread over ``threads`` streams of one thread each (OpenVINO's throughput mode). Small
+    A batch is cut into infer requests of ``REQUEST_BATCH`` images (the rest one by one; a
+    batch too small to give every stream a group goes one by one), spread over ``threads``
+    streams of one thread each (OpenVINO's throughput mode). Small
     inputs (a 256-320 px tile, a 320-416 letterbox) parallelise poorly inside one
     convolution, so two requests side by side keep two cores busier than one request on two
     threads; four images per request reuse each layer's weights while they are in cache
@@ -279,6 +280,7 @@ class OpenVinoRunner:
             props.streams.num: threads,
             props.inference_num_threads: threads,
         }
+        self.streams = threads
         self._queues: dict[int, Any] = {}
         try:
             for size in (1, REQUEST_BATCH):
@@ -299,7 +301,9 @@ class OpenVinoRunner:
     def __call__(self, batch: FloatArray) -> npt.NDArray[np.float32]:
         self._outputs = {}
         n = batch.shape[0]
-        grouped = n - n % REQUEST_BATCH
+        # groups of REQUEST_BATCH only when every stream gets one: four photos of the first
+        # stage as four single requests keep both cores busy, one request of four would not
+        grouped = n - n % REQUEST_BATCH if n >= REQUEST_BATCH * self.streams else 0
         for size, first, stop in ((REQUEST_BATCH, 0, grouped), (1, grouped, n)):
             if first == stop:
                 continue

@@ -175,14 +175,16 @@ def test_openvino_gives_each_image_its_own_output_however_requests_group_them(
     # the bundled trained network: a random one answers about the same for every image
     card = load_card(DEFAULT_MODELS_DIR / "cplid-cascade")
     size = card.stages["defect"].imgsz
-    runner = load_runner(card.stage_path("defect", "openvino"), "openvino", imgsz=size)
-    # six different tiles: one request of four, then two of one
-    blobs = np.stack([letterbox(photo[:, 60 * i:60 * i + 320], size)[0] for i in range(6)])
-    together = runner(blobs)
-    alone = np.concatenate([runner(blobs[i:i + 1]) for i in range(6)])
-    assert together.shape == alone.shape and together.shape[0] == 6
-    np.testing.assert_allclose(together, alone, atol=1e-3)
-    assert not np.allclose(together[0], together[1], atol=1e-3)  # the tiles really differ
+    runner = load_runner(card.stage_path("defect", "openvino"), "openvino", imgsz=size, threads=2)
+    # ten different tiles on two streams: two requests of four, then two of one; three tiles:
+    # too few to give each stream a group of four, so three of one
+    blobs = np.stack([letterbox(photo[:, 50 * i:50 * i + 320], size)[0] for i in range(10)])
+    alone = np.concatenate([runner(blobs[i:i + 1]) for i in range(10)])
+    for n in (10, 3):
+        together = runner(blobs[:n])
+        assert together.shape == alone[:n].shape
+        np.testing.assert_allclose(together, alone[:n], atol=1e-3)
+    assert not np.allclose(alone[0], alone[1], atol=1e-3)  # the tiles really differ
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
