@@ -55,7 +55,7 @@ from vision.model_card import (
     verify_files,
     weight_files,
 )
-from vision.offline import prepare_offline, tracing_warnings_ignored
+from vision.offline import prepare_offline, restore_pillow_open, tracing_warnings_ignored
 from vision.tiling import Tile, crop, grid_tiles, tiles_along
 
 BackendChoice = Literal["auto", "torch", "onnx", "openvino", "openvino-int8"]
@@ -181,6 +181,7 @@ class TorchRunner:
         prepare_offline()
         import torch
         from ultralytics.nn import tasks
+        restore_pillow_open()  # undo Ultralytics' patch of PIL.Image.open
 
         self._torch = torch
         self.threads = threads
@@ -643,6 +644,7 @@ def save_untrained_weights(
     prepare_offline()
     import torch
     from ultralytics.nn import tasks
+    restore_pillow_open()  # undo Ultralytics' patch of PIL.Image.open
 
     torch.manual_seed(seed)
     model = cast(Any, tasks).DetectionModel(cfg, nc=len(class_names), verbose=False)
@@ -664,6 +666,7 @@ def export_runtimes(
     """
     prepare_offline()
     from ultralytics import models
+    restore_pillow_open()  # undo Ultralytics' patch of PIL.Image.open
 
     out: dict[str, Path] = {}
     # simplify=False: onnxslim is not a dependency and must not be auto-installed offline

@@ -22,6 +22,8 @@ from pathlib import Path
 from PIL import Image
 from PIL.ExifTags import IFD
 
+from vision.offline import restore_pillow_open
+
 DJI_NAMESPACE = "http://www.dji.com/drone-dji/1.0/"
 # How far into the file to look for an XMP packet when Pillow did not surface one: DJI writes
 # it in APP1 right after EXIF, well inside the first megabyte.
@@ -286,6 +288,7 @@ def read_metadata(path: Path | str) -> PhotoMetadata:
     """
     path = Path(path)
     problems: list[str] = []
+    restore_pillow_open()
     try:
         # Only the formats drone cameras write: a plugin registered by someone else in the
         # process (pillow-heif, say) must not change what a broken file reports.

@@ -21,6 +21,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -176,3 +177,22 @@ def tracing_warnings_ignored() -> Iterator[None]:
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.trace.* is deprecated",
                                 category=FutureWarning)
         yield
+
+
+def restore_pillow_open() -> None:
+    """Put Pillow's own ``PIL.Image.open`` back if Ultralytics replaced it.
+
+    Importing Ultralytics swaps ``PIL.Image.open`` for a wrapper that, on the first file Pillow
+    cannot identify, runs a pip requirements check for ``pi-heif`` and imports it; offline and
+    without that package a broken photo then reports "No module named 'pi_heif'" instead of
+    Pillow's reason, so a batch's records would depend on whether the process had imported
+    Ultralytics. Cheap and idempotent; looks the module up without importing it.
+    """
+    patches = sys.modules.get("ultralytics.utils.patches")
+    genuine = getattr(patches, "_image_open", None)
+    if genuine is None:
+        return
+    from PIL import Image
+
+    if Image.open is not genuine:
+        Image.open = genuine

@@ -34,7 +34,12 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from vision.offline import cache_root, prepare_offline, tracing_warnings_ignored
+from vision.offline import (
+    cache_root,
+    prepare_offline,
+    restore_pillow_open,
+    tracing_warnings_ignored,
+)
 from vision.tiling import Tile, boxes_to_tile, tiles_along
 from vision.voc import VocAnnotation, read_voc, voc_to_yolo_lines
 
@@ -538,6 +543,7 @@ def train_stage(plan: StagePlan, config: TrainConfig) -> StageResult:
     try:
         prepare_offline()
         from ultralytics import YOLO  # type: ignore[attr-defined,unused-ignore]
+        restore_pillow_open()  # undo Ultralytics' patch of PIL.Image.open
 
         if last.is_file() and config.resume:
             epoch, total = _checkpoint_epoch(last)
@@ -632,6 +638,7 @@ def stage_val(
     """
     prepare_offline()
     from ultralytics import YOLO  # type: ignore[attr-defined,unused-ignore]
+    restore_pillow_open()  # undo Ultralytics' patch of PIL.Image.open
 
     metrics = YOLO(str(weights)).val(
         data=str(data_yaml),
@@ -683,6 +690,7 @@ def export_weights(
     import importlib.util
 
     from ultralytics import YOLO  # type: ignore[attr-defined,unused-ignore]
+    restore_pillow_open()  # undo Ultralytics' patch of PIL.Image.open
 
     out: dict[str, Path] = {}
     for fmt in formats:
@@ -723,6 +731,7 @@ def _strip(weights: Path) -> None:
     """Drop optimizer state and keep fp16 EMA weights (a mid-run best.pt is ~5x larger)."""
     prepare_offline()
     from ultralytics.utils.torch_utils import strip_optimizer
+    restore_pillow_open()  # undo Ultralytics' patch of PIL.Image.open
 
     strip_optimizer(str(weights))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from datetime import datetime
 from pathlib import Path
 
@@ -83,6 +84,28 @@ def test_unreadable_reason_does_not_depend_on_plugins_registered_elsewhere(tmp_p
 
     assert after == before
     assert "cannot identify image file" in after[0]
+
+
+def test_unreadable_reason_is_pillows_in_a_process_that_imported_ultralytics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Importing Ultralytics replaces PIL.Image.open with a wrapper that tries to install and
+    # import pi-heif on the first unidentified file; a Ray worker imports it, a local run may not.
+    pytest.importorskip("ultralytics")
+    from PIL import Image
+
+    from vision.offline import prepare_offline
+
+    prepare_offline()
+    patches = importlib.import_module("ultralytics.utils.patches")
+    monkeypatch.setattr(Image, "open", patches.image_open)  # as Ultralytics' import leaves it
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+
+    problems = read_metadata(bad).problems
+
+    assert "cannot identify image file" in problems[0]
+    assert Image.open is patches._image_open
 
 
 def test_photo_without_gps_reports_it(tmp_path: Path) -> None:
