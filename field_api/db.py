@@ -56,11 +56,6 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UtcDateTime()}
 
 
-def utcnow() -> datetime:
-    """The server's clock, the truth for every recorded time."""
-    return datetime.now(UTC)
-
-
 def import_slice_modules(module: str) -> list[Any]:
     import field_api
 

@@ -25,9 +25,11 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from field_api import clock as clock_module
 from field_api.config import Settings
 from field_api.db import Base, import_all_models, make_engine
 from field_api.main import create_app
+from tests.clocks import ChinaClock
 
 PG_ENV = "FIELDOPS_TEST_DATABASE_URL"
 import_all_models()
@@ -65,6 +67,14 @@ class _PgDatabases:
             for name in self.created:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         self.admin.dispose()
+
+
+@pytest.fixture
+def server_clock() -> Iterator[ChinaClock]:
+    """The service's clock for this test: starts at the real time, moves only when told."""
+    with clock_module.use_clock(ChinaClock()) as installed:
+        assert isinstance(installed, ChinaClock)
+        yield installed
 
 
 @pytest.fixture(scope="session")

@@ -13,10 +13,11 @@ from typing import Any
 from sqlalchemy import Table, func, select, text
 from sqlalchemy.orm import Session
 
+from field_api import clock
 from field_api.audit.models import AuditEvent, AuditHead
 from field_api.audit.rules import GENESIS, link_hash, row_hash
 from field_api.auth.rules import Principal
-from field_api.db import Base, utcnow
+from field_api.db import Base
 from field_api.errors import NotFound
 
 ADVISORY_LOCK_KEY = 0x46_4F_41_55  # "FOAU"
@@ -102,7 +103,7 @@ def append(
         session.add(head)
     event = AuditEvent(
         seq=head.count + 1,
-        at=utcnow(),
+        at=clock.now(),
         actor_id=actor.user_id if actor else None,
         actor_role=actor.role.value if actor else "system",
         action=action,

@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from field_api import clock
 from field_api.audit import service as audit
 from field_api.auth.models import ApiToken, Crew, District, Role, User
 from field_api.auth.rules import Principal, hash_token, is_demo_token, new_token
 from field_api.config import Settings
-from field_api.db import utcnow
 from field_api.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 
 
@@ -123,7 +123,7 @@ def revoke_token(session: Session, *, token_id: int, actor: Principal) -> ApiTok
     if row is None:
         raise NotFound(f"token {token_id} not found")
     if row.revoked_at is None:
-        row.revoked_at = utcnow()
+        row.revoked_at = clock.now()
         audit.record(session, actor=actor, action="token.revoke", entity=row)
     return row
 

@@ -7,7 +7,8 @@ from datetime import date, datetime
 from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from field_api.db import Base, utcnow
+from field_api import clock
+from field_api.db import Base
 
 
 class CallBack(Base):
@@ -21,7 +22,7 @@ class CallBack(Base):
     due_on: Mapped[date] = mapped_column(index=True)
     provisional: Mapped[bool] = mapped_column(default=False)
     missing_years: Mapped[list[int]] = mapped_column(JSON, default=list)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     done_at: Mapped[datetime | None] = mapped_column(index=True)
     satisfaction: Mapped[int | None]
     irregularities: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -39,7 +40,7 @@ class ReviewFlag(Base):
     order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id"), index=True)
     kind: Mapped[str] = mapped_column(String(40), index=True)
     reason: Mapped[str] = mapped_column(Text)
-    detected_at: Mapped[datetime] = mapped_column(default=utcnow)
+    detected_at: Mapped[datetime] = mapped_column(default=clock.now)
     resolved_at: Mapped[datetime | None]
     resolved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     resolution: Mapped[str | None] = mapped_column(Text)

@@ -15,12 +15,12 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from field_api import clock
 from field_api.audit import service as audit
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
 from field_api.callbacks import rules
 from field_api.callbacks.models import CallBack, ReviewFlag
-from field_api.db import utcnow
 from field_api.deadlines import service as deadlines
 from field_api.deadlines.calendar import WorkingCalendar
 from field_api.deadlines.rules import ClockStatus, classify
@@ -139,7 +139,7 @@ def record_result(
         raise InvalidTransition(f"order {order.id} has no call-back due (not energised yet)")
     if callback.done_at is not None:
         raise Conflict(f"the call-back of order {order.id} was already recorded")
-    callback.done_at = utcnow()
+    callback.done_at = clock.now()
     callback.satisfaction = satisfaction
     callback.irregularities = sorted({i.value for i in irregularities})
     callback.notes = notes
@@ -203,13 +203,13 @@ def scan(
         reason = "; ".join(texts)
         row = existing.get(kind)
         if row is None:
-            row = ReviewFlag(order_id=order.id, kind=kind, reason=reason, detected_at=utcnow())
+            row = ReviewFlag(order_id=order.id, kind=kind, reason=reason, detected_at=clock.now())
             session.add(row)
         elif row.reason == reason:
             continue
         else:
             row.reason = reason
-            row.detected_at = utcnow()
+            row.detected_at = clock.now()
             row.resolved_at = None  # new evidence reopens a resolved flag
             row.resolved_by = None
             row.resolution = None
@@ -269,7 +269,7 @@ def resolve_flag(
         raise NotFound(f"review flag {flag_id} not found")
     if flag.resolved_at is not None:
         raise Conflict(f"review flag {flag_id} is already resolved")
-    flag.resolved_at = utcnow()
+    flag.resolved_at = clock.now()
     flag.resolved_by = actor.user_id
     flag.resolution = resolution
     audit.record(session, actor=actor, action="review_flag.resolve", entity=flag)

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from field_api.db import Base, utcnow
+from field_api import clock
+from field_api.db import Base
 
 
 class ChecklistSubmission(Base):
@@ -25,7 +26,7 @@ class ChecklistSubmission(Base):
     card_version: Mapped[int]
     status: Mapped[str] = mapped_column(String(32))  # passed | passed_with_remarks | failed
     passed: Mapped[bool] = mapped_column(Boolean, index=True)
-    submitted_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    submitted_at: Mapped[datetime] = mapped_column(default=clock.now, index=True)
     device_time: Mapped[datetime | None]
     submitted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     # Who, where and with what: frozen at submission so that statistics do not move when an

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from field_api import clock
 from field_api.audit import service as audit
 from field_api.auth.models import Crew, District
 from field_api.auth.rules import Principal
@@ -23,7 +24,6 @@ from field_api.checklists.rules import (
     ItemValue,
     evaluate_card,
 )
-from field_api.db import utcnow
 from field_api.errors import Conflict, InvalidTransition, ServiceUnavailable, ValidationFailed
 from field_api.work_orders import service as orders
 from field_api.work_orders.models import WorkOrder
@@ -117,7 +117,7 @@ def card_for(session: Session, order: WorkOrder, *, metering: str | None) -> Che
             f"order {order.id} has no accepted scheme saying how the meter is connected; the "
             "card cannot be chosen"
         )
-    today = utcnow().astimezone(CHINA).date()
+    today = clock.now().astimezone(CHINA).date()
     card = catalogue.card_in_force(
         category=card_category(order.category), phases=order.phases, metering=metering, on=today
     )
@@ -173,7 +173,7 @@ def submit(
         card_version=card.version,
         status=result.status,
         passed=result.passed,
-        submitted_at=utcnow(),
+        submitted_at=clock.now(),
         device_time=device_time,
         submitted_by=actor.user_id,
         crew_id=order.crew_id,

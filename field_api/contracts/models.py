@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import JSON, Enum, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from field_api.db import Base, utcnow
+from field_api import clock
+from field_api.db import Base
 
 
 class ContractStatus(enum.StrEnum):
@@ -34,7 +35,7 @@ class Contract(Base):
     # edits of the order cannot change what the customer is shown and signs.
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     draft_sha256: Mapped[str] = mapped_column(String(64))
-    generated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    generated_at: Mapped[datetime] = mapped_column(default=clock.now)
     generated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     signed_at: Mapped[datetime | None]
     signed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -56,7 +57,7 @@ class ContractOtp(Base):
     salt: Mapped[str] = mapped_column(String(64))
     code_hash: Mapped[str] = mapped_column(String(64))
     sent_to: Mapped[str] = mapped_column(String(32))  # masked phone
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     expires_at: Mapped[datetime]
     max_attempts: Mapped[int]
     attempts: Mapped[int] = mapped_column(default=0)

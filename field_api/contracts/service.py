@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from field_api import clock
 from field_api.audit import service as audit
 from field_api.auth.rules import Principal
 from field_api.config import Settings
@@ -33,7 +34,6 @@ from field_api.contracts.pdf import (
     render_contract_pdf,
 )
 from field_api.contracts.scheme_terms import SchemeTerms, scheme_terms_for
-from field_api.db import utcnow
 from field_api.errors import (
     Conflict,
     InvalidTransition,
@@ -211,7 +211,7 @@ def generate(session: Session, order_id: int, *, actor: Principal, settings: Set
             f"{order.stage.value}"
         )
     terms = scheme_terms_for(session, order)
-    now = utcnow()
+    now = clock.now()
     revision = existing.revision + 1 if existing is not None else 1
     contract_no = f"HT{now.astimezone(CHINA):%Y%m%d}-{order.id:06d}-{revision}"
     from field_api.auth.service import get_district_or_raise
@@ -276,7 +276,7 @@ def request_code(
     if contract.status == ContractStatus.signed:
         raise Conflict(f"the contract {contract.contract_no} is already signed")
     opts = contract_settings(settings)
-    now = utcnow()
+    now = clock.now()
     latest = _active_code(session, contract.id)
     if latest is not None and now - latest.created_at < opts.otp_resend_interval:
         wait_s = int((opts.otp_resend_interval - (now - latest.created_at)).total_seconds()) + 1
@@ -375,7 +375,7 @@ def sign(
     row = _active_code(session, contract.id)
     if row is None:
         raise ValidationFailed("no one-time code was sent for this contract; request one first")
-    now = utcnow()
+    now = clock.now()
     state = OneTimeCode(
         salt=row.salt,
         code_hash=row.code_hash,

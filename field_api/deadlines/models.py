@@ -7,7 +7,8 @@ from datetime import date, datetime
 from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from field_api.db import Base, utcnow
+from field_api import clock as server_clock
+from field_api.db import Base
 
 
 class OrderDeadline(Base):
@@ -34,7 +35,7 @@ class OrderDeadline(Base):
     status: Mapped[str | None] = mapped_column(String(16))
     paused: Mapped[bool] = mapped_column(default=False)
     paused_working_days: Mapped[int] = mapped_column(default=0)
-    computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    computed_at: Mapped[datetime] = mapped_column(default=server_clock.now)
 
 
 class ClockPause(Base):
@@ -46,7 +47,7 @@ class ClockPause(Base):
     order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id"), index=True)
     reason: Mapped[str] = mapped_column(String(40))
     note: Mapped[str | None] = mapped_column(Text)
-    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime] = mapped_column(default=server_clock.now)
     started_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     ended_at: Mapped[datetime | None]
     ended_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -64,5 +65,5 @@ class PlannedVisit(Base):
     window_end: Mapped[datetime]
     note: Mapped[str | None] = mapped_column(Text)
     booked_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    booked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    booked_at: Mapped[datetime] = mapped_column(default=server_clock.now)
     cancelled_at: Mapped[datetime | None]

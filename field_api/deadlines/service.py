@@ -16,11 +16,11 @@ from datetime import date, datetime, timedelta, timezone
 from sqlalchemy import Select, and_, select
 from sqlalchemy.orm import Session
 
+from field_api import clock
 from field_api.audit import service as audit
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
 from field_api.config import Settings, get_settings
-from field_api.db import utcnow
 from field_api.deadlines import rules
 from field_api.deadlines.calendar import WorkingCalendar, build_calendar
 from field_api.deadlines.models import ClockPause, OrderDeadline, PlannedVisit
@@ -49,7 +49,7 @@ def china_date(moment: datetime) -> date:
 
 def today() -> date:
     """Today in China, from the server clock."""
-    return china_date(utcnow())
+    return china_date(clock.now())
 
 
 def calendar_for(settings: Settings | None = None) -> WorkingCalendar:
@@ -145,24 +145,24 @@ def refresh(
             select(OrderDeadline).where(OrderDeadline.order_id == order.id)
         ).scalars()
     }
-    now = utcnow()
-    for clock in result.clocks:
-        row = existing.pop(clock.name, None)
+    now = clock.now()
+    for computed in result.clocks:
+        row = existing.pop(computed.name, None)
         if row is None:
-            row = OrderDeadline(order_id=order.id, clock=clock.name)
+            row = OrderDeadline(order_id=order.id, clock=computed.name)
             session.add(row)
-        row.kind = clock.kind.value
-        row.governing = clock.governing
-        row.started_on = clock.started_on
-        row.limit_days = clock.limit_days
-        row.due_on = clock.due.due if clock.due else None
-        row.provisional = bool(clock.due and clock.due.provisional)
-        row.missing_years = list(clock.due.missing_years) if clock.due else []
-        row.capped_by_end_to_end = clock.capped_by_end_to_end
-        row.finished_on = clock.finished_on
-        row.status = clock.status.value if clock.status else None
-        row.paused = clock.paused
-        row.paused_working_days = clock.paused_working_days
+        row.kind = computed.kind.value
+        row.governing = computed.governing
+        row.started_on = computed.started_on
+        row.limit_days = computed.limit_days
+        row.due_on = computed.due.due if computed.due else None
+        row.provisional = bool(computed.due and computed.due.provisional)
+        row.missing_years = list(computed.due.missing_years) if computed.due else []
+        row.capped_by_end_to_end = computed.capped_by_end_to_end
+        row.finished_on = computed.finished_on
+        row.status = computed.status.value if computed.status else None
+        row.paused = computed.paused
+        row.paused_working_days = computed.paused_working_days
         row.computed_at = now
     for stale in existing.values():
         session.delete(stale)
@@ -263,7 +263,7 @@ def start_pause(
         order_id=order.id,
         reason=reason,
         note=note,
-        started_at=utcnow(),
+        started_at=clock.now(),
         started_by=actor.user_id if actor else None,
     )
     session.add(pause)
@@ -286,7 +286,7 @@ def end_pause(
         raise NotFound(f"pause {pause_id} of order {order.id} not found")
     if pause.ended_at is not None:
         raise Conflict(f"pause {pause_id} already ended")
-    pause.ended_at = utcnow()
+    pause.ended_at = clock.now()
     pause.ended_by = actor.user_id if actor else None
     audit.record(session, actor=actor, action="clock_pause.end", entity=pause)
     refresh(session, order, calendar=calendar)
@@ -320,7 +320,7 @@ def book_visit(
         window_end=window_end,
         note=note,
         booked_by=actor.user_id if actor else None,
-        booked_at=utcnow(),
+        booked_at=clock.now(),
     )
     session.add(visit)
     audit.record(session, actor=actor, action="planned_visit.book", entity=visit)
@@ -338,7 +338,7 @@ def cancel_visit(
         raise NotFound(f"visit {visit_id} of order {order.id} not found")
     if visit.cancelled_at is not None:
         raise Conflict(f"visit {visit_id} is already cancelled")
-    visit.cancelled_at = utcnow()
+    visit.cancelled_at = clock.now()
     audit.record(session, actor=actor, action="planned_visit.cancel", entity=visit)
     return visit
 

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, Enum, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from field_api.db import Base, utcnow
+from field_api import clock
+from field_api.db import Base
 from field_api.inspections.rules import FindingStatus, LedgerTaskStatus, RepairStage
 
 
@@ -23,7 +24,7 @@ class InspectionBatch(Base):
     source: Mapped[str] = mapped_column(String(1000))
     records_sha256: Mapped[str] = mapped_column(String(64))
     produced_at: Mapped[datetime]
-    imported_at: Mapped[datetime] = mapped_column(default=utcnow)
+    imported_at: Mapped[datetime] = mapped_column(default=clock.now)
     imported_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
 
@@ -46,7 +47,7 @@ class LedgerAsset(Base):
     lon: Mapped[float]
     registered: Mapped[bool] = mapped_column(default=True)
     last_seen_at: Mapped[datetime | None]
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class InspectionPhoto(Base):
@@ -95,7 +96,7 @@ class Finding(Base):
     reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     reviewed_at: Mapped[datetime | None]
     review_note: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class RepairOrder(Base):
@@ -113,7 +114,7 @@ class RepairOrder(Base):
     lon: Mapped[float | None]
     evidence_sha256: Mapped[str | None] = mapped_column(String(64))
     stage: Mapped[RepairStage] = mapped_column(_enum(RepairStage), default=RepairStage.assigned)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     on_site_at: Mapped[datetime | None]
     repaired_at: Mapped[datetime | None]
     verified_at: Mapped[datetime | None]

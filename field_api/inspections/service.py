@@ -19,12 +19,12 @@ from PIL import Image, ImageOps
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from field_api import clock
 from field_api.audit import service as audit
 from field_api.auth import service as auth_service
 from field_api.auth.models import Crew, Role
 from field_api.auth.rules import Principal
 from field_api.config import Settings
-from field_api.db import utcnow
 from field_api.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed
 from field_api.inspections import rules
 from field_api.inspections.models import (
@@ -408,7 +408,7 @@ def review(
         raise ValidationFailed("only a correction changes class, severity or box")
     finding.status = decision
     finding.reviewed_by = actor.user_id
-    finding.reviewed_at = utcnow()
+    finding.reviewed_at = clock.now()
     finding.review_note = note
     audit.record(session, actor=actor, action=f"finding.{decision.value}", entity=finding)
     repair = None
@@ -530,7 +530,7 @@ def move_repair(
         ]
         if missing:
             raise ValidationFailed(f"photo evidence missing: {', '.join(missing)}")
-    now = utcnow()
+    now = clock.now()
     order.stage = target
     if target == RepairStage.on_site:
         order.on_site_at = now
@@ -567,7 +567,7 @@ def decide_ledger_task(
         raise InvalidTransition(f"ledger task already {task.status.value}")
     task.status = LedgerTaskStatus.accepted if accept else LedgerTaskStatus.dismissed
     task.decided_by = actor.user_id
-    task.decided_at = utcnow()
+    task.decided_at = clock.now()
     audit.record(session, actor=actor, action=f"ledger_task.{task.status.value}", entity=task)
     if accept:
         _apply_ledger_task(session, task, actor=actor)
@@ -600,7 +600,7 @@ def _apply_ledger_task(session: Session, task: LedgerTask, *, actor: Principal) 
     elif task.kind == "uninspected":
         # Accepted: the asset is not where the ledger says (removed in the field).
         asset.registered = False
-    asset.updated_at = utcnow()
+    asset.updated_at = clock.now()
     audit.record(session, actor=actor, action=f"ledger_asset.correct_{task.kind}", entity=asset)
 
 
@@ -619,7 +619,7 @@ class BacklogRow:
 
 def defect_backlog(session: Session, *, now: datetime | None = None) -> list[BacklogRow]:
     """Open defects (proposed, confirmed or corrected without a verified repair), with ages."""
-    now = now or utcnow()
+    now = now or clock.now()
     verified = {
         fid
         for (fid,) in session.execute(
@@ -654,7 +654,7 @@ def inspection_coverage(
     session: Session, *, days: int, now: datetime | None = None
 ) -> list[CoverageRow]:
     """Share of each line's registered assets seen in a photo in the last ``days`` days."""
-    since = (now or utcnow()) - timedelta(days=days)
+    since = (now or clock.now()) - timedelta(days=days)
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for asset in session.execute(
         select(LedgerAsset).where(LedgerAsset.registered.is_(True))

@@ -12,7 +12,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from field_api.db import Base, utcnow
+from field_api import clock
+from field_api.db import Base
 
 
 class Depot(Base):
@@ -24,7 +25,7 @@ class Depot(Base):
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     district_id: Mapped[int | None] = mapped_column(ForeignKey("districts.id"), index=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class StockItem(Base):
@@ -45,7 +46,7 @@ class StockItem(Base):
     on_hand_milli: Mapped[int] = mapped_column(BigInteger, default=0)
     reserved_milli: Mapped[int] = mapped_column(BigInteger, default=0)
     reorder_level_milli: Mapped[int] = mapped_column(BigInteger, default=0)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class KitReservation(Base):
@@ -62,7 +63,7 @@ class KitReservation(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     meter_barcode: Mapped[str | None] = mapped_column(String(32))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     issued_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     issued_at: Mapped[datetime | None] = mapped_column(default=None)
     closed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -96,4 +97,4 @@ class StockMovement(Base):
     reserved_delta_milli: Mapped[int] = mapped_column(BigInteger, default=0)
     reservation_id: Mapped[int | None] = mapped_column(ForeignKey("kit_reservations.id"))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=clock.now)

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
+from field_api import clock
 from field_api.audit import service as audit
 from field_api.auth import service as auth_service
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
-from field_api.db import utcnow
 from field_api.errors import (
     Conflict,
     Forbidden,
@@ -118,7 +118,7 @@ def receive(
         session.execute(
             update(StockItem)
             .where(StockItem.id == item.id)
-            .values(on_hand_milli=StockItem.on_hand_milli + qty, updated_at=utcnow())
+            .values(on_hand_milli=StockItem.on_hand_milli + qty, updated_at=clock.now())
             .execution_options(synchronize_session=False)
         )
         _movement(session, depot.id, code, "receipt", on_hand=qty, actor=actor)
@@ -137,7 +137,7 @@ def set_reorder_level(
         raise ValidationFailed("the reorder level must be ≥ 0")
     item = _stock_row(session, depot.id, material_code, create=True)
     item.reorder_level_milli = rules.to_milli(level)
-    item.updated_at = utcnow()
+    item.updated_at = clock.now()
     audit.record(session, actor=actor, action="stock.reorder_level", entity=item)
     return item
 
@@ -265,7 +265,7 @@ def issue(
                    StockItem.material_code == code,
                    StockItem.reserved_milli >= qty, StockItem.on_hand_milli >= qty)
             .values(on_hand_milli=StockItem.on_hand_milli - qty,
-                    reserved_milli=StockItem.reserved_milli - qty, updated_at=utcnow())
+                    reserved_milli=StockItem.reserved_milli - qty, updated_at=clock.now())
             .execution_options(synchronize_session=False)
         )
         if done.rowcount != 1:  # type: ignore[attr-defined]
@@ -274,7 +274,7 @@ def issue(
         _movement(session, reservation.depot_id, code, "issue", on_hand=-qty, reserved=-qty,
                   actor=actor, reservation_id=reservation.id)
     reservation.status, reservation.meter_barcode = "issued", meter_barcode
-    reservation.issued_by, reservation.issued_at = actor.user_id, utcnow()
+    reservation.issued_by, reservation.issued_at = actor.user_id, clock.now()
     audit.record(session, actor=actor, action="kit_reservation.issue", entity=reservation)
     _audit_stock(session, reservation.depot_id, lines, actor, "stock.issue")
     return reservation
@@ -303,13 +303,13 @@ def close(
             session.execute(
                 update(StockItem)
                 .where(StockItem.depot_id == reservation.depot_id, StockItem.material_code == code)
-                .values(on_hand_milli=StockItem.on_hand_milli + returned, updated_at=utcnow())
+                .values(on_hand_milli=StockItem.on_hand_milli + returned, updated_at=clock.now())
                 .execution_options(synchronize_session=False)
             )
             _movement(session, reservation.depot_id, code, "return", on_hand=returned,
                       actor=actor, reservation_id=reservation.id)
     reservation.status = "closed"
-    reservation.closed_by, reservation.closed_at = actor.user_id, utcnow()
+    reservation.closed_by, reservation.closed_at = actor.user_id, clock.now()
     audit.record(session, actor=actor, action="kit_reservation.close", entity=reservation)
     _audit_stock(session, reservation.depot_id, {c: r for c, r in back.items() if r}, actor,
                  "stock.return")
@@ -331,7 +331,7 @@ def cancel(session: Session, reservation_id: int, *, actor: Principal) -> KitRes
             update(StockItem)
             .where(StockItem.depot_id == reservation.depot_id, StockItem.material_code == code,
                    StockItem.reserved_milli >= qty)
-            .values(reserved_milli=StockItem.reserved_milli - qty, updated_at=utcnow())
+            .values(reserved_milli=StockItem.reserved_milli - qty, updated_at=clock.now())
             .execution_options(synchronize_session=False)
         )
         _movement(session, reservation.depot_id, code, "release", reserved=-qty, actor=actor,
@@ -356,7 +356,7 @@ def _take(session: Session, depot_id: int, wanted: Mapping[str, int]) -> list[Sh
             done = session.execute(
                 update(StockItem)
                 .where(StockItem.depot_id == depot_id, StockItem.material_code == code, enough)
-                .values(reserved_milli=StockItem.reserved_milli + qty, updated_at=utcnow())
+                .values(reserved_milli=StockItem.reserved_milli + qty, updated_at=clock.now())
                 .execution_options(synchronize_session=False)
             )
             if done.rowcount != 1:  # type: ignore[attr-defined]

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import BigInteger, Enum, ForeignKey, Index, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from field_api.db import Base, utcnow
+from field_api import clock
+from field_api.db import Base
 from field_api.media.analysis import MediaType
 from field_api.media.rules import FlagCode, MediaKind
 from field_api.work_orders.rules import Stage
@@ -42,7 +43,7 @@ class MediaItem(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     file_name: Mapped[str | None] = mapped_column(String(255))
     uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    uploaded_at: Mapped[datetime] = mapped_column(default=clock.now)
     captured_at: Mapped[datetime | None]
     captured_offset_known: Mapped[bool | None]
     gps_lat: Mapped[float | None]
@@ -72,7 +73,7 @@ class MediaFlag(Base):
     order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id"), index=True)
     code: Mapped[FlagCode] = mapped_column(_enum(FlagCode))
     reason: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class MediaHashBand(Base):
@@ -100,7 +101,7 @@ class MeterBinding(Base):
     meter_code: Mapped[str] = mapped_column(String(22), primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id"), index=True)
     media_id: Mapped[int] = mapped_column(ForeignKey("media_items.id"))
-    bound_at: Mapped[datetime] = mapped_column(default=utcnow)
+    bound_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class ResumableUpload(Base):
@@ -118,5 +119,5 @@ class ResumableUpload(Base):
     file_name: Mapped[str | None] = mapped_column(String(255))
     scanned_value: Mapped[str | None] = mapped_column(String(200))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     media_id: Mapped[int | None] = mapped_column(ForeignKey("media_items.id"))

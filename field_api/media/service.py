@@ -23,11 +23,11 @@ from PIL import Image as PILImage
 from sqlalchemy import and_, event, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from field_api import clock
 from field_api.audit import service as audit
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
 from field_api.config import Settings
-from field_api.db import utcnow
 from field_api.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, ValidationFailed
 from field_api.media import rules
 from field_api.media.analysis import (
@@ -227,7 +227,7 @@ def create_item(
         raise ValidationFailed(f"a {data.kind.value} item must be a photo")
 
     store = store_of(settings)
-    now = utcnow()
+    now = clock.now()
     item = MediaItem(
         client_id=data.client_id,
         order_id=order.id,
@@ -327,7 +327,7 @@ def record_generated(
         sha256=blob.sha256,
         size_bytes=len(data),
         uploaded_by=actor.user_id,
-        uploaded_at=utcnow(),
+        uploaded_at=clock.now(),
         width=width,
         height=height,
         analysis=AnalysisState.done,
@@ -384,7 +384,7 @@ def _bind_meter(
         binding = MeterBinding(meter_code=meter_code, order_id=order.id, media_id=item.id)
         session.add(binding)
     else:
-        binding.order_id, binding.media_id, binding.bound_at = order.id, item.id, utcnow()
+        binding.order_id, binding.media_id, binding.bound_at = order.id, item.id, clock.now()
     session.flush()
     audit.record(session, actor=actor, action="media.bind_meter", entity=binding)
 
@@ -691,7 +691,7 @@ def expire_uploads(
     session: Session, *, settings: Settings, cfg: MediaSettings, now: datetime | None = None
 ) -> int:
     """Drop unfinished resumable uploads older than ``cfg.tus_expiry_hours``; returns how many."""
-    cutoff = (now or utcnow()) - timedelta(hours=cfg.tus_expiry_hours)
+    cutoff = (now or clock.now()) - timedelta(hours=cfg.tus_expiry_hours)
     stale = session.execute(
         select(ResumableUpload).where(
             ResumableUpload.media_id.is_(None), ResumableUpload.created_at < cutoff

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from field_api.db import Base, utcnow
+from field_api import clock
+from field_api.db import Base
 
 
 class Transformer(Base):
@@ -21,11 +22,11 @@ class Transformer(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     rated_kva: Mapped[float]
     base_load_kva: Mapped[float]
-    load_measured_at: Mapped[datetime] = mapped_column(default=utcnow)
+    load_measured_at: Mapped[datetime] = mapped_column(default=clock.now)
     lon: Mapped[float] = mapped_column(index=True)
     lat: Mapped[float] = mapped_column(index=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class LvLine(Base):
@@ -39,8 +40,8 @@ class LvLine(Base):
         ForeignKey("network_transformers.id"), index=True
     )
     coords: Mapped[list[list[float]]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class Connection(Base):
@@ -58,7 +59,7 @@ class Connection(Base):
         ForeignKey("network_transformers.id"), index=True
     )
     load_kva: Mapped[float]
-    committed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    committed_at: Mapped[datetime] = mapped_column(default=clock.now)
     energised_at: Mapped[datetime | None] = mapped_column(default=None)
     released_at: Mapped[datetime | None] = mapped_column(default=None)
 
@@ -74,4 +75,4 @@ class NetworkImport(Base):
     file_format: Mapped[str] = mapped_column(String(16))
     counts: Mapped[dict[str, Any]] = mapped_column(JSON)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=clock.now)

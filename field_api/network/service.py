@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from field_api import clock
 from field_api.audit import service as audit
 from field_api.auth.rules import Principal
-from field_api.db import utcnow
 from field_api.errors import NotFound, ValidationFailed
 from field_api.network import geo, rules
 from field_api.network.models import Connection, LvLine, NetworkImport, Transformer
@@ -96,7 +96,7 @@ def import_file(
     }
     if dry_run:
         return ImportReport(file_format=fmt, dry_run=True, import_id=None, **counts)
-    now = utcnow()
+    now = clock.now()
     for row in parsed.transformers:
         t = known.get(row.code)
         if t is None:
@@ -278,7 +278,7 @@ def commit_connection(
     else:
         conn.transformer_id, conn.load_kva = transformer.id, load_kva
         conn.energised_at, conn.released_at = None, None
-    conn.committed_at = utcnow()
+    conn.committed_at = clock.now()
     audit.record(session, actor=actor, action="network.connection.commit", entity=conn)
     return conn
 
@@ -287,7 +287,7 @@ def mark_energised(session: Session, order_id: int, *, actor: Principal | None) 
     """The order's load is now on its transformer: its spare capacity falls."""
     conn = get_connection(session, order_id)
     if conn is not None and conn.energised_at is None and conn.released_at is None:
-        conn.energised_at = utcnow()
+        conn.energised_at = clock.now()
         audit.record(session, actor=actor, action="network.connection.energise", entity=conn)
 
 
@@ -295,7 +295,7 @@ def release(session: Session, order_id: int, *, actor: Principal | None) -> None
     """A cancelled order gives its booked capacity back."""
     conn = get_connection(session, order_id)
     if conn is not None and conn.released_at is None:
-        conn.released_at = utcnow()
+        conn.released_at = clock.now()
         audit.record(session, actor=actor, action="network.connection.release", entity=conn)
 
 

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from field_api.db import Base, utcnow
+from field_api import clock
+from field_api.db import Base
 
 
 class SupplyScheme(Base):
@@ -49,4 +50,4 @@ class SupplyScheme(Base):
     bill_of_materials: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     answer: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)

@@ -18,11 +18,11 @@ import httpx
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from field_api.db import utcnow
+from field_api import clock as server_clock
 from field_api.tracking import rules
 from field_api.tracking.models import WebhookDelivery, WebhookSubscription
 
-Clock = Callable[[], datetime]
+Clock = Callable[[], datetime]  # a time source; the server clock by default
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def send_pending(
     factory: sessionmaker[Session],
     *,
     client: httpx.Client,
-    clock: Clock = utcnow,
+    clock: Clock = server_clock.now,
     policy: rules.RetryPolicy | None = None,
     lease_s: float = 60.0,
     max_deliveries: int | None = None,
@@ -171,7 +171,7 @@ def run_sender(
     client: httpx.Client,
     stop: threading.Event,
     interval_s: float = 5.0,
-    clock: Clock = utcnow,
+    clock: Clock = server_clock.now,
     policy: rules.RetryPolicy | None = None,
 ) -> SendReport:
     """Keep draining the outbox until ``stop`` is set; waits ``interval_s`` when idle."""

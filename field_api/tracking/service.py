@@ -16,12 +16,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from field_api import clock
 from field_api.audit import service as audit
 from field_api.auth.models import District
 from field_api.auth.rules import Principal
 from field_api.config import Settings
 from field_api.contracts.notifier import LoggingNotifier, Notifier
-from field_api.db import utcnow
 from field_api.deadlines import service as deadlines
 from field_api.deadlines.calendar import CalendarError, WorkingCalendar
 from field_api.deadlines.models import PlannedVisit
@@ -279,7 +279,7 @@ def enqueue(
 ) -> list[WebhookDelivery]:
     """Write one outbox row per active subscriber of ``event_type``."""
     event_id = str(uuid.uuid4())
-    now = utcnow()
+    now = clock.now()
     body = {
         "event": event_type.value,
         "event_id": event_id,

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import JSON, Enum, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from field_api.db import Base, utcnow
+from field_api import clock
+from field_api.db import Base
 from field_api.work_orders.rules import Stage
 
 
@@ -31,7 +32,7 @@ class Visit(Base):
     crew_id: Mapped[int] = mapped_column(ForeignKey("crews.id"), index=True)
     opened_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     start_stage: Mapped[Stage] = mapped_column(_enum(Stage))
-    arrived_at: Mapped[datetime] = mapped_column(default=utcnow)
+    arrived_at: Mapped[datetime] = mapped_column(default=clock.now)
     arrival_device_time: Mapped[datetime | None]
     arrival_lat: Mapped[float]
     arrival_lon: Mapped[float]

@@ -10,11 +10,11 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from field_api import clock
 from field_api.audit import service as audit
 from field_api.auth.models import Crew, District
 from field_api.auth.rules import Principal
 from field_api.checklists import service as checklists
-from field_api.db import utcnow
 from field_api.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from field_api.media.rules import Position, distance_m
 from field_api.privacy import mask_name
@@ -75,7 +75,7 @@ def arrive(
         crew_id=order.crew_id,
         opened_by=actor.user_id,
         start_stage=order.stage,
-        arrived_at=utcnow(),
+        arrived_at=clock.now(),
         arrival_device_time=device_time,
         arrival_lat=lat,
         arrival_lon=lon,
@@ -141,7 +141,7 @@ def complete(
     visit.missing = [gap.as_dict() for gap in plan.missing]
     if plan.complete:
         visit.outcome = VisitOutcome.completed
-        visit.completed_at = utcnow()
+        visit.completed_at = clock.now()
     audit.record(session, actor=actor, action="visit.complete_attempt", entity=visit)
     return Completion(visit=visit, order=order, plan=plan)
 
@@ -161,7 +161,7 @@ def depart(
     visit = get_or_raise(session, order_id, visit_id)
     if visit.departed_at is not None:
         raise Conflict(f"visit {visit_id} has already departed")
-    visit.departed_at = utcnow()
+    visit.departed_at = clock.now()
     visit.departure_device_time = device_time
     visit.departure_lat = lat
     visit.departure_lon = lon

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, Enum, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from field_api.db import Base, utcnow
+from field_api import clock
+from field_api.db import Base
 from field_api.work_orders.rules import Area, Category, Channel, Stage
 
 
@@ -34,14 +35,14 @@ class WorkOrder(Base):
     area: Mapped[Area] = mapped_column(_enum(Area))
     channel: Mapped[Channel] = mapped_column(_enum(Channel))
     applied_on: Mapped[date]
-    accepted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    accepted_at: Mapped[datetime] = mapped_column(default=clock.now)
     stage: Mapped[Stage] = mapped_column(_enum(Stage), index=True, default=Stage.accepted)
     parked_from: Mapped[Stage | None] = mapped_column(_enum(Stage))
     whitelist_reason: Mapped[str | None] = mapped_column(Text)
     whitelist_expected_on: Mapped[date | None]
     cancel_reason: Mapped[str | None] = mapped_column(Text)
-    stage_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stage_changed_at: Mapped[datetime] = mapped_column(default=clock.now)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class StageTransition(Base):
@@ -52,7 +53,7 @@ class StageTransition(Base):
     from_stage: Mapped[Stage] = mapped_column(_enum(Stage))
     to_stage: Mapped[Stage] = mapped_column(_enum(Stage))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=clock.now)
     device_time: Mapped[datetime | None]
     device_lat: Mapped[float | None]
     device_lon: Mapped[float | None]

@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from field_api import clock
 from field_api.audit import service as audit
 from field_api.auth import service as auth_service
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal, may_touch_crew_work
-from field_api.db import utcnow
 from field_api.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed
 from field_api.work_orders import rules
 from field_api.work_orders.models import StageTransition, WorkOrder
@@ -153,7 +153,7 @@ def transition(
         raise ValidationFailed("white-listing needs the expected date of the grid reinforcement")
 
     source = order.stage
-    now = utcnow()
+    now = clock.now()
     if target == Stage.whitelisted:
         order.parked_from = source
         order.whitelist_reason = reason

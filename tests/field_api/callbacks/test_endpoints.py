@@ -12,22 +12,21 @@ from field_api.config import Settings
 from field_api.work_orders import service as orders
 from field_api.work_orders.rules import FLOW, Stage
 from tests.builders import auth, make_order, make_user
+from tests.clocks import ChinaClock
 
-from .conftest import FakeClock
 
-
-def _energised_order(session: Session, clock: FakeClock, applied_on: date) -> int:
-    clock.set(2025, 9, 29, 9)
+def _energised_order(session: Session, clock: ChinaClock, applied_on: date) -> int:
+    clock.set_china(2025, 9, 29, 9)
     order = make_order(session, applied_on=applied_on.isoformat())
-    order.accepted_at = clock.now
-    clock.set(2025, 9, 30, 15)
+    order.accepted_at = clock.now()
+    clock.set_china(2025, 9, 30, 15)
     for stage in FLOW[1 : FLOW.index(Stage.energised) + 1]:
         orders.transition(session, order, stage, actor=None)
     return order.id
 
 
 def test_service_records_callback_and_planner_sees_the_flag(
-    client: TestClient, session: Session, settings: Settings, clock: FakeClock
+    client: TestClient, session: Session, settings: Settings, clock: ChinaClock
 ) -> None:
     order_id = _energised_order(session, clock, date(2025, 9, 29))
     _, service_token = make_user(session, settings, role=Role.service)
@@ -71,9 +70,9 @@ def test_service_records_callback_and_planner_sees_the_flag(
 
 
 def test_callback_before_energisation_is_404_and_scan_is_service_only(
-    client: TestClient, session: Session, settings: Settings, clock: FakeClock
+    client: TestClient, session: Session, settings: Settings, clock: ChinaClock
 ) -> None:
-    clock.set(2025, 9, 29, 9)
+    clock.set_china(2025, 9, 29, 9)
     order = make_order(session)
     _, service_token = make_user(session, settings, role=Role.service)
     _, planner_token = make_user(session, settings, role=Role.planner)

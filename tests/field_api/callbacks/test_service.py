@@ -23,25 +23,26 @@ from field_api.work_orders import service as orders
 from field_api.work_orders.models import WorkOrder
 from field_api.work_orders.rules import FLOW, Stage
 from tests.builders import make_order, make_user
+from tests.clocks import ChinaClock
 
-from .conftest import CHINA, FakeClock
+from .conftest import CHINA
 
 PLANNER = Principal(user_id=0, name="pl", role=Role.planner)
 CAL = WorkingCalendar()
 
 
 def _order(
-    session: Session, clock: FakeClock, *, applied_on: date = date(2025, 9, 29)
+    session: Session, clock: ChinaClock, *, applied_on: date = date(2025, 9, 29)
 ) -> WorkOrder:
-    clock.set(2025, 9, 29, 9)
+    clock.set_china(2025, 9, 29, 9)
     order = make_order(session, applied_on=applied_on.isoformat())
-    order.accepted_at = clock.now
+    order.accepted_at = clock.now()
     session.flush()
     return order
 
 
-def _advance(session: Session, clock: FakeClock, order: WorkOrder, until: Stage, day: date) -> None:
-    clock.set(day.year, day.month, day.day, 15)
+def _advance(session: Session, clock: ChinaClock, order: WorkOrder, until: Stage, day: date) -> None:
+    clock.set_china(day.year, day.month, day.day, 15)
     for stage in FLOW[FLOW.index(order.stage) + 1 : FLOW.index(until) + 1]:
         orders.transition(session, order, stage, actor=None)
 
@@ -57,7 +58,7 @@ def _kinds(session: Session, order: WorkOrder) -> set[str]:
 
 
 def test_energisation_schedules_callback_in_working_days(
-    session: Session, clock: FakeClock, staff: Principal
+    session: Session, clock: ChinaClock, staff: Principal
 ) -> None:
     order = _order(session, clock)
     _advance(session, clock, order, Stage.energised, date(2025, 9, 30))
@@ -79,7 +80,7 @@ def test_energisation_schedules_callback_in_working_days(
         )
 
 
-def test_callback_in_an_unpublished_year_is_provisional(session: Session, clock: FakeClock) -> None:
+def test_callback_in_an_unpublished_year_is_provisional(session: Session, clock: ChinaClock) -> None:
     order = _order(session, clock)
     last = PACKAGE_YEARS[1]
     _advance(session, clock, order, Stage.energised, date(last, 12, 30))
@@ -90,7 +91,7 @@ def test_callback_in_an_unpublished_year_is_provisional(session: Session, clock:
 
 
 def test_result_moves_order_to_called_back_and_flags_irregularities(
-    session: Session, clock: FakeClock, staff: Principal
+    session: Session, clock: ChinaClock, staff: Principal
 ) -> None:
     order = _order(session, clock)
     with pytest.raises(InvalidTransition, match="not energised"):
@@ -99,7 +100,7 @@ def test_result_moves_order_to_called_back_and_flags_irregularities(
         )
     _advance(session, clock, order, Stage.energised, date(2025, 9, 30))
     assert _kinds(session, order) == set()
-    clock.set(2025, 10, 9)
+    clock.set_china(2025, 10, 9)
     callback = service.record_result(
         session,
         order,
@@ -121,17 +122,17 @@ def test_result_moves_order_to_called_back_and_flags_irregularities(
 
 
 def test_installation_minutes_after_acceptance_is_flagged(
-    session: Session, clock: FakeClock
+    session: Session, clock: ChinaClock
 ) -> None:
     order = _order(session, clock)
-    clock.set(2025, 9, 29, 9, 20)
+    clock.set_china(2025, 9, 29, 9, 20)
     for stage in FLOW[1 : FLOW.index(Stage.installed) + 1]:
         orders.transition(session, order, stage, actor=None)
     assert _kinds(session, order) == {FlagKind.installed_too_soon}
 
 
 def test_application_recorded_long_after_customer_date_is_flagged(
-    session: Session, clock: FakeClock
+    session: Session, clock: ChinaClock
 ) -> None:
     order = _order(session, clock, applied_on=date(2025, 9, 22))
     _advance(session, clock, order, Stage.installed, date(2025, 9, 30))
@@ -141,7 +142,7 @@ def test_application_recorded_long_after_customer_date_is_flagged(
 
 
 def test_evidence_captured_before_the_application_is_flagged(
-    session: Session, clock: FakeClock
+    session: Session, clock: ChinaClock
 ) -> None:
     order = _order(session, clock)
     session.add(
@@ -165,7 +166,7 @@ def test_evidence_captured_before_the_application_is_flagged(
 
 
 def test_planners_list_flags_and_service_resolves_them(
-    session: Session, clock: FakeClock, staff: Principal
+    session: Session, clock: ChinaClock, staff: Principal
 ) -> None:
     order = _order(session, clock, applied_on=date(2025, 9, 22))
     _advance(session, clock, order, Stage.installed, date(2025, 9, 30))

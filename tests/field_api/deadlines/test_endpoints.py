@@ -8,25 +8,24 @@ from sqlalchemy.orm import Session
 from field_api.auth.models import Role
 from field_api.config import Settings
 from tests.builders import auth, make_crew, make_district, make_order, make_user
+from tests.clocks import ChinaClock
 
-from .conftest import FakeClock
 
-
-def _setup(session: Session, settings: Settings, clock: FakeClock) -> tuple[int, str, str, str]:
+def _setup(session: Session, settings: Settings, clock: ChinaClock) -> tuple[int, str, str, str]:
     district = make_district(session)
     crew = make_crew(session, district=district)
     _, crew_token = make_user(session, settings, role=Role.crew, crew=crew)
     _, planner_token = make_user(session, settings, role=Role.planner)
     _, other_crew_token = make_user(session, settings, role=Role.crew)
-    clock.set(2025, 9, 29)
+    clock.set_china(2025, 9, 29)
     order = make_order(session, crew=crew)
-    order.accepted_at = clock.now
+    order.accepted_at = clock.now()
     session.commit()
     return order.id, crew_token, planner_token, other_crew_token
 
 
 def test_order_deadlines_show_due_date_and_provisional_flag(
-    client: TestClient, session: Session, settings: Settings, clock: FakeClock
+    client: TestClient, session: Session, settings: Settings, clock: ChinaClock
 ) -> None:
     order_id, crew_token, _, other = _setup(session, settings, clock)
     r = client.get(
@@ -45,7 +44,7 @@ def test_order_deadlines_show_due_date_and_provisional_flag(
 
 
 def test_pause_lifecycle_and_errors(
-    client: TestClient, session: Session, settings: Settings, clock: FakeClock
+    client: TestClient, session: Session, settings: Settings, clock: ChinaClock
 ) -> None:
     order_id, crew_token, planner_token, _ = _setup(session, settings, clock)
     url = f"/work-orders/{order_id}/pauses"
@@ -55,12 +54,12 @@ def test_pause_lifecycle_and_errors(
     assert "customer_absent" in bad.json()["detail"]
     planner = client.post(url, json={"reason": "customer_absent"}, headers=auth(planner_token))
     assert planner.status_code == 403
-    clock.set(2025, 10, 9)
+    clock.set_china(2025, 10, 9)
     started = client.post(url, json={"reason": "customer_absent"}, headers=auth(crew_token))
     assert started.status_code == 201, started.text
     again = client.post(url, json={"reason": "customer_absent"}, headers=auth(crew_token))
     assert again.status_code == 409
-    clock.set(2025, 10, 11)
+    clock.set_china(2025, 10, 11)
     ended = client.post(f"{url}/{started.json()['id']}/end", headers=auth(crew_token))
     assert ended.status_code == 200
     assert ended.json()["ended_at"] is not None
@@ -76,7 +75,7 @@ def test_pause_lifecycle_and_errors(
 
 
 def test_visit_booking_validates_the_body(
-    client: TestClient, session: Session, settings: Settings, clock: FakeClock
+    client: TestClient, session: Session, settings: Settings, clock: ChinaClock
 ) -> None:
     order_id, crew_token, _, _ = _setup(session, settings, clock)
     url = f"/work-orders/{order_id}/appointments"
@@ -110,7 +109,7 @@ def test_visit_booking_validates_the_body(
 
 
 def test_attention_and_compliance_views(
-    client: TestClient, session: Session, settings: Settings, clock: FakeClock
+    client: TestClient, session: Session, settings: Settings, clock: ChinaClock
 ) -> None:
     order_id, crew_token, planner_token, _ = _setup(session, settings, clock)
     client.get(f"/work-orders/{order_id}/deadlines", headers=auth(crew_token))
@@ -139,7 +138,7 @@ def test_attention_and_compliance_views(
 
 
 def test_recompute_is_admin_only(
-    client: TestClient, session: Session, settings: Settings, clock: FakeClock
+    client: TestClient, session: Session, settings: Settings, clock: ChinaClock
 ) -> None:
     _, _, planner_token, _ = _setup(session, settings, clock)
     _, admin_token = make_user(session, settings, role=Role.admin)

@@ -21,23 +21,24 @@ from field_api.work_orders import service as orders
 from field_api.work_orders.models import WorkOrder
 from field_api.work_orders.rules import Category, Stage
 from tests.builders import make_crew, make_district, make_order
+from tests.clocks import ChinaClock
 
-from .conftest import CHINA, FakeClock
+from .conftest import CHINA
 
 CAL = WorkingCalendar()
 PLANNER = Principal(user_id=0, name="planner", role=Role.planner)
 
 
-def _accepted(session: Session, clock: FakeClock, day: date, **kw: object) -> WorkOrder:
-    clock.set(day.year, day.month, day.day)
+def _accepted(session: Session, clock: ChinaClock, day: date, **kw: object) -> WorkOrder:
+    clock.set_china(day.year, day.month, day.day)
     order = make_order(session, **kw)  # type: ignore[arg-type]
-    order.accepted_at = clock.now
+    order.accepted_at = clock.now()
     session.flush()
     return order
 
 
-def _move(session: Session, clock: FakeClock, order: WorkOrder, stage: Stage, day: date) -> None:
-    clock.set(day.year, day.month, day.day)
+def _move(session: Session, clock: ChinaClock, order: WorkOrder, stage: Stage, day: date) -> None:
+    clock.set_china(day.year, day.month, day.day)
     orders.transition(session, order, stage, actor=None)
 
 
@@ -50,7 +51,7 @@ def _row(session: Session, order: WorkOrder, clock_name: str) -> OrderDeadline:
 
 
 def test_transition_stores_residential_deadline_2025_10_13(
-    session: Session, clock: FakeClock
+    session: Session, clock: ChinaClock
 ) -> None:
     order = _accepted(session, clock, date(2025, 9, 29))
     _move(session, clock, order, Stage.surveyed, date(2025, 9, 29))
@@ -61,7 +62,7 @@ def test_transition_stores_residential_deadline_2025_10_13(
     assert _row(session, order, "supply_scheme").due_on == date(2025, 10, 10)
 
 
-def test_energised_in_time_is_met_and_late_is_missed(session: Session, clock: FakeClock) -> None:
+def test_energised_in_time_is_met_and_late_is_missed(session: Session, clock: ChinaClock) -> None:
     on_time = _accepted(session, clock, date(2025, 9, 29))
     late = _accepted(session, clock, date(2025, 9, 29))
     for stage in (Stage.surveyed, Stage.scheme_answered, Stage.contract_signed):
@@ -89,10 +90,10 @@ def test_energised_in_time_is_met_and_late_is_missed(session: Session, clock: Fa
     assert e2e_all.missed >= 1
 
 
-def test_pause_extends_deadline_and_is_audited(session: Session, clock: FakeClock) -> None:
+def test_pause_extends_deadline_and_is_audited(session: Session, clock: ChinaClock) -> None:
     order = _accepted(session, clock, date(2025, 9, 29))
     before = session.query(AuditEvent).count()
-    clock.set(2025, 10, 9)
+    clock.set_china(2025, 10, 9)
     pause = service.start_pause(
         session, order, reason="customer_absent", note=None, actor=None, calendar=CAL
     )
@@ -100,7 +101,7 @@ def test_pause_extends_deadline_and_is_audited(session: Session, clock: FakeCloc
         service.start_pause(
             session, order, reason="customer_absent", note=None, actor=None, calendar=CAL
         )
-    clock.set(2025, 10, 11)
+    clock.set_china(2025, 10, 11)
     service.end_pause(session, order, pause.id, actor=None, calendar=CAL)
     assert _row(session, order, "end_to_end").due_on == date(2025, 10, 15)
     assert _row(session, order, "end_to_end").paused_working_days == 2
@@ -114,7 +115,7 @@ def test_pause_extends_deadline_and_is_audited(session: Session, clock: FakeCloc
 
 
 def test_unknown_pause_reason_and_finished_order_are_refused(
-    session: Session, clock: FakeClock
+    session: Session, clock: ChinaClock
 ) -> None:
     order = _accepted(session, clock, date(2025, 9, 29))
     with pytest.raises(ValidationFailed, match="unknown pause reason"):
@@ -124,7 +125,7 @@ def test_unknown_pause_reason_and_finished_order_are_refused(
         service.start_pause(session, order, reason="customer_absent", note=None, actor=None)
 
 
-def test_attention_lists_due_soon_and_overdue_by_crew(session: Session, clock: FakeClock) -> None:
+def test_attention_lists_due_soon_and_overdue_by_crew(session: Session, clock: ChinaClock) -> None:
     district = make_district(session)
     crew_a = make_crew(session, district=district)
     crew_b = make_crew(session, district=district)
@@ -147,10 +148,10 @@ def test_attention_lists_due_soon_and_overdue_by_crew(session: Session, clock: F
         service.attention(session, inspector, as_of=date(2025, 10, 11), calendar=CAL)
 
 
-def test_open_pause_keeps_order_out_of_overdue(session: Session, clock: FakeClock) -> None:
+def test_open_pause_keeps_order_out_of_overdue(session: Session, clock: ChinaClock) -> None:
     district = make_district(session)
     order = _accepted(session, clock, date(2025, 9, 29), district=district)
-    clock.set(2025, 10, 9)
+    clock.set_china(2025, 10, 9)
     service.start_pause(
         session, order, reason="customer_works", note=None, actor=None, calendar=CAL
     )
@@ -162,7 +163,7 @@ def test_open_pause_keeps_order_out_of_overdue(session: Session, clock: FakeCloc
 
 
 def test_provisional_deadline_becomes_exact_when_override_gains_the_year(
-    session: Session, clock: FakeClock, tmp_path: Path
+    session: Session, clock: ChinaClock, tmp_path: Path
 ) -> None:
     last = PACKAGE_YEARS[1]
     order = _accepted(session, clock, date(last, 12, 28), category=Category.residential)
@@ -187,9 +188,9 @@ def test_provisional_deadline_becomes_exact_when_override_gains_the_year(
     assert row.due_on > provisional_due
 
 
-def test_white_listed_order_stops_the_normal_clock(session: Session, clock: FakeClock) -> None:
+def test_white_listed_order_stops_the_normal_clock(session: Session, clock: ChinaClock) -> None:
     order = _accepted(session, clock, date(2025, 9, 29))
-    clock.set(2025, 9, 30)
+    clock.set_china(2025, 9, 30)
     orders.transition(
         session,
         order,
@@ -205,7 +206,7 @@ def test_white_listed_order_stops_the_normal_clock(session: Session, clock: Fake
 
 
 def test_book_visit_validates_window_and_notifies_listeners(
-    session: Session, clock: FakeClock
+    session: Session, clock: ChinaClock
 ) -> None:
     order = _accepted(session, clock, date(2025, 9, 29))
     seen: list[int] = []

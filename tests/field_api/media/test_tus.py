@@ -275,7 +275,7 @@ def test_unfinished_uploads_expire_with_their_bytes(
 ) -> None:
     from datetime import timedelta
 
-    from field_api.db import utcnow
+    from field_api.clock import now as utcnow
     from field_api.media import service
     from field_api.media.config import MediaSettings
 

@@ -11,17 +11,18 @@ from field_api.deadlines.calendar import PACKAGE_YEARS
 from field_api.main import create_app
 from field_api.tracking import service as tracking
 from tests.builders import auth, make_crew, make_order, make_user
+from tests.clocks import ChinaClock
 
-from .conftest import FakeClock, RecordingNotifier
+from .conftest import RecordingNotifier
 
 
 def _order_with_token(
-    client: TestClient, session: Session, settings: Settings, clock: FakeClock
+    client: TestClient, session: Session, settings: Settings, clock: ChinaClock
 ) -> tuple[str, str]:
     crew = make_crew(session)
     _, crew_token = make_user(session, settings, role=Role.crew, crew=crew)
     order = make_order(session, crew=crew)
-    order.accepted_at = clock.now
+    order.accepted_at = clock.now()
     session.commit()
     r = client.get(f"/work-orders/{order.id}/tracking", headers=auth(crew_token))
     assert r.status_code == 200, r.text
@@ -33,7 +34,7 @@ def test_public_tracking_json_needs_no_auth_and_masks_personal_data(
     client: TestClient,
     session: Session,
     settings: Settings,
-    clock: FakeClock,
+    clock: ChinaClock,
     sms: RecordingNotifier,
 ) -> None:
     token, _ = _order_with_token(client, session, settings, clock)
@@ -55,7 +56,7 @@ def test_mobile_page_renders_progress_and_is_private(
     client: TestClient,
     session: Session,
     settings: Settings,
-    clock: FakeClock,
+    clock: ChinaClock,
     sms: RecordingNotifier,
 ) -> None:
     token, _ = _order_with_token(client, session, settings, clock)
@@ -76,10 +77,10 @@ def test_mobile_page_marks_a_provisional_deadline(
     client: TestClient,
     session: Session,
     settings: Settings,
-    clock: FakeClock,
+    clock: ChinaClock,
     sms: RecordingNotifier,
 ) -> None:
-    clock.set(PACKAGE_YEARS[1], 12, 28)
+    clock.set_china(PACKAGE_YEARS[1], 12, 28)
     token, _ = _order_with_token(client, session, settings, clock)
     r = client.get(f"/t/{token}")
     assert "暂定" in r.text
@@ -130,16 +131,16 @@ def test_strict_calendar_without_the_year_still_shows_progress(
     session: Session,
     settings: Settings,
     session_factory: sessionmaker[Session],
-    clock: FakeClock,
+    clock: ChinaClock,
     sms: RecordingNotifier,
 ) -> None:
     strict = create_app(
         settings.model_copy(update={"calendar_strict": True}), session_factory=session_factory
     )
     with TestClient(strict, raise_server_exceptions=False) as client:
-        clock.set(PACKAGE_YEARS[1], 12, 28)
+        clock.set_china(PACKAGE_YEARS[1], 12, 28)
         order = make_order(session)
-        order.accepted_at = clock.now
+        order.accepted_at = clock.now()
         token = tracking.token_for(session, order).token
         session.commit()
         r = client.get(f"/track/{token}")

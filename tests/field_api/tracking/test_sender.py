@@ -21,8 +21,9 @@ from field_api.tracking.rules import EventType, RetryPolicy, verify
 from field_api.work_orders import service as orders
 from field_api.work_orders.rules import FLOW
 from tests.builders import make_order
+from tests.clocks import ChinaClock
 
-from .conftest import FakeClock, Receiver, RecordingNotifier
+from .conftest import Receiver, RecordingNotifier
 
 
 @pytest.fixture
@@ -64,13 +65,13 @@ def _secret(factory: sessionmaker[Session], sub_id: int) -> str:
 
 def test_sender_stopped_mid_queue_resumes_after_restart_without_loss(
     committed_url: str,
-    clock: FakeClock,
+    clock: ChinaClock,
     sms: RecordingNotifier,
     receiver: Receiver,
     http: httpx.Client,
 ) -> None:
     engine, sub_id = _seed(committed_url, receiver, events=5)
-    now = clock.now + timedelta(minutes=1)
+    now = clock.now() + timedelta(minutes=1)
     receiver.stop_after = 2
     first = sender.send_pending(
         make_session_factory(engine), client=http, clock=lambda: now, stop=receiver.stop
@@ -104,14 +105,14 @@ def test_sender_stopped_mid_queue_resumes_after_restart_without_loss(
 
 def test_failed_delivery_is_retried_with_backoff(
     committed_url: str,
-    clock: FakeClock,
+    clock: ChinaClock,
     sms: RecordingNotifier,
     receiver: Receiver,
     http: httpx.Client,
 ) -> None:
     engine, _ = _seed(committed_url, receiver, events=1)
     factory = make_session_factory(engine)
-    t0 = clock.now + timedelta(minutes=1)
+    t0 = clock.now() + timedelta(minutes=1)
     receiver.script = [500]
     policy = RetryPolicy(base_s=30, cap_s=600, max_attempts=3)
     report = sender.send_pending(factory, client=http, clock=lambda: t0, policy=policy)
@@ -135,7 +136,7 @@ def test_failed_delivery_is_retried_with_backoff(
 
 def test_delivery_gives_up_after_max_attempts(
     committed_url: str,
-    clock: FakeClock,
+    clock: ChinaClock,
     sms: RecordingNotifier,
     receiver: Receiver,
     http: httpx.Client,
@@ -144,7 +145,7 @@ def test_delivery_gives_up_after_max_attempts(
     factory = make_session_factory(engine)
     receiver.script = [503, 503]
     policy = RetryPolicy(base_s=1, cap_s=1, max_attempts=2)
-    t0 = clock.now + timedelta(minutes=1)
+    t0 = clock.now() + timedelta(minutes=1)
     sender.send_pending(factory, client=http, clock=lambda: t0, policy=policy)
     report = sender.send_pending(
         factory, client=http, clock=lambda: t0 + timedelta(seconds=5), policy=policy
@@ -156,14 +157,14 @@ def test_delivery_gives_up_after_max_attempts(
 
 def test_claim_of_a_killed_sender_expires_and_the_event_is_sent_again(
     committed_url: str,
-    clock: FakeClock,
+    clock: ChinaClock,
     sms: RecordingNotifier,
     receiver: Receiver,
     http: httpx.Client,
 ) -> None:
     engine, _ = _seed(committed_url, receiver, events=1)
     factory = make_session_factory(engine)
-    t0: datetime = clock.now + timedelta(minutes=1)
+    t0: datetime = clock.now() + timedelta(minutes=1)
     job = sender._claim(factory, now=t0, lease_s=60)
     assert job is not None  # claimed, then the process died before recording anything
     during = sender.send_pending(factory, client=http, clock=lambda: t0 + timedelta(seconds=30))
@@ -176,7 +177,7 @@ def test_claim_of_a_killed_sender_expires_and_the_event_is_sent_again(
 
 def test_rows_of_a_deactivated_subscriber_are_not_sent(
     committed_url: str,
-    clock: FakeClock,
+    clock: ChinaClock,
     sms: RecordingNotifier,
     receiver: Receiver,
     http: httpx.Client,
@@ -185,7 +186,7 @@ def test_rows_of_a_deactivated_subscriber_are_not_sent(
     factory = make_session_factory(engine)
     with factory.begin() as session:
         tracking.deactivate_subscription(session, sub_id, actor=None)
-    report = sender.send_pending(factory, client=http, clock=lambda: clock.now)
+    report = sender.send_pending(factory, client=http, clock=lambda: clock.now())
     assert report.attempted == 0
     assert [r.status for r in _rows(factory)] == ["dead", "dead"]
     assert receiver.requests == []

@@ -21,14 +21,15 @@ from field_api.work_orders import service as orders
 from field_api.work_orders.models import WorkOrder
 from field_api.work_orders.rules import Stage
 from tests.builders import make_order
+from tests.clocks import ChinaClock
 
-from .conftest import CHINA, FakeClock, RecordingNotifier
+from .conftest import CHINA, RecordingNotifier
 
 
-def _order(session: Session, clock: FakeClock, day: date = date(2025, 9, 29)) -> WorkOrder:
-    clock.set(day.year, day.month, day.day)
+def _order(session: Session, clock: ChinaClock, day: date = date(2025, 9, 29)) -> WorkOrder:
+    clock.set_china(day.year, day.month, day.day)
     order = make_order(session)
-    order.accepted_at = clock.now
+    order.accepted_at = clock.now()
     session.flush()
     return order
 
@@ -45,7 +46,7 @@ def _subscribe(session: Session, *events: EventType) -> int:
     return sub.id
 
 
-def test_token_is_created_once_and_unknown_token_is_404(session: Session, clock: FakeClock) -> None:
+def test_token_is_created_once_and_unknown_token_is_404(session: Session, clock: ChinaClock) -> None:
     order = _order(session, clock)
     first = tracking.token_for(session, order).token
     assert tracking.token_for(session, order).token == first
@@ -57,10 +58,10 @@ def test_token_is_created_once_and_unknown_token_is_404(session: Session, clock:
 
 
 def test_progress_shows_stages_deadline_visit_with_personal_data_masked(
-    session: Session, clock: FakeClock, sms: RecordingNotifier
+    session: Session, clock: ChinaClock, sms: RecordingNotifier
 ) -> None:
     order = _order(session, clock)
-    clock.set(2025, 9, 30)
+    clock.set_china(2025, 9, 30)
     orders.transition(session, order, Stage.surveyed, actor=None)
     start = datetime(2025, 10, 9, 9, 0, tzinfo=CHINA)
     deadlines.book_visit(
@@ -85,7 +86,7 @@ def test_progress_shows_stages_deadline_visit_with_personal_data_masked(
     assert view.planned_visit.window_start == start
 
 
-def test_progress_marks_a_provisional_deadline(session: Session, clock: FakeClock) -> None:
+def test_progress_marks_a_provisional_deadline(session: Session, clock: ChinaClock) -> None:
     order = _order(session, clock, date(PACKAGE_YEARS[1], 12, 28))
     view = tracking.progress(
         session, tracking.token_for(session, order).token, as_of=date(PACKAGE_YEARS[1], 12, 28)
@@ -96,12 +97,12 @@ def test_progress_marks_a_provisional_deadline(session: Session, clock: FakeCloc
 
 
 def test_stage_change_queues_webhooks_for_subscribers_without_personal_data(
-    session: Session, clock: FakeClock, sms: RecordingNotifier
+    session: Session, clock: ChinaClock, sms: RecordingNotifier
 ) -> None:
     stage_sub = _subscribe(session, EventType.stage_changed)
     visit_sub = _subscribe(session, EventType.visit_planned)
     order = _order(session, clock)
-    clock.set(2025, 9, 30)
+    clock.set_china(2025, 9, 30)
     orders.transition(session, order, Stage.surveyed, actor=None)
     rows = list(
         session.execute(
@@ -138,7 +139,7 @@ def test_stage_change_queues_webhooks_for_subscribers_without_personal_data(
 
 
 def test_customer_sms_on_chosen_stages_and_a_failing_gateway_does_not_block(
-    session: Session, clock: FakeClock, sms: RecordingNotifier
+    session: Session, clock: ChinaClock, sms: RecordingNotifier
 ) -> None:
     order = _order(session, clock)
     orders.transition(session, order, Stage.surveyed, actor=None)
