@@ -26,9 +26,7 @@ import binascii
 import hashlib
 import json
 import logging
-import os
 import re
-import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +38,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+
+from field_api import keyfiles
 
 logger = logging.getLogger(__name__)
 
@@ -74,9 +74,7 @@ def sha256_hex(data: bytes) -> str:
 # ---------------------------------------------------------------------------- keys
 
 
-def public_key_path_for(private_key_path: Path) -> Path:
-    """Where the public key is published next to the private key (``<name>.pub``)."""
-    return private_key_path.with_name(private_key_path.name + ".pub")
+public_key_path_for = keyfiles.public_key_path_for
 
 
 def load_signing_key(path: Path, *, create_if_missing: bool) -> Ed25519PrivateKey:
@@ -88,58 +86,15 @@ def load_signing_key(path: Path, *, create_if_missing: bool) -> Ed25519PrivateKe
     Raises:
         SigningKeyError: missing with ``create_if_missing=False``, unreadable or not Ed25519.
     """
-    if not path.exists():
-        if not create_if_missing:
-            raise SigningKeyError(
-                f"contract signing key {path} does not exist; provision an Ed25519 PKCS#8 PEM "
-                "key there (development generates one on first use)"
-            )
-        _generate_key_file(path)
     try:
-        pem = path.read_bytes()
-        key = serialization.load_pem_private_key(pem, password=None)
-    except (OSError, ValueError, TypeError) as exc:
-        raise SigningKeyError(f"contract signing key {path} cannot be loaded: {exc}") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise SigningKeyError(f"contract signing key {path} is not an Ed25519 key")
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        logger.warning("contract signing key %s is readable by others (mode %o)", path, mode)
-    public_path = public_key_path_for(path)
-    if not public_path.exists():
-        _write_public_key(public_path, key.public_key())
-    return key
+        return keyfiles.load_ed25519(
+            path, create_if_missing=create_if_missing, what="contract signing key"
+        )
+    except keyfiles.KeyFileError as exc:
+        raise SigningKeyError(str(exc)) from exc
 
 
-def _generate_key_file(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return  # another process won the race; its key is the key
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-    _write_public_key(public_key_path_for(path), key.public_key())
-    logger.info("generated a development contract signing key at %s", path)
-
-
-def _write_public_key(path: Path, public_key: Ed25519PublicKey) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(public_key_pem(public_key))
-    temporary.replace(path)
-
-
-def public_key_pem(public_key: Ed25519PublicKey) -> bytes:
-    """The public key as SubjectPublicKeyInfo PEM (what ``verify --public-key`` reads)."""
-    return public_key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+public_key_pem = keyfiles.public_key_pem
 
 
 def load_public_key(pem: bytes) -> Ed25519PublicKey:
