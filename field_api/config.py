@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     token_pepper: str = DEV_TOKEN_PEPPER
     max_json_body_bytes: int = Field(default=256 * 1024, gt=0)
     idempotency_ttl_hours: int = Field(default=72, gt=0)
+    idempotency_lease_s: int = Field(default=60, gt=0)
     calendar_override_path: Path | None = None
     calendar_strict: bool = False
     signing_key_path: Path = Path("var/keys/contract-signing.key")

@@ -7,17 +7,15 @@ PATCH) are not buffered here: those routes carry their own client ids and limits
 
 from __future__ import annotations
 
-import hashlib
 import json
+from datetime import timedelta
 from typing import Any
 
 from anyio import to_thread
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from field_api.idempotency.models import IdempotencyRecord
+from field_api.idempotency import service
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 STREAMING_TYPES = ("multipart/form-data", "application/offset+octet-stream")
@@ -84,48 +82,49 @@ class IdempotencyMiddleware:
                 send, *_error_response(400, "BadRequest", "Idempotency-Key too long"), []
             )
             return
-        auth = headers.get("authorization", "")
-        key_scope = hashlib.sha256(auth.encode()).hexdigest()
-        request_hash = hashlib.sha256(
-            scope["method"].encode() + b" " + scope["path"].encode() + b"\n" + body
-        ).hexdigest()
+        settings = scope["app"].state.settings
+        pepper: str = settings.token_pepper
+        ttl = timedelta(hours=settings.idempotency_ttl_hours)
+        lease = timedelta(seconds=settings.idempotency_lease_s)
+        key_scope = service.key_scope(headers.get("authorization", ""), pepper=pepper)
+        request_hash = service.request_hash(scope["method"], scope["path"], body, pepper=pepper)
 
         factory: sessionmaker[Session] = scope["app"].state.session_factory
-        stored = await to_thread.run_sync(self._claim, factory, key_scope, key, request_hash)
-        if stored is not None:
-            if stored.request_hash != request_hash:
-                await _send_json(
-                    send,
-                    *_error_response(
-                        409,
-                        "IdempotencyConflict",
-                        "this Idempotency-Key was used with a different request",
-                    ),
-                    [],
+
+        def claim_key() -> service.Claim:
+            with factory.begin() as session:
+                return service.claim(
+                    session,
+                    scope=key_scope,
+                    key=key,
+                    request_hash=request_hash,
+                    ttl=ttl,
+                    lease=lease,
                 )
-                return
-            if stored.status_code is None:
-                await _send_json(
-                    send,
-                    *_error_response(
-                        409, "IdempotencyConflict", "a request with this key is in progress"
-                    ),
-                    [(b"retry-after", b"1")],
-                )
-                return
-            out_headers = [(b"idempotent-replayed", b"true")]
-            if stored.content_type:
-                out_headers.append((b"content-type", stored.content_type.encode()))
-            payload = stored.body or b""
-            out_headers.append((b"content-length", str(len(payload)).encode()))
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": stored.status_code,
-                    "headers": out_headers,
-                }
+
+        claimed = await to_thread.run_sync(claim_key)
+        if claimed.outcome is service.Outcome.conflict:
+            await _send_json(
+                send,
+                *_error_response(
+                    409,
+                    "IdempotencyConflict",
+                    "this Idempotency-Key was used with a different request",
+                ),
+                [],
             )
-            await send({"type": "http.response.body", "body": payload})
+            return
+        if claimed.outcome is service.Outcome.in_progress:
+            await _send_json(
+                send,
+                *_error_response(
+                    409, "IdempotencyConflict", "a request with this key is in progress"
+                ),
+                [(b"retry-after", str(claimed.retry_after_s).encode())],
+            )
+            return
+        if claimed.outcome is service.Outcome.replay:
+            await _replay(send, claimed)
             return
 
         captured: dict[str, Any] = {"status": None, "content_type": None, "body": []}
@@ -140,74 +139,50 @@ class IdempotencyMiddleware:
                 captured["body"].append(message.get("body", b""))
             await send(message)
 
+        def release() -> None:
+            with factory.begin() as session:
+                service.release(session, claimed)
+
         try:
             await self.app(scope, replay_receive, capture_send)
         except BaseException:
-            await to_thread.run_sync(self._release, factory, key_scope, key)
+            await to_thread.run_sync(release)
             raise
         status = captured["status"]
         if status is None or status >= 500:
-            await to_thread.run_sync(self._release, factory, key_scope, key)
-        else:
-            body_out = b"".join(captured["body"])
-            await to_thread.run_sync(
-                self._store, factory, key_scope, key, status, captured["content_type"], body_out
-            )
+            await to_thread.run_sync(release)
+            return
+        body_out = b"".join(captured["body"])
 
-    def _claim(
-        self, factory: sessionmaker[Session], key_scope: str, key: str, request_hash: str
-    ) -> IdempotencyRecord | None:
-        """Return the stored record, or claim the key (in progress) and return None."""
-        with factory() as session:
-            existing = session.execute(
-                select(IdempotencyRecord).where(
-                    IdempotencyRecord.scope == key_scope, IdempotencyRecord.key == key
+        def keep() -> None:
+            with factory.begin() as session:
+                service.store(
+                    session,
+                    claimed,
+                    status_code=status,
+                    content_type=captured["content_type"],
+                    body=body_out,
+                    ttl=ttl,
                 )
-            ).scalar_one_or_none()
-            if existing is not None:
-                session.expunge(existing)
-                session.rollback()
-                return existing
-            session.add(IdempotencyRecord(scope=key_scope, key=key, request_hash=request_hash))
-            try:
-                session.commit()
-            except IntegrityError:
-                session.rollback()
-                found = session.execute(
-                    select(IdempotencyRecord).where(
-                        IdempotencyRecord.scope == key_scope, IdempotencyRecord.key == key
-                    )
-                ).scalar_one()
-                session.expunge(found)
-                return found
-            return None
 
-    def _store(
-        self,
-        factory: sessionmaker[Session],
-        key_scope: str,
-        key: str,
-        status: int,
-        content_type: str | None,
-        body: bytes,
-    ) -> None:
-        with factory.begin() as session:
-            record = session.execute(
-                select(IdempotencyRecord).where(
-                    IdempotencyRecord.scope == key_scope, IdempotencyRecord.key == key
-                )
-            ).scalar_one()
-            record.status_code = status
-            record.content_type = content_type
-            record.body = body
+        await to_thread.run_sync(keep)
 
-    def _release(self, factory: sessionmaker[Session], key_scope: str, key: str) -> None:
-        with factory.begin() as session:
-            session.execute(
-                delete(IdempotencyRecord).where(
-                    IdempotencyRecord.scope == key_scope, IdempotencyRecord.key == key
-                )
-            )
+
+async def _replay(send: Send, claimed: service.Claim) -> None:
+    """Send a stored (redacted) answer back, saying what was redacted."""
+    out_headers = [(b"idempotent-replayed", b"true")]
+    if claimed.redacted:
+        out_headers.append((b"idempotency-redacted", ", ".join(claimed.redacted).encode()))
+    if claimed.content_type and claimed.body:
+        out_headers.append((b"content-type", claimed.content_type.encode("latin-1")))
+    out_headers.append((b"content-length", str(len(claimed.body)).encode()))
+    start: Message = {
+        "type": "http.response.start",
+        "status": claimed.status_code,
+        "headers": out_headers,
+    }
+    await send(start)
+    await send({"type": "http.response.body", "body": claimed.body})
 
 
 def _too_large(limit: int) -> tuple[int, bytes]:
