@@ -59,6 +59,26 @@ def public_key_pem(public_key: Ed25519PublicKey) -> bytes:
     )
 
 
+def load_public_key(pem: bytes) -> Ed25519PublicKey:
+    """Parse an Ed25519 public key in PEM (a private key's public half is taken too).
+
+    Raises:
+        KeyFileError: not an Ed25519 key in PEM.
+    """
+    try:
+        if b"PRIVATE KEY" in pem:
+            private = serialization.load_pem_private_key(pem, password=None)
+            if not isinstance(private, Ed25519PrivateKey):
+                raise KeyFileError("the key is not an Ed25519 key")
+            return private.public_key()
+        key = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError) as exc:
+        raise KeyFileError(f"not a PEM key: {exc}") from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyFileError("the key is not an Ed25519 key")
+    return key
+
+
 def _write_public_key(path: Path, public_key: Ed25519PublicKey) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_bytes(public_key_pem(public_key))

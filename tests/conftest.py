@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from field_api import clock as clock_module
+from field_api.audit import keys as audit_keys
+from field_api.audit import service as audit_service
 from field_api.config import Settings
 from field_api.db import Base, import_all_models, make_engine
 from field_api.main import create_app
@@ -33,6 +36,21 @@ from tests.clocks import ChinaClock
 
 PG_ENV = "FIELDOPS_TEST_DATABASE_URL"
 import_all_models()
+
+# One pair of audit keys for this test process, also inherited by the servers tests start.
+_KEY_DIR = Path(tempfile.mkdtemp(prefix="fieldops-test-keys-"))
+os.environ.setdefault("FIELDOPS_AUDIT_KEY_PATH", str(_KEY_DIR / "audit-chain.key"))
+os.environ.setdefault("FIELDOPS_AUDIT_CHECKPOINT_KEY_PATH", str(_KEY_DIR / "audit-checkpoint.key"))
+audit_keys.install(Settings(env="test"))
+
+
+def _assert_audit_chain_intact(request: pytest.FixtureRequest, conn: Connection) -> None:
+    """Every database test ends with a chain that verifies: normal use leaves no alarm."""
+    if request.node.get_closest_marker("audit_tampered"):
+        return
+    with Session(bind=conn) as s:
+        problems = audit_service.verify(s)
+    assert not problems, f"audit chain broken after the test: {problems[0].message}"
 
 
 def _pg_base_url() -> str | None:
@@ -111,11 +129,12 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def connection(engine: Engine) -> Iterator[Connection]:
+def connection(engine: Engine, request: pytest.FixtureRequest) -> Iterator[Connection]:
     conn = engine.connect()
     trans = conn.begin()
     try:
         yield conn
+        _assert_audit_chain_intact(request, conn)
     finally:
         trans.rollback()
         conn.close()
@@ -167,6 +186,12 @@ def committed_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[st
     Base.metadata.create_all(eng)
     eng.dispose()
     yield url
+    eng = make_engine(url)
+    try:
+        with eng.connect() as conn:
+            _assert_audit_chain_intact(request, conn)
+    finally:
+        eng.dispose()
 
 
 # Slices' transition listeners are part of the service's behaviour in every test.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, String
+from sqlalchemy import BigInteger, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from field_api.db import Base
@@ -21,6 +21,10 @@ class AuditEvent(Base):
     entity_type: Mapped[str] = mapped_column(String(64), index=True)
     entity_id: Mapped[str] = mapped_column(String(64), index=True)
     row_hash: Mapped[str | None] = mapped_column(String(64))
+    # Fingerprint of the HMAC key of this link; empty for events written before the key.
+    key_id: Mapped[str | None] = mapped_column(String(16))
+    # What a person wrote for this event (a re-anchor's reason); part of the keyed link.
+    detail: Mapped[str | None] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 

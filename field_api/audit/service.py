@@ -1,32 +1,67 @@
 """Appending to and verifying the audit chain.
 
+Every row of an audited table (a model with the :class:`field_api.db.Audited` marker) is
+covered: each write appends an event carrying the row's content hash, keyed into the chain
+(see ``rules``). Services name the event with :func:`record`; a write that reaches the
+database without one (a flush of an audited row that no ``record`` call followed) is recorded
+by the session guard before the transaction commits, as ``<table>.insert|update|delete`` by the
+request's actor, so the chain never reports normal use as "edited outside the service". Bulk
+``UPDATE``/``DELETE``/``INSERT`` statements on audited tables through the ORM are refused: they
+would bypass the per-row events (unless marked :data:`CALLER_RECORDS`, for a conditional update
+whose caller records each row it touched).
+
+:func:`verify` then checks the links (HMAC), the head, that every audited row has an event
+with its current hash and that every recorded row still exists — so an edited row, an inserted
+row (a forged admin and token), a deleted row and an edited event are each reported.
+
 Appends are serialised: on PostgreSQL by a transaction-scoped advisory lock, on SQLite by the
-write lock that ``BEGIN IMMEDIATE`` takes (see ``field_api.db``).
+write lock of ``BEGIN IMMEDIATE`` (see ``field_api.db``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, event, func, select, text
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from field_api import clock
+from field_api.audit import keys as audit_keys
 from field_api.audit.models import AuditEvent, AuditHead
-from field_api.audit.rules import GENESIS, link_hash, row_hash
+from field_api.audit.rules import GENESIS, link_hash, row_hash, same_hash
 from field_api.auth.rules import Principal
 from field_api.db import Base
 from field_api.errors import NotFound
 
 ADVISORY_LOCK_KEY = 0x46_4F_41_55  # "FOAU"
+ACTOR_KEY = "audit.actor"
+_PENDING_KEY = "audit.unrecorded"
+
+
+class AuditBypass(RuntimeError):
+    """A bulk statement tried to write an audited table around the per-row events."""
 
 
 @dataclass(frozen=True)
 class Problem:
     seq: int | None
     message: str
+
+
+def audited_tables() -> list[Table]:
+    """Every table whose rows the chain must cover, in a stable order."""
+    tables = {
+        mapper.local_table.name: mapper.local_table
+        for mapper in Base.registry.mappers
+        if getattr(mapper.class_, "__audited__", False) and isinstance(mapper.local_table, Table)
+    }
+    return [tables[name] for name in sorted(tables)]
+
+
+def _is_audited(obj: Any) -> bool:
+    return bool(getattr(type(obj), "__audited__", False))
 
 
 def _table_of(entity_type: str) -> Table:
@@ -36,12 +71,22 @@ def _table_of(entity_type: str) -> Table:
     return table
 
 
+def _pk_column(table: Table) -> Any:
+    return list(table.primary_key.columns)[0]
+
+
+def _key_of(table: Table, entity_id: str) -> Any:
+    pk = _pk_column(table)
+    return int(entity_id) if pk.type.python_type is int else entity_id
+
+
 def current_row_values(session: Session, entity_type: str, entity_id: str) -> dict[str, Any] | None:
     """Read a row as stored (the same normalisation at append and at verify time)."""
     table = _table_of(entity_type)
-    pk = list(table.primary_key.columns)[0]
-    key: Any = int(entity_id) if pk.type.python_type is int else entity_id
-    row = session.execute(select(table).where(pk == key)).mappings().first()
+    pk = _pk_column(table)
+    row = (
+        session.execute(select(table).where(pk == _key_of(table, entity_id))).mappings().first()
+    )
     return dict(row) if row is not None else None
 
 
@@ -51,7 +96,7 @@ def _lock(session: Session) -> None:
 
 
 def _event_fields(event: AuditEvent) -> Mapping[str, Any]:
-    return {
+    fields: dict[str, Any] = {
         "seq": event.seq,
         "at": event.at,
         "actor_id": event.actor_id,
@@ -61,6 +106,28 @@ def _event_fields(event: AuditEvent) -> Mapping[str, Any]:
         "entity_id": event.entity_id,
         "row_hash": event.row_hash,
     }
+    if event.key_id is not None:  # keyed events also bind the key's name and the detail
+        fields["key_id"] = event.key_id
+        fields["detail"] = event.detail
+    return fields
+
+
+def _identity(entity: Any) -> tuple[str, str]:
+    table: Table = entity.__table__
+    return table.name, str(getattr(entity, _pk_column(table).key))
+
+
+def _unrecorded(session: Session) -> dict[tuple[str, str], bool]:
+    pending: dict[tuple[str, str], bool] | None = session.info.get(_PENDING_KEY)
+    if pending is None:
+        pending = {}
+        session.info[_PENDING_KEY] = pending
+    return pending
+
+
+def set_actor(session: Session, actor: Principal | None) -> None:
+    """The principal a request acts as: the author of events the guard records."""
+    session.info[ACTOR_KEY] = actor
 
 
 def record(
@@ -70,20 +137,21 @@ def record(
     action: str,
     entity: Any,
     deleted: bool = False,
+    detail: str | None = None,
 ) -> AuditEvent:
     """Append an event for a written row (flushed first) carrying the row's content hash."""
     session.flush()
-    table: Table = entity.__table__
-    pk_col = list(table.primary_key.columns)[0]
-    entity_id = str(getattr(entity, pk_col.key))
-    values = None if deleted else current_row_values(session, table.name, entity_id)
+    table_name, entity_id = _identity(entity)
+    values = None if deleted else current_row_values(session, table_name, entity_id)
+    _unrecorded(session).pop((table_name, entity_id), None)
     return append(
         session,
         actor=actor,
         action=action,
-        entity_type=table.name,
+        entity_type=table_name,
         entity_id=entity_id,
         content_hash=row_hash(values) if values is not None else None,
+        detail=detail,
     )
 
 
@@ -95,7 +163,9 @@ def append(
     entity_type: str,
     entity_id: str,
     content_hash: str | None,
+    detail: str | None = None,
 ) -> AuditEvent:
+    keys = audit_keys.current()
     _lock(session)
     head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one_or_none()
     if head is None:
@@ -110,10 +180,12 @@ def append(
         entity_type=entity_type,
         entity_id=entity_id,
         row_hash=content_hash,
+        key_id=keys.chain_key_id,
+        detail=detail,
         prev_hash=head.last_hash,
         hash="",
     )
-    event.hash = link_hash(head.last_hash, _event_fields(event))
+    event.hash = link_hash(keys.chain_key, head.last_hash, _event_fields(event))
     session.add(event)
     head.count = event.seq
     head.last_hash = event.hash
@@ -121,52 +193,206 @@ def append(
     return event
 
 
-def verify(session: Session) -> list[Problem]:
-    """Check the chain, its head and every audited row; the first problem comes first."""
+# ----------------------------------------------------------------------------- the guard
+
+
+def _after_flush(session: Session, _flush: UOWTransaction) -> None:
+    pending = _unrecorded(session)
+    for obj in session.new:
+        if _is_audited(obj):
+            pending[_identity(obj)] = False
+    for obj in session.dirty:
+        if _is_audited(obj) and session.is_modified(obj, include_collections=False):
+            pending[_identity(obj)] = False
+    for obj in session.deleted:
+        if _is_audited(obj):
+            pending[_identity(obj)] = True
+
+
+def record_unrecorded(session: Session) -> int:
+    """Record every audited write of this transaction that no service call named; returns
+    how many events were added."""
+    session.flush()
+    pending = _unrecorded(session)
+    added = 0
+    while pending:
+        (table_name, entity_id), _deleted = pending.popitem()
+        values = current_row_values(session, table_name, entity_id)
+        action = f"{table_name}.delete" if values is None else f"{table_name}.write"
+        append(
+            session,
+            actor=session.info.get(ACTOR_KEY),
+            action=action,
+            entity_type=table_name,
+            entity_id=entity_id,
+            content_hash=row_hash(values) if values is not None else None,
+        )
+        added += 1
+    return added
+
+
+def _before_commit(session: Session) -> None:
+    if session.info.get(_PENDING_KEY) or session.new or session.dirty or session.deleted:
+        record_unrecorded(session)
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING_KEY, None)
+
+
+# Execution option of a conditional UPDATE whose caller records every row it touched (the
+# stock counts' atomic "take if enough" statements).
+CALLER_RECORDS = {"audit": "caller-records"}
+
+
+def _refuse_bulk_writes(state: ORMExecuteState) -> None:
+    if not (state.is_update or state.is_delete or state.is_insert):
+        return
+    if state.execution_options.get("audit") == CALLER_RECORDS["audit"]:
+        return
+    mapper = state.bind_mapper
+    if mapper is not None and getattr(mapper.class_, "__audited__", False):
+        raise AuditBypass(
+            f"bulk {state.statement.__class__.__name__.lower()} on audited table "
+            f"{mapper.local_table}: load the rows and change them through the session"
+        )
+
+
+_installed = False
+
+
+def install_guard() -> None:
+    """Register the session events that keep every audited write on the chain (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    event.listen(Session, "after_flush", _after_flush)
+    event.listen(Session, "before_commit", _before_commit)
+    event.listen(Session, "after_soft_rollback", lambda s, _t: _after_rollback(s))
+    event.listen(Session, "do_orm_execute", _refuse_bulk_writes)
+    _installed = True
+
+
+# ----------------------------------------------------------------------------- verification
+
+
+def _chain_problems(
+    events: Iterable[AuditEvent], keys: audit_keys.AuditKeys
+) -> tuple[list[Problem], int, str, dict[tuple[str, str], str | None]]:
     problems: list[Problem] = []
     prev = GENESIS
     expected_seq = 1
+    keyed_seen = False
     latest: dict[tuple[str, str], str | None] = {}
-    for event in session.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars():
-        if event.seq != expected_seq:
-            problems.append(
-                Problem(event.seq, f"event {expected_seq} is missing (found {event.seq})")
-            )
-            return problems
-        if event.prev_hash != prev:
-            problems.append(
-                Problem(event.seq, f"event {event.seq} does not chain to its predecessor")
-            )
-            return problems
-        if link_hash(prev, _event_fields(event)) != event.hash:
-            problems.append(Problem(event.seq, f"event {event.seq} was altered (hash mismatch)"))
-            return problems
-        prev = event.hash
+    for ev in events:
+        if ev.seq != expected_seq:
+            problems.append(Problem(ev.seq, f"event {expected_seq} is missing (found {ev.seq})"))
+            break
+        if ev.prev_hash != prev:
+            problems.append(Problem(ev.seq, f"event {ev.seq} does not chain to its predecessor"))
+            break
+        if ev.key_id is None:
+            if keyed_seen:
+                problems.append(
+                    Problem(ev.seq, f"event {ev.seq} is unkeyed after keyed events (forged)")
+                )
+                break
+            key: bytes | None = None
+        else:
+            keyed_seen = True
+            if ev.key_id != keys.chain_key_id:
+                problems.append(
+                    Problem(
+                        ev.seq,
+                        f"event {ev.seq} was keyed with key {ev.key_id}, not the configured "
+                        f"audit chain key {keys.chain_key_id}",
+                    )
+                )
+                break
+            key = keys.chain_key
+        if not same_hash(link_hash(key, prev, _event_fields(ev)), ev.hash):
+            problems.append(Problem(ev.seq, f"event {ev.seq} was altered (hash mismatch)"))
+            break
+        prev = ev.hash
         expected_seq += 1
-        latest[(event.entity_type, event.entity_id)] = event.row_hash
-    count = expected_seq - 1
+        latest[(ev.entity_type, ev.entity_id)] = ev.row_hash
+    return problems, expected_seq - 1, prev, latest
+
+
+def verify(session: Session, *, keys: audit_keys.AuditKeys | None = None) -> list[Problem]:
+    """Check the chain, its head and every audited row; the first problem comes first."""
+    keys = keys or audit_keys.current()
+    events = session.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars()
+    problems, count, last, latest = _chain_problems(events, keys)
+    if problems:
+        return problems
     head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one_or_none()
     head_count, head_hash = (head.count, head.last_hash) if head else (0, GENESIS)
-    if head_count != count or head_hash != prev:
-        problems.append(
+    if head_count != count or head_hash != last:
+        return [
             Problem(
                 None,
                 f"chain head says {head_count} events ending {head_hash[:12]}, "
-                f"the chain has {count} ending {prev[:12]}: events were deleted or added",
+                f"the chain has {count} ending {last[:12]}: events were deleted or added",
             )
-        )
-        return problems
-    for (entity_type, entity_id), expected in latest.items():
-        values = current_row_values(session, entity_type, entity_id)
-        actual = row_hash(values) if values is not None else None
-        if actual != expected:
-            what = "deleted" if actual is None else "edited"
-            problems.append(
-                Problem(None, f"{entity_type} row {entity_id} was {what} outside the service")
-            )
-            return problems
-    return problems
+        ]
+    return _row_problems(session, latest)
+
+
+def _row_problems(
+    session: Session, latest: Mapping[tuple[str, str], str | None]
+) -> list[Problem]:
+    audited = {t.name: t for t in audited_tables()}
+    seen: set[tuple[str, str]] = set()
+    for name, table in audited.items():
+        pk = _pk_column(table)
+        for row in session.execute(select(table).order_by(pk)).mappings():
+            entity_id = str(row[pk.key])
+            seen.add((name, entity_id))
+            expected = latest.get((name, entity_id))
+            if expected is None:
+                if (name, entity_id) in latest:
+                    return [
+                        Problem(None, f"{name} row {entity_id} was re-inserted outside the service")
+                    ]
+                return [
+                    Problem(
+                        None,
+                        f"{name} row {entity_id} has no audit event: it was inserted outside "
+                        "the service",
+                    )
+                ]
+            if not same_hash(row_hash(dict(row)), expected):
+                return [Problem(None, f"{name} row {entity_id} was edited outside the service")]
+    for (name, entity_id), expected in latest.items():
+        if expected is None or (name, entity_id) in seen:
+            continue
+        if name in audited:
+            return [Problem(None, f"{name} row {entity_id} was deleted outside the service")]
+        values = current_row_values(session, name, entity_id)
+        if values is None:
+            return [Problem(None, f"{name} row {entity_id} was deleted outside the service")]
+        if not same_hash(row_hash(values), expected):
+            return [Problem(None, f"{name} row {entity_id} was edited outside the service")]
+    return []
 
 
 def event_count(session: Session) -> int:
     return int(session.execute(select(func.count()).select_from(AuditEvent)).scalar_one())
+
+
+def head(session: Session) -> tuple[int, str]:
+    """The chain's length and last hash as the head row states them."""
+    row = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one_or_none()
+    return (row.count, row.last_hash) if row else (0, GENESIS)
+
+
+def hashes_at(session: Session, seqs: Iterable[int]) -> dict[int, str]:
+    """The stored hash of each of the given events that exists."""
+    wanted = sorted(set(seqs))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(AuditEvent.seq, AuditEvent.hash).where(AuditEvent.seq.in_(wanted))
+    ).all()
+    return {int(seq): h for seq, h in rows}

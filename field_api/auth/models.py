@@ -9,7 +9,7 @@ from sqlalchemy import Enum, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from field_api import clock
-from field_api.db import Base
+from field_api.db import Audited, Base
 
 
 class Role(enum.StrEnum):
@@ -21,7 +21,7 @@ class Role(enum.StrEnum):
     admin = "admin"
 
 
-class District(Base):
+class District(Audited, Base):
     __tablename__ = "districts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -31,7 +31,7 @@ class District(Base):
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
-class Crew(Base):
+class Crew(Audited, Base):
     __tablename__ = "crews"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -42,7 +42,7 @@ class Crew(Base):
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
-class User(Base):
+class User(Audited, Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -53,7 +53,7 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
-class ApiToken(Base):
+class ApiToken(Audited, Base):
     """A bearer token, stored only as a peppered HMAC-SHA256."""
 
     __tablename__ = "api_tokens"

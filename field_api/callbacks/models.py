@@ -8,10 +8,10 @@ from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from field_api import clock
-from field_api.db import Base
+from field_api.db import Audited, Base
 
 
-class CallBack(Base):
+class CallBack(Audited, Base):
     """The customer call-back (回访) due after energisation, and its result."""
 
     __tablename__ = "callbacks"
@@ -30,7 +30,7 @@ class CallBack(Base):
     recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
 
-class ReviewFlag(Base):
+class ReviewFlag(Audited, Base):
     """An order flagged for review by a detector of off-system processing."""
 
     __tablename__ = "review_flags"

@@ -9,10 +9,10 @@ from sqlalchemy import JSON, Boolean, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from field_api import clock
-from field_api.db import Base
+from field_api.db import Audited, Base
 
 
-class ChecklistSubmission(Base):
+class ChecklistSubmission(Audited, Base):
     """One attempt at one phase of a card for an order; attempt 1 is what first-pass counts."""
 
     __tablename__ = "checklist_submissions"
@@ -38,7 +38,7 @@ class ChecklistSubmission(Base):
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
-class ChecklistItemResult(Base):
+class ChecklistItemResult(Audited, Base):
     """The verdict on one item of a submission."""
 
     __tablename__ = "checklist_item_results"

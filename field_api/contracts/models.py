@@ -10,7 +10,7 @@ from sqlalchemy import JSON, Enum, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from field_api import clock
-from field_api.db import Base
+from field_api.db import Audited, Base
 
 
 class ContractStatus(enum.StrEnum):
@@ -18,7 +18,7 @@ class ContractStatus(enum.StrEnum):
     signed = "signed"
 
 
-class Contract(Base):
+class Contract(Audited, Base):
     """One order's contract: the data snapshot it is rendered from, and once signed, the proof."""
 
     __tablename__ = "contracts"
@@ -47,7 +47,7 @@ class Contract(Base):
     envelope: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
-class ContractOtp(Base):
+class ContractOtp(Audited, Base):
     """A one-time code sent to the customer's phone; only its keyed hash is stored."""
 
     __tablename__ = "contract_otps"

@@ -8,7 +8,7 @@ from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from field_api import clock as server_clock
-from field_api.db import Base
+from field_api.db import Audited, Base
 
 
 class OrderDeadline(Base):
@@ -38,7 +38,7 @@ class OrderDeadline(Base):
     computed_at: Mapped[datetime] = mapped_column(default=server_clock.now)
 
 
-class ClockPause(Base):
+class ClockPause(Audited, Base):
     """A customer-caused wait that stops the order's clocks."""
 
     __tablename__ = "clock_pauses"
@@ -53,7 +53,7 @@ class ClockPause(Base):
     ended_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
 
-class PlannedVisit(Base):
+class PlannedVisit(Audited, Base):
     """A visit window a crew booked with the customer."""
 
     __tablename__ = "planned_visits"

@@ -9,7 +9,7 @@ from sqlalchemy import JSON, Enum, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from field_api import clock
-from field_api.db import Base
+from field_api.db import Audited, Base
 from field_api.inspections.rules import FindingStatus, LedgerTaskStatus, RepairStage
 
 
@@ -17,7 +17,7 @@ def _enum(cls: type[Any]) -> Enum:
     return Enum(cls, native_enum=False, length=32, validate_strings=True)
 
 
-class InspectionBatch(Base):
+class InspectionBatch(Audited, Base):
     __tablename__ = "inspection_batches"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -29,7 +29,7 @@ class InspectionBatch(Base):
     counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
 
 
-class LedgerLine(Base):
+class LedgerLine(Audited, Base):
     __tablename__ = "ledger_lines"
 
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
@@ -37,7 +37,7 @@ class LedgerLine(Base):
     district_id: Mapped[int | None] = mapped_column(ForeignKey("districts.id"), index=True)
 
 
-class LedgerAsset(Base):
+class LedgerAsset(Audited, Base):
     __tablename__ = "ledger_assets"
 
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
@@ -50,7 +50,7 @@ class LedgerAsset(Base):
     updated_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
-class InspectionPhoto(Base):
+class InspectionPhoto(Audited, Base):
     __tablename__ = "inspection_photos"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the bytes
@@ -68,7 +68,7 @@ class InspectionPhoto(Base):
     asset_id: Mapped[str | None] = mapped_column(String(100), index=True)
 
 
-class Finding(Base):
+class Finding(Audited, Base):
     """One AI detection, proposed until an inspector reviews it."""
 
     __tablename__ = "findings"
@@ -99,7 +99,7 @@ class Finding(Base):
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
-class RepairOrder(Base):
+class RepairOrder(Audited, Base):
     __tablename__ = "repair_orders"
     __table_args__ = (UniqueConstraint("finding_id"),)
 
@@ -122,7 +122,7 @@ class RepairOrder(Base):
     after_photo_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
-class LedgerTask(Base):
+class LedgerTask(Audited, Base):
     """A ledger correction proposed by a batch: unregistered, uninspected, position mismatch."""
 
     __tablename__ = "ledger_tasks"

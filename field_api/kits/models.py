@@ -13,10 +13,10 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, UniqueCo
 from sqlalchemy.orm import Mapped, mapped_column
 
 from field_api import clock
-from field_api.db import Base
+from field_api.db import Audited, Base
 
 
-class Depot(Base):
+class Depot(Audited, Base):
     """A store of standard materials (like the emergency-repair stores)."""
 
     __tablename__ = "depots"
@@ -28,7 +28,7 @@ class Depot(Base):
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
-class StockItem(Base):
+class StockItem(Audited, Base):
     """One material in one depot: on hand, of which reserved for orders."""
 
     __tablename__ = "depot_stock"
@@ -49,7 +49,7 @@ class StockItem(Base):
     updated_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
-class KitReservation(Base):
+class KitReservation(Audited, Base):
     """A kit held for an order: ``reserved`` → ``issued`` (picked up) → ``closed`` (returns
     booked), or ``cancelled`` before pick-up."""
 
@@ -70,7 +70,7 @@ class KitReservation(Base):
     closed_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
-class ReservationLine(Base):
+class ReservationLine(Audited, Base):
     """One material of a reservation with what was consumed and returned."""
 
     __tablename__ = "kit_reservation_lines"
@@ -84,7 +84,7 @@ class ReservationLine(Base):
     returned_milli: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
-class StockMovement(Base):
+class StockMovement(Audited, Base):
     """The stock ledger: every change of on-hand or reserved quantities, with its cause."""
 
     __tablename__ = "stock_movements"

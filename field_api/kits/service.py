@@ -119,7 +119,7 @@ def receive(
             update(StockItem)
             .where(StockItem.id == item.id)
             .values(on_hand_milli=StockItem.on_hand_milli + qty, updated_at=clock.now())
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False, **audit.CALLER_RECORDS)
         )
         _movement(session, depot.id, code, "receipt", on_hand=qty, actor=actor)
         touched.append(_refreshed(session, item, actor, "stock.receive"))
@@ -266,7 +266,7 @@ def issue(
                    StockItem.reserved_milli >= qty, StockItem.on_hand_milli >= qty)
             .values(on_hand_milli=StockItem.on_hand_milli - qty,
                     reserved_milli=StockItem.reserved_milli - qty, updated_at=clock.now())
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False, **audit.CALLER_RECORDS)
         )
         if done.rowcount != 1:  # type: ignore[attr-defined]
             # only a stocktake outside the service can get here; refuse rather than go negative
@@ -304,7 +304,7 @@ def close(
                 update(StockItem)
                 .where(StockItem.depot_id == reservation.depot_id, StockItem.material_code == code)
                 .values(on_hand_milli=StockItem.on_hand_milli + returned, updated_at=clock.now())
-                .execution_options(synchronize_session=False)
+                .execution_options(synchronize_session=False, **audit.CALLER_RECORDS)
             )
             _movement(session, reservation.depot_id, code, "return", on_hand=returned,
                       actor=actor, reservation_id=reservation.id)
@@ -332,7 +332,7 @@ def cancel(session: Session, reservation_id: int, *, actor: Principal) -> KitRes
             .where(StockItem.depot_id == reservation.depot_id, StockItem.material_code == code,
                    StockItem.reserved_milli >= qty)
             .values(reserved_milli=StockItem.reserved_milli - qty, updated_at=clock.now())
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False, **audit.CALLER_RECORDS)
         )
         _movement(session, reservation.depot_id, code, "release", reserved=-qty, actor=actor,
                   reservation_id=reservation.id)
@@ -357,7 +357,7 @@ def _take(session: Session, depot_id: int, wanted: Mapping[str, int]) -> list[Sh
                 update(StockItem)
                 .where(StockItem.depot_id == depot_id, StockItem.material_code == code, enough)
                 .values(reserved_milli=StockItem.reserved_milli + qty, updated_at=clock.now())
-                .execution_options(synchronize_session=False)
+                .execution_options(synchronize_session=False, **audit.CALLER_RECORDS)
             )
             if done.rowcount != 1:  # type: ignore[attr-defined]
                 shortages.append(Shortage(code, qty, _available(session, depot_id, code)))

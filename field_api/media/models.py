@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, Enum, ForeignKey, Index, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from field_api import clock
-from field_api.db import Base
+from field_api.db import Audited, Base
 from field_api.media.analysis import MediaType
 from field_api.media.rules import FlagCode, MediaKind
 from field_api.work_orders.rules import Stage
@@ -28,7 +28,7 @@ class AnalysisState(StrEnum):
     failed = "failed"
 
 
-class MediaItem(Base):
+class MediaItem(Audited, Base):
     """One photo or video a crew uploaded for an order; the bytes live in the media store."""
 
     __tablename__ = "media_items"
@@ -63,7 +63,7 @@ class MediaItem(Base):
     analysis_error: Mapped[str | None] = mapped_column(Text)
 
 
-class MediaFlag(Base):
+class MediaFlag(Audited, Base):
     """A reason a planner should review an item (a flag, never a rejection)."""
 
     __tablename__ = "media_flags"
@@ -93,7 +93,7 @@ class MediaHashBand(Base):
     __table_args__ = (Index("ix_media_hash_bands_band_value", "band", "value"),)
 
 
-class MeterBinding(Base):
+class MeterBinding(Audited, Base):
     """Which order a meter (by its 22-digit asset code) is installed on: one order per meter."""
 
     __tablename__ = "media_meter_bindings"
@@ -104,7 +104,7 @@ class MeterBinding(Base):
     bound_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
-class ResumableUpload(Base):
+class ResumableUpload(Audited, Base):
     """A tus 1.0 upload in progress; the bytes so far are in ``uploads/<id>.part``."""
 
     __tablename__ = "media_uploads"

@@ -9,7 +9,7 @@ from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from field_api import clock
-from field_api.db import Base
+from field_api.db import Audited, Base
 
 
 class Transformer(Base):
@@ -44,7 +44,7 @@ class LvLine(Base):
     updated_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
-class Connection(Base):
+class Connection(Audited, Base):
     """A customer load committed to a transformer by an accepted scheme.
 
     It counts against the transformer's spare capacity once energised (after the transformer's
@@ -64,7 +64,7 @@ class Connection(Base):
     released_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
-class NetworkImport(Base):
+class NetworkImport(Audited, Base):
     """One import of network data (the audited record of a bulk load)."""
 
     __tablename__ = "network_imports"

@@ -9,10 +9,10 @@ from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from field_api import clock
-from field_api.db import Base
+from field_api.db import Audited, Base
 
 
-class SupplyScheme(Base):
+class SupplyScheme(Audited, Base):
     """One answer of the scheme engine for an order.
 
     ``status``: ``accepted`` (the order's scheme), ``superseded`` (an earlier accepted one),

@@ -9,7 +9,7 @@ from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from field_api import clock
-from field_api.db import Base
+from field_api.db import Audited, Base
 
 
 class TrackingToken(Base):
@@ -23,7 +23,7 @@ class TrackingToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
-class WebhookSubscription(Base):
+class WebhookSubscription(Audited, Base):
     """A system told about stage changes and planned visits."""
 
     __tablename__ = "webhook_subscriptions"

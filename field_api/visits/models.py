@@ -10,7 +10,7 @@ from sqlalchemy import JSON, Enum, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from field_api import clock
-from field_api.db import Base
+from field_api.db import Audited, Base
 from field_api.work_orders.rules import Stage
 
 
@@ -24,7 +24,7 @@ class VisitOutcome(enum.StrEnum):
     left_incomplete = "left_incomplete"  # the crew left with something missing
 
 
-class Visit(Base):
+class Visit(Audited, Base):
     __tablename__ = "visits"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -9,7 +9,7 @@ from sqlalchemy import JSON, Enum, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from field_api import clock
-from field_api.db import Base
+from field_api.db import Audited, Base
 from field_api.work_orders.rules import Area, Category, Channel, Stage
 
 
@@ -17,7 +17,7 @@ def _enum(cls: type[Any]) -> Enum:
     return Enum(cls, native_enum=False, length=32, validate_strings=True)
 
 
-class WorkOrder(Base):
+class WorkOrder(Audited, Base):
     __tablename__ = "work_orders"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -45,7 +45,7 @@ class WorkOrder(Base):
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
-class StageTransition(Base):
+class StageTransition(Audited, Base):
     __tablename__ = "stage_transitions"
 
     id: Mapped[int] = mapped_column(primary_key=True)

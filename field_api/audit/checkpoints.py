@@ -1,0 +1,296 @@
+"""Signed checkpoints of the audit chain's head, kept outside the database.
+
+A checkpoint states "at time T the chain had N events ending in hash H", signed with the audit
+checkpoint key (Ed25519). Checkpoints are written to an append-only folder — each a new file,
+created exclusively and made read-only, never rewritten — at an interval by one process at a
+time (the ``audit.checkpoint`` lease) and on demand. Verifying the database against them
+catches what the chain alone cannot: a deleted tail (with the head row moved back) and a
+restored older copy of the database.
+
+A legitimate restore is acknowledged with :func:`reanchor`: it appends an ``audit.reanchor``
+event carrying the reason and writes a *re-anchor* checkpoint; older checkpoints then describe
+the replaced history and are no longer compared.
+
+File format (one JSON object per file, name ``<UTC time>-<count>.json``)::
+
+    {"record": {version, kind, count, last_hash, at, reason, key_id}, "signature": <base64>}
+
+The signature covers the record's canonical JSON. The public key is ``<key file>.pub`` beside
+the private key and is served at ``GET /audit/checkpoints/public-key``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy.orm import Session, sessionmaker
+
+from field_api import clock, keyfiles
+from field_api.audit import keys as audit_keys
+from field_api.audit import service
+from field_api.audit.rules import (
+    ChainPoint,
+    Checkpoint,
+    CheckpointKind,
+    canonical_json,
+    checkpoint_payload,
+    judge_checkpoints,
+)
+from field_api.auth.rules import Principal
+from field_api.config import Settings
+from field_api.errors import Conflict
+from field_api.leases import service as leases
+
+LEASE_KIND = "audit.checkpoint"
+SUFFIX = ".json"
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    name: str
+    envelope: dict[str, Any]
+
+
+class CheckpointStore:
+    """An append-only folder of checkpoint files (order 15 adds object storage)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def write(self, envelope: dict[str, Any], *, at: datetime) -> str:
+        """Create a new file for ``envelope``; never replaces an existing one."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stamp = at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        base = f"{stamp}-{envelope['record']['count']:012d}"
+        data = (json.dumps(envelope, sort_keys=True, ensure_ascii=False) + "\n").encode()
+        for attempt in range(100):
+            name = base + (f"-{attempt}" if attempt else "") + SUFFIX
+            path = self.directory / name
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            except FileExistsError:
+                continue
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            return name
+        raise Conflict("could not name a new checkpoint file")
+
+    def names(self) -> list[str]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(p.name for p in self.directory.iterdir() if p.name.endswith(SUFFIX))
+
+    def read(self, name: str) -> dict[str, Any]:
+        loaded = json.loads((self.directory / name).read_text(encoding="utf-8"))
+        if not isinstance(loaded, dict):
+            raise ValueError("not a JSON object")
+        return loaded
+
+    def all(self) -> list[StoredCheckpoint]:
+        out = []
+        for name in self.names():
+            try:
+                out.append(StoredCheckpoint(name, self.read(name)))
+            except (OSError, ValueError):
+                out.append(StoredCheckpoint(name, {}))
+        return out
+
+
+def store_of(settings: Settings) -> CheckpointStore:
+    return CheckpointStore(settings.audit_checkpoint_dir)
+
+
+def _sign(record: dict[str, Any], keys: audit_keys.AuditKeys) -> dict[str, Any]:
+    signature = keys.checkpoint_key.sign(canonical_json(record).encode())
+    return {"record": record, "signature": base64.b64encode(signature).decode("ascii")}
+
+
+def check_signature(envelope: dict[str, Any], public_key: Ed25519PublicKey) -> Checkpoint | None:
+    """The checkpoint an envelope states, or None when its signature does not hold."""
+    record = envelope.get("record")
+    signature = envelope.get("signature")
+    if not isinstance(record, dict) or not isinstance(signature, str):
+        return None
+    try:
+        raw = base64.b64decode(signature, validate=True)
+        public_key.verify(raw, canonical_json(record).encode())
+        return Checkpoint(
+            name="",
+            kind=CheckpointKind(record["kind"]),
+            count=int(record["count"]),
+            last_hash=str(record["last_hash"]),
+            at=str(record["at"]),
+            reason=record.get("reason"),
+        )
+    except (InvalidSignature, binascii.Error, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_checkpoint(
+    session: Session,
+    settings: Settings,
+    *,
+    kind: CheckpointKind = CheckpointKind.checkpoint,
+    reason: str | None = None,
+) -> StoredCheckpoint:
+    """Sign the chain's current head and write it to the checkpoint folder."""
+    keys = audit_keys.current()
+    count, last_hash = service.head(session)
+    at = clock.now()
+    record = checkpoint_payload(
+        kind=kind,
+        count=count,
+        last_hash=last_hash,
+        at=at,
+        reason=reason,
+        key_id=keys.checkpoint_key_id,
+    )
+    envelope = _sign(record, keys)
+    name = store_of(settings).write(envelope, at=at)
+    return StoredCheckpoint(name, envelope)
+
+
+def _latest_record(settings: Settings) -> dict[str, Any] | None:
+    store = store_of(settings)
+    for name in reversed(store.names()):
+        try:
+            record = store.read(name).get("record")
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict):
+            return record
+    return None
+
+
+def write_due(factory: sessionmaker[Session], settings: Settings) -> StoredCheckpoint | None:
+    """The interval job: a checkpoint when the head moved and the interval has passed.
+
+    Runs under the ``audit.checkpoint`` lease, so with several processes one writes at a time.
+    """
+    interval = settings.audit_checkpoint_interval_s
+    if interval <= 0:
+        return None
+    with factory.begin() as session:
+        if not leases.claim(session, LEASE_KIND, "head", ttl_s=max(60.0, interval / 2)):
+            return None
+    try:
+        with factory() as session:
+            count, last_hash = service.head(session)
+            latest = _latest_record(settings)
+            if latest is not None:
+                if latest.get("count") == count and latest.get("last_hash") == last_hash:
+                    return None
+                try:
+                    at: datetime | None = datetime.fromisoformat(str(latest["at"]))
+                except (KeyError, ValueError):
+                    at = None
+                if at is not None and clock.now() - at < timedelta(seconds=interval):
+                    return None
+            return write_checkpoint(session, settings)
+    finally:
+        with factory.begin() as session:
+            leases.release(session, LEASE_KIND, "head")
+
+
+def reanchor(
+    session: Session, settings: Settings, *, actor: Principal | None, reason: str
+) -> StoredCheckpoint:
+    """Acknowledge a restored database: audit the act, then anchor the chain's new head.
+
+    Refused unless the chain itself verifies (links, head and rows): a re-anchor accepts an
+    older history, never a tampered one.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise Conflict("a re-anchor needs a reason")
+    problems = service.verify(session)
+    if problems:
+        raise Conflict(
+            f"the chain does not verify ({problems[0].message}); a re-anchor only accepts a "
+            "restored history that is intact"
+        )
+    count, last_hash = service.head(session)
+    service.append(
+        session,
+        actor=actor,
+        action="audit.reanchor",
+        entity_type="audit_chain",
+        entity_id=f"{count}:{last_hash[:16]}",  # the head that is being anchored
+        content_hash=None,
+        detail=reason,
+    )
+    return write_checkpoint(session, settings, kind=CheckpointKind.reanchor, reason=reason)
+
+
+@dataclass(frozen=True)
+class CheckpointReport:
+    checked: int
+    superseded: int
+    problems: list[str]
+
+
+def verify_against(
+    session: Session, directory: Path, public_key: Ed25519PublicKey
+) -> CheckpointReport:
+    """Compare the signed checkpoints in ``directory`` with the database's chain."""
+    store = CheckpointStore(directory)
+    problems: list[str] = []
+    checkpoints: list[Checkpoint] = []
+    for stored in store.all():
+        cp = check_signature(stored.envelope, public_key)
+        if cp is None:
+            problems.append(f"checkpoint {stored.name} is not signed by the checkpoint key")
+            continue
+        checkpoints.append(
+            Checkpoint(stored.name, cp.kind, cp.count, cp.last_hash, cp.at, cp.reason)
+        )
+    count, _ = service.head(session)
+    chain_count = min(count, service.event_count(session))
+    point = ChainPoint(
+        count=chain_count, hash_at=service.hashes_at(session, (c.count for c in checkpoints))
+    )
+    problems.extend(judge_checkpoints(checkpoints, point))
+    last_reanchor = max(
+        (i for i, c in enumerate(checkpoints) if c.kind is CheckpointKind.reanchor), default=0
+    )
+    return CheckpointReport(
+        checked=len(checkpoints) - last_reanchor,
+        superseded=last_reanchor,
+        problems=problems,
+    )
+
+
+def public_key(settings: Settings) -> Ed25519PublicKey:
+    return audit_keys.load(settings).public_key
+
+
+def public_key_of(settings: Settings) -> bytes:
+    """The checkpoint public key as PEM."""
+    return keyfiles.public_key_pem(public_key(settings))
+
+
+def page(
+    settings: Settings, *, limit: int, offset: int
+) -> tuple[list[str], list[StoredCheckpoint]]:
+    """All checkpoint names and one page of checkpoints, newest first."""
+    store = store_of(settings)
+    names = list(reversed(store.names()))
+    chosen = names[offset : offset + limit]
+    out = []
+    for name in chosen:
+        try:
+            out.append(StoredCheckpoint(name, store.read(name)))
+        except (OSError, ValueError):
+            out.append(StoredCheckpoint(name, {}))
+    return names, out
