@@ -2,9 +2,8 @@
 
 A link is ``HMAC-SHA256(key, prev_hash + canonical_json(fields))`` with a key kept outside the
 database, so someone who can write the database but not read the key file cannot re-chain an
-edited or inserted event. Events written before the key existed (``key_id`` empty) carry the
-plain ``sha256(prev_hash + canonical_json(fields))`` link; they are accepted only as a prefix of
-the chain: once a keyed event follows, its HMAC covers their last hash.
+edited or inserted event. (``key=None`` gives the plain sha256 link of chains written before
+the key existed; verification refuses those, since anyone could recompute them.)
 """
 
 from __future__ import annotations

@@ -282,7 +282,6 @@ def _chain_problems(
     problems: list[Problem] = []
     prev = GENESIS
     expected_seq = 1
-    keyed_seen = False
     latest: dict[tuple[str, str], str | None] = {}
     for ev in events:
         if ev.seq != expected_seq:
@@ -292,24 +291,24 @@ def _chain_problems(
             problems.append(Problem(ev.seq, f"event {ev.seq} does not chain to its predecessor"))
             break
         if ev.key_id is None:
-            if keyed_seen:
-                problems.append(
-                    Problem(ev.seq, f"event {ev.seq} is unkeyed after keyed events (forged)")
+            problems.append(
+                Problem(
+                    ev.seq,
+                    f"event {ev.seq} carries no key: it was forged, or written before the chain "
+                    "was keyed (such a database cannot be verified; see the README)",
                 )
-                break
-            key: bytes | None = None
-        else:
-            keyed_seen = True
-            if ev.key_id != keys.chain_key_id:
-                problems.append(
-                    Problem(
-                        ev.seq,
-                        f"event {ev.seq} was keyed with key {ev.key_id}, not the configured "
-                        f"audit chain key {keys.chain_key_id}",
-                    )
+            )
+            break
+        if ev.key_id != keys.chain_key_id:
+            problems.append(
+                Problem(
+                    ev.seq,
+                    f"event {ev.seq} was keyed with key {ev.key_id}, not the configured "
+                    f"audit chain key {keys.chain_key_id}",
                 )
-                break
-            key = keys.chain_key
+            )
+            break
+        key: bytes | None = keys.chain_key
         if not same_hash(link_hash(key, prev, _event_fields(ev)), ev.hash):
             problems.append(Problem(ev.seq, f"event {ev.seq} was altered (hash mismatch)"))
             break
