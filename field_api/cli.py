@@ -76,7 +76,31 @@ def serve(
     """Serve the API (uvicorn)."""
     import uvicorn
 
-    uvicorn.run("field_api.main:create_app", factory=True, host=host, port=port)
+    from field_api.config import get_settings
+    from field_api.logs import uvicorn_log_config
+
+    # Access-log lines lose tracking tokens (/t/[redacted]): see field_api.logs.
+    uvicorn.run(
+        "field_api.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_config=uvicorn_log_config(get_settings().log_level),
+    )
+
+
+idempotency_app = typer.Typer(no_args_is_help=True, help="Idempotency-Key records.")
+app.add_typer(idempotency_app, name="idempotency")
+
+
+@idempotency_app.command("purge")
+def idempotency_purge() -> None:
+    """Delete expired Idempotency-Key records (FIELDOPS_IDEMPOTENCY_TTL_HOURS)."""
+    from field_api.idempotency.service import purge_expired
+
+    with service_context() as (_, factory), factory.begin() as session:
+        deleted = purge_expired(session)
+    typer.echo(json.dumps({"purged": deleted}))
 
 
 @db_app.command("upgrade")

@@ -26,7 +26,7 @@ def get_notifier(request: Request, settings: AppSettings) -> Notifier:
     configured: Notifier | None = getattr(request.app.state, "notifier", None)
     if configured is not None:
         return configured
-    return LoggingNotifier(reveal_text=not settings.is_production)
+    return LoggingNotifier()
 
 
 SmsNotifier = Annotated[Notifier, Depends(get_notifier)]

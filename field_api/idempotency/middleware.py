@@ -1,8 +1,26 @@
 """ASGI middleware: body size limits and Idempotency-Key replay.
 
-The same key with the same request replays the stored response; the same key with a different
-request is 409. Keys are scoped per bearer token (hashed). Streams (multipart uploads, tus
-PATCH) are not buffered here: those routes carry their own client ids and limits.
+The same key with the same request replays the stored response (header
+``Idempotent-Replayed: true``); the same key with a different request is 409. Keys are scoped
+per caller: the scope is an HMAC (``token_pepper``) of the ``Authorization`` header, so the
+table cannot test guessed tokens. Streams (multipart uploads, tus PATCH) are not buffered here:
+those routes carry their own client ids and limits.
+
+What is stored is only what a replay needs, never a secret (see
+:mod:`field_api.idempotency.service`): secret fields of the answer (an API token, a webhook
+secret, a tracking token or link) are replayed as ``null`` / ``/t/[redacted]``, and personal
+fields (customer name, phone, ID number) come back masked. A replay that differs from the
+original answer says so in ``Idempotency-Redacted``: the comma-separated names of the changed
+fields, e.g. ``Idempotency-Redacted: token`` for a replayed ``POST /admin/users`` (the user,
+with ``"token": null``: the token was shown once; issue a new one if it was lost). A non-JSON
+answer is replayed with its status and an empty body (``Idempotency-Redacted: body``).
+
+Records expire ``idempotency_ttl_hours`` after the answer: an expired key executes afresh, and
+``service.purge_expired`` deletes them (the server's periodic maintenance, or
+``fieldops idempotency purge``). A key whose request is still running answers 409 with
+``Retry-After``; when its executor crashed (lease ``idempotency_lease_s`` expired, or its
+process on this host is gone) the next retry takes the key over and executes afresh. A request
+that fails with a 5xx (or an exception) forgets its key, so the retry executes afresh too.
 """
 
 from __future__ import annotations

@@ -146,9 +146,8 @@ def redact_body(content_type: str | None, body: bytes) -> tuple[bytes, list[str]
     cleaned = redact_json(decoded, changed)
     if not changed:
         return body, []
-    return json.dumps(cleaned, ensure_ascii=False, separators=(",", ":")).encode(), sorted(
-        changed
-    )
+    kept = json.dumps(cleaned, ensure_ascii=False, separators=(",", ":")).encode()
+    return kept, sorted(changed)
 
 
 # ------------------------------------------------------------------------------------ claim

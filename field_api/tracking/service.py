@@ -52,7 +52,7 @@ STAGE_LABELS_ZH: dict[Stage, str] = {
 SMS_STAGES = frozenset({Stage.scheme_answered, Stage.energised, Stage.whitelisted, Stage.cancelled})
 DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
 
-_notifier: Notifier = LoggingNotifier(reveal_text=True)
+_notifier: Notifier = LoggingNotifier()
 
 
 def set_notifier(notifier: Notifier) -> Notifier:
