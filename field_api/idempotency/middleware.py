@@ -19,8 +19,10 @@ Records expire ``idempotency_ttl_hours`` after the answer: an expired key execut
 ``service.purge_expired`` deletes them (the server's periodic maintenance, or
 ``fieldops idempotency purge``). A key whose request is still running answers 409 with
 ``Retry-After``; when its executor crashed (lease ``idempotency_lease_s`` expired, or its
-process on this host is gone) the next retry takes the key over and executes afresh. A request
-that fails with a 5xx (or an exception) forgets its key, so the retry executes afresh too.
+process on this host is gone) the next retry takes the key over and executes afresh. The lease
+is not renewed while the request runs: keep ``idempotency_lease_s`` above the longest JSON
+request (proxy timeouts), or a slow request's retry may run it twice. A request that fails with
+a 5xx (or an exception) forgets its key, so the retry executes afresh too.
 """
 
 from __future__ import annotations
