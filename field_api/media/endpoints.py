@@ -459,7 +459,7 @@ async def tus_patch(
             body, created, pending = await _in_transaction(request, _finish)
         except DomainError:
             # refused content: the bytes are gone, so is the upload
-            await _in_transaction(request, lambda s: _abandon(s, upload_id, settings))
+            await _in_transaction(request, lambda s: _abandon(s, upload_id, settings, user))
             raise
     if created and pending and cfg.analyse_in_process:
         background.add_task(
@@ -473,10 +473,12 @@ async def tus_patch(
     return Response(status_code=status.HTTP_204_NO_CONTENT, headers=headers)
 
 
-def _abandon(session: Session, upload_id: str, settings: Settings) -> None:
+def _abandon(session: Session, upload_id: str, settings: Settings, user: Principal) -> None:
     upload = session.get(ResumableUpload, upload_id)
     if upload is not None:
-        service.abandon_upload(session, upload, settings=settings)
+        service.abandon_upload(
+            session, upload, settings=settings, actor=user, action="media.upload_refuse"
+        )
 
 
 @router.delete("/media/uploads/{upload_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -492,5 +494,5 @@ def tus_delete(
     upload = service.get_upload_for_actor(session, upload_id, user)
     if upload.media_id is not None:
         raise Conflict("this upload is complete; it is an evidence item now")
-    service.abandon_upload(session, upload, settings=settings)
+    service.abandon_upload(session, upload, settings=settings, actor=user)
     return Response(status_code=status.HTTP_204_NO_CONTENT, headers=TUS_HEADERS)

@@ -13,14 +13,14 @@ from __future__ import annotations
 import io
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from PIL import Image as PILImage
-from sqlalchemy import and_, event, func, or_, select
+from sqlalchemy import Select, and_, event, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from field_api import clock
@@ -29,6 +29,7 @@ from field_api.auth.models import Role
 from field_api.auth.rules import Principal
 from field_api.config import Settings
 from field_api.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, ValidationFailed
+from field_api.leases import service as leases
 from field_api.media import rules
 from field_api.media.analysis import (
     MediaType,
@@ -280,7 +281,7 @@ def create_item(
     if meter_code is not None:
         _bind_meter(session, meter_code, order, item, actor=actor)
     for flag in flags:
-        _add_flag(session, item, flag)
+        _add_flag(session, item, flag, actor=actor)
     audit.record(session, actor=actor, action="media.create", entity=item)
     # The rename comes last: every constraint has been checked by the flush above.
     blob = store.promote(staged.path, staged.sha256)
@@ -360,9 +361,13 @@ def _plausibility_flags(
     return flags
 
 
-def _add_flag(session: Session, item: MediaItem, flag: EvidenceFlag) -> MediaFlag:
+def _add_flag(
+    session: Session, item: MediaItem, flag: EvidenceFlag, *, actor: Principal | None
+) -> MediaFlag:
     row = MediaFlag(media_id=item.id, order_id=item.order_id, code=flag.code, reason=flag.reason)
     session.add(row)
+    session.flush()
+    audit.record(session, actor=actor, action="media_flag.raise", entity=row)
     return row
 
 
@@ -433,20 +438,30 @@ class AnalysisOutcome:
 
 
 def compute_analysis(
-    settings: Settings, cfg: MediaSettings, job: _AnalysisInput
+    settings: Settings,
+    cfg: MediaSettings,
+    job: _AnalysisInput,
+    *,
+    keep_alive: Callable[[], None] = lambda: None,
 ) -> AnalysisOutcome:
-    """Decode, hash, thumbnail and read barcodes of a stored photo (no database)."""
+    """Decode, hash, thumbnail and read barcodes of a stored photo (no database).
+
+    ``keep_alive`` is called between the steps (it renews the item's lease).
+    """
     store = store_of(settings)
     path = store.path_of(job.sha256)
     try:
         result = analyze_image(path, job.media_type, max_pixels=cfg.max_image_pixels)
     except ValidationFailed as exc:
         return AnalysisOutcome(error=str(exc.detail))
+    keep_alive()
     thumb = store.put_bytes(result.thumbnail_jpeg)  # content-addressed: made once
     decoded: tuple[str, ...] | None = None
     if job.kind in cfg.barcode_kinds and job.scanned_value:
         image = load_oriented_image(path, job.media_type, max_pixels=cfg.max_image_pixels)
+        keep_alive()
         decoded = tuple(normalize_meter_code(b.text) for b in decode_barcodes(image))
+    keep_alive()
     return AnalysisOutcome(phash=result.phash, thumbnail_sha256=thumb.sha256, decoded=decoded)
 
 
@@ -466,6 +481,7 @@ def apply_analysis(
             EvidenceFlag(
                 rules.FlagCode.image_unreadable, f"the photo cannot be decoded: {outcome.error}"
             ),
+            actor=None,
         )
         session.flush()
         audit.record(session, actor=None, action="media.analyse", entity=item)
@@ -482,14 +498,14 @@ def apply_analysis(
         session.add(MediaHashBand(media_id=item.id, band=band, value=value, order_id=item.order_id))
     reuse = rules.reuse_flag(match)
     if reuse is not None:
-        _add_flag(session, item, reuse)
+        _add_flag(session, item, reuse, actor=None)
     if outcome.decoded is not None and item.scanned_value:
         decoded = list(outcome.decoded)
         item.barcode_match = item.scanned_value in decoded
         item.decoded_value = item.scanned_value if item.barcode_match else next(iter(decoded), None)
         barcode_flag = rules.check_barcode(item.scanned_value, decoded)
         if barcode_flag is not None:
-            _add_flag(session, item, barcode_flag)
+            _add_flag(session, item, barcode_flag, actor=None)
     item.analysis = AnalysisState.done
     session.flush()
     audit.record(session, actor=None, action="media.analyse", entity=item)
@@ -526,47 +542,181 @@ def near_duplicates(
     ]
 
 
+ANALYSE_KIND = "media.analyse"
+ANALYSE_TTL_S = 120.0
+
+
+class LeaseLost(Exception):
+    """The item's lease expired and another process took the item: drop this analysis."""
+
+
+class ItemLease:
+    """One item's ``media.analyse`` lease, held by one analysis run (its own owner tag)."""
+
+    def __init__(
+        self, session_factory: sessionmaker[Session], media_id: int, *, owner: str, ttl_s: float
+    ) -> None:
+        self.factory = session_factory
+        self.key = str(media_id)
+        self.owner = owner
+        self.ttl_s = ttl_s
+        self.renewed_at = clock.now()
+
+    def keep_alive(self) -> None:
+        """Renew once a third of the TTL has passed; :class:`LeaseLost` if it was taken over."""
+        now = clock.now()
+        if (now - self.renewed_at).total_seconds() < self.ttl_s / 3:
+            return
+        with self.factory.begin() as session:
+            held = leases.renew(session, ANALYSE_KIND, self.key, ttl_s=self.ttl_s, owner=self.owner)
+        if not held:
+            raise LeaseLost(f"media item {self.key}: the analysis lease was taken over")
+        self.renewed_at = now
+
+    def release(self) -> None:
+        """Give the item back (nothing to record, or the analysis failed)."""
+        try:
+            with self.factory.begin() as session:
+                leases.release(session, ANALYSE_KIND, self.key, owner=self.owner)
+        except Exception:  # the lease expires on its own
+            log.exception("releasing the analysis lease of media item %s failed", self.key)
+
+
+def analysis_owner() -> str:
+    """A fresh owner id for one analysis run: this process, tagged so that two threads of the
+    process (a request's background task, the maintenance runner) never share an item."""
+    return leases.owner_id(f"analyse-{secrets.token_hex(4)}")
+
+
+def pending_ids() -> Select[int]:
+    """Items whose deferred analysis is still to do, oldest first (the claim candidates)."""
+    return (
+        select(MediaItem.id)
+        .where(MediaItem.analysis == AnalysisState.pending)
+        .order_by(MediaItem.id)
+    )
+
+
 def run_analysis(
     session_factory: sessionmaker[Session],
     media_id: int,
     *,
     settings: Settings,
     cfg: MediaSettings,
+    ttl_s: float = ANALYSE_TTL_S,
 ) -> bool:
-    """Analyse one item: read it, do the pixel work with no transaction open (on SQLite a
-    transaction holds the database write lock), then record the result in a short one."""
+    """Claim one item and analyse it (the in-process path right after an upload).
+
+    Returns False when another process or thread holds the item's lease (it analyses it), when
+    there is nothing to do, or when the analysis failed (the item stays pending and the next
+    ``process_pending`` pass retries it).
+    """
+    owner = analysis_owner()
+    try:
+        with session_factory.begin() as session:
+            claimed = leases.claim(session, ANALYSE_KIND, str(media_id), ttl_s=ttl_s, owner=owner)
+    except Exception:
+        log.exception("claiming media item %s for analysis failed", media_id)
+        return False
+    if not claimed:
+        return False
+    return analyse_claimed(
+        session_factory, media_id, owner=owner, settings=settings, cfg=cfg, ttl_s=ttl_s
+    )
+
+
+def analyse_claimed(
+    session_factory: sessionmaker[Session],
+    media_id: int,
+    *,
+    owner: str,
+    settings: Settings,
+    cfg: MediaSettings,
+    ttl_s: float = ANALYSE_TTL_S,
+) -> bool:
+    """Analyse an item whose lease ``owner`` holds: read it, do the pixel work with no
+    transaction open (on SQLite a transaction holds the database write lock), renewing the
+    lease between steps, then record the result and release the lease in one short
+    transaction — unless the lease was lost meanwhile (then nothing is recorded)."""
+    lease = ItemLease(session_factory, media_id, owner=owner, ttl_s=ttl_s)
     try:
         with session_factory() as session:
-            item = get_or_raise(session, media_id)
-            job = _AnalysisInput(
-                item.id, item.sha256, item.media_type, item.kind, item.scanned_value
+            item = get(session, media_id)
+            job = (
+                _AnalysisInput(item.id, item.sha256, item.media_type, item.kind, item.scanned_value)
+                if item is not None
+                else None
             )
-            pending = item.analysis is AnalysisState.pending and item.media_type.is_image
+            pending = (
+                item is not None
+                and item.analysis is AnalysisState.pending
+                and item.media_type.is_image
+            )
             session.rollback()
-        if not pending:
+        if job is None or not pending:
+            lease.release()
             return False
-        outcome = compute_analysis(settings, cfg, job)
+        outcome = compute_analysis(settings, cfg, job, keep_alive=lease.keep_alive)
         with session_factory.begin() as session:
+            if not leases.renew(session, ANALYSE_KIND, lease.key, ttl_s=ttl_s, owner=owner):
+                raise LeaseLost(f"media item {media_id}: the analysis lease was taken over")
             apply_analysis(session, media_id, outcome, cfg=cfg)
+            leases.release(session, ANALYSE_KIND, lease.key, owner=owner)
         return True
-    except Exception:  # the item stays pending; process_pending retries it
+    except LeaseLost:
+        log.warning("media item %s: analysis dropped, another process took it over", media_id)
+        return False
+    except Exception:  # the item stays pending; the next process_pending pass retries it
         log.exception("analysis of media item %s failed", media_id)
+        lease.release()
         return False
 
 
 def process_pending(
-    session_factory: sessionmaker[Session], *, settings: Settings, cfg: MediaSettings
+    session_factory: sessionmaker[Session],
+    *,
+    settings: Settings,
+    cfg: MediaSettings,
+    ttl_s: float = ANALYSE_TTL_S,
+    max_items: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> int:
-    """Analyse every item still pending (after a restart); returns how many were analysed."""
-    with session_factory() as session:
-        ids = list(
-            session.execute(
-                select(MediaItem.id)
-                .where(MediaItem.analysis == AnalysisState.pending)
-                .order_by(MediaItem.id)
-            ).scalars()
+    """Analyse the items still pending, each under its own lease; returns how many were done.
+
+    Items are claimed one at a time, oldest first, in a short transaction (``claim_from``), so
+    any number of processes can run this at once: each item is analysed by one of them. An item
+    leased by a live process is left to it; one whose lease expired, or whose owner was a
+    process of this host that died (a killed server), is taken over at once. Each item is tried
+    at most once per call. ``should_stop`` is asked between items (a server shutting down).
+    """
+    owner = analysis_owner()
+    done = tried = 0
+    after = 0
+    while max_items is None or tried < max_items:
+        if should_stop is not None and should_stop():
+            break
+        try:
+            with session_factory.begin() as session:
+                keys = leases.claim_from(
+                    session,
+                    ANALYSE_KIND,
+                    pending_ids().where(MediaItem.id > after),
+                    ttl_s=ttl_s,
+                    limit=1,
+                    owner=owner,
+                )
+        except Exception:
+            log.exception("claiming pending media items failed")
+            break
+        if not keys:
+            break
+        media_id = int(keys[0])
+        after = media_id
+        tried += 1
+        done += analyse_claimed(
+            session_factory, media_id, owner=owner, settings=settings, cfg=cfg, ttl_s=ttl_s
         )
-    return sum(run_analysis(session_factory, i, settings=settings, cfg=cfg) for i in ids)
+    return done
 
 
 # --------------------------------------------------------------------------------------------
@@ -684,6 +834,7 @@ def finish_upload(
         path.unlink(missing_ok=True)  # no-op when promoted (renamed away)
     upload.media_id = item.id
     session.flush()
+    audit.record(session, actor=actor, action="media.upload_complete", entity=upload)
     return item, created
 
 
@@ -699,13 +850,21 @@ def expire_uploads(
     ).scalars()
     count = 0
     for upload in list(stale):
-        abandon_upload(session, upload, settings=settings)
+        abandon_upload(session, upload, settings=settings, actor=None, action="media.upload_expire")
         count += 1
     return count
 
 
-def abandon_upload(session: Session, upload: ResumableUpload, *, settings: Settings) -> None:
-    """Delete an upload and its bytes (tus termination, or refused content)."""
+def abandon_upload(
+    session: Session,
+    upload: ResumableUpload,
+    *,
+    settings: Settings,
+    actor: Principal | None,
+    action: str = "media.upload_cancel",
+) -> None:
+    """Delete an upload and its bytes (tus termination, refused content, expiry), audited."""
     part_path(settings, upload.id).unlink(missing_ok=True)
     session.delete(upload)
     session.flush()
+    audit.record(session, actor=actor, action=action, entity=upload, deleted=True)

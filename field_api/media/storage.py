@@ -4,6 +4,11 @@ Bytes are streamed into a temporary file inside the media folder (same filesyste
 final rename is atomic), hashed while written, then renamed to ``<sha256[:2]>/<sha256>``. A
 file whose content is already stored is dropped: each content is stored once however often it
 is uploaded. Temporary files are always removed when an upload fails or is cut off.
+
+A process killed while writing cannot remove its temporary file, so each one is named after its
+owner, ``<host>-<pid>-<start>-<random>.part`` (the owner id of :mod:`field_api.leases.owners`):
+:meth:`MediaStore.sweep_temp` removes the files of this host's processes that no longer run at
+once, and only by age those of other hosts (a shared media folder) or with foreign names.
 """
 
 from __future__ import annotations
@@ -18,9 +23,44 @@ from pathlib import Path
 from typing import BinaryIO
 
 from field_api.errors import PayloadTooLarge
+from field_api.leases import owners
 
 SNIFF_BYTES = 64
 _HEX = frozenset("0123456789abcdef")
+TEMP_MAX_AGE_S = 24 * 3600
+
+
+def temp_name(owner: str | None = None) -> str:
+    """A fresh temporary file name carrying its owner: ``<host>-<pid>-<start>-<random>.part``."""
+    parsed = owners.parse(owner or owners.owner_id())
+    if parsed is None:
+        raise ValueError(f"not an owner id: {owner!r}")
+    return f"{parsed.host}-{parsed.pid}-{parsed.start}-{secrets.token_hex(8)}.part"
+
+
+def temp_owner(name: str) -> str | None:
+    """The owner id (``host/pid/start``) a temporary file's name carries, if it has one."""
+    if not name.endswith(".part"):
+        return None
+    parts = name[: -len(".part")].rsplit("-", 3)  # the host name may hold dashes
+    if len(parts) != 4:
+        return None
+    host, pid, start, nonce = parts
+    if not host or not pid.isdigit() or not start.isalnum() or not set(nonce) <= _HEX:
+        return None
+    return f"{host}/{pid}/{start}"
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Temporary files removed: of dead local processes (at once), and by age."""
+
+    dead_owner: int = 0
+    aged: int = 0
+
+    @property
+    def removed(self) -> int:
+        return self.dead_owner + self.aged
 
 
 @dataclass(frozen=True)
@@ -54,7 +94,7 @@ class MediaStore:
     def new_temp(self, *, max_bytes: int | None = None) -> TempFile:
         """A temporary file in the store, hashed as it is written."""
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        return TempFile(self.tmp_dir / f"{secrets.token_hex(16)}.part", max_bytes=max_bytes)
+        return TempFile(self.tmp_dir / temp_name(), max_bytes=max_bytes)
 
     def promote(self, temp_path: Path, sha256: str) -> StoredBlob:
         """Atomically move a complete temporary file to its content address.
@@ -85,18 +125,29 @@ class MediaStore:
         """Delete stored content (only used to undo a write whose transaction rolled back)."""
         self.path_of(sha256).unlink(missing_ok=True)
 
-    def sweep_temp(self, *, older_than_s: float = 24 * 3600) -> int:
-        """Remove temporary files left by a crashed process; returns how many."""
+    def sweep_temp(self, *, older_than_s: float = TEMP_MAX_AGE_S) -> SweepResult:
+        """Remove temporary files left by crashed processes.
+
+        A file whose name says it belongs to a process of this host that no longer runs goes at
+        once; a file of another host, or one whose name carries no owner, once it has not been
+        written for ``older_than_s``. Files of running local processes stay.
+        """
         if not self.tmp_dir.is_dir():
-            return 0
+            return SweepResult()
         cutoff = time.time() - older_than_s
-        removed = 0
+        dead = aged = 0
+        here = owners.host()
         for path in self.tmp_dir.glob("*.part"):
+            owner = temp_owner(path.name)
             with contextlib.suppress(FileNotFoundError):
-                if path.stat().st_mtime < cutoff:
+                if owner is not None and owner.split("/", 1)[0] == here:
+                    if owners.owner_is_gone(owner):
+                        path.unlink()
+                        dead += 1
+                elif path.stat().st_mtime < cutoff:
                     path.unlink()
-                    removed += 1
-        return removed
+                    aged += 1
+        return SweepResult(dead_owner=dead, aged=aged)
 
 
 class TempFile:

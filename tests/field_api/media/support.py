@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from field_api.auth.models import Crew, Role
+from field_api.auth.models import Crew, Role, User
+from field_api.auth.rules import Principal
 from field_api.config import Settings
+from field_api.media import service
+from field_api.media.config import MediaSettings
 from field_api.media.models import MediaItem
+from field_api.media.rules import MediaKind
+from field_api.media.schemas import MediaCreate
 from field_api.work_orders.models import WorkOrder
 from tests.builders import make_crew, make_order, make_user
 
@@ -39,3 +45,31 @@ def stored_files(settings: Settings) -> list[Path]:
 
 def item_count(session: Session) -> int:
     return int(session.execute(select(func.count()).select_from(MediaItem)).scalar_one())
+
+
+def create_photo(
+    session: Session,
+    settings: Settings,
+    crews: Crews,
+    source: Path,
+    *,
+    order_id: int | None = None,
+    kind: MediaKind = MediaKind.site,
+) -> MediaItem:
+    """Record a photo through the service (as an admin), its analysis left pending."""
+    temp = service.store_of(settings).new_temp()
+    temp.write(source.read_bytes())
+    temp.finish()
+    user = session.execute(select(User).where(User.crew_id == crews.crew_a.id)).scalar_one()
+    item, created = service.create_item(
+        session,
+        order_id=order_id or crews.order.id,
+        data=MediaCreate(client_id=str(uuid.uuid4()), kind=kind),
+        staged=service.StagedFile(temp.path, temp.sha256, temp.size, temp.head),
+        file_name=None,
+        actor=Principal(user_id=user.id, name=user.name, role=Role.admin),
+        settings=settings,
+        cfg=MediaSettings(),
+    )
+    assert created
+    return item

@@ -290,3 +290,69 @@ def test_unfinished_uploads_expire_with_their_bytes(
     assert service.expire_uploads(session, settings=settings, cfg=cfg, now=much_later) == 1
     assert session.get(ResumableUpload, upload_id) is None
     assert not (settings.media_dir / "uploads" / f"{upload_id}.part").exists()
+
+
+def test_every_upload_row_write_is_on_the_audit_chain(
+    client: TestClient, session: Session, settings: Settings, crews: Crews
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from field_api.audit import service as audit
+    from field_api.audit.models import AuditEvent
+    from field_api.clock import now as utcnow
+    from field_api.media import service
+    from field_api.media.models import MediaFlag
+    from tests.builders import make_order
+
+    def actions(upload_id: str) -> list[str]:
+        session.expire_all()
+        return list(
+            session.execute(
+                select(AuditEvent.action)
+                .where(AuditEvent.entity_type == "media_uploads", AuditEvent.entity_id == upload_id)
+                .order_by(AuditEvent.seq)
+            ).scalars()
+        )
+
+    data = mp4_bytes()
+    done = _create(client, crews.order.id, crews.token_a, data).rsplit("/", 1)[1]
+    assert _patch(client, f"/media/uploads/{done}", crews.token_a, 0, data).status_code == 204  # type: ignore[attr-defined]
+    cancelled = _create(client, crews.order.id, crews.token_a, data).rsplit("/", 1)[1]
+    assert (
+        client.delete(f"/media/uploads/{cancelled}", headers=auth(crews.token_a, **TUS)).status_code
+        == 204
+    )
+    refused = _create(client, crews.order.id, crews.token_a, data, sha256="0" * 64).rsplit("/", 1)[
+        1
+    ]
+    assert _patch(client, f"/media/uploads/{refused}", crews.token_a, 0, data).status_code == 422  # type: ignore[attr-defined]
+    expired = _create(client, crews.order.id, crews.token_a, data).rsplit("/", 1)[1]
+    later = utcnow() + timedelta(hours=MediaSettings().tus_expiry_hours + 1)
+    assert service.expire_uploads(session, settings=settings, cfg=MediaSettings(), now=later) == 1
+    session.commit()
+    # a photo far from its order raises a flag: flags are audited rows too
+    far = make_order(session, crew=crews.crew_a)
+    session.commit()
+    photo = client.post(
+        f"/work-orders/{far.id}/media",
+        data={"client_id": str(uuid.uuid4()), "kind": "site"},
+        files={"file": ("p.jpg", BRIGHTON_18.read_bytes(), "image/jpeg")},
+        headers=auth(crews.token_a),
+    )
+    assert photo.status_code == 201, photo.text
+
+    assert actions(done) == ["media.upload_create", "media.upload_complete"]
+    assert actions(cancelled) == ["media.upload_create", "media.upload_cancel"]
+    assert actions(refused) == ["media.upload_create", "media.upload_refuse"]
+    assert actions(expired) == ["media.upload_create", "media.upload_expire"]
+    flags = session.execute(select(MediaFlag.id)).scalars().all()
+    assert flags
+    flag_events = session.execute(
+        select(AuditEvent.action, AuditEvent.entity_id).where(
+            AuditEvent.entity_type == "media_flags"
+        )
+    ).all()
+    assert {i for a, i in flag_events if a == "media_flag.raise"} == {str(f) for f in flags}
+    assert audit.verify(session) == []
