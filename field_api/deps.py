@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,10 +21,36 @@ def get_app_settings(request: Request) -> Settings:
     return settings
 
 
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_WRITES_MARK = "__fieldops_writes_database__"
+EndpointT = TypeVar("EndpointT", bound=Callable[..., Any])
+
+
+def writes_database(endpoint: EndpointT) -> EndpointT:
+    """Mark a GET endpoint that writes (e.g. creates a row on first use): it gets a write session.
+
+    A read session on SQLite is a DEFERRED transaction; upgrading it to a write fails at once
+    (busy, a 503) whenever another writer is active, so such endpoints must say so.
+    """
+    setattr(endpoint, _WRITES_MARK, True)
+    return endpoint
+
+
+def request_writes(request: Request) -> bool:
+    """Whether this request's session must be a write session."""
+    endpoint = request.scope.get("endpoint")
+    return request.method not in READ_METHODS or bool(getattr(endpoint, _WRITES_MARK, False))
+
+
 def get_db(request: Request) -> Iterator[Session]:
-    """One session per request; it commits when the endpoint returns, rolls back on error."""
+    """One session per request; it commits when the endpoint returns, rolls back on error.
+
+    GET/HEAD/OPTIONS get a read session (DEFERRED on SQLite: it never waits for a writer)
+    unless the endpoint is marked :func:`writes_database`; other methods a write session
+    (``BEGIN IMMEDIATE`` on SQLite: writers are serialised).
+    """
     factory: sessionmaker[Session] = request.app.state.session_factory
-    yield from session_scope(factory)
+    yield from session_scope(factory, write=request_writes(request))
 
 
 AppSettings = Annotated[Settings, Depends(get_app_settings)]

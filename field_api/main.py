@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -16,10 +17,11 @@ from field_api.db import (
     import_all_models,
     import_slice_modules,
     install_hooks,
+    is_busy_error,
     make_engine,
     make_session_factory,
 )
-from field_api.errors import DomainError
+from field_api.errors import DomainError, ServiceUnavailable
 from field_api.idempotency.middleware import IdempotencyMiddleware
 
 log = logging.getLogger("field_api")
@@ -76,8 +78,20 @@ def _install_error_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
+    @app.exception_handler(OperationalError)
+    async def _database_busy(_: Request, exc: OperationalError) -> JSONResponse:
+        if not is_busy_error(exc):
+            raise exc  # any other database failure stays a logged 500 (below)
+        log.warning("database busy, answered 503: %s", type(exc.orig).__name__)
+        busy = ServiceUnavailable(
+            "the database is busy; retry shortly", headers={"Retry-After": "1"}
+        )
+        return JSONResponse(busy.body(), status_code=busy.status_code, headers=busy.headers)
+
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, OperationalError) and is_busy_error(exc):
+            return await _database_busy(request, exc)  # raised by a middleware, not a route
         log.exception("unhandled error: %s", type(exc).__name__)
         return JSONResponse(
             {"error": "InternalError", "detail": "unexpected server error"}, status_code=500

@@ -23,7 +23,7 @@ from field_api.deadlines.schemas import (
     VisitCreate,
     VisitRead,
 )
-from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
+from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles, writes_database
 from field_api.work_orders import service as orders
 
 router = APIRouter(tags=["deadlines"])
@@ -33,6 +33,7 @@ Admin = Annotated[Principal, Depends(require_roles(Role.admin))]
 
 
 @router.get("/work-orders/{order_id}/deadlines")
+@writes_database  # stores the recomputed clocks
 def get_order_deadlines(
     order_id: int,
     session: DbSession,
@@ -114,6 +115,7 @@ def cancel_visit(order_id: int, visit_id: int, session: DbSession, user: FieldWo
 
 
 @router.get("/deadlines/attention")
+@writes_database  # re-evaluates and stores paused/provisional clocks
 def attention(
     session: DbSession,
     user: CurrentUser,

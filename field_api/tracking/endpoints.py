@@ -13,7 +13,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
 from field_api.deadlines.service import CHINA_TZ, calendar_for
-from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
+from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles, writes_database
 from field_api.errors import NotFound
 from field_api.tracking import service
 from field_api.tracking.rules import DeliveryStatus
@@ -54,6 +54,7 @@ def _templates() -> Environment:
 
 
 @router.get("/work-orders/{order_id}/tracking")
+@writes_database  # creates the token on first use
 def get_tracking_link(
     order_id: int, session: DbSession, user: CurrentUser, settings: AppSettings
 ) -> TrackingLinkRead:
