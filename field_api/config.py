@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     inspections_dir: Path = Path("var/inspections")
     repair_severity_threshold: int = Field(default=2, ge=0)
+    # Seconds between the server's maintenance passes (field_api.maintenance); 0 disables the
+    # runner; unset: 60, except with env "test" (tests run the jobs one by one).
+    maintenance_interval_s: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _refuse_dev_defaults_in_production(self) -> Settings:
@@ -53,6 +56,13 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def maintenance_every_s(self) -> float:
+        """The maintenance runner's period (0: no runner)."""
+        if self.maintenance_interval_s is not None:
+            return self.maintenance_interval_s
+        return 0.0 if self.env == "test" else 60.0
 
 
 @lru_cache

@@ -23,6 +23,7 @@ from field_api.db import (
 )
 from field_api.errors import DomainError, ServiceUnavailable
 from field_api.idempotency.middleware import IdempotencyMiddleware
+from field_api.maintenance import lifespan as maintenance_lifespan
 
 log = logging.getLogger("field_api")
 
@@ -117,6 +118,7 @@ def create_app(
         version="0.1.0",
         description="Field operations of a power distribution company: one-visit low-voltage "
         "connections, drone inspection findings, planners' reviews.",
+        lifespan=maintenance_lifespan,  # the maintenance runner (field_api.maintenance)
     )
     app.state.settings = settings
     app.state.engine = engine

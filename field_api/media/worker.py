@@ -1,10 +1,13 @@
 """The deferred-analysis worker: analyse pending evidence outside the API process.
 
 With ``FIELDOPS_MEDIA_ANALYSE_IN_PROCESS=false`` the API only stores uploads; this loop (run
-as ``python -m field_api.media.worker``, typically at a lower CPU priority) decodes, hashes,
-thumbnails and reads barcodes, so uploads never wait behind pixel work. It also picks up
-anything left pending by a restart, drops resumable uploads left unfinished past
-``FIELDOPS_MEDIA_TUS_EXPIRY_HOURS`` and temporary files a crash left in the store.
+as ``fieldops media worker`` or ``python -m field_api.media.worker``, typically at a lower CPU
+priority) decodes, hashes, thumbnails and reads barcodes, so uploads never wait behind pixel
+work. It runs the server's maintenance jobs (:mod:`field_api.maintenance`) with the analysis
+job always on: pending items are claimed one by one under ``media.analyse`` leases, so any
+number of workers (and servers) share the backlog without analysing an item twice, and the
+housekeeping jobs (expired tus uploads, crashed uploads' temp files, purges) run under their
+own leases about once per maintenance period.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import time
 
 from field_api.config import Settings, get_settings
 from field_api.db import make_engine, make_session_factory
-from field_api.media import service
 from field_api.media.config import MediaSettings, media_settings
 
 log = logging.getLogger(__name__)
@@ -25,15 +27,19 @@ def run_worker(
     settings: Settings, cfg: MediaSettings, *, poll_s: float = 2.0, once: bool = False
 ) -> int:
     """Analyse pending items until stopped (or one pass with ``once``); returns items done."""
+    from field_api import maintenance
+
     engine = make_engine(settings.database_url)
     factory = make_session_factory(engine)
+    ctx = maintenance.JobContext.of(factory, settings, media_cfg=cfg)
+    job_list = maintenance.jobs(settings, analyse=True)
+    owner = maintenance.job_owner("media-worker")
+    period_s = settings.maintenance_every_s or maintenance.DEFAULT_PERIOD_S
     tried = 0
     try:
         while True:
-            with factory.begin() as session:  # housekeeping: stale uploads and temp files
-                service.expire_uploads(session, settings=settings, cfg=cfg)
-            service.store_of(settings).sweep_temp()
-            done = service.process_pending(factory, settings=settings, cfg=cfg)
+            results = maintenance.run_pass(ctx, job_list, owner=owner, period_s=period_s)
+            done = results.get("media.analyse_pending") or 0
             tried += done
             if once:
                 return tried
