@@ -104,3 +104,8 @@ def url_problem(url: str, *, allow_http: bool) -> str | None:
     if lowered.startswith("http://"):
         return None if allow_http else "webhook URLs must use https in production"
     return "webhook URL must start with https:// (or http:// outside production)"
+
+
+def tracking_path(token: str) -> str:
+    """The path of the public page (the SMS and the API put the base URL in front)."""
+    return f"/t/{token}"

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy import or_, select
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from field_api import clock as server_clock
 from field_api.tracking import rules
-from field_api.tracking.models import WebhookDelivery, WebhookSubscription
+from field_api.tracking.models import TrackingToken, WebhookDelivery, WebhookSubscription
 
 Clock = Callable[[], datetime]  # a time source; the server clock by default
 
@@ -52,6 +53,18 @@ class SendReport:
 def encode(payload: dict[str, object]) -> bytes:
     """The exact bytes sent and signed for a payload."""
     return json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+def with_tracking_path(session: Session, payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as sent: the order's tracking path filled in from the token's own table."""
+    order = payload.get("order")
+    if not isinstance(order, dict) or "tracking_path" not in order:
+        return payload
+    token = session.execute(
+        select(TrackingToken.token).where(TrackingToken.order_id == order.get("id"))
+    ).scalar_one_or_none()
+    path = rules.tracking_path(token) if token else None
+    return {**payload, "order": {**order, "tracking_path": path}}
 
 
 def _claim(factory: sessionmaker[Session], *, now: datetime, lease_s: float) -> _Job | None:
@@ -86,7 +99,7 @@ def _claim(factory: sessionmaker[Session], *, now: datetime, lease_s: float) -> 
                 secret=sub.secret,
                 event_type=row.event_type,
                 event_id=row.event_id,
-                body=encode(row.payload),
+                body=encode(with_tracking_path(session, row.payload)),
             )
 
 

@@ -83,9 +83,7 @@ def token_for(session: Session, order: WorkOrder) -> TrackingToken:
     return row
 
 
-def tracking_path(token: str) -> str:
-    """The path of the public page (the SMS and the API put the base URL in front)."""
-    return f"/t/{token}"
+tracking_path = rules.tracking_path
 
 
 def public_url(token: str, settings: Settings | None = None) -> str:
@@ -315,7 +313,9 @@ def _order_payload(session: Session, order: WorkOrder) -> dict[str, Any]:
         "stage": order.stage.value,
         "category": order.category.value,
         "district": district.code if district is not None else None,
-        "tracking_path": tracking_path(token_for(session, order).token),
+        # The page's path is added by the sender when it posts (``sender.with_tracking_path``):
+        # the outbox keeps no copy of the customer's token.
+        "tracking_path": None,
     }
 
 

@@ -60,10 +60,7 @@ REPO = Path(__file__).resolve().parents[2]
 OWNERS: dict[str, frozenset[str]] = {
     "api_token": frozenset(),
     "one_time_code": frozenset(),
-    # webhook_outbox: a webhook's payload carries the order's ``tracking_path`` for the
-    # subscriber to relay (tracking.service._order_payload), and the outbox keeps delivered
-    # rows. Allowed here until the tracking slice stores the payload without it (reported).
-    "tracking_token": frozenset({"tracking_tokens", "webhook_outbox"}),
+    "tracking_token": frozenset({"tracking_tokens"}),
     "webhook_secret": frozenset({"webhook_subscriptions"}),
     "personal": frozenset({"work_orders", "contracts"}),
 }

@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 
 from field_api import demo
+from field_api.audit import service as audit_service
 from field_api.config import Settings
 from field_api.db import Base, install_hooks, make_engine, make_session_factory
 from field_api.main import create_app
@@ -84,7 +85,10 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     yield LiveServer(f"http://127.0.0.1:{port}", settings, factory, sms, summary.tokens)
     server.should_exit = True
     thread.join(timeout=10)
+    with factory() as session:  # every browser flow went through the audited path
+        problems = audit_service.verify(session)
     engine.dispose()
+    assert not problems, f"audit chain broken after the browser tests: {problems[0].message}"
 
 
 @pytest.fixture(scope="session")

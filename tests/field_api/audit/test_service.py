@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -64,8 +65,10 @@ def audit_principal(user: User) -> audit.Principal:
 
 
 @pytest.fixture
-def factory(committed_url: str) -> sessionmaker[Session]:
-    return make_session_factory(make_engine(committed_url))
+def factory(committed_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(committed_url)
+    yield make_session_factory(engine)
+    engine.dispose()
 
 
 def _settings(tmp_path: Path, url: str, interval_s: int = 300) -> Settings:
