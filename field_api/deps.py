@@ -8,6 +8,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from field_api.audit import service as audit_service
 from field_api.auth import service as auth_service
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
@@ -63,10 +64,12 @@ def get_current_user(request: Request, session: DbSession, settings: AppSettings
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("missing bearer token", headers={"WWW-Authenticate": "Bearer"})
     try:
-        return auth_service.authenticate(session, token=token.strip(), settings=settings)
+        principal = auth_service.authenticate(session, token=token.strip(), settings=settings)
     except Unauthorized as exc:
         exc.headers = {"WWW-Authenticate": "Bearer"}
         raise
+    audit_service.set_actor(session, principal)  # authors the events of this request's writes
+    return principal
 
 
 CurrentUser = Annotated[Principal, Depends(get_current_user)]

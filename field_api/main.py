@@ -12,6 +12,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from field_api import logs
+from field_api.audit import keys as audit_keys
 from field_api.config import Settings, get_settings
 from field_api.db import (
     import_all_models,
@@ -109,6 +111,8 @@ def create_app(
     settings = settings or get_settings()
     import_all_models()
     install_hooks()
+    audit_keys.install(settings)
+    logs.install()  # whatever launches the app, its log records lose tokens and codes
     if session_factory is None:
         session_factory = make_session_factory(make_engine(settings.database_url))
     engine = session_factory.kw["bind"]
