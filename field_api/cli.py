@@ -116,12 +116,14 @@ def db_upgrade(revision: str = "head") -> None:
 @contextmanager
 def service_context() -> Iterator[tuple[Settings, sessionmaker[Session]]]:
     """Settings and a session factory for a command; the engine is disposed afterwards."""
+    from field_api.audit import keys as audit_keys
     from field_api.config import get_settings
     from field_api.db import import_all_models, install_hooks, make_engine, make_session_factory
 
     import_all_models()
     install_hooks()
     settings = get_settings()
+    audit_keys.install(settings)
     engine = make_engine(settings.database_url)
     try:
         yield settings, make_session_factory(engine)
@@ -234,17 +236,91 @@ def demo_load() -> None:
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Verify the audit chain and the audited rows; exit 1 naming the first problem."""
-    from field_api.audit import service
+def audit_verify(
+    checkpoints: Annotated[
+        str | None,
+        typer.Option(
+            help="Folder of signed checkpoints to compare the chain with (default: the "
+            "configured FIELDOPS_AUDIT_CHECKPOINT_DIR when it holds any)."
+        ),
+    ] = None,
+    public_key: Annotated[
+        str | None,
+        typer.Option(help="PEM public key of the checkpoints (default: <checkpoint key>.pub)."),
+    ] = None,
+) -> None:
+    """Verify the keyed audit chain, every audited row and the signed checkpoints; exit 1
+    naming the first problem."""
+    from pathlib import Path
 
-    with service_context() as (_, factory), factory() as session:
-        problems = service.verify(session)
+    from field_api.audit import checkpoints as cps
+    from field_api.audit import keys as audit_keys
+    from field_api.audit import service
+    from field_api.db import read_session
+    from field_api.keyfiles import load_public_key, public_key_path_for
+
+    with service_context() as (settings, factory), read_session(factory) as session:
+        problems = [p.message for p in service.verify(session)]
         count = service.event_count(session)
+        folder = Path(checkpoints) if checkpoints else settings.audit_checkpoint_dir
+        report = None
+        if checkpoints or cps.CheckpointStore(folder).names():
+            if public_key:
+                key = load_public_key(Path(public_key).read_bytes())
+            else:
+                pub = public_key_path_for(settings.audit_checkpoint_key_path)
+                key = (
+                    load_public_key(pub.read_bytes())
+                    if pub.exists()
+                    else audit_keys.current().public_key
+                )
+            report = cps.verify_against(session, folder, key)
+            problems.extend(report.problems)
     if problems:
-        typer.echo(f"audit chain BROKEN: {problems[0].message}", err=True)
+        typer.echo(f"audit chain BROKEN: {problems[0]}", err=True)
+        for extra in problems[1:]:
+            typer.echo(f"  also: {extra}", err=True)
         sys.exit(1)
-    typer.echo(f"audit chain ok: {count} events")
+    tail = ""
+    if report is not None:
+        tail = f"; {report.checked} signed checkpoints agree"
+        if report.superseded:
+            tail += f" ({report.superseded} older ones precede a re-anchor)"
+    typer.echo(f"audit chain ok: {count} events{tail}")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign the chain's current head and write it to the checkpoint folder now."""
+    from field_api.audit import checkpoints as cps
+
+    with service_context() as (settings, factory), factory.begin() as session:
+        stored = cps.write_checkpoint(session, settings)
+    record = stored.envelope["record"]
+    typer.echo(
+        json.dumps(
+            {"file": stored.name, "count": record["count"], "last_hash": record["last_hash"]}
+        )
+    )
+
+
+@audit_app.command("reanchor")
+def audit_reanchor(
+    reason: Annotated[str, typer.Option(help="Why: e.g. 'restored the 2026-12-01 backup'.")],
+) -> None:
+    """After restoring a database backup: audit the restore and anchor the chain's new head."""
+    from field_api.audit import checkpoints as cps
+
+    try:
+        with service_context() as (settings, factory), factory.begin() as session:
+            stored = cps.reanchor(session, settings, actor=None, reason=reason)
+    except Exception as exc:
+        _fail(exc)
+        return
+    record = stored.envelope["record"]
+    typer.echo(
+        json.dumps({"file": stored.name, "count": record["count"], "reason": record["reason"]})
+    )
 
 
 inspections_app = typer.Typer(no_args_is_help=True, help="Drone inspection findings.")

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     calendar_override_path: Path | None = None
     calendar_strict: bool = False
     signing_key_path: Path = Path("var/keys/contract-signing.key")
+    audit_key_path: Path = Path("var/keys/audit-chain.key")
+    audit_checkpoint_key_path: Path = Path("var/keys/audit-checkpoint.key")
+    audit_checkpoint_dir: Path = Path("var/audit-checkpoints")
+    audit_checkpoint_interval_s: int = Field(default=300, ge=0)
     log_level: str = "INFO"
     inspections_dir: Path = Path("var/inspections")
     repair_severity_threshold: int = Field(default=2, ge=0)
