@@ -115,6 +115,13 @@ def purge_leases(ctx: JobContext) -> int:
         return leases.purge_expired(session)
 
 
+def audit_checkpoint(ctx: JobContext) -> int:
+    """Sign the audit chain's head into the checkpoint folder when it moved and is due."""
+    from field_api.audit.checkpoints import write_due
+
+    return int(write_due(ctx.session_factory, ctx.settings) is not None)
+
+
 def jobs(settings: Settings, *, analyse: bool | None = None) -> list[Job]:
     """The maintenance jobs, in the order they run.
 
@@ -131,13 +138,8 @@ def jobs(settings: Settings, *, analyse: bool | None = None) -> list[Job]:
         Job("media.expire_uploads", expire_uploads),
         Job("idempotency.purge", purge_idempotency),
         Job("leases.purge", purge_leases),
-        # ---- LEAD: "audit.checkpoint" goes here --------------------------------------------
-        # write_due takes its own ("audit.checkpoint", "head") lease, so no job-wide one:
-        # Job("audit.checkpoint", _audit_checkpoint, exclusive=False), with
-        #     def _audit_checkpoint(ctx: JobContext) -> int:
-        #         from field_api.audit.checkpoints import write_due
-        #         return int(write_due(ctx.session_factory, ctx.settings) is not None)
-        # ------------------------------------------------------------------------------------
+        # write_due takes its own ("audit.checkpoint", "head") lease: no job-wide one
+        Job("audit.checkpoint", audit_checkpoint, exclusive=False),
     ]
     return found
 

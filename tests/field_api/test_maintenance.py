@@ -45,12 +45,14 @@ def test_the_job_list_is_explicit() -> None:
         "media.expire_uploads",
         "idempotency.purge",
         "leases.purge",
+        "audit.checkpoint",
     ]
     assert [j.name for j in maintenance.jobs(settings, analyse=False)] == housekeeping
     with_analysis = maintenance.jobs(settings, analyse=True)
     assert [j.name for j in with_analysis] == ["media.analyse_pending", *housekeeping]
-    assert not with_analysis[0].exclusive  # it claims each item instead
-    assert all(j.exclusive for j in with_analysis[1:])
+    # these claim their own items (each photo; the chain's head) instead of a job-wide lease
+    assert not with_analysis[0].exclusive and not with_analysis[-1].exclusive
+    assert all(j.exclusive for j in with_analysis[1:-1])
 
 
 class _Counting:
