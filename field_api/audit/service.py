@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, event, func, select, text
-from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 
 from field_api import clock
 from field_api.audit import keys as audit_keys
@@ -236,8 +236,11 @@ def _before_commit(session: Session) -> None:
         record_unrecorded(session)
 
 
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING_KEY, None)
+def _after_rollback(session: Session, previous: SessionTransaction) -> None:
+    # A savepoint's rollback keeps what the enclosing transaction still has to record; a
+    # row it rolled back is recorded as absent, which verify accepts.
+    if not previous.nested:
+        session.info.pop(_PENDING_KEY, None)
 
 
 # Execution option of a conditional UPDATE whose caller records every row it touched (the
@@ -268,7 +271,7 @@ def install_guard() -> None:
         return
     event.listen(Session, "after_flush", _after_flush)
     event.listen(Session, "before_commit", _before_commit)
-    event.listen(Session, "after_soft_rollback", lambda s, _t: _after_rollback(s))
+    event.listen(Session, "after_soft_rollback", _after_rollback)
     event.listen(Session, "do_orm_execute", _refuse_bulk_writes)
     _installed = True
 
