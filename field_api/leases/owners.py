@@ -35,7 +35,10 @@ class Owner:
 
 
 def _start_ticks(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (Linux), telling reused pids apart."""
+    """The process's start time in clock ticks since boot (Linux), telling reused pids apart.
+
+    None when no such process runs — a zombie (killed, not yet reaped by its parent) included.
+    """
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
             stat = fh.read()
@@ -43,7 +46,9 @@ def _start_ticks(pid: int) -> str | None:
         return None
     # The command name (field 2) may hold spaces; the fields after its ')' are fixed.
     fields = stat.rsplit(")", 1)[1].split()
-    return fields[19] if len(fields) > 19 else None
+    if len(fields) <= 19 or fields[0] in ("Z", "X"):  # fields[0]: the state
+        return None
+    return fields[19]
 
 
 @lru_cache(maxsize=1)

@@ -27,7 +27,7 @@ from starlette.requests import ClientDisconnect
 
 from field_api.auth.rules import Principal
 from field_api.config import Settings
-from field_api.db import session_scope
+from field_api.db import READ_OPTIONS, session_scope
 from field_api.deps import AppSettings, CurrentUser, DbSession, get_current_user
 from field_api.errors import (
     BadRequest,
@@ -79,6 +79,8 @@ def _authenticate_briefly(request: Request, order_id: int | None = None) -> Prin
     factory: sessionmaker[Session] = request.app.state.session_factory
     with factory() as session:
         try:
+            # a read transaction: on SQLite it never waits for a writer's lock
+            session.connection(execution_options=READ_OPTIONS)
             user = get_current_user(request, session, request.app.state.settings)
             if order_id is not None:
                 orders.get_for_actor(session, order_id, user, write=True)

@@ -28,6 +28,7 @@ from field_api.audit import service as audit
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
 from field_api.config import Settings
+from field_api.db import READ_OPTIONS
 from field_api.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, ValidationFailed
 from field_api.leases import service as leases
 from field_api.media import rules
@@ -641,6 +642,7 @@ def analyse_claimed(
     lease = ItemLease(session_factory, media_id, owner=owner, ttl_s=ttl_s)
     try:
         with session_factory() as session:
+            session.connection(execution_options=READ_OPTIONS)  # no write lock for a read
             item = get(session, media_id)
             job = (
                 _AnalysisInput(item.id, item.sha256, item.media_type, item.kind, item.scanned_value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -116,6 +117,7 @@ def test_one_pass_puts_a_crash_right(
     session_factory: sessionmaker[Session],
     settings: Settings,
     server_clock: ChinaClock,
+    tmp_path: Path,
 ) -> None:
     cfg = MediaSettings()
     crews = Crews(session, settings)
@@ -140,15 +142,18 @@ def test_one_pass_puts_a_crash_right(
     crashed.write_bytes(b"\xff\xd8 half a photo")
     server_clock.advance(hours=cfg.tus_expiry_hours + 2)
 
-    ctx = maintenance.JobContext.of(session_factory, settings, media_cfg=cfg)
-    results = maintenance.run_pass(ctx, maintenance.jobs(settings, analyse=True))
+    here = settings.model_copy(update={"audit_checkpoint_dir": tmp_path / "checkpoints"})
+    ctx = maintenance.JobContext.of(session_factory, here, media_cfg=cfg)
+    results = maintenance.run_pass(ctx, maintenance.jobs(here, analyse=True))
     assert results == {
         "media.analyse_pending": 1,
         "media.sweep_temp": 1,
         "media.expire_uploads": 1,
         "idempotency.purge": 0,
         "leases.purge": 1,
+        "audit.checkpoint": results["audit.checkpoint"],  # the lead's job; ran without error
     }
+    assert results["audit.checkpoint"] is not None
     session.expire_all()
     done = session.get(MediaItem, photo.id)
     assert done is not None and done.analysis is AnalysisState.done
@@ -158,9 +163,11 @@ def test_one_pass_puts_a_crash_right(
 
 
 def test_the_runner_starts_with_the_app_and_stops_with_it(
-    settings: Settings, session_factory: sessionmaker[Session]
+    settings: Settings, session_factory: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    on = settings.model_copy(update={"maintenance_interval_s": 3600.0})
+    on = settings.model_copy(
+        update={"maintenance_interval_s": 3600.0, "audit_checkpoint_dir": tmp_path / "cp"}
+    )
     app = create_app(on, session_factory=session_factory)
     with TestClient(app) as client:
         runner = app.state.maintenance

@@ -222,3 +222,20 @@ def test_parallel_claimers_never_take_an_item_twice(committed_url: str) -> None:
     check.dispose()
     for n, keys in taken.items():
         assert all(by_key[k] == owners.owner_id(f"claimer-{n}") for k in keys)
+
+
+def test_a_killed_process_is_gone_before_it_is_reaped() -> None:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owner = owners.owner_of_pid(child.pid)
+        assert owner is not None and not owners.owner_is_gone(owner)
+        child.kill()
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # a zombie now, not reaped
+        assert owners.owner_is_gone(owner)
+        assert owners.owner_of_pid(child.pid) is None
+    finally:
+        child.kill()
+        child.wait()

@@ -132,6 +132,7 @@ def test_worker_analyses_what_the_api_left_pending(committed_url: str, tmp_path:
         media_dir=tmp_path / "media",
         token_pepper="test-pepper-0123456789",
         signing_key_path=tmp_path / "keys" / "signing.key",
+        audit_checkpoint_dir=tmp_path / "checkpoints",  # the worker runs the checkpoint job
     )
     engine = make_engine(committed_url)
     factory = make_session_factory(engine)
