@@ -13,12 +13,24 @@ def mask_name(name: str | None) -> str:
 
 
 def mask_phone(phone: str | None) -> str:
-    """Keep the first three and last four digits: 13812345678 → 138****5678."""
+    """Mask a phone number down to at most its last four digits, whatever its format.
+
+    Mobiles, landlines with or without an area code, ``+86``/``0086`` prefixes, spaces and
+    hyphens all come out as stars and the last four digits (``13812345678`` →
+    ``*******5678``, ``0755-2681234`` → ``*******1234``); a number of fewer than seven digits
+    shows none. The country code is dropped; formatting characters are not kept.
+    """
     if not phone:
         return ""
-    if len(phone) <= 7:
-        return "*" * len(phone)
-    return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+    text = phone.strip()
+    digits = "".join(ch for ch in text if ch.isascii() and ch.isdigit())
+    if text.startswith("+86") or text.startswith("0086"):
+        digits = digits[2:] if text.startswith("+") else digits[4:]
+    if not digits:
+        return "*" * len(text)
+    if len(digits) < 7:
+        return "*" * len(digits)
+    return "*" * (len(digits) - 4) + digits[-4:]
 
 
 def mask_id_number(id_number: str | None) -> str:

@@ -329,7 +329,7 @@ def test_no_secret_in_any_table_log_or_export(
     assert leaks_in_logs(caplog.records, found) == []
     assert export_leaks == []
     # The SMS and access lines were logged, in their redacted form.
-    assert "SMS to 136****4444: " in caplog.text and "验证码：******" in caplog.text
+    assert "SMS to *******4444: " in caplog.text and "验证码：******" in caplog.text
     assert "/t/[redacted]" in caplog.text
     access = [r for r in caplog.records if r.name == "uvicorn.access"]
     assert len(access) == 2 * (len(order_ids) + 1)

@@ -37,7 +37,7 @@ def test_service_records_callback_and_planner_sees_the_flag(
     assert due.status_code == 200, due.text
     mine = [d for d in due.json() if d["order_id"] == order_id]
     assert mine[0]["callback"]["due_on"] == "2025-10-11"
-    assert mine[0]["customer_phone"] == "138****8000"
+    assert mine[0]["customer_phone"] == "*******8000"
 
     url = f"/work-orders/{order_id}/callback/result"
     body = {"satisfaction": 3, "irregularities": ["visited_more_than_once"]}

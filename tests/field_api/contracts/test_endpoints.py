@@ -25,7 +25,7 @@ def _ready(
     assert r.status_code == 201, r.text
     r = client.post(f"/work-orders/{ctx.order.id}/contract/otp", headers=auth(ctx.token))
     assert r.status_code == 201, r.text
-    assert r.json()["sent_to"] == "138****8000"
+    assert r.json()["sent_to"] == "*******8000"
     assert "code" not in r.json()
     return notifier
 
@@ -61,7 +61,7 @@ def test_full_signing_flow_and_public_verification(
     assert body["status"] == "signed"
     assert body["customer"] == {
         "name": "张**",
-        "phone": "138****8000",
+        "phone": "*******8000",
         "id_number": "44**************34",
     }
 

@@ -179,7 +179,7 @@ def test_redact_body_removes_secrets_and_masks_personal_data() -> None:
         assert secret not in text, secret
     data = json.loads(kept)
     assert data["token"] is None and data["secret"] is None
-    assert data["customer_phone"] == "138****5678"
+    assert data["customer_phone"] == "*******5678"
     assert data["customer_id_number"] == "11**************34"
     assert data["customer"]["name"] == "李*"
     assert data["user"] == {"id": 3, "name": "Crew Lead", "role": "crew"}

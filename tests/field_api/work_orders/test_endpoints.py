@@ -28,7 +28,7 @@ def test_service_creates_order_and_crew_lists_it(
     listed = client.get("/work-orders", headers=auth(crew_token)).json()
     assert [o["id"] for o in listed] == [created["id"]]
     assert listed[0]["customer_name"] == "张*"
-    assert listed[0]["customer_phone"] == "138****8000"
+    assert listed[0]["customer_phone"] == "*******8000"
 
 
 def test_capacity_above_district_ceiling_is_422(
@@ -49,7 +49,12 @@ def test_missing_and_bad_token_are_401(client: TestClient) -> None:
     assert client.get("/work-orders").status_code == 401
     r = client.get("/work-orders", headers=auth("fo_nonsense"))
     assert r.status_code == 401
-    assert r.json() == {"error": "Unauthorized", "detail": "unknown token"}
+    assert r.json() == {
+        "error": "Unauthorized",
+        "code": "auth.unknown_token",
+        "params": {},
+        "detail": "unknown token",
+    }
 
 
 def test_revoked_token_is_401(client: TestClient, session: Session, settings: Settings) -> None:
