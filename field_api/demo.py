@@ -64,7 +64,10 @@ class DemoSummary:
 def load(session: Session, *, settings: Settings, today: date | None = None) -> DemoSummary:
     """Create the demo data that is missing (never in production)."""
     if settings.is_production:
-        raise ValidationFailed("demo data and demo tokens are refused in production")
+        raise ValidationFailed(
+            "demo data and demo tokens are refused in production",
+            code="demo.refused_in_production",
+        )
     today = today or date.today()
     code, name, ceiling = DISTRICT
     if auth_service.get_district_by_code(session, code) is None:

@@ -62,7 +62,11 @@ def get_current_user(request: Request, session: DbSession, settings: AppSettings
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized(
+            "missing bearer token",
+            code="auth.missing_token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     try:
         principal = auth_service.authenticate(session, token=token.strip(), settings=settings)
     except Unauthorized as exc:
@@ -82,7 +86,11 @@ def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
     def _check(user: CurrentUser) -> Principal:
         if user.role not in allowed:
             names = ", ".join(sorted(r.value for r in allowed))
-            raise Forbidden(f"role {user.role.value} may not do this (needs one of: {names})")
+            raise Forbidden(
+                f"role {user.role.value} may not do this (needs one of: {names})",
+                code="auth.role_forbidden",
+                params={"role": user.role.value, "allowed": sorted(r.value for r in allowed)},
+            )
         return user
 
     return _check

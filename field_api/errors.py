@@ -2,22 +2,36 @@
 
 ::
 
-    DomainError                      400
-    ├── BadRequest                   400
-    ├── Unauthorized                 401
-    ├── Forbidden                    403
-    ├── NotFound                     404
-    ├── Conflict                     409
-    │   ├── InvalidTransition        409
-    │   ├── IdempotencyConflict      409
-    │   └── OutOfStock               409
-    ├── PreconditionFailed           412
-    ├── PayloadTooLarge              413
-    ├── UnsupportedMedia             415
-    ├── ValidationFailed             422
-    └── ServiceUnavailable           503
+    DomainError                      400  bad_request
+    ├── BadRequest                   400  bad_request
+    ├── Unauthorized                 401  unauthorized
+    ├── Forbidden                    403  forbidden
+    ├── NotFound                     404  not_found
+    ├── Conflict                     409  conflict
+    │   ├── InvalidTransition        409  invalid_transition
+    │   ├── IdempotencyConflict      409  idempotency_conflict
+    │   └── OutOfStock               409  out_of_stock
+    ├── PreconditionFailed           412  precondition_failed
+    ├── PayloadTooLarge              413  payload_too_large
+    ├── UnsupportedMedia             415  unsupported_media
+    ├── ValidationFailed             422  validation_failed
+    └── ServiceUnavailable           503  service_unavailable
 
-Every error leaves the service as ``{"error": <class name>, "detail": <text or list>}``.
+(the last column is the class's default ``code``; slices subclass these, e.g.
+``deadlines.calendar.CalendarError``.)
+
+Every 4xx and 5xx leaves the service as the ``ErrorBody`` of the OpenAPI::
+
+    {"error": <class name>, "code": <stable dotted code>, "params": {...}, "detail": <text>}
+
+``code`` is what clients rely on: stable, dotted ``<slice>.<what>`` (``work_order.not_found``,
+``kit.out_of_stock``, ``contract.otp_expired``), every one listed with its zh-CN and en message
+template in :mod:`field_api.error_codes` (the templates use ``params``: ids, limits, names, never
+personal data or secrets). ``detail`` is English text for people reading logs (a list of field
+errors for ``request.invalid``). Raise with both::
+
+    raise NotFound(f"work order {order_id} not found", code="work_order.not_found",
+                   params={"order_id": order_id})
 """
 
 from __future__ import annotations
@@ -29,9 +43,20 @@ class DomainError(Exception):
     """Base of every error the service reports to a client."""
 
     status_code = 400
+    code = "bad_request"
 
-    def __init__(self, detail: Any = None, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        detail: Any = None,
+        *,
+        code: str | None = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.detail = detail if detail is not None else self.__class__.__name__
+        if code is not None:
+            self.code = code
+        self.params: dict[str, Any] = dict(params or {})
         self.headers = headers
         super().__init__(str(self.detail))
 
@@ -40,56 +65,73 @@ class DomainError(Exception):
         return self.__class__.__name__
 
     def body(self) -> dict[str, Any]:
-        return {"error": self.error, "detail": self.detail}
+        return error_body(self.error, self.code, self.detail, self.params)
 
 
 class BadRequest(DomainError):
     status_code = 400
+    code = "bad_request"
 
 
 class Unauthorized(DomainError):
     status_code = 401
+    code = "unauthorized"
 
 
 class Forbidden(DomainError):
     status_code = 403
+    code = "forbidden"
 
 
 class NotFound(DomainError):
     status_code = 404
+    code = "not_found"
 
 
 class Conflict(DomainError):
     status_code = 409
+    code = "conflict"
 
 
 class InvalidTransition(Conflict):
-    pass
+    code = "invalid_transition"
 
 
 class IdempotencyConflict(Conflict):
-    pass
+    code = "idempotency_conflict"
 
 
 class OutOfStock(Conflict):
-    pass
+    code = "out_of_stock"
 
 
 class PreconditionFailed(DomainError):
     status_code = 412
+    code = "precondition_failed"
 
 
 class PayloadTooLarge(DomainError):
     status_code = 413
+    code = "payload_too_large"
 
 
 class UnsupportedMedia(DomainError):
     status_code = 415
+    code = "unsupported_media"
 
 
 class ValidationFailed(DomainError):
     status_code = 422
+    code = "validation_failed"
 
 
 class ServiceUnavailable(DomainError):
     status_code = 503
+    code = "service_unavailable"
+
+
+def error_body(
+    error: str, code: str, detail: Any, params: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The four-key body for errors raised outside the tree (framework, middleware)."""
+    return {"error": error, "code": code, "params": dict(params or {}), "detail": detail}

@@ -84,7 +84,7 @@ class CheckpointStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             return name
-        raise Conflict("could not name a new checkpoint file")
+        raise Conflict("could not name a new checkpoint file", code="audit.checkpoint_name_taken")
 
     def names(self) -> list[str]:
         if not self.directory.is_dir():
@@ -213,12 +213,14 @@ def reanchor(
     """
     reason = reason.strip()
     if not reason:
-        raise Conflict("a re-anchor needs a reason")
+        raise Conflict("a re-anchor needs a reason", code="audit.reanchor_reason_missing")
     problems = service.verify(session)
     if problems:
         raise Conflict(
             f"the chain does not verify ({problems[0].message}); a re-anchor only accepts a "
-            "restored history that is intact"
+            "restored history that is intact",
+            code="audit.chain_broken",
+            params={"problem": problems[0].message},
         )
     count, last_hash = service.head(session)
     service.append(

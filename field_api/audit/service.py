@@ -67,7 +67,11 @@ def _is_audited(obj: Any) -> bool:
 def _table_of(entity_type: str) -> Table:
     table = Base.metadata.tables.get(entity_type)
     if table is None:
-        raise NotFound(f"no audited table named {entity_type}")
+        raise NotFound(
+            f"no audited table named {entity_type}",
+            code="audit.unknown_table",
+            params={"entity_type": entity_type},
+        )
     return table
 
 

@@ -20,7 +20,11 @@ def get_district_by_code(session: Session, code: str) -> District | None:
 def get_district_or_raise(session: Session, district_id: int) -> District:
     district = session.get(District, district_id)
     if district is None:
-        raise NotFound(f"district {district_id} not found")
+        raise NotFound(
+            f"district {district_id} not found",
+            code="district.not_found",
+            params={"district_id": district_id},
+        )
     return district
 
 
@@ -31,7 +35,11 @@ def get_crew_by_code(session: Session, code: str) -> Crew | None:
 def get_crew_or_raise(session: Session, crew_id: int) -> Crew:
     crew = session.get(Crew, crew_id)
     if crew is None:
-        raise NotFound(f"crew {crew_id} not found")
+        raise NotFound(
+            f"crew {crew_id} not found",
+            code="crew.not_found",
+            params={"crew_id": crew_id},
+        )
     return crew
 
 
@@ -39,7 +47,11 @@ def create_district(
     session: Session, *, code: str, name: str, lv_ceiling_kw: float, actor: Principal | None
 ) -> District:
     if get_district_by_code(session, code) is not None:
-        raise Conflict(f"district {code} exists")
+        raise Conflict(
+            f"district {code} exists",
+            code="district.exists",
+            params={"district_code": code},
+        )
     district = District(code=code, name=name, lv_ceiling_kw=lv_ceiling_kw)
     session.add(district)
     audit.record(session, actor=actor, action="district.create", entity=district)
@@ -57,9 +69,13 @@ def create_crew(
 ) -> Crew:
     district = get_district_by_code(session, district_code)
     if district is None:
-        raise ValidationFailed(f"unknown district {district_code}")
+        raise ValidationFailed(
+            f"unknown district {district_code}",
+            code="district.unknown",
+            params={"district_code": district_code},
+        )
     if get_crew_by_code(session, code) is not None:
-        raise Conflict(f"crew {code} exists")
+        raise Conflict(f"crew {code} exists", code="crew.exists", params={"crew_code": code})
     crew = Crew(code=code, name=name, district_id=district.id, handles_repairs=handles_repairs)
     session.add(crew)
     audit.record(session, actor=actor, action="crew.create", entity=crew)
@@ -80,13 +96,21 @@ def create_user(
     crew_id: int | None = None
     if role == Role.crew:
         if not crew_code:
-            raise ValidationFailed("a crew member needs a crew")
+            raise ValidationFailed("a crew member needs a crew", code="user.crew_required")
         crew = get_crew_by_code(session, crew_code)
         if crew is None:
-            raise ValidationFailed(f"unknown crew {crew_code}")
+            raise ValidationFailed(
+                f"unknown crew {crew_code}",
+                code="crew.unknown",
+                params={"crew_code": crew_code},
+            )
         crew_id = crew.id
     elif crew_code:
-        raise ValidationFailed("only crew members belong to a crew")
+        raise ValidationFailed(
+            "only crew members belong to a crew",
+            code="user.crew_not_allowed",
+            params={"role": role.value},
+        )
     user = User(name=name, role=role, crew_id=crew_id)
     session.add(user)
     session.flush()
@@ -106,7 +130,10 @@ def issue_token(
 ) -> str:
     raw = token or new_token()
     if settings.is_production and is_demo_token(raw):
-        raise ValidationFailed("demo tokens are refused in production")
+        raise ValidationFailed(
+            "demo tokens are refused in production",
+            code="auth.demo_token_refused",
+        )
     row = ApiToken(
         user_id=user.id,
         token_hash=hash_token(raw, pepper=settings.token_pepper),
@@ -121,7 +148,11 @@ def issue_token(
 def revoke_token(session: Session, *, token_id: int, actor: Principal) -> ApiToken:
     row = session.get(ApiToken, token_id)
     if row is None:
-        raise NotFound(f"token {token_id} not found")
+        raise NotFound(
+            f"token {token_id} not found",
+            code="auth.token_not_found",
+            params={"token_id": token_id},
+        )
     if row.revoked_at is None:
         row.revoked_at = clock.now()
         audit.record(session, actor=actor, action="token.revoke", entity=row)
@@ -131,7 +162,7 @@ def revoke_token(session: Session, *, token_id: int, actor: Principal) -> ApiTok
 def authenticate(session: Session, *, token: str, settings: Settings) -> Principal:
     """Resolve a bearer token to a principal or raise ``Unauthorized``."""
     if settings.is_production and is_demo_token(token):
-        raise Unauthorized("demo tokens are refused in production")
+        raise Unauthorized("demo tokens are refused in production", code="auth.demo_token_refused")
     digest = hash_token(token, pepper=settings.token_pepper)
     row = session.execute(
         select(ApiToken, User)
@@ -139,12 +170,12 @@ def authenticate(session: Session, *, token: str, settings: Settings) -> Princip
         .where(ApiToken.token_hash == digest)
     ).first()
     if row is None:
-        raise Unauthorized("unknown token")
+        raise Unauthorized("unknown token", code="auth.unknown_token")
     api_token, user = row
     if api_token.revoked_at is not None:
-        raise Unauthorized("token revoked")
+        raise Unauthorized("token revoked", code="auth.token_revoked")
     if not user.active:
-        raise Unauthorized("user deactivated")
+        raise Unauthorized("user deactivated", code="auth.user_deactivated")
     district_id = None
     if user.crew_id is not None:
         crew = session.get(Crew, user.crew_id)

@@ -56,7 +56,11 @@ def get_callback(order_id: int, session: DbSession, user: CurrentUser) -> CallBa
     orders.get_for_actor(session, order_id, user, write=False)
     callback = service.get_callback(session, order_id)
     if callback is None:
-        raise NotFound(f"order {order_id} has no call-back (not energised yet)")
+        raise NotFound(
+            f"order {order_id} has no call-back (not energised yet)",
+            code="callback.not_due",
+            params={"order_id": order_id},
+        )
     return CallBackRead.of(callback)
 
 

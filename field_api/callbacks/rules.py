@@ -79,9 +79,17 @@ def load_callback_settings(path: Path | None = None) -> CallbackSettings:
         raw = yaml.safe_load(target.read_text(encoding="utf-8")) or {}
         return CallbackSettings.model_validate(raw)
     except OSError as exc:
-        raise ValidationFailed(f"cannot read call-back settings {target}: {exc}") from exc
+        raise ValidationFailed(
+            f"cannot read call-back settings {target}: {exc}",
+            code="callback.settings_unreadable",
+            params={"path": str(target)},
+        ) from exc
     except (yaml.YAMLError, ValidationError) as exc:
-        raise ValidationFailed(f"call-back settings {target} are invalid: {exc}") from exc
+        raise ValidationFailed(
+            f"call-back settings {target} are invalid: {exc}",
+            code="callback.settings_invalid",
+            params={"path": str(target)},
+        ) from exc
 
 
 @lru_cache(maxsize=1)

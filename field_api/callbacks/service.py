@@ -98,7 +98,11 @@ def due_callbacks(
 ) -> list[CallBackDue]:
     """Call-backs not made yet, soonest due first."""
     if actor.role not in READERS:
-        raise Forbidden(f"{actor.role.value} has no access to call-backs")
+        raise Forbidden(
+            f"{actor.role.value} has no access to call-backs",
+            code="callback.forbidden",
+            params={"role": actor.role.value},
+        )
     query = (
         select(CallBack, WorkOrder)
         .join(WorkOrder, WorkOrder.id == CallBack.order_id)
@@ -136,9 +140,17 @@ def record_result(
     """Record what the customer said and move the order to ``called_back``."""
     callback = get_callback(session, order.id)
     if callback is None:
-        raise InvalidTransition(f"order {order.id} has no call-back due (not energised yet)")
+        raise InvalidTransition(
+            f"order {order.id} has no call-back due (not energised yet)",
+            code="callback.not_due",
+            params={"order_id": order.id},
+        )
     if callback.done_at is not None:
-        raise Conflict(f"the call-back of order {order.id} was already recorded")
+        raise Conflict(
+            f"the call-back of order {order.id} was already recorded",
+            code="callback.already_recorded",
+            params={"order_id": order.id},
+        )
     callback.done_at = clock.now()
     callback.satisfaction = satisfaction
     callback.irregularities = sorted({i.value for i in irregularities})
@@ -244,7 +256,11 @@ def list_flags(
 ) -> list[tuple[ReviewFlag, WorkOrder]]:
     """Flags with their orders, newest first."""
     if actor.role not in READERS:
-        raise Forbidden(f"{actor.role.value} has no access to review flags")
+        raise Forbidden(
+            f"{actor.role.value} has no access to review flags",
+            code="callback.flags_forbidden",
+            params={"role": actor.role.value},
+        )
     query = (
         select(ReviewFlag, WorkOrder)
         .join(WorkOrder, WorkOrder.id == ReviewFlag.order_id)
@@ -266,9 +282,17 @@ def resolve_flag(
     """Close a flag after review, saying what was found."""
     flag = session.get(ReviewFlag, flag_id)
     if flag is None:
-        raise NotFound(f"review flag {flag_id} not found")
+        raise NotFound(
+            f"review flag {flag_id} not found",
+            code="callback.flag_not_found",
+            params={"flag_id": flag_id},
+        )
     if flag.resolved_at is not None:
-        raise Conflict(f"review flag {flag_id} is already resolved")
+        raise Conflict(
+            f"review flag {flag_id} is already resolved",
+            code="callback.flag_already_resolved",
+            params={"flag_id": flag_id},
+        )
     flag.resolved_at = clock.now()
     flag.resolved_by = actor.user_id
     flag.resolution = resolution

@@ -47,7 +47,11 @@ def card_category(category: Category) -> str:
 
 def _check_phase(phase: str) -> CheckPhase:
     if phase not in PHASES:
-        raise ValidationFailed(f"unknown check phase {phase!r}; one of: {', '.join(PHASES)}")
+        raise ValidationFailed(
+            f"unknown check phase {phase!r}; one of: {', '.join(PHASES)}",
+            code="checklist.unknown_phase",
+            params={"phase": phase, "allowed": list(PHASES)},
+        )
     return "before_energising" if phase == "before_energising" else "supply_on"
 
 
@@ -109,13 +113,17 @@ def card_for(session: Session, order: WorkOrder, *, metering: str | None) -> Che
         if card is None:
             raise ServiceUnavailable(
                 f"card {first.card_code} v{first.card_version} used by this order is no longer "
-                "in the catalogue"
+                "in the catalogue",
+                code="checklist.card_withdrawn",
+                params={"card_code": first.card_code, "card_version": first.card_version},
             )
         return card
     if metering is None:
         raise ValidationFailed(
             f"order {order.id} has no accepted scheme saying how the meter is connected; the "
-            "card cannot be chosen"
+            "card cannot be chosen",
+            code="checklist.no_accepted_scheme",
+            params={"order_id": order.id},
         )
     today = clock.now().astimezone(CHINA).date()
     card = catalogue.card_in_force(
@@ -124,7 +132,14 @@ def card_for(session: Session, order: WorkOrder, *, metering: str | None) -> Che
     if card is None:
         raise ValidationFailed(
             f"no checklist card in force for a {order.category.value} {order.phases}-phase "
-            f"{metering}-metered installation on {today}"
+            f"{metering}-metered installation on {today}",
+            code="checklist.no_card",
+            params={
+                "category": order.category.value,
+                "phases": order.phases,
+                "metering": metering,
+                "date": today.isoformat(),
+            },
         )
     return card
 
@@ -147,18 +162,33 @@ def submit(
     order = orders.get_for_actor(session, order_id, actor, write=True)
     required, target = PHASE_STAGES[check_phase]
     if has_passed(session, order.id, check_phase):
-        raise Conflict(f"the {check_phase} check of order {order.id} has already passed")
+        raise Conflict(
+            f"the {check_phase} check of order {order.id} has already passed",
+            code="checklist.already_passed",
+            params={"phase": check_phase, "order_id": order.id},
+        )
     if order.stage != required:
         raise InvalidTransition(
             f"the {check_phase} check is submitted when the order is {required.value}; "
-            f"order {order.id} is {order.stage.value}"
+            f"order {order.id} is {order.stage.value}",
+            code="checklist.wrong_stage",
+            params={
+                "phase": check_phase,
+                "order_id": order.id,
+                "required": required.value,
+                "stage": order.stage.value,
+            },
         )
     gathered = evidence_source.gather(session, order)
     card = card_for(session, order, metering=gathered.metering)
     try:
         result = evaluate_card(card, values, gathered.context, phase=check_phase)
     except ChecklistInputError as exc:
-        raise ValidationFailed(exc.problems) from exc
+        raise ValidationFailed(
+            exc.problems,
+            code="checklist.readings_invalid",
+            params={"count": len(exc.problems)},
+        ) from exc
 
     previous = session.execute(
         select(func.max(ChecklistSubmission.attempt)).where(
@@ -217,7 +247,10 @@ def submit(
 def day_range(date_from: date, date_to: date) -> tuple[datetime, datetime]:
     """[start, end) in UTC of whole China days from ``date_from`` to ``date_to`` inclusive."""
     if date_to < date_from:
-        raise ValidationFailed("the date range ends before it starts")
+        raise ValidationFailed(
+            "the date range ends before it starts",
+            code="request.date_range_reversed",
+        )
     start = datetime.combine(date_from, time.min, CHINA).astimezone(UTC)
     end = datetime.combine(date_to + timedelta(days=1), time.min, CHINA).astimezone(UTC)
     return start, end

@@ -53,7 +53,9 @@ def terms_of(scheme: SupplyScheme) -> SchemeTerms:
     if missing or scheme.metering not in ("direct", "ct"):
         raise InvalidTransition(
             f"the accepted scheme {scheme.id} lacks {', '.join(missing) or 'a metering mode'}; "
-            "answer the scheme again"
+            "answer the scheme again",
+            code="contract.scheme_terms_missing",
+            params={"scheme_id": scheme.id, "missing": list(missing)},
         )
     kva = f"，{scheme.transformer_rated_kva:g} kVA" if scheme.transformer_rated_kva else ""
     meter = _material_label(scheme.meter_code) or ""
@@ -74,5 +76,9 @@ def scheme_terms_for(session: Session, order: WorkOrder) -> SchemeTerms:
     """The accepted scheme of ``order`` as contract terms; 409 when none was accepted."""
     scheme = schemes.accepted_for_order(session, order.id)
     if scheme is None:
-        raise InvalidTransition(f"work order {order.id} has no accepted supply scheme")
+        raise InvalidTransition(
+            f"work order {order.id} has no accepted supply scheme",
+            code="scheme.none_accepted",
+            params={"order_id": order.id},
+        )
     return terms_of(scheme)

@@ -93,7 +93,10 @@ def signing_key(settings: Settings) -> Ed25519PrivateKey:
         return _signing_key(settings.signing_key_path.resolve(), not settings.is_production)
     except signing.SigningKeyError as exc:
         logger.error("contract signing key unavailable: %s", exc)
-        raise ServiceUnavailable("contract signing is not configured on this server") from exc
+        raise ServiceUnavailable(
+            "contract signing is not configured on this server",
+            code="contract.signing_not_configured",
+        ) from exc
 
 
 def public_key(settings: Settings) -> Ed25519PublicKey:
@@ -115,7 +118,11 @@ def get_or_raise(session: Session, order_id: int) -> Contract:
     """The order's contract; 404 when none was generated."""
     contract = get(session, order_id)
     if contract is None:
-        raise NotFound(f"work order {order_id} has no contract yet")
+        raise NotFound(
+            f"work order {order_id} has no contract yet",
+            code="contract.not_found",
+            params={"order_id": order_id},
+        )
     return contract
 
 
@@ -141,7 +148,10 @@ def document_of(
             return contract, store.read(settings.media_dir, contract.file_sha256)
         except OSError as exc:
             logger.error("signed contract %s unreadable: %s", contract.contract_no, exc)
-            raise ServiceUnavailable("the signed contract file is unavailable") from exc
+            raise ServiceUnavailable(
+                "the signed contract file is unavailable",
+                code="contract.document_unavailable",
+            ) from exc
     return contract, _render(ContractData.model_validate(contract.data), settings)
 
 
@@ -157,7 +167,7 @@ def _render(
         )
     except CjkFontMissingError as exc:
         logger.error("contract font missing: %s", exc)
-        raise ServiceUnavailable(str(exc)) from exc
+        raise ServiceUnavailable(str(exc), code="contract.font_missing") from exc
 
 
 def contract_data(
@@ -204,11 +214,17 @@ def generate(session: Session, order_id: int, *, actor: Principal, settings: Set
     order = orders.get_for_actor(session, order_id, actor, write=True)
     existing = get(session, order_id)
     if existing is not None and existing.status == ContractStatus.signed:
-        raise Conflict(f"the contract {existing.contract_no} of order {order_id} is already signed")
+        raise Conflict(
+            f"the contract {existing.contract_no} of order {order_id} is already signed",
+            code="contract.already_signed",
+            params={"contract_no": existing.contract_no},
+        )
     if order.stage != Stage.scheme_answered:
         raise InvalidTransition(
             f"a contract is generated once the supply scheme is answered; order {order_id} is "
-            f"{order.stage.value}"
+            f"{order.stage.value}",
+            code="contract.wrong_stage",
+            params={"order_id": order_id, "stage": order.stage.value},
         )
     terms = scheme_terms_for(session, order)
     now = clock.now()
@@ -274,13 +290,21 @@ def request_code(
     order = orders.get_for_actor(session, order_id, actor, write=True)
     contract = get_or_raise(session, order_id)
     if contract.status == ContractStatus.signed:
-        raise Conflict(f"the contract {contract.contract_no} is already signed")
+        raise Conflict(
+            f"the contract {contract.contract_no} is already signed",
+            code="contract.already_signed",
+            params={"contract_no": contract.contract_no},
+        )
     opts = contract_settings(settings)
     now = clock.now()
     latest = _active_code(session, contract.id)
     if latest is not None and now - latest.created_at < opts.otp_resend_interval:
         wait_s = int((opts.otp_resend_interval - (now - latest.created_at)).total_seconds()) + 1
-        raise Conflict(f"a code was sent moments ago; request another in {wait_s} s")
+        raise Conflict(
+            f"a code was sent moments ago; request another in {wait_s} s",
+            code="contract.otp_too_soon",
+            params={"wait_s": wait_s},
+        )
     sent_today = session.execute(
         select(func.count(ContractOtp.id)).where(
             ContractOtp.contract_id == contract.id,
@@ -289,7 +313,9 @@ def request_code(
     ).scalar_one()
     if sent_today >= opts.otp_max_per_day:
         raise Conflict(
-            f"{sent_today} codes were sent for this contract in the last 24 h; no more today"
+            f"{sent_today} codes were sent for this contract in the last 24 h; no more today",
+            code="contract.otp_daily_limit",
+            params={"sent": sent_today},
         )
     _supersede_codes(session, contract.id)
     state, code = OneTimeCode.issue(
@@ -319,7 +345,10 @@ def request_code(
         notifier.send_sms(order.customer_phone, text)
     except Exception as exc:  # any gateway failure: the code was not delivered
         logger.warning("SMS to %s failed: %s", mask_phone(order.customer_phone), exc)
-        raise ServiceUnavailable("the one-time code could not be sent; try again") from exc
+        raise ServiceUnavailable(
+            "the one-time code could not be sent; try again",
+            code="contract.otp_send_failed",
+        ) from exc
     return row
 
 
@@ -328,16 +357,26 @@ def request_code(
 
 def _checked_signature_image(raw: bytes) -> bytes:
     if not raw:
-        raise ValidationFailed("the signature image is empty")
+        raise ValidationFailed("the signature image is empty", code="contract.signature_empty")
     if len(raw) > MAX_SIGNATURE_BYTES:
-        raise PayloadTooLarge(f"the signature image exceeds {MAX_SIGNATURE_BYTES} bytes")
+        raise PayloadTooLarge(
+            f"the signature image exceeds {MAX_SIGNATURE_BYTES} bytes",
+            code="contract.signature_too_large",
+            params={"limit_bytes": MAX_SIGNATURE_BYTES},
+        )
     if not (raw.startswith(b"\x89PNG\r\n\x1a\n") or raw.startswith(b"\xff\xd8\xff")):
-        raise UnsupportedMedia("the signature image must be a PNG or JPEG")
+        raise UnsupportedMedia(
+            "the signature image must be a PNG or JPEG",
+            code="contract.signature_type",
+        )
     try:
         with Image.open(io.BytesIO(raw)) as image:
             image.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ValidationFailed(f"the signature image cannot be decoded: {exc}") from exc
+        raise ValidationFailed(
+            f"the signature image cannot be decoded: {exc}",
+            code="contract.signature_unreadable",
+        ) from exc
     return raw
 
 
@@ -367,14 +406,23 @@ def sign(
     if contract.status == ContractStatus.signed:
         if contract.signature_image_sha256 == image_sha:
             return contract
-        raise Conflict(f"the contract {contract.contract_no} is already signed")
+        raise Conflict(
+            f"the contract {contract.contract_no} is already signed",
+            code="contract.already_signed",
+            params={"contract_no": contract.contract_no},
+        )
     if order.stage != Stage.scheme_answered:
         raise InvalidTransition(
-            f"order {order_id} is {order.stage.value}; a contract is signed after the scheme"
+            f"order {order_id} is {order.stage.value}; a contract is signed after the scheme",
+            code="contract.wrong_stage",
+            params={"order_id": order_id, "stage": order.stage.value},
         )
     row = _active_code(session, contract.id)
     if row is None:
-        raise ValidationFailed("no one-time code was sent for this contract; request one first")
+        raise ValidationFailed(
+            "no one-time code was sent for this contract; request one first",
+            code="contract.otp_not_sent",
+        )
     now = clock.now()
     state = OneTimeCode(
         salt=row.salt,
@@ -397,7 +445,11 @@ def sign(
             data, settings, SignatureMark(image=image, signed_at=now.astimezone(CHINA))
         )
     except ValueError as exc:
-        raise ValidationFailed(str(exc)) from exc
+        raise ValidationFailed(
+            str(exc),
+            code="contract.render_failed",
+            params={"reason": str(exc)},
+        ) from exc
     record = signing.build_record(
         order_id=str(order.id),
         contract_no=contract.contract_no,
@@ -456,5 +508,9 @@ def sign(
 def verify_file(data: bytes, *, settings: Settings) -> signing.Verification:
     """Verify an uploaded contract file against this server's public key."""
     if len(data) > MAX_VERIFY_BYTES:
-        raise PayloadTooLarge(f"a contract file is at most {MAX_VERIFY_BYTES} bytes")
+        raise PayloadTooLarge(
+            f"a contract file is at most {MAX_VERIFY_BYTES} bytes",
+            code="contract.file_too_large",
+            params={"limit_bytes": MAX_VERIFY_BYTES},
+        )
     return signing.verify_signed_pdf(data, public_key(settings))

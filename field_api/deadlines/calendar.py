@@ -42,6 +42,8 @@ _MAX_DAYS_WITHOUT_WORK = 366
 class CalendarError(ValidationFailed):
     """The working-day calendar cannot answer (bad override file, unusable request)."""
 
+    code = "calendar.invalid"
+
 
 class CalendarDataMissingError(CalendarError):
     """Strict mode: a date falls in a year whose holiday schedule is unknown."""
@@ -52,7 +54,9 @@ class CalendarDataMissingError(CalendarError):
         super().__init__(
             f"no holiday schedule for {names}: chinese_calendar covers "
             f"{PACKAGE_YEARS[0]}-{PACKAGE_YEARS[1]}; add the year to the calendar override "
-            "file with `complete: true`"
+            "file with `complete: true`",
+            code="calendar.data_missing",
+            params={"years": list(self.years)},
         )
 
 
@@ -111,7 +115,9 @@ class Interval:
         if self.end < self.start:
             raise CalendarError(
                 f"a pause cannot end ({self.end.isoformat()}) before it starts "
-                f"({self.start.isoformat()})"
+                f"({self.start.isoformat()})",
+                code="calendar.pause_reversed",
+                params={"start": self.start.isoformat(), "end": self.end.isoformat()},
             )
 
     def covers(self, day: date) -> bool:
@@ -159,20 +165,36 @@ def load_override(path: Path) -> CalendarOverride:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise CalendarError(f"cannot read calendar override {path}: {exc.strerror}") from exc
+        raise CalendarError(
+            f"cannot read calendar override {path}: {exc.strerror}",
+            code="calendar.override_unreadable",
+            params={"path": str(path)},
+        ) from exc
     except yaml.YAMLError as exc:
-        raise CalendarError(f"calendar override {path} is not valid YAML: {exc}") from exc
+        raise CalendarError(
+            f"calendar override {path} is not valid YAML: {exc}",
+            code="calendar.override_invalid",
+            params={"path": str(path)},
+        ) from exc
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise CalendarError(f"calendar override {path} must map years to entries")
+        raise CalendarError(
+            f"calendar override {path} must map years to entries",
+            code="calendar.override_invalid",
+            params={"path": str(path)},
+        )
     try:
         return CalendarOverride.model_validate({"years": raw})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'][1:])}: {err['msg']}" for err in exc.errors()
         )
-        raise CalendarError(f"calendar override {path} is invalid: {problems}") from exc
+        raise CalendarError(
+            f"calendar override {path} is invalid: {problems}",
+            code="calendar.override_invalid",
+            params={"path": str(path)},
+        ) from exc
 
 
 class WorkingCalendar:
@@ -232,7 +254,11 @@ class WorkingCalendar:
         Saturday, is not counted; the National Day week is skipped).
         """
         if days < 0:
-            raise CalendarError(f"a number of working days cannot be negative (got {days})")
+            raise CalendarError(
+                f"a number of working days cannot be negative (got {days})",
+                code="calendar.negative_days",
+                params={"days": days},
+            )
         pause_list = tuple(pauses)
         missing: set[int] = set()
         day = start
@@ -249,7 +275,11 @@ class WorkingCalendar:
             else:
                 idle += 1
                 if idle > _MAX_DAYS_WITHOUT_WORK:
-                    raise CalendarError(f"no working day for a year after {day.isoformat()}")
+                    raise CalendarError(
+                        f"no working day for a year after {day.isoformat()}",
+                        code="calendar.no_working_day",
+                        params={"date": day.isoformat()},
+                    )
         return DueDate(day, bool(missing), tuple(sorted(missing)))
 
     def working_days_between(
@@ -305,7 +335,9 @@ def build_calendar(override_path: Path | None, *, strict: bool) -> WorkingCalend
         stamp = override_path.stat().st_mtime_ns
     except OSError as exc:
         raise CalendarError(
-            f"cannot read calendar override {override_path}: {exc.strerror}"
+            f"cannot read calendar override {override_path}: {exc.strerror}",
+            code="calendar.override_unreadable",
+            params={"path": str(override_path)},
         ) from exc
     return _cached_calendar(override_path.resolve(), stamp, strict)
 

@@ -32,6 +32,8 @@ WHITE_LIST = "white_list"
 class TimeLimitsError(ValidationFailed):
     """The time-limits file is missing, malformed or inconsistent."""
 
+    code = "deadline.time_limits_invalid"
+
 
 class Category(StrEnum):
     """Connection categories with their own limits."""
@@ -156,7 +158,11 @@ class TimeLimits(BaseModel):
         try:
             cat = Category(category)
         except ValueError as exc:
-            raise TimeLimitsError(f"no time limits for category {category!r}") from exc
+            raise TimeLimitsError(
+                f"no time limits for category {category!r}",
+                code="deadline.no_time_limits",
+                params={"category": category},
+            ) from exc
         base = self.categories[cat]
         patch = self.districts.get(district or "", {}).get(cat)
         if patch is None:
@@ -174,7 +180,11 @@ class TimeLimits(BaseModel):
         """Raise a clear error for a pause reason not configured."""
         if reason not in self.pause_reasons:
             allowed = ", ".join(sorted(self.pause_reasons))
-            raise ValidationFailed(f"unknown pause reason {reason!r}; allowed: {allowed}")
+            raise ValidationFailed(
+                f"unknown pause reason {reason!r}; allowed: {allowed}",
+                code="deadline.unknown_pause_reason",
+                params={"reason": reason, "allowed": sorted(self.pause_reasons)},
+            )
 
 
 def parse_time_limits(raw: object, *, source: str = "time limits") -> TimeLimits:
@@ -186,7 +196,11 @@ def parse_time_limits(raw: object, *, source: str = "time limits") -> TimeLimits
             f"{'.'.join(str(p) for p in err['loc']) or '(file)'}: {err['msg']}"
             for err in exc.errors()
         )
-        raise TimeLimitsError(f"{source} is invalid: {problems}") from exc
+        raise TimeLimitsError(
+            f"{source} is invalid: {problems}",
+            code="deadline.time_limits_invalid",
+            params={"source": str(source)},
+        ) from exc
 
 
 def load_time_limits(path: Path | None = None) -> TimeLimits:
@@ -195,9 +209,17 @@ def load_time_limits(path: Path | None = None) -> TimeLimits:
     try:
         raw = yaml.safe_load(target.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise TimeLimitsError(f"cannot read time limits {target}: {exc.strerror}") from exc
+        raise TimeLimitsError(
+            f"cannot read time limits {target}: {exc.strerror}",
+            code="deadline.time_limits_unreadable",
+            params={"path": str(target)},
+        ) from exc
     except yaml.YAMLError as exc:
-        raise TimeLimitsError(f"time limits {target} is not valid YAML: {exc}") from exc
+        raise TimeLimitsError(
+            f"time limits {target} is not valid YAML: {exc}",
+            code="deadline.time_limits_invalid",
+            params={"source": str(target)},
+        ) from exc
     return parse_time_limits(raw, source=str(target))
 
 

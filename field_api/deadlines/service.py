@@ -256,9 +256,17 @@ def start_pause(
     """Stop the order's clocks for a customer-caused wait."""
     time_limits().check_pause_reason(reason)
     if order.stage in TERMINAL or order.stage in (Stage.energised, Stage.called_back):
-        raise InvalidTransition(f"order {order.id} is {order.stage.value}: no clock runs")
+        raise InvalidTransition(
+            f"order {order.id} is {order.stage.value}: no clock runs",
+            code="deadline.no_clock_running",
+            params={"order_id": order.id, "stage": order.stage.value},
+        )
     if _open_pause(session, order.id) is not None:
-        raise Conflict(f"order {order.id} already has a pause running; end it first")
+        raise Conflict(
+            f"order {order.id} already has a pause running; end it first",
+            code="deadline.pause_running",
+            params={"order_id": order.id},
+        )
     pause = ClockPause(
         order_id=order.id,
         reason=reason,
@@ -283,9 +291,17 @@ def end_pause(
     """Restart the order's clocks."""
     pause = session.get(ClockPause, pause_id)
     if pause is None or pause.order_id != order.id:
-        raise NotFound(f"pause {pause_id} of order {order.id} not found")
+        raise NotFound(
+            f"pause {pause_id} of order {order.id} not found",
+            code="deadline.pause_not_found",
+            params={"pause_id": pause_id, "order_id": order.id},
+        )
     if pause.ended_at is not None:
-        raise Conflict(f"pause {pause_id} already ended")
+        raise Conflict(
+            f"pause {pause_id} already ended",
+            code="deadline.pause_already_ended",
+            params={"pause_id": pause_id},
+        )
     pause.ended_at = clock.now()
     pause.ended_by = actor.user_id if actor else None
     audit.record(session, actor=actor, action="clock_pause.end", entity=pause)
@@ -308,11 +324,22 @@ def book_visit(
 ) -> PlannedVisit:
     """Book a visit window with the customer."""
     if order.stage in TERMINAL:
-        raise InvalidTransition(f"order {order.id} is {order.stage.value}")
+        raise InvalidTransition(
+            f"order {order.id} is {order.stage.value}",
+            code="deadline.visit_wrong_stage",
+            params={"order_id": order.id, "stage": order.stage.value},
+        )
     if window_end <= window_start:
-        raise ValidationFailed("the visit window must end after it starts")
+        raise ValidationFailed(
+            "the visit window must end after it starts",
+            code="deadline.visit_window_reversed",
+        )
     if window_end - window_start > MAX_VISIT_WINDOW:
-        raise ValidationFailed("a visit window is at most 12 hours long")
+        raise ValidationFailed(
+            "a visit window is at most 12 hours long",
+            code="deadline.visit_window_too_long",
+            params={"max_hours": 12},
+        )
     visit = PlannedVisit(
         order_id=order.id,
         crew_id=order.crew_id,
@@ -335,9 +362,17 @@ def cancel_visit(
     """Cancel a booked visit."""
     visit = session.get(PlannedVisit, visit_id)
     if visit is None or visit.order_id != order.id:
-        raise NotFound(f"visit {visit_id} of order {order.id} not found")
+        raise NotFound(
+            f"visit {visit_id} of order {order.id} not found",
+            code="deadline.visit_not_found",
+            params={"visit_id": visit_id, "order_id": order.id},
+        )
     if visit.cancelled_at is not None:
-        raise Conflict(f"visit {visit_id} is already cancelled")
+        raise Conflict(
+            f"visit {visit_id} is already cancelled",
+            code="deadline.visit_already_cancelled",
+            params={"visit_id": visit_id},
+        )
     visit.cancelled_at = clock.now()
     audit.record(session, actor=actor, action="planned_visit.cancel", entity=visit)
     return visit
@@ -386,7 +421,11 @@ def _scoped(
     if actor.role == Role.crew:
         return query.where(WorkOrder.crew_id == actor.crew_id)
     if actor.role not in (Role.admin, Role.service, Role.planner):
-        raise Forbidden(f"{actor.role.value} has no access to connection deadlines")
+        raise Forbidden(
+            f"{actor.role.value} has no access to connection deadlines",
+            code="deadline.forbidden",
+            params={"role": actor.role.value},
+        )
     return query
 
 
@@ -520,7 +559,10 @@ def compliance(
 ) -> list[rules.Compliance]:
     """Met / missed per clock for clocks that finished within the period."""
     if period_to < period_from:
-        raise ValidationFailed("the period ends before it starts")
+        raise ValidationFailed(
+            "the period ends before it starts",
+            code="request.date_range_reversed",
+        )
     query = (
         select(OrderDeadline, WorkOrder)
         .join(WorkOrder, WorkOrder.id == OrderDeadline.order_id)

@@ -118,10 +118,10 @@ def review_finding(
 
 def _file(settings: Any, sha: str | None, media_type: str) -> FileResponse:
     if sha is None:
-        raise NotFound("no stored file")
+        raise NotFound("no stored file", code="inspection.file_not_stored")
     path = service.media_path(settings, sha)
     if not path.is_file():
-        raise NotFound("stored file missing")
+        raise NotFound("stored file missing", code="inspection.file_missing")
     return FileResponse(path, media_type=media_type, headers={"ETag": f'"{sha}"'})
 
 
@@ -137,7 +137,11 @@ def get_photo(photo_id: str, session: DbSession, _: Reader) -> InspectionPhotoRe
     """An inspection photo's metadata."""
     photo = session.get(InspectionPhoto, photo_id)
     if photo is None:
-        raise NotFound(f"photo {photo_id} not found")
+        raise NotFound(
+            f"photo {photo_id} not found",
+            code="inspection.photo_not_found",
+            params={"photo_id": photo_id},
+        )
     return InspectionPhotoRead.model_validate(photo)
 
 
@@ -148,7 +152,11 @@ def photo_image(
     """The inspection photo's original bytes."""
     photo = session.get(InspectionPhoto, photo_id)
     if photo is None:
-        raise NotFound(f"photo {photo_id} not found")
+        raise NotFound(
+            f"photo {photo_id} not found",
+            code="inspection.photo_not_found",
+            params={"photo_id": photo_id},
+        )
     return _file(settings, photo.stored_sha256, "image/jpeg")
 
 
@@ -159,7 +167,11 @@ def photo_thumbnail(
     """The inspection photo's listing thumbnail."""
     photo = session.get(InspectionPhoto, photo_id)
     if photo is None:
-        raise NotFound(f"photo {photo_id} not found")
+        raise NotFound(
+            f"photo {photo_id} not found",
+            code="inspection.photo_not_found",
+            params={"photo_id": photo_id},
+        )
     return _file(settings, photo.thumbnail_sha256, "image/jpeg")
 
 
@@ -172,7 +184,11 @@ def finding_crop(
     if user.role == Role.crew:
         visible = {r.finding_id for r in service.list_repairs(session, user)}
         if finding_id not in visible:
-            raise NotFound(f"finding {finding_id} not found")
+            raise NotFound(
+                f"finding {finding_id} not found",
+                code="inspection.finding_not_found",
+                params={"finding_id": finding_id},
+            )
     return _file(settings, finding.evidence_sha256, "image/jpeg")
 
 
@@ -230,7 +246,11 @@ async def add_repair_photo(
     """Attach the photo taken before or after the repair."""
     data = await file.read(MAX_REPAIR_PHOTO_BYTES + 1)
     if len(data) > MAX_REPAIR_PHOTO_BYTES:
-        raise PayloadTooLarge(f"a repair photo is at most {MAX_REPAIR_PHOTO_BYTES} bytes")
+        raise PayloadTooLarge(
+            f"a repair photo is at most {MAX_REPAIR_PHOTO_BYTES} bytes",
+            code="repair.photo_too_large",
+            params={"limit_bytes": MAX_REPAIR_PHOTO_BYTES},
+        )
     order = service.add_repair_photo(
         session, repair_id, kind=kind, data=data, actor=user, settings=settings
     )

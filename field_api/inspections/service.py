@@ -103,7 +103,11 @@ def _resolve_batch_dir(settings: Settings, directory: Path) -> Path:
     path = directory if directory.is_absolute() else settings.inspections_dir / directory
     path = path.resolve()
     if not (path / RECORDS_FILE).is_file():
-        raise ValidationFailed(f"{directory} holds no {RECORDS_FILE}: not a batch output folder")
+        raise ValidationFailed(
+            f"{directory} holds no {RECORDS_FILE}: not a batch output folder",
+            code="inspection.not_a_batch_folder",
+            params={"records_file": RECORDS_FILE},
+        )
     return path
 
 
@@ -133,7 +137,11 @@ def _load_records(path: Path) -> list[Any]:
     try:
         return list(rec.read_jsonl(path))
     except rec.RecordError as exc:
-        raise ValidationFailed(str(exc)) from exc
+        raise ValidationFailed(
+            str(exc),
+            code="inspection.records_invalid",
+            params={"reason": str(exc)},
+        ) from exc
 
 
 def _district_id(session: Session, code: str | None) -> int | None:
@@ -181,10 +189,13 @@ def import_batch(
     records_sha = _sha256_of(records_path)
     records = _load_records(records_path)
     if not records:
-        raise ValidationFailed(f"{records_path} holds no records")
+        raise ValidationFailed(f"{records_path} holds no records", code="inspection.batch_empty")
     batch_id = records[0].batch_id
     if any(r.batch_id != batch_id for r in records):
-        raise ValidationFailed("records of several batches in one file")
+        raise ValidationFailed(
+            "records of several batches in one file",
+            code="inspection.batch_mixed",
+        )
     produced_at = _produced_at(batch_dir)
     summary = ImportSummary(batch_id=batch_id)
 
@@ -194,7 +205,9 @@ def import_batch(
         return summary
     if batch is not None and batch.produced_at > produced_at:
         raise ValidationFailed(
-            f"batch {batch_id} was already imported from a newer run ({batch.produced_at})"
+            f"batch {batch_id} was already imported from a newer run ({batch.produced_at})",
+            code="inspection.batch_outdated",
+            params={"batch_id": batch_id},
         )
     counts: dict[str, int] = defaultdict(int)
     for r in records:
@@ -346,7 +359,11 @@ def import_batch(
 def get_finding_or_raise(session: Session, finding_id: str) -> Finding:
     finding = session.get(Finding, finding_id)
     if finding is None:
-        raise NotFound(f"finding {finding_id} not found")
+        raise NotFound(
+            f"finding {finding_id} not found",
+            code="inspection.finding_not_found",
+            params={"finding_id": finding_id},
+        )
     return finding
 
 
@@ -391,10 +408,17 @@ def review(
     finding = get_finding_or_raise(session, finding_id)
     problem = rules.review_problem(finding.status, decision)
     if problem:
-        raise InvalidTransition(problem)
+        raise InvalidTransition(
+            problem,
+            code="inspection.review_refused",
+            params={"status": finding.status.value, "decision": decision.value},
+        )
     if decision == FindingStatus.corrected:
         if class_name is None and severity is None and xyxy is None:
-            raise ValidationFailed("a correction changes the class, the severity or the box")
+            raise ValidationFailed(
+                "a correction changes the class, the severity or the box",
+                code="inspection.correction_empty",
+            )
         if class_name is not None:
             finding.class_name = class_name
         if severity is not None:
@@ -402,10 +426,16 @@ def review(
         if xyxy is not None:
             x1, y1, x2, y2 = xyxy
             if not (x1 < x2 and y1 < y2):
-                raise ValidationFailed("box must have x1 < x2 and y1 < y2")
+                raise ValidationFailed(
+                    "box must have x1 < x2 and y1 < y2",
+                    code="inspection.box_invalid",
+                )
             finding.x1, finding.y1, finding.x2, finding.y2 = xyxy
     elif class_name is not None or severity is not None or xyxy is not None:
-        raise ValidationFailed("only a correction changes class, severity or box")
+        raise ValidationFailed(
+            "only a correction changes class, severity or box",
+            code="inspection.correction_only",
+        )
     finding.status = decision
     finding.reviewed_by = actor.user_id
     finding.reviewed_at = clock.now()
@@ -471,9 +501,17 @@ def _create_repair_order(session: Session, finding: Finding, *, actor: Principal
 def get_repair_for_actor(session: Session, repair_id: int, actor: Principal) -> RepairOrder:
     order = session.get(RepairOrder, repair_id)
     if order is None:
-        raise NotFound(f"repair order {repair_id} not found")
+        raise NotFound(
+            f"repair order {repair_id} not found",
+            code="repair.not_found",
+            params={"repair_id": repair_id},
+        )
     if actor.role == Role.crew and actor.crew_id != order.crew_id:
-        raise Forbidden(f"repair order {repair_id} belongs to another crew")
+        raise Forbidden(
+            f"repair order {repair_id} belongs to another crew",
+            code="repair.other_crew",
+            params={"repair_id": repair_id},
+        )
     return order
 
 
@@ -496,9 +534,13 @@ def add_repair_photo(
     """Attach the before or after photo (JPEG or PNG, checked by its magic bytes)."""
     order = get_repair_for_actor(session, repair_id, actor)
     if kind not in ("before", "after"):
-        raise ValidationFailed("kind must be before or after")
+        raise ValidationFailed(
+            "kind must be before or after",
+            code="repair.photo_kind_invalid",
+            params={"allowed": ["before", "after"]},
+        )
     if not (data.startswith(b"\xff\xd8\xff") or data.startswith(b"\x89PNG\r\n\x1a\n")):
-        raise ValidationFailed("a repair photo must be a JPEG or PNG")
+        raise ValidationFailed("a repair photo must be a JPEG or PNG", code="repair.photo_type")
     sha = store_bytes(settings, data)
     if kind == "before":
         order.before_photo_sha256 = sha
@@ -514,14 +556,26 @@ def move_repair(
     order = get_repair_for_actor(session, repair_id, actor)
     problem = rules.repair_problem(order.stage, target)
     if problem:
-        raise InvalidTransition(problem)
+        raise InvalidTransition(
+            problem,
+            code="repair.transition_refused",
+            params={"repair_id": repair_id, "stage": order.stage.value, "target": target.value},
+        )
     if target == RepairStage.verified and actor.role not in (Role.inspector, Role.admin):
-        raise Forbidden("an inspector verifies a repair")
+        raise Forbidden(
+            "an inspector verifies a repair",
+            code="repair.verify_forbidden",
+            params={"role": actor.role.value},
+        )
     if target in (RepairStage.on_site, RepairStage.repaired) and actor.role not in (
         Role.crew,
         Role.admin,
     ):
-        raise Forbidden("the repair crew reports its own progress")
+        raise Forbidden(
+            "the repair crew reports its own progress",
+            code="repair.progress_forbidden",
+            params={"role": actor.role.value},
+        )
     if target == RepairStage.repaired:
         missing = [
             k
@@ -529,7 +583,11 @@ def move_repair(
             if v is None
         ]
         if missing:
-            raise ValidationFailed(f"photo evidence missing: {', '.join(missing)}")
+            raise ValidationFailed(
+                f"photo evidence missing: {', '.join(missing)}",
+                code="repair.photo_missing",
+                params={"missing": missing},
+            )
     now = clock.now()
     order.stage = target
     if target == RepairStage.on_site:
@@ -562,9 +620,17 @@ def decide_ledger_task(
     """Accepting a task corrects the ledger (audited); dismissing leaves it as it is."""
     task = session.get(LedgerTask, task_id)
     if task is None:
-        raise NotFound(f"ledger task {task_id} not found")
+        raise NotFound(
+            f"ledger task {task_id} not found",
+            code="ledger.task_not_found",
+            params={"task_id": task_id},
+        )
     if task.status != LedgerTaskStatus.open:
-        raise InvalidTransition(f"ledger task already {task.status.value}")
+        raise InvalidTransition(
+            f"ledger task already {task.status.value}",
+            code="ledger.task_decided",
+            params={"task_id": task_id, "status": task.status.value},
+        )
     task.status = LedgerTaskStatus.accepted if accept else LedgerTaskStatus.dismissed
     task.decided_by = actor.user_id
     task.decided_at = clock.now()
@@ -592,10 +658,18 @@ def _apply_ledger_task(session: Session, task: LedgerTask, *, actor: Principal) 
         else:
             asset.registered, asset.lat, asset.lon = True, lat, lon
     elif asset is None:
-        raise NotFound(f"ledger asset {task.asset_id} not found")
+        raise NotFound(
+            f"ledger asset {task.asset_id} not found",
+            code="ledger.asset_not_found",
+            params={"asset_id": task.asset_id},
+        )
     elif task.kind == "position_mismatch":
         if task.observed_lat is None or task.observed_lon is None:
-            raise ValidationFailed("the task has no observed position")
+            raise ValidationFailed(
+                "the task has no observed position",
+                code="ledger.no_observed_position",
+                params={"task_id": task.id},
+            )
         asset.lat, asset.lon = task.observed_lat, task.observed_lon
     elif task.kind == "uninspected":
         # Accepted: the asset is not where the ledger says (removed in the field).

@@ -42,7 +42,7 @@ def get_kit(code: str, user: CurrentUser) -> ConnectionKit | RepairKit:
         (k for k in cat.repair_kits if k.code == code), None
     )
     if kit is None:
-        raise NotFound(f"kit {code} not found")
+        raise NotFound(f"kit {code} not found", code="kit.not_found", params={"kit_code": code})
     return kit
 
 
@@ -60,7 +60,11 @@ def get_material(code: str, user: CurrentUser) -> Material:
     """One material by code."""
     material = load_catalogue().get_material(code)
     if material is None:
-        raise NotFound(f"material {code} not found")
+        raise NotFound(
+            f"material {code} not found",
+            code="material.not_found",
+            params={"material_code": code},
+        )
     return material
 
 

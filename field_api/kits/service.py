@@ -66,7 +66,11 @@ def get_depot_or_raise(session: Session, code: str) -> Depot:
     """The depot with ``code``; 404 when unknown."""
     depot = get_depot_by_code(session, code)
     if depot is None:
-        raise NotFound(f"depot {code} not found")
+        raise NotFound(
+            f"depot {code} not found",
+            code="depot.not_found",
+            params={"depot_code": code},
+        )
     return depot
 
 
@@ -81,12 +85,16 @@ def create_depot(
     """Open a depot (storekeeper, admin)."""
     _require_store(actor)
     if get_depot_by_code(session, code) is not None:
-        raise Conflict(f"depot {code} exists")
+        raise Conflict(f"depot {code} exists", code="depot.exists", params={"depot_code": code})
     district_id = None
     if district_code is not None:
         district = auth_service.get_district_by_code(session, district_code)
         if district is None:
-            raise ValidationFailed(f"unknown district {district_code}")
+            raise ValidationFailed(
+                f"unknown district {district_code}",
+                code="district.unknown",
+                params={"district_code": district_code},
+            )
         district_id = district.id
     depot = Depot(code=code, name=name, district_id=district_id)
     session.add(depot)
@@ -110,7 +118,11 @@ def receive(
     _check_material_codes(lines)
     problems = [f"{code}: quantity must be > 0" for code, q in lines.items() if not q > 0]
     if problems:
-        raise ValidationFailed("; ".join(problems))
+        raise ValidationFailed(
+            "; ".join(problems),
+            code="stock.quantity_not_positive",
+            params={"material_codes": sorted(c for c, q in lines.items() if not q > 0)},
+        )
     touched = []
     for code in sorted(lines):
         qty = rules.to_milli(lines[code])
@@ -134,7 +146,7 @@ def set_reorder_level(
     depot = get_depot_or_raise(session, depot_code)
     _check_material_codes([material_code])
     if level < 0:
-        raise ValidationFailed("the reorder level must be ≥ 0")
+        raise ValidationFailed("the reorder level must be ≥ 0", code="stock.reorder_level_negative")
     item = _stock_row(session, depot.id, material_code, create=True)
     item.reorder_level_milli = rules.to_milli(level)
     item.updated_at = clock.now()
@@ -147,7 +159,11 @@ def low_stock(session: Session, *, actor: Principal, depot_code: str | None = No
 ]:
     """Stock rows whose available quantity is at or below their reorder level (planners)."""
     if actor.role not in (Role.planner, Role.storekeeper, Role.admin):
-        raise Forbidden(f"{actor.role.value} may not read the low-stock report")
+        raise Forbidden(
+            f"{actor.role.value} may not read the low-stock report",
+            code="stock.report_forbidden",
+            params={"role": actor.role.value},
+        )
     available = StockItem.on_hand_milli - StockItem.reserved_milli
     query = (
         select(Depot, StockItem)
@@ -195,7 +211,11 @@ def get_reservation_or_raise(session: Session, reservation_id: int) -> KitReserv
     """One reservation; 404 when unknown."""
     found = session.get(KitReservation, reservation_id)
     if found is None:
-        raise NotFound(f"kit reservation {reservation_id} not found")
+        raise NotFound(
+            f"kit reservation {reservation_id} not found",
+            code="kit.reservation_not_found",
+            params={"reservation_id": reservation_id},
+        )
     return found
 
 
@@ -215,26 +235,38 @@ def reserve_for_order(
     ).scalar_one()
     scheme = schemes.accepted_for_order_or_raise(session, order.id)
     if _active(session, order.id) is not None:
-        raise Conflict(f"order {order.id} already has an active kit reservation")
+        raise Conflict(
+            f"order {order.id} already has an active kit reservation",
+            code="kit.already_reserved",
+            params={"order_id": order.id},
+        )
     depot = get_depot_or_raise(session, depot_code)
     try:
         wanted = rules.kit_lines(scheme.bill_of_materials)
     except ValueError as exc:
-        raise ValidationFailed(f"scheme {scheme.id}: {exc}") from exc
+        raise ValidationFailed(
+            f"scheme {scheme.id}: {exc}",
+            code="kit.bill_invalid",
+            params={"scheme_id": scheme.id, "reason": str(exc)},
+        ) from exc
     reservation = KitReservation(
         order_id=order.id, depot_id=depot.id, kit_code=scheme.kit_code or "-",
         scheme_id=scheme.id, status="reserved", created_by=actor.user_id,
     )
     shortages = _take(session, depot.id, wanted)
     if shortages:
-        raise OutOfStock({
-            "message": f"depot {depot.code} cannot supply kit {reservation.kit_code} in full",
-            "shortages": [
-                {"material_code": s.material_code, "needed": rules.from_milli(s.needed_milli),
-                 "available": rules.from_milli(s.available_milli)}
-                for s in shortages
-            ],
-        })
+        raise OutOfStock(
+            {
+                "message": f"depot {depot.code} cannot supply kit {reservation.kit_code} in full",
+                "shortages": [
+                    {"material_code": s.material_code, "needed": rules.from_milli(s.needed_milli),
+                     "available": rules.from_milli(s.available_milli)}
+                    for s in shortages
+                ],
+            },
+            code="kit.out_of_stock",
+            params={"depot_code": depot.code, "kit_code": reservation.kit_code},
+        )
     session.add(reservation)
     session.flush()
     for code, qty in sorted(wanted.items()):
@@ -255,7 +287,9 @@ def issue(
     reservation = get_reservation_or_raise(session, reservation_id)
     if reservation.status != "reserved":
         raise InvalidTransition(
-            f"kit reservation {reservation.id} is {reservation.status}, not reserved"
+            f"kit reservation {reservation.id} is {reservation.status}, not reserved",
+            code="kit.not_reserved",
+            params={"reservation_id": reservation.id, "status": str(reservation.status)},
         )
     lines = {line.material_code: line.quantity_milli for line in lines_of(session, reservation)}
     for code, qty in sorted(lines.items()):
@@ -270,7 +304,11 @@ def issue(
         )
         if done.rowcount != 1:  # type: ignore[attr-defined]
             # only a stocktake outside the service can get here; refuse rather than go negative
-            raise Conflict(f"depot stock of {code} no longer covers reservation {reservation.id}")
+            raise Conflict(
+                f"depot stock of {code} no longer covers reservation {reservation.id}",
+                code="kit.stock_changed",
+                params={"material_code": code, "reservation_id": reservation.id},
+            )
         _movement(session, reservation.depot_id, code, "issue", on_hand=-qty, reserved=-qty,
                   actor=actor, reservation_id=reservation.id)
     reservation.status, reservation.meter_barcode = "issued", meter_barcode
@@ -288,13 +326,19 @@ def close(
     reservation = get_reservation_or_raise(session, reservation_id)
     if reservation.status != "issued":
         raise InvalidTransition(
-            f"kit reservation {reservation.id} is {reservation.status}, not issued"
+            f"kit reservation {reservation.id} is {reservation.status}, not issued",
+            code="kit.not_issued",
+            params={"reservation_id": reservation.id, "status": str(reservation.status)},
         )
     lines = {line.material_code: line for line in lines_of(session, reservation)}
     try:
         back = rules.returns({c: line.quantity_milli for c, line in lines.items()}, consumed)
     except ValueError as exc:
-        raise ValidationFailed(str(exc)) from exc
+        raise ValidationFailed(
+            str(exc),
+            code="kit.returns_invalid",
+            params={"reason": str(exc)},
+        ) from exc
     for code, returned in sorted(back.items()):
         line = lines[code]
         line.returned_milli = returned
@@ -323,7 +367,9 @@ def cancel(session: Session, reservation_id: int, *, actor: Principal) -> KitRes
     if reservation.status != "reserved":
         raise InvalidTransition(
             f"kit reservation {reservation.id} is {reservation.status}; only a reserved kit "
-            "can be cancelled (an issued one is closed with its returns)"
+            "can be cancelled (an issued one is closed with its returns)",
+            code="kit.cancel_refused",
+            params={"reservation_id": reservation.id, "status": str(reservation.status)},
         )
     lines = {line.material_code: line.quantity_milli for line in lines_of(session, reservation)}
     for code, qty in sorted(lines.items()):
@@ -380,7 +426,11 @@ def _stock_row(session: Session, depot_id: int, code: str, *, create: bool) -> S
     ).scalar_one_or_none()
     if item is None:
         if not create:
-            raise NotFound(f"no stock row for {code}")
+            raise NotFound(
+                f"no stock row for {code}",
+                code="stock.row_not_found",
+                params={"material_code": code},
+            )
         item = StockItem(depot_id=depot_id, material_code=code, on_hand_milli=0,
                          reserved_milli=0, reorder_level_milli=0)
         session.add(item)
@@ -428,11 +478,19 @@ def _order_for(session: Session, order_id: int, actor: Principal, *, write: bool
 
 def _require_store(actor: Principal) -> None:
     if actor.role not in STORE_ROLES:
-        raise Forbidden(f"{actor.role.value} may not manage depot stock (storekeeper, admin)")
+        raise Forbidden(
+            f"{actor.role.value} may not manage depot stock (storekeeper, admin)",
+            code="stock.forbidden",
+            params={"role": actor.role.value},
+        )
 
 
 def _check_material_codes(codes: Sequence[str] | Mapping[str, float]) -> None:
     catalogue = load_catalogue()
     unknown = sorted(c for c in codes if catalogue.get_material(c) is None)
     if unknown:
-        raise ValidationFailed(f"unknown material code(s): {', '.join(unknown)}")
+        raise ValidationFailed(
+            f"unknown material code(s): {', '.join(unknown)}",
+            code="material.unknown",
+            params={"material_codes": list(unknown)},
+        )

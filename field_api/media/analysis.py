@@ -171,7 +171,7 @@ def sniff_media_type(head: bytes) -> MediaType:
         <MediaType.jpeg: 'jpeg'>
     """
     if not head:
-        raise ValidationFailed("the file is empty")
+        raise ValidationFailed("the file is empty", code="media.empty")
     if head.startswith(b"\xff\xd8\xff"):
         return MediaType.jpeg
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -180,7 +180,8 @@ def sniff_media_type(head: bytes) -> MediaType:
         return _sniff_ftyp(head)
     raise UnsupportedMedia(
         "unsupported file type: expected a JPEG, PNG or HEIC photo or an MP4/MOV video "
-        "(the type is read from the file's content, not its name)"
+        "(the type is read from the file's content, not its name)",
+        code="media.unsupported_type",
     )
 
 
@@ -193,12 +194,19 @@ def _sniff_ftyp(head: bytes) -> MediaType:
     if major in _HEIC_BRANDS or (major in (b"mif1", b"msf1") and brands & _HEIC_BRANDS):
         if heic_supported():
             return MediaType.heic
-        raise UnsupportedMedia("HEIC photos are not supported on this server")
+        raise UnsupportedMedia(
+            "HEIC photos are not supported on this server",
+            code="media.heic_unsupported",
+        )
     if major in _MOV_BRANDS:
         return MediaType.mov
     if major in _MP4_BRANDS or brands & _MP4_BRANDS:
         return MediaType.mp4
-    raise UnsupportedMedia(f"unsupported ISO media brand {major.decode('latin-1')!r}")
+    raise UnsupportedMedia(
+        f"unsupported ISO media brand {major.decode('latin-1')!r}",
+        code="media.unsupported_brand",
+        params={"brand": major.decode("latin-1")},
+    )
 
 
 def sniff_file(path: Path) -> MediaType:
@@ -324,24 +332,36 @@ class _OpenImage:
 
     def __enter__(self) -> Image.Image:
         if self._media_type is MediaType.heic and not heic_supported():
-            raise UnsupportedMedia("HEIC photos are not supported on this server")
+            raise UnsupportedMedia(
+                "HEIC photos are not supported on this server",
+                code="media.heic_unsupported",
+            )
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 im = Image.open(self._path, formats=_PIL_FORMATS[self._media_type])
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ValidationFailed(f"image refused as a decompression bomb: {exc}") from exc
+            raise ValidationFailed(
+                f"image refused as a decompression bomb: {exc}",
+                code="media.decompression_bomb",
+            ) from exc
         except (UnidentifiedImageError, *_DECODE_ERRORS) as exc:
-            raise ValidationFailed(f"the {self._media_type.value} image cannot be read") from exc
+            raise ValidationFailed(
+                f"the {self._media_type.value} image cannot be read",
+                code="media.image_unreadable",
+                params={"media_type": self._media_type.value},
+            ) from exc
         self._image = im
         width, height = im.size
         if width <= 0 or height <= 0:
-            raise ValidationFailed("the image has no pixels")
+            raise ValidationFailed("the image has no pixels", code="media.image_empty")
         if width * height > self._max_pixels:
             im.close()
             raise ValidationFailed(
                 f"image refused as a decompression bomb: {width}x{height} = {width * height} "
-                f"pixels exceeds the limit of {self._max_pixels}"
+                f"pixels exceeds the limit of {self._max_pixels}",
+                code="media.decompression_bomb",
+                params={"width": width, "height": height, "max_pixels": self._max_pixels},
             )
         return im
 
@@ -363,14 +383,24 @@ def _checked_photo(
 ) -> Iterator[tuple[Image.Image, Image.Exif]]:
     """Open a photo after the checks every reader needs; yield it with its EXIF."""
     if not media_type.is_image:
-        raise UnsupportedMedia(f"{media_type.value} is not a photo")
+        raise UnsupportedMedia(
+            f"{media_type.value} is not a photo",
+            code="media.not_a_photo",
+            params={"media_type": media_type.value},
+        )
     if media_type is MediaType.jpeg and not jpeg_is_complete(path):
-        raise ValidationFailed("the JPEG is truncated or corrupt (no end-of-image marker)")
+        raise ValidationFailed(
+            "the JPEG is truncated or corrupt (no end-of-image marker)",
+            code="media.jpeg_truncated",
+        )
     with _open_image(path, media_type, max_pixels=max_pixels) as im:
         try:
             exif = im.getexif()
         except _DECODE_ERRORS as exc:  # PNG reads ahead to find its eXIf chunk
-            raise ValidationFailed(f"the image is truncated or corrupt: {exc}") from exc
+            raise ValidationFailed(
+                f"the image is truncated or corrupt: {exc}",
+                code="media.image_corrupt",
+            ) from exc
         yield im, exif
 
 
@@ -394,9 +424,15 @@ def _load_fully(im: Image.Image) -> None:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ValidationFailed(f"image refused as a decompression bomb: {exc}") from exc
+        raise ValidationFailed(
+            f"image refused as a decompression bomb: {exc}",
+            code="media.decompression_bomb",
+        ) from exc
     except _DECODE_ERRORS as exc:
-        raise ValidationFailed(f"the image is truncated or corrupt: {exc}") from exc
+        raise ValidationFailed(
+            f"the image is truncated or corrupt: {exc}",
+            code="media.image_corrupt",
+        ) from exc
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -618,7 +654,11 @@ def analyze_video(path: Path, media_type: MediaType) -> VideoAnalysis:
         UnsupportedMedia: ``media_type`` is not a video type.
     """
     if media_type.is_image:
-        raise UnsupportedMedia(f"{media_type.value} is not a video")
+        raise UnsupportedMedia(
+            f"{media_type.value} is not a video",
+            code="media.not_a_video",
+            params={"media_type": media_type.value},
+        )
     size = path.stat().st_size
     seen: set[bytes] = set()
     duration: float | None = None
@@ -629,9 +669,15 @@ def analyze_video(path: Path, media_type: MediaType) -> VideoAnalysis:
             if box_type == b"moov":
                 duration, created = _read_mvhd(fh, body_start, box_end)
     if b"moov" not in seen:
-        raise ValidationFailed("the video has no 'moov' box (incomplete or not playable)")
+        raise ValidationFailed(
+            "the video has no 'moov' box (incomplete or not playable)",
+            code="media.video_no_moov",
+        )
     if b"mdat" not in seen and b"moof" not in seen:
-        raise ValidationFailed("the video has no media data ('mdat' box)")
+        raise ValidationFailed(
+            "the video has no media data ('mdat' box)",
+            code="media.video_no_mdat",
+        )
     return VideoAnalysis(media_type=media_type, duration_s=duration, created_at=created)
 
 
@@ -639,7 +685,10 @@ def _iter_boxes(fh: BinaryIO, start: int, end: int) -> Iterator[tuple[bytes, int
     pos = start
     while pos < end:
         if end - pos < 8:
-            raise ValidationFailed("the video is truncated (partial box header)")
+            raise ValidationFailed(
+                "the video is truncated (partial box header)",
+                code="media.video_truncated",
+            )
         fh.seek(pos)
         header = fh.read(8)
         box_size, box_type = struct.unpack(">I4s", header)
@@ -647,14 +696,18 @@ def _iter_boxes(fh: BinaryIO, start: int, end: int) -> Iterator[tuple[bytes, int
         if box_size == 1:
             large = fh.read(8)
             if len(large) < 8:
-                raise ValidationFailed("the video is truncated (partial box header)")
+                raise ValidationFailed(
+                    "the video is truncated (partial box header)",
+                    code="media.video_truncated",
+                )
             box_size = struct.unpack(">Q", large)[0]
             header_len = 16
         elif box_size == 0:
             box_size = end - pos  # "extends to the end of the file"
         if box_size < header_len or pos + box_size > end:
             raise ValidationFailed(
-                f"the video is truncated or malformed ({box_type!r} box overruns the file)"
+                f"the video is truncated or malformed ({box_type!r} box overruns the file)",
+                code="media.video_truncated",
             )
         yield box_type, pos + header_len, pos + box_size
         pos += box_size

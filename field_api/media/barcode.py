@@ -202,12 +202,21 @@ def parse_meter_code(
     code = normalize_meter_code(text)
     if len(code) != METER_CODE_LENGTH:
         raise ValidationFailed(
-            f"a meter asset code has {METER_CODE_LENGTH} digits, got {len(code)} characters"
+            f"a meter asset code has {METER_CODE_LENGTH} digits, got {len(code)} characters",
+            code="meter.code_length",
+            params={"length": METER_CODE_LENGTH, "got": len(code)},
         )
     if not (code.isascii() and code.isdigit()):
-        raise ValidationFailed("a meter asset code contains digits only")
+        raise ValidationFailed(
+            "a meter asset code contains digits only",
+            code="meter.code_not_digits",
+        )
     if check_digit_rule is not None and not registry.get(check_digit_rule)(code):
-        raise ValidationFailed(f"meter asset code fails the {check_digit_rule} check digit")
+        raise ValidationFailed(
+            f"meter asset code fails the {check_digit_rule} check digit",
+            code="meter.check_digit",
+            params={"rule": str(check_digit_rule)},
+        )
     return MeterAssetCode(
         unit_code=code[0:5], asset_type=code[5:7], serial=code[7:21], check_digit=code[21]
     )

@@ -58,6 +58,8 @@ T = TypeVar("T")
 class TusVersionMismatch(PreconditionFailed):
     """The client speaks another tus version (tus 1.0: 412 Precondition Failed)."""
 
+    code = "media.tus_version"
+
 
 # -- dependencies -----------------------------------------------------------------------------
 
@@ -107,6 +109,8 @@ def _require_tus(tus_resumable: str | None) -> None:
         raise TusVersionMismatch(
             f"Tus-Resumable {TUS_VERSION} is required",
             headers={"Tus-Version": TUS_VERSION, **TUS_HEADERS},
+            code="media.tus_version",
+            params={"version": TUS_VERSION},
         )
 
 
@@ -133,7 +137,7 @@ def _parse_create(fields: dict[str, Any]) -> MediaCreate:
             {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
             for e in exc.errors()
         ]
-        raise ValidationFailed(detail) from exc
+        raise ValidationFailed(detail, code="request.invalid", params={"errors": detail}) from exc
 
 
 def _declared_length(request: Request) -> int | None:
@@ -158,14 +162,21 @@ async def upload_media(
     limit = service.max_upload_bytes(cfg)
     declared = _declared_length(request)
     if declared is not None and declared > limit + 64 * 1024:
-        raise PayloadTooLarge(f"the upload may be at most {limit} bytes")
+        raise PayloadTooLarge(
+            f"the upload may be at most {limit} bytes",
+            code="media.upload_too_large",
+            params={"limit_bytes": limit},
+        )
     store = service.store_of(settings)
     try:
         received = await receive_multipart(
             request.headers.get("content-type", ""), request.stream(), store, max_file_bytes=limit
         )
     except ClientDisconnect as exc:
-        raise BadRequest("the upload was interrupted; nothing was stored") from exc
+        raise BadRequest(
+            "the upload was interrupted; nothing was stored",
+            code="media.upload_interrupted",
+        ) from exc
     try:
         data = _parse_create(received.fields)
         staged = service.StagedFile(
@@ -272,7 +283,10 @@ def _file_response(
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     path = service.store_of(settings).path_of(sha256)
     if not path.is_file():
-        raise ServiceUnavailable("the stored file is missing from the media folder")
+        raise ServiceUnavailable(
+            "the stored file is missing from the media folder",
+            code="media.file_missing",
+        )
     return FileResponse(path, media_type=content_type, headers=headers)
 
 
@@ -300,7 +314,11 @@ def download_thumbnail(
     """A JPEG of at most 320 px, made once when the photo was analysed."""
     item = service.get_for_actor(session, media_id, user)
     if item.thumbnail_sha256 is None:
-        raise NotFound(f"media item {media_id} has no thumbnail (yet)")
+        raise NotFound(
+            f"media item {media_id} has no thumbnail (yet)",
+            code="media.no_thumbnail",
+            params={"media_id": media_id},
+        )
     return _file_response(settings, item.thumbnail_sha256, "image/jpeg", if_none_match)
 
 
@@ -331,7 +349,11 @@ def _parse_upload_metadata(raw: str | None) -> dict[str, str]:
         try:
             values[key] = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError) as exc:
-            raise BadRequest(f"Upload-Metadata value of {key!r} is not base64 UTF-8") from exc
+            raise BadRequest(
+                f"Upload-Metadata value of {key!r} is not base64 UTF-8",
+                code="media.tus_metadata_invalid",
+                params={"key": key},
+            ) from exc
     return values
 
 
@@ -349,7 +371,10 @@ def tus_create(
     """tus creation: open a resumable upload (metadata: client_id, kind, filename, ...)."""
     _require_tus(tus_resumable)
     if upload_length is None or not upload_length.isdigit():
-        raise BadRequest("Upload-Length is required (deferred length is not supported)")
+        raise BadRequest(
+            "Upload-Length is required (deferred length is not supported)",
+            code="media.tus_length_required",
+        )
     meta = _parse_upload_metadata(upload_metadata)
     file_name = meta.pop("filename", None)
     data = _parse_create(meta)
@@ -398,7 +423,10 @@ def _exclusive(path: Path) -> Iterator[None]:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise Conflict("another PATCH of this upload is in progress") from exc
+            raise Conflict(
+                "another PATCH of this upload is in progress",
+                code="media.tus_patch_busy",
+            ) from exc
         try:
             yield
         finally:
@@ -419,25 +447,34 @@ async def tus_patch(
     settings: Settings = request.app.state.settings
     _require_tus(tus_resumable)
     if request.headers.get("content-type", "") != "application/offset+octet-stream":
-        raise UnsupportedMedia("PATCH needs Content-Type application/offset+octet-stream")
+        raise UnsupportedMedia(
+            "PATCH needs Content-Type application/offset+octet-stream",
+            code="media.tus_content_type",
+        )
     if upload_offset is None or not upload_offset.isdigit():
-        raise BadRequest("Upload-Offset is required")
+        raise BadRequest("Upload-Offset is required", code="media.tus_offset_required")
 
     def _load(session: Session) -> ResumableUpload:
         return service.get_upload_for_actor(session, upload_id, user)
 
     upload = await _in_transaction(request, _load)
     if upload.media_id is not None:
-        raise Conflict("this upload is already complete", headers=TUS_HEADERS)
+        raise Conflict(
+            "this upload is already complete",
+            code="media.upload_complete",
+            headers=TUS_HEADERS,
+        )
     path = service.part_path(settings, upload.id)
     if not path.exists():
-        raise NotFound("no such upload")
+        raise NotFound("no such upload", code="media.upload_not_found")
     with _exclusive(path):
         offset = service.upload_offset(settings, upload)
         if int(upload_offset) != offset:
             raise Conflict(
                 f"Upload-Offset {upload_offset} does not match the server's offset {offset}",
                 headers={**TUS_HEADERS, "Upload-Offset": str(offset)},
+                code="media.tus_offset_mismatch",
+                params={"offset": offset, "got": upload_offset},
             )
         written, complete_body = await append_stream(
             path, request.stream(), max_bytes=upload.length - offset
@@ -445,7 +482,11 @@ async def tus_patch(
         offset += written
         headers = {**TUS_HEADERS, "Upload-Offset": str(offset)}
         if not complete_body:
-            raise BadRequest("the connection dropped; resume from Upload-Offset", headers=headers)
+            raise BadRequest(
+                "the connection dropped; resume from Upload-Offset",
+                code="media.upload_interrupted",
+                headers=headers,
+            )
         if offset < upload.length:
             return Response(status_code=status.HTTP_204_NO_CONTENT, headers=headers)
 
@@ -495,6 +536,9 @@ def tus_delete(
     _require_tus(tus_resumable)
     upload = service.get_upload_for_actor(session, upload_id, user)
     if upload.media_id is not None:
-        raise Conflict("this upload is complete; it is an evidence item now")
+        raise Conflict(
+            "this upload is complete; it is an evidence item now",
+            code="media.upload_complete",
+        )
     service.abandon_upload(session, upload, settings=settings, actor=user)
     return Response(status_code=status.HTTP_204_NO_CONTENT, headers=TUS_HEADERS)

@@ -67,7 +67,10 @@ class _MultipartReader:
             idx = buf.find(self.first)
             if idx < 0:
                 if len(buf) > MAX_FIELD_BYTES:
-                    raise BadRequest("no multipart boundary found in the body")
+                    raise BadRequest(
+                        "no multipart boundary found in the body",
+                        code="media.multipart_boundary",
+                    )
                 return False
             del buf[: idx + len(self.first)]
             self._state = "after_delimiter"
@@ -81,7 +84,7 @@ class _MultipartReader:
                 buf.clear()
                 return False
             if buf[:2] != b"\r\n":
-                raise BadRequest("malformed multipart delimiter")
+                raise BadRequest("malformed multipart delimiter", code="media.multipart_malformed")
             del buf[:2]
             self._state = "headers"
             return True
@@ -89,7 +92,10 @@ class _MultipartReader:
             idx = buf.find(b"\r\n\r\n")
             if idx < 0:
                 if len(buf) > MAX_FIELD_BYTES:
-                    raise BadRequest("multipart part headers are too long")
+                    raise BadRequest(
+                        "multipart part headers are too long",
+                        code="media.multipart_malformed",
+                    )
                 return False
             self._start_part(bytes(buf[:idx]))
             del buf[: idx + 4]
@@ -117,23 +123,33 @@ class _MultipartReader:
         for line in raw_headers.split(b"\r\n"):
             key, sep, value = line.partition(b":")
             if not sep:
-                raise BadRequest("malformed multipart part header")
+                raise BadRequest(
+                    "malformed multipart part header",
+                    code="media.multipart_malformed",
+                )
             headers[key.strip().decode("latin-1").lower()] = value.strip()
         disposition, options = parse_options_header(headers.get("content-disposition", b""))
         if disposition != b"form-data" or b"name" not in options:
-            raise BadRequest("a multipart part without a form-data name")
+            raise BadRequest(
+                "a multipart part without a form-data name",
+                code="media.multipart_malformed",
+            )
         self._name = options[b"name"].decode("utf-8", errors="replace")
         self._value = bytearray()
         self._is_file = b"filename" in options
         if self._is_file:
             if self.file is not None:
-                raise BadRequest("send one file per upload")
+                raise BadRequest("send one file per upload", code="media.one_file_only")
             raw = options[b"filename"].decode("utf-8", errors="replace")
             # keep only the base name, for display; the stored name is the sha256
             self.file_name = raw.replace("\\", "/").rsplit("/", 1)[-1][:255] or None
             self.file = self.store.new_temp(max_bytes=self.max_file_bytes)
         elif len(self.fields) >= MAX_FIELDS:
-            raise BadRequest(f"at most {MAX_FIELDS} form fields")
+            raise BadRequest(
+                f"at most {MAX_FIELDS} form fields",
+                code="media.too_many_fields",
+                params={"max_fields": MAX_FIELDS},
+            )
 
     def _data(self, data: bytes) -> None:
         if not data:
@@ -144,7 +160,11 @@ class _MultipartReader:
             return
         self._value += data
         if len(self._value) > MAX_FIELD_BYTES:
-            raise PayloadTooLarge(f"form field {self._name!r} is longer than {MAX_FIELD_BYTES}")
+            raise PayloadTooLarge(
+                f"form field {self._name!r} is longer than {MAX_FIELD_BYTES}",
+                code="media.form_field_too_long",
+                params={"field": self._name, "limit_bytes": MAX_FIELD_BYTES},
+            )
 
     def _end_part(self) -> None:
         if not self._is_file and self._name is not None:
@@ -168,19 +188,28 @@ async def receive_multipart(
     """
     mime, options = parse_options_header(content_type)
     if mime != b"multipart/form-data":
-        raise UnsupportedMedia("send the file as multipart/form-data (or use tus for large files)")
+        raise UnsupportedMedia(
+            "send the file as multipart/form-data (or use tus for large files)",
+            code="media.multipart_required",
+        )
     boundary = options.get(b"boundary")
     if not boundary or len(boundary) > 200:
-        raise BadRequest("multipart/form-data without a valid boundary")
+        raise BadRequest(
+            "multipart/form-data without a valid boundary",
+            code="media.multipart_boundary",
+        )
     reader = _MultipartReader(boundary, store, max_file_bytes)
     try:
         async for chunk in stream:
             if chunk:
                 reader.feed(chunk)
         if not reader.ended:
-            raise BadRequest("the upload ended before the multipart closing boundary")
+            raise BadRequest(
+                "the upload ended before the multipart closing boundary",
+                code="media.multipart_malformed",
+            )
         if reader.file is None:
-            raise BadRequest("no file part in the upload")
+            raise BadRequest("no file part in the upload", code="media.no_file")
         reader.file.finish()
     except BaseException:
         # disconnects, limits, cancellation, bad bodies: nothing half-written stays behind
@@ -214,7 +243,8 @@ async def append_stream(
             async for chunk in stream:
                 if written + len(chunk) > max_bytes:
                     raise ValidationFailed(
-                        "the PATCH body is longer than the declared Upload-Length"
+                        "the PATCH body is longer than the declared Upload-Length",
+                        code="media.tus_body_too_long",
                     )
                 fh.write(chunk)
                 written += len(chunk)

@@ -96,7 +96,11 @@ def get(session: Session, media_id: int) -> MediaItem | None:
 def get_or_raise(session: Session, media_id: int) -> MediaItem:
     item = session.get(MediaItem, media_id)
     if item is None:
-        raise NotFound(f"media item {media_id} not found")
+        raise NotFound(
+            f"media item {media_id} not found",
+            code="media.not_found",
+            params={"media_id": media_id},
+        )
     return item
 
 
@@ -148,7 +152,11 @@ def list_flags(
 ) -> list[tuple[MediaFlag, MediaItem]]:
     """Flags for review, newest first; planners and admins see every order's."""
     if actor.role not in (Role.planner, Role.admin, Role.service):
-        raise Forbidden(f"{actor.role.value} may not review evidence flags")
+        raise Forbidden(
+            f"{actor.role.value} may not review evidence flags",
+            code="media.flags_forbidden",
+            params={"role": actor.role.value},
+        )
     query = (
         select(MediaFlag, MediaItem)
         .join(MediaItem, MediaItem.id == MediaFlag.media_id)
@@ -213,20 +221,32 @@ def create_item(
             return existing, False
         where = "another work order" if existing.order_id != order.id else "different content"
         raise Conflict(
-            f"client id {data.client_id} was already used for {where} (item {existing.id})"
+            f"client id {data.client_id} was already used for {where} (item {existing.id})",
+            code="media.client_id_used",
+            params={"client_id": str(data.client_id), "media_id": existing.id},
         )
     if data.sha256 is not None and data.sha256 != staged.sha256:
         raise ValidationFailed(
-            f"the file's sha256 is {staged.sha256}, the client declared {data.sha256}"
+            f"the file's sha256 is {staged.sha256}, the client declared {data.sha256}",
+            code="media.sha256_mismatch",
+            params={"sha256": staged.sha256, "declared": data.sha256},
         )
     media_type = sniff_media_type(staged.head)
     problem = rules.size_violation(
         staged.size_bytes, data.kind, is_video=not media_type.is_image, limits=cfg.size_limits()
     )
     if problem:
-        raise PayloadTooLarge(problem)
+        raise PayloadTooLarge(
+            problem,
+            code="media.too_large_for_kind",
+            params={"kind": data.kind.value, "size_bytes": staged.size_bytes},
+        )
     if data.kind in cfg.barcode_kinds and not media_type.is_image:
-        raise ValidationFailed(f"a {data.kind.value} item must be a photo")
+        raise ValidationFailed(
+            f"a {data.kind.value} item must be a photo",
+            code="media.photo_required",
+            params={"kind": data.kind.value},
+        )
 
     store = store_of(settings)
     now = clock.now()
@@ -267,7 +287,10 @@ def create_item(
     meter_code: str | None = None
     if data.kind in cfg.barcode_kinds:
         if not data.scanned_value:
-            raise ValidationFailed("a barcode photo needs the value the terminal scanned")
+            raise ValidationFailed(
+                "a barcode photo needs the value the terminal scanned",
+                code="media.barcode_value_missing",
+            )
         meter_code = parse_meter_code(
             data.scanned_value, check_digit_rule=cfg.meter_check_digit_rule
         ).value
@@ -313,7 +336,11 @@ def record_generated(
         return existing
     media_type = sniff_media_type(data[:64])
     if not media_type.is_image:
-        raise ValidationFailed(f"a generated {kind.value} item must be an image")
+        raise ValidationFailed(
+            f"a generated {kind.value} item must be an image",
+            code="media.image_required",
+            params={"kind": kind.value},
+        )
     with PILImage.open(io.BytesIO(data)) as image:
         width, height = image.size
     store = store_of(settings)
@@ -379,7 +406,11 @@ def _ensure_meter_free(session: Session, meter_code: str, order: WorkOrder) -> N
     other = session.get(WorkOrder, binding.order_id)
     if other is not None and other.stage == Stage.cancelled:
         return  # the meter went back to stock with the cancelled order
-    raise Conflict(f"meter {meter_code} is already installed on work order {binding.order_id}")
+    raise Conflict(
+        f"meter {meter_code} is already installed on work order {binding.order_id}",
+        code="meter.already_installed",
+        params={"meter_code": meter_code, "order_id": binding.order_id},
+    )
 
 
 def _bind_meter(
@@ -728,7 +759,7 @@ def process_pending(
 def part_path(settings: Settings, upload_id: str) -> Path:
     """Where the bytes of a resumable upload accumulate."""
     if not (len(upload_id) == 32 and all(c in "0123456789abcdef" for c in upload_id)):
-        raise NotFound("no such upload")
+        raise NotFound("no such upload", code="media.upload_not_found")
     return store_of(settings).uploads_dir / f"{upload_id}.part"
 
 
@@ -747,15 +778,23 @@ def create_upload(
     order = orders.get_for_actor(session, order_id, actor, write=True)
     limit = max_upload_bytes(cfg, data.kind)
     if length > limit:
-        raise PayloadTooLarge(f"Upload-Length {length} exceeds the limit of {limit} bytes")
+        raise PayloadTooLarge(
+            f"Upload-Length {length} exceeds the limit of {limit} bytes",
+            code="media.upload_too_large",
+            params={"limit_bytes": limit},
+        )
     if length <= 0:
-        raise ValidationFailed("the file is empty")
+        raise ValidationFailed("the file is empty", code="media.empty")
     existing = get_by_client_id(session, data.client_id)
     if existing is not None and (
         existing.order_id != order.id
         or (data.sha256 is not None and data.sha256 != existing.sha256)
     ):
-        raise Conflict(f"client id {data.client_id} was already used (item {existing.id})")
+        raise Conflict(
+            f"client id {data.client_id} was already used (item {existing.id})",
+            code="media.client_id_used",
+            params={"client_id": str(data.client_id), "media_id": existing.id},
+        )
     upload = ResumableUpload(
         id=secrets.token_hex(16),
         order_id=order.id,
@@ -781,9 +820,12 @@ def get_upload_for_actor(session: Session, upload_id: str, actor: Principal) -> 
     """An upload only its creator (or an admin) may continue."""
     upload = session.get(ResumableUpload, upload_id)
     if upload is None:
-        raise NotFound("no such upload")
+        raise NotFound("no such upload", code="media.upload_not_found")
     if actor.role != Role.admin and upload.created_by != actor.user_id:
-        raise Forbidden("only the terminal that started an upload may continue it")
+        raise Forbidden(
+            "only the terminal that started an upload may continue it",
+            code="media.upload_other_terminal",
+        )
     orders.get_for_actor(session, upload.order_id, actor, write=True)
     return upload
 

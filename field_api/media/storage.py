@@ -167,7 +167,11 @@ class TempFile:
             raise RuntimeError("temporary file already closed")
         self.size += len(chunk)
         if self.max_bytes is not None and self.size > self.max_bytes:
-            raise PayloadTooLarge(f"the file is larger than the limit of {self.max_bytes} bytes")
+            raise PayloadTooLarge(
+                f"the file is larger than the limit of {self.max_bytes} bytes",
+                code="media.upload_too_large",
+                params={"limit_bytes": self.max_bytes},
+            )
         if len(self.head) < SNIFF_BYTES:
             self.head += chunk[: SNIFF_BYTES - len(self.head)]
         self._hash.update(chunk)

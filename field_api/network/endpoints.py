@@ -31,7 +31,11 @@ def import_network(
     """Import transformers and LV lines from GeoJSON or CSV (all rows or none; 422 per row)."""
     data = file.file.read(MAX_IMPORT_BYTES + 1)
     if len(data) > MAX_IMPORT_BYTES:
-        raise PayloadTooLarge(f"network files are limited to {MAX_IMPORT_BYTES} bytes")
+        raise PayloadTooLarge(
+            f"network files are limited to {MAX_IMPORT_BYTES} bytes",
+            code="network.file_too_large",
+            params={"limit_bytes": MAX_IMPORT_BYTES},
+        )
     report = service.import_file(
         session, data, filename=file.filename or "upload", file_format=file_format, actor=user,
         dry_run=dry_run,

@@ -67,7 +67,11 @@ def import_file(
         fmt = rules.detect_format(filename, file_format)
         parsed = rules.parse(data, fmt, load_power_factor=_load_power_factor())
     except rules.NetworkFileError as exc:
-        raise ValidationFailed(str(exc)) from exc
+        raise ValidationFailed(
+            str(exc),
+            code="network.file_invalid",
+            params={"reason": str(exc)},
+        ) from exc
     errors = list(parsed.errors)
     file_codes = {t.code for t in parsed.transformers}
     unknown_feeders = {line.transformer_code for line in parsed.lines} - file_codes
@@ -78,13 +82,17 @@ def import_file(
                 f"transformer_code {line.transformer_code} is neither in the file nor imported",
             )))
     if errors:
-        raise ValidationFailed({
-            "message": f"{len(errors)} row(s) of {filename} are invalid; nothing was imported",
-            "rows": [
-                {"row": e.row, "code": e.code, "errors": list(e.errors)}
-                for e in sorted(errors, key=lambda e: e.row)
-            ],
-        })
+        raise ValidationFailed(
+            {
+                "message": f"{len(errors)} row(s) of {filename} are invalid; nothing was imported",
+                "rows": [
+                    {"row": e.row, "code": e.code, "errors": list(e.errors)}
+                    for e in sorted(errors, key=lambda e: e.row)
+                ],
+            },
+            code="network.rows_invalid",
+            params={"count": len(errors), "filename": filename},
+        )
     existing_lines = _lines_by_code(session, {line.code for line in parsed.lines})
     t_new = sum(1 for t in parsed.transformers if t.code not in known)
     l_new = sum(1 for line in parsed.lines if line.code not in existing_lines)
@@ -162,7 +170,11 @@ def get_by_code_or_raise(session: Session, code: str) -> Transformer:
     """The transformer with ``code``; 404 when unknown."""
     found = get_by_code(session, code)
     if found is None:
-        raise NotFound(f"transformer {code} not found")
+        raise NotFound(
+            f"transformer {code} not found",
+            code="network.transformer_not_found",
+            params={"transformer_code": code},
+        )
     return found
 
 
@@ -171,7 +183,11 @@ def near(session: Session, lon: float, lat: float, *, radius_m: float) -> list[T
     try:
         geo.check_lon_lat(lon, lat, "position")
     except geo.SchemeInputError as exc:
-        raise ValidationFailed(str(exc)) from exc
+        raise ValidationFailed(
+            str(exc),
+            code="network.position_invalid",
+            params={"reason": str(exc)},
+        ) from exc
     dlat = radius_m * 1.01 / M_PER_DEG_LAT
     dlon = radius_m * 1.01 / (M_PER_DEG_LAT * max(math.cos(math.radians(lat)), 1e-6))
     return list(session.execute(

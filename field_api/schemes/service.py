@@ -38,7 +38,11 @@ def accepted_for_order_or_raise(session: Session, order_id: int) -> SupplyScheme
     """The order's accepted scheme; 409 when there is none yet."""
     found = accepted_for_order(session, order_id)
     if found is None:
-        raise InvalidTransition(f"work order {order_id} has no accepted supply scheme")
+        raise InvalidTransition(
+            f"work order {order_id} has no accepted supply scheme",
+            code="scheme.none_accepted",
+            params={"order_id": order_id},
+        )
     return found
 
 
@@ -60,7 +64,11 @@ def get_or_raise(session: Session, scheme_id: int, *, actor: Principal) -> Suppl
     """One scheme of an order the actor may read; 404 when unknown."""
     row = session.get(SupplyScheme, scheme_id)
     if row is None:
-        raise NotFound(f"supply scheme {scheme_id} not found")
+        raise NotFound(
+            f"supply scheme {scheme_id} not found",
+            code="scheme.not_found",
+            params={"scheme_id": scheme_id},
+        )
     orders.get_for_actor(session, row.order_id, actor, write=False)
     return row
 
@@ -84,7 +92,9 @@ def request_scheme(
     if order.stage not in SCHEMING_STAGES:
         raise InvalidTransition(
             f"order {order.id} is {order.stage.value}: a scheme is requested once surveyed "
-            "and before the contract is signed"
+            "and before the contract is signed",
+            code="scheme.wrong_stage",
+            params={"order_id": order.id, "stage": order.stage.value},
         )
     catalogue = load_catalogue()
     settings = rules.settings_from(catalogue)
@@ -100,7 +110,11 @@ def request_scheme(
         )
         answer = rules.design_scheme(request, net, catalogue, settings=settings)
     except rules.SchemeInputError as exc:
-        raise ValidationFailed(str(exc)) from exc
+        raise ValidationFailed(
+            str(exc),
+            code="scheme.input_invalid",
+            params={"reason": str(exc)},
+        ) from exc
     scheme = answer.scheme
     take = scheme is not None and data.accept
     status = "accepted" if take else ("proposed" if scheme is not None else "refused")

@@ -135,12 +135,12 @@ def order_by_token(session: Session, token: str) -> WorkOrder:
     """The order behind a tracking token (404 for an unknown one)."""
     # Length check first: obviously malformed tokens never reach the database.
     if not (16 <= len(token) <= 64):
-        raise NotFound("unknown tracking token")
+        raise NotFound("unknown tracking token", code="tracking.unknown_token")
     row = session.execute(
         select(TrackingToken).where(TrackingToken.token == token)
     ).scalar_one_or_none()
     if row is None:
-        raise NotFound("unknown tracking token")
+        raise NotFound("unknown tracking token", code="tracking.unknown_token")
     return orders.get_or_raise(session, row.order_id)
 
 
@@ -226,9 +226,9 @@ def create_subscription(
     """Register a subscriber; its signing secret is generated here and shown once."""
     problem = rules.url_problem(url, allow_http=allow_http)
     if problem:
-        raise ValidationFailed(problem)
+        raise ValidationFailed(problem, code="webhook.url_invalid", params={"reason": problem})
     if not events:
-        raise ValidationFailed("subscribe to at least one event")
+        raise ValidationFailed("subscribe to at least one event", code="webhook.no_events")
     sub = WebhookSubscription(
         name=name,
         url=url,
@@ -254,9 +254,17 @@ def deactivate_subscription(
     """Stop sending to a subscriber (its pending deliveries are dropped as dead)."""
     sub = session.get(WebhookSubscription, subscription_id)
     if sub is None:
-        raise NotFound(f"webhook subscription {subscription_id} not found")
+        raise NotFound(
+            f"webhook subscription {subscription_id} not found",
+            code="webhook.not_found",
+            params={"subscription_id": subscription_id},
+        )
     if not sub.active:
-        raise Conflict(f"webhook subscription {subscription_id} is already inactive")
+        raise Conflict(
+            f"webhook subscription {subscription_id} is already inactive",
+            code="webhook.already_inactive",
+            params={"subscription_id": subscription_id},
+        )
     sub.active = False
     audit.record(session, actor=actor, action="webhook_subscription.deactivate", entity=sub)
     return sub

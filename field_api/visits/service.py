@@ -34,7 +34,11 @@ def get_or_raise(session: Session, order_id: int, visit_id: int) -> Visit:
     """The visit of that order; 404 otherwise."""
     visit = session.get(Visit, visit_id)
     if visit is None or visit.order_id != order_id:
-        raise NotFound(f"visit {visit_id} of work order {order_id} not found")
+        raise NotFound(
+            f"visit {visit_id} of work order {order_id} not found",
+            code="visit.not_found",
+            params={"visit_id": visit_id, "order_id": order_id},
+        )
     return visit
 
 
@@ -60,16 +64,26 @@ def arrive(
     """Open a visit: the crew is at the site (GPS recorded, distance to the order kept)."""
     order = orders.get_for_actor(session, order_id, actor, write=True)
     if order.crew_id is None:
-        raise InvalidTransition(f"order {order_id} is not assigned to a crew")
+        raise InvalidTransition(
+            f"order {order_id} is not assigned to a crew",
+            code="visit.order_unassigned",
+            params={"order_id": order_id},
+        )
     if order.stage not in (Stage.accepted, *evidence.FIELD_PATH) or order.stage == Stage.energised:
         raise InvalidTransition(
-            f"order {order_id} is {order.stage.value}: there is no site work left"
+            f"order {order_id} is {order.stage.value}: there is no site work left",
+            code="visit.no_site_work",
+            params={"order_id": order_id, "stage": order.stage.value},
         )
     open_visit = session.execute(
         select(Visit).where(Visit.order_id == order_id, Visit.outcome == VisitOutcome.open)
     ).scalar_one_or_none()
     if open_visit is not None:
-        raise Conflict(f"visit {open_visit.id} of order {order_id} is still open; depart first")
+        raise Conflict(
+            f"visit {open_visit.id} of order {order_id} is still open; depart first",
+            code="visit.still_open",
+            params={"visit_id": open_visit.id, "order_id": order_id},
+        )
     visit = Visit(
         order_id=order.id,
         crew_id=order.crew_id,
@@ -118,10 +132,16 @@ def complete(
     order = orders.get_for_actor(session, order_id, actor, write=True)
     visit = get_or_raise(session, order_id, visit_id)
     if visit.outcome != VisitOutcome.open:
-        raise Conflict(f"visit {visit_id} is closed ({visit.outcome.value})")
+        raise Conflict(
+            f"visit {visit_id} is closed ({visit.outcome.value})",
+            code="visit.closed",
+            params={"visit_id": visit_id, "outcome": visit.outcome.value},
+        )
     if order.stage not in (Stage.accepted, *evidence.FIELD_PATH):
         raise InvalidTransition(
-            f"order {order_id} is {order.stage.value}: not on the one-visit path"
+            f"order {order_id} is {order.stage.value}: not on the one-visit path",
+            code="visit.wrong_stage",
+            params={"order_id": order_id, "stage": order.stage.value},
         )
     gaps = evidence.gaps_by_stage(
         session, order, visit, max_arrival_distance_m=max_arrival_distance_m
@@ -160,7 +180,11 @@ def depart(
     orders.get_for_actor(session, order_id, actor, write=True)
     visit = get_or_raise(session, order_id, visit_id)
     if visit.departed_at is not None:
-        raise Conflict(f"visit {visit_id} has already departed")
+        raise Conflict(
+            f"visit {visit_id} has already departed",
+            code="visit.already_departed",
+            params={"visit_id": visit_id},
+        )
     visit.departed_at = clock.now()
     visit.departure_device_time = device_time
     visit.departure_lat = lat
@@ -285,4 +309,7 @@ def gaps_as_detail(gaps: Sequence[Gap]) -> list[dict[str, Any]]:
 def validate_range(date_from: date, date_to: date) -> None:
     """Refuse an inverted range (422)."""
     if date_to < date_from:
-        raise ValidationFailed("the date range ends before it starts")
+        raise ValidationFailed(
+            "the date range ends before it starts",
+            code="request.date_range_reversed",
+        )

@@ -148,7 +148,11 @@ def static_file(path: str) -> FileResponse:
     target = (STATIC_DIR / path).resolve()
     # resolve() folds "..": anything outside the static folder is simply not there.
     if not target.is_relative_to(STATIC_DIR) or not target.is_file():
-        raise NotFound(f"no static file {path!r}")
+        raise NotFound(
+            f"no static file {path!r}",
+            code="web.static_not_found",
+            params={"path": path},
+        )
     media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
     if target.suffix == ".js":
         media_type = "text/javascript"

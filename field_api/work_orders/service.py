@@ -37,7 +37,11 @@ def get(session: Session, order_id: int) -> WorkOrder | None:
 def get_or_raise(session: Session, order_id: int) -> WorkOrder:
     order = session.get(WorkOrder, order_id)
     if order is None:
-        raise NotFound(f"work order {order_id} not found")
+        raise NotFound(
+            f"work order {order_id} not found",
+            code="work_order.not_found",
+            params={"order_id": order_id},
+        )
     return order
 
 
@@ -51,22 +55,36 @@ def get_for_actor(session: Session, order_id: int, actor: Principal, *, write: b
 def ensure_access(order: WorkOrder, actor: Principal, *, write: bool) -> None:
     if not may_touch_crew_work(actor, order.crew_id, write=write):
         raise Forbidden(
-            f"{actor.role.value} may not {'change' if write else 'read'} order {order.id}"
+            f"{actor.role.value} may not {'change' if write else 'read'} order {order.id}",
+            code="work_order.forbidden",
+            params={"role": actor.role.value, "order_id": order.id},
         )
 
 
 def create(session: Session, data: WorkOrderCreate, *, actor: Principal | None) -> WorkOrder:
     district = auth_service.get_district_by_code(session, data.district_code)
     if district is None:
-        raise ValidationFailed(f"unknown district {data.district_code}")
+        raise ValidationFailed(
+            f"unknown district {data.district_code}",
+            code="district.unknown",
+            params={"district_code": data.district_code},
+        )
     problem = rules.capacity_problem(data.capacity_kw, ceiling_kw=district.lv_ceiling_kw)
     if problem:
-        raise ValidationFailed(problem)
+        raise ValidationFailed(
+            problem,
+            code="work_order.capacity_exceeded",
+            params={"capacity_kw": data.capacity_kw, "ceiling_kw": district.lv_ceiling_kw},
+        )
     crew_id = None
     if data.crew_code:
         crew = auth_service.get_crew_by_code(session, data.crew_code)
         if crew is None:
-            raise ValidationFailed(f"unknown crew {data.crew_code}")
+            raise ValidationFailed(
+                f"unknown crew {data.crew_code}",
+                code="crew.unknown",
+                params={"crew_code": data.crew_code},
+            )
         crew_id = crew.id
     order = WorkOrder(
         customer_name=data.customer_name,
@@ -93,10 +111,18 @@ def create(session: Session, data: WorkOrderCreate, *, actor: Principal | None) 
 def assign(session: Session, order_id: int, *, crew_code: str, actor: Principal) -> WorkOrder:
     order = get_or_raise(session, order_id)
     if order.stage in rules.TERMINAL:
-        raise InvalidTransition(f"order {order_id} is {order.stage.value}")
+        raise InvalidTransition(
+            f"order {order_id} is {order.stage.value}",
+            code="work_order.assign_wrong_stage",
+            params={"order_id": order_id, "stage": order.stage.value},
+        )
     crew = auth_service.get_crew_by_code(session, crew_code)
     if crew is None:
-        raise ValidationFailed(f"unknown crew {crew_code}")
+        raise ValidationFailed(
+            f"unknown crew {crew_code}",
+            code="crew.unknown",
+            params={"crew_code": crew_code},
+        )
     order.crew_id = crew.id
     audit.record(session, actor=actor, action="work_order.assign", entity=order)
     return order
@@ -116,7 +142,11 @@ def list_for_actor(
     if actor.role == Role.crew:
         query = query.where(WorkOrder.crew_id == actor.crew_id)
     elif actor.role not in (Role.admin, Role.service, Role.planner, Role.storekeeper):
-        raise Forbidden(f"{actor.role.value} has no access to connection orders")
+        raise Forbidden(
+            f"{actor.role.value} has no access to connection orders",
+            code="work_order.forbidden",
+            params={"role": actor.role.value},
+        )
     if stage is not None:
         query = query.where(WorkOrder.stage == stage)
     if crew_id is not None:
@@ -141,16 +171,31 @@ def transition(
 ) -> StageTransition:
     """Move ``order`` to ``target`` if the stage machine allows it, recording who and when."""
     if actor is not None and actor.role not in rules.roles_for_target(target):
-        raise Forbidden(f"{actor.role.value} may not move an order to {target.value}")
+        raise Forbidden(
+            f"{actor.role.value} may not move an order to {target.value}",
+            code="work_order.transition_forbidden",
+            params={"role": actor.role.value, "target": target.value},
+        )
     if actor is not None:
         ensure_access(order, actor, write=True)
     problem = rules.transition_problem(order.stage, target, parked_from=order.parked_from)
     if problem:
-        raise InvalidTransition(problem)
+        raise InvalidTransition(
+            problem,
+            code="work_order.transition_refused",
+            params={"order_id": order.id, "stage": order.stage.value, "target": target.value},
+        )
     if target in (Stage.whitelisted, Stage.cancelled) and not reason:
-        raise ValidationFailed(f"moving to {target.value} needs a reason")
+        raise ValidationFailed(
+            f"moving to {target.value} needs a reason",
+            code="work_order.reason_required",
+            params={"target": target.value},
+        )
     if target == Stage.whitelisted and expected_on is None:
-        raise ValidationFailed("white-listing needs the expected date of the grid reinforcement")
+        raise ValidationFailed(
+            "white-listing needs the expected date of the grid reinforcement",
+            code="work_order.whitelist_date_required",
+        )
 
     source = order.stage
     now = clock.now()
