@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from field_api.checklists.rules import CheckContext
 from field_api.kits import service as kits
 from field_api.media import service as media
+from field_api.media.models import AnalysisState
 from field_api.schemes import service as schemes
 from field_api.work_orders.models import WorkOrder
 
@@ -40,6 +41,7 @@ class BarcodeEvidence:
 
     scanned: str | None
     decoded: str | None
+    pending: bool = False
 
 
 def meter_barcode(session: Session, order_id: int) -> BarcodeEvidence:
@@ -47,7 +49,8 @@ def meter_barcode(session: Session, order_id: int) -> BarcodeEvidence:
     item = media.latest_barcode(session, order_id)
     if item is None:
         return BarcodeEvidence(None, None)
-    return BarcodeEvidence(item.scanned_value, item.decoded_value)
+    pending = item.analysis == AnalysisState.pending
+    return BarcodeEvidence(item.scanned_value, item.decoded_value, pending)
 
 
 def gather(session: Session, order: WorkOrder) -> OrderEvidence:
@@ -64,6 +67,7 @@ def gather(session: Session, order: WorkOrder) -> OrderEvidence:
         issued_meter_barcode=issued.meter_barcode if issued else None,
         photo_counts=media.photo_counts(session, order.id),
         transformer_rated_kva=scheme.transformer_rated_kva if scheme else None,
+        barcode_analysis_pending=barcode.pending,
     )
     return OrderEvidence(
         context=context,

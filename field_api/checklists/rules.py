@@ -36,6 +36,44 @@ CardStatus = Literal["passed", "passed_with_remarks", "failed"]
 PHASES: tuple[CheckPhase, ...] = ("before_energising", "supply_on")
 
 
+@dataclass(frozen=True, slots=True)
+class PhysicalRange:
+    """What an instrument can read at all, per unit; outside it a reading is impossible."""
+
+    lower: float | None
+    upper: float | None
+    why: str
+
+
+# A reading outside these is a typing or instrument error, never a failed check: it is refused
+# (422) and no attempt is stored. Voltages: every low-voltage AC reading lies in 0–1000 V
+# (GB/T 156 / IEC 60038 low voltage is ≤ 1000 V AC); resistances, lengths, sections, currents
+# and times cannot be negative.
+PHYSICAL_RANGES: dict[str, PhysicalRange] = {
+    "V": PhysicalRange(0.0, 1000.0, "a low-voltage AC reading lies between 0 and 1000 V"),
+    "Ω": PhysicalRange(0.0, None, "a resistance cannot be negative"),
+    "MΩ": PhysicalRange(0.0, None, "a resistance cannot be negative"),
+    "A": PhysicalRange(0.0, None, "a current rating cannot be negative"),
+    "mm²": PhysicalRange(0.0, None, "a cross-section cannot be negative"),
+    "m": PhysicalRange(0.0, None, "a length or height cannot be negative"),
+    "ms": PhysicalRange(0.0, None, "a time cannot be negative"),
+    "s": PhysicalRange(0.0, None, "a time cannot be negative"),
+    "°C": PhysicalRange(-273.15, None, "a temperature cannot be below absolute zero"),
+}
+
+
+def physical_problem(unit: str, value: float) -> str | None:
+    """Why ``value`` in ``unit`` cannot be a real reading, or None when it can."""
+    bounds = PHYSICAL_RANGES.get(unit)
+    if bounds is None:
+        return None
+    if bounds.lower is not None and value < bounds.lower:
+        return f"{value:g} {unit} is impossible: {bounds.why}"
+    if bounds.upper is not None and value > bounds.upper:
+        return f"{value:g} {unit} is impossible: {bounds.why}"
+    return None
+
+
 class ChecklistInputError(ValueError):
     """Submitted values that cannot be evaluated; ``problems`` names each item and why."""
 
@@ -60,6 +98,8 @@ class CheckContext:
     photo_counts: Mapping[str, int] = field(default_factory=dict)
     """Number of photos on record per kind (site, meter_box, seal, ...)."""
     transformer_rated_kva: float | None = None
+    barcode_analysis_pending: bool = False
+    """The latest barcode photo is stored but the server has not decoded it yet."""
 
     @staticmethod
     def count_photos(kinds: Iterable[str]) -> dict[str, int]:
@@ -171,6 +211,31 @@ def evaluate_item(item: CardItem, value: ItemValue, context: CheckContext) -> It
     )
 
 
+def missing_evidence(
+    card: ChecklistCard, context: CheckContext, *, phase: CheckPhase | None = None
+) -> list[str]:
+    """The evidence the items of ``card`` (or of one ``phase``) are judged from but that does
+    not exist yet: photos of a kind fewer than required, no barcode photo with its scanned value,
+    a barcode photo not decoded yet. Submitting before it exists is refused, not failed.
+    """
+    items = card.items if phase is None else card.items_in(phase)
+    missing: list[str] = []
+    for item in items:
+        if isinstance(item, PhotoItem):
+            have = context.photo_counts.get(item.kind, 0)
+            if have < item.min_count:
+                missing.append(
+                    f"{item.code}: {item.min_count - have} more photo(s) of kind {item.kind} "
+                    f"({have} of {item.min_count})"
+                )
+        elif isinstance(item, BarcodeMatchItem):
+            if not (context.scanned_barcode or "").strip():
+                missing.append(f"{item.code}: a barcode photo with the scanned meter number")
+            elif context.barcode_analysis_pending:
+                missing.append(f"{item.code}: the barcode photo is not decoded yet (try again)")
+    return missing
+
+
 def _check_values(card: ChecklistCard, values: Mapping[str, ItemValue]) -> None:
     by_code = {i.code: i for i in card.items}
     problems: list[str] = []
@@ -196,6 +261,9 @@ def _type_problem(item: CardItem, value: ItemValue) -> str | None:
             return f"expected a number in {item.unit}"
         if not math.isfinite(value):
             return "expected a finite number"
+        impossible = physical_problem(item.unit, float(value))
+        if impossible:
+            return impossible
     if isinstance(item, ChoiceItem) and value not in item.options:
         return f"expected one of {', '.join(item.options)}"
     if isinstance(item, TextItem) and not isinstance(value, str):

@@ -23,6 +23,7 @@ from field_api.checklists.rules import (
     ChecklistInputError,
     ItemValue,
     evaluate_card,
+    missing_evidence,
 )
 from field_api.errors import Conflict, InvalidTransition, ServiceUnavailable, ValidationFailed
 from field_api.work_orders import service as orders
@@ -156,7 +157,9 @@ def submit(
     """Evaluate and store one phase of the order's card; a pass moves the order on.
 
     A failed check is stored (it is a result, not an error) and can be submitted again after
-    rework with the next attempt number.
+    rework with the next attempt number. Impossible readings (422) and a submission before the
+    evidence exists (409, naming what is missing) are refused and store nothing: they never
+    count as an attempt, so they never lower the first-pass rate.
     """
     check_phase = _check_phase(phase)
     order = orders.get_for_actor(session, order_id, actor, write=True)
@@ -189,6 +192,15 @@ def submit(
             code="checklist.readings_invalid",
             params={"count": len(exc.problems)},
         ) from exc
+    missing = missing_evidence(card, gathered.context, phase=check_phase)
+    if missing:
+        # Refused, not failed: no attempt is stored, so first-pass statistics never see it.
+        raise Conflict(
+            f"the {check_phase} check of order {order.id} cannot be submitted before its "
+            f"evidence exists; missing: {'; '.join(missing)}",
+            code="checklist.evidence_missing",
+            params={"order_id": order.id, "phase": check_phase, "missing": missing},
+        )
 
     previous = session.execute(
         select(func.max(ChecklistSubmission.attempt)).where(

@@ -13,7 +13,7 @@ from field_api.config import Settings
 from field_api.work_orders.rules import Stage
 from tests.builders import auth, make_crew, make_order, make_user
 from tests.field_api.checklists.test_service import BEFORE_OK
-from tests.field_api.visits.builders import make_evidence
+from tests.field_api.visits.builders import make_evidence, make_scheme
 
 TODAY = datetime.now(UTC).date()
 WINDOW = {"from": str(TODAY - timedelta(days=1)), "to": str(TODAY + timedelta(days=1))}
@@ -123,3 +123,31 @@ def test_inverted_range_is_422(client: TestClient, session: Session, settings: S
     )
     assert r.status_code == 422
     assert "ends before it starts" in r.json()["detail"]
+
+
+def test_an_impossible_reading_is_422_and_missing_evidence_409(
+    client: TestClient, session: Session, settings: Settings, crew_order: tuple[str, int]
+) -> None:
+    token, order_id = crew_order
+    url = f"/work-orders/{order_id}/checklists/before_energising"
+    r = client.post(
+        url, json={"values": BEFORE_OK | {"earthing_resistance": -2}}, headers=auth(token)
+    )
+    assert r.status_code == 422, r.text
+    assert "earthing_resistance: -2 Ω is impossible" in str(r.json()["detail"])
+    assert client.get(f"/work-orders/{order_id}/checklists", headers=auth(token)).json() == []
+
+    crew = make_crew(session, code="CREW-T2")
+    _, other_token = make_user(session, settings, role=Role.crew, crew=crew)
+    bare = make_order(session, crew=crew, stage=Stage.installed)
+    make_scheme(session, bare)
+    session.commit()
+    r = client.post(
+        f"/work-orders/{bare.id}/checklists/before_energising",
+        json={"values": BEFORE_OK},
+        headers=auth(other_token),
+    )
+    assert r.status_code == 409, r.text
+    assert "photo_site" in r.json()["detail"] and "meter_barcode" in r.json()["detail"]
+    listed = client.get(f"/work-orders/{bare.id}/checklists", headers=auth(other_token))
+    assert listed.json() == []

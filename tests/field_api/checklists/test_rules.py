@@ -12,6 +12,7 @@ from field_api.checklists.rules import (
     ItemValue,
     evaluate_card,
     evaluate_phases,
+    missing_evidence,
 )
 from standard_kits import load_catalogue
 from standard_kits.schemas import ChecklistCard
@@ -232,3 +233,42 @@ def test_values_of_the_other_phase_do_not_count_but_are_still_checked() -> None:
     with pytest.raises(ChecklistInputError, match="terminal_voltage: expected a number"):
         evaluate_card(card, _good_residential() | {"terminal_voltage": "220"}, _context(),
                       phase="before_energising")
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        ({"earthing_resistance": -2.0}, "earthing_resistance: -2 Ω is impossible"),
+        ({"insulation_resistance": -0.1}, "insulation_resistance: -0.1 MΩ is impossible"),
+        ({"terminal_voltage": 1200.0}, "between 0 and 1000 V"),
+        ({"terminal_voltage": -5}, "terminal_voltage: -5 V is impossible"),
+        ({"meter_height": -1.0}, "a length or height cannot be negative"),
+        ({"rcd_trip_time": -3}, "a time cannot be negative"),
+    ],
+)
+def test_physically_impossible_readings_are_input_errors(
+    values: dict[str, ItemValue], problem: str
+) -> None:
+    with pytest.raises(ChecklistInputError) as info:
+        evaluate_card(_card("LV-1P-RES"), _good_residential() | values, _context())
+    assert any(problem in p for p in info.value.problems), info.value.problems
+
+
+def test_possible_but_failing_readings_are_failed_items_not_input_errors() -> None:
+    values = _good_residential() | {"earthing_resistance": 0.0, "terminal_voltage": 1000.0}
+    result = evaluate_card(_card("LV-1P-RES"), values, _context())
+    assert _item(result, "earthing_resistance").passed  # type: ignore[attr-defined]
+    assert not _item(result, "terminal_voltage").passed  # type: ignore[attr-defined]
+
+
+def test_missing_evidence_names_each_photo_kind_and_the_barcode() -> None:
+    card = _card("LV-1P-RES")
+    assert missing_evidence(card, _context(), phase="before_energising") == []
+    photos = {k: v for k, v in ALL_PHOTOS.items() if k != "seal"}
+    missing = missing_evidence(
+        card, _context(photo_counts=photos, scanned_barcode=None), phase="before_energising"
+    )
+    assert any(m.startswith("photo_seal: 1 more photo(s) of kind seal") for m in missing)
+    assert any(m.startswith("meter_barcode: a barcode photo") for m in missing)
+    pending = missing_evidence(card, _context(barcode_analysis_pending=True))
+    assert pending == ["meter_barcode: the barcode photo is not decoded yet (try again)"]

@@ -15,6 +15,7 @@ from field_api.auth.rules import Principal
 from field_api.checklists import service
 from field_api.config import Settings
 from field_api.errors import Conflict, InvalidTransition, ValidationFailed
+from field_api.media.models import AnalysisState
 from field_api.work_orders.models import WorkOrder
 from field_api.work_orders.rules import Stage
 from tests.builders import make_crew, make_order, make_user
@@ -262,19 +263,90 @@ def test_unknown_items_and_wrong_types_are_listed(session: Session, installed: I
     assert any(p.startswith("earthing_resistance:") for p in problems)
 
 
-def test_missing_photo_evidence_fails_the_card(session: Session, settings: Settings) -> None:
+def test_a_check_before_its_evidence_exists_is_refused_and_never_counts(
+    session: Session, settings: Settings
+) -> None:
     ctx = make_installed(session, settings, evidence=False)
     make_scheme(session, ctx.order)
     make_issued_kit(session, ctx.order)
-    make_photos(session, ctx.order, ["site", "barcode"])
+    make_photos(session, ctx.order, ["site", "barcode", "meter_box", "wiring"])
+    with pytest.raises(Conflict) as caught:
+        service.submit(
+            session, ctx.order.id, phase="before_energising", values=BEFORE_OK, actor=ctx.actor
+        )
+    assert "photo_seal: 1 more photo(s) of kind seal" in str(caught.value.detail)
+    assert service.submissions_of(session, ctx.order.id) == []
+
+    make_photos(session, ctx.order, ["seal"])
     row = service.submit(
         session, ctx.order.id, phase="before_energising", values=BEFORE_OK, actor=ctx.actor
     )
-    failed = {
-        i.item_code: i.reason for i in service.items_of(session, [row.id])[row.id] if not i.passed
-    }
-    assert failed["photo_seal"] == "0 photo(s) of kind seal, 1 required"
-    assert not row.passed
+    assert row.passed and row.attempt == 1
+    rows = service.first_pass(
+        session,
+        date_from=TODAY - timedelta(days=1),
+        date_to=TODAY + timedelta(days=1),
+        group_by="crew",
+    )
+    mine = [r for r in rows if r.key == str(ctx.crew.id)]
+    assert (mine[0].checked, mine[0].passed_first, mine[0].rate) == (1, 1, 1.0)
+
+
+def test_a_barcode_photo_not_yet_decoded_is_missing_evidence(
+    session: Session, settings: Settings
+) -> None:
+    ctx = make_installed(session, settings, evidence=False)
+    make_scheme(session, ctx.order)
+    make_issued_kit(session, ctx.order)
+    photos = make_photos(session, ctx.order)
+    barcode = next(p for p in photos if p.kind == "barcode")
+    barcode.analysis, barcode.decoded_value = AnalysisState.pending, None
+    session.flush()
+    with pytest.raises(Conflict, match="meter_barcode: the barcode photo is not decoded yet"):
+        service.submit(
+            session, ctx.order.id, phase="before_energising", values=BEFORE_OK, actor=ctx.actor
+        )
+    assert service.submissions_of(session, ctx.order.id) == []
+
+
+@pytest.mark.parametrize(
+    ("phase", "values"),
+    [
+        ("before_energising", BEFORE_OK | {"earthing_resistance": -2.0}),
+        ("before_energising", BEFORE_OK | {"insulation_resistance": -1}),
+    ],
+)
+def test_impossible_readings_are_422_and_no_attempt(
+    session: Session, installed: Installed, phase: str, values: dict[str, Any]
+) -> None:
+    with pytest.raises(ValidationFailed, match="is impossible"):
+        service.submit(
+            session, installed.order.id, phase=phase, values=values, actor=installed.actor
+        )
+    assert service.submissions_of(session, installed.order.id) == []
+    row = service.submit(
+        session, installed.order.id, phase=phase, values=BEFORE_OK, actor=installed.actor
+    )
+    assert row.passed and row.attempt == 1
+
+
+def test_an_impossible_terminal_voltage_is_refused(session: Session, installed: Installed) -> None:
+    service.submit(
+        session,
+        installed.order.id,
+        phase="before_energising",
+        values=BEFORE_OK,
+        actor=installed.actor,
+    )
+    with pytest.raises(ValidationFailed, match="between 0 and 1000 V"):
+        service.submit(
+            session,
+            installed.order.id,
+            phase="supply_on",
+            values=SUPPLY_ON_OK | {"terminal_voltage": 2200.0},
+            actor=installed.actor,
+        )
+    assert service.submissions_of(session, installed.order.id, phase="supply_on") == []
 
 
 def test_a_meter_other_than_the_issued_one_fails_the_barcode_item(
