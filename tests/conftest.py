@@ -164,6 +164,7 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
         media_dir=tmp_path / "media",
         token_pepper="test-pepper-0123456789",
         signing_key_path=tmp_path / "keys" / "signing.key",
+        audit_checkpoint_dir=tmp_path / "audit-checkpoints",
     )
 
 
