@@ -21,6 +21,7 @@ from field_api.auth.schemas import (
     UserRead,
 )
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
+from field_api.types import IdPath
 
 router = APIRouter(tags=["auth"])
 Admin = Annotated[Principal, Depends(require_roles(Role.admin))]
@@ -96,6 +97,6 @@ def create_user(
 
 
 @router.post("/admin/tokens/{token_id}/revoke")
-def revoke_token(token_id: int, session: DbSession, user: Admin) -> TokenRead:
+def revoke_token(token_id: IdPath, session: DbSession, user: Admin) -> TokenRead:
     """Revoke a token; it stops working at once."""
     return TokenRead.model_validate(service.revoke_token(session, token_id=token_id, actor=user))

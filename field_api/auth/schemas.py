@@ -7,11 +7,12 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from field_api.auth.models import Role
+from field_api.types import Text
 
 
 class DistrictCreate(BaseModel):
-    code: str = Field(min_length=1, max_length=32)
-    name: str = Field(min_length=1, max_length=200)
+    code: Text = Field(min_length=1, max_length=32)
+    name: Text = Field(min_length=1, max_length=200)
     lv_ceiling_kw: float = Field(default=160.0, gt=0, le=200)
 
 
@@ -24,9 +25,9 @@ class DistrictRead(BaseModel):
 
 
 class CrewCreate(BaseModel):
-    code: str = Field(min_length=1, max_length=32)
-    name: str = Field(min_length=1, max_length=200)
-    district_code: str = Field(min_length=1, max_length=32)
+    code: Text = Field(min_length=1, max_length=32)
+    name: Text = Field(min_length=1, max_length=200)
+    district_code: Text = Field(min_length=1, max_length=32)
     handles_repairs: bool = False
 
 
@@ -40,9 +41,9 @@ class CrewRead(BaseModel):
 
 
 class UserCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     role: Role
-    crew_code: str | None = None
+    crew_code: Text | None = Field(default=None, min_length=1, max_length=32)
 
 
 class UserRead(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -22,6 +21,7 @@ from field_api.callbacks.schemas import (
 from field_api.deadlines import service as deadlines
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.errors import NotFound
+from field_api.types import DateQuery, IdPath, IdQuery, OffsetQuery
 from field_api.work_orders import service as orders
 
 router = APIRouter(tags=["call-backs"])
@@ -35,8 +35,8 @@ def list_due_callbacks(
     session: DbSession,
     user: Reader,
     settings: AppSettings,
-    as_of: date | None = None,
-    district_id: int | None = None,
+    as_of: DateQuery = None,
+    district_id: IdQuery = None,
 ) -> list[CallBackDueRead]:
     """Call-backs not made yet, soonest due first (phones masked for planners)."""
     items = service.due_callbacks(
@@ -51,7 +51,7 @@ def list_due_callbacks(
 
 
 @router.get("/work-orders/{order_id}/callback")
-def get_callback(order_id: int, session: DbSession, user: CurrentUser) -> CallBackRead:
+def get_callback(order_id: IdPath, session: DbSession, user: CurrentUser) -> CallBackRead:
     """The order's call-back and its result."""
     orders.get_for_actor(session, order_id, user, write=False)
     callback = service.get_callback(session, order_id)
@@ -66,7 +66,7 @@ def get_callback(order_id: int, session: DbSession, user: CurrentUser) -> CallBa
 
 @router.post("/work-orders/{order_id}/callback/result")
 def record_callback_result(
-    order_id: int, body: CallBackResultCreate, session: DbSession, user: Service
+    order_id: IdPath, body: CallBackResultCreate, session: DbSession, user: Service
 ) -> CallBackRead:
     """Record the call-back: satisfaction and irregularities; the order becomes called_back."""
     order = orders.get_for_actor(session, order_id, user, write=True)
@@ -85,11 +85,11 @@ def record_callback_result(
 def list_review_flags(
     session: DbSession,
     user: Reader,
-    district_id: int | None = None,
+    district_id: IdQuery = None,
     kind: FlagKind | None = None,
     include_resolved: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> list[FlagRead]:
     """Orders flagged for possible off-system processing, with the reasons."""
     rows = service.list_flags(
@@ -106,7 +106,7 @@ def list_review_flags(
 
 @router.post("/review-flags/{flag_id}/resolve")
 def resolve_review_flag(
-    flag_id: int, body: FlagResolve, session: DbSession, user: Service
+    flag_id: IdPath, body: FlagResolve, session: DbSession, user: Service
 ) -> FlagRead:
     """Close a flag after review."""
     flag = service.resolve_flag(session, flag_id, resolution=body.resolution, actor=user)

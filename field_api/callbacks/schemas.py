@@ -11,6 +11,7 @@ from field_api.callbacks.rules import FlagKind, Irregularity
 from field_api.callbacks.service import CallBackDue
 from field_api.deadlines.rules import ClockStatus
 from field_api.privacy import mask_name, mask_phone
+from field_api.types import Text
 from field_api.work_orders.models import WorkOrder
 from field_api.work_orders.rules import Stage
 
@@ -22,7 +23,7 @@ class CallBackResultCreate(BaseModel):
         ge=1, le=5, description="1 (very dissatisfied) to 5 (very satisfied)."
     )
     irregularities: list[Irregularity] = Field(default_factory=list, max_length=10)
-    notes: str | None = Field(default=None, max_length=2000)
+    notes: Text | None = Field(default=None, max_length=2000)
 
 
 class CallBackRead(BaseModel):
@@ -98,7 +99,7 @@ class FlagRead(BaseModel):
 class FlagResolve(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    resolution: str = Field(min_length=1, max_length=2000)
+    resolution: Text = Field(min_length=1, max_length=2000)
 
 
 class ScanRead(BaseModel):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response, status
@@ -18,6 +17,7 @@ from field_api.checklists.schemas import (
     SubmissionRead,
 )
 from field_api.deps import CurrentUser, DbSession, require_roles
+from field_api.types import IdPath, IsoDate
 from field_api.work_orders import service as orders
 
 router = APIRouter(tags=["checklists"])
@@ -25,8 +25,8 @@ router = APIRouter(tags=["checklists"])
 FieldWork = Annotated[Principal, Depends(require_roles(Role.crew, Role.admin))]
 Planner = Annotated[Principal, Depends(require_roles(Role.planner, Role.admin))]
 Phase = Literal["before_energising", "supply_on"]
-From = Annotated[date, Query(alias="from", description="First day (China time), inclusive.")]
-To = Annotated[date, Query(alias="to", description="Last day (China time), inclusive.")]
+From = Annotated[IsoDate, Query(alias="from", description="First day (China time), inclusive.")]
+To = Annotated[IsoDate, Query(alias="to", description="Last day (China time), inclusive.")]
 GroupBy = Annotated[Literal["crew", "district", "kit", "card_version"], Query()]
 
 
@@ -40,7 +40,7 @@ def _csv(text: str, name: str) -> Response:
 
 @router.post("/work-orders/{order_id}/checklists/{phase}", status_code=status.HTTP_201_CREATED)
 def submit_checklist(
-    order_id: int, phase: Phase, body: ChecklistSubmit, session: DbSession, user: FieldWork
+    order_id: IdPath, phase: Phase, body: ChecklistSubmit, session: DbSession, user: FieldWork
 ) -> SubmissionRead:
     """Submit one phase of the order's card; every item is judged and the result stored."""
     row = service.submit(
@@ -55,7 +55,9 @@ def submit_checklist(
 
 
 @router.get("/work-orders/{order_id}/checklists")
-def list_checklists(order_id: int, session: DbSession, user: CurrentUser) -> list[SubmissionRead]:
+def list_checklists(
+    order_id: IdPath, session: DbSession, user: CurrentUser
+) -> list[SubmissionRead]:
     """The order's completion-check attempts with every item's verdict, oldest first."""
     orders.get_for_actor(session, order_id, user, write=False)
     rows = service.submissions_of(session, order_id)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from field_api.checklists.models import ChecklistItemResult, ChecklistSubmission
+from field_api.types import IsoAwareDatetime, Text
 
 Value = bool | int | float | str | None
 
@@ -16,8 +17,8 @@ class ChecklistSubmit(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    values: dict[str, Value] = Field(max_length=200)
-    device_time: AwareDatetime | None = None
+    values: dict[Text, Value] = Field(max_length=200)
+    device_time: IsoAwareDatetime | None = None
 
 
 class ItemResultRead(BaseModel):

@@ -15,6 +15,7 @@ from field_api.contracts.notifier import LoggingNotifier, Notifier
 from field_api.contracts.schemas import ContractRead, OtpRead, VerificationRead
 from field_api.contracts.signing import public_key_pem
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
+from field_api.types import IdPath
 
 router = APIRouter(tags=["contracts"])
 
@@ -34,21 +35,21 @@ SmsNotifier = Annotated[Notifier, Depends(get_notifier)]
 
 @router.post("/work-orders/{order_id}/contract", status_code=status.HTTP_201_CREATED)
 def generate_contract(
-    order_id: int, session: DbSession, user: FieldWork, settings: AppSettings
+    order_id: IdPath, session: DbSession, user: FieldWork, settings: AppSettings
 ) -> ContractRead:
     """Generate the contract from the order and its accepted scheme (again while unsigned)."""
     return ContractRead.of(service.generate(session, order_id, actor=user, settings=settings))
 
 
 @router.get("/work-orders/{order_id}/contract")
-def get_contract(order_id: int, session: DbSession, user: CurrentUser) -> ContractRead:
+def get_contract(order_id: IdPath, session: DbSession, user: CurrentUser) -> ContractRead:
     """Show the order's contract and its signing state."""
     return ContractRead.of(service.get_for_actor(session, order_id, user))
 
 
 @router.get("/work-orders/{order_id}/contract/pdf", response_class=Response)
 def get_contract_pdf(
-    order_id: int, session: DbSession, user: CurrentUser, settings: AppSettings
+    order_id: IdPath, session: DbSession, user: CurrentUser, settings: AppSettings
 ) -> Response:
     """Download the contract PDF: the signed file once signed, else the draft to read."""
     contract, data = service.document_of(session, order_id, actor=user, settings=settings)
@@ -66,7 +67,7 @@ def get_contract_pdf(
 
 @router.post("/work-orders/{order_id}/contract/otp", status_code=status.HTTP_201_CREATED)
 def request_contract_code(
-    order_id: int,
+    order_id: IdPath,
     session: DbSession,
     user: FieldWork,
     settings: AppSettings,
@@ -79,7 +80,7 @@ def request_contract_code(
 
 @router.post("/work-orders/{order_id}/contract/signature", response_model=ContractRead)
 def sign_contract(
-    order_id: int,
+    order_id: IdPath,
     session: DbSession,
     user: FieldWork,
     settings: AppSettings,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
@@ -24,6 +23,7 @@ from field_api.deadlines.schemas import (
     VisitRead,
 )
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles, writes_database
+from field_api.types import DateQuery, IdPath, IdQuery, IsoDate
 from field_api.work_orders import service as orders
 
 router = APIRouter(tags=["deadlines"])
@@ -35,11 +35,11 @@ Admin = Annotated[Principal, Depends(require_roles(Role.admin))]
 @router.get("/work-orders/{order_id}/deadlines")
 @writes_database  # stores the recomputed clocks
 def get_order_deadlines(
-    order_id: int,
+    order_id: IdPath,
     session: DbSession,
     user: CurrentUser,
     settings: AppSettings,
-    as_of: date | None = None,
+    as_of: DateQuery = None,
 ) -> OrderDeadlinesRead:
     """The order's time-limit clocks (end to end governs; provisional ones are marked)."""
     order = orders.get_for_actor(session, order_id, user, write=False)
@@ -50,7 +50,7 @@ def get_order_deadlines(
 
 
 @router.get("/work-orders/{order_id}/pauses")
-def list_pauses(order_id: int, session: DbSession, user: CurrentUser) -> list[PauseRead]:
+def list_pauses(order_id: IdPath, session: DbSession, user: CurrentUser) -> list[PauseRead]:
     """The order's clock pauses, oldest first."""
     orders.get_for_actor(session, order_id, user, write=False)
     return [PauseRead.of(p) for p in service.pauses_of(session, order_id)]
@@ -58,7 +58,7 @@ def list_pauses(order_id: int, session: DbSession, user: CurrentUser) -> list[Pa
 
 @router.post("/work-orders/{order_id}/pauses", status_code=status.HTTP_201_CREATED)
 def start_pause(
-    order_id: int, body: PauseCreate, session: DbSession, user: FieldWork, settings: AppSettings
+    order_id: IdPath, body: PauseCreate, session: DbSession, user: FieldWork, settings: AppSettings
 ) -> PauseRead:
     """Stop the order's clocks for a customer-caused wait (409 if one is running)."""
     order = orders.get_for_actor(session, order_id, user, write=True)
@@ -75,7 +75,7 @@ def start_pause(
 
 @router.post("/work-orders/{order_id}/pauses/{pause_id}/end")
 def end_pause(
-    order_id: int, pause_id: int, session: DbSession, user: FieldWork, settings: AppSettings
+    order_id: IdPath, pause_id: IdPath, session: DbSession, user: FieldWork, settings: AppSettings
 ) -> PauseRead:
     """Restart the order's clocks; the paused working days extend its deadlines."""
     order = orders.get_for_actor(session, order_id, user, write=True)
@@ -86,14 +86,16 @@ def end_pause(
 
 
 @router.get("/work-orders/{order_id}/appointments")
-def list_visits(order_id: int, session: DbSession, user: CurrentUser) -> list[VisitRead]:
+def list_visits(order_id: IdPath, session: DbSession, user: CurrentUser) -> list[VisitRead]:
     """The order's booked appointments (planned visit windows), oldest first."""
     orders.get_for_actor(session, order_id, user, write=False)
     return [VisitRead.of(v) for v in service.visits_of(session, order_id)]
 
 
 @router.post("/work-orders/{order_id}/appointments", status_code=status.HTTP_201_CREATED)
-def book_visit(order_id: int, body: VisitCreate, session: DbSession, user: FieldWork) -> VisitRead:
+def book_visit(
+    order_id: IdPath, body: VisitCreate, session: DbSession, user: FieldWork
+) -> VisitRead:
     """Book a visit window with the customer (the visits slice records the actual visit)."""
     order = orders.get_for_actor(session, order_id, user, write=True)
     visit = service.book_visit(
@@ -108,7 +110,9 @@ def book_visit(order_id: int, body: VisitCreate, session: DbSession, user: Field
 
 
 @router.post("/work-orders/{order_id}/appointments/{visit_id}/cancel")
-def cancel_visit(order_id: int, visit_id: int, session: DbSession, user: FieldWork) -> VisitRead:
+def cancel_visit(
+    order_id: IdPath, visit_id: IdPath, session: DbSession, user: FieldWork
+) -> VisitRead:
     """Cancel a booked appointment."""
     order = orders.get_for_actor(session, order_id, user, write=True)
     return VisitRead.of(service.cancel_visit(session, order, visit_id, actor=user))
@@ -120,9 +124,9 @@ def attention(
     session: DbSession,
     user: CurrentUser,
     settings: AppSettings,
-    as_of: date | None = None,
-    crew_id: int | None = None,
-    district_id: int | None = None,
+    as_of: DateQuery = None,
+    crew_id: IdQuery = None,
+    district_id: IdQuery = None,
 ) -> AttentionRead:
     """Orders due within one working day or overdue, with counts by district and crew."""
     day = as_of or service.today()
@@ -145,10 +149,10 @@ def attention(
 def compliance(
     session: DbSession,
     user: CurrentUser,
-    period_from: Annotated[date, Query(alias="from")],
-    period_to: Annotated[date, Query(alias="to")],
-    crew_id: int | None = None,
-    district_id: int | None = None,
+    period_from: Annotated[IsoDate, Query(alias="from")],
+    period_to: Annotated[IsoDate, Query(alias="to")],
+    crew_id: IdQuery = None,
+    district_id: IdQuery = None,
 ) -> ComplianceRead:
     """Met and missed time limits per stage and end to end for clocks finished in a period."""
     rows = service.compliance(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from field_api.deadlines import rules
 from field_api.deadlines.models import ClockPause, PlannedVisit
 from field_api.deadlines.service import AttentionGroup, AttentionItem
+from field_api.types import IsoAwareDatetime, Text
 from field_api.work_orders.rules import Stage
 
 
@@ -71,8 +72,8 @@ class OrderDeadlinesRead(BaseModel):
 class PauseCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=40, description="A configured pause reason.")
-    note: str | None = Field(default=None, max_length=2000)
+    reason: Text = Field(min_length=1, max_length=40, description="A configured pause reason.")
+    note: Text | None = Field(default=None, max_length=2000)
 
 
 class PauseRead(BaseModel):
@@ -95,9 +96,9 @@ class PauseRead(BaseModel):
 class VisitCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    window_start: AwareDatetime
-    window_end: AwareDatetime
-    note: str | None = Field(default=None, max_length=2000)
+    window_start: IsoAwareDatetime
+    window_end: IsoAwareDatetime
+    note: Text | None = Field(default=None, max_length=2000)
 
 
 class VisitRead(BaseModel):

@@ -33,6 +33,7 @@ from field_api.inspections.schemas import (
     ReviewRequest,
     ReviewResult,
 )
+from field_api.types import DB_INT_MAX, Code16Path, Code64Path, IdPath, OffsetQuery, Text100Query
 
 router = APIRouter(tags=["inspections"])
 page_router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -62,13 +63,13 @@ def import_batch(
 def list_findings(
     session: DbSession,
     _: Reader,
-    line_id: str | None = None,
-    asset_id: str | None = None,
-    class_name: str | None = None,
-    min_severity: Annotated[int | None, Query(ge=0)] = None,
+    line_id: Text100Query = None,
+    asset_id: Text100Query = None,
+    class_name: Text100Query = None,
+    min_severity: Annotated[int | None, Query(ge=0, le=DB_INT_MAX)] = None,
     status: FindingStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> list[FindingRead]:
     """Findings filtered by line, asset, class, severity and status."""
     rows = service.list_findings(
@@ -85,14 +86,14 @@ def list_findings(
 
 
 @router.get("/inspections/findings/{finding_id}")
-def get_finding(finding_id: str, session: DbSession, _: Reader) -> FindingRead:
+def get_finding(finding_id: Code64Path, session: DbSession, _: Reader) -> FindingRead:
     """One finding."""
     return FindingRead.model_validate(service.get_finding_or_raise(session, finding_id))
 
 
 @router.post("/inspections/findings/{finding_id}/review")
 def review_finding(
-    finding_id: str,
+    finding_id: Code64Path,
     body: ReviewRequest,
     session: DbSession,
     settings: AppSettings,
@@ -133,7 +134,7 @@ def list_lines(session: DbSession, _: Reader) -> list[LedgerLineRead]:
 
 
 @router.get("/inspections/photos/{photo_id}")
-def get_photo(photo_id: str, session: DbSession, _: Reader) -> InspectionPhotoRead:
+def get_photo(photo_id: Code64Path, session: DbSession, _: Reader) -> InspectionPhotoRead:
     """An inspection photo's metadata."""
     photo = session.get(InspectionPhoto, photo_id)
     if photo is None:
@@ -147,7 +148,7 @@ def get_photo(photo_id: str, session: DbSession, _: Reader) -> InspectionPhotoRe
 
 @router.get("/inspections/photos/{photo_id}/image", response_class=FileResponse)
 def photo_image(
-    photo_id: str, session: DbSession, settings: AppSettings, _: Reader
+    photo_id: Code64Path, session: DbSession, settings: AppSettings, _: Reader
 ) -> FileResponse:
     """The inspection photo's original bytes."""
     photo = session.get(InspectionPhoto, photo_id)
@@ -162,7 +163,7 @@ def photo_image(
 
 @router.get("/inspections/photos/{photo_id}/thumbnail", response_class=FileResponse)
 def photo_thumbnail(
-    photo_id: str, session: DbSession, settings: AppSettings, _: Reader
+    photo_id: Code64Path, session: DbSession, settings: AppSettings, _: Reader
 ) -> FileResponse:
     """The inspection photo's listing thumbnail."""
     photo = session.get(InspectionPhoto, photo_id)
@@ -177,7 +178,7 @@ def photo_thumbnail(
 
 @router.get("/inspections/findings/{finding_id}/crop", response_class=FileResponse)
 def finding_crop(
-    finding_id: str, session: DbSession, settings: AppSettings, user: CurrentUser
+    finding_id: Code64Path, session: DbSession, settings: AppSettings, user: CurrentUser
 ) -> FileResponse:
     """The finding's annotated evidence crop (readable by the assigned repair crew too)."""
     finding = service.get_finding_or_raise(session, finding_id)
@@ -205,7 +206,7 @@ def list_assets(session: DbSession, _: Reader, line_id: str | None = None) -> li
 def list_ledger_tasks(
     session: DbSession,
     _: Reader,
-    line_id: str | None = None,
+    line_id: Text100Query = None,
     status: LedgerTaskStatus | None = None,
 ) -> list[LedgerTaskRead]:
     """Ledger-correction tasks per line with their evidence."""
@@ -215,7 +216,7 @@ def list_ledger_tasks(
 
 @router.post("/inspections/ledger-tasks/{task_id}/decision")
 def decide_ledger_task(
-    task_id: str, body: LedgerDecision, session: DbSession, user: Inspector
+    task_id: Code64Path, body: LedgerDecision, session: DbSession, user: Inspector
 ) -> LedgerTaskRead:
     """Accept (the ledger is corrected) or dismiss a ledger-correction task."""
     task = service.decide_ledger_task(session, task_id, accept=body.accept, actor=user)
@@ -229,15 +230,15 @@ def list_repair_orders(session: DbSession, user: CurrentUser) -> list[RepairOrde
 
 
 @router.get("/repair-orders/{repair_id}")
-def get_repair_order(repair_id: int, session: DbSession, user: CurrentUser) -> RepairOrderRead:
+def get_repair_order(repair_id: IdPath, session: DbSession, user: CurrentUser) -> RepairOrderRead:
     """One repair order with its finding, kit and evidence."""
     return RepairOrderRead.model_validate(service.get_repair_for_actor(session, repair_id, user))
 
 
 @router.post("/repair-orders/{repair_id}/photos/{kind}")
 async def add_repair_photo(
-    repair_id: int,
-    kind: str,
+    repair_id: IdPath,
+    kind: Code16Path,
     file: UploadFile,
     session: DbSession,
     settings: AppSettings,
@@ -259,7 +260,7 @@ async def add_repair_photo(
 
 @router.post("/repair-orders/{repair_id}/transitions")
 def move_repair_order(
-    repair_id: int, body: RepairTransition, session: DbSession, user: CurrentUser
+    repair_id: IdPath, body: RepairTransition, session: DbSession, user: CurrentUser
 ) -> RepairOrderRead:
     """Move a repair order: assigned → on_site → repaired → verified."""
     order = service.move_repair(session, repair_id, body.to, actor=user)

@@ -7,11 +7,12 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from field_api.inspections.rules import FindingStatus, LedgerTaskStatus, RepairStage
+from field_api.types import Text
 
 
 class ImportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    directory: str = Field(
+    directory: Text = Field(
         min_length=1,
         max_length=1000,
         description="Batch output folder, relative to the configured inspections folder.",
@@ -54,10 +55,10 @@ class ReviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: FindingStatus
-    class_name: str | None = Field(default=None, min_length=1, max_length=64)
+    class_name: Text | None = Field(default=None, min_length=1, max_length=64)
     severity: int | None = Field(default=None, ge=0, le=10)
     xyxy: tuple[float, float, float, float] | None = None
-    note: str | None = Field(default=None, max_length=2000)
+    note: Text | None = Field(default=None, max_length=2000)
 
 
 class RepairOrderRead(BaseModel):

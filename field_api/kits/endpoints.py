@@ -21,6 +21,7 @@ from field_api.kits.schemas import (
     ReservationRead,
     StockRead,
 )
+from field_api.types import CodePath, IdPath
 from standard_kits import load_catalogue
 from standard_kits.schemas import ConnectionKit, Material, RepairKit
 
@@ -35,7 +36,7 @@ def list_kits(user: CurrentUser) -> KitsRead:
 
 
 @router.get("/kits/{code}")
-def get_kit(code: str, user: CurrentUser) -> ConnectionKit | RepairKit:
+def get_kit(code: CodePath, user: CurrentUser) -> ConnectionKit | RepairKit:
     """One standard kit by code."""
     cat = load_catalogue()
     kit = cat.get_connection_kit(code) or next(
@@ -56,7 +57,7 @@ def list_materials(
 
 
 @router.get("/materials/{code}")
-def get_material(code: str, user: CurrentUser) -> Material:
+def get_material(code: CodePath, user: CurrentUser) -> Material:
     """One material by code."""
     material = load_catalogue().get_material(code)
     if material is None:
@@ -84,7 +85,7 @@ def list_depots(session: DbSession, user: CurrentUser) -> list[DepotRead]:
 
 
 @router.get("/depots/{code}/stock")
-def depot_stock(code: str, session: DbSession, user: CurrentUser) -> list[StockRead]:
+def depot_stock(code: CodePath, session: DbSession, user: CurrentUser) -> list[StockRead]:
     """The depot's stock per material: on hand, reserved, available."""
     depot = service.get_depot_or_raise(session, code)
     return [StockRead.of(depot, item) for item in service.stock_of(session, depot)]
@@ -92,7 +93,7 @@ def depot_stock(code: str, session: DbSession, user: CurrentUser) -> list[StockR
 
 @router.post("/depots/{code}/receipts", status_code=status.HTTP_201_CREATED)
 def receive_stock(
-    code: str, body: ReceiptCreate, session: DbSession, user: CurrentUser
+    code: CodePath, body: ReceiptCreate, session: DbSession, user: CurrentUser
 ) -> list[StockRead]:
     """Book delivered materials into the depot (storekeeper, admin)."""
     items = service.receive(session, code, body.lines, actor=user)
@@ -102,7 +103,7 @@ def receive_stock(
 
 @router.put("/depots/{code}/stock/{material_code}/reorder-level")
 def set_reorder_level(
-    code: str, material_code: str, body: ReorderLevelUpdate, session: DbSession,
+    code: CodePath, material_code: CodePath, body: ReorderLevelUpdate, session: DbSession,
     user: CurrentUser,
 ) -> StockRead:
     """Set the level at which the material appears in the low-stock report."""
@@ -122,7 +123,7 @@ def low_stock(
 
 @router.post("/work-orders/{order_id}/kit-reservations", status_code=status.HTTP_201_CREATED)
 def reserve_kit(
-    order_id: int, body: ReservationCreate, session: DbSession, user: CurrentUser
+    order_id: IdPath, body: ReservationCreate, session: DbSession, user: CurrentUser
 ) -> ReservationRead:
     """Reserve the order's kit with its route quantities: all materials or none (409)."""
     reservation = service.reserve_for_order(
@@ -133,7 +134,7 @@ def reserve_kit(
 
 @router.get("/work-orders/{order_id}/kit-reservations")
 def list_reservations(
-    order_id: int, session: DbSession, user: CurrentUser
+    order_id: IdPath, session: DbSession, user: CurrentUser
 ) -> list[ReservationRead]:
     """The order's kit reservations, oldest first."""
     found = service.reservations_of(session, order_id, actor=user)
@@ -142,7 +143,7 @@ def list_reservations(
 
 @router.post("/kit-reservations/{reservation_id}/issue")
 def issue_kit(
-    reservation_id: int, body: IssueCreate, session: DbSession, user: CurrentUser
+    reservation_id: IdPath, body: IssueCreate, session: DbSession, user: CurrentUser
 ) -> ReservationRead:
     """Hand the reserved kit over at pick-up, with the issued meter's barcode (storekeeper)."""
     reservation = service.issue(
@@ -153,7 +154,7 @@ def issue_kit(
 
 @router.post("/kit-reservations/{reservation_id}/close")
 def close_kit(
-    reservation_id: int, body: CloseCreate, session: DbSession, user: CurrentUser
+    reservation_id: IdPath, body: CloseCreate, session: DbSession, user: CurrentUser
 ) -> ReservationRead:
     """Record what was consumed; the rest is returned to the depot (storekeeper)."""
     reservation = service.close(session, reservation_id, consumed=body.consumed, actor=user)
@@ -161,7 +162,7 @@ def close_kit(
 
 
 @router.post("/kit-reservations/{reservation_id}/cancel")
-def cancel_kit(reservation_id: int, session: DbSession, user: CurrentUser) -> ReservationRead:
+def cancel_kit(reservation_id: IdPath, session: DbSession, user: CurrentUser) -> ReservationRead:
     """Release a reservation that was not picked up."""
     reservation = service.cancel(session, reservation_id, actor=user)
     return ReservationRead.of(reservation, service.lines_of(session, reservation))

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from field_api.kits.models import Depot, KitReservation, ReservationLine, StockItem
 from field_api.kits.rules import from_milli
+from field_api.types import Text
 from standard_kits import load_catalogue
 from standard_kits.schemas import ConnectionKit, RepairKit
 
@@ -27,9 +28,9 @@ class KitsRead(BaseModel):
 class DepotCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    code: str = Field(min_length=1, max_length=32, pattern=_CODE)
-    name: str = Field(min_length=1, max_length=200)
-    district_code: str | None = Field(default=None, max_length=32)
+    code: Text = Field(min_length=1, max_length=32, pattern=_CODE)
+    name: Text = Field(min_length=1, max_length=200)
+    district_code: Text | None = Field(default=None, max_length=32)
 
 
 class DepotRead(BaseModel):
@@ -48,7 +49,7 @@ class ReceiptCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    lines: dict[str, Quantity] = Field(min_length=1, max_length=500)
+    lines: dict[Text, Quantity] = Field(min_length=1, max_length=500)
 
 
 class ReorderLevelUpdate(BaseModel):
@@ -87,13 +88,13 @@ class StockRead(BaseModel):
 class ReservationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    depot_code: str = Field(min_length=1, max_length=32)
+    depot_code: Text = Field(min_length=1, max_length=32)
 
 
 class IssueCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    meter_barcode: str = Field(
+    meter_barcode: Text = Field(
         pattern=r"^[0-9A-Za-z]{8,32}$",
         description="The barcode of the meter handed over (State Grid codes have 22 digits).",
     )
@@ -104,7 +105,7 @@ class CloseCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    consumed: dict[str, Quantity] = Field(max_length=500)
+    consumed: dict[Text, Quantity] = Field(max_length=500)
 
 
 class ReservationLineRead(BaseModel):

@@ -46,6 +46,7 @@ from field_api.media.models import AnalysisState, MediaItem, ResumableUpload
 from field_api.media.receive import append_stream, receive_multipart
 from field_api.media.rules import FlagCode, MediaKind
 from field_api.media.schemas import FlaggedItemRead, FlagRead, MediaCreate, MediaRead
+from field_api.types import CodePath, IdPath, IdQuery, OffsetQuery
 from field_api.work_orders import service as orders
 
 router = APIRouter(tags=["media"])
@@ -91,7 +92,7 @@ def _authenticate_briefly(request: Request, order_id: int | None = None) -> Prin
             session.rollback()
 
 
-def _order_writer(request: Request, order_id: int) -> Principal:
+def _order_writer(request: Request, order_id: IdPath) -> Principal:
     return _authenticate_briefly(request, order_id)
 
 
@@ -150,7 +151,7 @@ def _declared_length(request: Request) -> int | None:
 
 @router.post("/work-orders/{order_id}/media", status_code=status.HTTP_201_CREATED)
 async def upload_media(
-    order_id: int,
+    order_id: IdPath,
     request: Request,
     response: Response,
     background: BackgroundTasks,
@@ -221,7 +222,7 @@ async def upload_media(
 
 @router.get("/work-orders/{order_id}/media")
 def list_order_media(
-    order_id: int, session: DbSession, user: CurrentUser, kind: MediaKind | None = None
+    order_id: IdPath, session: DbSession, user: CurrentUser, kind: MediaKind | None = None
 ) -> list[MediaRead]:
     """The order's photos and videos with their evidence flags."""
     items = service.list_for_order(session, order_id, user, kind=kind)
@@ -234,9 +235,9 @@ def list_media_flags(
     session: DbSession,
     user: CurrentUser,
     code: FlagCode | None = None,
-    order_id: int | None = None,
+    order_id: IdQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> list[FlaggedItemRead]:
     """Evidence flagged for review (planners), newest first, each with its reason."""
     rows = service.list_flags(
@@ -254,8 +255,8 @@ def list_media_flags(
     ]
 
 
-@router.get("/media/{media_id}")
-def get_media(media_id: int, session: DbSession, user: CurrentUser) -> MediaRead:
+@router.get("/media/{media_id:int}")
+def get_media(media_id: IdPath, session: DbSession, user: CurrentUser) -> MediaRead:
     """One item's metadata and flags."""
     return _read(session, service.get_for_actor(session, media_id, user))
 
@@ -290,9 +291,9 @@ def _file_response(
     return FileResponse(path, media_type=content_type, headers=headers)
 
 
-@router.get("/media/{media_id}/content", response_class=FileResponse)
+@router.get("/media/{media_id:int}/content", response_class=FileResponse)
 def download_media(
-    media_id: int,
+    media_id: IdPath,
     session: DbSession,
     user: CurrentUser,
     settings: AppSettings,
@@ -303,9 +304,9 @@ def download_media(
     return _file_response(settings, item.sha256, item.media_type.mime, if_none_match)
 
 
-@router.get("/media/{media_id}/thumbnail", response_class=FileResponse)
+@router.get("/media/{media_id:int}/thumbnail", response_class=FileResponse)
 def download_thumbnail(
-    media_id: int,
+    media_id: IdPath,
     session: DbSession,
     user: CurrentUser,
     settings: AppSettings,
@@ -359,7 +360,7 @@ def _parse_upload_metadata(raw: str | None) -> dict[str, str]:
 
 @router.post("/work-orders/{order_id}/media/uploads", status_code=status.HTTP_201_CREATED)
 def tus_create(
-    order_id: int,
+    order_id: IdPath,
     session: DbSession,
     user: CurrentUser,
     settings: AppSettings,
@@ -396,7 +397,7 @@ def tus_create(
 
 @router.head("/media/uploads/{upload_id}")
 def tus_head(
-    upload_id: str,
+    upload_id: CodePath,
     session: DbSession,
     user: CurrentUser,
     settings: AppSettings,
@@ -435,7 +436,7 @@ def _exclusive(path: Path) -> Iterator[None]:
 
 @router.patch("/media/uploads/{upload_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def tus_patch(
-    upload_id: str,
+    upload_id: CodePath,
     request: Request,
     background: BackgroundTasks,
     user: StreamingUser,
@@ -526,7 +527,7 @@ def _abandon(session: Session, upload_id: str, settings: Settings, user: Princip
 
 @router.delete("/media/uploads/{upload_id}", status_code=status.HTTP_204_NO_CONTENT)
 def tus_delete(
-    upload_id: str,
+    upload_id: CodePath,
     session: DbSession,
     user: CurrentUser,
     settings: AppSettings,

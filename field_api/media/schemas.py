@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from field_api.media.analysis import MediaType
 from field_api.media.models import AnalysisState, MediaFlag, MediaItem
 from field_api.media.rules import FlagCode, MediaKind
+from field_api.types import Text
 from field_api.work_orders.rules import Stage
 
 
@@ -18,13 +19,17 @@ class MediaCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    client_id: str = Field(description="The terminal's own UUID for this item (retry key).")
+    client_id: Text = Field(
+        min_length=1,
+        max_length=36,
+        description="The terminal's own UUID for this item (retry key).",
+    )
     kind: MediaKind
     stage: Stage | None = Field(default=None, description="Default: the order's current stage.")
-    scanned_value: str | None = Field(
+    scanned_value: Text | None = Field(
         default=None, max_length=200, description="What the terminal's scanner read (barcode)."
     )
-    sha256: str | None = Field(
+    sha256: Text | None = Field(
         default=None, pattern=r"^[0-9a-f]{64}$", description="Expected sha256 (tus: verified)."
     )
 

@@ -13,6 +13,7 @@ from field_api.deps import CurrentUser, DbSession, require_roles
 from field_api.errors import PayloadTooLarge
 from field_api.network import service
 from field_api.network.schemas import ImportReportRead, TransformerRead
+from field_api.types import Code64Path
 
 router = APIRouter(prefix="/network", tags=["network"])
 
@@ -57,7 +58,7 @@ def transformers_near(
 
 
 @router.get("/transformers/{code}")
-def get_transformer(code: str, session: DbSession, user: CurrentUser) -> TransformerRead:
+def get_transformer(code: Code64Path, session: DbSession, user: CurrentUser) -> TransformerRead:
     """One transformer with its capacity position."""
     transformer = service.get_by_code_or_raise(session, code)
     return TransformerRead(**service.transformer_summary(session, transformer))

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from field_api.schemes.models import SupplyScheme
+from field_api.types import Text
 
 
 class SchemeCreate(BaseModel):
@@ -17,10 +18,10 @@ class SchemeCreate(BaseModel):
 
     lon: float | None = Field(default=None, ge=-180, le=180, description="Surveyed position.")
     lat: float | None = Field(default=None, ge=-90, le=90, description="Surveyed position.")
-    laying_method: str | None = Field(
+    laying_method: Text | None = Field(
         default=None, max_length=8, description="E (air/tray) or D1 (duct in ground)."
     )
-    preferred_cable: str | None = Field(
+    preferred_cable: Text | None = Field(
         default=None, max_length=32, description="A cable to try first, e.g. what is on the truck."
     )
     accept: bool = Field(

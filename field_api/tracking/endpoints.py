@@ -25,6 +25,7 @@ from field_api.tracking.schemas import (
     SubscriptionRead,
     TrackingLinkRead,
 )
+from field_api.types import Code64Path, IdPath
 from field_api.work_orders import service as orders
 
 router = APIRouter(tags=["tracking"])
@@ -56,7 +57,7 @@ def _templates() -> Environment:
 @router.get("/work-orders/{order_id}/tracking")
 @writes_database  # creates the token on first use
 def get_tracking_link(
-    order_id: int, session: DbSession, user: CurrentUser, settings: AppSettings
+    order_id: IdPath, session: DbSession, user: CurrentUser, settings: AppSettings
 ) -> TrackingLinkRead:
     """The order's public tracking link (created on first use)."""
     order = orders.get_for_actor(session, order_id, user, write=False)
@@ -70,13 +71,13 @@ def get_tracking_link(
 
 
 @router.get("/track/{token}")
-def get_progress(token: str, session: DbSession, settings: AppSettings) -> ProgressRead:
+def get_progress(token: Code64Path, session: DbSession, settings: AppSettings) -> ProgressRead:
     """Public: an order's progress by its tracking token (personal data masked)."""
     return ProgressRead.of(service.progress(session, token, calendar=calendar_for(settings)))
 
 
 @router.get("/t/{token}", response_class=HTMLResponse)
-def progress_page(token: str, session: DbSession, settings: AppSettings) -> HTMLResponse:
+def progress_page(token: Code64Path, session: DbSession, settings: AppSettings) -> HTMLResponse:
     """Public: the mobile progress page of an order."""
     try:
         view = service.progress(session, token, calendar=calendar_for(settings))
@@ -110,7 +111,7 @@ def list_subscriptions(session: DbSession, _: Service) -> list[SubscriptionRead]
 
 @router.post("/webhooks/subscriptions/{subscription_id}/deactivate")
 def deactivate_subscription(
-    subscription_id: int, session: DbSession, user: Service
+    subscription_id: IdPath, session: DbSession, user: Service
 ) -> SubscriptionRead:
     """Stop sending to a subscriber."""
     sub = service.deactivate_subscription(session, subscription_id, actor=user)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from field_api.tracking.models import WebhookDelivery, WebhookSubscription
 from field_api.tracking.rules import EventType
 from field_api.tracking.service import ProgressView
+from field_api.types import Text
 from field_api.work_orders.rules import Stage
 
 
@@ -96,8 +97,8 @@ class TrackingLinkRead(BaseModel):
 class SubscriptionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
-    url: str = Field(min_length=8, max_length=500)
+    name: Text = Field(min_length=1, max_length=100)
+    url: Text = Field(min_length=8, max_length=500)
     events: list[EventType] = Field(min_length=1)
 
 

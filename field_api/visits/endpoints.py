@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
@@ -12,6 +11,7 @@ from field_api.auth.models import Role
 from field_api.auth.rules import Principal
 from field_api.checklists.service import csv_text
 from field_api.deps import CurrentUser, DbSession, require_roles
+from field_api.types import IdPath, IsoDate
 from field_api.visits import service
 from field_api.visits.schemas import (
     CompletionRead,
@@ -27,14 +27,14 @@ router = APIRouter(tags=["visits"])
 
 FieldWork = Annotated[Principal, Depends(require_roles(Role.crew, Role.admin))]
 Planner = Annotated[Principal, Depends(require_roles(Role.planner, Role.admin))]
-From = Annotated[date, Query(alias="from", description="First day (China time), inclusive.")]
-To = Annotated[date, Query(alias="to", description="Last day (China time), inclusive.")]
+From = Annotated[IsoDate, Query(alias="from", description="First day (China time), inclusive.")]
+To = Annotated[IsoDate, Query(alias="to", description="Last day (China time), inclusive.")]
 
 
 # /work-orders/{id}/visits itself belongs to the deadlines slice (visits booked with the
 # customer); a crew's arrival on site opens one of these visit records instead.
 @router.post("/work-orders/{order_id}/visits/arrival", status_code=status.HTTP_201_CREATED)
-def arrive(order_id: int, body: VisitCreate, session: DbSession, user: FieldWork) -> VisitRead:
+def arrive(order_id: IdPath, body: VisitCreate, session: DbSession, user: FieldWork) -> VisitRead:
     """Record the crew's arrival on site (opens a visit)."""
     visit = service.arrive(
         session,
@@ -49,7 +49,7 @@ def arrive(order_id: int, body: VisitCreate, session: DbSession, user: FieldWork
 
 
 @router.get("/work-orders/{order_id}/visits/on-site")
-def list_visits(order_id: int, session: DbSession, user: CurrentUser) -> list[VisitRead]:
+def list_visits(order_id: IdPath, session: DbSession, user: CurrentUser) -> list[VisitRead]:
     """The crew's visits to the order's site (arrival, departure, stages done), oldest first."""
     orders.get_for_actor(session, order_id, user, write=False)
     return [VisitRead.of(v) for v in service.visits_of(session, order_id)]
@@ -57,8 +57,8 @@ def list_visits(order_id: int, session: DbSession, user: CurrentUser) -> list[Vi
 
 @router.post("/work-orders/{order_id}/visits/{visit_id}/complete")
 def complete_visit(
-    order_id: int,
-    visit_id: int,
+    order_id: IdPath,
+    visit_id: IdPath,
     session: DbSession,
     user: FieldWork,
     body: VisitComplete | None = None,
@@ -86,7 +86,7 @@ def complete_visit(
 
 @router.post("/work-orders/{order_id}/visits/{visit_id}/depart")
 def depart(
-    order_id: int, visit_id: int, body: VisitDepart, session: DbSession, user: FieldWork
+    order_id: IdPath, visit_id: IdPath, body: VisitDepart, session: DbSession, user: FieldWork
 ) -> VisitRead:
     """Record the crew leaving the site (closes the visit)."""
     visit = service.depart(

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from field_api.types import IsoAwareDatetime
 from field_api.visits.models import Visit, VisitOutcome
 from field_api.work_orders.rules import Stage
 
@@ -19,7 +20,7 @@ class VisitCreate(BaseModel):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     accuracy_m: float | None = Field(default=None, ge=0, le=100_000)
-    device_time: AwareDatetime | None = None
+    device_time: IsoAwareDatetime | None = None
 
 
 class VisitDepart(BaseModel):
@@ -29,7 +30,7 @@ class VisitDepart(BaseModel):
 
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
-    device_time: AwareDatetime | None = None
+    device_time: IsoAwareDatetime | None = None
 
 
 class VisitComplete(BaseModel):
@@ -39,7 +40,7 @@ class VisitComplete(BaseModel):
 
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
-    device_time: AwareDatetime | None = None
+    device_time: IsoAwareDatetime | None = None
 
 
 class VisitRead(BaseModel):

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, status
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
 from field_api.deps import CurrentUser, DbSession, require_roles
+from field_api.types import IdPath, IdQuery, OffsetQuery
 from field_api.work_orders import service
 from field_api.work_orders.rules import Stage
 from field_api.work_orders.schemas import (
@@ -40,10 +41,10 @@ def list_work_orders(
     session: DbSession,
     user: CurrentUser,
     stage: Stage | None = None,
-    crew_id: int | None = None,
-    district_id: int | None = None,
+    crew_id: IdQuery = None,
+    district_id: IdQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> list[WorkOrderRead]:
     """List the work orders the caller may see (personal data masked)."""
     orders = service.list_for_actor(
@@ -59,7 +60,7 @@ def list_work_orders(
 
 
 @router.get("/{order_id}")
-def get_work_order(order_id: int, session: DbSession, user: CurrentUser) -> WorkOrderRead:
+def get_work_order(order_id: IdPath, session: DbSession, user: CurrentUser) -> WorkOrderRead:
     """Show one work order with the stages it may move to next."""
     order = service.get_for_actor(session, order_id, user, write=False)
     return WorkOrderRead.of(order, masked=_masked_for(user))
@@ -67,7 +68,7 @@ def get_work_order(order_id: int, session: DbSession, user: CurrentUser) -> Work
 
 @router.put("/{order_id}/assignment")
 def assign_work_order(
-    order_id: int, body: AssignmentUpdate, session: DbSession, user: Intake
+    order_id: IdPath, body: AssignmentUpdate, session: DbSession, user: Intake
 ) -> WorkOrderRead:
     """Assign the order to a crew."""
     order = service.assign(session, order_id, crew_code=body.crew_code, actor=user)
@@ -76,7 +77,7 @@ def assign_work_order(
 
 @router.post("/{order_id}/transitions", status_code=status.HTTP_201_CREATED)
 def transition_work_order(
-    order_id: int, body: TransitionCreate, session: DbSession, user: CurrentUser
+    order_id: IdPath, body: TransitionCreate, session: DbSession, user: CurrentUser
 ) -> TransitionRead:
     """Move the order to another stage (409 naming the allowed stages when illegal)."""
     order = service.get_for_actor(session, order_id, user, write=True)
@@ -96,7 +97,9 @@ def transition_work_order(
 
 
 @router.get("/{order_id}/transitions")
-def list_transitions(order_id: int, session: DbSession, user: CurrentUser) -> list[TransitionRead]:
+def list_transitions(
+    order_id: IdPath, session: DbSession, user: CurrentUser
+) -> list[TransitionRead]:
     """The order's recorded stage changes, oldest first."""
     service.get_for_actor(session, order_id, user, write=False)
     return [TransitionRead.model_validate(t) for t in service.transitions_of(session, order_id)]

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from field_api.privacy import mask_id_number, mask_name, mask_phone
+from field_api.types import IsoAwareDatetime, IsoDate, Text
 from field_api.work_orders.models import WorkOrder
 from field_api.work_orders.rules import Area, Category, Channel, Stage, allowed_targets
 
@@ -15,39 +16,39 @@ from field_api.work_orders.rules import Area, Category, Channel, Stage, allowed_
 class WorkOrderCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    customer_name: str = Field(min_length=1, max_length=200)
-    customer_phone: str = Field(pattern=r"^\+?[0-9]{6,20}$")
-    customer_id_number: str = Field(pattern=r"^[0-9A-Za-z]{6,32}$")
+    customer_name: Text = Field(min_length=1, max_length=200)
+    customer_phone: Text = Field(pattern=r"^\+?[0-9]{6,20}$")
+    customer_id_number: Text = Field(pattern=r"^[0-9A-Za-z]{6,32}$")
     category: Category
     capacity_kw: float = Field(gt=0, le=10_000)
     phases: Literal[1, 3]
-    address: str = Field(min_length=1, max_length=500)
+    address: Text = Field(min_length=1, max_length=500)
     lon: float = Field(ge=-180, le=180)
     lat: float = Field(ge=-90, le=90)
-    district_code: str = Field(min_length=1, max_length=32)
-    crew_code: str | None = Field(default=None, max_length=32)
+    district_code: Text = Field(min_length=1, max_length=32)
+    crew_code: Text | None = Field(default=None, max_length=32)
     area: Area = Area.urban
     channel: Channel = Channel.app
-    applied_on: date
+    applied_on: IsoDate
 
 
 class AssignmentUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    crew_code: str = Field(min_length=1, max_length=32)
+    crew_code: Text = Field(min_length=1, max_length=32)
 
 
 class TransitionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     to: Stage
-    reason: str | None = Field(default=None, max_length=2000)
-    expected_on: date | None = Field(
+    reason: Text | None = Field(default=None, max_length=2000)
+    expected_on: IsoDate | None = Field(
         default=None, description="Expected end of grid reinforcement (white list only)."
     )
-    device_time: AwareDatetime | None = None
+    device_time: IsoAwareDatetime | None = None
     device_lat: float | None = Field(default=None, ge=-90, le=90)
     device_lon: float | None = Field(default=None, ge=-180, le=180)
-    data: dict[str, Any] | None = None
+    data: dict[Text, Any] | None = None
 
 
 class TransitionRead(BaseModel):
