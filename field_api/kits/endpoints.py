@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Path, Query, status
 
 from field_api.deps import CurrentUser, DbSession
 from field_api.errors import NotFound
@@ -158,6 +158,17 @@ def close_kit(
 ) -> ReservationRead:
     """Record what was consumed; the rest is returned to the depot (storekeeper)."""
     reservation = service.close(session, reservation_id, consumed=body.consumed, actor=user)
+    return ReservationRead.of(reservation, service.lines_of(session, reservation))
+
+
+@router.post("/kit-reservations/{reservation_id}/return")
+def return_kit(
+    reservation_id: Annotated[int, Path(ge=1, le=2_147_483_647)],
+    session: DbSession,
+    user: CurrentUser,
+) -> ReservationRead:
+    """Book an issued kit back into stock, whole, before installation (storekeeper, admin)."""
+    reservation = service.return_to_stock(session, reservation_id, actor=user)
     return ReservationRead.of(reservation, service.lines_of(session, reservation))
 
 

@@ -94,9 +94,12 @@ class ReservationCreate(BaseModel):
 class IssueCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    meter_barcode: Text = Field(
-        pattern=r"^[0-9A-Za-z]{8,32}$",
-        description="The barcode of the meter handed over (State Grid codes have 22 digits).",
+    meter_barcode: str = Field(
+        min_length=1,
+        max_length=64,
+        description="The 22-digit State Grid asset code of the meter handed over (spaces and "
+        "hyphens between digit groups are dropped); checked by the one meter-code rule "
+        "(field_api.meters), as the crew's barcode upload is.",
     )
 
 

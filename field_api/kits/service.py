@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
-from field_api import clock
+from field_api import clock, meters
 from field_api.audit import service as audit
 from field_api.auth import service as auth_service
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
+from field_api.config import Settings
 from field_api.errors import (
     Conflict,
     Forbidden,
@@ -39,9 +40,14 @@ from field_api.kits.models import (
 from field_api.schemes import service as schemes
 from field_api.work_orders import service as orders
 from field_api.work_orders.models import WorkOrder
+from field_api.work_orders.rules import Stage
 from standard_kits import load_catalogue
 
 ACTIVE = ("reserved", "issued")
+# Once the meter is on the wall the kit is consumed: an issued kit is closed with its returns.
+INSTALLED_OR_LATER = frozenset(
+    {Stage.installed, Stage.inspected, Stage.energised, Stage.called_back, Stage.closed}
+)
 STORE_ROLES = (Role.storekeeper, Role.admin)
 
 
@@ -280,10 +286,23 @@ def reserve_for_order(
 
 
 def issue(
-    session: Session, reservation_id: int, *, meter_barcode: str, actor: Principal
+    session: Session,
+    reservation_id: int,
+    *,
+    meter_barcode: str,
+    actor: Principal,
+    settings: Settings | None = None,
 ) -> KitReservation:
-    """Hand the kit to the crew at pick-up, recording the issued meter's barcode."""
+    """Hand the kit to the crew at pick-up, recording the issued meter's barcode.
+
+    The barcode is checked by the one meter-code rule (:func:`field_api.meters.meter_code`:
+    22 digits, the configured check digit) that the crew's barcode upload uses, so a kit can
+    never be issued with a meter the crew cannot then record.
+    """
     _require_store(actor)
+    meter = meters.meter_code(
+        meter_barcode, check_digit_rule=meters.configured_check_digit_rule(settings)
+    )
     reservation = get_reservation_or_raise(session, reservation_id)
     if reservation.status != "reserved":
         raise InvalidTransition(
@@ -311,7 +330,7 @@ def issue(
             )
         _movement(session, reservation.depot_id, code, "issue", on_hand=-qty, reserved=-qty,
                   actor=actor, reservation_id=reservation.id)
-    reservation.status, reservation.meter_barcode = "issued", meter_barcode
+    reservation.status, reservation.meter_barcode = "issued", meter
     reservation.issued_by, reservation.issued_at = actor.user_id, clock.now()
     audit.record(session, actor=actor, action="kit_reservation.issue", entity=reservation)
     _audit_stock(session, reservation.depot_id, lines, actor, "stock.issue")
@@ -360,14 +379,83 @@ def close(
     return reservation
 
 
+def return_to_stock(
+    session: Session, reservation_id: int, *, actor: Principal
+) -> KitReservation:
+    """Book an issued kit back on the depot's shelves, whole, before it was installed.
+
+    The crew brings the kit back unused (a wrong kit, a changed scheme, a cancelled order):
+    every line returns in full, the reservation ends ``returned`` and the order may reserve
+    again. After installation the kit is closed with its consumption instead (409).
+    """
+    _require_store(actor)
+    reservation = get_reservation_or_raise(session, reservation_id)
+    if reservation.status != "issued":
+        raise InvalidTransition(
+            f"kit reservation {reservation.id} is {reservation.status}, not issued",
+            code="kit.not_issued",
+            params={"reservation_id": reservation.id, "status": str(reservation.status)},
+        )
+    _ensure_not_installed(session, reservation)
+    _return_whole_kit(session, reservation, actor=actor, status="returned")
+    return reservation
+
+
+def _ensure_not_installed(session: Session, reservation: KitReservation) -> None:
+    order = orders.get_or_raise(session, reservation.order_id)
+    if order.stage in INSTALLED_OR_LATER:
+        raise Conflict(
+            f"order {order.id} is {order.stage.value}: the meter of kit reservation "
+            f"{reservation.id} is installed; close the reservation with what was consumed",
+            code="kit.already_installed",
+            params={
+                "reservation_id": reservation.id,
+                "order_id": order.id,
+                "stage": order.stage.value,
+            },
+        )
+
+
+def _return_whole_kit(
+    session: Session, reservation: KitReservation, *, actor: Principal, status: str
+) -> None:
+    lines = {line.material_code: line for line in lines_of(session, reservation)}
+    for code, line in sorted(lines.items()):
+        line.consumed_milli, line.returned_milli = 0, line.quantity_milli
+        session.execute(
+            update(StockItem)
+            .where(StockItem.depot_id == reservation.depot_id, StockItem.material_code == code)
+            .values(
+                on_hand_milli=StockItem.on_hand_milli + line.quantity_milli,
+                updated_at=clock.now(),
+            )
+            .execution_options(synchronize_session=False, **audit.CALLER_RECORDS)
+        )
+        _movement(session, reservation.depot_id, code, "return", on_hand=line.quantity_milli,
+                  actor=actor, reservation_id=reservation.id)
+    reservation.status = status
+    reservation.closed_by, reservation.closed_at = actor.user_id, clock.now()
+    session.flush()
+    for line in lines.values():
+        audit.record(session, actor=actor, action=f"kit_reservation_line.{status}", entity=line)
+    audit.record(session, actor=actor, action=f"kit_reservation.{status}", entity=reservation)
+    _audit_stock(session, reservation.depot_id, dict.fromkeys(lines, 1), actor, "stock.return")
+
+
 def cancel(session: Session, reservation_id: int, *, actor: Principal) -> KitReservation:
-    """Release a reservation that was not picked up."""
+    """Release a reservation that was not picked up, or cancel an issued one before
+    installation (the storekeeper books the whole kit back on the shelves)."""
     reservation = get_reservation_or_raise(session, reservation_id)
     _order_for(session, reservation.order_id, actor, write=True)
+    if reservation.status == "issued":
+        _require_store(actor)
+        _ensure_not_installed(session, reservation)
+        _return_whole_kit(session, reservation, actor=actor, status="cancelled")
+        return reservation
     if reservation.status != "reserved":
         raise InvalidTransition(
-            f"kit reservation {reservation.id} is {reservation.status}; only a reserved kit "
-            "can be cancelled (an issued one is closed with its returns)",
+            f"kit reservation {reservation.id} is {reservation.status}; only a reserved kit, "
+            "or an issued one before installation, can be cancelled",
             code="kit.cancel_refused",
             params={"reservation_id": reservation.id, "status": str(reservation.status)},
         )

@@ -5,22 +5,29 @@ turn itself) and fails between roughly 15° and 75°, so :func:`decode_barcodes`
 copies rotated in 18° steps — every angle is then within 9° of one attempt — and a grey,
 contrast-stretched copy for dim or washed-out photos.
 
-The State Grid meter identification code (Q/GDW 1205-2013, DOMAIN.md) is 22 digits: 5-digit
-unit code + 2-digit asset type + 14-digit serial + 1 check digit. The check-digit rule is not
-confirmed, so validators live in a registry and none is applied unless configured by name.
+The State Grid meter identification code (22 digits, check digit unconfirmed) is parsed by
+:mod:`field_api.meters`, the one meter-code rule of the service; its names are re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import zxingcpp
 from PIL import Image, ImageOps
 
-from field_api.errors import ValidationFailed
+# One meter-code rule for the whole service lives in field_api.meters; re-exported here.
+from field_api.meters import (
+    METER_CODE_LENGTH,
+    CheckDigitRegistry,
+    CheckDigitValidator,
+    MeterAssetCode,
+    check_digit_rules,
+    normalize_meter_code,
+    parse_meter_code,
+)
 
-METER_CODE_LENGTH = 22
 DEFAULT_ROTATIONS_DEG: tuple[float, ...] = (0.0, 18.0, 36.0, 54.0, 72.0)
 # Phone photos are 12+ MP; zxing is fast at this size and the bars stay several pixels wide.
 DECODE_MAX_PX = 2000
@@ -105,118 +112,17 @@ def _symbology(fmt: zxingcpp.BarcodeFormat) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# State Grid meter asset codes
+# State Grid meter asset codes: one rule for the whole service, in field_api.meters
 
-CheckDigitValidator = Callable[[str], bool]
-"""Takes all 22 digits, returns True when the last digit is the right check digit."""
-
-
-def _luhn_ok(code: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(code)):
-        d = int(ch)
-        if i % 2 == 1:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
-def _gs1_mod10_ok(code: str) -> bool:
-    body, check = code[:-1], int(code[-1])
-    total = sum(int(ch) * (3 if i % 2 == 0 else 1) for i, ch in enumerate(reversed(body)))
-    return (10 - total % 10) % 10 == check
-
-
-class CheckDigitRegistry:
-    """Named check-digit rules; settings pick one by name (or none: the default)."""
-
-    def __init__(self) -> None:
-        self._validators: dict[str, CheckDigitValidator] = {}
-
-    def register(self, name: str, validator: CheckDigitValidator) -> None:
-        """Add or replace the rule called ``name``."""
-        self._validators[name] = validator
-
-    def get(self, name: str) -> CheckDigitValidator:
-        """The rule called ``name``; an unknown name is a configuration error."""
-        try:
-            return self._validators[name]
-        except KeyError:
-            known = ", ".join(sorted(self._validators)) or "none"
-            raise KeyError(f"unknown check-digit rule {name!r} (known: {known})") from None
-
-    def names(self) -> list[str]:
-        """Registered rule names, sorted."""
-        return sorted(self._validators)
-
-
-check_digit_rules = CheckDigitRegistry()
-# Candidate rules only: which one (if any) Q/GDW 1205 uses is unconfirmed, so none is default.
-check_digit_rules.register("luhn", _luhn_ok)
-check_digit_rules.register("gs1_mod10", _gs1_mod10_ok)
-
-
-@dataclass(frozen=True)
-class MeterAssetCode:
-    """A parsed 22-digit State Grid meter identification code."""
-
-    unit_code: str
-    asset_type: str
-    serial: str
-    check_digit: str
-
-    @property
-    def value(self) -> str:
-        """The 22 digits as printed."""
-        return self.unit_code + self.asset_type + self.serial + self.check_digit
-
-
-def normalize_meter_code(text: str) -> str:
-    """Drop spaces and hyphens a terminal or a label may add between digit groups."""
-    return "".join(ch for ch in text.strip() if ch not in " -\t")
-
-
-def parse_meter_code(
-    text: str,
-    *,
-    check_digit_rule: str | None = None,
-    registry: CheckDigitRegistry = check_digit_rules,
-) -> MeterAssetCode:
-    """Parse and validate a State Grid meter asset code.
-
-    Args:
-        text: the scanned or decoded value.
-        check_digit_rule: a registry name to verify the check digit with; None skips it.
-        registry: where rules are looked up (tests or deployments may add their own).
-
-    Returns:
-        The fields of the code.
-
-    Raises:
-        ValidationFailed: wrong length, non-digits, or a failed check digit.
-
-    Example:
-        >>> parse_meter_code("3240101234567890123456").serial
-        '01234567890123'
-    """
-    code = normalize_meter_code(text)
-    if len(code) != METER_CODE_LENGTH:
-        raise ValidationFailed(
-            f"a meter asset code has {METER_CODE_LENGTH} digits, got {len(code)} characters",
-            code="meter.code_length",
-            params={"length": METER_CODE_LENGTH, "got": len(code)},
-        )
-    if not (code.isascii() and code.isdigit()):
-        raise ValidationFailed(
-            "a meter asset code contains digits only",
-            code="meter.code_not_digits",
-        )
-    if check_digit_rule is not None and not registry.get(check_digit_rule)(code):
-        raise ValidationFailed(
-            f"meter asset code fails the {check_digit_rule} check digit",
-            code="meter.check_digit",
-            params={"rule": str(check_digit_rule)},
-        )
-    return MeterAssetCode(
-        unit_code=code[0:5], asset_type=code[5:7], serial=code[7:21], check_digit=code[21]
-    )
+__all__ = [
+    "DEFAULT_ROTATIONS_DEG",
+    "METER_CODE_LENGTH",
+    "CheckDigitRegistry",
+    "CheckDigitValidator",
+    "DecodedBarcode",
+    "MeterAssetCode",
+    "check_digit_rules",
+    "decode_barcodes",
+    "normalize_meter_code",
+    "parse_meter_code",
+]

@@ -66,6 +66,9 @@ def test_storekeeper_stocks_a_depot_and_the_kit_goes_round(
     rid = reservation["id"]
     assert client.post(f"/kit-reservations/{rid}/issue", json={"meter_barcode": METER},
                        headers=auth(crew_token)).status_code == 403
+    bad = client.post(f"/kit-reservations/{rid}/issue", json={"meter_barcode": "ABC12345"},
+                      headers=auth(keeper))
+    assert bad.status_code == 422 and "22 digits" in bad.text
     r = client.post(f"/kit-reservations/{rid}/issue", json={"meter_barcode": METER},
                     headers=auth(keeper))
     assert r.status_code == 200 and r.json()["meter_barcode"] == METER
@@ -74,6 +77,8 @@ def test_storekeeper_stocks_a_depot_and_the_kit_goes_round(
                     headers=auth(keeper))
     assert r.status_code == 200 and r.json()["status"] == "closed"
     assert all(line["returned"] == 0 for line in r.json()["lines"])
+    r = client.post(f"/kit-reservations/{rid}/return", headers=auth(keeper))
+    assert r.status_code == 409 and "not issued" in r.text
 
 
 def test_out_of_stock_is_409_with_the_shortages(
@@ -102,3 +107,20 @@ def test_out_of_stock_is_409_with_the_shortages(
     assert r.status_code == 422
     r = client.post("/depots", json={"code": "EMPTY", "name": "again"}, headers=auth(keeper))
     assert r.status_code == 409
+
+
+def test_the_meter_code_rule_is_the_one_of_the_barcode_upload_and_the_crew_app() -> None:
+    """Kit issue, barcode upload and the crew app take the same 22-digit code."""
+    import re
+    from pathlib import Path
+
+    from field_api import meters
+    from field_api.media import barcode
+
+    assert barcode.parse_meter_code is meters.parse_meter_code
+    crew_js = (
+        Path(meters.__file__).parent / "web" / "static" / "js" / "crew.js"
+    ).read_text(encoding="utf-8")
+    assert f'METER_CODE_PATTERN = "{meters.METER_CODE_INPUT_PATTERN}"' in crew_js
+    assert re.fullmatch(meters.METER_CODE_INPUT_PATTERN, "3340101234567890123456")
+    assert not re.fullmatch(meters.METER_CODE_INPUT_PATTERN, "ABC12345")

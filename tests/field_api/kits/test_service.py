@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from field_api.audit.models import AuditEvent
 from field_api.auth.models import Role
+from field_api.auth.rules import Principal
 from field_api.config import Settings
 from field_api.errors import Conflict, Forbidden, InvalidTransition, OutOfStock, ValidationFailed
 from field_api.kits import service
-from field_api.kits.models import StockItem, StockMovement
+from field_api.kits.models import KitReservation, StockItem, StockMovement
 from field_api.kits.rules import to_milli
+from field_api.work_orders.models import WorkOrder
+from field_api.work_orders.rules import Stage
 from tests.field_api.kits.helpers import depot_with, order_with_scheme, principal, setup, stock_for
 
 METER = "3340101234567890123456"
@@ -103,7 +109,9 @@ def test_close_checks_the_consumed_quantities(session: Session, settings: Settin
     with pytest.raises(InvalidTransition, match="not issued"):
         service.close(session, reservation.id, consumed={}, actor=keeper)
     service.issue(session, reservation.id, meter_barcode=METER, actor=keeper)
-    with pytest.raises(InvalidTransition, match="only a reserved kit"):
+    order.stage = Stage.installed  # installed: the issued kit is closed with its returns
+    session.flush()
+    with pytest.raises(Conflict, match="is installed"):
         service.cancel(session, reservation.id, actor=keeper)
     with pytest.raises(ValidationFailed) as info:
         service.close(session, reservation.id, consumed={"MTR-1P-5-60": 2, "NOPE": 1},
@@ -251,3 +259,110 @@ def test_parallel_reservations_of_one_order_hold_one_kit(committed_url: str) -> 
         meter = next(i for i in service.stock_of(s, depot) if i.material_code == "MTR-1P-5-60")
         assert meter.reserved_milli == 1000
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "barcode",
+    ["ABC12345", "33401012345678901234", "334010123456789012345X", "33401012345678901234567"],
+)
+def test_a_kit_is_issued_only_with_a_22_digit_meter_code(
+    session: Session, settings: Settings, barcode: str
+) -> None:
+    crew, member, keeper = setup(session, settings)
+    order, scheme = order_with_scheme(session, crew, member)
+    depot_with(session, keeper, stock_for(scheme))
+    reservation = service.reserve_for_order(session, order.id, depot_code="DEPOT-NS",
+                                            actor=member)
+    with pytest.raises(ValidationFailed, match="meter asset code"):
+        service.issue(session, reservation.id, meter_barcode=barcode, actor=keeper)
+    assert reservation.status == "reserved"
+    # spaces and hyphens between digit groups are dropped, as at the crew's barcode upload
+    service.issue(session, reservation.id, meter_barcode="33401 01 2345-6789-0123-456",
+                  actor=keeper)
+    assert reservation.meter_barcode == METER
+
+
+def test_the_configured_check_digit_applies_at_kit_issue(
+    session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from field_api import meters
+
+    crew, member, keeper = setup(session, settings)
+    order, scheme = order_with_scheme(session, crew, member)
+    depot_with(session, keeper, stock_for(scheme))
+    reservation = service.reserve_for_order(session, order.id, depot_code="DEPOT-NS",
+                                            actor=member)
+    monkeypatch.setattr(meters, "configured_check_digit_rule", lambda settings=None: "luhn")
+    assert not meters.check_digit_rules.get("luhn")(METER)
+    with pytest.raises(ValidationFailed, match="luhn check digit"):
+        service.issue(session, reservation.id, meter_barcode=METER, actor=keeper)
+
+
+
+@dataclass
+class Issued:
+    order: WorkOrder
+    member: Principal
+    keeper: Principal
+    reservation: KitReservation
+
+
+def _issued(session: Session, settings: Settings) -> Issued:
+    crew, member, keeper = setup(session, settings)
+    order, scheme = order_with_scheme(session, crew, member)
+    depot_with(session, keeper, stock_for(scheme))
+    reservation = service.reserve_for_order(session, order.id, depot_code="DEPOT-NS",
+                                            actor=member)
+    service.issue(session, reservation.id, meter_barcode=METER, actor=keeper)
+    return Issued(order, member, keeper, reservation)
+
+
+def _audited(session: Session, action: str) -> int:
+    return len(session.execute(
+        select(AuditEvent.seq).where(AuditEvent.action == action)
+    ).scalars().all())
+
+
+def test_an_issued_kit_returns_to_stock_whole_before_installation(
+    session: Session, settings: Settings
+) -> None:
+    kit = _issued(session, settings)
+    assert _stock(session, "MTR-1P-5-60").on_hand_milli == 0
+    with pytest.raises(Forbidden):
+        service.return_to_stock(session, kit.reservation.id, actor=kit.member)
+    service.return_to_stock(session, kit.reservation.id, actor=kit.keeper)
+    assert kit.reservation.status == "returned"
+    meter = _stock(session, "MTR-1P-5-60")
+    assert (meter.on_hand_milli, meter.reserved_milli) == (1000, 0)
+    assert _audited(session, "kit_reservation.returned") == 1
+    lines = service.lines_of(session, kit.reservation)
+    assert all(x.returned_milli == x.quantity_milli and x.consumed_milli == 0 for x in lines)
+    assert service.issued_for_order(session, kit.order.id) is None
+    with pytest.raises(InvalidTransition, match="not issued"):
+        service.return_to_stock(session, kit.reservation.id, actor=kit.keeper)
+    again = service.reserve_for_order(session, kit.order.id, depot_code="DEPOT-NS",
+                                      actor=kit.member)
+    assert again.status == "reserved"
+
+
+def test_an_issued_reservation_can_be_cancelled_before_installation_only(
+    session: Session, settings: Settings
+) -> None:
+    kit = _issued(session, settings)
+    with pytest.raises(Forbidden):  # the kit must come back to the depot: storekeeper
+        service.cancel(session, kit.reservation.id, actor=kit.member)
+    service.cancel(session, kit.reservation.id, actor=kit.keeper)
+    assert kit.reservation.status == "cancelled"
+    assert _stock(session, "MTR-1P-5-60").on_hand_milli == 1000
+    assert _audited(session, "kit_reservation.cancelled") == 1
+
+    second = service.reserve_for_order(session, kit.order.id, depot_code="DEPOT-NS",
+                                       actor=kit.member)
+    service.issue(session, second.id, meter_barcode=METER, actor=kit.keeper)
+    kit.order.stage = Stage.installed
+    session.flush()
+    with pytest.raises(Conflict, match="is installed; close the reservation"):
+        service.cancel(session, second.id, actor=kit.keeper)
+    with pytest.raises(Conflict, match="is installed; close the reservation"):
+        service.return_to_stock(session, second.id, actor=kit.keeper)
+    assert second.status == "issued"

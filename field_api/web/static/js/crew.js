@@ -21,6 +21,12 @@
     { key: "result", doneAt: null }
   ];
   var DEFAULT_PHOTO_KINDS = ["site", "meter_before", "meter_after", "meter_box", "seal", "wiring", "barcode"];
+  // The one meter-code rule (field_api/meters.py METER_CODE_INPUT_PATTERN, kept equal by a test):
+  // 22 digits once the spaces and hyphens between digit groups are dropped; the server applies
+  // the configured check digit (off by default) on upload and at kit issue alike.
+  var METER_CODE_PATTERN = "[0-9]{22}";
+  var METER_CODE_RE = new RegExp("^" + METER_CODE_PATTERN + "$");
+  function normalizeMeterCode(text) { return String(text || "").replace(/[\s-]/g, ""); }
 
   var state = { me: null, order: null, card: null, openapi: null };
 
@@ -740,7 +746,7 @@
     var saved = cacheGet("meter:" + order.id) || {};
     var status = el("p", { id: "barcode-status", role: "status" });
     var value = el("input", { type: "text", readonly: true, value: saved.source === "scanned" ? saved.value : "" });
-    var manual = el("input", { type: "text", inputmode: "numeric", pattern: "[0-9A-Za-z]{6,40}", maxlength: "40", value: saved.source === "typed" ? saved.value : "" });
+    var manual = el("input", { type: "text", inputmode: "numeric", pattern: METER_CODE_PATTERN, maxlength: "40", autocomplete: "off", value: saved.source === "typed" ? saved.value : "" });
     var capture = el("input", { id: "barcode-photo", type: "file", accept: "image/*", capture: "environment", class: "visually-hidden" });
     capture.addEventListener("change", function () {
       var file = capture.files && capture.files[0];
@@ -759,8 +765,10 @@
       }).catch(function () { status.textContent = t("barcode.not_found"); });
     });
     manual.addEventListener("input", function () {
-      if (manual.value && manual.checkValidity()) {
-        cacheSet("meter:" + order.id, { value: manual.value.trim(), source: "typed" });
+      var cleaned = normalizeMeterCode(manual.value);
+      if (cleaned !== manual.value) manual.value = cleaned;
+      if (manual.value && METER_CODE_RE.test(manual.value) && manual.checkValidity()) {
+        cacheSet("meter:" + order.id, { value: manual.value, source: "typed" });
         manual.removeAttribute("aria-invalid");
       } else if (manual.value) {
         manual.setAttribute("aria-invalid", "true");
