@@ -38,6 +38,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 
 class DomainError(Exception):
     """Base of every error the service reports to a client."""
@@ -135,3 +137,42 @@ def error_body(
 ) -> dict[str, Any]:
     """The four-key body for errors raised outside the tree (framework, middleware)."""
     return {"error": error, "code": code, "params": dict(params or {}), "detail": detail}
+
+
+class FieldError(BaseModel):
+    """One invalid request field (``params.errors`` of ``request.invalid``)."""
+
+    loc: list[str | int] = Field(description="Where: body, query, path or header, then names.")
+    type: str = Field(description="Pydantic's error type, e.g. missing, int_parsing.")
+    msg: str = Field(description="English text.")
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx and 5xx answer of the service.
+
+    ``code`` is stable (see ``field_api.error_codes`` for the list with zh-CN and en message
+    templates filled from ``params``); ``detail`` is English text (for ``request.invalid`` the
+    list of field errors, also in ``params.errors``; a few codes add structured detail, e.g.
+    ``kit.out_of_stock`` its shortages).
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": "NotFound",
+                    "code": "work_order.not_found",
+                    "params": {"order_id": 42},
+                    "detail": "work order 42 not found",
+                }
+            ]
+        }
+    )
+
+    error: str = Field(description="The error class, e.g. NotFound, ValidationFailed.")
+    code: str = Field(description="Stable dotted code, e.g. work_order.not_found.")
+    params: dict[str, Any] = Field(
+        description="What the message of the code needs (ids, limits, names); for "
+        "request.invalid: {errors: [FieldError]}."
+    )
+    detail: Any = Field(description="English text (request.invalid: the list of FieldError).")

@@ -32,7 +32,7 @@ WHITE_LIST = "white_list"
 class TimeLimitsError(ValidationFailed):
     """The time-limits file is missing, malformed or inconsistent."""
 
-    code = "deadline.time_limits_invalid"
+    code = "deadline.time_limits_error"
 
 
 class Category(StrEnum):

@@ -35,14 +35,18 @@ from anyio import to_thread
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from field_api.errors import error_body
 from field_api.idempotency import service
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 STREAMING_TYPES = ("multipart/form-data", "application/offset+octet-stream")
 
 
-def _error_response(status: int, error: str, detail: str) -> tuple[int, bytes]:
-    return status, json.dumps({"error": error, "detail": detail}).encode()
+def _error_response(
+    status: int, error: str, code: str, detail: str, params: dict[str, Any] | None = None
+) -> tuple[int, bytes]:
+    """The service's four-key error body (``field_api.errors``), encoded."""
+    return status, json.dumps(error_body(error, code, detail, params)).encode()
 
 
 async def _send_json(
@@ -99,7 +103,15 @@ class IdempotencyMiddleware:
             return
         if len(key) > 200:
             await _send_json(
-                send, *_error_response(400, "BadRequest", "Idempotency-Key too long"), []
+                send,
+                *_error_response(
+                    400,
+                    "BadRequest",
+                    "idempotency.key_too_long",
+                    "Idempotency-Key too long",
+                    {"max_length": 200},
+                ),
+                [],
             )
             return
         settings = scope["app"].state.settings
@@ -129,6 +141,7 @@ class IdempotencyMiddleware:
                 *_error_response(
                     409,
                     "IdempotencyConflict",
+                    "idempotency.key_reused",
                     "this Idempotency-Key was used with a different request",
                 ),
                 [],
@@ -138,7 +151,11 @@ class IdempotencyMiddleware:
             await _send_json(
                 send,
                 *_error_response(
-                    409, "IdempotencyConflict", "a request with this key is in progress"
+                    409,
+                    "IdempotencyConflict",
+                    "idempotency.in_progress",
+                    "a request with this key is in progress",
+                    {"retry_after_s": claimed.retry_after_s},
                 ),
                 [(b"retry-after", str(claimed.retry_after_s).encode())],
             )
@@ -206,4 +223,10 @@ async def _replay(send: Send, claimed: service.Claim) -> None:
 
 
 def _too_large(limit: int) -> tuple[int, bytes]:
-    return _error_response(413, "PayloadTooLarge", f"request body exceeds {limit} bytes")
+    return _error_response(
+        413,
+        "PayloadTooLarge",
+        "request.too_large",
+        f"request body exceeds {limit} bytes",
+        {"limit_bytes": limit},
+    )

@@ -144,7 +144,7 @@ def list_for_actor(
     elif actor.role not in (Role.admin, Role.service, Role.planner, Role.storekeeper):
         raise Forbidden(
             f"{actor.role.value} has no access to connection orders",
-            code="work_order.forbidden",
+            code="work_order.list_forbidden",
             params={"role": actor.role.value},
         )
     if stage is not None:

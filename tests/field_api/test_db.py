@@ -344,6 +344,8 @@ def test_a_write_refused_by_a_locked_database_is_a_503_json_error(
         assert response.status_code == 503, response.text
         assert response.json() == {
             "error": "ServiceUnavailable",
+            "code": "server.busy",
+            "params": {"retry_after_s": 1},
             "detail": "the database is busy; retry shortly",
         }
         assert response.headers["retry-after"] == "1"
