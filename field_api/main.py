@@ -26,6 +26,7 @@ from field_api.db import (
 from field_api.errors import DomainError, ServiceUnavailable
 from field_api.idempotency.middleware import IdempotencyMiddleware
 from field_api.maintenance import lifespan as maintenance_lifespan
+from field_api.security_headers import SecurityHeadersMiddleware
 
 log = logging.getLogger("field_api")
 
@@ -129,6 +130,7 @@ def create_app(
     app.state.session_factory = session_factory
     _install_error_handlers(app)
     app.add_middleware(IdempotencyMiddleware, max_body_bytes=settings.max_json_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: every answer gets the headers
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, str]:
