@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -23,10 +26,10 @@ from field_api.db import (
     make_engine,
     make_session_factory,
 )
-from field_api.errors import DomainError, ServiceUnavailable
+from field_api.deps import get_current_user
+from field_api.errors import DomainError, ErrorBody, FieldError, ServiceUnavailable, error_body
 from field_api.idempotency.middleware import IdempotencyMiddleware
 from field_api.maintenance import lifespan as maintenance_lifespan
-from field_api.security_headers import SecurityHeadersMiddleware
 
 log = logging.getLogger("field_api")
 
@@ -41,6 +44,12 @@ HTTP_ERROR_NAMES = {
     415: "UnsupportedMedia",
     422: "ValidationFailed",
     429: "TooManyRequests",
+}
+# Framework (routing) errors: their stable codes (field_api.error_codes); others "request.error".
+HTTP_ERROR_CODES = {
+    404: "route.not_found",
+    405: "route.method_not_allowed",
+    413: "request.too_large",
 }
 
 
@@ -65,19 +74,33 @@ def _install_error_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             return JSONResponse(
-                {"error": "BadRequest", "detail": "malformed JSON body"}, status_code=400
+                error_body("BadRequest", "request.malformed_json", "malformed JSON body"),
+                status_code=400,
             )
         detail = [
-            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
+            {
+                "loc": list(e.get("loc", ())),
+                "type": str(e.get("type", "")),
+                "msg": str(e.get("msg", "")),
+            }
             for e in errors
         ]
-        return JSONResponse({"error": "ValidationFailed", "detail": detail}, status_code=422)
+        return JSONResponse(
+            error_body("ValidationFailed", "request.invalid", detail, {"errors": detail}),
+            status_code=422,
+        )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         name = HTTP_ERROR_NAMES.get(exc.status_code, "HTTPError")
+        code = HTTP_ERROR_CODES.get(exc.status_code, "request.error")
+        params: dict[str, Any] = {}
+        if exc.status_code == 405:
+            params = {"method": request.method}
+        elif code == "request.error":
+            params = {"status": exc.status_code}
         return JSONResponse(
-            {"error": name, "detail": exc.detail},
+            error_body(name, code, exc.detail, params),
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
@@ -88,7 +111,10 @@ def _install_error_handlers(app: FastAPI) -> None:
             raise exc  # any other database failure stays a logged 500 (below)
         log.warning("database busy, answered 503: %s", type(exc.orig).__name__)
         busy = ServiceUnavailable(
-            "the database is busy; retry shortly", headers={"Retry-After": "1"}
+            "the database is busy; retry shortly",
+            code="server.busy",
+            params={"retry_after_s": 1},
+            headers={"Retry-After": "1"},
         )
         return JSONResponse(busy.body(), status_code=busy.status_code, headers=busy.headers)
 
@@ -98,8 +124,92 @@ def _install_error_handlers(app: FastAPI) -> None:
             return await _database_busy(request, exc)  # raised by a middleware, not a route
         log.exception("unhandled error: %s", type(exc).__name__)
         return JSONResponse(
-            {"error": "InternalError", "detail": "unexpected server error"}, status_code=500
+            error_body("InternalError", "server.internal", "unexpected server error"),
+            status_code=500,
         )
+
+
+ERROR_RESPONSES = {
+    400: "Bad request: malformed JSON, a bad header or multipart body.",
+    401: "Missing, unknown or revoked bearer token.",
+    403: "The caller's role or crew may not do this.",
+    404: "The resource (or route) does not exist.",
+    409: "Conflicts with the current state (or an Idempotency-Key in use).",
+    412: "A precondition header is wrong (tus: Tus-Resumable).",
+    413: "The request body or file exceeds its limit.",
+    415: "Unsupported content type.",
+    422: "Invalid input: request.invalid (params.errors lists the fields) or a domain rule.",
+    500: "Unexpected server error (server.internal).",
+    503: "Busy or unavailable; retry (server.busy, with Retry-After).",
+}
+ERROR_BODY_REF = {"$ref": "#/components/schemas/ErrorBody"}
+_WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
+
+
+def _needs_user(dependant: Dependant) -> bool:
+    return dependant.call is get_current_user or any(_needs_user(d) for d in dependant.dependencies)
+
+
+def _error_statuses(route: APIRoute | None, path: str, method: str, op: dict[str, Any]) -> set[int]:
+    """The error statuses an operation can answer (documented with ErrorBody)."""
+    statuses = {500, 503}
+    if route is not None and _needs_user(route.dependant):
+        statuses |= {401, 403, 404, 409, 422}
+    if "{" in path:
+        statuses |= {404, 422}
+    if op.get("parameters") or op.get("requestBody"):
+        statuses.add(422)
+    if method in _WRITE_METHODS:
+        statuses |= {400, 409, 413, 422}  # malformed JSON, Idempotency-Key, body size
+    content = op.get("requestBody", {}).get("content", {})
+    if path.startswith("/media") or "multipart/form-data" in content:
+        statuses |= {400, 413, 415}
+    if path.startswith("/media/uploads"):
+        statuses.add(412)
+    return statuses
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Document every error response once: the shared ``ErrorBody`` component.
+
+    Replaces FastAPI's own ``HTTPValidationError`` (not what the service sends) and gives every
+    operation its error statuses (at least 401/403/404/409/422 on every authenticated route).
+    """
+    base = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = base()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        if "ErrorBody" in components:
+            return schema  # already documented (base caches the same dict)
+        ref = "#/components/schemas/{model}"
+        components["ErrorBody"] = ErrorBody.model_json_schema(ref_template=ref)
+        components["FieldError"] = FieldError.model_json_schema(ref_template=ref)
+        routes = {  # included routers are flattened by FastAPI's own walk
+            (c.path_format, m.lower()): c.original_route
+            for c in iter_route_contexts(app.routes)
+            if isinstance(c.original_route, APIRoute)
+            for m in (c.methods or ())
+        }
+        for path, item in schema.get("paths", {}).items():
+            for method, op in item.items():
+                if not isinstance(op, dict) or "responses" not in op:
+                    continue
+                responses = op["responses"]
+                wanted = _error_statuses(routes.get((path, method)), path, method, op)
+                wanted |= {int(s) for s in responses if s.isdigit() and int(s) >= 400}
+                for status in sorted(wanted):
+                    entry = responses.setdefault(
+                        str(status), {"description": ERROR_RESPONSES.get(status, "Error")}
+                    )
+                    if status == 422 and "HTTPValidationError" in json.dumps(entry):
+                        entry["description"] = ERROR_RESPONSES[422]
+                    entry["content"] = {"application/json": {"schema": dict(ERROR_BODY_REF)}}
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(
@@ -129,8 +239,8 @@ def create_app(
     app.state.engine = engine
     app.state.session_factory = session_factory
     _install_error_handlers(app)
+    _document_errors(app)
     app.add_middleware(IdempotencyMiddleware, max_body_bytes=settings.max_json_body_bytes)
-    app.add_middleware(SecurityHeadersMiddleware)  # outermost: every answer gets the headers
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, str]:

@@ -15,6 +15,7 @@ from field_api.contracts.notifier import LoggingNotifier, Notifier
 from field_api.contracts.schemas import ContractRead, OtpRead, VerificationRead
 from field_api.contracts.signing import public_key_pem
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
+from field_api.errors import error_body
 from field_api.types import IdPath
 
 router = APIRouter(tags=["contracts"])
@@ -111,8 +112,12 @@ def sign_contract(
         # Returned, not raised: raising would roll back the counted attempt.
         return JSONResponse(
             {
-                "error": "ValidationFailed",
-                "detail": result.detail,
+                **error_body(
+                    "ValidationFailed",
+                    f"contract.otp_{result.outcome.value}",  # _wrong, _expired, _exhausted, _used
+                    result.detail,
+                    {"attempts_left": result.attempts_left},
+                ),
                 "attempts_left": result.attempts_left,
             },
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -57,9 +57,7 @@ def due(
         )
         result = calendar.add_working_days(start, days)
     except CalendarError as exc:
-        typer.echo(
-            json.dumps({"error": exc.error, "detail": exc.detail}, ensure_ascii=False), err=True
-        )
+        typer.echo(json.dumps(exc.body(), ensure_ascii=False), err=True)
         raise typer.Exit(code=1) from exc
     typer.echo(json.dumps(result.as_dict()))
 
@@ -75,8 +73,6 @@ def recompute() -> None:
         with service_context() as (settings, factory), factory.begin() as session:
             count = service.recompute_provisional(session, calendar=service.calendar_for(settings))
     except CalendarError as exc:
-        typer.echo(
-            json.dumps({"error": exc.error, "detail": exc.detail}, ensure_ascii=False), err=True
-        )
+        typer.echo(json.dumps(exc.body(), ensure_ascii=False), err=True)
         raise typer.Exit(code=1) from exc
     typer.echo(json.dumps({"orders_recomputed": count}))
