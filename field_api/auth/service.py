@@ -154,9 +154,81 @@ def revoke_token(session: Session, *, token_id: int, actor: Principal) -> ApiTok
             params={"token_id": token_id},
         )
     if row.revoked_at is None:
+        owner = session.get(User, row.user_id)
+        if owner is not None and owner.role == Role.admin and owner.active:
+            _keep_an_admin(session, without_token=row.id, action=f"revoking token {row.id}")
         row.revoked_at = clock.now()
         audit.record(session, actor=actor, action="token.revoke", entity=row)
     return row
+
+
+def get_user_or_raise(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(
+            f"user {user_id} not found", code="auth.user_not_found", params={"user_id": user_id}
+        )
+    return user
+
+
+def deactivate_user(session: Session, *, user_id: int, actor: Principal) -> User:
+    """Stop a user from signing in (every token stops working); refused for the last admin."""
+    user = get_user_or_raise(session, user_id)
+    if user.active:
+        if user.role == Role.admin:
+            _keep_an_admin(session, without_user=user.id, action=f"deactivating user {user.id}")
+        user.active = False
+        audit.record(session, actor=actor, action="user.deactivate", entity=user)
+    return user
+
+
+def change_role(session: Session, *, user_id: int, role: Role, actor: Principal) -> User:
+    """Give a user another role; demoting the last active admin is refused."""
+    user = get_user_or_raise(session, user_id)
+    if user.role == role:
+        return user
+    if Role.crew in (role, user.role):
+        raise ValidationFailed(
+            "a role change cannot move a user into or out of a crew; create a new user",
+            code="auth.role_change_crew",
+            params={"user_id": user.id},
+        )
+    if user.role == Role.admin and user.active:
+        _keep_an_admin(session, without_user=user.id, action=f"demoting user {user.id}")
+    user.role = role
+    audit.record(session, actor=actor, action="user.role_change", entity=user)
+    return user
+
+
+def _keep_an_admin(
+    session: Session,
+    *,
+    action: str,
+    without_user: int | None = None,
+    without_token: int | None = None,
+) -> None:
+    """Refuse (409) a change to an active admin after which no active admin could sign in.
+
+    An admin counts when the user is active and holds at least one unrevoked token other than
+    the one being revoked; the row it finds is locked (PostgreSQL), so two admins revoking each
+    other at the same moment cannot both pass (one waits, or the deadlock detector stops it).
+    """
+    query = (
+        select(User.id)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(User.role == Role.admin, User.active.is_(True), ApiToken.revoked_at.is_(None))
+    )
+    if without_user is not None:
+        query = query.where(User.id != without_user)
+    if without_token is not None:
+        query = query.where(ApiToken.id != without_token)
+    if session.execute(query.limit(1).with_for_update()).first() is None:
+        raise Conflict(
+            f"{action} would leave no active admin able to sign in; create or enable another "
+            "admin first",
+            code="auth.last_admin",
+            params={"action": action},
+        )
 
 
 def authenticate(session: Session, *, token: str, settings: Settings) -> Principal:
