@@ -30,6 +30,7 @@ from field_api.deps import get_current_user
 from field_api.errors import DomainError, ErrorBody, FieldError, ServiceUnavailable, error_body
 from field_api.idempotency.middleware import IdempotencyMiddleware
 from field_api.maintenance import lifespan as maintenance_lifespan
+from field_api.security_headers import SecurityHeadersMiddleware
 
 log = logging.getLogger("field_api")
 
@@ -241,6 +242,7 @@ def create_app(
     _install_error_handlers(app)
     _document_errors(app)
     app.add_middleware(IdempotencyMiddleware, max_body_bytes=settings.max_json_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: every answer gets the headers
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, str]:

@@ -272,12 +272,42 @@ def _etag_matches(if_none_match: str | None, etag: str) -> bool:
     return False
 
 
+_EXTENSIONS = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/heic": "heic",
+    "video/mp4": "mp4",
+    "video/quicktime": "mov",
+}
+_INLINE_TYPES = frozenset({"image/jpeg", "image/png"})  # what a browser shows as an image
+
+
+def _content_disposition(stem: str, content_type: str) -> str:
+    """Images a browser renders inline, with a filename; anything else an attachment.
+
+    ``content_type`` is the type the service checked (magic bytes, decoded), never the client's.
+    """
+    filename = f"{stem}.{_EXTENSIONS.get(content_type, 'bin')}"
+    kind = "inline" if content_type in _INLINE_TYPES else "attachment"
+    return f'{kind}; filename="{filename}"'
+
+
 def _file_response(
-    settings: Settings, sha256: str, content_type: str, if_none_match: str | None
+    settings: Settings,
+    sha256: str,
+    content_type: str,
+    if_none_match: str | None,
+    *,
+    stem: str,
 ) -> Response:
     etag = f'"{sha256}"'
     # content-addressed: the bytes behind this ETag never change
-    headers = {"ETag": etag, "Cache-Control": "private, max-age=31536000, immutable"}
+    headers = {
+        "ETag": etag,
+        "Cache-Control": "private, max-age=31536000, immutable",
+        "Content-Disposition": _content_disposition(stem, content_type),
+        "X-Content-Type-Options": "nosniff",  # also set by the middleware: files never sniffed
+    }
     if _etag_matches(if_none_match, etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     path = service.store_of(settings).path_of(sha256)
@@ -299,7 +329,9 @@ def download_media(
 ) -> Response:
     """The original bytes; ETag is the sha256 (If-None-Match gives 304)."""
     item = service.get_for_actor(session, media_id, user)
-    return _file_response(settings, item.sha256, item.media_type.mime, if_none_match)
+    return _file_response(
+        settings, item.sha256, item.media_type.mime, if_none_match, stem=f"media-{item.id}"
+    )
 
 
 @router.get("/media/{media_id:int}/thumbnail", response_class=FileResponse)
@@ -318,7 +350,9 @@ def download_thumbnail(
             code="media.no_thumbnail",
             params={"media_id": media_id},
         )
-    return _file_response(settings, item.thumbnail_sha256, "image/jpeg", if_none_match)
+    return _file_response(
+        settings, item.thumbnail_sha256, "image/jpeg", if_none_match, stem=f"media-{item.id}-thumb"
+    )
 
 
 # -- tus 1.0 resumable uploads ----------------------------------------------------------------

@@ -73,7 +73,7 @@
 
   function legend(names) {
     return el("p", { class: "legend" }, names.map(function (n, i) {
-      return el("span", {}, [el("i", { class: "legend-" + i, style: "background:" + ["#0b5cab", "#e07000", "#1a7f37"][i] }), n]);
+      return el("span", {}, [el("i", { class: "legend-" + i }), n]);
     }));
   }
 
