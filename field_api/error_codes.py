@@ -518,6 +518,10 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     ),
     "media.multipart_malformed": _m("multipart 内容格式错误", "malformed multipart body"),
     "media.no_file": _m("上传中没有文件", "no file part in the upload"),
+    "media.body_idle_timeout": _m(
+        "上传数据长时间未到达，上传已中止",
+        "no upload data arrived for too long; the upload was dropped",
+    ),
     "media.one_file_only": _m("每次上传一个文件", "send one file per upload"),
     "media.too_many_fields": _m("表单字段最多 {max_fields} 个", "at most {max_fields} form fields"),
     "media.form_field_too_long": _m(

@@ -1,9 +1,22 @@
 """What an uploaded file really is, and what a photo says about itself.
 
 The type is decided by magic bytes only — never by the file name or the client's content type.
-Images are decoded in full under Pillow's decompression-bomb guard, truncated JPEGs are caught
-by walking their marker structure to the end-of-image marker, and EXIF capture time, GPS and
-orientation are read. Videos (MP4/MOV) are checked as a well-formed chain of ISO-BMFF boxes.
+Images are decoded in full under Pillow's decompression-bomb guard (``Image.load()`` with
+``ImageFile.LOAD_TRUNCATED_IMAGES`` off), truncated JPEGs are caught by walking their marker
+structure to the end-of-image marker, and EXIF capture time, GPS and orientation are read.
+Videos (MP4/MOV) are checked as a well-formed chain of ISO-BMFF boxes.
+
+Two kinds of damage a decode does not reveal are measured, for the rules to flag (they are
+evidence for review, not rejections):
+
+* a JPEG whose scan data was cut and an end-of-image marker appended (a "repaired tail"):
+  libjpeg meets the marker, warns, fills the rest with grey and Pillow reports success. The
+  scan is decoded twice — as stored, and with probe bytes put before the end-of-image marker —
+  and the two differ exactly when the decoder needed data the file does not hold
+  (:func:`jpeg_scan_is_short`).
+* bytes after the image's end (EOI for a JPEG, IEND for a PNG) that are not further JPEG frames
+  of a multi-picture (MPO) file or zero padding: a ZIP or an HTML page riding on the photo (a
+  polyglot). :func:`trailing_bytes` counts them.
 
 Rejections raise :class:`field_api.errors.UnsupportedMedia` (415) or
 :class:`field_api.errors.ValidationFailed` (422) with a clear detail. This module is pure: no
@@ -12,6 +25,7 @@ database, no web framework; it reads a path and returns values.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import mmap
 import re
@@ -27,7 +41,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import imagehash
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from field_api.errors import UnsupportedMedia, ValidationFailed
 
@@ -127,6 +141,8 @@ class ImageAnalysis:
     gps: GeoPoint | None
     phash: int  # signed int64, see :func:`phash_to_int64`
     thumbnail_jpeg: bytes
+    truncated: bool = False  # scan data cut short behind an appended end marker
+    trailing_bytes: int = 0  # bytes after the image's end (see :func:`trailing_bytes`)
 
 
 @dataclass(frozen=True)
@@ -224,8 +240,10 @@ def configure_pillow(max_image_pixels: int) -> None:
 
     Pillow warns above this many pixels and refuses above twice as many; :func:`analyze_image`
     additionally refuses anything above the limit itself and treats the warning as an error.
+    Truncated images are never loaded as if complete (``LOAD_TRUNCATED_IMAGES`` off).
     """
     Image.MAX_IMAGE_PIXELS = max_image_pixels
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
 @dataclass(frozen=True)
@@ -238,6 +256,7 @@ class ImageHeader:
     orientation: int
     captured: CaptureTime | None
     gps: GeoPoint | None
+    trailing_bytes: int = 0
 
 
 def inspect_image(
@@ -246,7 +265,8 @@ def inspect_image(
     """Structural checks and EXIF of a photo without a pixel decode.
 
     Catches the wrong type, truncated JPEGs (marker walk), decompression bombs (declared size)
-    and unreadable headers; :func:`analyze_image` later decodes every pixel.
+    and unreadable headers, and counts bytes after the image's end (a polyglot);
+    :func:`analyze_image` later decodes every pixel.
 
     Raises:
         ValidationFailed: truncated, corrupt header, or too many pixels.
@@ -262,6 +282,7 @@ def inspect_image(
         orientation=orientation,
         captured=read_capture_time(exif),
         gps=read_gps(exif),
+        trailing_bytes=trailing_bytes(path, media_type),
     )
 
 
@@ -281,7 +302,8 @@ def analyze_image(
         thumbnail_px: longest side of the JPEG thumbnail.
 
     Returns:
-        An :class:`ImageAnalysis` with orientation applied to size, hash and thumbnail.
+        An :class:`ImageAnalysis` with orientation applied to size, hash and thumbnail, and
+        whether a JPEG's scan was cut short (``truncated``) or data follows the image's end.
 
     Raises:
         ValidationFailed: corrupt, truncated or oversized (in pixels) image.
@@ -300,6 +322,7 @@ def analyze_image(
         rgb = _to_rgb(oriented)
         phash = phash_to_int64(imagehash.phash(rgb))
         thumb = make_thumbnail(rgb, max_px=thumbnail_px)
+    truncated = media_type is MediaType.jpeg and jpeg_scan_is_short(path, max_pixels=max_pixels)
     return ImageAnalysis(
         media_type=media_type,
         width=width,
@@ -309,6 +332,8 @@ def analyze_image(
         gps=gps,
         phash=phash,
         thumbnail_jpeg=thumb,
+        truncated=truncated,
+        trailing_bytes=trailing_bytes(path, media_type),
     )
 
 
@@ -419,6 +444,9 @@ def _orientation(exif: Image.Exif) -> int:
 
 
 def _load_fully(im: Image.Image) -> None:
+    """Decode every pixel; a file that ends before its data does is an error, never padded."""
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        raise RuntimeError("ImageFile.LOAD_TRUNCATED_IMAGES must stay off for evidence")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -592,42 +620,48 @@ def jpeg_is_complete(path: Path) -> bool:
     grey band), so a full decode alone does not prove the upload arrived whole. Bytes after
     EOI are allowed: phones append MPO frames and vendor trailers there.
     """
+    return jpeg_end(path) is not None
+
+
+def jpeg_end(path: Path) -> int | None:
+    """The offset just past the first image's end-of-image marker, or None if there is none."""
     size = path.stat().st_size
     if size < 4:
-        return False
+        return None
     with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
         return _walk_jpeg(data, size)
 
 
-def _walk_jpeg(data: mmap.mmap | bytes, n: int) -> bool:
-    if data[0:2] != b"\xff\xd8":
-        return False
-    pos = 2
+def _walk_jpeg(data: mmap.mmap | bytes, n: int, start: int = 0) -> int | None:
+    """Walk one JPEG from its SOI at ``start``; the offset just past its EOI, or None."""
+    if data[start : start + 2] != b"\xff\xd8":
+        return None
+    pos = start + 2
     while pos < n:
         if data[pos] != 0xFF:
-            return False
+            return None
         while pos < n and data[pos] == 0xFF:  # fill bytes before a marker
             pos += 1
         if pos >= n:
-            return False
+            return None
         marker = data[pos]
         pos += 1
         if marker == 0xD9:
-            return True
+            return pos
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:
             continue
         if pos + 2 > n:
-            return False
+            return None
         seg_len = int.from_bytes(data[pos : pos + 2], "big")
         if seg_len < 2:
-            return False
+            return None
         pos += seg_len
         if marker == 0xDA:
             scan_end = _skip_entropy_data(data, pos, n)
             if scan_end is None:
-                return False
+                return None
             pos = scan_end
-    return False
+    return None
 
 
 # A marker inside entropy-coded data: 0xFF followed by anything but stuffing (00), a restart
@@ -640,6 +674,113 @@ def _skip_entropy_data(data: mmap.mmap | bytes, pos: int, n: int) -> int | None:
     """Position of the marker ending a scan (FF00 stuffing and RSTn belong to the scan)."""
     found = _SCAN_END.search(data, pos)
     return found.start() if found is not None else None
+
+
+def trailing_bytes(path: Path, media_type: MediaType) -> int:
+    """How many bytes follow the image's end that belong to no image: 0 for a clean file.
+
+    A JPEG ends at its first end-of-image marker; further complete JPEG frames (the pictures
+    of a multi-picture MPO file, which phones write) and zero padding are part of the photo.
+    A PNG ends with its IEND chunk. Anything else there — a ZIP archive, an HTML page, a
+    vendor trailer — is counted (a polyglot file; the rules flag it). HEIC is not measured.
+    """
+    size = path.stat().st_size
+    if size == 0 or media_type not in (MediaType.jpeg, MediaType.png):
+        return 0
+    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        if media_type is MediaType.png:
+            end = _png_end(data, size)
+            return 0 if end is None else size - end
+        pos = _walk_jpeg(data, size)
+        if pos is None:
+            return 0  # not a complete JPEG: refused elsewhere
+        while pos < size:
+            while pos < size and data[pos] == 0:
+                pos += 1
+            if pos >= size or data[pos : pos + 3] != b"\xff\xd8\xff":
+                break
+            frame_end = _walk_jpeg(data, size, pos)
+            if frame_end is None:
+                break
+            pos = frame_end
+        return size - pos
+
+
+def _png_end(data: mmap.mmap | bytes, n: int) -> int | None:
+    """The offset just past a PNG's IEND chunk (length, type, data, CRC), or None."""
+    pos = 8
+    while pos + 12 <= n:
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        chunk_type = data[pos + 4 : pos + 8]
+        pos += 12 + length
+        if chunk_type == b"IEND":
+            return pos if pos <= n else None
+    return None
+
+
+# Bytes decoded in place of missing scan data (no 0xFF: they must not form a marker). Two
+# patterns: one alone can, rarely, decode to the same coefficients as the zeros libjpeg fills
+# in (measured over thousands of cut points, the pair never did).
+_PROBES = (bytes((i * 167 + 89) % 255 for i in range(256)), b"\xaa" * 256)
+
+
+def jpeg_scan_is_short(path: Path, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> bool:
+    """Whether the JPEG's scan data ends before its pixels do (an end marker put on a cut file).
+
+    libjpeg decodes such a file "successfully": it meets the marker early, warns (Pillow drops
+    the warning) and fills every block left with grey. Here the whole image is decoded twice
+    at full scale (``Image.load()``): as stored, and with :data:`_PROBES` bytes before the
+    end-of-image marker (two probe patterns). After a complete scan the decoder skips extra
+    bytes before a marker, so the decodes are identical; a decoder that ran out of data reads
+    the probe bytes as coefficients, and the pixels differ. Not caught: a cut exactly at a
+    restart-interval or scan boundary (the missing intervals or later progressive scans).
+    """
+    end = jpeg_end(path)
+    if end is None:
+        return True
+    data = path.read_bytes()[:end]
+    marker = end - 2
+    while marker > 0 and data[marker - 1] == 0xFF:  # fill bytes belong to the marker
+        marker -= 1
+    stored = _decoded_digest(data, max_pixels)
+    return any(
+        _decoded_digest(data[:marker] + probe + data[marker:], max_pixels) != stored
+        for probe in _PROBES
+    )
+
+
+def _decoded_digest(data: bytes, max_pixels: int) -> bytes:
+    """A digest of every decoded pixel, hashed in bands of rows (bounded extra memory)."""
+    digest = hashlib.sha256()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=["JPEG"]) as im:
+                width, height = im.size
+                if width * height > max_pixels:
+                    raise ValidationFailed(
+                        f"image refused as a decompression bomb: {width}x{height} pixels",
+                        code="media.decompression_bomb",
+                        params={"width": width, "height": height, "max_pixels": max_pixels},
+                    )
+                _load_fully(im)
+                for top in range(0, height, _DIGEST_ROWS):
+                    band = im.crop((0, top, width, min(height, top + _DIGEST_ROWS)))
+                    digest.update(band.tobytes())
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ValidationFailed(
+            f"image refused as a decompression bomb: {exc}",
+            code="media.decompression_bomb",
+        ) from exc
+    except _DECODE_ERRORS as exc:
+        raise ValidationFailed(
+            f"the image is truncated or corrupt: {exc}",
+            code="media.image_corrupt",
+        ) from exc
+    return digest.digest()
+
+
+_DIGEST_ROWS = 256
 
 
 # --------------------------------------------------------------------------------------------

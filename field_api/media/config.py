@@ -38,6 +38,12 @@ class MediaSettings(BaseSettings):
     max_image_pixels: int = Field(default=DEFAULT_MAX_IMAGE_PIXELS, gt=0)
     meter_check_digit_rule: str | None = None
     tus_expiry_hours: int = Field(default=72, gt=0)
+    body_idle_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="An upload body that sends nothing for this long is dropped (408) and "
+        "its temporary file removed.",
+    )
     barcode_kinds: tuple[MediaKind, ...] = (MediaKind.barcode,)
     analyse_in_process: bool = Field(
         default=True,

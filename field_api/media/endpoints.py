@@ -43,7 +43,12 @@ from field_api.errors import (
 from field_api.media import service
 from field_api.media.config import MediaSettings, media_settings
 from field_api.media.models import AnalysisState, MediaItem, ResumableUpload
-from field_api.media.receive import append_stream, receive_multipart
+from field_api.media.receive import (
+    BodyIdleTimeout,
+    append_stream,
+    idle_limited,
+    receive_multipart,
+)
 from field_api.media.rules import FlagCode, MediaKind
 from field_api.media.schemas import FlaggedItemRead, FlagRead, MediaCreate, MediaRead
 from field_api.types import CodePath, IdPath, IdQuery, OffsetQuery
@@ -167,9 +172,19 @@ async def upload_media(
             params={"limit_bytes": limit},
         )
     store = service.store_of(settings)
+
+    def _file_limit(fields: dict[str, str], head: bytes) -> int:
+        # the photo or video limit of what the file is, as soon as its first bytes are in
+        kind = fields.get("kind")
+        return service.streaming_limit(cfg, head, kind=kind, declared_body_bytes=declared)
+
     try:
         received = await receive_multipart(
-            request.headers.get("content-type", ""), request.stream(), store, max_file_bytes=limit
+            request.headers.get("content-type", ""),
+            idle_limited(request.stream(), cfg.body_idle_timeout_s),
+            store,
+            max_file_bytes=limit,
+            limit_for=_file_limit,
         )
     except ClientDisconnect as exc:
         raise BadRequest(
@@ -509,9 +524,40 @@ async def tus_patch(
                 code="media.tus_offset_mismatch",
                 params={"offset": offset, "got": upload_offset},
             )
-        written, complete_body = await append_stream(
-            path, request.stream(), max_bytes=upload.length - offset
-        )
+        declared = _declared_length(request)
+        if declared is not None and declared > upload.length - offset:
+            raise ValidationFailed(
+                "the PATCH body is longer than the declared Upload-Length",
+                code="media.tus_body_too_long",
+            )
+        refused: list[DomainError] = []
+
+        def _check_head(head: bytes) -> None:
+            try:
+                service.check_upload_head(cfg, upload, head)
+            except DomainError as exc:
+                refused.append(exc)
+                raise
+
+        try:
+            written, complete_body = await append_stream(
+                path,
+                idle_limited(request.stream(), cfg.body_idle_timeout_s),
+                max_bytes=upload.length - offset,
+                check_head=_check_head,
+            )
+        except BodyIdleTimeout as exc:
+            # what arrived is kept: the client resumes from the new offset
+            exc.headers = {
+                **TUS_HEADERS,
+                "Connection": "close",
+                "Upload-Offset": str(service.upload_offset(settings, upload)),
+            }
+            raise
+        except DomainError:
+            if refused:  # refused content (a photo declared over the photo limit): drop it
+                await _in_transaction(request, lambda s: _abandon(s, upload_id, settings, user))
+            raise
         offset += written
         headers = {**TUS_HEADERS, "Upload-Offset": str(offset)}
         if not complete_body:

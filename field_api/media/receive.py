@@ -3,23 +3,73 @@
 The body is never held whole in memory: each chunk from the ASGI stream goes through the
 streaming multipart parser into a :class:`~field_api.media.storage.TempFile`. Whatever goes
 wrong — the client drops the connection, the file passes its size limit, the form is
-malformed — the temporary file is deleted before the error propagates.
+malformed, the client stops sending — the temporary file is deleted before the error
+propagates.
+
+Size limits apply while the bytes stream in, not after. A body starts under the largest limit
+of any kind (a video's); as soon as the file's first bytes are in, ``limit_for`` (given the form
+fields received so far and those bytes) narrows it to the limit of what the file is: a photo
+is cut off at the photo limit of its kind. Multipart fields arrive in the client's order: when
+``kind`` comes before the file (as the crew app and the documented form send it) the kind's
+own limit applies at once; when it comes after, the largest photo limit applies while
+streaming and the kind's limit is checked once the form is complete.
+
+A client that declares a body and stops sending is cut off by :func:`idle_limited`: each read
+waits at most the configured idle time (``FIELDOPS_MEDIA_BODY_IDLE_TIMEOUT_S``), then the
+request ends with 408 and the connection is closed.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import anyio
 from python_multipart.multipart import parse_options_header
 
-from field_api.errors import BadRequest, PayloadTooLarge, UnsupportedMedia, ValidationFailed
-from field_api.media.storage import MediaStore, TempFile
+from field_api.errors import (
+    BadRequest,
+    DomainError,
+    PayloadTooLarge,
+    UnsupportedMedia,
+    ValidationFailed,
+)
+from field_api.media.storage import SNIFF_BYTES, MediaStore, TempFile
 
 MAX_FIELD_BYTES = 4096
 MAX_FIELDS = 16
+
+# The limit of a file once its first bytes (and the fields sent before it) are known.
+LimitFor = Callable[[dict[str, str], bytes], int]
+
+
+class BodyIdleTimeout(DomainError):
+    """The client stopped sending the body it declared (408; the connection is closed)."""
+
+    status_code = 408
+    code = "media.body_idle_timeout"
+
+
+async def idle_limited(stream: AsyncIterator[bytes], idle_s: float) -> AsyncIterator[bytes]:
+    """Pass a request body through, ending it with :class:`BodyIdleTimeout` when no chunk
+    arrives for ``idle_s`` seconds (a client that declared a Content-Length and went quiet)."""
+    chunks = stream.__aiter__()
+    while True:
+        try:
+            with anyio.fail_after(idle_s):
+                chunk = await chunks.__anext__()
+        except StopAsyncIteration:
+            return
+        except TimeoutError as exc:
+            raise BodyIdleTimeout(
+                f"no request body data arrived for {idle_s:g} s; the upload was dropped",
+                code="media.body_idle_timeout",
+                params={"idle_s": idle_s},
+                headers={"Connection": "close"},
+            ) from exc
+        yield chunk
 
 
 @dataclass
@@ -40,9 +90,17 @@ class _MultipartReader:
     state machine took several times longer per megabyte.
     """
 
-    def __init__(self, boundary: bytes, store: MediaStore, max_file_bytes: int) -> None:
+    def __init__(
+        self,
+        boundary: bytes,
+        store: MediaStore,
+        max_file_bytes: int,
+        limit_for: LimitFor | None = None,
+    ) -> None:
         self.store = store
         self.max_file_bytes = max_file_bytes
+        self.limit_for = limit_for
+        self._limited = limit_for is None
         self.first = b"--" + boundary
         self.delimiter = b"\r\n--" + boundary
         self.fields: dict[str, str] = {}
@@ -157,6 +215,8 @@ class _MultipartReader:
         if self._is_file:
             assert self.file is not None
             self.file.write(data)
+            if not self._limited and len(self.file.head) >= SNIFF_BYTES:
+                self._narrow_limit()
             return
         self._value += data
         if len(self._value) > MAX_FIELD_BYTES:
@@ -169,7 +229,15 @@ class _MultipartReader:
     def _end_part(self) -> None:
         if not self._is_file and self._name is not None:
             self.fields[self._name] = self._value.decode("utf-8", errors="replace")
+        if self._is_file and not self._limited and self.file is not None and self.file.head:
+            self._narrow_limit()  # a file shorter than the sniffed head
         self._is_file = False
+
+    def _narrow_limit(self) -> None:
+        """The file's type is known from its first bytes: apply its own limit from now on."""
+        assert self.file is not None and self.limit_for is not None
+        self._limited = True
+        self.file.set_limit(self.limit_for(dict(self.fields), self.file.head))
 
 
 async def receive_multipart(
@@ -178,13 +246,19 @@ async def receive_multipart(
     store: MediaStore,
     *,
     max_file_bytes: int,
+    limit_for: LimitFor | None = None,
 ) -> ReceivedUpload:
     """Parse a ``multipart/form-data`` body with one file part into the media store.
+
+    ``max_file_bytes`` applies until the file's first :data:`SNIFF_BYTES` bytes are in; then
+    ``limit_for(fields so far, first bytes)`` gives the file's own limit (it may raise to
+    refuse the file at once: an unsupported type, a declared length over the limit).
 
     Raises:
         UnsupportedMedia: the body is not multipart/form-data.
         BadRequest: malformed multipart, a body cut before its closing boundary, no file.
-        PayloadTooLarge: the file passed ``max_file_bytes`` (reading stops there).
+        PayloadTooLarge: the file passed its limit (reading stops there).
+        BodyIdleTimeout: raised by an :func:`idle_limited` stream (the file is removed).
     """
     mime, options = parse_options_header(content_type)
     if mime != b"multipart/form-data":
@@ -198,7 +272,7 @@ async def receive_multipart(
             "multipart/form-data without a valid boundary",
             code="media.multipart_boundary",
         )
-    reader = _MultipartReader(boundary, store, max_file_bytes)
+    reader = _MultipartReader(boundary, store, max_file_bytes, limit_for)
     try:
         async for chunk in stream:
             if chunk:
@@ -224,20 +298,32 @@ def _discard(temp: TempFile | None) -> None:
 
 
 async def append_stream(
-    path: Path, stream: AsyncIterator[bytes], *, max_bytes: int
+    path: Path,
+    stream: AsyncIterator[bytes],
+    *,
+    max_bytes: int,
+    check_head: Callable[[bytes], None] | None = None,
 ) -> tuple[int, bool]:
     """Append a tus PATCH body to a partial upload, keeping every byte that arrived.
 
     Returns the number of bytes appended and whether the body ended normally (False when the
     client went away: what arrived is kept so the client can resume from the new offset).
+    ``check_head`` sees the upload's first :data:`SNIFF_BYTES` bytes as soon as they are on
+    disk (the file's type is known then) and may raise to stop the upload at once.
 
     Raises:
         ValidationFailed: the body is longer than the bytes still expected.
+        BodyIdleTimeout: raised by an :func:`idle_limited` stream (what arrived is kept).
     """
     from starlette.requests import ClientDisconnect
 
     written = 0
     fh: BinaryIO
+    head = b""
+    need_head = check_head is not None and path.stat().st_size < SNIFF_BYTES
+    if need_head:
+        with path.open("rb") as existing:
+            head = existing.read(SNIFF_BYTES)
     with path.open("ab") as fh:
         try:
             async for chunk in stream:
@@ -248,6 +334,11 @@ async def append_stream(
                     )
                 fh.write(chunk)
                 written += len(chunk)
+                if need_head and check_head is not None:
+                    head += chunk[: SNIFF_BYTES - len(head)]
+                    if len(head) >= SNIFF_BYTES:
+                        need_head = False
+                        check_head(head)
         except ClientDisconnect:
             fh.flush()
             return written, False

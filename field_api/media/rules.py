@@ -59,6 +59,8 @@ class FlagCode(StrEnum):
     image_unreadable = "image_unreadable"
     barcode_unreadable = "barcode_unreadable"
     barcode_mismatch = "barcode_mismatch"
+    truncated = "truncated"
+    trailing_data = "trailing_data"
 
 
 @dataclass(frozen=True)
@@ -327,4 +329,32 @@ def check_barcode(scanned: str, decoded: Iterable[str]) -> EvidenceFlag | None:
     return EvidenceFlag(
         FlagCode.barcode_mismatch,
         f"the terminal sent {scanned!r} but the photo shows {', '.join(repr(v) for v in values)}",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# File integrity
+
+
+def check_truncated(truncated: bool) -> EvidenceFlag | None:
+    """Flag a photo whose image data ends before its pixels do (an end marker put on a cut
+    file): the decoder filled the rest in, so part of what it shows was never taken."""
+    if not truncated:
+        return None
+    return EvidenceFlag(
+        FlagCode.truncated,
+        "the photo's image data is cut short (an end marker follows incomplete data); "
+        "the missing part was filled in by the decoder",
+    )
+
+
+def check_trailing_data(trailing_bytes: int) -> EvidenceFlag | None:
+    """Flag bytes after the image's end that belong to no image (a ZIP archive, an HTML page
+    or a vendor trailer riding on the photo: a polyglot file). It is served only as the image
+    type its content was checked to be."""
+    if trailing_bytes <= 0:
+        return None
+    return EvidenceFlag(
+        FlagCode.trailing_data,
+        f"{trailing_bytes} bytes follow the end of the image and belong to no image",
     )

@@ -85,6 +85,73 @@ def max_upload_bytes(cfg: MediaSettings, kind: MediaKind | None = None) -> int:
     return limits.max_bytes(kind, is_video=None)
 
 
+# A multipart body's bytes besides the file: the form fields (at most 16 of 4 KiB, with their
+# part headers) and the delimiters. A declared body longer than the file's limit by more than
+# this cannot hold a file within the limit.
+MULTIPART_OVERHEAD_BYTES = 256 * 1024
+
+
+def _known_kind(value: str | None) -> MediaKind | None:
+    try:
+        return MediaKind(value) if value is not None else None
+    except ValueError:
+        return None  # the form's validation reports it
+
+
+def streaming_limit(
+    cfg: MediaSettings,
+    head: bytes,
+    *,
+    kind: MediaKind | str | None,
+    declared_body_bytes: int | None = None,
+) -> int:
+    """The most bytes a file may have once its first bytes (its type) are known.
+
+    A video gets the video limit; a photo its kind's photo limit, or the largest photo limit
+    while the kind is not known yet (a multipart form whose ``kind`` field follows the file).
+    Refused at once: an unsupported type, a video for a photo-only kind, and a declared
+    multipart body (``declared_body_bytes``) that cannot fit under the limit.
+
+    Raises:
+        UnsupportedMedia | ValidationFailed: the type is not accepted (for this kind).
+        PayloadTooLarge: the declared body is larger than the limit allows.
+    """
+    media_type = sniff_media_type(head)
+    known = kind if isinstance(kind, MediaKind) else _known_kind(kind)
+    limits = cfg.size_limits()
+    if not media_type.is_image:
+        if known is not None and known in cfg.barcode_kinds:
+            raise ValidationFailed(
+                f"a {known.value} item must be a photo",
+                code="media.photo_required",
+                params={"kind": known.value},
+            )
+        limit = limits.video_bytes
+    elif known is None:
+        limit = max(limits.photo_bytes.values())
+    else:
+        limit = limits.max_bytes(known, is_video=False)
+    if declared_body_bytes is not None and declared_body_bytes > limit + MULTIPART_OVERHEAD_BYTES:
+        raise PayloadTooLarge(
+            f"the file may be at most {limit} bytes; the request declares {declared_body_bytes}",
+            code="media.upload_too_large",
+            params={"limit_bytes": limit},
+        )
+    return limit
+
+
+def check_upload_head(cfg: MediaSettings, upload: ResumableUpload, head: bytes) -> None:
+    """A resumable upload's first bytes are in: its declared Upload-Length must fit the limit
+    of what the file is (a photo's, not a video's)."""
+    limit = streaming_limit(cfg, head, kind=upload.kind)
+    if upload.length > limit:
+        raise PayloadTooLarge(
+            f"Upload-Length {upload.length} exceeds the limit of {limit} bytes for this file",
+            code="media.upload_too_large",
+            params={"limit_bytes": limit},
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # Reads
 
@@ -278,6 +345,9 @@ def create_item(
                 header.gps.alt_m,
             )
         flags.extend(_plausibility_flags(order, header, now=now, cfg=cfg))
+        trailing = rules.check_trailing_data(header.trailing_bytes)
+        if trailing is not None:
+            flags.append(trailing)
     else:
         video = analyze_video(staged.path, media_type)
         item.duration_s = video.duration_s
@@ -467,6 +537,7 @@ class AnalysisOutcome:
     phash: int | None = None
     thumbnail_sha256: str | None = None
     decoded: tuple[str, ...] | None = None  # None: not a barcode item
+    truncated: bool = False  # the image data ends before its pixels do
 
 
 def compute_analysis(
@@ -476,7 +547,8 @@ def compute_analysis(
     *,
     keep_alive: Callable[[], None] = lambda: None,
 ) -> AnalysisOutcome:
-    """Decode, hash, thumbnail and read barcodes of a stored photo (no database).
+    """Decode (every pixel), hash, thumbnail, check for a cut scan and read barcodes of a
+    stored photo (no database).
 
     ``keep_alive`` is called between the steps (it renews the item's lease).
     """
@@ -494,7 +566,12 @@ def compute_analysis(
         keep_alive()
         decoded = tuple(normalize_meter_code(b.text) for b in decode_barcodes(image))
     keep_alive()
-    return AnalysisOutcome(phash=result.phash, thumbnail_sha256=thumb.sha256, decoded=decoded)
+    return AnalysisOutcome(
+        phash=result.phash,
+        thumbnail_sha256=thumb.sha256,
+        decoded=decoded,
+        truncated=result.truncated,
+    )
 
 
 def apply_analysis(
@@ -520,6 +597,9 @@ def apply_analysis(
         return
     item.thumbnail_sha256 = outcome.thumbnail_sha256
     item.phash = outcome.phash
+    truncated = rules.check_truncated(outcome.truncated)
+    if truncated is not None:  # stored and hashed, but never "done" without a word
+        _add_flag(session, item, truncated, actor=None)
     match = rules.find_reuse(
         outcome.phash,
         str(item.order_id),

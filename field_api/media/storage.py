@@ -167,15 +167,26 @@ class TempFile:
             raise RuntimeError("temporary file already closed")
         self.size += len(chunk)
         if self.max_bytes is not None and self.size > self.max_bytes:
-            raise PayloadTooLarge(
-                f"the file is larger than the limit of {self.max_bytes} bytes",
-                code="media.upload_too_large",
-                params={"limit_bytes": self.max_bytes},
-            )
+            raise self._too_large(self.max_bytes)
         if len(self.head) < SNIFF_BYTES:
             self.head += chunk[: SNIFF_BYTES - len(self.head)]
         self._hash.update(chunk)
         self._fh.write(chunk)
+
+    def set_limit(self, max_bytes: int) -> None:
+        """Change the limit while writing (the file's type or kind became known); 413 at once
+        when more than that has been written already."""
+        self.max_bytes = max_bytes
+        if self.size > max_bytes:
+            raise self._too_large(max_bytes)
+
+    @staticmethod
+    def _too_large(limit: int) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"the file is larger than the limit of {limit} bytes",
+            code="media.upload_too_large",
+            params={"limit_bytes": limit},
+        )
 
     def finish(self) -> None:
         """Flush to disk so a crash after the rename cannot leave a short file."""
