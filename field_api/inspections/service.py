@@ -99,9 +99,28 @@ class ImportSummary:
     updated: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-def _resolve_batch_dir(settings: Settings, directory: Path) -> Path:
-    path = directory if directory.is_absolute() else settings.inspections_dir / directory
-    path = path.resolve()
+def _inside_inspections_dir(
+    settings: Settings, path: Path, *, named: str, refuse_parent: bool = True
+) -> Path:
+    """``path`` resolved (symlinks followed); 403 when it leaves the inspections folder."""
+    root = settings.inspections_dir.resolve()
+    resolved = (root / path).resolve()  # an absolute ``path`` replaces ``root`` here
+    if (refuse_parent and ".." in path.parts) or not resolved.is_relative_to(root):
+        raise Forbidden(
+            f"{named} {str(path)!r} is outside the inspections folder; give a folder under it "
+            "(no '..', no absolute path elsewhere, no link leading out of it)",
+            code="inspection.path_outside",
+            params={"path": str(path)},
+        )
+    return resolved
+
+
+def _resolve_batch_dir(settings: Settings, directory: Path, *, confined: bool = True) -> Path:
+    if confined:
+        path = _inside_inspections_dir(settings, directory, named="batch folder")
+    else:
+        path = directory if directory.is_absolute() else settings.inspections_dir / directory
+        path = path.resolve()
     if not (path / RECORDS_FILE).is_file():
         raise ValidationFailed(
             f"{directory} holds no {RECORDS_FILE}: not a batch output folder",
@@ -177,19 +196,39 @@ def _upsert(
 
 
 def import_batch(
-    session: Session, directory: Path, *, settings: Settings, actor: Principal | None
+    session: Session,
+    directory: Path,
+    *,
+    settings: Settings,
+    actor: Principal | None,
+    confined: bool = True,
 ) -> ImportSummary:
     """Import a batch's finding records; importing the same batch twice changes nothing.
+
+    ``confined`` (the default, and always over HTTP): the batch folder and every photo its
+    records name must lie under ``settings.inspections_dir`` once resolved — ``..``, absolute
+    paths elsewhere and symlinks leading out are refused (403) before anything is read. The
+    operator's command line passes ``confined=False`` for a folder anywhere on the server.
 
     A record already imported from an older run of the batch is superseded by the newer one;
     an inspector's review is kept.
     """
-    batch_dir = _resolve_batch_dir(settings, directory)
+    batch_dir = _resolve_batch_dir(settings, directory, confined=confined)
     records_path = batch_dir / RECORDS_FILE
     records_sha = _sha256_of(records_path)
     records = _load_records(records_path)
     if not records:
         raise ValidationFailed(f"{records_path} holds no records", code="inspection.batch_empty")
+    if confined:  # every file the records name is checked before anything is written
+        for record in records:
+            if record.kind == "photo":
+                named = Path(record.path)
+                _inside_inspections_dir(
+                    settings,
+                    named if named.is_absolute() else batch_dir / named,
+                    named=f"photo {record.photo_id}",
+                    refuse_parent=False,
+                )
     batch_id = records[0].batch_id
     if any(r.batch_id != batch_id for r in records):
         raise ValidationFailed(

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from field_api.audit import service as audit
 from field_api.auth.models import Role
 from field_api.config import Settings
-from field_api.errors import InvalidTransition, ValidationFailed
+from field_api.errors import Forbidden, InvalidTransition, ValidationFailed
 from field_api.inspections import service
 from field_api.inspections.models import Finding, LedgerAsset, LedgerTask, RepairOrder
 from field_api.inspections.rules import FindingStatus, RepairStage
@@ -24,6 +24,12 @@ from tests.builders import auth, make_crew, make_district, make_user
 from vision import records as rec
 
 BATCH = "batch-test-0001"
+
+
+@pytest.fixture(autouse=True)
+def _inspections_dir(settings: Settings, tmp_path: Path) -> None:
+    """Batches are imported from under the configured inspections folder (the test's own)."""
+    settings.inspections_dir = tmp_path
 
 
 def _jpeg(color: tuple[int, int, int], size: tuple[int, int] = (320, 240)) -> bytes:
@@ -367,3 +373,57 @@ def test_export_training_set_writes_voc(
     assert counts["boxes"] == 1 and counts["train"] + counts["val"] == 1
     xml = next((tmp_path / "export").glob("*/annotations/*.xml")).read_text()
     assert "<name>defect</name>" in xml and "<xmin>100</xmin>" in xml and "insulator" not in xml
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink"])
+def test_import_reads_only_under_the_inspections_folder(
+    client: TestClient, session: Session, settings: Settings, tmp_path: Path, kind: str
+) -> None:
+    _, inspector = make_user(session, settings, role=Role.inspector)
+    session.commit()
+    root = tmp_path / "inspections"
+    root.mkdir()
+    settings.inspections_dir = root
+    outside = write_batch(tmp_path / "elsewhere")  # a real batch folder, outside the root
+    directory = {
+        "dotdot": "../elsewhere/batch",
+        "absolute": str(outside),
+        "symlink": "linked",
+    }[kind]
+    if kind == "symlink":
+        (root / "linked").symlink_to(outside, target_is_directory=True)
+    r = client.post(
+        "/inspections/batches/import", json={"directory": directory}, headers=auth(inspector)
+    )
+    assert r.status_code == 403, r.text
+    assert r.json()["code"] == "inspection.path_outside"
+    assert "outside the inspections folder" in r.json()["detail"]
+    assert session.scalar(select(func.count()).select_from(Finding)) == 0
+
+    inside = write_batch(root)
+    r = client.post(
+        "/inspections/batches/import", json={"directory": str(inside)}, headers=auth(inspector)
+    )
+    assert r.status_code == 200, r.text
+
+
+def test_a_photo_named_outside_the_folder_refuses_the_whole_import(
+    session: Session, settings: Settings, tmp_path: Path
+) -> None:
+    batch_dir = write_batch(tmp_path)
+    secret = tmp_path.parent / f"{tmp_path.name}-secret.jpg"
+    secret.write_bytes(_jpeg((1, 2, 3)))
+    lines = (batch_dir / "records.jsonl").read_text().splitlines()
+    patched = [
+        line.replace('"path":"DJI_0001.JPG"', f'"path":"{secret}"') for line in lines
+    ]
+    assert patched != lines
+    (batch_dir / "records.jsonl").write_text("\n".join(patched) + "\n")
+    with pytest.raises(Forbidden, match="outside the inspections folder"):
+        service.import_batch(session, batch_dir, settings=settings, actor=None)
+    assert session.scalar(select(func.count()).select_from(Finding)) == 0
+    # the operator's command line is not confined
+    summary = service.import_batch(
+        session, batch_dir, settings=settings, actor=None, confined=False
+    )
+    assert summary.created["findings"] == 2
