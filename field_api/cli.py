@@ -276,6 +276,12 @@ def audit_verify(
                 )
             report = cps.verify_against(session, folder, key)
             problems.extend(report.problems)
+            if report.checked == 0 and not report.problems:
+                typer.echo(
+                    f"warning: no signed checkpoint in {folder}: a deleted tail or a restored "
+                    "older copy cannot be detected",
+                    err=True,
+                )
     if problems:
         typer.echo(f"audit chain BROKEN: {problems[0]}", err=True)
         for extra in problems[1:]:
@@ -293,15 +299,40 @@ def audit_verify(
 def audit_checkpoint() -> None:
     """Sign the chain's current head and write it to the checkpoint folder now."""
     from field_api.audit import checkpoints as cps
+    from field_api.audit import service
 
-    with service_context() as (settings, factory), factory.begin() as session:
-        stored = cps.write_checkpoint(session, settings)
+    try:
+        with service_context() as (settings, factory), factory.begin() as session:
+            problems = service.verify(session)
+            if problems:
+                typer.echo(
+                    f"not signing a broken chain: {problems[0].message}", err=True
+                )
+                raise typer.Exit(1)
+            stored = cps.write_checkpoint(session, settings)
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        _fail(exc)
+        return
     record = stored.envelope["record"]
     typer.echo(
         json.dumps(
             {"file": stored.name, "count": record["count"], "last_hash": record["last_hash"]}
         )
     )
+
+
+def _operator() -> str:
+    """Who runs a command on this host (recorded with a re-anchor)."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
 
 
 @audit_app.command("reanchor")
@@ -313,7 +344,9 @@ def audit_reanchor(
 
     try:
         with service_context() as (settings, factory), factory.begin() as session:
-            stored = cps.reanchor(session, settings, actor=None, reason=reason)
+            stored = cps.reanchor(
+                session, settings, actor=None, reason=reason, operator=_operator()
+            )
     except Exception as exc:
         _fail(exc)
         return

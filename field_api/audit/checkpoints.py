@@ -38,6 +38,7 @@ from field_api import clock, keyfiles
 from field_api.audit import keys as audit_keys
 from field_api.audit import service
 from field_api.audit.rules import (
+    GENESIS,
     ChainPoint,
     Checkpoint,
     CheckpointKind,
@@ -144,8 +145,23 @@ def write_checkpoint(
     kind: CheckpointKind = CheckpointKind.checkpoint,
     reason: str | None = None,
 ) -> StoredCheckpoint:
-    """Sign the chain's current head and write it to the checkpoint folder."""
+    """Sign the chain's current head and write it to the checkpoint folder.
+
+    Refused when the chain does not continue the newest checkpoint (its event still has the
+    signed hash, and every later link holds): a checkpoint never anchors a truncated or
+    rewritten chain. A re-anchor has verified the whole chain already.
+    """
     keys = audit_keys.current()
+    if kind is CheckpointKind.checkpoint:
+        latest = _latest_record(settings, keys.public_key)
+        seq, last = (int(latest["count"]), str(latest["last_hash"])) if latest else (0, GENESIS)
+        problems = service.links_since(session, seq=seq, last_hash=last)
+        if problems:
+            raise Conflict(
+                f"not signing the head: {problems[0].message}",
+                code="audit.chain_broken",
+                params={"problem": problems[0].message},
+            )
     count, last_hash = service.head(session)
     at = clock.now()
     record = checkpoint_payload(
@@ -161,15 +177,22 @@ def write_checkpoint(
     return StoredCheckpoint(name, envelope)
 
 
-def _latest_record(settings: Settings) -> dict[str, Any] | None:
+def _latest_record(
+    settings: Settings, public_key: Ed25519PublicKey | None = None
+) -> dict[str, Any] | None:
+    """The newest checkpoint's record (with ``public_key``: the newest correctly signed one)."""
     store = store_of(settings)
     for name in reversed(store.names()):
         try:
-            record = store.read(name).get("record")
+            envelope = store.read(name)
         except (OSError, ValueError):
             continue
-        if isinstance(record, dict):
-            return record
+        record = envelope.get("record")
+        if not isinstance(record, dict):
+            continue
+        if public_key is not None and check_signature(envelope, public_key) is None:
+            continue
+        return record
     return None
 
 
@@ -204,12 +227,18 @@ def write_due(factory: sessionmaker[Session], settings: Settings) -> StoredCheck
 
 
 def reanchor(
-    session: Session, settings: Settings, *, actor: Principal | None, reason: str
+    session: Session,
+    settings: Settings,
+    *,
+    actor: Principal | None,
+    reason: str,
+    operator: str | None = None,
 ) -> StoredCheckpoint:
     """Acknowledge a restored database: audit the act, then anchor the chain's new head.
 
-    Refused unless the chain itself verifies (links, head and rows): a re-anchor accepts an
-    older history, never a tampered one.
+    Refused unless the chain itself verifies (links, authors, head and rows): a re-anchor
+    accepts an older history, never a tampered one. Only the command line offers it (it needs
+    the key files, i.e. the service's host), and ``operator`` names who ran it.
     """
     reason = reason.strip()
     if not reason:
@@ -230,7 +259,7 @@ def reanchor(
         entity_type="audit_chain",
         entity_id=f"{count}:{last_hash[:16]}",  # the head that is being anchored
         content_hash=None,
-        detail=reason,
+        detail=f"{reason} (by {operator})" if operator else reason,
     )
     return write_checkpoint(session, settings, kind=CheckpointKind.reanchor, reason=reason)
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from field_api.audit import checkpoints, service
 from field_api.auth.models import Role
@@ -37,10 +37,6 @@ class CheckpointPage(BaseModel):
     total: int
     limit: int
     offset: int
-
-
-class ReanchorRequest(BaseModel):
-    reason: str = Field(min_length=3, max_length=500)
 
 
 def _read(stored: checkpoints.StoredCheckpoint) -> CheckpointRead:
@@ -95,11 +91,3 @@ def checkpoint_public_key(settings: AppSettings) -> Response:
 def write_checkpoint(session: DbSession, settings: AppSettings, _: Admin) -> CheckpointRead:
     """Sign the chain's current head and write a checkpoint now."""
     return _read(checkpoints.write_checkpoint(session, settings))
-
-
-@router.post("/reanchor", status_code=201)
-def reanchor(
-    body: ReanchorRequest, session: DbSession, settings: AppSettings, actor: Admin
-) -> CheckpointRead:
-    """After restoring a database backup: audit the restore and anchor the new head."""
-    return _read(checkpoints.reanchor(session, settings, actor=actor, reason=body.reason))

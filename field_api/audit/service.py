@@ -284,12 +284,23 @@ def install_guard() -> None:
 
 
 def _chain_problems(
-    events: Iterable[AuditEvent], keys: audit_keys.AuditKeys
+    events: Iterable[AuditEvent],
+    keys: audit_keys.AuditKeys,
+    *,
+    after_seq: int = 0,
+    after_hash: str = GENESIS,
+    check_authors: bool = True,
 ) -> tuple[list[Problem], int, str, dict[tuple[str, str], str | None]]:
+    """Walk events (in order, starting right after ``after_seq``/``after_hash``).
+
+    ``check_authors``: every event's author must be a user created earlier on the chain — an
+    account inserted around the service cannot act, even if its rows are deleted afterwards.
+    """
     problems: list[Problem] = []
-    prev = GENESIS
-    expected_seq = 1
+    prev = after_hash
+    expected_seq = after_seq + 1
     latest: dict[tuple[str, str], str | None] = {}
+    users_on_chain: set[str] = set()
     for ev in events:
         if ev.seq != expected_seq:
             problems.append(Problem(ev.seq, f"event {expected_seq} is missing (found {ev.seq})"))
@@ -319,10 +330,49 @@ def _chain_problems(
         if not same_hash(link_hash(key, prev, _event_fields(ev)), ev.hash):
             problems.append(Problem(ev.seq, f"event {ev.seq} was altered (hash mismatch)"))
             break
+        if check_authors and ev.actor_id is not None and str(ev.actor_id) not in users_on_chain:
+            problems.append(
+                Problem(
+                    ev.seq,
+                    f"event {ev.seq} is authored by user {ev.actor_id}, who was never created on "
+                    "the chain (an account inserted around the service)",
+                )
+            )
+            break
+        if ev.entity_type == "users" and ev.row_hash is not None:
+            users_on_chain.add(ev.entity_id)
         prev = ev.hash
         expected_seq += 1
         latest[(ev.entity_type, ev.entity_id)] = ev.row_hash
     return problems, expected_seq - 1, prev, latest
+
+
+def links_since(session: Session, *, seq: int, last_hash: str) -> list[Problem]:
+    """Check the links after event ``seq`` (whose hash must be ``last_hash``) up to the head:
+    the cheap check before anchoring the head in a new checkpoint."""
+    keys = audit_keys.current()
+    if seq > 0:
+        stored = hashes_at(session, [seq]).get(seq)
+        if stored is None or not same_hash(stored, last_hash):
+            return [
+                Problem(
+                    seq,
+                    f"event {seq} no longer has the hash of the last checkpoint: the chain was "
+                    "truncated, rewritten or rolled back",
+                )
+            ]
+    events = session.execute(
+        select(AuditEvent).where(AuditEvent.seq > seq).order_by(AuditEvent.seq)
+    ).scalars()
+    problems, count, last, _ = _chain_problems(
+        events, keys, after_seq=seq, after_hash=last_hash, check_authors=False
+    )
+    if problems:
+        return problems
+    head_count, head_hash = head(session)
+    if (head_count, head_hash) != (count, last):
+        return [Problem(None, f"chain head says {head_count} events, the chain has {count}")]
+    return []
 
 
 def verify(session: Session, *, keys: audit_keys.AuditKeys | None = None) -> list[Problem]:

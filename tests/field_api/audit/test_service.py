@@ -167,13 +167,6 @@ def test_audit_endpoints(client: TestClient, session: Session, settings: Setting
     report = client.get("/audit/verify", headers=auth(planner)).json()
     assert report["ok"] and report["checkpoints_checked"] == 1, report
 
-    r = client.post("/audit/reanchor", json={"reason": ""}, headers=auth(admin))
-    assert r.status_code == 422
-    r = client.post("/audit/reanchor", json={"reason": "restored last night's backup"},
-                    headers=auth(admin))
-    assert r.status_code == 201, r.text
-    assert r.json()["record"]["kind"] == "reanchor"
-    session.expire_all()
-    event = _last_event(session)
-    assert event.action == "audit.reanchor" and event.detail == "restored last night's backup"
-    assert client.get("/audit/verify", headers=auth(admin)).json()["ok"]
+    # a re-anchor needs the host (the key files): no HTTP route offers it
+    assert client.post("/audit/reanchor", json={"reason": "x" * 10},
+                       headers=auth(admin)).status_code in (404, 405)

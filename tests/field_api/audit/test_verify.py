@@ -299,9 +299,46 @@ def test_a_rolled_back_copy_is_caught_and_a_reanchor_accepts_a_real_restore(db: 
         action, detail = conn.execute(
             select(AuditEvent.action, AuditEvent.detail).order_by(AuditEvent.seq.desc()).limit(1)
         ).one()
-    assert (action, detail) == ("audit.reanchor", "restored the backup of 09:00 after a disk failure")
+    assert action == "audit.reanchor"
+    assert detail.startswith("restored the backup of 09:00 after a disk failure (by ")
     db.work()
     assert _verify()[0] == 0
+
+
+@pytest.mark.audit_tampered
+def test_an_inserted_admin_cannot_launder_its_work_by_deleting_itself(db: Db) -> None:
+    """The forger inserts an admin, uses it through the service (the events are real), then
+    deletes the inserted rows: the events' author was never created on the chain."""
+    _insert_admin(db)
+    from fastapi.testclient import TestClient
+
+    from field_api.main import create_app
+
+    with TestClient(create_app(get_settings())) as http:
+        r = http.post("/admin/users", json={"name": "laundered", "role": "admin"},
+                      headers={"Authorization": "Bearer fo_forged_token"})
+        assert r.status_code == 201, r.text
+    db.sql("DELETE FROM api_tokens WHERE prefix = 'fo_forg'")
+    db.sql("DELETE FROM users WHERE name = 'intruder'")
+    code, out = _verify()
+    assert code == 1
+    assert "who was never created on the chain" in out
+
+
+@pytest.mark.audit_tampered
+def test_a_checkpoint_never_anchors_a_truncated_chain(db: Db) -> None:
+    assert _cli("checkpoint")[0] == 0
+    _delete_tail(db, 2)
+    code, out = _cli("checkpoint")
+    assert code == 1 and "not signing a broken chain" in out
+    from field_api.audit import checkpoints as cps
+    from field_api.errors import Conflict
+
+    with make_session_factory(db.engine).begin() as session, pytest.raises(
+        Conflict, match="no longer has the hash of the last checkpoint"
+    ):
+        cps.write_checkpoint(session, get_settings())
+    assert len(list(db.checkpoints.iterdir())) == 1
 
 
 @pytest.mark.audit_tampered
