@@ -22,7 +22,7 @@ from field_api.deadlines.schemas import (
     VisitCreate,
     VisitRead,
 )
-from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles, writes_database
+from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.types import DateQuery, IdPath, IdQuery, IsoDate
 from field_api.work_orders import service as orders
 
@@ -33,7 +33,6 @@ Admin = Annotated[Principal, Depends(require_roles(Role.admin))]
 
 
 @router.get("/work-orders/{order_id}/deadlines")
-@writes_database  # stores the recomputed clocks
 def get_order_deadlines(
     order_id: IdPath,
     session: DbSession,
@@ -119,7 +118,6 @@ def cancel_visit(
 
 
 @router.get("/deadlines/attention")
-@writes_database  # re-evaluates and stores paused/provisional clocks
 def attention(
     session: DbSession,
     user: CurrentUser,

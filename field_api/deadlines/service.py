@@ -208,8 +208,10 @@ def deadlines_of(
     calendar: WorkingCalendar | None = None,
     as_of: date | None = None,
 ) -> rules.OrderDeadlines:
-    """The order's clocks as of ``as_of`` (today by default), stored copies brought up to date."""
-    return refresh(session, order, calendar=calendar or calendar_for(), as_of=as_of or today())
+    """The order's clocks as of ``as_of`` (today by default), computed without writing: the
+    stored copies are brought up to date by the writes that move them (stage changes, pauses)
+    and by ``recompute_provisional``."""
+    return evaluate(session, order, calendar=calendar or calendar_for(), as_of=as_of or today())
 
 
 def recompute_provisional(session: Session, *, calendar: WorkingCalendar | None = None) -> int:
@@ -470,7 +472,8 @@ def attention(
     items: list[AttentionItem] = []
     for order, rows in by_order.values():
         if any(r.paused for r in rows) or _now_exact(calendar, rows):
-            fresh = refresh(session, order, calendar=calendar, as_of=as_of)
+            # computed, not stored: a GET never waits for the write lock
+            fresh = evaluate(session, order, calendar=calendar, as_of=as_of)
             clocks = [
                 (c.name, c.governing, c.due.due, c.due.provisional, c.due.missing_years, c.paused)
                 for c in fresh.clocks

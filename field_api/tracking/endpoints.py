@@ -6,14 +6,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
 from field_api.deadlines.service import CHINA_TZ, calendar_for
-from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles, writes_database
+from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.errors import NotFound
 from field_api.tracking import service
 from field_api.tracking.rules import DeliveryStatus
@@ -25,7 +25,7 @@ from field_api.tracking.schemas import (
     SubscriptionRead,
     TrackingLinkRead,
 )
-from field_api.types import Code64Path, IdPath
+from field_api.types import HTML_NOT_FOUND, Code64Path, IdPath
 from field_api.work_orders import service as orders
 
 router = APIRouter(tags=["tracking"])
@@ -55,13 +55,16 @@ def _templates() -> Environment:
 
 
 @router.get("/work-orders/{order_id}/tracking")
-@writes_database  # creates the token on first use
 def get_tracking_link(
-    order_id: IdPath, session: DbSession, user: CurrentUser, settings: AppSettings
+    order_id: IdPath,
+    session: DbSession,
+    user: CurrentUser,
+    settings: AppSettings,
+    request: Request,
 ) -> TrackingLinkRead:
     """The order's public tracking link (created on first use)."""
     order = orders.get_for_actor(session, order_id, user, write=False)
-    token = service.token_for(session, order).token
+    token = service.ensure_token(session, request.app.state.session_factory, order).token
     return TrackingLinkRead(
         order_id=order.id,
         token=token,
@@ -76,7 +79,7 @@ def get_progress(token: Code64Path, session: DbSession, settings: AppSettings) -
     return ProgressRead.of(service.progress(session, token, calendar=calendar_for(settings)))
 
 
-@router.get("/t/{token}", response_class=HTMLResponse)
+@router.get("/t/{token}", response_class=HTMLResponse, responses=HTML_NOT_FOUND)
 def progress_page(token: Code64Path, session: DbSession, settings: AppSettings) -> HTMLResponse:
     """Public: the mobile progress page of an order."""
     try:

@@ -14,7 +14,8 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from field_api import clock
 from field_api.audit import service as audit
@@ -81,6 +82,30 @@ def token_for(session: Session, order: WorkOrder) -> TrackingToken:
         session.add(row)
         session.flush()
     return row
+
+
+def ensure_token(
+    session: Session, factory: sessionmaker[Session], order: WorkOrder
+) -> TrackingToken:
+    """The order's token read in ``session``; when it does not exist yet, created in a short
+    write transaction of its own, so reading an existing link never waits for the write lock."""
+    row = session.execute(
+        select(TrackingToken).where(TrackingToken.order_id == order.id)
+    ).scalar_one_or_none()
+    if row is not None:
+        return row
+    try:
+        with factory.begin() as writer:
+            created = token_for(writer, writer.get_one(WorkOrder, order.id))
+            writer.expunge(created)
+            return created
+    except IntegrityError:  # another request created it first
+        with factory() as reader:
+            found = reader.execute(
+                select(TrackingToken).where(TrackingToken.order_id == order.id)
+            ).scalar_one()
+            reader.expunge(found)
+            return found
 
 
 tracking_path = rules.tracking_path

@@ -63,10 +63,14 @@ def factory(committed_engine: Engine) -> sessionmaker[Session]:
     return make_session_factory(committed_engine)
 
 
+# SQLite's write lock and busy timeout: these tests run on SQLite only (not collected for
+# PostgreSQL, rather than skipped there).
+sqlite_only = pytest.mark.parametrize("committed_url", ["sqlite"], indirect=True)
+
+
 @pytest.fixture
 def sqlite_url(committed_url: str) -> str:
-    if not _is_sqlite(committed_url):
-        pytest.skip("SQLite's write lock and busy timeout")
+    assert _is_sqlite(committed_url)
     return committed_url
 
 
@@ -138,6 +142,7 @@ def test_read_session_proceeds_while_a_writer_holds_an_open_write(
         assert {committed, writer.code} <= _district_codes(s)
 
 
+@sqlite_only
 def test_the_old_immediate_reads_baseline_does_wait_for_the_writer(
     sqlite_url: str, factory: sessionmaker[Session]
 ) -> None:
@@ -156,6 +161,7 @@ def test_the_old_immediate_reads_baseline_does_wait_for_the_writer(
         reader.dispose()
 
 
+@sqlite_only
 def test_read_sessions_begin_deferred_and_write_sessions_immediate(
     sqlite_url: str, committed_engine: Engine, factory: sessionmaker[Session]
 ) -> None:
@@ -185,6 +191,7 @@ def test_read_sessions_begin_deferred_and_write_sessions_immediate(
 # --- writers are serialised -----------------------------------------------------------------
 
 
+@sqlite_only
 def test_a_second_writer_cannot_begin_while_one_holds_the_write_lock(
     sqlite_url: str, factory: sessionmaker[Session]
 ) -> None:
@@ -204,6 +211,7 @@ def test_a_second_writer_cannot_begin_while_one_holds_the_write_lock(
     impatient.dispose()
 
 
+@sqlite_only
 def test_concurrent_read_modify_write_transactions_queue_and_lose_no_update(
     sqlite_url: str, committed_engine: Engine, factory: sessionmaker[Session]
 ) -> None:
@@ -310,6 +318,7 @@ def impatient_app(
         yield app
 
 
+@sqlite_only
 def test_get_succeeds_while_a_writer_holds_the_lock(
     impatient_app: _App, factory: sessionmaker[Session]
 ) -> None:
@@ -327,6 +336,30 @@ def test_get_succeeds_while_a_writer_holds_the_lock(
     assert writer.code in {d["code"] for d in after.json()}
 
 
+@sqlite_only
+def test_reads_that_may_write_do_not_wait_once_written(
+    impatient_app: _App, factory: sessionmaker[Session]
+) -> None:
+    """An existing tracking link and the deadline views are plain reads under a held lock."""
+    app = impatient_app
+    link = f"/work-orders/{app.order_id}/tracking"
+    first = app.client.get(link, headers=auth(app.crew))  # creates the token (a short write)
+    assert first.status_code == 200, first.text
+    writer = _HeldWrite(factory)
+    try:
+        again = app.client.get(link, headers=auth(app.crew))
+        deadlines = app.client.get(
+            f"/work-orders/{app.order_id}/deadlines", headers=auth(app.crew)
+        )
+        attention = app.client.get("/deadlines/attention", headers=auth(app.crew))
+    finally:
+        writer.rollback()
+    assert again.status_code == 200 and again.json()["token"] == first.json()["token"]
+    assert deadlines.status_code == 200, deadlines.text
+    assert attention.status_code == 200, attention.text
+
+
+@sqlite_only
 def test_a_write_refused_by_a_locked_database_is_a_503_json_error(
     impatient_app: _App, factory: sessionmaker[Session]
 ) -> None:
@@ -353,6 +386,7 @@ def test_a_write_refused_by_a_locked_database_is_a_503_json_error(
     assert retried.status_code == 201, retried.text
 
 
+@sqlite_only
 def test_a_get_that_writes_takes_the_write_lock_first_and_waits_for_it(
     sqlite_url: str, tmp_path: Path, factory: sessionmaker[Session]
 ) -> None:

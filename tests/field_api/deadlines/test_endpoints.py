@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from field_api.auth.models import Role
 from field_api.config import Settings
+from field_api.deadlines import service as deadline_service
 from tests.builders import auth, make_crew, make_district, make_order, make_user
 from tests.clocks import ChinaClock
 
@@ -20,6 +21,7 @@ def _setup(session: Session, settings: Settings, clock: ChinaClock) -> tuple[int
     clock.set_china(2025, 9, 29)
     order = make_order(session, crew=crew)
     order.accepted_at = clock.now()
+    deadline_service.refresh(session, order)  # what the acceptance itself stores
     session.commit()
     return order.id, crew_token, planner_token, other_crew_token
 
@@ -112,7 +114,6 @@ def test_attention_and_compliance_views(
     client: TestClient, session: Session, settings: Settings, clock: ChinaClock
 ) -> None:
     order_id, crew_token, planner_token, _ = _setup(session, settings, clock)
-    client.get(f"/work-orders/{order_id}/deadlines", headers=auth(crew_token))
     r = client.get("/deadlines/attention", params={"as_of": "2025-10-13"}, headers=auth(crew_token))
     assert r.status_code == 200, r.text
     items = [i for i in r.json()["items"] if i["order_id"] == order_id and i["governing"]]
