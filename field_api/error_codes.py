@@ -81,6 +81,16 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "角色 {role} 无权执行此操作（需要：{allowed}）",
         "role {role} may not do this (needs one of: {allowed})",
     ),
+    "auth.user_not_found": _m("用户 {user_id} 不存在", "user {user_id} does not exist"),
+    "auth.role_change_crew": _m(
+        "角色变更不能让用户 {user_id} 加入或离开班组，请新建用户",
+        "a role change cannot move user {user_id} into or out of a crew; create a new user",
+    ),
+    "auth.last_admin": _m(
+        "此操作（{action}）将导致没有可登录的管理员，请先创建或启用另一名管理员",
+        "{action} would leave no active admin able to sign in; create or enable another admin "
+        "first",
+    ),
     "auth.token_not_found": _m("令牌 {token_id} 不存在", "token {token_id} does not exist"),
     "user.crew_required": _m("班组成员必须属于一个班组", "a crew member needs a crew"),
     "user.crew_not_allowed": _m(
@@ -546,6 +556,10 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "inspection.not_a_batch_folder": _m(
         "该目录没有 {records_file}，不是批次输出目录",
         "the folder holds no {records_file}: not a batch output folder",
+    ),
+    "inspection.path_outside": _m(
+        "{path} 不在巡检目录内，请指定其下的目录",
+        "{path} is outside the inspections folder; give a folder under it",
     ),
     "inspection.records_invalid": _m(
         "巡检记录无效：{reason}", "invalid inspection records: {reason}"

@@ -135,6 +135,7 @@ ERROR_RESPONSES = {
     401: "Missing, unknown or revoked bearer token.",
     403: "The caller's role or crew may not do this.",
     404: "The resource (or route) does not exist.",
+    408: "The request body went idle before it was complete; the connection is closed.",
     409: "Conflicts with the current state (or an Idempotency-Key in use).",
     412: "A precondition header is wrong (tus: Tus-Resumable).",
     413: "The request body or file exceeds its limit.",
@@ -154,7 +155,7 @@ def _needs_user(dependant: Dependant) -> bool:
 def _error_statuses(route: APIRoute | None, path: str, method: str, op: dict[str, Any]) -> set[int]:
     """The error statuses an operation can answer (documented with ErrorBody)."""
     statuses = {500, 503}
-    if route is not None and _needs_user(route.dependant):
+    if op.get("security") or (route is not None and _needs_user(route.dependant)):
         statuses |= {401, 403, 404, 409, 422}
     if "{" in path:
         statuses |= {404, 422}
@@ -163,9 +164,9 @@ def _error_statuses(route: APIRoute | None, path: str, method: str, op: dict[str
     if method in _WRITE_METHODS:
         statuses |= {400, 409, 413, 422}  # malformed JSON, Idempotency-Key, body size
     content = op.get("requestBody", {}).get("content", {})
-    if path.startswith("/media") or "multipart/form-data" in content:
-        statuses |= {400, 413, 415}
-    if path.startswith("/media/uploads"):
+    if method in _WRITE_METHODS and ("/media" in path or "multipart/form-data" in content):
+        statuses |= {400, 408, 413, 415}  # 408: an upload body that goes idle
+    if "/media/uploads" in path:
         statuses.add(412)
     return statuses
 
@@ -205,7 +206,9 @@ def _document_errors(app: FastAPI) -> None:
                     )
                     if status == 422 and "HTTPValidationError" in json.dumps(entry):
                         entry["description"] = ERROR_RESPONSES[422]
-                    entry["content"] = {"application/json": {"schema": dict(ERROR_BODY_REF)}}
+                    # JSON errors are ErrorBody; a page's declared HTML error (text/html) stays
+                    content = entry.setdefault("content", {})
+                    content["application/json"] = {"schema": dict(ERROR_BODY_REF)}
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
         return schema
