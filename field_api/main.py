@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from field_api import logs
+from field_api import api_doc, logs
 from field_api.audit import keys as audit_keys
 from field_api.config import Settings, get_settings
 from field_api.db import (
@@ -243,7 +243,8 @@ def create_app(
     app.state.engine = engine
     app.state.session_factory = session_factory
     _install_error_handlers(app)
-    _document_errors(app)
+    api_doc.install(app)  # bearer scheme in the OpenAPI; OPTIONS and 405 with a complete Allow
+    _document_errors(app)  # after api_doc: an operation with "security" is authenticated
     app.add_middleware(IdempotencyMiddleware, max_body_bytes=settings.max_json_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)  # outermost: every answer gets the headers
 

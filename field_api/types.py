@@ -96,3 +96,19 @@ Key100Path = Annotated[Text, Path(min_length=1, max_length=100)]
 """A string key in the path whose column is String(100) (ledger ids)."""
 Text100Query = Annotated[Text | None, Query(max_length=100)]
 """A filter on a String(100) column."""
+
+# --- responses -------------------------------------------------------------------------------
+CSV_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The report as CSV (UTF-8, a header row) when CSV is asked for.",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
+"""``responses=`` of a route that can answer ``text/csv``."""
+HTML_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {
+        "description": "Not found: a page for people, in HTML.",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
+}
+"""``responses=`` of an HTML page that answers its own 404 page."""

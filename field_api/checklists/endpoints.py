@@ -17,7 +17,7 @@ from field_api.checklists.schemas import (
     SubmissionRead,
 )
 from field_api.deps import CurrentUser, DbSession, require_roles
-from field_api.types import IdPath, IsoDate
+from field_api.types import CSV_RESPONSES, IdPath, IsoDate
 from field_api.work_orders import service as orders
 
 router = APIRouter(tags=["checklists"])
@@ -81,7 +81,7 @@ def first_pass_rate(
     return [FirstPassRead(**asdict(r)) for r in rows]
 
 
-@router.get("/planner/first-pass.csv", response_class=Response)
+@router.get("/planner/first-pass.csv", response_class=Response, responses=CSV_RESPONSES)
 def first_pass_rate_csv(
     session: DbSession,
     user: Planner,
@@ -107,7 +107,9 @@ def failing_items(
     return [ParetoRead(**asdict(r)) for r in rows]
 
 
-@router.get("/planner/failing-items.csv", response_class=Response)
+@router.get(
+    "/planner/failing-items.csv", response_class=Response, responses=CSV_RESPONSES
+)
 def failing_items_csv(
     session: DbSession, user: Planner, date_from: From, date_to: To, phase: Phase | None = None
 ) -> Response:

@@ -33,7 +33,15 @@ from field_api.inspections.schemas import (
     ReviewRequest,
     ReviewResult,
 )
-from field_api.types import DB_INT_MAX, Code16Path, Code64Path, IdPath, OffsetQuery, Text100Query
+from field_api.types import (
+    CSV_RESPONSES,
+    DB_INT_MAX,
+    Code16Path,
+    Code64Path,
+    IdPath,
+    OffsetQuery,
+    Text100Query,
+)
 
 router = APIRouter(tags=["inspections"])
 page_router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -277,7 +285,7 @@ def _csv(rows: Sequence[Any], row_type: type[Any], name: str) -> Response:
     )
 
 
-@router.get("/planner/defect-backlog", response_model=None)
+@router.get("/planner/defect-backlog", response_model=None, responses=CSV_RESPONSES)
 def defect_backlog(
     session: DbSession, _: Planner, format: Annotated[str, Query(pattern="^(json|csv)$")] = "json"
 ) -> list[dict[str, Any]] | Response:
@@ -288,7 +296,7 @@ def defect_backlog(
     return [asdict(r) for r in rows]
 
 
-@router.get("/planner/inspection-coverage", response_model=None)
+@router.get("/planner/inspection-coverage", response_model=None, responses=CSV_RESPONSES)
 def inspection_coverage(
     session: DbSession,
     _: Planner,
@@ -302,7 +310,7 @@ def inspection_coverage(
     return [asdict(r) for r in rows]
 
 
-@router.get("/planner/repair-lead-times", response_model=None)
+@router.get("/planner/repair-lead-times", response_model=None, responses=CSV_RESPONSES)
 def repair_lead_times(
     session: DbSession, _: Planner, format: Annotated[str, Query(pattern="^(json|csv)$")] = "json"
 ) -> list[dict[str, Any]] | Response:

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
+from field_api.api_doc import uses_bearer
 from field_api.auth.rules import Principal
 from field_api.config import Settings
 from field_api.db import READ_OPTIONS, session_scope
@@ -95,10 +96,12 @@ def _authenticate_briefly(request: Request, order_id: int | None = None) -> Prin
             session.rollback()
 
 
+@uses_bearer
 def _order_writer(request: Request, order_id: IdPath) -> Principal:
     return _authenticate_briefly(request, order_id)
 
 
+@uses_bearer
 def _streaming_user(request: Request) -> Principal:
     return _authenticate_briefly(request)
 
@@ -405,7 +408,11 @@ def _parse_upload_metadata(raw: str | None) -> dict[str, str]:
     return values
 
 
-@router.post("/work-orders/{order_id}/media/uploads", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/work-orders/{order_id}/media/uploads",
+    status_code=status.HTTP_201_CREATED,
+    responses={412: {"description": "Tus-Resumable: 1.0.0 is required."}},
+)
 def tus_create(
     order_id: IdPath,
     session: DbSession,

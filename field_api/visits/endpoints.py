@@ -11,7 +11,7 @@ from field_api.auth.models import Role
 from field_api.auth.rules import Principal
 from field_api.checklists.service import csv_text
 from field_api.deps import CurrentUser, DbSession, require_roles
-from field_api.types import IdPath, IsoDate
+from field_api.types import CSV_RESPONSES, IdPath, IsoDate
 from field_api.visits import service
 from field_api.visits.schemas import (
     CompletionRead,
@@ -118,7 +118,7 @@ def one_visit_rate(
     return [OneVisitRead(**asdict(r)) for r in rows]
 
 
-@router.get("/planner/one-visit.csv", response_class=Response)
+@router.get("/planner/one-visit.csv", response_class=Response, responses=CSV_RESPONSES)
 def one_visit_csv(session: DbSession, user: Planner, date_from: From, date_to: To) -> Response:
     """Energised orders with their visit count and one-visit flag, as CSV (customer masked)."""
     service.validate_range(date_from, date_to)

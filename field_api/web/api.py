@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from field_api.checklists import evidence
 from field_api.checklists import service as checklists
 from field_api.deps import CurrentUser, DbSession
+from field_api.types import IdPath
 from field_api.work_orders import service as orders
 
 router = APIRouter(prefix="/app/api", tags=["web"])
@@ -24,7 +25,7 @@ class ChecklistCardView(BaseModel):
 
 
 @router.get("/work-orders/{order_id}/checklist-card")
-def checklist_card(order_id: int, session: DbSession, user: CurrentUser) -> ChecklistCardView:
+def checklist_card(order_id: IdPath, session: DbSession, user: CurrentUser) -> ChecklistCardView:
     """The order's completion-check card (items, limits, phases) for the crew's form."""
     order = orders.get_for_actor(session, order_id, user, write=False)
     gathered = evidence.gather(session, order)
