@@ -77,6 +77,7 @@ def record_callback_result(
         irregularities=body.irregularities,
         notes=body.notes,
         actor=user,
+        complaint=body.complaint,
     )
     return CallBackRead.of(callback)
 

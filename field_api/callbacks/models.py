@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from field_api import clock
@@ -25,6 +25,8 @@ class CallBack(Audited, Base):
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     done_at: Mapped[datetime | None] = mapped_column(index=True)
     satisfaction: Mapped[int | None]
+    # The customer complained at the call-back (whatever the satisfaction score).
+    complaint: Mapped[bool] = mapped_column(default=False, server_default=false())
     irregularities: Mapped[list[str]] = mapped_column(JSON, default=list)
     notes: Mapped[str | None] = mapped_column(Text)
     recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

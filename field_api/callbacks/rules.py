@@ -40,6 +40,13 @@ class FlagKind(StrEnum):
     late_recorded_application = "late_recorded_application"
     installed_too_soon = "installed_too_soon"
     callback_irregularity = "callback_irregularity"
+    callback_unsatisfied = "callback_unsatisfied"
+
+
+# Follow-ups for the service role: while one of these flags is open the order cannot close.
+FOLLOW_UP_KINDS: frozenset[FlagKind] = frozenset(
+    {FlagKind.callback_irregularity, FlagKind.callback_unsatisfied}
+)
 
 
 IRREGULARITY_TEXT: dict[Irregularity, str] = {
@@ -61,6 +68,7 @@ class DetectorSettings(BaseModel):
     assumed_camera_utc_offset_hours: int = Field(default=8, ge=-12, le=14)
     late_recording_working_days: int = Field(default=2, ge=0)
     min_minutes_acceptance_to_installation: int = Field(default=60, ge=0)
+    unsatisfied_at_most: int = Field(default=2, ge=0, le=5)
 
 
 class CallbackSettings(BaseModel):
@@ -125,6 +133,8 @@ class OrderFacts:
     installed_at: datetime | None = None
     evidence: Sequence[Evidence] = ()
     irregularities: Sequence[Irregularity] = ()
+    satisfaction: int | None = None  # 1..5 at the call-back, None before it
+    complaint: bool = False
 
 
 @dataclass(frozen=True)
@@ -186,4 +196,19 @@ def detect(calendar: WorkingCalendar, facts: OrderFacts, cfg: DetectorSettings) 
             )
     for item in sorted(set(facts.irregularities)):
         flags.append(Flag(FlagKind.callback_irregularity, IRREGULARITY_TEXT[item]))
+    unsatisfied = (
+        facts.satisfaction is not None and facts.satisfaction <= cfg.unsatisfied_at_most
+    )
+    if unsatisfied or facts.complaint:
+        why = []
+        if unsatisfied:
+            why.append(
+                f"satisfaction {facts.satisfaction} of 5 "
+                f"(unsatisfied at {cfg.unsatisfied_at_most} or less)"
+            )
+        if facts.complaint:
+            why.append("the customer complained")
+        flags.append(
+            Flag(FlagKind.callback_unsatisfied, "call-back unsatisfied: " + "; ".join(why))
+        )
     return flags

@@ -23,6 +23,11 @@ class CallBackResultCreate(BaseModel):
         ge=1, le=5, description="1 (very dissatisfied) to 5 (very satisfied)."
     )
     irregularities: list[Irregularity] = Field(default_factory=list, max_length=10)
+    complaint: bool = Field(
+        default=False,
+        description="The customer complained: opens a follow-up for the service role, like a "
+        "satisfaction of 2 or less; the order cannot close until it is resolved.",
+    )
     notes: Text | None = Field(default=None, max_length=2000)
 
 
@@ -37,6 +42,7 @@ class CallBackRead(BaseModel):
     missing_years: list[int]
     done_at: datetime | None
     satisfaction: int | None
+    complaint: bool
     irregularities: list[str]
     notes: str | None
 

@@ -136,8 +136,14 @@ def record_result(
     irregularities: Sequence[rules.Irregularity],
     notes: str | None,
     actor: Principal,
+    complaint: bool = False,
 ) -> CallBack:
-    """Record what the customer said and move the order to ``called_back``."""
+    """Record what the customer said and move the order to ``called_back``.
+
+    An unsatisfied customer (satisfaction at or below the setting, or a complaint) or a reported
+    irregularity opens a follow-up flag for the service role; the order cannot close until
+    every follow-up is resolved (``resolve_flag``, audited).
+    """
     callback = get_callback(session, order.id)
     if callback is None:
         raise InvalidTransition(
@@ -153,6 +159,7 @@ def record_result(
         )
     callback.done_at = clock.now()
     callback.satisfaction = satisfaction
+    callback.complaint = complaint
     callback.irregularities = sorted({i.value for i in irregularities})
     callback.notes = notes
     callback.recorded_by = actor.user_id
@@ -197,7 +204,42 @@ def facts_of(session: Session, order: WorkOrder) -> rules.OrderFacts:
         installed_at=installed_at,
         evidence=_evidence(session, order.id),
         irregularities=reported,
+        satisfaction=callback.satisfaction if callback else None,
+        complaint=bool(callback.complaint) if callback else False,
     )
+
+
+def open_follow_ups(session: Session, order_id: int) -> list[ReviewFlag]:
+    """The order's unresolved follow-ups (an unsatisfied call-back, a reported irregularity)."""
+    return [
+        f
+        for f in flags_of(session, order_id)
+        if f.resolved_at is None and f.kind in {k.value for k in rules.FOLLOW_UP_KINDS}
+    ]
+
+
+def ensure_no_open_follow_up(session: Session, order: WorkOrder) -> None:
+    """409 while a follow-up of the order is open: closing waits for the service role.
+
+    Installed as a transition guard: it runs before the order is changed.
+    """
+    scan(session, order)  # a call-back recorded before this check still opens its follow-up
+    pending = open_follow_ups(session, order.id)
+    if pending:
+        kinds = sorted({f.kind for f in pending})
+        raise Conflict(
+            f"order {order.id} cannot close while a call-back follow-up is open "
+            f"({', '.join(kinds)}: flag(s) {', '.join(str(f.id) for f in pending)}); "
+            "resolve it first (POST /review-flags/{flag_id}/resolve)",
+            code="callback.follow_up_open",
+            params={"order_id": order.id, "flag_ids": [f.id for f in pending], "kinds": kinds},
+        )
+
+
+def guard_closing(session: Session, order: WorkOrder, target: Stage) -> None:
+    """Transition guard: an order with an open follow-up cannot close."""
+    if target == Stage.closed:
+        ensure_no_open_follow_up(session, order)
 
 
 def scan(

@@ -30,6 +30,17 @@ def add_transition_listener(listener: TransitionListener) -> None:
         _listeners.append(listener)
 
 
+TransitionGuard = Callable[[Session, WorkOrder, Stage], None]
+_guards: list[TransitionGuard] = []
+
+
+def add_transition_guard(guard: TransitionGuard) -> None:
+    """Let another slice refuse a stage change before anything is written (it raises a
+    DomainError); e.g. call-backs keep an order with an open follow-up from closing."""
+    if guard not in _guards:
+        _guards.append(guard)
+
+
 def get(session: Session, order_id: int) -> WorkOrder | None:
     return session.get(WorkOrder, order_id)
 
@@ -196,6 +207,8 @@ def transition(
             "white-listing needs the expected date of the grid reinforcement",
             code="work_order.whitelist_date_required",
         )
+    for guard in list(_guards):
+        guard(session, order, target)
 
     source = order.stage
     now = clock.now()

@@ -86,3 +86,41 @@ def test_callback_before_energisation_is_404_and_scan_is_service_only(
     assert isinstance(scan.json()["flags_raised"], int)
     bad_kind = client.get("/review-flags", params={"kind": "nonsense"}, headers=auth(planner_token))
     assert bad_kind.status_code == 422
+
+
+def test_a_complaint_blocks_closing_until_the_follow_up_is_resolved(
+    client: TestClient, session: Session, settings: Settings, clock: ChinaClock
+) -> None:
+    order_id = _energised_order(session, clock, date(2025, 9, 29))
+    _, service_token = make_user(session, settings, role=Role.service)
+    session.commit()
+    url = f"/work-orders/{order_id}/callback/result"
+    body = {"satisfaction": 1, "complaint": True, "notes": "meter box left open"}
+    recorded = client.post(url, json=body, headers=auth(service_token))
+    assert recorded.status_code == 200, recorded.text
+    assert recorded.json()["complaint"] is True
+
+    close = {"to": "closed"}
+    refused = client.post(
+        f"/work-orders/{order_id}/transitions", json=close, headers=auth(service_token)
+    )
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == "callback.follow_up_open"
+    order = client.get(f"/work-orders/{order_id}", headers=auth(service_token)).json()
+    assert order["stage"] == "called_back"
+
+    flags = client.get(
+        "/review-flags", params={"kind": "callback_unsatisfied"}, headers=auth(service_token)
+    ).json()
+    (flag,) = [f for f in flags if f["order_id"] == order_id]
+    assert "satisfaction 1 of 5" in flag["reason"] and "complained" in flag["reason"]
+    resolved = client.post(
+        f"/review-flags/{flag['id']}/resolve",
+        json={"resolution": "box closed, customer satisfied"},
+        headers=auth(service_token),
+    )
+    assert resolved.status_code == 200, resolved.text
+    closed = client.post(
+        f"/work-orders/{order_id}/transitions", json=close, headers=auth(service_token)
+    )
+    assert closed.status_code in (200, 201), closed.text

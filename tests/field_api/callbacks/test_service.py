@@ -6,8 +6,10 @@ import secrets
 from datetime import date, datetime
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from field_api.audit.models import AuditEvent
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
 from field_api.callbacks import service
@@ -104,7 +106,7 @@ def test_result_moves_order_to_called_back_and_flags_irregularities(
     callback = service.record_result(
         session,
         order,
-        satisfaction=2,
+        satisfaction=3,
         irregularities=[Irregularity.asked_to_pay, Irregularity.asked_to_apply_offline],
         notes="customer paid 200 yuan to a 'helper'",
         actor=staff,
@@ -189,3 +191,59 @@ def test_planners_list_flags_and_service_resolves_them(
         service.resolve_flag(session, flag.id, resolution="again", actor=staff)
     with pytest.raises(Forbidden):
         service.list_flags(session, Principal(user_id=0, name="c", role=Role.crew))
+
+
+@pytest.mark.parametrize(("satisfaction", "complaint"), [(1, True), (2, False), (4, True)])
+def test_an_unsatisfied_callback_opens_a_follow_up_that_blocks_closing(
+    session: Session, clock: ChinaClock, staff: Principal, satisfaction: int, complaint: bool
+) -> None:
+    order = _order(session, clock)
+    _advance(session, clock, order, Stage.energised, date(2025, 9, 30))
+    clock.set_china(2025, 10, 9)
+    service.record_result(
+        session, order, satisfaction=satisfaction, irregularities=[], notes=None, actor=staff,
+        complaint=complaint,
+    )
+    assert order.stage == Stage.called_back
+    (follow_up,) = service.open_follow_ups(session, order.id)
+    assert follow_up.kind == FlagKind.callback_unsatisfied
+    assert ("the customer complained" in follow_up.reason) is complaint
+    with pytest.raises(Conflict, match="cannot close while a call-back follow-up is open"):
+        orders.transition(session, order, Stage.closed, actor=staff)
+
+    service.resolve_flag(session, follow_up.id, resolution="called again, fixed", actor=staff)
+    assert service.open_follow_ups(session, order.id) == []
+    assert session.execute(
+        select(AuditEvent.action).where(
+            AuditEvent.action == "review_flag.resolve",
+            AuditEvent.entity_id == str(follow_up.id),
+        )
+    ).scalars().all() == ["review_flag.resolve"]
+    orders.transition(session, order, Stage.closed, actor=staff)
+    assert order.stage == Stage.closed
+
+
+def test_an_open_irregularity_flag_blocks_closing_and_a_satisfied_callback_does_not(
+    session: Session, clock: ChinaClock, staff: Principal
+) -> None:
+    order = _order(session, clock)
+    _advance(session, clock, order, Stage.energised, date(2025, 9, 30))
+    clock.set_china(2025, 10, 9)
+    service.record_result(
+        session, order, satisfaction=5, irregularities=[Irregularity.asked_to_pay], notes=None,
+        actor=staff,
+    )
+    (flag,) = service.open_follow_ups(session, order.id)
+    assert flag.kind == FlagKind.callback_irregularity
+    with pytest.raises(Conflict, match="callback_irregularity"):
+        orders.transition(session, order, Stage.closed, actor=staff)
+
+    happy = _order(session, clock)
+    _advance(session, clock, happy, Stage.energised, date(2025, 9, 30))
+    clock.set_china(2025, 10, 9)
+    service.record_result(
+        session, happy, satisfaction=3, irregularities=[], notes=None, actor=staff
+    )
+    assert service.open_follow_ups(session, happy.id) == []
+    orders.transition(session, happy, Stage.closed, actor=staff)
+    assert happy.stage == Stage.closed
