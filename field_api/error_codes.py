@@ -646,6 +646,10 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "callback.flag_already_resolved": _m(
         "回访标记 {flag_id} 已处理", "review flag {flag_id} is already resolved"
     ),
+    "callback.follow_up_open": _m(
+        "工单 {order_id} 有未处理的回访跟进（{kinds}），处理后才能关闭",
+        "work order {order_id} has open follow-ups ({kinds}); resolve them before closing",
+    ),
     "callback.settings_invalid": _m(
         "回访配置 {path} 无效", "call-back settings {path} are invalid"
     ),
@@ -653,6 +657,7 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "无法读取回访配置 {path}", "cannot read call-back settings {path}"
     ),
     "tracking.unknown_token": _m("查询链接无效", "unknown tracking link"),
+    "tracking.link_expired": _m("查询链接已过期", "this tracking link has expired"),
     "webhook.url_invalid": _m("推送地址无效：{reason}", "invalid webhook URL: {reason}"),
     "webhook.no_events": _m("至少订阅一个事件", "subscribe to at least one event"),
     "webhook.not_found": _m(
