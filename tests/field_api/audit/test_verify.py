@@ -314,10 +314,14 @@ def test_an_inserted_admin_cannot_launder_its_work_by_deleting_itself(db: Db) ->
 
     from field_api.main import create_app
 
-    with TestClient(create_app(get_settings())) as http:
-        r = http.post("/admin/users", json={"name": "laundered", "role": "admin"},
-                      headers={"Authorization": "Bearer fo_forged_token"})
-        assert r.status_code == 201, r.text
+    app = create_app(get_settings())
+    try:
+        with TestClient(app) as http:
+            r = http.post("/admin/users", json={"name": "laundered", "role": "admin"},
+                          headers={"Authorization": "Bearer fo_forged_token"})
+            assert r.status_code == 201, r.text
+    finally:
+        app.state.engine.dispose()
     db.sql("DELETE FROM api_tokens WHERE prefix = 'fo_forg'")
     db.sql("DELETE FROM users WHERE name = 'intruder'")
     code, out = _verify()
