@@ -164,7 +164,14 @@ async def upload_media(
     user: OrderWriter,
     cfg: MediaConfig,
 ) -> MediaRead:
-    """Upload a photo or short video (multipart: client_id, kind, stage, scanned_value, file)."""
+    """Upload a photo or short video (multipart: client_id, kind, stage, scanned_value, file).
+
+    Limits apply while the body streams: once the file's first bytes show a photo, the photo
+    limit of its kind (send ``kind`` before ``file``; a kind sent after the file gets the
+    largest photo limit while streaming and its own once the form is complete), a video the
+    video limit; a declared Content-Length that cannot fit is refused at the first bytes. A body
+    that sends nothing for ``FIELDOPS_MEDIA_BODY_IDLE_TIMEOUT_S`` ends with 408.
+    """
     settings: Settings = request.app.state.settings
     limit = service.max_upload_bytes(cfg)
     declared = _declared_length(request)

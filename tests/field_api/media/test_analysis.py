@@ -218,10 +218,13 @@ def test_complete_jpeg_passes_the_marker_walk() -> None:
 
 
 def test_bytes_after_the_end_of_image_marker_are_allowed(tmp_path: Path) -> None:
-    # phones append MPO frames or vendor trailers after EOI
+    # phones append MPO frames or vendor trailers after EOI: accepted, but a trailer that is
+    # no image is counted (the rules flag it trailing_data, see test_integrity.py)
     path = _write(tmp_path, "trailer.jpg", BRIGHTON_18.read_bytes() + b"SEFT" + b"\x00" * 64)
     assert jpeg_is_complete(path)
-    assert analyze_image(path, MediaType.jpeg).gps is not None
+    result = analyze_image(path, MediaType.jpeg)
+    assert result.gps is not None
+    assert result.trailing_bytes == 68 and result.truncated is False
 
 
 def test_corrupt_png_is_rejected(tmp_path: Path) -> None:
