@@ -32,9 +32,11 @@ from datetime import timedelta
 from typing import Any
 
 from anyio import to_thread
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from field_api.db import is_busy_error
 from field_api.errors import error_body
 from field_api.idempotency import service
 
@@ -134,7 +136,24 @@ class IdempotencyMiddleware:
                     lease=lease,
                 )
 
-        claimed = await to_thread.run_sync(claim_key)
+        try:
+            claimed = await to_thread.run_sync(claim_key)
+        except OperationalError as exc:
+            if not is_busy_error(exc):
+                raise
+            # answered here: raised past the routes, it would reach the server's error log
+            await _send_json(
+                send,
+                *_error_response(
+                    503,
+                    "ServiceUnavailable",
+                    "server.busy",
+                    "the database is busy; retry shortly",
+                    {"retry_after_s": 1},
+                ),
+                [(b"retry-after", b"1")],
+            )
+            return
         if claimed.outcome is service.Outcome.conflict:
             await _send_json(
                 send,
