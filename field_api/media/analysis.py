@@ -732,13 +732,16 @@ def jpeg_scan_is_short(path: Path, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     at full scale (``Image.load()``): as stored, and with :data:`_PROBES` bytes before the
     end-of-image marker (two probe patterns). After a complete scan the decoder skips extra
     bytes before a marker, so the decodes are identical; a decoder that ran out of data reads
-    the probe bytes as coefficients, and the pixels differ. Not caught: a cut exactly at a
-    restart-interval or scan boundary (the missing intervals or later progressive scans).
+    the probe bytes as coefficients, and the pixels differ. A cut exactly at a restart-interval
+    boundary is caught by counting restart markers (:func:`_restarts_missing`). Not caught: a
+    progressive JPEG cut exactly between two scans (it is a complete, coarser image).
     """
     end = jpeg_end(path)
     if end is None:
         return True
     data = path.read_bytes()[:end]
+    if _restarts_missing(data):
+        return True
     marker = end - 2
     while marker > 0 and data[marker - 1] == 0xFF:  # fill bytes belong to the marker
         marker -= 1
@@ -747,6 +750,77 @@ def jpeg_scan_is_short(path: Path, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
         _decoded_digest(data[:marker] + probe + data[marker:], max_pixels) != stored
         for probe in _PROBES
     )
+
+
+_RST = re.compile(rb"\xff[\xd0-\xd7]")
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # frame headers (DHT, JPG, DAC not)
+
+
+def _restarts_missing(data: bytes) -> bool:
+    """Whether a scan holds fewer restart markers than its restart interval (DRI) requires.
+
+    An encoder that sets a restart interval ends every interval but the last with an RSTn
+    marker; a file cut at an interval boundary has the markers of the missing intervals
+    missing. Inside entropy-coded data FF is always followed by 00, so every FF D0-D7 there is
+    a restart marker.
+    """
+    pos, end = 2, len(data)
+    interval = 0
+    size: tuple[int, int] | None = None  # width, height
+    sampling: dict[int, tuple[int, int]] = {}  # component id -> (h, v)
+    while pos + 4 <= end:
+        if data[pos] != 0xFF:
+            return False
+        while pos < end and data[pos] == 0xFF:
+            pos += 1
+        marker = data[pos]
+        pos += 1
+        if marker == 0xD9:
+            return False
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            continue
+        seg_len = int.from_bytes(data[pos : pos + 2], "big")
+        seg = data[pos + 2 : pos + seg_len]
+        pos += seg_len
+        if marker in _SOF and len(seg) >= 6:
+            size = (int.from_bytes(seg[3:5], "big"), int.from_bytes(seg[1:3], "big"))
+            count = seg[5]
+            sampling = {
+                seg[6 + 3 * i]: (seg[7 + 3 * i] >> 4, seg[7 + 3 * i] & 0x0F)
+                for i in range(count)
+                if 8 + 3 * i <= len(seg)
+            }
+        elif marker == 0xDD and len(seg) >= 2:
+            interval = int.from_bytes(seg[0:2], "big")
+        elif marker == 0xDA:
+            scan_end = _skip_entropy_data(data, pos, end)
+            if scan_end is None:
+                return False
+            if interval and size is not None and seg:
+                ids = [seg[1 + 2 * i] for i in range(seg[0]) if 2 + 2 * i <= len(seg)]
+                mcus = _mcu_count(size, sampling, ids)
+                if mcus:
+                    expected = -(-mcus // interval) - 1
+                    found = sum(1 for _ in _RST.finditer(data, pos, scan_end))
+                    if found < expected:
+                        return True
+            pos = scan_end
+    return False
+
+
+def _mcu_count(size: tuple[int, int], sampling: dict[int, tuple[int, int]], ids: list[int]) -> int:
+    """MCUs in a scan of components ``ids`` (one block each when the scan has one component)."""
+    if not sampling or not ids or any(i not in sampling for i in ids):
+        return 0
+    width, height = size
+    h_max = max(h for h, _ in sampling.values()) or 1
+    v_max = max(v for _, v in sampling.values()) or 1
+    if len(ids) == 1:
+        h, v = sampling[ids[0]]
+        comp_w = -(-width * h // h_max)
+        comp_h = -(-height * v // v_max)
+        return -(-comp_w // 8) * -(-comp_h // 8)
+    return -(-width // (8 * h_max)) * -(-height // (8 * v_max))
 
 
 def _decoded_digest(data: bytes, max_pixels: int) -> bytes:

@@ -8,6 +8,7 @@ or a ZIP archive / an HTML page is appended after the end-of-image marker (a pol
 from __future__ import annotations
 
 import io
+import re
 import uuid
 import zipfile
 from pathlib import Path
@@ -94,6 +95,22 @@ def test_a_repaired_tail_decodes_but_is_found_truncated(
     assert result.truncated is True
     flag = check_truncated(result.truncated)
     assert flag is not None and flag.code is FlagCode.truncated
+
+
+@pytest.mark.parametrize("options", [{}, {"progressive": True}, {"subsampling": 2}])
+def test_a_cut_at_a_restart_interval_boundary_is_found_truncated(
+    tmp_path: Path, options: dict[str, Any]
+) -> None:
+    # the decoder finds nothing missing in the last interval it reads; the restart markers of
+    # the intervals that never arrived are what is missing
+    original = noise_jpeg(restart_marker_blocks=3, **options)
+    restarts = [m.start() for m in re.finditer(rb"\xff[\xd0-\xd7]", original)]
+    assert len(restarts) > 10
+    complete = _write(tmp_path, "ok.jpg", original)
+    assert jpeg_scan_is_short(complete) is False
+    cut = _write(tmp_path, "cut.jpg", original[: restarts[len(restarts) // 2]] + b"\xff\xd9")
+    assert jpeg_is_complete(cut)
+    assert jpeg_scan_is_short(cut) is True
 
 
 def test_the_real_drone_photo_is_not_truncated(tmp_path: Path) -> None:
