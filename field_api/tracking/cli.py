@@ -31,17 +31,23 @@ def send(
     import httpx
 
     from field_api.cli import service_context
-    from field_api.tracking.sender import run_sender, send_pending
+    from field_api.tracking.sender import default_target_policy, run_sender, send_pending
 
-    with service_context() as (_settings, factory), httpx.Client(timeout=timeout_s) as client:
+    # No proxies from the environment: the sender connects to the address it has checked.
+    with service_context() as (settings, factory), httpx.Client(
+        timeout=timeout_s, trust_env=False
+    ) as client:
+        where = default_target_policy(settings)
         if loop:
             stop = threading.Event()
             # SIGTERM/SIGINT finish the request in flight, then stop: nothing is half-recorded.
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: stop.set())
-            report = run_sender(factory, client=client, stop=stop, interval_s=interval_s)
+            report = run_sender(
+                factory, client=client, stop=stop, interval_s=interval_s, targets_policy=where
+            )
         else:
-            report = send_pending(factory, client=client)
+            report = send_pending(factory, client=client, targets_policy=where)
     typer.echo(
         json.dumps({"delivered": report.delivered, "failed": report.failed, "dead": report.dead})
     )

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -16,6 +16,7 @@ from field_api.deadlines.service import CHINA_TZ, calendar_for
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.errors import NotFound
 from field_api.tracking import service
+from field_api.tracking.config import allow_loopback
 from field_api.tracking.rules import DeliveryStatus
 from field_api.tracking.schemas import (
     DeliveryRead,
@@ -24,6 +25,7 @@ from field_api.tracking.schemas import (
     SubscriptionCreated,
     SubscriptionRead,
     TrackingLinkRead,
+    TrackingRevoked,
 )
 from field_api.types import HTML_NOT_FOUND, Code64Path, IdPath
 from field_api.work_orders import service as orders
@@ -74,9 +76,25 @@ def get_tracking_link(
 
 
 @router.get("/track/{token}")
-def get_progress(token: Code64Path, session: DbSession, settings: AppSettings) -> ProgressRead:
-    """Public: an order's progress by its tracking token (personal data masked)."""
-    return ProgressRead.of(service.progress(session, token, calendar=calendar_for(settings)))
+def get_progress(
+    token: Code64Path, session: DbSession, settings: AppSettings, response: Response
+) -> ProgressRead:
+    """Public: an order's progress by its tracking token (personal data masked; no-store)."""
+    try:
+        view = service.progress(session, token, calendar=calendar_for(settings))
+    except NotFound as exc:
+        exc.headers = {**(exc.headers or {}), **PRIVATE_HEADERS}
+        raise
+    response.headers.update(PRIVATE_HEADERS)
+    return ProgressRead.of(view)
+
+
+@router.post("/work-orders/{order_id}/tracking/revoke")
+def revoke_tracking_link(order_id: IdPath, session: DbSession, user: Service) -> TrackingRevoked:
+    """Revoke the order's tracking link at once (service, admin); a new one can be issued."""
+    order = orders.get_for_actor(session, order_id, user, write=True)
+    revoked = service.revoke_link(session, order, actor=user)
+    return TrackingRevoked(order_id=order.id, revoked=revoked)
 
 
 @router.get("/t/{token}", response_class=HTMLResponse, responses=HTML_NOT_FOUND)
@@ -102,6 +120,8 @@ def create_subscription(
         events=body.events,
         actor=user,
         allow_http=not settings.is_production,
+        allow_loopback=allow_loopback(settings),
+        include_tracking_path=body.include_tracking_path,
     )
     return SubscriptionCreated.created(sub)
 

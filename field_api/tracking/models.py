@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from field_api import clock
@@ -35,6 +35,8 @@ class WebhookSubscription(Audited, Base):
     secret: Mapped[str] = mapped_column(String(128))
     events: Mapped[list[str]] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(default=True)
+    # The customer's tracking path is a bearer secret: sent only to subscribers that ask.
+    include_tracking_path: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 

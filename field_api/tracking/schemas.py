@@ -94,12 +94,22 @@ class TrackingLinkRead(BaseModel):
     url: str
 
 
+class TrackingRevoked(BaseModel):
+    order_id: int
+    revoked: bool = Field(description="Whether a link existed (it no longer works).")
+
+
 class SubscriptionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Text = Field(min_length=1, max_length=100)
     url: Text = Field(min_length=8, max_length=500)
     events: list[EventType] = Field(min_length=1)
+    include_tracking_path: bool = Field(
+        default=False,
+        description="Send the customer's tracking page path (a bearer secret) in each payload's "
+        "order.tracking_path; without it the field is left out.",
+    )
 
 
 class SubscriptionRead(BaseModel):
@@ -110,6 +120,7 @@ class SubscriptionRead(BaseModel):
     url: str
     events: list[str]
     active: bool
+    include_tracking_path: bool
     created_at: datetime
 
     @classmethod

@@ -20,8 +20,12 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from field_api import clock as server_clock
-from field_api.tracking import rules
+from field_api.config import Settings, get_settings
+from field_api.tracking import rules, targets
+from field_api.tracking.config import allow_loopback
 from field_api.tracking.models import TrackingToken, WebhookDelivery, WebhookSubscription
+from field_api.tracking.service import link_expired
+from field_api.work_orders.models import WorkOrder
 
 Clock = Callable[[], datetime]  # a time source; the server clock by default
 
@@ -50,20 +54,41 @@ class SendReport:
         return self.delivered + self.failed + self.dead
 
 
+def default_target_policy(settings: Settings | None = None) -> targets.TargetPolicy:
+    """Where webhooks may go under these settings: https only and never loopback in
+    production; loopback allowed elsewhere unless FIELDOPS_WEBHOOK_ALLOW_LOOPBACK=false."""
+    settings = settings or get_settings()
+    return targets.TargetPolicy(
+        https_only=settings.is_production, allow_loopback=allow_loopback(settings)
+    )
+
+
 def encode(payload: dict[str, object]) -> bytes:
     """The exact bytes sent and signed for a payload."""
     return json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
 
 
-def with_tracking_path(session: Session, payload: dict[str, Any]) -> dict[str, Any]:
-    """The payload as sent: the order's tracking path filled in from the token's own table."""
+def with_tracking_path(
+    session: Session, payload: dict[str, Any], *, include: bool = True
+) -> dict[str, Any]:
+    """The payload as sent.
+
+    With ``include`` (the subscription's ``include_tracking_path``), the order's tracking path
+    is filled in from the token's own table (None when the order has no live link: none yet,
+    revoked, or expired after closing); without it the field is left out altogether.
+    """
     order = payload.get("order")
     if not isinstance(order, dict) or "tracking_path" not in order:
         return payload
-    token = session.execute(
-        select(TrackingToken.token).where(TrackingToken.order_id == order.get("id"))
-    ).scalar_one_or_none()
-    path = rules.tracking_path(token) if token else None
+    if not include:
+        return {**payload, "order": {k: v for k, v in order.items() if k != "tracking_path"}}
+    row = session.execute(
+        select(TrackingToken.token, WorkOrder)
+        .join(WorkOrder, WorkOrder.id == TrackingToken.order_id)
+        .where(TrackingToken.order_id == order.get("id"))
+    ).first()
+    live = row is not None and not link_expired(row[1])
+    path = rules.tracking_path(row[0]) if row is not None and live else None
     return {**payload, "order": {**order, "tracking_path": path}}
 
 
@@ -99,19 +124,37 @@ def _claim(factory: sessionmaker[Session], *, now: datetime, lease_s: float) -> 
                 secret=sub.secret,
                 event_type=row.event_type,
                 event_id=row.event_id,
-                body=encode(with_tracking_path(session, row.payload)),
+                body=encode(
+                    with_tracking_path(session, row.payload, include=sub.include_tracking_path)
+                ),
             )
 
 
-def _post(client: httpx.Client, job: _Job, now: datetime) -> tuple[int | None, str | None]:
+def _post(
+    client: httpx.Client, job: _Job, now: datetime, policy: targets.TargetPolicy
+) -> tuple[int | None, str | None]:
+    # Resolve once, check every address, connect to the checked one (no second lookup a DNS
+    # rebinding could answer differently); Host and TLS name stay the URL's own.
+    try:
+        target = targets.check(job.url, policy)
+    except targets.TargetRefused as exc:
+        return None, f"target refused: {exc}"[:500]
     headers = {
         "Content-Type": "application/json; charset=utf-8",
+        "Host": target.host_header,
         rules.EVENT_HEADER: job.event_type,
         rules.EVENT_ID_HEADER: job.event_id,
         rules.SIGNATURE_HEADER: rules.sign(job.secret, int(now.timestamp()), job.body),
     }
+    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
     try:
-        response = client.post(job.url, content=job.body, headers=headers)
+        response = client.post(
+            target.pinned_url(target.addresses[0]),
+            content=job.body,
+            headers=headers,
+            extensions=extensions,
+            follow_redirects=False,
+        )
     except httpx.HTTPError as exc:
         return None, f"{type(exc).__name__}: {exc}"[:500]
     if rules.is_success(response.status_code):
@@ -155,9 +198,16 @@ def send_pending(
     lease_s: float = 60.0,
     max_deliveries: int | None = None,
     stop: threading.Event | None = None,
+    targets_policy: targets.TargetPolicy | None = None,
 ) -> SendReport:
-    """Send every outbox row due now, one at a time, until none is due or ``stop`` is set."""
+    """Send every outbox row due now, one at a time, until none is due or ``stop`` is set.
+
+    Each target is checked again at delivery (``targets_policy``, by default from the service
+    settings: https only and no loopback in production); a refused target is a failed attempt,
+    retried with backoff, and nothing is sent to it.
+    """
     policy = policy or rules.RetryPolicy()
+    targets_policy = targets_policy or default_target_policy()
     report = SendReport()
     while (stop is None or not stop.is_set()) and (
         max_deliveries is None or report.attempted < max_deliveries
@@ -165,7 +215,7 @@ def send_pending(
         job = _claim(factory, now=clock(), lease_s=lease_s)
         if job is None:
             break
-        status_code, error = _post(client, job, clock())
+        status_code, error = _post(client, job, clock(), targets_policy)
         outcome = _record(
             factory, job, status_code=status_code, error=error, now=clock(), policy=policy
         )
@@ -186,11 +236,15 @@ def run_sender(
     interval_s: float = 5.0,
     clock: Clock = server_clock.now,
     policy: rules.RetryPolicy | None = None,
+    targets_policy: targets.TargetPolicy | None = None,
 ) -> SendReport:
     """Keep draining the outbox until ``stop`` is set; waits ``interval_s`` when idle."""
     total = SendReport()
     while not stop.is_set():
-        report = send_pending(factory, client=client, clock=clock, policy=policy, stop=stop)
+        report = send_pending(
+            factory, client=client, clock=clock, policy=policy, stop=stop,
+            targets_policy=targets_policy,
+        )
         total.delivered += report.delivered
         total.failed += report.failed
         total.dead += report.dead

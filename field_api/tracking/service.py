@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -28,7 +28,8 @@ from field_api.deadlines.calendar import CalendarError, WorkingCalendar
 from field_api.deadlines.models import PlannedVisit
 from field_api.errors import Conflict, NotFound, ValidationFailed
 from field_api.privacy import mask_name, mask_phone
-from field_api.tracking import rules
+from field_api.tracking import rules, targets
+from field_api.tracking.config import tracking_settings
 from field_api.tracking.models import TrackingToken, WebhookDelivery, WebhookSubscription
 from field_api.work_orders import service as orders
 from field_api.work_orders.models import StageTransition, WorkOrder
@@ -166,7 +167,40 @@ def order_by_token(session: Session, token: str) -> WorkOrder:
     ).scalar_one_or_none()
     if row is None:
         raise NotFound("unknown tracking token", code="tracking.unknown_token")
-    return orders.get_or_raise(session, row.order_id)
+    order = orders.get_or_raise(session, row.order_id)
+    if link_expired(order):
+        raise NotFound("this tracking link has expired", code="tracking.link_expired")
+    return order
+
+
+def link_expired(order: WorkOrder, *, days: float | None = None) -> bool:
+    """Whether the order's tracking link no longer works: the setting's number of days after
+    the order was closed or cancelled (FIELDOPS_TRACKING_LINK_DAYS_AFTER_CLOSE, default 30)."""
+    if order.stage not in (Stage.closed, Stage.cancelled):
+        return False
+    keep = tracking_settings().tracking_link_days_after_close if days is None else days
+    ended = order.stage_changed_at
+    if ended.tzinfo is None:  # SQLite hands back naive UTC
+        ended = ended.replace(tzinfo=UTC)
+    return clock.now() >= ended + timedelta(days=keep)
+
+
+def revoke_link(session: Session, order: WorkOrder, *, actor: Principal) -> bool:
+    """Revoke the order's tracking link at once (service, admin); audited.
+
+    The token row is deleted: the old link answers 404 like an unknown one. A later request
+    for the order's link (or the next progress SMS) makes a new, different token. Returns
+    whether a link existed.
+    """
+    row = session.execute(
+        select(TrackingToken).where(TrackingToken.order_id == order.id)
+    ).scalar_one_or_none()
+    if row is None:
+        return False
+    session.delete(row)
+    session.flush()
+    audit.record(session, actor=actor, action="tracking_token.revoke", entity=row, deleted=True)
+    return True
 
 
 def progress(
@@ -247,11 +281,25 @@ def create_subscription(
     events: list[rules.EventType],
     actor: Principal | None,
     allow_http: bool,
+    allow_loopback: bool | None = None,
+    include_tracking_path: bool = False,
 ) -> WebhookSubscription:
-    """Register a subscriber; its signing secret is generated here and shown once."""
+    """Register a subscriber; its signing secret is generated here and shown once.
+
+    The target must be a public address (:mod:`field_api.tracking.targets`): checked here and
+    again at every delivery. Loopback is allowed only where ``allow_loopback`` (default: as
+    ``allow_http``, i.e. outside production) says so.
+    """
     problem = rules.url_problem(url, allow_http=allow_http)
     if problem:
         raise ValidationFailed(problem, code="webhook.url_invalid", params={"reason": problem})
+    policy = targets.TargetPolicy(
+        https_only=not allow_http,
+        allow_loopback=allow_http if allow_loopback is None else allow_loopback,
+    )
+    refused = targets.registration_problem(url, policy)
+    if refused:
+        raise ValidationFailed(refused, code="webhook.url_invalid", params={"reason": refused})
     if not events:
         raise ValidationFailed("subscribe to at least one event", code="webhook.no_events")
     sub = WebhookSubscription(
@@ -260,6 +308,7 @@ def create_subscription(
         secret=rules.new_webhook_secret(),
         events=sorted({e.value for e in events}),
         active=True,
+        include_tracking_path=include_tracking_path,
         created_by=actor.user_id if actor else None,
     )
     session.add(sub)

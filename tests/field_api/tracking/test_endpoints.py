@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from field_api.audit.models import AuditEvent
 from field_api.auth.models import Role
 from field_api.config import Settings
 from field_api.deadlines.calendar import PACKAGE_YEARS
 from field_api.main import create_app
 from field_api.tracking import service as tracking
+from field_api.work_orders import service as orders
+from field_api.work_orders.rules import Stage
 from tests.builders import auth, make_crew, make_order, make_user
 from tests.clocks import ChinaClock
 
@@ -148,3 +153,69 @@ def test_strict_calendar_without_the_year_still_shows_progress(
         assert r.json()["deadline"] is None
         assert r.json()["stage"] == "accepted"
         assert client.get(f"/t/{token}").status_code == 200
+
+
+def test_tracking_json_is_never_stored_by_caches(
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    clock: ChinaClock,
+    sms: RecordingNotifier,
+) -> None:
+    token, _ = _order_with_token(client, session, settings, clock)
+    for path in (f"/track/{token}", f"/t/{token}", "/track/" + "A" * 32, "/t/" + "A" * 32):
+        r = client.get(path)
+        assert r.headers["Cache-Control"] == "no-store", path
+        assert r.headers["Referrer-Policy"] == "no-referrer", path
+
+
+def test_a_tracking_link_expires_after_the_order_closes_or_is_cancelled(
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    clock: ChinaClock,
+    sms: RecordingNotifier,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FIELDOPS_TRACKING_LINK_DAYS_AFTER_CLOSE", "30")
+    token, _ = _order_with_token(client, session, settings, clock)
+    order = tracking.order_by_token(session, token)
+    orders.transition(session, order, Stage.cancelled, actor=None, reason="customer withdrew")
+    session.commit()
+    clock.advance(days=29)
+    assert client.get(f"/track/{token}").status_code == 200  # still shows the cancellation
+    clock.advance(days=1, seconds=1)
+    gone = client.get(f"/track/{token}")
+    assert gone.status_code == 404
+    assert gone.json()["code"] == "tracking.link_expired"
+    assert client.get(f"/t/{token}").status_code == 404
+
+
+def test_service_revokes_a_tracking_link_audited(
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    clock: ChinaClock,
+    sms: RecordingNotifier,
+) -> None:
+    token, crew_token = _order_with_token(client, session, settings, clock)
+    order_id = tracking.order_by_token(session, token).id
+    _, service_token = make_user(session, settings, role=Role.service)
+    session.commit()
+    url = f"/work-orders/{order_id}/tracking/revoke"
+    assert client.post(url, headers=auth(crew_token)).status_code == 403
+    r = client.post(url, headers=auth(service_token))
+    assert r.status_code == 200, r.text
+    assert r.json() == {"order_id": order_id, "revoked": True}
+    assert client.get(f"/track/{token}").status_code == 404
+    assert client.get(f"/t/{token}").status_code == 404
+    events = session.execute(
+        select(AuditEvent.action, AuditEvent.entity_type).where(
+            AuditEvent.action == "tracking_token.revoke"
+        )
+    ).all()
+    assert [tuple(e) for e in events] == [("tracking_token.revoke", "tracking_tokens")]
+    # a new link can be issued; it is a different token
+    fresh = client.get(f"/work-orders/{order_id}/tracking", headers=auth(crew_token)).json()
+    assert fresh["token"] != token
+    assert client.get(f"/track/{fresh['token']}").status_code == 200
