@@ -31,7 +31,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from field_api.privacy import redact_secret_paths
+from field_api.privacy import mask_id_number, mask_phone, redact_secret_paths
 
 FILTER_NAME = "redact_secrets"
 # Query parameters whose value is a secret.
@@ -42,11 +42,20 @@ _SECRET_QUERY = re.compile(
 _API_TOKEN = re.compile(r"\bfo_[A-Za-z0-9_\-]{16,}")
 
 
+# Personal numbers that may reach a log line through a query string or a message: mainland
+# mobile numbers (11 digits from 1[3-9]) and resident ID numbers (17 digits + digit or X).
+_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
+_MOBILE = re.compile(r"(?<![0-9])(?:\+?86[- ]?)?1[3-9]\d{9}(?![0-9])")
+
+
 def redact_text(text: str) -> str:
-    """``text`` without tracking tokens in paths, secret query values or API tokens."""
+    """``text`` without tracking tokens in paths, secret query values, API tokens or
+    unmasked mobile and ID numbers."""
     text = redact_secret_paths(text)
     text = _SECRET_QUERY.sub(r"\1[redacted]", text)
-    return _API_TOKEN.sub("fo_[redacted]", text)
+    text = _API_TOKEN.sub("fo_[redacted]", text)
+    text = _ID_NUMBER.sub(lambda m: mask_id_number(m.group(0)), text)
+    return _MOBILE.sub(lambda m: mask_phone(m.group(0)), text)
 
 
 def _redact_arg(value: object) -> object:

@@ -58,3 +58,13 @@ def test_uvicorn_log_config_puts_the_filter_on_every_handler() -> None:
     from uvicorn.config import LOGGING_CONFIG
 
     assert "filters" not in LOGGING_CONFIG["handlers"]["access"]  # uvicorn's own left alone
+
+
+def test_mobile_and_id_numbers_in_a_logged_query_are_masked() -> None:
+    line = logs.redact_text("GET /work-orders?phone=13912345678&id=44030119900101123X HTTP/1.1")
+    assert "13912345678" not in line and "44030119900101123X" not in line
+    assert "phone=*******5678" in line and "id=44**************3X" in line
+    # ordinary numbers (ids, dates, sizes) are left alone
+    assert logs.redact_text("order 12345 of 2026-12-04, 1048576 bytes") == (
+        "order 12345 of 2026-12-04, 1048576 bytes"
+    )
