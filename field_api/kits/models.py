@@ -51,7 +51,8 @@ class StockItem(Audited, Base):
 
 class KitReservation(Audited, Base):
     """A kit held for an order: ``reserved`` → ``issued`` (picked up) → ``closed`` (returns
-    booked), or ``cancelled`` before pick-up."""
+    booked), or ``cancelled`` (before pick-up, or an issued kit booked back whole before
+    installation), or ``returned`` (an issued kit brought back whole before installation)."""
 
     __tablename__ = "kit_reservations"
 
