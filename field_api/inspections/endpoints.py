@@ -202,7 +202,9 @@ def finding_crop(
 
 
 @router.get("/inspections/assets")
-def list_assets(session: DbSession, _: Reader, line_id: str | None = None) -> list[LedgerAssetRead]:
+def list_assets(
+    session: DbSession, _: Reader, line_id: Text100Query = None
+) -> list[LedgerAssetRead]:
     """Ledger assets, optionally of one line."""
     query = select(LedgerAsset).order_by(LedgerAsset.id)
     if line_id is not None:
