@@ -733,14 +733,14 @@ def jpeg_scan_is_short(path: Path, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     end-of-image marker (two probe patterns). After a complete scan the decoder skips extra
     bytes before a marker, so the decodes are identical; a decoder that ran out of data reads
     the probe bytes as coefficients, and the pixels differ. A cut exactly at a restart-interval
-    boundary is caught by counting restart markers (:func:`_restarts_missing`). Not caught: a
-    progressive JPEG cut exactly between two scans (it is a complete, coarser image).
+    boundary, or between two scans of a progressive JPEG, leaves nothing for the probes to
+    change; the scan structure shows it (:func:`_scans_missing`).
     """
     end = jpeg_end(path)
     if end is None:
         return True
     data = path.read_bytes()[:end]
-    if _restarts_missing(data):
+    if _scans_missing(data):
         return True
     marker = end - 2
     while marker > 0 and data[marker - 1] == 0xFF:  # fill bytes belong to the marker
@@ -756,19 +756,25 @@ _RST = re.compile(rb"\xff[\xd0-\xd7]")
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # frame headers (DHT, JPG, DAC not)
 
 
-def _restarts_missing(data: bytes) -> bool:
-    """Whether a scan holds fewer restart markers than its restart interval (DRI) requires.
+def _scans_missing(data: bytes) -> bool:
+    """Whether the scan structure shows data missing, without decoding.
 
-    An encoder that sets a restart interval ends every interval but the last with an RSTn
-    marker; a file cut at an interval boundary has the markers of the missing intervals
-    missing. Inside entropy-coded data FF is always followed by 00, so every FF D0-D7 there is
-    a restart marker.
+    * A scan holds fewer restart markers than its restart interval (DRI) requires: an encoder
+      that sets one ends every interval but the last with an RSTn marker, and a file cut at an
+      interval boundary lacks the markers of the missing intervals. (Inside entropy-coded data
+      FF is always followed by 00, so every FF D0-D7 there is a restart marker.)
+    * A progressive JPEG ends before every coefficient of every component was sent down to its
+      last bit (Al = 0): the file was cut between two scans, and what it shows is coarser than
+      what was taken.
     """
     pos, end = 2, len(data)
     interval = 0
     size: tuple[int, int] | None = None  # width, height
     sampling: dict[int, tuple[int, int]] = {}  # component id -> (h, v)
-    while pos + 4 <= end:
+    progressive = False
+    # progressive: the lowest successive-approximation bit each coefficient was sent down to
+    lowest_bit: dict[int, list[int]] = {}
+    while pos + 2 <= end:
         if data[pos] != 0xFF:
             return False
         while pos < end and data[pos] == 0xFF:
@@ -776,13 +782,20 @@ def _restarts_missing(data: bytes) -> bool:
         marker = data[pos]
         pos += 1
         if marker == 0xD9:
-            return False
+            # a progressive image is complete once every coefficient of every component has
+            # been sent down to its last bit; a file cut between two scans is not
+            return progressive and any(
+                any(bit != 0 for bit in lowest_bit.get(c, [99] * 64)) for c in sampling
+            )
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:
             continue
+        if pos + 2 > end:
+            return False
         seg_len = int.from_bytes(data[pos : pos + 2], "big")
         seg = data[pos + 2 : pos + seg_len]
         pos += seg_len
         if marker in _SOF and len(seg) >= 6:
+            progressive = marker in (0xC2, 0xC6, 0xCA, 0xCE)
             size = (int.from_bytes(seg[3:5], "big"), int.from_bytes(seg[1:3], "big"))
             count = seg[5]
             sampling = {
@@ -796,8 +809,15 @@ def _restarts_missing(data: bytes) -> bool:
             scan_end = _skip_entropy_data(data, pos, end)
             if scan_end is None:
                 return False
+            ids = [seg[1 + 2 * i] for i in range(seg[0]) if 2 + 2 * i <= len(seg)] if seg else []
+            if progressive and len(seg) >= 4 + 2 * len(ids):
+                start, stop = seg[1 + 2 * len(ids)], min(seg[2 + 2 * len(ids)], 63)
+                bit = seg[3 + 2 * len(ids)] & 0x0F
+                for comp in ids:
+                    bits = lowest_bit.setdefault(comp, [99] * 64)
+                    for k in range(start, stop + 1):
+                        bits[k] = min(bits[k], bit)
             if interval and size is not None and seg:
-                ids = [seg[1 + 2 * i] for i in range(seg[0]) if 2 + 2 * i <= len(seg)]
                 mcus = _mcu_count(size, sampling, ids)
                 if mcus:
                     expected = -(-mcus // interval) - 1

@@ -113,6 +113,20 @@ def test_a_cut_at_a_restart_interval_boundary_is_found_truncated(
     assert jpeg_scan_is_short(cut) is True
 
 
+@pytest.mark.parametrize("options", [{}, {"subsampling": 2}, {"optimize": True}])
+def test_a_progressive_jpeg_cut_between_two_scans_is_found_truncated(
+    tmp_path: Path, options: dict[str, Any]
+) -> None:
+    # a complete, coarser image: only the scans' coverage shows the later scans are missing
+    original = noise_jpeg(progressive=True, **options)
+    scans = [m.start() for m in re.finditer(rb"\xff\xda", original)]
+    assert len(scans) > 3
+    for cut_at in scans[1:]:
+        cut = _write(tmp_path, "cut.jpg", original[:cut_at] + b"\xff\xd9")
+        assert jpeg_is_complete(cut)
+        assert jpeg_scan_is_short(cut) is True, cut_at
+
+
 def test_the_real_drone_photo_is_not_truncated(tmp_path: Path) -> None:
     from .imaging import BRIGHTON_18
 
