@@ -104,17 +104,9 @@ def load_public_key(pem: bytes) -> Ed25519PublicKey:
         SigningKeyError: not an Ed25519 key in PEM.
     """
     try:
-        if b"PRIVATE KEY" in pem:
-            private = serialization.load_pem_private_key(pem, password=None)
-            if isinstance(private, Ed25519PrivateKey):
-                return private.public_key()
-            raise SigningKeyError("the key is not an Ed25519 key")
-        key = serialization.load_pem_public_key(pem)
-    except (ValueError, TypeError) as exc:
-        raise SigningKeyError(f"not a PEM key: {exc}") from exc
-    if not isinstance(key, Ed25519PublicKey):
-        raise SigningKeyError("the key is not an Ed25519 key")
-    return key
+        return keyfiles.load_public_key(pem)
+    except keyfiles.KeyFileError as exc:
+        raise SigningKeyError(str(exc)) from exc
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
