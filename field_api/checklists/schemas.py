@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from field_api.checklists.models import ChecklistItemResult, ChecklistSubmission
-from field_api.types import IsoAwareDatetime, Text
+from field_api.types import BigInt, IsoAwareDatetime, Text
 
-Value = bool | int | float | str | None
+# A reading: a flag, a number within BIGINT or a double, or a short text (a code, a choice).
+Value = bool | BigInt | float | Annotated[Text, Field(max_length=200)] | None
 
 
 class ChecklistSubmit(BaseModel):
