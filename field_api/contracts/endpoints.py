@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile, status
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime
 
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
@@ -16,7 +15,7 @@ from field_api.contracts.schemas import ContractRead, OtpRead, VerificationRead
 from field_api.contracts.signing import public_key_pem
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.errors import error_body
-from field_api.types import IdPath
+from field_api.types import IdPath, IsoAwareDatetime
 
 router = APIRouter(tags=["contracts"])
 
@@ -89,7 +88,7 @@ def sign_contract(
         UploadFile, File(description="The customer's drawn signature (PNG/JPEG).")
     ],
     code: Annotated[str, Form(min_length=4, max_length=12, pattern=r"^\s*\d+\s*$")],
-    device_time: Annotated[AwareDatetime | None, Form()] = None,
+    device_time: Annotated[IsoAwareDatetime | None, Form()] = None,
     lat: Annotated[float | None, Form(ge=-90, le=90)] = None,
     lon: Annotated[float | None, Form(ge=-180, le=180)] = None,
     gps_accuracy_m: Annotated[float | None, Form(ge=0, le=100_000)] = None,

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Cookie, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from field_api.errors import NotFound
+from field_api.types import Text
 from field_api.web import i18n
 
 HERE = Path(__file__).resolve().parent
@@ -91,7 +93,10 @@ def planner_dashboard(
 
 
 @router.get("/lang/{code}")
-def switch_language(code: str, next: str = "/app/") -> RedirectResponse:
+def switch_language(
+    code: Annotated[Text, PathParam(max_length=16)],
+    next: Annotated[Text, Query(max_length=500)] = "/app/",
+) -> RedirectResponse:
     """Remember the chosen language in a cookie and go back to the page."""
     # Only same-site paths under /app/: an open redirect would help phishing links.
     target = next if next.startswith("/app/") and "//" not in next and "\\" not in next else "/app/"
