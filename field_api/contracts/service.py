@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from field_api import clock
 from field_api.audit import service as audit
+from field_api.auth.models import Role
 from field_api.auth.rules import Principal
 from field_api.config import Settings
 from field_api.contracts import signing, store
@@ -36,6 +37,7 @@ from field_api.contracts.pdf import (
 from field_api.contracts.scheme_terms import SchemeTerms, scheme_terms_for
 from field_api.errors import (
     Conflict,
+    Forbidden,
     InvalidTransition,
     NotFound,
     PayloadTooLarge,
@@ -126,8 +128,21 @@ def get_or_raise(session: Session, order_id: int) -> Contract:
     return contract
 
 
+CONTRACT_READERS = ["admin", "crew", "planner", "service"]  # (a crew: its own orders only)
+
+
 def get_for_actor(session: Session, order_id: int, actor: Principal) -> Contract:
-    """The contract of an order the actor may read."""
+    """The contract of an order the actor may read (never a storekeeper's business).
+
+    The contract carries the customer's identity number and signature: a storekeeper, who reads
+    orders to pick their kits, is refused (403) like any role outside the order's work.
+    """
+    if actor.role == Role.storekeeper:
+        raise Forbidden(
+            f"role {actor.role.value} may not read contracts",
+            code="auth.role_forbidden",
+            params={"role": actor.role.value, "allowed": CONTRACT_READERS},
+        )
     orders.get_for_actor(session, order_id, actor, write=False)
     return get_or_raise(session, order_id)
 

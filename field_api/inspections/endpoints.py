@@ -189,15 +189,7 @@ def finding_crop(
     finding_id: Code64Path, session: DbSession, settings: AppSettings, user: CurrentUser
 ) -> FileResponse:
     """The finding's annotated evidence crop (readable by the assigned repair crew too)."""
-    finding = service.get_finding_or_raise(session, finding_id)
-    if user.role == Role.crew:
-        visible = {r.finding_id for r in service.list_repairs(session, user)}
-        if finding_id not in visible:
-            raise NotFound(
-                f"finding {finding_id} not found",
-                code="inspection.finding_not_found",
-                params={"finding_id": finding_id},
-            )
+    finding = service.crop_for_actor(session, finding_id, user)
     return _file(settings, finding.evidence_sha256, "image/jpeg")
 
 

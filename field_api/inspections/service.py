@@ -406,6 +406,30 @@ def get_finding_or_raise(session: Session, finding_id: str) -> Finding:
     return finding
 
 
+def crop_for_actor(session: Session, finding_id: str, actor: Principal) -> Finding:
+    """A finding whose evidence crop the actor may see.
+
+    Inspectors, planners and admins see every crop; a crew only the crop of a finding that became
+    its own repair order (another crew's is hidden: 404, as if it did not exist); other roles
+    (storekeeper, service) read no inspection data at all (403, like the finding itself).
+    """
+    if actor.role == Role.crew:
+        visible = {r.finding_id for r in list_repairs(session, actor)}
+        if finding_id not in visible:
+            raise NotFound(
+                f"finding {finding_id} not found",
+                code="inspection.finding_not_found",
+                params={"finding_id": finding_id},
+            )
+    elif actor.role not in (Role.inspector, Role.planner, Role.admin):
+        raise Forbidden(
+            f"role {actor.role.value} may not read inspection findings",
+            code="auth.role_forbidden",
+            params={"role": actor.role.value, "allowed": ["admin", "crew", "inspector", "planner"]},
+        )
+    return get_finding_or_raise(session, finding_id)
+
+
 def list_findings(
     session: Session,
     *,
@@ -570,8 +594,17 @@ def add_repair_photo(
     actor: Principal,
     settings: Settings,
 ) -> RepairOrder:
-    """Attach the before or after photo (JPEG or PNG, checked by its magic bytes)."""
+    """Attach the before or after photo (JPEG or PNG, checked by its magic bytes).
+
+    Only the repair crew the order is assigned to (or an admin) photographs its repair.
+    """
     order = get_repair_for_actor(session, repair_id, actor)
+    if actor.role not in (Role.crew, Role.admin):
+        raise Forbidden(
+            "the repair crew photographs its own repair",
+            code="repair.progress_forbidden",
+            params={"role": actor.role.value},
+        )
     if kind not in ("before", "after"):
         raise ValidationFailed(
             "kind must be before or after",
@@ -593,12 +626,12 @@ def move_repair(
     session: Session, repair_id: int, target: RepairStage, *, actor: Principal
 ) -> RepairOrder:
     order = get_repair_for_actor(session, repair_id, actor)
-    problem = rules.repair_problem(order.stage, target)
-    if problem:
-        raise InvalidTransition(
-            problem,
-            code="repair.transition_refused",
-            params={"repair_id": repair_id, "stage": order.stage.value, "target": target.value},
+    # who may move it is decided first: a role that may not never learns the stage rules' answer
+    if actor.role not in (Role.crew, Role.inspector, Role.admin):
+        raise Forbidden(
+            f"role {actor.role.value} does not move repair orders",
+            code="auth.role_forbidden",
+            params={"role": actor.role.value, "allowed": ["admin", "crew", "inspector"]},
         )
     if target == RepairStage.verified and actor.role not in (Role.inspector, Role.admin):
         raise Forbidden(
@@ -614,6 +647,13 @@ def move_repair(
             "the repair crew reports its own progress",
             code="repair.progress_forbidden",
             params={"role": actor.role.value},
+        )
+    problem = rules.repair_problem(order.stage, target)
+    if problem:
+        raise InvalidTransition(
+            problem,
+            code="repair.transition_refused",
+            params={"repair_id": repair_id, "stage": order.stage.value, "target": target.value},
         )
     if target == RepairStage.repaired:
         missing = [

@@ -171,8 +171,22 @@ def get_or_raise(session: Session, media_id: int) -> MediaItem:
     return item
 
 
+def ensure_may_read_evidence(actor: Principal) -> None:
+    """Evidence (site, meter, signature photos) is for the order's work and its review only.
+
+    A storekeeper reads orders to pick their kits but never their evidence (403).
+    """
+    if actor.role == Role.storekeeper:
+        raise Forbidden(
+            f"role {actor.role.value} may not read evidence",
+            code="auth.role_forbidden",
+            params={"role": actor.role.value, "allowed": ["admin", "crew", "planner", "service"]},
+        )
+
+
 def get_for_actor(session: Session, media_id: int, actor: Principal) -> MediaItem:
     """An item the actor may read: the order's access rules decide (403 otherwise)."""
+    ensure_may_read_evidence(actor)
     item = get_or_raise(session, media_id)
     orders.get_for_actor(session, item.order_id, actor, write=False)
     return item
@@ -201,6 +215,7 @@ def list_for_order(
     session: Session, order_id: int, actor: Principal, *, kind: MediaKind | None = None
 ) -> list[MediaItem]:
     """The order's evidence, oldest first, if the actor may read the order."""
+    ensure_may_read_evidence(actor)
     orders.get_for_actor(session, order_id, actor, write=False)
     query = select(MediaItem).where(MediaItem.order_id == order_id).order_by(MediaItem.id)
     if kind is not None:
