@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,6 +75,9 @@ def test_inspector_walks_findings_and_confirms_with_a_key(live: tuple[str, str, 
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
+        errors: list[str] = []  # a CSP violation shows on the console; any script error too
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(f"{url}/inspector")
         page.fill("#token", token)
         page.click("#signin")
@@ -84,15 +88,17 @@ def test_inspector_walks_findings_and_confirms_with_a_key(live: tuple[str, str, 
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "inspector.png"))
         page.keyboard.press("c")
-        page.wait_for_function("document.getElementById('status').textContent.includes('已确认')")
+        # locator waits, not wait_for_function: its string predicate needs eval, which the CSP refuses
+        sync_api.expect(page.locator("#status")).to_contain_text("已确认")
         second = page.locator("rect.box.current").get_attribute("data-finding-id")
         assert second != first
         page.keyboard.press("r")
-        page.wait_for_function("document.getElementById('status').textContent.includes('已驳回')")
+        sync_api.expect(page.locator("#status")).to_contain_text("已驳回")
         page.select_option("#status-filter", "proposed")
         page.click("button[type=submit]")
-        page.wait_for_function("document.getElementById('count').textContent.startsWith('0')")
+        sync_api.expect(page.locator("#count")).to_have_text(re.compile(r"^0"))
         browser.close()
+    assert errors == [], errors
 
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
