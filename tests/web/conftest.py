@@ -130,14 +130,25 @@ def phone(browser: Any, live_server: LiveServer) -> Iterator[Any]:
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: _csp_violation(msg, errors))
     yield page
     context.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
+    assert errors == [], f"JavaScript errors or CSP violations on the page: {errors}"
+
+
+def _csp_violation(msg: Any, errors: list[str]) -> None:
+    """A console message of a Content-Security-Policy refusal counts as a page error."""
+    if "Content Security Policy" in msg.text or "Content-Security-Policy" in msg.text:
+        errors.append(msg.text)
 
 
 @pytest.fixture
 def pwa_phone(browser: Any, live_server: LiveServer) -> Iterator[Any]:
     """Like ``phone`` but with service workers allowed (the installable app)."""
     context = _context(browser, live_server, service_workers="allow")
-    yield context.new_page()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: _csp_violation(msg, errors))
+    yield page
     context.close()
+    assert errors == [], f"CSP violations on the page: {errors}"
