@@ -4,7 +4,8 @@
   an out-of-range value is a 422 at the edge, never an OverflowError (SQLite) or
   NumericValueOutOfRange (PostgreSQL) from the driver.
 - Dates and datetimes only as ISO 8601 text (``2026-12-04``, ``2026-12-04T08:00:00+08:00``):
-  pydantic's lax parsing would take ``0`` as 1970-01-01.
+  pydantic's lax parsing would take ``0`` as 1970-01-01; and only from 1900 to 2199 (date
+  arithmetic on 9999-12-31 overflows).
 - Strings carry no NUL character (PostgreSQL text cannot hold one) and a length limit.
 
 Path and query aliases (``IdPath``, ``IdQuery``, ...) carry FastAPI's ``Path``/``Query`` marker;
@@ -52,6 +53,23 @@ def _iso_datetime(value: Any) -> Any:
     raise ValueError("expected an ISO 8601 date and time (YYYY-MM-DDTHH:MM:SS+08:00)")
 
 
+# Dates the service reasons about: far beyond any order, far inside what date arithmetic allows
+# (9999-12-31 plus a day is an OverflowError).
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(2199, 12, 31)
+
+
+def _date_in_range(value: date) -> date:
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise ValueError(f"the date must lie between {EARLIEST_DATE} and {LATEST_DATE}")
+    return value
+
+
+def _datetime_in_range(value: datetime) -> datetime:
+    _date_in_range(value.date())
+    return value
+
+
 def _no_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("text may not contain the NUL character")
@@ -68,11 +86,15 @@ BigInt = Annotated[int, Field(ge=DB_BIGINT_MIN, le=DB_BIGINT_MAX)]
 """Any value of a BIGINT column."""
 NonNegativeBigInt = Annotated[int, Field(ge=0, le=DB_BIGINT_MAX)]
 PositiveBigInt = Annotated[int, Field(ge=1, le=DB_BIGINT_MAX)]
-IsoDate = Annotated[date, BeforeValidator(_iso_date)]
-"""A date given as ``YYYY-MM-DD`` only."""
-IsoDatetime = Annotated[datetime, BeforeValidator(_iso_datetime)]
+IsoDate = Annotated[date, BeforeValidator(_iso_date), AfterValidator(_date_in_range)]
+"""A date given as ``YYYY-MM-DD`` only, between 1900-01-01 and 2199-12-31."""
+IsoDatetime = Annotated[
+    datetime, BeforeValidator(_iso_datetime), AfterValidator(_datetime_in_range)
+]
 """A date and time given as ISO 8601 text only."""
-IsoAwareDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_datetime)]
+IsoAwareDatetime = Annotated[
+    AwareDatetime, BeforeValidator(_iso_datetime), AfterValidator(_datetime_in_range)
+]
 """An ISO 8601 date and time with its UTC offset."""
 Text = Annotated[str, AfterValidator(_no_nul)]
 """Text without NUL characters; give the length limit with ``Field(max_length=...)``."""

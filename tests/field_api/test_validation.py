@@ -68,6 +68,34 @@ def test_query_dates_are_iso_dates_only(client: TestClient, admin_token: str, va
     assert r.status_code == 422, r.text
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/deadlines/attention?as_of=9999-12-31",
+        "/deadlines/attention?as_of=0001-01-01",
+        "/planner/one-visit?from=9999-12-30&to=9999-12-31",
+        "/planner/one-visit.csv?from=2026-01-01&to=9999-12-31",
+        "/planner/first-pass?from=1899-12-31&to=2026-01-01",
+        "/planner/failing-items?from=2026-01-01&to=2200-01-01",
+    ],
+)
+def test_dates_beyond_1900_to_2199_are_422_not_an_overflow(
+    client: TestClient, admin_token: str, url: str
+) -> None:
+    r = client.get(url, headers=auth(admin_token))
+    assert r.status_code == 422, r.text
+
+
+def test_the_edges_of_the_date_range_are_taken(client: TestClient, admin_token: str) -> None:
+    for url in [
+        "/deadlines/attention?as_of=2199-12-31",
+        "/planner/one-visit?from=1900-01-01&to=2199-12-31",
+        "/planner/first-pass?from=2199-12-31&to=2199-12-31",
+    ]:
+        r = client.get(url, headers=auth(admin_token))
+        assert r.status_code == 200, (url, r.text)
+
+
 def test_an_iso_query_date_is_taken(client: TestClient, admin_token: str) -> None:
     r = client.get("/deadlines/attention?as_of=2026-01-05", headers=auth(admin_token))
     assert r.status_code == 200, r.text
@@ -80,6 +108,8 @@ def test_an_iso_query_date_is_taken(client: TestClient, admin_token: str) -> Non
         ("applied_on", 0),
         ("applied_on", 1700000000),
         ("applied_on", "20260105"),
+        ("applied_on", "0001-01-01"),
+        ("applied_on", "9999-12-31"),
         ("customer_name", "张\x00三"),
         ("district_code", "D" * 33),
         ("address", "x" * 501),
