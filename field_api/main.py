@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from field_api import api_doc, logs
+from field_api import api_doc, logs, security_headers
 from field_api.audit import keys as audit_keys
 from field_api.config import Settings, get_settings
 from field_api.db import (
@@ -30,7 +30,6 @@ from field_api.deps import get_current_user
 from field_api.errors import DomainError, ErrorBody, FieldError, ServiceUnavailable, error_body
 from field_api.idempotency.middleware import IdempotencyMiddleware
 from field_api.maintenance import lifespan as maintenance_lifespan
-from field_api.security_headers import SecurityHeadersMiddleware
 
 log = logging.getLogger("field_api")
 
@@ -246,7 +245,7 @@ def create_app(
     api_doc.install(app)  # bearer scheme in the OpenAPI; OPTIONS and 405 with a complete Allow
     _document_errors(app)  # after api_doc: an operation with "security" is authenticated
     app.add_middleware(IdempotencyMiddleware, max_body_bytes=settings.max_json_body_bytes)
-    app.add_middleware(SecurityHeadersMiddleware)  # outermost: every answer gets the headers
+    security_headers.install(app)  # outermost: every answer (a 500 too) gets the headers
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, str]:

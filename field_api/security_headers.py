@@ -15,12 +15,18 @@ get a policy that allows that CDN and their inline bootstrap script — and noth
 origin may frame, connect or post. Offline the CDN is unreachable either way; the policy breaks
 nothing that works without it. The pages carry no data of their own (a token is typed in).
 
-A header a route already set (e.g. a stricter ``Content-Security-Policy``) is kept.
+A header a route already set (e.g. a stricter ``Content-Security-Policy``) is kept. An unhandled
+error's 500 is answered by Starlette outside every middleware: :func:`install` also gives the
+application's catch-all error handler's answer the headers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request
 from starlette.datastructures import MutableHeaders
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = "; ".join(
@@ -97,3 +103,29 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def install(app: FastAPI) -> None:
+    """Add the middleware, and the headers to the catch-all (500/503) error handler's answers.
+
+    Call after the error handlers are installed.
+    """
+    app.add_middleware(SecurityHeadersMiddleware)
+    handler = app.exception_handlers.get(Exception)
+    if handler is None:
+        return
+    inner: ErrorHandler = handler  # type: ignore[assignment]
+
+    async def with_headers(request: Request, exc: Exception) -> Response:
+        response = await inner(request, exc)
+        for name, value in (
+            ("Content-Security-Policy", policy_for(request.url.path)),
+            *COMMON_HEADERS,
+        ):
+            response.headers.setdefault(name, value)
+        return response
+
+    app.exception_handlers[Exception] = with_headers

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from field_api.auth.models import Role
 from field_api.config import Settings
+from field_api.main import create_app
 from field_api.security_headers import CSP, DOCS_CSP
 from tests.builders import auth, make_crew, make_order, make_user
 from tests.field_api.media.imaging import BRIGHTON_18, mp4_bytes
@@ -206,3 +207,16 @@ def test_evidence_served_with_checked_type_and_disposition(
     assert v.status_code == 200 and v.headers["content-type"] == "video/mp4"
     assert v.headers["content-disposition"] == f'attachment; filename="media-{video}.mp4"'
     assert_secure(v)
+
+
+def test_an_unhandled_error_answers_500_with_the_headers(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"database_url": "sqlite://"}))
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.get("/boom")
+    assert r.status_code == 500 and r.json()["code"] == "server.internal"
+    assert_secure(r)
