@@ -146,7 +146,11 @@ def _post(
         rules.EVENT_ID_HEADER: job.event_id,
         rules.SIGNATURE_HEADER: rules.sign(job.secret, int(now.timestamp()), job.body),
     }
-    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    extensions: dict[str, str] = {}
+    if target.scheme == "https":
+        extensions["sni_hostname"] = target.host
+        # The pool keys connections by address: never reuse a TLS session made for another name.
+        headers["Connection"] = "close"
     try:
         response = client.post(
             target.pinned_url(target.addresses[0]),
