@@ -15,6 +15,7 @@ types for request models.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -76,6 +77,27 @@ def _no_nul(value: str) -> str:
     return value
 
 
+def _plain_json(value: Any, depth: int = 0) -> None:
+    if depth > 32:
+        raise ValueError("the JSON value is nested too deeply (at most 32 levels)")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("numbers must be finite (no NaN or Infinity)")
+    if isinstance(value, str):
+        _no_nul(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(str(key))
+            _plain_json(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _plain_json(item, depth + 1)
+
+
+def _json_object(value: dict[str, Any]) -> dict[str, Any]:
+    _plain_json(value)
+    return value
+
+
 # --- bodies (pydantic models) ---------------------------------------------------------------
 DbInt = Annotated[int, Field(ge=DB_INT_MIN, le=DB_INT_MAX)]
 """Any value of an INTEGER column."""
@@ -98,6 +120,10 @@ IsoAwareDatetime = Annotated[
 """An ISO 8601 date and time with its UTC offset."""
 Text = Annotated[str, AfterValidator(_no_nul)]
 """Text without NUL characters; give the length limit with ``Field(max_length=...)``."""
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+"""A number that is neither NaN nor infinite (JSON has neither; Python's parser takes both)."""
+JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
+"""Free-form JSON data: finite numbers, no NUL in keys or text, at most 32 levels deep."""
 
 # --- path and query parameters --------------------------------------------------------------
 IdPath = Annotated[int, Path(ge=1, le=DB_INT_MAX, description="A row id.")]

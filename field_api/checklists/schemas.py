@@ -8,10 +8,10 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from field_api.checklists.models import ChecklistItemResult, ChecklistSubmission
-from field_api.types import BigInt, IsoAwareDatetime, Text
+from field_api.types import BigInt, FiniteFloat, IsoAwareDatetime, Text
 
 # A reading: a flag, a number within BIGINT or a double, or a short text (a code, a choice).
-Value = bool | BigInt | float | Annotated[Text, Field(max_length=200)] | None
+Value = bool | BigInt | FiniteFloat | Annotated[Text, Field(max_length=200)] | None
 
 
 class ChecklistSubmit(BaseModel):

@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from field_api.inspections.rules import FindingStatus, LedgerTaskStatus, RepairStage
-from field_api.types import Text
+from field_api.types import FiniteFloat, Text
 
 
 class ImportRequest(BaseModel):
@@ -57,7 +57,7 @@ class ReviewRequest(BaseModel):
     decision: FindingStatus
     class_name: Text | None = Field(default=None, min_length=1, max_length=64)
     severity: int | None = Field(default=None, ge=0, le=10)
-    xyxy: tuple[float, float, float, float] | None = None
+    xyxy: tuple[FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat] | None = None
     note: Text | None = Field(default=None, max_length=2000)
 
 

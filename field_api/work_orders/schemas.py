@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from field_api.privacy import mask_id_number, mask_name, mask_phone
-from field_api.types import IsoAwareDatetime, IsoDate, Text
+from field_api.types import IsoAwareDatetime, IsoDate, JsonObject, Text
 from field_api.work_orders.models import WorkOrder
 from field_api.work_orders.rules import Area, Category, Channel, Stage, allowed_targets
 
@@ -48,7 +48,7 @@ class TransitionCreate(BaseModel):
     device_time: IsoAwareDatetime | None = None
     device_lat: float | None = Field(default=None, ge=-90, le=90)
     device_lon: float | None = Field(default=None, ge=-180, le=180)
-    data: dict[Text, Any] | None = None
+    data: JsonObject | None = None
 
 
 class TransitionRead(BaseModel):

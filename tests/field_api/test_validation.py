@@ -147,6 +147,28 @@ def test_body_datetimes_are_iso_text_only(
 
 
 @pytest.mark.parametrize(
+    "data",
+    ['{"x": NaN}', '{"x": [1, Infinity]}', '{"x": {"y": "a\\u0000b"}}', '{"a\\u0000": 1}'],
+)
+def test_free_form_json_is_finite_and_nul_free(
+    client: TestClient, session: Session, settings: Settings, data: str
+) -> None:
+    """Python's JSON parser takes NaN and Infinity; PostgreSQL's json type refuses them (a 500)."""
+    district = make_district(session)
+    _, token = make_user(session, settings, role=Role.service)
+    session.commit()
+    created = client.post("/work-orders", json=order_payload(district), headers=auth(token))
+    order_id = created.json()["id"]
+    r = client.post(
+        f"/work-orders/{order_id}/transitions",
+        content='{"to": "cancelled", "reason": "withdrawn", "data": ' + data + "}",
+        headers=auth(token, **{"Content-Type": "application/json"}),
+    )
+    assert r.status_code == 422, r.text
+    assert "data" in r.text
+
+
+@pytest.mark.parametrize(
     "url", ["/kits/" + "K" * 33, "/depots/%00/stock", "/network/transformers/" + "T" * 65]
 )
 def test_codes_in_paths_are_bounded_and_nul_free(
