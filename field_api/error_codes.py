@@ -423,6 +423,11 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "the {phase} check of work order {order_id} cannot be submitted before its evidence "
         "exists; missing: {missing}",
     ),
+    "checklist.evidence_pending": _m(
+        "工单 {order_id} 的 {phase} 检查正在等待证据处理完成，请稍后重试",
+        "the {phase} check of work order {order_id} waits for its evidence to be processed; "
+        "retry shortly",
+    ),
     "checklist.readings_invalid": _m("有 {count} 项读数无效", "{count} reading(s) are invalid"),
     # -- media, meters -------------------------------------------------------------------
     "media.not_found": _m("影像 {media_id} 不存在", "media item {media_id} does not exist"),

@@ -215,8 +215,8 @@ def missing_evidence(
     card: ChecklistCard, context: CheckContext, *, phase: CheckPhase | None = None
 ) -> list[str]:
     """The evidence the items of ``card`` (or of one ``phase``) are judged from but that does
-    not exist yet: photos of a kind fewer than required, no barcode photo with its scanned value,
-    a barcode photo not decoded yet. Submitting before it exists is refused, not failed.
+    not exist yet: photos of a kind fewer than required, no barcode photo with its scanned
+    value. Submitting before it exists is refused, not failed.
     """
     items = card.items if phase is None else card.items_in(phase)
     missing: list[str] = []
@@ -228,12 +228,24 @@ def missing_evidence(
                     f"{item.code}: {item.min_count - have} more photo(s) of kind {item.kind} "
                     f"({have} of {item.min_count})"
                 )
-        elif isinstance(item, BarcodeMatchItem):
-            if not (context.scanned_barcode or "").strip():
-                missing.append(f"{item.code}: a barcode photo with the scanned meter number")
-            elif context.barcode_analysis_pending:
-                missing.append(f"{item.code}: the barcode photo is not decoded yet (try again)")
+        elif isinstance(item, BarcodeMatchItem) and not (context.scanned_barcode or "").strip():
+            missing.append(f"{item.code}: a barcode photo with the scanned meter number")
     return missing
+
+
+def evidence_pending(
+    card: ChecklistCard, context: CheckContext, *, phase: CheckPhase | None = None
+) -> list[str]:
+    """Evidence on record but not processed yet (the barcode photo's decoding still runs):
+    the check waits for it rather than failing the item."""
+    items = card.items if phase is None else card.items_in(phase)
+    return [
+        f"{item.code}: the barcode photo is not decoded yet"
+        for item in items
+        if isinstance(item, BarcodeMatchItem)
+        and (context.scanned_barcode or "").strip()
+        and context.barcode_analysis_pending
+    ]
 
 
 def _check_values(card: ChecklistCard, values: Mapping[str, ItemValue]) -> None:

@@ -23,6 +23,7 @@ from field_api.checklists.rules import (
     ChecklistInputError,
     ItemValue,
     evaluate_card,
+    evidence_pending,
     missing_evidence,
 )
 from field_api.errors import Conflict, InvalidTransition, ServiceUnavailable, ValidationFailed
@@ -157,9 +158,10 @@ def submit(
     """Evaluate and store one phase of the order's card; a pass moves the order on.
 
     A failed check is stored (it is a result, not an error) and can be submitted again after
-    rework with the next attempt number. Impossible readings (422) and a submission before the
-    evidence exists (409, naming what is missing) are refused and store nothing: they never
-    count as an attempt, so they never lower the first-pass rate.
+    rework with the next attempt number. Impossible readings (422), a submission before the
+    evidence exists (409, naming what is missing) and one before the barcode photo is decoded
+    (503 with Retry-After) are refused and store nothing: they never count as an attempt, so
+    they never lower the first-pass rate.
     """
     check_phase = _check_phase(phase)
     order = orders.get_for_actor(session, order_id, actor, write=True)
@@ -200,6 +202,16 @@ def submit(
             f"evidence exists; missing: {'; '.join(missing)}",
             code="checklist.evidence_missing",
             params={"order_id": order.id, "phase": check_phase, "missing": missing},
+        )
+    pending = evidence_pending(card, gathered.context, phase=check_phase)
+    if pending:
+        # Transient: the photo is stored and its analysis runs; the crew app retries a 503.
+        raise ServiceUnavailable(
+            f"the {check_phase} check of order {order.id} waits for its evidence to be "
+            f"processed: {'; '.join(pending)}; retry shortly",
+            code="checklist.evidence_pending",
+            params={"order_id": order.id, "phase": check_phase},
+            headers={"Retry-After": "5"},
         )
 
     previous = session.execute(

@@ -12,6 +12,7 @@ from field_api.checklists.rules import (
     ItemValue,
     evaluate_card,
     evaluate_phases,
+    evidence_pending,
     missing_evidence,
 )
 from standard_kits import load_catalogue
@@ -270,5 +271,7 @@ def test_missing_evidence_names_each_photo_kind_and_the_barcode() -> None:
     )
     assert any(m.startswith("photo_seal: 1 more photo(s) of kind seal") for m in missing)
     assert any(m.startswith("meter_barcode: a barcode photo") for m in missing)
-    pending = missing_evidence(card, _context(barcode_analysis_pending=True))
-    assert pending == ["meter_barcode: the barcode photo is not decoded yet (try again)"]
+    assert missing_evidence(card, _context(barcode_analysis_pending=True)) == []
+    pending = evidence_pending(card, _context(barcode_analysis_pending=True))
+    assert pending == ["meter_barcode: the barcode photo is not decoded yet"]
+    assert evidence_pending(card, _context()) == []

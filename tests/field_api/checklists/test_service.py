@@ -14,7 +14,7 @@ from field_api.auth.models import Crew, Role
 from field_api.auth.rules import Principal
 from field_api.checklists import service
 from field_api.config import Settings
-from field_api.errors import Conflict, InvalidTransition, ValidationFailed
+from field_api.errors import Conflict, InvalidTransition, ServiceUnavailable, ValidationFailed
 from field_api.media.models import AnalysisState
 from field_api.work_orders.models import WorkOrder
 from field_api.work_orders.rules import Stage
@@ -292,7 +292,7 @@ def test_a_check_before_its_evidence_exists_is_refused_and_never_counts(
     assert (mine[0].checked, mine[0].passed_first, mine[0].rate) == (1, 1, 1.0)
 
 
-def test_a_barcode_photo_not_yet_decoded_is_missing_evidence(
+def test_a_barcode_photo_not_yet_decoded_is_a_retryable_refusal(
     session: Session, settings: Settings
 ) -> None:
     ctx = make_installed(session, settings, evidence=False)
@@ -302,11 +302,18 @@ def test_a_barcode_photo_not_yet_decoded_is_missing_evidence(
     barcode = next(p for p in photos if p.kind == "barcode")
     barcode.analysis, barcode.decoded_value = AnalysisState.pending, None
     session.flush()
-    with pytest.raises(Conflict, match="meter_barcode: the barcode photo is not decoded yet"):
+    with pytest.raises(ServiceUnavailable, match="the barcode photo is not decoded yet") as e:
         service.submit(
             session, ctx.order.id, phase="before_energising", values=BEFORE_OK, actor=ctx.actor
         )
+    assert e.value.headers == {"Retry-After": "5"}  # the crew app's outbox retries a 503
     assert service.submissions_of(session, ctx.order.id) == []
+    barcode.analysis, barcode.decoded_value = AnalysisState.done, barcode.scanned_value
+    session.flush()
+    row = service.submit(
+        session, ctx.order.id, phase="before_energising", values=BEFORE_OK, actor=ctx.actor
+    )
+    assert row.passed and row.attempt == 1
 
 
 @pytest.mark.parametrize(
