@@ -111,8 +111,10 @@ def _run_operation(
 
     try:
         run()
-    except Unsatisfiable:
-        pass  # nothing of this mode exists (e.g. no parameter to make invalid)
+    except Unsatisfiable as exc:
+        if mode is GenerationMode.POSITIVE:  # no valid request at all: the document is wrong
+            findings.failures.setdefault(label, f"Unsatisfiable: {exc}"[:1500])
+        # negative: nothing to make invalid (an operation without parameters or body)
     except Exception as exc:  # an error raised while generating or calling
         findings.failures.setdefault(label, f"{type(exc).__name__}: {exc}"[:3000])
 
