@@ -580,6 +580,11 @@ def test_found_allows_are_refused_by_the_services(
         media.list_for_order(session, order.id, who["storekeeper"])
     assert media.list_for_order(session, order.id, who["planner"]) == []
 
+    # evidence comes from the order's crew (or an admin): the service desk may not add any
+    with pytest.raises(Forbidden):
+        media.order_for_evidence(session, order.id, who["service"])
+    assert media.order_for_evidence(session, order.id, who["crew"]).id == order.id
+
     # repair photos: only the repair crew (or an admin); planners, service, inspectors refused
     for key in ("planner", "service", "inspector", "storekeeper"):
         with pytest.raises(Forbidden):

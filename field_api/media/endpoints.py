@@ -53,7 +53,6 @@ from field_api.media.receive import (
 from field_api.media.rules import FlagCode, MediaKind
 from field_api.media.schemas import FlaggedItemRead, FlagRead, MediaCreate, MediaRead
 from field_api.types import CodePath, IdPath, IdQuery, OffsetQuery
-from field_api.work_orders import service as orders
 
 router = APIRouter(tags=["media"])
 
@@ -90,7 +89,7 @@ def _authenticate_briefly(request: Request, order_id: int | None = None) -> Prin
             session.connection(execution_options=READ_OPTIONS)
             user = get_current_user(request, session, request.app.state.settings)
             if order_id is not None:
-                orders.get_for_actor(session, order_id, user, write=True)
+                service.order_for_evidence(session, order_id, user)
             return user
         finally:
             session.rollback()
@@ -350,7 +349,7 @@ def download_media(
     session: DbSession,
     user: CurrentUser,
     settings: AppSettings,
-    if_none_match: Annotated[str | None, Header()] = None,
+    if_none_match: Annotated[str | None, Header(max_length=512)] = None,
 ) -> Response:
     """The original bytes; ETag is the sha256 (If-None-Match gives 304)."""
     item = service.get_for_actor(session, media_id, user)
@@ -365,7 +364,7 @@ def download_thumbnail(
     session: DbSession,
     user: CurrentUser,
     settings: AppSettings,
-    if_none_match: Annotated[str | None, Header()] = None,
+    if_none_match: Annotated[str | None, Header(max_length=512)] = None,
 ) -> Response:
     """A JPEG of at most 320 px, made once when the photo was analysed."""
     item = service.get_for_actor(session, media_id, user)
@@ -426,9 +425,9 @@ def tus_create(
     user: CurrentUser,
     settings: AppSettings,
     cfg: MediaConfig,
-    upload_length: Annotated[str | None, Header()] = None,
-    upload_metadata: Annotated[str | None, Header()] = None,
-    tus_resumable: Annotated[str | None, Header()] = None,
+    upload_length: Annotated[str | None, Header(max_length=20)] = None,
+    upload_metadata: Annotated[str | None, Header(max_length=4096)] = None,
+    tus_resumable: Annotated[str | None, Header(max_length=16)] = None,
 ) -> Response:
     """tus creation: open a resumable upload (metadata: client_id, kind, filename, ...)."""
     _require_tus(tus_resumable)
@@ -462,7 +461,7 @@ def tus_head(
     session: DbSession,
     user: CurrentUser,
     settings: AppSettings,
-    tus_resumable: Annotated[str | None, Header()] = None,
+    tus_resumable: Annotated[str | None, Header(max_length=16)] = None,
 ) -> Response:
     """tus offset: how many bytes the server holds."""
     _require_tus(tus_resumable)
@@ -502,8 +501,8 @@ async def tus_patch(
     background: BackgroundTasks,
     user: StreamingUser,
     cfg: MediaConfig,
-    upload_offset: Annotated[str | None, Header()] = None,
-    tus_resumable: Annotated[str | None, Header()] = None,
+    upload_offset: Annotated[str | None, Header(max_length=20)] = None,
+    tus_resumable: Annotated[str | None, Header(max_length=16)] = None,
 ) -> Response:
     """tus append: bytes at Upload-Offset; the last PATCH verifies the sha256 and records it."""
     settings: Settings = request.app.state.settings
@@ -623,7 +622,7 @@ def tus_delete(
     session: DbSession,
     user: CurrentUser,
     settings: AppSettings,
-    tus_resumable: Annotated[str | None, Header()] = None,
+    tus_resumable: Annotated[str | None, Header(max_length=16)] = None,
 ) -> Response:
     """tus termination: drop an unfinished upload and its bytes."""
     _require_tus(tus_resumable)

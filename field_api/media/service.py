@@ -184,6 +184,24 @@ def ensure_may_read_evidence(actor: Principal) -> None:
         )
 
 
+EVIDENCE_WRITERS = (Role.crew, Role.admin)
+
+
+def order_for_evidence(session: Session, order_id: int, actor: Principal) -> WorkOrder:
+    """The order an actor may add evidence to: its own crew's (or any, for an admin).
+
+    Evidence is what the crew saw on site; other roles that may change an order (the service
+    desk) never add photos to it (403), so no one but the crew can stand in for its proof.
+    """
+    if actor.role not in EVIDENCE_WRITERS:
+        raise Forbidden(
+            f"role {actor.role.value} may not add evidence",
+            code="auth.role_forbidden",
+            params={"role": actor.role.value, "allowed": sorted(r.value for r in EVIDENCE_WRITERS)},
+        )
+    return orders.get_for_actor(session, order_id, actor, write=True)
+
+
 def get_for_actor(session: Session, media_id: int, actor: Principal) -> MediaItem:
     """An item the actor may read: the order's access rules decide (403 otherwise)."""
     ensure_may_read_evidence(actor)
@@ -296,7 +314,7 @@ def create_item(
     other bytes, or for another order, it is a 409. Rejections leave nothing behind: the
     caller discards the staged file, and the row is never flushed.
     """
-    order = orders.get_for_actor(session, order_id, actor, write=True)
+    order = order_for_evidence(session, order_id, actor)
     existing = get_by_client_id(session, data.client_id)
     if existing is not None:
         if existing.sha256 == staged.sha256 and existing.order_id == order.id:
@@ -870,7 +888,7 @@ def create_upload(
     cfg: MediaSettings,
 ) -> ResumableUpload:
     """Open a resumable upload of ``length`` bytes (tus creation)."""
-    order = orders.get_for_actor(session, order_id, actor, write=True)
+    order = order_for_evidence(session, order_id, actor)
     limit = max_upload_bytes(cfg, data.kind)
     if length > limit:
         raise PayloadTooLarge(
