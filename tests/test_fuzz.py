@@ -145,7 +145,8 @@ def _fuzz(app: FastAPI, token: str) -> Findings:
     return findings
 
 
-@pytest.mark.timeout(240)  # the hard cap of one run (measured: 50-90 s each, see the docstring)
+# the hard cap of one run (measured: 50-120 s each, see the docstring); FUZZ_TIMEOUT_S for deeper runs
+@pytest.mark.timeout(int(os.environ.get("FUZZ_TIMEOUT_S", "240")))
 @pytest.mark.parametrize("role", ["admin", "crew"])
 def test_fuzz_openapi(fuzz_app: FastAPI, role: str) -> None:
     started = time.monotonic()
