@@ -8,12 +8,10 @@ documented status code, a documented content type, a body and headers matching t
 
 Fixed seed, ``FUZZ_EXAMPLES`` (8) examples per operation and generation mode, in-process (ASGI)
 against a committed database of its own loaded with the demo data. Measured on the 2-core
-machine with 10 examples: admin 90-107 s, crew 62 s per backend, 228 s for the four runs under
-``-n 2``; with 8 (about 2,000 calls as admin, 1,500 as crew, per backend) the four runs took
-250 s under ``-n 2`` on a loaded machine (admin 110-121 s, crew 54-69 s); each run is capped at
-240 s. Operations that
-destroy the caller's own access (revoking a token) are left out here and tested by hand in
-tests/field_api/test_validation.py.
+machine: with 8 examples (about 2,000 calls as admin and 1,500 as crew per backend) the four
+runs took 250 s under ``-n 2`` on a loaded machine (admin 110-121 s, crew 54-69 s each); each
+run is capped at 240 s (``FUZZ_TIMEOUT_S``). Operations that destroy the caller's own access
+(revoking a token) are left out here and tested by hand in tests/field_api/test_validation.py.
 """
 
 from __future__ import annotations
@@ -62,7 +60,7 @@ CHECKS = [
 @dataclass
 class Findings:
     calls: int = 0
-    failures: dict[str, str] = field(default_factory=dict)  # "METHOD /path [mode]" -> first report
+    failures: dict[str, str] = field(default_factory=dict)  # "METHOD /path [mode] ..." -> report
 
 
 @pytest.fixture
