@@ -21,7 +21,7 @@ from field_api.kits.schemas import (
     ReservationRead,
     StockRead,
 )
-from field_api.types import CodePath, IdPath
+from field_api.types import CodePath, IdPath, Text
 from standard_kits import load_catalogue
 from standard_kits.schemas import ConnectionKit, Material, RepairKit
 
@@ -49,7 +49,7 @@ def get_kit(code: CodePath, user: CurrentUser) -> ConnectionKit | RepairKit:
 
 @router.get("/materials")
 def list_materials(
-    user: CurrentUser, kind: Annotated[str | None, Query(max_length=16)] = None
+    user: CurrentUser, kind: Annotated[Text | None, Query(max_length=16)] = None
 ) -> list[Material]:
     """The material catalogue, optionally of one kind (cable, breaker, meter, ct, ...)."""
     materials = load_catalogue().materials.values()
@@ -114,7 +114,7 @@ def set_reorder_level(
 @router.get("/stock/low")
 def low_stock(
     session: DbSession, user: CurrentUser,
-    depot: Annotated[str | None, Query(max_length=32)] = None,
+    depot: Annotated[Text | None, Query(max_length=32)] = None,
 ) -> list[StockRead]:
     """Materials at or below their reorder level, per depot (planners, storekeepers)."""
     rows = service.low_stock(session, actor=user, depot_code=depot)

@@ -29,7 +29,7 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(prefix="/app", tags=["web"], include_in_schema=False)
 
 LangCookie = Annotated[str | None, Cookie(alias=i18n.LANG_COOKIE)]
-LangQuery = Annotated[str | None, Query(alias="lang", max_length=8)]
+LangQuery = Annotated[Text | None, Query(alias="lang", max_length=8)]
 
 # The app shell the service worker keeps for offline starts (paths under /app/).
 SHELL_ASSETS = (
