@@ -201,9 +201,13 @@ def _transformer(
     geometry_problem: str | None,
 ) -> tuple[TransformerRow | None, list[str]]:
     problems = [geometry_problem] if geometry_problem else []
-    code = _code(props)
+    code, name = _code(props), str(props.get("name") or "")
     if not code or len(code) > 64:
         problems.append("code is required (at most 64 characters)")
+    if len(name) > 200:
+        problems.append("name is at most 200 characters")
+    if _has_nul(code, name):
+        problems.append(NUL_PROBLEM)
     rated = _number(props.get("rated_kva"))
     if rated is None or rated <= 0:
         problems.append("rated_kva must be a number > 0")
@@ -231,7 +235,7 @@ def _transformer(
         return None, problems
     kva = load_kva if load_kva is not None else (load_kw or 0.0) / load_power_factor
     return TransformerRow(
-        code=code, name=str(props.get("name") or ""), rated_kva=rated, load_kva=kva,
+        code=code, name=name, rated_kva=rated, load_kva=kva,
         lon=point[0], lat=point[1], measured_at=measured_at,
     ), []
 
@@ -241,8 +245,10 @@ def _line(props: dict[str, Any], coords: Any) -> tuple[LineRow | None, list[str]
     code, feeder = _code(props), str(props.get("transformer_code") or "").strip()
     if not code or len(code) > 64:
         problems.append("code is required (at most 64 characters)")
-    if not feeder:
-        problems.append("transformer_code is required")
+    if not feeder or len(feeder) > 64:
+        problems.append("transformer_code is required (at most 64 characters)")
+    if _has_nul(code, feeder):
+        problems.append(NUL_PROBLEM)
     points: list[tuple[float, float]] = []
     if not isinstance(coords, list) or len(coords) < 2:
         problems.append("a line needs at least two [lon, lat] positions")
@@ -299,6 +305,14 @@ def _number(value: Any) -> float | None:
 
 def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
+
+
+NUL_PROBLEM = "text may not contain the NUL character"
+
+
+def _has_nul(*values: str) -> bool:
+    """A NUL character cannot be stored (PostgreSQL text refuses it)."""
+    return any("\x00" in v for v in values)
 
 
 def _code(props: dict[str, Any]) -> str:

@@ -259,3 +259,24 @@ def test_revoking_a_token_checked_by_hand(
     missing = client.post(f"/admin/tokens/{TOO_BIG - 1}/revoke", headers=auth(admin_token))
     assert missing.status_code == 404
     assert session.get(User, crew_user.id) is not None
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        b"TX-\x00A,fine,400,100,113.93,22.53",  # NUL in the code: PostgreSQL refuses it
+        b"TX-NULN,fi\x00ne,400,100,113.93,22.53",
+        b"TX-LONG," + b"n" * 201 + b",400,100,113.93,22.53",  # name is String(200)
+    ],
+)
+def test_network_rows_with_unstorable_text_are_422(
+    client: TestClient, admin_token: str, row: bytes
+) -> None:
+    data = b"code,name,rated_kva,load_kva,lon,lat\n" + row + b"\n"
+    r = client.post(
+        "/network/imports?format=csv",
+        files={"file": ("t.csv", data, "text/csv")},
+        headers=auth(admin_token),
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "network.rows_invalid"
