@@ -160,3 +160,7 @@ HTML_NOT_FOUND: dict[int | str, dict[str, Any]] = {
     }
 }
 """``responses=`` of an HTML page that answers its own 404 page."""
+Code32 = Annotated[Text, Field(min_length=1, max_length=32)]
+"""A code of a String(32) column in a body (also as a mapping's key)."""
+Code64 = Annotated[Text, Field(min_length=1, max_length=64)]
+"""A code of at most 64 characters in a body (also as a mapping's key)."""

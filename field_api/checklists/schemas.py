@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from field_api.checklists.models import ChecklistItemResult, ChecklistSubmission
-from field_api.types import BigInt, FiniteFloat, IsoAwareDatetime, Text
+from field_api.types import BigInt, Code64, FiniteFloat, IsoAwareDatetime, Text
 
 # A reading: a flag, a number within BIGINT or a double, or a short text (a code, a choice).
 Value = bool | BigInt | FiniteFloat | Annotated[Text, Field(max_length=200)] | None
@@ -19,7 +19,7 @@ class ChecklistSubmit(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    values: dict[Text, Value] = Field(max_length=200)
+    values: dict[Code64, Value] = Field(max_length=200)
     device_time: IsoAwareDatetime | None = None
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from field_api.kits.models import Depot, KitReservation, ReservationLine, StockItem
 from field_api.kits.rules import from_milli
-from field_api.types import Text
+from field_api.types import Code32, Text
 from standard_kits import load_catalogue
 from standard_kits.schemas import ConnectionKit, RepairKit
 
@@ -49,7 +49,7 @@ class ReceiptCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    lines: dict[Text, Quantity] = Field(min_length=1, max_length=500)
+    lines: dict[Code32, Quantity] = Field(min_length=1, max_length=500)
 
 
 class ReorderLevelUpdate(BaseModel):
@@ -108,7 +108,7 @@ class CloseCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    consumed: dict[Text, Quantity] = Field(max_length=500)
+    consumed: dict[Code32, Quantity] = Field(max_length=500)
 
 
 class ReservationLineRead(BaseModel):
