@@ -237,6 +237,8 @@ def create_app(
         description="Field operations of a power distribution company: one-visit low-voltage "
         "connections, drone inspection findings, planners' reviews.",
         lifespan=maintenance_lifespan,  # the maintenance runner (field_api.maintenance)
+        docs_url=None,  # /docs is served from vendored files by field_api.web (no CDN)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine

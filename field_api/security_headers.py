@@ -9,11 +9,9 @@ Every page, file and API answer gets:
 - ``Referrer-Policy: no-referrer`` (a tracking link's token never leaks in a Referer);
 - ``Cross-Origin-Opener-Policy: same-origin``.
 
-The interactive API docs (``/docs``, ``/redoc``; FastAPI's Swagger UI and ReDoc pages) load their
-scripts and styles from a CDN and start with an inline script, so until order 12 vendors them they
-get a policy that allows that CDN and their inline bootstrap script — and nothing else: no other
-origin may frame, connect or post. Offline the CDN is unreachable either way; the policy breaks
-nothing that works without it. The pages carry no data of their own (a token is typed in).
+The interactive API docs (``/docs``) are Swagger UI vendored from npm and started from a script
+file (``field_api.web``), so they run under the same strict policy; FastAPI's CDN-loaded docs
+pages and ReDoc are switched off.
 
 A header a route already set (e.g. a stricter ``Content-Security-Policy``) is kept. An unhandled
 error's 500 is answered by Starlette outside every middleware: :func:`install` also gives the
@@ -49,26 +47,6 @@ CSP = "; ".join(
 )
 """The policy of every page and file (the crew app, planner, inspector and tracking pages)."""
 
-DOCS_CDN = "https://cdn.jsdelivr.net"
-DOCS_CSP = "; ".join(
-    [
-        "default-src 'self'",
-        f"script-src 'self' 'unsafe-inline' {DOCS_CDN}",
-        f"style-src 'self' 'unsafe-inline' {DOCS_CDN} https://fonts.googleapis.com",
-        "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly",
-        "font-src 'self' https://fonts.gstatic.com",
-        "connect-src 'self'",
-        f"worker-src 'self' blob: {DOCS_CDN}",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
-"""Only for FastAPI's own docs pages (CDN assets + inline bootstrap) until order 12 vendors them."""
-
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
-
 COMMON_HEADERS: tuple[tuple[str, str], ...] = (
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
@@ -78,8 +56,9 @@ COMMON_HEADERS: tuple[tuple[str, str], ...] = (
 
 
 def policy_for(path: str) -> str:
-    """The Content-Security-Policy for a request path."""
-    return DOCS_CSP if path in DOCS_PATHS else CSP
+    """The Content-Security-Policy for a request path: the same strict one everywhere (the
+    API docs included: Swagger UI is vendored and started from a file)."""
+    return CSP
 
 
 class SecurityHeadersMiddleware:

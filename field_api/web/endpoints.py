@@ -164,10 +164,35 @@ def static_file(path: str) -> FileResponse:
     return FileResponse(target, media_type=media_type, headers={"Cache-Control": "no-cache"})
 
 
+# The interactive API documentation, from vendored files (no CDN, no inline script).
+docs_router = APIRouter(tags=["meta"], include_in_schema=False)
+DOCS_HTML = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>fieldops API</title>
+<link rel="stylesheet" href="/app/static/vendor/swagger-ui/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="/app/static/vendor/swagger-ui/swagger-ui-bundle.js"></script>
+<script src="/app/static/js/api-docs.js"></script>
+</body>
+</html>
+"""
+
+
+@docs_router.get("/docs", response_class=HTMLResponse)
+def api_docs() -> HTMLResponse:
+    """The interactive API documentation (Swagger UI served by this server)."""
+    return HTMLResponse(DOCS_HTML, headers={"Cache-Control": "no-cache"})
+
+
 def _extra_routers() -> list[APIRouter]:
     from field_api.web.api import router as api_router
 
-    return [api_router]
+    return [api_router, docs_router]
 
 
 # Mounted by field_api.main next to ``router``: the pages' own JSON endpoints.
