@@ -8,14 +8,22 @@ the signed record (``signing.py``) relies on that.
 Chinese glyphs need an embedded TrueType font: reportlab cannot embed CFF (OpenType/PS)
 fonts such as Noto CJK, so we use WenQuanYi Zen Hei (Debian ``fonts-wqy-zenhei``), a
 TrueType collection registered with ``subfontIndex=0`` and subset into the PDF.
+
+Without that font (a fresh machine where ``make run`` could not install the package) the
+contract is still produced with ReportLab's standard CJK CID font ``STSong-Light``: it is not
+embedded (the reader's own CJK font draws it), the document's /Keywords say so
+(``font: STSong-Light (not embedded)``) and :func:`warn_if_font_fallback` logs a warning at
+start-up. A font path configured explicitly must work: a missing or broken one is an error.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import re
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -31,6 +39,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
@@ -43,6 +52,10 @@ KNOWN_FONT_PATHS: tuple[Path, ...] = (
     Path("/usr/share/fonts/wenquanyi/wqy-zenhei/wqy-zenhei.ttc"),  # Gentoo
     Path("/usr/local/share/fonts/wqy-zenhei.ttc"),
 )
+# The standard CJK CID font every PDF reader provides: used, not embedded, when no TrueType
+# CJK font is installed; the document's /Keywords name it.
+FALLBACK_FONT = "STSong-Light"
+FALLBACK_KEYWORD = f"font: {FALLBACK_FONT} (not embedded)"
 TEMPLATE_PATH = Path(__file__).with_name("contract_template_zh.yaml")
 SIGNATURE_WIDTH_MM = 50.0
 SIGNATURE_MAX_HEIGHT_MM = 22.0
@@ -60,6 +73,7 @@ _CATEGORY_LABELS: dict[str, str] = {
 }
 _METERING_LABELS: dict[str, str] = {"direct": "直接接入式", "ct": "经电流互感器接入"}
 _registration_lock = threading.Lock()
+logger = logging.getLogger(__name__)
 
 
 class CjkFontMissingError(RuntimeError):
@@ -152,6 +166,66 @@ def register_cjk_font(path: Path) -> str:
         return _register_font(path.resolve())
 
 
+@dataclass(frozen=True)
+class ContractFont:
+    """The font a contract is drawn with: reportlab's name and whether the PDF embeds it."""
+
+    name: str
+    embedded: bool
+
+
+def _register_fallback() -> str:
+    with _registration_lock:
+        if FALLBACK_FONT not in pdfmetrics.getRegisteredFontNames():
+            try:
+                pdfmetrics.registerFont(UnicodeCIDFont(FALLBACK_FONT))
+            except Exception as exc:  # reportlab's CID data missing or unreadable
+                raise CjkFontMissingError(
+                    f"no CJK TrueType font and the fallback {FALLBACK_FONT} is unusable "
+                    f"({exc}); install it with `apt-get install {FONT_PACKAGE}`"
+                ) from exc
+    return FALLBACK_FONT
+
+
+def contract_font(configured: Path | None = None) -> ContractFont:
+    """The font to draw with: the configured TrueType font, else the first known system one,
+    else the non-embedded ``STSong-Light`` fallback.
+
+    Raises:
+        CjkFontMissingError: the configured font is missing or unusable, or the fallback is.
+    """
+    if configured is not None:
+        return ContractFont(register_cjk_font(find_cjk_font(configured)), embedded=True)
+    try:
+        path = find_cjk_font(None)
+    except CjkFontMissingError:
+        return ContractFont(_register_fallback(), embedded=False)
+    return ContractFont(register_cjk_font(path), embedded=True)
+
+
+def warn_if_font_fallback(configured: Path | None = None) -> bool:
+    """Log one warning when contracts will not carry an embedded CJK font (call at start-up).
+
+    Returns whether a warning was logged: the configured font is missing (contracts answer
+    503 until it is fixed) or no TrueType CJK font is installed (the fallback is used).
+    """
+    try:
+        find_cjk_font(configured)
+    except CjkFontMissingError as exc:
+        if configured is not None:
+            logger.warning("contracts cannot be generated: %s", exc)
+        else:
+            logger.warning(
+                "no CJK TrueType font installed: contracts use the standard PDF font %s, not "
+                "embedded (readers draw it with their own CJK font); install the Debian "
+                "package %s for embedded, self-contained contracts",
+                FALLBACK_FONT,
+                FONT_PACKAGE,
+            )
+        return True
+    return False
+
+
 @lru_cache(maxsize=1)
 def load_template() -> dict[str, Any]:
     """The contract template (parsed once; the file ships with the package)."""
@@ -234,17 +308,19 @@ def render_contract_pdf(
 
     Args:
         data: the order's and scheme's values printed on the contract.
-        font_path: a TrueType CJK font; ``None`` searches the known system locations.
+        font_path: a TrueType CJK font; ``None`` searches the known system locations and
+            falls back to the non-embedded ``STSong-Light`` (named in /Keywords).
         signature: the customer's drawn signature for the final, signed document.
 
     Returns:
         The PDF document.
 
     Raises:
-        CjkFontMissingError: no usable CJK font.
+        CjkFontMissingError: the configured font is unusable, or the fallback is.
         ValueError: the signature image cannot be decoded.
     """
-    font = register_cjk_font(find_cjk_font(font_path))
+    chosen = contract_font(font_path)
+    font = chosen.name
     template = load_template()
     env = Environment(undefined=StrictUndefined, autoescape=True)
     context = _context(data, signature)
@@ -347,6 +423,8 @@ def render_contract_pdf(
         producer="fieldops (ReportLab)",
         invariant=1,
         lang="zh-CN",
+        # Only the fallback adds a keyword: documents with the embedded font keep their bytes.
+        keywords=[] if chosen.embedded else [FALLBACK_KEYWORD],
     )
     pdf_date = _pdf_date(data.generated_at)
     document.build(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pypdf import PdfReader
 from sqlalchemy.orm import Session
 
+from field_api.contracts import pdf
 from field_api.contracts.signing import load_public_key, verify_signed_pdf
 from tests.builders import auth
 from tests.field_api.contracts.conftest import CrewAtScheme, RecordingNotifier
@@ -142,3 +145,38 @@ def test_signing_needs_a_token(
     session.commit()
     r = client.post(f"/work-orders/{at_scheme.order.id}/contract")
     assert r.status_code == 401
+
+
+def test_without_a_cjk_font_the_contract_is_generated_signed_and_verifies(
+    app: FastAPI,
+    client: TestClient,
+    session: Session,
+    at_scheme: CrewAtScheme,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    # A fresh machine without fonts-wqy-zenhei: no 503, the STSong-Light fallback (named).
+    monkeypatch.setattr(pdf, "KNOWN_FONT_PATHS", (tmp_path / "nowhere.ttc",))
+    notifier = _ready(app, client, session, at_scheme)
+    draft = client.get(
+        f"/work-orders/{at_scheme.order.id}/contract/pdf", headers=auth(at_scheme.token)
+    )
+    assert draft.status_code == 200, draft.text
+    reader = PdfReader(io.BytesIO(draft.content))
+    assert "张三丰" in reader.pages[0].extract_text()
+    assert reader.metadata is not None
+    assert reader.metadata["/Keywords"] == pdf.FALLBACK_KEYWORD
+
+    status, body = _sign(client, at_scheme, notifier.last_code())
+    assert status == 200, body
+    signed = client.get(
+        f"/work-orders/{at_scheme.order.id}/contract/pdf", headers=auth(at_scheme.token)
+    )
+    assert PdfReader(io.BytesIO(signed.content)).metadata["/Keywords"] == pdf.FALLBACK_KEYWORD
+    verdict = client.post(
+        "/contracts/verify", files={"file": ("c.pdf", signed.content, "application/pdf")}
+    )
+    assert verdict.status_code == 200
+    assert verdict.json()["valid"] is True
+    pem = client.get("/contracts/public-key")
+    assert verify_signed_pdf(signed.content, load_public_key(pem.content)).valid

@@ -1,8 +1,10 @@
-"""The contract PDF: Chinese text, embedded font, deterministic bytes."""
+"""The contract PDF: Chinese text, embedded font (else the named CID fallback), deterministic
+bytes."""
 
 from __future__ import annotations
 
 import io
+import logging
 from datetime import datetime
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from field_api.contracts.pdf import (
     SignatureMark,
     find_cjk_font,
     render_contract_pdf,
+    warn_if_font_fallback,
 )
 
 from .helpers import CHINA, make_contract_data, signature_png
@@ -128,3 +131,61 @@ def test_a_file_that_is_not_a_font_is_refused(tmp_path: Path) -> None:
     fake.write_bytes(b"not a font at all")
     with pytest.raises(CjkFontMissingError, match="not a usable TrueType font"):
         render_contract_pdf(make_contract_data(), font_path=fake)
+
+
+# ------------------------------------------------------------- without a CJK TrueType font
+
+
+@pytest.fixture
+def no_system_font(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(pdf, "KNOWN_FONT_PATHS", (tmp_path / "nowhere.ttc",))
+
+
+@pytest.mark.usefixtures("no_system_font")
+def test_without_a_truetype_font_the_contract_uses_the_cid_fallback() -> None:
+    document = render_contract_pdf(make_contract_data())
+    reader = PdfReader(io.BytesIO(document))
+    text = _text(document)
+    for expected in ("低压居民供用电合同", "张三丰", "示例市城南区幸福路8号", "HT-2026-000123"):
+        assert expected in text, expected
+    info = reader.metadata
+    assert info is not None
+    assert info["/Keywords"] == "font: STSong-Light (not embedded)"
+    fonts = [f.get_object() for f in reader.pages[0]["/Resources"]["/Font"].values()]
+    assert any("STSong-Light" in f["/BaseFont"] for f in fonts)
+    for font in fonts:  # nothing embedded: the reader's own CJK font draws the text
+        for descendant in font.get("/DescendantFonts", []):
+            descriptor = descendant.get_object()["/FontDescriptor"].get_object()
+            assert not {"/FontFile", "/FontFile2", "/FontFile3"} & set(descriptor)
+
+
+@pytest.mark.usefixtures("no_system_font")
+def test_the_fallback_is_deterministic_too() -> None:
+    assert render_contract_pdf(make_contract_data()) == render_contract_pdf(make_contract_data())
+
+
+def test_the_embedded_font_adds_no_fallback_keyword(rendered: bytes) -> None:
+    info = PdfReader(io.BytesIO(rendered)).metadata
+    assert info is not None
+    assert "STSong" not in str(info.get("/Keywords", ""))
+
+
+@pytest.mark.usefixtures("no_system_font")
+def test_start_up_warns_once_about_the_fallback(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="field_api.contracts.pdf"):
+        assert warn_if_font_fallback(None) is True
+    assert len(caplog.records) == 1
+    assert "STSong-Light" in caplog.text and "fonts-wqy-zenhei" in caplog.text
+
+
+def test_start_up_is_quiet_with_the_font(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="field_api.contracts.pdf"):
+        assert warn_if_font_fallback(None) is False
+    assert caplog.records == []
+
+
+def test_a_configured_font_that_is_missing_is_not_replaced_by_the_fallback(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(CjkFontMissingError, match="fonts-wqy-zenhei"):
+        render_contract_pdf(make_contract_data(), font_path=tmp_path / "absent.ttc")
