@@ -15,9 +15,11 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from field_api import api_doc, logs, security_headers
+from field_api import api_doc, devtools, logs, security_headers
 from field_api.audit import keys as audit_keys
 from field_api.config import Settings, get_settings
+from field_api.contracts.config import contract_settings
+from field_api.contracts.pdf import warn_if_font_fallback
 from field_api.db import (
     import_all_models,
     import_slice_modules,
@@ -256,4 +258,6 @@ def create_app(
 
     for router in _routers():
         app.include_router(router)
+    devtools.install(app, settings)  # GET /dev/sms and the SMS outbox, never in production
+    warn_if_font_fallback(contract_settings(settings).font_path)  # one warning at start-up
     return app
