@@ -25,6 +25,7 @@ venv-api: $(VENV)/.api-installed
 venv: $(VENV)/.all-installed
 
 run: venv-api
+	@bash scripts/ensure-cjk-font.sh  # the contract font, when it needs no password
 	mkdir -p var
 	$(BIN)/fieldops db upgrade
 	$(BIN)/fieldops demo load
