@@ -183,6 +183,7 @@ _MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "contract.send_code": ("发送验证码到客户手机", "Send a code to the customer's phone"),
     "contract.code_sent": ("验证码已发送至 {phone}", "Code sent to {phone}"),
     "contract.code": ("短信验证码", "One-time code"),
+    "contract.dev_code": ("开发环境短信验证码：{code}", "Development SMS code: {code}"),
     "contract.signature": ("客户签名（在框内书写）", "Customer signature (draw in the box)"),
     "contract.clear": ("清除签名", "Clear"),
     "contract.sign": ("确认签署", "Sign"),

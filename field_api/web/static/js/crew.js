@@ -575,11 +575,15 @@
     box.appendChild(el("button", { type: "button", class: "btn", id: "contract-send-code", text: t("contract.send_code"), onclick: function () {
       FO.api("POST", "/work-orders/" + order.id + "/contract/otp", { headers: { "Idempotency-Key": FO.uuid() } }).then(function (otp) {
         status.textContent = t("contract.code_sent", { phone: otp.sent_to });
+        showDevCode(contract, devCode);
       }).catch(function (err) { status.textContent = t("app.error", { detail: err.detail }); });
     } }));
     box.appendChild(status);
     var code = el("input", { name: "code", type: "text", inputmode: "numeric", autocomplete: "one-time-code", pattern: "[0-9]{4,12}", required: true, maxlength: "12" });
     box.appendChild(field("contract-code", t("contract.code"), code));
+    var devCode = el("p", { class: "hint", id: "contract-dev-code", role: "status", hidden: true });
+    box.appendChild(devCode);
+    showDevCode(contract, devCode);
     var pad = signaturePad();
     var error = el("p", { class: "error", id: "contract-error", role: "alert", hidden: true });
     pad.canvas.addEventListener("pointerdown", function () { error.hidden = true; });
@@ -612,6 +616,26 @@
         error.hidden = false;
       });
     } }));
+  }
+
+  /**
+   * Development only: the latest code for this contract from the server's SMS outbox, shown
+   * beside the code field. The outbox route exists only outside production (its presence in the
+   * server's OpenAPI document is how the page knows); logs never show the code.
+   */
+  function showDevCode(contract, target) {
+    if (!offers("GET", "/dev/sms")) return;
+    FO.api("GET", "/dev/sms").then(function (messages) {
+      var found = null;
+      (messages || []).some(function (m) {  // newest first
+        var hit = m.text.indexOf(contract.contract_no) >= 0 && /验证码[：:]\s*(\d{4,12})/.exec(m.text);
+        if (hit) found = hit[1];
+        return !!hit;
+      });
+      if (!found) return;
+      target.textContent = t("contract.dev_code", { code: found });
+      target.hidden = false;
+    }).catch(function () { /* no outbox: nothing to show */ });
   }
 
   /** A canvas the customer signs on with finger, pen or mouse (pointer events). */
