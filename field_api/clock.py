@@ -4,6 +4,10 @@ Production uses :class:`SystemClock`. Tests install a :class:`ManualClock` with
 :func:`use_clock` (fixture ``clock`` in ``tests/conftest.py``) and move it with ``advance``,
 so lease expiry and TTLs are tested without waiting. The clock is process-wide on purpose: the
 request threads, the middleware and background runners all see the same time.
+
+Times are kept and exchanged (database, JSON) in UTC. People read them in China time:
+:data:`CHINA_TZ` is the one definition of it (Asia/Shanghai, UTC+8 without daylight saving
+since 1991), used by working-day calendars, reports, exports and pages.
 """
 
 from __future__ import annotations
@@ -11,8 +15,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Protocol
+
+CHINA_TZ = timezone(timedelta(hours=8), "CST")
+"""Asia/Shanghai: UTC+8 all year (no daylight saving since 1991), so a fixed offset is exact."""
 
 
 class Clock(Protocol):
@@ -84,3 +91,25 @@ def use_clock(clock: Clock) -> Iterator[Clock]:
         yield clock
     finally:
         install(previous)
+
+
+def to_china(moment: datetime) -> datetime:
+    """``moment`` in China time; a naive value is taken as UTC (how the database stores it)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(CHINA_TZ)
+
+
+def china_now() -> datetime:
+    """The current time of the installed clock, in China time."""
+    return to_china(now())
+
+
+def china_date(moment: datetime) -> date:
+    """The calendar day in China of ``moment`` (a naive value is taken as UTC)."""
+    return to_china(moment).date()
+
+
+def china_today() -> date:
+    """Today's date in China by the installed clock."""
+    return china_now().date()

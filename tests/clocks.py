@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
-from field_api.clock import ManualClock
+from field_api.clock import CHINA_TZ, ManualClock
 
-CHINA = timezone(timedelta(hours=8))
+CHINA = CHINA_TZ
 
 
 class ChinaClock(ManualClock):

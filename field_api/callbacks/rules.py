@@ -17,11 +17,12 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from field_api import clock
 from field_api.deadlines.calendar import DueDate, WorkingCalendar
 from field_api.errors import ValidationFailed
 
 DEFAULT_SETTINGS_PATH = Path(__file__).with_name("settings.yaml")
-CHINA_TZ = timezone(timedelta(hours=8))  # no daylight saving since 1991
+CHINA_TZ = clock.CHINA_TZ  # the one China time zone (field_api.clock)
 
 
 class Irregularity(StrEnum):

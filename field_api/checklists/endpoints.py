@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
@@ -16,6 +16,7 @@ from field_api.checklists.schemas import (
     ParetoRead,
     SubmissionRead,
 )
+from field_api.csv_export import csv_response
 from field_api.deps import CurrentUser, DbSession, require_roles
 from field_api.types import CSV_RESPONSES, IdPath, IsoDate
 from field_api.work_orders import service as orders
@@ -28,14 +29,6 @@ Phase = Literal["before_energising", "supply_on"]
 From = Annotated[IsoDate, Query(alias="from", description="First day (China time), inclusive.")]
 To = Annotated[IsoDate, Query(alias="to", description="Last day (China time), inclusive.")]
 GroupBy = Annotated[Literal["crew", "district", "kit", "card_version"], Query()]
-
-
-def _csv(text: str, name: str) -> Response:
-    return Response(
-        text,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
-    )
 
 
 @router.post("/work-orders/{order_id}/checklists/{phase}", status_code=status.HTTP_201_CREATED)
@@ -83,6 +76,7 @@ def first_pass_rate(
 
 @router.get("/planner/first-pass.csv", response_class=Response, responses=CSV_RESPONSES)
 def first_pass_rate_csv(
+    request: Request,
     session: DbSession,
     user: Planner,
     date_from: From,
@@ -95,7 +89,8 @@ def first_pass_rate_csv(
         session, date_from=date_from, date_to=date_to, group_by=group_by, phase=phase
     )
     columns = ["key", "label", "checked", "passed_first", "rate"]
-    return _csv(service.csv_text(rows, columns), f"first-pass-{group_by}-{date_from}-{date_to}")
+    name = f"first-pass-{group_by}-{date_from}-{date_to}"
+    return csv_response(request, rows, columns, filename=name)
 
 
 @router.get("/planner/failing-items")
@@ -111,9 +106,15 @@ def failing_items(
     "/planner/failing-items.csv", response_class=Response, responses=CSV_RESPONSES
 )
 def failing_items_csv(
-    session: DbSession, user: Planner, date_from: From, date_to: To, phase: Phase | None = None
+    request: Request,
+    session: DbSession,
+    user: Planner,
+    date_from: From,
+    date_to: To,
+    phase: Phase | None = None,
 ) -> Response:
     """The Pareto of failing items as CSV."""
     rows = service.failing_items(session, date_from=date_from, date_to=date_to, phase=phase)
     columns = ["item_code", "label", "failures", "share", "cumulative_share"]
-    return _csv(service.csv_text(rows, columns), f"failing-items-{date_from}-{date_to}")
+    name = f"failing-items-{date_from}-{date_to}"
+    return csv_response(request, rows, columns, filename=name)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
-from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, time, timedelta, timezone
-from typing import Any, Literal
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -26,6 +24,7 @@ from field_api.checklists.rules import (
     evidence_pending,
     missing_evidence,
 )
+from field_api.csv_export import csv_text as csv_text  # the shared writer, re-exported
 from field_api.errors import Conflict, InvalidTransition, ServiceUnavailable, ValidationFailed
 from field_api.work_orders import service as orders
 from field_api.work_orders.models import WorkOrder
@@ -33,7 +32,7 @@ from field_api.work_orders.rules import Category, Stage
 from standard_kits.loader import load_catalogue
 from standard_kits.schemas import ChecklistCard, CheckPhase
 
-CHINA = timezone(timedelta(hours=8), "CST")
+CHINA = clock.CHINA_TZ  # the one China time zone (field_api.clock)
 # The stage an order must be in to submit a phase, and the stage a pass moves it to.
 PHASE_STAGES: dict[str, tuple[Stage, Stage]] = {
     "before_energising": (Stage.installed, Stage.inspected),
@@ -401,28 +400,3 @@ def failing_items(
             )
         )
     return result
-
-
-def csv_text(rows: list[Any], columns: list[str]) -> str:
-    """Dataclass rows as CSV (UTF-8 with BOM so spreadsheet programs read the Chinese).
-
-    Text cells starting with = + - @ are prefixed with a quote: a spreadsheet must never
-    evaluate exported data as a formula.
-    """
-    buffer = io.StringIO()
-    buffer.write("\ufeff")
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        values = asdict(row)
-        writer.writerow([_cell(values[c]) for c in columns])
-    return buffer.getvalue()
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Select, and_, select
 from sqlalchemy.orm import Session
@@ -29,7 +29,7 @@ from field_api.work_orders import service as orders
 from field_api.work_orders.models import StageTransition, WorkOrder
 from field_api.work_orders.rules import TERMINAL, Stage
 
-CHINA_TZ = timezone(timedelta(hours=8))  # working days are China's calendar days
+CHINA_TZ = clock.CHINA_TZ  # working days are China's calendar days (one zone: field_api.clock)
 MAX_VISIT_WINDOW = timedelta(hours=12)
 
 VisitListener = Callable[[Session, WorkOrder, PlannedVisit], None]

@@ -7,13 +7,13 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, UploadFile
+from fastapi import APIRouter, Depends, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from sqlalchemy import select
 
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
-from field_api.checklists.service import csv_text
+from field_api.csv_export import csv_response
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.errors import NotFound, PayloadTooLarge
 from field_api.inspections import service
@@ -269,29 +269,26 @@ def move_repair_order(
     return RepairOrderRead.model_validate(order)
 
 
-def _csv(rows: Sequence[Any], row_type: type[Any], name: str) -> Response:
-    # The checklists slice's CSV writer: BOM for spreadsheets, formula cells neutralised.
-    text = csv_text(list(rows), [f.name for f in fields(row_type)])
-    return Response(
-        text,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
-    )
+def _csv(request: Request, rows: Sequence[Any], row_type: type[Any], name: str) -> Response:
+    # The shared CSV writer: China time, the reader's language, formula cells neutralised.
+    return csv_response(request, rows, [f.name for f in fields(row_type)], filename=name)
 
 
 @router.get("/planner/defect-backlog", response_model=None, responses=CSV_RESPONSES)
 def defect_backlog(
+    request: Request,
     session: DbSession, _: Planner, format: Annotated[str, Query(pattern="^(json|csv)$")] = "json"
 ) -> list[dict[str, Any]] | Response:
     """Open defects by line, class and severity with their ages (JSON or CSV)."""
     rows = service.defect_backlog(session)
     if format == "csv":
-        return _csv(rows, service.BacklogRow, "defect-backlog")
+        return _csv(request, rows, service.BacklogRow, "defect-backlog")
     return [asdict(r) for r in rows]
 
 
 @router.get("/planner/inspection-coverage", response_model=None, responses=CSV_RESPONSES)
 def inspection_coverage(
+    request: Request,
     session: DbSession,
     _: Planner,
     days: Annotated[int, Query(ge=1, le=3650)] = 90,
@@ -300,18 +297,19 @@ def inspection_coverage(
     """Share of each line's ledger assets seen in the last N days (JSON or CSV)."""
     rows = service.inspection_coverage(session, days=days)
     if format == "csv":
-        return _csv(rows, service.CoverageRow, "inspection-coverage")
+        return _csv(request, rows, service.CoverageRow, "inspection-coverage")
     return [asdict(r) for r in rows]
 
 
 @router.get("/planner/repair-lead-times", response_model=None, responses=CSV_RESPONSES)
 def repair_lead_times(
+    request: Request,
     session: DbSession, _: Planner, format: Annotated[str, Query(pattern="^(json|csv)$")] = "json"
 ) -> list[dict[str, Any]] | Response:
     """Days from each repair order to on-site, repaired and verified (JSON or CSV)."""
     rows = service.repair_lead_times(session)
     if format == "csv":
-        return _csv(rows, service.LeadTimeRow, "repair-lead-times")
+        return _csv(request, rows, service.LeadTimeRow, "repair-lead-times")
     return [asdict(r) for r in rows]
 
 

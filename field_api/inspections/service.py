@@ -11,7 +11,7 @@ import json
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from vision import records as rec
 RECORDS_FILE = "records.jsonl"
 STATE_FILE = "batch.json"
 # Drone cameras write EXIF times without a zone; in China they are Beijing time (UTC+8).
-CAMERA_ZONE = timezone(timedelta(hours=8))
+CAMERA_ZONE = clock.CHINA_TZ
 
 
 def _aware(value: datetime | None) -> datetime | None:

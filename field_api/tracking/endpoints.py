@@ -10,9 +10,10 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from field_api import clock
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
-from field_api.deadlines.service import CHINA_TZ, calendar_for
+from field_api.deadlines.service import calendar_for
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.errors import NotFound
 from field_api.tracking import service
@@ -52,7 +53,7 @@ def _templates() -> Environment:
         loader=FileSystemLoader(Path(__file__).with_name("templates")),
         autoescape=select_autoescape(["html"]),
     )
-    env.globals["local"] = lambda moment: moment.astimezone(CHINA_TZ)
+    env.globals["local"] = clock.to_china  # the same China time as the pages and CSV
     return env
 
 

@@ -460,8 +460,8 @@ def on_visit_planned(session: Session, order: WorkOrder, visit: PlannedVisit) ->
         },
         order_id=order.id,
     )
-    start = visit.window_start.astimezone(deadlines.CHINA_TZ)
-    end = visit.window_end.astimezone(deadlines.CHINA_TZ)
+    start = clock.to_china(visit.window_start)
+    end = clock.to_china(visit.window_end)
     _send_sms(
         order.customer_phone,
         f"【供电服务】您的用电申请（工单{order.id}）已预约上门："

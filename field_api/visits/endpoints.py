@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
-from field_api.checklists.service import csv_text
+from field_api.csv_export import csv_response
 from field_api.deps import CurrentUser, DbSession, require_roles
 from field_api.types import CSV_RESPONSES, IdPath, IsoDate
 from field_api.visits import service
@@ -119,15 +119,11 @@ def one_visit_rate(
 
 
 @router.get("/planner/one-visit.csv", response_class=Response, responses=CSV_RESPONSES)
-def one_visit_csv(session: DbSession, user: Planner, date_from: From, date_to: To) -> Response:
+def one_visit_csv(
+    request: Request, session: DbSession, user: Planner, date_from: From, date_to: To
+) -> Response:
     """Energised orders with their visit count and one-visit flag, as CSV (customer masked)."""
     service.validate_range(date_from, date_to)
     rows = service.one_visit_orders(session, date_from=date_from, date_to=date_to)
     columns = ["order_id", "crew", "district", "customer", "visits", "one_visit", "energised_at"]
-    return Response(
-        csv_text(rows, columns),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="one-visit-{date_from}-{date_to}.csv"'
-        },
-    )
+    return csv_response(request, rows, columns, filename=f"one-visit-{date_from}-{date_to}")

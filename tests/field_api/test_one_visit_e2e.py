@@ -292,7 +292,7 @@ def test_demo_crew_connects_a_residence_in_one_visit(world: World) -> None:
     assert overall["rate"] == pytest.approx(1 / overall["energised"])
     csv = w.client.get("/planner/one-visit.csv", params=WINDOW, headers=w.h("planner")).text
     ours = next(line for line in csv.splitlines() if line.startswith(f"{order_id},"))
-    assert ",王**,1,True," in ours  # customer masked in the export
+    assert ",王**,1,是," in ours  # customer masked in the export; 是/否 in zh-CN
     assert "王小明" not in csv
 
     signed = w.client.get(f"/work-orders/{order_id}/contract/pdf", headers=w.h("crew"))
