@@ -90,6 +90,10 @@
     var headers = Object.assign({}, options.headers || {});
     var tok = options.token || token();
     if (tok) headers.Authorization = "Bearer " + tok;
+    // Answers (messages, CSV) in the page's language, not the browser's default one.
+    if (!headers["Accept-Language"] && document.documentElement.lang) {
+      headers["Accept-Language"] = document.documentElement.lang;
+    }
     var body = options.body;
     if (options.json !== undefined) {
       headers["Content-Type"] = "application/json";
@@ -158,12 +162,57 @@
     });
   }
 
-  /** Today's date in China (UTC+8, no daylight saving), as YYYY-MM-DD. */
-  function chinaToday() {
-    return new Date(Date.now() + 8 * 3600 * 1000).toISOString().slice(0, 10);
+  // ------------------------------------------------------------ China time
+  // Every time a person reads is Asia/Shanghai: UTC+8 all year (no daylight saving since
+  // 1991), whatever the device's zone. The API sends UTC (ISO 8601); these helpers are the one
+  // place the pages turn it into China time, as the server does (field_api.clock.to_china).
+  var CHINA_OFFSET_MS = 8 * 3600 * 1000;
+  var ZONELESS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/;
+  var ISO_MOMENT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i;
+
+  /** China wall-clock time of a moment (ISO text, Date or epoch ms) as "YYYY-MM-DDTHH:MM:SS". */
+  function chinaWall(moment) {
+    var ms;
+    if (moment instanceof Date) ms = moment.getTime();
+    else if (typeof moment === "number") ms = moment;
+    else if (typeof moment === "string" && moment) {
+      // The API's times are UTC: a time without a zone is UTC too, never the device's zone.
+      ms = Date.parse(ZONELESS.test(moment) ? moment + "Z" : moment);
+    }
+    if (ms === undefined || isNaN(ms)) return null;
+    return new Date(ms + CHINA_OFFSET_MS).toISOString().slice(0, 19);
+  }
+
+  /** The China date of a moment, "YYYY-MM-DD" ("" when there is none). */
+  function chinaDate(moment) { var w = chinaWall(moment); return w ? w.slice(0, 10) : ""; }
+  /** The China time of day of a moment, "HH:MM". */
+  function chinaTime(moment) { var w = chinaWall(moment); return w ? w.slice(11, 16) : ""; }
+  /** A moment as people read it: "YYYY-MM-DD HH:MM" in China time. */
+  function chinaDateTime(moment) { var w = chinaWall(moment); return w ? w.slice(0, 10) + " " + w.slice(11, 16) : ""; }
+  /** A moment as ISO 8601 in China time with its offset, "YYYY-MM-DDTHH:MM:SS+08:00" (CSV). */
+  function chinaIso(moment) { var w = chinaWall(moment); return w ? w + "+08:00" : ""; }
+  /** Today's date in China, as YYYY-MM-DD. */
+  function chinaToday() { return chinaDate(Date.now()); }
+
+  /** A <time> element showing a moment in China time, with the exact moment for machines. */
+  function timeEl(moment, attrs) {
+    var text = chinaDateTime(moment);
+    return el("time", Object.assign({ datetime: text ? chinaIso(moment) : null, text: text }, attrs || {}));
+  }
+
+  /** One CSV value by the server's rule (field_api.csv_export): China time with its offset,
+   * booleans in the page's language (是/否, yes/no). */
+  function csvValue(value) {
+    if (value === true || value === false) {
+      var en = document.documentElement.lang === "en";
+      return value ? (en ? "yes" : "是") : (en ? "no" : "否");
+    }
+    if (typeof value === "string" && ISO_MOMENT.test(value)) return chinaIso(value);
+    return value;
   }
 
   function csvEscape(value) {
+    value = csvValue(value);
     var s = value === null || value === undefined ? "" : String(value);
     // A leading = + - @ would run as a formula in a spreadsheet: prefix a quote.
     if (/^[=+\-@]/.test(s)) s = "'" + s;
@@ -185,7 +234,8 @@
   window.FO = {
     t: t, tOr: tOr, el: el, clear: clear, uuid: uuid, api: api, ApiError: ApiError, describe: describe,
     token: token, me: me, signIn: signIn, signOut: signOut, wireSignIn: wireSignIn,
-    chinaToday: chinaToday, downloadCsv: downloadCsv, csvEscape: csvEscape,
+    chinaToday: chinaToday, chinaDate: chinaDate, chinaTime: chinaTime, chinaDateTime: chinaDateTime,
+    chinaIso: chinaIso, timeEl: timeEl, downloadCsv: downloadCsv, csvEscape: csvEscape,
     lang: document.documentElement.lang
   };
 })();

@@ -111,7 +111,7 @@
     var stale = document.getElementById("orders-stale");
     loadOrders().then(function (result) {
       stale.hidden = !result.cachedAt;
-      if (result.cachedAt) stale.textContent = t("orders.stale", { time: new Date(result.cachedAt).toLocaleString() });
+      if (result.cachedAt) stale.textContent = t("orders.stale", { time: FO.chinaDateTime(result.cachedAt) });
       clear(list);
       if (!result.orders.length) list.appendChild(el("li", { class: "hint", text: t("orders.none") }));
       result.orders.forEach(function (row) { list.appendChild(orderItem(row)); });
@@ -154,11 +154,10 @@
   /** The visit booked with the customer for today (China time), if any. */
   function bookedToday(visits) {
     var today = FO.chinaToday();
-    var china = function (iso) { return new Date(new Date(iso).getTime() + 8 * 3600 * 1000).toISOString(); };
     var hit = (visits || []).filter(function (v) {
-      return !v.cancelled_at && china(v.window_start).slice(0, 10) === today;
+      return !v.cancelled_at && FO.chinaDate(v.window_start) === today;
     })[0];
-    return hit ? china(hit.window_start).slice(11, 16) + "–" + china(hit.window_end).slice(11, 16) : null;
+    return hit ? FO.chinaTime(hit.window_start) + "–" + FO.chinaTime(hit.window_end) : null;
   }
 
   function riskOf(clock) {
@@ -365,7 +364,7 @@
       bar.appendChild(el("p", { class: "pill", text: t("visit.waiting") }));
     } else if (visit) {
       bar.appendChild(el("p", { class: "hint", id: "visit-state", text: t("visit.on_site", {
-        time: new Date(visit.arrived_at).toLocaleTimeString(), distance: Math.round(visit.arrival_distance_m) }) }));
+        time: FO.chinaTime(visit.arrived_at), distance: Math.round(visit.arrival_distance_m) }) }));
     } else {
       bar.appendChild(el("button", { type: "button", class: "btn btn--primary", id: "visit-arrive", text: t("visit.arrive"), onclick: function () {
         where().then(function (pos) {

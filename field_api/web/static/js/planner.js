@@ -272,7 +272,7 @@
             el("div", { class: "flag__head" }, [
               orderLink(r.order_id),
               el("span", { class: "pill pill--at_risk", "data-code": r.code, text: flagName(r.code) + (r.evidence ? " · " + t("photo." + r.evidence) : "") }),
-              el("time", { class: "hint", text: (r.at || "").slice(0, 10) })
+              FO.timeEl(r.at, { class: "hint" })
             ]),
             el("p", { class: "flag__reason", text: r.reason })
           ]);
