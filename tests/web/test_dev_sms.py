@@ -43,9 +43,11 @@ def test_the_code_from_the_dev_outbox_is_shown_beside_the_field_and_signs(
     phone.get_by_role("button", name="生成合同").click()
     expect(phone.locator("#contract-dev-code")).to_be_hidden()  # nothing sent yet
     phone.get_by_role("button", name="发送验证码到客户手机").click()
+    hint = phone.locator("#contract-dev-code")
+    # the page shows the code once the request has been answered; only then is it sent
+    expect(hint).to_contain_text("开发环境短信验证码：")
     sent = re.search(r"验证码：(\d+)", live_server.sms.sent[-1][1])
     assert sent is not None
-    hint = phone.locator("#contract-dev-code")
     expect(hint).to_have_text(f"开发环境短信验证码：{sent.group(1)}")
 
     shown = re.search(r"(\d+)$", hint.inner_text())
