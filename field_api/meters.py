@@ -1,4 +1,4 @@
-"""The one meter-code rule: State Grid meter asset codes (Q/GDW 1205-2013, DOMAIN.md).
+"""The one meter-code rule: State Grid meter asset codes (Q/GDW 1205-2013, docs/domain.md).
 
 A meter identification code is 22 digits: 5-digit unit code + 2-digit asset type + 14-digit
 serial + 1 check digit. The check-digit rule is not confirmed, so validators live in a

@@ -44,7 +44,7 @@ class Category(StrEnum):
 
 
 class Confidence(StrEnum):
-    """How sure we are of a limit (DOMAIN.md): confirmed, secondary, unconfirmed."""
+    """How sure we are of a limit (docs/domain.md): confirmed, secondary, unconfirmed."""
 
     C = "C"
     S = "S"

@@ -20,7 +20,7 @@ _UINT64 = (1 << 64) - 1
 
 DEFAULT_MAX_DISTANCE_M = 100.0
 DEFAULT_CLOCK_TOLERANCE = timedelta(minutes=10)
-# DOMAIN.md: the service runs in China; cameras without an EXIF offset are taken as UTC+8.
+# docs/domain.md: the service runs in China; cameras without an EXIF offset are taken as UTC+8.
 DEFAULT_ASSUMED_UTC_OFFSET = timedelta(hours=8)
 DEFAULT_REUSE_MAX_HAMMING = 6
 # Multi-index hashing: 4 slices of 16 bits, each probed exactly and at its 16 one-bit
