@@ -7,7 +7,7 @@ import io
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -55,7 +55,7 @@ from field_api.work_orders.rules import Stage
 logger = logging.getLogger(__name__)
 
 # Contracts are read and dated in China; the zone has had no DST since 1991.
-CHINA = timezone(timedelta(hours=8), "CST")
+CHINA = clock.CHINA_TZ  # the one definition (field_api.clock)
 MAX_SIGNATURE_BYTES = 1024 * 1024
 #: Namespace of the media client ids of contract signatures (uuid5 of the contract number).
 SIGNATURE_IDS = uuid.UUID("6f1c1a52-5c1e-4d7e-9f57-2f0c4b1f6a10")
