@@ -443,14 +443,13 @@ def _orientation(exif: Image.Exif) -> int:
     return value if 1 <= value <= 8 else 1
 
 
-def _load_fully(im: Image.Image) -> None:
-    """Decode every pixel; a file that ends before its data does is an error, never padded."""
-    if ImageFile.LOAD_TRUNCATED_IMAGES:
-        raise RuntimeError("ImageFile.LOAD_TRUNCATED_IMAGES must stay off for evidence")
+@contextmanager
+def _refused_as_evidence() -> Iterator[None]:
+    """Decompression bombs and decoding errors inside the block become the service's 422s."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im.load()
+            yield
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ValidationFailed(
             f"image refused as a decompression bomb: {exc}",
@@ -461,6 +460,14 @@ def _load_fully(im: Image.Image) -> None:
             f"the image is truncated or corrupt: {exc}",
             code="media.image_corrupt",
         ) from exc
+
+
+def _load_fully(im: Image.Image) -> None:
+    """Decode every pixel; a file that ends before its data does is an error, never padded."""
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        raise RuntimeError("ImageFile.LOAD_TRUNCATED_IMAGES must stay off for evidence")
+    with _refused_as_evidence():
+        im.load()
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -846,31 +853,18 @@ def _mcu_count(size: tuple[int, int], sampling: dict[int, tuple[int, int]], ids:
 def _decoded_digest(data: bytes, max_pixels: int) -> bytes:
     """A digest of every decoded pixel, hashed in bands of rows (bounded extra memory)."""
     digest = hashlib.sha256()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=["JPEG"]) as im:
-                width, height = im.size
-                if width * height > max_pixels:
-                    raise ValidationFailed(
-                        f"image refused as a decompression bomb: {width}x{height} pixels",
-                        code="media.decompression_bomb",
-                        params={"width": width, "height": height, "max_pixels": max_pixels},
-                    )
-                _load_fully(im)
-                for top in range(0, height, _DIGEST_ROWS):
-                    band = im.crop((0, top, width, min(height, top + _DIGEST_ROWS)))
-                    digest.update(band.tobytes())
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ValidationFailed(
-            f"image refused as a decompression bomb: {exc}",
-            code="media.decompression_bomb",
-        ) from exc
-    except _DECODE_ERRORS as exc:
-        raise ValidationFailed(
-            f"the image is truncated or corrupt: {exc}",
-            code="media.image_corrupt",
-        ) from exc
+    with _refused_as_evidence(), Image.open(io.BytesIO(data), formats=["JPEG"]) as im:
+        width, height = im.size
+        if width * height > max_pixels:
+            raise ValidationFailed(
+                f"image refused as a decompression bomb: {width}x{height} pixels",
+                code="media.decompression_bomb",
+                params={"width": width, "height": height, "max_pixels": max_pixels},
+            )
+        _load_fully(im)
+        for top in range(0, height, _DIGEST_ROWS):
+            band = im.crop((0, top, width, min(height, top + _DIGEST_ROWS)))
+            digest.update(band.tobytes())
     return digest.digest()
 
 
