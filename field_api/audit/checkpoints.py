@@ -98,14 +98,15 @@ class CheckpointStore:
             raise ValueError("not a JSON object")
         return loaded
 
+    def load(self, name: str) -> StoredCheckpoint:
+        """One checkpoint; an unreadable file gives an empty envelope (no valid signature)."""
+        try:
+            return StoredCheckpoint(name, self.read(name))
+        except (OSError, ValueError):
+            return StoredCheckpoint(name, {})
+
     def all(self) -> list[StoredCheckpoint]:
-        out = []
-        for name in self.names():
-            try:
-                out.append(StoredCheckpoint(name, self.read(name)))
-            except (OSError, ValueError):
-                out.append(StoredCheckpoint(name, {}))
-        return out
+        return [self.load(name) for name in self.names()]
 
 
 def store_of(settings: Settings) -> CheckpointStore:
@@ -183,10 +184,7 @@ def _latest_record(
     """The newest checkpoint's record (with ``public_key``: the newest correctly signed one)."""
     store = store_of(settings)
     for name in reversed(store.names()):
-        try:
-            envelope = store.read(name)
-        except (OSError, ValueError):
-            continue
+        envelope = store.load(name).envelope
         record = envelope.get("record")
         if not isinstance(record, dict):
             continue
@@ -317,11 +315,4 @@ def page(
     """All checkpoint names and one page of checkpoints, newest first."""
     store = store_of(settings)
     names = list(reversed(store.names()))
-    chosen = names[offset : offset + limit]
-    out = []
-    for name in chosen:
-        try:
-            out.append(StoredCheckpoint(name, store.read(name)))
-        except (OSError, ValueError):
-            out.append(StoredCheckpoint(name, {}))
-    return names, out
+    return names, [store.load(name) for name in names[offset : offset + limit]]
