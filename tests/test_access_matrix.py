@@ -385,6 +385,7 @@ def _b64(text: str) -> str:
 PERIOD = {"from": "2025-01-01", "to": "2025-12-31"}
 QUERIES: dict[str, dict[str, Any]] = {
     "GET /deadlines/compliance": PERIOD,
+    "GET /deadlines/compliance.csv": PERIOD,
     "GET /planner/first-pass": PERIOD,
     "GET /planner/first-pass.csv": PERIOD,
     "GET /planner/failing-items": PERIOD,

@@ -88,7 +88,7 @@ def first_pass_rate_csv(
     rows = service.first_pass(
         session, date_from=date_from, date_to=date_to, group_by=group_by, phase=phase
     )
-    columns = ["key", "label", "checked", "passed_first", "rate"]
+    columns = ["code", "name", "checked", "passed_first", "rate"]
     name = f"first-pass-{group_by}-{date_from}-{date_to}"
     return csv_response(request, rows, columns, filename=name)
 

@@ -69,8 +69,8 @@ class SubmissionRead(BaseModel):
 
 
 class FirstPassRead(BaseModel):
-    key: str
-    label: str
+    code: str
+    name: str
     checked: int
     passed_first: int
     rate: float | None

@@ -281,10 +281,11 @@ def day_range(date_from: date, date_to: date) -> tuple[datetime, datetime]:
 
 @dataclass(frozen=True)
 class FirstPassRow:
-    """First-pass acceptance of one group."""
+    """First-pass acceptance of one group: a crew or district by its code and name (as in every
+    planner report), a kit or card version by its code (the name repeats it)."""
 
-    key: str
-    label: str
+    code: str
+    name: str
     checked: int
     passed_first: int
     rate: float | None
@@ -320,16 +321,17 @@ def first_pass(
         checked[key] += 1
         passed[key] += int(row.passed)
     labels = _group_labels(session, group_by, list(checked))
-    return [
+    result = [
         FirstPassRow(
-            key=key,
-            label=labels.get(key, key),
+            code=labels.get(key, (key, key))[0],
+            name=labels.get(key, (key, key))[1],
             checked=checked[key],
             passed_first=passed[key],
             rate=passed[key] / checked[key],
         )
-        for key in sorted(checked)
+        for key in checked
     ]
+    return sorted(result, key=lambda r: r.code)
 
 
 def _group_key(row: ChecklistSubmission, group_by: GroupBy) -> str:
@@ -342,14 +344,17 @@ def _group_key(row: ChecklistSubmission, group_by: GroupBy) -> str:
     return f"{row.card_code} v{row.card_version}"
 
 
-def _group_labels(session: Session, group_by: GroupBy, keys: list[str]) -> dict[str, str]:
+def _group_labels(
+    session: Session, group_by: GroupBy, keys: list[str]
+) -> dict[str, tuple[str, str]]:
+    """Code and name of each crew or district id among ``keys``."""
     ids = [int(k) for k in keys if k.isdigit()]
     if group_by == "crew" and ids:
         crews = session.execute(select(Crew).where(Crew.id.in_(ids))).scalars()
-        return {str(c.id): f"{c.code} {c.name}" for c in crews}
+        return {str(c.id): (c.code, c.name) for c in crews}
     if group_by == "district" and ids:
         districts = session.execute(select(District).where(District.id.in_(ids))).scalars()
-        return {str(d.id): f"{d.code} {d.name}" for d in districts}
+        return {str(d.id): (d.code, d.name) for d in districts}
     return {}
 
 

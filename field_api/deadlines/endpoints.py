@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import asdict
+from typing import Annotated, Final
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
+from field_api.csv_export import csv_response
 from field_api.deadlines import service
 from field_api.deadlines.schemas import (
     AttentionGroupRead,
     AttentionItemRead,
     AttentionRead,
+    ComplianceGroupRead,
     ComplianceRead,
     ComplianceRowRead,
     OrderDeadlinesRead,
@@ -23,7 +26,8 @@ from field_api.deadlines.schemas import (
     VisitRead,
 )
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
-from field_api.types import DateQuery, IdPath, IdQuery, IsoDate
+from field_api.language import Lang, language_of
+from field_api.types import CSV_RESPONSES, DateQuery, IdPath, IdQuery, IsoDate
 from field_api.work_orders import service as orders
 
 router = APIRouter(tags=["deadlines"])
@@ -143,14 +147,24 @@ def attention(
     )
 
 
+# The name of the row of all orders (code ``all``) in the reader's language.
+ALL_NAMES: Final[dict[Lang, str]] = {"zh-CN": "全部", "en": "All"}
+GroupBy = Annotated[
+    service.ComplianceGroup | None,
+    Query(description="Also list every clock per crew or district (``groups``, by code)."),
+]
+
+
 @router.get("/deadlines/compliance")
 def compliance(
+    request: Request,
     session: DbSession,
     user: CurrentUser,
     period_from: Annotated[IsoDate, Query(alias="from")],
     period_to: Annotated[IsoDate, Query(alias="to")],
     crew_id: IdQuery = None,
     district_id: IdQuery = None,
+    group_by: GroupBy = None,
 ) -> ComplianceRead:
     """Met and missed time limits per stage and end to end for clocks finished in a period."""
     rows = service.compliance(
@@ -161,11 +175,44 @@ def compliance(
         crew_id=crew_id,
         district_id=district_id,
     )
+    groups = [] if group_by is None else service.compliance_by(
+        session,
+        user,
+        period_from=period_from,
+        period_to=period_to,
+        group_by=group_by,
+        all_name=ALL_NAMES[language_of(request)],
+    )
     return ComplianceRead(
         period_from=period_from,
         period_to=period_to,
         rows=[ComplianceRowRead.of(r) for r in rows],
+        groups=[ComplianceGroupRead(**asdict(g)) for g in groups],
     )
+
+
+@router.get("/deadlines/compliance.csv", response_class=Response, responses=CSV_RESPONSES)
+def compliance_csv(
+    request: Request,
+    session: DbSession,
+    user: CurrentUser,
+    period_from: Annotated[IsoDate, Query(alias="from")],
+    period_to: Annotated[IsoDate, Query(alias="to")],
+    group_by: Annotated[service.ComplianceGroup, Query()] = "crew",
+) -> Response:
+    """Time-limit compliance as CSV: every clock per crew or district (by code and name), or
+    of all orders (``group_by=all``)."""
+    rows = service.compliance_by(
+        session,
+        user,
+        period_from=period_from,
+        period_to=period_to,
+        group_by=group_by,
+        all_name=ALL_NAMES[language_of(request)],
+    )
+    columns = ["code", "name", "clock", "met", "missed", "finished", "rate"]
+    name = f"compliance-{group_by}-{period_from}-{period_to}"
+    return csv_response(request, rows, columns, filename=name)
 
 
 @router.post("/deadlines/recompute-provisional")

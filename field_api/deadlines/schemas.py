@@ -193,10 +193,26 @@ class ComplianceRowRead(BaseModel):
         )
 
 
+class ComplianceGroupRead(BaseModel):
+    """One clock's compliance for a crew or district (code and name) or for all (``all``)."""
+
+    code: str
+    name: str
+    clock: str
+    met: int
+    missed: int
+    finished: int
+    rate: float | None
+
+
 class ComplianceRead(BaseModel):
     period_from: date
     period_to: date
     rows: list[ComplianceRowRead]
+    groups: list[ComplianceGroupRead] = Field(
+        default_factory=list,
+        description="With ``group_by``: every clock per crew or district, by code.",
+    )
 
 
 class RecomputeRead(BaseModel):

@@ -12,13 +12,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import Select, and_, select
 from sqlalchemy.orm import Session
 
 from field_api import clock
 from field_api.audit import service as audit
-from field_api.auth.models import Role
+from field_api.auth.models import Crew, District, Role
 from field_api.auth.rules import Principal
 from field_api.config import Settings, get_settings
 from field_api.deadlines import rules
@@ -551,16 +552,15 @@ def group_attention(items: Sequence[AttentionItem]) -> list[AttentionGroup]:
     ]
 
 
-def compliance(
-    session: Session,
+def _compliance_query(
     actor: Principal,
     *,
     period_from: date,
     period_to: date,
     crew_id: int | None = None,
     district_id: int | None = None,
-) -> list[rules.Compliance]:
-    """Met / missed per clock for clocks that finished within the period."""
+) -> Select[OrderDeadline, WorkOrder]:
+    """Clocks (with their orders) finished within the period that the actor may see."""
     if period_to < period_from:
         raise ValidationFailed(
             "the period ends before it starts",
@@ -581,17 +581,91 @@ def compliance(
         query = query.where(WorkOrder.crew_id == crew_id)
     if district_id is not None:
         query = query.where(WorkOrder.district_id == district_id)
-    clocks = [
-        rules.Clock(
-            name=row.clock,
-            kind=rules.ClockKind(row.kind),
-            started_on=row.started_on,
-            limit_days=row.limit_days,
-            due=None,
-            finished_on=row.finished_on,
-            status=rules.ClockStatus(row.status) if row.status else None,
-            governing=row.governing,
-        )
-        for row, _order in session.execute(query)
+    return query
+
+
+def _finished_clock(row: OrderDeadline) -> rules.Clock:
+    return rules.Clock(
+        name=row.clock,
+        kind=rules.ClockKind(row.kind),
+        started_on=row.started_on,
+        limit_days=row.limit_days,
+        due=None,
+        finished_on=row.finished_on,
+        status=rules.ClockStatus(row.status) if row.status else None,
+        governing=row.governing,
+    )
+
+
+def compliance(
+    session: Session,
+    actor: Principal,
+    *,
+    period_from: date,
+    period_to: date,
+    crew_id: int | None = None,
+    district_id: int | None = None,
+) -> list[rules.Compliance]:
+    """Met / missed per clock for clocks that finished within the period."""
+    query = _compliance_query(
+        actor,
+        period_from=period_from,
+        period_to=period_to,
+        crew_id=crew_id,
+        district_id=district_id,
+    )
+    rows = session.execute(query)
+    return rules.summarise_compliance(_finished_clock(row) for row, _order in rows)
+
+
+ComplianceGroup = Literal["all", "crew", "district"]
+
+
+@dataclass(frozen=True)
+class GroupCompliance:
+    """Met / missed of one clock for one crew or district (by code and name, as in every
+    planner report), or for all orders (code ``all``)."""
+
+    code: str
+    name: str
+    clock: str
+    met: int
+    missed: int
+    finished: int
+    rate: float | None
+
+
+def compliance_by(
+    session: Session,
+    actor: Principal,
+    *,
+    period_from: date,
+    period_to: date,
+    group_by: ComplianceGroup,
+    all_name: str = "全部",
+) -> list[GroupCompliance]:
+    """:func:`compliance` per crew or district (ordered by code), or of all orders."""
+    query = _compliance_query(actor, period_from=period_from, period_to=period_to)
+    clocks: dict[int | None, list[rules.Clock]] = defaultdict(list)
+    for row, order in session.execute(query):
+        group: int | None = None
+        if group_by != "all":
+            group = order.crew_id if group_by == "crew" else order.district_id
+        clocks[group].append(_finished_clock(row))
+    # Every order has a district; one without a crew is listed under "-".
+    names: dict[int | None, tuple[str, str]] = {
+        None: ("all", all_name) if group_by == "all" else ("-", "-")
+    }
+    ids = [i for i in clocks if i is not None]
+    if group_by == "crew" and ids:
+        for crew in session.execute(select(Crew).where(Crew.id.in_(ids))).scalars():
+            names[crew.id] = (crew.code, crew.name)
+    elif group_by == "district" and ids:
+        for unit in session.execute(select(District).where(District.id.in_(ids))).scalars():
+            names[unit.id] = (unit.code, unit.name)
+    result = [
+        GroupCompliance(*names[group], c.name, c.met, c.missed, c.finished, c.rate)
+        for group, members in clocks.items()
+        for c in rules.summarise_compliance(members)
     ]
-    return rules.summarise_compliance(clocks)
+    return sorted(result, key=lambda r: r.code)

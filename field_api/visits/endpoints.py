@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
@@ -11,6 +11,7 @@ from field_api.auth.models import Role
 from field_api.auth.rules import Principal
 from field_api.csv_export import csv_response
 from field_api.deps import CurrentUser, DbSession, require_roles
+from field_api.language import Lang, language_of
 from field_api.types import CSV_RESPONSES, IdPath, IsoDate
 from field_api.visits import service
 from field_api.visits.schemas import (
@@ -101,29 +102,65 @@ def depart(
     return VisitRead.of(visit)
 
 
+# The name of the row of all orders (code ``all``) in the reader's language.
+ALL_NAMES: Final[dict[Lang, str]] = {"zh-CN": "全部", "en": "All"}
+
+
 @router.get("/planner/one-visit")
 def one_visit_rate(
+    request: Request,
     session: DbSession,
     user: Planner,
     date_from: From,
     date_to: To,
     group_by: Annotated[service.OneVisitGroup, Query()] = "crew",
 ) -> list[OneVisitRead]:
-    """One-visit completion rate of orders energised in the range, overall and per crew or
-    district (``group_by``)."""
+    """One-visit completion rate of orders energised in the range, overall (code ``all``) and
+    per crew or district (``group_by``), each row keyed by its code and name."""
     service.validate_range(date_from, date_to)
     rows = service.one_visit_rate(
-        session, date_from=date_from, date_to=date_to, group_by=group_by
+        session,
+        date_from=date_from,
+        date_to=date_to,
+        group_by=group_by,
+        all_name=ALL_NAMES[language_of(request)],
     )
     return [OneVisitRead(**asdict(r)) for r in rows]
 
 
 @router.get("/planner/one-visit.csv", response_class=Response, responses=CSV_RESPONSES)
 def one_visit_csv(
-    request: Request, session: DbSession, user: Planner, date_from: From, date_to: To
+    request: Request,
+    session: DbSession,
+    user: Planner,
+    date_from: From,
+    date_to: To,
+    group_by: Annotated[service.OneVisitGroup | None, Query()] = None,
 ) -> Response:
-    """Energised orders with their visit count and one-visit flag, as CSV (customer masked)."""
+    """Without ``group_by``: energised orders with their visit count and one-visit flag
+    (customer masked). With it: the rates of ``/planner/one-visit`` (code ``all`` first)."""
     service.validate_range(date_from, date_to)
+    if group_by is not None:
+        rates = service.one_visit_rate(
+            session,
+            date_from=date_from,
+            date_to=date_to,
+            group_by=group_by,
+            all_name=ALL_NAMES[language_of(request)],
+        )
+        columns = ["code", "name", "energised", "one_visit", "rate"]
+        name = f"one-visit-{group_by}-{date_from}-{date_to}"
+        return csv_response(request, rates, columns, filename=name)
     rows = service.one_visit_orders(session, date_from=date_from, date_to=date_to)
-    columns = ["order_id", "crew", "district", "customer", "visits", "one_visit", "energised_at"]
+    columns = [
+        "order_id",
+        "crew_code",
+        "crew_name",
+        "district_code",
+        "district_name",
+        "customer",
+        "visits",
+        "one_visit",
+        "energised_at",
+    ]
     return csv_response(request, rows, columns, filename=f"one-visit-{date_from}-{date_to}")

@@ -79,8 +79,8 @@ class CompletionRead(BaseModel):
 
 
 class OneVisitRead(BaseModel):
-    key: str
-    label: str
+    code: str
+    name: str
     energised: int
     one_visit: int
     rate: float | None

@@ -203,8 +203,10 @@ class OneVisitOrder:
     """One energised order in the one-visit statistics (customer masked)."""
 
     order_id: int
-    crew: str
-    district: str
+    crew_code: str
+    crew_name: str
+    district_code: str
+    district_name: str
     customer: str
     visits: int
     one_visit: bool
@@ -213,10 +215,11 @@ class OneVisitOrder:
 
 @dataclass(frozen=True)
 class OneVisitRow:
-    """One-visit completion of one crew or district (or of all, key ``all``)."""
+    """One-visit completion of one crew or district by its code and name (as in every planner
+    report), or of all (code ``all``)."""
 
-    key: str
-    label: str
+    code: str
+    name: str
     energised: int
     one_visit: int
     rate: float | None
@@ -254,8 +257,10 @@ def one_visit_orders(session: Session, *, date_from: date, date_to: date) -> lis
         result.append(
             OneVisitOrder(
                 order_id=order_id,
-                crew=crews.get(order.crew_id or 0, "-"),
-                district=districts.get(order.district_id, "-"),
+                crew_code=crews.get(order.crew_id or 0, _NONE)[0],
+                crew_name=crews.get(order.crew_id or 0, _NONE)[1],
+                district_code=districts.get(order.district_id, _NONE)[0],
+                district_name=districts.get(order.district_id, _NONE)[1],
                 customer=mask_name(order.customer_name),
                 visits=len(visits),
                 one_visit=any(
@@ -272,33 +277,49 @@ OneVisitGroup = Literal["crew", "district"]
 
 
 def one_visit_rate(
-    session: Session, *, date_from: date, date_to: date, group_by: OneVisitGroup = "crew"
+    session: Session,
+    *,
+    date_from: date,
+    date_to: date,
+    group_by: OneVisitGroup = "crew",
+    all_name: str = "全部",
 ) -> list[OneVisitRow]:
-    """One-visit completion rate per crew or per district, and overall (key ``all`` first)."""
+    """One-visit completion rate per crew or per district, and overall (code ``all`` first,
+    named ``all_name``)."""
     rows = one_visit_orders(session, date_from=date_from, date_to=date_to)
-    groups: dict[str, list[OneVisitOrder]] = {}
+    groups: dict[tuple[str, str], list[OneVisitOrder]] = {}
     for row in rows:
-        groups.setdefault(row.district if group_by == "district" else row.crew, []).append(row)
+        key = (
+            (row.district_code, row.district_name)
+            if group_by == "district"
+            else (row.crew_code, row.crew_name)
+        )
+        groups.setdefault(key, []).append(row)
     total_one = sum(r.one_visit for r in rows)
-    result = [OneVisitRow("all", "全部", len(rows), total_one, rate(total_one, len(rows)))]
-    for label, members in sorted(groups.items()):
+    result = [OneVisitRow("all", all_name, len(rows), total_one, rate(total_one, len(rows)))]
+    for (code, name), members in sorted(groups.items()):
         done = sum(r.one_visit for r in members)
-        result.append(OneVisitRow(label, label, len(members), done, rate(done, len(members))))
+        result.append(OneVisitRow(code, name, len(members), done, rate(done, len(members))))
     return result
 
 
-def _crew_labels(session: Session, crew_ids: Sequence[int]) -> Mapping[int, str]:
+_NONE = ("-", "-")  # code and name of an order without a crew
+
+
+def _crew_labels(session: Session, crew_ids: Sequence[int]) -> Mapping[int, tuple[str, str]]:
     if not crew_ids:
         return {}
     crews = session.execute(select(Crew).where(Crew.id.in_(set(crew_ids)))).scalars()
-    return {c.id: f"{c.code} {c.name}" for c in crews}
+    return {c.id: (c.code, c.name) for c in crews}
 
 
-def _district_labels(session: Session, district_ids: Sequence[int]) -> Mapping[int, str]:
+def _district_labels(
+    session: Session, district_ids: Sequence[int]
+) -> Mapping[int, tuple[str, str]]:
     if not district_ids:
         return {}
     found = session.execute(select(District).where(District.id.in_(set(district_ids)))).scalars()
-    return {d.id: f"{d.code} {d.name}" for d in found}
+    return {d.id: (d.code, d.name) for d in found}
 
 
 def gaps_as_detail(gaps: Sequence[Gap]) -> list[dict[str, Any]]:

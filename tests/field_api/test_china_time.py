@@ -182,7 +182,10 @@ def test_one_visit_csv_is_china_time_in_both_languages_and_its_json_stays_utc(
         assert r.status_code == 200, r.text
         assert r.headers["content-type"].startswith("text/csv")
         lines = r.text.lstrip("\ufeff").splitlines()
-        assert lines[0] == "order_id,crew,district,customer,visits,one_visit,energised_at"
+        assert lines[0] == (
+            "order_id,crew_code,crew_name,district_code,district_name,customer,visits,"
+            "one_visit,energised_at"
+        )
         return {int(line.split(",")[0]): line for line in lines[1:]}
 
     # Chinese by default: 是/否 and Beijing time with its offset (the 5th, not the 4th).

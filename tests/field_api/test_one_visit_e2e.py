@@ -288,7 +288,7 @@ def test_demo_crew_connects_a_residence_in_one_visit(world: World) -> None:
     overall = r.json()[0]
     # The demo data's orders were energised without any visit record: they count as not
     # connected in one visit.
-    assert (overall["key"], overall["one_visit"]) == ("all", 1)
+    assert (overall["code"], overall["one_visit"]) == ("all", 1)
     assert overall["rate"] == pytest.approx(1 / overall["energised"])
     csv = w.client.get("/planner/one-visit.csv", params=WINDOW, headers=w.h("planner")).text
     ours = next(line for line in csv.splitlines() if line.startswith(f"{order_id},"))
@@ -322,7 +322,7 @@ def test_earthing_failure_is_reworked_and_counts_against_first_pass(world: World
     r = w.client.get(
         "/planner/first-pass", params=WINDOW | {"group_by": "crew"}, headers=w.h("planner")
     )
-    row = next(x for x in r.json() if x["label"].startswith("CREW-A"))
+    row = next(x for x in r.json() if x["code"] == "CREW-A")
     assert (row["checked"], row["passed_first"], row["rate"]) == (1, 0, 0.0)
     pareto = w.client.get("/planner/failing-items", params=WINDOW, headers=w.h("planner")).json()
     assert pareto[0]["item_code"] == "earthing_resistance"

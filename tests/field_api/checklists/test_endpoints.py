@@ -60,7 +60,7 @@ def test_failed_then_passed_check_and_planner_reports(
         "/planner/first-pass", params=WINDOW | {"group_by": "crew"}, headers=auth(planner)
     )
     assert rate.status_code == 200
-    row = next(r for r in rate.json() if "CREW-T1" in r["label"])
+    row = next(r for r in rate.json() if r["code"] == "CREW-T1")
     assert (row["checked"], row["passed_first"], row["rate"]) == (1, 0, 0.0)
 
     csv = client.get(

@@ -130,10 +130,10 @@ def test_rework_passes_on_the_second_attempt_and_first_pass_counts_a_failure(
         date_to=TODAY + timedelta(days=1),
         group_by="crew",
     )
-    mine = [r for r in rows if r.key == str(installed.crew.id)]
+    mine = [r for r in rows if r.code == installed.crew.code]
     assert len(mine) == 1
     assert (mine[0].checked, mine[0].passed_first, mine[0].rate) == (1, 0, 0.0)
-    assert installed.crew.code in mine[0].label
+    assert mine[0].name == installed.crew.name
 
 
 def test_first_pass_by_kit_and_card_version(
@@ -155,10 +155,10 @@ def test_first_pass_by_kit_and_card_version(
         actor=other.actor,
     )
     window = {"date_from": TODAY - timedelta(days=1), "date_to": TODAY + timedelta(days=1)}
-    by_kit = {r.key: r for r in service.first_pass(session, group_by="kit", **window)}
+    by_kit = {r.code: r for r in service.first_pass(session, group_by="kit", **window)}
     assert (by_kit["R1"].checked, by_kit["R1"].passed_first) == (2, 1)
     assert by_kit["R1"].rate == 0.5
-    by_card = {r.key: r for r in service.first_pass(session, group_by="card_version", **window)}
+    by_card = {r.code: r for r in service.first_pass(session, group_by="card_version", **window)}
     assert by_card["LV-1P-RES v1"].checked == 2
     by_district = service.first_pass(session, group_by="district", **window)
     assert sum(r.checked for r in by_district) == 2
@@ -288,7 +288,7 @@ def test_a_check_before_its_evidence_exists_is_refused_and_never_counts(
         date_to=TODAY + timedelta(days=1),
         group_by="crew",
     )
-    mine = [r for r in rows if r.key == str(ctx.crew.id)]
+    mine = [r for r in rows if r.code == ctx.crew.code]
     assert (mine[0].checked, mine[0].passed_first, mine[0].rate) == (1, 1, 1.0)
 
 

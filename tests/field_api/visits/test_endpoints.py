@@ -98,12 +98,12 @@ def test_one_visit_report_and_csv(client: TestClient, session: Session, settings
     window = {"from": str(TODAY - timedelta(days=1)), "to": str(TODAY + timedelta(days=1))}
     r = client.get("/planner/one-visit", params=window, headers=auth(planner))
     assert r.status_code == 200
-    assert r.json()[0]["key"] == "all"
+    assert (r.json()[0]["code"], r.json()[0]["name"]) == ("all", "全部")
     by_district = client.get(
         "/planner/one-visit", params={**window, "group_by": "district"}, headers=auth(planner)
     )
     assert by_district.status_code == 200
-    assert by_district.json()[0]["key"] == "all"
+    assert by_district.json()[0]["code"] == "all"
     wrong = client.get(
         "/planner/one-visit", params={**window, "group_by": "street"}, headers=auth(planner)
     )
@@ -112,5 +112,17 @@ def test_one_visit_report_and_csv(client: TestClient, session: Session, settings
     csv = client.get("/planner/one-visit.csv", params=window, headers=auth(planner))
     assert csv.status_code == 200
     assert csv.text.splitlines()[0] == (
-        "\ufefforder_id,crew,district,customer,visits,one_visit,energised_at"
+        "\ufefforder_id,crew_code,crew_name,district_code,district_name,customer,visits,"
+        "one_visit,energised_at"
     )
+    # The rates as CSV, keyed like the JSON (code and name; the row of all first).
+    rates = client.get(
+        "/planner/one-visit.csv",
+        params={**window, "group_by": "district"},
+        headers=auth(planner) | {"Accept-Language": "en"},
+    )
+    assert rates.status_code == 200
+    assert rates.text.lstrip("\ufeff").splitlines()[1].startswith("all,All,")
+    assert client.get(
+        "/planner/one-visit", params=window, headers=auth(planner) | {"Accept-Language": "en"}
+    ).json()[0]["name"] == "All"

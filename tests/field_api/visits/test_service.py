@@ -131,12 +131,13 @@ def test_one_visit_rate_counts_orders_energised_in_a_single_visit(
     assert flags[second.id] == (2, False)
     assert all("*" in r.customer for r in rows)  # masked
 
-    crew_row = next(r for r in service.one_visit_rate(session, **WINDOW) if ctx.crew.code in r.key)
+    crew_row = next(r for r in service.one_visit_rate(session, **WINDOW) if r.code == ctx.crew.code)
+    assert crew_row.name == ctx.crew.name
     assert (crew_row.energised, crew_row.one_visit, crew_row.rate) == (2, 1, 0.5)
 
     by_district = service.one_visit_rate(session, **WINDOW, group_by="district")
-    assert by_district[0].key == "all"
-    figures = {r.key.split()[0]: (r.energised, r.one_visit, r.rate) for r in by_district[1:]}
+    assert by_district[0].code == "all"
+    figures = {r.code: (r.energised, r.one_visit, r.rate) for r in by_district[1:]}
     home = session.get_one(District, ctx.order.district_id).code
     away = session.get_one(District, second.district_id).code
     assert home != away
