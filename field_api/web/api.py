@@ -13,7 +13,7 @@ from field_api.deps import CurrentUser, DbSession
 from field_api.types import IdPath
 from field_api.work_orders import service as orders
 
-router = APIRouter(prefix="/app/api", tags=["web"])
+router = APIRouter()
 
 
 class ChecklistCardView(BaseModel):
@@ -24,9 +24,10 @@ class ChecklistCardView(BaseModel):
     scheme_values: dict[str, float | None]
 
 
-@router.get("/work-orders/{order_id}/checklist-card")
+@router.get("/work-orders/{order_id}/checklist-card", tags=["checklists"])
 def checklist_card(order_id: IdPath, session: DbSession, user: CurrentUser) -> ChecklistCardView:
-    """The order's completion-check card (items, limits, phases) for the crew's form."""
+    """The order's completion-check card: items, limits and phases the crew's measurements are
+    judged against, with the supply-scheme figures the items cite."""
     order = orders.get_for_actor(session, order_id, user, write=False)
     gathered = evidence.gather(session, order)
     card = checklists.card_for(session, order, metering=gathered.metering)
@@ -42,3 +43,13 @@ def checklist_card(order_id: IdPath, session: DbSession, user: CurrentUser) -> C
             "transformer_rated_kva": context.transformer_rated_kva,
         },
     )
+
+
+# The path the crew app used before the card had a public one; kept for pages and scripts.
+router.add_api_route(
+    "/app/api/work-orders/{order_id}/checklist-card",
+    checklist_card,
+    methods=["GET"],
+    tags=["web"],
+    include_in_schema=False,
+)
