@@ -11,7 +11,11 @@ Every page, file and API answer gets:
 
 The interactive API docs (``/docs``) are Swagger UI vendored from npm and started from a script
 file (``field_api.web``), so they run under the same strict policy; FastAPI's CDN-loaded docs
-pages and ReDoc are switched off.
+pages are switched off. ``/redoc`` (ReDoc, vendored too) builds its styles at run time in
+``<style>`` elements (styled-components): that one page sends its own policy,
+:func:`policy_with_style_nonce`, the same as :data:`CSP` but for a fresh per-response nonce that
+admits those ``<style>`` elements (never ``'unsafe-inline'``; scripts stay ``'self'`` only) and
+``blob:`` workers (ReDoc's search index runs in a worker built from its own bundle).
 
 A header a route already set (e.g. a stricter ``Content-Security-Policy``) is kept. An unhandled
 error's 500 is answered by Starlette outside every middleware: :func:`install` also gives the
@@ -20,7 +24,7 @@ application's catch-all error handler's answer the headers.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from fastapi import FastAPI, Request
 from starlette.datastructures import MutableHeaders
@@ -53,6 +57,25 @@ COMMON_HEADERS: tuple[tuple[str, str], ...] = (
     ("Referrer-Policy", "no-referrer"),
     ("Cross-Origin-Opener-Policy", "same-origin"),
 )
+
+
+def policy_with_style_nonce(nonce: str, *, style_hashes: Sequence[str] = ()) -> str:
+    """:data:`CSP` with ``<style>`` elements carrying ``nonce`` allowed, and ``blob:`` workers.
+
+    For a page whose vendored library injects its styles (ReDoc); the page passes the nonce to
+    the library, a new one on every response. ``style_hashes`` (``sha256-...``) admit the fixed
+    ``<style>`` elements a library writes while loading, before it can be given the nonce.
+    Style attributes and scripts stay as strict.
+    """
+    styles = " ".join([f"'nonce-{nonce}'", *(f"'{h}'" for h in style_hashes)])
+    directives = []
+    for directive in CSP.split("; "):
+        if directive == "style-src 'self'":
+            directive = f"style-src 'self' {styles}"
+        elif directive == "worker-src 'self'":
+            directive = "worker-src 'self' blob:"
+        directives.append(directive)
+    return "; ".join(directives)
 
 
 def policy_for(path: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import mimetypes
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -18,6 +19,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from field_api import security_headers
 from field_api.errors import NotFound
 from field_api.types import Text
 from field_api.web import i18n
@@ -187,6 +189,46 @@ DOCS_HTML = """<!doctype html>
 def api_docs() -> HTMLResponse:
     """The interactive API documentation (Swagger UI served by this server)."""
     return HTMLResponse(DOCS_HTML, headers={"Cache-Control": "no-cache"})
+
+
+# ReDoc injects its styles in <style> elements: the page's own policy admits those carrying a
+# nonce made for this response, which api-redoc.js hands to ReDoc (never 'unsafe-inline').
+# While its bundle loads, before it can be given the nonce, ReDoc writes one fixed stylesheet
+# (perfect-scrollbar's), first empty then filled: those two contents are admitted by hash.
+# tests/web/test_api_docs.py fails on any CSP refusal, so a new ReDoc with other styles shows.
+REDOC_STYLE_HASHES = (
+    "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",  # the empty <style> (sha256 of "")
+    "sha256-QMIg+bpjm3JdElJ388KYke01izlUW0UoNOeKjpMxdgc=",  # perfect-scrollbar's rules
+)
+REDOC_HTML = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>fieldops API reference</title>
+</head>
+<body>
+<div id="redoc" data-spec-url="/openapi.json" data-style-nonce="{nonce}"></div>
+<script src="/app/static/vendor/redoc/redoc.standalone.js"></script>
+<script src="/app/static/js/api-redoc.js"></script>
+</body>
+</html>
+"""
+
+
+@docs_router.get("/redoc", response_class=HTMLResponse)
+def api_reference() -> HTMLResponse:
+    """The API reference (ReDoc served by this server)."""
+    nonce = secrets.token_urlsafe(18)
+    return HTMLResponse(
+        REDOC_HTML.replace("{nonce}", nonce),
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": security_headers.policy_with_style_nonce(
+                nonce, style_hashes=REDOC_STYLE_HASHES
+            ),
+        },
+    )
 
 
 def _extra_routers() -> list[APIRouter]:

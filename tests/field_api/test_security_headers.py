@@ -170,7 +170,18 @@ def test_api_docs_are_served_from_this_server_under_the_strict_policy(
         asset = client.get(path)
         assert asset.status_code == 200, path
         assert_secure(asset)
-    assert client.get("/redoc").status_code == 404  # FastAPI's CDN pages are off
+    # ReDoc is vendored too, under its own policy: a per-response nonce for its <style>s only.
+    redoc = client.get("/redoc")
+    assert redoc.status_code == 200
+    d = _directives(redoc.headers["content-security-policy"])
+    assert d["script-src"] == ["'self'"]
+    assert "'unsafe-inline'" not in d["style-src"]
+    nonce = re.search(r'data-style-nonce="([^"]+)"', redoc.text)
+    assert nonce and f"'nonce-{nonce.group(1)}'" in d["style-src"]
+    assert re.findall(r'src="([^"]+)"', redoc.text) == [
+        "/app/static/vendor/redoc/redoc.standalone.js",
+        "/app/static/js/api-redoc.js",
+    ]
 
 
 def _upload(
