@@ -35,6 +35,23 @@ _MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "app.online": ("在线", "Online"),
     "app.unavailable": ("该功能的服务端接口尚未开放", "The server does not offer this step yet"),
     "app.error": ("出错了：{detail}", "Error: {detail}"),
+    "app.network_error": ("网络不可用", "No network"),
+    "app.http_error": (
+        "服务器返回错误（{status}）",
+        "The server answered with an error ({status})",
+    ),
+    "app.invalid_input": ("输入有误：{fields}", "Invalid input: {fields}"),
+    "role.crew": ("现场班组", "crew"),
+    "role.inspector": ("巡检员", "inspector"),
+    "role.planner": ("计划员", "planner"),
+    "role.service": ("客服", "service desk"),
+    "role.storekeeper": ("库管员", "storekeeper"),
+    "role.admin": ("管理员", "administrator"),
+    "category.residential": ("居民生活用电", "Residential"),
+    "category.small_micro_enterprise": ("小微企业", "Small or micro enterprise"),
+    "category.other_low_voltage": ("其他低压用电", "Other low voltage"),
+    "metering.direct": ("直接接入式", "Direct"),
+    "metering.ct": ("经互感器接入", "Through current transformers"),
     "app.install_hint": ("可“添加到主屏幕”离线使用", "Add to home screen to use offline"),
     "signin.title": ("登录", "Sign in"),
     "signin.token": ("访问令牌", "Access token"),
@@ -60,6 +77,7 @@ _MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "order.capacity": ("容量", "Capacity"),
     "order.stage": ("当前环节", "Stage"),
     "order.deadlines": ("时限", "Deadlines"),
+    "order.flags": ("照片疑点（请在现场补拍）", "Photo flags (retake on site)"),
     "order.flow": ("一次上门作业步骤", "One-visit steps"),
     "order.queued": ("待提交 {n} 项", "{n} waiting to be sent"),
     "order.failed": ("提交失败：{detail}", "Not accepted: {detail}"),
@@ -267,6 +285,27 @@ _MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "planner.month": ("月份", "Month"),
     "planner.needs_planner": ("请使用计划员或管理员令牌", "Use a planner or administrator token"),
     "track.title": ("用电报装进度", "Connection progress"),
+    "track.heading": ("用电申请进度", "Connection progress"),
+    "track.order": ("工单 {id}", "Order {id}"),
+    "track.stage": ("当前状态：", "Current stage: "),
+    "track.whitelist_expected": (
+        "预计电网改造完成：{date}",
+        "Grid reinforcement expected by {date}",
+    ),
+    "track.promised": ("承诺送电日期：", "Promised energising date: "),
+    "track.provisional": (
+        "暂定日期：{years} 年节假日安排尚未公布，按周末计算，公布后自动更新。",
+        "Provisional: the public holidays of {years} are not published yet, so only weekends "
+        "are counted; the date is updated once they are.",
+    ),
+    "track.visit": ("预约上门：", "Visit booked: "),
+    "track.updated": ("更新于 {time}（北京时间）", "Updated {time} (Beijing time)"),
+    "track.not_found": (
+        "未找到该进度链接，请核对短信中的链接或联系供电服务热线。",
+        "This progress link was not found: check the link in the text message or call the "
+        "electricity service hotline.",
+    ),
+    "track.not_found_title": ("未找到", "Not found"),
 }
 
 

@@ -65,23 +65,53 @@
     try { return JSON.parse(localStorage.getItem(ME_KEY) || "null"); } catch (e) { return null; }
   }
 
-  /** An error the API answered with ({"error", "detail"}) or a network failure (status 0). */
+  /** An error the API answered with ({"error", "code", "params", "detail"}) or a network
+   * failure (status 0). ``detail`` is what a person reads: the server's text in the page's
+   * language (the request carries it), never an English name of the error class. */
   function ApiError(status, body) {
     this.status = status;
-    this.body = body || {};
+    this.body = body && typeof body === "object" ? body : {};
     this.error = this.body.error || (status === 0 ? "NetworkError" : "HTTPError");
-    this.detail = describe(this.body.detail || this.error);
+    this.code = this.body.code || null;
+    this.detail = messageOf(this.body, status);
     this.message = this.error + ": " + this.detail;
   }
   ApiError.prototype = Object.create(Error.prototype);
 
+  /** The text of an answer a person reads: the server's ``message`` (rendered in the request's
+   * language), else its ``detail``; a field-error list names the fields; else a catalogue text. */
+  function messageOf(body, status) {
+    body = body && typeof body === "object" ? body : {};
+    if (typeof body.message === "string" && body.message) return body.message;
+    if (typeof body.detail === "string" && body.detail) return body.detail;
+    if (Array.isArray(body.detail)) return describe(body.detail);
+    if (!status) return t("app.network_error");
+    return t("app.http_error", { status: status });
+  }
+
+  /** A ``detail`` as text: a list of field errors names the fields (their messages are the
+   * framework's English), anything else is shown as it came. */
   function describe(detail) {
     if (Array.isArray(detail)) {
-      return detail.map(function (d) {
-        return (d.loc ? d.loc.join(".") + ": " : "") + (d.msg || JSON.stringify(d));
-      }).join("; ");
+      return t("app.invalid_input", { fields: detail.map(function (d) {
+        var loc = (d && d.loc) || [];
+        var last = loc.filter(function (x) { return x !== "body" && x !== "query" && x !== "path"; });
+        return last.length ? last.join(".") : "?";
+      }).join("、") });
     }
+    if (detail && typeof detail === "object" && typeof detail.message === "string") return detail.message;
     return typeof detail === "string" ? detail : JSON.stringify(detail);
+  }
+
+  /** A role as people read it, in the page's language. */
+  function roleName(role) { return tOr("role." + role, role); }
+
+  /** Headers every API call carries: the page's language, so the server's texts match it. */
+  function languageHeaders(headers) {
+    if (!headers["Accept-Language"] && document.documentElement.lang) {
+      headers["Accept-Language"] = document.documentElement.lang;
+    }
+    return headers;
   }
 
   /** Call the API with the stored token; resolves to parsed JSON (or the Response for raw). */
@@ -90,16 +120,15 @@
     var headers = Object.assign({}, options.headers || {});
     var tok = options.token || token();
     if (tok) headers.Authorization = "Bearer " + tok;
-    // Answers (messages, CSV) in the page's language, not the browser's default one.
-    if (!headers["Accept-Language"] && document.documentElement.lang) {
-      headers["Accept-Language"] = document.documentElement.lang;
-    }
+    // Answers (messages, CSV) in the page's language, not the browser's default one; the
+    // language switch's cookie (fo_lang) goes along too (same-origin credentials).
+    languageHeaders(headers);
     var body = options.body;
     if (options.json !== undefined) {
       headers["Content-Type"] = "application/json";
       body = JSON.stringify(options.json);
     }
-    return fetch(url, { method: method, headers: headers, body: body, cache: "no-store" })
+    return fetch(url, { method: method, headers: headers, body: body, cache: "no-store", credentials: "same-origin" })
       .catch(function () { throw new ApiError(0, null); })
       .then(function (response) {
         if (options.raw && response.ok) return response;
@@ -233,6 +262,7 @@
 
   window.FO = {
     t: t, tOr: tOr, el: el, clear: clear, uuid: uuid, api: api, ApiError: ApiError, describe: describe,
+    messageOf: messageOf, roleName: roleName, languageHeaders: languageHeaders,
     token: token, me: me, signIn: signIn, signOut: signOut, wireSignIn: wireSignIn,
     chinaToday: chinaToday, chinaDate: chinaDate, chinaTime: chinaTime, chinaDateTime: chinaDateTime,
     chinaIso: chinaIso, timeEl: timeEl, downloadCsv: downloadCsv, csvEscape: csvEscape,

@@ -101,7 +101,7 @@
     show("view-orders");
     var me = FO.me();
     var whoami = clear(document.getElementById("whoami"));
-    whoami.textContent = me ? t("signin.signed_in_as", { name: me.name, role: me.role }) : "";
+    whoami.textContent = me ? t("signin.signed_in_as", { name: me.name, role: FO.roleName(me.role) }) : "";
     if (me && (me.role === "planner" || me.role === "admin")) {
       whoami.appendChild(document.createTextNode(" · "));
       whoami.appendChild(el("a", { href: "/app/planner", text: t("app.to_planner") }));
@@ -234,6 +234,7 @@
       return loadVisit(data.order).then(function (visit) {
         if (seq !== state.renderSeq) return;
         renderFacts(data.order, data.deadlines);
+        renderFlags(data.order, seq);
         renderOutbox(pending);
         var stage = effectiveStage(data.order, pending);
         var steps = renderSteps(id, stage, stepKey);
@@ -267,6 +268,30 @@
       ]));
     });
     box.appendChild(list);
+  }
+
+  /** The evidence flags of the order's photos: what to retake while still on site. Named
+   *  through the catalogue; the server's message (in the page's language) adds the specifics. */
+  function renderFlags(order, seq) {
+    var box = clear(document.getElementById("order-flags"));
+    box.hidden = true;
+    FO.api("GET", "/work-orders/" + order.id + "/media").then(function (items) {
+      if (seq !== state.renderSeq) return;
+      var rows = [];
+      (items || []).forEach(function (item) {
+        (item.flags || []).forEach(function (f) { rows.push({ kind: item.kind, flag: f }); });
+      });
+      if (!rows.length) return;
+      box.appendChild(el("h3", { text: t("order.flags") }));
+      box.appendChild(el("ul", { class: "flags" }, rows.map(function (r) {
+        var message = typeof r.flag.message === "string" ? r.flag.message : "";
+        return el("li", { class: "notice notice--warn", "data-code": r.flag.code }, [
+          el("strong", { text: FO.tOr("photo." + r.kind, r.kind) + " · " + FO.tOr("flag." + r.flag.code, r.flag.code) }),
+          message ? el("span", { class: "hint", text: " — " + message }) : null
+        ]);
+      })));
+      box.hidden = false;
+    }).catch(function () { /* offline: flags come with the next online view */ });
   }
 
   function renderOutbox(pending) {
@@ -395,12 +420,13 @@
     });
   }
 
-  // Gaps whose server detail carries specifics (distances, barcodes, failing items) keep it.
-  var GAP_SPECIFIC = { arrival_position: true, meter_barcode: true, check_before_energising: true, check_supply_on: true };
+  // The server's message names the specifics (distances, barcodes, failing items) in the
+  // request's language; without one, the catalogue's name of the gap (its English detail is
+  // for logs, not for the crew).
   function gapText(gap) {
-    var base = gap.code.split(".")[0], key = "gap." + base, text = t(key);
-    if (text === key) return gap.detail;
-    return GAP_SPECIFIC[base] ? text + "（" + gap.detail + "）" : text;
+    if (typeof gap.message === "string" && gap.message) return gap.message;
+    var base = String(gap.code || "").split(".")[0];
+    return FO.tOr("gap." + base, gap.detail || gap.code);
   }
 
   /** What the last completion call did, while the order is still where it left it. */
@@ -467,7 +493,7 @@
     clear(box);
     if (!answer) return;
     box.appendChild(el("p", { class: "notice" + (answer.status === "refused" ? " notice--error" : ""), id: "scheme-status",
-      text: t("scheme.status." + answer.status) + (answer.status === "refused" ? " " + answer.failures.map(function (f) { return f.detail; }).join("；") : "") }));
+      text: t("scheme.status." + answer.status) + (answer.status === "refused" ? " " + answer.failures.map(function (f) { return f.message || f.detail; }).join("；") : "") }));
     var s = answer.scheme;
     if (s) {
       var facts = el("dl", { class: "facts", id: "scheme-facts" });
@@ -475,7 +501,7 @@
        ["scheme.route", s.route_length_m.toFixed(0) + " m"],
        ["scheme.cable", s.cable.code + " (" + s.cable.section_mm2 + " mm²)"],
        ["scheme.breaker", s.breaker_code + " · " + s.breaker_rating_a + " A"],
-       ["scheme.meter", s.meter_code], ["scheme.metering", s.metering + (s.ct_code ? " · " + s.ct_code : "")],
+       ["scheme.meter", s.meter_code], ["scheme.metering", FO.tOr("metering." + s.metering, s.metering) + (s.ct_code ? " · " + s.ct_code : "")],
        ["scheme.voltage_drop", s.cable.voltage_drop_pct.toFixed(2) + " % / " + s.voltage_drop_budget_pct + " %"],
        ["scheme.terminal_voltage", s.terminal_voltage_v.toFixed(1) + " V"]].forEach(function (pair) {
         facts.appendChild(el("dt", { text: t(pair[0]) }));
@@ -550,6 +576,13 @@
     });
   }
 
+  /** A value of the contract's scheme as people read it (enumerations through the catalogue). */
+  function schemeValue(key, value) {
+    if (key === "category") return FO.tOr("category." + value, String(value));
+    if (key === "metering") return FO.tOr("metering." + value, String(value));
+    return String(value);
+  }
+
   function pdfButton(order) {
     return el("button", { type: "button", class: "btn", id: "contract-preview", text: t("contract.preview"), onclick: function () {
       // The PDF needs the bearer token, so fetch it and show it from a local object URL.
@@ -563,7 +596,7 @@
     var facts = el("dl", { class: "facts" });
     [["contract.no", contract.contract_no], ["order.customer", contract.customer.name]].concat(
       Object.keys(contract.scheme).filter(function (k) { return contract.scheme[k] !== null; }).map(function (k) {
-        return ["contract.field." + k, String(contract.scheme[k])];
+        return ["contract.field." + k, schemeValue(k, contract.scheme[k])];
       })).forEach(function (pair) {
       facts.appendChild(el("dt", { text: FO.tOr(pair[0], pair[0].replace("contract.field.", "")) }));
       facts.appendChild(el("dd", { text: pair[1] }));
@@ -1018,7 +1051,7 @@
         ]);
         if (s.failed_items.length) {
           item.appendChild(el("ul", {}, s.failed_items.map(function (f) {
-            return el("li", { text: f.label + ": " + (f.reason || "") });
+            return el("li", { text: f.label + ": " + (f.message || f.reason || "") });
           })));
         }
         box.appendChild(item);

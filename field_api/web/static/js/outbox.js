@@ -102,6 +102,7 @@
     var headers = { "Idempotency-Key": entry.key };
     var tok = FO.token();
     if (tok) headers.Authorization = "Bearer " + tok;
+    FO.languageHeaders(headers);  // the server's messages in the page's language
     var body;
     if (entry.form) {
       body = new FormData();
@@ -113,7 +114,7 @@
       headers["Content-Type"] = "application/json";
       body = JSON.stringify(entry.json);
     }
-    return fetch(url, { method: entry.method, headers: headers, body: body, cache: "no-store" });
+    return fetch(url, { method: entry.method, headers: headers, body: body, cache: "no-store", credentials: "same-origin" });
   }
 
   function flushOnce() {
@@ -146,12 +147,12 @@
               var inProgress = response.status === 409 && data && data.error === "IdempotencyConflict" &&
                 response.headers.get("retry-after");
               if (response.status >= 500 || response.status === 429 || inProgress) {
-                entry.lastError = (data && data.detail) || String(response.status);
+                entry.lastError = FO.messageOf(data, response.status);
                 return update(entry).then(function () { return false; });
               }
               entry.status = "failed";
               entry.httpStatus = response.status;
-              entry.lastError = FO.describe((data && data.detail) || response.statusText);
+              entry.lastError = FO.messageOf(data, response.status);
               entry.response = data;
               blocked[entry.orderId] = true;
               return update(entry).then(function () {
@@ -161,7 +162,7 @@
             });
           }, function () {
             // Network down: keep everything as it is and try again later.
-            entry.lastError = "network";
+            entry.lastError = FO.t("app.network_error");
             return update(entry).then(function () { return false; });
           });
         });
