@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from html import escape
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from field_api.auth.rules import Principal
 from field_api.deadlines.service import calendar_for
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.errors import NotFound
+from field_api.language import language_of
 from field_api.tracking import service
 from field_api.tracking.config import allow_loopback
 from field_api.tracking.rules import DeliveryStatus
@@ -28,8 +30,10 @@ from field_api.tracking.schemas import (
     TrackingLinkRead,
     TrackingRevoked,
 )
-from field_api.types import HTML_NOT_FOUND, Code64Path, IdPath
+from field_api.types import HTML_NOT_FOUND, Code64Path, IdPath, Text
+from field_api.web import i18n
 from field_api.work_orders import service as orders
+from field_api.work_orders.rules import Stage
 
 router = APIRouter(tags=["tracking"])
 
@@ -41,9 +45,9 @@ PRIVATE_HEADERS = {
     "X-Robots-Tag": "noindex",
 }
 NOT_FOUND_PAGE = (
-    '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
-    '<meta name="viewport" content="width=device-width, initial-scale=1"><title>未找到</title>'
-    "</head><body><p>未找到该进度链接，请核对短信中的链接或联系供电服务热线。</p></body></html>"
+    '<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+    '<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>'
+    "</head><body><p>{text}</p></body></html>"
 )
 
 
@@ -98,14 +102,54 @@ def revoke_tracking_link(order_id: IdPath, session: DbSession, user: Service) ->
     return TrackingRevoked(order_id=order.id, revoked=revoked)
 
 
+def _page_language(request: Request, lang: str | None) -> i18n.Lang:
+    """The page's language: its switch (``?lang=``), else the request's (cookie, header)."""
+    return i18n.normalise(lang) if lang else language_of(request)
+
+
+def _not_found_page(lang: i18n.Lang) -> str:
+    m = i18n.messages(lang)
+    return NOT_FOUND_PAGE.format(
+        lang=lang, title=escape(m["track.not_found_title"]), text=escape(m["track.not_found"])
+    )
+
+
 @router.get("/t/{token}", response_class=HTMLResponse, responses=HTML_NOT_FOUND)
-def progress_page(token: Code64Path, session: DbSession, settings: AppSettings) -> HTMLResponse:
-    """Public: the mobile progress page of an order."""
+def progress_page(
+    token: Code64Path,
+    session: DbSession,
+    settings: AppSettings,
+    request: Request,
+    lang: Annotated[Text | None, Query(max_length=8)] = None,
+) -> HTMLResponse:
+    """Public: the mobile progress page of an order, in zh-CN or English (``lang``, the
+    ``fo_lang`` cookie or Accept-Language, as every page)."""
+    language = _page_language(request, lang)
     try:
         view = service.progress(session, token, calendar=calendar_for(settings))
     except NotFound:
-        return HTMLResponse(NOT_FOUND_PAGE, status_code=404, headers=PRIVATE_HEADERS)
-    html = _templates().get_template("tracking.html").render(view=view)
+        return HTMLResponse(_not_found_page(language), status_code=404, headers=PRIVATE_HEADERS)
+    m = i18n.messages(language)
+
+    def t(key: str, **values: object) -> str:
+        return m[key].format(**values) if values else m[key]
+
+    def stage_label(stage: Stage, label: str) -> str:
+        # The customer's own wording in Chinese; the catalogue's stage name in English.
+        return label if language == i18n.DEFAULT_LANG else m.get(f"stage.{stage.value}", label)
+
+    html = (
+        _templates()
+        .get_template("tracking.html")
+        .render(
+            view=view,
+            lang=language,
+            other_lang=i18n.other(language),
+            m=m,
+            t=t,
+            stage_label=stage_label,
+        )
+    )
     return HTMLResponse(html, headers=PRIVATE_HEADERS)
 
 
