@@ -6,8 +6,8 @@
   $("token").value = state.token;
 
   // ------------------------------------------------------------ one language at a time
-  // The language of every page (field_api.language): the switch's cookie fo_lang, else the
-  // browser's preferred language, else zh-CN. The switch sets the cookie for all pages.
+  // As on the crew app and the planner dashboard: the language switch's cookie fo_lang (set
+  // for every page), else zh-CN. Every API call asks for the same language.
   const MESSAGES = {
     "title": ["巡检缺陷复核", "Inspection review"],
     "token": ["令牌", "Token"],
@@ -59,8 +59,7 @@
     const hit = document.cookie.split(";").map((c) => c.trim()).find((c) => c.indexOf("fo_lang=") === 0);
     return hit ? decodeURIComponent(hit.slice("fo_lang=".length)) : null;
   }
-  const chosen = cookieLang() || (navigator.languages && navigator.languages[0]) || navigator.language || "";
-  const LANG = chosen.toLowerCase().indexOf("en") === 0 ? "en" : "zh-CN";
+  const LANG = (cookieLang() || "").trim().toLowerCase().indexOf("en") === 0 ? "en" : "zh-CN";
   const OTHER = LANG === "en" ? "zh-CN" : "en";
 
   function t(key, vars) {
