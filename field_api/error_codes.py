@@ -14,6 +14,7 @@ ones freely (``<slice>.<what>``, lower case, one dot).
 from __future__ import annotations
 
 import string
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 LANGUAGES: Final = ("zh-CN", "en")
@@ -40,7 +41,7 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "validation_failed": _m("输入无效", "invalid input"),
     "service_unavailable": _m("服务暂不可用，请稍后重试", "service unavailable; retry later"),
     # -- framework, middleware (field_api.main, field_api.idempotency.middleware) -------------
-    "request.invalid": _m("请求参数无效", "invalid request fields (see params.errors)"),
+    "request.invalid": _m("请求参数无效", "invalid request fields"),
     "request.malformed_json": _m("请求体不是有效的 JSON", "the request body is not valid JSON"),
     "request.too_large": _m(
         "请求体超过 {limit_bytes} 字节", "the request body exceeds {limit_bytes} bytes"
@@ -139,8 +140,8 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "角色 {role} 不能将工单转到 {target}", "role {role} may not move an order to {target}"
     ),
     "work_order.transition_refused": _m(
-        "工单 {order_id} 不能从 {stage} 转到 {target}",
-        "work order {order_id} cannot move from {stage} to {target}",
+        "工单 {order_id} 不能从 {stage} 转到 {target}（可转到：{allowed}）",
+        "work order {order_id} cannot move from {stage} to {target} (allowed: {allowed})",
     ),
     "work_order.reason_required": _m(
         "转到 {target} 需要说明原因", "moving to {target} needs a reason"
@@ -700,3 +701,53 @@ def render(code: str, params: dict[str, Any], language: str = DEFAULT_LANGUAGE) 
             return "{" + key + "}"
 
     return template.format_map(_Keep(values))
+
+
+# What went wrong with a request field, by the start of pydantic's error type.
+_FIELD_PROBLEMS: Final[tuple[tuple[str, dict[str, str]], ...]] = (
+    ("missing", _m("缺少", "missing")),
+    ("extra_forbidden", _m("不允许的字段", "not allowed")),
+    ("string_too_long", _m("太长", "too long")),
+    ("too_long", _m("太长", "too long")),
+    ("string_too_short", _m("太短", "too short")),
+    ("too_short", _m("太短", "too short")),
+    ("greater_than", _m("超出范围", "out of range")),
+    ("less_than", _m("超出范围", "out of range")),
+    ("enum", _m("不是允许的值", "not an allowed value")),
+    ("literal_error", _m("不是允许的值", "not an allowed value")),
+    ("string_pattern_mismatch", _m("格式不对", "wrong format")),
+    ("datetime", _m("不是有效的时间", "not a valid time")),
+    ("date", _m("不是有效的日期", "not a valid date")),
+    ("int", _m("应为整数", "not a whole number")),
+    ("float", _m("应为数字", "not a number")),
+    ("bool", _m("应为是或否", "not true or false")),
+)
+_FIELD_INVALID: Final = _m("无效", "invalid")
+_REQUEST_BODY: Final = _m("请求内容", "the request body")
+_LOCATIONS: Final = frozenset({"body", "query", "path", "header", "cookie"})
+_MAX_FIELDS_NAMED: Final = 10
+
+
+def field_errors_sentence(errors: Iterable[Mapping[str, Any]], language: str) -> str:
+    """The ``detail`` of ``request.invalid``: one readable sentence naming each invalid field.
+
+    ``errors`` are the ``params.errors`` entries (``loc``, ``type``, ``msg``).
+    """
+    lang = language if language in LANGUAGES else DEFAULT_LANGUAGE
+    named: list[str] = []
+    listed = list(errors)
+    for error in listed[:_MAX_FIELDS_NAMED]:
+        loc = [str(x) for x in error.get("loc", ())]
+        path = loc[1:] if loc and loc[0] in _LOCATIONS and len(loc) > 1 else loc
+        field = ".".join(path) or _REQUEST_BODY[lang]
+        kind = str(error.get("type", ""))
+        problem = next((p for prefix, p in _FIELD_PROBLEMS if kind.startswith(prefix)), None)
+        text = (problem or _FIELD_INVALID)[lang]
+        named.append(f"{field}（{text}）" if lang == "zh-CN" else f"{field} ({text})")
+    more = len(listed) - len(named)
+    head = render("request.invalid", {}, lang)
+    if lang == "zh-CN":
+        tail = f"等 {len(listed)} 项" if more > 0 else ""
+        return f"{head}：{'、'.join(named)}{tail}" if named else head
+    tail = f" and {more} more" if more > 0 else ""
+    return f"{head}: {', '.join(named)}{tail}" if named else head

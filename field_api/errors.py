@@ -27,8 +27,15 @@ Every 4xx and 5xx leaves the service as the ``ErrorBody`` of the OpenAPI::
 ``code`` is what clients rely on: stable, dotted ``<slice>.<what>`` (``work_order.not_found``,
 ``kit.out_of_stock``, ``contract.otp_expired``), every one listed with its zh-CN and en message
 template in :mod:`field_api.error_codes` (the templates use ``params``: ids, limits, names, never
-personal data or secrets). ``detail`` is English text for people reading logs (a list of field
-errors for ``request.invalid``). Raise with both::
+personal data or secrets). ``detail`` is the message of the code rendered in the request's
+language (``field_api.language.language_of``: cookie ``fo_lang``, then ``Accept-Language``, then
+zh-CN): a sentence for a person, never for a program to parse. For ``request.invalid`` it names
+the invalid fields; the structured list stays in ``params.errors``.
+
+The detail a raise site passes is English for logs and callers in the service (``exc.detail``,
+``body()`` without a language); the client gets the rendered template. A raise may pass
+structured detail: a mapping (its ``message`` is for logs, its other keys, e.g. ``shortages`` or
+``rows``, join ``params``) or a list of problems (``params.problems``). Raise with both::
 
     raise NotFound(f"work order {order_id} not found", code="work_order.not_found",
                    params={"order_id": order_id})
@@ -36,9 +43,12 @@ errors for ``request.invalid``). Raise with both::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from field_api.error_codes import render
 
 
 class DomainError(Exception):
@@ -56,9 +66,14 @@ class DomainError(Exception):
         headers: dict[str, str] | None = None,
     ) -> None:
         self.detail = detail if detail is not None else self.__class__.__name__
+        self.params: dict[str, Any] = {}
+        if isinstance(detail, Mapping):  # structured: all but its message join the params
+            self.params.update({k: v for k, v in detail.items() if k != "message"})
+        elif isinstance(detail, list | tuple):  # a list of problems
+            self.params["problems"] = [str(p) for p in detail]
+        self.params.update(params or {})
         if code is not None:
             self.code = code
-        self.params: dict[str, Any] = dict(params or {})
         self.headers = headers
         super().__init__(str(self.detail))
 
@@ -66,8 +81,14 @@ class DomainError(Exception):
     def error(self) -> str:
         return self.__class__.__name__
 
-    def body(self) -> dict[str, Any]:
-        return error_body(self.error, self.code, self.detail, self.params)
+    def message(self, language: str) -> str:
+        """The message of the code in ``language``, filled from ``params``."""
+        return render(self.code, self.params, language)
+
+    def body(self, language: str | None = None) -> dict[str, Any]:
+        """The error body; ``detail`` rendered in ``language``, or the English log text."""
+        detail = self.detail if language is None else self.message(language)
+        return error_body(self.error, self.code, detail, self.params)
 
 
 class BadRequest(DomainError):
@@ -133,10 +154,22 @@ class ServiceUnavailable(DomainError):
 
 
 def error_body(
-    error: str, code: str, detail: Any, params: dict[str, Any] | None = None
+    error: str,
+    code: str,
+    detail: Any,
+    params: dict[str, Any] | None = None,
+    *,
+    language: str | None = None,
 ) -> dict[str, Any]:
-    """The four-key body for errors raised outside the tree (framework, middleware)."""
-    return {"error": error, "code": code, "params": dict(params or {}), "detail": detail}
+    """The four-key body for errors raised outside the tree (framework, middleware).
+
+    With ``language``, ``detail`` is the code's message rendered in it (the English ``detail``
+    given is then for logs only).
+    """
+    params = dict(params or {})
+    if language is not None:
+        detail = render(code, params, language)
+    return {"error": error, "code": code, "params": params, "detail": detail}
 
 
 class FieldError(BaseModel):
@@ -144,16 +177,18 @@ class FieldError(BaseModel):
 
     loc: list[str | int] = Field(description="Where: body, query, path or header, then names.")
     type: str = Field(description="Pydantic's error type, e.g. missing, int_parsing.")
-    msg: str = Field(description="English text.")
+    msg: str = Field(description="Pydantic's English text (the readable sentence is detail).")
 
 
 class ErrorBody(BaseModel):
     """Every 4xx and 5xx answer of the service.
 
     ``code`` is stable (see ``field_api.error_codes`` for the list with zh-CN and en message
-    templates filled from ``params``); ``detail`` is English text (for ``request.invalid`` the
-    list of field errors, also in ``params.errors``; a few codes add structured detail, e.g.
-    ``kit.out_of_stock`` its shortages).
+    templates filled from ``params``); ``detail`` is that message rendered in the request's
+    language (cookie ``fo_lang``, then ``Accept-Language``, then zh-CN). Structured data is in
+    ``params``: for ``request.invalid`` the field errors (``params.errors``), for a few codes
+    more, e.g. ``kit.out_of_stock`` its ``shortages``, ``network.rows_invalid`` its ``rows``,
+    ``checklist.readings_invalid`` its ``problems``.
     """
 
     model_config = ConfigDict(
@@ -163,7 +198,7 @@ class ErrorBody(BaseModel):
                     "error": "NotFound",
                     "code": "work_order.not_found",
                     "params": {"order_id": 42},
-                    "detail": "work order 42 not found",
+                    "detail": "工单 42 不存在",
                 }
             ]
         }
@@ -175,4 +210,7 @@ class ErrorBody(BaseModel):
         description="What the message of the code needs (ids, limits, names); for "
         "request.invalid: {errors: [FieldError]}."
     )
-    detail: Any = Field(description="English text (request.invalid: the list of FieldError).")
+    detail: str = Field(
+        description="The code's message in the request's language (zh-CN by default, en by "
+        "Accept-Language or the fo_lang cookie), for a person to read."
+    )

@@ -29,8 +29,10 @@ from field_api.db import (
     make_session_factory,
 )
 from field_api.deps import get_current_user
+from field_api.error_codes import field_errors_sentence
 from field_api.errors import DomainError, ErrorBody, FieldError, ServiceUnavailable, error_body
 from field_api.idempotency.middleware import IdempotencyMiddleware
+from field_api.language import language_of
 from field_api.maintenance import lifespan as maintenance_lifespan
 
 log = logging.getLogger("field_api")
@@ -68,15 +70,20 @@ def _routers() -> list[Any]:
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
-    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
+    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
+        body = exc.body(language_of(request))
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        language = language_of(request)
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             return JSONResponse(
-                error_body("BadRequest", "request.malformed_json", "malformed JSON body"),
+                error_body(
+                    "BadRequest", "request.malformed_json", "malformed JSON body",
+                    language=language,
+                ),
                 status_code=400,
             )
         detail = [
@@ -87,10 +94,9 @@ def _install_error_handlers(app: FastAPI) -> None:
             }
             for e in errors
         ]
-        return JSONResponse(
-            error_body("ValidationFailed", "request.invalid", detail, {"errors": detail}),
-            status_code=422,
-        )
+        body = error_body("ValidationFailed", "request.invalid", detail, {"errors": detail})
+        body["detail"] = field_errors_sentence(detail, language)
+        return JSONResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -102,13 +108,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         elif code == "request.error":
             params = {"status": exc.status_code}
         return JSONResponse(
-            error_body(name, code, exc.detail, params),
+            error_body(name, code, exc.detail, params, language=language_of(request)),
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
 
     @app.exception_handler(OperationalError)
-    async def _database_busy(_: Request, exc: OperationalError) -> JSONResponse:
+    async def _database_busy(request: Request, exc: OperationalError) -> JSONResponse:
         if not is_busy_error(exc):
             raise exc  # any other database failure stays a logged 500 (below)
         log.warning("database busy, answered 503: %s", type(exc.orig).__name__)
@@ -118,7 +124,9 @@ def _install_error_handlers(app: FastAPI) -> None:
             params={"retry_after_s": 1},
             headers={"Retry-After": "1"},
         )
-        return JSONResponse(busy.body(), status_code=busy.status_code, headers=busy.headers)
+        return JSONResponse(
+            busy.body(language_of(request)), status_code=busy.status_code, headers=busy.headers
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -126,7 +134,10 @@ def _install_error_handlers(app: FastAPI) -> None:
             return await _database_busy(request, exc)  # raised by a middleware, not a route
         log.exception("unhandled error: %s", type(exc).__name__)
         return JSONResponse(
-            error_body("InternalError", "server.internal", "unexpected server error"),
+            error_body(
+                "InternalError", "server.internal", "unexpected server error",
+                language=language_of(request),
+            ),
             status_code=500,
         )
 

@@ -15,6 +15,7 @@ from field_api.contracts.schemas import ContractRead, OtpRead, VerificationRead
 from field_api.contracts.signing import public_key_pem
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.errors import error_body
+from field_api.language import language_of
 from field_api.types import IdPath, IsoAwareDatetime
 
 router = APIRouter(tags=["contracts"])
@@ -80,6 +81,7 @@ def request_contract_code(
 
 @router.post("/work-orders/{order_id}/contract/signature", response_model=ContractRead)
 def sign_contract(
+    request: Request,
     order_id: IdPath,
     session: DbSession,
     user: FieldWork,
@@ -116,6 +118,7 @@ def sign_contract(
                     f"contract.otp_{result.outcome.value}",  # _wrong, _expired, _exhausted, _used
                     result.detail,
                     {"attempts_left": result.attempts_left},
+                    language=language_of(request),
                 ),
                 "attempts_left": result.attempts_left,
             },

@@ -34,21 +34,30 @@ from typing import Any
 from anyio import to_thread
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from field_api.db import is_busy_error
 from field_api.errors import error_body
 from field_api.idempotency import service
+from field_api.language import language_of
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 STREAMING_TYPES = ("multipart/form-data", "application/offset+octet-stream")
 
 
 def _error_response(
-    status: int, error: str, code: str, detail: str, params: dict[str, Any] | None = None
+    status: int,
+    error: str,
+    code: str,
+    detail: str,
+    params: dict[str, Any] | None = None,
+    *,
+    language: str | None = None,
 ) -> tuple[int, bytes]:
-    """The service's four-key error body (``field_api.errors``), encoded."""
-    return status, json.dumps(error_body(error, code, detail, params)).encode()
+    """The service's four-key error body (``field_api.errors``), ``detail`` in ``language``."""
+    body = error_body(error, code, detail, params, language=language)
+    return status, json.dumps(body, ensure_ascii=False).encode()
 
 
 async def _send_json(
@@ -69,6 +78,7 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        language = language_of(HTTPConnection(scope))
         content_type = headers.get("content-type", "")
         if content_type.startswith(STREAMING_TYPES):
             await self.app(scope, receive, send)
@@ -76,7 +86,7 @@ class IdempotencyMiddleware:
 
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await _send_json(send, *_too_large(self.max_body_bytes), [])
+            await _send_json(send, *_too_large(self.max_body_bytes, language), [])
             return
         chunks: list[bytes] = []
         size = 0
@@ -88,7 +98,7 @@ class IdempotencyMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await _send_json(send, *_too_large(self.max_body_bytes), [])
+                await _send_json(send, *_too_large(self.max_body_bytes, language), [])
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -112,6 +122,7 @@ class IdempotencyMiddleware:
                     "idempotency.key_too_long",
                     "Idempotency-Key too long",
                     {"max_length": 200},
+                    language=language,
                 ),
                 [],
             )
@@ -150,6 +161,7 @@ class IdempotencyMiddleware:
                     "server.busy",
                     "the database is busy; retry shortly",
                     {"retry_after_s": 1},
+                    language=language,
                 ),
                 [(b"retry-after", b"1")],
             )
@@ -162,6 +174,7 @@ class IdempotencyMiddleware:
                     "IdempotencyConflict",
                     "idempotency.key_reused",
                     "this Idempotency-Key was used with a different request",
+                    language=language,
                 ),
                 [],
             )
@@ -175,6 +188,7 @@ class IdempotencyMiddleware:
                     "idempotency.in_progress",
                     "a request with this key is in progress",
                     {"retry_after_s": claimed.retry_after_s},
+                    language=language,
                 ),
                 [(b"retry-after", str(claimed.retry_after_s).encode())],
             )
@@ -241,11 +255,12 @@ async def _replay(send: Send, claimed: service.Claim) -> None:
     await send({"type": "http.response.body", "body": claimed.body})
 
 
-def _too_large(limit: int) -> tuple[int, bytes]:
+def _too_large(limit: int, language: str) -> tuple[int, bytes]:
     return _error_response(
         413,
         "PayloadTooLarge",
         "request.too_large",
         f"request body exceeds {limit} bytes",
         {"limit_bytes": limit},
+        language=language,
     )

@@ -194,7 +194,15 @@ def transition(
         raise InvalidTransition(
             problem,
             code="work_order.transition_refused",
-            params={"order_id": order.id, "stage": order.stage.value, "target": target.value},
+            params={
+                "order_id": order.id,
+                "stage": order.stage.value,
+                "target": target.value,
+                "allowed": [
+                    s.value
+                    for s in rules.allowed_targets(order.stage, parked_from=order.parked_from)
+                ],
+            },
         )
     if target in (Stage.whitelisted, Stage.cancelled) and not reason:
         raise ValidationFailed(

@@ -184,6 +184,25 @@ def test_domain_errors_default_to_their_class_code() -> None:
     assert coded.body()["code"] == "kit.stock_changed"
     assert coded.body()["params"] == {"material_code": "M"}
     assert errors.Conflict("y").code == "conflict"  # an instance's code never leaks to the class
+    assert coded.body("en")["detail"] == (
+        "depot stock of M no longer covers reservation {reservation_id}"
+    )
+    assert coded.body()["detail"] == "x"  # no language: the raise site's English, for logs
+
+
+def test_structured_detail_goes_to_params_and_detail_is_rendered() -> None:
+    short = errors.OutOfStock(
+        {"message": "depot D cannot supply kit K in full", "shortages": [{"material_code": "M"}]},
+        code="kit.out_of_stock",
+        params={"depot_code": "D", "kit_code": "K"},
+    )
+    assert short.detail["message"] == "depot D cannot supply kit K in full"  # as raised
+    assert short.params["shortages"] == [{"material_code": "M"}]
+    assert short.body("en")["detail"] == render("kit.out_of_stock", short.params, "en")
+    listed = errors.ValidationFailed(["a: bad", "b: worse"], code="bad_request")
+    assert listed.params == {"problems": ["a: bad", "b: worse"]}
+    assert listed.detail == ["a: bad", "b: worse"]
+    assert listed.body("zh-CN")["detail"] == "请求无效"
 
 
 # -- the OpenAPI ---------------------------------------------------------------------------
@@ -252,7 +271,47 @@ def test_unknown_order_is_404_with_its_code_and_id(client: TestClient, admin: st
     )
     assert body["error"] == "NotFound"
     assert body["params"] == {"order_id": 987654}
-    assert body["detail"] == "work order 987654 not found"
+    assert body["detail"] == "工单 987654 不存在"  # zh-CN when the request names no language
+
+
+def test_detail_is_in_english_by_accept_language(client: TestClient, admin: str) -> None:
+    r = client.get(
+        "/work-orders/987654", headers={**auth(admin), "Accept-Language": "en-GB,en;q=0.9"}
+    )
+    body = _error(r, 404, "work_order.not_found")
+    assert body["params"] == {"order_id": 987654}
+    assert body["detail"] == "work order 987654 does not exist"
+
+
+def test_detail_follows_the_language_cookie_over_the_header(
+    client: TestClient, admin: str
+) -> None:
+    client.cookies.set("fo_lang", "en")
+    r = client.get("/work-orders/987654", headers={**auth(admin), "Accept-Language": "zh-CN"})
+    assert _error(r, 404, "work_order.not_found")["detail"] == "work order 987654 does not exist"
+    client.cookies.set("fo_lang", "zh-CN")
+    r = client.get("/work-orders/987654", headers={**auth(admin), "Accept-Language": "en"})
+    assert _error(r, 404, "work_order.not_found")["detail"] == "工单 987654 不存在"
+
+
+def test_framework_and_middleware_errors_are_rendered_too(
+    client: TestClient, admin: str
+) -> None:
+    en = {"Accept-Language": "en"}
+    assert _error(client.put("/healthz", headers=en), 405, "route.method_not_allowed")[
+        "detail"
+    ] == "method PUT is not allowed here"
+    assert _error(client.put("/healthz"), 405, "route.method_not_allowed")[
+        "detail"
+    ] == "此地址不支持 PUT 方法"
+    r = client.post(
+        "/admin/districts",
+        json={"code": "D1", "name": "d"},
+        headers=auth(admin, **{"Idempotency-Key": "k" * 201}),
+    )
+    assert _error(r, 400, "idempotency.key_too_long")["detail"] == (
+        "Idempotency-Key 不能超过 200 个字符"
+    )
 
 
 def test_invalid_body_is_422_request_invalid_listing_the_fields(
@@ -273,7 +332,17 @@ def test_invalid_body_is_422_request_invalid_listing_the_fields(
         ("body", "customer_name"),
     }
     assert all(set(e) == {"loc", "type", "msg"} for e in fields)
-    assert body["detail"] == fields
+    assert body["detail"].startswith("请求参数无效：")
+    assert "capacity_kw（应为数字）" in body["detail"]
+    assert "customer_name（缺少）" in body["detail"]
+    r = client.post(
+        "/work-orders", json=payload, headers={**auth(admin), "Accept-Language": "en"}
+    )
+    body = _error(r, 422, "request.invalid")
+    assert body["params"]["errors"] == fields
+    assert body["detail"].startswith("invalid request fields: ")
+    assert "capacity_kw (not a number)" in body["detail"]
+    assert "customer_name (missing)" in body["detail"]
 
 
 def test_malformed_json_is_400(client: TestClient, admin: str) -> None:
@@ -301,7 +370,15 @@ def test_illegal_transition_is_409_naming_both_stages(
     )
     body = _error(r, 409, "work_order.transition_refused")
     assert body["error"] == "InvalidTransition"
-    assert body["params"] == {"order_id": order.id, "stage": "accepted", "target": "energised"}
+    assert body["params"] == {
+        "order_id": order.id,
+        "stage": "accepted",
+        "target": "energised",
+        "allowed": ["surveyed", "whitelisted", "cancelled"],
+    }
+    assert body["detail"] == (
+        f"工单 {order.id} 不能从 accepted 转到 energised（可转到：surveyed, whitelisted, cancelled）"
+    )
 
 
 def test_missing_and_unknown_token_are_401(client: TestClient) -> None:
@@ -341,5 +418,5 @@ def test_unexpected_exception_is_500_server_internal(app: FastAPI) -> None:
         "error": "InternalError",
         "code": "server.internal",
         "params": {},
-        "detail": "unexpected server error",
+        "detail": "服务器内部错误",
     }

@@ -35,7 +35,7 @@ def test_the_last_admin_token_cannot_be_revoked(
     r = client.post(f"/admin/tokens/{_token_id(session, raw)}/revoke", headers=auth(raw))
     assert r.status_code == 409, r.text
     assert r.json()["code"] == "auth.last_admin"
-    assert "no active admin able to sign in" in r.json()["detail"]
+    assert "没有可登录的管理员" in r.json()["detail"]
     assert client.get("/me", headers=auth(raw)).status_code == 200
 
     # with a second admin token (its own or another admin's) the revoke goes through

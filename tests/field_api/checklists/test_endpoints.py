@@ -87,7 +87,8 @@ def test_bad_values_are_422_with_each_problem(
     )
     assert r.status_code == 422
     assert r.json()["error"] == "ValidationFailed"
-    assert r.json()["detail"] == ["earthing_resistance: expected a number in Ω"]
+    assert r.json()["params"]["problems"] == ["earthing_resistance: expected a number in Ω"]
+    assert r.json()["detail"] == "有 1 项读数无效"
 
 
 def test_unknown_phase_is_422(client: TestClient, crew_order: tuple[str, int]) -> None:
@@ -122,7 +123,8 @@ def test_inverted_range_is_422(client: TestClient, session: Session, settings: S
         headers=auth(planner),
     )
     assert r.status_code == 422
-    assert "ends before it starts" in r.json()["detail"]
+    assert r.json()["code"] == "request.date_range_reversed"
+    assert r.json()["detail"] == "日期范围的结束早于开始"
 
 
 def test_an_impossible_reading_is_422_and_missing_evidence_409(
@@ -134,7 +136,7 @@ def test_an_impossible_reading_is_422_and_missing_evidence_409(
         url, json={"values": BEFORE_OK | {"earthing_resistance": -2}}, headers=auth(token)
     )
     assert r.status_code == 422, r.text
-    assert "earthing_resistance: -2 Ω is impossible" in str(r.json()["detail"])
+    assert "earthing_resistance: -2 Ω is impossible" in str(r.json()["params"]["problems"])
     assert client.get(f"/work-orders/{order_id}/checklists", headers=auth(token)).json() == []
 
     crew = make_crew(session, code="CREW-T2")
@@ -149,5 +151,6 @@ def test_an_impossible_reading_is_422_and_missing_evidence_409(
     )
     assert r.status_code == 409, r.text
     assert "photo_site" in r.json()["detail"] and "meter_barcode" in r.json()["detail"]
+    assert r.json()["detail"].startswith(f"工单 {bare.id} 的 before_energising 检查缺少证据")
     listed = client.get(f"/work-orders/{bare.id}/checklists", headers=auth(other_token))
     assert listed.json() == []

@@ -397,7 +397,7 @@ def test_import_reads_only_under_the_inspections_folder(
     )
     assert r.status_code == 403, r.text
     assert r.json()["code"] == "inspection.path_outside"
-    assert "outside the inspections folder" in r.json()["detail"]
+    assert "不在巡检目录内" in r.json()["detail"]  # detail: zh-CN by default
     assert session.scalar(select(func.count()).select_from(Finding)) == 0
 
     inside = write_batch(root)

@@ -68,7 +68,7 @@ def test_storekeeper_stocks_a_depot_and_the_kit_goes_round(
                        headers=auth(crew_token)).status_code == 403
     bad = client.post(f"/kit-reservations/{rid}/issue", json={"meter_barcode": "ABC12345"},
                       headers=auth(keeper))
-    assert bad.status_code == 422 and "22 digits" in bad.text
+    assert bad.status_code == 422 and bad.json()["detail"] == "电表资产编码应为 22 位，实际 8 位"
     r = client.post(f"/kit-reservations/{rid}/issue", json={"meter_barcode": METER},
                     headers=auth(keeper))
     assert r.status_code == 200 and r.json()["meter_barcode"] == METER
@@ -78,7 +78,7 @@ def test_storekeeper_stocks_a_depot_and_the_kit_goes_round(
     assert r.status_code == 200 and r.json()["status"] == "closed"
     assert all(line["returned"] == 0 for line in r.json()["lines"])
     r = client.post(f"/kit-reservations/{rid}/return", headers=auth(keeper))
-    assert r.status_code == 409 and "not issued" in r.text
+    assert r.status_code == 409 and r.json()["code"] == "kit.not_issued"
 
 
 def test_out_of_stock_is_409_with_the_shortages(
@@ -95,7 +95,7 @@ def test_out_of_stock_is_409_with_the_shortages(
                     headers=auth(keeper))
     assert r.status_code == 409
     assert r.json()["error"] == "OutOfStock"
-    assert {s["material_code"] for s in r.json()["detail"]["shortages"]} >= {"MTR-1P-5-60"}
+    assert {s["material_code"] for s in r.json()["params"]["shortages"]} >= {"MTR-1P-5-60"}
     r = client.post(f"/work-orders/{order.id}/kit-reservations", json={"depot_code": "NOPE"},
                     headers=auth(keeper))
     assert r.status_code == 404

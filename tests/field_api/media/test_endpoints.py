@@ -392,7 +392,8 @@ def test_meter_installed_on_another_order_is_409(
         client, crews.order_b.id, crews.token_b, photo, kind="barcode", scanned_value=METER_CODE
     )
     assert r.status_code == 409
-    assert f"work order {crews.order.id}" in r.json()["detail"]
+    assert r.json()["params"]["order_id"] == crews.order.id
+    assert f"已安装在工单 {crews.order.id}" in r.json()["detail"]
     assert (
         session.execute(
             select(func.count())

@@ -46,7 +46,7 @@ def test_bad_rows_are_a_422_listing_each_row(
     assert r.status_code == 422
     body = r.json()
     assert body["error"] == "ValidationFailed"
-    assert [row["row"] for row in body["detail"]["rows"]] == [3, 4, 5, 6, 7, 8]
+    assert [row["row"] for row in body["params"]["rows"]] == [3, 4, 5, 6, 7, 8]
     listed = client.get("/network/transformers", params={"lon": 113.93, "lat": 22.53},
                         headers=auth(admin)).json()
     assert listed == []

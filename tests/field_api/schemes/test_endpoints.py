@@ -82,10 +82,10 @@ def test_bad_requests_are_4xx_json(
     r = client.post(url, json={"lon": 113.9, "lat": 123}, headers=auth(token))
     assert r.status_code == 422 and r.json()["error"] == "ValidationFailed"
     r = client.post(url, json={"lat": 22.5}, headers=auth(token))
-    assert r.status_code == 422 and "both lon and lat" in str(r.json()["detail"])
+    assert r.status_code == 422 and "both lon and lat" in str(r.json()["params"]["errors"])
     r = client.post(url, json={"surprise": 1}, headers=auth(token))
     assert r.status_code == 422
     assert client.post(url, json={}, headers=auth(stranger)).status_code == 403
     r = client.post(f"/work-orders/{early.id}/schemes", json={}, headers=auth(token))
-    assert r.status_code == 409 and "once surveyed" in r.json()["detail"]
+    assert r.status_code == 409 and "在勘查后" in r.json()["detail"]
     assert client.post("/work-orders/999999/schemes", json={}, headers=auth(token)).status_code == 404

@@ -42,7 +42,7 @@ def test_capacity_above_district_ceiling_is_422(
     )
     assert r.status_code == 422
     assert r.json()["error"] == "ValidationFailed"
-    assert "160 kW" in r.json()["detail"]
+    assert "160" in r.json()["detail"] and r.json()["params"]["ceiling_kw"] == 160
 
 
 def test_missing_and_bad_token_are_401(client: TestClient) -> None:
@@ -53,7 +53,7 @@ def test_missing_and_bad_token_are_401(client: TestClient) -> None:
         "error": "Unauthorized",
         "code": "auth.unknown_token",
         "params": {},
-        "detail": "unknown token",
+        "detail": "访问令牌无效",
     }
 
 
@@ -78,7 +78,8 @@ def test_revoked_token_is_401(client: TestClient, session: Session, settings: Se
     )
     r = client.get("/me", headers=auth(planner_token))
     assert r.status_code == 401
-    assert r.json()["detail"] == "token revoked"
+    assert r.json()["code"] == "auth.token_revoked"
+    assert r.json()["detail"] == "访问令牌已撤销"
 
 
 def test_wrong_role_and_other_crews_order_are_403(
@@ -125,7 +126,8 @@ def test_illegal_transition_is_409_naming_allowed(
     assert r.status_code == 409
     body = r.json()
     assert body["error"] == "InvalidTransition"
-    assert "allowed: surveyed, whitelisted, cancelled" in body["detail"]
+    assert body["params"]["allowed"] == ["surveyed", "whitelisted", "cancelled"]
+    assert "surveyed, whitelisted, cancelled" in body["detail"]
 
 
 def test_transition_records_actor_server_and_device_time(
