@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
@@ -21,6 +21,7 @@ from field_api.callbacks.schemas import (
 from field_api.deadlines import service as deadlines
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.errors import NotFound
+from field_api.language import language_of
 from field_api.types import DateQuery, IdPath, IdQuery, OffsetQuery
 from field_api.work_orders import service as orders
 
@@ -84,6 +85,7 @@ def record_callback_result(
 
 @router.get("/review-flags")
 def list_review_flags(
+    request: Request,
     session: DbSession,
     user: Reader,
     district_id: IdQuery = None,
@@ -92,7 +94,8 @@ def list_review_flags(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: OffsetQuery = 0,
 ) -> list[FlagRead]:
-    """Orders flagged for possible off-system processing, with the reasons."""
+    """Orders flagged for possible off-system processing, with the reasons (``message`` in the
+    request's language)."""
     rows = service.list_flags(
         session,
         user,
@@ -102,16 +105,17 @@ def list_review_flags(
         limit=limit,
         offset=offset,
     )
-    return [FlagRead.of(flag, order) for flag, order in rows]
+    return [FlagRead.of(flag, order, language_of(request)) for flag, order in rows]
 
 
 @router.post("/review-flags/{flag_id}/resolve")
 def resolve_review_flag(
-    flag_id: IdPath, body: FlagResolve, session: DbSession, user: Service
+    request: Request, flag_id: IdPath, body: FlagResolve, session: DbSession, user: Service
 ) -> FlagRead:
     """Close a flag after review."""
     flag = service.resolve_flag(session, flag_id, resolution=body.resolution, actor=user)
-    return FlagRead.of(flag, orders.get_or_raise(session, flag.order_id))
+    order = orders.get_or_raise(session, flag.order_id)
+    return FlagRead.of(flag, order, language_of(request))
 
 
 @router.post("/review-flags/scan")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
@@ -41,7 +42,10 @@ class ReviewFlag(Audited, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id"), index=True)
     kind: Mapped[str] = mapped_column(String(40), index=True)
-    reason: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)  # English (logs, older clients)
+    # {"messages": [{"code", "params"}, ...]}: the reasons in no language (field_api.messages);
+    # None on rows from before the catalogue (their message is the English reason).
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
     detected_at: Mapped[datetime] = mapped_column(default=clock.now)
     resolved_at: Mapped[datetime | None]
     resolved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

@@ -13,11 +13,12 @@ from datetime import date, datetime, timedelta, timezone
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from field_api import clock
+from field_api import clock, messages
 from field_api.deadlines.calendar import DueDate, WorkingCalendar
 from field_api.errors import ValidationFailed
 
@@ -50,13 +51,8 @@ FOLLOW_UP_KINDS: frozenset[FlagKind] = frozenset(
 )
 
 
-IRREGULARITY_TEXT: dict[Irregularity, str] = {
-    Irregularity.asked_to_pay: "customer says they were asked to pay",
-    Irregularity.asked_to_apply_offline: "customer says they were asked to apply off the system",
-    Irregularity.visited_more_than_once: "customer says the crew came more than once",
-    Irregularity.work_started_before_application: (
-        "customer says work started before the application"
-    ),
+IRREGULARITY_TEXT: dict[Irregularity, str] = {  # English (messages: review_flag.<item>)
+    item: messages.render(f"review_flag.{item.value}", {}, "en") for item in Irregularity
 }
 
 
@@ -140,10 +136,20 @@ class OrderFacts:
 
 @dataclass(frozen=True)
 class Flag:
-    """One reason to review an order."""
+    """One reason to review an order.
+
+    ``message`` is its stable code and params (:mod:`field_api.messages`), ``reason`` the
+    English text of it.
+    """
 
     kind: FlagKind
     reason: str
+    message: messages.Message
+
+    @classmethod
+    def of(cls, kind: FlagKind, code: str, **params: Any) -> Flag:
+        message = messages.Message(code, params)
+        return cls(kind, message.english, message)
 
 
 def _aware(moment: datetime, offset_hours: int) -> datetime:
@@ -153,7 +159,7 @@ def _aware(moment: datetime, offset_hours: int) -> datetime:
 
 
 def _fmt(moment: datetime) -> str:
-    return moment.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M")
+    return messages.china_minute(moment)
 
 
 def detect(calendar: WorkingCalendar, facts: OrderFacts, cfg: DetectorSettings) -> list[Flag]:
@@ -167,10 +173,13 @@ def detect(calendar: WorkingCalendar, facts: OrderFacts, cfg: DetectorSettings) 
     if early:
         first_e, first_at = min(early, key=lambda pair: pair[1])
         flags.append(
-            Flag(
+            Flag.of(
                 FlagKind.evidence_before_application,
-                f"{len(early)} evidence item(s) captured before the application was recorded "
-                f"at {_fmt(facts.accepted_at)}; earliest {first_e.label} at {_fmt(first_at)}",
+                "review_flag.evidence_before_application",
+                count=len(early),
+                accepted=_fmt(facts.accepted_at),
+                earliest_label=first_e.label,
+                earliest_at=_fmt(first_at),
             )
         )
     accepted_day = china_date(facts.accepted_at)
@@ -178,38 +187,43 @@ def detect(calendar: WorkingCalendar, facts: OrderFacts, cfg: DetectorSettings) 
         gap = calendar.working_days_between(facts.applied_on, accepted_day)
         if gap.days > cfg.late_recording_working_days:
             flags.append(
-                Flag(
+                Flag.of(
                     FlagKind.late_recorded_application,
-                    f"customer applied on {facts.applied_on.isoformat()} but the application "
-                    f"was recorded on {accepted_day.isoformat()}, {gap.days} working days later "
-                    f"(threshold {cfg.late_recording_working_days})",
+                    "review_flag.late_recorded_application",
+                    applied_on=facts.applied_on.isoformat(),
+                    recorded_on=accepted_day.isoformat(),
+                    days=gap.days,
+                    threshold=cfg.late_recording_working_days,
                 )
             )
     if facts.installed_at is not None:
         minutes = (facts.installed_at - facts.accepted_at).total_seconds() / 60
         if minutes < cfg.min_minutes_acceptance_to_installation:
             flags.append(
-                Flag(
+                Flag.of(
                     FlagKind.installed_too_soon,
-                    f"installed {max(minutes, 0):.0f} min after acceptance "
-                    f"(minimum plausible {cfg.min_minutes_acceptance_to_installation} min)",
+                    "review_flag.installed_too_soon",
+                    minutes=round(max(minutes, 0)),
+                    minimum=cfg.min_minutes_acceptance_to_installation,
                 )
             )
     for item in sorted(set(facts.irregularities)):
-        flags.append(Flag(FlagKind.callback_irregularity, IRREGULARITY_TEXT[item]))
+        flags.append(Flag.of(FlagKind.callback_irregularity, f"review_flag.{item.value}"))
     unsatisfied = (
         facts.satisfaction is not None and facts.satisfaction <= cfg.unsatisfied_at_most
     )
     if unsatisfied or facts.complaint:
-        why = []
+        why: list[dict[str, Any]] = []
         if unsatisfied:
             why.append(
-                f"satisfaction {facts.satisfaction} of 5 "
-                f"(unsatisfied at {cfg.unsatisfied_at_most} or less)"
+                messages.Message(
+                    "review_flag.satisfaction_low",
+                    {"satisfaction": facts.satisfaction, "at_most": cfg.unsatisfied_at_most},
+                ).as_dict()
             )
         if facts.complaint:
-            why.append("the customer complained")
+            why.append(messages.Message("review_flag.complained").as_dict())
         flags.append(
-            Flag(FlagKind.callback_unsatisfied, "call-back unsatisfied: " + "; ".join(why))
+            Flag.of(FlagKind.callback_unsatisfied, "review_flag.callback_unsatisfied", why=why)
         )
     return flags

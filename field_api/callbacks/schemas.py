@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from field_api import messages
 from field_api.callbacks.models import CallBack, ReviewFlag
 from field_api.callbacks.rules import FlagKind, Irregularity
 from field_api.callbacks.service import CallBackDue
@@ -81,13 +83,25 @@ class FlagRead(BaseModel):
     crew_id: int | None
     stage: Stage
     kind: FlagKind
-    reason: str
+    params: dict[str, Any] = Field(
+        description="The reasons in no language: {messages: [{code, params}]} "
+        "(field_api.messages)."
+    )
+    message: str = Field(description="The reasons in the request's language.")
+    reason: str = Field(description="The reasons in English.")
     detected_at: datetime
     resolved_at: datetime | None
     resolution: str | None
 
     @classmethod
-    def of(cls, flag: ReviewFlag, order: WorkOrder) -> FlagRead:
+    def of(
+        cls, flag: ReviewFlag, order: WorkOrder, language: str = messages.DEFAULT_LANGUAGE
+    ) -> FlagRead:
+        params = dict(flag.params) if flag.params is not None else {}
+        parts = params.get("messages")
+        message = (
+            messages.render_all(parts, language) if isinstance(parts, list) else flag.reason
+        )
         return cls(
             id=flag.id,
             order_id=order.id,
@@ -95,6 +109,8 @@ class FlagRead(BaseModel):
             crew_id=order.crew_id,
             stage=order.stage,
             kind=FlagKind(flag.kind),
+            params=params,
+            message=message,
             reason=flag.reason,
             detected_at=flag.detected_at,
             resolved_at=flag.resolved_at,

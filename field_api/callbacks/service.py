@@ -184,7 +184,7 @@ def _evidence(session: Session, order_id: int) -> list[rules.Evidence]:
         MediaItem.order_id == order_id, MediaItem.captured_at.is_not(None)
     )
     return [
-        rules.Evidence(f"{kind} (media {media_id})", captured)
+        rules.Evidence(f"{kind} #{media_id}", captured)  # codes: read alike in any language
         for media_id, kind, captured in session.execute(query)
         if captured is not None
     ]
@@ -248,21 +248,26 @@ def scan(
     """Run the detectors on one order; new or changed flags are stored and audited."""
     calendar = calendar or deadlines.calendar_for()
     found = rules.detect(calendar, facts_of(session, order), settings().detectors)
-    reasons: dict[str, list[str]] = {}
+    reasons: dict[str, list[rules.Flag]] = {}
     for flag in found:
-        reasons.setdefault(flag.kind.value, []).append(flag.reason)
+        reasons.setdefault(flag.kind.value, []).append(flag)
     existing = {f.kind: f for f in flags_of(session, order.id)}
     changed = []
-    for kind, texts in reasons.items():
-        reason = "; ".join(texts)
+    for kind, kind_flags in reasons.items():
+        reason = "; ".join(f.reason for f in kind_flags)
+        params = {"messages": [f.message.as_dict() for f in kind_flags]}
         row = existing.get(kind)
         if row is None:
-            row = ReviewFlag(order_id=order.id, kind=kind, reason=reason, detected_at=clock.now())
+            row = ReviewFlag(
+                order_id=order.id, kind=kind, reason=reason, params=params,
+                detected_at=clock.now(),
+            )
             session.add(row)
         elif row.reason == reason:
             continue
         else:
             row.reason = reason
+            row.params = params
             row.detected_at = clock.now()
             row.resolved_at = None  # new evidence reopens a resolved flag
             row.resolved_by = None

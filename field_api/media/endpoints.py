@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from field_api.api_doc import uses_bearer
+from field_api.api_doc import form_body, raw_body, uses_bearer
 from field_api.auth.rules import Principal
 from field_api.config import Settings
 from field_api.db import READ_OPTIONS, session_scope
@@ -41,6 +41,7 @@ from field_api.errors import (
     UnsupportedMedia,
     ValidationFailed,
 )
+from field_api.language import language_of
 from field_api.media import service
 from field_api.media.config import MediaSettings, media_settings
 from field_api.media.models import AnalysisState, MediaItem, ResumableUpload
@@ -131,8 +132,8 @@ async def _in_transaction(request: Request, work: Callable[[Session], T]) -> T:
     return await run_in_threadpool(_run)
 
 
-def _read(session: Session, item: MediaItem) -> MediaRead:
-    return MediaRead.of(item, service.flags_of(session, [item.id])[item.id])
+def _read(session: Session, item: MediaItem, language: str) -> MediaRead:
+    return MediaRead.of(item, service.flags_of(session, [item.id])[item.id], language)
 
 
 def _parse_create(fields: dict[str, Any]) -> MediaCreate:
@@ -154,7 +155,15 @@ def _declared_length(request: Request) -> int | None:
 # -- single-request upload ----------------------------------------------------------------
 
 
-@router.post("/work-orders/{order_id}/media", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/work-orders/{order_id}/media",
+    status_code=status.HTTP_201_CREATED,
+    # the route streams and parses the form itself; the document still describes it
+    openapi_extra=form_body(
+        MediaCreate,
+        files={"file": "The photo (JPEG, PNG, HEIC) or video (MP4, MOV); send it after kind."},
+    ),
+)
 async def upload_media(
     order_id: IdPath,
     request: Request,
@@ -221,7 +230,7 @@ async def upload_media(
                 cfg=cfg,
             )
             pending = item.analysis == AnalysisState.pending
-            return _read(session, item), created, pending
+            return _read(session, item, language_of(request)), created, pending
 
         body, created, pending = await _in_transaction(request, _create)
     finally:
@@ -244,16 +253,22 @@ async def upload_media(
 
 @router.get("/work-orders/{order_id}/media")
 def list_order_media(
-    order_id: IdPath, session: DbSession, user: CurrentUser, kind: MediaKind | None = None
+    request: Request,
+    order_id: IdPath,
+    session: DbSession,
+    user: CurrentUser,
+    kind: MediaKind | None = None,
 ) -> list[MediaRead]:
-    """The order's photos and videos with their evidence flags."""
+    """The order's photos and videos with their evidence flags (each with its message in the
+    request's language)."""
     items = service.list_for_order(session, order_id, user, kind=kind)
     flags = service.flags_of(session, [i.id for i in items])
-    return [MediaRead.of(i, flags[i.id]) for i in items]
+    return [MediaRead.of(i, flags[i.id], language_of(request)) for i in items]
 
 
 @router.get("/media/flags")
 def list_media_flags(
+    request: Request,
     session: DbSession,
     user: CurrentUser,
     code: FlagCode | None = None,
@@ -267,7 +282,7 @@ def list_media_flags(
     )
     return [
         FlaggedItemRead(
-            flag=FlagRead.model_validate(flag),
+            flag=FlagRead.of(flag, language_of(request)),
             kind=item.kind,
             stage=item.stage,
             uploaded_at=item.uploaded_at,
@@ -278,9 +293,11 @@ def list_media_flags(
 
 
 @router.get("/media/{media_id:int}")
-def get_media(media_id: IdPath, session: DbSession, user: CurrentUser) -> MediaRead:
+def get_media(
+    request: Request, media_id: IdPath, session: DbSession, user: CurrentUser
+) -> MediaRead:
     """One item's metadata and flags."""
-    return _read(session, service.get_for_actor(session, media_id, user))
+    return _read(session, service.get_for_actor(session, media_id, user), language_of(request))
 
 
 def _etag_matches(if_none_match: str | None, etag: str) -> bool:
@@ -417,6 +434,7 @@ def _parse_upload_metadata(raw: str | None) -> dict[str, str]:
 @router.post(
     "/work-orders/{order_id}/media/uploads",
     status_code=status.HTTP_201_CREATED,
+    response_class=Response,  # Location and Upload-Offset headers, no body
     responses={412: {"description": "Tus-Resumable: 1.0.0 is required."}},
 )
 def tus_create(
@@ -455,7 +473,7 @@ def tus_create(
     )
 
 
-@router.head("/media/uploads/{upload_id}")
+@router.head("/media/uploads/{upload_id}", response_class=Response)  # headers, no body
 def tus_head(
     upload_id: CodePath,
     session: DbSession,
@@ -494,7 +512,14 @@ def _exclusive(path: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-@router.patch("/media/uploads/{upload_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.patch(
+    "/media/uploads/{upload_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    openapi_extra=raw_body(
+        "application/offset+octet-stream",
+        "The file's next bytes, from Upload-Offset (tus 1.0.0 core).",
+    ),
+)
 async def tus_patch(
     upload_id: CodePath,
     request: Request,
@@ -588,7 +613,7 @@ async def tus_patch(
                 session, fresh, actor=user, settings=settings, cfg=cfg
             )
             pending = item.analysis == AnalysisState.pending
-            return _read(session, item), created, pending
+            return _read(session, item, language_of(request)), created, pending
 
         try:
             body, created, pending = await _in_transaction(request, _finish)

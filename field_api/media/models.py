@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Enum, ForeignKey, Index, SmallInteger, String, Text
+from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Index, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from field_api import clock
@@ -72,7 +72,10 @@ class MediaFlag(Audited, Base):
     media_id: Mapped[int] = mapped_column(ForeignKey("media_items.id"), index=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id"), index=True)
     code: Mapped[FlagCode] = mapped_column(_enum(FlagCode))
-    reason: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)  # English (logs, older clients)
+    # What the message media_flag.<code> (field_api.messages) needs, in no language; None on
+    # rows from before the catalogue (their message is the English reason).
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 

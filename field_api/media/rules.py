@@ -9,11 +9,14 @@ or the web framework.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
+from typing import Any
 
 from pyproj import Geod
+
+from field_api import messages
 
 _WGS84 = Geod(ellps="WGS84")
 _UINT64 = (1 << 64) - 1
@@ -65,10 +68,20 @@ class FlagCode(StrEnum):
 
 @dataclass(frozen=True)
 class EvidenceFlag:
-    """A reason an item needs a planner's review."""
+    """A reason an item needs a planner's review.
+
+    ``params`` fill the message ``media_flag.<code>`` of :mod:`field_api.messages`; ``reason`` is
+    its English text (logs, the stored ``reason``).
+    """
 
     code: FlagCode
     reason: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, code: FlagCode, **params: Any) -> EvidenceFlag:
+        """The flag with its English reason rendered from the message catalogue."""
+        return cls(code, messages.render(f"media_flag.{code.value}", params, "en"), params)
 
 
 @dataclass(frozen=True)
@@ -141,17 +154,13 @@ def check_location(
 ) -> EvidenceFlag | None:
     """Flag a photo taken farther than ``max_distance_m`` from the order's site, or without GPS."""
     if photo is None:
-        return EvidenceFlag(FlagCode.gps_missing, "the photo carries no GPS position")
+        return EvidenceFlag.of(FlagCode.gps_missing)
     if order is None:
-        return EvidenceFlag(
-            FlagCode.order_location_missing,
-            "the work order has no location to compare the photo's GPS position with",
-        )
+        return EvidenceFlag.of(FlagCode.order_location_missing)
     dist = distance_m(photo, order)
     if dist > max_distance_m:
-        return EvidenceFlag(
-            FlagCode.gps_too_far,
-            f"taken {dist:.0f} m from the order's location (limit {max_distance_m:.0f} m)",
+        return EvidenceFlag.of(
+            FlagCode.gps_too_far, distance_m=round(dist), limit_m=round(max_distance_m)
         )
     return None
 
@@ -182,26 +191,30 @@ def check_capture_time(
     ``accepted_at``/``uploaded_at`` are taken as UTC (how the database returns them).
     """
     if captured_at is None:
-        return EvidenceFlag(FlagCode.time_missing, "the photo carries no capture time")
+        return EvidenceFlag.of(FlagCode.time_missing)
     taken = as_utc(captured_at, assumed_utc_offset=assumed_utc_offset)
     accepted = as_utc(accepted_at, assumed_utc_offset=timedelta(0))
     uploaded = as_utc(uploaded_at, assumed_utc_offset=timedelta(0))
-    note = (
+    note: Any = (
         ""
         if captured_at.tzinfo is not None
-        else f" (camera time read as UTC{_fmt(assumed_utc_offset)})"
+        else messages.Message(
+            "media_flag.camera_offset_assumed", {"offset": _fmt(assumed_utc_offset)}
+        ).as_dict()
     )
     if taken < accepted - tolerance:
-        return EvidenceFlag(
+        return EvidenceFlag.of(
             FlagCode.time_before_acceptance,
-            f"taken {taken:%Y-%m-%d %H:%M} UTC, before the application was accepted "
-            f"at {accepted:%Y-%m-%d %H:%M} UTC{note}",
+            taken=messages.china_minute(taken),
+            accepted=messages.china_minute(accepted),
+            note=note,
         )
     if taken > uploaded + tolerance:
-        return EvidenceFlag(
+        return EvidenceFlag.of(
             FlagCode.time_after_upload,
-            f"taken {taken:%Y-%m-%d %H:%M} UTC, after it was uploaded "
-            f"at {uploaded:%Y-%m-%d %H:%M} UTC{note}",
+            taken=messages.china_minute(taken),
+            uploaded=messages.china_minute(uploaded),
+            note=note,
         )
     return None
 
@@ -306,10 +319,11 @@ def reuse_flag(match: ReuseMatch | None, *, order_label: str | None = None) -> E
     if match is None:
         return None
     where = order_label or match.work_order_id
-    return EvidenceFlag(
+    return EvidenceFlag.of(
         FlagCode.reused_photo,
-        f"nearly identical (Hamming distance {match.distance}) to photo {match.item_id} "
-        f"on work order {where}",
+        distance=match.distance,
+        other_photo=match.item_id,
+        other_order=where,
     )
 
 
@@ -321,15 +335,10 @@ def check_barcode(scanned: str, decoded: Iterable[str]) -> EvidenceFlag | None:
     """Compare the terminal's scanned value with what the server decoded from the photo."""
     values = list(dict.fromkeys(decoded))
     if not values:
-        return EvidenceFlag(
-            FlagCode.barcode_unreadable, "no Code 128 or QR symbol could be decoded from the photo"
-        )
+        return EvidenceFlag.of(FlagCode.barcode_unreadable)
     if scanned in values:
         return None
-    return EvidenceFlag(
-        FlagCode.barcode_mismatch,
-        f"the terminal sent {scanned!r} but the photo shows {', '.join(repr(v) for v in values)}",
-    )
+    return EvidenceFlag.of(FlagCode.barcode_mismatch, scanned=scanned, decoded=values)
 
 
 # --------------------------------------------------------------------------------------------
@@ -341,11 +350,7 @@ def check_truncated(truncated: bool) -> EvidenceFlag | None:
     file): the decoder filled the rest in, so part of what it shows was never taken."""
     if not truncated:
         return None
-    return EvidenceFlag(
-        FlagCode.truncated,
-        "the photo's image data is cut short (an end marker follows incomplete data); "
-        "the missing part was filled in by the decoder",
-    )
+    return EvidenceFlag.of(FlagCode.truncated)
 
 
 def check_trailing_data(trailing_bytes: int) -> EvidenceFlag | None:
@@ -354,7 +359,4 @@ def check_trailing_data(trailing_bytes: int) -> EvidenceFlag | None:
     type its content was checked to be."""
     if trailing_bytes <= 0:
         return None
-    return EvidenceFlag(
-        FlagCode.trailing_data,
-        f"{trailing_bytes} bytes follow the end of the image and belong to no image",
-    )
+    return EvidenceFlag.of(FlagCode.trailing_data, trailing_bytes=trailing_bytes)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from field_api import messages
 from field_api.media.analysis import MediaType
 from field_api.media.models import AnalysisState, MediaFlag, MediaItem
 from field_api.media.rules import FlagCode, MediaKind
@@ -43,14 +45,38 @@ class MediaCreate(BaseModel):
 
 
 class FlagRead(BaseModel):
+    """An evidence flag: ``message`` is its text in the request's language (from ``code`` and
+    ``params``, see ``field_api.messages``); ``reason`` the same in English."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: int
     media_id: int
     order_id: int
     code: FlagCode
-    reason: str
+    params: dict[str, Any] = Field(description="What the message needs, in no language.")
+    message: str = Field(description="The flag's text in the request's language.")
+    reason: str = Field(description="The flag's text in English.")
     created_at: datetime
+
+    @classmethod
+    def of(cls, flag: MediaFlag, language: str = messages.DEFAULT_LANGUAGE) -> FlagRead:
+        if flag.params is None:  # stored before the catalogue: English only
+            params: dict[str, Any] = {}
+            message = flag.reason
+        else:
+            params = dict(flag.params)
+            message = messages.render(f"media_flag.{flag.code.value}", params, language)
+        return cls(
+            id=flag.id,
+            media_id=flag.media_id,
+            order_id=flag.order_id,
+            code=flag.code,
+            params=params,
+            message=message,
+            reason=flag.reason,
+            created_at=flag.created_at,
+        )
 
 
 class MediaRead(BaseModel):
@@ -84,7 +110,9 @@ class MediaRead(BaseModel):
     flags: list[FlagRead]
 
     @classmethod
-    def of(cls, item: MediaItem, flags: list[MediaFlag]) -> MediaRead:
+    def of(
+        cls, item: MediaItem, flags: list[MediaFlag], language: str = messages.DEFAULT_LANGUAGE
+    ) -> MediaRead:
         return cls(
             id=item.id,
             client_id=item.client_id,
@@ -113,7 +141,7 @@ class MediaRead(BaseModel):
             analysis_error=item.analysis_error,
             content_url=f"/media/{item.id}/content",
             thumbnail_url=f"/media/{item.id}/thumbnail" if item.thumbnail_sha256 else None,
-            flags=[FlagRead.model_validate(f) for f in flags],
+            flags=[FlagRead.of(f, language) for f in flags],
         )
 
 

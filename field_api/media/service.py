@@ -495,7 +495,10 @@ def _plausibility_flags(
 def _add_flag(
     session: Session, item: MediaItem, flag: EvidenceFlag, *, actor: Principal | None
 ) -> MediaFlag:
-    row = MediaFlag(media_id=item.id, order_id=item.order_id, code=flag.code, reason=flag.reason)
+    row = MediaFlag(
+        media_id=item.id, order_id=item.order_id, code=flag.code, reason=flag.reason,
+        params=flag.params,
+    )
     session.add(row)
     session.flush()
     audit.record(session, actor=actor, action="media_flag.raise", entity=row)
@@ -620,9 +623,7 @@ def apply_analysis(
         _add_flag(
             session,
             item,
-            EvidenceFlag(
-                rules.FlagCode.image_unreadable, f"the photo cannot be decoded: {outcome.error}"
-            ),
+            EvidenceFlag.of(rules.FlagCode.image_unreadable, problem=outcome.error),
             actor=None,
         )
         session.flush()

@@ -60,6 +60,13 @@ def test_service_records_callback_and_planner_sees_the_flag(
     assert [(f["kind"], f["reason"]) for f in mine_flags] == [
         ("callback_irregularity", "customer says the crew came more than once")
     ]
+    assert mine_flags[0]["message"] == "客户反映班组上门不止一次"  # zh-CN by default
+    client.cookies.set("fo_lang", "en")
+    english = client.get("/review-flags", headers=auth(planner_token)).json()
+    assert [f["message"] for f in english if f["order_id"] == order_id] == [
+        "customer says the crew came more than once"
+    ]
+    client.cookies.delete("fo_lang")
     resolved = client.post(
         f"/review-flags/{mine_flags[0]['id']}/resolve",
         json={"resolution": "second visit was the meter test"},
@@ -114,6 +121,19 @@ def test_a_complaint_blocks_closing_until_the_follow_up_is_resolved(
     ).json()
     (flag,) = [f for f in flags if f["order_id"] == order_id]
     assert "satisfaction 1 of 5" in flag["reason"] and "complained" in flag["reason"]
+    assert flag["message"] == "回访不满意：满意度 1 分（满分 5 分，2 分及以下为不满意）；客户投诉"
+    [part] = flag["params"]["messages"]
+    assert part["code"] == "review_flag.callback_unsatisfied"
+    english = client.get(
+        "/review-flags",
+        params={"kind": "callback_unsatisfied"},
+        headers={**auth(service_token), "Accept-Language": "en"},
+    ).json()
+    (flag_en,) = [f for f in english if f["order_id"] == order_id]
+    assert flag_en["message"] == flag["reason"] == (
+        "call-back unsatisfied: satisfaction 1 of 5 (unsatisfied at 2 or less); "
+        "the customer complained"
+    )
     resolved = client.post(
         f"/review-flags/{flag['id']}/resolve",
         json={"resolution": "box closed, customer satisfied"},

@@ -113,6 +113,37 @@ def test_failed_plausibility_checks_flag_the_item_for_planners(
     flags = client.get(f"/media/flags?order_id={far.id}", headers=auth(crews.planner))
     assert flags.status_code == 200
     assert {f["flag"]["code"] for f in flags.json()} == {"gps_too_far", "time_before_acceptance"}
+
+
+def test_flags_carry_code_params_and_a_message_in_the_request_language(
+    client: TestClient, session: Session, settings: Settings, crews: Crews
+) -> None:
+    far = make_order(session, crew=crews.crew_a)
+    session.commit()
+    r = upload(client, far.id, crews.token_a, BRIGHTON_18.read_bytes())
+    assert r.status_code == 201
+    zh = {f["code"]: f for f in r.json()["flags"]}["gps_too_far"]  # no language: zh-CN
+    assert zh["params"]["limit_m"] == 100
+    assert zh["message"] == (
+        f"拍摄地点距工单位置 {zh['params']['distance_m']} 米（上限 100 米）"
+    )
+    assert zh["reason"].startswith("taken ")  # English, as before
+
+    url = f"/media/flags?order_id={far.id}"
+    en = client.get(url, headers={**auth(crews.planner), "Accept-Language": "en-US,en;q=0.9"})
+    by_code = {f["flag"]["code"]: f["flag"] for f in en.json()}
+    assert by_code["gps_too_far"]["message"] == by_code["gps_too_far"]["reason"]
+    timing = by_code["time_before_acceptance"]
+    assert timing["message"].startswith("taken ") and "China time" in timing["message"]
+
+    client.cookies.set("fo_lang", "zh-CN")  # the page's switch beats the browser's header
+    cn = client.get(url, headers={**auth(crews.planner), "Accept-Language": "en"})
+    timing = {f["flag"]["code"]: f["flag"] for f in cn.json()}["time_before_acceptance"]
+    assert timing["message"].startswith(f"拍摄于 {timing['params']['taken']}（北京时间）")
+    client.cookies.set("fo_lang", "en")
+    item = client.get(f"/media/{r.json()['id']}", headers=auth(crews.planner)).json()
+    messages = {f["code"]: f["message"] for f in item["flags"]}
+    assert messages["gps_too_far"].startswith("taken ")
     # crews do not get the planners' review list
     assert client.get("/media/flags", headers=auth(crews.token_a)).status_code == 403
 

@@ -86,7 +86,8 @@ def test_capture_before_acceptance_is_flagged() -> None:
     taken = datetime(2026, 2, 1, 10, 0, tzinfo=UTC)
     flag = check_capture_time(taken, accepted_at=ACCEPTED, uploaded_at=UPLOADED)
     assert flag is not None and flag.code is FlagCode.time_before_acceptance
-    assert "2026-02-01 10:00 UTC" in flag.reason
+    assert "taken 2026-02-01 18:00 China time" in flag.reason  # people read China time
+    assert flag.params["taken"] == "2026-02-01 18:00"
 
 
 def test_capture_after_upload_beyond_tolerance_is_flagged() -> None:

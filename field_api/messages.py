@@ -1,0 +1,211 @@
+"""Every non-error text a person reads, with its templates in zh-CN and en.
+
+Flags, reasons, gaps and failures are stored as a stable ``code`` and its ``params`` (plus the
+English text in their old text column, for logs and older clients); an API answer renders them
+in the request's language (:func:`field_api.language.language_of`) as ``message``, next to
+``code`` and ``params``. The shape is that of :mod:`field_api.error_codes`: key -> zh-CN and en
+templates with ``{name}`` placeholders filled from ``params``.
+
+Params are language-neutral values: ids, numbers, codes, and times already written in China time
+(``YYYY-MM-DD HH:MM``, :func:`china_minute`). A param may itself be a message
+(``{"code": ..., "params": {...}}``) or a list of messages: it is rendered in the same language
+(a list joined with the language's separator), so a reason made of parts stays translatable.
+``tests/field_api/test_messages.py`` checks that every key has both languages with the same
+placeholders.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from field_api.clock import to_china
+
+LANGUAGES: Final = ("zh-CN", "en")
+DEFAULT_LANGUAGE: Final = "zh-CN"
+SEPARATORS: Final[dict[str, str]] = {"zh-CN": "；", "en": "; "}
+_LIST_SEPARATORS: Final[dict[str, str]] = {"zh-CN": "、", "en": ", "}
+
+
+def _m(zh: str, en: str) -> dict[str, str]:
+    return {"zh-CN": zh, "en": en}
+
+
+MESSAGES: Final[dict[str, dict[str, str]]] = {
+    # -- evidence flags (field_api.media.rules.FlagCode): "media_flag.<code>" --------------------
+    "media_flag.gps_missing": _m("照片没有 GPS 位置", "the photo carries no GPS position"),
+    "media_flag.order_location_missing": _m(
+        "工单没有位置，无法与照片的 GPS 位置比对",
+        "the work order has no location to compare the photo's GPS position with",
+    ),
+    "media_flag.gps_too_far": _m(
+        "拍摄地点距工单位置 {distance_m} 米（上限 {limit_m} 米）",
+        "taken {distance_m} m from the order's location (limit {limit_m} m)",
+    ),
+    "media_flag.time_missing": _m("照片没有拍摄时间", "the photo carries no capture time"),
+    "media_flag.time_before_acceptance": _m(
+        "拍摄于 {taken}（北京时间），早于申请受理时间 {accepted}{note}",
+        "taken {taken} China time, before the application was accepted at {accepted}{note}",
+    ),
+    "media_flag.time_after_upload": _m(
+        "拍摄于 {taken}（北京时间），晚于上传时间 {uploaded}{note}",
+        "taken {taken} China time, after it was uploaded at {uploaded}{note}",
+    ),
+    "media_flag.camera_offset_assumed": _m(
+        "（相机时间按 UTC{offset} 读取）", " (camera time read as UTC{offset})"
+    ),
+    "media_flag.reused_photo": _m(
+        "与工单 {other_order} 的照片 {other_photo} 几乎相同（汉明距离 {distance}）",
+        "nearly identical (Hamming distance {distance}) to photo {other_photo} "
+        "on work order {other_order}",
+    ),
+    "media_flag.image_unreadable": _m(
+        "照片无法解码：{problem}", "the photo cannot be decoded: {problem}"
+    ),
+    "media_flag.barcode_unreadable": _m(
+        "照片中无法识别 Code 128 或二维码",
+        "no Code 128 or QR symbol could be decoded from the photo",
+    ),
+    "media_flag.barcode_mismatch": _m(
+        "终端上报 {scanned}，但照片显示 {decoded}",
+        "the terminal sent {scanned} but the photo shows {decoded}",
+    ),
+    "media_flag.truncated": _m(
+        "照片的图像数据不完整（结束标记前的数据残缺），缺失部分由解码器补齐",
+        "the photo's image data is cut short (an end marker follows incomplete data); "
+        "the missing part was filled in by the decoder",
+    ),
+    "media_flag.trailing_data": _m(
+        "图像结束后还有 {trailing_bytes} 字节不属于任何图像",
+        "{trailing_bytes} bytes follow the end of the image and belong to no image",
+    ),
+    # -- off-system review flags (field_api.callbacks.rules.FlagKind) --------------------------
+    "review_flag.evidence_before_application": _m(
+        "有 {count} 项证据拍摄于申请受理（{accepted}）之前；最早一项是 {earliest_label}，"
+        "拍摄于 {earliest_at}",
+        "{count} evidence item(s) captured before the application was recorded at {accepted}; "
+        "earliest {earliest_label} at {earliest_at}",
+    ),
+    "review_flag.late_recorded_application": _m(
+        "客户于 {applied_on} 申请，但系统于 {recorded_on} 才受理，晚了 {days} 个工作日"
+        "（阈值 {threshold}）",
+        "customer applied on {applied_on} but the application was recorded on {recorded_on}, "
+        "{days} working days later (threshold {threshold})",
+    ),
+    "review_flag.installed_too_soon": _m(
+        "受理后 {minutes} 分钟即完成安装（合理的最短时间为 {minimum} 分钟）",
+        "installed {minutes} min after acceptance (minimum plausible {minimum} min)",
+    ),
+    "review_flag.callback_unsatisfied": _m("回访不满意：{why}", "call-back unsatisfied: {why}"),
+    "review_flag.satisfaction_low": _m(
+        "满意度 {satisfaction} 分（满分 5 分，{at_most} 分及以下为不满意）",
+        "satisfaction {satisfaction} of 5 (unsatisfied at {at_most} or less)",
+    ),
+    "review_flag.complained": _m("客户投诉", "the customer complained"),
+    "review_flag.asked_to_pay": _m(
+        "客户反映被要求付费", "customer says they were asked to pay"
+    ),
+    "review_flag.asked_to_apply_offline": _m(
+        "客户反映被要求线下申请", "customer says they were asked to apply off the system"
+    ),
+    "review_flag.visited_more_than_once": _m(
+        "客户反映班组上门不止一次", "customer says the crew came more than once"
+    ),
+    "review_flag.work_started_before_application": _m(
+        "客户反映在申请之前就已开工", "customer says work started before the application"
+    ),
+    # -- one-visit gaps (field_api.visits.evidence): "gap.<code>" -----------------------------
+    "gap.photo_site": _m("本工单没有现场照片", "no photo of kind site for this order"),
+    "gap.scheme": _m("本工单没有已确认的供电方案", "no accepted supply scheme for this order"),
+    "gap.contract": _m("合同尚未签署", "the contract is not signed"),
+    "gap.kit_issued": _m("本工单尚未从仓库领取套件", "no kit issued from a depot for this order"),
+    "gap.meter_barcode": _m("没有带照片的电表条码扫描", "no scanned meter barcode with a photo"),
+    "gap.meter_barcode_unreadable": _m(
+        "电表条码照片无法识别", "the meter barcode photo could not be decoded"
+    ),
+    "gap.check_missing": _m("{phase} 检查尚未提交", "the {phase} check has not been submitted"),
+    "gap.check_failed": _m("第 {attempt} 次检查未通过", "attempt {attempt} failed"),
+    "gap.check_item_failed": _m(
+        "第 {attempt} 次检查：{label}：{reason}", "attempt {attempt}: {label}: {reason}"
+    ),
+    "gap.other": _m("{detail}", "{detail}"),
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    """A stable key and the language-neutral values its templates need."""
+
+    code: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stored (JSON) form, also usable as a nested param."""
+        return {"code": self.code, "params": dict(self.params)}
+
+    def render(self, language: str = DEFAULT_LANGUAGE) -> str:
+        return render(self.code, self.params, language)
+
+    @property
+    def english(self) -> str:
+        """The English text (logs, the old text columns)."""
+        return self.render("en")
+
+
+def placeholders(template: str) -> set[str]:
+    """The ``{name}`` fields a template uses."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def china_minute(moment: datetime) -> str:
+    """A time for people: China time to the minute (a naive value is taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return to_china(moment).strftime("%Y-%m-%d %H:%M")
+
+
+def _is_message(value: Any) -> bool:
+    return isinstance(value, Mapping) and isinstance(value.get("code"), str) and set(value) <= {
+        "code",
+        "params",
+    }
+
+
+def _value(value: Any, language: str) -> Any:
+    if _is_message(value):
+        return render(value["code"], value.get("params") or {}, language)
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        items = [_value(v, language) for v in value]
+        messages = any(_is_message(v) for v in value)
+        sep = (SEPARATORS if messages else _LIST_SEPARATORS)[language]
+        return sep.join(str(i) for i in items)
+    return value
+
+
+def render(code: str, params: Mapping[str, Any], language: str = DEFAULT_LANGUAGE) -> str:
+    """The text of ``code`` in ``language`` (zh-CN when unknown); the code itself if unlisted.
+
+    Nested messages and lists are rendered in the same language; a missing param stays
+    ``{name}``.
+    """
+    templates = MESSAGES.get(code)
+    if templates is None:
+        return code
+    lang = language if language in LANGUAGES else DEFAULT_LANGUAGE
+    values = {k: _value(v, lang) for k, v in params.items()}
+
+    class _Keep(dict[str, Any]):
+        def __missing__(self, key: str) -> str:
+            return "{" + key + "}"
+
+    return templates[lang].format_map(_Keep(values))
+
+
+def render_all(messages: Sequence[Mapping[str, Any]], language: str = DEFAULT_LANGUAGE) -> str:
+    """Several stored messages as one text, joined with the language's separator."""
+    return SEPARATORS.get(language, SEPARATORS[DEFAULT_LANGUAGE]).join(
+        render(m["code"], m.get("params") or {}, language) for m in messages
+    )
