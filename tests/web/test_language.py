@@ -266,3 +266,18 @@ def test_the_word_checks_catch_what_they_name() -> None:
         "工单",
         "没有已确认的供电方案",
     ]
+
+
+def test_a_page_opened_in_english_gets_english_answers_whatever_the_cookie(
+    lang_page: Any, live_server: LiveServer, world: dict[str, Any]
+) -> None:
+    # The cookie says Chinese (an earlier choice); the page is opened in English.
+    lang_page.context.add_cookies([{"name": "fo_lang", "value": "zh-CN", "url": live_server.url}])
+    _sign_in(lang_page, live_server.tokens["crew"], "/app/?lang=en")
+    expect(lang_page.locator("html")).to_have_attribute("lang", "en")
+    lang_page.goto(f"/app/?lang=en#/order/{world['no_scheme']}/contract")
+    lang_page.locator("#contract-generate").click()
+    error = lang_page.locator("#contract-box .notice--error")
+    expect(error).to_contain_text("Error: ")
+    text = error.inner_text()
+    assert chinese_text(text, world["data"]) == [], text

@@ -155,6 +155,18 @@
     localStorage.removeItem(ME_KEY);
   }
 
+  // The server reads the language switch's cookie before Accept-Language: a page opened in
+  // another language (/app/?lang=en) keeps the cookie in step, so its API calls answer in it.
+  (function keepLanguageCookie() {
+    var lang = document.documentElement.lang;
+    var hit = /(?:^|;\s*)fo_lang=([^;]*)/.exec(document.cookie);
+    if (!lang || !hit) return;
+    var cookieEn = decodeURIComponent(hit[1]).trim().toLowerCase().indexOf("en") === 0;
+    if (cookieEn !== (lang === "en")) {
+      document.cookie = "fo_lang=" + lang + "; path=/; max-age=" + 365 * 86400 + "; samesite=lax";
+    }
+  })();
+
   function showNetState() {
     var banner = document.getElementById("net-banner");
     if (banner) banner.hidden = navigator.onLine;
