@@ -3,6 +3,15 @@
 - ``components.securitySchemes.bearer`` (HTTP bearer) and ``security`` on every operation that
   authenticates (its dependencies reach :func:`field_api.deps.get_current_user`, or a function
   marked :func:`uses_bearer`), so a client or a fuzzer can authenticate from the document alone.
+- a request body a route reads itself (a streamed multipart upload, tus's raw bytes) is
+  documented all the same: :func:`form_body` and :func:`raw_body` give the route's
+  ``openapi_extra``, so every operation that takes a body has a ``requestBody`` with a schema.
+- every operation's success answer has an example: a response model's schema gets the
+  ``examples`` of ``field_api/api_examples.json`` (``schemas``: component name -> one answer,
+  taken from the demo data) unless the model declares its own, and an answer without a model
+  (CSV, PEM, a report's rows) gets its ``example`` there (``responses``: "METHOD /path" ->
+  status -> media type -> example). tests/field_api/test_openapi_docs.py checks that every
+  example is valid for its schema and that none is missing.
 - OPTIONS on any route path answers 204 with an ``Allow`` header listing every method the path
   supports (a route's own OPTIONS handler, such as tus's, still answers itself), and a 405 for a
   wrong method carries the same complete ``Allow`` (Starlette's names only the first route).
@@ -10,13 +19,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic import BaseModel
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,6 +43,85 @@ def uses_bearer(fn: F) -> F:
     """Mark a dependency that authenticates the bearer token itself (not via CurrentUser)."""
     setattr(fn, _MARK, True)
     return fn
+
+
+_FORM_MODEL = "x-fieldops-form-model"
+_form_models: dict[str, type[BaseModel]] = {}
+
+
+def form_body(model: type[BaseModel], *, files: dict[str, str]) -> dict[str, Any]:
+    """``openapi_extra`` of a route that parses its multipart form itself: the ``requestBody``
+    is a ``multipart/form-data`` object of ``model``'s fields (validated by the route with that
+    model) plus the file parts ``files`` (name -> description, each required)."""
+    _form_models[model.__name__] = model
+    file_parts = {
+        name: {"type": "string", "format": "binary", "description": text}
+        for name, text in files.items()
+    }
+    media: dict[str, Any] = {
+        "schema": {"type": "object", _FORM_MODEL: model.__name__, "properties": file_parts},
+    }
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": media}}}
+
+
+def raw_body(media_type: str, description: str) -> dict[str, Any]:
+    """``openapi_extra`` of a route that streams its raw body itself (bytes of ``media_type``)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {media_type: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    }
+
+
+def _expand_form_models(schema: dict[str, Any]) -> None:
+    """The form fields of :func:`form_body` bodies, from their model (its enums as components)."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict):
+                continue
+            content = operation.get("requestBody", {}).get("content", {})
+            for media in content.values():
+                body = media.get("schema", {})
+                name = body.pop(_FORM_MODEL, None)
+                if name is None:
+                    continue
+                fields = _form_models[name].model_json_schema(
+                    ref_template="#/components/schemas/{model}"
+                )
+                for def_name, definition in fields.pop("$defs", {}).items():
+                    components.setdefault(def_name, definition)
+                files = list(body["properties"])
+                body["properties"] = {**fields.get("properties", {}), **body["properties"]}
+                body["required"] = [*fields.get("required", []), *files]
+                if "description" in fields:
+                    body["description"] = fields["description"]
+
+
+EXAMPLES_FILE = Path(__file__).with_name("api_examples.json")
+
+
+def _add_examples(schema: dict[str, Any]) -> None:
+    """Examples of the success answers from :data:`EXAMPLES_FILE` (a model's own ones win)."""
+    examples = json.loads(EXAMPLES_FILE.read_text(encoding="utf-8"))
+    components = schema.get("components", {}).get("schemas", {})
+    for name, example in examples["schemas"].items():
+        component = components.get(name)
+        if component is not None and "examples" not in component:
+            component["examples"] = [example]
+    paths = schema.get("paths", {})
+    for key, statuses in examples["responses"].items():
+        method, path = key.split(" ", 1)
+        operation = paths.get(path, {}).get(method.lower())
+        if operation is None:
+            continue
+        for status, media_types in statuses.items():
+            content = operation.get("responses", {}).get(status, {}).get("content", {})
+            for media_type, example in media_types.items():
+                if media_type in content:
+                    content[media_type].setdefault("example", example)
 
 
 def _authenticates(dependant: Dependant) -> bool:
@@ -56,6 +147,7 @@ def _openapi_with_security(app: FastAPI) -> Callable[[], dict[str, Any]]:
 
     def openapi() -> dict[str, Any]:
         schema = base()
+        _expand_form_models(schema)
         components = schema.setdefault("components", {})
         components.setdefault("securitySchemes", {})[SCHEME] = {
             "type": "http",
@@ -75,6 +167,7 @@ def _openapi_with_security(app: FastAPI) -> Callable[[], dict[str, Any]]:
                 if secured:
                     operation["security"] = [{SCHEME: []}]
                 _keep_declared_content(operation, route)
+        _add_examples(schema)  # after the declared media types are in
         return schema
 
     return openapi

@@ -72,9 +72,7 @@ def test_redoc_lists_the_operations_under_a_nonce_policy(
     _no_violations_nor_foreign_requests(phone, requested, live_server.url)
 
 
-def test_redoc_gets_a_new_style_nonce_on_every_answer(
-    phone: Any, live_server: LiveServer
-) -> None:
+def test_redoc_gets_a_new_style_nonce_on_every_answer(phone: Any, live_server: LiveServer) -> None:
     first = phone.request.get(f"{live_server.url}/redoc").headers["content-security-policy"]
     second = phone.request.get(f"{live_server.url}/redoc").headers["content-security-policy"]
     assert "'nonce-" in first and first != second
