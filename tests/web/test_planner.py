@@ -1,7 +1,11 @@
-"""The planner dashboard in a real browser: the charts show the seeded figures; CSV per view."""
+"""The planner dashboard in a real browser: ECharts draws the seeded figures at a desktop size
+(1366×768) and on a phone (390 px wide) without sideways scrolling; each view downloads as CSV,
+the reports as the server's export keyed by code and name."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -9,102 +13,241 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.planner_seed import Seeded, seed
+from tests.web.conftest import _context, _csp_violation
+from tests.web.planner_seed import CHINA, LINE, Seeded, seed, seed_inspections
 from tests.web.support import LiveServer, audit, shot, signed_in
+
+DESKTOP = {"width": 1366, "height": 768}
+PHONE_390 = {"width": 390, "height": 844}
+
+# What a chart draws, from its ECharts instance: the categories of its category axis and each
+# series' name and data; and the drawn size of the chart against its box.
+CHART = """(selector) => {
+  const box = document.querySelector(selector);
+  if (!box) return null;
+  const chart = echarts.getInstanceByDom(box);
+  if (!chart) return null;
+  const o = chart.getOption();
+  const axis = [...(o.yAxis || []), ...(o.xAxis || [])].find(a => a.type === 'category');
+  const canvas = box.querySelector('canvas');
+  return {
+    categories: axis ? axis.data : [],
+    series: o.series.map(s => ({name: s.name, data: s.data})),
+    width: chart.getWidth(),
+    box: box.getBoundingClientRect().width,
+    canvas: canvas ? canvas.getBoundingClientRect().width : 0,
+  };
+}"""
+
+
+# The drawn width of every chart's canvas beside its box's width.
+SIZES = """() => [...document.querySelectorAll('.chart')].map(box => ({
+  chart: box.closest('section').id + '/' + box.dataset.chart,
+  box: box.getBoundingClientRect().width,
+  canvas: (box.querySelector('canvas') || {getBoundingClientRect: () => ({width: 0})})
+    .getBoundingClientRect().width,
+}))"""
 
 
 @pytest.fixture(scope="module")
-def seeded(live_server: LiveServer) -> Seeded:
+def seeded(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Seeded:
+    seed_inspections(live_server, tmp_path_factory.mktemp("planner"))
     return seed(live_server)
 
 
-def value(page: Any, selector: str) -> float:
-    mark = page.locator(selector)
-    expect(mark).to_have_count(1)
-    return float(mark.get_attribute("data-value"))
+@pytest.fixture(params=[DESKTOP, PHONE_390], ids=["1366x768", "390px"])
+def page(request: Any, browser: Any, live_server: LiveServer) -> Iterator[Any]:
+    """A page at a desktop or a phone size; JavaScript errors and CSP refusals fail the test."""
+    size = request.param
+    mobile = size["width"] < 600
+    context = _context(browser, live_server, viewport=size, is_mobile=mobile, has_touch=mobile)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: _csp_violation(msg, errors))
+    yield page
+    context.close()
+    assert errors == [], f"JavaScript errors or CSP violations on the page: {errors}"
 
 
-def test_planner_dashboard_charts_show_the_seeded_figures(
-    phone: Any, live_server: LiveServer, seeded: Seeded
-) -> None:
-    signed_in(phone, live_server.tokens["planner"], "/app/planner")
-    expect(phone.locator("#panels")).to_have_attribute("data-loaded", "true")
+def chart(page: Any, selector: str) -> dict[str, Any]:
+    found = page.evaluate(CHART, selector)
+    assert found is not None, f"no chart drawn at {selector}"
+    return dict(found)
 
-    # Time-limit compliance (end to end): FT-1 met 2 of 3, FT-2 2 of 2, the district 4 of 5.
-    compliance = "#panel-compliance rect"
-    assert value(phone, f'{compliance}[data-label="FT-1 福田一班"]') == pytest.approx(2 / 3)
-    assert value(phone, f'{compliance}[data-label="FT-2 福田二班"]') == 1.0
-    assert value(phone, f'{compliance}[data-label="福田测试区"]') == pytest.approx(0.8)
-    # First-pass acceptance: FT-1 2 of 3, FT-2 1 of 2, the district 3 of 5.
-    first = "#panel-first-pass rect"
-    assert value(phone, f'{first}[data-label*="FT-1"]') == pytest.approx(2 / 3)
-    assert value(phone, f'{first}[data-label*="FT-2"]') == pytest.approx(0.5)
-    assert value(phone, f'{first}[data-label*="福田测试区"]') == pytest.approx(0.6)
-    # One-visit completion: FT-1 2 of 3, FT-2 1 of 2, the district 3 of 5.
-    assert value(phone, '#panel-one-visit rect[data-label*="FT-1"]') == pytest.approx(2 / 3)
-    assert value(phone, '#panel-one-visit rect[data-label*="FT-2"]') == pytest.approx(0.5)
-    assert value(phone, '#panel-one-visit rect[data-label*="福田测试区"]') == pytest.approx(0.6)
-    # Over time: two months back half of everything; one month back all limits met.
-    trend = "#panel-trend circle"
-    m2, m1 = seeded.month_2, seeded.month_1
-    assert value(phone, f'{trend}[data-series="验收一次通过率"][data-label="{m2}"]') == 0.5
-    assert value(phone, f'{trend}[data-series="时限达标率"][data-label="{m2}"]') == 0.5
-    assert value(phone, f'{trend}[data-series="时限达标率"][data-label="{m1}"]') == 1.0
-    assert value(phone, f'{trend}[data-series="一次上门完成率"][data-label="{m1}"]') == (
-        pytest.approx(2 / 3)
+
+def bars(page: Any, selector: str) -> dict[str, float]:
+    """Category → value of a chart's first series."""
+    drawn = chart(page, selector)
+    return dict(zip(drawn["categories"], drawn["series"][0]["data"], strict=True))
+
+
+def series(page: Any, selector: str, name: str) -> dict[str, float | None]:
+    drawn = chart(page, selector)
+    data = next(s["data"] for s in drawn["series"] if s["name"] == name)
+    return dict(zip(drawn["categories"], data, strict=True))
+
+
+def today() -> str:
+    return datetime.now(CHINA).date().isoformat()
+
+
+def api(live: LiveServer, path: str, params: dict[str, str]) -> Any:
+    headers = {"Authorization": f"Bearer {live.tokens['planner']}"}
+    response = httpx.get(f"{live.url}{path}", params=params, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def monthly(live: LiveServer, month: str) -> dict[str, float | None]:
+    """The service's figures of one month ("YYYY-MM"), as the trend asks for them."""
+    first = date.fromisoformat(f"{month}-01")
+    last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    period = {"from": first.isoformat(), "to": min(last.isoformat(), today())}
+    passes = api(live, "/planner/first-pass", period | {"group_by": "crew"})
+    checked = sum(r["checked"] for r in passes)
+    one_visit = next(r for r in api(live, "/planner/one-visit", period) if r["code"] == "all")
+    e2e = next(
+        r for r in api(live, "/deadlines/compliance", period)["rows"] if r["clock"] == "end_to_end"
     )
-    # Pareto: earthing failed twice, the seals once.
-    assert value(phone, '#panel-pareto rect[data-label="保护接地电阻"]') == 2
-    assert value(phone, '#panel-pareto rect[data-label="表计及表箱封印编号"]') == 1
+    return {
+        "first_pass": sum(r["passed_first"] for r in passes) / checked if checked else None,
+        "one_visit": one_visit["rate"],
+        "compliance": e2e["rate"],
+    }
+
+
+def open_dashboard(page: Any, live_server: LiveServer) -> None:
+    signed_in(page, live_server.tokens["planner"], "/app/planner")
+    expect(page.locator("#panels")).to_have_attribute("data-loaded", "true")
+
+
+def test_charts_draw_the_seeded_figures_and_fit_the_screen(
+    page: Any, live_server: LiveServer, seeded: Seeded
+) -> None:
+    open_dashboard(page, live_server)
+    # Time-limit compliance (end to end): PT-1 met 2 of 3, PT-2 2 of 2, the district 4 of 5.
+    crews = bars(page, '#panel-compliance .chart[data-chart="crew"]')
+    assert crews["PT-1 计划一班"] == pytest.approx(2 / 3)
+    assert crews["PT-2 计划二班"] == 1.0
+    assert bars(page, '#panel-compliance .chart[data-chart="district"]')[
+        "T-PLN 计划测试区"
+    ] == pytest.approx(0.8)
+    # First-pass acceptance: PT-1 2 of 3, PT-2 1 of 2, the district 3 of 5 (same keys).
+    first = bars(page, '#panel-first-pass .chart[data-chart="crew"]')
+    assert first["PT-1 计划一班"] == pytest.approx(2 / 3)
+    assert first["PT-2 计划二班"] == pytest.approx(0.5)
+    assert bars(page, '#panel-first-pass .chart[data-chart="district"]')[
+        "T-PLN 计划测试区"
+    ] == pytest.approx(0.6)
+    # One-visit completion: PT-1 2 of 3, PT-2 1 of 2, the district 3 of 5.
+    one = bars(page, '#panel-one-visit .chart[data-chart="crew"]')
+    assert one["PT-1 计划一班"] == pytest.approx(2 / 3)
+    assert one["PT-2 计划二班"] == pytest.approx(0.5)
+    assert bars(page, '#panel-one-visit .chart[data-chart="district"]')[
+        "T-PLN 计划测试区"
+    ] == pytest.approx(0.6)
+    # Over time (all orders, the demo's history included): each month's point is the
+    # service's figure for that month, the seeded months among them.
+    trend = "#panel-trend .chart"
+    for month in (seeded.month_2, seeded.month_1):
+        want = monthly(live_server, month)
+        assert series(page, trend, "验收一次通过率")[month] == pytest.approx(want["first_pass"])
+        assert series(page, trend, "一次上门完成率")[month] == pytest.approx(want["one_visit"])
+        assert series(page, trend, "时限达标率")[month] == pytest.approx(want["compliance"])
+    # Pareto (all orders): the service's failing items in its order, the seeded ones among
+    # them; the cumulative line ends at 100 %.
+    pareto = chart(page, "#panel-pareto .chart")
+    shown = {"from": page.input_value("#period-from"), "to": page.input_value("#period-to")}
+    rows = api(live_server, "/planner/failing-items", shown)
+    assert pareto["categories"] == [r["label"] for r in rows]
+    assert pareto["series"][0]["data"] == [r["failures"] for r in rows]
+    assert "保护接地电阻" in pareto["categories"] and "表计及表箱封印编号" in pareto["categories"]
+    assert pareto["series"][1]["data"][-1] == 1.0
+    # Defect backlog of the seeded line: one open defect of severity 3, one of severity 2.
+    assert series(page, "#panel-backlog .chart", "严重等级 3")[LINE] == 1
+    assert series(page, "#panel-backlog .chart", "严重等级 2")[LINE] == 1
+    # Inspection coverage: one of the line's two poles seen in the last 90 days.
+    assert bars(page, "#panel-coverage .chart")[LINE] == 0.5
+    # A plain table beside each chart carries the same figures.
+    table = page.locator("#panel-compliance details.data-table").first
+    expect(table.locator("tr", has_text="PT-1")).to_contain_text("66.7%")
     # The overdue order is listed (a row per clock), red, with a link to it.
-    link = phone.locator(f'a[href="/app/#/order/{seeded.overdue_order}"]')
-    row = phone.locator("#panel-attention li", has=link, has_text="全流程时限")
+    link = page.locator(f'a[href="/app/#/order/{seeded.overdue_order}"]')
+    row = page.locator("#panel-attention li", has=link, has_text="全流程时限")
     expect(row).to_have_class("flag row--overdue")
     expect(row.locator(".pill--overdue")).to_have_text("已超时")
-    expect(row.get_by_role("link")).to_be_visible()
-    # Flags are named in the page's language; the server's reason keeps the specifics.
-    pill = phone.locator('#panel-offsystem .pill[data-code="installed_too_soon"]').first
+    # Flags are named in the page's language.
+    pill = page.locator('#panel-offsystem .pill[data-code="installed_too_soon"]').first
     expect(pill).to_have_text("受理后装表过快")
-    audit(phone)
-    shot(phone, "planner-dashboard-360")
+    # Every chart is drawn at its box's width, and nothing scrolls sideways.
+    width = page.viewport_size["width"]
+    sizes = page.evaluate(SIZES)
+    assert len(sizes) == 10  # trend, 3 × 2 bars, Pareto, backlog, coverage
+    for drawn in sizes:
+        assert 0 < drawn["canvas"] <= drawn["box"] + 1 <= width, drawn
+    audit(page)
+    shot(page, f"planner-dashboard-{width}")
 
 
+def test_charts_follow_the_window_size(page: Any, live_server: LiveServer, seeded: Seeded) -> None:
+    open_dashboard(page, live_server)
+    before = chart(page, "#panel-trend .chart")["width"]
+    page.set_viewport_size({"width": 360 if before > 600 else 1200, "height": 800})
+    # No sleep: wait until the chart reports a new width.
+    page.wait_for_function(
+        "(w) => echarts.getInstanceByDom(document.querySelector('#panel-trend .chart'))"
+        ".getWidth() !== w",
+        arg=before,
+    )
+    after = chart(page, "#panel-trend .chart")
+    assert after["canvas"] == pytest.approx(after["box"], abs=1)
+    audit(page)
+
+
+def download(page: Any, button: str, tmp_path: Path) -> list[str]:
+    with page.expect_download() as info:
+        page.locator(button).click()
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    return path.read_text(encoding="utf-8-sig").splitlines()
+
+
+@pytest.mark.parametrize("page", [PHONE_390], ids=["390px"], indirect=True)
 def test_each_view_downloads_as_csv_and_flags_match_the_service(
-    phone: Any, live_server: LiveServer, seeded: Seeded, tmp_path: Path
+    page: Any, live_server: LiveServer, seeded: Seeded, tmp_path: Path
 ) -> None:
     token = live_server.tokens["planner"]
-    signed_in(phone, token, "/app/planner")
-    expect(phone.locator("#panels")).to_have_attribute("data-loaded", "true")
-    with phone.expect_download() as info:
-        phone.locator("#panel-compliance-csv").click()
-    path = tmp_path / "compliance.csv"
-    info.value.save_as(path)
-    text = path.read_text(encoding="utf-8-sig")
-    assert text.splitlines()[0] == "group,id,name,met,missed,finished,rate"
-    assert any(
-        line.startswith("district,") and ",福田测试区,4,1,5,0.8" in line
-        for line in text.splitlines()
-    )
-    with phone.expect_download() as info:
-        phone.locator("#panel-one-visit-csv").click()
-    path = tmp_path / "one-visit.csv"
-    info.value.save_as(path)
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
-    assert lines[0] == "group,key,label,energised,one_visit,rate"
-    assert any(line.startswith("district,") and line.endswith("福田测试区,5,3,0.6") for line in lines)
-    assert sum(line.startswith("all,") for line in lines) == 1
+    open_dashboard(page, live_server)
+    # The reports are the server's CSV, rows keyed by code and name as in the JSON.
+    lines = download(page, "#panel-compliance-csv", tmp_path)
+    assert "PT-1,计划一班,end_to_end,2,1,3,0.6667" in lines
+    assert "PT-2,计划二班,end_to_end,2,0,2,1.0000" in lines
+    lines = download(page, "#panel-compliance-csv-district", tmp_path)
+    assert "T-PLN,计划测试区,end_to_end,4,1,5,0.8000" in lines
+    lines = download(page, "#panel-one-visit-csv-district", tmp_path)
+    assert "T-PLN,计划测试区,5,3,0.6000" in lines
+    assert sum(line.startswith("all,全部,") for line in lines) == 1
+    lines = download(page, "#panel-first-pass-csv", tmp_path)
+    assert "PT-2,计划二班,2,1,0.5000" in lines
+    lines = download(page, "#panel-coverage-csv", tmp_path)
+    assert f"{LINE},2,1,0.5000" in lines
     for panel in (
         "trend",
         "first-pass",
         "one-visit",
+        "compliance",
         "pareto",
+        "backlog",
+        "coverage",
+        "lead-times",
         "attention",
         "evidence",
         "offsystem",
     ):
-        expect(phone.locator(f"#panel-{panel}-csv")).to_be_enabled()
+        expect(page.locator(f"#panel-{panel}-csv")).to_be_enabled()
     # Flag lists show exactly what the services report.
     headers = {"Authorization": f"Bearer {token}"}
     for panel, path_ in (("evidence", "/media/flags"), ("offsystem", "/review-flags")):
         rows = httpx.get(f"{live_server.url}{path_}?limit=500", headers=headers).json()
-        expect(phone.locator(f"#panel-{panel} li.flag")).to_have_count(len(rows))
+        expect(page.locator(f"#panel-{panel} li.flag")).to_have_count(len(rows))

@@ -1,120 +1,149 @@
-/* Small SVG charts for the planner dashboard (bars, lines over time, Pareto), no library needed.
- * Every mark carries data-label / data-value and a <title>, so the figures are readable by
- * screen readers and by tests; each chart also gets a plain table beside it.
+/* The planner dashboard's charts, drawn by Apache ECharts (vendor/echarts, no CDN).
+ *
+ * Each chart lives in a <div class="chart" data-chart="..."> whose ECharts instance a test
+ * reads with echarts.getInstanceByDom(div).getOption(); the page keeps a plain table beside
+ * each chart for people who do not see it. Canvas renderer, no HTML tooltips (rich text), so
+ * nothing sets an inline style attribute the Content-Security-Policy would refuse: ECharts
+ * styles its elements from script (CSSOM), which the policy allows.
+ * Sizes follow the container: every chart is resized when the window is.
  */
 (function () {
   "use strict";
-  var NS = "http://www.w3.org/2000/svg";
-
-  function s(tag, attrs, text) {
-    var node = document.createElementNS(NS, tag);
-    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
+  var COLORS = ["#0b5cab", "#e07000", "#1a7f37", "#8250df", "#cf222e", "#6e7781"];
+  // Points of several series at the same value (100 % say) stay visible: each series has its
+  // own shape and size (largest drawn first) and a small sideways offset.
+  var SYMBOLS = [
+    { symbol: "circle", size: 13, offset: -4 },
+    { symbol: "rect", size: 9, offset: 0 },
+    { symbol: "triangle", size: 9, offset: 4 }
+  ];
+  var instances = [];
 
   function pct(v) { return v === null || v === undefined ? "—" : (Math.round(v * 1000) / 10) + "%"; }
 
-  function svg(width, height, label) {
-    return s("svg", { viewBox: "0 0 " + width + " " + height, class: "chart", role: "img", "aria-label": label,
-                      preserveAspectRatio: "xMidYMid meet" });
+  function narrow() { return window.innerWidth < 600; }
+
+  /** Create a chart box in ``parent`` (already in the page) and draw ``option`` in it. */
+  function mount(parent, name, label, height, option) {
+    var box = FO.el("div", { class: "chart", "data-chart": name, role: "img", "aria-label": label });
+    parent.appendChild(box);
+    box.style.height = height + "px";  // CSSOM, allowed by the policy (no style attribute)
+    var chart = echarts.init(box, null, { renderer: "canvas" });
+    chart.setOption(Object.assign({
+      animation: false,
+      color: COLORS,
+      textStyle: { fontSize: 12 },
+      tooltip: { renderMode: "richText", confine: true }
+    }, option));
+    instances.push(chart);
+    return box;
   }
 
-  function truncate(text, n) { text = String(text); return text.length > n ? text.slice(0, n - 1) + "…" : text; }
+  function labelWidth() { return narrow() ? 110 : 170; }
 
   /**
-   * Horizontal bars of rates (0..1): rows [{label, value, note}]. Horizontal bars keep long
-   * crew and district names readable on a 360 px phone.
+   * Horizontal bars of rates (0..1), one per row {label, value, note}: long crew and district
+   * names stay readable on a phone (truncated with an ellipsis, the full name in the table).
    */
-  function rateBars(rows, opts) {
+  function rateBars(parent, name, rows, opts) {
     opts = opts || {};
-    var rowH = 26, left = 118, right = 52, width = 360, top = 6;
-    var height = top + rows.length * rowH + 18;
-    var root = svg(width, height, opts.label || "");
-    var span = width - left - right;
-    [0, 0.5, 1].forEach(function (g) {
-      var x = left + g * span;
-      root.appendChild(s("line", { x1: x, x2: x, y1: top, y2: height - 16, class: "grid" }));
-      root.appendChild(s("text", { x: x, y: height - 4, "text-anchor": "middle" }, pct(g)));
+    var labels = rows.map(function (r) { return r.label; });
+    return mount(parent, name, opts.label || "", 48 + rows.length * 34, {
+      grid: { left: 8, right: 52, top: 8, bottom: 24, containLabel: true },
+      tooltip: { renderMode: "richText", confine: true, trigger: "item",
+        formatter: function (p) { var r = rows[p.dataIndex]; return r.label + ": " + pct(r.value) + (r.note ? " (" + r.note + ")" : ""); } },
+      xAxis: { type: "value", min: 0, max: 1, interval: 0.5, axisLabel: { formatter: pct, fontSize: 11 } },
+      yAxis: { type: "category", data: labels, inverse: true,
+        axisLabel: { width: labelWidth(), overflow: "truncate", fontSize: 12 } },
+      series: [{
+        type: "bar", name: opts.label || "", barMaxWidth: 22,
+        data: rows.map(function (r) { return r.value; }),
+        label: { show: true, position: "right", fontSize: 11, formatter: function (p) { return pct(p.value); } }
+      }]
     });
-    rows.forEach(function (r, i) {
-      var y = top + i * rowH;
-      var w = r.value === null || r.value === undefined ? 0 : Math.max(0, Math.min(1, r.value)) * span;
-      root.appendChild(s("text", { x: left - 6, y: y + rowH / 2 + 4, "text-anchor": "end" }, truncate(r.label, 14)));
-      var bar = s("rect", { x: left, y: y + 4, width: w, height: rowH - 8, rx: 2,
-                            class: "bar" + (opts.target !== undefined && r.value !== null && r.value < opts.target ? " bar--low" : ""),
-                            "data-label": r.label, "data-value": r.value === null ? "" : r.value });
-      bar.appendChild(s("title", {}, r.label + ": " + pct(r.value) + (r.note ? " (" + r.note + ")" : "")));
-      root.appendChild(bar);
-      root.appendChild(s("text", { x: left + w + 4, y: y + rowH / 2 + 4 }, pct(r.value)));
-    });
-    return root;
   }
 
-  /** Lines over time: labels [x...], series [{name, values: [0..1 | null]}]. */
-  function rateLines(labels, series, opts) {
+  /** Lines of rates over months: labels ["YYYY-MM"...], series [{name, values: [0..1 | null]}]. */
+  function rateLines(parent, name, labels, series, opts) {
     opts = opts || {};
-    var width = 360, height = 190, left = 40, right = 10, top = 10, bottom = 34;
-    var root = svg(width, height, opts.label || "");
-    var spanX = width - left - right, spanY = height - top - bottom;
-    var xAt = function (i) { return left + (labels.length > 1 ? (i * spanX) / (labels.length - 1) : spanX / 2); };
-    var yAt = function (v) { return top + (1 - v) * spanY; };
-    [0, 0.25, 0.5, 0.75, 1].forEach(function (g) {
-      root.appendChild(s("line", { x1: left, x2: width - right, y1: yAt(g), y2: yAt(g), class: "grid" }));
-      root.appendChild(s("text", { x: left - 4, y: yAt(g) + 4, "text-anchor": "end" }, pct(g)));
+    return mount(parent, name, opts.label || "", narrow() ? 280 : 320, {
+      legend: { top: 0, left: 0, itemGap: 12, textStyle: { fontSize: 12 } },
+      grid: { left: 8, right: 16, top: narrow() ? 56 : 40, bottom: 8, containLabel: true },
+      tooltip: { renderMode: "richText", confine: true, trigger: "axis",
+        valueFormatter: function (v) { return pct(v); } },
+      xAxis: { type: "category", data: labels, boundaryGap: false,
+        axisLabel: { fontSize: 11, hideOverlap: true,
+          // "2026-07" in full on a desktop; "26-07" on a phone so no label is cut.
+          formatter: function (v) { return narrow() ? v.slice(2) : v; } } },
+      yAxis: { type: "value", min: 0, max: 1, interval: 0.25,
+        axisLabel: { formatter: pct, fontSize: 11 } },
+      series: series.map(function (s, i) {
+        var look = SYMBOLS[i % SYMBOLS.length];
+        return {
+          type: "line", name: s.name, data: s.values, connectNulls: false, clip: false,
+          symbol: look.symbol, symbolSize: look.size, symbolOffset: [look.offset, 0],
+          showAllSymbol: true, z: 2 + i, lineStyle: { width: 2.5 }
+        };
+      })
     });
-    labels.forEach(function (l, i) {
-      root.appendChild(s("text", { x: xAt(i), y: height - bottom + 16, "text-anchor": "middle" }, l.length > 7 ? l.slice(2) : l));
-    });
-    series.forEach(function (ser, k) {
-      var d = "", pen = false;
-      ser.values.forEach(function (v, i) {
-        if (v === null || v === undefined) { pen = false; return; }
-        d += (pen ? "L" : "M") + xAt(i).toFixed(1) + " " + yAt(v).toFixed(1) + " ";
-        pen = true;
-      });
-      if (d) root.appendChild(s("path", { d: d, class: "series-" + k }));
-      ser.values.forEach(function (v, i) {
-        if (v === null || v === undefined) return;
-        var dot = s("circle", { cx: xAt(i), cy: yAt(v), r: 3.5, class: "series-" + k, "data-series": ser.name,
-                                "data-label": labels[i], "data-value": v });
-        dot.appendChild(s("title", {}, ser.name + " " + labels[i] + ": " + pct(v)));
-        root.appendChild(dot);
-      });
-    });
-    return root;
   }
 
-  /** Pareto: rows [{label, count, cumulative}] sorted by count, bars plus the cumulative line. */
-  function pareto(rows, opts) {
+  /** Pareto: rows [{label, count, cumulative}] most frequent first; bars and cumulative line. */
+  function pareto(parent, name, rows, opts) {
     opts = opts || {};
-    var width = 360, height = 220, left = 30, right = 36, top = 10, bottom = 72;
-    var root = svg(width, height, opts.label || "");
-    var max = rows.reduce(function (m, r) { return Math.max(m, r.count); }, 1);
-    var spanX = width - left - right, spanY = height - top - bottom;
-    var bw = spanX / Math.max(rows.length, 1);
-    root.appendChild(s("line", { x1: left, x2: left + spanX, y1: top + spanY, y2: top + spanY, class: "axis" }));
-    [0, 0.5, 1].forEach(function (g) {
-      root.appendChild(s("text", { x: width - right + 4, y: top + (1 - g) * spanY + 4 }, pct(g)));
-      root.appendChild(s("text", { x: left - 4, y: top + (1 - g) * spanY + 4, "text-anchor": "end" }, String(Math.round(g * max))));
+    return mount(parent, name, opts.label || "", narrow() ? 300 : 320, {
+      legend: { top: 0, left: 0, textStyle: { fontSize: 12 } },
+      grid: { left: 8, right: 8, top: 36, bottom: 8, containLabel: true },
+      tooltip: { renderMode: "richText", confine: true, trigger: "axis" },
+      xAxis: { type: "category", data: rows.map(function (r) { return r.label; }),
+        axisLabel: { interval: 0, rotate: 35, width: narrow() ? 64 : 120, overflow: "truncate", fontSize: 11 } },
+      yAxis: [
+        { type: "value", minInterval: 1, axisLabel: { fontSize: 11 } },
+        { type: "value", min: 0, max: 1, interval: 0.5, axisLabel: { formatter: pct, fontSize: 11 },
+          splitLine: { show: false } }
+      ],
+      series: [
+        { type: "bar", name: opts.countName || "", data: rows.map(function (r) { return r.count; }), barMaxWidth: 36 },
+        { type: "line", name: opts.cumulativeName || "", yAxisIndex: 1, clip: false,
+          data: rows.map(function (r) { return r.cumulative; }), symbol: "circle", symbolSize: 7 }
+      ]
     });
-    var d = "";
-    rows.forEach(function (r, i) {
-      var h = (r.count / max) * spanY, x = left + i * bw;
-      var bar = s("rect", { x: x + bw * 0.15, y: top + spanY - h, width: bw * 0.7, height: h, class: "bar",
-                            "data-label": r.label, "data-value": r.count });
-      bar.appendChild(s("title", {}, r.label + ": " + r.count + " · " + pct(r.cumulative)));
-      root.appendChild(bar);
-      var lx = x + bw / 2, ly = top + (1 - r.cumulative) * spanY;
-      d += (i ? "L" : "M") + lx.toFixed(1) + " " + ly.toFixed(1) + " ";
-      root.appendChild(s("circle", { cx: lx, cy: ly, r: 3, class: "dot", "data-cumulative": r.cumulative }));
-      var label = s("text", { x: lx, y: top + spanY + 12, "text-anchor": "end",
-                              transform: "rotate(-35 " + lx + " " + (top + spanY + 12) + ")" }, truncate(r.label, 7));
-      root.appendChild(label);
-    });
-    if (d) root.appendChild(s("path", { d: d, class: "line" }));
-    return root;
   }
 
-  window.FOCharts = { rateBars: rateBars, rateLines: rateLines, pareto: pareto, pct: pct };
+  /** Stacked horizontal bars of counts: categories [...], series [{name, values}]. */
+  function stackedBars(parent, name, categories, series, opts) {
+    opts = opts || {};
+    return mount(parent, name, opts.label || "", 72 + categories.length * 34, {
+      legend: { top: 0, left: 0, textStyle: { fontSize: 12 } },
+      grid: { left: 8, right: 24, top: 32, bottom: 8, containLabel: true },
+      tooltip: { renderMode: "richText", confine: true, trigger: "axis" },
+      xAxis: { type: "value", minInterval: 1, axisLabel: { fontSize: 11 } },
+      yAxis: { type: "category", data: categories, inverse: true,
+        axisLabel: { width: labelWidth(), overflow: "truncate", fontSize: 12 } },
+      series: series.map(function (s) {
+        return { type: "bar", name: s.name, stack: "total", data: s.values, barMaxWidth: 22,
+                 label: { show: true, fontSize: 11, formatter: function (p) { return p.value ? String(p.value) : ""; } } };
+      })
+    });
+  }
+
+  /** Forget the charts of a page section about to be cleared. */
+  function disposeAll() {
+    instances.forEach(function (c) { if (!c.isDisposed()) c.dispose(); });
+    instances = [];
+  }
+
+  var pending = null;
+  window.addEventListener("resize", function () {
+    if (pending) clearTimeout(pending);
+    pending = setTimeout(function () {
+      pending = null;
+      instances.forEach(function (c) { if (!c.isDisposed()) c.resize(); });
+    }, 100);
+  });
+
+  window.FOCharts = {
+    rateBars: rateBars, rateLines: rateLines, pareto: pareto, stackedBars: stackedBars,
+    disposeAll: disposeAll, pct: pct
+  };
 })();

@@ -1,5 +1,7 @@
-/* The planner dashboard: rates over time and by crew/district, the Pareto of failing items,
- * overdue and at-risk orders, evidence and off-system flags; each view downloadable as CSV.
+/* The planner dashboard: rates over time and by crew/district (each keyed by code and name),
+ * the Pareto of failing items, the defect backlog, inspection coverage, repair lead times,
+ * overdue and at-risk orders, evidence and off-system flags; each view downloadable as CSV
+ * (the server's export where it has one: China time, the page's language). Charts: js/charts.js.
  * All figures come from the service's planner endpoints; a view whose endpoint the server
  * does not offer says so instead of showing anything made up.
  */
@@ -37,27 +39,53 @@
     return out;
   }
 
-  function crewName(id) { return id === null || id === undefined ? "—" : crews[id] || String(id); }
-  function districtName(id) { return districts[id] || String(id); }
+  var NONE = { code: "", name: "" };
+  function crewOf(id) { return crews[id] || NONE; }
+  function districtOf(id) { return districts[id] || NONE; }
+  function unitName(u) { return u.code ? u.code + " " + u.name : "—"; }
 
   function panel(id, title, wide) {
-    var csvButton = el("button", { type: "button", class: "btn btn--ghost", id: id + "-csv", text: t("planner.csv"), disabled: true });
+    var head = el("div", { class: "panel__head" }, [el("h2", { id: id + "-title", text: title })]);
     var body = el("div", { class: "panel__body" }, [el("p", { class: "hint", text: t("app.loading") })]);
-    var root = el("section", { class: "panel" + (wide ? " panel--wide" : ""), id: id, "aria-labelledby": id + "-title" }, [
-      el("div", { class: "panel__head" }, [el("h2", { id: id + "-title", text: title }), csvButton]), body
-    ]);
+    var root = el("section", { class: "panel" + (wide ? " panel--wide" : ""), id: id, "aria-labelledby": id + "-title" }, [head, body]);
     document.getElementById("panels").appendChild(root);
+    var buttons = el("div", { class: "panel__csv" });
+    head.appendChild(buttons);
+    function button(suffix, text, onclick) {
+      buttons.appendChild(el("button", { type: "button", class: "btn btn--ghost", id: id + "-csv" + suffix, text: text, onclick: onclick }));
+    }
     return {
       body: body,
+      /** A CSV made here from the rows shown (views without a server export). */
       csv: function (filename, header, rows) {
-        csvButton.disabled = false;
-        csvButton.onclick = function () { FO.downloadCsv(filename, header, rows); };
+        button("", t("planner.csv"), function () { FO.downloadCsv(filename, header, rows); });
+      },
+      /** The server's CSV export (China time, the page's language): url, or [suffix, text, url]s. */
+      serverCsv: function (choices) {
+        if (typeof choices === "string") choices = [["", t("planner.csv"), choices]];
+        choices.forEach(function (c) { button(c[0], c[1], function () { downloadFrom(c[2]); }); });
       },
       fail: function (err) {
         clear(body);
         body.appendChild(el("p", { class: "notice notice--" + (err ? "error" : "warn"), text: err ? t("app.error", { detail: err.detail }) : t("app.unavailable") }));
       }
     };
+  }
+
+  /** Download a CSV export of the API (signed in with the token, so not a plain link). */
+  function downloadFrom(url) {
+    return FO.api("GET", url, { raw: true }).then(function (response) {
+      var disposition = response.headers.get("content-disposition") || "";
+      var match = /filename="([^"]+)"/.exec(disposition);
+      return response.blob().then(function (blob) {
+        var a = el("a", { href: URL.createObjectURL(blob), download: match ? match[1] : "report.csv" });
+        document.body.appendChild(a);
+        a.click();
+        setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+      });
+    }).catch(function (err) {
+      window.alert(t("app.error", { detail: err.detail || err.status }));
+    });
   }
 
   function table(header, rows, rowClass) {
@@ -71,11 +99,14 @@
     ])]);
   }
 
-  function legend(names) {
-    return el("p", { class: "legend" }, names.map(function (n, i) {
-      return el("span", {}, [el("i", { class: "legend-" + i }), n]);
-    }));
+  /** The plain table beside a chart, folded on a phone. */
+  function dataTable(header, rows) {
+    return el("details", { class: "data-table", open: window.innerWidth >= 900 }, [
+      el("summary", { text: t("planner.table") }), table(header, rows)
+    ]);
   }
+
+  function unit(r) { return r.code + " " + r.name; }
 
   // --------------------------------------------------------------- data fetching
 
@@ -87,18 +118,28 @@
     rows.forEach(function (r) { n += r[num]; d += r[den]; });
     return { rate: d ? n / d : null, n: n, d: d };
   }
-  function compliance(range, extra) {
-    return FO.api("GET", "/deadlines/compliance?" + qs(Object.assign({ from: range.from, to: range.to }, extra || {})))
+  /** Compliance of the end-to-end clock: overall, or per crew or district (code, name). */
+  function compliance(range, groupBy) {
+    return FO.api("GET", "/deadlines/compliance?" + qs({ from: range.from, to: range.to, group_by: groupBy }))
       .then(function (res) {
+        if (groupBy) return res.groups.filter(function (g) { return g.clock === "end_to_end"; });
         var row = res.rows.filter(function (r) { return r.clock === "end_to_end"; })[0];
-        return row ? { rate: row.rate, met: row.met, missed: row.missed, finished: row.finished }
-                   : { rate: null, met: 0, missed: 0, finished: 0 };
+        return row || { rate: null, met: 0, missed: 0, finished: 0 };
       });
   }
   function oneVisit(range, groupBy) {
     var path = pick(ONE_VISIT);
     if (!path) return Promise.resolve(null);
     return FO.api("GET", path + "?" + qs({ from: range.from, to: range.to, group_by: groupBy || "crew" }));
+  }
+  function csvUrl(path, range, extra) {
+    return path + "?" + qs(Object.assign({ from: range.from, to: range.to }, extra || {}));
+  }
+  function byGroup(path, range) {
+    return [
+      ["", t("planner.csv_crew"), csvUrl(path, range, { group_by: "crew" })],
+      ["-district", t("planner.csv_district"), csvUrl(path, range, { group_by: "district" })]
+    ];
   }
 
   // --------------------------------------------------------------- views
@@ -109,7 +150,7 @@
     return Promise.all(ms.map(function (m) {
       return Promise.all([
         firstPass(m, "crew").then(function (rows) { return sumRate(rows, "passed_first", "checked"); }).catch(function () { return null; }),
-        oneVisit(m).then(function (rows) { return rows ? rows.filter(function (r) { return r.key === "all"; })[0] || null : null; }).catch(function () { return null; }),
+        oneVisit(m).then(function (rows) { return rows ? rows.filter(function (r) { return r.code === "all"; })[0] || null : null; }).catch(function () { return null; }),
         compliance(m).catch(function () { return null; })
       ]);
     })).then(function (results) {
@@ -120,97 +161,142 @@
         { name: t("planner.compliance"), values: results.map(function (r) { return r[2] ? r[2].rate : null; }) }
       ];
       var labels = ms.map(function (m) { return m.label; });
-      p.body.appendChild(legend(series.map(function (x) { return x.name; })));
-      p.body.appendChild(C.rateLines(labels, series, { label: t("planner.over_time") }));
+      C.rateLines(p.body, "trend", labels, series, { label: t("planner.over_time") });
       var header = [t("planner.month")].concat(series.map(function (x) { return x.name; }));
-      var rows = labels.map(function (l, i) { return [l].concat(series.map(function (x) { return C.pct(x.values[i]); })); });
-      p.body.appendChild(el("details", {}, [el("summary", { text: t("planner.month") }), table(header, rows)]));
+      p.body.appendChild(dataTable(header, labels.map(function (l, i) {
+        return [l].concat(series.map(function (x) { return C.pct(x.values[i]); }));
+      })));
       p.csv("trend-" + range.from + "-" + range.to + ".csv", header, labels.map(function (l, i) {
-        return [l].concat(series.map(function (x) { return x.values[i] === null ? "" : x.values[i]; }));
+        return [l].concat(series.map(function (x) { return x.values[i] === null ? "" : x.values[i].toFixed(4); }));
       }));
     }).catch(p.fail);
   }
 
-  function barsBlock(body, title, rows, target) {
+  /** A heading, the bars of ``rows`` ({code, name, rate, n, d}) and their table. */
+  function barsBlock(body, name, title, rows, counts) {
     body.appendChild(el("h3", { text: title }));
     if (!rows.length) { body.appendChild(el("p", { class: "hint", text: t("planner.no_data") })); return; }
-    body.appendChild(C.rateBars(rows, { label: title, target: target }));
+    C.rateBars(body, name, rows.map(function (r) {
+      return { label: unit(r), value: r.rate, note: r.n + "/" + r.d };
+    }), { label: title });
+    body.appendChild(dataTable([t("planner.code"), t("planner.name"), counts[0], counts[1], t("planner.rate")],
+      rows.map(function (r) { return [r.code, r.name, r.n, r.d, C.pct(r.rate)]; })));
   }
 
   function firstPassView(range) {
     var p = panel("panel-first-pass", t("planner.first_pass"));
+    p.serverCsv(byGroup("/planner/first-pass.csv", range));
     return Promise.all([firstPass(range, "crew"), firstPass(range, "district")]).then(function (res) {
       clear(p.body);
-      var toBars = function (rows) { return rows.map(function (r) { return { label: r.label, value: r.rate, note: r.passed_first + "/" + r.checked }; }); };
-      barsBlock(p.body, t("planner.by_crew"), toBars(res[0]));
-      barsBlock(p.body, t("planner.by_district"), toBars(res[1]));
-      var header = ["group", "key", "label", "checked", "passed_first", "rate"];
-      var rows = [];
-      [["crew", res[0]], ["district", res[1]]].forEach(function (g) {
-        g[1].forEach(function (r) { rows.push([g[0], r.key, r.label, r.checked, r.passed_first, r.rate === null ? "" : r.rate]); });
-      });
-      p.csv("first-pass-" + range.from + "-" + range.to + ".csv", header, rows);
+      var rows = function (list) { return list.map(function (r) { return { code: r.code, name: r.name, rate: r.rate, n: r.passed_first, d: r.checked }; }); };
+      var counts = [t("planner.passed_first"), t("planner.checked")];
+      barsBlock(p.body, "crew", t("planner.by_crew"), rows(res[0]), counts);
+      barsBlock(p.body, "district", t("planner.by_district"), rows(res[1]), counts);
     }).catch(function (err) { p.fail(err.status === 404 ? null : err); });
   }
 
   function oneVisitView(range) {
     var p = panel("panel-one-visit", t("planner.one_visit"));
     if (!pick(ONE_VISIT)) { p.fail(null); return Promise.resolve(); }
+    p.serverCsv(byGroup("/planner/one-visit.csv", range).concat([
+      ["-orders", t("planner.csv_orders"), csvUrl("/planner/one-visit.csv", range)]
+    ]));
     return Promise.all([oneVisit(range, "crew"), oneVisit(range, "district")]).then(function (res) {
       clear(p.body);
-      var toBars = function (rows) {
-        return rows.filter(function (r) { return r.key !== "all"; }).map(function (r) {
-          return { label: r.label, value: r.rate, note: r.one_visit + "/" + r.energised };
+      var rows = function (list) {
+        return list.filter(function (r) { return r.code !== "all"; }).map(function (r) {
+          return { code: r.code, name: r.name, rate: r.rate, n: r.one_visit, d: r.energised };
         });
       };
-      barsBlock(p.body, t("planner.by_crew"), toBars(res[0]));
-      barsBlock(p.body, t("planner.by_district"), toBars(res[1]));
-      var header = ["group", "key", "label", "energised", "one_visit", "rate"];
-      var rows = [];
-      [["crew", res[0]], ["district", res[1]]].forEach(function (g) {
-        g[1].forEach(function (r) {
-          if (g[0] === "district" && r.key === "all") return;  // listed once, with the crews
-          rows.push([r.key === "all" ? "all" : g[0], r.key, r.label, r.energised, r.one_visit, r.rate === null ? "" : r.rate]);
-        });
-      });
-      p.csv("one-visit-" + range.from + "-" + range.to + ".csv", header, rows);
+      var counts = [t("planner.one_visit_count"), t("planner.energised")];
+      barsBlock(p.body, "crew", t("planner.by_crew"), rows(res[0]), counts);
+      barsBlock(p.body, "district", t("planner.by_district"), rows(res[1]), counts);
     }).catch(p.fail);
   }
 
   function complianceView(range) {
-    var p = panel("panel-compliance", t("planner.compliance"));
-    var crewIds = Object.keys(crews), districtIds = Object.keys(districts);
-    return Promise.all([
-      Promise.all(crewIds.map(function (id) { return compliance(range, { crew_id: id }); })),
-      Promise.all(districtIds.map(function (id) { return compliance(range, { district_id: id }); }))
-    ]).then(function (res) {
+    var p = panel("panel-compliance", t("planner.compliance") + " · " + t("clock.end_to_end"));
+    p.serverCsv(byGroup("/deadlines/compliance.csv", range));
+    return Promise.all([compliance(range, "crew"), compliance(range, "district")]).then(function (res) {
       clear(p.body);
-      var crewRows = crewIds.map(function (id, i) { return { id: id, name: crews[id], c: res[0][i] }; }).filter(function (r) { return r.c.finished; });
-      var districtRows = districtIds.map(function (id, i) { return { id: id, name: districts[id], c: res[1][i] }; }).filter(function (r) { return r.c.finished; });
-      var toBars = function (rows) { return rows.map(function (r) { return { label: r.name, value: r.c.rate, note: r.c.met + "/" + r.c.finished }; }); };
-      barsBlock(p.body, t("planner.by_crew"), toBars(crewRows));
-      barsBlock(p.body, t("planner.by_district"), toBars(districtRows));
-      var rows = [];
-      [["crew", crewRows], ["district", districtRows]].forEach(function (g) {
-        g[1].forEach(function (r) { rows.push([g[0], r.id, r.name, r.c.met, r.c.missed, r.c.finished, r.c.rate === null ? "" : r.c.rate]); });
-      });
-      p.csv("compliance-" + range.from + "-" + range.to + ".csv", ["group", "id", "name", "met", "missed", "finished", "rate"], rows);
+      var rows = function (list) { return list.map(function (g) { return { code: g.code, name: g.name, rate: g.rate, n: g.met, d: g.finished }; }); };
+      var counts = [t("planner.met"), t("planner.finished")];
+      barsBlock(p.body, "crew", t("planner.by_crew"), rows(res[0]), counts);
+      barsBlock(p.body, "district", t("planner.by_district"), rows(res[1]), counts);
     }).catch(p.fail);
   }
 
   function paretoView(range) {
     var p = panel("panel-pareto", t("planner.pareto"), true);
+    p.serverCsv(csvUrl("/planner/failing-items.csv", range));
     return FO.api("GET", "/planner/failing-items?" + qs({ from: range.from, to: range.to })).then(function (rows) {
       clear(p.body);
-      if (!rows.length) { p.body.appendChild(el("p", { class: "hint", text: t("planner.no_data") })); }
-      else {
-        p.body.appendChild(C.pareto(rows.map(function (r) { return { label: r.label, count: r.failures, cumulative: r.cumulative_share }; }), { label: t("planner.pareto") }));
-        p.body.appendChild(table([t("checklist.title"), t("planner.count"), t("planner.cumulative")], rows.map(function (r) {
-          return [r.label, r.failures, C.pct(r.cumulative_share)];
+      if (!rows.length) { p.body.appendChild(el("p", { class: "hint", text: t("planner.no_data") })); return; }
+      C.pareto(p.body, "pareto", rows.map(function (r) { return { label: r.label, count: r.failures, cumulative: r.cumulative_share }; }),
+        { label: t("planner.pareto"), countName: t("planner.failures"), cumulativeName: t("planner.cumulative") });
+      p.body.appendChild(dataTable([t("planner.item"), t("planner.failures"), t("planner.cumulative")], rows.map(function (r) {
+        return [r.label, r.failures, C.pct(r.cumulative_share)];
+      })));
+    }).catch(function (err) { p.fail(err.status === 404 ? null : err); });
+  }
+
+  function lineName(id) { return id === null || id === undefined || id === "-" ? "—" : String(id); }
+
+  function backlogView() {
+    var p = panel("panel-backlog", t("planner.backlog"), true);
+    p.serverCsv("/planner/defect-backlog?format=csv");
+    return FO.api("GET", "/planner/defect-backlog").then(function (rows) {
+      clear(p.body);
+      if (!rows.length) { p.body.appendChild(el("p", { class: "hint", text: t("planner.no_data") })); return; }
+      var lines = [], severities = [];
+      rows.forEach(function (r) {
+        var line = lineName(r.line_id);
+        if (lines.indexOf(line) < 0) lines.push(line);
+        if (severities.indexOf(r.severity) < 0) severities.push(r.severity);
+      });
+      severities.sort(function (a, b) { return b - a; });
+      C.stackedBars(p.body, "backlog", lines, severities.map(function (sev) {
+        return {
+          name: t("planner.severity", { n: sev }),
+          values: lines.map(function (line) {
+            return rows.filter(function (r) { return lineName(r.line_id) === line && r.severity === sev; })
+              .reduce(function (n, r) { return n + r.open_findings; }, 0);
+          })
+        };
+      }), { label: t("planner.backlog") });
+      p.body.appendChild(dataTable(
+        [t("planner.line"), t("planner.defect_class"), t("planner.severity_col"), t("planner.open"), t("planner.oldest"), t("planner.mean_age")],
+        rows.map(function (r) { return [lineName(r.line_id), FO.tOr("defect_class." + r.class_name, r.class_name), r.severity, r.open_findings, r.oldest_age_days, r.mean_age_days]; })));
+    }).catch(function (err) { p.fail(err.status === 404 ? null : err); });
+  }
+
+  var COVERAGE_DAYS = 90;
+
+  function coverageView() {
+    var p = panel("panel-coverage", t("planner.coverage", { days: COVERAGE_DAYS }));
+    p.serverCsv("/planner/inspection-coverage?" + qs({ days: COVERAGE_DAYS, format: "csv" }));
+    return FO.api("GET", "/planner/inspection-coverage?" + qs({ days: COVERAGE_DAYS })).then(function (rows) {
+      clear(p.body);
+      if (!rows.length) { p.body.appendChild(el("p", { class: "hint", text: t("planner.no_data") })); return; }
+      C.rateBars(p.body, "coverage", rows.map(function (r) {
+        return { label: lineName(r.line_id), value: r.coverage, note: r.seen + "/" + r.assets };
+      }), { label: t("planner.coverage", { days: COVERAGE_DAYS }) });
+      p.body.appendChild(dataTable([t("planner.line"), t("planner.seen"), t("planner.assets"), t("planner.coverage_rate")],
+        rows.map(function (r) { return [lineName(r.line_id), r.seen, r.assets, C.pct(r.coverage)]; })));
+    }).catch(function (err) { p.fail(err.status === 404 ? null : err); });
+  }
+
+  function leadTimesView() {
+    var p = panel("panel-lead-times", t("planner.lead_times"));
+    p.serverCsv("/planner/repair-lead-times?format=csv");
+    return FO.api("GET", "/planner/repair-lead-times").then(function (rows) {
+      clear(p.body);
+      if (!rows.length) { p.body.appendChild(el("p", { class: "hint", text: t("planner.no_data") })); return; }
+      p.body.appendChild(table(
+        [t("planner.repair"), t("planner.status"), t("planner.to_on_site"), t("planner.to_repaired"), t("planner.to_verified")],
+        rows.map(function (r) {
+          return ["#" + r.repair_id, FO.tOr("repair_stage." + r.stage, r.stage), r.days_to_on_site, r.days_to_repaired, r.days_to_verified];
         })));
-      }
-      p.csv("failing-items-" + range.from + "-" + range.to + ".csv", ["item_code", "label", "failures", "share", "cumulative_share"],
-        rows.map(function (r) { return [r.item_code, r.label, r.failures, r.share, r.cumulative_share]; }));
     }).catch(function (err) { p.fail(err.status === 404 ? null : err); });
   }
 
@@ -233,12 +319,16 @@
               el("span", { text: FO.tOr("clock." + i.clock, i.clock) }),
               el("strong", { text: t("orders.due", { date: i.due_on }) })
             ]),
-            el("p", { class: "flag__reason hint", text: crewName(i.crew_id) + " · " + districtName(i.district_id) + " · " + t("stage." + i.stage) })
+            el("p", { class: "flag__reason hint", text: unitName(crewOf(i.crew_id)) + " · " + unitName(districtOf(i.district_id)) + " · " + t("stage." + i.stage) })
           ]);
         })));
       }
-      p.csv("attention-" + res.as_of + ".csv", ["order_id", "crew", "district", "stage", "clock", "due_on", "status", "provisional"],
-        items.map(function (i) { return [i.order_id, crewName(i.crew_id), districtName(i.district_id), i.stage, i.clock, i.due_on, i.status, i.provisional]; }));
+      p.csv("attention-" + res.as_of + ".csv",
+        ["order_id", "crew_code", "crew_name", "district_code", "district_name", "stage", "clock", "due_on", "status", "provisional"],
+        items.map(function (i) {
+          var crew = crewOf(i.crew_id), district = districtOf(i.district_id);
+          return [i.order_id, crew.code, crew.name, district.code, district.name, i.stage, i.clock, i.due_on, i.status, i.provisional];
+        }));
     }).catch(p.fail);
   }
 
@@ -295,17 +385,18 @@
   }
 
   function load(range) {
+    C.disposeAll();
     clear(document.getElementById("panels"));
     return Promise.all([
       FO.api("GET", "/openapi.json"), FO.api("GET", "/crews"), FO.api("GET", "/districts")
     ]).then(function (res) {
       paths = res[0].paths || {};
       crews = {}; districts = {};
-      res[1].forEach(function (c) { crews[c.id] = c.code + " " + c.name; });
-      res[2].forEach(function (d) { districts[d.id] = d.name; });
+      res[1].forEach(function (c) { crews[c.id] = { code: c.code, name: c.name }; });
+      res[2].forEach(function (d) { districts[d.id] = { code: d.code, name: d.name }; });
       return Promise.all([
         overTime(range), firstPassView(range), oneVisitView(range), complianceView(range),
-        paretoView(range), attentionView(),
+        paretoView(range), backlogView(), coverageView(), leadTimesView(), attentionView(),
         flagsView("panel-evidence", t("planner.evidence_flags"), EVIDENCE_FLAGS),
         flagsView("panel-offsystem", t("planner.offsystem_flags"), OFFSYSTEM_FLAGS)
       ]);
@@ -324,7 +415,7 @@
     document.getElementById("view-dashboard").hidden = !signedIn;
     document.getElementById("sign-out").hidden = !signedIn;
     if (!signedIn) { document.getElementById("signin-token").focus(); return; }
-    document.getElementById("whoami").textContent = me ? t("signin.signed_in_as", { name: me.name, role: me.role }) : "";
+    document.getElementById("whoami").textContent = me ? t("signin.signed_in_as", { name: me.name, role: FO.roleName ? FO.roleName(me.role) : me.role }) : "";
     if (me && me.role !== "planner" && me.role !== "admin") {
       document.getElementById("panels").appendChild(el("p", { class: "notice notice--warn", text: t("planner.needs_planner") }));
     }
