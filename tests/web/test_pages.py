@@ -81,4 +81,5 @@ def test_the_checklist_card_of_an_order_without_a_scheme_is_a_clear_422(
     response = client.get(f"/app/api/work-orders/{order.id}/checklist-card", headers=auth(token))
     assert response.status_code == 422
     assert response.json()["error"] == "ValidationFailed"
-    assert "scheme" in response.json()["detail"]
+    assert response.json()["code"] == "checklist.no_accepted_scheme"
+    assert "方案" in response.json()["detail"]  # in the request's language (zh-CN by default)
