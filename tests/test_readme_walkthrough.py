@@ -90,6 +90,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         log.close()
 
 
+@pytest.mark.timeout(600)  # migrate + the demo's months of history + the walk-through, 2 cores
 def test_the_readme_walkthrough_connects_a_customer(
     served: tuple[str, dict[str, str]], tmp_path: Path
 ) -> None:
