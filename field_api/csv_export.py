@@ -26,7 +26,7 @@ from typing import Any, Final
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from field_api import clock
+from field_api import clock, messages
 from field_api.language import DEFAULT_LANG, Lang, language_of
 
 MEDIA_TYPE: Final = "text/csv; charset=utf-8"
@@ -86,8 +86,14 @@ def csv_response(
     filename: str,
     header: Sequence[str] | None = None,
 ) -> Response:
-    """A CSV download of ``rows`` in the request's language (:func:`language_of`)."""
+    """A CSV download of ``rows`` in the request's language (:func:`language_of`).
+
+    Without ``header`` the columns are named for people in that language
+    (:func:`field_api.messages.csv_header`).
+    """
     language = language_of(request)
+    if header is None:
+        header = messages.csv_header(columns, language)
     return Response(
         csv_text(rows, columns, language=language, header=header),
         media_type=MEDIA_TYPE,

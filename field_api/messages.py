@@ -132,6 +132,51 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "第 {attempt} 次检查：{label}：{reason}", "attempt {attempt}: {label}: {reason}"
     ),
     "gap.other": _m("{detail}", "{detail}"),
+    # -- CSV column headers: "csv.<column>" (csv_header) ----------------------------------------
+    "csv.code": _m("编码", "Code"),
+    "csv.name": _m("名称", "Name"),
+    "csv.checked": _m("检查数", "Checked"),
+    "csv.passed_first": _m("一次通过数", "Passed first time"),
+    "csv.rate": _m("比率", "Rate"),
+    "csv.item_code": _m("检查项编码", "Item code"),
+    "csv.label": _m("检查项", "Item"),
+    "csv.failures": _m("不合格次数", "Failures"),
+    "csv.share": _m("占比", "Share"),
+    "csv.cumulative_share": _m("累计占比", "Cumulative share"),
+    "csv.energised": _m("送电数", "Energised"),
+    "csv.one_visit": _m("一次上门", "One visit"),
+    "csv.order_id": _m("工单号", "Order"),
+    "csv.crew_code": _m("班组编码", "Crew code"),
+    "csv.crew_name": _m("班组", "Crew"),
+    "csv.district_code": _m("供电所编码", "District code"),
+    "csv.district_name": _m("供电所", "District"),
+    "csv.customer": _m("客户", "Customer"),
+    "csv.visits": _m("上门次数", "Visits"),
+    "csv.energised_at": _m("送电时间", "Energised at"),
+    "csv.clock": _m("时限", "Time limit"),
+    "csv.met": _m("按时完成", "Met"),
+    "csv.missed": _m("超时", "Missed"),
+    "csv.finished": _m("已结束", "Finished"),
+    "csv.running": _m("计时中", "Running"),
+    "csv.month": _m("月份", "Month"),
+    "csv.first_pass_rate": _m("一次通过率", "First-pass rate"),
+    "csv.one_visit_rate": _m("一次上门率", "One-visit rate"),
+    "csv.compliance_rate": _m("按时完成率", "On-time rate"),
+    "csv.line_id": _m("线路", "Line"),
+    "csv.class_name": _m("缺陷类别", "Defect class"),
+    "csv.severity": _m("严重程度", "Severity"),
+    "csv.open_findings": _m("未处理缺陷", "Open findings"),
+    "csv.oldest_age_days": _m("最长存续天数", "Oldest (days)"),
+    "csv.mean_age_days": _m("平均存续天数", "Mean age (days)"),
+    "csv.assets": _m("资产数", "Assets"),
+    "csv.seen": _m("已巡视", "Seen"),
+    "csv.coverage": _m("覆盖率", "Coverage"),
+    "csv.repair_id": _m("抢修单", "Repair order"),
+    "csv.finding_id": _m("缺陷", "Finding"),
+    "csv.stage": _m("阶段", "Stage"),
+    "csv.days_to_on_site": _m("到场天数", "Days to on site"),
+    "csv.days_to_repaired": _m("修复天数", "Days to repaired"),
+    "csv.days_to_verified": _m("验收天数", "Days to verified"),
 }
 
 
@@ -209,3 +254,11 @@ def render_all(messages: Sequence[Mapping[str, Any]], language: str = DEFAULT_LA
     return SEPARATORS.get(language, SEPARATORS[DEFAULT_LANGUAGE]).join(
         render(m["code"], m.get("params") or {}, language) for m in messages
     )
+
+
+def csv_header(columns: Sequence[str], language: str = DEFAULT_LANGUAGE) -> list[str]:
+    """The people's names of CSV ``columns`` in ``language`` (``csv.<column>``; a column
+    without an entry keeps its own name)."""
+    return [
+        render(f"csv.{c}", {}, language) if f"csv.{c}" in MESSAGES else c for c in columns
+    ]

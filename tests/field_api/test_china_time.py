@@ -24,6 +24,7 @@ from field_api.checklists import service as checklists
 from field_api.config import Settings
 from field_api.deadlines import service as deadlines
 from field_api.inspections import service as inspections
+from field_api.messages import csv_header
 from field_api.visits import service as visits
 from field_api.work_orders import service as orders
 from field_api.work_orders.rules import Stage
@@ -182,10 +183,11 @@ def test_one_visit_csv_is_china_time_in_both_languages_and_its_json_stays_utc(
         assert r.status_code == 200, r.text
         assert r.headers["content-type"].startswith("text/csv")
         lines = r.text.lstrip("\ufeff").splitlines()
-        assert lines[0] == (
-            "order_id,crew_code,crew_name,district_code,district_name,customer,visits,"
-            "one_visit,energised_at"
-        )
+        columns = [  # named for people in the answer's language
+            "order_id", "crew_code", "crew_name", "district_code", "district_name", "customer",
+            "visits", "one_visit", "energised_at",
+        ]
+        assert lines[0] == ",".join(csv_header(columns, r.headers["content-language"]))
         return {int(line.split(",")[0]): line for line in lines[1:]}
 
     # Chinese by default: 是/否 and Beijing time with its offset (the 5th, not the 4th).

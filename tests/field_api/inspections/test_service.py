@@ -350,8 +350,10 @@ def test_http_review_repair_flow_and_ledger_tasks(
     assert backlog == []  # the only defect was repaired and verified
     cov = client.get("/planner/inspection-coverage?days=3650", headers=auth(planner)).json()
     assert cov[0]["line_id"] == "L-10KV-01" and cov[0]["assets"] == 3 and cov[0]["seen"] == 1
-    csv_text = client.get("/planner/repair-lead-times?format=csv", headers=auth(planner)).text
-    assert csv_text.lstrip("\ufeff").splitlines()[0].startswith("repair_id,finding_id,stage")
+    csv_text = client.get(
+        "/planner/repair-lead-times?format=csv", headers=auth(planner, **{"Accept-Language": "en"})
+    ).text
+    assert csv_text.lstrip("\ufeff").splitlines()[0].startswith("Repair order,Finding,Stage")
     assert RepairStage.verified.value in csv_text
 
 

@@ -111,9 +111,8 @@ def test_one_visit_report_and_csv(client: TestClient, session: Session, settings
     assert wrong.json()["error"]
     csv = client.get("/planner/one-visit.csv", params=window, headers=auth(planner))
     assert csv.status_code == 200
-    assert csv.text.splitlines()[0] == (
-        "\ufefforder_id,crew_code,crew_name,district_code,district_name,customer,visits,"
-        "one_visit,energised_at"
+    assert csv.text.splitlines()[0] == (  # the columns named in the reader's language
+        "\ufeff工单号,班组编码,班组,供电所编码,供电所,客户,上门次数,一次上门,送电时间"
     )
     # The rates as CSV, keyed like the JSON (code and name; the row of all first).
     rates = client.get(
