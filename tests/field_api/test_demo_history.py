@@ -1,0 +1,179 @@
+"""The demo's history: seeded (the same rows twice), idempotent, audited, and believable to a
+planner (one-visit rate, first-pass failures, missed deadlines, a trend over months)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from field_api import clock, demo
+from field_api.auth.models import Role
+from field_api.auth.rules import Principal
+from field_api.callbacks.models import ReviewFlag
+from field_api.checklists import service as checklists
+from field_api.cli import app as cli
+from field_api.config import Settings, get_settings
+from field_api.db import Base, make_engine, make_session_factory
+from field_api.deadlines import service as deadlines
+from field_api.visits import service as visits
+from field_api.visits.models import Visit
+from field_api.work_orders.models import StageTransition, WorkOrder
+from field_api.work_orders.rules import Stage
+
+# A fixed "now" (10:00 in China on a Friday): the seeded history is then the same on every run.
+NOW = datetime(2026, 12, 4, 2, 0, tzinfo=UTC)
+
+# Columns (and keys inside JSON columns) whose values are random by design: tokens, one-time
+# codes, the installation's signing key and what it signs. Every other column of every business
+# table is compared.
+RANDOM_BY_DESIGN = re.compile(
+    r"token|otp|proof|code_hash|salt|^signature$|file_sha256|key_id|secret|nonce|envelope"
+)
+SKIPPED_TABLES = re.compile(r"^(audit|api_token|lease|idempotency)")
+
+
+@pytest.fixture
+def fixed_clock() -> Iterator[clock.ManualClock]:
+    with clock.use_clock(clock.ManualClock(NOW)) as installed:
+        assert isinstance(installed, clock.ManualClock)
+        yield installed
+
+
+def _settings(root: Path, url: str) -> Settings:
+    return Settings(
+        env="test",
+        database_url=url,
+        media_dir=root / "media",
+        token_pepper="test-pepper-0123456789",
+        signing_key_path=root / "keys" / "signing.key",
+        audit_checkpoint_dir=root / "audit-checkpoints",
+    )
+
+
+def _digest(engine: Engine) -> tuple[str, int]:
+    """sha256 over every business row (ids included: both databases are fresh)."""
+    h = hashlib.sha256()
+    rows = 0
+    with engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            if SKIPPED_TABLES.match(table.name):
+                continue
+            columns = [c for c in table.columns if not RANDOM_BY_DESIGN.search(c.name)]
+            order = list(table.primary_key.columns) or columns
+            for row in conn.execute(select(*columns).order_by(*order)):
+                h.update(table.name.encode())
+                h.update(json.dumps([_scrub(v) for v in row], ensure_ascii=False).encode())
+                rows += 1
+    return h.hexdigest(), rows
+
+
+def _scrub(value: object) -> object:
+    """The value as text, JSON objects without their random-by-design keys."""
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items() if not RANDOM_BY_DESIGN.search(k)}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return str(value)
+
+
+def _fresh_load(root: Path, months: int) -> tuple[str, int]:
+    root.mkdir()
+    settings = _settings(root, f"sqlite:///{root}/demo.db")
+    engine = make_engine(settings.database_url)
+    Base.metadata.create_all(engine)
+    with make_session_factory(engine).begin() as session:
+        demo.load(session, settings=settings, months=months)
+    try:
+        return _digest(engine)
+    finally:
+        engine.dispose()
+
+
+def test_two_fresh_databases_get_the_same_history(
+    tmp_path: Path, fixed_clock: clock.ManualClock
+) -> None:
+    first, rows = _fresh_load(tmp_path / "one", months=1)
+    fixed_clock.set(NOW)  # the second load starts at the same moment
+    second, _ = _fresh_load(tmp_path / "two", months=1)
+    assert rows > 500  # orders, transitions, visits, photos, schemes, contracts, checks, ...
+    assert first == second
+
+
+@pytest.fixture
+def cli_db(committed_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
+    monkeypatch.setenv("FIELDOPS_DATABASE_URL", committed_url)
+    monkeypatch.setenv("FIELDOPS_TOKEN_PEPPER", "cli-test-pepper-0123456789")
+    monkeypatch.setenv("FIELDOPS_MEDIA_DIR", str(tmp_path / "media"))
+    monkeypatch.setenv("FIELDOPS_SIGNING_KEY_PATH", str(tmp_path / "keys" / "signing.key"))
+    monkeypatch.setenv("FIELDOPS_AUDIT_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    get_settings.cache_clear()
+    yield committed_url
+    get_settings.cache_clear()
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.output
+
+
+def test_cli_history_is_audited_idempotent_and_believable(
+    cli_db: str, fixed_clock: clock.ManualClock
+) -> None:
+    code, out = _run("demo", "load", "--months", "3")
+    assert code == 0, out
+    created = int(re.search(r"\((\d+) new work orders", out).group(1))  # type: ignore[union-attr]
+    assert created > 30 and re.search(r"in \d+\.\d s", out)
+    code, out = _run("audit", "verify")
+    assert code == 0, out
+    code, out = _run("demo", "load", "--months", "3")
+    assert code == 0 and "(0 new work orders" in out, out
+
+    engine = make_engine(cli_db)
+    try:
+        with Session(engine) as session:
+            _assert_believable(session, created)
+    finally:
+        engine.dispose()
+
+
+def _assert_believable(session: Session, created: int) -> None:
+    assert session.scalar(select(func.count()).select_from(WorkOrder)) == created
+    today = clock.to_china(NOW).date()
+    since = today - timedelta(days=100)
+    overall = visits.one_visit_rate(session, date_from=since, date_to=today)[0]
+    assert overall.code == "all" and overall.energised > 20
+    assert overall.rate is not None and 0.6 < overall.rate < 1.0  # most, not all, in one visit
+    # every energised order was visited (the old demo energised orders without any visit)
+    energised = session.scalars(
+        select(StageTransition.order_id).where(StageTransition.to_stage == Stage.energised)
+    ).all()
+    visited = set(session.scalars(select(Visit.order_id)).all())
+    assert set(energised) <= visited
+    first = checklists.first_pass(session, date_from=since, date_to=today, group_by="crew")
+    assert {r.code for r in first} >= {"CREW-A", "CREW-B", "CREW-C"}
+    checked = sum(r.checked for r in first)
+    passed_first = sum(r.passed_first for r in first)
+    assert 0.6 * checked < passed_first < checked  # some checks fail first and are reworked
+    admin = Principal(user_id=1, name="admin", role=Role.admin)
+    summary = deadlines.compliance(session, admin, period_from=since, period_to=today)
+    assert sum(c.missed for c in summary) > 0 and sum(c.met for c in summary) > 0
+    months = {
+        (d.year, d.month)
+        for d in session.scalars(
+            select(StageTransition.at).where(StageTransition.to_stage == Stage.energised)
+        )
+    }
+    assert len(months) >= 3  # a trend of several months, not one point
+    stages = set(session.scalars(select(WorkOrder.stage)))
+    assert {Stage.closed, Stage.called_back, Stage.whitelisted, Stage.cancelled} <= stages
+    flags = session.scalar(select(func.count()).select_from(ReviewFlag))
+    assert flags is not None and flags > 0
