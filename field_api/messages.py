@@ -118,13 +118,29 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "客户反映在申请之前就已开工", "customer says work started before the application"
     ),
     # -- one-visit gaps (field_api.visits.evidence): "gap.<code>" -----------------------------
+    "gap.arrival_position": _m(
+        "到场位置距工单位置 {distance_m} 米，现场范围最多 {limit_m} 米",
+        "the arrival was recorded {distance_m} m from the order's location; at most {limit_m} m "
+        "counts as on site",
+    ),
     "gap.photo_site": _m("本工单没有现场照片", "no photo of kind site for this order"),
     "gap.scheme": _m("本工单没有已确认的供电方案", "no accepted supply scheme for this order"),
-    "gap.contract": _m("合同尚未签署", "the contract is not signed"),
+    "gap.contract_missing": _m("尚未生成合同", "no contract generated yet"),
+    "gap.contract_unsigned": _m(
+        "客户尚未签署合同", "the contract is not signed by the customer yet"
+    ),
     "gap.kit_issued": _m("本工单尚未从仓库领取套件", "no kit issued from a depot for this order"),
     "gap.meter_barcode": _m("没有带照片的电表条码扫描", "no scanned meter barcode with a photo"),
     "gap.meter_barcode_unreadable": _m(
         "电表条码照片无法识别", "the meter barcode photo could not be decoded"
+    ),
+    "gap.meter_barcode_differs": _m(
+        "扫描的电表 {scanned} 与照片中的 {decoded} 不一致",
+        "the scanned meter {scanned} differs from the photo's {decoded}",
+    ),
+    "gap.meter_not_issued": _m(
+        "安装的电表 {scanned} 不是出库的电表 {issued}",
+        "the installed meter {scanned} is not the issued meter {issued}",
     ),
     "gap.check_missing": _m("{phase} 检查尚未提交", "the {phase} check has not been submitted"),
     "gap.check_failed": _m("第 {attempt} 次检查未通过", "attempt {attempt} failed"),

@@ -14,6 +14,7 @@ from field_api.deps import CurrentUser, DbSession, require_roles
 from field_api.language import Lang, language_of
 from field_api.types import CSV_RESPONSES, IdPath, IsoDate
 from field_api.visits import service
+from field_api.visits.rules import gaps_in
 from field_api.visits.schemas import (
     CompletionRead,
     OneVisitRead,
@@ -35,7 +36,9 @@ To = Annotated[IsoDate, Query(alias="to", description="Last day (China time), in
 # /work-orders/{id}/visits itself belongs to the deadlines slice (visits booked with the
 # customer); a crew's arrival on site opens one of these visit records instead.
 @router.post("/work-orders/{order_id}/visits/arrival", status_code=status.HTTP_201_CREATED)
-def arrive(order_id: IdPath, body: VisitCreate, session: DbSession, user: FieldWork) -> VisitRead:
+def arrive(
+    request: Request, order_id: IdPath, body: VisitCreate, session: DbSession, user: FieldWork
+) -> VisitRead:
     """Record the crew's arrival on site (opens a visit)."""
     visit = service.arrive(
         session,
@@ -46,25 +49,30 @@ def arrive(order_id: IdPath, body: VisitCreate, session: DbSession, user: FieldW
         accuracy_m=body.accuracy_m,
         device_time=body.device_time,
     )
-    return VisitRead.of(visit)
+    return VisitRead.of(visit, language_of(request))
 
 
 @router.get("/work-orders/{order_id}/visits/on-site")
-def list_visits(order_id: IdPath, session: DbSession, user: CurrentUser) -> list[VisitRead]:
+def list_visits(
+    request: Request, order_id: IdPath, session: DbSession, user: CurrentUser
+) -> list[VisitRead]:
     """The crew's visits to the order's site (arrival, departure, stages done), oldest first."""
     orders.get_for_actor(session, order_id, user, write=False)
-    return [VisitRead.of(v) for v in service.visits_of(session, order_id)]
+    language = language_of(request)
+    return [VisitRead.of(v, language) for v in service.visits_of(session, order_id)]
 
 
 @router.post("/work-orders/{order_id}/visits/{visit_id}/complete")
 def complete_visit(
+    request: Request,
     order_id: IdPath,
     visit_id: IdPath,
     session: DbSession,
     user: FieldWork,
     body: VisitComplete | None = None,
 ) -> CompletionRead:
-    """Move the order through every stage whose evidence is present; list what is missing."""
+    """Move the order through every stage whose evidence is present; list what is missing
+    (each gap with its ``message`` in the request's language)."""
     body = body or VisitComplete()
     done = service.complete(
         session,
@@ -80,14 +88,19 @@ def complete_visit(
         order_stage=done.order.stage,
         moved_through=list(done.plan.moves),
         stopped_at=done.plan.stopped_at,
-        missing=service.gaps_as_detail(done.plan.missing),
-        visit=VisitRead.of(done.visit),
+        missing=gaps_in(service.gaps_as_detail(done.plan.missing), language_of(request)),
+        visit=VisitRead.of(done.visit, language_of(request)),
     )
 
 
 @router.post("/work-orders/{order_id}/visits/{visit_id}/depart")
 def depart(
-    order_id: IdPath, visit_id: IdPath, body: VisitDepart, session: DbSession, user: FieldWork
+    request: Request,
+    order_id: IdPath,
+    visit_id: IdPath,
+    body: VisitDepart,
+    session: DbSession,
+    user: FieldWork,
 ) -> VisitRead:
     """Record the crew leaving the site (closes the visit)."""
     visit = service.depart(
@@ -99,7 +112,7 @@ def depart(
         lon=body.lon,
         device_time=body.device_time,
     )
-    return VisitRead.of(visit)
+    return VisitRead.of(visit, language_of(request))
 
 
 # The name of the row of all orders (code ``all``) in the reader's language.

@@ -26,16 +26,17 @@ def survey_gaps(
     gaps: list[Gap] = []
     if visit.arrival_distance_m > max_arrival_distance_m:
         gaps.append(
-            Gap(
+            Gap.of(
                 Stage.surveyed,
                 "arrival_position",
-                f"the arrival was recorded {visit.arrival_distance_m:.0f} m from the order's "
-                f"location; at most {max_arrival_distance_m:.0f} m counts as on site",
+                "gap.arrival_position",
+                distance_m=round(visit.arrival_distance_m),
+                limit_m=round(max_arrival_distance_m),
             )
         )
     counts = check_evidence.gather(session, order).context.photo_counts
     if counts.get("site", 0) < 1:
-        gaps.append(Gap(Stage.surveyed, "photo_site", "no photo of kind site for this order"))
+        gaps.append(Gap.of(Stage.surveyed, "photo_site", "gap.photo_site"))
     return gaps
 
 
@@ -43,7 +44,7 @@ def scheme_gaps(session: Session, order: WorkOrder) -> list[Gap]:
     """An accepted supply scheme saved on the order."""
     gathered = check_evidence.gather(session, order)
     if gathered.kit_code is None:
-        return [Gap(Stage.scheme_answered, "scheme", "no accepted supply scheme for this order")]
+        return [Gap.of(Stage.scheme_answered, "scheme", "gap.scheme")]
     return []
 
 
@@ -52,10 +53,8 @@ def contract_gaps(session: Session, order: WorkOrder) -> list[Gap]:
     if contracts.is_signed(session, order.id):
         return []
     if contracts.get(session, order.id) is None:
-        detail = "no contract generated yet"
-    else:
-        detail = "the contract is not signed by the customer yet"
-    return [Gap(Stage.contract_signed, "contract", detail)]
+        return [Gap.of(Stage.contract_signed, "contract", "gap.contract_missing")]
+    return [Gap.of(Stage.contract_signed, "contract", "gap.contract_unsigned")]
 
 
 def installation_gaps(session: Session, order: WorkOrder) -> list[Gap]:
@@ -63,30 +62,32 @@ def installation_gaps(session: Session, order: WorkOrder) -> list[Gap]:
     context = check_evidence.gather(session, order).context
     gaps: list[Gap] = []
     if not check_evidence.kit_issued(session, order):
-        gaps.append(Gap(Stage.installed, "kit_issued", "no kit issued from a depot for this order"))
+        gaps.append(Gap.of(Stage.installed, "kit_issued", "gap.kit_issued"))
     scanned = (context.scanned_barcode or "").strip()
     decoded = (context.decoded_barcode or "").strip()
     issued = (context.issued_meter_barcode or "").strip()
     if not scanned:
-        gaps.append(Gap(Stage.installed, "meter_barcode", "no scanned meter barcode with a photo"))
+        gaps.append(Gap.of(Stage.installed, "meter_barcode", "gap.meter_barcode"))
     elif not decoded:
-        gaps.append(
-            Gap(Stage.installed, "meter_barcode", "the meter barcode photo could not be decoded")
-        )
+        gaps.append(Gap.of(Stage.installed, "meter_barcode", "gap.meter_barcode_unreadable"))
     elif scanned != decoded:
         gaps.append(
-            Gap(
+            Gap.of(
                 Stage.installed,
                 "meter_barcode",
-                f"the scanned meter {scanned} differs from the photo's {decoded}",
+                "gap.meter_barcode_differs",
+                scanned=scanned,
+                decoded=decoded,
             )
         )
     elif issued and scanned != issued:
         gaps.append(
-            Gap(
+            Gap.of(
                 Stage.installed,
                 "meter_barcode",
-                f"the installed meter {scanned} is not the issued meter {issued}",
+                "gap.meter_not_issued",
+                scanned=scanned,
+                issued=issued,
             )
         )
     return gaps
@@ -98,15 +99,22 @@ def check_gaps(session: Session, order: WorkOrder, phase: str, stage: Stage) -> 
         return []
     attempts = checklists.submissions_of(session, order.id, phase=phase)
     if not attempts:
-        return [Gap(stage, f"check_{phase}", f"the {phase} check has not been submitted")]
+        return [Gap.of(stage, f"check_{phase}", "gap.check_missing", phase=phase)]
     last = attempts[-1]
     failed = [
         i for i in checklists.items_of(session, [last.id])[last.id] if not i.passed and i.critical
     ]
     return [
-        Gap(stage, f"check_{phase}.{i.item_code}", f"attempt {last.attempt}: {i.label}: {i.reason}")
+        Gap.of(
+            stage,
+            f"check_{phase}.{i.item_code}",
+            "gap.check_item_failed",
+            attempt=last.attempt,
+            label=i.label,
+            reason=i.reason,
+        )
         for i in failed
-    ] or [Gap(stage, f"check_{phase}", f"attempt {last.attempt} failed")]
+    ] or [Gap.of(stage, f"check_{phase}", "gap.check_failed", attempt=last.attempt)]
 
 
 def gaps_by_stage(

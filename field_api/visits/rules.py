@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from field_api import messages
 from field_api.work_orders.rules import FLOW, Stage
 
 # The stages a crew passes on site, in order (survey → energisation).
@@ -20,15 +22,48 @@ ONE_VISIT_STAGES: tuple[Stage, ...] = (
 
 @dataclass(frozen=True)
 class Gap:
-    """One missing piece of evidence: the stage it blocks, a stable code and the detail."""
+    """One missing piece of evidence: the stage it blocks, a stable code and the detail.
+
+    ``message_code`` and ``params`` name its text in :mod:`field_api.messages` (``detail`` is
+    the English of it).
+    """
 
     stage: Stage
     code: str
     detail: str
+    message_code: str = "gap.other"
+    params: dict[str, Any] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, str]:
+    @classmethod
+    def of(cls, stage: Stage, code: str, message_code: str, **params: Any) -> Gap:
+        """The gap with its English detail rendered from the message catalogue."""
+        return cls(stage, code, messages.render(message_code, params, "en"), message_code, params)
+
+    def as_dict(self) -> dict[str, Any]:
         """Plain JSON form (stored on the visit, returned to the terminal)."""
-        return {"stage": self.stage.value, "code": self.code, "detail": self.detail}
+        params = self.params if self.message_code != "gap.other" else {"detail": self.detail}
+        return {
+            "stage": self.stage.value,
+            "code": self.code,
+            "detail": self.detail,
+            "message_code": self.message_code,
+            "params": dict(params),
+        }
+
+
+def gaps_in(missing: Sequence[Mapping[str, Any]], language: str) -> list[dict[str, Any]]:
+    """Stored gaps with their ``message`` in ``language`` (a gap stored before the catalogue
+    keeps its English detail)."""
+    shown: list[dict[str, Any]] = []
+    for gap in missing:
+        code = gap.get("message_code")
+        text = (
+            messages.render(code, gap.get("params") or {}, language)
+            if isinstance(code, str)
+            else str(gap.get("detail", ""))
+        )
+        shown.append({**gap, "message": text})
+    return shown
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from field_api.messages import DEFAULT_LANGUAGE
 from field_api.types import IsoAwareDatetime
 from field_api.visits.models import Visit, VisitOutcome
+from field_api.visits.rules import gaps_in
 from field_api.work_orders.rules import Stage
 
 
@@ -60,11 +62,16 @@ class VisitRead(BaseModel):
     outcome: VisitOutcome
     completed_at: datetime | None
     stages_done: list[str]
-    missing: list[dict[str, Any]]
+    missing: list[dict[str, Any]] = Field(
+        description="The gaps: stage, code, detail (English), message_code, params and "
+        "message (the request's language)."
+    )
 
     @classmethod
-    def of(cls, visit: Visit) -> VisitRead:
-        return cls.model_validate(visit)
+    def of(cls, visit: Visit, language: str = DEFAULT_LANGUAGE) -> VisitRead:
+        read = cls.model_validate(visit)
+        read.missing = gaps_in(read.missing, language)
+        return read
 
 
 class CompletionRead(BaseModel):

@@ -54,7 +54,14 @@ def test_complete_reports_what_is_missing(
     assert body["moved_through"] == ["surveyed", "scheme_answered"]
     assert body["stopped_at"] == "contract_signed"
     assert body["missing"] == [
-        {"stage": "contract_signed", "code": "contract", "detail": "no contract generated yet"}
+        {
+            "stage": "contract_signed",
+            "code": "contract",
+            "detail": "no contract generated yet",
+            "message_code": "gap.contract_missing",
+            "params": {},
+            "message": "尚未生成合同",
+        }
     ]
     assert body["order_stage"] == "scheme_answered"
 
@@ -72,9 +79,19 @@ def test_complete_without_body_works(client: TestClient, crew_order: tuple[str, 
     visit_id = client.post(
         f"/work-orders/{order_id}/visits/arrival", json=FAR, headers=auth(token)
     ).json()["id"]
-    r = client.post(f"/work-orders/{order_id}/visits/{visit_id}/complete", headers=auth(token))
+    r = client.post(
+        f"/work-orders/{order_id}/visits/{visit_id}/complete",
+        headers=auth(token, **{"Accept-Language": "en"}),
+    )
     assert r.status_code == 200
     assert [m["code"] for m in r.json()["missing"]] == ["arrival_position", "photo_site"]
+    assert r.json()["missing"][1]["message"] == "no photo of kind site for this order"
+    client.cookies.set("fo_lang", "zh-CN")  # the page's switch beats the browser's header
+    listed = client.get(
+        f"/work-orders/{order_id}/visits/on-site", headers=auth(token, **{"Accept-Language": "en"})
+    ).json()
+    assert [m["message"] for m in listed[0]["missing"]][1] == "本工单没有现场照片"
+    assert listed[0]["missing"][0]["message"].startswith("到场位置距工单位置 ")
 
 
 def test_bad_gps_is_422(client: TestClient, crew_order: tuple[str, int]) -> None:

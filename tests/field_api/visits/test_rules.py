@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from field_api.visits.rules import Gap, is_one_visit, plan_completion, rate, remaining_stages
+from field_api.visits.rules import (
+    Gap,
+    gaps_in,
+    is_one_visit,
+    plan_completion,
+    rate,
+    remaining_stages,
+)
 from field_api.work_orders.rules import Stage
 
 ALL = ["surveyed", "scheme_answered", "contract_signed", "installed", "inspected", "energised"]
@@ -54,8 +61,24 @@ def test_rate_of_nothing_is_none() -> None:
 
 
 def test_gap_as_dict() -> None:
-    assert Gap(Stage.surveyed, "photo_site", "none").as_dict() == {
+    assert Gap.of(Stage.surveyed, "photo_site", "gap.photo_site").as_dict() == {
         "stage": "surveyed",
         "code": "photo_site",
-        "detail": "none",
+        "detail": "no photo of kind site for this order",
+        "message_code": "gap.photo_site",
+        "params": {},
     }
+
+
+def test_gaps_render_in_the_language_and_old_ones_keep_their_detail() -> None:
+    far = Gap.of(Stage.surveyed, "arrival_position", "gap.arrival_position",
+                 distance_m=812, limit_m=200)
+    old = {"stage": "surveyed", "code": "photo_site", "detail": "no photo"}
+    zh = gaps_in([far.as_dict(), old], "zh-CN")
+    assert zh[0]["message"] == "到场位置距工单位置 812 米，现场范围最多 200 米"
+    assert zh[1]["message"] == "no photo"  # stored before the catalogue: English as it was
+    en = gaps_in([far.as_dict()], "en")
+    assert en[0]["message"] == far.detail == (
+        "the arrival was recorded 812 m from the order's location; at most 200 m counts as "
+        "on site"
+    )
