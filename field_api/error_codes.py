@@ -49,6 +49,9 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "request.date_range_reversed": _m(
         "日期范围的结束早于开始", "the date range ends before it starts"
     ),
+    "request.date_range_too_long": _m(
+        "日期范围过长（最多 {months} 个月）", "the date range is too long (at most {months} months)"
+    ),
     "request.error": _m("请求失败（HTTP {status}）", "request failed (HTTP {status})"),
     "route.not_found": _m("地址不存在", "no such address"),
     "route.method_not_allowed": _m(

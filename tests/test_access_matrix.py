@@ -392,6 +392,8 @@ QUERIES: dict[str, dict[str, Any]] = {
     "GET /planner/failing-items.csv": PERIOD,
     "GET /planner/one-visit": PERIOD,
     "GET /planner/one-visit.csv": PERIOD,
+    "GET /planner/trend": PERIOD,
+    "GET /planner/trend.csv": PERIOD,
     "GET /network/transformers": {"lon": demo.BASE_LON, "lat": demo.BASE_LAT},
 }
 

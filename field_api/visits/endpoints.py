@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -18,6 +18,7 @@ from field_api.visits.rules import gaps_in
 from field_api.visits.schemas import (
     CompletionRead,
     OneVisitRead,
+    TrendRead,
     VisitComplete,
     VisitCreate,
     VisitDepart,
@@ -139,6 +140,24 @@ def one_visit_rate(
         all_name=ALL_NAMES[language_of(request)],
     )
     return [OneVisitRead(**asdict(r)) for r in rows]
+
+
+@router.get("/planner/trend")
+def trend(session: DbSession, user: Planner, date_from: From, date_to: To) -> list[TrendRead]:
+    """First-pass acceptance, one-visit completion and end-to-end time-limit compliance for
+    each month of the range (at most 36), over all crews."""
+    rows = service.monthly_trend(session, user, date_from=date_from, date_to=date_to)
+    return [TrendRead(**asdict(r)) for r in rows]
+
+
+@router.get("/planner/trend.csv", response_class=Response, responses=CSV_RESPONSES)
+def trend_csv(
+    request: Request, session: DbSession, user: Planner, date_from: From, date_to: To
+) -> Response:
+    """The monthly trend as CSV."""
+    rows = service.monthly_trend(session, user, date_from=date_from, date_to=date_to)
+    columns = [f.name for f in fields(service.TrendRow)]
+    return csv_response(request, rows, columns, filename=f"trend-{date_from}-{date_to}")
 
 
 @router.get("/planner/one-visit.csv", response_class=Response, responses=CSV_RESPONSES)

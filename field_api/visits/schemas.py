@@ -85,6 +85,21 @@ class CompletionRead(BaseModel):
     visit: VisitRead
 
 
+class TrendRead(BaseModel):
+    """One month of the planners' rates (first pass, one visit, end-to-end time limits)."""
+
+    month: str = Field(description="YYYY-MM (China time)")
+    checked: int
+    passed_first: int
+    first_pass_rate: float | None
+    energised: int
+    one_visit: int
+    one_visit_rate: float | None
+    finished: int
+    met: int
+    compliance_rate: float | None
+
+
 class OneVisitRead(BaseModel):
     code: str
     name: str

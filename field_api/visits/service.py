@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import func, select
@@ -15,6 +15,8 @@ from field_api.audit import service as audit
 from field_api.auth.models import Crew, District
 from field_api.auth.rules import Principal
 from field_api.checklists import service as checklists
+from field_api.deadlines import service as deadlines
+from field_api.deadlines.rules import END_TO_END
 from field_api.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from field_api.media.rules import Position, distance_m
 from field_api.privacy import mask_name
@@ -320,6 +322,78 @@ def _district_labels(
         return {}
     found = session.execute(select(District).where(District.id.in_(set(district_ids)))).scalars()
     return {d.id: (d.code, d.name) for d in found}
+
+
+# ---------------------------------------------------------------------------- trend by month
+
+TREND_MONTHS = 36  # three years of months is already more than a chart can show
+
+
+@dataclass(frozen=True)
+class TrendRow:
+    """One month of the planners' three rates (all crews; None where nothing counted)."""
+
+    month: str  # YYYY-MM, China time
+    checked: int
+    passed_first: int
+    first_pass_rate: float | None
+    energised: int
+    one_visit: int
+    one_visit_rate: float | None
+    finished: int
+    met: int
+    compliance_rate: float | None
+
+
+def months_between(date_from: date, date_to: date) -> list[tuple[str, date, date]]:
+    """Each month touched by the range: ("YYYY-MM", first day, last day), clipped to it."""
+    validate_range(date_from, date_to)
+    count = (date_to.year - date_from.year) * 12 + date_to.month - date_from.month + 1
+    if count > TREND_MONTHS:
+        raise ValidationFailed(
+            f"the date range is too long (at most {TREND_MONTHS} months)",
+            code="request.date_range_too_long",
+            params={"months": TREND_MONTHS},
+        )
+    result = []
+    year, month = date_from.year, date_from.month
+    for _ in range(count):
+        first = date(year, month, 1)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        last = date(year, month, 1) - timedelta(days=1)
+        result.append((f"{first:%Y-%m}", max(first, date_from), min(last, date_to)))
+    return result
+
+
+def monthly_trend(
+    session: Session, actor: Principal, *, date_from: date, date_to: date
+) -> list[TrendRow]:
+    """First-pass acceptance, one-visit completion and end-to-end time-limit compliance of
+    every month in the range, as the per-month reports count them."""
+    rows = []
+    for label, first, last in months_between(date_from, date_to):
+        checks = checklists.first_pass(session, date_from=first, date_to=last, group_by="district")
+        checked = sum(r.checked for r in checks)
+        passed = sum(r.passed_first for r in checks)
+        energised = one_visit_orders(session, date_from=first, date_to=last)
+        done = sum(r.one_visit for r in energised)
+        clocks = deadlines.compliance(session, actor, period_from=first, period_to=last)
+        e2e = next((c for c in clocks if c.name == END_TO_END), None)
+        rows.append(
+            TrendRow(
+                month=label,
+                checked=checked,
+                passed_first=passed,
+                first_pass_rate=rate(passed, checked),
+                energised=len(energised),
+                one_visit=done,
+                one_visit_rate=rate(done, len(energised)),
+                finished=e2e.finished if e2e else 0,
+                met=e2e.met if e2e else 0,
+                compliance_rate=e2e.rate if e2e else None,
+            )
+        )
+    return rows
 
 
 def gaps_as_detail(gaps: Sequence[Gap]) -> list[dict[str, Any]]:

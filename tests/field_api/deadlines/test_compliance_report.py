@@ -101,3 +101,47 @@ def test_compliance_csv_in_the_readers_language(
         "/deadlines/compliance.csv", params=PERIOD | {"group_by": "street"}, headers=auth(planner)
     )
     assert wrong_group.status_code == 422
+
+
+def test_monthly_trend_counts_each_month_as_its_reports_do(
+    client: TestClient, session: Session, settings: Settings, clock: ChinaClock
+) -> None:
+    planner, _, _ = _world(session, settings, clock)  # energised in October: met, missed, met
+    period = {"from": "2025-09-15", "to": "2025-10-31"}
+    r = client.get("/planner/trend", params=period, headers=auth(planner))
+    assert r.status_code == 200, r.text
+    september, october = r.json()
+    assert september == {
+        "month": "2025-09",
+        "checked": 0,
+        "passed_first": 0,
+        "first_pass_rate": None,
+        "energised": 0,
+        "one_visit": 0,
+        "one_visit_rate": None,
+        "finished": 0,
+        "met": 0,
+        "compliance_rate": None,
+    }
+    assert october["month"] == "2025-10"
+    assert (october["finished"], october["met"]) == (3, 2)
+    assert october["compliance_rate"] == 2 / 3
+    # None of the three was connected in one visit (no visit recorded).
+    assert (october["energised"], october["one_visit"], october["one_visit_rate"]) == (3, 0, 0.0)
+    # The month's figures are those of the month's own reports.
+    one_visit = client.get("/planner/one-visit", params=PERIOD, headers=auth(planner)).json()[0]
+    assert (one_visit["energised"], one_visit["one_visit"]) == (3, 0)
+
+    csv = client.get("/planner/trend.csv", params=period, headers=auth(planner))
+    assert csv.status_code == 200
+    lines = csv.content.decode("utf-8-sig").splitlines()
+    assert lines[1] == "2025-09,0,0,,0,0,,0,0,"
+    assert lines[2] == "2025-10,0,0,,3,0,0.0000,3,2,0.6667"
+    too_long = client.get(
+        "/planner/trend", params={"from": "2020-01-01", "to": "2025-10-31"}, headers=auth(planner)
+    )
+    assert too_long.status_code == 422
+    assert too_long.json()["code"] == "request.date_range_too_long"
+    crew = make_user(session, settings, role=Role.crew)[1]
+    session.commit()
+    assert client.get("/planner/trend", params=period, headers=auth(crew)).status_code == 403

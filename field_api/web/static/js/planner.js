@@ -26,19 +26,6 @@
       .map(function (k) { return encodeURIComponent(k) + "=" + encodeURIComponent(params[k]); }).join("&");
   }
 
-  function months(from, to) {
-    var out = [], y = Number(from.slice(0, 4)), m = Number(from.slice(5, 7));
-    while (true) {
-      var label = y + "-" + (m < 10 ? "0" : "") + m;
-      if (label > to.slice(0, 7)) break;
-      var last = new Date(Date.UTC(y, m, 0)).toISOString().slice(0, 10);
-      out.push({ label: label, from: label + "-01" < from ? from : label + "-01", to: last > to ? to : last });
-      m += 1; if (m > 12) { m = 1; y += 1; }
-      if (out.length > 36) break; // a dashboard of three years is already unreadable
-    }
-    return out;
-  }
-
   var NONE = { code: "", name: "" };
   function crewOf(id) { return crews[id] || NONE; }
   function districtOf(id) { return districts[id] || NONE; }
@@ -113,19 +100,11 @@
   function firstPass(range, groupBy) {
     return FO.api("GET", "/planner/first-pass?" + qs({ from: range.from, to: range.to, group_by: groupBy }));
   }
-  function sumRate(rows, num, den) {
-    var n = 0, d = 0;
-    rows.forEach(function (r) { n += r[num]; d += r[den]; });
-    return { rate: d ? n / d : null, n: n, d: d };
-  }
-  /** Compliance of the end-to-end clock: overall, or per crew or district (code, name). */
+
+  /** Compliance of the end-to-end clock per crew or district (code, name). */
   function compliance(range, groupBy) {
     return FO.api("GET", "/deadlines/compliance?" + qs({ from: range.from, to: range.to, group_by: groupBy }))
-      .then(function (res) {
-        if (groupBy) return res.groups.filter(function (g) { return g.clock === "end_to_end"; });
-        var row = res.rows.filter(function (r) { return r.clock === "end_to_end"; })[0];
-        return row || { rate: null, met: 0, missed: 0, finished: 0 };
-      });
+      .then(function (res) { return res.groups.filter(function (g) { return g.clock === "end_to_end"; }); });
   }
   function oneVisit(range, groupBy) {
     var path = pick(ONE_VISIT);
@@ -146,30 +125,21 @@
 
   function overTime(range) {
     var p = panel("panel-trend", t("planner.over_time") + " · " + [t("planner.first_pass"), t("planner.one_visit"), t("planner.compliance")].join(" / "), true);
-    var ms = months(range.from, range.to);
-    return Promise.all(ms.map(function (m) {
-      return Promise.all([
-        firstPass(m, "crew").then(function (rows) { return sumRate(rows, "passed_first", "checked"); }).catch(function () { return null; }),
-        oneVisit(m).then(function (rows) { return rows ? rows.filter(function (r) { return r.code === "all"; })[0] || null : null; }).catch(function () { return null; }),
-        compliance(m).catch(function () { return null; })
-      ]);
-    })).then(function (results) {
+    p.serverCsv(csvUrl("/planner/trend.csv", range));
+    return FO.api("GET", csvUrl("/planner/trend", range)).then(function (months) {
       clear(p.body);
       var series = [
-        { name: t("planner.first_pass"), values: results.map(function (r) { return r[0] ? r[0].rate : null; }) },
-        { name: t("planner.one_visit"), values: results.map(function (r) { return r[1] ? r[1].rate : null; }) },
-        { name: t("planner.compliance"), values: results.map(function (r) { return r[2] ? r[2].rate : null; }) }
+        { name: t("planner.first_pass"), values: months.map(function (m) { return m.first_pass_rate; }) },
+        { name: t("planner.one_visit"), values: months.map(function (m) { return m.one_visit_rate; }) },
+        { name: t("planner.compliance"), values: months.map(function (m) { return m.compliance_rate; }) }
       ];
-      var labels = ms.map(function (m) { return m.label; });
+      var labels = months.map(function (m) { return m.month; });
       C.rateLines(p.body, "trend", labels, series, { label: t("planner.over_time") });
       var header = [t("planner.month")].concat(series.map(function (x) { return x.name; }));
       p.body.appendChild(dataTable(header, labels.map(function (l, i) {
         return [l].concat(series.map(function (x) { return C.pct(x.values[i]); }));
       })));
-      p.csv("trend-" + range.from + "-" + range.to + ".csv", header, labels.map(function (l, i) {
-        return [l].concat(series.map(function (x) { return x.values[i] === null ? "" : x.values[i].toFixed(4); }));
-      }));
-    }).catch(p.fail);
+    }).catch(function (err) { p.fail(err.status === 404 ? null : err); });
   }
 
   /** A heading, the bars of ``rows`` ({code, name, rate, n, d}) and their table. */
