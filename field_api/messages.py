@@ -148,6 +148,50 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "第 {attempt} 次检查：{label}：{reason}", "attempt {attempt}: {label}: {reason}"
     ),
     "gap.other": _m("{detail}", "{detail}"),
+    # -- checklist item failures (field_api.checklists.rules): "check.<what>" -----------------
+    "check.not_submitted": _m("未填写", "not submitted"),
+    "check.yes": _m("是", "yes"),
+    "check.no": _m("否", "no"),
+    "check.answered": _m(
+        "回答为“{answered}”，要求“{required}”", "answered {answered}, {required} required"
+    ),
+    "check.not_acceptable": _m(
+        "{value} 不合格（合格选项：{options}）", "{value} is not acceptable ({options})"
+    ),
+    "check.no_scheme_figure": _m(
+        "没有可比对的方案数据（{reference}）", "no scheme figure to compare with ({reference})"
+    ),
+    "check.differs_from_scheme": _m(
+        "{value} {unit} 与方案的 {expected} {unit} 不一致",
+        "{value} {unit} differs from the scheme's {expected} {unit}",
+    ),
+    "check.below_lower": _m(
+        "{value} {unit} 低于下限 {limit} {unit}{note}",
+        "{value} {unit} below the lower limit {limit} {unit}{note}",
+    ),
+    "check.above_upper": _m(
+        "{value} {unit} 高于上限 {limit} {unit}{note}",
+        "{value} {unit} above the upper limit {limit} {unit}{note}",
+    ),
+    "check.small_transformer_limit": _m(
+        "（变压器容量 ≤ {kva} kVA 时的限值）", " (limit for transformers ≤ {kva} kVA)"
+    ),
+    "check.photos_short": _m(
+        "{kind} 照片 {have} 张，需要 {required} 张",
+        "{have} photo(s) of kind {kind}, {required} required",
+    ),
+    "check.no_scanned_barcode": _m("没有扫描的电表条码", "no scanned meter barcode"),
+    "check.barcode_unreadable": _m("条码照片无法识别", "the barcode photo could not be decoded"),
+    "check.barcode_differs": _m(
+        "扫描的 {scanned} 与照片中的 {decoded} 不一致",
+        "scanned {scanned} does not match the photo's {decoded}",
+    ),
+    "check.meter_not_issued": _m(
+        "扫描的电表 {scanned} 不是出库的电表 {issued}",
+        "scanned meter {scanned} is not the issued meter {issued}",
+    ),
+    "check.empty": _m("为空", "empty"),
+    "check.wrong_form": _m("{value} 格式不符合要求", "{value} is not in the required form"),
     # -- CSV column headers: "csv.<column>" (csv_header) ----------------------------------------
     "csv.code": _m("编码", "Code"),
     "csv.name": _m("名称", "Name"),

@@ -18,6 +18,7 @@ from field_api.checklists.schemas import (
 )
 from field_api.csv_export import csv_response
 from field_api.deps import CurrentUser, DbSession, require_roles
+from field_api.language import language_of
 from field_api.types import CSV_RESPONSES, IdPath, IsoDate
 from field_api.work_orders import service as orders
 
@@ -33,7 +34,12 @@ GroupBy = Annotated[Literal["crew", "district", "kit", "card_version"], Query()]
 
 @router.post("/work-orders/{order_id}/checklists/{phase}", status_code=status.HTTP_201_CREATED)
 def submit_checklist(
-    order_id: IdPath, phase: Phase, body: ChecklistSubmit, session: DbSession, user: FieldWork
+    request: Request,
+    order_id: IdPath,
+    phase: Phase,
+    body: ChecklistSubmit,
+    session: DbSession,
+    user: FieldWork,
 ) -> SubmissionRead:
     """Submit one phase of the order's card; every item is judged and the result stored."""
     row = service.submit(
@@ -44,18 +50,21 @@ def submit_checklist(
         actor=user,
         device_time=body.device_time,
     )
-    return SubmissionRead.of(row, service.items_of(session, [row.id])[row.id])
+    items = service.items_of(session, [row.id])[row.id]
+    return SubmissionRead.of(row, items, language_of(request))
 
 
 @router.get("/work-orders/{order_id}/checklists")
 def list_checklists(
-    order_id: IdPath, session: DbSession, user: CurrentUser
+    request: Request, order_id: IdPath, session: DbSession, user: CurrentUser
 ) -> list[SubmissionRead]:
-    """The order's completion-check attempts with every item's verdict, oldest first."""
+    """The order's completion-check attempts with every item's verdict (failures with their
+    ``message`` in the request's language), oldest first."""
     orders.get_for_actor(session, order_id, user, write=False)
     rows = service.submissions_of(session, order_id)
     items = service.items_of(session, [r.id for r in rows])
-    return [SubmissionRead.of(r, items[r.id]) for r in rows]
+    language = language_of(request)
+    return [SubmissionRead.of(r, items[r.id], language) for r in rows]
 
 
 @router.get("/planner/first-pass")

@@ -51,4 +51,7 @@ class ChecklistItemResult(Audited, Base):
     critical: Mapped[bool]
     passed: Mapped[bool]
     value: Mapped[Any] = mapped_column(JSON, nullable=True)
-    reason: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)  # English (logs, older clients)
+    # The reason as a message of field_api.messages ({"code", "params"}); None when the item
+    # passed or on rows from before the catalogue (their message is the English reason).
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

@@ -16,8 +16,9 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+from field_api.messages import Message
 from standard_kits.schemas import (
     BarcodeMatchItem,
     CardItem,
@@ -120,7 +121,9 @@ class ItemResult:
     critical: bool
     passed: bool
     value: ItemValue
-    reason: str | None = None
+    reason: str | None = None  # English
+    # The reason as a message of field_api.messages ({"code", "params"}), None when passed.
+    message: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,25 +192,32 @@ def evaluate_phases(
 
 def evaluate_item(item: CardItem, value: ItemValue, context: CheckContext) -> ItemResult:
     """The verdict on one item; ``value`` must already have the item's type (see evaluate_card)."""
+    why: Message | None
     if isinstance(item, PhotoItem):
-        passed, reason = _photo(item, context)
+        passed, why = _photo(item, context)
     elif isinstance(item, BarcodeMatchItem):
-        passed, reason = _barcode(context)
+        passed, why = _barcode(context)
     elif value is None:
-        passed, reason = False, "not submitted"
+        passed, why = False, Message("check.not_submitted")
     elif isinstance(item, YesNoItem):
         passed = value is item.expected
-        reason = None if passed else f"answered {_yes_no(value)}, {_yes_no(item.expected)} required"
+        why = None if passed else Message(
+            "check.answered",
+            {"answered": _yes_no(value), "required": _yes_no(item.expected)},
+        )
     elif isinstance(item, MeasurementItem):
-        passed, reason = _measurement(item, float(value), context)
+        passed, why = _measurement(item, float(value), context)
     elif isinstance(item, ChoiceItem):
         passed = value in item.pass_options
-        reason = None if passed else f"{value!r} is not acceptable ({', '.join(item.pass_options)})"
+        why = None if passed else Message(
+            "check.not_acceptable", {"value": repr(value), "options": list(item.pass_options)}
+        )
     else:
-        passed, reason = _text(item, str(value))
+        passed, why = _text(item, str(value))
     return ItemResult(
         code=item.code, type=item.type, phase=item.phase, critical=item.critical,
-        passed=passed, value=value, reason=reason,
+        passed=passed, value=value, reason=why.english if why else None,
+        message=why.as_dict() if why else None,
     )
 
 
@@ -285,24 +295,36 @@ def _type_problem(item: CardItem, value: ItemValue) -> str | None:
 
 def _measurement(
     item: MeasurementItem, value: float, context: CheckContext
-) -> tuple[bool, str | None]:
+) -> tuple[bool, Message | None]:
     unit = item.unit
     if item.reference is not None:
         expected = getattr(context, item.reference)
         if expected is None:
-            return False, f"no scheme figure to compare with ({item.reference})"
+            return False, Message("check.no_scheme_figure", {"reference": item.reference})
         if math.isclose(value, expected, rel_tol=1e-9, abs_tol=1e-9):
             return True, None
-        return False, f"{value:g} {unit} differs from the scheme's {expected:g} {unit}"
-    lower, upper, note = item.lower, item.upper, ""
+        return False, Message(
+            "check.differs_from_scheme",
+            {"value": f"{value:g}", "unit": unit, "expected": f"{expected:g}"},
+        )
+    lower, upper = item.lower, item.upper
+    note: dict[str, Any] | str = ""
     override = _override(item.overrides, context.transformer_rated_kva)
     if override is not None:
         lower, upper = override.lower, override.upper
-        note = f" (limit for transformers ≤ {override.transformer_kva_at_most:g} kVA)"
+        note = Message(
+            "check.small_transformer_limit", {"kva": f"{override.transformer_kva_at_most:g}"}
+        ).as_dict()
     if lower is not None and value < lower:
-        return False, f"{value:g} {unit} below the lower limit {lower:g} {unit}{note}"
+        return False, Message(
+            "check.below_lower",
+            {"value": f"{value:g}", "unit": unit, "limit": f"{lower:g}", "note": note},
+        )
     if upper is not None and value > upper:
-        return False, f"{value:g} {unit} above the upper limit {upper:g} {unit}{note}"
+        return False, Message(
+            "check.above_upper",
+            {"value": f"{value:g}", "unit": unit, "limit": f"{upper:g}", "note": note},
+        )
     return True, None
 
 
@@ -314,36 +336,38 @@ def _override(overrides: list[LimitOverride], kva: float | None) -> LimitOverrid
     return min(fitting, key=lambda o: o.transformer_kva_at_most, default=None)
 
 
-def _photo(item: PhotoItem, context: CheckContext) -> tuple[bool, str | None]:
+def _photo(item: PhotoItem, context: CheckContext) -> tuple[bool, Message | None]:
     have = context.photo_counts.get(item.kind, 0)
     if have >= item.min_count:
         return True, None
-    return False, f"{have} photo(s) of kind {item.kind}, {item.min_count} required"
+    return False, Message(
+        "check.photos_short", {"have": have, "kind": item.kind, "required": item.min_count}
+    )
 
 
-def _barcode(context: CheckContext) -> tuple[bool, str | None]:
+def _barcode(context: CheckContext) -> tuple[bool, Message | None]:
     scanned = (context.scanned_barcode or "").strip()
     decoded = (context.decoded_barcode or "").strip()
     issued = (context.issued_meter_barcode or "").strip()
     if not scanned:
-        return False, "no scanned meter barcode"
+        return False, Message("check.no_scanned_barcode")
     if not decoded:
-        return False, "the barcode photo could not be decoded"
+        return False, Message("check.barcode_unreadable")
     if scanned != decoded:
-        return False, f"scanned {scanned} does not match the photo's {decoded}"
+        return False, Message("check.barcode_differs", {"scanned": scanned, "decoded": decoded})
     if issued and scanned != issued:
-        return False, f"scanned meter {scanned} is not the issued meter {issued}"
+        return False, Message("check.meter_not_issued", {"scanned": scanned, "issued": issued})
     return True, None
 
 
-def _text(item: TextItem, value: str) -> tuple[bool, str | None]:
+def _text(item: TextItem, value: str) -> tuple[bool, Message | None]:
     text = value.strip()
     if not text:
-        return False, "empty"
+        return False, Message("check.empty")
     if item.pattern is not None and re.fullmatch(item.pattern, text) is None:
-        return False, f"{text!r} is not in the required form"
+        return False, Message("check.wrong_form", {"value": repr(text)})
     return True, None
 
 
-def _yes_no(value: ItemValue) -> str:
-    return "yes" if value is True else "no"
+def _yes_no(value: ItemValue) -> dict[str, Any]:
+    return Message("check.yes" if value is True else "check.no").as_dict()

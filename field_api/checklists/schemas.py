@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from field_api import messages
 from field_api.checklists.models import ChecklistItemResult, ChecklistSubmission
 from field_api.types import BigInt, Code64, FiniteFloat, IsoAwareDatetime, Text
 
@@ -32,7 +33,32 @@ class ItemResultRead(BaseModel):
     critical: bool
     passed: bool
     value: Value
-    reason: str | None
+    reason: str | None = Field(description="Why the item failed, in English.")
+    params: dict[str, Any] | None = Field(
+        description="The reason as a message in no language: {code, params} (field_api.messages)."
+    )
+    message: str | None = Field(description="Why the item failed, in the request's language.")
+
+    @classmethod
+    def of(
+        cls, row: ChecklistItemResult, language: str = messages.DEFAULT_LANGUAGE
+    ) -> ItemResultRead:
+        why = row.params
+        if isinstance(why, dict) and isinstance(why.get("code"), str):
+            message: str | None = messages.render(why["code"], why.get("params") or {}, language)
+        else:  # passed, or stored before the catalogue
+            message = row.reason
+        return cls(
+            item_code=row.item_code,
+            item_type=row.item_type,
+            label=row.label,
+            critical=row.critical,
+            passed=row.passed,
+            value=row.value,
+            reason=row.reason,
+            params=why,
+            message=message,
+        )
 
 
 class SubmissionRead(BaseModel):
@@ -50,8 +76,13 @@ class SubmissionRead(BaseModel):
     items: list[ItemResultRead]
 
     @classmethod
-    def of(cls, row: ChecklistSubmission, items: list[ChecklistItemResult]) -> SubmissionRead:
-        read = [ItemResultRead.model_validate(i) for i in items]
+    def of(
+        cls,
+        row: ChecklistSubmission,
+        items: list[ChecklistItemResult],
+        language: str = messages.DEFAULT_LANGUAGE,
+    ) -> SubmissionRead:
+        read = [ItemResultRead.of(i, language) for i in items]
         return cls(
             id=row.id,
             order_id=row.order_id,

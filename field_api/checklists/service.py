@@ -249,6 +249,7 @@ def submit(
                 passed=item.passed,
                 value=item.value,
                 reason=item.reason,
+                params=item.message,
             )
         )
     audit.record(session, actor=actor, action=f"checklist.{check_phase}", entity=submission)

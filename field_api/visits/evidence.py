@@ -111,7 +111,7 @@ def check_gaps(session: Session, order: WorkOrder, phase: str, stage: Stage) -> 
             "gap.check_item_failed",
             attempt=last.attempt,
             label=i.label,
-            reason=i.reason,
+            reason=i.params or i.reason,  # the item's message, rendered in the same language
         )
         for i in failed
     ] or [Gap.of(stage, f"check_{phase}", "gap.check_failed", attempt=last.attempt)]

@@ -45,6 +45,22 @@ def test_failed_then_passed_check_and_planner_reports(
     assert body["passed"] is False and body["attempt"] == 1
     assert body["failed_items"][0]["item_code"] == "earthing_resistance"
     assert "upper limit 4 Ω" in body["failed_items"][0]["reason"]
+    failed = body["failed_items"][0]
+    assert failed["params"] == {
+        "code": "check.above_upper",
+        "params": {"value": "6.2", "unit": "Ω", "limit": "4", "note": ""},
+    }
+    assert failed["message"] == "6.2 Ω 高于上限 4 Ω"  # zh-CN when the request names none
+    listed = client.get(
+        f"/work-orders/{order_id}/checklists", headers=auth(token, **{"Accept-Language": "en"})
+    ).json()
+    assert listed[0]["failed_items"][0]["message"] == "6.2 Ω above the upper limit 4 Ω"
+    client.cookies.set("fo_lang", "zh-CN")  # the page's switch beats the browser's header
+    listed = client.get(
+        f"/work-orders/{order_id}/checklists", headers=auth(token, **{"Accept-Language": "en"})
+    ).json()
+    assert listed[0]["failed_items"][0]["message"] == "6.2 Ω 高于上限 4 Ω"
+    client.cookies.delete("fo_lang")
 
     r = client.post(url, json={"values": BEFORE_OK}, headers=auth(token))
     assert r.status_code == 201
