@@ -285,6 +285,7 @@ _MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "planner.month": ("月份", "Month"),
     "planner.needs_planner": ("请使用计划员或管理员令牌", "Use a planner or administrator token"),
     "planner.table": ("数据表", "Data table"),
+    "planner.none": ("暂无数据", "No data yet"),
     "planner.csv_crew": ("CSV（按班组）", "CSV by crew"),
     "planner.csv_district": ("CSV（按区域）", "CSV by district"),
     "planner.csv_orders": ("CSV（逐单）", "CSV per order"),

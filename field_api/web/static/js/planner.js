@@ -217,7 +217,7 @@
     p.serverCsv("/planner/defect-backlog?format=csv");
     return FO.api("GET", "/planner/defect-backlog").then(function (rows) {
       clear(p.body);
-      if (!rows.length) { p.body.appendChild(el("p", { class: "hint", text: t("planner.no_data") })); return; }
+      if (!rows.length) { p.body.appendChild(el("p", { class: "hint", text: t("planner.none") })); return; }
       var lines = [], severities = [];
       rows.forEach(function (r) {
         var line = lineName(r.line_id);
@@ -247,7 +247,7 @@
     p.serverCsv("/planner/inspection-coverage?" + qs({ days: COVERAGE_DAYS, format: "csv" }));
     return FO.api("GET", "/planner/inspection-coverage?" + qs({ days: COVERAGE_DAYS })).then(function (rows) {
       clear(p.body);
-      if (!rows.length) { p.body.appendChild(el("p", { class: "hint", text: t("planner.no_data") })); return; }
+      if (!rows.length) { p.body.appendChild(el("p", { class: "hint", text: t("planner.none") })); return; }
       C.rateBars(p.body, "coverage", rows.map(function (r) {
         return { label: lineName(r.line_id), value: r.coverage, note: r.seen + "/" + r.assets };
       }), { label: t("planner.coverage", { days: COVERAGE_DAYS }) });
@@ -261,7 +261,7 @@
     p.serverCsv("/planner/repair-lead-times?format=csv");
     return FO.api("GET", "/planner/repair-lead-times").then(function (rows) {
       clear(p.body);
-      if (!rows.length) { p.body.appendChild(el("p", { class: "hint", text: t("planner.no_data") })); return; }
+      if (!rows.length) { p.body.appendChild(el("p", { class: "hint", text: t("planner.none") })); return; }
       p.body.appendChild(table(
         [t("planner.repair"), t("planner.status"), t("planner.to_on_site"), t("planner.to_repaired"), t("planner.to_verified")],
         rows.map(function (r) {
@@ -385,7 +385,7 @@
     document.getElementById("view-dashboard").hidden = !signedIn;
     document.getElementById("sign-out").hidden = !signedIn;
     if (!signedIn) { document.getElementById("signin-token").focus(); return; }
-    document.getElementById("whoami").textContent = me ? t("signin.signed_in_as", { name: me.name, role: FO.roleName ? FO.roleName(me.role) : me.role }) : "";
+    document.getElementById("whoami").textContent = me ? t("signin.signed_in_as", { name: me.name, role: FO.roleName(me.role) }) : "";
     if (me && me.role !== "planner" && me.role !== "admin") {
       document.getElementById("panels").appendChild(el("p", { class: "notice notice--warn", text: t("planner.needs_planner") }));
     }
