@@ -192,6 +192,17 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     ),
     "check.empty": _m("为空", "empty"),
     "check.wrong_form": _m("{value} 格式不符合要求", "{value} is not in the required form"),
+    # -- deadlines (field_api.deadlines) -------------------------------------------------------
+    "deadline.stage_passed": _m(
+        "环节 {clock} 已于 {due_on} 超过时限", "stage {clock} passed its limit on {due_on}"
+    ),
+    "deadline.stage_due": _m(
+        "环节 {clock} 须在 {due_on} 前完成", "stage {clock} is due by {due_on}"
+    ),
+    "pause_reason.customer_works": _m("客户自有工程未完成", "customer's own works not finished"),
+    "pause_reason.customer_absent": _m("客户不在现场", "customer absent at the agreed visit"),
+    "pause_reason.customer_documents": _m("客户资料待补", "customer still to provide documents"),
+    "pause_reason.customer_request": _m("客户要求延期", "customer asked to postpone"),
     # -- CSV column headers: "csv.<column>" (csv_header) ----------------------------------------
     "csv.code": _m("编码", "Code"),
     "csv.name": _m("名称", "Name"),

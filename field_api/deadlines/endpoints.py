@@ -38,6 +38,7 @@ Admin = Annotated[Principal, Depends(require_roles(Role.admin))]
 
 @router.get("/work-orders/{order_id}/deadlines")
 def get_order_deadlines(
+    request: Request,
     order_id: IdPath,
     session: DbSession,
     user: CurrentUser,
@@ -49,19 +50,28 @@ def get_order_deadlines(
     result = service.deadlines_of(
         session, order, calendar=service.calendar_for(settings), as_of=as_of
     )
-    return OrderDeadlinesRead.of(order.id, result)
+    return OrderDeadlinesRead.of(order.id, result, language_of(request))
 
 
 @router.get("/work-orders/{order_id}/pauses")
-def list_pauses(order_id: IdPath, session: DbSession, user: CurrentUser) -> list[PauseRead]:
-    """The order's clock pauses, oldest first."""
+def list_pauses(
+    request: Request, order_id: IdPath, session: DbSession, user: CurrentUser
+) -> list[PauseRead]:
+    """The order's clock pauses, oldest first (``message``: the reason in the request's
+    language)."""
     orders.get_for_actor(session, order_id, user, write=False)
-    return [PauseRead.of(p) for p in service.pauses_of(session, order_id)]
+    language = language_of(request)
+    return [PauseRead.of(p, language) for p in service.pauses_of(session, order_id)]
 
 
 @router.post("/work-orders/{order_id}/pauses", status_code=status.HTTP_201_CREATED)
 def start_pause(
-    order_id: IdPath, body: PauseCreate, session: DbSession, user: FieldWork, settings: AppSettings
+    request: Request,
+    order_id: IdPath,
+    body: PauseCreate,
+    session: DbSession,
+    user: FieldWork,
+    settings: AppSettings,
 ) -> PauseRead:
     """Stop the order's clocks for a customer-caused wait (409 if one is running)."""
     order = orders.get_for_actor(session, order_id, user, write=True)
@@ -73,19 +83,24 @@ def start_pause(
         actor=user,
         calendar=service.calendar_for(settings),
     )
-    return PauseRead.of(pause)
+    return PauseRead.of(pause, language_of(request))
 
 
 @router.post("/work-orders/{order_id}/pauses/{pause_id}/end")
 def end_pause(
-    order_id: IdPath, pause_id: IdPath, session: DbSession, user: FieldWork, settings: AppSettings
+    request: Request,
+    order_id: IdPath,
+    pause_id: IdPath,
+    session: DbSession,
+    user: FieldWork,
+    settings: AppSettings,
 ) -> PauseRead:
     """Restart the order's clocks; the paused working days extend its deadlines."""
     order = orders.get_for_actor(session, order_id, user, write=True)
     pause = service.end_pause(
         session, order, pause_id, actor=user, calendar=service.calendar_for(settings)
     )
-    return PauseRead.of(pause)
+    return PauseRead.of(pause, language_of(request))
 
 
 @router.get("/work-orders/{order_id}/appointments")

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from field_api.deadlines.calendar import DueDate, Interval, WorkingCalendar
 from field_api.errors import ValidationFailed
+from field_api.messages import Message
 
 DEFAULT_LIMITS_PATH = Path(__file__).with_name("time_limits.yaml")
 END_TO_END = "end_to_end"
@@ -271,7 +272,12 @@ class OrderDeadlines:
 
     clocks: tuple[Clock, ...]
     as_of: date
-    warnings: tuple[str, ...] = field(default=())
+    notices: tuple[Message, ...] = field(default=())  # the warnings, in no language
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The warnings in English."""
+        return tuple(n.english for n in self.notices)
 
     @property
     def end_to_end(self) -> Clock | None:
@@ -482,18 +488,19 @@ def _white_list_clock(
     )
 
 
-def _warnings(clocks: Sequence[Clock], e2e: Clock | None) -> tuple[str, ...]:
+def _warnings(clocks: Sequence[Clock], e2e: Clock | None) -> tuple[Message, ...]:
     # Stage limits warn early: they matter while the governing clock is still running.
     if e2e is None or e2e.status not in OPEN_STATUSES:
         return ()
-    out: list[str] = []
+    out: list[Message] = []
     for c in clocks:
         if c.kind is not ClockKind.stage or c.due is None:
             continue
+        when = {"clock": c.name, "due_on": c.due.due.isoformat()}
         if c.status in (ClockStatus.overdue, ClockStatus.missed):
-            out.append(f"stage {c.name} passed its limit on {c.due.due.isoformat()}")
+            out.append(Message("deadline.stage_passed", when))
         elif c.status is ClockStatus.at_risk:
-            out.append(f"stage {c.name} is due by {c.due.due.isoformat()}")
+            out.append(Message("deadline.stage_due", when))
     return tuple(out)
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from field_api import messages
 from field_api.deadlines import rules
 from field_api.deadlines.models import ClockPause, PlannedVisit
 from field_api.deadlines.service import AttentionGroup, AttentionItem
@@ -49,16 +51,32 @@ class ClockRead(BaseModel):
         )
 
 
+class NoticeRead(BaseModel):
+    """A warning for people: stable code and params, and its text in the request's language."""
+
+    code: str
+    params: dict[str, Any]
+    message: str
+
+
 class OrderDeadlinesRead(BaseModel):
     order_id: int
     as_of: date
     provisional: bool
     missing_years: list[int]
     clocks: list[ClockRead]
-    warnings: list[str]
+    warnings: list[str] = Field(description="The stage warnings in English.")
+    notices: list[NoticeRead] = Field(
+        description="The same warnings with code, params and message (request's language)."
+    )
 
     @classmethod
-    def of(cls, order_id: int, result: rules.OrderDeadlines) -> OrderDeadlinesRead:
+    def of(
+        cls,
+        order_id: int,
+        result: rules.OrderDeadlines,
+        language: str = messages.DEFAULT_LANGUAGE,
+    ) -> OrderDeadlinesRead:
         return cls(
             order_id=order_id,
             as_of=result.as_of,
@@ -66,6 +84,10 @@ class OrderDeadlinesRead(BaseModel):
             missing_years=list(result.missing_years),
             clocks=[ClockRead.of(c) for c in result.clocks],
             warnings=list(result.warnings),
+            notices=[
+                NoticeRead(code=n.code, params=dict(n.params), message=n.render(language))
+                for n in result.notices
+            ],
         )
 
 
@@ -82,6 +104,7 @@ class PauseRead(BaseModel):
     id: int
     order_id: int
     reason: str
+    message: str = Field(description="The reason for people, in the request's language.")
     note: str | None
     started_at: datetime
     started_by: int | None
@@ -89,8 +112,20 @@ class PauseRead(BaseModel):
     ended_by: int | None
 
     @classmethod
-    def of(cls, pause: ClockPause) -> PauseRead:
-        return cls.model_validate(pause)
+    def of(cls, pause: ClockPause, language: str = messages.DEFAULT_LANGUAGE) -> PauseRead:
+        key = f"pause_reason.{pause.reason}"
+        label = messages.render(key, {}, language) if key in messages.MESSAGES else pause.reason
+        return cls(
+            id=pause.id,
+            order_id=pause.order_id,
+            reason=pause.reason,
+            message=label,
+            note=pause.note,
+            started_at=pause.started_at,
+            started_by=pause.started_by,
+            ended_at=pause.ended_at,
+            ended_by=pause.ended_by,
+        )
 
 
 class VisitCreate(BaseModel):

@@ -8,6 +8,7 @@ import pytest
 
 from field_api import messages
 from field_api.callbacks.rules import FlagKind, Irregularity
+from field_api.deadlines.rules import default_time_limits
 from field_api.media.rules import FlagCode
 
 
@@ -59,3 +60,8 @@ def test_unknown_language_falls_back_to_chinese_and_unknown_code_to_itself() -> 
 def test_times_in_messages_are_china_time() -> None:
     assert messages.china_minute(datetime(2026, 12, 4, 17, 30, tzinfo=UTC)) == "2026-12-05 01:30"
     assert messages.china_minute(datetime(2026, 12, 4, 17, 30)) == "2026-12-05 01:30"  # naive: UTC
+
+
+def test_every_configured_pause_reason_has_a_message() -> None:
+    configured = default_time_limits().pause_reasons
+    assert {f"pause_reason.{r}" for r in configured} <= set(messages.MESSAGES)

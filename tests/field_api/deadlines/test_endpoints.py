@@ -59,11 +59,19 @@ def test_pause_lifecycle_and_errors(
     clock.set_china(2025, 10, 9)
     started = client.post(url, json={"reason": "customer_absent"}, headers=auth(crew_token))
     assert started.status_code == 201, started.text
+    assert started.json()["message"] == "客户不在现场"  # the reason for people, zh-CN by default
     again = client.post(url, json={"reason": "customer_absent"}, headers=auth(crew_token))
     assert again.status_code == 409
     clock.set_china(2025, 10, 11)
-    ended = client.post(f"{url}/{started.json()['id']}/end", headers=auth(crew_token))
+    ended = client.post(
+        f"{url}/{started.json()['id']}/end", headers=auth(crew_token, **{"Accept-Language": "en"})
+    )
     assert ended.status_code == 200
+    assert ended.json()["message"] == "customer absent at the agreed visit"
+    client.cookies.set("fo_lang", "zh-CN")  # the page's switch beats the browser's header
+    listed = client.get(url, headers=auth(crew_token, **{"Accept-Language": "en"})).json()
+    assert [p["message"] for p in listed] == ["客户不在现场"]
+    client.cookies.delete("fo_lang")
     assert ended.json()["ended_at"] is not None
     clocks = client.get(
         f"/work-orders/{order_id}/deadlines",

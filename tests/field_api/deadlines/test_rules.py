@@ -133,6 +133,11 @@ def test_stage_limits_warn_early_while_end_to_end_runs() -> None:
     assert e2e is not None
     assert e2e.status is ClockStatus.at_risk
     assert result.warnings == ("stage supply_scheme passed its limit on 2025-10-10",)
+    [notice] = result.notices
+    assert (notice.code, notice.params) == (
+        "deadline.stage_passed", {"clock": "supply_scheme", "due_on": "2025-10-10"}
+    )
+    assert notice.render("zh-CN") == "环节 supply_scheme 已于 2025-10-10 超过时限"
 
 
 def test_pause_extends_deadline_by_paused_working_days() -> None:
