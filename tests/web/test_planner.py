@@ -202,6 +202,12 @@ def test_charts_follow_the_window_size(page: Any, live_server: LiveServer, seede
     )
     after = chart(page, "#panel-trend .chart")
     assert after["canvas"] == pytest.approx(after["box"], abs=1)
+    # Crew names get the room the new width gives them (truncated on a phone, full otherwise).
+    label_width = page.evaluate(
+        "() => echarts.getInstanceByDom(document.querySelector("
+        "'#panel-compliance .chart[data-chart=\"crew\"]')).getOption().yAxis[0].axisLabel.width"
+    )
+    assert label_width == (110 if after["width"] < 600 else 170)
     audit(page)
 
 

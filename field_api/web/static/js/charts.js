@@ -23,11 +23,16 @@
 
   function narrow() { return window.innerWidth < 600; }
 
-  /** Create a chart box in ``parent`` (already in the page) and draw ``option`` in it. */
-  function mount(parent, name, label, height, option) {
+  /**
+   * Create a chart box in ``parent`` (already in the page) and draw ``option`` in it.
+   * ``fit()`` gives what depends on the screen's width ({height, option}); it is applied again
+   * whenever the window is resized (a phone turned sideways, a desktop window narrowed).
+   */
+  function mount(parent, name, label, fit, option) {
     var box = FO.el("div", { class: "chart", "data-chart": name, role: "img", "aria-label": label });
     parent.appendChild(box);
-    box.style.height = height + "px";  // CSSOM, allowed by the policy (no style attribute)
+    var sized = fit();
+    box.style.height = sized.height + "px";  // CSSOM, allowed by the policy (no style attribute)
     var chart = echarts.init(box, null, { renderer: "canvas" });
     chart.setOption(Object.assign({
       animation: false,
@@ -35,7 +40,8 @@
       textStyle: { fontSize: 12 },
       tooltip: { renderMode: "richText", confine: true }
     }, option));
-    instances.push(chart);
+    chart.setOption(sized.option);
+    instances.push({ chart: chart, box: box, fit: fit });
     return box;
   }
 
@@ -48,13 +54,16 @@
   function rateBars(parent, name, rows, opts) {
     opts = opts || {};
     var labels = rows.map(function (r) { return r.label; });
-    return mount(parent, name, opts.label || "", 48 + rows.length * 34, {
+    var fit = function () {
+      return { height: 48 + rows.length * 34, option: { yAxis: { axisLabel: { width: labelWidth() } } } };
+    };
+    return mount(parent, name, opts.label || "", fit, {
       grid: { left: 8, right: 52, top: 8, bottom: 24, containLabel: true },
       tooltip: { renderMode: "richText", confine: true, trigger: "item",
         formatter: function (p) { var r = rows[p.dataIndex]; return r.label + ": " + pct(r.value) + (r.note ? " (" + r.note + ")" : ""); } },
       xAxis: { type: "value", min: 0, max: 1, interval: 0.5, axisLabel: { formatter: pct, fontSize: 11 } },
       yAxis: { type: "category", data: labels, inverse: true,
-        axisLabel: { width: labelWidth(), overflow: "truncate", fontSize: 12 } },
+        axisLabel: { overflow: "truncate", fontSize: 12 } },
       series: [{
         type: "bar", name: opts.label || "", barMaxWidth: 22,
         data: rows.map(function (r) { return r.value; }),
@@ -66,9 +75,13 @@
   /** Lines of rates over months: labels ["YYYY-MM"...], series [{name, values: [0..1 | null]}]. */
   function rateLines(parent, name, labels, series, opts) {
     opts = opts || {};
-    return mount(parent, name, opts.label || "", narrow() ? 280 : 320, {
+    var fit = function () {
+      // The legend takes two lines on a phone.
+      return { height: narrow() ? 280 : 320, option: { grid: { top: narrow() ? 56 : 40 } } };
+    };
+    return mount(parent, name, opts.label || "", fit, {
       legend: { top: 0, left: 0, itemGap: 12, textStyle: { fontSize: 12 } },
-      grid: { left: 8, right: 16, top: narrow() ? 56 : 40, bottom: 8, containLabel: true },
+      grid: { left: 8, right: 16, bottom: 8, containLabel: true },
       tooltip: { renderMode: "richText", confine: true, trigger: "axis",
         valueFormatter: function (v) { return pct(v); } },
       xAxis: { type: "category", data: labels, boundaryGap: false,
@@ -91,12 +104,15 @@
   /** Pareto: rows [{label, count, cumulative}] most frequent first; bars and cumulative line. */
   function pareto(parent, name, rows, opts) {
     opts = opts || {};
-    return mount(parent, name, opts.label || "", narrow() ? 300 : 320, {
+    var fit = function () {
+      return { height: narrow() ? 300 : 320, option: { xAxis: { axisLabel: { width: narrow() ? 64 : 120 } } } };
+    };
+    return mount(parent, name, opts.label || "", fit, {
       legend: { top: 0, left: 0, textStyle: { fontSize: 12 } },
       grid: { left: 8, right: 8, top: 36, bottom: 8, containLabel: true },
       tooltip: { renderMode: "richText", confine: true, trigger: "axis" },
       xAxis: { type: "category", data: rows.map(function (r) { return r.label; }),
-        axisLabel: { interval: 0, rotate: 35, width: narrow() ? 64 : 120, overflow: "truncate", fontSize: 11 } },
+        axisLabel: { interval: 0, rotate: 35, overflow: "truncate", fontSize: 11 } },
       yAxis: [
         { type: "value", minInterval: 1, axisLabel: { fontSize: 11 } },
         { type: "value", min: 0, max: 1, interval: 0.5, axisLabel: { formatter: pct, fontSize: 11 },
@@ -113,13 +129,16 @@
   /** Stacked horizontal bars of counts: categories [...], series [{name, values}]. */
   function stackedBars(parent, name, categories, series, opts) {
     opts = opts || {};
-    return mount(parent, name, opts.label || "", 72 + categories.length * 34, {
+    var fit = function () {
+      return { height: 72 + categories.length * 34, option: { yAxis: { axisLabel: { width: labelWidth() } } } };
+    };
+    return mount(parent, name, opts.label || "", fit, {
       legend: { top: 0, left: 0, textStyle: { fontSize: 12 } },
       grid: { left: 8, right: 24, top: 32, bottom: 8, containLabel: true },
       tooltip: { renderMode: "richText", confine: true, trigger: "axis" },
       xAxis: { type: "value", minInterval: 1, axisLabel: { fontSize: 11 } },
       yAxis: { type: "category", data: categories, inverse: true,
-        axisLabel: { width: labelWidth(), overflow: "truncate", fontSize: 12 } },
+        axisLabel: { overflow: "truncate", fontSize: 12 } },
       series: series.map(function (s) {
         return { type: "bar", name: s.name, stack: "total", data: s.values, barMaxWidth: 22,
                  label: { show: true, fontSize: 11, formatter: function (p) { return p.value ? String(p.value) : ""; } } };
@@ -129,7 +148,7 @@
 
   /** Forget the charts of a page section about to be cleared. */
   function disposeAll() {
-    instances.forEach(function (c) { if (!c.isDisposed()) c.dispose(); });
+    instances.forEach(function (i) { if (!i.chart.isDisposed()) i.chart.dispose(); });
     instances = [];
   }
 
@@ -138,7 +157,13 @@
     if (pending) clearTimeout(pending);
     pending = setTimeout(function () {
       pending = null;
-      instances.forEach(function (c) { if (!c.isDisposed()) c.resize(); });
+      instances.forEach(function (i) {
+        if (i.chart.isDisposed()) return;
+        var sized = i.fit();
+        i.box.style.height = sized.height + "px";
+        i.chart.setOption(sized.option);
+        i.chart.resize();
+      });
     }, 100);
   });
 
