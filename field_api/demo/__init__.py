@@ -380,8 +380,9 @@ def _plan(
         plan.target = Stage.whitelisted
         plan.park_reason = "台区变压器容量不足，需电网改造"
         return plan
-    if fate < 0.09:  # recorded on site a few minutes before the crew "arrived"
+    if serial % 25 == 7:  # recorded on site a few minutes before the crew "arrived"
         plan.created = first_visit - timedelta(minutes=rng.randint(3, 10))
+        plan.pace = 0.2
     if rng.random() < 0.03:
         plan.early_photo = True
     if rng.random() < 0.10:

@@ -82,7 +82,16 @@ def barcode_photo(
         if ch.isupper():  # a bar; lower case letters are spaces
             draw.rectangle([x, quiet, x + w * module - 1, quiet + height], fill=(0, 0, 0))
         x += w * module
-    return _jpeg(image, _exif(taken, gps))
+    # the label on the meter, photographed with its surroundings (no two photos alike)
+    rng = _rng(f"label/{value}")
+    margin_x, margin_y = 160, 120
+    blocks = rng.integers(40, 220, size=(5, 7, 3), dtype=np.uint8)
+    photo = Image.fromarray(blocks, "RGB").resize(
+        (image.width + 2 * margin_x, image.height + 2 * margin_y), Image.Resampling.BICUBIC
+    )
+    offset = (int(rng.integers(40, 2 * margin_x - 40)), int(rng.integers(30, 2 * margin_y - 30)))
+    photo.paste(image, offset)
+    return _jpeg(photo, _exif(taken, gps))
 
 
 def signature_png(seed: str) -> bytes:
