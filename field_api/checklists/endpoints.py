@@ -104,10 +104,22 @@ def first_pass_rate_csv(
 
 @router.get("/planner/failing-items")
 def failing_items(
-    session: DbSession, user: Planner, date_from: From, date_to: To, phase: Phase | None = None
+    request: Request,
+    session: DbSession,
+    user: Planner,
+    date_from: From,
+    date_to: To,
+    phase: Phase | None = None,
 ) -> list[ParetoRead]:
-    """Pareto of failing check items (most frequent first, with cumulative share)."""
-    rows = service.failing_items(session, date_from=date_from, date_to=date_to, phase=phase)
+    """Pareto of failing check items (most frequent first, with cumulative share), each item
+    named in the request's language."""
+    rows = service.failing_items(
+        session,
+        date_from=date_from,
+        date_to=date_to,
+        phase=phase,
+        language=language_of(request),
+    )
     return [ParetoRead(**asdict(r)) for r in rows]
 
 
@@ -123,7 +135,13 @@ def failing_items_csv(
     phase: Phase | None = None,
 ) -> Response:
     """The Pareto of failing items as CSV."""
-    rows = service.failing_items(session, date_from=date_from, date_to=date_to, phase=phase)
+    rows = service.failing_items(
+        session,
+        date_from=date_from,
+        date_to=date_to,
+        phase=phase,
+        language=language_of(request),
+    )
     columns = ["item_code", "label", "failures", "share", "cumulative_share"]
     name = f"failing-items-{date_from}-{date_to}"
     return csv_response(request, rows, columns, filename=name)

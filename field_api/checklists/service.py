@@ -29,6 +29,7 @@ from field_api.errors import Conflict, InvalidTransition, ServiceUnavailable, Va
 from field_api.work_orders import service as orders
 from field_api.work_orders.models import WorkOrder
 from field_api.work_orders.rules import Category, Stage
+from standard_kits.catalogue import Catalogue
 from standard_kits.loader import load_catalogue
 from standard_kits.schemas import ChecklistCard, CheckPhase
 
@@ -198,9 +199,13 @@ def submit(
         # Refused, not failed: no attempt is stored, so first-pass statistics never see it.
         raise Conflict(
             f"the {check_phase} check of order {order.id} cannot be submitted before its "
-            f"evidence exists; missing: {'; '.join(missing)}",
+            f"evidence exists; missing: {'; '.join(m.english for m in missing)}",
             code="checklist.evidence_missing",
-            params={"order_id": order.id, "phase": check_phase, "missing": missing},
+            params={
+                "order_id": order.id,
+                "phase": check_phase,
+                "missing": [m.as_dict() for m in missing],
+            },
         )
     pending = evidence_pending(card, gathered.context, phase=check_phase)
     if pending:
@@ -370,13 +375,37 @@ class ParetoRow:
     cumulative_share: float
 
 
+def _item_label(
+    catalogue: Catalogue, card_code: str, card_version: int, item_code: str, language: str
+) -> str | None:
+    card = catalogue.get_card(card_code, card_version)
+    item = next((i for i in card.items if i.code == item_code), None) if card else None
+    if item is None:
+        return None
+    return item.label.en if language == "en" else item.label.zh
+
+
 def failing_items(
-    session: Session, *, date_from: date, date_to: date, phase: str | None = None
+    session: Session,
+    *,
+    date_from: date,
+    date_to: date,
+    phase: str | None = None,
+    language: str = "zh-CN",
 ) -> list[ParetoRow]:
-    """Failed items over all attempts in the range, most frequent first, with cumulative share."""
+    """Failed items over all attempts in the range, most frequent first, with cumulative share.
+
+    Each item is named in ``language`` from the card it was judged by (the name stored with
+    the result, in Chinese, when the card has left the catalogue).
+    """
     start, end = day_range(date_from, date_to)
     query = (
-        select(ChecklistItemResult.item_code, ChecklistItemResult.label)
+        select(
+            ChecklistItemResult.item_code,
+            ChecklistItemResult.label,
+            ChecklistSubmission.card_code,
+            ChecklistSubmission.card_version,
+        )
         .join(ChecklistSubmission, ChecklistSubmission.id == ChecklistItemResult.submission_id)
         .where(
             ChecklistItemResult.passed.is_(False),
@@ -388,9 +417,11 @@ def failing_items(
         query = query.where(ChecklistSubmission.phase == _check_phase(phase))
     counts: Counter[str] = Counter()
     labels: dict[str, str] = {}
-    for code, label in session.execute(query):
+    catalogue = load_catalogue()
+    for code, label, card_code, card_version in session.execute(query):
         counts[code] += 1
-        labels.setdefault(code, label)
+        if code not in labels:
+            labels[code] = _item_label(catalogue, card_code, card_version, code, language) or label
     total = sum(counts.values())
     result: list[ParetoRow] = []
     running = 0

@@ -87,9 +87,15 @@ def test_failed_then_passed_check_and_planner_reports(
     assert "CREW-T1" in csv.text and "0.0000" in csv.text
 
     pareto = client.get("/planner/failing-items", params=WINDOW, headers=auth(planner)).json()
-    assert pareto[0]["item_code"] == "earthing_resistance"
+    assert (pareto[0]["item_code"], pareto[0]["label"]) == ("earthing_resistance", "保护接地电阻")
     pareto_csv = client.get("/planner/failing-items.csv", params=WINDOW, headers=auth(planner))
-    assert "earthing_resistance" in pareto_csv.text
+    assert "earthing_resistance,保护接地电阻," in pareto_csv.text
+    # The item is named from its card in the reader's language.
+    english = auth(planner) | {"Accept-Language": "en"}
+    pareto = client.get("/planner/failing-items", params=WINDOW, headers=english).json()
+    assert pareto[0]["label"] == "Protective earthing resistance"
+    pareto_csv = client.get("/planner/failing-items.csv", params=WINDOW, headers=english)
+    assert "earthing_resistance,Protective earthing resistance," in pareto_csv.text
 
 
 def test_bad_values_are_422_with_each_problem(

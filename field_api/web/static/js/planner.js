@@ -294,7 +294,8 @@
         })));
       }
       p.csv("attention-" + res.as_of + ".csv",
-        ["order_id", "crew_code", "crew_name", "district_code", "district_name", "stage", "clock", "due_on", "status", "provisional"],
+        [t("planner.order"), t("planner.crew_code"), t("planner.crew"), t("planner.district_code"), t("planner.district"),
+         t("planner.stage"), t("planner.clock"), t("planner.due"), t("planner.status"), t("planner.provisional")],
         items.map(function (i) {
           var crew = crewOf(i.crew_id), district = districtOf(i.district_id);
           return [i.order_id, crew.code, crew.name, district.code, district.name, i.stage, i.clock, i.due_on, i.status, i.provisional];
@@ -306,7 +307,7 @@
   function flatFlag(r) {
     var f = r.flag || r;
     return {
-      order_id: f.order_id, code: f.code || f.kind, reason: f.reason,
+      order_id: f.order_id, code: f.code || f.kind, reason: f.message || f.reason,
       at: f.created_at || f.detected_at, evidence: r.flag ? r.kind : "", stage: r.stage || f.stage || ""
     };
   }
@@ -338,7 +339,7 @@
           ]);
         })));
       }
-      var header = ["order_id", "code", "evidence_kind", "stage", "reason", "at"];
+      var header = [t("planner.order"), t("planner.flag_code"), t("planner.evidence_kind"), t("planner.stage"), t("planner.detail"), t("planner.at")];
       p.csv(id.replace("panel-", "") + "-" + FO.chinaToday() + ".csv", header, rows.map(function (r) {
         return [r.order_id, r.code, r.evidence, r.stage, r.reason, r.at];
       }));
