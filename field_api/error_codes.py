@@ -17,6 +17,8 @@ import string
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from field_api import messages
+
 LANGUAGES: Final = ("zh-CN", "en")
 DEFAULT_LANGUAGE: Final = "zh-CN"
 
@@ -688,16 +690,15 @@ def placeholders(template: str) -> set[str]:
 def render(code: str, params: dict[str, Any], language: str = DEFAULT_LANGUAGE) -> str:
     """The message of ``code`` in ``language`` (zh-CN when unknown); the code itself if unlisted.
 
-    A list parameter is joined with commas; a missing one is left as ``{name}``.
+    A list parameter is joined with commas; a message of :mod:`field_api.messages` (or a list
+    of them) is rendered in the same language; a missing one is left as ``{name}``.
     """
     templates = MESSAGES.get(code)
     if templates is None:
         return code
-    template = templates.get(language, templates[DEFAULT_LANGUAGE])
-    values = {
-        k: ", ".join(str(x) for x in v) if isinstance(v, list | tuple) else v
-        for k, v in params.items()
-    }
+    lang = language if language in templates else DEFAULT_LANGUAGE
+    template = templates[lang]
+    values = {k: _param(v, lang) for k, v in params.items()}
 
     class _Keep(dict[str, Any]):
         def __missing__(self, key: str) -> str:
@@ -705,6 +706,16 @@ def render(code: str, params: dict[str, Any], language: str = DEFAULT_LANGUAGE) 
 
     return template.format_map(_Keep(values))
 
+
+
+def _param(value: Any, language: str) -> Any:
+    if messages.is_message(value) or (
+        isinstance(value, list | tuple) and any(messages.is_message(v) for v in value)
+    ):
+        return messages.param_text(value, language)
+    if isinstance(value, list | tuple):
+        return ", ".join(str(x) for x in value)
+    return value
 
 # What went wrong with a request field, by the start of pydantic's error type.
 _FIELD_PROBLEMS: Final[tuple[tuple[str, dict[str, str]], ...]] = (

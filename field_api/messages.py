@@ -191,6 +191,14 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "scanned meter {scanned} is not the issued meter {issued}",
     ),
     "check.empty": _m("为空", "empty"),
+    "check.more_photos": _m(
+        "{item}：还需 {more} 张 {kind} 照片（已有 {have} 张，需要 {required} 张）",
+        "{item}: {more} more photo(s) of kind {kind} ({have} of {required})",
+    ),
+    "check.barcode_photo_needed": _m(
+        "{item}：需要一张带扫描电表号的条码照片",
+        "{item}: a barcode photo with the scanned meter number",
+    ),
     "check.wrong_form": _m("{value} 格式不符合要求", "{value} is not in the required form"),
     # -- deadlines (field_api.deadlines) -------------------------------------------------------
     "deadline.stage_passed": _m(
@@ -283,11 +291,22 @@ def china_minute(moment: datetime) -> str:
     return to_china(moment).strftime("%Y-%m-%d %H:%M")
 
 
+def is_message(value: Any) -> bool:
+    """Whether ``value`` is a stored message: ``{"code": str, "params": {...}}``."""
+    return _is_message(value)
+
+
 def _is_message(value: Any) -> bool:
     return isinstance(value, Mapping) and isinstance(value.get("code"), str) and set(value) <= {
         "code",
         "params",
     }
+
+
+def param_text(value: Any, language: str) -> Any:
+    """A param as its template sees it: a message (or a list of messages) rendered in
+    ``language``, a list joined; anything else unchanged."""
+    return _value(value, language)
 
 
 def _value(value: Any, language: str) -> Any:

@@ -223,23 +223,31 @@ def evaluate_item(item: CardItem, value: ItemValue, context: CheckContext) -> It
 
 def missing_evidence(
     card: ChecklistCard, context: CheckContext, *, phase: CheckPhase | None = None
-) -> list[str]:
+) -> list[Message]:
     """The evidence the items of ``card`` (or of one ``phase``) are judged from but that does
     not exist yet: photos of a kind fewer than required, no barcode photo with its scanned
     value. Submitting before it exists is refused, not failed.
     """
     items = card.items if phase is None else card.items_in(phase)
-    missing: list[str] = []
+    missing: list[Message] = []
     for item in items:
         if isinstance(item, PhotoItem):
             have = context.photo_counts.get(item.kind, 0)
             if have < item.min_count:
                 missing.append(
-                    f"{item.code}: {item.min_count - have} more photo(s) of kind {item.kind} "
-                    f"({have} of {item.min_count})"
+                    Message(
+                        "check.more_photos",
+                        {
+                            "item": item.code,
+                            "more": item.min_count - have,
+                            "kind": item.kind,
+                            "have": have,
+                            "required": item.min_count,
+                        },
+                    )
                 )
         elif isinstance(item, BarcodeMatchItem) and not (context.scanned_barcode or "").strip():
-            missing.append(f"{item.code}: a barcode photo with the scanned meter number")
+            missing.append(Message("check.barcode_photo_needed", {"item": item.code}))
     return missing
 
 

@@ -199,9 +199,13 @@ def submit(
         # Refused, not failed: no attempt is stored, so first-pass statistics never see it.
         raise Conflict(
             f"the {check_phase} check of order {order.id} cannot be submitted before its "
-            f"evidence exists; missing: {'; '.join(missing)}",
+            f"evidence exists; missing: {'; '.join(m.english for m in missing)}",
             code="checklist.evidence_missing",
-            params={"order_id": order.id, "phase": check_phase, "missing": missing},
+            params={
+                "order_id": order.id,
+                "phase": check_phase,
+                "missing": [m.as_dict() for m in missing],
+            },
         )
     pending = evidence_pending(card, gathered.context, phase=check_phase)
     if pending:

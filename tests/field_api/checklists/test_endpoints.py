@@ -174,5 +174,6 @@ def test_an_impossible_reading_is_422_and_missing_evidence_409(
     assert r.status_code == 409, r.text
     assert "photo_site" in r.json()["detail"] and "meter_barcode" in r.json()["detail"]
     assert r.json()["detail"].startswith(f"工单 {bare.id} 的 before_energising 检查缺少证据")
+    assert "meter_barcode：需要一张带扫描电表号的条码照片" in r.json()["detail"]  # no English
     listed = client.get(f"/work-orders/{bare.id}/checklists", headers=auth(other_token))
     assert listed.json() == []

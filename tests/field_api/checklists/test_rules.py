@@ -269,8 +269,12 @@ def test_missing_evidence_names_each_photo_kind_and_the_barcode() -> None:
     missing = missing_evidence(
         card, _context(photo_counts=photos, scanned_barcode=None), phase="before_energising"
     )
-    assert any(m.startswith("photo_seal: 1 more photo(s) of kind seal") for m in missing)
-    assert any(m.startswith("meter_barcode: a barcode photo") for m in missing)
+    english = [m.english for m in missing]
+    assert any(m.startswith("photo_seal: 1 more photo(s) of kind seal") for m in english)
+    assert any(m.startswith("meter_barcode: a barcode photo") for m in english)
+    assert "photo_seal：还需 1 张 seal 照片（已有 0 张，需要 1 张）" in [
+        m.render("zh-CN") for m in missing
+    ]
     assert missing_evidence(card, _context(barcode_analysis_pending=True)) == []
     pending = evidence_pending(card, _context(barcode_analysis_pending=True))
     assert pending == ["meter_barcode: the barcode photo is not decoded yet"]
