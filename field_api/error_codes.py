@@ -434,7 +434,9 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "the {phase} check of work order {order_id} waits for its evidence to be processed; "
         "retry shortly",
     ),
-    "checklist.readings_invalid": _m("有 {count} 项读数无效", "{count} reading(s) are invalid"),
+    "checklist.readings_invalid": _m(
+        "有 {count} 项读数无效：{problems}", "{count} reading(s) are invalid: {problems}"
+    ),
     # -- media, meters -------------------------------------------------------------------
     "media.not_found": _m("影像 {media_id} 不存在", "media item {media_id} does not exist"),
     "media.no_thumbnail": _m(

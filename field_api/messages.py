@@ -191,6 +191,29 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "scanned meter {scanned} is not the issued meter {issued}",
     ),
     "check.empty": _m("为空", "empty"),
+    "check.value_problem": _m("{item}：{problem}", "{item}: {problem}"),
+    "check.not_on_card": _m("不是检查卡 {card} 的检查项", "not an item of card {card}"),
+    "check.judged_from_evidence": _m(
+        "由照片和扫描的条码判定，不接受填报值",
+        "judged from the photos and the scanned barcode, not from a submitted value",
+    ),
+    "check.expected_yes_no": _m("应为是或否", "expected true or false"),
+    "check.expected_number": _m("应为以 {unit} 为单位的数字", "expected a number in {unit}"),
+    "check.expected_finite": _m("应为有限的数字", "expected a finite number"),
+    "check.expected_one_of": _m("应为以下之一：{options}", "expected one of {options}"),
+    "check.expected_text": _m("应为文字", "expected text"),
+    "check.impossible": _m("{value} {unit} 不可能：{why}", "{value} {unit} is impossible: {why}"),
+    "check.why_voltage": _m(
+        "低压交流读数在 0 到 1000 V 之间", "a low-voltage AC reading lies between 0 and 1000 V"
+    ),
+    "check.why_resistance": _m("电阻不能为负", "a resistance cannot be negative"),
+    "check.why_current": _m("电流额定值不能为负", "a current rating cannot be negative"),
+    "check.why_section": _m("截面积不能为负", "a cross-section cannot be negative"),
+    "check.why_length": _m("长度或高度不能为负", "a length or height cannot be negative"),
+    "check.why_time": _m("时间不能为负", "a time cannot be negative"),
+    "check.why_temperature": _m(
+        "温度不能低于绝对零度", "a temperature cannot be below absolute zero"
+    ),
     "check.more_photos": _m(
         "{item}：还需 {more} 张 {kind} 照片（已有 {have} 张，需要 {required} 张）",
         "{item}: {more} more photo(s) of kind {kind} ({have} of {required})",

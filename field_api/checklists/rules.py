@@ -43,7 +43,8 @@ class PhysicalRange:
 
     lower: float | None
     upper: float | None
-    why: str
+    why: str  # English
+    why_key: str = ""  # the same as a message of field_api.messages
 
 
 # A reading outside these is a typing or instrument error, never a failed check: it is refused
@@ -51,36 +52,51 @@ class PhysicalRange:
 # (GB/T 156 / IEC 60038 low voltage is ≤ 1000 V AC); resistances, lengths, sections, currents
 # and times cannot be negative.
 PHYSICAL_RANGES: dict[str, PhysicalRange] = {
-    "V": PhysicalRange(0.0, 1000.0, "a low-voltage AC reading lies between 0 and 1000 V"),
-    "Ω": PhysicalRange(0.0, None, "a resistance cannot be negative"),
-    "MΩ": PhysicalRange(0.0, None, "a resistance cannot be negative"),
-    "A": PhysicalRange(0.0, None, "a current rating cannot be negative"),
-    "mm²": PhysicalRange(0.0, None, "a cross-section cannot be negative"),
-    "m": PhysicalRange(0.0, None, "a length or height cannot be negative"),
-    "ms": PhysicalRange(0.0, None, "a time cannot be negative"),
-    "s": PhysicalRange(0.0, None, "a time cannot be negative"),
-    "°C": PhysicalRange(-273.15, None, "a temperature cannot be below absolute zero"),
+    "V": PhysicalRange(
+        0.0, 1000.0, "a low-voltage AC reading lies between 0 and 1000 V", "check.why_voltage"
+    ),
+    "Ω": PhysicalRange(0.0, None, "a resistance cannot be negative", "check.why_resistance"),
+    "MΩ": PhysicalRange(0.0, None, "a resistance cannot be negative", "check.why_resistance"),
+    "A": PhysicalRange(0.0, None, "a current rating cannot be negative", "check.why_current"),
+    "mm²": PhysicalRange(0.0, None, "a cross-section cannot be negative", "check.why_section"),
+    "m": PhysicalRange(0.0, None, "a length or height cannot be negative", "check.why_length"),
+    "ms": PhysicalRange(0.0, None, "a time cannot be negative", "check.why_time"),
+    "s": PhysicalRange(0.0, None, "a time cannot be negative", "check.why_time"),
+    "°C": PhysicalRange(
+        -273.15, None, "a temperature cannot be below absolute zero", "check.why_temperature"
+    ),
 }
 
 
 def physical_problem(unit: str, value: float) -> str | None:
     """Why ``value`` in ``unit`` cannot be a real reading, or None when it can."""
+    why = physical_message(unit, value)
+    return why.english if why else None
+
+
+def physical_message(unit: str, value: float) -> Message | None:
+    """:func:`physical_problem` as a message of :mod:`field_api.messages`."""
     bounds = PHYSICAL_RANGES.get(unit)
     if bounds is None:
         return None
-    if bounds.lower is not None and value < bounds.lower:
-        return f"{value:g} {unit} is impossible: {bounds.why}"
-    if bounds.upper is not None and value > bounds.upper:
-        return f"{value:g} {unit} is impossible: {bounds.why}"
+    if (bounds.lower is not None and value < bounds.lower) or (
+        bounds.upper is not None and value > bounds.upper
+    ):
+        return Message(
+            "check.impossible",
+            {"value": f"{value:g}", "unit": unit, "why": Message(bounds.why_key).as_dict()},
+        )
     return None
 
 
 class ChecklistInputError(ValueError):
-    """Submitted values that cannot be evaluated; ``problems`` names each item and why."""
+    """Submitted values that cannot be evaluated; ``problems`` names each item and why (in
+    English), ``messages`` the same as messages of :mod:`field_api.messages`."""
 
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(problems))
+    def __init__(self, messages: list[Message]) -> None:
+        self.messages = messages
+        self.problems = [m.english for m in messages]
+        super().__init__("; ".join(self.problems))
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,36 +284,39 @@ def evidence_pending(
 
 def _check_values(card: ChecklistCard, values: Mapping[str, ItemValue]) -> None:
     by_code = {i.code: i for i in card.items}
-    problems: list[str] = []
+    problems: list[Message] = []
     for code, value in values.items():
         item = by_code.get(code)
+        problem: Message | None = None
         if item is None:
-            problems.append(f"{code}: not an item of card {card.code}")
+            problem = Message("check.not_on_card", {"card": card.code})
         elif value is not None:
             problem = _type_problem(item, value)
-            if problem:
-                problems.append(f"{code}: {problem}")
+        if problem:
+            problems.append(
+                Message("check.value_problem", {"item": code, "problem": problem.as_dict()})
+            )
     if problems:
         raise ChecklistInputError(problems)
 
 
-def _type_problem(item: CardItem, value: ItemValue) -> str | None:
+def _type_problem(item: CardItem, value: ItemValue) -> Message | None:
     if isinstance(item, PhotoItem | BarcodeMatchItem):
-        return "judged from the photos and the scanned barcode, not from a submitted value"
+        return Message("check.judged_from_evidence")
     if isinstance(item, YesNoItem) and not isinstance(value, bool):
-        return "expected true or false"
+        return Message("check.expected_yes_no")
     if isinstance(item, MeasurementItem):
         if isinstance(value, bool) or not isinstance(value, int | float):
-            return f"expected a number in {item.unit}"
+            return Message("check.expected_number", {"unit": item.unit})
         if not math.isfinite(value):
-            return "expected a finite number"
-        impossible = physical_problem(item.unit, float(value))
+            return Message("check.expected_finite")
+        impossible = physical_message(item.unit, float(value))
         if impossible:
             return impossible
     if isinstance(item, ChoiceItem) and value not in item.options:
-        return f"expected one of {', '.join(item.options)}"
+        return Message("check.expected_one_of", {"options": list(item.options)})
     if isinstance(item, TextItem) and not isinstance(value, str):
-        return "expected text"
+        return Message("check.expected_text")
     return None
 
 

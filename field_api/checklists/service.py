@@ -192,7 +192,10 @@ def submit(
         raise ValidationFailed(
             exc.problems,
             code="checklist.readings_invalid",
-            params={"count": len(exc.problems)},
+            params={
+                "count": len(exc.messages),
+                "problems": [m.as_dict() for m in exc.messages],
+            },
         ) from exc
     missing = missing_evidence(card, gathered.context, phase=check_phase)
     if missing:

@@ -109,8 +109,17 @@ def test_bad_values_are_422_with_each_problem(
     )
     assert r.status_code == 422
     assert r.json()["error"] == "ValidationFailed"
-    assert r.json()["params"]["problems"] == ["earthing_resistance: expected a number in Ω"]
-    assert r.json()["detail"] == "有 1 项读数无效"
+    [problem] = r.json()["params"]["problems"]
+    assert problem["code"] == "check.value_problem"
+    assert r.json()["detail"] == "有 1 项读数无效：earthing_resistance：应为以 Ω 为单位的数字"
+    r = client.post(
+        f"/work-orders/{order_id}/checklists/before_energising",
+        json={"values": {"earthing_resistance": "low"}},
+        headers=auth(token, **{"Accept-Language": "en"}),
+    )
+    assert r.json()["detail"] == (
+        "1 reading(s) are invalid: earthing_resistance: expected a number in Ω"
+    )
 
 
 def test_unknown_phase_is_422(client: TestClient, crew_order: tuple[str, int]) -> None:
@@ -158,7 +167,9 @@ def test_an_impossible_reading_is_422_and_missing_evidence_409(
         url, json={"values": BEFORE_OK | {"earthing_resistance": -2}}, headers=auth(token)
     )
     assert r.status_code == 422, r.text
-    assert "earthing_resistance: -2 Ω is impossible" in str(r.json()["params"]["problems"])
+    assert r.json()["detail"] == (
+        "有 1 项读数无效：earthing_resistance：-2 Ω 不可能：电阻不能为负"
+    )
     assert client.get(f"/work-orders/{order_id}/checklists", headers=auth(token)).json() == []
 
     crew = make_crew(session, code="CREW-T2")
