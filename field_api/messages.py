@@ -7,7 +7,8 @@ in the request's language (:func:`field_api.language.language_of`) as ``message`
 templates with ``{name}`` placeholders filled from ``params``.
 
 Params are language-neutral values: ids, numbers, codes, and times already written in China time
-(``YYYY-MM-DD HH:MM``, :func:`china_minute`). A param may itself be a message
+(``YYYY-MM-DD HH:MM``, :func:`china_minute`), or a name in each language
+(``{"zh-CN": ..., "en": ...}``). A param may itself be a message
 (``{"code": ..., "params": {...}}``) or a list of messages: it is rendered in the same language
 (a list joined with the language's separator), so a reason made of parts stays translatable.
 ``tests/field_api/test_messages.py`` checks that every key has both languages with the same
@@ -333,6 +334,8 @@ def param_text(value: Any, language: str) -> Any:
 
 
 def _value(value: Any, language: str) -> Any:
+    if isinstance(value, Mapping) and set(value) == set(LANGUAGES):  # a text in each language
+        return value[language]
     if _is_message(value):
         return render(value["code"], value.get("params") or {}, language)
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):

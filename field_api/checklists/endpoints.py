@@ -51,7 +51,9 @@ def submit_checklist(
         device_time=body.device_time,
     )
     items = service.items_of(session, [row.id])[row.id]
-    return SubmissionRead.of(row, items, language_of(request))
+    language = language_of(request)
+    labels = service.item_labels(row.card_code, row.card_version, language)
+    return SubmissionRead.of(row, items, language, labels)
 
 
 @router.get("/work-orders/{order_id}/checklists")
@@ -64,7 +66,12 @@ def list_checklists(
     rows = service.submissions_of(session, order_id)
     items = service.items_of(session, [r.id for r in rows])
     language = language_of(request)
-    return [SubmissionRead.of(r, items[r.id], language) for r in rows]
+    return [
+        SubmissionRead.of(
+            r, items[r.id], language, service.item_labels(r.card_code, r.card_version, language)
+        )
+        for r in rows
+    ]
 
 
 @router.get("/planner/first-pass")

@@ -41,7 +41,10 @@ class ItemResultRead(BaseModel):
 
     @classmethod
     def of(
-        cls, row: ChecklistItemResult, language: str = messages.DEFAULT_LANGUAGE
+        cls,
+        row: ChecklistItemResult,
+        language: str = messages.DEFAULT_LANGUAGE,
+        labels: dict[str, str] | None = None,
     ) -> ItemResultRead:
         why = row.params
         if isinstance(why, dict) and isinstance(why.get("code"), str):
@@ -51,7 +54,7 @@ class ItemResultRead(BaseModel):
         return cls(
             item_code=row.item_code,
             item_type=row.item_type,
-            label=row.label,
+            label=(labels or {}).get(row.item_code, row.label),
             critical=row.critical,
             passed=row.passed,
             value=row.value,
@@ -81,8 +84,10 @@ class SubmissionRead(BaseModel):
         row: ChecklistSubmission,
         items: list[ChecklistItemResult],
         language: str = messages.DEFAULT_LANGUAGE,
+        labels: dict[str, str] | None = None,
     ) -> SubmissionRead:
-        read = [ItemResultRead.of(i, language) for i in items]
+        """``labels``: the items' names in ``language`` (default: the stored Chinese name)."""
+        read = [ItemResultRead.of(i, language, labels) for i in items]
         return cls(
             id=row.id,
             order_id=row.order_id,

@@ -378,6 +378,14 @@ class ParetoRow:
     cumulative_share: float
 
 
+def item_labels(card_code: str, card_version: int, language: str) -> dict[str, str]:
+    """The names of a card's items in ``language`` (empty when the card left the catalogue)."""
+    card = load_catalogue().get_card(card_code, card_version)
+    if card is None:
+        return {}
+    return {i.code: i.label.en if language == "en" else i.label.zh for i in card.items}
+
+
 def _item_label(
     catalogue: Catalogue, card_code: str, card_version: int, item_code: str, language: str
 ) -> str | None:

@@ -104,13 +104,17 @@ def check_gaps(session: Session, order: WorkOrder, phase: str, stage: Stage) -> 
     failed = [
         i for i in checklists.items_of(session, [last.id])[last.id] if not i.passed and i.critical
     ]
+    names = {  # each item's name in both languages (the stored one when the card is gone)
+        lang: checklists.item_labels(last.card_code, last.card_version, lang)
+        for lang in ("zh-CN", "en")
+    }
     return [
         Gap.of(
             stage,
             f"check_{phase}.{i.item_code}",
             "gap.check_item_failed",
             attempt=last.attempt,
-            label=i.label,
+            label={lang: names[lang].get(i.item_code, i.label) for lang in names},
             reason=i.params or i.reason,  # the item's message, rendered in the same language
         )
         for i in failed

@@ -314,8 +314,7 @@ def test_earthing_failure_is_reworked_and_counts_against_first_pass(world: World
     gap = _complete(w, order_id, visit_id)
     assert gap["stopped_at"] == "inspected"
     assert gap["missing"][0]["code"] == "check_before_energising.earthing_resistance"
-    assert gap["missing"][0]["message"].startswith("第 1 次检查：")  # zh-CN, reason included
-    assert gap["missing"][0]["message"].endswith("：7.8 Ω 高于上限 4 Ω")
+    assert gap["missing"][0]["message"] == "第 1 次检查：保护接地电阻：7.8 Ω 高于上限 4 Ω"
 
     # Rework: another earth rod driven; measured again.
     passed = _check(w, order_id, "before_energising", BEFORE_OK | {"earthing_resistance": 2.9})

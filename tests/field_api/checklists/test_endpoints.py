@@ -55,11 +55,13 @@ def test_failed_then_passed_check_and_planner_reports(
         f"/work-orders/{order_id}/checklists", headers=auth(token, **{"Accept-Language": "en"})
     ).json()
     assert listed[0]["failed_items"][0]["message"] == "6.2 Ω above the upper limit 4 Ω"
+    assert listed[0]["failed_items"][0]["label"] == "Protective earthing resistance"
     client.cookies.set("fo_lang", "zh-CN")  # the page's switch beats the browser's header
     listed = client.get(
         f"/work-orders/{order_id}/checklists", headers=auth(token, **{"Accept-Language": "en"})
     ).json()
     assert listed[0]["failed_items"][0]["message"] == "6.2 Ω 高于上限 4 Ω"
+    assert listed[0]["failed_items"][0]["label"] == "保护接地电阻"
     client.cookies.delete("fo_lang")
 
     r = client.post(url, json={"values": BEFORE_OK}, headers=auth(token))

@@ -77,6 +77,13 @@ def test_gaps_render_in_the_language_and_old_ones_keep_their_detail() -> None:
     zh = gaps_in([far.as_dict(), old], "zh-CN")
     assert zh[0]["message"] == "到场位置距工单位置 812 米，现场范围最多 200 米"
     assert zh[1]["message"] == "no photo"  # stored before the catalogue: English as it was
+    named = Gap.of(Stage.inspected, "check_x.item", "gap.check_item_failed", attempt=2,
+                   label={"zh-CN": "保护接地电阻", "en": "Protective earthing resistance"},
+                   reason={"code": "check.empty", "params": {}})
+    assert gaps_in([named.as_dict()], "en")[0]["message"] == (
+        "attempt 2: Protective earthing resistance: empty"
+    )
+    assert gaps_in([named.as_dict()], "zh-CN")[0]["message"] == "第 2 次检查：保护接地电阻：为空"
     en = gaps_in([far.as_dict()], "en")
     assert en[0]["message"] == far.detail == (
         "the arrival was recorded 812 m from the order's location; at most 200 m counts as "
