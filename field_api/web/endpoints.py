@@ -174,6 +174,7 @@ DOCS_HTML = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>fieldops API</title>
+<link rel="icon" href="/app/static/icons/icon-192.png">
 <link rel="stylesheet" href="/app/static/vendor/swagger-ui/swagger-ui.css">
 </head>
 <body>
@@ -206,6 +207,7 @@ REDOC_HTML = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>fieldops API reference</title>
+<link rel="icon" href="/app/static/icons/icon-192.png">
 </head>
 <body>
 <div id="redoc" data-spec-url="/openapi.json" data-style-nonce="{nonce}"></div>

@@ -24,24 +24,38 @@ document.addEventListener("securitypolicyviolation", function (e) {
 """
 
 
-def _open(page: Any, path: str, live_server: LiveServer) -> tuple[list[str], Any]:
-    requested: list[str] = []
-    page.on("request", lambda request: requested.append(request.url))
+class Traffic:
+    """What a page asked for, and which answers failed (4xx/5xx)."""
+
+    def __init__(self, page: Any) -> None:
+        self.requested: list[str] = []
+        self.failed: list[str] = []
+        page.on("request", lambda request: self.requested.append(request.url))
+        page.on("response", self._answer)
+
+    def _answer(self, response: Any) -> None:
+        if response.status >= 400:
+            self.failed.append(f"{response.status} {response.url}")
+
+
+def _open(page: Any, path: str) -> tuple[Traffic, Any]:
+    traffic = Traffic(page)
     page.add_init_script(LISTEN_FOR_VIOLATIONS)
-    response = page.goto(path)
-    return requested, response
+    return traffic, page.goto(path)
 
 
-def _no_violations_nor_foreign_requests(page: Any, requested: list[str], url: str) -> None:
+def _clean(page: Any, traffic: Traffic, url: str) -> None:
+    """No CSP violation event, every request to this server (or a blob: worker), none failed."""
     assert page.evaluate("window.__cspViolations") == []
-    foreign = [u for u in requested if not (u.startswith(url) or u.startswith("blob:"))]
+    foreign = [u for u in traffic.requested if not u.startswith((url, "blob:"))]
     assert foreign == []
+    assert traffic.failed == []
 
 
 def test_swagger_ui_lists_the_operations_from_vendored_files(
     phone: Any, live_server: LiveServer
 ) -> None:
-    requested, response = _open(phone, "/docs", live_server)
+    traffic, response = _open(phone, "/docs")
     assert "script-src 'self'" in response.headers["content-security-policy"]
     assert "unsafe-inline" not in response.headers["content-security-policy"]
     # Swagger UI has read /openapi.json and drawn the operations (CSP violations fail `phone`).
@@ -50,13 +64,13 @@ def test_swagger_ui_lists_the_operations_from_vendored_files(
     summaries = phone.locator(".opblock-summary-description").all_inner_texts()
     for summary in SUMMARIES:
         assert summary in summaries
-    _no_violations_nor_foreign_requests(phone, requested, live_server.url)
+    _clean(phone, traffic, live_server.url)
 
 
 def test_redoc_lists_the_operations_under_a_nonce_policy(
     phone: Any, live_server: LiveServer
 ) -> None:
-    requested, response = _open(phone, "/redoc", live_server)
+    traffic, response = _open(phone, "/redoc")
     policy = response.headers["content-security-policy"]
     assert "script-src 'self';" in policy
     assert "unsafe-inline" not in policy
@@ -69,7 +83,7 @@ def test_redoc_lists_the_operations_under_a_nonce_policy(
         "Array.from(document.querySelectorAll('style')).filter(s => s.nonce).length"
     )
     assert styled > 0
-    _no_violations_nor_foreign_requests(phone, requested, live_server.url)
+    _clean(phone, traffic, live_server.url)
 
 
 def test_redoc_gets_a_new_style_nonce_on_every_answer(phone: Any, live_server: LiveServer) -> None:
