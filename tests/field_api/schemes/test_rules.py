@@ -1,4 +1,4 @@
-"""The supply-scheme engine on plain values: DOMAIN.md's worked example, rule by rule."""
+"""The supply-scheme engine on plain values: docs/domain.md's worked example, rule by rule."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def _request(kw: float, *, category: str = "business", phases: int = 3, **kw_arg
                          lat=HOME[1], **kw_args)  # type: ignore[arg-type]
 
 
-# --- DOMAIN.md's worked example ---------------------------------------------------------------
+# --- docs/domain.md's worked example ---------------------------------------------------------------
 
 DOMAIN_AL_240 = CableOption(code="CAB-AL-4X240", conductor="Al", cores=4, section_mm2=240,
                             ampacity_a=409, r_ohm_per_km=0.142, x_ohm_per_km=0.08)
