@@ -47,6 +47,7 @@ from field_api.demo.stories import (
 )
 from field_api.demo.world import OrderSpec, World, cast_of
 from field_api.errors import ValidationFailed
+from field_api.kits import service as kits
 from field_api.meters import configured_check_digit_rule
 from field_api.work_orders.models import WorkOrder
 from field_api.work_orders.rules import Category, Channel, Stage
@@ -98,6 +99,7 @@ SITES = {
 }
 DEPOT = ("SZ-NS-DEPOT", "南山标准物料库")
 DEPOTS = {"SZ-NS": DEPOT, "SZ-FT": ("SZ-FT-DEPOT", "福田标准物料库")}
+DEPOT_OF = tuple(code for code, _ in DEPOTS.values())
 DEPOT_OF_CREW = {"CREW-A": "SZ-NS-DEPOT", "CREW-B": "SZ-NS-DEPOT", "CREW-C": "SZ-FT-DEPOT"}
 
 # The showcase: (id number key, name, category, kW, phases, crew, target stage)
@@ -202,7 +204,6 @@ def _load_people(session: Session, *, settings: Settings) -> None:
 def _load_network_and_depots(session: Session, *, settings: Settings) -> None:
     """Transformers near the demo customers and a depot per district stocked with every kit's
     materials."""
-    from field_api.kits import service as kits
     from field_api.network import service as network
     from standard_kits import load_catalogue
 
@@ -292,26 +293,23 @@ def _history(
     sink: Callable[[WorkOrder], None], *, months: int,
 ) -> None:
     """About ``months`` months of orders for the three connection crews, up to yesterday."""
-    rng = random.Random(SEED)
-    today = clock.to_china(now).date()
-    start = today - timedelta(days=round(months * 30.4))
-    until = at_china(working_day_before(calendar, today, 1), 18)
-    plans: list[Plan] = []
-    day = start
-    serial = 0
     from standard_kits import load_catalogue
 
+    rng = random.Random(SEED)
+    today = clock.to_china(now).date()
     catalogue = load_catalogue()
+    # no history before the first completion-check card came into force (its checks need one)
+    first_card = min(card.valid_from for card in catalogue.cards)
+    start = max(today - timedelta(days=round(months * 30.4)), first_card)
+    until = at_china(working_day_before(calendar, today, 1), 18)
+    plans: list[Plan] = []
+    deliveries: list[stories.Story] = []
+    day = start
+    serial = 0
     while day < today:
         if day.day == 1 or day == start:  # the monthly delivery to every depot
-            for code, _ in DEPOTS.values():
-                world.at(at_china(day, 8))
-                from field_api.kits import service as kits
-
-                kits.receive(
-                    world.session, code, _stock(catalogue, items=30, metres=2500),
-                    actor=world.cast.storekeeper,
-                )
+            stock = _stock(catalogue, items=30, metres=2500)
+            deliveries += [_delivery(world, at_china(day, 8), code, stock) for code in DEPOT_OF]
         if calendar.is_working_day(day):
             for crew in ("CREW-A", "CREW-B", "CREW-C"):
                 for _ in range(_orders_today(rng)):
@@ -319,10 +317,15 @@ def _history(
                     plans.append(_plan(rng, calendar, crew, day, serial, today, rule))
         day += timedelta(days=1)
     world.clock.set(at_china(start, 8, 30))
-    stories.run_interleaved(
-        world, [stories.connection_story(world, p, sink) for p in plans], until=until
-    )
+    connections = [stories.connection_story(world, p, sink) for p in plans]
+    stories.run_interleaved(world, deliveries + connections, until=until)
     world.at(now)
+
+
+def _delivery(world: World, when: datetime, depot: str, lines: dict[str, float]) -> stories.Story:
+    """The storekeeper books a delivery of materials into the depot."""
+    yield when
+    kits.receive(world.session, depot, lines, actor=world.cast.storekeeper)
 
 
 def _orders_today(rng: random.Random) -> int:
