@@ -294,12 +294,7 @@ class World:
             )
         finally:
             temp.discard()
-        self.session.flush()
-        job = media._AnalysisInput(  # the worker's own input: analysed now, not later
-            item.id, item.sha256, item.media_type, item.kind, item.scanned_value
-        )
-        outcome = media.compute_analysis(self.settings, self.cfg, job)
-        media.apply_analysis(self.session, item.id, outcome, cfg=self.cfg)
+        media.analyse_in_session(self.session, item, settings=self.settings, cfg=self.cfg)
         return item
 
     def _kinds(self, order: WorkOrder) -> list[str]:

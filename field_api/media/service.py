@@ -564,6 +564,21 @@ class _AnalysisInput:
     kind: MediaKind
     scanned_value: str | None
 
+    @classmethod
+    def of(cls, item: MediaItem) -> _AnalysisInput:
+        return cls(item.id, item.sha256, item.media_type, item.kind, item.scanned_value)
+
+
+def analyse_in_session(
+    session: Session, item: MediaItem, *, settings: Settings, cfg: MediaSettings
+) -> None:
+    """Analyse a stored item now, in the caller's session (a batch loader such as the demo,
+    which has no worker beside it): the same pixel work and the same recording as
+    :func:`analyse_claimed`, with the caller's transaction open throughout."""
+    session.flush()
+    outcome = compute_analysis(settings, cfg, _AnalysisInput.of(item))
+    apply_analysis(session, item.id, outcome, cfg=cfg)
+
 
 @dataclass(frozen=True)
 class AnalysisOutcome:
@@ -789,11 +804,7 @@ def analyse_claimed(
         with session_factory() as session:
             session.connection(execution_options=READ_OPTIONS)  # no write lock for a read
             item = get(session, media_id)
-            job = (
-                _AnalysisInput(item.id, item.sha256, item.media_type, item.kind, item.scanned_value)
-                if item is not None
-                else None
-            )
+            job = _AnalysisInput.of(item) if item is not None else None
             pending = (
                 item is not None
                 and item.analysis is AnalysisState.pending
