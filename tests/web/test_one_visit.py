@@ -84,10 +84,10 @@ def test_crew_connects_a_customer_in_one_visit_from_arrival_to_energising(
     expect(phone.get_by_label("表号（扫描结果）")).to_have_value(METER_CODE)
     phone.get_by_role("button", name="装表完成").click()
     expect(phone.locator("#order-outbox")).to_be_hidden()
-    # The completion names what still stops the installation: no kit was issued from a
-    # depot for this order yet.
+    # The completion names what still stops the installation, in the server's words in the
+    # page's language: no kit was issued from a depot for this order yet.
     expect(phone.locator('#completion li[data-code="kit_issued"]')).to_have_text(
-        "已装表 · 物料库尚未为本工单出库标准物料包"
+        "已装表 · 本工单尚未从仓库领取套件"
     )
     assert live_server.stage(order_id) == Stage.contract_signed
     shot(phone, "flow-4-install-blocked-360")
