@@ -16,6 +16,7 @@ DEMO_TOKENS: dict[str, str] = {
     "admin": "fo_demo_admin_0000000000000000",
     "crew": "fo_demo_crew_a_000000000000000",
     "crew_b": "fo_demo_crew_b_000000000000000",
+    "crew_c": "fo_demo_crew_c_000000000000000",
     "repair_crew": "fo_demo_repair_00000000000000",
     "inspector": "fo_demo_inspector_000000000000",
     "planner": "fo_demo_planner_00000000000000",

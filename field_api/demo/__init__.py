@@ -74,9 +74,8 @@ USERS: tuple[tuple[str, str, Role, str | None], ...] = (
     ("service", "周客服", Role.service, None),
     ("storekeeper", "吴库管", Role.storekeeper, None),
 )
-# The third crew's member has no fixed development token (auth.rules.DEMO_TOKENS): a random
-# one is issued; an admin can issue another (POST /users/{id}/tokens).
-CREW_C_USER = ("孙工", "CREW-C")
+# The third crew's member (fixed development token ``crew_c`` of auth.rules.DEMO_TOKENS).
+CREW_C_USER = ("crew_c", "孙工", "CREW-C")
 CREW_MEMBERS = {"CREW-A": "李工", "CREW-B": "王工", "CREW-C": "孙工"}
 
 BASE_LON, BASE_LAT = 113.9305, 22.5333
@@ -186,7 +185,8 @@ def _load_people(session: Session, *, settings: Settings) -> None:
     people: list[tuple[str, Role, str | None, str | None]] = [
         (n, r, c, DEMO_TOKENS[k]) for k, n, r, c in USERS
     ]
-    people.append((CREW_C_USER[0], Role.crew, CREW_C_USER[1], None))
+    key, member, member_crew = CREW_C_USER
+    people.append((member, Role.crew, member_crew, DEMO_TOKENS[key]))
     for user_name, role, user_crew, token in people:
         exists = session.execute(select(User).where(User.name == user_name)).scalar_one_or_none()
         if exists is None:
