@@ -666,6 +666,7 @@ def reconcile_entries(
     obs = PhotoObservations.from_lists(
         [(p.camera.lon, p.camera.lat) if p.camera else None for p in photos],
         [(p.center.lon, p.center.lat) if p.center else None for p in photos],
+        [p.footprint for p in photos],
     )
     det_obs = DetectionObservations(
         photo_index=np.asarray(det_photo, dtype=np.int64),

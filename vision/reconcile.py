@@ -5,11 +5,14 @@ STRtrees, so the cost grows near-linearly with the number of assets, photos and 
 
 What is decided, and how (all distances are options of :class:`ReconcileOptions`):
 
-* **Photos**: a ledger asset is *inspected* when it lies within ``photo_tolerance_m`` of a photo's
-  line of sight on the ground (camera position to the ground point of the image centre, at
-  most ``max_view_range_m`` long; a point for a nadir photo); the nearest such asset is the
-  photo's asset. A photo that could not be projected (no attitude, shallow view) falls back
-  to its camera position within ``camera_tolerance_m``.
+* **Photos**: a ledger asset is *inspected* when it lies inside the photo's ground footprint
+  (widened by ``footprint_margin_m``, cut at ``max_footprint_range_m`` from the camera), so an
+  oblique photo credits what it looks at, never the pole under the drone. Without a footprint,
+  an asset within ``photo_tolerance_m`` of the line of sight on the ground (camera position to
+  the ground point of the image centre, at most ``max_view_range_m`` long; a point for a nadir
+  photo) is inspected. The asset nearest the centre of the view is the photo's asset. A photo
+  that could not be projected (no attitude, shallow view) falls back to its camera position
+  within ``camera_tolerance_m``.
 * **Asset markers** (classes that stand for the asset they sit on, e.g. an insulator for its
   pole) are clustered (single linkage, ``cluster_radius_m``). Each cluster goes to the nearest
   unclaimed ledger asset within ``mismatch_search_m``; a cluster consistently offset by more than
@@ -21,7 +24,10 @@ What is decided, and how (all distances are options of :class:`ReconcileOptions`
   attach to their photo's asset.
 * **Corridor hazards**: each line is buffered by half its corridor width; hazards inside are
   reported with their distance to the line.
-* **Uninspected**: ledger assets with no photo and no detection attached.
+* **Uninspected**: ledger assets with no photo and no detection attached. Only those *in view*
+  (:attr:`ReconcileResult.in_view`: inside the union of the photos' view areas widened by the
+  corridor buffer, ``view_buffer_m`` or half the widest corridor) are where the flight looked;
+  the rest of the ledger was not flown and raises no task.
 """
 
 from __future__ import annotations
@@ -59,6 +65,10 @@ class ReconcileOptions:
 
     photo_tolerance_m: float = 25.0
     max_view_range_m: float = 60.0
+    footprint_margin_m: float = 5.0
+    max_footprint_range_m: float = 100.0
+    #: Widening of the flown area for uninspected tasks; None: half the widest corridor.
+    view_buffer_m: float | None = None
     camera_tolerance_m: float = 30.0
     detection_tolerance_m: float = 10.0
     max_detection_tolerance_m: float = 25.0
@@ -71,12 +81,16 @@ class ReconcileOptions:
 
 @dataclass(frozen=True)
 class PhotoObservations:
-    """Photos as columns: camera position and (NaN when not projected) ground centre, WGS84."""
+    """Photos as columns: camera position and (NaN when not projected) ground centre, WGS84.
+
+    ``footprints`` (optional, one per photo or empty) are ground rings of (lon, lat) pairs.
+    """
 
     camera_lon: FloatArray
     camera_lat: FloatArray
     center_lon: FloatArray
     center_lat: FloatArray
+    footprints: tuple[Sequence[tuple[float, float]] | None, ...] = ()
 
     def __len__(self) -> int:
         return int(self.camera_lon.shape[0])
@@ -86,11 +100,12 @@ class PhotoObservations:
         cls,
         camera: Sequence[tuple[float, float] | None],
         center: Sequence[tuple[float, float] | None],
+        footprints: Sequence[Sequence[tuple[float, float]] | None] | None = None,
     ) -> PhotoObservations:
-        """Build from per-photo ``(lon, lat)`` pairs (None when unknown)."""
+        """Build from per-photo ``(lon, lat)`` pairs (None when unknown) and footprint rings."""
         cam = _pairs(camera)
         cen = _pairs(center)
-        return cls(cam[:, 0], cam[:, 1], cen[:, 0], cen[:, 1])
+        return cls(cam[:, 0], cam[:, 1], cen[:, 0], cen[:, 1], tuple(footprints or ()))
 
 
 @dataclass(frozen=True)
@@ -154,6 +169,9 @@ class ReconcileResult:
 
     crs: CRS
     status: NDArray[np.int8]
+    #: Assets where the flight looked (see the module doc); uninspected ones outside it were
+    #: not flown.
+    in_view: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
     asset_photos: dict[int, list[int]] = field(default_factory=dict)
     asset_detections: dict[int, list[int]] = field(default_factory=dict)
     sightings: dict[int, Sighting] = field(default_factory=dict)
@@ -169,6 +187,7 @@ class ReconcileResult:
         """Numbers per status plus unregistered assets and corridor hazards."""
         out = {name: int(np.count_nonzero(self.status == code))
                for code, name in enumerate(STATUS_NAMES)}
+        out["not_flown"] = int(np.count_nonzero((self.status == UNINSPECTED) & ~self.in_view))
         out["unregistered"] = len(self.unregistered)
         out["corridor_hazards"] = len(self.hazards)
         return out
@@ -297,10 +316,14 @@ def reconcile(
     to_wgs = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
     a_xy = _project(to_m, a_lon, a_lat)
     tree = STRtree(shapely.points(a_xy)) if len(assets) else STRtree([])
-    result = ReconcileResult(crs=crs, status=np.zeros(len(assets), dtype=np.int8))
+    result = ReconcileResult(crs=crs, status=np.zeros(len(assets), dtype=np.int8),
+                             in_view=np.zeros(len(assets), dtype=bool))
     ids = [a.identifier for a in assets]
 
-    photo_primary = _match_photos(result, tree, a_xy, to_m, photos, opts)
+    buffer_m = opts.view_buffer_m
+    if buffer_m is None:
+        buffer_m = max((ln.corridor_width_m for ln in ledger.lines), default=0.0) / 2.0
+    photo_primary = _match_photos(result, tree, a_xy, to_m, photos, opts, buffer_m)
     result.photo_asset = [ids[i] if i >= 0 else None for i in photo_primary]
 
     n_det = len(detections)
@@ -329,6 +352,7 @@ def reconcile(
         result.asset_detections.setdefault(asset, []).append(int(row))
         if result.status[asset] == UNINSPECTED:
             result.status[asset] = INSPECTED
+    result.in_view |= result.status != UNINSPECTED
 
     unreg_ids = [u.asset_id for u in result.unregistered]
     result.detection_asset = [
@@ -355,6 +379,46 @@ def _view_lines(camera: FloatArray, centre: FloatArray, max_range: float) -> Flo
     return np.stack([camera, end], axis=1)
 
 
+def _view_areas(
+    to_m: Transformer,
+    camera: FloatArray,
+    centre: FloatArray,
+    photos: PhotoObservations,
+    opts: ReconcileOptions,
+) -> list[shapely.Geometry | None]:
+    """Per photo, the ground it shows in metres (None when the photo has no position).
+
+    A footprint (cut at ``max_footprint_range_m`` from the camera, widened by
+    ``footprint_margin_m``) when the photo has one; else the line of sight widened by
+    ``photo_tolerance_m``; else a disc of ``camera_tolerance_m`` round the camera.
+    """
+    n = len(photos)
+    has_camera = np.isfinite(camera[:, 0]) & np.isfinite(camera[:, 1])
+    has_view = has_camera & np.isfinite(centre[:, 0]) & np.isfinite(centre[:, 1])
+    lines = _view_lines(camera, np.where(has_view[:, None], centre, camera),
+                        opts.max_view_range_m)
+    areas: list[shapely.Geometry | None] = [None] * n
+    for i in range(n):
+        if not has_camera[i]:
+            continue
+        ring = photos.footprints[i] if i < len(photos.footprints) else None
+        if ring is not None and len(ring) >= 4:
+            pts = np.asarray(ring, dtype=np.float64)
+            xy = _project(to_m, pts[:, 0], pts[:, 1])
+            if np.isfinite(xy).all():
+                poly = shapely.make_valid(shapely.polygons(xy))
+                disc = shapely.buffer(shapely.points(camera[i]), opts.max_footprint_range_m)
+                area = shapely.intersection(poly, disc)
+                if not area.is_empty:
+                    areas[i] = shapely.buffer(area, opts.footprint_margin_m)
+                    continue
+        if has_view[i]:
+            areas[i] = shapely.buffer(shapely.linestrings(lines[i]), opts.photo_tolerance_m)
+        else:
+            areas[i] = shapely.buffer(shapely.points(camera[i]), opts.camera_tolerance_m)
+    return areas
+
+
 def _match_photos(
     result: ReconcileResult,
     tree: STRtree,
@@ -362,42 +426,40 @@ def _match_photos(
     to_m: Transformer,
     photos: PhotoObservations,
     opts: ReconcileOptions,
+    buffer_m: float,
 ) -> IntArray:
     centre = _project(to_m, photos.center_lon, photos.center_lat)
     camera = _project(to_m, photos.camera_lon, photos.camera_lat)
     n = len(photos)
     primary = np.full(n, -1, dtype=np.int64)
-    has_view = np.isfinite(centre).all(axis=1) & np.isfinite(camera).all(axis=1)
-    only_camera = ~has_view & np.isfinite(camera).all(axis=1)
-    if only_camera.any():
-        primary[only_camera], _ = _nearest(tree, camera[only_camera], opts.camera_tolerance_m,
-                                           a_xy)
-    view_rows = np.flatnonzero(has_view)
-    pairs_photo = pairs_asset = np.zeros(0, dtype=np.int64)
-    if view_rows.size and len(tree):
-        lines = shapely.linestrings(
-            _view_lines(camera[view_rows], centre[view_rows], opts.max_view_range_m)
-        )
-        # Every asset along the line of sight was in view; the nearest is the photo's asset.
-        p_rows, pairs_asset = tree.query(lines, predicate="dwithin",
-                                         distance=opts.photo_tolerance_m)
-        if p_rows.size:
-            dist = shapely.distance(lines[p_rows], tree.geometries[pairs_asset])
-            rows, best, _ = _min_per_query(p_rows.astype(np.int64),
-                                           pairs_asset.astype(np.int64), dist)
-            primary[view_rows[rows]] = best
-        pairs_photo = view_rows[p_rows]
-    fallback = np.flatnonzero(primary >= 0)
-    all_photo = np.concatenate([pairs_photo, fallback]).astype(np.int64)
-    all_asset = np.concatenate([pairs_asset, primary[fallback]]).astype(np.int64)
-    order = np.lexsort((all_photo, all_asset))
+    areas = _view_areas(to_m, camera, centre, photos, opts)
+    rows = np.asarray([i for i, a in enumerate(areas) if a is not None], dtype=np.int64)
+    if rows.size == 0 or len(tree) == 0:
+        return primary
+    geoms = np.asarray([areas[i] for i in rows.tolist()], dtype=object)
+    q, asset = tree.query(geoms, predicate="intersects")
+    q, asset = q.astype(np.int64), asset.astype(np.int64)
+    photo = rows[q]
+    # The photo's asset is the one nearest the centre of its view (the camera when unknown).
+    has_centre = np.isfinite(centre[:, 0]) & np.isfinite(centre[:, 1])
+    ref = np.where(has_centre[:, None], centre, camera)
+    delta = a_xy[asset] - ref[photo]
+    dist = np.hypot(delta[:, 0], delta[:, 1])
+    if photo.size:
+        p_rows, best, _ = _min_per_query(photo, asset, dist)
+        primary[p_rows] = best
+    order = np.lexsort((photo, asset))
     seen: set[tuple[int, int]] = set()
     for k in order.tolist():
-        key = (int(all_asset[k]), int(all_photo[k]))
+        key = (int(asset[k]), int(photo[k]))
         if key not in seen:
             seen.add(key)
             result.asset_photos.setdefault(key[0], []).append(key[1])
-    result.status[np.unique(all_asset)] = INSPECTED
+    result.status[np.unique(asset)] = INSPECTED
+    # Where the flight looked: the view areas widened by the corridor buffer.
+    widened = shapely.buffer(geoms, buffer_m) if buffer_m > 0 else geoms
+    _, looked = tree.query(widened, predicate="intersects")
+    result.in_view[looked.astype(np.int64)] = True
     return primary
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from jinja2 import Environment, select_autoescape
 from pydantic import BaseModel
 
@@ -107,6 +108,7 @@ def build_records(
                                    strict=True)
     ]
     photo_ids = [p.photo_id for p in photos]
+    in_view = result.in_view if len(result.in_view) else np.ones(len(ledger.assets), dtype=bool)
     for i, asset in enumerate(ledger.assets):
         status = STATUS_NAMES[int(result.status[i])]
         det_rows = result.asset_detections.get(i, [])
@@ -131,7 +133,8 @@ def build_records(
             defect_ids=[d.id for d in defects],
             max_severity=max((d.severity for d in defects), default=0),
         ))
-        if status == "uninspected":
+        if status == "uninspected" and in_view[i]:
+            # Only where the flight looked: the rest of the ledger was not flown.
             out.issues.append(LedgerIssueRecord(
                 id=stable_id("ledger_issue", batch_id, "uninspected", asset.identifier),
                 batch_id=batch_id, issue="uninspected", asset_id=asset.identifier,

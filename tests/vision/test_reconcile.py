@@ -221,3 +221,81 @@ def test_hazard_near_the_branch_of_a_multipart_line_is_found() -> None:
     result = reconcile(branched, photos, dets)
 
     assert [(h.line_id, round(h.distance_m)) for h in result.hazards] == [("L1", 4)]
+
+
+def square(cx: float, cy: float, half: float) -> list[tuple[float, float]]:
+    """A footprint ring (lon, lat) of a square ``half`` metres round (cx, cy) metres."""
+    ring = [at(cx - half, cy - half), at(cx + half, cy - half), at(cx + half, cy + half),
+            at(cx - half, cy + half)]
+    return [*ring, ring[0]]
+
+
+def big_ledger(rows: int = 40, cols: int = 50, spacing: float = 50.0) -> Ledger:
+    """rows x cols poles (2,000 by default), ``spacing`` metres apart, one line per row."""
+    assets = []
+    lines = []
+    for r in range(rows):
+        ident = f"L{r}"
+        pts = [at(c * spacing, r * spacing) for c in range(cols)]
+        lines.append(LedgerLine(ident, ident, tuple(pts), corridor_width_m=20.0))
+        assets += [LedgerAsset(f"P{r}-{c}", f"P{r}-{c}", ident, lat, lon)
+                   for c, (lon, lat) in enumerate(pts)]
+    return Ledger(tuple(assets), tuple(lines))
+
+
+def test_uninspected_only_inside_the_footprints_plus_corridor_buffer() -> None:
+    ledger = big_ledger()
+    assert len(ledger.assets) == 2000
+    # Three nadir photos, footprints 60 m square, each round one pole; margin (5 m) plus the
+    # corridor buffer (half of 20 m) reach 45 m, short of the neighbours 50 m away.
+    centres = [(100.0, 100.0), (500.0, 500.0), (1000.0, 1000.0)]
+    photos = PhotoObservations.from_lists(
+        [at(*c) for c in centres], [at(*c) for c in centres],
+        [square(x, y, 30.0) for x, y in centres],
+    )
+
+    result = reconcile(ledger, photos, DetectionObservations.empty())
+
+    ids = [a.identifier for a in ledger.assets]
+    inspected = {ids[i] for i in np.flatnonzero(result.status == 1)}
+    in_view = {ids[i] for i in np.flatnonzero(result.in_view)}
+    assert inspected == {"P2-2", "P10-10", "P20-20"}
+    assert in_view == inspected
+    assert result.counts()["not_flown"] == 1997
+    assert result.counts()["uninspected"] == 1997
+
+
+def test_uninspected_tasks_are_raised_only_for_assets_in_view() -> None:
+    from vision.records import PhotoRecord
+    from vision.report import build_records
+
+    ledger = big_ledger(rows=4, cols=10)
+    # A footprint from 73 to 137 m east: P0-3 at 150 m is within the margin (5 m) plus the
+    # corridor buffer (10 m); P0-1 at 50 m and the next row 50 m north are not.
+    photos = PhotoObservations.from_lists([at(105, 0)], [at(105, 0)], [square(105, 0, 32.0)])
+    result = reconcile(ledger, photos, DetectionObservations.empty())
+    record = PhotoRecord(id="p", batch_id="b", photo_id="0" * 64, path="a.jpg", width_px=10,
+                         height_px=10)
+
+    out = build_records("b", ledger, [record], [], result)
+
+    uninspected = {i.asset_id for i in out.issues if i.issue == "uninspected"}
+    assert uninspected == {"P0-3"}
+    assert {a.asset_id for a in out.assets if a.status == "inspected"} == {"P0-2"}
+    # Re-running gives the same issue ids (an importer upserts on them).
+    again = build_records("b", ledger, [record], [], result)
+    assert [i.id for i in again.issues] == [i.id for i in out.issues]
+
+
+def test_oblique_photo_credits_the_pole_it_looks_at_not_the_one_under_it() -> None:
+    ledger = make_ledger()
+    # The drone hovers over P1 looking east: the footprint starts 20 m ahead and ends 70 m
+    # ahead, centred on P2 at 50 m.
+    ring = [at(70, -20), at(120, -30), at(120, 30), at(70, 20)]
+    photos = PhotoObservations.from_lists([at(50, 0)], [at(100, 0)], [[*ring, ring[0]]])
+
+    result = reconcile(ledger, photos, DetectionObservations.empty())
+
+    assert result.photo_asset == ["P2"]
+    assert status_of(result, ledger) == {"P0": "uninspected", "P1": "uninspected",
+                                         "P2": "inspected"}
