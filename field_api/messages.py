@@ -235,6 +235,80 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "pause_reason.customer_absent": _m("客户不在现场", "customer absent at the agreed visit"),
     "pause_reason.customer_documents": _m("客户资料待补", "customer still to provide documents"),
     "pause_reason.customer_request": _m("客户要求延期", "customer asked to postpone"),
+    # -- supply schemes (field_api.schemes.rules): failures, proposals, white list -------------
+    "scheme_failure.no_kit_for_category": _m(
+        "没有适用于{category} {phases} 相接入的标准套件",
+        "no standard kit for {category} {phases}-phase connections",
+    ),
+    "scheme_failure.outside_kits": _m(
+        "{capacity_kw} kW 超出{category} {phases} 相标准套件的范围（最大 {up_to_kw} kW）",
+        "{capacity_kw} kW is outside the standard kits for {category} {phases}-phase "
+        "connections (up to {up_to_kw} kW)",
+    ),
+    "scheme_failure.direct_meter_limit": _m(
+        "负荷电流 {current_a} A 超过套件 {kit} 直接接入电表的上限 {limit_a} A",
+        "load current {current_a} A exceeds the direct-meter limit {limit_a} A of kit {kit}",
+    ),
+    "scheme_failure.breaker": _m(
+        "没有额定电流 ≥ {current_a} A 的 {poles} 极断路器",
+        "no {poles}-pole breaker rated ≥ {current_a} A",
+    ),
+    "scheme_failure.no_meter": _m(
+        "没有适用于 {current_a} A 的{metering}电表", "no {metering} meter for {current_a} A"
+    ),
+    "scheme_failure.no_ct": _m(
+        "没有一次电流 ≥ {current_a} A 的电流互感器", "no CT with primary ≥ {current_a} A"
+    ),
+    "scheme_failure.transformer_capacity": _m(
+        "变压器 {transformer}（距离 {distance_m} 米）剩余容量 {spare_kva} kVA，"
+        "需要 {needed_kva} kVA",
+        "transformer {transformer} at {distance_m} m has {spare_kva} kVA spare, "
+        "{needed_kva} kVA needed",
+    ),
+    "scheme_failure.terminal_voltage": _m(
+        "经变压器 {transformer} 供电，末端电压估算为 {voltage_v} V，超出 {lower_v}–{upper_v} V",
+        "estimated terminal voltage {voltage_v} V outside {lower_v}-{upper_v} V "
+        "via transformer {transformer}",
+    ),
+    "scheme_failure.ampacity": _m(
+        "经变压器 {transformer} 供电，没有电缆能承载断路器电流",
+        "no cable carries the breaker current via transformer {transformer}",
+    ),
+    "scheme_failure.voltage_drop": _m(
+        "经变压器 {transformer}（路径 {route_m} 米），最优电缆 {cable} 的电压降为 {drop_pct} %，"
+        "超过 {budget_pct} % 的限值",
+        "via transformer {transformer} ({route_m} m) the best cable {cable} drops {drop_pct} %, "
+        "over the {budget_pct} % budget",
+    ),
+    "scheme_failure.no_transformer_in_reach": _m(
+        "客户 {radius_m} 米范围内没有变压器", "no transformer within {radius_m} m of the customer"
+    ),
+    "scheme_proposal.three_phase": _m(
+        "改为三相接入，使用套件 {kit}", "connect three-phase with kit {kit}"
+    ),
+    "scheme_proposal.other_phases": _m(
+        "改为 {phases} 相接入，使用套件 {kit}", "connect {phases}-phase with kit {kit}"
+    ),
+    "scheme_proposal.high_voltage": _m(
+        "超出低压套件范围：需要高压（10 kV）接入",
+        "above the low-voltage kits: a high-voltage (10 kV) connection is needed",
+    ),
+    "scheme_proposal.parallel_cables": _m(
+        "按敷设方式 {laying} 没有单根电缆能承载断路器电流：请改用其他敷设方式或并联电缆",
+        "no single cable laid by method {laying} carries the breaker current: "
+        "choose another laying method or parallel cables",
+    ),
+    "scheme_proposal.shorten_route": _m(
+        "使用 {cable} 时将路径缩短到 {max_m} 米（现为 {route_m} 米），或由新建或更近的变压器供电",
+        "shorten the route to {max_m} m (now {route_m} m) with {cable}, "
+        "or supply from a new or nearer transformer",
+    ),
+    "scheme_white_list.grid_short": _m(
+        "没有满足规则的供电点（{rules}）：请将申请登记到白名单，待电网改造（新建变压器、增容或"
+        "新建低压线路）后再接入",
+        "no supply point meets the rules ({rules}): register the request on the white list, "
+        "reinforce the grid (new transformer, capacity or LV line), then connect",
+    ),
     # -- CSV column headers: "csv.<column>" (csv_header) ----------------------------------------
     "csv.code": _m("编码", "Code"),
     "csv.name": _m("名称", "Name"),

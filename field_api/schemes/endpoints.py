@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
 from field_api.deps import CurrentUser, DbSession
+from field_api.language import language_of
 from field_api.schemes import service
 from field_api.schemes.schemas import SchemeCreate, SchemeRead
 from field_api.types import IdPath
@@ -14,25 +15,41 @@ router = APIRouter(tags=["supply schemes"])
 
 @router.post("/work-orders/{order_id}/schemes", status_code=status.HTTP_201_CREATED)
 def request_scheme(
-    order_id: IdPath, body: SchemeCreate, session: DbSession, user: CurrentUser
+    request: Request, order_id: IdPath, body: SchemeCreate, session: DbSession, user: CurrentUser
 ) -> SchemeRead:
-    """Compute the order's supply scheme; a passing one is saved as its scheme."""
-    return SchemeRead.of(service.request_scheme(session, order_id, body, actor=user))
+    """Compute the order's supply scheme; a passing one is saved as its scheme.
+
+    Failures, the white-list proposal and proposals carry ``message`` in the request's language
+    (``detail`` stays English)."""
+    return SchemeRead.of(
+        service.request_scheme(session, order_id, body, actor=user), language_of(request)
+    )
 
 
 @router.get("/work-orders/{order_id}/schemes")
-def list_schemes(order_id: IdPath, session: DbSession, user: CurrentUser) -> list[SchemeRead]:
+def list_schemes(
+    request: Request, order_id: IdPath, session: DbSession, user: CurrentUser
+) -> list[SchemeRead]:
     """Every scheme computed for the order, oldest first."""
-    return [SchemeRead.of(s) for s in service.list_for_order(session, order_id, actor=user)]
+    language = language_of(request)
+    return [
+        SchemeRead.of(s, language) for s in service.list_for_order(session, order_id, actor=user)
+    ]
 
 
 @router.get("/work-orders/{order_id}/scheme")
-def accepted_scheme(order_id: IdPath, session: DbSession, user: CurrentUser) -> SchemeRead:
+def accepted_scheme(
+    request: Request, order_id: IdPath, session: DbSession, user: CurrentUser
+) -> SchemeRead:
     """The order's accepted scheme (409 when none was accepted)."""
-    return SchemeRead.of(service.accepted_for_actor(session, order_id, actor=user))
+    return SchemeRead.of(
+        service.accepted_for_actor(session, order_id, actor=user), language_of(request)
+    )
 
 
 @router.get("/schemes/{scheme_id}")
-def get_scheme(scheme_id: IdPath, session: DbSession, user: CurrentUser) -> SchemeRead:
+def get_scheme(
+    request: Request, scheme_id: IdPath, session: DbSession, user: CurrentUser
+) -> SchemeRead:
     """One saved scheme with every computed figure."""
-    return SchemeRead.of(service.get_or_raise(session, scheme_id, actor=user))
+    return SchemeRead.of(service.get_or_raise(session, scheme_id, actor=user), language_of(request))

@@ -27,8 +27,9 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
+from field_api.messages import Message
 from field_api.network.geo import (
     LvLine,
     Network,
@@ -232,11 +233,17 @@ class BomLine:
 
 @dataclass(frozen=True, slots=True)
 class RuleFailure:
-    """A rule that refused the request, optionally for one transformer."""
+    """A rule that refused the request, optionally for one transformer.
+
+    ``code`` and ``params`` name the text for people in :mod:`field_api.messages`
+    (``scheme_failure.<what>``); ``detail`` is the same in English (logs, older clients).
+    """
 
     rule: RuleName
     detail: str
     transformer_id: str | None = None
+    code: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +252,8 @@ class WhiteListProposal:
 
     reason: RuleName
     detail: str
+    code: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +300,9 @@ class SchemeAnswer:
     failures: tuple[RuleFailure, ...] = ()
     white_list: WhiteListProposal | None = None
     proposals: tuple[str, ...] = field(default=())
+    """The proposals in English (logs, older clients)."""
+    proposal_messages: tuple[Message, ...] = field(default=())
+    """The same proposals as messages (``scheme_proposal.<what>``), in the same order."""
 
     @property
     def accepted(self) -> bool:
@@ -336,13 +348,14 @@ def design_scheme(
     def answer(
         kit_code: str | None, scheme: Scheme | None = None, *,
         failures: Sequence[RuleFailure] = (), white_list: WhiteListProposal | None = None,
-        proposals: Iterable[str] = (),
+        proposals: Iterable[Message] = (),
     ) -> SchemeAnswer:
+        unique = {p.english: p for p in proposals}  # the same proposal once, first place kept
         return SchemeAnswer(
             category=request.category, phases=phases, capacity_kw=request.capacity_kw,
             cos_phi=cos_phi, load_current_a=current, load_kva=load_kva, kit_code=kit_code,
             scheme=scheme, failures=tuple(failures), white_list=white_list,
-            proposals=tuple(dict.fromkeys(proposals)),
+            proposals=tuple(unique), proposal_messages=tuple(unique.values()),
         )
 
     options = list(cables) if cables is not None else cable_options(
@@ -354,7 +367,7 @@ def design_scheme(
     if kit is None:
         return answer(
             None,
-            failures=[RuleFailure("no_standard_kit", _no_kit_detail(catalogue, request))],
+            failures=[_no_kit_failure(catalogue, request)],
             proposals=_no_kit_proposals(catalogue, request),
         )
 
@@ -364,12 +377,13 @@ def design_scheme(
         switch = equipment.rule == "direct_meter_limit" and phases == 1 and three is not None
         return answer(
             kit.code, failures=[equipment],
-            proposals=[f"connect three-phase with kit {three.code}"] if switch and three else [],
+            proposals=[Message("scheme_proposal.three_phase", {"kit": three.code})]
+            if switch and three else [],
         )
     breaker, meter, ct = equipment
 
     failures: list[RuleFailure] = []
-    proposals: list[str] = []
+    proposals: list[Message] = []
     cable_order = _cable_order(kit, options, preferred)
     candidates = network.within(request.lon, request.lat, s.max_supply_radius_m)
     for transformer, distance in candidates:
@@ -380,6 +394,9 @@ def design_scheme(
                 f"transformer {transformer.id} at {distance:.0f} m has {spare:.1f} kVA spare, "
                 f"{load_kva:.1f} kVA needed",
                 transformer.id,
+                "scheme_failure.transformer_capacity",
+                {"transformer": transformer.id, "distance_m": round(distance),
+                 "spare_kva": round(spare, 1), "needed_kva": round(load_kva, 1)},
             ))
             continue
         route, method, _ = network.route_m(
@@ -405,6 +422,9 @@ def design_scheme(
                 f"estimated terminal voltage {terminal_v:.1f} V outside {lower_v}-{upper_v} V "
                 f"via transformer {transformer.id}",
                 transformer.id,
+                "scheme_failure.terminal_voltage",
+                {"voltage_v": round(terminal_v, 1), "lower_v": _g(lower_v), "upper_v": _g(upper_v),
+                 "transformer": transformer.id},
             ))
             continue
         if chosen is None:
@@ -447,6 +467,8 @@ def design_scheme(
         failures.append(RuleFailure(
             "no_transformer_in_reach",
             f"no transformer within {s.max_supply_radius_m:.0f} m of the customer",
+            code="scheme_failure.no_transformer_in_reach",
+            params={"radius_m": round(s.max_supply_radius_m)},
         ))
     return answer(
         kit.code, failures=failures, white_list=_white_list(failures), proposals=proposals
@@ -566,6 +588,9 @@ def _choose_equipment(
             "direct_meter_limit",
             f"load current {current:.1f} A exceeds the direct-meter limit "
             f"{s.direct_meter_limit_a:g} A of kit {kit.code}",
+            code="scheme_failure.direct_meter_limit",
+            params={"current_a": round(current, 1), "limit_a": _g(s.direct_meter_limit_a),
+                    "kit": kit.code},
         )
     poles = 2 if kit.phases == 1 else 4
     breaker = _fit(
@@ -573,7 +598,10 @@ def _choose_equipment(
         lambda b: b.poles == poles and b.rating_a >= current, size=lambda b: b.rating_a,
     )
     if breaker is None:
-        return RuleFailure("breaker", f"no {poles}-pole breaker rated ≥ {current:.1f} A")
+        return RuleFailure(
+            "breaker", f"no {poles}-pole breaker rated ≥ {current:.1f} A",
+            code="scheme_failure.breaker", params={"poles": poles, "current_a": round(current, 1)},
+        )
     meter = _fit(
         catalogue, kit, "meter", MeterMaterial,
         lambda m: m.phases == kit.phases and m.connection == kit.metering
@@ -581,7 +609,11 @@ def _choose_equipment(
         size=lambda m: m.max_current_a,
     )
     if meter is None:
-        return RuleFailure("metering_equipment", f"no {kit.metering} meter for {current:.1f} A")
+        return RuleFailure(
+            "metering_equipment", f"no {kit.metering} meter for {current:.1f} A",
+            code="scheme_failure.no_meter",
+            params={"metering": _METERING_NAMES[kit.metering], "current_a": round(current, 1)},
+        )
     ct: CurrentTransformerMaterial | None = None
     if kit.metering == "ct":
         ct = _fit(
@@ -589,7 +621,10 @@ def _choose_equipment(
             lambda c: c.primary_a >= current, size=lambda c: c.primary_a,
         )
         if ct is None:
-            return RuleFailure("metering_equipment", f"no CT with primary ≥ {current:.1f} A")
+            return RuleFailure(
+                "metering_equipment", f"no CT with primary ≥ {current:.1f} A",
+                code="scheme_failure.no_ct", params={"current_a": round(current, 1)},
+            )
     return breaker, meter, ct
 
 
@@ -614,6 +649,8 @@ def _cable_failure(
         return RuleFailure(
             "ampacity", f"no cable carries the breaker current via transformer {transformer_id}",
             transformer_id,
+            "scheme_failure.ampacity",
+            {"transformer": transformer_id},
         )
     best = min(checks, key=lambda c: c.voltage_drop_pct)
     return RuleFailure(
@@ -621,20 +658,22 @@ def _cable_failure(
         f"via transformer {transformer_id} ({route:.0f} m) the best cable {best.code} drops "
         f"{best.voltage_drop_pct:.2f} %, over the {s.voltage_drop_budget_pct:g} % budget",
         transformer_id,
+        "scheme_failure.voltage_drop",
+        {"transformer": transformer_id, "route_m": round(route), "cable": best.code,
+         "drop_pct": round(best.voltage_drop_pct, 2), "budget_pct": _g(s.voltage_drop_budget_pct)},
     )
 
 
-def _cable_proposals(checks: Iterable[CableCheck], route: float, laying: str) -> list[str]:
+def _cable_proposals(checks: Iterable[CableCheck], route: float, laying: str) -> list[Message]:
     carrying = [c for c in checks if not (c.reason or "").startswith("ampacity")]
     if not carrying:
-        return [
-            f"no single cable laid by method {laying} carries the breaker current: "
-            "choose another laying method or parallel cables"
-        ]
+        return [Message("scheme_proposal.parallel_cables", {"laying": laying})]
     best = max(carrying, key=lambda c: c.max_length_m)
     return [
-        f"shorten the route to {best.max_length_m:.0f} m (now {route:.0f} m) with {best.code}, "
-        "or supply from a new or nearer transformer"
+        Message(
+            "scheme_proposal.shorten_route",
+            {"max_m": round(best.max_length_m), "route_m": round(route), "cable": best.code},
+        )
     ]
 
 
@@ -654,23 +693,57 @@ def _white_list(failures: Sequence[RuleFailure]) -> WhiteListProposal | None:
             "on the white list, reinforce the grid (new transformer, capacity or LV line), "
             "then connect"
         ),
+        code="scheme_white_list.grid_short",
+        params={"rules": [_RULE_NAMES[r] for r in rules]},
     )
 
 
-def _no_kit_detail(catalogue: Catalogue, request: SchemeRequest) -> str:
+def _no_kit_failure(catalogue: Catalogue, request: SchemeRequest) -> RuleFailure:
     kits = catalogue.connection_kits_for(request.category, request.phases)
+    category = _CATEGORY_NAMES.get(request.category, request.category)
     if not kits:
-        return f"no standard kit for {request.category} {request.phases}-phase connections"
+        return RuleFailure(
+            "no_standard_kit",
+            f"no standard kit for {request.category} {request.phases}-phase connections",
+            code="scheme_failure.no_kit_for_category",
+            params={"category": category, "phases": request.phases},
+        )
     top = max(k.capacity.up_to_kw for k in kits)
-    return (
+    return RuleFailure(
+        "no_standard_kit",
         f"{request.capacity_kw:g} kW is outside the standard kits for {request.category} "
-        f"{request.phases}-phase connections (up to {top:g} kW)"
+        f"{request.phases}-phase connections (up to {top:g} kW)",
+        code="scheme_failure.outside_kits",
+        params={"capacity_kw": _g(request.capacity_kw), "category": category,
+                "phases": request.phases, "up_to_kw": _g(top)},
     )
 
 
-def _no_kit_proposals(catalogue: Catalogue, request: SchemeRequest) -> tuple[str, ...]:
+def _no_kit_proposals(catalogue: Catalogue, request: SchemeRequest) -> tuple[Message, ...]:
     other = 3 if request.phases == 1 else 1
     kit = catalogue.connection_kit_for(request.category, other, request.capacity_kw)
     if kit is not None:
-        return (f"connect {other}-phase with kit {kit.code}",)
-    return ("above the low-voltage kits: a high-voltage (10 kV) connection is needed",)
+        return (Message("scheme_proposal.other_phases", {"phases": other, "kit": kit.code}),)
+    return (Message("scheme_proposal.high_voltage"),)
+
+
+def _g(value: float) -> float | int:
+    """A figure as a message param: whole numbers without ".0" (as ``:g`` writes them)."""
+    return int(value) if float(value).is_integer() else value
+
+
+# Names of codes that a message shows, in each language (a param may be such a name).
+_RULE_NAMES: dict[str, dict[str, str]] = {
+    "no_transformer_in_reach": {"zh-CN": "供电半径内无变压器", "en": "no_transformer_in_reach"},
+    "transformer_capacity": {"zh-CN": "变压器容量不足", "en": "transformer_capacity"},
+    "voltage_drop": {"zh-CN": "电压降超限", "en": "voltage_drop"},
+    "terminal_voltage": {"zh-CN": "末端电压越限", "en": "terminal_voltage"},
+}
+_METERING_NAMES: dict[str, dict[str, str]] = {
+    "direct": {"zh-CN": "直接接入式", "en": "direct"},
+    "ct": {"zh-CN": "经互感器接入式", "en": "ct"},
+}
+_CATEGORY_NAMES: dict[str, dict[str, str]] = {
+    "residential": {"zh-CN": "居民", "en": "residential"},
+    "business": {"zh-CN": "非居民", "en": "business"},
+}

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from field_api import messages
 from field_api.schemes.models import SupplyScheme
 from field_api.types import Text
 
@@ -57,15 +58,66 @@ class BomLineRead(BaseModel):
     role: str
 
 
+def _message(code: Any, params: Any, english: str, language: str) -> str:
+    """A stored text in ``language``; an answer saved before the catalogue keeps its English."""
+    if not isinstance(code, str):
+        return english
+    return messages.render(code, params if isinstance(params, dict) else {}, language)
+
+
 class RuleFailureRead(BaseModel):
+    """A failed rule: ``message`` is its text in the request's language (from ``code`` and
+    ``params``, see ``field_api.messages``), ``detail`` the same in English."""
+
     rule: str
-    detail: str
+    code: str | None = Field(
+        default=None, description="The message's key; null in answers saved before it."
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="What the message needs, in no language."
+    )
+    message: str = Field(default="", description="The failure in the request's language.")
+    detail: str = Field(description="The failure in English.")
     transformer_id: str | None = Field(description="The transformer's code.")
+
+    @classmethod
+    def of(cls, stored: dict[str, Any], language: str) -> RuleFailureRead:
+        code, params = stored.get("code"), stored.get("params") or {}
+        return cls(
+            rule=stored["rule"], code=code, params=params, detail=stored["detail"],
+            message=_message(code, params, stored["detail"], language),
+            transformer_id=stored.get("transformer_id"),
+        )
 
 
 class WhiteListRead(BaseModel):
+    """The white-list proposal: ``message`` in the request's language, ``detail`` in English."""
+
     reason: str
-    detail: str
+    code: str | None = Field(
+        default=None, description="The message's key; null in answers saved before it."
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="What the message needs, in no language."
+    )
+    message: str = Field(default="", description="The proposal in the request's language.")
+    detail: str = Field(description="The proposal in English.")
+
+    @classmethod
+    def of(cls, stored: dict[str, Any], language: str) -> WhiteListRead:
+        code, params = stored.get("code"), stored.get("params") or {}
+        return cls(
+            reason=stored["reason"], code=code, params=params, detail=stored["detail"],
+            message=_message(code, params, stored["detail"], language),
+        )
+
+
+class ProposalRead(BaseModel):
+    """One proposal for people: its key, its params and its text in the request's language."""
+
+    code: str
+    params: dict[str, Any] = Field(description="What the message needs, in no language.")
+    message: str = Field(description="The proposal in the request's language.")
 
 
 class SchemeFiguresRead(BaseModel):
@@ -114,12 +166,36 @@ class SchemeRead(BaseModel):
     scheme: SchemeFiguresRead | None
     failures: list[RuleFailureRead]
     white_list: WhiteListRead | None
-    proposals: list[str]
+    proposals: list[str] = Field(
+        description="The proposals' texts in the request's language (the messages of "
+        "proposal_messages; English in answers saved before them)."
+    )
+    proposal_messages: list[ProposalRead] = Field(
+        default_factory=list,
+        description="The same proposals with their keys and params (empty in answers saved "
+        "before them).",
+    )
 
     @classmethod
-    def of(cls, row: SupplyScheme) -> SchemeRead:
+    def of(cls, row: SupplyScheme, language: str = messages.DEFAULT_LANGUAGE) -> SchemeRead:
         answer: dict[str, Any] = dict(row.answer)
+        failures = [RuleFailureRead.of(f, language) for f in answer.pop("failures", [])]
+        white = answer.pop("white_list", None)
+        english: list[str] = list(answer.pop("proposals", []))
+        stored = answer.pop("proposal_messages", None) or []
+        proposal_messages = [
+            ProposalRead(
+                code=p["code"], params=p.get("params") or {},
+                message=messages.render(p["code"], p.get("params") or {}, language),
+            )
+            for p in stored
+        ]
         return cls(
             id=row.id, order_id=row.order_id, status=row.status,
-            accepted=answer.get("scheme") is not None, created_at=row.created_at, **answer,
+            accepted=answer.get("scheme") is not None, created_at=row.created_at,
+            failures=failures,
+            white_list=WhiteListRead.of(white, language) if white else None,
+            proposals=[p.message for p in proposal_messages] if proposal_messages else english,
+            proposal_messages=proposal_messages,
+            **answer,
         )

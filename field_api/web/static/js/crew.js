@@ -509,9 +509,16 @@
       });
       box.appendChild(facts);
     }
-    if (answer.proposals && answer.proposals.length) {
+    // proposals as messages in the reader's language (proposal_messages); older answers: the texts
+    var proposals = (answer.proposal_messages && answer.proposal_messages.length)
+      ? answer.proposal_messages.map(function (p) { return p.message; }) : (answer.proposals || []);
+    if (proposals.length) {
       box.appendChild(el("h4", { text: t("scheme.proposals") }));
-      box.appendChild(el("ul", {}, answer.proposals.map(function (p) { return el("li", { text: p }); })));
+      box.appendChild(el("ul", { id: "scheme-proposals" }, proposals.map(function (p) { return el("li", { text: p }); })));
+    }
+    if (answer.white_list) {
+      box.appendChild(el("p", { class: "notice", id: "scheme-whitelist-proposal",
+        text: answer.white_list.message || answer.white_list.detail }));
     }
   }
 
@@ -545,7 +552,7 @@
       panel.appendChild(el("button", { type: "button", class: "btn", id: "scheme-whitelist", text: t("scheme.whitelist"), onclick: function () {
         if (!expected.value) { expected.setAttribute("aria-invalid", "true"); return; }
         queueTransition(order, "whitelisted", t("scheme.whitelist"), null,
-                        last.white_list.reason + ": " + last.white_list.detail, expected.value).then(route_);
+                        last.white_list.reason + ": " + (last.white_list.message || last.white_list.detail), expected.value).then(route_);
       } }));
     }
   }
