@@ -27,6 +27,7 @@ from field_api.inspections.schemas import (
     LedgerAssetRead,
     LedgerDecision,
     LedgerLineRead,
+    LedgerTaskPage,
     LedgerTaskRead,
     RepairOrderRead,
     RepairTransition,
@@ -210,10 +211,24 @@ def list_ledger_tasks(
     _: Reader,
     line_id: Text100Query = None,
     status: LedgerTaskStatus | None = None,
-) -> list[LedgerTaskRead]:
-    """Ledger-correction tasks per line with their evidence."""
-    rows = service.list_ledger_tasks(session, line_id=line_id, status=status)
-    return [LedgerTaskRead.model_validate(t) for t in rows]
+    kind: Annotated[
+        str | None, Query(pattern="^(uninspected|unregistered|position_mismatch)$")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: OffsetQuery = 0,
+) -> LedgerTaskPage:
+    """Ledger-correction tasks per line with their evidence: one page and the total."""
+    rows, total = service.list_ledger_tasks(
+        session, line_id=line_id, status=status, kind=kind, limit=limit, offset=offset
+    )
+    shown = offset + len(rows)
+    return LedgerTaskPage(
+        items=[LedgerTaskRead.model_validate(t) for t in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+        next_offset=shown if shown < total else None,
+    )
 
 
 @router.post("/inspections/ledger-tasks/{task_id}/decision")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from field_api import clock
@@ -123,9 +123,23 @@ class RepairOrder(Audited, Base):
 
 
 class LedgerTask(Audited, Base):
-    """A ledger correction proposed by a batch: unregistered, uninspected, position mismatch."""
+    """A ledger correction proposed by a batch: unregistered, uninspected, position mismatch.
+
+    At most one open task per asset and kind (a partial unique index): re-imports and newer
+    batches refresh it.
+    """
 
     __tablename__ = "ledger_tasks"
+    __table_args__ = (
+        Index(
+            "uq_ledger_tasks_open_asset_kind",
+            "asset_id",
+            "kind",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     batch_id: Mapped[str] = mapped_column(ForeignKey("inspection_batches.id"), index=True)

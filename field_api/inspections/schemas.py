@@ -114,6 +114,16 @@ class LedgerTaskRead(BaseModel):
     decided_at: datetime | None
 
 
+class LedgerTaskPage(BaseModel):
+    """One page of ledger tasks and how many match in all."""
+
+    items: list[LedgerTaskRead]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="Offset of the next page; null on the last.")
+
+
 class LedgerDecision(BaseModel):
     model_config = ConfigDict(extra="forbid")
     accept: bool

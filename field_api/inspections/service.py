@@ -387,7 +387,20 @@ def import_batch(
             "photo_ids": list(issue.photo_ids),
             "detail": issue.detail,
         }
-        _upsert(session, summary, LedgerTask, issue.id, values, actor=actor)
+        key = issue.id
+        if session.get(LedgerTask, key) is None:
+            # One open task per asset and kind across batches and re-imports: a newer batch
+            # refreshes the open task's evidence instead of adding another.
+            open_task = session.execute(
+                select(LedgerTask.id).where(
+                    LedgerTask.asset_id == issue.asset_id,
+                    LedgerTask.kind == issue.issue,
+                    LedgerTask.status == LedgerTaskStatus.open,
+                )
+            ).scalar()
+            key = open_task if open_task is not None else key
+        _upsert(session, summary, LedgerTask, key, values, actor=actor)
+        session.flush()
     session.flush()
     return summary
 
@@ -683,14 +696,29 @@ def move_repair(
 
 
 def list_ledger_tasks(
-    session: Session, *, line_id: str | None = None, status: LedgerTaskStatus | None = None
-) -> list[LedgerTask]:
-    query = select(LedgerTask).order_by(LedgerTask.line_id, LedgerTask.kind, LedgerTask.asset_id)
+    session: Session,
+    *,
+    line_id: str | None = None,
+    status: LedgerTaskStatus | None = None,
+    kind: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[LedgerTask], int]:
+    """One page of ledger tasks (by line, kind, asset) and how many match in all."""
+    from sqlalchemy import func
+
+    query = select(LedgerTask)
     if line_id is not None:
         query = query.where(LedgerTask.line_id == line_id)
     if status is not None:
         query = query.where(LedgerTask.status == status)
-    return list(session.execute(query).scalars())
+    if kind is not None:
+        query = query.where(LedgerTask.kind == kind)
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    page = query.order_by(
+        LedgerTask.line_id, LedgerTask.kind, LedgerTask.asset_id, LedgerTask.id
+    ).limit(limit).offset(offset)
+    return list(session.execute(page).scalars()), int(total)
 
 
 def decide_ledger_task(

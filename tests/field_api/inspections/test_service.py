@@ -254,7 +254,7 @@ def test_http_review_repair_flow_and_ledger_tasks(
 
     found = client.get(
         "/inspections/findings?class_name=defect&min_severity=3", headers=auth(planner)
-    ).json()
+    ).json()["items"]
     assert [f["id"] for f in found] == ["det-defect"]
     r = client.post(
         "/inspections/findings/det-defect/review",
@@ -319,7 +319,9 @@ def test_http_review_repair_flow_and_ledger_tasks(
         == "verified"
     )
 
-    tasks = client.get("/inspections/ledger-tasks?line_id=L-10KV-01", headers=auth(planner)).json()
+    tasks = client.get(
+        "/inspections/ledger-tasks?line_id=L-10KV-01", headers=auth(planner)
+    ).json()["items"]
     assert {t["kind"] for t in tasks} == {"position_mismatch", "unregistered"}
     r = client.post(
         "/inspections/ledger-tasks/issue-mismatch/decision",
@@ -371,8 +373,8 @@ def test_export_training_set_writes_voc(
     service.review(
         session, "det-insulator", decision=FindingStatus.rejected, actor=actor, settings=settings
     )
-    counts = service.export_training_set(session, tmp_path / "export", settings=settings)
-    assert counts["boxes"] == 1 and counts["train"] + counts["val"] == 1
+    summary = service.export_training_set(session, tmp_path / "export", settings=settings)
+    assert summary.boxes == {"defect": 1} and sum(summary.images.values()) == 1
     xml = next((tmp_path / "export").glob("*/annotations/*.xml")).read_text()
     assert "<name>defect</name>" in xml and "<xmin>100</xmin>" in xml and "insulator" not in xml
 
