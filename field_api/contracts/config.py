@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from field_api.config import Settings
+from field_api.config import Settings, get_settings
 
 
 class ContractSettings(BaseSettings):
@@ -48,3 +48,9 @@ def contract_settings(settings: Settings) -> ContractSettings:
     if isinstance(configured, ContractSettings):
         return configured
     return _from_environment()
+
+
+def sms_sender(settings: Settings | None = None) -> str:
+    """The one sender name of every text message to customers (signing codes, progress,
+    visits): the supplier's name (``FIELDOPS_CONTRACT_SUPPLIER_NAME``) in 【】."""
+    return f"【{contract_settings(settings or get_settings()).supplier_name}】"

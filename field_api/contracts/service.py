@@ -24,7 +24,7 @@ from field_api.auth.models import Role
 from field_api.auth.rules import Principal
 from field_api.config import Settings
 from field_api.contracts import signing, store
-from field_api.contracts.config import contract_settings
+from field_api.contracts.config import contract_settings, sms_sender
 from field_api.contracts.models import Contract, ContractOtp, ContractStatus
 from field_api.contracts.notifier import Notifier
 from field_api.contracts.otp import OneTimeCode, OtpOutcome
@@ -353,7 +353,7 @@ def request_code(
     audit.record(session, actor=actor, action="contract_otp.create", entity=row)
     minutes = max(int(opts.otp_ttl.total_seconds() // 60), 1)
     text = (
-        f"【{opts.supplier_name}】您的供用电合同（{contract.contract_no}）签署验证码：{code}，"
+        f"{sms_sender(settings)}您的供用电合同（{contract.contract_no}）签署验证码：{code}，"
         f"{minutes}分钟内有效。请勿告知他人；如非本人办理请忽略。"
     )
     try:

@@ -28,6 +28,7 @@ from field_api.deadlines.schemas import (
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.language import Lang, language_of
 from field_api.types import CSV_RESPONSES, DateQuery, IdPath, IdQuery, IsoDate
+from field_api.web import i18n
 from field_api.work_orders import service as orders
 
 router = APIRouter(tags=["deadlines"])
@@ -216,18 +217,20 @@ def compliance_csv(
     group_by: Annotated[service.ComplianceGroup, Query()] = "crew",
 ) -> Response:
     """Time-limit compliance as CSV: every clock per crew or district (by code and name), or
-    of all orders (``group_by=all``)."""
+    of all orders (``group_by=all``); the time limit by its name in the reader's language."""
+    language = language_of(request)
     rows = service.compliance_by(
         session,
         user,
         period_from=period_from,
         period_to=period_to,
         group_by=group_by,
-        all_name=ALL_NAMES[language_of(request)],
+        all_name=ALL_NAMES[language],
     )
+    named = [asdict(r) | {"clock": i18n.text(f"clock.{r.clock}", language)} for r in rows]
     columns = ["code", "name", "clock", "met", "missed", "finished", "rate"]
     name = f"compliance-{group_by}-{period_from}-{period_to}"
-    return csv_response(request, rows, columns, filename=name)
+    return csv_response(request, named, columns, filename=name)
 
 
 @router.post("/deadlines/recompute-provisional")

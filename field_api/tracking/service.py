@@ -22,6 +22,7 @@ from field_api.audit import service as audit
 from field_api.auth.models import District
 from field_api.auth.rules import Principal
 from field_api.config import Settings
+from field_api.contracts.config import sms_sender
 from field_api.contracts.notifier import LoggingNotifier, Notifier
 from field_api.deadlines import service as deadlines
 from field_api.deadlines.calendar import CalendarError, WorkingCalendar
@@ -31,25 +32,16 @@ from field_api.privacy import mask_name, mask_phone
 from field_api.tracking import rules, targets
 from field_api.tracking.config import tracking_settings
 from field_api.tracking.models import TrackingToken, WebhookDelivery, WebhookSubscription
+from field_api.web import i18n
 from field_api.work_orders import service as orders
 from field_api.work_orders.models import StageTransition, WorkOrder
 from field_api.work_orders.rules import FLOW, Stage
 
 logger = logging.getLogger(__name__)
 
-STAGE_LABELS_ZH: dict[Stage, str] = {
-    Stage.accepted: "已受理",
-    Stage.surveyed: "已现场勘查",
-    Stage.scheme_answered: "供电方案已答复",
-    Stage.contract_signed: "供用电合同已签订",
-    Stage.installed: "电能表已安装",
-    Stage.inspected: "竣工检验已通过",
-    Stage.energised: "已送电",
-    Stage.called_back: "已回访",
-    Stage.closed: "已归档",
-    Stage.whitelisted: "电网改造中（白名单）",
-    Stage.cancelled: "已取消",
-}
+# The one catalogue of stage names (field_api.web.i18n ``stage.*``): the crew app, the planner,
+# the tracking page and the SMS all say the same words.
+STAGE_LABELS_ZH: dict[Stage, str] = {stage: i18n.text(f"stage.{stage.value}") for stage in Stage}
 # The customer hears about the steps that change what they wait for, not every internal one.
 SMS_STAGES = frozenset({Stage.scheme_answered, Stage.energised, Stage.whitelisted, Stage.cancelled})
 DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
@@ -440,7 +432,7 @@ def on_stage_change(session: Session, order: WorkOrder, row: StageTransition) ->
         link = public_url(token_for(session, order).token)
         _send_sms(
             order.customer_phone,
-            f"【供电服务】您的用电申请（工单{order.id}）进度：{STAGE_LABELS_ZH[row.to_stage]}。"
+            f"{sms_sender()}您的用电申请（工单{order.id}）进度：{STAGE_LABELS_ZH[row.to_stage]}。"
             f"查看进度：{link}",
         )
 
@@ -464,6 +456,6 @@ def on_visit_planned(session: Session, order: WorkOrder, visit: PlannedVisit) ->
     end = clock.to_china(visit.window_end)
     _send_sms(
         order.customer_phone,
-        f"【供电服务】您的用电申请（工单{order.id}）已预约上门："
+        f"{sms_sender()}您的用电申请（工单{order.id}）已预约上门："
         f"{start:%Y-%m-%d %H:%M}–{end:%H:%M}。",
     )

@@ -66,6 +66,8 @@ _MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "orders.none": ("没有待办工单", "No open orders"),
     "orders.due": ("时限：{date}", "Due {date}"),
     "orders.no_due": ("无时限", "No deadline"),
+    "orders.met": ("已按时完成（{date}）", "Met ({date})"),
+    "orders.missed": ("已超时完成（{date}）", "Finished late ({date})"),
     "orders.booked": ("今日预约 {window}", "Booked today {window}"),
     "orders.at_risk": ("即将超时", "At risk"),
     "orders.overdue": ("已超时", "Overdue"),
@@ -88,16 +90,16 @@ _MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "clock.completion_inspection": ("竣工检验", "Completion inspection"),
     "clock.white_list": ("白名单改造", "White-list reinforcement"),
     "stage.accepted": ("已受理", "Accepted"),
-    "stage.surveyed": ("已勘查", "Surveyed"),
-    "stage.scheme_answered": ("已答复方案", "Scheme answered"),
-    "stage.contract_signed": ("已签合同", "Contract signed"),
-    "stage.installed": ("已装表", "Installed"),
-    "stage.inspected": ("已验收", "Inspected"),
+    "stage.surveyed": ("已现场勘查", "Surveyed"),
+    "stage.scheme_answered": ("供电方案已答复", "Scheme answered"),
+    "stage.contract_signed": ("供用电合同已签订", "Contract signed"),
+    "stage.installed": ("电能表已安装", "Installed"),
+    "stage.inspected": ("竣工检验已通过", "Inspected"),
     "stage.energised": ("已送电", "Energised"),
     "stage.called_back": ("已回访", "Called back"),
     "stage.closed": ("已归档", "Closed"),
-    "stage.whitelisted": ("白名单（待改造）", "White list"),
-    "stage.cancelled": ("已撤销", "Cancelled"),
+    "stage.whitelisted": ("电网改造中（白名单）", "White list"),
+    "stage.cancelled": ("已取消", "Cancelled"),
     "step.survey": ("现场勘查", "Site survey"),
     "step.scheme": ("供电方案", "Supply scheme"),
     "step.contract": ("合同签署", "Contract"),
@@ -258,7 +260,7 @@ _MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "planner.compliance": ("时限达标率", "Time-limit compliance"),
     "planner.over_time": ("按月趋势", "By month"),
     "planner.by_crew": ("按班组", "By crew"),
-    "planner.by_district": ("按区域", "By district"),
+    "planner.by_district": ("按供电所", "By district"),
     "planner.pareto": ("检验不合格项排列图", "Pareto of failing checklist items"),
     "planner.attention": ("超时与临期工单", "Overdue and at-risk orders"),
     "planner.evidence_flags": ("影像证据异常", "Evidence flags"),
@@ -274,7 +276,7 @@ _MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "planner.cumulative": ("累计占比", "Cumulative share"),
     "planner.order": ("工单", "Order"),
     "planner.crew": ("班组", "Crew"),
-    "planner.district": ("区域", "District"),
+    "planner.district": ("供电所", "District"),
     "planner.clock": ("时限项", "Clock"),
     "planner.due": ("到期日", "Due"),
     "planner.status": ("状态", "Status"),
@@ -287,14 +289,14 @@ _MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "planner.table": ("数据表", "Data table"),
     "planner.none": ("暂无数据", "No data yet"),
     "planner.crew_code": ("班组编码", "Crew code"),
-    "planner.district_code": ("区域编码", "District code"),
+    "planner.district_code": ("供电所编码", "District code"),
     "planner.stage": ("环节", "Stage"),
     "planner.provisional": ("暂定", "Provisional"),
     "planner.flag_code": ("疑点编码", "Flag code"),
     "planner.evidence_kind": ("照片类型", "Photo kind"),
     "planner.at": ("时间", "Time"),
     "planner.csv_crew": ("CSV（按班组）", "CSV by crew"),
-    "planner.csv_district": ("CSV（按区域）", "CSV by district"),
+    "planner.csv_district": ("CSV（按供电所）", "CSV by district"),
     "planner.csv_orders": ("CSV（逐单）", "CSV per order"),
     "planner.code": ("编码", "Code"),
     "planner.name": ("名称", "Name"),
@@ -343,7 +345,7 @@ _MESSAGES: Final[dict[str, tuple[str, str]]] = {
         "are counted; the date is updated once they are.",
     ),
     "track.visit": ("预约上门：", "Visit booked: "),
-    "track.updated": ("更新于 {time}（北京时间）", "Updated {time} (Beijing time)"),
+    "track.updated": ("更新于 {time}（北京时间）", "Updated {time} (China time)"),
     "track.not_found": (
         "未找到该进度链接，请核对短信中的链接或联系供电服务热线。",
         "This progress link was not found: check the link in the text message or call the "
@@ -364,6 +366,13 @@ def messages(lang: Lang) -> dict[str, str]:
     """The whole catalogue in ``lang``."""
     index = 1 if lang == "en" else 0
     return {key: pair[index] for key, pair in _MESSAGES.items()}
+
+
+def text(key: str, lang: Lang = DEFAULT_LANG) -> str:
+    """One catalogue text in ``lang`` (stage and clock names are shared by the pages, the
+    tracking page and SMS, and the CSV exports); the key itself when it is not catalogued."""
+    pair = _MESSAGES.get(key)
+    return key if pair is None else pair[1 if lang == "en" else 0]
 
 
 def other(lang: Lang) -> Lang:

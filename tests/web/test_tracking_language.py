@@ -44,7 +44,7 @@ def test_the_tracking_page_is_english_on_request_with_chinese_only_in_data(
     assert '<html lang="en">' in page.text
     assert "Connection progress" in page.text
     assert "Current stage: <strong>Accepted</strong>" in page.text
-    assert "(Beijing time)" in page.text
+    assert "(China time)" in page.text
     # Chinese only in the data: the masked customer name, the district and the switch back.
     body = page.text.split("<body>", 1)[1]
     for data in ("张*", "测试区", "中文"):

@@ -82,15 +82,16 @@ def test_compliance_csv_in_the_readers_language(
         "content-disposition"
     ]
     lines = r.content.decode("utf-8-sig").splitlines()
-    assert f"CMP-1,{crew_name},end_to_end,1,1,2,0.5000" in lines
-    assert f"CMP-2,{crew_name},end_to_end,1,0,1,1.0000" in lines
+    assert f"CMP-1,{crew_name},全流程时限,1,1,2,0.5000" in lines
+    assert f"CMP-2,{crew_name},全流程时限,1,0,1,1.0000" in lines
+    assert "end_to_end" not in r.text  # the time limit by its name, not its code
     everything = client.get(
         "/deadlines/compliance.csv",
         params=PERIOD | {"group_by": "all"},
         headers=auth(planner) | {"Accept-Language": "en"},
     )
     first = everything.content.decode("utf-8-sig").splitlines()[1]
-    assert first.startswith("all,All,end_to_end,")
+    assert first.startswith("all,All,End to end,")
     reversed_period = client.get(
         "/deadlines/compliance.csv",
         params={"from": "2025-10-31", "to": "2025-10-01"},

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from field_api.contracts.config import sms_sender
 from field_api.contracts.notifier import LoggingNotifier
 from field_api.deadlines import service as deadlines
 from field_api.deadlines.calendar import PACKAGE_YEARS
@@ -149,6 +150,8 @@ def test_customer_sms_on_chosen_stages_and_a_failing_gateway_does_not_block(
     phone, text = sms.sent[0]
     assert phone == "13800138000"
     assert "供电方案已答复" in text
+    # One sender name for every customer text (the contract's signing codes use it too).
+    assert text.startswith(sms_sender()) and sms_sender() == "【国网示例市供电公司】"
     assert f"/t/{tracking.token_for(session, order).token}" in text
     sms.fail = True
     orders.transition(session, order, Stage.contract_signed, actor=None)

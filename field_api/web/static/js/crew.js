@@ -167,9 +167,24 @@
     return null;
   }
 
+  /** A clock as people read it: a finished one as met or finished late (with its day),
+   *  a running one by its due day. */
+  function clockText(clock) {
+    if (clock && clock.finished_on && (clock.status === "met" || clock.status === "missed")) {
+      return t("orders." + clock.status, { date: clock.finished_on });
+    }
+    return clock && clock.due_on ? t("orders.due", { date: clock.due_on }) : t("orders.no_due");
+  }
+
+  /** The pill of a running clock in danger (a finished one is said by its text). */
+  function riskPill(clock, risk) {
+    if (!risk || (clock && clock.finished_on)) return null;
+    return el("span", { class: "pill pill--" + risk, text: t("orders." + risk) });
+  }
+
   function orderItem(row) {
     var o = row.order, clock = row.clock, risk = riskOf(clock);
-    var due = clock && clock.due_on ? t("orders.due", { date: clock.due_on }) : t("orders.no_due");
+    var due = clockText(clock);
     return el("li", { class: "order" + (risk ? " order--" + risk : ""), "data-order-id": o.id }, [
       el("a", { href: "#/order/" + o.id, class: "order__link" }, [
         el("span", { class: "order__top" }, [
@@ -178,7 +193,7 @@
         ]),
         el("span", { class: "order__addr", text: o.customer_name + " · " + o.address }),
         el("span", { class: "order__due" + (risk ? " due--" + risk : "") }, [
-          due, risk ? el("span", { class: "pill pill--" + risk, text: t("orders." + risk) }) : null,
+          due, riskPill(clock, risk),
           row.booked ? el("span", { class: "pill pill--booked", text: t("orders.booked", { window: row.booked }) }) : null
         ])
       ])
@@ -261,10 +276,11 @@
     var list = el("ul", { class: "clocks" });
     deadlines.clocks.forEach(function (c) {
       var risk = riskOf(c);
-      list.appendChild(el("li", { class: "clock" + (risk ? " due--" + risk : "") + (c.governing ? " clock--governing" : "") }, [
+      var done = c.status === "met" ? " clock--met" : "";
+      list.appendChild(el("li", { class: "clock" + (risk ? " due--" + risk : "") + done + (c.governing ? " clock--governing" : "") }, [
         el("span", { text: FO.tOr("clock." + c.clock, c.clock) }),
-        el("span", { text: c.due_on ? t("orders.due", { date: c.due_on }) : t("orders.no_due") }),
-        risk ? el("span", { class: "pill pill--" + risk, text: t("orders." + risk) }) : null
+        el("span", { class: "clock__when", text: clockText(c) }),
+        riskPill(c, risk)
       ]));
     });
     box.appendChild(list);
