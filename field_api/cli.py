@@ -407,6 +407,24 @@ def inspections_import(
     )
 
 
+@inspections_app.command("dispatch")
+def inspections_dispatch() -> None:
+    """Give every open repair order without a crew the repair crew its line maps to.
+
+    One-off and idempotent: orders already assigned, started, or without a pole or coordinates
+    are left as they are (the counts say how many).
+    """
+    from field_api.inspections import service
+
+    try:
+        with service_context() as (settings, factory), factory.begin() as session:
+            counts = service.dispatch_unassigned(session, actor=None)
+    except Exception as exc:
+        _fail(exc)
+        return
+    typer.echo(json.dumps(counts))
+
+
 @inspections_app.command("export-training-set")
 def inspections_export(
     out: Annotated[str, typer.Argument(help="Folder to write train/ and val/ into.")],

@@ -628,6 +628,41 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "抢修进度由抢修班组上报（角色：{role}）",
         "the repair crew reports its own progress (role {role})",
     ),
+    "repair.photos_locked": _m(
+        "抢修单 {repair_id} 已验收或已取消（{stage}），照片不可再更改",
+        "repair order {repair_id} is {stage}: its photos can no longer change",
+    ),
+    "repair.already_started": _m(
+        "抢修单 {repair_id} 已开始（{stage}），不能再改派或更改杆塔",
+        "repair order {repair_id} has started ({stage}): its crew and pole stay",
+    ),
+    "repair.not_located": _m(
+        "抢修单 {repair_id} 没有杆塔也没有坐标，请先选定杆塔再派工",
+        "repair order {repair_id} has no pole and no coordinates: pick its pole first",
+    ),
+    "repair.crew_not_found": _m("班组 {crew_id} 不存在", "crew {crew_id} does not exist"),
+    "repair.crew_not_repair": _m(
+        "班组 {crew} 不承担抢修", "crew {crew} does not handle repairs"
+    ),
+    "repair.crew_other_district": _m(
+        "班组 {crew} 属于其他供电所", "crew {crew} works in another district"
+    ),
+    "repair.district_not_found": _m(
+        "供电所 {district_id} 不存在", "district {district_id} does not exist"
+    ),
+    "repair.dispatch_not_found": _m(
+        "线路 {line_id} 没有派工规则", "no dispatch rule for line {line_id}"
+    ),
+    "inspection.finding_stale": _m(
+        "发现 {finding_id} 在显示后已变更（显示版本 {shown}，当前 {version}），请刷新后再决定",
+        "finding {finding_id} changed since it was shown (version {shown}, now {version}); "
+        "reload it and decide again",
+    ),
+    "inspection.undo_refused": _m(
+        "发现 {finding_id} 不能撤销（状态 {status}，抢修单 {stage}）：抢修班组开工后不可撤销",
+        "finding {finding_id} cannot be undone (status {status}, repair order {stage}): "
+        "once a crew has started the repair it stands",
+    ),
     "ledger.task_not_found": _m(
         "台账任务 {task_id} 不存在", "ledger task {task_id} does not exist"
     ),

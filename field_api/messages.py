@@ -309,51 +309,6 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "no supply point meets the rules ({rules}): register the request on the white list, "
         "reinforce the grid (new transformer, capacity or LV line), then connect",
     ),
-    # -- contract verification (field_api.contracts.signing): "contract_check.<why>" ----------
-    "contract_check.valid": _m(
-        "有效：工单 {order_id} 的合同由 {signer} 于 {signed_at}（北京时间）签署（密钥 {key}）",
-        "valid: contract for order {order_id} signed by {signer} at {signed_at} China time "
-        "(key {key})",
-    ),
-    "contract_check.no_record": _m(
-        "文件中没有 fieldops 签署记录", "the file carries no fieldops signing record"
-    ),
-    "contract_check.attachment_malformed": _m(
-        "签署记录附件格式错误", "the signing record attachment is malformed"
-    ),
-    "contract_check.attachment_too_large": _m(
-        "签署记录附件大得不合常理", "the signing record attachment is implausibly large"
-    ),
-    "contract_check.record_not_json": _m(
-        "签署记录不是有效的 JSON 对象", "the signing record is not a valid JSON object"
-    ),
-    "contract_check.unsupported_algorithm": _m(
-        "不支持的签名算法 {algorithm}", "unsupported signature algorithm {algorithm}"
-    ),
-    "contract_check.no_record_in_envelope": _m(
-        "签名信封中没有签署记录", "the envelope carries no record"
-    ),
-    "contract_check.other_key": _m(
-        "由密钥 {key} 签署，而不是给定的公钥 {expected}",
-        "signed with key {key}, not with the given public key {expected}",
-    ),
-    "contract_check.signature_mismatch": _m(
-        "服务器签名与签署记录不符", "the server signature does not match the signing record"
-    ),
-    "contract_check.length_differs": _m(
-        "已签署文档的长度与签署记录不符",
-        "the signed document's length does not match the record",
-    ),
-    "contract_check.document_changed": _m(
-        "合同文档在签署后被修改", "the contract document was changed after signing"
-    ),
-    "contract_check.not_a_contract_pdf": _m(
-        "已签署的文档不是有效的合同 PDF", "the signed document is not a valid contract PDF"
-    ),
-    "contract_check.file_changed": _m(
-        "文件在签署后被修改（签名部分）",
-        "the file was changed after signing (signature section)",
-    ),
     # -- CSV column headers: "csv.<column>" (csv_header) ----------------------------------------
     "csv.code": _m("编码", "Code"),
     "csv.name": _m("名称", "Name"),

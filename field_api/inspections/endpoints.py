@@ -20,6 +20,9 @@ from field_api.inspections import service
 from field_api.inspections.models import InspectionPhoto, LedgerAsset, LedgerLine
 from field_api.inspections.rules import FindingStatus, LedgerTaskStatus
 from field_api.inspections.schemas import (
+    AssignRequest,
+    FindingAssetRequest,
+    FindingPage,
     FindingRead,
     ImportRequest,
     ImportResult,
@@ -29,10 +32,15 @@ from field_api.inspections.schemas import (
     LedgerLineRead,
     LedgerTaskPage,
     LedgerTaskRead,
+    LineDispatchPage,
+    LineDispatchRead,
+    LineDispatchWrite,
+    RepairOrderPage,
     RepairOrderRead,
     RepairTransition,
     ReviewRequest,
     ReviewResult,
+    UndoRequest,
 )
 from field_api.types import (
     CSV_RESPONSES,
@@ -40,6 +48,7 @@ from field_api.types import (
     Code16Path,
     Code64Path,
     IdPath,
+    Key100Path,
     OffsetQuery,
     Text100Query,
 )
@@ -51,7 +60,14 @@ STATIC = Path(__file__).resolve().parent / "static"
 Inspector = Annotated[Principal, Depends(require_roles(Role.inspector, Role.admin))]
 Reader = Annotated[Principal, Depends(require_roles(Role.inspector, Role.planner, Role.admin))]
 Planner = Annotated[Principal, Depends(require_roles(Role.planner, Role.inspector, Role.admin))]
+Dispatcher = Annotated[Principal, Depends(require_roles(Role.planner, Role.admin))]
+Admin = Annotated[Principal, Depends(require_roles(Role.admin))]
 MAX_REPAIR_PHOTO_BYTES = 20 * 1024 * 1024
+PageLimit = Annotated[int, Query(ge=1, le=500)]
+
+
+def _next_offset(offset: int, shown: int, total: int) -> int | None:
+    return offset + shown if offset + shown < total else None
 
 
 @router.post("/inspections/batches/import")
@@ -77,21 +93,34 @@ def list_findings(
     class_name: Text100Query = None,
     min_severity: Annotated[int | None, Query(ge=0, le=DB_INT_MAX)] = None,
     status: FindingStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    include_insulators: Annotated[
+        bool, Query(description="Also the insulator boxes (severity 0); defects only otherwise.")
+    ] = False,
+    limit: PageLimit = 50,
     offset: OffsetQuery = 0,
-) -> list[FindingRead]:
-    """Findings filtered by line, asset, class, severity and status."""
-    rows = service.list_findings(
+) -> FindingPage:
+    """The review queue: one page of findings, defects first, with the total that match.
+
+    Defects only (severity at least 1) unless ``include_insulators`` or a ``class_name``.
+    """
+    rows, total = service.list_findings(
         session,
         line_id=line_id,
         asset_id=asset_id,
         class_name=class_name,
         min_severity=min_severity,
         status=status,
+        include_insulators=include_insulators,
         limit=limit,
         offset=offset,
     )
-    return [FindingRead.model_validate(r) for r in rows]
+    return FindingPage(
+        items=[FindingRead.model_validate(r) for r in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+        next_offset=_next_offset(offset, len(rows), total),
+    )
 
 
 @router.get("/inspections/findings/{finding_id}")
@@ -119,6 +148,7 @@ def review_finding(
         severity=body.severity,
         xyxy=body.xyxy,
         note=body.note,
+        version=body.version,
     )
     return ReviewResult(
         finding=FindingRead.model_validate(finding),
@@ -126,13 +156,77 @@ def review_finding(
     )
 
 
-def _file(settings: Any, sha: str | None, media_type: str) -> FileResponse:
+@router.post("/inspections/findings/{finding_id}/undo")
+def undo_review(
+    finding_id: Code64Path, body: UndoRequest, session: DbSession, user: Inspector
+) -> ReviewResult:
+    """Undo a decision until a crew has started its repair order (cancelled with it); else 409."""
+    finding, repair = service.undo_review(session, finding_id, actor=user, version=body.version)
+    return ReviewResult(
+        finding=FindingRead.model_validate(finding),
+        repair_order=RepairOrderRead.model_validate(repair) if repair else None,
+    )
+
+
+@router.put("/inspections/findings/{finding_id}/asset")
+def set_finding_asset(
+    finding_id: Code64Path, body: FindingAssetRequest, session: DbSession, user: Inspector
+) -> ReviewResult:
+    """Pick the pole of a finding; its repair order (not yet started) takes pole, line, crew."""
+    finding, repair = service.set_finding_asset(
+        session, finding_id, body.asset_id, actor=user, version=body.version
+    )
+    return ReviewResult(
+        finding=FindingRead.model_validate(finding),
+        repair_order=RepairOrderRead.model_validate(repair) if repair else None,
+    )
+
+
+@router.get("/admin/line-dispatch")
+def list_line_dispatch(
+    session: DbSession, _: Admin, limit: PageLimit = 100, offset: OffsetQuery = 0
+) -> LineDispatchPage:
+    """Dispatch rules: each ledger line (GroupIdentifier) to its district and repair crew."""
+    rows, total = service.list_line_dispatch(session, limit=limit, offset=offset)
+    return LineDispatchPage(
+        items=[LineDispatchRead.model_validate(r) for r in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+        next_offset=_next_offset(offset, len(rows), total),
+    )
+
+
+@router.put("/admin/line-dispatch/{line_id}")
+def put_line_dispatch(
+    line_id: Key100Path, body: LineDispatchWrite, session: DbSession, user: Admin
+) -> LineDispatchRead:
+    """Set the district and repair crew (null: the district's default) of a ledger line."""
+    row = service.put_line_dispatch(
+        session, line_id, district_id=body.district_id, crew_id=body.crew_id, actor=user
+    )
+    return LineDispatchRead.model_validate(row)
+
+
+@router.delete("/admin/line-dispatch/{line_id}", status_code=204)
+def delete_line_dispatch(line_id: Key100Path, session: DbSession, user: Admin) -> Response:
+    """Remove a line's dispatch rule (its repairs follow the ledger's district again)."""
+    service.delete_line_dispatch(session, line_id, actor=user)
+    return Response(status_code=204)
+
+
+def _file(settings: Any, sha: str | None) -> FileResponse:
+    """A stored image with its real content type, sniffed from its bytes (never guessed)."""
     if sha is None:
         raise NotFound("no stored file", code="inspection.file_not_stored")
     path = service.media_path(settings, sha)
     if not path.is_file():
         raise NotFound("stored file missing", code="inspection.file_missing")
-    return FileResponse(path, media_type=media_type, headers={"ETag": f'"{sha}"'})
+    return FileResponse(
+        path,
+        media_type=service.media_type_of(path),
+        headers={"ETag": f'"{sha}"', "X-Content-Type-Options": "nosniff"},
+    )
 
 
 @router.get("/inspections/lines")
@@ -167,7 +261,7 @@ def photo_image(
             code="inspection.photo_not_found",
             params={"photo_id": photo_id},
         )
-    return _file(settings, photo.stored_sha256, "image/jpeg")
+    return _file(settings, photo.stored_sha256)
 
 
 @router.get("/inspections/photos/{photo_id}/thumbnail", response_class=FileResponse)
@@ -182,7 +276,7 @@ def photo_thumbnail(
             code="inspection.photo_not_found",
             params={"photo_id": photo_id},
         )
-    return _file(settings, photo.thumbnail_sha256, "image/jpeg")
+    return _file(settings, photo.thumbnail_sha256)
 
 
 @router.get("/inspections/findings/{finding_id}/crop", response_class=FileResponse)
@@ -191,7 +285,7 @@ def finding_crop(
 ) -> FileResponse:
     """The finding's annotated evidence crop (readable by the assigned repair crew too)."""
     finding = service.crop_for_actor(session, finding_id, user)
-    return _file(settings, finding.evidence_sha256, "image/jpeg")
+    return _file(settings, finding.evidence_sha256)
 
 
 @router.get("/inspections/assets")
@@ -244,6 +338,31 @@ def decide_ledger_task(
 def list_repair_orders(session: DbSession, user: CurrentUser) -> list[RepairOrderRead]:
     """Repair orders (a crew sees its own)."""
     return [RepairOrderRead.model_validate(r) for r in service.list_repairs(session, user)]
+
+
+@router.get("/repair-orders/unassigned")
+def list_unassigned_repairs(
+    session: DbSession, _: Planner, limit: PageLimit = 100, offset: OffsetQuery = 0
+) -> RepairOrderPage:
+    """Open repair orders no crew holds yet, oldest first, with their total."""
+    rows, total = service.list_unassigned_repairs(session, limit=limit, offset=offset)
+    return RepairOrderPage(
+        items=[RepairOrderRead.model_validate(r) for r in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+        next_offset=_next_offset(offset, len(rows), total),
+    )
+
+
+@router.post("/repair-orders/{repair_id}/assign")
+def assign_repair_order(
+    repair_id: IdPath, body: AssignRequest, session: DbSession, user: Dispatcher
+) -> RepairOrderRead:
+    """Assign or reassign a repair order not yet started to a repair crew (409 without a pole
+    or coordinates, or once started)."""
+    order = service.assign_repair(session, repair_id, body.crew_id, actor=user)
+    return RepairOrderRead.model_validate(order)
 
 
 @router.get("/repair-orders/{repair_id}")

@@ -97,6 +97,9 @@ class Finding(Audited, Base):
     reviewed_at: Mapped[datetime | None]
     review_note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    # Raised by every decision on the finding (review, undo, pole picked): a decision names the
+    # version it was shown, so a stale page or a mistaken target is refused (409).
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
 
 class RepairOrder(Audited, Base):
@@ -120,6 +123,25 @@ class RepairOrder(Audited, Base):
     verified_at: Mapped[datetime | None]
     before_photo_sha256: Mapped[str | None] = mapped_column(String(64))
     after_photo_sha256: Mapped[str | None] = mapped_column(String(64))
+    dispatched_at: Mapped[datetime | None]
+    dispatched_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    cancelled_at: Mapped[datetime | None]
+
+
+class LineDispatch(Audited, Base):
+    """Which district and repair crew take the repairs of a ledger line (GroupIdentifier).
+
+    Admins maintain it; a repair order on an asset of the line goes to its crew, else to the
+    district's default repair crew.
+    """
+
+    __tablename__ = "line_dispatch"
+
+    line_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"), index=True)
+    crew_id: Mapped[int | None] = mapped_column(ForeignKey("crews.id"), index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
 
 class LedgerTask(Audited, Base):

@@ -17,6 +17,7 @@ class RepairStage(enum.StrEnum):
     on_site = "on_site"
     repaired = "repaired"
     verified = "verified"
+    cancelled = "cancelled"  # its confirmation was undone before a crew started it
 
 
 class LedgerTaskStatus(enum.StrEnum):
@@ -25,7 +26,12 @@ class LedgerTaskStatus(enum.StrEnum):
     dismissed = "dismissed"
 
 
-REPAIR_FLOW: tuple[RepairStage, ...] = tuple(RepairStage)
+REPAIR_FLOW: tuple[RepairStage, ...] = (
+    RepairStage.assigned,
+    RepairStage.on_site,
+    RepairStage.repaired,
+    RepairStage.verified,
+)
 
 
 def review_problem(current: FindingStatus, decision: FindingStatus) -> str | None:
@@ -48,6 +54,8 @@ def needs_repair(status: FindingStatus, role: str, severity: int, *, threshold: 
 
 def repair_problem(current: RepairStage, target: RepairStage) -> str | None:
     """Repair orders move one stage at a time: assigned → on_site → repaired → verified."""
+    if current not in REPAIR_FLOW:
+        return f"repair order is {current.value}; it moves no further"
     index = REPAIR_FLOW.index(current)
     if index + 1 < len(REPAIR_FLOW) and REPAIR_FLOW[index + 1] == target:
         return None
@@ -58,3 +66,12 @@ def repair_problem(current: RepairStage, target: RepairStage) -> str | None:
 def coverage(seen: int, total: int) -> float:
     """Share of ledger assets seen (0 when the line has none)."""
     return seen / total if total else 0.0
+
+
+def undo_problem(status: FindingStatus, repair_stage: RepairStage | None) -> str | None:
+    """A decision is undone until a crew has started the repair order it raised."""
+    if status == FindingStatus.proposed:
+        return "finding is proposed: there is no decision to undo"
+    if repair_stage is not None and repair_stage not in (RepairStage.assigned,):
+        return f"its repair order is already {repair_stage.value}: a crew has started it"
+    return None

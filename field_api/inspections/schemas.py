@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from field_api.inspections.rules import FindingStatus, LedgerTaskStatus, RepairStage
-from field_api.types import FiniteFloat, Text
+from field_api.types import FiniteFloat, PositiveDbInt, Text
 
 
 class ImportRequest(BaseModel):
@@ -49,12 +49,28 @@ class FindingRead(BaseModel):
     reviewed_by: int | None
     reviewed_at: datetime | None
     review_note: str | None
+    version: int = Field(
+        description="Raised by every decision; send it back with the next one (stale: 409)."
+    )
+
+
+class FindingPage(BaseModel):
+    """One page of the review queue and how many findings match in all."""
+
+    items: list[FindingRead]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="Offset of the next page; null on the last.")
 
 
 class ReviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: FindingStatus
+    version: PositiveDbInt | None = Field(
+        default=None, description="The finding's version the inspector was shown."
+    )
     class_name: Text | None = Field(default=None, min_length=1, max_length=64)
     severity: int | None = Field(default=None, ge=0, le=10)
     xyxy: tuple[FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat] | None = None
@@ -81,11 +97,68 @@ class RepairOrderRead(BaseModel):
     verified_at: datetime | None
     before_photo_sha256: str | None
     after_photo_sha256: str | None
+    dispatched_at: datetime | None
+    dispatched_by: int | None
+    cancelled_at: datetime | None
+
+
+class RepairOrderPage(BaseModel):
+    items: list[RepairOrderRead]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
 
 
 class ReviewResult(BaseModel):
     finding: FindingRead
     repair_order: RepairOrderRead | None
+
+
+class UndoRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: PositiveDbInt | None = Field(
+        default=None, description="The finding's version the inspector was shown."
+    )
+
+
+class FindingAssetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    asset_id: Text = Field(min_length=1, max_length=100, description="The pole (ledger asset).")
+    version: PositiveDbInt | None = Field(
+        default=None, description="The finding's version the inspector was shown."
+    )
+
+
+class AssignRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    crew_id: PositiveDbInt
+
+
+class LineDispatchWrite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    district_id: PositiveDbInt
+    crew_id: PositiveDbInt | None = Field(
+        default=None, description="Repair crew; null: the district's default repair crew."
+    )
+
+
+class LineDispatchRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    line_id: str
+    district_id: int
+    crew_id: int | None
+    updated_at: datetime
+    updated_by: int | None
+
+
+class LineDispatchPage(BaseModel):
+    items: list[LineDispatchRead]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
 
 
 class RepairTransition(BaseModel):

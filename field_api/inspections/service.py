@@ -16,16 +16,23 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageOps
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from field_api import clock
 from field_api.audit import service as audit
 from field_api.auth import service as auth_service
-from field_api.auth.models import Crew, Role
+from field_api.auth.models import Crew, District, Role
 from field_api.auth.rules import Principal
 from field_api.config import Settings
-from field_api.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed
+from field_api.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidTransition,
+    NotFound,
+    ValidationFailed,
+)
 from field_api.inspections import rules
 from field_api.inspections.models import (
     Finding,
@@ -34,10 +41,11 @@ from field_api.inspections.models import (
     LedgerAsset,
     LedgerLine,
     LedgerTask,
+    LineDispatch,
     RepairOrder,
 )
 from field_api.inspections.rules import FindingStatus, LedgerTaskStatus, RepairStage
-from field_api.media.analysis import make_thumbnail
+from field_api.media.analysis import make_thumbnail, sniff_file
 from field_api.media.service import store_of
 from vision import records as rec
 
@@ -72,6 +80,14 @@ def store_file(settings: Settings, source: Path) -> str:
         return store.promote(temp.path, temp.sha256).sha256
     finally:
         temp.discard()
+
+
+def media_type_of(path: Path) -> str:
+    """The content type of a stored image, read from its bytes (a PNG is served as a PNG)."""
+    try:
+        return sniff_file(path).mime
+    except (DomainError, OSError):
+        return "application/octet-stream"
 
 
 def store_bytes(settings: Settings, data: bytes) -> str:
@@ -451,10 +467,16 @@ def list_findings(
     class_name: str | None = None,
     min_severity: int | None = None,
     status: FindingStatus | None = None,
-    limit: int = 200,
+    include_insulators: bool = False,
+    limit: int = 50,
     offset: int = 0,
-) -> list[Finding]:
-    query = select(Finding).order_by(Finding.severity.desc(), Finding.id)
+) -> tuple[list[Finding], int]:
+    """One page of findings, defects first (severity, then id), and how many match in all.
+
+    By default the queue holds defects only (severity at least 1): the insulator boxes that
+    locate a pole come on request (``include_insulators``) or when a class is asked for by name.
+    """
+    query = select(Finding)
     if line_id is not None:
         query = query.where(Finding.line_id == line_id)
     if asset_id is not None:
@@ -463,9 +485,24 @@ def list_findings(
         query = query.where(Finding.class_name == class_name)
     if min_severity is not None:
         query = query.where(Finding.severity >= min_severity)
+    if not include_insulators and class_name is None:
+        query = query.where(Finding.severity >= 1)
     if status is not None:
         query = query.where(Finding.status == status)
-    return list(session.execute(query.limit(limit).offset(offset)).scalars())
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page = query.order_by(Finding.severity.desc(), Finding.id).limit(limit).offset(offset)
+    return list(session.execute(page).scalars()), total
+
+
+def _check_version(finding: Finding, shown: int | None) -> None:
+    """A decision names the version of the finding it was shown; another one is refused."""
+    if shown is not None and shown != finding.version:
+        raise Conflict(
+            f"finding {finding.id} changed since it was shown (version {shown}, now "
+            f"{finding.version}); reload it and decide again",
+            code="inspection.finding_stale",
+            params={"finding_id": finding.id, "shown": shown, "version": finding.version},
+        )
 
 
 def review(
@@ -479,9 +516,14 @@ def review(
     severity: int | None = None,
     xyxy: tuple[float, float, float, float] | None = None,
     note: str | None = None,
+    version: int | None = None,
 ) -> tuple[Finding, RepairOrder | None]:
-    """Confirm, correct or reject a proposed finding; a serious defect gets a repair order."""
+    """Confirm, correct or reject a proposed finding; a serious defect gets a repair order.
+
+    ``version``: the finding's version the inspector was shown; a stale one is refused (409).
+    """
     finding = get_finding_or_raise(session, finding_id)
+    _check_version(finding, version)
     problem = rules.review_problem(finding.status, decision)
     if problem:
         raise InvalidTransition(
@@ -516,6 +558,7 @@ def review(
     finding.reviewed_by = actor.user_id
     finding.reviewed_at = clock.now()
     finding.review_note = note
+    finding.version += 1
     audit.record(session, actor=actor, action=f"finding.{decision.value}", entity=finding)
     repair = None
     if rules.needs_repair(
@@ -529,6 +572,7 @@ def review(
 
 
 def _repair_crew(session: Session, district_id: int | None) -> Crew | None:
+    """The district's default repair crew: its first crew that handles repairs."""
     if district_id is None:
         return None
     return (
@@ -542,33 +586,299 @@ def _repair_crew(session: Session, district_id: int | None) -> Crew | None:
     )
 
 
+def dispatch_for(session: Session, line_id: str | None) -> tuple[int | None, Crew | None]:
+    """District and repair crew of a ledger line (GroupIdentifier).
+
+    The admins' dispatch table first (its crew, else its district's default repair crew), then
+    the district the ledger gave the line, with that district's default repair crew.
+    """
+    if not line_id:
+        return None, None
+    mapping = session.get(LineDispatch, line_id)
+    if mapping is not None:
+        crew = session.get(Crew, mapping.crew_id) if mapping.crew_id is not None else None
+        return mapping.district_id, crew or _repair_crew(session, mapping.district_id)
+    line = session.get(LedgerLine, line_id)
+    district_id = line.district_id if line else None
+    return district_id, _repair_crew(session, district_id)
+
+
+def _locate(session: Session, finding: Finding) -> tuple[float | None, float | None]:
+    if finding.ground_lat is not None and finding.ground_lon is not None:
+        return finding.ground_lat, finding.ground_lon
+    asset = session.get(LedgerAsset, finding.asset_id) if finding.asset_id else None
+    return (asset.lat, asset.lon) if asset else (None, None)
+
+
+def _is_located(order: RepairOrder) -> bool:
+    return order.asset_id is not None or (order.lat is not None and order.lon is not None)
+
+
+def _fill_from_finding(session: Session, order: RepairOrder, finding: Finding) -> None:
+    """Pole, line, place, district and (when located) crew of the order, from its finding."""
+    order.asset_id = finding.asset_id
+    order.line_id = finding.line_id
+    order.lat, order.lon = _locate(session, finding)
+    district_id, crew = dispatch_for(session, finding.line_id)
+    order.district_id = district_id
+    # a repair order without a pole or coordinates waits in the unassigned queue
+    order.crew_id = crew.id if crew is not None and _is_located(order) else None
+    order.dispatched_at = clock.now() if order.crew_id is not None else None
+    order.dispatched_by = None
+
+
 def _create_repair_order(session: Session, finding: Finding, *, actor: Principal) -> RepairOrder:
     from standard_kits import load_catalogue
 
-    line = session.get(LedgerLine, finding.line_id) if finding.line_id else None
-    district_id = line.district_id if line else None
-    crew = _repair_crew(session, district_id)
     kit = load_catalogue().repair_kit_for(finding.class_name)
-    asset = session.get(LedgerAsset, finding.asset_id) if finding.asset_id else None
-    order = RepairOrder(
-        finding_id=finding.id,
-        asset_id=finding.asset_id,
-        line_id=finding.line_id,
-        district_id=district_id,
-        crew_id=crew.id if crew else None,
-        repair_kit_code=kit.code if kit else None,
-        lat=finding.ground_lat
-        if finding.ground_lat is not None
-        else (asset.lat if asset else None),
-        lon=finding.ground_lon
-        if finding.ground_lon is not None
-        else (asset.lon if asset else None),
-        evidence_sha256=finding.evidence_sha256,
-        stage=RepairStage.assigned,
-    )
-    session.add(order)
-    audit.record(session, actor=actor, action="repair_order.create", entity=order)
+    order = session.execute(
+        select(RepairOrder).where(RepairOrder.finding_id == finding.id)
+    ).scalar_one_or_none()
+    action = "repair_order.create"
+    if order is None:
+        order = RepairOrder(finding_id=finding.id)
+        session.add(order)
+    else:  # confirmed again after an undo: the cancelled order is reopened
+        action = "repair_order.reopen"
+        order.cancelled_at = None
+    order.repair_kit_code = kit.code if kit else None
+    order.evidence_sha256 = finding.evidence_sha256
+    order.stage = RepairStage.assigned
+    order.created_at = clock.now()
+    _fill_from_finding(session, order, finding)
+    audit.record(session, actor=actor, action=action, entity=order)
     return order
+
+
+def _repair_of(session: Session, finding_id: str) -> RepairOrder | None:
+    return session.execute(
+        select(RepairOrder).where(RepairOrder.finding_id == finding_id)
+    ).scalar_one_or_none()
+
+
+def undo_review(
+    session: Session, finding_id: str, *, actor: Principal, version: int | None = None
+) -> tuple[Finding, RepairOrder | None]:
+    """Undo a decision: the finding is proposed again and its repair order cancelled.
+
+    Allowed until a crew has started the repair order (on site or later: 409).
+    """
+    finding = get_finding_or_raise(session, finding_id)
+    _check_version(finding, version)
+    repair = _repair_of(session, finding_id)
+    live = repair if repair is not None and repair.stage != RepairStage.cancelled else None
+    problem = rules.undo_problem(finding.status, live.stage if live else None)
+    if problem:
+        raise Conflict(
+            problem,
+            code="inspection.undo_refused",
+            params={
+                "finding_id": finding_id,
+                "status": finding.status.value,
+                "stage": live.stage.value if live else "-",
+            },
+        )
+    if live is not None:
+        live.stage = RepairStage.cancelled
+        live.cancelled_at = clock.now()
+        audit.record(session, actor=actor, action="repair_order.cancel", entity=live)
+    finding.status = FindingStatus.proposed
+    finding.reviewed_by = None
+    finding.reviewed_at = None
+    finding.review_note = None
+    finding.version += 1
+    audit.record(session, actor=actor, action="finding.undo", entity=finding)
+    return finding, live
+
+
+def set_finding_asset(
+    session: Session,
+    finding_id: str,
+    asset_id: str,
+    *,
+    actor: Principal,
+    version: int | None = None,
+) -> tuple[Finding, RepairOrder | None]:
+    """The inspector picks the pole of a finding (one without a position, typically).
+
+    The finding takes the pole and its line; a repair order not yet started follows it (pole,
+    line, place, crew). A started one keeps its pole (409).
+    """
+    finding = get_finding_or_raise(session, finding_id)
+    _check_version(finding, version)
+    asset = session.get(LedgerAsset, asset_id)
+    if asset is None or not asset.registered:
+        raise NotFound(
+            f"ledger asset {asset_id} not found",
+            code="ledger.asset_not_found",
+            params={"asset_id": asset_id},
+        )
+    repair = _repair_of(session, finding_id)
+    if repair is not None and repair.stage not in (RepairStage.assigned, RepairStage.cancelled):
+        raise Conflict(
+            f"repair order {repair.id} is already {repair.stage.value}; its pole stays",
+            code="repair.already_started",
+            params={"repair_id": repair.id, "stage": repair.stage.value},
+        )
+    finding.asset_id = asset.id
+    finding.line_id = asset.line_id
+    finding.version += 1
+    audit.record(session, actor=actor, action="finding.set_asset", entity=finding)
+    if repair is not None and repair.stage == RepairStage.assigned:
+        keep_crew = repair.crew_id if repair.dispatched_by is not None else None
+        _fill_from_finding(session, repair, finding)
+        if keep_crew is not None:  # a planner's assignment stands
+            repair.crew_id = keep_crew
+        audit.record(session, actor=actor, action="repair_order.relocate", entity=repair)
+        return finding, repair
+    return finding, None
+
+
+# --- dispatch ------------------------------------------------------------------------------------
+
+
+def list_line_dispatch(
+    session: Session, *, limit: int = 100, offset: int = 0
+) -> tuple[list[LineDispatch], int]:
+    total = session.scalar(select(func.count()).select_from(LineDispatch)) or 0
+    rows = session.execute(
+        select(LineDispatch).order_by(LineDispatch.line_id).limit(limit).offset(offset)
+    ).scalars()
+    return list(rows), total
+
+
+def _check_crew_for(session: Session, crew_id: int, district_id: int | None) -> Crew:
+    crew = session.get(Crew, crew_id)
+    if crew is None:
+        raise NotFound(
+            f"crew {crew_id} not found", code="repair.crew_not_found", params={"crew_id": crew_id}
+        )
+    if not crew.handles_repairs:
+        raise ValidationFailed(
+            f"crew {crew.code} does not handle repairs",
+            code="repair.crew_not_repair",
+            params={"crew": crew.code},
+        )
+    if district_id is not None and crew.district_id != district_id:
+        raise ValidationFailed(
+            f"crew {crew.code} works in another district",
+            code="repair.crew_other_district",
+            params={"crew": crew.code},
+        )
+    return crew
+
+
+def put_line_dispatch(
+    session: Session,
+    line_id: str,
+    *,
+    district_id: int,
+    crew_id: int | None,
+    actor: Principal,
+) -> LineDispatch:
+    """Create or change the district and repair crew of a line (admin; audited)."""
+    if session.get(District, district_id) is None:
+        raise NotFound(
+            f"district {district_id} not found",
+            code="repair.district_not_found",
+            params={"district_id": district_id},
+        )
+    if crew_id is not None:
+        _check_crew_for(session, crew_id, district_id)
+    row = session.get(LineDispatch, line_id)
+    action = "line_dispatch.update"
+    if row is None:
+        row = LineDispatch(line_id=line_id)
+        session.add(row)
+        action = "line_dispatch.create"
+    row.district_id = district_id
+    row.crew_id = crew_id
+    row.updated_at = clock.now()
+    row.updated_by = actor.user_id
+    audit.record(session, actor=actor, action=action, entity=row)
+    return row
+
+
+def delete_line_dispatch(session: Session, line_id: str, *, actor: Principal) -> None:
+    row = session.get(LineDispatch, line_id)
+    if row is None:
+        raise NotFound(
+            f"no dispatch rule for line {line_id}",
+            code="repair.dispatch_not_found",
+            params={"line_id": line_id},
+        )
+    session.delete(row)
+    audit.record(session, actor=actor, action="line_dispatch.delete", entity=row, deleted=True)
+
+
+def list_unassigned_repairs(
+    session: Session, *, limit: int = 100, offset: int = 0
+) -> tuple[list[RepairOrder], int]:
+    """Open repair orders that no crew holds (oldest first)."""
+    query = select(RepairOrder).where(
+        RepairOrder.crew_id.is_(None), RepairOrder.stage == RepairStage.assigned
+    )
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.execute(query.order_by(RepairOrder.id).limit(limit).offset(offset)).scalars()
+    return list(rows), total
+
+
+def assign_repair(
+    session: Session, repair_id: int, crew_id: int, *, actor: Principal
+) -> RepairOrder:
+    """Assign or reassign a repair order not yet started to a repair crew (planner, admin)."""
+    order = get_repair_for_actor(session, repair_id, actor)
+    if order.stage != RepairStage.assigned:
+        raise Conflict(
+            f"repair order {repair_id} is {order.stage.value}: only an order not yet started "
+            "changes crew",
+            code="repair.already_started",
+            params={"repair_id": repair_id, "stage": order.stage.value},
+        )
+    if not _is_located(order):
+        raise Conflict(
+            f"repair order {repair_id} has no pole and no coordinates: pick its pole first",
+            code="repair.not_located",
+            params={"repair_id": repair_id},
+        )
+    crew = _check_crew_for(session, crew_id, None)
+    order.crew_id = crew.id
+    if order.district_id is None:
+        order.district_id = crew.district_id
+    order.dispatched_at = clock.now()
+    order.dispatched_by = actor.user_id
+    audit.record(session, actor=actor, action="repair_order.assign", entity=order)
+    return order
+
+
+def dispatch_unassigned(session: Session, *, actor: Principal | None) -> dict[str, int]:
+    """Give every open unassigned repair order the crew its line maps to (idempotent)."""
+    counts = {"assigned": 0, "still_unassigned": 0, "not_located": 0}
+    for order in session.execute(
+        select(RepairOrder)
+        .where(RepairOrder.crew_id.is_(None), RepairOrder.stage == RepairStage.assigned)
+        .order_by(RepairOrder.id)
+    ).scalars():
+        finding = session.get(Finding, order.finding_id)
+        line_id = order.line_id or (finding.line_id if finding else None)
+        if line_id is None and order.asset_id:
+            asset = session.get(LedgerAsset, order.asset_id)
+            line_id = asset.line_id if asset else None
+        if not _is_located(order):
+            counts["not_located"] += 1
+            continue
+        district_id, crew = dispatch_for(session, line_id)
+        if crew is None:
+            counts["still_unassigned"] += 1
+            continue
+        order.line_id = line_id
+        order.district_id = district_id
+        order.crew_id = crew.id
+        order.dispatched_at = clock.now()
+        audit.record(session, actor=actor, action="repair_order.dispatch", entity=order)
+        counts["assigned"] += 1
+    session.flush()
+    return counts
 
 
 # --- repair orders -------------------------------------------------------------------------------
@@ -594,7 +904,9 @@ def get_repair_for_actor(session: Session, repair_id: int, actor: Principal) -> 
 def list_repairs(session: Session, actor: Principal) -> list[RepairOrder]:
     query = select(RepairOrder).order_by(RepairOrder.id)
     if actor.role == Role.crew:
-        query = query.where(RepairOrder.crew_id == actor.crew_id)
+        query = query.where(
+            RepairOrder.crew_id == actor.crew_id, RepairOrder.stage != RepairStage.cancelled
+        )
     return list(session.execute(query).scalars())
 
 
@@ -623,6 +935,12 @@ def add_repair_photo(
             "kind must be before or after",
             code="repair.photo_kind_invalid",
             params={"allowed": ["before", "after"]},
+        )
+    if order.stage in (RepairStage.verified, RepairStage.cancelled):
+        raise Conflict(
+            f"repair order {repair_id} is {order.stage.value}: its photos are kept as they are",
+            code="repair.photos_locked",
+            params={"repair_id": repair_id, "stage": order.stage.value},
         )
     if not (data.startswith(b"\xff\xd8\xff") or data.startswith(b"\x89PNG\r\n\x1a\n")):
         raise ValidationFailed("a repair photo must be a JPEG or PNG", code="repair.photo_type")

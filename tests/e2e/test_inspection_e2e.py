@@ -117,7 +117,7 @@ def test_drone_photo_to_repair_order_and_training_set(
     assert json.loads(imported.output)["unchanged"] is True
 
     with TestClient(create_app(settings, session_factory=factory)) as client:
-        found = client.get("/inspections/findings?class_name=defect", headers=auth(inspector)).json()
+        found = client.get("/inspections/findings?class_name=defect", headers=auth(inspector)).json()["items"]
         assert {f["photo_id"] for f in found} == {d["photo_id"] for d in defects}
         repairs = []
         for finding in found:
