@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,6 +81,14 @@ def serve(
     from field_api.config import get_settings
     from field_api.logs import uvicorn_log_config
 
+    # Tracking links in SMS point at this server unless FIELDOPS_PUBLIC_BASE_URL says where
+    # customers reach it (required in production).
+    if not os.environ.get("FIELDOPS_PUBLIC_BASE_URL"):
+        shown = "127.0.0.1" if _unspecified(host) else host
+        shown = f"[{shown}]" if ":" in shown else shown
+        os.environ["FIELDOPS_PUBLIC_BASE_URL"] = f"http://{shown}:{port}"
+        get_settings.cache_clear()
+
     # Access-log lines lose tracking tokens (/t/[redacted]): see field_api.logs.
     uvicorn.run(
         "field_api.main:create_app",
@@ -87,6 +97,14 @@ def serve(
         port=port,
         log_config=uvicorn_log_config(get_settings().log_level),
     )
+
+
+def _unspecified(host: str) -> bool:
+    """Whether ``host`` is the any-address (a link needs a reachable one)."""
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
 
 
 idempotency_app = typer.Typer(no_args_is_help=True, help="Idempotency-Key records.")

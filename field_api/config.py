@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     audit_checkpoint_dir: Path = Path("var/audit-checkpoints")
     audit_checkpoint_interval_s: int = Field(default=300, ge=0)
     log_level: str = "INFO"
+    # The address customers open tracking links at (https://connect.example.com); required in
+    # production. Unset in development, `fieldops serve` uses the address it listens on.
+    public_base_url: str | None = None
     inspections_dir: Path = Path("var/inspections")
     repair_severity_threshold: int = Field(default=2, ge=0)
     # Seconds between the server's maintenance passes (field_api.maintenance); 0 disables the
@@ -51,6 +54,8 @@ class Settings(BaseSettings):
                 problems.append("FIELDOPS_TOKEN_PEPPER is the development default")
             if self.database_url == DEFAULT_DATABASE_URL:
                 problems.append("FIELDOPS_DATABASE_URL is the development default")
+            if not self.public_base_url:
+                problems.append("FIELDOPS_PUBLIC_BASE_URL is not set (tracking links need it)")
             if len(self.token_pepper) < 16:
                 problems.append("FIELDOPS_TOKEN_PEPPER must be at least 16 characters")
             if problems:

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,15 +22,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp_path = tmp_path_factory.mktemp("served")
     env = {
         **os.environ,
         "FIELDOPS_DATABASE_URL": f"sqlite:///{tmp_path}/fieldops.db",
         "FIELDOPS_MEDIA_DIR": str(tmp_path / "media"),
     }
-    for args in (["db", "upgrade"], ["demo", "load"]):
-        done = subprocess.run([*FIELDOPS, *args], env=env, capture_output=True, text=True, timeout=120)
+    # one month of demo history keeps the start quick (the full load is the CLI tests' business)
+    for args in (["db", "upgrade"], ["demo", "load", "--months", "1"]):
+        done = subprocess.run([*FIELDOPS, *args], env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
     port = _free_port()
     proc = subprocess.Popen(
@@ -63,3 +64,12 @@ def test_served_with_demo_data(served: str) -> None:
     assert len(orders.json()) >= 5
     spec = httpx.get(f"{served}/openapi.json").json()
     assert "/work-orders/{order_id}/transitions" in spec["paths"]
+
+
+def test_tracking_links_point_at_the_server_that_made_them(served: str) -> None:
+    """Without FIELDOPS_PUBLIC_BASE_URL, `fieldops serve` puts its own address in the links."""
+    link = httpx.get(
+        f"{served}/work-orders/1/tracking", headers={"Authorization": f"Bearer {CREW_TOKEN}"}
+    )
+    assert link.status_code == 200
+    assert link.json()["url"].startswith(f"{served}/t/")

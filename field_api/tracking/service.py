@@ -21,7 +21,7 @@ from field_api import clock
 from field_api.audit import service as audit
 from field_api.auth.models import District
 from field_api.auth.rules import Principal
-from field_api.config import Settings
+from field_api.config import Settings, get_settings
 from field_api.contracts.config import sms_sender
 from field_api.contracts.notifier import LoggingNotifier, Notifier
 from field_api.deadlines import service as deadlines
@@ -105,8 +105,9 @@ tracking_path = rules.tracking_path
 
 
 def public_url(token: str, settings: Settings | None = None) -> str:
-    """The full link sent to the customer."""
-    base = getattr(settings, "public_base_url", None) or DEFAULT_PUBLIC_BASE_URL
+    """The full link sent to the customer: ``public_base_url`` (``FIELDOPS_PUBLIC_BASE_URL``;
+    ``fieldops serve`` sets its own address when unset) + ``/t/<token>``."""
+    base = (settings or get_settings()).public_base_url or DEFAULT_PUBLIC_BASE_URL
     return base.rstrip("/") + tracking_path(token)
 
 

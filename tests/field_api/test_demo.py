@@ -67,7 +67,10 @@ def test_showcase_orders_carry_the_evidence_of_their_stage(
 
 def test_demo_refused_in_production(session: Session) -> None:
     prod = Settings(
-        env="production", token_pepper="p" * 32, database_url="postgresql+psycopg://x@127.0.0.1/x"
+        env="production",
+        token_pepper="p" * 32,
+        public_base_url="https://connect.example.com",
+        database_url="postgresql+psycopg://x@127.0.0.1/x",
     )
     with pytest.raises(ValidationFailed):
         demo.load(session, settings=prod)

@@ -117,6 +117,7 @@ def test_production_refuses_to_start_without_the_audit_keys(tmp_path: Path) -> N
     settings = Settings(
         env="production",
         token_pepper="p" * 32,
+        public_base_url="https://connect.example.com",
         database_url=f"sqlite:///{tmp_path}/prod.db",
         audit_key_path=tmp_path / "missing-chain.key",
         audit_checkpoint_key_path=tmp_path / "missing-cp.key",

@@ -93,6 +93,7 @@ def test_production_has_no_outbox_route_and_keeps_nothing(
         database_url=db_url,
         media_dir=tmp_path / "media",
         token_pepper="test-pepper-0123456789",
+        public_base_url="https://connect.example.com",
         signing_key_path=tmp_path / "keys" / "signing.key",
         audit_checkpoint_dir=tmp_path / "audit-checkpoints",
     )
