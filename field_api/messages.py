@@ -354,6 +354,19 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "csv.days_to_on_site": _m("到场天数", "Days to on site"),
     "csv.days_to_repaired": _m("修复天数", "Days to repaired"),
     "csv.days_to_verified": _m("验收天数", "Days to verified"),
+    "csv.due_on": _m("到期日", "Due on"),
+    "csv.status": _m("状态", "Status"),
+    "csv.governing": _m("主时限", "Governing"),
+    "csv.provisional": _m("暂定", "Provisional"),
+    "csv.paused": _m("已暂停", "Paused"),
+    "csv.media_id": _m("影像编号", "Media item"),
+    "csv.flag_code": _m("标记", "Flag"),
+    "csv.media_kind": _m("影像类型", "Evidence kind"),
+    "csv.message": _m("原因", "Reason"),
+    "csv.flagged_at": _m("标记时间", "Flagged at"),
+    "csv.detected_at": _m("发现时间", "Detected at"),
+    "csv.resolved_at": _m("处理时间", "Resolved at"),
+    "csv.resolution": _m("处理结果", "Resolution"),
 }
 
 
