@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
+from field_api import clock
+from field_api.auth import service as auth_service
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
 from field_api.callbacks import service
@@ -18,11 +20,12 @@ from field_api.callbacks.schemas import (
     FlagResolve,
     ScanRead,
 )
+from field_api.csv_export import csv_response
 from field_api.deadlines import service as deadlines
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.errors import NotFound
 from field_api.language import language_of
-from field_api.types import DateQuery, IdPath, IdQuery, OffsetQuery
+from field_api.types import CSV_RESPONSES, DateQuery, IdPath, IdQuery, OffsetQuery
 from field_api.work_orders import service as orders
 
 router = APIRouter(tags=["call-backs"])
@@ -106,6 +109,72 @@ def list_review_flags(
         offset=offset,
     )
     return [FlagRead.of(flag, order, language_of(request)) for flag, order in rows]
+
+
+FLAG_COLUMNS: Final = (
+    "order_id",
+    "crew_code",
+    "crew_name",
+    "district_code",
+    "district_name",
+    "stage",
+    "flag_code",
+    "message",
+    "detected_at",
+    "resolved_at",
+    "resolution",
+)
+# code and name of an order without a crew: empty cells (a "-" would be quoted as a formula)
+NO_UNIT: Final[tuple[str | None, str | None]] = (None, None)
+
+
+@router.get("/review-flags.csv", response_class=Response, responses=CSV_RESPONSES)
+def review_flags_csv(
+    request: Request,
+    session: DbSession,
+    user: Reader,
+    district_id: IdQuery = None,
+    kind: FlagKind | None = None,
+    include_resolved: bool = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 500,
+    offset: OffsetQuery = 0,
+) -> Response:
+    """The review flags of ``/review-flags`` as CSV, newest first: each order's crew and
+    district by code and name, the reasons (``message``) in the request's language."""
+    language = language_of(request)
+    rows = service.list_flags(
+        session,
+        user,
+        district_id=district_id,
+        kind=kind,
+        include_resolved=include_resolved,
+        limit=limit,
+        offset=offset,
+    )
+    crews = {c.id: (c.code, c.name) for c in auth_service.list_crews(session)}
+    districts = {d.id: (d.code, d.name) for d in auth_service.list_districts(session)}
+    lines: list[dict[str, Any]] = []
+    for flag, order in rows:
+        read = FlagRead.of(flag, order, language)
+        crew = crews.get(order.crew_id or 0, NO_UNIT)
+        district = districts.get(order.district_id, NO_UNIT)
+        lines.append(
+            {
+                "order_id": order.id,
+                "crew_code": crew[0],
+                "crew_name": crew[1],
+                "district_code": district[0],
+                "district_name": district[1],
+                "stage": order.stage,
+                "flag_code": read.kind,
+                "message": read.message,
+                "detected_at": read.detected_at,
+                "resolved_at": read.resolved_at,
+                "resolution": read.resolution,
+            }
+        )
+    name = f"review-flags-{clock.china_today()}"
+    return csv_response(request, lines, FLAG_COLUMNS, filename=name)
 
 
 @router.post("/review-flags/{flag_id}/resolve")

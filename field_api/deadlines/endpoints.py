@@ -7,6 +7,7 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
+from field_api.auth import service as auth_service
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
 from field_api.csv_export import csv_response
@@ -35,6 +36,8 @@ router = APIRouter(tags=["deadlines"])
 
 FieldWork = Annotated[Principal, Depends(require_roles(Role.crew, Role.service, Role.admin))]
 Admin = Annotated[Principal, Depends(require_roles(Role.admin))]
+# code and name of an order without a crew: empty cells (a "-" would be quoted as a formula)
+NO_UNIT: Final[tuple[str | None, str | None]] = (None, None)
 
 
 @router.get("/work-orders/{order_id}/deadlines")
@@ -161,6 +164,61 @@ def attention(
         items=[AttentionItemRead.of(i) for i in items],
         by_district_and_crew=[AttentionGroupRead.of(g) for g in service.group_attention(items)],
     )
+
+
+ATTENTION_COLUMNS: Final = (
+    "order_id",
+    "crew_code",
+    "crew_name",
+    "district_code",
+    "district_name",
+    "stage",
+    "clock",
+    "governing",
+    "due_on",
+    "status",
+    "provisional",
+    "paused",
+)
+
+
+@router.get("/deadlines/attention.csv", response_class=Response, responses=CSV_RESPONSES)
+def attention_csv(
+    request: Request,
+    session: DbSession,
+    user: CurrentUser,
+    settings: AppSettings,
+    as_of: DateQuery = None,
+    crew_id: IdQuery = None,
+    district_id: IdQuery = None,
+) -> Response:
+    """The attention list of ``/deadlines/attention`` as CSV, soonest first: one row per
+    order clock, its crew and district by code and name."""
+    day = as_of or service.today()
+    items = service.attention(
+        session,
+        user,
+        as_of=day,
+        crew_id=crew_id,
+        district_id=district_id,
+        calendar=service.calendar_for(settings),
+    )
+    crews = {c.id: (c.code, c.name) for c in auth_service.list_crews(session)}
+    districts = {d.id: (d.code, d.name) for d in auth_service.list_districts(session)}
+    rows = []
+    for item in items:
+        crew = crews.get(item.crew_id or 0, NO_UNIT)
+        district = districts.get(item.district_id, NO_UNIT)
+        rows.append(
+            asdict(item)
+            | {
+                "crew_code": crew[0],
+                "crew_name": crew[1],
+                "district_code": district[0],
+                "district_name": district[1],
+            }
+        )
+    return csv_response(request, rows, ATTENTION_COLUMNS, filename=f"attention-{day}")
 
 
 # The name of the row of all orders (code ``all``) in the reader's language.

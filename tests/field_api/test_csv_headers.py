@@ -27,6 +27,9 @@ EXPORTS: list[tuple[str, dict[str, str]]] = [
     ("/planner/defect-backlog", {"format": "csv"}),
     ("/planner/inspection-coverage", {"format": "csv"}),
     ("/planner/repair-lead-times", {"format": "csv"}),
+    ("/deadlines/attention.csv", {}),
+    ("/media/flags.csv", {}),
+    ("/review-flags.csv", {}),
 ]
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
