@@ -42,7 +42,7 @@ from tqdm import tqdm  # type: ignore[import-untyped]
 
 from vision.camera import Camera, ErrorModel, GeoreferenceError, camera_for, centre_for
 from vision.detections import Detections
-from vision.images import ImageRecord, ImageStream, iter_image_paths
+from vision.images import IMAGE_SUFFIXES, ImageRecord, ImageStream, iter_image_paths
 from vision.ledger import Ledger, load_ledger
 from vision.metadata import PhotoMetadata, read_metadata
 from vision.model_card import CardClass
@@ -98,6 +98,8 @@ class BatchOptions:
     progress: bool = True
     batch_id: str | None = None
     model_name: str = "unknown"
+    #: Language of report.html: zh-CN or en.
+    report_lang: str = "zh-CN"
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,8 @@ class BatchSummary:
     ledger_issues: int
     counts: dict[str, int]
     outputs: dict[str, Path]
+    #: Files of the photo folder that are not photos (by suffix), relative to it.
+    skipped_files: tuple[str, ...] = ()
 
 
 class ProgressEntry(BaseModel):
@@ -625,7 +629,9 @@ def finish_batch(batch: PreparedBatch, *, skipped: int, processed: int) -> Batch
     photos = [p.model_copy(update={"path": (batch.photos_root / p.path).resolve().as_posix()})
               for p in photos]
     records = build_records(batch.batch_id, batch.ledger, photos, dets, result)
-    outputs = write_outputs(batch.out_dir, batch.ledger, records)
+    skipped_files = not_photos(batch.photos_root, batch.out_dir)
+    outputs = write_outputs(batch.out_dir, batch.ledger, records,
+                            lang=batch.context.options.report_lang, skipped=skipped_files)
     # records.jsonl last: its presence marks a complete batch for field_api's import.
     outputs["records"] = batch.out_dir / RECORDS_FILE
     write_jsonl(records.all(), outputs["records"])
@@ -641,6 +647,24 @@ def finish_batch(batch: PreparedBatch, *, skipped: int, processed: int) -> Batch
         ledger_issues=len(batch.ledger.issues),
         counts=result.counts(),
         outputs=outputs,
+        skipped_files=tuple(skipped_files),
+    )
+
+
+def not_photos(root: Path, out_dir: Path) -> list[str]:
+    """Files under the photo folder that are not photos (by suffix), outside the output folder.
+
+    They are skipped by the batch and listed in its report and summary.
+    """
+    if not root.is_dir():
+        return []
+    out_resolved = out_dir.resolve()
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES
+        and not p.name.startswith(".")
+        and not p.resolve().is_relative_to(out_resolved)
     )
 
 

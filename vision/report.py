@@ -332,8 +332,104 @@ def ledger_validation_csv(ledger: Ledger) -> str:
 _COLOURS = {"inspected": "#2e7d32", "uninspected": "#9e9e9e",
             "unregistered": "#1565c0", "position_mismatch": "#ef6c00"}
 
+#: Report languages: zh-CN (the default, as field_api's) and en.
+REPORT_LANGUAGES = ("zh-CN", "en")
+
+#: Words for the report, per language. Statuses and issue kinds in words, never raw values.
+_TEXTS: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "title": "巡检批次 {batch_id}",
+        "photos": "照片",
+        "with_problems": "有问题的照片",
+        "detections": "检测框",
+        "map": "地图",
+        "defect": "缺陷",
+        "corridor_hazard": "通道隐患",
+        "defective_assets": "有缺陷的杆塔",
+        "worst_severity": "最高严重度 {severity}",
+        "severity": "严重度 {severity}",
+        "no_defective_asset": "没有缺陷关联到杆塔。",
+        "defects": "全部缺陷",
+        "defects_note": "定位：由照片地面点定位；照片位置：无地面点，按照片所见杆塔；"
+                        "未定位：照片无位置。",
+        "class": "类别",
+        "confidence": "置信度",
+        "asset": "杆塔",
+        "location": "定位",
+        "photo": "照片",
+        "evidence": "证据",
+        "no_defect": "本批次没有缺陷。",
+        "located": "已定位",
+        "photo_position": "照片位置",
+        "unlocated": "未定位",
+        "hazards": "通道隐患",
+        "line": "线路",
+        "distance_to_line": "距线路（米）",
+        "no_hazard": "通道内没有隐患。",
+        "ledger_issues": "台账问题",
+        "issue": "问题",
+        "detail": "说明",
+        "problem_photos": "有问题的照片",
+        "skipped_files": "跳过的文件（不是照片）",
+        "inspected": "已巡检",
+        "uninspected": "未巡检",
+        "unregistered": "台账外杆塔",
+        "position_mismatch": "位置与台账不符",
+        "corridor hazards": "通道隐患",
+        "not_flown": "未飞到",
+        "issue_uninspected": "飞行范围内但没有照片拍到",
+        "issue_unregistered": "在 {photos} 张照片中看到 {sightings} 次，台账中没有",
+        "issue_position_mismatch": "看到的位置距台账位置 {offset} 米（{sightings} 次）",
+    },
+    "en": {
+        "title": "Inspection batch {batch_id}",
+        "photos": "photos",
+        "with_problems": "with problems",
+        "detections": "detections",
+        "map": "Map",
+        "defect": "defect",
+        "corridor_hazard": "corridor hazard",
+        "defective_assets": "Defective assets",
+        "worst_severity": "worst severity {severity}",
+        "severity": "severity {severity}",
+        "no_defective_asset": "No defect attached to an asset.",
+        "defects": "All defects",
+        "defects_note": "located: by the photo's ground point; photo position: no ground point, "
+                        "the asset the photo shows; unlocated: the photo has no position.",
+        "class": "class",
+        "confidence": "confidence",
+        "asset": "asset",
+        "location": "location",
+        "photo": "photo",
+        "evidence": "evidence",
+        "no_defect": "No defect in this batch.",
+        "located": "located",
+        "photo_position": "photo position",
+        "unlocated": "unlocated",
+        "hazards": "Corridor hazards",
+        "line": "line",
+        "distance_to_line": "distance to line (m)",
+        "no_hazard": "None inside the corridors.",
+        "ledger_issues": "Ledger issues",
+        "issue": "issue",
+        "detail": "detail",
+        "problem_photos": "Photos with problems",
+        "skipped_files": "Skipped files (not photos)",
+        "inspected": "inspected",
+        "uninspected": "not inspected",
+        "unregistered": "not in the ledger",
+        "position_mismatch": "position differs from the ledger",
+        "corridor hazards": "corridor hazards",
+        "not_flown": "not flown",
+        "issue_uninspected": "in the flown area but on no photo",
+        "issue_unregistered": "seen {sightings} times on {photos} photos, not in the ledger",
+        "issue_position_mismatch": "seen {offset} m from its ledger position ({sightings} "
+                                   "sightings)",
+    },
+}
+
 _TEMPLATE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Inspection batch {{ batch_id }}</title>
+<html lang="{{ lang }}"><head><meta charset="utf-8"><title>{{ title }}</title>
 <style>
 body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}svg{background:#f7f5ef;
@@ -341,45 +437,66 @@ border:1px solid #bbb}.crop{max-width:260px;max-height:200px;margin:.3em;border:
 .legend span{display:inline-block;margin-right:1em}.sw{width:.8em;height:.8em;
 display:inline-block;margin-right:.3em;border-radius:50%}
 </style></head><body>
-<h1>Inspection batch {{ batch_id }}</h1>
-<table><tr><th>photos</th><td>{{ n_photos }}</td><th>with problems</th><td>{{ n_problems }}</td>
-<th>detections</th><td>{{ n_detections }}</td></tr>
+<h1>{{ title }}</h1>
+<table><tr><th>{{ t.photos }}</th><td>{{ n_photos }}</td><th>{{ t.with_problems }}</th>
+<td>{{ n_problems }}</td><th>{{ t.detections }}</th><td>{{ n_detections }}</td></tr>
 {% for name, count in counts %}<tr><th colspan="2">{{ name }}</th><td colspan="4">{{ count }}
 </td></tr>{% endfor %}</table>
-<h2>Map</h2>
+<h2>{{ t.map }}</h2>
 <div class="legend">{% for name, colour in colours %}<span><i class="sw"
- style="background:{{ colour }}"></i>{{ name }}</span>{% endfor %}<span>&#x2716; defect</span>
-<span>&#x25B2; corridor hazard</span></div>
+ style="background:{{ colour }}"></i>{{ name }}</span>{% endfor %}<span>&#x2716; {{ t.defect }}
+</span><span>&#x25B2; {{ t.corridor_hazard }}</span></div>
 {{ svg | safe }}
-<h2>Defective assets</h2>
+<h2>{{ t.defective_assets }}</h2>
 {% for a in defective %}
-<section><h3>{{ a.name }} ({{ a.asset_id }}) &mdash; {{ a.status }}, worst severity
-{{ a.max_severity }}</h3>
+<section><h3>{{ a.name }} ({{ a.asset_id }}) &mdash; {{ a.status }},
+{{ a.worst }}</h3>
 {% for d in a.defects %}<figure style="display:inline-block"><img class="crop"
  src="{{ d.evidence_crop }}" alt="{{ d.class_name }}"><figcaption>{{ d.class_name }}
- {{ '%.2f' % d.confidence }}, severity {{ d.severity }}</figcaption></figure>{% endfor %}
+ {{ '%.2f' % d.confidence }}, {{ d.severity_text }}</figcaption></figure>{% endfor %}
 </section>
-{% else %}<p>No defect attached to an asset.</p>{% endfor %}
-<h2>Corridor hazards</h2>
-{% if hazards %}<table><tr><th>line</th><th>class</th><th>distance to line (m)</th>
-<th>severity</th><th>evidence</th></tr>
+{% else %}<p>{{ t.no_defective_asset }}</p>{% endfor %}
+<h2 id="defects">{{ t.defects }}</h2>
+{% if defects %}<p>{{ t.defects_note }}</p>
+<table><tr><th>{{ t.class }}</th><th>{{ t.confidence }}</th><th>{{ t.asset }}</th>
+<th>{{ t.location }}</th><th>{{ t.photo }}</th><th>{{ t.evidence }}</th></tr>
+{% for d in defects %}<tr class="{{ d.location_key }}"><td>{{ d.class_name }},
+{{ d.severity_text }}</td><td>{{ '%.2f' % d.confidence }}</td><td>{{ d.asset }}</td>
+<td>{{ d.location }}</td><td>{{ d.photo }}</td>
+<td>{% if d.evidence_crop %}<img class="crop" src="{{ d.evidence_crop }}" alt="">{% endif %}
+</td></tr>{% endfor %}</table>{% else %}<p>{{ t.no_defect }}</p>{% endif %}
+<h2>{{ t.hazards }}</h2>
+{% if hazards %}<table><tr><th>{{ t.line }}</th><th>{{ t.class }}</th>
+<th>{{ t.distance_to_line }}</th><th>{{ t.severity_head }}</th><th>{{ t.evidence }}</th></tr>
 {% for h in hazards %}<tr><td>{{ h.line_id }}</td><td>{{ h.class_name }}</td>
 <td>{{ h.distance_to_line_m }}</td><td>{{ h.severity }}</td>
 <td>{% if h.evidence_crop %}<img class="crop" src="{{ h.evidence_crop }}" alt="">{% endif %}
-</td></tr>{% endfor %}</table>{% else %}<p>None inside the corridors.</p>{% endif %}
-<h2>Ledger issues</h2>
-<table><tr><th>issue</th><th>asset</th><th>detail</th></tr>
-{% for i in issues %}<tr><td>{{ i.issue }}</td><td>{{ i.asset_id }}</td><td>{{ i.detail }}</td>
+</td></tr>{% endfor %}</table>{% else %}<p>{{ t.no_hazard }}</p>{% endif %}
+<h2>{{ t.ledger_issues }}</h2>
+<table><tr><th>{{ t.issue }}</th><th>{{ t.asset }}</th><th>{{ t.detail }}</th></tr>
+{% for i in issues %}<tr><td>{{ i.kind }}</td><td>{{ i.asset_id }}</td><td>{{ i.detail }}</td>
 </tr>{% endfor %}</table>
-<h2>Photos with problems</h2>
+<h2>{{ t.problem_photos }}</h2>
 <table>{% for p in problem_photos %}<tr><td>{{ p.path }}</td><td>{{ p.problems | join('; ') }}
 </td></tr>{% endfor %}</table>
+{% if skipped %}<h2>{{ t.skipped_files }}</h2>
+<ul>{% for name in skipped %}<li>{{ name }}</li>{% endfor %}</ul>{% endif %}
 </body></html>
 """
 
 
-def svg_map(ledger: Ledger, records: BatchRecords, *, size_px: int = 900) -> str:
-    """A self-contained SVG map (no tiles): lines, assets by status, defects, hazards."""
+def svg_map(
+    ledger: Ledger,
+    records: BatchRecords,
+    *,
+    size_px: int = 900,
+    words: dict[str, str] | None = None,
+) -> str:
+    """A self-contained SVG map (no tiles): lines, assets by status, defects, hazards.
+
+    ``words`` names each status in the report's language (raw values otherwise).
+    """
+    words = words or {}
     # The map shows where the batch found something: assets with evidence (a flight covers a
     # few lines of a ledger that may span a province), else the whole ledger. Photos do not
     # set it, so one wild GPS fix cannot shrink everything else to a dot.
@@ -437,7 +554,8 @@ def svg_map(ledger: Ledger, records: BatchRecords, *, size_px: int = 900) -> str
             parts.append(f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{ox:.1f}" y2="{oy:.1f}" '
                          f'stroke="{colour}" stroke-dasharray="3,2"/>')
         parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{colour}" stroke="#fff">'
-                     f"<title>{_esc(a.name)} ({_esc(a.asset_id)}): {a.status}</title></circle>")
+                     f"<title>{_esc(a.name)} ({_esc(a.asset_id)}): "
+                     f"{_esc(words.get(a.status, a.status))}</title></circle>")
     for d in records.detections:
         if d.role == "defect" and d.ground and inside(d.ground.lon, d.ground.lat):
             x, y = xy(d.ground.lon, d.ground.lat)
@@ -460,37 +578,115 @@ def _esc(text: str) -> str:
             .replace('"', "&quot;"))
 
 
-def html_report(ledger: Ledger, records: BatchRecords, batch_id: str) -> str:
-    """The batch report as one HTML page (crops referenced relative to the output folder)."""
+def _texts(lang: str) -> dict[str, str]:
+    if lang not in _TEXTS:
+        raise ValueError(f"report language {lang!r} is not one of {', '.join(REPORT_LANGUAGES)}")
+    return _TEXTS[lang]
+
+
+def _location_key(d: DetectionRecord, photo: PhotoRecord | None) -> str:
+    """located (a ground point), photo_position (the asset its photo shows) or unlocated."""
+    if d.ground is not None:
+        return "located"
+    if photo is not None and photo.camera is not None:
+        return "photo_position"
+    return "unlocated"
+
+
+def html_report(
+    ledger: Ledger,
+    records: BatchRecords,
+    batch_id: str,
+    *,
+    lang: str = "zh-CN",
+    skipped: Sequence[str] = (),
+) -> str:
+    """The batch report as one HTML page (crops referenced relative to the output folder).
+
+    Args:
+        ledger: the ledger reconciled against.
+        records: the batch's records.
+        batch_id: the batch's id.
+        lang: ``zh-CN`` (default) or ``en``; statuses and issues are words in that language.
+        skipped: files of the photo folder that are not photos, listed as skipped.
+
+    Raises:
+        ValueError: an unknown language.
+    """
+    t = _texts(lang)
     by_id = {d.id: d for d in records.detections}
+    photo_of = {p.photo_id: p for p in records.photos}
     defective = [
-        {"asset_id": a.asset_id, "name": a.name, "status": a.status,
-         "max_severity": a.max_severity,
-         "defects": [by_id[i] for i in a.defect_ids if by_id[i].evidence_crop]}
+        {"asset_id": a.asset_id, "name": a.name, "status": t[a.status],
+         "worst": t["worst_severity"].format(severity=a.max_severity),
+         "defects": [{**by_id[i].model_dump(),
+                      "severity_text": t["severity"].format(severity=by_id[i].severity)}
+                     for i in a.defect_ids if by_id[i].evidence_crop]}
         for a in sorted(records.assets, key=lambda a: -a.max_severity)
         if a.defect_ids
     ]
+    defects = []
+    for d in sorted((d for d in records.detections if d.role == "defect"),
+                    key=lambda d: (-d.severity, d.photo_id, d.id)):
+        photo = photo_of.get(d.photo_id)
+        key = _location_key(d, photo)
+        defects.append({
+            "class_name": d.class_name,
+            "severity_text": t["severity"].format(severity=d.severity),
+            "confidence": d.confidence,
+            "asset": d.asset_id or "—",
+            "location_key": key,
+            "location": t[key],
+            "photo": Path(photo.path).name if photo else d.photo_id[:12],
+            "evidence_crop": d.evidence_crop,
+        })
     counts: dict[str, int] = {}
     for a in records.assets:
         counts[a.status] = counts.get(a.status, 0) + 1
+    issues = []
+    for i in records.issues:
+        detail = t[f"issue_{i.issue}"].format(
+            offset=f"{i.offset_m:.1f}" if i.offset_m is not None else "?",
+            sightings=i.sightings, photos=len(i.photo_ids),
+        )
+        issues.append({"kind": t[i.issue], "asset_id": i.asset_id, "detail": detail})
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
     return env.from_string(_TEMPLATE).render(
-        batch_id=batch_id,
+        lang=lang,
+        t={**t, "severity_head": t["severity"].format(severity="").strip()},
+        title=t["title"].format(batch_id=batch_id),
         n_photos=len(records.photos),
         n_problems=sum(1 for p in records.photos if p.problems),
         n_detections=len(records.detections),
-        counts=[*sorted(counts.items()), ("corridor hazards", len(records.hazards))],
-        colours=list(_COLOURS.items()),
-        svg=svg_map(ledger, records),
+        counts=[*((t[k], v) for k, v in sorted(counts.items())),
+                (t["corridor hazards"], len(records.hazards))],
+        colours=[(t[k], v) for k, v in _COLOURS.items()],
+        svg=svg_map(ledger, records, words=t),
         defective=defective,
+        defects=defects,
         hazards=records.hazards,
-        issues=records.issues,
+        issues=issues,
         problem_photos=[p for p in records.photos if p.problems],
+        skipped=list(skipped),
     )
 
 
-def write_outputs(out_dir: Path, ledger: Ledger, records: BatchRecords) -> dict[str, Path]:
-    """Write the GeoJSON layers, CSV summary, ledger validation CSV and HTML report."""
+#: Every CSV starts with a UTF-8 byte order mark so Excel opens Chinese text correctly.
+CSV_BOM = "\ufeff"
+
+
+def write_outputs(
+    out_dir: Path,
+    ledger: Ledger,
+    records: BatchRecords,
+    *,
+    lang: str = "zh-CN",
+    skipped: Sequence[str] = (),
+) -> dict[str, Path]:
+    """Write the GeoJSON layers, CSV summary, ledger validation CSV and HTML report.
+
+    CSV files start with a UTF-8 byte order mark; the report is in ``lang``.
+    """
     batch_id = records.photos[0].batch_id if records.photos else "empty"
     files = {
         "assets": ("assets.geojson", asset_layer(ledger, records)),
@@ -498,9 +694,10 @@ def write_outputs(out_dir: Path, ledger: Ledger, records: BatchRecords) -> dict[
         "defects": ("defects.geojson", defect_layer(records)),
         "photos": ("photos.geojson", photo_layer(records)),
         "corridor_hazards": ("corridor_hazards.geojson", hazard_layer(records)),
-        "summary": ("summary.csv", summary_csv(records)),
-        "ledger_validation": ("ledger_validation.csv", ledger_validation_csv(ledger)),
-        "report": ("report.html", html_report(ledger, records, batch_id)),
+        "summary": ("summary.csv", CSV_BOM + summary_csv(records)),
+        "ledger_validation": ("ledger_validation.csv", CSV_BOM + ledger_validation_csv(ledger)),
+        "report": ("report.html", html_report(ledger, records, batch_id, lang=lang,
+                                              skipped=skipped)),
     }
     out: dict[str, Path] = {}
     for key, (name, text) in files.items():

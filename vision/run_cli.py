@@ -85,14 +85,18 @@ def run_command(
         bool, typer.Option(help="Let a local Ray cluster listen beyond loopback.")
     ] = False,
     batch_id: Annotated[str | None, typer.Option(help="Batch id (default: derived).")] = None,
+    lang: Annotated[str, typer.Option(help="Language of report.html: zh-CN or en.")] = "zh-CN",
 ) -> None:
     """Detect, geo-reference and check drone photos against the line ledger."""
     from vision.inference import Detector, InferenceError
     from vision.model_card import ModelCardError, load_card, resolve_model
     from vision.pipeline import BatchError, BatchOptions, run_batch
+    from vision.report import REPORT_LANGUAGES
 
     if backend not in BACKEND_CHOICES:
         raise _fail(f"unknown backend {backend!r}: use {', '.join(BACKEND_CHOICES)}")
+    if lang not in REPORT_LANGUAGES:
+        raise _fail(f"unknown report language {lang!r}: use {', '.join(REPORT_LANGUAGES)}")
     chosen = cast("BackendChoice", backend)
     try:
         card = load_card(resolve_model(model), verify=False)
@@ -108,6 +112,7 @@ def run_command(
         progress=sys.stderr.isatty(),
         batch_id=batch_id,
         model_name=f"{card.name}@{card.version}",
+        report_lang=lang,
     )
     try:
         if engine is Engine.ray:

@@ -70,6 +70,7 @@ def run(photos: Path, out: Path) -> BatchSummary:
 
 def test_batch_writes_records_layers_and_report(tmp_path: Path) -> None:
     names = make_photos(tmp_path / "photos", copies=1)
+    (tmp_path / "photos" / "flight-notes.txt").write_text("not a photo", encoding="utf-8")
 
     summary = run(tmp_path / "photos", tmp_path / "out")
 
@@ -98,13 +99,17 @@ def test_batch_writes_records_layers_and_report(tmp_path: Path) -> None:
     # not flown, so no "uninspected" task for them.
     assert issues == set()
     assert summary.counts["not_flown"] == 2
-    with (out / "summary.csv").open() as fh:
+    assert (out / "summary.csv").read_bytes().startswith(b"\xef\xbb\xbf")  # UTF-8 BOM
+    with (out / "summary.csv").open(encoding="utf-8-sig") as fh:
         assert [row["status"] for row in csv.DictReader(fh)] == [
             "uninspected", "inspected", "inspected", "uninspected"]
     lines = json.loads((out / "lines.geojson").read_text())["features"]
     assert [f["properties"]["Identifier"] for f in lines] == ["L-BRT-01"]
-    assert (out / "ledger_validation.csv").read_text().startswith("source,row,Identifier")
-    html = (out / "report.html").read_text()
+    assert (out / "ledger_validation.csv").read_text(encoding="utf-8").startswith(
+        "\ufeffsource,row,Identifier")
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert '<html lang="zh-CN">' in html and "巡检批次" in html  # zh-CN by default
+    assert summary.skipped_files == ("flight-notes.txt",) and "flight-notes.txt" in html
     assert "<svg" in html and "BRT01-001" in html and "crops/" in html
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert summary.photos == len(names)

@@ -88,7 +88,7 @@ def test_run_with_the_real_detector_writes_a_batch(tmp_path: Path) -> None:
     result = runner.invoke(app, [
         "run", str(photos), "--ledger", str(FIXTURES / "ledger.geojson"),
         "--out", str(tmp_path / "out"), "--model", str(model), "--backend", "torch",
-        "--threads", "1",
+        "--threads", "1", "--lang", "en",
     ])
 
     assert result.exit_code == 0, result.output
@@ -101,6 +101,17 @@ def test_run_with_the_real_detector_writes_a_batch(tmp_path: Path) -> None:
     assert kinds.count("detection") == summary["detections"]
     state = json.loads((tmp_path / "out" / "batch.json").read_text())
     assert state["model"] == "random-single@1"
+    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert '<html lang="en">' in html and "Inspection batch" in html
+
+
+def test_run_with_an_unknown_report_language_fails_cleanly(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", str(FIXTURES), "--ledger", str(FIXTURES / "ledger.csv"),
+                                 "--out", str(tmp_path / "out"), "--lang", "fr"])
+
+    assert result.exit_code == 2
+    assert "unknown report language 'fr': use zh-CN, en" in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_check_ledger_reports_rows(tmp_path: Path) -> None:
