@@ -83,6 +83,24 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "图像结束后还有 {trailing_bytes} 字节不属于任何图像",
         "{trailing_bytes} bytes follow the end of the image and belong to no image",
     ),
+    # -- why a stored photo could not be analysed (field_api.media.service) -------------------
+    "media_analysis.unreadable": _m(
+        "无法读取该 {media_type} 图像", "the {media_type} image cannot be read"
+    ),
+    "media_analysis.corrupt": _m("图像数据残缺或损坏", "the image is truncated or corrupt"),
+    "media_analysis.truncated": _m(
+        "JPEG 文件不完整或已损坏（没有图像结束标记）",
+        "the JPEG is truncated or corrupt (no end-of-image marker)",
+    ),
+    "media_analysis.no_pixels": _m("图像没有像素", "the image has no pixels"),
+    "media_analysis.too_many_pixels": _m(
+        "图像 {width}×{height} 像素，超过 {max_pixels} 像素的上限，拒绝解码",
+        "the image has {width}×{height} pixels, over the limit of {max_pixels}; not decoded",
+    ),
+    "media_analysis.bomb": _m(
+        "图像像素过多，拒绝解码", "the image has too many pixels to decode safely"
+    ),
+    "media_analysis.other": _m("解码器拒绝了该图像", "the decoder refused the image"),
     # -- off-system review flags (field_api.callbacks.rules.FlagKind) --------------------------
     "review_flag.evidence_before_application": _m(
         "有 {count} 项证据拍摄于申请受理（{accepted}）之前；最早一项是 {earliest_label}，"
@@ -308,6 +326,51 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "新建低压线路）后再接入",
         "no supply point meets the rules ({rules}): register the request on the white list, "
         "reinforce the grid (new transformer, capacity or LV line), then connect",
+    ),
+    # -- contract verification (field_api.contracts.signing): "contract_check.<why>" ----------
+    "contract_check.valid": _m(
+        "有效：工单 {order_id} 的合同由 {signer} 于 {signed_at}（北京时间）签署（密钥 {key}）",
+        "valid: contract for order {order_id} signed by {signer} at {signed_at} China time "
+        "(key {key})",
+    ),
+    "contract_check.no_record": _m(
+        "文件中没有 fieldops 签署记录", "the file carries no fieldops signing record"
+    ),
+    "contract_check.attachment_malformed": _m(
+        "签署记录附件格式错误", "the signing record attachment is malformed"
+    ),
+    "contract_check.attachment_too_large": _m(
+        "签署记录附件大得不合常理", "the signing record attachment is implausibly large"
+    ),
+    "contract_check.record_not_json": _m(
+        "签署记录不是有效的 JSON 对象", "the signing record is not a valid JSON object"
+    ),
+    "contract_check.unsupported_algorithm": _m(
+        "不支持的签名算法 {algorithm}", "unsupported signature algorithm {algorithm}"
+    ),
+    "contract_check.no_record_in_envelope": _m(
+        "签名信封中没有签署记录", "the envelope carries no record"
+    ),
+    "contract_check.other_key": _m(
+        "由密钥 {key} 签署，而不是给定的公钥 {expected}",
+        "signed with key {key}, not with the given public key {expected}",
+    ),
+    "contract_check.signature_mismatch": _m(
+        "服务器签名与签署记录不符", "the server signature does not match the signing record"
+    ),
+    "contract_check.length_differs": _m(
+        "已签署文档的长度与签署记录不符",
+        "the signed document's length does not match the record",
+    ),
+    "contract_check.document_changed": _m(
+        "合同文档在签署后被修改", "the contract document was changed after signing"
+    ),
+    "contract_check.not_a_contract_pdf": _m(
+        "已签署的文档不是有效的合同 PDF", "the signed document is not a valid contract PDF"
+    ),
+    "contract_check.file_changed": _m(
+        "文件在签署后被修改（签名部分）",
+        "the file was changed after signing (signature section)",
     ),
     # -- CSV column headers: "csv.<column>" (csv_header) ----------------------------------------
     "csv.code": _m("编码", "Code"),

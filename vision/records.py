@@ -38,7 +38,14 @@ AttachMethod = Literal["ground_point", "photo", "none"]
 
 
 class RecordError(ValueError):
-    """A JSONL file of records cannot be read (bad JSON, unknown kind, newer schema, ...)."""
+    """A JSONL file of records cannot be read (bad JSON, unknown kind, newer schema, ...).
+
+    ``line`` is the 1-based line of the file at fault, when one is.
+    """
+
+    def __init__(self, message: str, *, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 def stable_id(*parts: object) -> str:
@@ -235,13 +242,36 @@ def read_jsonl(path: Path | str) -> Iterator[FindingRecord]:
     """
     path = Path(path)
     try:
-        fh = path.open("r", encoding="utf-8")
+        fh = path.open("rb")
     except OSError as exc:
-        raise RecordError(f"{path}: cannot read: {exc}") from exc
+        raise RecordError(f"{path.name}: cannot read: {exc.strerror or exc}") from exc
     with fh:
-        for number, line in enumerate(fh, start=1):
-            if line.strip():
-                yield parse_record(line, where=f"{path.name} line {number}")
+        number = 0
+        while True:
+            where = f"{path.name} line {number + 1}"
+            try:
+                raw = fh.readline()
+            except OSError as exc:
+                raise RecordError(f"{where}: cannot read: {exc.strerror or exc}",
+                                  line=number + 1) from exc
+            if not raw:
+                return
+            number += 1
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # a UTF-8 byte order mark (a file saved by Excel or Notepad)
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise RecordError(
+                    f"{where}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1});"
+                    " records files are UTF-8",
+                    line=number,
+                ) from exc
+            if text.strip():
+                try:
+                    yield parse_record(text, where=where)
+                except RecordError as exc:
+                    raise RecordError(str(exc), line=number) from exc
 
 
 def write_jsonl(records: Iterable[BaseModel], path: Path | str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +14,8 @@ from field_api.contracts.signing import (
     public_key_path_for,
     verify_signed_pdf,
 )
+from field_api.language import DEFAULT_LANG, from_accept_language
+from field_api.web.i18n import Lang, normalise
 
 app = typer.Typer(help="Signed connection contracts.", no_args_is_help=True)
 
@@ -40,8 +43,19 @@ def verify(
             "key's published .pub file.",
         ),
     ] = None,
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang",
+            help="Language of the verdict: zh-CN or en. Default: from LC_ALL, LC_MESSAGES or "
+            "LANG (en_* is English), else zh-CN.",
+        ),
+    ] = None,
 ) -> None:
-    """Verify a signed contract PDF; exit 0 when valid, 1 otherwise."""
+    """Verify a signed contract PDF; exit 0 when valid, 1 otherwise.
+
+    The line starts with VALID or INVALID (for scripts); the reason follows in the chosen
+    language."""
     key_path = public_key if public_key is not None else _default_public_key()
     try:
         key = load_public_key(key_path.read_bytes())
@@ -61,7 +75,19 @@ def verify(
         typer.echo(f"INVALID: cannot read {file}: {exc.strerror}", err=True)
         raise typer.Exit(1) from exc
     result = verify_signed_pdf(data, key)
+    language = normalise(lang) if lang else _environment_language()
+    text = result.message.render(language) if result.message else result.detail
     if not result.valid:
-        typer.echo(f"INVALID: {file}: {result.detail}", err=True)
+        typer.echo(f"INVALID: {file}: {text}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"VALID: {file}: {result.detail}")
+    typer.echo(f"VALID: {file}: {text}")
+
+
+def _environment_language() -> Lang:
+    """The terminal's language (LC_ALL, then LC_MESSAGES, then LANG), zh-CN when it is neither
+    Chinese nor English."""
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(name)
+        if value:
+            return from_accept_language(value.split(".")[0].replace("_", "-")) or DEFAULT_LANG
+    return DEFAULT_LANG

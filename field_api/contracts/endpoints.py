@@ -36,16 +36,20 @@ SmsNotifier = Annotated[Notifier, Depends(get_notifier)]
 
 @router.post("/work-orders/{order_id}/contract", status_code=status.HTTP_201_CREATED)
 def generate_contract(
-    order_id: IdPath, session: DbSession, user: FieldWork, settings: AppSettings
+    request: Request, order_id: IdPath, session: DbSession, user: FieldWork, settings: AppSettings
 ) -> ContractRead:
     """Generate the contract from the order and its accepted scheme (again while unsigned)."""
-    return ContractRead.of(service.generate(session, order_id, actor=user, settings=settings))
+    contract = service.generate(session, order_id, actor=user, settings=settings)
+    return ContractRead.of(contract, language_of(request))
 
 
 @router.get("/work-orders/{order_id}/contract")
-def get_contract(order_id: IdPath, session: DbSession, user: CurrentUser) -> ContractRead:
-    """Show the order's contract and its signing state."""
-    return ContractRead.of(service.get_for_actor(session, order_id, user))
+def get_contract(
+    request: Request, order_id: IdPath, session: DbSession, user: CurrentUser
+) -> ContractRead:
+    """Show the order's contract and its signing state (scheme items in the reader's
+    language; the signed document itself is Chinese)."""
+    return ContractRead.of(service.get_for_actor(session, order_id, user), language_of(request))
 
 
 @router.get("/work-orders/{order_id}/contract/pdf", response_class=Response)
@@ -124,18 +128,20 @@ def sign_contract(
             },
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         )
-    return ContractRead.of(result)
+    return ContractRead.of(result, language_of(request))
 
 
 @router.post("/contracts/verify")
 def verify_contract(
+    request: Request,
     settings: AppSettings,
     file: Annotated[UploadFile, File(description="A signed contract PDF.")],
 ) -> VerificationRead:
-    """Verify a signed contract PDF (public: no token needed)."""
+    """Verify a signed contract PDF (public: no token needed); ``message`` says why in the
+    request's language."""
     data = file.file.read(service.MAX_VERIFY_BYTES + 1)
     result = service.verify_file(data, settings=settings)
-    return VerificationRead(valid=result.valid, detail=result.detail, record=result.record)
+    return VerificationRead.of(result, language_of(request))
 
 
 @router.get("/contracts/public-key", response_class=Response)

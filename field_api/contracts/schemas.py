@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from field_api.contracts.models import Contract, ContractOtp, ContractStatus
+from field_api.contracts.scheme_terms import term_in_english
+from field_api.contracts.signing import Verification
+from field_api.language import DEFAULT_LANG, Lang
 from field_api.privacy import mask_id_number, mask_name, mask_phone
 
 
@@ -31,7 +34,9 @@ class ContractRead(BaseModel):
     pdf_url: str
 
     @classmethod
-    def of(cls, contract: Contract) -> ContractRead:
+    def of(cls, contract: Contract, language: Lang = DEFAULT_LANG) -> ContractRead:
+        """``scheme`` in the reader's language: the signed document is Chinese; an English
+        reader gets the catalogue items and the supply point by their English names."""
         data = contract.data
         return cls(
             id=contract.id,
@@ -52,7 +57,7 @@ class ContractRead(BaseModel):
                 "id_number": mask_id_number(data.get("customer_id_number")),
             },
             scheme={
-                k: data.get(k)
+                k: _shown(k, data.get(k), language)
                 for k in (
                     "category",
                     "capacity_kw",
@@ -68,6 +73,12 @@ class ContractRead(BaseModel):
             },
             pdf_url=f"/work-orders/{contract.order_id}/contract/pdf",
         )
+
+
+def _shown(key: str, value: Any, language: Lang) -> Any:
+    if language == "en" and isinstance(value, str):
+        return term_in_english(key, value)
+    return value
 
 
 class OtpRead(BaseModel):
@@ -87,8 +98,23 @@ class OtpRead(BaseModel):
 
 
 class VerificationRead(BaseModel):
-    """The outcome of verifying a contract file."""
+    """The outcome of verifying a contract file: ``message`` in the request's language (from
+    ``code`` and ``params``, see ``field_api.messages``), ``detail`` the same in English."""
 
     valid: bool
-    detail: str
+    code: str | None = Field(default=None, description="Why, as a stable key.")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="What the message needs, in no language."
+    )
+    message: str = Field(default="", description="The verdict in the request's language.")
+    detail: str = Field(description="The verdict in English.")
     record: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, result: Verification, language: str) -> VerificationRead:
+        m = result.message
+        return cls(
+            valid=result.valid, code=m.code if m else None, params=dict(m.params) if m else {},
+            message=m.render(language) if m else result.detail, detail=result.detail,
+            record=result.record,
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -33,6 +34,35 @@ def _material_label(code: str | None) -> str | None:
         return None
     material = load_catalogue().get_material(code)
     return f"{material.name.zh}（{code}）" if material is not None else code
+
+
+# A catalogue item as the contract prints it: "<Chinese name>（<code>）".
+_LABELLED = re.compile(r"(?P<zh>[^，（）]+)（(?P<code>[A-Za-z0-9][A-Za-z0-9._/-]*)）")
+_SUPPLY_POINT = re.compile(r"^(?P<tx>\S+) 配电变压器（公用(?:，(?P<kva>[0-9.]+) kVA)?）低压出线$")
+# The one other word the contract adds to a meter: a CT-connected meter's current transformers.
+_CT_ZH, _CT_EN = "，电流互感器 ", ", current transformers "
+
+
+def _english_material(match: re.Match[str]) -> str:
+    material = load_catalogue().get_material(match["code"])
+    if material is None:
+        return match.group(0)
+    return f"{material.name.en} ({match['code']})"
+
+
+def term_in_english(key: str, text: str) -> str:
+    """A contract term as an English reader sees it: catalogue items by their English name
+    (the Chinese document stays as signed; this is display only). Unknown text is kept."""
+    if key == "supply_point":
+        point = _SUPPLY_POINT.match(text)
+        if point is None:
+            return text
+        kva = f", {point['kva']} kVA" if point["kva"] else ""
+        return f"{point['tx']} distribution transformer (public{kva}), LV outlet"
+    if key not in ("cable", "breaker", "meter"):
+        return text
+    parts = text.split(_CT_ZH)
+    return _CT_EN.join(_LABELLED.sub(_english_material, part) for part in parts)
 
 
 def terms_of(scheme: SupplyScheme) -> SchemeTerms:

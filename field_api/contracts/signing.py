@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from field_api import keyfiles
+from field_api.messages import Message, china_minute
 
 logger = logging.getLogger(__name__)
 
@@ -181,22 +182,42 @@ def sign_record(record: dict[str, Any], private_key: Ed25519PrivateKey) -> dict[
 
 
 def verify_envelope(envelope: dict[str, Any], public_key: Ed25519PublicKey) -> str | None:
-    """Check an envelope's signature; return ``None`` when valid, else the reason."""
+    """Check an envelope's signature; return ``None`` when valid, else the reason (English)."""
+    problem = envelope_problem(envelope, public_key)
+    return None if problem is None else problem[0]
+
+
+def envelope_problem(
+    envelope: dict[str, Any], public_key: Ed25519PublicKey
+) -> tuple[str, Message] | None:
+    """Check an envelope's signature: ``None`` when valid, else the reason in English and as a
+    message for people (``contract_check.<why>``)."""
     if envelope.get("algorithm") != ALGORITHM:
-        return f"unsupported signature algorithm {envelope.get('algorithm')!r}"
+        algorithm = str(envelope.get("algorithm"))[:64]
+        return (
+            f"unsupported signature algorithm {envelope.get('algorithm')!r}",
+            Message("contract_check.unsupported_algorithm", {"algorithm": algorithm}),
+        )
     record = envelope.get("record")
     if not isinstance(record, dict):
-        return "the envelope carries no record"
+        return "the envelope carries no record", Message("contract_check.no_record_in_envelope")
     if envelope.get("key_id") != key_id(public_key):
         return (
             f"signed with key {envelope.get('key_id')!r}, not with the given public key "
-            f"{key_id(public_key)!r}"
+            f"{key_id(public_key)!r}",
+            Message(
+                "contract_check.other_key",
+                {"key": str(envelope.get("key_id"))[:64], "expected": key_id(public_key)},
+            ),
         )
     try:
         signature = base64.b64decode(str(envelope.get("signature", "")), validate=True)
         public_key.verify(signature, canonical_json(record))
     except (binascii.Error, InvalidSignature, ValueError):
-        return "the server signature does not match the signing record"
+        return (
+            "the server signature does not match the signing record",
+            Message("contract_check.signature_mismatch"),
+        )
     return None
 
 
@@ -337,11 +358,24 @@ def sign_pdf(document: bytes, record: dict[str, Any], private_key: Ed25519Privat
 
 @dataclass(frozen=True)
 class Verification:
-    """The outcome of verifying a signed contract file."""
+    """The outcome of verifying a signed contract file.
+
+    ``detail`` is in English (logs); ``message`` says the same for people
+    (``contract_check.<why>`` in :mod:`field_api.messages`), rendered in their language.
+    """
 
     valid: bool
     detail: str
     record: dict[str, Any] | None = None
+    message: Message | None = None
+
+
+class EnvelopeError(ValueError):
+    """No readable signing record: the English reason, and the same as a message for people."""
+
+    def __init__(self, detail: str, code: str) -> None:
+        super().__init__(detail)
+        self.message = Message(code)
 
 
 def extract_envelope(data: bytes) -> tuple[bytes, dict[str, Any]]:
@@ -352,21 +386,32 @@ def extract_envelope(data: bytes) -> tuple[bytes, dict[str, Any]]:
     """
     at = data.rfind(UPDATE_MARKER)
     if at < 0:
-        raise ValueError("the file carries no fieldops signing record")
+        raise EnvelopeError(
+            "the file carries no fieldops signing record", "contract_check.no_record"
+        )
     header = re.compile(rb"\d+ 0 obj\n<< /Type /EmbeddedFile [^\n]*?/Length (\d+) [^\n]*\nstream\n")
     found = header.match(data, at + len(UPDATE_MARKER))
     if found is None:
-        raise ValueError("the signing record attachment is malformed")
+        raise EnvelopeError(
+            "the signing record attachment is malformed", "contract_check.attachment_malformed"
+        )
     length = int(found.group(1))
     if length > _MAX_ENVELOPE_BYTES:
-        raise ValueError("the signing record attachment is implausibly large")
+        raise EnvelopeError(
+            "the signing record attachment is implausibly large",
+            "contract_check.attachment_too_large",
+        )
     payload = data[found.end() : found.end() + length]
     try:
         envelope = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"the signing record is not valid JSON: {exc}") from exc
+        raise EnvelopeError(
+            f"the signing record is not valid JSON: {exc}", "contract_check.record_not_json"
+        ) from exc
     if not isinstance(envelope, dict):
-        raise ValueError("the signing record is not a JSON object")
+        raise EnvelopeError(
+            "the signing record is not a JSON object", "contract_check.record_not_json"
+        )
     return data[:at], envelope
 
 
@@ -374,25 +419,50 @@ def verify_signed_pdf(data: bytes, public_key: Ed25519PublicKey) -> Verification
     """Verify a signed contract file with the public key alone; never raises on bad input."""
     try:
         document, envelope = extract_envelope(data)
-    except ValueError as exc:
-        return Verification(False, str(exc))
-    problem = verify_envelope(envelope, public_key)
+    except EnvelopeError as exc:
+        return Verification(False, str(exc), message=exc.message)
+    problem = envelope_problem(envelope, public_key)
     if problem is not None:
-        return Verification(False, problem)
+        return Verification(False, problem[0], message=problem[1])
     record: dict[str, Any] = envelope["record"]
     if record.get("document_length") != len(document):
-        return Verification(False, "the signed document's length does not match the record")
+        return Verification(
+            False, "the signed document's length does not match the record",
+            message=Message("contract_check.length_differs"),
+        )
     if record.get("document_sha256") != sha256_hex(document):
-        return Verification(False, "the contract document was changed after signing")
+        return Verification(
+            False, "the contract document was changed after signing",
+            message=Message("contract_check.document_changed"),
+        )
     try:
         expected = attach_envelope(document, envelope)
     except SignedPdfError as exc:
-        return Verification(False, f"the signed document is not a valid contract PDF: {exc}")
+        return Verification(
+            False, f"the signed document is not a valid contract PDF: {exc}",
+            message=Message("contract_check.not_a_contract_pdf"),
+        )
     if expected != data:
-        return Verification(False, "the file was changed after signing (signature section)")
+        return Verification(
+            False, "the file was changed after signing (signature section)",
+            message=Message("contract_check.file_changed"),
+        )
     return Verification(
         True,
         f"valid: contract for order {record.get('order_id')} signed by "
         f"{record.get('signer')} at {record.get('server_time')} (key {envelope['key_id']})",
         record,
+        Message(
+            "contract_check.valid",
+            {"order_id": record.get("order_id"), "signer": record.get("signer"),
+             "signed_at": _people_time(record.get("server_time")), "key": envelope["key_id"]},
+        ),
     )
+
+
+def _people_time(value: Any) -> str:
+    """A record's UTC time as people read it (China time); as written when it is not a time."""
+    try:
+        return china_minute(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+    except ValueError:
+        return str(value)

@@ -104,7 +104,10 @@ class MediaRead(BaseModel):
     decoded_value: str | None
     barcode_match: bool | None
     analysis: AnalysisState
-    analysis_error: str | None
+    analysis_error: str | None = Field(description="Why the analysis failed, in English.")
+    analysis_message: str | None = Field(
+        default=None, description="Why the analysis failed, in the request's language."
+    )
     content_url: str
     thumbnail_url: str | None
     flags: list[FlagRead]
@@ -139,6 +142,7 @@ class MediaRead(BaseModel):
             barcode_match=item.barcode_match,
             analysis=item.analysis,
             analysis_error=item.analysis_error,
+            analysis_message=_analysis_message(item, flags, language),
             content_url=f"/media/{item.id}/content",
             thumbnail_url=f"/media/{item.id}/thumbnail" if item.thumbnail_sha256 else None,
             flags=[FlagRead.of(f, language) for f in flags],
@@ -153,3 +157,15 @@ class FlaggedItemRead(BaseModel):
     stage: Stage
     uploaded_at: datetime
     thumbnail_url: str | None
+
+
+def _analysis_message(item: MediaItem, flags: list[MediaFlag], language: str) -> str | None:
+    """Why the analysis failed, for people: the problem stored with the item's image_unreadable
+    flag, in ``language``; the English decoder text for an item analysed before."""
+    if item.analysis_error is None:
+        return None
+    for flag in flags:
+        problem = (flag.params or {}).get("problem")
+        if flag.code is FlagCode.image_unreadable and messages.is_message(problem):
+            return messages.param_text(problem, language)  # type: ignore[no-any-return]
+    return item.analysis_error

@@ -585,10 +585,33 @@ class AnalysisOutcome:
     """The pixel work's results, computed with no database transaction open."""
 
     error: str | None = None
+    problem: dict[str, Any] | None = None
+    """The error as a message for people (``media_analysis.<what>``, :func:`analysis_problem`)."""
     phash: int | None = None
     thumbnail_sha256: str | None = None
     decoded: tuple[str, ...] | None = None  # None: not a barcode item
     truncated: bool = False  # the image data ends before its pixels do
+
+
+# A decoder's refusal (its error code) -> the message people read (media_analysis.<what>).
+_ANALYSIS_PROBLEMS: dict[str, str] = {
+    "media.image_unreadable": "media_analysis.unreadable",
+    "media.image_corrupt": "media_analysis.corrupt",
+    "media.jpeg_truncated": "media_analysis.truncated",
+    "media.image_empty": "media_analysis.no_pixels",
+    "media.decompression_bomb": "media_analysis.too_many_pixels",
+}
+
+
+def analysis_problem(error: ValidationFailed) -> dict[str, Any]:
+    """The stored message of an analysis that failed: a known refusal by its own message (the
+    pixel counts when the decoder gave them), anything else as "cannot be decoded"."""
+    code = _ANALYSIS_PROBLEMS.get(error.code, "media_analysis.other")
+    if code == "media_analysis.too_many_pixels" and "max_pixels" not in error.params:
+        code = "media_analysis.bomb"
+    keep = {"media_analysis.unreadable": ("media_type",),
+            "media_analysis.too_many_pixels": ("width", "height", "max_pixels")}.get(code, ())
+    return {"code": code, "params": {k: error.params[k] for k in keep if k in error.params}}
 
 
 def compute_analysis(
@@ -608,7 +631,7 @@ def compute_analysis(
     try:
         result = analyze_image(path, job.media_type, max_pixels=cfg.max_image_pixels)
     except ValidationFailed as exc:
-        return AnalysisOutcome(error=str(exc.detail))
+        return AnalysisOutcome(error=str(exc.detail), problem=analysis_problem(exc))
     keep_alive()
     thumb = store.put_bytes(result.thumbnail_jpeg)  # content-addressed: made once
     decoded: tuple[str, ...] | None = None
@@ -638,7 +661,9 @@ def apply_analysis(
         _add_flag(
             session,
             item,
-            EvidenceFlag.of(rules.FlagCode.image_unreadable, problem=outcome.error),
+            EvidenceFlag.of(
+                rules.FlagCode.image_unreadable, problem=outcome.problem or outcome.error
+            ),
             actor=None,
         )
         session.flush()

@@ -113,3 +113,36 @@ def test_bad_line_in_a_file_names_its_line_number(tmp_path: Path) -> None:
 
     with pytest.raises(RecordError, match="line 3"):
         list(read_jsonl(path))
+
+
+def test_a_line_that_is_not_utf8_is_a_record_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "records.jsonl"
+    write_jsonl(sample_records()[:2], path)
+    with path.open("ab") as fh:
+        fh.write('{"kind": "line", "name": "北线"}\n'.encode("gb18030"))
+
+    with pytest.raises(RecordError, match=r"records.jsonl line 3: not UTF-8") as caught:
+        list(read_jsonl(path))
+    assert caught.value.line == 3
+
+
+def test_an_invalid_record_error_carries_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "records.jsonl"
+    path.write_text("\n\n[1, 2]\n", encoding="utf-8")
+
+    with pytest.raises(RecordError, match="line 3") as caught:
+        list(read_jsonl(path))
+    assert caught.value.line == 3
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "records.jsonl"
+    write_jsonl(sample_records()[:2], path)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+
+    assert [r.kind for r in read_jsonl(path)] == [r.kind for r in sample_records()[:2]]
+
+
+def test_an_unreadable_path_is_a_record_error(tmp_path: Path) -> None:
+    with pytest.raises(RecordError, match="cannot read"):
+        list(read_jsonl(tmp_path))  # a folder, not a file

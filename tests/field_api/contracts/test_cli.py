@@ -69,7 +69,9 @@ def test_tampered_file_exits_1(files: tuple[Path, Path, Path], tmp_path: Path) -
 
 def test_wrong_key_exits_1(files: tuple[Path, Path, Path]) -> None:
     signed, _, other = files
-    result = runner.invoke(app, ["verify", str(signed), "--public-key", str(other)])
+    result = runner.invoke(
+        app, ["verify", str(signed), "--public-key", str(other), "--lang", "en"]
+    )
     assert result.exit_code == 1
     assert "not with the given public key" in result.output
 
@@ -90,3 +92,32 @@ def test_unreadable_key_exits_1(files: tuple[Path, Path, Path], tmp_path: Path) 
     result = runner.invoke(app, ["verify", str(signed), "--public-key", str(bad)])
     assert result.exit_code == 1
     assert "not a PEM key" in result.output
+
+
+def test_the_verdict_is_in_the_chosen_language(
+    files: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    signed, public, _ = files
+    zh = runner.invoke(
+        app, ["verify", str(signed), "--public-key", str(public), "--lang", "zh-CN"]
+    )
+    assert zh.exit_code == 0, zh.output
+    assert "VALID" in zh.output and "有效：工单 WO-1 的合同由 张** 于" in zh.output
+    en = runner.invoke(app, ["verify", str(signed), "--public-key", str(public), "--lang", "en"])
+    assert "valid: contract for order WO-1 signed by 张** at" in en.output
+    assert "China time" in en.output
+    garbage = tmp_path / "garbage.pdf"
+    garbage.write_bytes(b"%PDF-1.4 nothing")
+    by_env = runner.invoke(
+        app, ["verify", str(garbage), "--public-key", str(public)],
+        env={"LC_ALL": "", "LC_MESSAGES": "", "LANG": "en_GB.UTF-8"},
+    )
+    assert by_env.exit_code == 1
+    assert "INVALID" in by_env.output and "the file carries no fieldops signing record" in (
+        by_env.output
+    )
+    default = runner.invoke(
+        app, ["verify", str(garbage), "--public-key", str(public)],
+        env={"LC_ALL": "", "LC_MESSAGES": "", "LANG": "C.UTF-8"},
+    )
+    assert "文件中没有 fieldops 签署记录" in default.output

@@ -84,6 +84,17 @@ def test_full_signing_flow_and_public_verification(
     assert verdict.status_code == 200
     assert verdict.json()["valid"] is True
     assert verdict.json()["record"]["order_id"] == str(at_scheme.order.id)
+    # the verdict for people: zh-CN by default, English on request; detail stays English
+    assert verdict.json()["code"] == "contract_check.valid"
+    assert verdict.json()["message"].startswith(f"有效：工单 {at_scheme.order.id} 的合同由 ")
+    assert "（北京时间）" in verdict.json()["message"]
+    assert verdict.json()["detail"].startswith("valid: contract for order")
+    in_english = client.post(
+        "/contracts/verify", files={"file": ("c.pdf", signed.content, "application/pdf")},
+        headers={"Accept-Language": "en"},
+    ).json()
+    assert in_english["message"].startswith(f"valid: contract for order {at_scheme.order.id} ")
+    assert "China time" in in_english["message"]
 
     tampered = bytearray(signed.content)
     tampered[len(tampered) // 2] ^= 0x01
@@ -92,6 +103,9 @@ def test_full_signing_flow_and_public_verification(
     )
     assert verdict.status_code == 200
     assert verdict.json()["valid"] is False
+    assert verdict.json()["code"] == "contract_check.document_changed"
+    assert verdict.json()["message"] == "合同文档在签署后被修改"
+    assert verdict.json()["detail"] == "the contract document was changed after signing"
 
     # The published public key verifies the file offline too.
     pem = client.get("/contracts/public-key")
@@ -122,6 +136,23 @@ def test_verify_rejects_garbage_without_a_500(client: TestClient) -> None:
     assert r.status_code == 200
     assert r.json()["valid"] is False
     assert "no fieldops signing record" in r.json()["detail"]
+
+
+def test_verify_says_why_in_the_request_language(client: TestClient) -> None:
+    garbage = {"file": ("x.pdf", b"%PDF-1.4 nothing", "application/pdf")}
+    zh = client.post("/contracts/verify", files=garbage).json()  # no language: zh-CN
+    assert zh["code"] == "contract_check.no_record" and zh["params"] == {}
+    assert zh["message"] == "文件中没有 fieldops 签署记录"
+    en = client.post("/contracts/verify", files=garbage, headers={"Accept-Language": "en-US"})
+    assert en.json()["message"] == "the file carries no fieldops signing record"
+    client.cookies.set("fo_lang", "en")  # the page's switch wins over the browser's header
+    try:
+        by_cookie = client.post(
+            "/contracts/verify", files=garbage, headers={"Accept-Language": "zh-CN"}
+        ).json()
+    finally:
+        client.cookies.clear()
+    assert by_cookie["message"] == "the file carries no fieldops signing record"
 
 
 def test_verify_without_a_file_is_422(client: TestClient) -> None:

@@ -266,3 +266,25 @@ def test_video_without_moov_is_rejected(tmp_path: Path) -> None:
     path = _write(tmp_path, "nomoov.mp4", data[:ftyp_len] + data[ftyp_len + moov_len :])
     with pytest.raises(ValidationFailed, match="moov"):
         analyze_video(path, MediaType.mp4)
+
+
+def test_an_analysis_refusal_becomes_a_message_with_its_figures() -> None:
+    from field_api import messages
+    from field_api.media.service import analysis_problem
+
+    bomb = ValidationFailed(
+        "image refused as a decompression bomb: ...", code="media.decompression_bomb",
+        params={"width": 40000, "height": 30000, "max_pixels": 100_000_000},
+    )
+    problem = analysis_problem(bomb)
+    assert problem == {
+        "code": "media_analysis.too_many_pixels",
+        "params": {"width": 40000, "height": 30000, "max_pixels": 100_000_000},
+    }
+    assert messages.param_text(problem, "zh-CN") == (
+        "图像 40000×30000 像素，超过 100000000 像素的上限，拒绝解码"
+    )
+    bare = ValidationFailed("refused as a decompression bomb", code="media.decompression_bomb")
+    assert analysis_problem(bare)["code"] == "media_analysis.bomb"
+    odd = ValidationFailed("something new", code="media.something_new")
+    assert analysis_problem(odd) == {"code": "media_analysis.other", "params": {}}

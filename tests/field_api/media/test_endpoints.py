@@ -457,3 +457,45 @@ def test_flag_rows_carry_the_order(
         .all()
     )
     assert flags and {f.order_id for f in flags} == {far.id}
+
+
+def test_a_failed_analysis_says_why_in_the_request_language(
+    client: TestClient, session: Session, settings: Settings, crews: Crews
+) -> None:
+    from field_api.media import service
+    from field_api.media.config import media_settings
+    from field_api.media.models import AnalysisState
+
+    r = upload(client, crews.order.id, crews.token_a, BRIGHTON_18.read_bytes())
+    assert r.status_code == 201, r.text
+    item = session.get(MediaItem, r.json()["id"])
+    assert item is not None
+    # the stored file is cut short on disk (a failing disk, a copy interrupted): analysed again,
+    # the decoder refuses it
+    path = service.store_of(settings).path_of(item.sha256)
+    data = path.read_bytes()
+    path.chmod(0o600)
+    path.write_bytes(data[: len(data) // 2])
+    item.analysis = AnalysisState.pending
+    service.analyse_in_session(session, item, settings=settings, cfg=media_settings(settings))
+    session.commit()
+
+    url = f"/media/{item.id}"
+    zh = client.get(url, headers=auth(crews.token_a)).json()  # no language: zh-CN
+    assert zh["analysis"] == "failed"
+    assert zh["analysis_error"] == "the JPEG is truncated or corrupt (no end-of-image marker)"
+    assert zh["analysis_message"] == "JPEG 文件不完整或已损坏（没有图像结束标记）"
+    flag = {f["code"]: f for f in zh["flags"]}["image_unreadable"]
+    assert flag["params"]["problem"] == {"code": "media_analysis.truncated", "params": {}}
+    assert flag["message"] == "照片无法解码：JPEG 文件不完整或已损坏（没有图像结束标记）"
+    en = client.get(url, headers={**auth(crews.token_a), "Accept-Language": "en"}).json()
+    assert en["analysis_message"] == "the JPEG is truncated or corrupt (no end-of-image marker)"
+    client.cookies.set("fo_lang", "en")  # the page's switch beats the browser's header
+    try:
+        by_cookie = client.get(url, headers={**auth(crews.token_a), "Accept-Language": "zh"})
+    finally:
+        client.cookies.clear()
+    assert by_cookie.json()["analysis_message"] == en["analysis_message"]
+    assert {f["code"]: f for f in by_cookie.json()["flags"]}["image_unreadable"]["message"] == (
+        "the photo cannot be decoded: the JPEG is truncated or corrupt (no end-of-image marker)"
+    )
