@@ -9,11 +9,13 @@ import random
 import pytest
 from pyproj import Geod
 
+from field_api import messages
 from field_api.schemes.rules import (
     CableOption,
     EngineSettings,
     LvLine,
     Network,
+    SchemeAnswer,
     SchemeInputError,
     SchemeRequest,
     SupplyTransformer,
@@ -318,3 +320,52 @@ def test_order_categories_are_designed_as_their_kit_category(cat: Catalogue) -> 
                            Network([_transformer("T1", 30)]), cat)
     assert answer.accepted and answer.kit_code == "B2"
     assert answer.category == "business" and answer.cos_phi == 0.85
+
+
+# --- texts for people -------------------------------------------------------------------------
+
+
+def _refusals(cat: Catalogue, straight: EngineSettings) -> dict[str, SchemeAnswer]:
+    return {
+        "no_transformer_in_reach": design_scheme(
+            _request(20), Network([_transformer("T1", 5000)]), cat
+        ),
+        "transformer_capacity": design_scheme(
+            _request(50), Network([_transformer("T1", 100, rated=100, load=95)]), cat
+        ),
+        "voltage_drop": design_scheme(
+            _request(160), Network([_transformer("T1", 390)]), cat, settings=straight
+        ),
+        "direct_meter_limit": design_scheme(
+            _request(12, category="residential", phases=1), Network([_transformer("T1", 30)]),
+            cat,
+        ),
+        "no_standard_kit": design_scheme(_request(250), Network([_transformer("T1", 30)]), cat),
+        "ampacity": design_scheme(
+            _request(200, laying_method="D1"), Network([_transformer("T1", 20)]), cat
+        ),
+    }
+
+
+def test_every_refusal_carries_messages_whose_english_is_the_stored_text(
+    cat: Catalogue, straight: EngineSettings
+) -> None:
+    for rule, answer in _refusals(cat, straight).items():
+        assert [f.rule for f in answer.failures] == [rule]
+        for failure in answer.failures:
+            assert failure.code is not None and failure.code.startswith("scheme_failure.")
+            assert messages.render(failure.code, failure.params, "en") == failure.detail
+            chinese = messages.render(failure.code, failure.params, "zh-CN")
+            assert chinese != failure.detail and "{" not in chinese
+        assert len(answer.proposal_messages) == len(answer.proposals)
+        for message, text in zip(answer.proposal_messages, answer.proposals, strict=True):
+            assert message.english == text
+            assert message.render("zh-CN") != text
+        if answer.white_list is not None:
+            assert answer.white_list.code == "scheme_white_list.grid_short"
+            wl = answer.white_list
+            assert messages.render(wl.code or "", wl.params, "en") == wl.detail
+    proposals = {r: a.proposal_messages for r, a in _refusals(cat, straight).items()}
+    assert [m.code for m in proposals["direct_meter_limit"]] == ["scheme_proposal.three_phase"]
+    assert [m.code for m in proposals["ampacity"]] == ["scheme_proposal.parallel_cables"]
+    assert [m.code for m in proposals["voltage_drop"]] == ["scheme_proposal.shorten_route"]
