@@ -80,6 +80,7 @@ def test_inspector_walks_findings_and_confirms_with_a_key(live: tuple[str, str, 
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(f"{url}/inspector")
         page.fill("#token", token)
+        page.check("#insulators")  # the queue holds defects only unless asked for insulators
         page.click("#signin")
         page.wait_for_selector("rect.box.current")
         assert page.locator("#count").inner_text().startswith("2")
@@ -109,3 +110,49 @@ def test_inspector_walks_findings_and_confirms_with_a_key(live: tuple[str, str, 
     # the defect sorts first (higher severity) and its confirmation raised a repair order
     assert first == "det-defect"
     assert [r.finding_id for r in repairs] == ["det-defect"]
+
+
+def test_keyboard_review_draws_one_finding_at_a_time_and_undoes(
+    live: tuple[str, str, Settings],
+) -> None:
+    url, token, settings = live
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{url}/inspector")
+        page.fill("#token", token)
+        page.check("#insulators")
+        page.click("#signin")
+        page.wait_for_selector("rect.box.current")
+        for key in "jkjkjkjk":  # quick presses: each move is drawn alone, never stacked
+            page.keyboard.press(key)
+        ids = page.locator('#details dd[data-field="id"]')
+        sync_api.expect(ids).to_have_text("det-defect")
+        sync_api.expect(page.locator("#stage svg")).to_have_count(1)
+        sync_api.expect(page.locator("#details dt")).to_have_count(10)
+        sync_api.expect(page.locator('#details dd[data-field="version"]')).to_have_text("1")
+
+        page.keyboard.press("c")
+        sync_api.expect(page.locator("#status")).to_contain_text("已确认")
+        sync_api.expect(page.locator("#status")).to_contain_text(
+            "u"
+        )  # the page says undo is possible
+        sync_api.expect(ids).to_have_text("det-insulator")
+        page.keyboard.press("u")
+        sync_api.expect(page.locator("#status")).to_contain_text("已撤销")
+        sync_api.expect(ids).to_have_text("det-defect")  # back on the undone finding
+        sync_api.expect(page.locator('#details dd[data-field="version"]')).to_have_text("3")
+        sync_api.expect(page.locator("#stage svg")).to_have_count(1)
+        browser.close()
+    assert errors == [], errors
+
+    engine = make_engine(settings.database_url)
+    with Session(engine) as session:
+        finding = session.get(Finding, "det-defect")
+        repairs = session.query(RepairOrder).all()
+        assert finding is not None and finding.status.value == "proposed"
+        assert [r.stage.value for r in repairs] == ["cancelled"]
+    engine.dispose()
