@@ -445,13 +445,23 @@ def inspections_dispatch() -> None:
 
 @inspections_app.command("export-training-set")
 def inspections_export(
-    out: Annotated[str, typer.Argument(help="Folder to write train/ and val/ into.")],
+    out: Annotated[str, typer.Argument(help="New (or empty) folder to write the set into.")],
+    model: Annotated[
+        str, typer.Option(help="Model card the classes are checked against (name or path).")
+    ] = "cplid-cascade",
 ) -> None:
-    """Export reviewed findings as a VOC dataset that `fieldops vision train --data` reads."""
+    """Export reviewed photos as a retraining set: YOLO (data.yaml, train/ and val/ with images/,
+    labels/ and VOC annotations/) and COCO JSON, with manifest.csv and summary.json."""
     from pathlib import Path
 
     from field_api.inspections import service
 
-    with service_context() as (settings, factory), factory() as session:
-        counts = service.export_training_set(session, Path(out), settings=settings)
-    typer.echo(json.dumps(counts))
+    try:
+        with service_context() as (settings, factory), factory() as session:
+            summary = service.export_training_set(
+                session, Path(out), settings=settings, model=model
+            )
+    except Exception as exc:
+        _fail(exc)
+        return
+    typer.echo(json.dumps(summary.as_dict(), ensure_ascii=False))

@@ -578,6 +578,17 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "巡检记录无效：{reason}", "invalid inspection records: {reason}"
     ),
     "inspection.batch_empty": _m("巡检记录文件为空", "the records file holds no records"),
+    "inspection.export_target_not_empty": _m(
+        "导出目录 {out_dir} 已存在且不为空：请导出到新目录",
+        "{out_dir} exists and is not empty: export into a new folder",
+    ),
+    "inspection.export_card_missing": _m(
+        "找不到模型 {model} 的模型卡；内置模型：{known}",
+        "no model card for {model}; bundled models: {known}",
+    ),
+    "inspection.export_card_invalid": _m(
+        "模型卡 {path} 没有可用的类别列表", "the model card {path} has no usable class list"
+    ),
     "inspection.batch_mixed": _m(
         "一个文件中包含多个批次的记录", "records of several batches in one file"
     ),

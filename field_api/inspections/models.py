@@ -27,6 +27,8 @@ class InspectionBatch(Audited, Base):
     imported_at: Mapped[datetime] = mapped_column(default=clock.now)
     imported_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    #: The model that proposed the batch's boxes, "<card name>@<version>" from batch.json.
+    model: Mapped[str | None] = mapped_column(String(200))
 
 
 class LedgerLine(Audited, Base):

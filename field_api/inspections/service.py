@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,7 +32,7 @@ from field_api.errors import (
     NotFound,
     ValidationFailed,
 )
-from field_api.inspections import rules
+from field_api.inspections import export, rules
 from field_api.inspections.models import (
     Finding,
     InspectionBatch,
@@ -160,6 +159,15 @@ def _produced_at(batch_dir: Path) -> datetime:
     return datetime.fromtimestamp((batch_dir / RECORDS_FILE).stat().st_mtime, tz=UTC)
 
 
+def _batch_model(batch_dir: Path) -> str | None:
+    """The "<card name>@<version>" that `fieldops vision run` stamped in batch.json, if any."""
+    try:
+        value = json.loads((batch_dir / STATE_FILE).read_text(encoding="utf-8")).get("model")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return value[:200] if isinstance(value, str) else None
+
+
 def _sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -278,6 +286,7 @@ def import_batch(
             "produced_at": produced_at,
             "imported_by": actor.user_id if actor else None,
             "counts": dict(counts),
+            "model": _batch_model(batch_dir),
         },
         actor=actor,
     )
@@ -1198,55 +1207,10 @@ def repair_lead_times(session: Session) -> list[LeadTimeRow]:
 # --- training-set export -------------------------------------------------------------------------
 
 
-def export_training_set(session: Session, out_dir: Path, *, settings: Settings) -> dict[str, int]:
-    """Write reviewed findings as images/ + annotations/ (Pascal VOC) for `fieldops vision train`.
-
-    Confirmed and corrected findings become boxes. Photos split deterministically into val/
-    (every fifth in sha256 order, starting with the first) and train/, so that from two
-    reviewed photos on the folder is a dataset `fieldops vision train --data` reads.
-    """
-    reviewed = list(
-        session.execute(
-            select(Finding)
-            .where(Finding.status.in_((FindingStatus.confirmed, FindingStatus.corrected)))
-            .order_by(Finding.photo_id, Finding.id)
-        ).scalars()
-    )
-    by_photo: dict[str, list[Finding]] = defaultdict(list)
-    for f in reviewed:
-        by_photo[f.photo_id].append(f)
-    written = {"train": 0, "val": 0, "boxes": 0, "missing_photos": 0}
-    for index, (photo_id, findings) in enumerate(sorted(by_photo.items())):
-        photo = session.get(InspectionPhoto, photo_id)
-        if photo is None or photo.stored_sha256 is None:
-            written["missing_photos"] += 1
-            continue
-        source = media_path(settings, photo.stored_sha256)
-        if not source.is_file():
-            written["missing_photos"] += 1
-            continue
-        split = "val" if index % 5 == 0 else "train"
-        (out_dir / split / "images").mkdir(parents=True, exist_ok=True)
-        (out_dir / split / "annotations").mkdir(parents=True, exist_ok=True)
-        stem = photo_id[:24]
-        shutil.copyfile(source, out_dir / split / "images" / f"{stem}.jpg")
-        (out_dir / split / "annotations" / f"{stem}.xml").write_text(
-            _voc_xml(f"{stem}.jpg", photo.width_px, photo.height_px, findings), encoding="utf-8"
-        )
-        written[split] += 1
-        written["boxes"] += len(findings)
-    return written
-
-
-def _voc_xml(filename: str, width: int, height: int, findings: list[Finding]) -> str:
-    from xml.sax.saxutils import escape
-
-    objects = "".join(
-        f"<object><name>{escape(f.class_name)}</name><difficult>0</difficult><bndbox>"
-        f"<xmin>{round(f.x1)}</xmin><ymin>{round(f.y1)}</ymin><xmax>{round(f.x2)}</xmax><ymax>{round(f.y2)}</ymax></bndbox></object>"
-        for f in findings
-    )
-    return (
-        f"<annotation><filename>{escape(filename)}</filename><size><width>{width}</width>"
-        f"<height>{height}</height><depth>3</depth></size>{objects}</annotation>\n"
-    )
+def export_training_set(
+    session: Session, out_dir: Path, *, settings: Settings, model: str = "cplid-cascade"
+) -> export.ExportSummary:
+    """Write the retraining set (YOLO + COCO + VOC, manifest, summary) checked against the card
+    of ``model`` (a name under models/ or a card path); see :mod:`field_api.inspections.export`."""
+    card = export.load_card_classes(model)
+    return export.export_training_set(session, out_dir, settings=settings, card=card)
