@@ -426,10 +426,20 @@ def inspection_coverage(
     session: DbSession,
     _: Planner,
     days: Annotated[int, Query(ge=1, le=3650)] = 90,
+    basis: Annotated[
+        str,
+        Query(
+            pattern="^(flight|import)$",
+            description="Date a sighting by the flight (photo capture) or by the import.",
+        ),
+    ] = "flight",
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
 ) -> list[dict[str, Any]] | Response:
-    """Share of each line's ledger assets seen in the last N days (JSON or CSV)."""
-    rows = service.inspection_coverage(session, days=days)
+    """Share of each line's ledger assets seen in the last N days (JSON or CSV).
+
+    An asset is seen by every photo whose ground footprint holds it.
+    """
+    rows = service.inspection_coverage(session, days=days, basis=basis)
     if format == "csv":
         return _csv(request, rows, service.CoverageRow, "inspection-coverage")
     return [asdict(r) for r in rows]

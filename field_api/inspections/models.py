@@ -48,7 +48,10 @@ class LedgerAsset(Audited, Base):
     lat: Mapped[float]
     lon: Mapped[float]
     registered: Mapped[bool] = mapped_column(default=True)
+    #: Capture time of the latest photo showing it (photos whose footprint holds it).
     last_seen_at: Mapped[datetime | None]
+    #: Import time of the latest batch with a photo showing it.
+    last_seen_imported_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 

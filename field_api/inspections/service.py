@@ -219,6 +219,10 @@ def _upsert(
     return row
 
 
+#: Asset statuses of a batch that mean a photo showed the asset.
+_SEEN = ("inspected", "position_mismatch")
+
+
 def import_batch(
     session: Session,
     directory: Path,
@@ -347,11 +351,20 @@ def import_batch(
         )
     session.flush()
 
+    # Coverage: an asset is seen by every photo whose ground footprint holds it (the asset
+    # record's photos), not only by the photo it is the main subject of.
     seen_at: dict[str, datetime] = {}
-    for photo in photos.values():
-        at = _aware(photo.captured_at)
-        if photo.asset_id and at is not None:
-            seen_at[photo.asset_id] = max(at, seen_at.get(photo.asset_id, at))
+    seen_now: set[str] = set()
+    captured = {pid: _aware(p.captured_at) for pid, p in photos.items()}
+    for asset_id, pid in [
+        *((p.asset_id, pid) for pid, p in photos.items() if p.asset_id),
+        *((a.asset_id, pid) for a in assets if a.status in _SEEN for pid in a.photo_ids),
+    ]:
+        seen_now.add(asset_id)
+        at = captured.get(pid)
+        if at is not None:
+            seen_at[asset_id] = max(at, seen_at.get(asset_id, at))
+    imported_at = clock.now()
     for asset in assets:
         if asset.status == "unregistered":
             continue  # not in the ledger until an inspector accepts the correction task
@@ -364,6 +377,8 @@ def import_batch(
             existing is None or existing.last_seen_at is None or existing.last_seen_at < last
         ):
             values["last_seen_at"] = last
+        if asset.asset_id in seen_now:
+            values["last_seen_imported_at"] = imported_at
         _upsert(session, summary, LedgerAsset, asset.asset_id, values, actor=actor)
 
     line_of_asset = {a.asset_id: a.line_id for a in assets}
@@ -1158,10 +1173,23 @@ class CoverageRow:
     coverage: float
 
 
+#: How coverage dates a sighting: the photo's capture (flight) time or the batch's import time.
+COVERAGE_BASES = ("flight", "import")
+
+
 def inspection_coverage(
-    session: Session, *, days: int, now: datetime | None = None
+    session: Session, *, days: int, basis: str = "flight", now: datetime | None = None
 ) -> list[CoverageRow]:
-    """Share of each line's registered assets seen in a photo in the last ``days`` days."""
+    """Share of each line's registered assets seen in a photo in the last ``days`` days.
+
+    An asset is seen by every photo whose ground footprint holds it; ``basis`` dates the
+    sighting by the flight (photo capture time) or by the import of its batch.
+    """
+    if basis not in COVERAGE_BASES:
+        raise ValidationFailed(
+            f"coverage basis {basis!r} is not one of {', '.join(COVERAGE_BASES)}",
+            code="validation_failed",
+        )
     since = (now or clock.now()) - timedelta(days=days)
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for asset in session.execute(
@@ -1169,7 +1197,8 @@ def inspection_coverage(
     ).scalars():
         key = asset.line_id or "-"
         counts[key][0] += 1
-        if asset.last_seen_at is not None and asset.last_seen_at >= since:
+        seen = asset.last_seen_at if basis == "flight" else asset.last_seen_imported_at
+        if seen is not None and seen >= since:
             counts[key][1] += 1
     return [
         CoverageRow(line, total, seen, round(rules.coverage(seen, total), 4))
