@@ -24,8 +24,9 @@ from field_api.csv_export import csv_response
 from field_api.deadlines import service as deadlines
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.errors import NotFound
-from field_api.language import language_of
+from field_api.language import Lang, language_of
 from field_api.types import CSV_RESPONSES, DateQuery, IdPath, IdQuery, OffsetQuery
+from field_api.web import i18n
 from field_api.work_orders import service as orders
 
 router = APIRouter(tags=["call-backs"])
@@ -140,7 +141,8 @@ def review_flags_csv(
     offset: OffsetQuery = 0,
 ) -> Response:
     """The review flags of ``/review-flags`` as CSV, newest first: each order's crew and
-    district by code and name, the reasons (``message``) in the request's language."""
+    district by code and name; the reasons (``message``) and the stage in the request's
+    language."""
     language = language_of(request)
     rows = service.list_flags(
         session,
@@ -165,7 +167,7 @@ def review_flags_csv(
                 "crew_name": crew[1],
                 "district_code": district[0],
                 "district_name": district[1],
-                "stage": order.stage,
+                "stage": _named("stage", order.stage.value, language),
                 "flag_code": read.kind,
                 "message": read.message,
                 "detected_at": read.detected_at,
@@ -175,6 +177,13 @@ def review_flags_csv(
         )
     name = f"review-flags-{clock.china_today()}"
     return csv_response(request, lines, FLAG_COLUMNS, filename=name)
+
+
+def _named(prefix: str, value: str, language: Lang) -> str:
+    """``value``'s name for people in ``language`` (``i18n`` ``<prefix>.<value>``), else itself."""
+    key = f"{prefix}.{value}"
+    text = i18n.text(key, language)
+    return value if text == key else text
 
 
 @router.post("/review-flags/{flag_id}/resolve")

@@ -193,7 +193,9 @@ def attention_csv(
     district_id: IdQuery = None,
 ) -> Response:
     """The attention list of ``/deadlines/attention`` as CSV, soonest first: one row per
-    order clock, its crew and district by code and name."""
+    order clock, its crew and district by code and name; stage, time limit and status by their
+    names in the reader's language."""
+    language = language_of(request)
     day = as_of or service.today()
     items = service.attention(
         session,
@@ -216,9 +218,19 @@ def attention_csv(
                 "crew_name": crew[1],
                 "district_code": district[0],
                 "district_name": district[1],
+                "stage": _named("stage", item.stage.value, language),
+                "clock": _named("clock", item.clock, language),
+                "status": _named("orders", item.status.value, language),
             }
         )
     return csv_response(request, rows, ATTENTION_COLUMNS, filename=f"attention-{day}")
+
+
+def _named(prefix: str, value: str, language: Lang) -> str:
+    """``value``'s name for people in ``language`` (``i18n`` ``<prefix>.<value>``), else itself."""
+    key = f"{prefix}.{value}"
+    text = i18n.text(key, language)
+    return value if text == key else text
 
 
 # The name of the row of all orders (code ``all``) in the reader's language.

@@ -44,7 +44,7 @@ from field_api.errors import (
     UnsupportedMedia,
     ValidationFailed,
 )
-from field_api.language import language_of
+from field_api.language import Lang, language_of
 from field_api.media import service
 from field_api.media.config import MediaSettings, media_settings
 from field_api.media.models import AnalysisState, MediaItem, ResumableUpload
@@ -57,6 +57,7 @@ from field_api.media.receive import (
 from field_api.media.rules import FlagCode, MediaKind
 from field_api.media.schemas import FlaggedItemRead, FlagRead, MediaCreate, MediaRead
 from field_api.types import CSV_RESPONSES, CodePath, IdPath, IdQuery, OffsetQuery
+from field_api.web import i18n
 from field_api.work_orders import service as orders
 
 router = APIRouter(tags=["media"])
@@ -324,7 +325,8 @@ def media_flags_csv(
     offset: OffsetQuery = 0,
 ) -> Response:
     """The evidence flags of ``/media/flags`` as CSV, newest first: each order's crew and
-    district by code and name, the flag's ``message`` in the request's language."""
+    district by code and name; the flag's ``message``, the evidence kind and the stage in the
+    request's language."""
     language = language_of(request)
     rows = service.list_flags(
         session, user, code=code, order_id=order_id, limit=limit, offset=offset
@@ -344,8 +346,8 @@ def media_flags_csv(
                 "district_code": district[0],
                 "district_name": district[1],
                 "media_id": item.id,
-                "media_kind": item.kind,
-                "stage": item.stage,
+                "media_kind": _named("photo", item.kind.value, language),
+                "stage": _named("stage", item.stage.value, language),
                 "flag_code": flag.code,
                 "message": FlagRead.of(flag, language).message,
                 "flagged_at": flag.created_at,
@@ -353,6 +355,13 @@ def media_flags_csv(
         )
     name = f"evidence-flags-{clock.china_today()}"
     return csv_response(request, lines, FLAG_COLUMNS, filename=name)
+
+
+def _named(prefix: str, value: str, language: Lang) -> str:
+    """``value``'s name for people in ``language`` (``i18n`` ``<prefix>.<value>``), else itself."""
+    key = f"{prefix}.{value}"
+    text = i18n.text(key, language)
+    return value if text == key else text
 
 
 @router.get("/media/{media_id:int}")

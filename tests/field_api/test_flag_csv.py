@@ -147,8 +147,8 @@ def test_media_flags_csv_has_the_order_unit_and_the_message_in_both_languages(
             district.code,
             "测试区",
             str(item.id),
-            "meter_after",
-            "installed",
+            "装表后",
+            "电能表已安装",
             "gps_too_far",
             "拍摄地点距工单位置 250 米（上限 100 米）",
             CHINA_EVENT,
@@ -159,8 +159,14 @@ def test_media_flags_csv_has_the_order_unit_and_the_message_in_both_languages(
         r.headers["content-disposition"] == 'attachment; filename="evidence-flags-2026-12-05.csv"'
     )
     en = _lines(r, MEDIA_COLUMNS)
-    assert [row[9:] for row in en] == [
-        ["taken 250 m from the order's location (limit 100 m)", CHINA_EVENT]
+    assert [row[6:] for row in en] == [
+        [
+            "Meter installed",
+            "Installed",
+            "gps_too_far",
+            "taken 250 m from the order's location (limit 100 m)",
+            CHINA_EVENT,
+        ]
     ]
     # The JSON list says the same (in UTC).
     listed = client.get(
@@ -188,7 +194,7 @@ def test_review_flags_csv_keys_orders_by_code_and_name_and_renders_the_reasons(
     assert by_order[str(no_crew.id)][1:5] == ["", "", district.code, "测试区"]
     for row in zh:
         assert row[5:] == [
-            "accepted",
+            "已受理",
             "callback_irregularity",
             "客户投诉；客户反映被要求付费",
             CHINA_EVENT,
@@ -201,7 +207,7 @@ def test_review_flags_csv_keys_orders_by_code_and_name_and_renders_the_reasons(
         ),
         REVIEW_COLUMNS,
     )
-    assert {row[7] for row in en} == {messages.render_all(REASONS, "en")}
+    assert {(row[5], row[7]) for row in en} == {("Accepted", messages.render_all(REASONS, "en"))}
     assert messages.render_all(REASONS, "en") == (
         "the customer complained; customer says they were asked to pay"
     )

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from field_api.auth.models import Crew, District
 from field_api.config import Settings
 from field_api.messages import csv_header
+from field_api.web import i18n
 from field_api.work_orders.models import WorkOrder
 from tests.builders import auth
 from tests.clocks import ChinaClock
@@ -61,23 +62,23 @@ def test_attention_csv_lists_the_json_rows_keyed_by_code_and_name_in_both_langua
     header, zh = _rows(client, planner_token)
     assert header[:3] == ["工单号", "班组编码", "班组"]
     ours = [row for row in zh if row[0] == str(order_id)]
-    assert [str(order_id), *unit, "accepted", "end_to_end", "是", "2025-10-13", "at_risk"] in [
-        row[:10] for row in ours
-    ]
-    assert all(row[10:] == ["否", "否"] for row in ours if row[6] == "end_to_end")
-    # The same rows as the JSON list.
+    # stage, time limit and status by their names for people
+    e2e = [str(order_id), *unit, "已受理", "全流程时限", "是", "2025-10-13", "即将超时", "否", "否"]
+    assert e2e in ours
+    # The same rows as the JSON list (its clocks by code, named here).
     listed = client.get(
         "/deadlines/attention", params={"as_of": "2025-10-13"}, headers=auth(planner_token)
     ).json()["items"]
     assert sorted((r[0], r[6], r[8]) for r in zh) == sorted(
-        (str(i["order_id"]), i["clock"], i["due_on"]) for i in listed
+        (str(i["order_id"]), i18n.text(f"clock.{i['clock']}"), i["due_on"]) for i in listed
     )
 
     header, en = _rows(client, planner_token, **{"Accept-Language": "en"})
     assert header[:3] == ["Order", "Crew code", "Crew"]
-    ours = [row for row in en if row[0] == str(order_id) and row[6] == "end_to_end"]
-    assert [row[7] for row in ours] == ["yes"]
-    assert ours[0][10:] == ["no", "no"]
+    ours = [row for row in en if row[0] == str(order_id) and row[6] == "End to end"]
+    assert [row[5:] for row in ours] == [
+        ["Accepted", "End to end", "yes", "2025-10-13", "At risk", "no", "no"]
+    ]
 
 
 def test_attention_csv_refuses_a_bad_date_with_a_clear_4xx(
