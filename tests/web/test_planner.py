@@ -190,6 +190,35 @@ def test_charts_draw_the_seeded_figures_and_fit_the_screen(
     shot(page, f"planner-dashboard-{width}")
 
 
+# The Pareto chart's item labels: how ECharts lays them out, and the widest Latin word of them.
+PARETO_LABELS = """() => {
+  const box = document.querySelector('#panel-pareto .chart');
+  const o = echarts.getInstanceByDom(box).getOption();
+  const label = o.xAxis[0].axisLabel;
+  const ctx = document.createElement('canvas').getContext('2d');
+  ctx.font = (label.fontSize || 12) + 'px sans-serif';
+  const words = o.xAxis[0].data.join(' ').split(/[^A-Za-z0-9()]+/).filter(w => w);
+  return {overflow: label.overflow, rotate: label.rotate || 0, width: label.width,
+          widest: Math.max(0, ...words.map(w => ctx.measureText(w).width)),
+          labels: o.xAxis[0].data};
+}"""
+
+
+def test_pareto_item_names_wrap_on_a_desktop_and_slant_on_a_phone(
+    page: Any, live_server: LiveServer, seeded: Seeded
+) -> None:
+    open_dashboard(page, live_server)
+    drawn = page.evaluate(PARETO_LABELS)
+    assert "保护接地电阻" in drawn["labels"] and "表计及表箱封印编号" in drawn["labels"]
+    if page.viewport_size["width"] >= 600:
+        # Room enough: each name gets its column and wraps (at spaces in English), never cut.
+        assert drawn["overflow"] == "break" and drawn["rotate"] == 0, drawn
+        assert drawn["widest"] <= drawn["width"], drawn
+        assert drawn["width"] >= 9 * 11, drawn  # nine 11 px characters a line at least
+    else:
+        assert drawn["overflow"] == "truncate" and drawn["rotate"] == 35, drawn
+
+
 def test_charts_follow_the_window_size(page: Any, live_server: LiveServer, seeded: Seeded) -> None:
     open_dashboard(page, live_server)
     before = chart(page, "#panel-trend .chart")["width"]
@@ -227,10 +256,10 @@ def test_each_view_downloads_as_csv_and_flags_match_the_service(
     open_dashboard(page, live_server)
     # The reports are the server's CSV, rows keyed by code and name as in the JSON.
     lines = download(page, "#panel-compliance-csv", tmp_path)
-    assert "PT-1,计划一班,end_to_end,2,1,3,0.6667" in lines
-    assert "PT-2,计划二班,end_to_end,2,0,2,1.0000" in lines
+    assert "PT-1,计划一班,全流程时限,2,1,3,0.6667" in lines
+    assert "PT-2,计划二班,全流程时限,2,0,2,1.0000" in lines
     lines = download(page, "#panel-compliance-csv-district", tmp_path)
-    assert "T-PLN,计划测试区,end_to_end,4,1,5,0.8000" in lines
+    assert "T-PLN,计划测试区,全流程时限,4,1,5,0.8000" in lines
     lines = download(page, "#panel-one-visit-csv-district", tmp_path)
     assert "T-PLN,计划测试区,5,3,0.6000" in lines
     assert sum(line.startswith("all,全部,") for line in lines) == 1
@@ -257,3 +286,14 @@ def test_each_view_downloads_as_csv_and_flags_match_the_service(
     for panel, path_ in (("evidence", "/media/flags"), ("offsystem", "/review-flags")):
         rows = httpx.get(f"{live_server.url}{path_}?limit=500", headers=headers).json()
         expect(page.locator(f"#panel-{panel} li.flag")).to_have_count(len(rows))
+    # The attention and flag lists download the server's CSV (headers in the page's language),
+    # one line per row the page lists.
+    for panel, first in (
+        ("attention", "工单号,班组编码,班组,供电所编码,供电所,阶段,时限,"),
+        ("evidence", "工单号,班组编码,班组,供电所编码,供电所,影像编号,"),
+        ("offsystem", "工单号,班组编码,班组,供电所编码,供电所,阶段,标记,原因,"),
+    ):
+        lines = download(page, f"#panel-{panel}-csv", tmp_path)
+        assert lines[0].startswith(first), (panel, lines[0])
+        shown = page.locator(f"#panel-{panel} li.flag").count()
+        assert len(lines) - 1 == shown, (panel, lines)

@@ -209,7 +209,6 @@
   // place the pages turn it into China time, as the server does (field_api.clock.to_china).
   var CHINA_OFFSET_MS = 8 * 3600 * 1000;
   var ZONELESS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/;
-  var ISO_MOMENT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i;
 
   /** China wall-clock time of a moment (ISO text, Date or epoch ms) as "YYYY-MM-DDTHH:MM:SS". */
   function chinaWall(moment) {
@@ -241,43 +240,12 @@
     return el("time", Object.assign({ datetime: text ? chinaIso(moment) : null, text: text }, attrs || {}));
   }
 
-  /** One CSV value by the server's rule (field_api.csv_export): China time with its offset,
-   * booleans in the page's language (是/否, yes/no). */
-  function csvValue(value) {
-    if (value === true || value === false) {
-      var en = document.documentElement.lang === "en";
-      return value ? (en ? "yes" : "是") : (en ? "no" : "否");
-    }
-    if (typeof value === "string" && ISO_MOMENT.test(value)) return chinaIso(value);
-    return value;
-  }
-
-  function csvEscape(value) {
-    value = csvValue(value);
-    var s = value === null || value === undefined ? "" : String(value);
-    // A leading = + - @ would run as a formula in a spreadsheet: prefix a quote.
-    if (/^[=+\-@]/.test(s)) s = "'" + s;
-    return /[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
-  }
-
-  /** Offer rows as a CSV file (UTF-8 with BOM so spreadsheet programs read Chinese right). */
-  function downloadCsv(filename, header, rows) {
-    var lines = [header.map(csvEscape).join(",")].concat(rows.map(function (r) {
-      return r.map(csvEscape).join(",");
-    }));
-    var blob = new Blob(["\ufeff" + lines.join("\r\n") + "\r\n"], { type: "text/csv;charset=utf-8" });
-    var a = el("a", { href: URL.createObjectURL(blob), download: filename });
-    document.body.appendChild(a);
-    a.click();
-    setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
-  }
-
   window.FO = {
     t: t, tOr: tOr, el: el, clear: clear, uuid: uuid, api: api, ApiError: ApiError, describe: describe,
     messageOf: messageOf, roleName: roleName, languageHeaders: languageHeaders,
     token: token, me: me, signIn: signIn, signOut: signOut, wireSignIn: wireSignIn,
     chinaToday: chinaToday, chinaDate: chinaDate, chinaTime: chinaTime, chinaDateTime: chinaDateTime,
-    chinaIso: chinaIso, timeEl: timeEl, downloadCsv: downloadCsv, csvEscape: csvEscape,
+    chinaIso: chinaIso, timeEl: timeEl,
     lang: document.documentElement.lang
   };
 })();

@@ -1,7 +1,7 @@
 /* The planner dashboard: rates over time and by crew/district (each keyed by code and name),
  * the Pareto of failing items, the defect backlog, inspection coverage, repair lead times,
- * overdue and at-risk orders, evidence and off-system flags; each view downloadable as CSV
- * (the server's export where it has one: China time, the page's language). Charts: js/charts.js.
+ * overdue and at-risk orders, evidence and off-system flags; each view downloads the server's
+ * CSV export (China time, the page's language). Charts: js/charts.js.
  * All figures come from the service's planner endpoints; a view whose endpoint the server
  * does not offer says so instead of showing anything made up.
  */
@@ -43,10 +43,6 @@
     }
     return {
       body: body,
-      /** A CSV made here from the rows shown (views without a server export). */
-      csv: function (filename, header, rows) {
-        button("", t("planner.csv"), function () { FO.downloadCsv(filename, header, rows); });
-      },
       /** The server's CSV export (China time, the page's language): url, or [suffix, text, url]s. */
       serverCsv: function (choices) {
         if (typeof choices === "string") choices = [["", t("planner.csv"), choices]];
@@ -274,6 +270,7 @@
 
   function attentionView() {
     var p = panel("panel-attention", t("planner.attention"), true);
+    p.serverCsv("/deadlines/attention.csv");
     return FO.api("GET", "/deadlines/attention").then(function (res) {
       clear(p.body);
       var items = res.items.slice().sort(function (a, b) { return a.due_on < b.due_on ? -1 : a.due_on > b.due_on ? 1 : 0; });
@@ -293,13 +290,6 @@
           ]);
         })));
       }
-      p.csv("attention-" + res.as_of + ".csv",
-        [t("planner.order"), t("planner.crew_code"), t("planner.crew"), t("planner.district_code"), t("planner.district"),
-         t("planner.stage"), t("planner.clock"), t("planner.due"), t("planner.status"), t("planner.provisional")],
-        items.map(function (i) {
-          var crew = crewOf(i.crew_id), district = districtOf(i.district_id);
-          return [i.order_id, crew.code, crew.name, district.code, district.name, i.stage, i.clock, i.due_on, i.status, i.provisional];
-        }));
     }).catch(p.fail);
   }
 
@@ -322,6 +312,7 @@
     var p = panel(id, title, true);
     var path = pick(candidates);
     if (!path) { p.fail(null); return Promise.resolve(); }
+    p.serverCsv(path + ".csv?limit=500");
     return FO.api("GET", path + "?limit=500").then(function (raw) {
       var rows = (Array.isArray(raw) ? raw : []).map(flatFlag);
       clear(p.body);
@@ -339,10 +330,6 @@
           ]);
         })));
       }
-      var header = [t("planner.order"), t("planner.flag_code"), t("planner.evidence_kind"), t("planner.stage"), t("planner.detail"), t("planner.at")];
-      p.csv(id.replace("panel-", "") + "-" + FO.chinaToday() + ".csv", header, rows.map(function (r) {
-        return [r.order_id, r.code, r.evidence, r.stage, r.reason, r.at];
-      }));
     }).catch(p.fail);
   }
 
