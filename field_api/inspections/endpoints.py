@@ -18,7 +18,7 @@ from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.errors import NotFound, PayloadTooLarge
 from field_api.inspections import service
 from field_api.inspections.models import InspectionPhoto, LedgerAsset, LedgerLine
-from field_api.inspections.rules import FindingStatus, LedgerTaskStatus
+from field_api.inspections.rules import FindingStatus, LedgerTaskStatus, RepairStage
 from field_api.inspections.schemas import (
     AssignRequest,
     FindingAssetRequest,
@@ -335,9 +335,22 @@ def decide_ledger_task(
 
 
 @router.get("/repair-orders")
-def list_repair_orders(session: DbSession, user: CurrentUser) -> list[RepairOrderRead]:
-    """Repair orders (a crew sees its own)."""
-    return [RepairOrderRead.model_validate(r) for r in service.list_repairs(session, user)]
+def list_repair_orders(
+    session: DbSession,
+    user: CurrentUser,
+    stage: RepairStage | None = None,
+    limit: PageLimit = 100,
+    offset: OffsetQuery = 0,
+) -> RepairOrderPage:
+    """One page of repair orders (a crew sees its own) with their total."""
+    rows, total = service.page_repairs(session, user, stage=stage, limit=limit, offset=offset)
+    return RepairOrderPage(
+        items=[RepairOrderRead.model_validate(r) for r in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+        next_offset=_next_offset(offset, len(rows), total),
+    )
 
 
 @router.get("/repair-orders/unassigned")

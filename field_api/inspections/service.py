@@ -925,13 +925,36 @@ def get_repair_for_actor(session: Session, repair_id: int, actor: Principal) -> 
     return order
 
 
-def list_repairs(session: Session, actor: Principal) -> list[RepairOrder]:
-    query = select(RepairOrder).order_by(RepairOrder.id)
+def _repairs_query(actor: Principal, stage: RepairStage | None) -> Any:
+    query = select(RepairOrder)
     if actor.role == Role.crew:
         query = query.where(
             RepairOrder.crew_id == actor.crew_id, RepairOrder.stage != RepairStage.cancelled
         )
+    if stage is not None:
+        query = query.where(RepairOrder.stage == stage)
+    return query
+
+
+def list_repairs(session: Session, actor: Principal) -> list[RepairOrder]:
+    """Every repair order the actor sees (a crew: its own, cancelled ones left out)."""
+    query = _repairs_query(actor, None).order_by(RepairOrder.id)
     return list(session.execute(query).scalars())
+
+
+def page_repairs(
+    session: Session,
+    actor: Principal,
+    *,
+    stage: RepairStage | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[RepairOrder], int]:
+    """One page of the repair orders the actor sees, and how many there are in all."""
+    query = _repairs_query(actor, stage)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.execute(query.order_by(RepairOrder.id).limit(limit).offset(offset)).scalars()
+    return list(rows), total
 
 
 def add_repair_photo(

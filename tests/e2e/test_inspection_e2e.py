@@ -127,7 +127,7 @@ def test_drone_photo_to_repair_order_and_training_set(
             repairs.append(r.json()["repair_order"])
         assert {r["crew_id"] for r in repairs} == {repair_crew.id}
         assert {r["repair_kit_code"] for r in repairs} == {"RK-INS-STRING"}
-        mine = client.get("/repair-orders", headers=auth(repair_token)).json()
+        mine = client.get("/repair-orders", headers=auth(repair_token)).json()["items"]
         assert sorted(o["finding_id"] for o in mine) == sorted(f["id"] for f in found)
 
     exported = CliRunner().invoke(cli, ["inspections", "export-training-set", str(tmp_path / "reviewed")])

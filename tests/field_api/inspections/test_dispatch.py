@@ -387,6 +387,14 @@ def test_http_dispatch_undo_and_locked_evidence(
     assert r.status_code == 409 and r.json()["code"] == "repair.photos_locked"
     assert r.json()["params"]["stage"] == "verified"
 
+    # every list pages: the crew sees its own order (the cancelled one is gone), a planner all
+    mine = client.get("/repair-orders", headers=h).json()
+    assert mine["total"] == 1 and [o["id"] for o in mine["items"]] == [located_id]
+    everyone = client.get("/repair-orders?limit=1", headers=auth(planner)).json()
+    assert everyone["total"] == 2 and everyone["next_offset"] == 1
+    cancelled = client.get("/repair-orders?stage=cancelled", headers=auth(planner)).json()
+    assert [o["id"] for o in cancelled["items"]] == [unlocated_id]
+
     assert client.delete(f"/admin/line-dispatch/{LINE}", headers=auth(admin)).status_code == 204
     assert client.delete(f"/admin/line-dispatch/{LINE}", headers=auth(admin)).status_code == 404
 

@@ -267,7 +267,8 @@ def test_http_review_repair_flow_and_ledger_tasks(
     rid = repair["id"]
 
     assert client.get(f"/repair-orders/{rid}", headers=auth(other_token)).status_code == 403
-    assert [o["id"] for o in client.get("/repair-orders", headers=auth(crew_token)).json()] == [rid]
+    mine = client.get("/repair-orders", headers=auth(crew_token)).json()
+    assert [o["id"] for o in mine["items"]] == [rid] and mine["total"] == 1
     assert (
         client.get("/inspections/findings/det-defect/crop", headers=auth(crew_token)).status_code
         == 200
