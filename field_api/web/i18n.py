@@ -104,7 +104,7 @@ _MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "step.scheme": ("供电方案", "Supply scheme"),
     "step.contract": ("合同签署", "Contract"),
     "step.install": ("装表与照片", "Meter and photos"),
-    "step.checklist": ("竣工检验", "Completion check"),
+    "step.checklist": ("竣工检验", "Inspection"),
     "step.result": ("结果", "Result"),
     "step.done": ("已完成", "Done"),
     "step.todo": ("待办", "To do"),

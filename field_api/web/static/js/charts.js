@@ -104,15 +104,24 @@
   /** Pareto: rows [{label, count, cumulative}] most frequent first; bars and cumulative line. */
   function pareto(parent, name, rows, opts) {
     opts = opts || {};
+    // Item names are long ("Protective earthing resistance"): with room (a desktop) each gets
+    // its column's width and wraps at spaces, never cut; on a phone they slant and are cut
+    // (the full name is in the table beside the chart).
     var fit = function () {
-      return { height: narrow() ? 300 : 320, option: { xAxis: { axisLabel: { width: narrow() ? 64 : 120 } } } };
+      if (narrow()) {
+        return { height: 320, option: { xAxis: { axisLabel: {
+          rotate: 35, width: 96, overflow: "truncate", lineHeight: 14 } } } };
+      }
+      var slot = Math.floor((parent.clientWidth || window.innerWidth) / Math.max(rows.length, 1));
+      return { height: 340, option: { xAxis: { axisLabel: {
+        rotate: 0, width: Math.max(slot - 12, 56), overflow: "break", lineHeight: 14 } } } };
     };
     return mount(parent, name, opts.label || "", fit, {
       legend: { top: 0, left: 0, textStyle: { fontSize: 12 } },
       grid: { left: 8, right: 8, top: 36, bottom: 8, containLabel: true },
       tooltip: { renderMode: "richText", confine: true, trigger: "axis" },
       xAxis: { type: "category", data: rows.map(function (r) { return r.label; }),
-        axisLabel: { interval: 0, rotate: 35, overflow: "truncate", fontSize: 11 } },
+        axisLabel: { interval: 0, fontSize: 11 } },
       yAxis: [
         { type: "value", minInterval: 1, axisLabel: { fontSize: 11 } },
         { type: "value", min: 0, max: 1, interval: 0.5, axisLabel: { formatter: pct, fontSize: 11 },
