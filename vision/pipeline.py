@@ -52,6 +52,7 @@ from vision.reconcile import (
     PhotoObservations,
     ReconcileOptions,
     ReconcileResult,
+    locate_from_flight,
     reconcile,
 )
 from vision.records import (
@@ -687,6 +688,8 @@ def reconcile_entries(
         for d in entry.detections:
             dets.append(d)
             det_photo.append(index)
+    # A photo without a position takes one from its flight (interpolated, larger uncertainty).
+    photos = locate_from_flight(photos)
     obs = PhotoObservations.from_lists(
         [(p.camera.lon, p.camera.lat) if p.camera else None for p in photos],
         [(p.center.lon, p.center.lat) if p.center else None for p in photos],

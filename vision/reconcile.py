@@ -39,11 +39,11 @@ from typing import Final
 import numpy as np
 import shapely
 from numpy.typing import NDArray
-from pyproj import CRS, Transformer
+from pyproj import CRS, Geod, Transformer
 from shapely import STRtree
 
 from vision.ledger import Ledger, metric_crs
-from vision.records import stable_id
+from vision.records import GeoPoint, PhotoRecord, stable_id
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -628,3 +628,105 @@ def _corridor(
         line = ledger.lines[ln]
         result.hazards.append(CorridorHazard(int(rows[p]), line.identifier, float(d),
                                              line.corridor_width_m))
+
+
+# ----------------------------------------------------------------------------- unlocated photos
+_GEOD = Geod(ellps="WGS84")
+
+
+@dataclass(frozen=True)
+class FlightOptions:
+    """How a photo without a position takes one from its flight; defaults are [U] practice.
+
+    A photo is placed between the positioned photos of the same flight (same batch and camera
+    model) taken just before and after it, by capture time, when both are within
+    ``max_gap_s``; else at the nearer one within ``max_gap_s``. Its uncertainty is the
+    neighbours' plus what the aircraft may have moved unseen: ``interpolation_share`` of the
+    distance between the neighbours, or ``speed_m_s`` times the time to the one neighbour.
+    """
+
+    max_gap_s: float = 60.0
+    base_uncertainty_m: float = 5.0
+    interpolation_share: float = 0.5
+    speed_m_s: float = 10.0
+
+
+def locate_from_flight(
+    photos: Sequence[PhotoRecord], options: FlightOptions | None = None
+) -> list[PhotoRecord]:
+    """Give photos without a position one interpolated from their flight (see FlightOptions).
+
+    Photos with a position, and those with no capture time or no positioned neighbour in
+    time, are returned as they are. A placed photo gets ``position_from_flight``, a larger
+    ``uncertainty_m`` and a problem saying so.
+
+    Example:
+        >>> from datetime import datetime
+        >>> def ph(i, s, pos):
+        ...     return PhotoRecord(id=str(i), batch_id="b", photo_id=str(i) * 64, path=f"{i}.jpg",
+        ...         width_px=1, height_px=1, captured_at=datetime(2025, 1, 1, 8, 0, s),
+        ...         camera=GeoPoint(lat=30.0, lon=pos) if pos is not None else None)
+        >>> out = locate_from_flight([ph(1, 0, 120.0), ph(2, 10, None), ph(3, 20, 120.001)])
+        >>> round(out[1].camera.lon, 4), out[1].position_from_flight
+        (120.0005, True)
+    """
+    opts = options or FlightOptions()
+    out = list(photos)
+    flights: dict[tuple[str, str | None], list[int]] = {}
+    for i, p in enumerate(out):
+        if p.captured_at is not None:
+            flights.setdefault((p.batch_id, p.camera_model), []).append(i)
+    for members in flights.values():
+        members.sort(key=lambda i: (_stamp(out[i]), out[i].photo_id))
+        placed = [i for i in members if out[i].camera is not None]
+        if not placed:
+            continue
+        times = np.array([_stamp(out[i]) for i in placed])
+        for i in members:
+            if out[i].camera is not None:
+                continue
+            t = _stamp(out[i])
+            k = int(np.searchsorted(times, t))
+            before = placed[k - 1] if k > 0 and t - times[k - 1] <= opts.max_gap_s else None
+            after = placed[k] if k < len(placed) and times[k] - t <= opts.max_gap_s else None
+            located = _between(out, before, after, t, opts)
+            if located is not None:
+                point, sigma = located
+                out[i] = out[i].model_copy(update={
+                    "camera": point,
+                    "uncertainty_m": round(sigma, 2),
+                    "position_from_flight": True,
+                    "problems": [*out[i].problems,
+                                 f"no position of its own: placed from its flight "
+                                 f"(±{sigma:.0f} m)"],
+                })
+    return out
+
+
+def _stamp(p: PhotoRecord) -> float:
+    assert p.captured_at is not None
+    return p.captured_at.timestamp()
+
+
+def _sigma(p: PhotoRecord, opts: FlightOptions) -> float:
+    return max(p.uncertainty_m or 0.0, opts.base_uncertainty_m)
+
+
+def _between(
+    photos: list[PhotoRecord], before: int | None, after: int | None, t: float,
+    opts: FlightOptions,
+) -> tuple[GeoPoint, float] | None:
+    a = photos[before] if before is not None else None
+    b = photos[after] if after is not None else None
+    if a is not None and b is not None and a.camera is not None and b.camera is not None:
+        ta, tb = _stamp(a), _stamp(b)
+        share = 0.5 if tb == ta else (t - ta) / (tb - ta)
+        az, _, dist = _GEOD.inv(a.camera.lon, a.camera.lat, b.camera.lon, b.camera.lat)
+        lon, lat, _ = _GEOD.fwd(a.camera.lon, a.camera.lat, az, dist * share)
+        sigma = max(_sigma(a, opts), _sigma(b, opts)) + opts.interpolation_share * dist
+        return GeoPoint(lat=float(lat), lon=float(lon)), float(sigma)
+    one = a if a is not None else b
+    if one is None or one.camera is None:
+        return None
+    sigma = _sigma(one, opts) + opts.speed_m_s * abs(t - _stamp(one))
+    return one.camera, float(sigma)

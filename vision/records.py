@@ -116,6 +116,9 @@ class PhotoRecord(_Record):
     asset_id: str | None = None
     detections: int = Field(default=0, ge=0)
     problems: list[str] = Field(default_factory=list)
+    #: True when the photo had no position of its own and ``camera`` was interpolated from
+    #: the positioned photos of its flight (``uncertainty_m`` is then that estimate's).
+    position_from_flight: bool = False
 
 
 class DetectionRecord(_Record):

@@ -350,7 +350,8 @@ _TEXTS: dict[str, dict[str, str]] = {
         "severity": "严重度 {severity}",
         "no_defective_asset": "没有缺陷关联到杆塔。",
         "defects": "全部缺陷",
-        "defects_note": "定位：由照片地面点定位；照片位置：无地面点，按照片所见杆塔；"
+        "defects_note": "已定位：由照片地面点定位；照片位置：无地面点，按照片所见杆塔；"
+                        "按航线推算：照片无位置，由同一航次前后照片按拍摄时间推算；"
                         "未定位：照片无位置。",
         "class": "类别",
         "confidence": "置信度",
@@ -361,6 +362,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "no_defect": "本批次没有缺陷。",
         "located": "已定位",
         "photo_position": "照片位置",
+        "flight_position": "按航线推算",
         "unlocated": "未定位",
         "hazards": "通道隐患",
         "line": "线路",
@@ -395,7 +397,9 @@ _TEXTS: dict[str, dict[str, str]] = {
         "no_defective_asset": "No defect attached to an asset.",
         "defects": "All defects",
         "defects_note": "located: by the photo's ground point; photo position: no ground point, "
-                        "the asset the photo shows; unlocated: the photo has no position.",
+                        "the asset the photo shows; placed from its flight: the photo had no "
+                        "position, estimated from the photos taken before and after it; "
+                        "unlocated: the photo has no position.",
         "class": "class",
         "confidence": "confidence",
         "asset": "asset",
@@ -405,6 +409,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "no_defect": "No defect in this batch.",
         "located": "located",
         "photo_position": "photo position",
+        "flight_position": "placed from its flight",
         "unlocated": "unlocated",
         "hazards": "Corridor hazards",
         "line": "line",
@@ -585,11 +590,12 @@ def _texts(lang: str) -> dict[str, str]:
 
 
 def _location_key(d: DetectionRecord, photo: PhotoRecord | None) -> str:
-    """located (a ground point), photo_position (the asset its photo shows) or unlocated."""
+    """located (a ground point), photo_position (the asset its photo shows), flight_position
+    (the same, the photo placed from its flight) or unlocated."""
     if d.ground is not None:
         return "located"
     if photo is not None and photo.camera is not None:
-        return "photo_position"
+        return "flight_position" if photo.position_from_flight else "photo_position"
     return "unlocated"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import numpy as np
 import pytest
 from pyproj import Geod
@@ -15,6 +17,7 @@ from vision.reconcile import (
     ReconcileResult,
     reconcile,
 )
+from vision.records import GeoPoint, PhotoRecord
 
 GEOD = Geod(ellps="WGS84")
 ORIGIN = (120.0, 30.0)  # lon, lat
@@ -299,3 +302,68 @@ def test_oblique_photo_credits_the_pole_it_looks_at_not_the_one_under_it() -> No
     assert result.photo_asset == ["P2"]
     assert status_of(result, ledger) == {"P0": "uninspected", "P1": "uninspected",
                                          "P2": "inspected"}
+
+
+def _flight_photo(i: int, second: int, where: tuple[float, float] | None,
+                  model: str = "FC6310", sigma: float | None = 3.0) -> PhotoRecord:
+    return PhotoRecord(
+        id=f"p{i}", batch_id="b", photo_id=f"{i:064d}", path=f"DJI_{i:04d}.JPG", width_px=10,
+        height_px=10, captured_at=datetime(2025, 5, 1, 9, 0, second), camera_model=model,
+        camera=GeoPoint(lon=where[0], lat=where[1]) if where else None,
+        uncertainty_m=sigma if where else None,
+    )
+
+
+def test_a_photo_without_position_is_placed_between_its_flight_neighbours() -> None:
+    from vision.reconcile import locate_from_flight
+
+    photos = [_flight_photo(1, 0, at(0, 0)), _flight_photo(2, 10, None),
+              _flight_photo(3, 40, at(40, 0))]
+
+    out = locate_from_flight(photos)
+
+    placed = out[1]
+    assert placed.position_from_flight and placed.camera is not None
+    # A quarter of the way in time: 10 m east, on the line between the neighbours.
+    assert metres_between((placed.camera.lon, placed.camera.lat), at(10, 0)) < 0.01
+    # Larger than the neighbours' 3 m: 5 m floor plus half the 40 m between them.
+    assert placed.uncertainty_m == pytest.approx(25.0, abs=0.01)
+    assert any("placed from its flight" in p for p in placed.problems)
+    assert out[0] == photos[0] and out[2] == photos[2]  # positioned photos untouched
+
+
+def test_only_the_same_flight_within_the_time_gap_places_a_photo() -> None:
+    from vision.reconcile import FlightOptions, locate_from_flight
+
+    photos = [
+        _flight_photo(1, 0, at(0, 0)),
+        _flight_photo(2, 5, None, model="ZH20T"),  # another camera: another flight
+        _flight_photo(3, 59, None),  # one neighbour only, 4 s after it
+        _flight_photo(4, 55, at(100, 0)),
+    ]
+    no_time = _flight_photo(5, 0, None).model_copy(update={"captured_at": None})
+
+    out = locate_from_flight([*photos, no_time], FlightOptions(max_gap_s=30.0))
+
+    assert out[1].camera is None and not out[1].position_from_flight
+    assert out[4].camera is None
+    one_sided = out[2]
+    assert one_sided.camera == photos[3].camera
+    assert one_sided.uncertainty_m == pytest.approx(5.0 + 10.0 * 4, abs=0.01)
+
+
+def test_a_defect_on_a_placed_photo_reaches_the_pole_it_was_taken_at() -> None:
+    from vision.reconcile import locate_from_flight
+
+    ledger = make_ledger()
+    photos = locate_from_flight([_flight_photo(1, 0, at(0, 2)), _flight_photo(2, 20, None),
+                                 _flight_photo(3, 40, at(100, 2))])
+    obs = PhotoObservations.from_lists(
+        [(p.camera.lon, p.camera.lat) if p.camera else None for p in photos],
+        [None, None, None],
+    )
+
+    result = reconcile(ledger, obs, detections([(1, "defect", None)]))
+
+    assert result.photo_asset == ["P0", "P1", "P2"]
+    assert result.detection_asset == ["P1"] and result.detection_attach == ["photo"]

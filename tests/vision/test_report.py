@@ -124,3 +124,15 @@ def test_every_csv_written_has_a_utf8_bom(tmp_path: Path) -> None:
     assert {p.name for p in csvs} == {"summary.csv", "ledger_validation.csv"}
     for path in csvs:
         assert path.read_bytes().startswith(b"\xef\xbb\xbf"), path.name
+
+
+def test_a_defect_on_a_photo_placed_from_its_flight_says_so() -> None:
+    ledger, records = _defect_records()
+    records.photos[1] = records.photos[1].model_copy(update={
+        "camera": GeoPoint(lat=30.0002, lon=120.0), "position_from_flight": True})
+
+    zh = html_report(ledger, records, "b")
+    en = html_report(ledger, records, "b", lang="en")
+
+    assert '<tr class="flight_position">' in zh and "按航线推算" in zh
+    assert "placed from its flight" in en
