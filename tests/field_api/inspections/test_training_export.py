@@ -37,11 +37,6 @@ GT = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _inspections_dir(settings: Settings, tmp_path: Path) -> None:
-    settings.inspections_dir = tmp_path
-
-
 def _jpeg(color: tuple[int, int, int], size: tuple[int, int] = (320, 240)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, "JPEG")
@@ -120,6 +115,7 @@ def write_cplid_batch(root: Path) -> None:
 
 def reviewed_export(session: Session, settings: Settings, tmp_path: Path) -> export.ExportSummary:
     """Import the batch, review as an inspector, export into tmp_path/export."""
+    settings.inspections_dir = tmp_path
     inspector, _ = make_user(session, settings, role=Role.inspector)
     write_cplid_batch(tmp_path)
     service.import_batch(session, tmp_path / "batch", settings=settings, actor=None)
@@ -329,3 +325,44 @@ def test_the_export_trains_one_epoch_and_evaluates_with_insulator_precision(
     assert result.exit_code == 0, result.output
     insulator = json.loads(figures.read_text())["classes"]["insulator"]
     assert insulator["tp"] > 0 and insulator["precision"] > 0
+
+
+def test_cli_exports_the_reviewed_set_and_refuses_a_used_folder(
+    committed_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from field_api.cli import app as cli
+    from field_api.config import get_settings
+    from field_api.db import make_engine, make_session_factory
+
+    monkeypatch.setenv("FIELDOPS_DATABASE_URL", committed_url)
+    monkeypatch.setenv("FIELDOPS_TOKEN_PEPPER", "cli-test-pepper-0123456789")
+    monkeypatch.setenv("FIELDOPS_MEDIA_DIR", str(tmp_path / "media"))
+    get_settings.cache_clear()
+    try:
+        write_cplid_batch(tmp_path)
+        result = CliRunner().invoke(cli, ["inspections", "import", str(tmp_path / "batch")])
+        assert result.exit_code == 0, result.output
+        engine = make_engine(committed_url)
+        with make_session_factory(engine)() as session:
+            inspector, _ = make_user(session, get_settings(), role=Role.inspector)
+            actor = Principal(user_id=inspector.id, name=inspector.name, role=Role.inspector)
+            service.review(session, "defect_020-defect", decision=FindingStatus.confirmed,
+                           actor=actor, settings=get_settings())
+            session.commit()
+        engine.dispose()
+
+        out = tmp_path / "set"
+        result = CliRunner().invoke(cli, ["inspections", "export-training-set", str(out)])
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.output)
+        assert summary["model"] == "cplid-cascade@4"
+        assert summary["boxes"] == {"insulator": 1, "defect": 1}  # defect_020 only
+        assert (out / "data.yaml").is_file() and (out / "manifest.csv").is_file()
+
+        again = CliRunner().invoke(cli, ["inspections", "export-training-set", str(out)])
+        assert again.exit_code == 2
+        assert json.loads(again.output.strip().splitlines()[-1])["code"] == (
+            "inspection.export_target_not_empty"
+        )
+    finally:
+        get_settings.cache_clear()
