@@ -435,7 +435,7 @@ def inspections_dispatch() -> None:
     from field_api.inspections import service
 
     try:
-        with service_context() as (settings, factory), factory.begin() as session:
+        with service_context() as (_settings, factory), factory.begin() as session:
             counts = service.dispatch_unassigned(session, actor=None)
     except Exception as exc:
         _fail(exc)

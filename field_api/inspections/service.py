@@ -640,10 +640,11 @@ def _is_located(order: RepairOrder) -> bool:
 
 def _fill_from_finding(session: Session, order: RepairOrder, finding: Finding) -> None:
     """Pole, line, place, district and (when located) crew of the order, from its finding."""
+    asset = session.get(LedgerAsset, finding.asset_id) if finding.asset_id else None
     order.asset_id = finding.asset_id
-    order.line_id = finding.line_id
+    order.line_id = finding.line_id or (asset.line_id if asset else None)
     order.lat, order.lon = _locate(session, finding)
-    district_id, crew = dispatch_for(session, finding.line_id)
+    district_id, crew = dispatch_for(session, order.line_id)
     order.district_id = district_id
     # a repair order without a pole or coordinates waits in the unassigned queue
     order.crew_id = crew.id if crew is not None and _is_located(order) else None
