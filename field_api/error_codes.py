@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from field_api import messages
+from field_api.web import i18n
 
 LANGUAGES: Final = ("zh-CN", "en")
 DEFAULT_LANGUAGE: Final = "zh-CN"
@@ -738,7 +739,8 @@ def placeholders(template: str) -> set[str]:
 def render(code: str, params: dict[str, Any], language: str = DEFAULT_LANGUAGE) -> str:
     """The message of ``code`` in ``language`` (zh-CN when unknown); the code itself if unlisted.
 
-    A list parameter is joined with commas; a message of :mod:`field_api.messages` (or a list
+    A list parameter is joined (、 in Chinese, commas in English); a stage or role is named for
+    people; a message of :mod:`field_api.messages` (or a list
     of them) is rendered in the same language; a missing one is left as ``{name}``.
     """
     templates = MESSAGES.get(code)
@@ -746,7 +748,7 @@ def render(code: str, params: dict[str, Any], language: str = DEFAULT_LANGUAGE) 
         return code
     lang = language if language in templates else DEFAULT_LANGUAGE
     template = templates[lang]
-    values = {k: _param(v, lang) for k, v in params.items()}
+    values = {k: _param(_named(k, v, lang), lang) for k, v in params.items()}
 
     class _Keep(dict[str, Any]):
         def __missing__(self, key: str) -> str:
@@ -756,14 +758,38 @@ def render(code: str, params: dict[str, Any], language: str = DEFAULT_LANGUAGE) 
 
 
 
-def _param(value: Any, language: str) -> Any:
-    if messages.is_message(value) or (
-        isinstance(value, list | tuple) and any(messages.is_message(v) for v in value)
-    ):
-        return messages.param_text(value, language)
-    if isinstance(value, list | tuple):
-        return ", ".join(str(x) for x in value)
+# Parameters whose values are names of the flow: rendered by their names for people (a stage
+# "energised" reads 已送电 / Energised, a role "crew" 现场班组 / crew), not as raw values.
+_STAGE_PARAMS: Final = frozenset({"stage", "target", "from_stage", "to_stage", "current"})
+_ROLE_PARAMS: Final = frozenset({"role"})
+_NAMED_LISTS: Final = frozenset({"allowed", "needs", "roles", "stages"})
+
+
+def _named(key: str, value: Any, language: str) -> Any:
+    """A stage or role value as its name in ``language``; other values unchanged."""
+    catalogue = i18n.messages(i18n.normalise(language))
+
+    def one(item: Any, prefixes: tuple[str, ...]) -> Any:
+        if not isinstance(item, str):
+            return item
+        for prefix in prefixes:
+            name = catalogue.get(f"{prefix}.{item}")
+            if name is not None:
+                return name
+        return item
+
+    if key in _STAGE_PARAMS:
+        return one(value, ("stage",))
+    if key in _ROLE_PARAMS:
+        return one(value, ("role",))
+    if key in _NAMED_LISTS and isinstance(value, list | tuple):
+        return [one(v, ("stage", "role")) for v in value]
     return value
+
+
+def _param(value: Any, language: str) -> Any:
+    """A message (or list of them) rendered, a list joined, in ``language`` (、 in Chinese)."""
+    return messages.param_text(value, language)
 
 # What went wrong with a request field, by the start of pydantic's error type.
 _FIELD_PROBLEMS: Final[tuple[tuple[str, dict[str, str]], ...]] = (

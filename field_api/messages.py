@@ -430,6 +430,37 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "csv.detected_at": _m("发现时间", "Detected at"),
     "csv.resolved_at": _m("处理时间", "Resolved at"),
     "csv.resolution": _m("处理结果", "Resolution"),
+    # -- webhook targets refused (field_api.tracking.targets) ------------------------------
+    "webhook_target.control_characters": _m(
+        "地址含有空白或控制字符", "the URL contains whitespace or control characters"
+    ),
+    "webhook_target.scheme": _m(
+        "地址须以 https:// 开头（非生产环境可用 http://）",
+        "the URL must start with https:// (or http:// outside production)",
+    ),
+    "webhook_target.https_only": _m("生产环境只接受 https 地址", "production accepts https only"),
+    "webhook_target.credentials": _m(
+        "地址不能含用户名和密码（user:password@）",
+        "the URL must not carry credentials (user:password@)",
+    ),
+    "webhook_target.no_host": _m("地址缺少主机名", "the URL has no host"),
+    "webhook_target.port": _m("地址的端口无效", "the URL has an invalid port"),
+    "webhook_target.address": _m("{address} 是{kind}", "{address} is {kind}"),
+    "webhook_target.resolves_to": _m(
+        "{host} 解析到 {address}，它是{kind}", "{host} resolves to {address}, {kind}"
+    ),
+    "webhook_target.loopback_name": _m(
+        "{host} 指向本机回环接口", "{host} names the loopback interface"
+    ),
+    "webhook_target.unresolved": _m("无法解析主机 {host}", "host {host} does not resolve"),
+    "address_kind.metadata": _m("云服务元数据地址", "a cloud metadata address"),
+    "address_kind.loopback": _m("本机回环地址", "a loopback address"),
+    "address_kind.unspecified": _m("未指定地址", "the unspecified address"),
+    "address_kind.link_local": _m("链路本地地址", "a link-local address"),
+    "address_kind.multicast": _m("组播地址", "a multicast address"),
+    "address_kind.reserved": _m("保留地址", "a reserved address"),
+    "address_kind.private": _m("内网地址", "a private address"),
+    "address_kind.not_public": _m("非公网地址", "not a public address"),
 }
 
 

@@ -283,16 +283,15 @@ def create_subscription(
     again at every delivery. Loopback is allowed only where ``allow_loopback`` (default: as
     ``allow_http``, i.e. outside production) says so.
     """
-    problem = rules.url_problem(url, allow_http=allow_http)
-    if problem:
-        raise ValidationFailed(problem, code="webhook.url_invalid", params={"reason": problem})
     policy = targets.TargetPolicy(
         https_only=not allow_http,
         allow_loopback=allow_http if allow_loopback is None else allow_loopback,
     )
     refused = targets.registration_problem(url, policy)
     if refused:
-        raise ValidationFailed(refused, code="webhook.url_invalid", params={"reason": refused})
+        raise ValidationFailed(
+            str(refused), code="webhook.url_invalid", params={"reason": refused.message}
+        )
     if not events:
         raise ValidationFailed("subscribe to at least one event", code="webhook.no_events")
     sub = WebhookSubscription(

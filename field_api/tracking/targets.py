@@ -24,6 +24,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass
+from typing import Any, Final
 from urllib.parse import SplitResult, urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -39,7 +40,54 @@ LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-lo
 
 
 class TargetRefused(ValueError):
-    """The URL is not an acceptable webhook target; the message says why."""
+    """The URL is not an acceptable webhook target; the English text says why (logs), and
+    ``message`` says it for people (``webhook_target.<why>`` of :mod:`field_api.messages`)."""
+
+    def __init__(self, text: str, *, why: str, **params: Any) -> None:
+        super().__init__(text)
+        self.why = why
+        self.message: dict[str, Any] = {"code": f"webhook_target.{why}", "params": params}
+
+
+@dataclass(frozen=True)
+class AddressProblem:
+    """Why an address may not receive webhooks: ``kind`` (metadata, loopback, ...) and where."""
+
+    kind: str
+    address: str
+    inside: str | None = None  # the IPv6 address an IPv4 one is embedded in
+
+    def __str__(self) -> str:
+        text = f"{self.address} is {_KIND_TEXT[self.kind]}"
+        return f"{text} (inside {self.inside})" if self.inside else text
+
+
+_KIND_TEXT: Final = {
+    "metadata": "a cloud metadata address",
+    "loopback": "a loopback address",
+    "unspecified": "the unspecified address",
+    "link_local": "a link-local address",
+    "multicast": "a multicast address",
+    "reserved": "a reserved address",
+    "private": "a private address",
+    "not_public": "not a public address",
+}
+
+
+def _refused(problem: AddressProblem, host: str | None = None) -> TargetRefused:
+    if host is None:
+        return TargetRefused(
+            f"webhook target refused: {problem}", why="address", address=problem.address,
+            kind=_kind(problem),
+        )
+    return TargetRefused(
+        f"webhook target refused: {host} resolves to {problem}", why="resolves_to", host=host,
+        address=problem.address, kind=_kind(problem),
+    )
+
+
+def _kind(problem: AddressProblem) -> dict[str, Any]:
+    return {"code": f"address_kind.{problem.kind}", "params": {}}
 
 
 @dataclass(frozen=True)
@@ -137,29 +185,31 @@ def literal_address(host: str) -> IPAddress | None:
     return _inet_aton(bare.rstrip("."))
 
 
-def address_problem(address: IPAddress, policy: TargetPolicy) -> str | None:
+def address_problem(address: IPAddress, policy: TargetPolicy) -> AddressProblem | None:
     """None when ``address`` may receive webhooks, else why not."""
     if isinstance(address, ipaddress.IPv6Address):
         embedded = address.ipv4_mapped or address.sixtofour
         if embedded is not None:
             problem = address_problem(embedded, policy)
-            return f"{problem} (inside {address})" if problem else None
+            return (
+                AddressProblem(problem.kind, problem.address, str(address)) if problem else None
+            )
     if address in METADATA_ADDRESSES:
-        return f"{address} is a cloud metadata address"
+        return AddressProblem("metadata", str(address))
     if address.is_loopback:
-        return None if policy.allow_loopback else f"{address} is a loopback address"
+        return None if policy.allow_loopback else AddressProblem("loopback", str(address))
     if address.is_unspecified:
-        return f"{address} is the unspecified address"
+        return AddressProblem("unspecified", str(address))
     if address.is_link_local:
-        return f"{address} is a link-local address"
+        return AddressProblem("link_local", str(address))
     if address.is_multicast:
-        return f"{address} is a multicast address"
+        return AddressProblem("multicast", str(address))
     if address.is_reserved:
-        return f"{address} is a reserved address"
+        return AddressProblem("reserved", str(address))
     if address.is_private:
-        return f"{address} is a private address"
+        return AddressProblem("private", str(address))
     if not address.is_global:
-        return f"{address} is not a public address"
+        return AddressProblem("not_public", str(address))
     return None
 
 
@@ -171,29 +221,39 @@ def _loopback_name(host: str) -> bool:
 def parse(url: str, policy: TargetPolicy) -> tuple[SplitResult, str, int]:
     """Check what can be checked without DNS; returns the split URL, its host and port."""
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
-        raise TargetRefused("webhook URL contains whitespace or control characters")
+        raise TargetRefused(
+            "webhook URL contains whitespace or control characters", why="control_characters"
+        )
     split = urlsplit(url)
     scheme = split.scheme.lower()
     if scheme not in ("http", "https"):
-        raise TargetRefused("webhook URL must start with https:// (or http:// outside production)")
+        raise TargetRefused(
+            "webhook URL must start with https:// (or http:// outside production)", why="scheme"
+        )
     if policy.https_only and scheme != "https":
-        raise TargetRefused("webhook URLs must use https in production")
+        raise TargetRefused("webhook URLs must use https in production", why="https_only")
     if "@" in split.netloc or split.username is not None or split.password is not None:
-        raise TargetRefused("webhook URL must not carry credentials (user:password@)")
+        raise TargetRefused(
+            "webhook URL must not carry credentials (user:password@)", why="credentials"
+        )
     host = split.hostname or ""
     if not host:
-        raise TargetRefused("webhook URL has no host")
+        raise TargetRefused("webhook URL has no host", why="no_host")
     try:
         port = split.port or (443 if scheme == "https" else 80)
     except ValueError as exc:
-        raise TargetRefused(f"webhook URL has an invalid port: {exc}") from exc
+        raise TargetRefused(f"webhook URL has an invalid port: {exc}", why="port") from exc
     literal = literal_address(host)
     if literal is not None:
         problem = address_problem(literal, policy)
         if problem:
-            raise TargetRefused(f"webhook target refused: {problem}")
+            raise _refused(problem)
     elif _loopback_name(host) and not policy.allow_loopback:
-        raise TargetRefused(f"webhook target refused: {host} names the loopback interface")
+        raise TargetRefused(
+            f"webhook target refused: {host} names the loopback interface",
+            why="loopback_name",
+            host=host,
+        )
     return split, host, port
 
 
@@ -207,9 +267,13 @@ def check(url: str, policy: TargetPolicy) -> Target:
         try:
             addresses = resolve(host, port)
         except (OSError, UnicodeError) as exc:
-            raise TargetRefused(f"webhook host {host} does not resolve: {exc}") from exc
+            raise TargetRefused(
+                f"webhook host {host} does not resolve: {exc}", why="unresolved", host=host
+            ) from exc
         if not addresses:
-            raise TargetRefused(f"webhook host {host} does not resolve")
+            raise TargetRefused(
+                f"webhook host {host} does not resolve", why="unresolved", host=host
+            )
     for text in addresses:
         try:
             address = ipaddress.ip_address(text)
@@ -217,7 +281,7 @@ def check(url: str, policy: TargetPolicy) -> Target:
             raise TargetRefused(f"webhook host {host} resolved to {text!r}") from exc
         problem = address_problem(address, policy)
         if problem:
-            raise TargetRefused(f"webhook target refused: {host} resolves to {problem}")
+            raise _refused(problem, host)
     return Target(
         url=url,
         scheme=split.scheme.lower(),
@@ -227,7 +291,7 @@ def check(url: str, policy: TargetPolicy) -> Target:
     )
 
 
-def registration_problem(url: str, policy: TargetPolicy) -> str | None:
+def registration_problem(url: str, policy: TargetPolicy) -> TargetRefused | None:
     """Why ``url`` cannot be registered, or None.
 
     A name that does not resolve yet is accepted (it may be published later); it is resolved
@@ -238,7 +302,5 @@ def registration_problem(url: str, policy: TargetPolicy) -> str | None:
         parse(url, policy)
         check(url, policy)
     except TargetRefused as exc:
-        if "does not resolve" in str(exc):
-            return None
-        return str(exc)
+        return None if exc.why == "unresolved" else exc
     return None

@@ -25,6 +25,7 @@ from field_api.deps import get_current_user
 from field_api.error_codes import LANGUAGES, MESSAGES, placeholders, render
 from field_api.errors import ErrorBody
 from field_api.main import HTTP_ERROR_CODES
+from field_api.web import i18n
 from tests.builders import auth, make_district, make_order, make_user, order_payload
 
 SOURCE = Path(field_api.__file__).parent
@@ -376,8 +377,22 @@ def test_illegal_transition_is_409_naming_both_stages(
         "target": "energised",
         "allowed": ["surveyed", "whitelisted", "cancelled"],
     }
+    # stages are named for people, in the request's language (the params keep the values)
+    zh, en = i18n.messages("zh-CN"), i18n.messages("en")
+    allowed_zh = "、".join(zh[f"stage.{s}"] for s in ("surveyed", "whitelisted", "cancelled"))
     assert body["detail"] == (
-        f"工单 {order.id} 不能从 accepted 转到 energised（可转到：surveyed, whitelisted, cancelled）"
+        f"工单 {order.id} 不能从 {zh['stage.accepted']} 转到 {zh['stage.energised']}"
+        f"（可转到：{allowed_zh}）"
+    )
+    r = client.post(
+        f"/work-orders/{order.id}/transitions",
+        json={"to": "energised"},
+        headers={**auth(admin), "Accept-Language": "en"},
+    )
+    allowed_en = ", ".join(en[f"stage.{s}"] for s in ("surveyed", "whitelisted", "cancelled"))
+    assert _error(r, 409, "work_order.transition_refused")["detail"] == (
+        f"work order {order.id} cannot move from {en['stage.accepted']} to "
+        f"{en['stage.energised']} (allowed: {allowed_en})"
     )
 
 

@@ -207,3 +207,25 @@ def test_payloads_carry_the_tracking_path_only_when_the_subscription_asks(
     assert with_path[0]["order"]["tracking_path"] == f"/t/{token}"
     assert token not in json.dumps(without[0])
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "zh", "en"),
+    [
+        ("http://169.254.169.254/x", "169.254.169.254 是云服务元数据地址", "is a cloud metadata"),
+        ("http://10.0.0.1/x", "10.0.0.1 是内网地址", "10.0.0.1 is a private address"),
+        ("ftp://hooks.example.com/x", "须以 https:// 开头", "must start with https://"),
+    ],
+)
+def test_a_refused_target_is_told_in_each_language(
+    session: Session, dns: dict[str, list[str]], url: str, zh: str, en: str
+) -> None:
+    """The reason travels as a message (code + params), not as English text in params."""
+    from field_api import error_codes
+
+    with pytest.raises(ValidationFailed) as caught:
+        _register(session, url, allow_http=True)
+    reason = caught.value.params["reason"]
+    assert reason["code"].startswith("webhook_target.")
+    assert zh in error_codes.render("webhook.url_invalid", caught.value.params, "zh-CN")
+    assert en in error_codes.render("webhook.url_invalid", caught.value.params, "en")

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from field_api.auth.models import Role
 from field_api.config import Settings
+from field_api.web import i18n
 from tests.builders import auth, make_crew, make_district, make_order, make_user, order_payload
 
 
@@ -127,7 +128,8 @@ def test_illegal_transition_is_409_naming_allowed(
     body = r.json()
     assert body["error"] == "InvalidTransition"
     assert body["params"]["allowed"] == ["surveyed", "whitelisted", "cancelled"]
-    assert "surveyed, whitelisted, cancelled" in body["detail"]
+    names = i18n.messages("zh-CN")
+    assert "、".join(names[f"stage.{s}"] for s in body["params"]["allowed"]) in body["detail"]
 
 
 def test_transition_records_actor_server_and_device_time(
