@@ -271,10 +271,14 @@ def _batch_model(batch: InspectionBatch | None) -> str | None:
 
 
 def _image_facts(path: Path) -> tuple[int, int, str] | None:
+    """Width and height as a person sees the photo (EXIF orientation applied, as the detector
+    and Ultralytics read it, so boxes and sizes share one frame) and the file suffix."""
     try:
         with Image.open(path) as im:
             width, height = im.size
             fmt = (im.format or "JPEG").upper()
+            if im.getexif().get(0x0112) in (5, 6, 7, 8):  # rotated a quarter turn
+                width, height = height, width
     except (OSError, UnidentifiedImageError):
         return None
     return width, height, {"PNG": ".png", "BMP": ".bmp"}.get(fmt, ".jpg")

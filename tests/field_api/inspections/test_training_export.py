@@ -366,3 +366,17 @@ def test_cli_exports_the_reviewed_set_and_refuses_a_used_folder(
         )
     finally:
         get_settings.cache_clear()
+
+
+def test_image_size_is_the_one_a_person_sees(tmp_path: Path) -> None:
+    """A photo stored landscape with EXIF orientation 6 is portrait for the detector and for
+    Ultralytics (both apply the tag), so its boxes are clipped and normalised portrait."""
+    image = Image.new("RGB", (320, 240), (10, 20, 30))
+    exif = image.getexif()
+    exif[0x0112] = 6
+    image.save(tmp_path / "rotated.jpg", "JPEG", exif=exif)
+    Image.new("RGB", (320, 240)).save(tmp_path / "plain.png", "PNG")
+    assert export._image_facts(tmp_path / "rotated.jpg") == (240, 320, ".jpg")
+    assert export._image_facts(tmp_path / "plain.png") == (320, 240, ".png")
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    assert export._image_facts(tmp_path / "broken.jpg") is None
