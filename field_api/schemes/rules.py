@@ -467,8 +467,8 @@ def design_scheme(
         failures.append(RuleFailure(
             "no_transformer_in_reach",
             f"no transformer within {s.max_supply_radius_m:.0f} m of the customer",
-            code="scheme_failure.no_transformer_in_reach",
-            params={"radius_m": round(s.max_supply_radius_m)},
+            None, "scheme_failure.no_transformer_in_reach",
+            {"radius_m": round(s.max_supply_radius_m)},
         ))
     return answer(
         kit.code, failures=failures, white_list=_white_list(failures), proposals=proposals
@@ -588,8 +588,8 @@ def _choose_equipment(
             "direct_meter_limit",
             f"load current {current:.1f} A exceeds the direct-meter limit "
             f"{s.direct_meter_limit_a:g} A of kit {kit.code}",
-            code="scheme_failure.direct_meter_limit",
-            params={"current_a": round(current, 1), "limit_a": _g(s.direct_meter_limit_a),
+            None, "scheme_failure.direct_meter_limit",
+            {"current_a": round(current, 1), "limit_a": _g(s.direct_meter_limit_a),
                     "kit": kit.code},
         )
     poles = 2 if kit.phases == 1 else 4
@@ -600,7 +600,7 @@ def _choose_equipment(
     if breaker is None:
         return RuleFailure(
             "breaker", f"no {poles}-pole breaker rated ≥ {current:.1f} A",
-            code="scheme_failure.breaker", params={"poles": poles, "current_a": round(current, 1)},
+            None, "scheme_failure.breaker", {"poles": poles, "current_a": round(current, 1)},
         )
     meter = _fit(
         catalogue, kit, "meter", MeterMaterial,
@@ -611,8 +611,8 @@ def _choose_equipment(
     if meter is None:
         return RuleFailure(
             "metering_equipment", f"no {kit.metering} meter for {current:.1f} A",
-            code="scheme_failure.no_meter",
-            params={"metering": _METERING_NAMES[kit.metering], "current_a": round(current, 1)},
+            None, "scheme_failure.no_meter",
+            {"metering": _METERING_NAMES[kit.metering], "current_a": round(current, 1)},
         )
     ct: CurrentTransformerMaterial | None = None
     if kit.metering == "ct":
@@ -623,7 +623,7 @@ def _choose_equipment(
         if ct is None:
             return RuleFailure(
                 "metering_equipment", f"no CT with primary ≥ {current:.1f} A",
-                code="scheme_failure.no_ct", params={"current_a": round(current, 1)},
+                None, "scheme_failure.no_ct", {"current_a": round(current, 1)},
             )
     return breaker, meter, ct
 
@@ -687,14 +687,14 @@ def _white_list(failures: Sequence[RuleFailure]) -> WhiteListProposal | None:
         return None
     rules = sorted({f.rule for f in grid})
     return WhiteListProposal(
-        reason=grid[0].rule,
-        detail=(
+        grid[0].rule,
+        (
             "no supply point meets the rules (" + ", ".join(rules) + "): register the request "
             "on the white list, reinforce the grid (new transformer, capacity or LV line), "
             "then connect"
         ),
-        code="scheme_white_list.grid_short",
-        params={"rules": [_RULE_NAMES[r] for r in rules]},
+        "scheme_white_list.grid_short",  # a message of field_api.messages, not an error code
+        {"rules": [_RULE_NAMES[r] for r in rules]},
     )
 
 
@@ -705,16 +705,16 @@ def _no_kit_failure(catalogue: Catalogue, request: SchemeRequest) -> RuleFailure
         return RuleFailure(
             "no_standard_kit",
             f"no standard kit for {request.category} {request.phases}-phase connections",
-            code="scheme_failure.no_kit_for_category",
-            params={"category": category, "phases": request.phases},
+            None, "scheme_failure.no_kit_for_category",
+            {"category": category, "phases": request.phases},
         )
     top = max(k.capacity.up_to_kw for k in kits)
     return RuleFailure(
         "no_standard_kit",
         f"{request.capacity_kw:g} kW is outside the standard kits for {request.category} "
         f"{request.phases}-phase connections (up to {top:g} kW)",
-        code="scheme_failure.outside_kits",
-        params={"capacity_kw": _g(request.capacity_kw), "category": category,
+        None, "scheme_failure.outside_kits",
+        {"capacity_kw": _g(request.capacity_kw), "category": category,
                 "phases": request.phases, "up_to_kw": _g(top)},
     )
 
