@@ -278,7 +278,9 @@ def check(url: str, policy: TargetPolicy) -> Target:
         try:
             address = ipaddress.ip_address(text)
         except ValueError as exc:
-            raise TargetRefused(f"webhook host {host} resolved to {text!r}") from exc
+            raise TargetRefused(
+                f"webhook host {host} resolved to {text!r}", why="unresolved", host=host
+            ) from exc
         problem = address_problem(address, policy)
         if problem:
             raise _refused(problem, host)
