@@ -87,7 +87,7 @@ def test_crew_connects_a_customer_in_one_visit_from_arrival_to_energising(
     # The completion names what still stops the installation, in the server's words in the
     # page's language: no kit was issued from a depot for this order yet.
     expect(phone.locator('#completion li[data-code="kit_issued"]')).to_have_text(
-        "已装表 · 本工单尚未从仓库领取套件"
+        "电能表已安装 · 本工单尚未从仓库领取套件"
     )
     assert live_server.stage(order_id) == Stage.contract_signed
     shot(phone, "flow-4-install-blocked-360")
