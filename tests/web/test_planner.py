@@ -267,6 +267,11 @@ def test_each_view_downloads_as_csv_and_flags_match_the_service(
     assert "PT-2,计划二班,2,1,0.5000" in lines
     lines = download(page, "#panel-coverage-csv", tmp_path)
     assert f"{LINE},2,1,0.5000" in lines
+    # Coverage dated by the import of the batch (the seeded batch is imported today).
+    lines = download(page, "#panel-coverage-csv-import", tmp_path)
+    assert f"{LINE},2,1,0.5000" in lines
+    page.select_option("#coverage-basis", "import")
+    expect(page.locator("#panel-coverage details.data-table")).to_contain_text("50")
     for panel in (
         "trend",
         "first-pass",

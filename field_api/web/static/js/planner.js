@@ -240,16 +240,31 @@
 
   function coverageView() {
     var p = panel("panel-coverage", t("planner.coverage", { days: COVERAGE_DAYS }));
-    p.serverCsv("/planner/inspection-coverage?" + qs({ days: COVERAGE_DAYS, format: "csv" }));
-    return FO.api("GET", "/planner/inspection-coverage?" + qs({ days: COVERAGE_DAYS })).then(function (rows) {
-      clear(p.body);
-      if (!rows.length) { p.body.appendChild(el("p", { class: "hint", text: t("planner.none") })); return; }
-      C.rateBars(p.body, "coverage", rows.map(function (r) {
-        return { label: lineName(r.line_id), value: r.coverage, note: r.seen + "/" + r.assets };
-      }), { label: t("planner.coverage", { days: COVERAGE_DAYS }) });
-      p.body.appendChild(dataTable([t("planner.line"), t("planner.seen"), t("planner.assets"), t("planner.coverage_rate")],
-        rows.map(function (r) { return [lineName(r.line_id), r.seen, r.assets, C.pct(r.coverage)]; })));
-    }).catch(function (err) { p.fail(err.status === 404 ? null : err); });
+    // A pole is seen when it lies in a photo's footprint; the planner dates that by the flight
+    // (photo capture) or by the import of its batch.
+    p.serverCsv(["flight", "import"].map(function (basis) {
+      return [basis === "flight" ? "" : "-" + basis, t("planner.csv_basis_" + basis),
+        "/planner/inspection-coverage?" + qs({ days: COVERAGE_DAYS, basis: basis, format: "csv" })];
+    }));
+    var choice = el("select", { id: "coverage-basis", onchange: function () { load(choice.value); } },
+      ["flight", "import"].map(function (basis) {
+        return el("option", { value: basis, text: t("planner.basis_" + basis) });
+      }));
+    p.body.parentNode.insertBefore(el("div", { class: "field" }, [
+      el("label", { for: "coverage-basis", text: t("planner.coverage_basis") }), choice]), p.body);
+    return load("flight");
+
+    function load(basis) {
+      return FO.api("GET", "/planner/inspection-coverage?" + qs({ days: COVERAGE_DAYS, basis: basis })).then(function (rows) {
+        clear(p.body);
+        if (!rows.length) { p.body.appendChild(el("p", { class: "hint", text: t("planner.none") })); return; }
+        C.rateBars(p.body, "coverage", rows.map(function (r) {
+          return { label: lineName(r.line_id), value: r.coverage, note: r.seen + "/" + r.assets };
+        }), { label: t("planner.coverage", { days: COVERAGE_DAYS }) });
+        p.body.appendChild(dataTable([t("planner.line"), t("planner.seen"), t("planner.assets"), t("planner.coverage_rate")],
+          rows.map(function (r) { return [lineName(r.line_id), r.seen, r.assets, C.pct(r.coverage)]; })));
+      }).catch(function (err) { p.fail(err.status === 404 ? null : err); });
+    }
   }
 
   function leadTimesView() {
