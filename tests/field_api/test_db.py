@@ -383,7 +383,7 @@ def test_a_write_refused_by_a_locked_database_is_a_503_json_error(
             "error": "ServiceUnavailable",
             "code": "server.busy",
             "params": {"retry_after_s": 1},
-            "detail": "the database is busy; retry shortly",
+            "detail": "数据库繁忙，请 1 秒后重试",  # the request's language (zh-CN by default)
         }
         assert response.headers["retry-after"] == "1"
     # an expected, answered condition: a warning at most, never an error with a traceback
