@@ -48,7 +48,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from field_api.error_codes import render
+from field_api.error_codes import field_errors_sentence, render
 
 
 class DomainError(Exception):
@@ -82,7 +82,11 @@ class DomainError(Exception):
         return self.__class__.__name__
 
     def message(self, language: str) -> str:
-        """The message of the code in ``language``, filled from ``params``."""
+        """The message of the code in ``language``, filled from ``params`` (for invalid fields
+        the sentence naming each, as the framework's own validation answers)."""
+        errors = self.params.get("errors")
+        if self.code == "request.invalid" and isinstance(errors, list):
+            return field_errors_sentence(errors, language)
         return render(self.code, self.params, language)
 
     def body(self, language: str | None = None) -> dict[str, Any]:

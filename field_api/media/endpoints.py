@@ -145,11 +145,19 @@ def _parse_create(fields: dict[str, Any]) -> MediaCreate:
     try:
         return MediaCreate.model_validate(fields)
     except ValidationError as exc:
-        detail = [
-            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
+        # the same body as the framework's request.invalid: the fields in params.errors, the
+        # detail a sentence naming them in the request's language
+        errors = [
+            {
+                "loc": ["body", *e.get("loc", ())],
+                "type": str(e.get("type", "")),
+                "msg": str(e.get("msg", "")),
+            }
             for e in exc.errors()
         ]
-        raise ValidationFailed(detail, code="request.invalid", params={"errors": detail}) from exc
+        raise ValidationFailed(
+            "invalid request fields", code="request.invalid", params={"errors": errors}
+        ) from exc
 
 
 def _declared_length(request: Request) -> int | None:

@@ -274,6 +274,30 @@ def test_bad_form_fields_are_422_and_leave_nothing(
     assert stored_files(settings) == []
 
 
+def test_bad_form_fields_are_named_like_any_invalid_request(
+    client: TestClient, crews: Crews
+) -> None:
+    """The multipart form's 422 has the framework's shape: the fields in params.errors, and a
+    detail naming them in the request's language."""
+    data = BRIGHTON_18.read_bytes()
+    r = upload(client, crews.order.id, crews.token_a, data, kind="selfie", client_id="x")
+    body = r.json()
+    assert r.status_code == 422 and body["code"] == "request.invalid"
+    assert {tuple(e["loc"]) for e in body["params"]["errors"]} == {
+        ("body", "kind"),
+        ("body", "client_id"),
+    }
+    assert "problems" not in body["params"]
+    assert body["detail"].startswith("请求参数无效：") and "kind" in body["detail"]
+    english = client.post(
+        f"/work-orders/{crews.order.id}/media",
+        data={"client_id": "x", "kind": "selfie"},
+        files={"file": ("photo.jpg", data, "image/jpeg")},
+        headers={**auth(crews.token_a), "Accept-Language": "en"},
+    ).json()["detail"]
+    assert "kind" in english and "client_id" in english and "请求" not in english
+
+
 def test_json_body_instead_of_multipart_is_415(client: TestClient, crews: Crews) -> None:
     r = client.post(
         f"/work-orders/{crews.order.id}/media", json={"a": 1}, headers=auth(crews.token_a)
