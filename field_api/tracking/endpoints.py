@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -47,6 +48,7 @@ PRIVATE_HEADERS = {
 NOT_FOUND_PAGE = (
     '<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
     '<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>'
+    '<link rel="icon" href="/app/static/icons/icon.svg" type="image/svg+xml">'
     "</head><body><p>{text}</p></body></html>"
 )
 
@@ -114,9 +116,14 @@ def _not_found_page(lang: i18n.Lang) -> str:
     )
 
 
+# A person may open any link: every token the page cannot know (too long, odd characters) is
+# the same "not found" page, never a JSON error a browser shows as code.
+_ANY_TOKEN = Annotated[str, PathParam(min_length=1)]  # the server bounds a request line
+
+
 @router.get("/t/{token}", response_class=HTMLResponse, responses=HTML_NOT_FOUND)
 def progress_page(
-    token: Code64Path,
+    token: _ANY_TOKEN,
     session: DbSession,
     settings: AppSettings,
     request: Request,
@@ -125,6 +132,8 @@ def progress_page(
     """Public: the mobile progress page of an order, in zh-CN or English (``lang``, the
     ``fo_lang`` cookie or Accept-Language, as every page)."""
     language = _page_language(request, lang)
+    if len(token) > 64 or not token.isprintable():
+        return HTMLResponse(_not_found_page(language), status_code=404, headers=PRIVATE_HEADERS)
     try:
         view = service.progress(session, token, calendar=calendar_for(settings))
     except NotFound:

@@ -21,6 +21,7 @@ from starlette.templating import Jinja2Templates
 
 from field_api import security_headers
 from field_api.errors import NotFound
+from field_api.language import language_of
 from field_api.types import Text
 from field_api.web import i18n
 
@@ -76,14 +77,16 @@ def _page(request: Request, template: str, lang: i18n.Lang) -> HTMLResponse:
     return response
 
 
-def _lang(query: str | None, cookie: str | None) -> i18n.Lang:
-    return i18n.normalise(query or cookie)
+def _lang(request: Request, query: str | None) -> i18n.Lang:
+    """``?lang=``, else the language switch's cookie, else the browser's Accept-Language."""
+    return i18n.normalise(query) if query else language_of(request)
 
 
 @router.get("/", response_class=HTMLResponse)
 def crew_app(request: Request, fo_lang: LangCookie = None, lang: LangQuery = None) -> HTMLResponse:
     """The crew app (sign in, today's orders, the one-visit flow)."""
-    return _page(request, "crew.html", _lang(lang, fo_lang))
+    del fo_lang  # read by _lang through the request; declared for the OpenAPI
+    return _page(request, "crew.html", _lang(request, lang))
 
 
 @router.get("/planner", response_class=HTMLResponse)
@@ -91,7 +94,8 @@ def planner_dashboard(
     request: Request, fo_lang: LangCookie = None, lang: LangQuery = None
 ) -> HTMLResponse:
     """The planners' dashboard of rates, deadlines and flags."""
-    return _page(request, "planner.html", _lang(lang, fo_lang))
+    del fo_lang  # read by _lang through the request; declared for the OpenAPI
+    return _page(request, "planner.html", _lang(request, lang))
 
 
 @router.get("/lang/{code}")

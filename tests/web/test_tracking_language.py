@@ -70,3 +70,11 @@ def test_an_unknown_link_answers_in_the_language_asked(client: TestClient) -> No
     chinese = client.get("/t/" + "B" * 32)
     assert chinese.status_code == 404
     assert "未找到该进度链接" in chinese.text
+
+
+def test_any_unknown_link_is_the_not_found_page_not_a_json_error(client: TestClient) -> None:
+    for token in ("B" * 5000, "a b", "%00x"):
+        page = client.get("/t/" + token, headers={"Accept-Language": "en"})
+        assert page.status_code == 404
+        assert page.headers["content-type"].startswith("text/html")
+        assert '<html lang="en">' in page.text and 'rel="icon"' in page.text
