@@ -205,10 +205,10 @@ class OneVisitOrder:
     """One energised order in the one-visit statistics (customer masked)."""
 
     order_id: int
-    crew_code: str
-    crew_name: str
-    district_code: str
-    district_name: str
+    crew_code: str | None
+    crew_name: str | None
+    district_code: str | None
+    district_name: str | None
     customer: str
     visits: int
     one_visit: bool
@@ -291,11 +291,12 @@ def one_visit_rate(
     rows = one_visit_orders(session, date_from=date_from, date_to=date_to)
     groups: dict[tuple[str, str], list[OneVisitOrder]] = {}
     for row in rows:
-        key = (
+        code, name = (
             (row.district_code, row.district_name)
             if group_by == "district"
             else (row.crew_code, row.crew_name)
         )
+        key = (code or "", name or "")  # orders without a crew: one row with empty cells
         groups.setdefault(key, []).append(row)
     total_one = sum(r.one_visit for r in rows)
     result = [OneVisitRow("all", all_name, len(rows), total_one, rate(total_one, len(rows)))]
@@ -305,7 +306,7 @@ def one_visit_rate(
     return result
 
 
-_NONE = ("-", "-")  # code and name of an order without a crew
+_NONE: tuple[None, None] = (None, None)  # an order without a crew: empty cells
 
 
 def _crew_labels(session: Session, crew_ids: Sequence[int]) -> Mapping[int, tuple[str, str]]:
