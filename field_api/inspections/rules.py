@@ -24,6 +24,7 @@ class LedgerTaskStatus(enum.StrEnum):
     open = "open"
     accepted = "accepted"
     dismissed = "dismissed"
+    resolved = "resolved"  # a later flight saw the asset an "uninspected" task was about
 
 
 REPAIR_FLOW: tuple[RepairStage, ...] = (

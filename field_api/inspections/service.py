@@ -441,8 +441,37 @@ def import_batch(
             key = open_task if open_task is not None else key
         _upsert(session, summary, LedgerTask, key, values, actor=actor)
         session.flush()
+    _resolve_seen(session, summary, sorted(seen_now), batch_id, actor=actor)
     session.flush()
     return summary
+
+
+def _resolve_seen(
+    session: Session,
+    summary: ImportSummary,
+    seen: list[str],
+    batch_id: str,
+    *,
+    actor: Principal | None,
+) -> None:
+    """Settle the open "uninspected" tasks of the assets a photo of this batch showed."""
+    now = clock.now()
+    for start in range(0, len(seen), 500):
+        tasks = session.execute(
+            select(LedgerTask)
+            .where(
+                LedgerTask.kind == "uninspected",
+                LedgerTask.status == LedgerTaskStatus.open,
+                LedgerTask.asset_id.in_(seen[start : start + 500]),
+            )
+            .order_by(LedgerTask.id)
+        ).scalars()
+        for task in tasks:
+            task.status = LedgerTaskStatus.resolved
+            task.decided_at = now
+            task.detail = (task.detail + f" (seen in batch {batch_id})").strip()
+            audit.record(session, actor=actor, action="ledger_task.resolved", entity=task)
+            summary.updated["ledger_tasks"] += 1
 
 
 # --- findings and review -------------------------------------------------------------------------

@@ -172,3 +172,31 @@ def test_ledger_task_list_pages_with_a_total(
     assert bad.status_code == 422
     assert client.get("/inspections/ledger-tasks?kind=nonsense",
                       headers=auth(planner)).status_code == 422
+
+
+def test_a_later_flight_that_sees_the_pole_settles_its_uninspected_task(
+    session: Session, settings: Settings, tmp_path: Path
+) -> None:
+    ledger = district_ledger(rows=11, cols=12)
+    service.import_batch(session, write_batch(tmp_path, "B-1", ledger), settings=settings,
+                         actor=None)
+    assert _open_tasks(session) == [("P00-03", "uninspected"), ("P10-11", "uninspected")]
+    # The next flight photographs P00-03 (a 20 m footprint round it, nothing else in view).
+    out = tmp_path / "B-2"
+    out.mkdir()
+    photos = PhotoObservations.from_lists([at(150, 0)], [at(150, 0)], [square(150, 0, 10.0)])
+    result = reconcile(ledger, photos, DetectionObservations.empty())
+    record = rec.PhotoRecord(id="p-b2", batch_id="B-2", photo_id="e" * 64, path="DJI_0100.JPG",
+                             width_px=4000, height_px=3000, footprint=square(150, 0, 10.0))
+    rec.write_jsonl(build_records("B-2", ledger, [record], [], result).all(),
+                    out / "records.jsonl")
+    (out / "batch.json").write_text(json.dumps({"finished_at": "2026-11-21T08:00:00+00:00"}))
+
+    service.import_batch(session, out, settings=settings, actor=None)
+
+    assert ("P00-03", "uninspected") not in _open_tasks(session)
+    task = session.execute(
+        select(LedgerTask).where(LedgerTask.asset_id == "P00-03")
+    ).scalar_one()
+    assert task.status.value == "resolved" and "seen in batch B-2" in task.detail
+    assert _open_tasks(session) == [("P10-11", "uninspected")]  # not flown again: still open
