@@ -10,7 +10,6 @@
     total: 0, nextOffset: null, params: null,
     seq: 0, // each render's number: an older render that finishes late draws nothing
     shown: null, // {id, version} of the finding the panel shows: what a key press decides on
-    busy: false, // one decision at a time
     last: null, // the last decision, for undo: {id, version}
   };
   $("token").value = state.token;
@@ -246,8 +245,7 @@
 
   async function decide(decision) {
     const shown = state.shown; // what the panel shows, not where the index has moved since
-    if (!shown || state.busy) return;
-    state.busy = true;
+    if (!shown) return;
     try {
       const res = await api("/inspections/findings/" + encodeURIComponent(shown.id) + "/review", {
         method: "POST", body: JSON.stringify({ decision: decision, version: shown.version }),
@@ -256,19 +254,16 @@
       const body = await res.json();
       update(body.finding);
       state.last = { id: body.finding.id, version: body.finding.version };
+      if (state.index < state.findings.length - 1) state.index += 1;
+      await show(); // the next finding is on the panel before the page reports the decision
       say((decision === "confirmed" ? t("confirmed") + (body.repair_order ? " · " + t("repair_order", { id: body.repair_order.id }) : "")
         : t("rejected")) + " · " + t("undo_hint"));
-      if (state.index < state.findings.length - 1) state.index += 1;
-      await show();
     } catch (e) { say(t("failed", { detail: e.message })); }
-    finally { state.busy = false; }
   }
 
   async function undo() {
     const last = state.last;
     if (!last) { say(t("nothing_to_undo")); return; }
-    if (state.busy) return;
-    state.busy = true;
     try {
       const res = await api("/inspections/findings/" + encodeURIComponent(last.id) + "/undo", {
         method: "POST", body: JSON.stringify({ version: last.version }),
@@ -282,13 +277,11 @@
       await show();
       say(t("undone", { id: body.finding.id }) + (body.repair_order ? " · " + t("repair_cancelled", { id: body.repair_order.id }) : ""));
     } catch (e) { say(t("failed", { detail: e.message })); } // e.g. the crew has started: the server says so
-    finally { state.busy = false; }
   }
 
   async function setPole() {
     const shown = state.shown; const asset = $("pole").value.trim();
-    if (!shown || !asset || state.busy) return;
-    state.busy = true;
+    if (!shown || !asset) return;
     try {
       const res = await api("/inspections/findings/" + encodeURIComponent(shown.id) + "/asset", {
         method: "PUT", body: JSON.stringify({ asset_id: asset, version: shown.version }),
@@ -298,18 +291,22 @@
       await show();
       say(t("pole_set", { asset: asset }));
     } catch (e) { say(t("failed", { detail: e.message })); }
-    finally { state.busy = false; }
   }
 
-  let moving = Promise.resolve();
-  function move(step) {
-    // moves queue up: j pressed quickly walks one finding per press, each drawn alone
-    moving = moving.then(async () => {
-      let next = state.index + step;
-      if (next >= state.findings.length && state.nextOffset != null) await loadMore();
-      if (next >= 0 && next < state.findings.length) { state.index = next; await show(); }
-    }).catch((e) => say(e.message));
+  // Keys and buttons act in the order pressed, one at a time: j pressed quickly walks one
+  // finding per press, each drawn alone, and a decision waits for the moves before it.
+  let chain = Promise.resolve();
+  function enqueue(action) {
+    chain = chain.then(action).catch((e) => say(e.message));
+    return chain;
   }
+
+  async function step(by) {
+    const next = state.index + by;
+    if (next >= state.findings.length && state.nextOffset != null) await loadMore();
+    if (next >= 0 && next < state.findings.length) { state.index = next; await show(); }
+  }
+  function move(by) { enqueue(() => step(by)); }
 
   async function loadUnassigned() {
     const box = $("unassigned-list");
@@ -353,21 +350,21 @@
     localStorage.setItem("fieldops.token", state.token);
     try { await loadLines(); await loadFindings(); say(t("signed_in")); loadUnassigned(); } catch (e) { say(t("sign_in_failed", { detail: e.message })); }
   });
-  $("filters").addEventListener("submit", (ev) => { ev.preventDefault(); loadFindings().catch((e) => say(e.message)); });
-  $("confirm").addEventListener("click", () => decide("confirmed"));
-  $("reject").addEventListener("click", () => decide("rejected"));
+  $("filters").addEventListener("submit", (ev) => { ev.preventDefault(); enqueue(loadFindings); });
+  $("confirm").addEventListener("click", () => enqueue(() => decide("confirmed")));
+  $("reject").addEventListener("click", () => enqueue(() => decide("rejected")));
   $("next").addEventListener("click", () => move(1));
-  $("undo").addEventListener("click", () => undo());
-  $("set-pole").addEventListener("click", () => setPole());
-  $("pole").addEventListener("keydown", (ev) => { if (ev.key === "Enter") { ev.preventDefault(); setPole(); } });
-  $("more").addEventListener("click", () => { loadMore().catch((e) => say(e.message)); });
+  $("undo").addEventListener("click", () => enqueue(undo));
+  $("set-pole").addEventListener("click", () => enqueue(setPole));
+  $("pole").addEventListener("keydown", (ev) => { if (ev.key === "Enter") { ev.preventDefault(); enqueue(setPole); } });
+  $("more").addEventListener("click", () => enqueue(loadMore));
   $("load-unassigned").addEventListener("click", () => loadUnassigned());
   $("prev").addEventListener("click", () => move(-1));
   document.addEventListener("keydown", (ev) => {
     if (ev.target instanceof HTMLInputElement || ev.target instanceof HTMLSelectElement) return;
-    if (ev.key === "c") decide("confirmed");
-    else if (ev.key === "r") decide("rejected");
-    else if (ev.key === "u") undo();
+    if (ev.key === "c") enqueue(() => decide("confirmed"));
+    else if (ev.key === "r") enqueue(() => decide("rejected"));
+    else if (ev.key === "u") enqueue(undo);
     else if (ev.key === "p") { ev.preventDefault(); $("pole").focus(); }
     else if (ev.key === "j" || ev.key === "ArrowRight") move(1);
     else if (ev.key === "k" || ev.key === "ArrowLeft") move(-1);
