@@ -653,9 +653,7 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "repair order {repair_id} has no pole and no coordinates: pick its pole first",
     ),
     "repair.crew_not_found": _m("班组 {crew_id} 不存在", "crew {crew_id} does not exist"),
-    "repair.crew_not_repair": _m(
-        "班组 {crew} 不承担抢修", "crew {crew} does not handle repairs"
-    ),
+    "repair.crew_not_repair": _m("班组 {crew} 不承担抢修", "crew {crew} does not handle repairs"),
     "repair.crew_other_district": _m(
         "班组 {crew} 属于其他供电所", "crew {crew} works in another district"
     ),
@@ -669,6 +667,10 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "发现 {finding_id} 在显示后已变更（显示版本 {shown}，当前 {version}），请刷新后再决定",
         "finding {finding_id} changed since it was shown (version {shown}, now {version}); "
         "reload it and decide again",
+    ),
+    "inspection.finding_mismatch": _m(
+        "决定针对发现 {named}，却发送给了 {finding_id}：请刷新后再决定",
+        "the decision names finding {named} but was sent for {finding_id}; reload and decide again",
     ),
     "inspection.undo_refused": _m(
         "发现 {finding_id} 不能撤销（状态 {status}，抢修单 {stage}）：抢修班组开工后不可撤销",

@@ -138,6 +138,7 @@ def review_finding(
     user: Inspector,
 ) -> ReviewResult:
     """Confirm, correct or reject a proposed finding; serious defects get a repair order."""
+    service.check_target(finding_id, body.finding_id)
     finding, repair = service.review(
         session,
         finding_id,
@@ -161,6 +162,7 @@ def undo_review(
     finding_id: Code64Path, body: UndoRequest, session: DbSession, user: Inspector
 ) -> ReviewResult:
     """Undo a decision until a crew has started its repair order (cancelled with it); else 409."""
+    service.check_target(finding_id, body.finding_id)
     finding, repair = service.undo_review(session, finding_id, actor=user, version=body.version)
     return ReviewResult(
         finding=FindingRead.model_validate(finding),
@@ -173,6 +175,7 @@ def set_finding_asset(
     finding_id: Code64Path, body: FindingAssetRequest, session: DbSession, user: Inspector
 ) -> ReviewResult:
     """Pick the pole of a finding; its repair order (not yet started) takes pole, line, crew."""
+    service.check_target(finding_id, body.finding_id)
     finding, repair = service.set_finding_asset(
         session, finding_id, body.asset_id, actor=user, version=body.version
     )

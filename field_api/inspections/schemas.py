@@ -71,6 +71,11 @@ class ReviewRequest(BaseModel):
     version: PositiveDbInt | None = Field(
         default=None, description="The finding's version the inspector was shown."
     )
+    finding_id: Text | None = Field(
+        default=None,
+        max_length=64,
+        description="The finding the decision is meant for (another one than the path's: 409).",
+    )
     class_name: Text | None = Field(default=None, min_length=1, max_length=64)
     severity: int | None = Field(default=None, ge=0, le=10)
     xyxy: tuple[FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat] | None = None
@@ -120,6 +125,11 @@ class UndoRequest(BaseModel):
     version: PositiveDbInt | None = Field(
         default=None, description="The finding's version the inspector was shown."
     )
+    finding_id: Text | None = Field(
+        default=None,
+        max_length=64,
+        description="The finding the decision is meant for (another one than the path's: 409).",
+    )
 
 
 class FindingAssetRequest(BaseModel):
@@ -127,6 +137,11 @@ class FindingAssetRequest(BaseModel):
     asset_id: Text = Field(min_length=1, max_length=100, description="The pole (ledger asset).")
     version: PositiveDbInt | None = Field(
         default=None, description="The finding's version the inspector was shown."
+    )
+    finding_id: Text | None = Field(
+        default=None,
+        max_length=64,
+        description="The finding the decision is meant for (another one than the path's: 409).",
     )
 
 

@@ -547,6 +547,16 @@ def list_findings(
     return list(session.execute(page).scalars()), total
 
 
+def check_target(finding_id: str, named: str | None) -> None:
+    """A decision may name its finding in the body too; naming another one is refused (409)."""
+    if named is not None and named != finding_id:
+        raise Conflict(
+            f"the decision names finding {named} but was sent for {finding_id}",
+            code="inspection.finding_mismatch",
+            params={"finding_id": finding_id, "named": named},
+        )
+
+
 def _check_version(finding: Finding, shown: int | None) -> None:
     """A decision names the version of the finding it was shown; another one is refused."""
     if shown is not None and shown != finding.version:

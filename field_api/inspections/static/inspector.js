@@ -248,7 +248,7 @@
     if (!shown) return;
     try {
       const res = await api("/inspections/findings/" + encodeURIComponent(shown.id) + "/review", {
-        method: "POST", body: JSON.stringify({ decision: decision, version: shown.version }),
+        method: "POST", body: JSON.stringify({ decision: decision, finding_id: shown.id, version: shown.version }),
         headers: { "Idempotency-Key": "review-" + shown.id + "-" + shown.version + "-" + decision },
       });
       const body = await res.json();
@@ -266,7 +266,7 @@
     if (!last) { say(t("nothing_to_undo")); return; }
     try {
       const res = await api("/inspections/findings/" + encodeURIComponent(last.id) + "/undo", {
-        method: "POST", body: JSON.stringify({ version: last.version }),
+        method: "POST", body: JSON.stringify({ finding_id: last.id, version: last.version }),
         headers: { "Idempotency-Key": "undo-" + last.id + "-" + last.version },
       });
       const body = await res.json();
@@ -284,7 +284,7 @@
     if (!shown || !asset) return;
     try {
       const res = await api("/inspections/findings/" + encodeURIComponent(shown.id) + "/asset", {
-        method: "PUT", body: JSON.stringify({ asset_id: asset, version: shown.version }),
+        method: "PUT", body: JSON.stringify({ asset_id: asset, finding_id: shown.id, version: shown.version }),
       });
       const body = await res.json();
       update(body.finding);

@@ -148,3 +148,17 @@ def test_http_queue_page_and_stale_decision(
         headers=h,
     )
     assert r.status_code == 422  # a version is a positive number
+    # a decision naming another finding than the one it is sent for is refused
+    other = page["items"][1]
+    r = client.post(
+        f"/inspections/findings/{other['id']}/review",
+        json={"decision": "confirmed", "finding_id": shown["id"], "version": other["version"]},
+        headers=h,
+    )
+    assert r.status_code == 409 and r.json()["code"] == "inspection.finding_mismatch"
+    r = client.post(
+        f"/inspections/findings/{other['id']}/review",
+        json={"decision": "confirmed", "finding_id": other["id"], "version": other["version"]},
+        headers=h,
+    )
+    assert r.status_code == 200 and r.json()["finding"]["status"] == "confirmed"
