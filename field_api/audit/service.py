@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, event, func, select, text
+from sqlalchemy import Table, event, func, inspect, select, text
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 
 from field_api import clock
@@ -32,6 +32,7 @@ from field_api.audit import keys as audit_keys
 from field_api.audit.models import AuditEvent, AuditHead
 from field_api.audit.rules import GENESIS, link_hash, row_hash, same_hash
 from field_api.auth.rules import Principal
+from field_api.config import Settings
 from field_api.db import Base
 from field_api.errors import NotFound
 
@@ -168,8 +169,9 @@ def append(
     entity_id: str,
     content_hash: str | None,
     detail: str | None = None,
+    keys: audit_keys.AuditKeys | None = None,
 ) -> AuditEvent:
-    keys = audit_keys.current()
+    keys = keys or audit_keys.current()
     _lock(session)
     head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one_or_none()
     if head is None:
@@ -195,6 +197,41 @@ def append(
     head.last_hash = event.hash
     session.flush()
     return event
+
+
+def record_schema_change(
+    session: Session, *, tables: Iterable[str], revision: str, settings: Settings
+) -> int:
+    """A migration changed the columns of audited ``tables``: append one event per existing row
+    (actor: the system, action ``schema.<revision>``) carrying the row's content hash over the
+    columns the database has now, so ``verify`` tells a migration from a forger. Returns how
+    many events were added (none, and no key read, for empty tables).
+
+    Called from a migration, whose database may be behind the models: only the columns that
+    exist are read, with the models' types (the same values ``verify`` reads later).
+    """
+    existing = inspect(session.connection())
+    added = 0
+    keys: audit_keys.AuditKeys | None = None
+    for name in tables:
+        table = _table_of(name)
+        present = {c["name"] for c in existing.get_columns(name)}
+        columns = [c for c in table.columns if c.name in present]
+        pk = _pk_column(table)
+        for row in session.execute(select(*columns).order_by(pk)).mappings().all():
+            keys = keys or audit_keys.load(settings)
+            append(
+                session,
+                actor=None,
+                action=f"schema.{revision}",
+                entity_type=name,
+                entity_id=str(row[pk.name]),
+                content_hash=row_hash(dict(row)),
+                detail=f"migration {revision} changed the columns of {name}",
+                keys=keys,
+            )
+            added += 1
+    return added
 
 
 # ----------------------------------------------------------------------------- the guard

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from field_api.migrations.audited import record_schema_change
+
 revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
@@ -30,6 +32,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("params", sa.JSON(), nullable=True))
 
     # ### end Alembic commands ###
+    record_schema_change("0004", ["checklist_item_results", "media_flags", "review_flags"])
 
 
 def downgrade() -> None:
