@@ -287,7 +287,8 @@ def test_http_review_repair_flow_and_ledger_tasks(
         == 200
     )
     r = client.post(f"/repair-orders/{rid}/transitions", json={"to": "repaired"}, headers=h)
-    assert r.status_code == 422 and "before, after" in r.json()["detail"]
+    assert r.status_code == 422 and "before、after" in r.json()["detail"]  # zh-CN list
+    assert r.json()["params"]["missing"] == ["before", "after"]
     bad = client.post(
         f"/repair-orders/{rid}/photos/before",
         files={"file": ("x.jpg", b"MZ\x90\x00", "image/jpeg")},
