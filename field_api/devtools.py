@@ -16,6 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from field_api.config import Settings
 from field_api.contracts.notifier import DEV_OUTBOX, KeptSms
 from field_api.deps import CurrentUser
+from field_api.paging import Page
 
 router = APIRouter(prefix="/dev", tags=["development"])
 
@@ -45,12 +46,12 @@ class KeptSmsRead(BaseModel):
 
 
 @router.get("/sms")
-def sms_outbox(user: CurrentUser) -> list[KeptSmsRead]:
+def sms_outbox(user: CurrentUser, page: Page) -> list[KeptSmsRead]:
     """Development only: the SMS the service sent, newest first (phone masked, text whole).
 
     Not mounted in production (404 there).
     """
-    return [KeptSmsRead.of(kept) for kept in DEV_OUTBOX.messages()]
+    return page.apply([KeptSmsRead.of(kept) for kept in DEV_OUTBOX.messages()])
 
 
 def install(app: FastAPI, settings: Settings) -> None:

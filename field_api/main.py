@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from field_api import api_doc, devtools, logs, security_headers
+from field_api import api_doc, devtools, logs, paging, security_headers
 from field_api.audit import keys as audit_keys
 from field_api.config import Settings, get_settings
 from field_api.contracts.config import contract_settings
@@ -259,6 +259,7 @@ def create_app(
     _install_error_handlers(app)
     api_doc.install(app)  # bearer scheme in the OpenAPI; OPTIONS and 405 with a complete Allow
     _document_errors(app)  # after api_doc: an operation with "security" is authenticated
+    paging.install(app)  # X-Total-Count and Link headers of the paged lists
     app.add_middleware(IdempotencyMiddleware, max_body_bytes=settings.max_json_body_bytes)
     security_headers.install(app)  # outermost: every answer (a 500 too) gets the headers
 

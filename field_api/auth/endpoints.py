@@ -21,6 +21,7 @@ from field_api.auth.schemas import (
     UserRead,
 )
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
+from field_api.paging import Page
 from field_api.types import IdPath
 
 router = APIRouter(tags=["auth"])
@@ -40,9 +41,9 @@ def me(user: CurrentUser) -> MeRead:
 
 
 @router.get("/districts")
-def list_districts(session: DbSession, _: CurrentUser) -> list[DistrictRead]:
+def list_districts(page: Page, session: DbSession, _: CurrentUser) -> list[DistrictRead]:
     """All districts with their low-voltage ceilings."""
-    return [DistrictRead.model_validate(d) for d in service.list_districts(session)]
+    return page.apply([DistrictRead.model_validate(d) for d in service.list_districts(session)])
 
 
 @router.post("/admin/districts", status_code=status.HTTP_201_CREATED)
@@ -55,9 +56,9 @@ def create_district(body: DistrictCreate, session: DbSession, user: Admin) -> Di
 
 
 @router.get("/crews")
-def list_crews(session: DbSession, _: CurrentUser) -> list[CrewRead]:
+def list_crews(page: Page, session: DbSession, _: CurrentUser) -> list[CrewRead]:
     """All crews."""
-    return [CrewRead.model_validate(c) for c in service.list_crews(session)]
+    return page.apply([CrewRead.model_validate(c) for c in service.list_crews(session)])
 
 
 @router.post("/admin/crews", status_code=status.HTTP_201_CREATED)
@@ -75,9 +76,9 @@ def create_crew(body: CrewCreate, session: DbSession, user: Admin) -> CrewRead:
 
 
 @router.get("/admin/users")
-def list_users(session: DbSession, _: Admin) -> list[UserRead]:
+def list_users(page: Page, session: DbSession, _: Admin) -> list[UserRead]:
     """All users."""
-    return [UserRead.model_validate(u) for u in service.list_users(session)]
+    return page.apply([UserRead.model_validate(u) for u in service.list_users(session)])
 
 
 @router.post("/admin/users", status_code=status.HTTP_201_CREATED)

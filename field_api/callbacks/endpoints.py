@@ -25,7 +25,8 @@ from field_api.deadlines import service as deadlines
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.errors import NotFound
 from field_api.language import Lang, language_of
-from field_api.types import CSV_RESPONSES, DateQuery, IdPath, IdQuery, OffsetQuery
+from field_api.paging import Page
+from field_api.types import CSV_RESPONSES, DB_INT_MAX, DateQuery, IdPath, IdQuery, OffsetQuery
 from field_api.web import i18n
 from field_api.work_orders import service as orders
 
@@ -37,6 +38,7 @@ Reader = Annotated[Principal, Depends(require_roles(Role.service, Role.admin, Ro
 
 @router.get("/callbacks/due")
 def list_due_callbacks(
+    page: Page,
     session: DbSession,
     user: Reader,
     settings: AppSettings,
@@ -52,7 +54,7 @@ def list_due_callbacks(
         district_id=district_id,
     )
     masked = user.role == Role.planner
-    return [CallBackDueRead.of(i, masked=masked) for i in items]
+    return page.apply([CallBackDueRead.of(i, masked=masked) for i in items])
 
 
 @router.get("/work-orders/{order_id}/callback")
@@ -89,14 +91,13 @@ def record_callback_result(
 
 @router.get("/review-flags")
 def list_review_flags(
+    page: Page,
     request: Request,
     session: DbSession,
     user: Reader,
     district_id: IdQuery = None,
     kind: FlagKind | None = None,
     include_resolved: bool = False,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: OffsetQuery = 0,
 ) -> list[FlagRead]:
     """Orders flagged for possible off-system processing, with the reasons (``message`` in the
     request's language)."""
@@ -106,10 +107,9 @@ def list_review_flags(
         district_id=district_id,
         kind=kind,
         include_resolved=include_resolved,
-        limit=limit,
-        offset=offset,
+        limit=DB_INT_MAX,
     )
-    return [FlagRead.of(flag, order, language_of(request)) for flag, order in rows]
+    return page.apply([FlagRead.of(flag, order, language_of(request)) for flag, order in rows])
 
 
 FLAG_COLUMNS: Final = (

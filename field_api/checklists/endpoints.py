@@ -19,6 +19,7 @@ from field_api.checklists.schemas import (
 from field_api.csv_export import csv_response
 from field_api.deps import CurrentUser, DbSession, require_roles
 from field_api.language import language_of
+from field_api.paging import Page
 from field_api.types import CSV_RESPONSES, IdPath, IsoDate
 from field_api.work_orders import service as orders
 
@@ -58,6 +59,7 @@ def submit_checklist(
 
 @router.get("/work-orders/{order_id}/checklists")
 def list_checklists(
+    page: Page,
     request: Request, order_id: IdPath, session: DbSession, user: CurrentUser
 ) -> list[SubmissionRead]:
     """The order's completion-check attempts with every item's verdict (failures with their
@@ -66,16 +68,17 @@ def list_checklists(
     rows = service.submissions_of(session, order_id)
     items = service.items_of(session, [r.id for r in rows])
     language = language_of(request)
-    return [
+    return page.apply([
         SubmissionRead.of(
             r, items[r.id], language, service.item_labels(r.card_code, r.card_version, language)
         )
         for r in rows
-    ]
+    ])
 
 
 @router.get("/planner/first-pass")
 def first_pass_rate(
+    page: Page,
     session: DbSession,
     user: Planner,
     date_from: From,
@@ -87,7 +90,7 @@ def first_pass_rate(
     rows = service.first_pass(
         session, date_from=date_from, date_to=date_to, group_by=group_by, phase=phase
     )
-    return [FirstPassRead(**asdict(r)) for r in rows]
+    return page.apply([FirstPassRead(**asdict(r)) for r in rows])
 
 
 @router.get("/planner/first-pass.csv", response_class=Response, responses=CSV_RESPONSES)
@@ -111,6 +114,7 @@ def first_pass_rate_csv(
 
 @router.get("/planner/failing-items")
 def failing_items(
+    page: Page,
     request: Request,
     session: DbSession,
     user: Planner,
@@ -127,7 +131,7 @@ def failing_items(
         phase=phase,
         language=language_of(request),
     )
-    return [ParetoRead(**asdict(r)) for r in rows]
+    return page.apply([ParetoRead(**asdict(r)) for r in rows])
 
 
 @router.get(

@@ -28,6 +28,7 @@ from field_api.deadlines.schemas import (
 )
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.language import Lang, language_of
+from field_api.paging import Page
 from field_api.types import CSV_RESPONSES, DateQuery, IdPath, IdQuery, IsoDate
 from field_api.web import i18n
 from field_api.work_orders import service as orders
@@ -59,13 +60,14 @@ def get_order_deadlines(
 
 @router.get("/work-orders/{order_id}/pauses")
 def list_pauses(
+    page: Page,
     request: Request, order_id: IdPath, session: DbSession, user: CurrentUser
 ) -> list[PauseRead]:
     """The order's clock pauses, oldest first (``message``: the reason in the request's
     language)."""
     orders.get_for_actor(session, order_id, user, write=False)
     language = language_of(request)
-    return [PauseRead.of(p, language) for p in service.pauses_of(session, order_id)]
+    return page.apply([PauseRead.of(p, language) for p in service.pauses_of(session, order_id)])
 
 
 @router.post("/work-orders/{order_id}/pauses", status_code=status.HTTP_201_CREATED)
@@ -108,10 +110,12 @@ def end_pause(
 
 
 @router.get("/work-orders/{order_id}/appointments")
-def list_visits(order_id: IdPath, session: DbSession, user: CurrentUser) -> list[VisitRead]:
+def list_visits(
+    page: Page, order_id: IdPath, session: DbSession, user: CurrentUser
+) -> list[VisitRead]:
     """The order's booked appointments (planned visit windows), oldest first."""
     orders.get_for_actor(session, order_id, user, write=False)
-    return [VisitRead.of(v) for v in service.visits_of(session, order_id)]
+    return page.apply([VisitRead.of(v) for v in service.visits_of(session, order_id)])
 
 
 @router.post("/work-orders/{order_id}/appointments", status_code=status.HTTP_201_CREATED)

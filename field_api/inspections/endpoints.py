@@ -42,6 +42,7 @@ from field_api.inspections.schemas import (
     ReviewResult,
     UndoRequest,
 )
+from field_api.paging import Page
 from field_api.types import (
     CSV_RESPONSES,
     DB_INT_MAX,
@@ -233,10 +234,10 @@ def _file(settings: Any, sha: str | None) -> FileResponse:
 
 
 @router.get("/inspections/lines")
-def list_lines(session: DbSession, _: Reader) -> list[LedgerLineRead]:
+def list_lines(page: Page, session: DbSession, _: Reader) -> list[LedgerLineRead]:
     """Ledger lines with their district."""
     rows = session.execute(select(LedgerLine).order_by(LedgerLine.id)).scalars()
-    return [LedgerLineRead.model_validate(r) for r in rows]
+    return page.apply([LedgerLineRead.model_validate(r) for r in rows])
 
 
 @router.get("/inspections/photos/{photo_id}")
@@ -293,13 +294,13 @@ def finding_crop(
 
 @router.get("/inspections/assets")
 def list_assets(
-    session: DbSession, _: Reader, line_id: Text100Query = None
+    page: Page, session: DbSession, _: Reader, line_id: Text100Query = None
 ) -> list[LedgerAssetRead]:
-    """Ledger assets, optionally of one line."""
+    """Ledger assets, optionally of one line, one page."""
     query = select(LedgerAsset).order_by(LedgerAsset.id)
     if line_id is not None:
         query = query.where(LedgerAsset.line_id == line_id)
-    return [LedgerAssetRead.model_validate(a) for a in session.execute(query).scalars()]
+    return [LedgerAssetRead.model_validate(a) for a in page.select(session, query)]
 
 
 @router.get("/inspections/ledger-tasks")
@@ -426,6 +427,7 @@ def _csv(request: Request, rows: Sequence[Any], row_type: type[Any], name: str) 
 
 @router.get("/planner/defect-backlog", response_model=None, responses=CSV_RESPONSES)
 def defect_backlog(
+    page: Page,
     request: Request,
     session: DbSession, _: Planner, format: Annotated[str, Query(pattern="^(json|csv)$")] = "json"
 ) -> list[dict[str, Any]] | Response:
@@ -433,11 +435,12 @@ def defect_backlog(
     rows = service.defect_backlog(session)
     if format == "csv":
         return _csv(request, rows, service.BacklogRow, "defect-backlog")
-    return [asdict(r) for r in rows]
+    return page.apply([asdict(r) for r in rows])
 
 
 @router.get("/planner/inspection-coverage", response_model=None, responses=CSV_RESPONSES)
 def inspection_coverage(
+    page: Page,
     request: Request,
     session: DbSession,
     _: Planner,
@@ -458,11 +461,12 @@ def inspection_coverage(
     rows = service.inspection_coverage(session, days=days, basis=basis)
     if format == "csv":
         return _csv(request, rows, service.CoverageRow, "inspection-coverage")
-    return [asdict(r) for r in rows]
+    return page.apply([asdict(r) for r in rows])
 
 
 @router.get("/planner/repair-lead-times", response_model=None, responses=CSV_RESPONSES)
 def repair_lead_times(
+    page: Page,
     request: Request,
     session: DbSession, _: Planner, format: Annotated[str, Query(pattern="^(json|csv)$")] = "json"
 ) -> list[dict[str, Any]] | Response:
@@ -470,7 +474,7 @@ def repair_lead_times(
     rows = service.repair_lead_times(session)
     if format == "csv":
         return _csv(request, rows, service.LeadTimeRow, "repair-lead-times")
-    return [asdict(r) for r in rows]
+    return page.apply([asdict(r) for r in rows])
 
 
 @page_router.get("/inspector")

@@ -21,6 +21,7 @@ from field_api.kits.schemas import (
     ReservationRead,
     StockRead,
 )
+from field_api.paging import Page
 from field_api.types import CodePath, IdPath, Text
 from standard_kits import load_catalogue
 from standard_kits.schemas import ConnectionKit, Material, RepairKit
@@ -49,11 +50,12 @@ def get_kit(code: CodePath, user: CurrentUser) -> ConnectionKit | RepairKit:
 
 @router.get("/materials")
 def list_materials(
+    page: Page,
     user: CurrentUser, kind: Annotated[Text | None, Query(max_length=16)] = None
 ) -> list[Material]:
     """The material catalogue, optionally of one kind (cable, breaker, meter, ct, ...)."""
     materials = load_catalogue().materials.values()
-    return [m for m in materials if kind is None or m.kind == kind]
+    return page.apply([m for m in materials if kind is None or m.kind == kind])
 
 
 @router.get("/materials/{code}")
@@ -79,16 +81,18 @@ def create_depot(body: DepotCreate, session: DbSession, user: CurrentUser) -> De
 
 
 @router.get("/depots")
-def list_depots(session: DbSession, user: CurrentUser) -> list[DepotRead]:
+def list_depots(page: Page, session: DbSession, user: CurrentUser) -> list[DepotRead]:
     """Every depot."""
-    return [DepotRead.of(d) for d in service.list_depots(session)]
+    return page.apply([DepotRead.of(d) for d in service.list_depots(session)])
 
 
 @router.get("/depots/{code}/stock")
-def depot_stock(code: CodePath, session: DbSession, user: CurrentUser) -> list[StockRead]:
+def depot_stock(
+    page: Page, code: CodePath, session: DbSession, user: CurrentUser
+) -> list[StockRead]:
     """The depot's stock per material: on hand, reserved, available."""
     depot = service.get_depot_or_raise(session, code)
-    return [StockRead.of(depot, item) for item in service.stock_of(session, depot)]
+    return page.apply([StockRead.of(depot, item) for item in service.stock_of(session, depot)])
 
 
 @router.post("/depots/{code}/receipts", status_code=status.HTTP_201_CREATED)
@@ -113,12 +117,13 @@ def set_reorder_level(
 
 @router.get("/stock/low")
 def low_stock(
+    page: Page,
     session: DbSession, user: CurrentUser,
     depot: Annotated[Text | None, Query(max_length=32)] = None,
 ) -> list[StockRead]:
     """Materials at or below their reorder level, per depot (planners, storekeepers)."""
     rows = service.low_stock(session, actor=user, depot_code=depot)
-    return [StockRead.of(d, item) for d, item in rows]
+    return page.apply([StockRead.of(d, item) for d, item in rows])
 
 
 @router.post("/work-orders/{order_id}/kit-reservations", status_code=status.HTTP_201_CREATED)
@@ -134,11 +139,12 @@ def reserve_kit(
 
 @router.get("/work-orders/{order_id}/kit-reservations")
 def list_reservations(
+    page: Page,
     order_id: IdPath, session: DbSession, user: CurrentUser
 ) -> list[ReservationRead]:
     """The order's kit reservations, oldest first."""
     found = service.reservations_of(session, order_id, actor=user)
-    return [ReservationRead.of(r, service.lines_of(session, r)) for r in found]
+    return page.apply([ReservationRead.of(r, service.lines_of(session, r)) for r in found])
 
 
 @router.post("/kit-reservations/{reservation_id}/issue")

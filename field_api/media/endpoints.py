@@ -56,7 +56,8 @@ from field_api.media.receive import (
 )
 from field_api.media.rules import FlagCode, MediaKind
 from field_api.media.schemas import FlaggedItemRead, FlagRead, MediaCreate, MediaRead
-from field_api.types import CSV_RESPONSES, CodePath, IdPath, IdQuery, OffsetQuery
+from field_api.paging import Page
+from field_api.types import CSV_RESPONSES, DB_INT_MAX, CodePath, IdPath, IdQuery, OffsetQuery
 from field_api.web import i18n
 from field_api.work_orders import service as orders
 
@@ -266,6 +267,7 @@ async def upload_media(
 
 @router.get("/work-orders/{order_id}/media")
 def list_order_media(
+    page: Page,
     request: Request,
     order_id: IdPath,
     session: DbSession,
@@ -276,24 +278,21 @@ def list_order_media(
     request's language)."""
     items = service.list_for_order(session, order_id, user, kind=kind)
     flags = service.flags_of(session, [i.id for i in items])
-    return [MediaRead.of(i, flags[i.id], language_of(request)) for i in items]
+    return page.apply([MediaRead.of(i, flags[i.id], language_of(request)) for i in items])
 
 
 @router.get("/media/flags")
 def list_media_flags(
+    page: Page,
     request: Request,
     session: DbSession,
     user: CurrentUser,
     code: FlagCode | None = None,
     order_id: IdQuery = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: OffsetQuery = 0,
 ) -> list[FlaggedItemRead]:
     """Evidence flagged for review (planners), newest first, each with its reason."""
-    rows = service.list_flags(
-        session, user, code=code, order_id=order_id, limit=limit, offset=offset
-    )
-    return [
+    rows = service.list_flags(session, user, code=code, order_id=order_id, limit=DB_INT_MAX)
+    return page.apply([
         FlaggedItemRead(
             flag=FlagRead.of(flag, language_of(request)),
             kind=item.kind,
@@ -302,7 +301,7 @@ def list_media_flags(
             thumbnail_url=f"/media/{item.id}/thumbnail" if item.thumbnail_sha256 else None,
         )
         for flag, item in rows
-    ]
+    ])
 
 
 FLAG_COLUMNS: Final = (

@@ -13,6 +13,7 @@ from field_api.deps import CurrentUser, DbSession, require_roles
 from field_api.errors import PayloadTooLarge
 from field_api.network import service
 from field_api.network.schemas import ImportReportRead, TransformerRead
+from field_api.paging import Page
 from field_api.types import Code64Path
 
 router = APIRouter(prefix="/network", tags=["network"])
@@ -46,6 +47,7 @@ def import_network(
 
 @router.get("/transformers")
 def transformers_near(
+    page: Page,
     session: DbSession,
     user: CurrentUser,
     lon: Annotated[float, Query(ge=-180, le=180)],
@@ -54,7 +56,7 @@ def transformers_near(
 ) -> list[TransformerRead]:
     """Transformers within a radius with spare and available capacity, nearest first."""
     rows = service.nearby_summaries(session, lon, lat, radius_m=radius_m)
-    return [TransformerRead(**r) for r in rows]
+    return page.apply([TransformerRead(**r) for r in rows])
 
 
 @router.get("/transformers/{code}")

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, status
 
 from field_api.deps import CurrentUser, DbSession
 from field_api.language import language_of
+from field_api.paging import Page
 from field_api.schemes import service
 from field_api.schemes.schemas import SchemeCreate, SchemeRead
 from field_api.types import IdPath
@@ -28,13 +29,14 @@ def request_scheme(
 
 @router.get("/work-orders/{order_id}/schemes")
 def list_schemes(
+    page: Page,
     request: Request, order_id: IdPath, session: DbSession, user: CurrentUser
 ) -> list[SchemeRead]:
     """Every scheme computed for the order, oldest first."""
     language = language_of(request)
-    return [
+    return page.apply([
         SchemeRead.of(s, language) for s in service.list_for_order(session, order_id, actor=user)
-    ]
+    ])
 
 
 @router.get("/work-orders/{order_id}/scheme")

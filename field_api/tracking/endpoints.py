@@ -19,6 +19,7 @@ from field_api.deadlines.service import calendar_for
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.errors import NotFound
 from field_api.language import language_of
+from field_api.paging import Page
 from field_api.tracking import service
 from field_api.tracking.config import allow_loopback
 from field_api.tracking.rules import DeliveryStatus
@@ -31,7 +32,7 @@ from field_api.tracking.schemas import (
     TrackingLinkRead,
     TrackingRevoked,
 )
-from field_api.types import HTML_NOT_FOUND, Code64Path, IdPath, Text
+from field_api.types import DB_INT_MAX, HTML_NOT_FOUND, Code64Path, IdPath, Text
 from field_api.web import i18n
 from field_api.work_orders import service as orders
 from field_api.work_orders.rules import Stage
@@ -181,9 +182,9 @@ def create_subscription(
 
 
 @router.get("/webhooks/subscriptions")
-def list_subscriptions(session: DbSession, _: Service) -> list[SubscriptionRead]:
+def list_subscriptions(page: Page, session: DbSession, _: Service) -> list[SubscriptionRead]:
     """Webhook subscribers (without their secrets)."""
-    return [SubscriptionRead.of(s) for s in service.list_subscriptions(session)]
+    return page.apply([SubscriptionRead.of(s) for s in service.list_subscriptions(session)])
 
 
 @router.post("/webhooks/subscriptions/{subscription_id}/deactivate")
@@ -197,12 +198,11 @@ def deactivate_subscription(
 
 @router.get("/webhooks/deliveries")
 def list_deliveries(
+    page: Page,
     session: DbSession,
     _: Service,
     status: DeliveryStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[DeliveryRead]:
     """Webhook outbox rows, newest first."""
-    return [
-        DeliveryRead.of(d) for d in service.list_deliveries(session, status=status, limit=limit)
-    ]
+    rows = service.list_deliveries(session, status=status, limit=DB_INT_MAX)
+    return page.apply([DeliveryRead.of(d) for d in rows])

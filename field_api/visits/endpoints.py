@@ -12,6 +12,7 @@ from field_api.auth.rules import Principal
 from field_api.csv_export import csv_response
 from field_api.deps import CurrentUser, DbSession, require_roles
 from field_api.language import Lang, language_of
+from field_api.paging import Page
 from field_api.types import CSV_RESPONSES, IdPath, IsoDate
 from field_api.visits import service
 from field_api.visits.rules import gaps_in
@@ -55,12 +56,13 @@ def arrive(
 
 @router.get("/work-orders/{order_id}/visits/on-site")
 def list_visits(
+    page: Page,
     request: Request, order_id: IdPath, session: DbSession, user: CurrentUser
 ) -> list[VisitRead]:
     """The crew's visits to the order's site (arrival, departure, stages done), oldest first."""
     orders.get_for_actor(session, order_id, user, write=False)
     language = language_of(request)
-    return [VisitRead.of(v, language) for v in service.visits_of(session, order_id)]
+    return page.apply([VisitRead.of(v, language) for v in service.visits_of(session, order_id)])
 
 
 @router.post("/work-orders/{order_id}/visits/{visit_id}/complete")
@@ -122,6 +124,7 @@ ALL_NAMES: Final[dict[Lang, str]] = {"zh-CN": "全部", "en": "All"}
 
 @router.get("/planner/one-visit")
 def one_visit_rate(
+    page: Page,
     request: Request,
     session: DbSession,
     user: Planner,
@@ -139,15 +142,17 @@ def one_visit_rate(
         group_by=group_by,
         all_name=ALL_NAMES[language_of(request)],
     )
-    return [OneVisitRead(**asdict(r)) for r in rows]
+    return page.apply([OneVisitRead(**asdict(r)) for r in rows])
 
 
 @router.get("/planner/trend")
-def trend(session: DbSession, user: Planner, date_from: From, date_to: To) -> list[TrendRead]:
+def trend(
+    page: Page, session: DbSession, user: Planner, date_from: From, date_to: To
+) -> list[TrendRead]:
     """First-pass acceptance, one-visit completion and end-to-end time-limit compliance for
     each month of the range (at most 36), over all crews."""
     rows = service.monthly_trend(session, user, date_from=date_from, date_to=date_to)
-    return [TrendRead(**asdict(r)) for r in rows]
+    return page.apply([TrendRead(**asdict(r)) for r in rows])
 
 
 @router.get("/planner/trend.csv", response_class=Response, responses=CSV_RESPONSES)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, status
 
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
 from field_api.deps import CurrentUser, DbSession, require_roles
-from field_api.types import IdPath, IdQuery, OffsetQuery
+from field_api.paging import Page
+from field_api.types import IdPath, IdQuery
 from field_api.work_orders import service
 from field_api.work_orders.rules import Stage
 from field_api.work_orders.schemas import (
@@ -38,24 +39,16 @@ def create_work_order(body: WorkOrderCreate, session: DbSession, user: Intake) -
 
 @router.get("")
 def list_work_orders(
+    page: Page,
     session: DbSession,
     user: CurrentUser,
     stage: Stage | None = None,
     crew_id: IdQuery = None,
     district_id: IdQuery = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: OffsetQuery = 0,
 ) -> list[WorkOrderRead]:
-    """List the work orders the caller may see (personal data masked)."""
-    orders = service.list_for_actor(
-        session,
-        user,
-        stage=stage,
-        crew_id=crew_id,
-        district_id=district_id,
-        limit=limit,
-        offset=offset,
-    )
+    """List the work orders the caller may see (personal data masked), one page."""
+    query = service.query_for_actor(user, stage=stage, crew_id=crew_id, district_id=district_id)
+    orders = page.select(session, query)
     return [WorkOrderRead.of(o, masked=True) for o in orders]
 
 
@@ -98,8 +91,9 @@ def transition_work_order(
 
 @router.get("/{order_id}/transitions")
 def list_transitions(
-    order_id: IdPath, session: DbSession, user: CurrentUser
+    order_id: IdPath, session: DbSession, user: CurrentUser, page: Page
 ) -> list[TransitionRead]:
     """The order's recorded stage changes, oldest first."""
     service.get_for_actor(session, order_id, user, write=False)
-    return [TransitionRead.model_validate(t) for t in service.transitions_of(session, order_id)]
+    rows = service.transitions_of(session, order_id)
+    return page.apply([TransitionRead.model_validate(t) for t in rows])

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from field_api import clock
@@ -149,6 +149,18 @@ def list_for_actor(
     limit: int = 100,
     offset: int = 0,
 ) -> list[WorkOrder]:
+    query = query_for_actor(actor, stage=stage, crew_id=crew_id, district_id=district_id)
+    return list(session.execute(query.limit(limit).offset(offset)).scalars())
+
+
+def query_for_actor(
+    actor: Principal,
+    *,
+    stage: Stage | None = None,
+    crew_id: int | None = None,
+    district_id: int | None = None,
+) -> Select[WorkOrder]:
+    """The work orders ``actor`` may see, by id (a total order, for paging)."""
     query = select(WorkOrder).order_by(WorkOrder.id)
     if actor.role == Role.crew:
         query = query.where(WorkOrder.crew_id == actor.crew_id)
@@ -164,7 +176,7 @@ def list_for_actor(
         query = query.where(WorkOrder.crew_id == crew_id)
     if district_id is not None:
         query = query.where(WorkOrder.district_id == district_id)
-    return list(session.execute(query.limit(limit).offset(offset)).scalars())
+    return query
 
 
 def transition(
