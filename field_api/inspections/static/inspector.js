@@ -138,10 +138,24 @@
     return res;
   }
 
+  /** Every item of a list endpoint: follows its Link rel="next" pages (RFC 8288) to the end. */
+  async function allPages(path) {
+    let items = [];
+    let url = path;
+    while (url) {
+      const res = await api(url);
+      items = items.concat(await res.json());
+      const link = /<([^>]*)>\s*;\s*rel="?next"?/.exec(res.headers.get("link") || "");
+      const next = link ? new URL(link[1], window.location.href) : null;
+      url = next && next.pathname + next.search !== url ? next.pathname + next.search : null;
+    }
+    return items;
+  }
+
   function say(text) { $("status").textContent = text; }
 
   async function loadLines() {
-    const lines = await (await api("/inspections/lines")).json();
+    const lines = await allPages("/inspections/lines");
     const select = $("line");
     select.length = 1;
     for (const line of lines) {
@@ -313,7 +327,7 @@
     let page; let crews;
     try {
       page = await (await api("/repair-orders/unassigned?limit=100")).json();
-      crews = (await (await api("/crews")).json()).filter((c) => c.handles_repairs);
+      crews = (await allPages("/crews")).filter((c) => c.handles_repairs);
     } catch (e) { $("dispatch").hidden = true; return; } // not this role's work
     $("dispatch").hidden = false;
     $("unassigned-count").textContent = t("unassigned_count", { n: page.total });

@@ -114,7 +114,24 @@
     return headers;
   }
 
-  /** Call the API with the stored token; resolves to parsed JSON (or the Response for raw). */
+  /** The path and query of a response's RFC 8288 ``Link: <url>; rel="next"`` (null on the last
+   * page), on this page's origin whatever host a proxy showed the server. */
+  function nextLink(response) {
+    var header = response.headers.get("link") || "";
+    var parts = header.split(",");
+    for (var i = 0; i < parts.length; i++) {
+      var m = /<([^>]*)>\s*;\s*rel="?([^";]+)"?/.exec(parts[i]);
+      if (m && m[2].split(/\s+/).indexOf("next") >= 0) {
+        var u = new URL(m[1], window.location.href);
+        return u.pathname + u.search;
+      }
+    }
+    return null;
+  }
+
+  /** Call the API with the stored token; resolves to parsed JSON (or the Response for raw).
+   * A GET answering a list follows its rel="next" links and resolves to every page's items
+   * (options.onePage: only the first page), so no list stops silently at the server's limit. */
   function api(method, url, options) {
     options = options || {};
     var headers = Object.assign({}, options.headers || {});
@@ -136,7 +153,9 @@
         var parsed = type.indexOf("json") >= 0 ? response.json() : response.text();
         return parsed.catch(function () { return null; }).then(function (data) {
           if (!response.ok) throw new ApiError(response.status, typeof data === "object" ? data : null);
-          return data;
+          var next = method === "GET" && Array.isArray(data) && !options.onePage ? nextLink(response) : null;
+          if (!next || next === url) return data;
+          return api(method, next, options).then(function (rest) { return data.concat(rest); });
         });
       });
   }
@@ -243,7 +262,7 @@
   window.FO = {
     t: t, tOr: tOr, el: el, clear: clear, uuid: uuid, api: api, ApiError: ApiError, describe: describe,
     messageOf: messageOf, roleName: roleName, languageHeaders: languageHeaders,
-    token: token, me: me, signIn: signIn, signOut: signOut, wireSignIn: wireSignIn,
+    nextLink: nextLink, token: token, me: me, signIn: signIn, signOut: signOut, wireSignIn: wireSignIn,
     chinaToday: chinaToday, chinaDate: chinaDate, chinaTime: chinaTime, chinaDateTime: chinaDateTime,
     chinaIso: chinaIso, timeEl: timeEl,
     lang: document.documentElement.lang
