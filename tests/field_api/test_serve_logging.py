@@ -3,6 +3,7 @@ settings' log level (FIELDOPS_LOG_LEVEL), redacted, and stay away above it."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import Any
@@ -53,6 +54,8 @@ def test_serve_passes_the_settings_log_level(monkeypatch: pytest.MonkeyPatch) ->
     seen: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: seen.update(kwargs))
     monkeypatch.setenv("FIELDOPS_LOG_LEVEL", "warning")
+    # serve names its own address for tracking links when none is set: restored after the test
+    monkeypatch.setenv("FIELDOPS_PUBLIC_BASE_URL", "")
     get_settings.cache_clear()
     try:
         result = CliRunner().invoke(cli.app, ["serve", "--port", "0"])
@@ -66,3 +69,4 @@ def test_serve_passes_the_settings_log_level(monkeypatch: pytest.MonkeyPatch) ->
         "propagate": False,
     }
     assert seen["host"] == "127.0.0.1"
+    assert os.environ["FIELDOPS_PUBLIC_BASE_URL"] == "http://127.0.0.1:0"

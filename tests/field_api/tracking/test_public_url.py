@@ -24,4 +24,5 @@ def test_production_refuses_to_start_without_a_public_base_url() -> None:
             env="production",
             token_pepper="p" * 32,
             database_url="postgresql+psycopg://x@127.0.0.1/x",
+            public_base_url=None,
         )
