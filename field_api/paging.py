@@ -13,17 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, TypeVarTuple
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
-from sqlalchemy import Select, func, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session
 
 from field_api.types import OffsetQuery
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 1000
 TOTAL_HEADER = "X-Total-Count"
@@ -76,11 +77,21 @@ class PageParams:
         self.set_headers(shown=len(page), total=len(rows))
         return page
 
+    def _total(self, session: Session, query: Select[*Ts]) -> int:
+        counted = select(func.count()).select_from(query.order_by(None).subquery())
+        return int(session.execute(counted).scalar_one())
+
     def select(self, session: Session, query: Select[T]) -> list[T]:
         """The page of ``query`` (in a total order), counted and cut in the database."""
-        counted = select(func.count()).select_from(query.order_by(None).subquery())
-        total = int(session.execute(counted).scalar_one())
+        total = self._total(session, query)
         rows = list(session.execute(query.limit(self.limit).offset(self.offset)).scalars())
+        self.set_headers(shown=len(rows), total=total)
+        return rows
+
+    def rows(self, session: Session, query: Select[*Ts]) -> list[Row[*Ts]]:
+        """As :meth:`select`, for a query of several columns or entities (rows of tuples)."""
+        total = self._total(session, query)
+        rows = list(session.execute(query.limit(self.limit).offset(self.offset)).all())
         self.set_headers(shown=len(rows), total=total)
         return rows
 

@@ -26,7 +26,7 @@ from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.errors import NotFound
 from field_api.language import Lang, language_of
 from field_api.paging import Page
-from field_api.types import CSV_RESPONSES, DB_INT_MAX, DateQuery, IdPath, IdQuery, OffsetQuery
+from field_api.types import CSV_RESPONSES, DateQuery, IdPath, IdQuery, OffsetQuery
 from field_api.web import i18n
 from field_api.work_orders import service as orders
 
@@ -101,15 +101,11 @@ def list_review_flags(
 ) -> list[FlagRead]:
     """Orders flagged for possible off-system processing, with the reasons (``message`` in the
     request's language)."""
-    rows = service.list_flags(
-        session,
-        user,
-        district_id=district_id,
-        kind=kind,
-        include_resolved=include_resolved,
-        limit=DB_INT_MAX,
+    query = service.flags_query(
+        user, district_id=district_id, kind=kind, include_resolved=include_resolved
     )
-    return page.apply([FlagRead.of(flag, order, language_of(request)) for flag, order in rows])
+    rows = page.rows(session, query)
+    return [FlagRead.of(flag, order, language_of(request)) for flag, order in rows]
 
 
 FLAG_COLUMNS: Final = (

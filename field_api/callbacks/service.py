@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from field_api import clock
@@ -302,6 +302,21 @@ def list_flags(
     offset: int = 0,
 ) -> list[tuple[ReviewFlag, WorkOrder]]:
     """Flags with their orders, newest first."""
+    query = flags_query(
+        actor, district_id=district_id, kind=kind, include_resolved=include_resolved
+    )
+    rows = session.execute(query.limit(limit).offset(offset))
+    return [(flag, order) for flag, order in rows]
+
+
+def flags_query(
+    actor: Principal,
+    *,
+    district_id: int | None = None,
+    kind: rules.FlagKind | None = None,
+    include_resolved: bool = False,
+) -> Select[ReviewFlag, WorkOrder]:
+    """The flags ``actor`` may read with their orders, newest first (a total order)."""
     if actor.role not in READERS:
         raise Forbidden(
             f"{actor.role.value} has no access to review flags",
@@ -319,8 +334,7 @@ def list_flags(
         query = query.where(ReviewFlag.kind == kind.value)
     if not include_resolved:
         query = query.where(ReviewFlag.resolved_at.is_(None))
-    rows = session.execute(query.limit(limit).offset(offset))
-    return [(flag, order) for flag, order in rows]
+    return query
 
 
 def resolve_flag(

@@ -57,7 +57,7 @@ from field_api.media.receive import (
 from field_api.media.rules import FlagCode, MediaKind
 from field_api.media.schemas import FlaggedItemRead, FlagRead, MediaCreate, MediaRead
 from field_api.paging import Page
-from field_api.types import CSV_RESPONSES, DB_INT_MAX, CodePath, IdPath, IdQuery, OffsetQuery
+from field_api.types import CSV_RESPONSES, CodePath, IdPath, IdQuery, OffsetQuery
 from field_api.web import i18n
 from field_api.work_orders import service as orders
 
@@ -291,8 +291,8 @@ def list_media_flags(
     order_id: IdQuery = None,
 ) -> list[FlaggedItemRead]:
     """Evidence flagged for review (planners), newest first, each with its reason."""
-    rows = service.list_flags(session, user, code=code, order_id=order_id, limit=DB_INT_MAX)
-    return page.apply([
+    rows = page.rows(session, service.flags_query(user, code=code, order_id=order_id))
+    return [
         FlaggedItemRead(
             flag=FlagRead.of(flag, language_of(request)),
             kind=item.kind,
@@ -301,7 +301,7 @@ def list_media_flags(
             thumbnail_url=f"/media/{item.id}/thumbnail" if item.thumbnail_sha256 else None,
         )
         for flag, item in rows
-    ])
+    ]
 
 
 FLAG_COLUMNS: Final = (

@@ -251,6 +251,15 @@ def list_flags(
     offset: int = 0,
 ) -> list[tuple[MediaFlag, MediaItem]]:
     """Flags for review, newest first; planners and admins see every order's."""
+    query = flags_query(actor, code=code, order_id=order_id)
+    rows = session.execute(query.limit(limit).offset(offset)).all()
+    return [(flag, item) for flag, item in rows]
+
+
+def flags_query(
+    actor: Principal, *, code: rules.FlagCode | None = None, order_id: int | None = None
+) -> Select[MediaFlag, MediaItem]:
+    """The evidence flags ``actor`` may review with their items, newest first (a total order)."""
     if actor.role not in (Role.planner, Role.admin, Role.service):
         raise Forbidden(
             f"{actor.role.value} may not review evidence flags",
@@ -266,8 +275,7 @@ def list_flags(
         query = query.where(MediaFlag.code == code)
     if order_id is not None:
         query = query.where(MediaFlag.order_id == order_id)
-    rows = session.execute(query.limit(limit).offset(offset)).all()
-    return [(flag, item) for flag, item in rows]
+    return query
 
 
 def photo_counts(session: Session, order_id: int) -> dict[str, int]:

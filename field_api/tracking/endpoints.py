@@ -32,7 +32,7 @@ from field_api.tracking.schemas import (
     TrackingLinkRead,
     TrackingRevoked,
 )
-from field_api.types import DB_INT_MAX, HTML_NOT_FOUND, Code64Path, IdPath, Text
+from field_api.types import HTML_NOT_FOUND, Code64Path, IdPath, Text
 from field_api.web import i18n
 from field_api.work_orders import service as orders
 from field_api.work_orders.rules import Stage
@@ -204,5 +204,5 @@ def list_deliveries(
     status: DeliveryStatus | None = None,
 ) -> list[DeliveryRead]:
     """Webhook outbox rows, newest first."""
-    rows = service.list_deliveries(session, status=status, limit=DB_INT_MAX)
-    return page.apply([DeliveryRead.of(d) for d in rows])
+    rows = page.select(session, service.deliveries_query(status=status))
+    return [DeliveryRead.of(d) for d in rows]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -340,10 +340,15 @@ def list_deliveries(
     session: Session, *, status: rules.DeliveryStatus | None = None, limit: int = 100
 ) -> list[WebhookDelivery]:
     """Outbox rows, newest first."""
-    query = select(WebhookDelivery).order_by(WebhookDelivery.id.desc()).limit(limit)
+    return list(session.execute(deliveries_query(status=status).limit(limit)).scalars())
+
+
+def deliveries_query(*, status: rules.DeliveryStatus | None = None) -> Select[WebhookDelivery]:
+    """Outbox rows, newest first (a total order)."""
+    query = select(WebhookDelivery).order_by(WebhookDelivery.id.desc())
     if status is not None:
         query = query.where(WebhookDelivery.status == status.value)
-    return list(session.execute(query).scalars())
+    return query
 
 
 def enqueue(

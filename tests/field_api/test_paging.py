@@ -16,6 +16,8 @@ from field_api.config import Settings
 from field_api.inspections.models import LedgerAsset, LedgerLine
 from field_api.main import create_app
 from field_api.paging import DEFAULT_LIMIT, MAX_LIMIT
+from field_api.tracking import service as tracking
+from field_api.tracking.rules import EventType
 from tests.builders import auth, make_crew, make_district, make_order, make_user
 
 LINK = re.compile(r'<([^>]*)>;\s*rel="([^"]+)"')
@@ -167,3 +169,28 @@ def test_a_list_built_in_memory_pages_too(
     assert r.json() == whole[1:3]
     assert r.headers["x-total-count"] == str(len(whole))
     assert ("next" in _links(r)) == (len(whole) > 3)
+
+
+def test_webhook_deliveries_page_newest_first_in_the_database(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    order = make_order(session)
+    _, token = make_user(session, settings, role=Role.service)
+    session.commit()
+    h = auth(token)
+    body = {"name": "crm", "url": "https://crm.example.test/hook", "events": ["visit_planned"]}
+    assert client.post("/webhooks/subscriptions", json=body, headers=h).status_code == 201
+    ids = [
+        tracking.enqueue(session, EventType.visit_planned, {"n": n}, order_id=order.id)[0].id
+        for n in range(3)
+    ]
+    session.commit()
+
+    first = client.get("/webhooks/deliveries?status=pending&limit=2", headers=h)
+    assert first.status_code == 200, first.text
+    assert first.headers["x-total-count"] == "3"
+    assert [d["id"] for d in first.json()] == [ids[2], ids[1]]  # newest first
+    assert _query(_links(first)["next"]) == {"status": "pending", "limit": "2", "offset": "2"}
+    rest = client.get(_links(first)["next"], headers=h)
+    assert [d["id"] for d in rest.json()] == [ids[0]]
+    assert "next" not in _links(rest)
