@@ -149,11 +149,13 @@ def attention(
     session: DbSession,
     user: CurrentUser,
     settings: AppSettings,
+    page: Page,
     as_of: DateQuery = None,
     crew_id: IdQuery = None,
     district_id: IdQuery = None,
 ) -> AttentionRead:
-    """Orders due within one working day or overdue, with counts by district and crew."""
+    """Orders due within one working day or overdue (one page of them: ``total`` and
+    ``next_offset`` say what follows), with counts by district and crew over all of them."""
     day = as_of or service.today()
     items = service.attention(
         session,
@@ -163,10 +165,16 @@ def attention(
         district_id=district_id,
         calendar=service.calendar_for(settings),
     )
+    shown = page.apply(items)
+    following = page.offset + len(shown)
     return AttentionRead(
         as_of=day,
-        items=[AttentionItemRead.of(i) for i in items],
+        items=[AttentionItemRead.of(i) for i in shown],
         by_district_and_crew=[AttentionGroupRead.of(g) for g in service.group_attention(items)],
+        total=len(items),
+        limit=page.limit,
+        offset=page.offset,
+        next_offset=following if following < len(items) and shown else None,
     )
 
 

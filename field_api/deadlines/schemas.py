@@ -208,6 +208,10 @@ class AttentionRead(BaseModel):
     as_of: date
     items: list[AttentionItemRead]
     by_district_and_crew: list[AttentionGroupRead]
+    total: int = Field(description="Items on every page.")
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="The offset of the next page; null on the last.")
 
 
 class ComplianceRowRead(BaseModel):

@@ -90,3 +90,30 @@ def test_attention_csv_refuses_a_bad_date_with_a_clear_4xx(
     )
     assert r.status_code == 422
     assert r.json()["error"] == "ValidationFailed"
+
+
+def test_the_attention_list_pages_its_items_and_counts_them_all(
+    client: TestClient, session: Session, settings: Settings, clock: ChinaClock
+) -> None:
+    """One item per page: total and next_offset say what follows, X-Total-Count and the Link
+    header say it as every list does, and the counts by crew cover every page."""
+    _, _, planner_token, _ = _setup(session, settings, clock)
+    params = {"as_of": "2025-10-13"}
+    whole = client.get("/deadlines/attention", params=params, headers=auth(planner_token)).json()
+    assert whole["total"] == len(whole["items"]) >= 2 and whole["next_offset"] is None
+    seen = []
+    offset: int | None = 0
+    while offset is not None:
+        r = client.get(
+            "/deadlines/attention",
+            params={**params, "limit": 1, "offset": offset},
+            headers=auth(planner_token),
+        )
+        body = r.json()
+        assert r.headers["x-total-count"] == str(whole["total"])
+        assert len(body["items"]) == 1 and body["total"] == whole["total"]
+        assert body["by_district_and_crew"] == whole["by_district_and_crew"]
+        assert ('rel="next"' in r.headers.get("link", "")) == (body["next_offset"] is not None)
+        seen += body["items"]
+        offset = body["next_offset"]
+    assert seen == whole["items"]

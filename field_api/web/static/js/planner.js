@@ -283,10 +283,21 @@
 
   function orderLink(id) { return el("a", { href: "/app/#/order/" + id, text: "#" + id }); }
 
+  /** Every page of the attention list (its body pages: items, next_offset). */
+  function attentionPages(offset, gathered) {
+    return FO.api("GET", "/deadlines/attention?offset=" + offset).then(function (res) {
+      var items = gathered.concat(res.items);
+      if (res.next_offset === null || res.next_offset === undefined || res.next_offset <= offset) {
+        return { items: items };
+      }
+      return attentionPages(res.next_offset, items);
+    });
+  }
+
   function attentionView() {
     var p = panel("panel-attention", t("planner.attention"), true);
     p.serverCsv("/deadlines/attention.csv");
-    return FO.api("GET", "/deadlines/attention").then(function (res) {
+    return attentionPages(0, []).then(function (res) {
       clear(p.body);
       var items = res.items.slice().sort(function (a, b) { return a.due_on < b.due_on ? -1 : a.due_on > b.due_on ? 1 : 0; });
       if (!items.length) p.body.appendChild(el("p", { class: "hint", text: t("planner.no_data") }));
