@@ -58,7 +58,8 @@ PG_ENV = "FIELDOPS_TEST_DATABASE_URL"
 
 def setup_schema(url: str) -> None:
     """The schema from the models (what ``fieldops db upgrade`` builds: head == models)."""
-    from field_api.db import Base, import_all_models, make_engine
+    from field_api.db import Base, make_engine
+    from field_api.wiring import import_all_models
 
     import_all_models()
     engine = make_engine(url)

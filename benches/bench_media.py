@@ -161,7 +161,8 @@ def setup_database(workdir: Path) -> tuple[str, int]:
 
     from field_api.auth import service as auth_service
     from field_api.auth.models import Role
-    from field_api.db import Base, import_all_models, make_engine, make_session_factory
+    from field_api.db import Base, make_engine, make_session_factory
+    from field_api.wiring import import_all_models
     from field_api.work_orders import service as orders
     from field_api.work_orders.schemas import WorkOrderCreate
 
@@ -459,7 +460,8 @@ def bench_video_memory(workdir: Path, token: str, order_id: int, video_mb: int) 
 def bench_phash_lookup(workdir: Path, max_hashes: int) -> None:
     from sqlalchemy.orm import Session
 
-    from field_api.db import Base, import_all_models, make_engine
+    from field_api.db import Base, make_engine
+    from field_api.wiring import import_all_models
     from field_api.media import rules, service
 
     print(f"\n== 4. near-duplicate lookup as stored hashes grow to {max_hashes:,} ==")

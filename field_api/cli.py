@@ -136,7 +136,8 @@ def service_context() -> Iterator[tuple[Settings, sessionmaker[Session]]]:
     """Settings and a session factory for a command; the engine is disposed afterwards."""
     from field_api.audit import keys as audit_keys
     from field_api.config import get_settings
-    from field_api.db import import_all_models, install_hooks, make_engine, make_session_factory
+    from field_api.db import make_engine, make_session_factory
+    from field_api.wiring import import_all_models, install_hooks
 
     import_all_models()
     install_hooks()

@@ -21,8 +21,6 @@ answers 503 ``ServiceUnavailable`` with ``Retry-After`` rather than 500.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -79,32 +77,6 @@ class Audited:
     """
 
     __audited__ = True
-
-
-def import_slice_modules(module: str) -> list[Any]:
-    import field_api
-
-    found = []
-    for info in sorted(pkgutil.iter_modules(field_api.__path__), key=lambda i: i.name):
-        if info.ispkg:
-            name = f"field_api.{info.name}.{module}"
-            try:
-                found.append(importlib.import_module(name))
-            except ModuleNotFoundError as exc:
-                if exc.name != name:
-                    raise
-    return found
-
-
-def import_all_models() -> None:
-    """Import every ``field_api.<slice>.models`` module so ``Base.metadata`` is complete."""
-    import_slice_modules("models")
-
-
-def install_hooks() -> None:
-    """Call ``install()`` of every ``field_api.<slice>.hooks`` module (idempotent)."""
-    for module in import_slice_modules("hooks"):
-        module.install()
 
 
 SQLITE_BEGIN: Final = "fieldops_sqlite_begin"

@@ -15,19 +15,12 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from field_api import api_doc, devtools, logs, paging, security_headers
+from field_api import api_doc, devtools, logs, paging, security_headers, wiring
 from field_api.audit import keys as audit_keys
 from field_api.config import Settings, get_settings
 from field_api.contracts.config import contract_settings
 from field_api.contracts.pdf import warn_if_font_fallback
-from field_api.db import (
-    import_all_models,
-    import_slice_modules,
-    install_hooks,
-    is_busy_error,
-    make_engine,
-    make_session_factory,
-)
+from field_api.db import is_busy_error, make_engine, make_session_factory
 from field_api.deps import get_current_user
 from field_api.error_codes import field_errors_sentence
 from field_api.errors import DomainError, ErrorBody, FieldError, ServiceUnavailable, error_body
@@ -55,17 +48,6 @@ HTTP_ERROR_CODES = {
     405: "route.method_not_allowed",
     413: "request.too_large",
 }
-
-
-# NOTE to slice authors: routers are discovered — every field_api.<slice>.endpoints.router is
-# mounted (plus an optional ``extra_routers`` list). Nothing to add here.
-def _routers() -> list[Any]:
-    """Every slice's ``endpoints.router`` (and ``endpoints.extra_routers``), in slice order."""
-    routers: list[Any] = []
-    for module in import_slice_modules("endpoints"):
-        routers.append(module.router)
-        routers.extend(getattr(module, "extra_routers", ()))
-    return routers
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -236,8 +218,8 @@ def create_app(
     ``session_factory`` lets tests bind the app to their own connection.
     """
     settings = settings or get_settings()
-    import_all_models()
-    install_hooks()
+    wiring.import_all_models()
+    wiring.install_hooks()
     audit_keys.install(settings)
     logs.install()  # whatever launches the app, its log records lose tokens and codes
     if session_factory is None:
@@ -268,7 +250,7 @@ def create_app(
         """Liveness check."""
         return {"status": "ok"}
 
-    for router in _routers():
+    for router in wiring.routers():  # every mounted router, by name, in field_api/wiring.py
         app.include_router(router)
     devtools.install(app, settings)  # GET /dev/sms and the SMS outbox, never in production
     warn_if_font_fallback(contract_settings(settings).font_path)  # one warning at start-up

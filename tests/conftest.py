@@ -30,8 +30,9 @@ from field_api import clock as clock_module
 from field_api.audit import keys as audit_keys
 from field_api.audit import service as audit_service
 from field_api.config import Settings
-from field_api.db import Base, import_all_models, make_engine
+from field_api.db import Base, make_engine
 from field_api.main import create_app
+from field_api.wiring import import_all_models
 from tests.clocks import ChinaClock
 
 PG_ENV = "FIELDOPS_TEST_DATABASE_URL"
@@ -196,6 +197,6 @@ def committed_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[st
 
 
 # Slices' transition listeners are part of the service's behaviour in every test.
-from field_api.db import install_hooks  # noqa: E402
+from field_api.wiring import install_hooks  # noqa: E402
 
 install_hooks()

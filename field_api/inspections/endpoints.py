@@ -56,7 +56,6 @@ from field_api.types import (
 
 router = APIRouter(tags=["inspections"])
 page_router = APIRouter(tags=["pages"], include_in_schema=False)
-extra_routers = [page_router]
 STATIC = Path(__file__).resolve().parent / "static"
 Inspector = Annotated[Principal, Depends(require_roles(Role.inspector, Role.admin))]
 Reader = Annotated[Principal, Depends(require_roles(Role.inspector, Role.planner, Role.admin))]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from field_api.db import Base, import_all_models, make_engine
+from field_api.db import Base, make_engine
+from field_api.wiring import import_all_models
 
 import_all_models()
 config = context.config

@@ -236,12 +236,3 @@ def api_reference() -> HTMLResponse:
         },
     )
 
-
-def _extra_routers() -> list[APIRouter]:
-    from field_api.web.api import router as api_router
-
-    return [api_router, docs_router]
-
-
-# Mounted by field_api.main next to ``router``: the pages' own JSON endpoints.
-extra_routers = _extra_routers()

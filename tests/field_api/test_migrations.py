@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 from field_api.audit import service as audit
 from field_api.audit.models import AuditEvent
 from field_api.config import Settings
-from field_api.db import Base, import_all_models, make_engine
+from field_api.db import Base, make_engine
 from field_api.migrations.runner import upgrade
+from field_api.wiring import import_all_models
 
 
 def test_migrations_head_equals_models(committed_url: str) -> None:

@@ -20,9 +20,10 @@ import uvicorn
 from field_api import demo
 from field_api.audit import service as audit_service
 from field_api.config import Settings
-from field_api.db import Base, install_hooks, make_engine, make_session_factory
+from field_api.db import Base, make_engine, make_session_factory
 from field_api.main import create_app
 from field_api.network import service as network
+from field_api.wiring import install_hooks
 from tests.web.support import FIXTURES, PHONE, LiveServer, RecordingNotifier
 
 playwright_sync = pytest.importorskip("playwright.sync_api")

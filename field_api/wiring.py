@@ -1,0 +1,100 @@
+"""How the service is put together, by name: its models, its routers and its reactions.
+
+Nothing is found by scanning packages. A new slice adds its models module to ``MODEL_MODULES``,
+its router to :func:`routers` and its ``hooks.install`` to :func:`install_hooks` (in the order
+its listeners must run); ``grep -n router field_api/wiring.py`` lists every mounted router.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Final
+
+from fastapi import APIRouter
+
+# Every module that defines tables (Base.metadata is complete once they are imported).
+MODEL_MODULES: Final = (
+    "field_api.audit.models",
+    "field_api.auth.models",
+    "field_api.callbacks.models",
+    "field_api.checklists.models",
+    "field_api.contracts.models",
+    "field_api.deadlines.models",
+    "field_api.idempotency.models",
+    "field_api.inspections.models",
+    "field_api.kits.models",
+    "field_api.leases.models",
+    "field_api.media.models",
+    "field_api.network.models",
+    "field_api.schemes.models",
+    "field_api.tracking.models",
+    "field_api.visits.models",
+    "field_api.work_orders.models",
+)
+
+
+def import_all_models() -> None:
+    """Import every module of ``MODEL_MODULES`` so ``Base.metadata`` names every table."""
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
+
+
+def routers() -> list[APIRouter]:
+    """Every router the service mounts, in the order their routes are matched."""
+    from field_api.audit import endpoints as audit
+    from field_api.auth import endpoints as auth
+    from field_api.callbacks import endpoints as callbacks
+    from field_api.checklists import endpoints as checklists
+    from field_api.contracts import endpoints as contracts
+    from field_api.deadlines import endpoints as deadlines
+    from field_api.inspections import endpoints as inspections
+    from field_api.kits import endpoints as kits
+    from field_api.media import endpoints as media
+    from field_api.network import endpoints as network
+    from field_api.schemes import endpoints as schemes
+    from field_api.tracking import endpoints as tracking
+    from field_api.visits import endpoints as visits
+    from field_api.web import api as web_api
+    from field_api.web import endpoints as web
+    from field_api.work_orders import endpoints as work_orders
+
+    return [
+        audit.router,
+        auth.router,
+        callbacks.router,
+        checklists.router,
+        contracts.router,
+        deadlines.router,
+        inspections.router,
+        inspections.page_router,  # the inspector page
+        kits.router,
+        media.router,
+        network.router,
+        schemes.router,
+        tracking.router,
+        visits.router,
+        web.router,  # the crew app and the planner dashboard (/app)
+        web_api.router,  # the pages' own JSON (/app/api)
+        web.docs_router,  # /docs and /redoc
+        work_orders.router,
+    ]
+
+
+def install_hooks() -> None:
+    """Register every slice's reactions to other slices' events (idempotent). The audit guard
+    first; the stage-change listeners then run in this order: call-backs (and their guard on
+    closing), deadlines (clocks), network (transformer load), tracking (SMS, webhooks; it
+    refreshes the clocks it reports itself), visits (the stages reached on site)."""
+    from field_api.audit import hooks as audit
+    from field_api.callbacks import hooks as callbacks
+    from field_api.deadlines import hooks as deadlines
+    from field_api.network import hooks as network
+    from field_api.tracking import hooks as tracking
+    from field_api.visits import hooks as visits
+
+    audit.install()
+    callbacks.install()
+    deadlines.install()
+    network.install()
+    tracking.install()
+    visits.install()
