@@ -461,8 +461,8 @@ def bench_phash_lookup(workdir: Path, max_hashes: int) -> None:
     from sqlalchemy.orm import Session
 
     from field_api.db import Base, make_engine
-    from field_api.wiring import import_all_models
     from field_api.media import rules, service
+    from field_api.wiring import import_all_models
 
     print(f"\n== 4. near-duplicate lookup as stored hashes grow to {max_hashes:,} ==")
     db = workdir / "hashes.db"
