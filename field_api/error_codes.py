@@ -769,14 +769,14 @@ _NAMED_LISTS: Final = frozenset({"allowed", "needs", "roles", "stages"})
 
 def _named(key: str, value: Any, language: str) -> Any:
     """A stage or role value as its name in ``language``; other values unchanged."""
-    catalogue = i18n.messages(i18n.normalise(language))
+    lang = i18n.normalise(language)
 
     def one(item: Any, prefixes: tuple[str, ...]) -> Any:
         if not isinstance(item, str):
             return item
         for prefix in prefixes:
-            name = catalogue.get(f"{prefix}.{item}")
-            if name is not None:
+            name = i18n.name(prefix, item, lang)
+            if name != item:
                 return name
         return item
 

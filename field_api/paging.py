@@ -42,10 +42,18 @@ PAGE_HEADERS: dict[str, dict[str, Any]] = {
 }
 
 
+def next_offset(offset: int, shown: int, total: int) -> int | None:
+    """Where the page after ``shown`` items from ``offset`` starts; None on the last page
+    (the ``next_offset`` of the queues that page in their body)."""
+    following = offset + shown
+    return following if shown > 0 and following < total else None
+
+
 def _links(request: Request, *, limit: int, offset: int, shown: int, total: int) -> str | None:
     links: list[str] = []
-    if offset + shown < total and shown > 0:
-        url = request.url.include_query_params(limit=limit, offset=offset + shown)
+    following = next_offset(offset, shown, total)
+    if following is not None:
+        url = request.url.include_query_params(limit=limit, offset=following)
         links.append(f'<{url}>; rel="next"')
     if offset > 0:
         url = request.url.include_query_params(limit=limit, offset=max(offset - limit, 0))

@@ -153,6 +153,7 @@ def test_the_readme_and_the_notes_link_only_inside_the_repository() -> None:
     problems: list[str] = []
     for doc in documents:
         text = doc.read_text(encoding="utf-8")
+        # a guard, nothing reads it: the workplace's shared folder is not in a clone
         if "../shared" in text:
             problems.append(f"{doc.relative_to(ROOT)} mentions ../shared")
         for target in LINK.findall(text):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -271,3 +274,31 @@ def list_crews(session: Session) -> list[Crew]:
 
 def list_districts(session: Session) -> list[District]:
     return list(session.execute(select(District).order_by(District.id)).scalars())
+
+
+Unit = tuple[str | None, str | None]
+"""A crew's or district's code and name, as every planner report keys its rows."""
+
+
+@dataclass(frozen=True)
+class UnitNames:
+    """Code and name of every crew and district; ``(None, None)`` for none (empty cells)."""
+
+    crews: Mapping[int, tuple[str, str]]
+    districts: Mapping[int, tuple[str, str]]
+
+    def crew(self, crew_id: int | None) -> Unit:
+        return self.crews.get(crew_id, (None, None)) if crew_id is not None else (None, None)
+
+    def district(self, district_id: int | None) -> Unit:
+        if district_id is None:
+            return (None, None)
+        return self.districts.get(district_id, (None, None))
+
+
+def unit_names(session: Session) -> UnitNames:
+    """Every crew's and district's code and name, read once for an export."""
+    return UnitNames(
+        crews={c.id: (c.code, c.name) for c in list_crews(session)},
+        districts={d.id: (d.code, d.name) for d in list_districts(session)},
+    )

@@ -24,7 +24,7 @@ from field_api.csv_export import csv_response
 from field_api.deadlines import service as deadlines
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.errors import NotFound
-from field_api.language import Lang, language_of
+from field_api.language import language_of
 from field_api.paging import Page
 from field_api.types import CSV_RESPONSES, DateQuery, IdPath, IdQuery, OffsetQuery
 from field_api.web import i18n
@@ -121,8 +121,6 @@ FLAG_COLUMNS: Final = (
     "resolved_at",
     "resolution",
 )
-# code and name of an order without a crew: empty cells (a "-" would be quoted as a formula)
-NO_UNIT: Final[tuple[str | None, str | None]] = (None, None)
 
 
 @router.get("/review-flags.csv", response_class=Response, responses=CSV_RESPONSES)
@@ -149,13 +147,12 @@ def review_flags_csv(
         limit=limit,
         offset=offset,
     )
-    crews = {c.id: (c.code, c.name) for c in auth_service.list_crews(session)}
-    districts = {d.id: (d.code, d.name) for d in auth_service.list_districts(session)}
+    units = auth_service.unit_names(session)
     lines: list[dict[str, Any]] = []
     for flag, order in rows:
         read = FlagRead.of(flag, order, language)
-        crew = crews.get(order.crew_id or 0, NO_UNIT)
-        district = districts.get(order.district_id, NO_UNIT)
+        crew = units.crew(order.crew_id)
+        district = units.district(order.district_id)
         lines.append(
             {
                 "order_id": order.id,
@@ -163,7 +160,7 @@ def review_flags_csv(
                 "crew_name": crew[1],
                 "district_code": district[0],
                 "district_name": district[1],
-                "stage": _named("stage", order.stage.value, language),
+                "stage": i18n.name("stage", order.stage.value, language),
                 "flag_code": read.kind,
                 "message": read.message,
                 "detected_at": read.detected_at,
@@ -173,13 +170,6 @@ def review_flags_csv(
         )
     name = f"review-flags-{clock.china_today()}"
     return csv_response(request, lines, FLAG_COLUMNS, filename=name)
-
-
-def _named(prefix: str, value: str, language: Lang) -> str:
-    """``value``'s name for people in ``language`` (``i18n`` ``<prefix>.<value>``), else itself."""
-    key = f"{prefix}.{value}"
-    text = i18n.text(key, language)
-    return value if text == key else text
 
 
 @router.post("/review-flags/{flag_id}/resolve")

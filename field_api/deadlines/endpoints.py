@@ -7,6 +7,7 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
+from field_api import paging
 from field_api.auth import service as auth_service
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
@@ -37,8 +38,6 @@ router = APIRouter(tags=["deadlines"])
 
 FieldWork = Annotated[Principal, Depends(require_roles(Role.crew, Role.service, Role.admin))]
 Admin = Annotated[Principal, Depends(require_roles(Role.admin))]
-# code and name of an order without a crew: empty cells (a "-" would be quoted as a formula)
-NO_UNIT: Final[tuple[str | None, str | None]] = (None, None)
 
 
 @router.get("/work-orders/{order_id}/deadlines")
@@ -166,7 +165,6 @@ def attention(
         calendar=service.calendar_for(settings),
     )
     shown = page.apply(items)
-    following = page.offset + len(shown)
     return AttentionRead(
         as_of=day,
         items=[AttentionItemRead.of(i) for i in shown],
@@ -174,7 +172,7 @@ def attention(
         total=len(items),
         limit=page.limit,
         offset=page.offset,
-        next_offset=following if following < len(items) and shown else None,
+        next_offset=paging.next_offset(page.offset, len(shown), len(items)),
     )
 
 
@@ -217,12 +215,11 @@ def attention_csv(
         district_id=district_id,
         calendar=service.calendar_for(settings),
     )
-    crews = {c.id: (c.code, c.name) for c in auth_service.list_crews(session)}
-    districts = {d.id: (d.code, d.name) for d in auth_service.list_districts(session)}
+    units = auth_service.unit_names(session)
     rows = []
     for item in items:
-        crew = crews.get(item.crew_id or 0, NO_UNIT)
-        district = districts.get(item.district_id, NO_UNIT)
+        crew = units.crew(item.crew_id)
+        district = units.district(item.district_id)
         rows.append(
             asdict(item)
             | {
@@ -230,19 +227,12 @@ def attention_csv(
                 "crew_name": crew[1],
                 "district_code": district[0],
                 "district_name": district[1],
-                "stage": _named("stage", item.stage.value, language),
-                "clock": _named("clock", item.clock, language),
-                "status": _named("orders", item.status.value, language),
+                "stage": i18n.name("stage", item.stage.value, language),
+                "clock": i18n.name("clock", item.clock, language),
+                "status": i18n.name("orders", item.status.value, language),
             }
         )
     return csv_response(request, rows, ATTENTION_COLUMNS, filename=f"attention-{day}")
-
-
-def _named(prefix: str, value: str, language: Lang) -> str:
-    """``value``'s name for people in ``language`` (``i18n`` ``<prefix>.<value>``), else itself."""
-    key = f"{prefix}.{value}"
-    text = i18n.text(key, language)
-    return value if text == key else text
 
 
 # The name of the row of all orders (code ``all``) in the reader's language.
@@ -309,7 +299,7 @@ def compliance_csv(
         group_by=group_by,
         all_name=ALL_NAMES[language],
     )
-    named = [asdict(r) | {"clock": i18n.text(f"clock.{r.clock}", language)} for r in rows]
+    named = [asdict(r) | {"clock": i18n.name("clock", r.clock, language)} for r in rows]
     columns = ["code", "name", "clock", "met", "missed", "finished", "rate"]
     name = f"compliance-{group_by}-{period_from}-{period_to}"
     return csv_response(request, named, columns, filename=name)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from sqlalchemy import select
 
+from field_api import paging
 from field_api.auth.models import Role
 from field_api.auth.rules import Principal
 from field_api.csv_export import csv_response
@@ -66,10 +67,6 @@ MAX_REPAIR_PHOTO_BYTES = 20 * 1024 * 1024
 PageLimit = Annotated[int, Query(ge=1, le=500)]
 
 
-def _next_offset(offset: int, shown: int, total: int) -> int | None:
-    return offset + shown if offset + shown < total else None
-
-
 @router.post("/inspections/batches/import")
 def import_batch(
     body: ImportRequest, session: DbSession, settings: AppSettings, user: Inspector
@@ -119,7 +116,7 @@ def list_findings(
         total=total,
         limit=limit,
         offset=offset,
-        next_offset=_next_offset(offset, len(rows), total),
+        next_offset=paging.next_offset(offset, len(rows), total),
     )
 
 
@@ -196,7 +193,7 @@ def list_line_dispatch(
         total=total,
         limit=limit,
         offset=offset,
-        next_offset=_next_offset(offset, len(rows), total),
+        next_offset=paging.next_offset(offset, len(rows), total),
     )
 
 
@@ -318,13 +315,12 @@ def list_ledger_tasks(
     rows, total = service.list_ledger_tasks(
         session, line_id=line_id, status=status, kind=kind, limit=limit, offset=offset
     )
-    shown = offset + len(rows)
     return LedgerTaskPage(
         items=[LedgerTaskRead.model_validate(t) for t in rows],
         total=total,
         limit=limit,
         offset=offset,
-        next_offset=shown if shown < total else None,
+        next_offset=paging.next_offset(offset, len(rows), total),
     )
 
 
@@ -352,7 +348,7 @@ def list_repair_orders(
         total=total,
         limit=limit,
         offset=offset,
-        next_offset=_next_offset(offset, len(rows), total),
+        next_offset=paging.next_offset(offset, len(rows), total),
     )
 
 
@@ -367,7 +363,7 @@ def list_unassigned_repairs(
         total=total,
         limit=limit,
         offset=offset,
-        next_offset=_next_offset(offset, len(rows), total),
+        next_offset=paging.next_offset(offset, len(rows), total),
     )
 
 

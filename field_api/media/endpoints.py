@@ -44,7 +44,7 @@ from field_api.errors import (
     UnsupportedMedia,
     ValidationFailed,
 )
-from field_api.language import Lang, language_of
+from field_api.language import language_of
 from field_api.media import service
 from field_api.media.config import MediaSettings, media_settings
 from field_api.media.models import AnalysisState, MediaItem, ResumableUpload
@@ -317,8 +317,6 @@ FLAG_COLUMNS: Final = (
     "message",
     "flagged_at",
 )
-# code and name of an order without a crew: empty cells (a "-" would be quoted as a formula)
-NO_UNIT: Final[tuple[str | None, str | None]] = (None, None)
 
 
 @router.get("/media/flags.csv", response_class=Response, responses=CSV_RESPONSES)
@@ -338,13 +336,13 @@ def media_flags_csv(
     rows = service.list_flags(
         session, user, code=code, order_id=order_id, limit=limit, offset=offset
     )
-    crews = {c.id: (c.code, c.name) for c in auth_service.list_crews(session)}
-    districts = {d.id: (d.code, d.name) for d in auth_service.list_districts(session)}
+    units = auth_service.unit_names(session)
+    flagged = orders.get_many(session, (flag.order_id for flag, _ in rows))
     lines: list[dict[str, Any]] = []
     for flag, item in rows:
-        order = orders.get_or_raise(session, flag.order_id)
-        crew = crews.get(order.crew_id or 0, NO_UNIT)
-        district = districts.get(order.district_id, NO_UNIT)
+        order = flagged[flag.order_id]
+        crew = units.crew(order.crew_id)
+        district = units.district(order.district_id)
         lines.append(
             {
                 "order_id": flag.order_id,
@@ -353,8 +351,8 @@ def media_flags_csv(
                 "district_code": district[0],
                 "district_name": district[1],
                 "media_id": item.id,
-                "media_kind": _named("photo", item.kind.value, language),
-                "stage": _named("stage", item.stage.value, language),
+                "media_kind": i18n.name("photo", item.kind.value, language),
+                "stage": i18n.name("stage", item.stage.value, language),
                 "flag_code": flag.code,
                 "message": FlagRead.of(flag, language).message,
                 "flagged_at": flag.created_at,
@@ -362,13 +360,6 @@ def media_flags_csv(
         )
     name = f"evidence-flags-{clock.china_today()}"
     return csv_response(request, lines, FLAG_COLUMNS, filename=name)
-
-
-def _named(prefix: str, value: str, language: Lang) -> str:
-    """``value``'s name for people in ``language`` (``i18n`` ``<prefix>.<value>``), else itself."""
-    key = f"{prefix}.{value}"
-    text = i18n.text(key, language)
-    return value if text == key else text
 
 
 @router.get("/media/{media_id:int}")

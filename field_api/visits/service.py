@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from field_api import clock
 from field_api.audit import service as audit
-from field_api.auth.models import Crew, District
+from field_api.auth import service as auth_service
 from field_api.auth.rules import Principal
 from field_api.checklists import service as checklists
 from field_api.deadlines import service as deadlines
@@ -250,19 +250,20 @@ def one_visit_orders(session: Session, *, date_from: date, date_to: date) -> lis
     order_rows = {
         o.id: o for o in session.execute(select(WorkOrder).where(WorkOrder.id.in_(ids))).scalars()
     }
-    crews = _crew_labels(session, [o.crew_id for o in order_rows.values() if o.crew_id])
-    districts = _district_labels(session, [o.district_id for o in order_rows.values()])
+    units = auth_service.unit_names(session)
     result = []
     for order_id, at in sorted(energised):
         visits = by_order[order_id]
         order = order_rows[order_id]
+        crew_code, crew_name = units.crew(order.crew_id)
+        district_code, district_name = units.district(order.district_id)
         result.append(
             OneVisitOrder(
                 order_id=order_id,
-                crew_code=crews.get(order.crew_id or 0, _NONE)[0],
-                crew_name=crews.get(order.crew_id or 0, _NONE)[1],
-                district_code=districts.get(order.district_id, _NONE)[0],
-                district_name=districts.get(order.district_id, _NONE)[1],
+                crew_code=crew_code,
+                crew_name=crew_name,
+                district_code=district_code,
+                district_name=district_name,
                 customer=mask_name(order.customer_name),
                 visits=len(visits),
                 one_visit=any(
@@ -304,25 +305,6 @@ def one_visit_rate(
         done = sum(r.one_visit for r in members)
         result.append(OneVisitRow(code, name, len(members), done, rate(done, len(members))))
     return result
-
-
-_NONE: tuple[None, None] = (None, None)  # an order without a crew: empty cells
-
-
-def _crew_labels(session: Session, crew_ids: Sequence[int]) -> Mapping[int, tuple[str, str]]:
-    if not crew_ids:
-        return {}
-    crews = session.execute(select(Crew).where(Crew.id.in_(set(crew_ids)))).scalars()
-    return {c.id: (c.code, c.name) for c in crews}
-
-
-def _district_labels(
-    session: Session, district_ids: Sequence[int]
-) -> Mapping[int, tuple[str, str]]:
-    if not district_ids:
-        return {}
-    found = session.execute(select(District).where(District.id.in_(set(district_ids)))).scalars()
-    return {d.id: (d.code, d.name) for d in found}
 
 
 # ---------------------------------------------------------------------------- trend by month

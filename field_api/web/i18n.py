@@ -380,6 +380,13 @@ def text(key: str, lang: Lang = DEFAULT_LANG) -> str:
     return key if pair is None else pair[1 if lang == "en" else 0]
 
 
+def name(prefix: str, value: str, lang: Lang = DEFAULT_LANG) -> str:
+    """``value``'s name for people (``<prefix>.<value>``: a stage, clock, role, photo kind...),
+    or the value itself when the catalogue has no name for it."""
+    pair = _MESSAGES.get(f"{prefix}.{value}")
+    return value if pair is None else pair[1 if lang == "en" else 0]
+
+
 def other(lang: Lang) -> Lang:
     """The language the switch offers."""
     return DEFAULT_LANG if lang == "en" else "en"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from typing import Any
 
@@ -43,6 +43,15 @@ def add_transition_guard(guard: TransitionGuard) -> None:
 
 def get(session: Session, order_id: int) -> WorkOrder | None:
     return session.get(WorkOrder, order_id)
+
+
+def get_many(session: Session, order_ids: Iterable[int]) -> dict[int, WorkOrder]:
+    """The orders of ``order_ids`` by id, read in one query."""
+    wanted = set(order_ids)
+    if not wanted:
+        return {}
+    rows = session.execute(select(WorkOrder).where(WorkOrder.id.in_(wanted))).scalars()
+    return {o.id: o for o in rows}
 
 
 def get_or_raise(session: Session, order_id: int) -> WorkOrder:

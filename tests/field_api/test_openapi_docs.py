@@ -45,6 +45,7 @@ NO_BODY = frozenset(
         "POST /webhooks/subscriptions/{subscription_id}/deactivate",
     }
 )
+# Pointers a reader of the API cannot follow (nothing here reads them).
 INTERNAL = re.compile(r"DOMAIN\.md|ARCHITECTURE\.md|\.\./shared|shared/design|\bOrder \d+\b")
 
 
