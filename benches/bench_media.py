@@ -160,7 +160,7 @@ def setup_database(workdir: Path) -> tuple[str, int]:
     from datetime import date
 
     from field_api.auth import service as auth_service
-    from field_api.auth.models import Role
+    from field_api.common.actors import Role
     from field_api.db import Base, make_engine, make_session_factory
     from field_api.wiring import import_all_models
     from field_api.work_orders import service as orders

@@ -169,7 +169,7 @@ def users_add(
 ) -> None:
     """Create a user and print its token once."""
     from field_api.auth import service
-    from field_api.auth.models import Role
+    from field_api.common.actors import Role
 
     try:
         role_value = Role(role)

@@ -10,8 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from field_api.audit import service as audit_service
 from field_api.auth import service as auth_service
-from field_api.auth.models import Role
-from field_api.auth.rules import Principal
+from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.db import session_scope
 from field_api.errors import Forbidden, Unauthorized

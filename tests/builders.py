@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from field_api.auth import service as auth_service
-from field_api.auth.models import Crew, District, Role, User
+from field_api.auth.models import Crew, District, User
+from field_api.common.actors import Role
 from field_api.config import Settings
 from field_api.work_orders import service as orders
 from field_api.work_orders.models import WorkOrder

@@ -46,7 +46,7 @@ from field_api.audit.rules import (
     checkpoint_payload,
     judge_checkpoints,
 )
-from field_api.auth.rules import Principal
+from field_api.common.actors import Principal
 from field_api.config import Settings
 from field_api.errors import Conflict
 from field_api.leases import service as leases

@@ -9,8 +9,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from field_api.audit import checkpoints, service
-from field_api.auth.models import Role
-from field_api.auth.rules import Principal
+from field_api.common.actors import Principal, Role
 from field_api.deps import AppSettings, DbSession, require_roles
 
 router = APIRouter(prefix="/audit", tags=["audit"])

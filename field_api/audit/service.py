@@ -31,7 +31,7 @@ from field_api import clock
 from field_api.audit import keys as audit_keys
 from field_api.audit.models import AuditEvent, AuditHead
 from field_api.audit.rules import GENESIS, link_hash, row_hash, same_hash
-from field_api.auth.rules import Principal
+from field_api.common.actors import Principal
 from field_api.config import Settings
 from field_api.db import Base
 from field_api.errors import NotFound

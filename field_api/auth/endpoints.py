@@ -7,8 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 
 from field_api.auth import service
-from field_api.auth.models import Role
-from field_api.auth.rules import Principal
 from field_api.auth.schemas import (
     CrewCreate,
     CrewRead,
@@ -20,6 +18,7 @@ from field_api.auth.schemas import (
     UserCreated,
     UserRead,
 )
+from field_api.common.actors import Principal, Role
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.paging import Page
 from field_api.types import IdPath

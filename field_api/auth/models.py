@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
 from sqlalchemy import Enum, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from field_api import clock
+from field_api.common.actors import Role
 from field_api.db import Audited, Base
-
-
-class Role(enum.StrEnum):
-    crew = "crew"
-    inspector = "inspector"
-    planner = "planner"
-    service = "service"
-    storekeeper = "storekeeper"
-    admin = "admin"
 
 
 class District(Audited, Base):

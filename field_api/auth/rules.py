@@ -5,9 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
 
-from field_api.auth.models import Role
+from field_api.common.actors import Principal, Role
 
 TOKEN_PREFIX = "fo_"
 
@@ -35,20 +34,6 @@ def hash_token(token: str, *, pepper: str) -> str:
 
 def is_demo_token(token: str) -> bool:
     return any(hmac.compare_digest(token, t) for t in DEMO_TOKENS.values())
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The signed-in user as the services see it."""
-
-    user_id: int
-    name: str
-    role: Role
-    crew_id: int | None = None
-    district_id: int | None = None
-
-    def has_role(self, *roles: Role) -> bool:
-        return self.role in roles
 
 
 def may_touch_crew_work(principal: Principal, crew_id: int | None, *, write: bool) -> bool:

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from field_api.auth.models import Role
+from field_api.common.actors import Role
 from field_api.types import Text
 
 

@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 
 from field_api import clock
 from field_api.audit import service as audit
-from field_api.auth.models import ApiToken, Crew, District, Role, User
-from field_api.auth.rules import Principal, hash_token, is_demo_token, new_token
+from field_api.auth.models import ApiToken, Crew, District, User
+from field_api.auth.rules import hash_token, is_demo_token, new_token
+from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 

@@ -8,8 +8,6 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from field_api import clock
 from field_api.auth import service as auth_service
-from field_api.auth.models import Role
-from field_api.auth.rules import Principal
 from field_api.callbacks import service
 from field_api.callbacks.rules import FlagKind
 from field_api.callbacks.schemas import (
@@ -20,6 +18,7 @@ from field_api.callbacks.schemas import (
     FlagResolve,
     ScanRead,
 )
+from field_api.common.actors import Principal, Role
 from field_api.csv_export import csv_response
 from field_api.deadlines import service as deadlines
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles

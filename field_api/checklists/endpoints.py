@@ -7,8 +7,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from field_api.auth.models import Role
-from field_api.auth.rules import Principal
 from field_api.checklists import service
 from field_api.checklists.schemas import (
     ChecklistSubmit,
@@ -16,6 +14,7 @@ from field_api.checklists.schemas import (
     ParetoRead,
     SubmissionRead,
 )
+from field_api.common.actors import Principal, Role
 from field_api.csv_export import csv_response
 from field_api.deps import CurrentUser, DbSession, require_roles
 from field_api.language import language_of

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 from field_api import clock
 from field_api.audit import service as audit
 from field_api.auth.models import Crew, District
-from field_api.auth.rules import Principal
 from field_api.checklists import evidence as evidence_source
 from field_api.checklists.models import ChecklistItemResult, ChecklistSubmission
 from field_api.checklists.rules import (
@@ -24,6 +23,7 @@ from field_api.checklists.rules import (
     evidence_pending,
     missing_evidence,
 )
+from field_api.common.actors import Principal
 from field_api.csv_export import csv_text as csv_text  # the shared writer, re-exported
 from field_api.errors import Conflict, InvalidTransition, ServiceUnavailable, ValidationFailed
 from field_api.work_orders import service as orders

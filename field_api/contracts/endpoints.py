@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile, status
 from fastapi.responses import JSONResponse
 
-from field_api.auth.models import Role
-from field_api.auth.rules import Principal
+from field_api.common.actors import Principal, Role
 from field_api.contracts import service
 from field_api.contracts.notifier import LoggingNotifier, Notifier
 from field_api.contracts.schemas import ContractRead, OtpRead, VerificationRead

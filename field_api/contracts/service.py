@@ -20,8 +20,7 @@ from sqlalchemy.orm import Session
 
 from field_api import clock
 from field_api.audit import service as audit
-from field_api.auth.models import Role
-from field_api.auth.rules import Principal
+from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.contracts import signing, store
 from field_api.contracts.config import contract_settings, sms_sender

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from field_api import paging
 from field_api.auth import service as auth_service
-from field_api.auth.models import Role
-from field_api.auth.rules import Principal
+from field_api.common.actors import Principal, Role
 from field_api.csv_export import csv_response
 from field_api.deadlines import service
 from field_api.deadlines.schemas import (

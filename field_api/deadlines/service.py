@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from field_api import clock
 from field_api.audit import service as audit
-from field_api.auth.models import Crew, District, Role
-from field_api.auth.rules import Principal
+from field_api.auth.models import Crew, District
+from field_api.common.actors import Principal, Role
 from field_api.config import Settings, get_settings
 from field_api.deadlines import rules
 from field_api.deadlines.calendar import WorkingCalendar, build_calendar

@@ -31,9 +31,10 @@ from sqlalchemy.orm import Session
 
 from field_api import clock
 from field_api.auth import service as auth_service
-from field_api.auth.models import Role, User
-from field_api.auth.rules import DEMO_TOKENS, Principal
+from field_api.auth.models import User
+from field_api.auth.rules import DEMO_TOKENS
 from field_api.callbacks.rules import Irregularity
+from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.deadlines import service as deadlines
 from field_api.deadlines.calendar import WorkingCalendar

@@ -19,13 +19,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from field_api import clock
-from field_api.auth.models import Role, User
-from field_api.auth.rules import Principal
+from field_api.auth.models import User
 from field_api.callbacks import rules as callback_rules
 from field_api.callbacks import service as callbacks
 from field_api.checklists import evidence as check_evidence
 from field_api.checklists import service as checklists
 from field_api.checklists.rules import ItemValue
+from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.contracts import service as contracts
 from field_api.demo import photos

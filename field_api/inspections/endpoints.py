@@ -12,8 +12,7 @@ from fastapi.responses import FileResponse, Response
 from sqlalchemy import select
 
 from field_api import paging
-from field_api.auth.models import Role
-from field_api.auth.rules import Principal
+from field_api.common.actors import Principal, Role
 from field_api.csv_export import csv_response
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.errors import NotFound, PayloadTooLarge

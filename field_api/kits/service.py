@@ -18,8 +18,7 @@ from sqlalchemy.orm import Session
 from field_api import clock, meters
 from field_api.audit import service as audit
 from field_api.auth import service as auth_service
-from field_api.auth.models import Role
-from field_api.auth.rules import Principal
+from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.errors import (
     Conflict,

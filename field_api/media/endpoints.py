@@ -28,7 +28,7 @@ from starlette.requests import ClientDisconnect
 from field_api import clock
 from field_api.api_doc import form_body, raw_body, uses_bearer
 from field_api.auth import service as auth_service
-from field_api.auth.rules import Principal
+from field_api.common.actors import Principal
 from field_api.config import Settings
 from field_api.csv_export import csv_response
 from field_api.db import READ_OPTIONS, session_scope

@@ -25,8 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from field_api import clock
 from field_api.audit import service as audit
-from field_api.auth.models import Role
-from field_api.auth.rules import Principal
+from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.db import READ_OPTIONS
 from field_api.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, ValidationFailed

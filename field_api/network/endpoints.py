@@ -7,8 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, UploadFile, status
 
-from field_api.auth.models import Role
-from field_api.auth.rules import Principal
+from field_api.common.actors import Principal, Role
 from field_api.deps import CurrentUser, DbSession, require_roles
 from field_api.errors import PayloadTooLarge
 from field_api.network import service

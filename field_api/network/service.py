@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from field_api import clock
 from field_api.audit import service as audit
-from field_api.auth.rules import Principal
+from field_api.common.actors import Principal
 from field_api.errors import NotFound, ValidationFailed
 from field_api.network import geo, rules
 from field_api.network.models import Connection, LvLine, NetworkImport, Transformer

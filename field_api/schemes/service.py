@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from field_api.audit import service as audit
-from field_api.auth.rules import Principal
+from field_api.common.actors import Principal
 from field_api.errors import InvalidTransition, NotFound, ValidationFailed
 from field_api.network import service as network
 from field_api.schemes import rules

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from field_api import clock
 from field_api.audit import service as audit
 from field_api.auth import service as auth_service
-from field_api.auth.rules import Principal
 from field_api.checklists import service as checklists
+from field_api.common.actors import Principal
 from field_api.deadlines import service as deadlines
 from field_api.deadlines.rules import END_TO_END
 from field_api.errors import Conflict, InvalidTransition, NotFound, ValidationFailed

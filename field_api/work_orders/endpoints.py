@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 
-from field_api.auth.models import Role
-from field_api.auth.rules import Principal
+from field_api.common.actors import Principal, Role
 from field_api.deps import CurrentUser, DbSession, require_roles
 from field_api.paging import Page
 from field_api.types import IdPath, IdQuery

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from field_api.auth.models import Role
+from field_api.common.actors import Role
 
 
 class Stage(enum.StrEnum):

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
-from field_api.auth.models import Role
+from field_api.common.actors import Role
 from field_api.config import Settings, get_settings
 from field_api.db import Base, make_engine, make_session_factory
 from field_api.main import create_app

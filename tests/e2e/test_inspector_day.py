@@ -35,7 +35,7 @@ from PIL.TiffImagePlugin import IFDRational
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from field_api.auth.models import Role
+from field_api.common.actors import Role
 from field_api.config import Settings, get_settings
 from field_api.db import make_engine, make_session_factory
 from field_api.inspections.models import LedgerAsset

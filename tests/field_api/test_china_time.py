@@ -18,9 +18,9 @@ from starlette.requests import Request
 
 from field_api import clock, csv_export, language
 from field_api.auth import service as auth_service
-from field_api.auth.models import Role
 from field_api.callbacks import rules as callback_rules
 from field_api.checklists import service as checklists
+from field_api.common.actors import Role
 from field_api.config import Settings
 from field_api.deadlines import service as deadlines
 from field_api.inspections import service as inspections

@@ -23,7 +23,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from field_api.auth.models import District, Role
+from field_api.auth.models import District
+from field_api.common.actors import Role
 from field_api.config import Settings
 from field_api.db import (
     is_busy_error,

@@ -16,11 +16,10 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from field_api import clock, demo
-from field_api.auth.models import Role
-from field_api.auth.rules import Principal
 from field_api.callbacks.models import ReviewFlag
 from field_api.checklists import service as checklists
 from field_api.cli import app as cli
+from field_api.common.actors import Principal, Role
 from field_api.config import Settings, get_settings
 from field_api.db import Base, make_engine, make_session_factory
 from field_api.deadlines import service as deadlines

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 import field_api
 from field_api import errors
-from field_api.auth.models import Role
+from field_api.common.actors import Role
 from field_api.config import Settings
 from field_api.contracts.otp import OtpOutcome
 from field_api.deps import get_current_user

@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from field_api import messages
 from field_api.audit import service as audit
-from field_api.auth.models import District, Role
+from field_api.auth.models import District
 from field_api.callbacks.models import ReviewFlag
+from field_api.common.actors import Role
 from field_api.config import Settings
 from field_api.media.analysis import MediaType
 from field_api.media.models import MediaFlag, MediaItem

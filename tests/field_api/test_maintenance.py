@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from field_api import maintenance
-from field_api.auth.models import Role, User
-from field_api.auth.rules import Principal
+from field_api.auth.models import User
+from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.leases import owners
 from field_api.leases import service as leases

@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from field_api.auth.models import ApiToken, Role, User
+from field_api.auth.models import ApiToken, User
+from field_api.common.actors import Role
 from field_api.config import Settings
 from tests.builders import auth, make_district, make_user, order_payload
 from tests.test_fuzz import EXCLUDED

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from field_api.audit import checkpoints
 from field_api.audit import service as audit
 from field_api.audit.models import AuditEvent
-from field_api.auth.models import ApiToken, Role, User
+from field_api.auth.models import ApiToken, User
+from field_api.common.actors import Role
 from field_api.config import Settings
 from field_api.db import make_engine, make_session_factory
 from field_api.keyfiles import KeyFileError, load_public_key

@@ -8,7 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from field_api.auth import service
-from field_api.auth.models import ApiToken, Role, User
+from field_api.auth.models import ApiToken, User
+from field_api.common.actors import Role
 from field_api.config import Settings
 from field_api.errors import Conflict
 from tests.builders import auth, make_user

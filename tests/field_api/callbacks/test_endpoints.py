@@ -7,7 +7,7 @@ from datetime import date
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from field_api.auth.models import Role
+from field_api.common.actors import Role
 from field_api.config import Settings
 from field_api.work_orders import service as orders
 from field_api.work_orders.rules import FLOW, Stage

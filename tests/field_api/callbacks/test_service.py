@@ -10,10 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from field_api.audit.models import AuditEvent
-from field_api.auth.models import Role
-from field_api.auth.rules import Principal
 from field_api.callbacks import service
 from field_api.callbacks.rules import FlagKind, Irregularity
+from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.deadlines.calendar import PACKAGE_YEARS, WorkingCalendar
 from field_api.deadlines.rules import ClockStatus

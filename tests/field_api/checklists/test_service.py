@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy.orm import Session
 
 from field_api.auth import service as auth_service
-from field_api.auth.models import Crew, Role
-from field_api.auth.rules import Principal
+from field_api.auth.models import Crew
 from field_api.checklists import service
+from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.errors import Conflict, InvalidTransition, ServiceUnavailable, ValidationFailed
 from field_api.media.models import AnalysisState

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy.orm import Session
 
 from field_api.auth import service as auth_service
-from field_api.auth.models import Crew, Role
-from field_api.auth.rules import Principal
+from field_api.auth.models import Crew
+from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.work_orders.models import WorkOrder
 from field_api.work_orders.rules import Stage

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from field_api.auth import service as auth_service
-from field_api.auth.models import Role
+from field_api.common.actors import Role
 from field_api.config import Settings
 from field_api.contracts import service, signing, store
 from field_api.contracts.config import ContractSettings

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from field_api.auth.models import Crew, Role
+from field_api.auth.models import Crew
+from field_api.common.actors import Role
 from field_api.config import Settings
 from field_api.work_orders import service as orders
 from field_api.work_orders.models import WorkOrder

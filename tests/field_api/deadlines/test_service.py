@@ -10,8 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from field_api.audit.models import AuditEvent
-from field_api.auth.models import Role
-from field_api.auth.rules import Principal
+from field_api.common.actors import Principal, Role
 from field_api.deadlines import service
 from field_api.deadlines.calendar import PACKAGE_YEARS, WorkingCalendar, build_calendar
 from field_api.deadlines.models import OrderDeadline, PlannedVisit

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from pyproj import Geod
 from sqlalchemy.orm import Session
 
-from field_api.auth.models import Role
+from field_api.common.actors import Role
 from field_api.config import Settings
 from field_api.errors import ValidationFailed
 from field_api.inspections import service

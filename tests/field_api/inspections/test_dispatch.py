@@ -17,9 +17,8 @@ from typer.testing import CliRunner
 
 from field_api.audit import service as audit
 from field_api.audit.models import AuditEvent
-from field_api.auth.models import Role
-from field_api.auth.rules import Principal
 from field_api.cli import app as cli
+from field_api.common.actors import Principal, Role
 from field_api.config import Settings, get_settings
 from field_api.db import make_engine, make_session_factory
 from field_api.errors import Conflict, NotFound, ValidationFailed

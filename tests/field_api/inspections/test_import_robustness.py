@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from field_api.auth.models import Role
+from field_api.common.actors import Role
 from field_api.config import Settings, get_settings
 from field_api.inspections.models import InspectionBatch
 from tests.builders import auth, make_user

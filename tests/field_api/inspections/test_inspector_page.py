@@ -12,7 +12,7 @@ import uvicorn
 from playwright import sync_api
 from sqlalchemy.orm import Session
 
-from field_api.auth.models import Role
+from field_api.common.actors import Role
 from field_api.config import Settings
 from field_api.db import Base, make_engine, make_session_factory
 from field_api.inspections import service

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from field_api.auth.models import Role
+from field_api.common.actors import Role
 from field_api.config import Settings
 from field_api.inspections import service
 from field_api.inspections.models import LedgerTask

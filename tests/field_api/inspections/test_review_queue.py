@@ -9,8 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from field_api.auth.models import Role
-from field_api.auth.rules import Principal
+from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.errors import Conflict
 from field_api.inspections import service

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from field_api.audit import service as audit
-from field_api.auth.models import Role
+from field_api.common.actors import Role
 from field_api.config import Settings
 from field_api.errors import Forbidden, InvalidTransition, ValidationFailed
 from field_api.inspections import service
@@ -182,7 +182,7 @@ def test_confirmed_defect_creates_repair_order_for_the_district_repair_crew(
     from field_api.inspections.models import LedgerLine
 
     session.get(LedgerLine, "L-10KV-01").district_id = district.id  # type: ignore[union-attr]
-    from field_api.auth.rules import Principal
+    from field_api.common.actors import Principal
 
     actor = Principal(user_id=inspector.id, name=inspector.name, role=Role.inspector)
     finding, repair = service.review(
@@ -212,7 +212,7 @@ def test_low_severity_defect_makes_no_repair(
 ) -> None:
     inspector, _ = make_user(session, settings, role=Role.inspector)
     service.import_batch(session, write_batch(tmp_path, severity=1), settings=settings, actor=None)
-    from field_api.auth.rules import Principal
+    from field_api.common.actors import Principal
 
     actor = Principal(user_id=inspector.id, name="i", role=Role.inspector)
     _, repair = service.review(
@@ -366,7 +366,7 @@ def test_export_training_set_writes_voc(
 ) -> None:
     inspector, _ = make_user(session, settings, role=Role.inspector)
     service.import_batch(session, write_batch(tmp_path), settings=settings, actor=None)
-    from field_api.auth.rules import Principal
+    from field_api.common.actors import Principal
 
     actor = Principal(user_id=inspector.id, name="i", role=Role.inspector)
     service.review(

@@ -17,8 +17,7 @@ from PIL import Image
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from field_api.auth.models import Role
-from field_api.auth.rules import Principal
+from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.errors import ValidationFailed
 from field_api.inspections import export, service

@@ -7,8 +7,8 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from field_api.auth import service as auth_service
-from field_api.auth.models import Crew, Role
-from field_api.auth.rules import Principal
+from field_api.auth.models import Crew
+from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.kits import service
 from field_api.network import service as network

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from field_api.auth.models import Role
+from field_api.common.actors import Role
 from field_api.config import Settings
 from tests.builders import auth, make_crew, make_user
 from tests.field_api.kits.helpers import load_network, order_with_scheme, principal, stock_for

@@ -9,8 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from field_api.audit.models import AuditEvent
-from field_api.auth.models import Role
-from field_api.auth.rules import Principal
+from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.errors import Conflict, Forbidden, InvalidTransition, OutOfStock, ValidationFailed
 from field_api.kits import service
@@ -163,7 +162,7 @@ def test_low_stock_report_for_planners(session: Session, settings: Settings) -> 
 def test_parallel_reservations_never_overdraw_the_stock(committed_url: str) -> None:
     import threading
 
-    from field_api.auth.rules import Principal
+    from field_api.common.actors import Principal
     from field_api.db import make_engine, make_session_factory
     from field_api.kits.models import KitReservation
 
@@ -223,7 +222,7 @@ def test_parallel_reservations_never_overdraw_the_stock(committed_url: str) -> N
 def test_parallel_reservations_of_one_order_hold_one_kit(committed_url: str) -> None:
     import threading
 
-    from field_api.auth.rules import Principal
+    from field_api.common.actors import Principal
     from field_api.db import make_engine, make_session_factory
 
     settings = Settings(env="test", database_url=committed_url,

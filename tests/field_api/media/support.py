@@ -8,8 +8,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from field_api.auth.models import Crew, Role, User
-from field_api.auth.rules import Principal
+from field_api.auth.models import Crew, User
+from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.media import service
 from field_api.media.config import MediaSettings

@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from field_api.auth.models import Role
+from field_api.common.actors import Role
 from field_api.config import Settings
 from tests.builders import auth, make_user
 

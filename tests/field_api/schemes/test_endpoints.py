@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from field_api.auth.models import Role
+from field_api.common.actors import Role
 from field_api.config import Settings
 from field_api.network import service as network
 from field_api.schemes.models import SupplyScheme

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from field_api.auth.models import Role
-from field_api.auth.rules import Principal
+from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.errors import Forbidden, InvalidTransition, ValidationFailed
 from field_api.network import service as network

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from field_api.audit.models import AuditEvent
-from field_api.auth.models import Role
+from field_api.common.actors import Role
 from field_api.config import Settings
 from field_api.deadlines.calendar import PACKAGE_YEARS
 from field_api.main import create_app

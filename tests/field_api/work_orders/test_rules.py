@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from field_api.auth.models import Role
+from field_api.common.actors import Role
 from field_api.work_orders.rules import (
     FLOW,
     Stage,
