@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
-from field_api.contracts.cli import app
+from field_api.cli.contracts import app
 from field_api.contracts.pdf import render_contract_pdf
 from field_api.contracts.signing import build_record, public_key_pem, sign_pdf
 

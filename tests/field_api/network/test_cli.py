@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from field_api.cli.network import app
 from field_api.config import get_settings
 from field_api.db import make_engine, make_session_factory
 from field_api.network import service
-from field_api.network.cli import app
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "network"
 

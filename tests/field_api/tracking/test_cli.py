@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from field_api.cli.webhooks import app
 from field_api.config import get_settings
 from field_api.db import Base, make_engine, make_session_factory
 from field_api.tracking import service as tracking
-from field_api.tracking.cli import app
 from field_api.tracking.rules import EventType
 from field_api.work_orders import service as orders
 from field_api.work_orders.rules import Stage

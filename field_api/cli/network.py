@@ -26,7 +26,7 @@ def import_command(
     dry_run: Annotated[bool, typer.Option(help="Validate and count, write nothing.")] = False,
 ) -> None:
     """Import FILE: all rows or none; bad rows are listed with their errors (exit 2)."""
-    from field_api.cli import service_context
+    from field_api.cli.context import service_context
     from field_api.errors import DomainError
     from field_api.network import service
 

@@ -30,7 +30,7 @@ def send(
     """Send the webhook outbox (once, or continuously with --loop)."""
     import httpx
 
-    from field_api.cli import service_context
+    from field_api.cli.context import service_context
     from field_api.tracking.sender import default_target_policy, run_sender, send_pending
 
     # No proxies from the environment: the sender connects to the address it has checked.

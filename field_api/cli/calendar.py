@@ -66,7 +66,7 @@ def due(
 def recompute() -> None:
     """Recompute every provisional deadline (after the override file gained a year)."""
     # Imported here: the calendar commands above need no database.
-    from field_api.cli import service_context
+    from field_api.cli.context import service_context
     from field_api.deadlines import service
 
     try:
