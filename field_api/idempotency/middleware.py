@@ -83,120 +83,52 @@ class IdempotencyMiddleware:
         if content_type.startswith(STREAMING_TYPES):
             await self.app(scope, receive, send)
             return
+        body = await self._read_body(headers, receive, send, language)
+        if body is None:
+            return
+        replay_receive = _receive_once(body)
+        key = headers.get("idempotency-key")
+        if not key:
+            await self.app(scope, replay_receive, send)
+            return
+        if len(key) > 200:
+            await _send_json(send, *_key_too_long(language), [])
+            return
+        claimed = await _claim(scope, headers, key, body, send, language)
+        if claimed is None or await _answer_claim(send, claimed, language):
+            return
+        await self._run_and_store(scope, replay_receive, send, claimed)
 
+    async def _read_body(
+        self, headers: dict[str, str], receive: Receive, send: Send, language: str
+    ) -> bytes | None:
+        """The whole request body, or ``None`` once answered 413 (or the client left)."""
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             await _send_json(send, *_too_large(self.max_body_bytes, language), [])
-            return
+            return None
         chunks: list[bytes] = []
         size = 0
         more = True
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return
+                return None
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
                 await _send_json(send, *_too_large(self.max_body_bytes, language), [])
-                return
+                return None
             chunks.append(chunk)
             more = message.get("more_body", False)
-        body = b"".join(chunks)
+        return b"".join(chunks)
 
-        async def replay_receive() -> Message:
-            nonlocal body
-            data, body = body, b""
-            return {"type": "http.request", "body": data, "more_body": False}
-
-        key = headers.get("idempotency-key")
-        if not key:
-            await self.app(scope, replay_receive, send)
-            return
-        if len(key) > 200:
-            await _send_json(
-                send,
-                *_error_response(
-                    400,
-                    "BadRequest",
-                    "idempotency.key_too_long",
-                    "Idempotency-Key too long",
-                    {"max_length": 200},
-                    language=language,
-                ),
-                [],
-            )
-            return
-        settings = scope["app"].state.settings
-        pepper: str = settings.token_pepper
-        ttl = timedelta(hours=settings.idempotency_ttl_hours)
-        lease = timedelta(seconds=settings.idempotency_lease_s)
-        key_scope = service.key_scope(headers.get("authorization", ""), pepper=pepper)
-        request_hash = service.request_hash(scope["method"], scope["path"], body, pepper=pepper)
-
+    async def _run_and_store(
+        self, scope: Scope, receive: Receive, send: Send, claimed: service.Claim
+    ) -> None:
+        """Run the request under a claimed key; keep its answer, or forget the key on a 5xx."""
         factory: sessionmaker[Session] = scope["app"].state.session_factory
-
-        def claim_key() -> service.Claim:
-            with factory.begin() as session:
-                return service.claim(
-                    session,
-                    scope=key_scope,
-                    key=key,
-                    request_hash=request_hash,
-                    ttl=ttl,
-                    lease=lease,
-                )
-
-        try:
-            claimed = await to_thread.run_sync(claim_key)
-        except OperationalError as exc:
-            if not is_busy_error(exc):
-                raise
-            # answered here: raised past the routes, it would reach the server's error log
-            await _send_json(
-                send,
-                *_error_response(
-                    503,
-                    "ServiceUnavailable",
-                    "server.busy",
-                    "the database is busy; retry shortly",
-                    {"retry_after_s": 1},
-                    language=language,
-                ),
-                [(b"retry-after", b"1")],
-            )
-            return
-        if claimed.outcome is service.Outcome.conflict:
-            await _send_json(
-                send,
-                *_error_response(
-                    409,
-                    "IdempotencyConflict",
-                    "idempotency.key_reused",
-                    "this Idempotency-Key was used with a different request",
-                    language=language,
-                ),
-                [],
-            )
-            return
-        if claimed.outcome is service.Outcome.in_progress:
-            await _send_json(
-                send,
-                *_error_response(
-                    409,
-                    "IdempotencyConflict",
-                    "idempotency.in_progress",
-                    "a request with this key is in progress",
-                    {"retry_after_s": claimed.retry_after_s},
-                    language=language,
-                ),
-                [(b"retry-after", str(claimed.retry_after_s).encode())],
-            )
-            return
-        if claimed.outcome is service.Outcome.replay:
-            await _replay(send, claimed)
-            return
-
+        ttl = timedelta(hours=scope["app"].state.settings.idempotency_ttl_hours)
         captured: dict[str, Any] = {"status": None, "content_type": None, "body": []}
 
         async def capture_send(message: Message) -> None:
@@ -214,7 +146,7 @@ class IdempotencyMiddleware:
                 service.release(session, claimed)
 
         try:
-            await self.app(scope, replay_receive, capture_send)
+            await self.app(scope, receive, capture_send)
         except BaseException:
             await to_thread.run_sync(release)
             raise
@@ -236,6 +168,96 @@ class IdempotencyMiddleware:
                 )
 
         await to_thread.run_sync(keep)
+
+
+def _receive_once(body: bytes) -> Receive:
+    """A ``receive`` that hands the buffered body to the app once, then empty bodies."""
+
+    async def replay_receive() -> Message:
+        nonlocal body
+        data, body = body, b""
+        return {"type": "http.request", "body": data, "more_body": False}
+
+    return replay_receive
+
+
+async def _claim(
+    scope: Scope, headers: dict[str, str], key: str, body: bytes, send: Send, language: str
+) -> service.Claim | None:
+    """Look the key up and claim it, or ``None`` once answered 503 (database busy)."""
+    settings = scope["app"].state.settings
+    pepper: str = settings.token_pepper
+    ttl = timedelta(hours=settings.idempotency_ttl_hours)
+    lease = timedelta(seconds=settings.idempotency_lease_s)
+    key_scope = service.key_scope(headers.get("authorization", ""), pepper=pepper)
+    request_hash = service.request_hash(scope["method"], scope["path"], body, pepper=pepper)
+    factory: sessionmaker[Session] = scope["app"].state.session_factory
+
+    def claim_key() -> service.Claim:
+        with factory.begin() as session:
+            return service.claim(
+                session,
+                scope=key_scope,
+                key=key,
+                request_hash=request_hash,
+                ttl=ttl,
+                lease=lease,
+            )
+
+    try:
+        return await to_thread.run_sync(claim_key)
+    except OperationalError as exc:
+        if not is_busy_error(exc):
+            raise
+        # answered here: raised past the routes, it would reach the server's error log
+        await _send_json(
+            send,
+            *_error_response(
+                503,
+                "ServiceUnavailable",
+                "server.busy",
+                "the database is busy; retry shortly",
+                {"retry_after_s": 1},
+                language=language,
+            ),
+            [(b"retry-after", b"1")],
+        )
+        return None
+
+
+async def _answer_claim(send: Send, claimed: service.Claim, language: str) -> bool:
+    """Answer a key that must not run (reused, in progress, replay); ``False`` to run it."""
+    if claimed.outcome is service.Outcome.conflict:
+        await _send_json(
+            send,
+            *_error_response(
+                409,
+                "IdempotencyConflict",
+                "idempotency.key_reused",
+                "this Idempotency-Key was used with a different request",
+                language=language,
+            ),
+            [],
+        )
+        return True
+    if claimed.outcome is service.Outcome.in_progress:
+        await _send_json(
+            send,
+            *_error_response(
+                409,
+                "IdempotencyConflict",
+                "idempotency.in_progress",
+                "a request with this key is in progress",
+                {"retry_after_s": claimed.retry_after_s},
+                language=language,
+            ),
+            [(b"retry-after", str(claimed.retry_after_s).encode())],
+        )
+        return True
+    if claimed.outcome is service.Outcome.replay:
+        await _replay(send, claimed)
+        return True
+    return False
 
 
 async def _replay(send: Send, claimed: service.Claim) -> None:
@@ -262,5 +284,16 @@ def _too_large(limit: int, language: str) -> tuple[int, bytes]:
         "request.too_large",
         f"request body exceeds {limit} bytes",
         {"limit_bytes": limit},
+        language=language,
+    )
+
+
+def _key_too_long(language: str) -> tuple[int, bytes]:
+    return _error_response(
+        400,
+        "BadRequest",
+        "idempotency.key_too_long",
+        "Idempotency-Key too long",
+        {"max_length": 200},
         language=language,
     )
