@@ -41,7 +41,7 @@ def import_all_models() -> None:
 
 def routers() -> list[APIRouter]:
     """Every router the service mounts, in the order their routes are matched."""
-    from field_api.audit import endpoints as audit
+    from field_api.audit_api import endpoints as audit
     from field_api.auth import endpoints as auth
     from field_api.callbacks import endpoints as callbacks
     from field_api.checklists import endpoints as checklists
