@@ -26,7 +26,8 @@ from typing import Any, Final
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from field_api import clock, messages
+from field_api import messages
+from field_api.common import clock
 from field_api.language import DEFAULT_LANG, Lang, language_of
 
 MEDIA_TYPE: Final = "text/csv; charset=utf-8"

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from field_api import clock
+from field_api.common import clock
 from field_api.config import Settings
 from field_api.leases import service as leases
 from field_api.media import service as media

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from field_api.clock import CHINA_TZ, ManualClock
+from field_api.common.clock import CHINA_TZ, ManualClock
 
 CHINA = CHINA_TZ
 

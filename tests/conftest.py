@@ -26,9 +26,9 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from field_api import clock as clock_module
 from field_api.audit import keys as audit_keys
 from field_api.audit import service as audit_service
+from field_api.common import clock as clock_module
 from field_api.config import Settings
 from field_api.db import Base, make_engine
 from field_api.main import create_app

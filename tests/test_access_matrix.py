@@ -41,11 +41,12 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from field_api import clock, demo
+from field_api import demo
 from field_api.audit import service as audit
 from field_api.auth.models import ApiToken, Crew, User
 from field_api.auth.rules import DEMO_TOKENS
 from field_api.callbacks.models import ReviewFlag
+from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.contracts import service as contracts

@@ -34,7 +34,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.orm import Session, sessionmaker
 
-from field_api import clock, keyfiles
+from field_api import keyfiles
 from field_api.audit import keys as audit_keys
 from field_api.audit import service
 from field_api.audit.rules import (
@@ -46,6 +46,7 @@ from field_api.audit.rules import (
     checkpoint_payload,
     judge_checkpoints,
 )
+from field_api.common import clock
 from field_api.common.actors import Principal
 from field_api.config import Settings
 from field_api.errors import Conflict

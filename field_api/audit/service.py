@@ -27,10 +27,10 @@ from typing import Any
 from sqlalchemy import Table, event, func, inspect, select, text
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 
-from field_api import clock
 from field_api.audit import keys as audit_keys
 from field_api.audit.models import AuditEvent, AuditHead
 from field_api.audit.rules import GENESIS, link_hash, row_hash, same_hash
+from field_api.common import clock
 from field_api.common.actors import Principal
 from field_api.config import Settings
 from field_api.db import Base

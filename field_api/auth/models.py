@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Enum, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from field_api import clock
+from field_api.common import clock
 from field_api.common.actors import Role
 from field_api.db import Audited, Base
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from field_api import clock
 from field_api.audit import service as audit
 from field_api.auth.models import ApiToken, Crew, District, User
 from field_api.auth.rules import hash_token, is_demo_token, new_token
+from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.errors import Conflict, NotFound, Unauthorized, ValidationFailed

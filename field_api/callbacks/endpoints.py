@@ -6,7 +6,6 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from field_api import clock
 from field_api.auth import service as auth_service
 from field_api.callbacks import service
 from field_api.callbacks.rules import FlagKind
@@ -18,6 +17,7 @@ from field_api.callbacks.schemas import (
     FlagResolve,
     ScanRead,
 )
+from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.csv_export import csv_response
 from field_api.deadlines import service as deadlines

@@ -18,12 +18,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from field_api import clock, messages
+from field_api import messages
+from field_api.common import clock
 from field_api.deadlines.calendar import DueDate, WorkingCalendar
 from field_api.errors import ValidationFailed
 
 DEFAULT_SETTINGS_PATH = Path(__file__).with_name("settings.yaml")
-CHINA_TZ = clock.CHINA_TZ  # the one China time zone (field_api.clock)
+CHINA_TZ = clock.CHINA_TZ  # the one China time zone (field_api.common.clock)
 
 
 class Irregularity(StrEnum):

@@ -15,10 +15,10 @@ from datetime import date
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from field_api import clock
 from field_api.audit import service as audit
 from field_api.callbacks import rules
 from field_api.callbacks.models import CallBack, ReviewFlag
+from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.deadlines import service as deadlines
 from field_api.deadlines.calendar import WorkingCalendar

@@ -10,7 +10,6 @@ from typing import Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from field_api import clock
 from field_api.audit import service as audit
 from field_api.auth.models import Crew, District
 from field_api.checklists import evidence as evidence_source
@@ -23,6 +22,7 @@ from field_api.checklists.rules import (
     evidence_pending,
     missing_evidence,
 )
+from field_api.common import clock
 from field_api.common.actors import Principal
 from field_api.csv_export import csv_text as csv_text  # the shared writer, re-exported
 from field_api.errors import Conflict, InvalidTransition, ServiceUnavailable, ValidationFailed
@@ -33,7 +33,7 @@ from standard_kits.catalogue import Catalogue
 from standard_kits.loader import load_catalogue
 from standard_kits.schemas import ChecklistCard, CheckPhase
 
-CHINA = clock.CHINA_TZ  # the one China time zone (field_api.clock)
+CHINA = clock.CHINA_TZ  # the one China time zone (field_api.common.clock)
 # The stage an order must be in to submit a phase, and the stage a pass moves it to.
 PHASE_STAGES: dict[str, tuple[Stage, Stage]] = {
     "before_energising": (Stage.installed, Stage.inspected),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from field_api import clock
+from field_api.common import clock
 from field_api.privacy import mask_phone, redact_codes, redact_links
 
 logger = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from field_api import clock
 from field_api.audit import service as audit
+from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.contracts import signing, store
@@ -54,7 +54,7 @@ from field_api.work_orders.rules import Stage
 logger = logging.getLogger(__name__)
 
 # Contracts are read and dated in China; the zone has had no DST since 1991.
-CHINA = clock.CHINA_TZ  # the one definition (field_api.clock)
+CHINA = clock.CHINA_TZ  # the one definition (field_api.common.clock)
 MAX_SIGNATURE_BYTES = 1024 * 1024
 #: Namespace of the media client ids of contract signatures (uuid5 of the contract number).
 SIGNATURE_IDS = uuid.UUID("6f1c1a52-5c1e-4d7e-9f57-2f0c4b1f6a10")

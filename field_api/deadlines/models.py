@@ -7,7 +7,7 @@ from datetime import date, datetime
 from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from field_api import clock as server_clock
+from field_api.common import clock as server_clock
 from field_api.db import Audited, Base
 
 

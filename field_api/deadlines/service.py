@@ -17,9 +17,9 @@ from typing import Literal
 from sqlalchemy import Select, and_, select
 from sqlalchemy.orm import Session
 
-from field_api import clock
 from field_api.audit import service as audit
 from field_api.auth.models import Crew, District
+from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.config import Settings, get_settings
 from field_api.deadlines import rules
@@ -30,7 +30,7 @@ from field_api.work_orders import service as orders
 from field_api.work_orders.models import StageTransition, WorkOrder
 from field_api.work_orders.rules import TERMINAL, Stage
 
-CHINA_TZ = clock.CHINA_TZ  # working days are China's calendar days (one zone: field_api.clock)
+CHINA_TZ = clock.CHINA_TZ  # working days are China's calendar days (field_api.common.clock)
 MAX_VISIT_WINDOW = timedelta(hours=12)
 
 VisitListener = Callable[[Session, WorkOrder, PlannedVisit], None]

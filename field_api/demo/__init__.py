@@ -13,7 +13,7 @@ role with the fixed development tokens, transformers and a stocked depot per dis
   two), checks failing first and reworked, deadlines met and missed, call-backs, closures,
   white-listed and cancelled orders and a few orders the off-system detectors flag.
 
-Every step runs at the time a :class:`~field_api.clock.ManualClock` shows (installed for the
+Every step runs at the time a :class:`~field_api.common.clock.ManualClock` shows (installed for the
 load, the previous clock restored after), so stored times are consistent. All choices come from
 a seeded generator: loading into two fresh databases gives the same business rows. Loading
 again adds nothing (the demo district's showcase order ``DEMO000001`` marks a loaded demo).
@@ -29,11 +29,11 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from field_api import clock
 from field_api.auth import service as auth_service
 from field_api.auth.models import User
 from field_api.auth.rules import DEMO_TOKENS
 from field_api.callbacks.rules import Irregularity
+from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.deadlines import service as deadlines

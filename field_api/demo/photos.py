@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from reportlab.graphics.barcode.code128 import Code128
 
-from field_api.clock import to_china
+from field_api.common.clock import to_china
 
 PHOTO_SIZE = (160, 120)
 

@@ -2,8 +2,8 @@
 
 Each method is one thing a person does (the service clerk records an application, the crew
 arrives, photographs, requests the scheme, has the customer sign, the storekeeper issues the
-kit, ...), called at the time the :class:`~field_api.clock.ManualClock` shows, so every stored
-time (stage changes, deadlines, visit durations, photo times) follows from the story.
+kit, ...), called at the time the :class:`~field_api.common.clock.ManualClock` shows, so every
+stored time (stage changes, deadlines, visit durations, photo times) follows from the story.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from field_api import clock
 from field_api.auth.models import User
 from field_api.callbacks import rules as callback_rules
 from field_api.callbacks import service as callbacks
 from field_api.checklists import evidence as check_evidence
 from field_api.checklists import service as checklists
 from field_api.checklists.rules import ItemValue
+from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.contracts import service as contracts

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from field_api import clock
+from field_api.common import clock
 from field_api.db import Base
 
 

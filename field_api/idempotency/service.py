@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from field_api import clock
+from field_api.common import clock
 from field_api.idempotency.models import IdempotencyRecord
 from field_api.leases.service import owner_id, owner_is_gone
 from field_api.privacy import (

@@ -18,10 +18,10 @@ from PIL import Image, ImageOps
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from field_api import clock
 from field_api.audit import service as audit
 from field_api.auth import service as auth_service
 from field_api.auth.models import Crew, District
+from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.errors import (

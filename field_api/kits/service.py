@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
-from field_api import clock, meters
+from field_api import meters
 from field_api.audit import service as audit
 from field_api.auth import service as auth_service
+from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.errors import (

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
-from field_api import clock
+from field_api.common import clock
 from field_api.leases.models import Lease
 from field_api.leases.owners import owner_id, owner_is_gone
 

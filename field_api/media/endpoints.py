@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from field_api import clock
 from field_api.api_doc import form_body, raw_body, uses_bearer
 from field_api.auth import service as auth_service
+from field_api.common import clock
 from field_api.common.actors import Principal
 from field_api.config import Settings
 from field_api.csv_export import csv_response

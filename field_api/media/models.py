@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Index, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from field_api import clock
+from field_api.common import clock
 from field_api.db import Audited, Base
 from field_api.media.analysis import MediaType
 from field_api.media.rules import FlagCode, MediaKind

@@ -23,8 +23,8 @@ from PIL import Image as PILImage
 from sqlalchemy import Select, and_, event, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from field_api import clock
 from field_api.audit import service as audit
+from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.db import READ_OPTIONS

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from field_api import clock
+from field_api.common import clock
 from field_api.db import Audited, Base
 
 

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from field_api import clock
 from field_api.audit import service as audit
+from field_api.common import clock
 from field_api.common.actors import Principal
 from field_api.errors import NotFound, ValidationFailed
 from field_api.network import geo, rules

@@ -12,7 +12,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from field_api import clock
+from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.deadlines.service import calendar_for
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles

@@ -19,7 +19,7 @@ import httpx
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from field_api import clock as server_clock
+from field_api.common import clock as server_clock
 from field_api.config import Settings, get_settings
 from field_api.tracking import rules, targets
 from field_api.tracking.config import allow_loopback

@@ -17,9 +17,9 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from field_api import clock
 from field_api.audit import service as audit
 from field_api.auth.models import District
+from field_api.common import clock
 from field_api.common.actors import Principal
 from field_api.config import Settings, get_settings
 from field_api.contracts.config import sms_sender

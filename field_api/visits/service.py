@@ -10,10 +10,10 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from field_api import clock
 from field_api.audit import service as audit
 from field_api.auth import service as auth_service
 from field_api.checklists import service as checklists
+from field_api.common import clock
 from field_api.common.actors import Principal
 from field_api.deadlines import service as deadlines
 from field_api.deadlines.rules import END_TO_END

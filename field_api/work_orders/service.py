@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from field_api import clock
 from field_api.audit import service as audit
 from field_api.auth import service as auth_service
 from field_api.auth.rules import may_touch_crew_work
+from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed
 from field_api.work_orders import rules

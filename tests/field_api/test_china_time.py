@@ -16,10 +16,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
-from field_api import clock, csv_export, language
+from field_api import csv_export, language
 from field_api.auth import service as auth_service
 from field_api.callbacks import rules as callback_rules
 from field_api.checklists import service as checklists
+from field_api.common import clock
 from field_api.common.actors import Role
 from field_api.config import Settings
 from field_api.deadlines import service as deadlines

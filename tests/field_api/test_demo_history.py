@@ -15,10 +15,11 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from field_api import clock, demo
+from field_api import demo
 from field_api.callbacks.models import ReviewFlag
 from field_api.checklists import service as checklists
 from field_api.cli import app as cli
+from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.config import Settings, get_settings
 from field_api.db import Base, make_engine, make_session_factory

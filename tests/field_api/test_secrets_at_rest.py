@@ -42,8 +42,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select as sql_select
 from sqlalchemy.orm import Session
 
-from field_api import clock, logs
+from field_api import logs
 from field_api.auth.models import District
+from field_api.common import clock
 from field_api.common.actors import Role
 from field_api.config import Settings
 from field_api.contracts.notifier import LoggingNotifier

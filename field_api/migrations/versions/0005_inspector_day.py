@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import field_api.db
-from field_api import clock
+from field_api.common import clock
 from field_api.migrations.audited import record_schema_change
 
 revision: str = "0005"

@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import Engine, delete, func, insert, select, text, update
 from typer.testing import CliRunner
 
-from field_api import clock
 from field_api.audit import keys as audit_keys
 from field_api.audit.models import AuditEvent, AuditHead
 from field_api.audit.rules import link_hash, row_hash
 from field_api.audit.service import _event_fields
 from field_api.auth.rules import hash_token
 from field_api.cli import app as cli
+from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.config import Settings, get_settings
 from field_api.db import Base, make_engine, make_session_factory

@@ -275,7 +275,7 @@ def test_unfinished_uploads_expire_with_their_bytes(
 ) -> None:
     from datetime import timedelta
 
-    from field_api.clock import now as utcnow
+    from field_api.common.clock import now as utcnow
     from field_api.media import service
     from field_api.media.config import MediaSettings
 
@@ -301,7 +301,7 @@ def test_every_upload_row_write_is_on_the_audit_chain(
 
     from field_api.audit import service as audit
     from field_api.audit.models import AuditEvent
-    from field_api.clock import now as utcnow
+    from field_api.common.clock import now as utcnow
     from field_api.media import service
     from field_api.media.models import MediaFlag
     from tests.builders import make_order

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from field_api.audit.models import AuditEvent
-from field_api.clock import now as utcnow
+from field_api.common.clock import now as utcnow
 from field_api.errors import ValidationFailed
 from field_api.network import service
 from field_api.network.models import LvLine, NetworkImport, Transformer

@@ -225,7 +225,7 @@
   // ------------------------------------------------------------ China time
   // Every time a person reads is Asia/Shanghai: UTC+8 all year (no daylight saving since
   // 1991), whatever the device's zone. The API sends UTC (ISO 8601); these helpers are the one
-  // place the pages turn it into China time, as the server does (field_api.clock.to_china).
+  // place the pages turn it into China time, as the server does (field_api.common.clock.to_china).
   var CHINA_OFFSET_MS = 8 * 3600 * 1000;
   var ZONELESS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/;
 
