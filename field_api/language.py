@@ -2,7 +2,7 @@
 
 One rule for every answer a person reads (CSV exports, rendered messages):
 
-1. the page's language switch, the cookie ``fo_lang`` (:mod:`field_api.web.i18n`): the user's
+1. the page's language switch, the cookie ``fo_lang`` (:mod:`field_api.common.i18n`): the user's
    own choice wins over the browser's defaults;
 2. otherwise the ``Accept-Language`` header, by its quality values (``en-GB,en;q=0.9`` is
    English, ``zh-CN,zh;q=0.9,en;q=0.8`` is Chinese);
@@ -15,7 +15,7 @@ from typing import Final
 
 from starlette.requests import HTTPConnection
 
-from field_api.web.i18n import DEFAULT_LANG, LANG_COOKIE, Lang, normalise
+from field_api.common.i18n import DEFAULT_LANG, LANG_COOKIE, Lang, normalise
 
 __all__ = ["DEFAULT_LANG", "Lang", "from_accept_language", "language_of"]
 

@@ -17,7 +17,7 @@ from field_api.callbacks.schemas import (
     FlagResolve,
     ScanRead,
 )
-from field_api.common import clock
+from field_api.common import clock, i18n
 from field_api.common.actors import Principal, Role
 from field_api.csv_export import csv_response
 from field_api.deadlines import service as deadlines
@@ -26,7 +26,6 @@ from field_api.errors import NotFound
 from field_api.language import language_of
 from field_api.paging import Page
 from field_api.types import CSV_RESPONSES, DateQuery, IdPath, IdQuery, OffsetQuery
-from field_api.web import i18n
 from field_api.work_orders import service as orders
 
 router = APIRouter(tags=["call-backs"])

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from field_api.common.i18n import Lang, normalise
 from field_api.contracts.signing import (
     SigningKeyError,
     load_public_key,
@@ -15,7 +16,6 @@ from field_api.contracts.signing import (
     verify_signed_pdf,
 )
 from field_api.language import DEFAULT_LANG, from_accept_language
-from field_api.web.i18n import Lang, normalise
 
 app = typer.Typer(help="Signed connection contracts.", no_args_is_help=True)
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from field_api import paging
 from field_api.auth import service as auth_service
+from field_api.common import i18n
 from field_api.common.actors import Principal, Role
 from field_api.csv_export import csv_response
 from field_api.deadlines import service
@@ -30,7 +31,6 @@ from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.language import Lang, language_of
 from field_api.paging import Page
 from field_api.types import CSV_RESPONSES, DateQuery, IdPath, IdQuery, IsoDate
-from field_api.web import i18n
 from field_api.work_orders import service as orders
 
 router = APIRouter(tags=["deadlines"])

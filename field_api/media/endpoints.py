@@ -27,7 +27,7 @@ from starlette.requests import ClientDisconnect
 
 from field_api.api_doc import form_body, raw_body, uses_bearer
 from field_api.auth import service as auth_service
-from field_api.common import clock
+from field_api.common import clock, i18n
 from field_api.common.actors import Principal
 from field_api.config import Settings
 from field_api.csv_export import csv_response
@@ -58,7 +58,6 @@ from field_api.media.rules import FlagCode, MediaKind
 from field_api.media.schemas import FlaggedItemRead, FlagRead, MediaCreate, MediaRead
 from field_api.paging import Page
 from field_api.types import CSV_RESPONSES, CodePath, IdPath, IdQuery, OffsetQuery
-from field_api.web import i18n
 from field_api.work_orders import service as orders
 
 router = APIRouter(tags=["media"])

@@ -12,7 +12,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from field_api.common import clock
+from field_api.common import clock, i18n
 from field_api.common.actors import Principal, Role
 from field_api.deadlines.service import calendar_for
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
@@ -32,7 +32,6 @@ from field_api.tracking.schemas import (
     TrackingRevoked,
 )
 from field_api.types import HTML_NOT_FOUND, Code64Path, IdPath, Text
-from field_api.web import i18n
 from field_api.work_orders import service as orders
 from field_api.work_orders.rules import Stage
 

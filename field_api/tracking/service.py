@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from field_api.audit import service as audit
 from field_api.auth.models import District
-from field_api.common import clock
+from field_api.common import clock, i18n
 from field_api.common.actors import Principal
 from field_api.config import Settings, get_settings
 from field_api.contracts.config import sms_sender
@@ -32,14 +32,13 @@ from field_api.privacy import mask_name, mask_phone
 from field_api.tracking import rules, targets
 from field_api.tracking.config import tracking_settings
 from field_api.tracking.models import TrackingToken, WebhookDelivery, WebhookSubscription
-from field_api.web import i18n
 from field_api.work_orders import service as orders
 from field_api.work_orders.models import StageTransition, WorkOrder
 from field_api.work_orders.rules import FLOW, Stage
 
 logger = logging.getLogger(__name__)
 
-# The one catalogue of stage names (field_api.web.i18n ``stage.*``): the crew app, the planner,
+# The one catalogue of stage names (field_api.common.i18n ``stage.*``): the crew app, the planner,
 # the tracking page and the SMS all say the same words.
 STAGE_LABELS_ZH: dict[Stage, str] = {stage: i18n.text(f"stage.{stage.value}") for stage in Stage}
 # The customer hears about the steps that change what they wait for, not every internal one.

@@ -20,10 +20,10 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from starlette.templating import Jinja2Templates
 
 from field_api import security_headers
+from field_api.common import i18n
 from field_api.errors import NotFound
 from field_api.language import language_of
 from field_api.types import Text
-from field_api.web import i18n
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 import field_api
 from field_api import errors
+from field_api.common import i18n
 from field_api.common.actors import Role
 from field_api.config import Settings
 from field_api.contracts.otp import OtpOutcome
@@ -25,7 +26,6 @@ from field_api.deps import get_current_user
 from field_api.error_codes import LANGUAGES, MESSAGES, placeholders, render
 from field_api.errors import ErrorBody
 from field_api.main import HTTP_ERROR_CODES
-from field_api.web import i18n
 from tests.builders import auth, make_district, make_order, make_user, order_payload
 
 SOURCE = Path(field_api.__file__).parent

@@ -8,9 +8,9 @@ from pathlib import Path
 import yaml
 
 import field_api.deadlines
+from field_api.common import i18n
 from field_api.messages import MESSAGES
 from field_api.tracking import service as tracking
-from field_api.web import i18n
 from field_api.work_orders.rules import Stage
 
 

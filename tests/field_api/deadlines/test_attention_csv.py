@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from field_api.auth.models import Crew, District
+from field_api.common import i18n
 from field_api.config import Settings
 from field_api.messages import csv_header
-from field_api.web import i18n
 from field_api.work_orders.models import WorkOrder
 from tests.builders import auth
 from tests.clocks import ChinaClock

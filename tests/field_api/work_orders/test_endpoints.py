@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from field_api.common import i18n
 from field_api.common.actors import Role
 from field_api.config import Settings
-from field_api.web import i18n
 from tests.builders import auth, make_crew, make_district, make_order, make_user, order_payload
 
 
