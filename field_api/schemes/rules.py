@@ -334,134 +334,111 @@ def design_scheme(
     Returns:
         A :class:`SchemeAnswer`; ``answer.scheme`` is ``None`` when no option meets the rules.
     """
-    s = settings or settings_from(catalogue)
-    # orders say small_micro_enterprise etc.; kits and power factors know residential/business
-    request = dataclasses.replace(request, category=catalogue.kit_category(request.category))
-    _check_request(request, s)
-    laying = request.laying_method or s.laying_method
-    phases = request.phases
-    voltage = s.nominal_voltage_v[phases]
-    cos_phi = s.power_factor[request.category]
-    current = load_current_a(request.capacity_kw, phases=phases, voltage_v=voltage, cos_phi=cos_phi)
-    load_kva = request.capacity_kw / cos_phi
-
-    def answer(
-        kit_code: str | None, scheme: Scheme | None = None, *,
-        failures: Sequence[RuleFailure] = (), white_list: WhiteListProposal | None = None,
-        proposals: Iterable[Message] = (),
-    ) -> SchemeAnswer:
-        unique = {p.english: p for p in proposals}  # the same proposal once, first place kept
-        return SchemeAnswer(
-            category=request.category, phases=phases, capacity_kw=request.capacity_kw,
-            cos_phi=cos_phi, load_current_a=current, load_kva=load_kva, kit_code=kit_code,
-            scheme=scheme, failures=tuple(failures), white_list=white_list,
-            proposals=tuple(unique), proposal_messages=tuple(unique.values()),
-        )
-
+    load = _load_of(request, catalogue, settings or settings_from(catalogue))
+    request = load.request
     options = list(cables) if cables is not None else cable_options(
-        catalogue, phases=phases, laying_method=laying
+        catalogue, phases=request.phases, laying_method=load.laying
     )
     preferred = _preferred_option(request, options)
 
-    kit = catalogue.connection_kit_for(request.category, phases, request.capacity_kw)
+    kit = catalogue.connection_kit_for(request.category, request.phases, request.capacity_kw)
     if kit is None:
-        return answer(
+        return _answer(
+            load,
             None,
             failures=[_no_kit_failure(catalogue, request)],
             proposals=_no_kit_proposals(catalogue, request),
         )
-
-    equipment = _choose_equipment(catalogue, kit, current, s)
+    equipment = _choose_equipment(catalogue, kit, load.current, load.settings)
     if isinstance(equipment, RuleFailure):
-        three = catalogue.connection_kit_for(request.category, 3, request.capacity_kw)
-        switch = equipment.rule == "direct_meter_limit" and phases == 1 and three is not None
-        return answer(
-            kit.code, failures=[equipment],
-            proposals=[Message("scheme_proposal.three_phase", {"kit": three.code})]
-            if switch and three else [],
-        )
-    breaker, meter, ct = equipment
+        return _equipment_refusal(load, catalogue, kit, equipment)
+    return _supply_from_network(
+        load, network, catalogue, kit, equipment, _cable_order(kit, options, preferred)
+    )
 
+
+@dataclass(frozen=True, slots=True)
+class _Load:
+    """The request as the rules see it (kit category), with the figures worked out once."""
+
+    request: SchemeRequest
+    settings: EngineSettings
+    laying: str
+    voltage: float
+    cos_phi: float
+    current: float
+    load_kva: float
+
+
+_Equipment = tuple[BreakerMaterial, MeterMaterial, CurrentTransformerMaterial | None]
+
+
+def _load_of(request: SchemeRequest, catalogue: Catalogue, s: EngineSettings) -> _Load:
+    """Check the request and work out its voltage, power factor, load current and kVA."""
+    # orders say small_micro_enterprise etc.; kits and power factors know residential/business
+    request = dataclasses.replace(request, category=catalogue.kit_category(request.category))
+    _check_request(request, s)
+    voltage = s.nominal_voltage_v[request.phases]
+    cos_phi = s.power_factor[request.category]
+    return _Load(
+        request=request,
+        settings=s,
+        laying=request.laying_method or s.laying_method,
+        voltage=voltage,
+        cos_phi=cos_phi,
+        current=load_current_a(
+            request.capacity_kw, phases=request.phases, voltage_v=voltage, cos_phi=cos_phi
+        ),
+        load_kva=request.capacity_kw / cos_phi,
+    )
+
+
+def _answer(
+    load: _Load, kit_code: str | None, scheme: Scheme | None = None, *,
+    failures: Sequence[RuleFailure] = (), white_list: WhiteListProposal | None = None,
+    proposals: Iterable[Message] = (),
+) -> SchemeAnswer:
+    unique = {p.english: p for p in proposals}  # the same proposal once, first place kept
+    request = load.request
+    return SchemeAnswer(
+        category=request.category, phases=request.phases, capacity_kw=request.capacity_kw,
+        cos_phi=load.cos_phi, load_current_a=load.current, load_kva=load.load_kva,
+        kit_code=kit_code, scheme=scheme, failures=tuple(failures), white_list=white_list,
+        proposals=tuple(unique), proposal_messages=tuple(unique.values()),
+    )
+
+
+def _equipment_refusal(
+    load: _Load, catalogue: Catalogue, kit: ConnectionKit, failure: RuleFailure
+) -> SchemeAnswer:
+    """No breaker, meter or CT fits; a single-phase request over the meter limit may go 3-phase."""
+    request = load.request
+    three = catalogue.connection_kit_for(request.category, 3, request.capacity_kw)
+    switch = failure.rule == "direct_meter_limit" and request.phases == 1 and three is not None
+    return _answer(
+        load, kit.code, failures=[failure],
+        proposals=[Message("scheme_proposal.three_phase", {"kit": three.code})]
+        if switch and three else [],
+    )
+
+
+def _supply_from_network(
+    load: _Load, network: Network, catalogue: Catalogue, kit: ConnectionKit,
+    equipment: _Equipment, cable_order: Sequence[CableOption],
+) -> SchemeAnswer:
+    """Try the transformers in reach, nearest first: the first that meets every rule supplies."""
+    request, s = load.request, load.settings
     failures: list[RuleFailure] = []
     proposals: list[Message] = []
-    cable_order = _cable_order(kit, options, preferred)
     candidates = network.within(request.lon, request.lat, s.max_supply_radius_m)
     for transformer, distance in candidates:
-        spare = transformer.rated_kva * s.transformer_max_loading_pct / 100 - transformer.load_kva
-        if spare < load_kva:
-            failures.append(RuleFailure(
-                "transformer_capacity",
-                f"transformer {transformer.id} at {distance:.0f} m has {spare:.1f} kVA spare, "
-                f"{load_kva:.1f} kVA needed",
-                transformer.id,
-                "scheme_failure.transformer_capacity",
-                {"transformer": transformer.id, "distance_m": round(distance),
-                 "spare_kva": round(spare, 1), "needed_kva": round(load_kva, 1)},
-            ))
-            continue
-        route, method, _ = network.route_m(
-            transformer, request.lon, request.lat,
-            detour_factor=s.detour_factor, max_service_drop_m=s.max_service_drop_m,
+        scheme = _supply_from(
+            load, network, catalogue, kit, equipment, cable_order,
+            transformer, distance, failures, proposals,
         )
-        # try cables in order and stop at the first that passes: it is the one chosen
-        checks: list[CableCheck] = []
-        for option in cable_order:
-            checks.append(check_cable(
-                option, current_a=current, breaker_rating_a=breaker.rating_a, length_m=route,
-                cos_phi=cos_phi, phases=phases, voltage_v=voltage,
-                budget_pct=s.voltage_drop_budget_pct,
-            ))
-            if checks[-1].passed:
-                break
-        chosen = checks[-1] if checks and checks[-1].passed else None
-        terminal_v = voltage * (1 - chosen.voltage_drop_pct / 100) if chosen else 0.0
-        lower_v, upper_v = s.terminal_voltage_limits_v[phases]
-        if chosen is not None and not lower_v <= terminal_v <= upper_v:
-            failures.append(RuleFailure(
-                "terminal_voltage",
-                f"estimated terminal voltage {terminal_v:.1f} V outside {lower_v}-{upper_v} V "
-                f"via transformer {transformer.id}",
-                transformer.id,
-                "scheme_failure.terminal_voltage",
-                {"voltage_v": round(terminal_v, 1), "lower_v": _g(lower_v), "upper_v": _g(upper_v),
-                 "transformer": transformer.id},
-            ))
-            continue
-        if chosen is None:
-            failures.append(_cable_failure(checks, transformer.id, route, s))
-            proposals.extend(_cable_proposals(checks, route, laying))
-            continue
-        scheme = Scheme(
-            kit_code=kit.code,
-            transformer_id=transformer.id,
-            transformer_rated_kva=transformer.rated_kva,
-            transformer_spare_kva_before=spare,
-            transformer_spare_kva_after=spare - load_kva,
-            distance_m=distance,
-            route_length_m=route,
-            route_method=method,
-            detour_factor=s.detour_factor if method == "straight_line" else None,
-            laying_method=laying,
-            cable=chosen,
-            breaker_code=breaker.code,
-            breaker_rating_a=breaker.rating_a,
-            metering=kit.metering,
-            meter_code=meter.code,
-            ct_code=ct.code if ct else None,
-            ct_primary_a=ct.primary_a if ct else None,
-            voltage_drop_budget_pct=s.voltage_drop_budget_pct,
-            nominal_voltage_v=voltage,
-            terminal_voltage_v=terminal_v,
-            terminal_voltage_limits_v=(lower_v, upper_v),
-            bill_of_materials=bill_of_materials(
-                catalogue, kit, route_m=route,
-                replace={"cable": chosen.code, "breaker": breaker.code, "meter": meter.code,
-                         **({"ct": ct.code} if ct else {})},
-            ),
-            cables_considered=tuple(checks),
-        )
-        # earlier transformers that failed are kept: the crew sees why the nearest was skipped
-        return answer(kit.code, scheme, failures=failures, proposals=proposals)
+        if scheme is not None:
+            # earlier transformers that failed are kept: the crew sees why the nearest was skipped
+            return _answer(load, kit.code, scheme, failures=failures, proposals=proposals)
 
     if not candidates:
         failures.append(RuleFailure(
@@ -470,8 +447,121 @@ def design_scheme(
             None, "scheme_failure.no_transformer_in_reach",
             {"radius_m": round(s.max_supply_radius_m)},
         ))
-    return answer(
-        kit.code, failures=failures, white_list=_white_list(failures), proposals=proposals
+    return _answer(
+        load, kit.code, failures=failures, white_list=_white_list(failures), proposals=proposals
+    )
+
+
+def _supply_from(
+    load: _Load, network: Network, catalogue: Catalogue, kit: ConnectionKit,
+    equipment: _Equipment, cable_order: Sequence[CableOption],
+    transformer: SupplyTransformer, distance: float,
+    failures: list[RuleFailure], proposals: list[Message],
+) -> Scheme | None:
+    """The scheme via one transformer, or ``None`` with its failure (and proposals) noted."""
+    request, s = load.request, load.settings
+    spare = transformer.rated_kva * s.transformer_max_loading_pct / 100 - transformer.load_kva
+    if spare < load.load_kva:
+        failures.append(_capacity_failure(load, transformer, distance, spare))
+        return None
+    route, method, _ = network.route_m(
+        transformer, request.lon, request.lat,
+        detour_factor=s.detour_factor, max_service_drop_m=s.max_service_drop_m,
+    )
+    checks = _try_cables(load, cable_order, equipment[0].rating_a, route)
+    chosen = checks[-1] if checks and checks[-1].passed else None
+    terminal_v = load.voltage * (1 - chosen.voltage_drop_pct / 100) if chosen else 0.0
+    lower_v, upper_v = s.terminal_voltage_limits_v[request.phases]
+    if chosen is not None and not lower_v <= terminal_v <= upper_v:
+        failures.append(RuleFailure(
+            "terminal_voltage",
+            f"estimated terminal voltage {terminal_v:.1f} V outside {lower_v}-{upper_v} V "
+            f"via transformer {transformer.id}",
+            transformer.id,
+            "scheme_failure.terminal_voltage",
+            {"voltage_v": round(terminal_v, 1), "lower_v": _g(lower_v), "upper_v": _g(upper_v),
+             "transformer": transformer.id},
+        ))
+        return None
+    if chosen is None:
+        failures.append(_cable_failure(checks, transformer.id, route, s))
+        proposals.extend(_cable_proposals(checks, route, load.laying))
+        return None
+    return _scheme(
+        load, catalogue, kit, equipment, transformer,
+        spare=spare, distance=distance, route=route, method=method, checks=checks,
+        terminal_v=terminal_v,
+    )
+
+
+def _capacity_failure(
+    load: _Load, transformer: SupplyTransformer, distance: float, spare: float
+) -> RuleFailure:
+    return RuleFailure(
+        "transformer_capacity",
+        f"transformer {transformer.id} at {distance:.0f} m has {spare:.1f} kVA spare, "
+        f"{load.load_kva:.1f} kVA needed",
+        transformer.id,
+        "scheme_failure.transformer_capacity",
+        {"transformer": transformer.id, "distance_m": round(distance),
+         "spare_kva": round(spare, 1), "needed_kva": round(load.load_kva, 1)},
+    )
+
+
+def _try_cables(
+    load: _Load, cable_order: Sequence[CableOption], breaker_rating_a: float, route: float
+) -> list[CableCheck]:
+    """Cables tried in order, stopping at the first that passes: it is the one chosen."""
+    checks: list[CableCheck] = []
+    for option in cable_order:
+        checks.append(check_cable(
+            option, current_a=load.current, breaker_rating_a=breaker_rating_a, length_m=route,
+            cos_phi=load.cos_phi, phases=load.request.phases, voltage_v=load.voltage,
+            budget_pct=load.settings.voltage_drop_budget_pct,
+        ))
+        if checks[-1].passed:
+            break
+    return checks
+
+
+def _scheme(
+    load: _Load, catalogue: Catalogue, kit: ConnectionKit, equipment: _Equipment,
+    transformer: SupplyTransformer, *, spare: float, distance: float, route: float,
+    method: Literal["along_line", "straight_line"], checks: Sequence[CableCheck],
+    terminal_v: float,
+) -> Scheme:
+    """The accepted scheme, with every figure it was computed from and its bill of materials."""
+    s = load.settings
+    breaker, meter, ct = equipment
+    chosen = checks[-1]
+    return Scheme(
+        kit_code=kit.code,
+        transformer_id=transformer.id,
+        transformer_rated_kva=transformer.rated_kva,
+        transformer_spare_kva_before=spare,
+        transformer_spare_kva_after=spare - load.load_kva,
+        distance_m=distance,
+        route_length_m=route,
+        route_method=method,
+        detour_factor=s.detour_factor if method == "straight_line" else None,
+        laying_method=load.laying,
+        cable=chosen,
+        breaker_code=breaker.code,
+        breaker_rating_a=breaker.rating_a,
+        metering=kit.metering,
+        meter_code=meter.code,
+        ct_code=ct.code if ct else None,
+        ct_primary_a=ct.primary_a if ct else None,
+        voltage_drop_budget_pct=s.voltage_drop_budget_pct,
+        nominal_voltage_v=load.voltage,
+        terminal_voltage_v=terminal_v,
+        terminal_voltage_limits_v=s.terminal_voltage_limits_v[load.request.phases],
+        bill_of_materials=bill_of_materials(
+            catalogue, kit, route_m=route,
+            replace={"cable": chosen.code, "breaker": breaker.code, "meter": meter.code,
+                     **({"ct": ct.code} if ct else {})},
+        ),
+        cables_considered=tuple(checks),
     )
 
 
@@ -582,7 +672,7 @@ def _cable_order(
 
 def _choose_equipment(
     catalogue: Catalogue, kit: ConnectionKit, current: float, s: EngineSettings
-) -> tuple[BreakerMaterial, MeterMaterial, CurrentTransformerMaterial | None] | RuleFailure:
+) -> _Equipment | RuleFailure:
     if kit.metering == "direct" and current > s.direct_meter_limit_a:
         return RuleFailure(
             "direct_meter_limit",

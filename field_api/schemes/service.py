@@ -13,6 +13,7 @@ from field_api.audit import service as audit
 from field_api.common.actors import Principal
 from field_api.errors import InvalidTransition, NotFound, ValidationFailed
 from field_api.network import service as network
+from field_api.network.models import Transformer
 from field_api.schemes import rules
 from field_api.schemes.models import SupplyScheme
 from field_api.schemes.schemas import SchemeCreate
@@ -83,6 +84,38 @@ def request_scheme(
     ``scheme_answered``. A refusal is saved too, with the failed rules and the white-list
     proposal, so the crew can park the order on the white list with that reason.
     """
+    order = _lock_for_scheming(session, order_id, actor=actor)
+    lon = data.lon if data.lon is not None else order.lon
+    lat = data.lat if data.lat is not None else order.lat
+    answer = _design(session, order, data, lon=lon, lat=lat)
+    scheme = answer.scheme
+    take = scheme is not None and data.accept
+    status = "accepted" if take else ("proposed" if scheme is not None else "refused")
+    transformer = network.get_by_code(session, scheme.transformer_id) if scheme else None
+    row = _scheme_row(
+        order, answer, transformer, status=status, lon=lon, lat=lat, actor=actor
+    )
+    if take:
+        previous = accepted_for_order(session, order.id)
+        if previous is not None:
+            previous.status = "superseded"
+            audit.record(session, actor=actor, action="supply_scheme.supersede", entity=previous)
+    session.add(row)
+    audit.record(session, actor=actor, action=f"supply_scheme.{status}", entity=row)
+    if take and transformer is not None:
+        network.commit_connection(
+            session, order_id=order.id, transformer=transformer, load_kva=answer.load_kva,
+            actor=actor,
+        )
+        if order.stage == Stage.surveyed:
+            orders.transition(
+                session, order, Stage.scheme_answered, actor=actor, data={"scheme_id": row.id}
+            )
+    return row
+
+
+def _lock_for_scheming(session: Session, order_id: int, *, actor: Principal) -> WorkOrder:
+    """The order, locked, when the actor may write it and it is at a scheming stage."""
     order = orders.get_for_actor(session, order_id, actor, write=True)
     # one scheme decision per order at a time (PostgreSQL row lock; SQLite serialises writers)
     session.execute(
@@ -96,10 +129,15 @@ def request_scheme(
             code="scheme.wrong_stage",
             params={"order_id": order.id, "stage": order.stage.value},
         )
+    return order
+
+
+def _design(
+    session: Session, order: WorkOrder, data: SchemeCreate, *, lon: float, lat: float
+) -> rules.SchemeAnswer:
+    """Run the scheme engine for the order at ``lon``/``lat`` on the network around it."""
     catalogue = load_catalogue()
     settings = rules.settings_from(catalogue)
-    lon = data.lon if data.lon is not None else order.lon
-    lat = data.lat if data.lat is not None else order.lat
     request = rules.SchemeRequest(
         category=order.category.value, phases=order.phases, capacity_kw=order.capacity_kw,
         lon=lon, lat=lat, laying_method=data.laying_method, preferred_cable=data.preferred_cable,
@@ -108,18 +146,22 @@ def request_scheme(
         net = network.engine_network(
             session, lon, lat, radius_m=settings.max_supply_radius_m, exclude_order_id=order.id
         )
-        answer = rules.design_scheme(request, net, catalogue, settings=settings)
+        return rules.design_scheme(request, net, catalogue, settings=settings)
     except rules.SchemeInputError as exc:
         raise ValidationFailed(
             str(exc),
             code="scheme.input_invalid",
             params={"reason": str(exc)},
         ) from exc
+
+
+def _scheme_row(
+    order: WorkOrder, answer: rules.SchemeAnswer, transformer: Transformer | None, *,
+    status: str, lon: float, lat: float, actor: Principal,
+) -> SupplyScheme:
+    """The scheme row to save: the engine's answer and, when it passed, the scheme's figures."""
     scheme = answer.scheme
-    take = scheme is not None and data.accept
-    status = "accepted" if take else ("proposed" if scheme is not None else "refused")
-    transformer = network.get_by_code(session, scheme.transformer_id) if scheme else None
-    row = SupplyScheme(
+    return SupplyScheme(
         order_id=order.id, status=status, kit_code=answer.kit_code,
         transformer_id=transformer.id if transformer else None,
         transformer_code=scheme.transformer_id if scheme else None,
@@ -143,23 +185,6 @@ def request_scheme(
         answer=_json(dataclasses.asdict(answer)),
         created_by=actor.user_id,
     )
-    if take:
-        previous = accepted_for_order(session, order.id)
-        if previous is not None:
-            previous.status = "superseded"
-            audit.record(session, actor=actor, action="supply_scheme.supersede", entity=previous)
-    session.add(row)
-    audit.record(session, actor=actor, action=f"supply_scheme.{status}", entity=row)
-    if take and transformer is not None:
-        network.commit_connection(
-            session, order_id=order.id, transformer=transformer, load_kva=answer.load_kva,
-            actor=actor,
-        )
-        if order.stage == Stage.surveyed:
-            orders.transition(
-                session, order, Stage.scheme_answered, actor=actor, data={"scheme_id": row.id}
-            )
-    return row
 
 
 def _json(value: Any) -> Any:
