@@ -318,6 +318,7 @@ def bench_uploads(workdir: Path, token: str, order_id: int, photos: int) -> None
 
 
 def bench_analysis(workdir: Path) -> None:
+    from field_api.common.storage import sha256_of_file
     from field_api.media.analysis import (
         analyze_image,
         inspect_image,
@@ -325,7 +326,6 @@ def bench_analysis(workdir: Path) -> None:
         sniff_file,
     )
     from field_api.media.barcode import decode_barcodes
-    from field_api.media.storage import sha256_of_file
 
     print("\n== 2. image analysis, timed on its own (median of 7) ==")
     path = workdir / "photo.jpg"

@@ -1,7 +1,7 @@
 """Development-only routes: the SMS outbox a newcomer reads the one-time code from.
 
 ``create_app`` calls :func:`install`: outside production it mounts ``GET /dev/sms`` and has the
-default notifier keep every message it sends (:data:`field_api.contracts.notifier.DEV_OUTBOX`);
+default notifier keep every message it sends (:data:`field_api.common.notifier.DEV_OUTBOX`);
 in production the route does not exist (404) and nothing is kept. Any signed-in user may read
 the outbox on a development or test server (tests/access_matrix.yaml): it holds demo
 customers' messages, and it is the one place their codes and tracking links are shown in full
@@ -13,8 +13,8 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from field_api.common.notifier import DEV_OUTBOX, KeptSms
 from field_api.config import Settings
-from field_api.contracts.notifier import DEV_OUTBOX, KeptSms
 from field_api.deps import CurrentUser
 from field_api.paging import Page
 

@@ -18,7 +18,7 @@
     └── ServiceUnavailable           503  service_unavailable
 
 (the last column is the class's default ``code``; slices subclass these, e.g.
-``deadlines.calendar.CalendarError``.)
+``common.calendar.CalendarError``.)
 
 Every 4xx and 5xx leaves the service as the ``ErrorBody`` of the OpenAPI::
 

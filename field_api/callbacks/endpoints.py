@@ -19,7 +19,7 @@ from field_api.callbacks.schemas import (
 )
 from field_api.common import clock, i18n
 from field_api.common.actors import Principal, Role
-from field_api.csv_export import csv_response
+from field_api.common.csvfiles import csv_response
 from field_api.deadlines import service as deadlines
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.errors import NotFound

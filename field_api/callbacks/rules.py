@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from field_api import messages
 from field_api.common import clock
-from field_api.deadlines.calendar import DueDate, WorkingCalendar
+from field_api.common.calendar import DueDate, WorkingCalendar
 from field_api.errors import ValidationFailed
 
 DEFAULT_SETTINGS_PATH = Path(__file__).with_name("settings.yaml")

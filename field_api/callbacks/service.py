@@ -20,8 +20,8 @@ from field_api.callbacks import rules
 from field_api.callbacks.models import CallBack, ReviewFlag
 from field_api.common import clock
 from field_api.common.actors import Principal, Role
+from field_api.common.calendar import WorkingCalendar
 from field_api.deadlines import service as deadlines
-from field_api.deadlines.calendar import WorkingCalendar
 from field_api.deadlines.rules import ClockStatus, classify
 from field_api.errors import Conflict, Forbidden, InvalidTransition, NotFound
 from field_api.work_orders import service as orders

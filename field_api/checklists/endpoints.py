@@ -15,7 +15,7 @@ from field_api.checklists.schemas import (
     SubmissionRead,
 )
 from field_api.common.actors import Principal, Role
-from field_api.csv_export import csv_response
+from field_api.common.csvfiles import csv_response
 from field_api.deps import CurrentUser, DbSession, require_roles
 from field_api.language import language_of
 from field_api.paging import Page

@@ -24,7 +24,6 @@ from field_api.checklists.rules import (
 )
 from field_api.common import clock
 from field_api.common.actors import Principal
-from field_api.csv_export import csv_text as csv_text  # the shared writer, re-exported
 from field_api.errors import Conflict, InvalidTransition, ServiceUnavailable, ValidationFailed
 from field_api.work_orders import service as orders
 from field_api.work_orders.models import WorkOrder

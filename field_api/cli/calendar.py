@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from field_api.deadlines.calendar import CalendarError, build_calendar, calendar_settings_from_env
+from field_api.common.calendar import CalendarError, build_calendar, calendar_settings_from_env
 
 app = typer.Typer(
     help="The Chinese working-day calendar used by time limits.", no_args_is_help=True

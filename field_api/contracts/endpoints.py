@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFil
 from fastapi.responses import JSONResponse
 
 from field_api.common.actors import Principal, Role
+from field_api.common.notifier import LoggingNotifier, Notifier
 from field_api.contracts import service
-from field_api.contracts.notifier import LoggingNotifier, Notifier
 from field_api.contracts.schemas import ContractRead, OtpRead, VerificationRead
 from field_api.contracts.signing import public_key_pem
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles

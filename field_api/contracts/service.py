@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 from field_api.audit import service as audit
 from field_api.common import clock
 from field_api.common.actors import Principal, Role
+from field_api.common.notifier import Notifier
 from field_api.config import Settings
 from field_api.contracts import signing, store
 from field_api.contracts.config import contract_settings, sms_sender
 from field_api.contracts.models import Contract, ContractOtp, ContractStatus
-from field_api.contracts.notifier import Notifier
 from field_api.contracts.otp import OneTimeCode, OtpOutcome
 from field_api.contracts.pdf import (
     CjkFontMissingError,

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
-from field_api.media.storage import MediaStore
+from field_api.common.storage import MediaStore
 
 
 def put(media_dir: Path, data: bytes, *, session: Session | None = None) -> str:

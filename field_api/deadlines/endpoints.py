@@ -11,7 +11,7 @@ from field_api import paging
 from field_api.auth import service as auth_service
 from field_api.common import i18n
 from field_api.common.actors import Principal, Role
-from field_api.csv_export import csv_response
+from field_api.common.csvfiles import csv_response
 from field_api.deadlines import service
 from field_api.deadlines.schemas import (
     AttentionGroupRead,

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from field_api.deadlines.calendar import DueDate, Interval, WorkingCalendar
+from field_api.common.calendar import DueDate, Interval, WorkingCalendar
 from field_api.errors import ValidationFailed
 from field_api.messages import Message
 

@@ -21,9 +21,9 @@ from field_api.audit import service as audit
 from field_api.auth.models import Crew, District
 from field_api.common import clock
 from field_api.common.actors import Principal, Role
+from field_api.common.calendar import WorkingCalendar, build_calendar
 from field_api.config import Settings, get_settings
 from field_api.deadlines import rules
-from field_api.deadlines.calendar import WorkingCalendar, build_calendar
 from field_api.deadlines.models import ClockPause, OrderDeadline, PlannedVisit
 from field_api.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 from field_api.work_orders import service as orders

@@ -35,9 +35,9 @@ from field_api.auth.rules import DEMO_TOKENS
 from field_api.callbacks.rules import Irregularity
 from field_api.common import clock
 from field_api.common.actors import Principal, Role
+from field_api.common.calendar import WorkingCalendar
 from field_api.config import Settings
 from field_api.deadlines import service as deadlines
-from field_api.deadlines.calendar import WorkingCalendar
 from field_api.demo import stories
 from field_api.demo.stories import (
     Plan,

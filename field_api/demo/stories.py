@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from field_api.callbacks.rules import Irregularity
+from field_api.common.calendar import WorkingCalendar
 from field_api.common.clock import CHINA_TZ
-from field_api.deadlines.calendar import WorkingCalendar
 from field_api.demo.world import OrderSpec, World
 from field_api.errors import ValidationFailed
 from field_api.media.rules import MediaKind

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from field_api import paging
 from field_api.common.actors import Principal, Role
-from field_api.csv_export import csv_response
+from field_api.common.csvfiles import csv_response
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.errors import NotFound, PayloadTooLarge
 from field_api.inspections import service

@@ -29,8 +29,8 @@ from field_api.api_doc import form_body, raw_body, uses_bearer
 from field_api.auth import service as auth_service
 from field_api.common import clock, i18n
 from field_api.common.actors import Principal
+from field_api.common.csvfiles import csv_response
 from field_api.config import Settings
-from field_api.csv_export import csv_response
 from field_api.db import READ_OPTIONS, session_scope
 from field_api.deps import AppSettings, CurrentUser, DbSession, get_current_user
 from field_api.errors import (

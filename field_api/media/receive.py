@@ -1,7 +1,7 @@
 """Receiving request bodies straight into the media store (multipart and tus PATCH).
 
 The body is never held whole in memory: each chunk from the ASGI stream goes through the
-streaming multipart parser into a :class:`~field_api.media.storage.TempFile`. Whatever goes
+streaming multipart parser into a :class:`~field_api.common.storage.TempFile`. Whatever goes
 wrong — the client drops the connection, the file passes its size limit, the form is
 malformed, the client stops sending — the temporary file is deleted before the error
 propagates.
@@ -29,6 +29,7 @@ from typing import BinaryIO
 import anyio
 from python_multipart.multipart import parse_options_header
 
+from field_api.common.storage import SNIFF_BYTES, MediaStore, TempFile
 from field_api.errors import (
     BadRequest,
     DomainError,
@@ -36,7 +37,6 @@ from field_api.errors import (
     UnsupportedMedia,
     ValidationFailed,
 )
-from field_api.media.storage import SNIFF_BYTES, MediaStore, TempFile
 
 MAX_FIELD_BYTES = 4096
 MAX_FIELDS = 16

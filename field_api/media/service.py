@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from field_api.audit import service as audit
 from field_api.common import clock
 from field_api.common.actors import Principal, Role
+from field_api.common.storage import MediaStore, sha256_of_file
 from field_api.config import Settings
 from field_api.db import READ_OPTIONS
 from field_api.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, ValidationFailed
@@ -51,7 +52,6 @@ from field_api.media.models import (
 )
 from field_api.media.rules import EvidenceFlag, HashCandidate, MediaKind, Position
 from field_api.media.schemas import MediaCreate
-from field_api.media.storage import MediaStore, sha256_of_file
 from field_api.work_orders import service as orders
 from field_api.work_orders.models import WorkOrder
 from field_api.work_orders.rules import Stage

@@ -21,11 +21,11 @@ from field_api.audit import service as audit
 from field_api.auth.models import District
 from field_api.common import clock, i18n
 from field_api.common.actors import Principal
+from field_api.common.calendar import CalendarError, WorkingCalendar
+from field_api.common.notifier import LoggingNotifier, Notifier
 from field_api.config import Settings, get_settings
 from field_api.contracts.config import sms_sender
-from field_api.contracts.notifier import LoggingNotifier, Notifier
 from field_api.deadlines import service as deadlines
-from field_api.deadlines.calendar import CalendarError, WorkingCalendar
 from field_api.deadlines.models import PlannedVisit
 from field_api.errors import Conflict, NotFound, ValidationFailed
 from field_api.privacy import mask_name, mask_phone

@@ -8,7 +8,7 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from field_api.common.actors import Principal, Role
-from field_api.csv_export import csv_response
+from field_api.common.csvfiles import csv_response
 from field_api.deps import CurrentUser, DbSession, require_roles
 from field_api.language import Lang, language_of
 from field_api.paging import Page

@@ -16,11 +16,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
-from field_api import csv_export, language
+from field_api import language
 from field_api.auth import service as auth_service
 from field_api.callbacks import rules as callback_rules
 from field_api.checklists import service as checklists
-from field_api.common import clock
+from field_api.common import clock, csvfiles
 from field_api.common.actors import Role
 from field_api.config import Settings
 from field_api.deadlines import service as deadlines
@@ -62,7 +62,7 @@ COLUMNS = ["name", "at", "on", "ok", "share", "count", "colour"]
 
 
 def test_csv_writes_china_time_with_offset_and_booleans_in_chinese_by_default() -> None:
-    assert csv_export.csv_text(ROWS, COLUMNS) == (
+    assert csvfiles.csv_text(ROWS, COLUMNS) == (
         "\ufeffname,at,on,ok,share,count,colour\n"
         "'=SUM(A1),2026-12-05T01:30:00+08:00,2026-12-05,是,0.5000,-3,red\n"
         "乙,,2026-01-02,否,1.0000,7,red\n"
@@ -70,24 +70,24 @@ def test_csv_writes_china_time_with_offset_and_booleans_in_chinese_by_default() 
 
 
 def test_csv_writes_yes_and_no_in_english_and_names_columns_for_people() -> None:
-    text = csv_export.csv_text(
+    text = csvfiles.csv_text(
         ROWS, COLUMNS, language="en", header=["Name", "At", "On", "OK", "Share", "N", "C"]
     )
     assert text.splitlines()[0] == "\ufeffName,At,On,OK,Share,N,C"
     assert text.splitlines()[1] == "'=SUM(A1),2026-12-05T01:30:00+08:00,2026-12-05,yes,0.5000,-3,red"
     assert text.splitlines()[2] == "乙,,2026-01-02,no,1.0000,7,red"
     with pytest.raises(ValueError, match="every column"):
-        csv_export.csv_text(ROWS, COLUMNS, header=["one"])
+        csvfiles.csv_text(ROWS, COLUMNS, header=["one"])
 
 
 def test_csv_cells_take_any_zone_and_naive_times_as_utc() -> None:
     new_york = timezone(timedelta(hours=-5))
-    assert csv_export.cell(datetime(2026, 12, 4, 12, 30, tzinfo=new_york)) == (
+    assert csvfiles.cell(datetime(2026, 12, 4, 12, 30, tzinfo=new_york)) == (
         "2026-12-05T01:30:00+08:00"
     )
-    assert csv_export.cell(datetime(2026, 12, 4, 17, 30)) == "2026-12-05T01:30:00+08:00"
-    assert csv_export.cell(EVENT.replace(microsecond=999_999)) == "2026-12-05T01:30:00+08:00"
-    assert csv_export.csv_text([{"at": EVENT, "ok": True}], ["at", "ok"], language="en") == (
+    assert csvfiles.cell(datetime(2026, 12, 4, 17, 30)) == "2026-12-05T01:30:00+08:00"
+    assert csvfiles.cell(EVENT.replace(microsecond=999_999)) == "2026-12-05T01:30:00+08:00"
+    assert csvfiles.csv_text([{"at": EVENT, "ok": True}], ["at", "ok"], language="en") == (
         "\ufeffat,ok\n2026-12-05T01:30:00+08:00,yes\n"
     )
 

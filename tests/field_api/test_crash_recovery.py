@@ -34,6 +34,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from field_api.common.storage import temp_owner
 from field_api.config import Settings
 from field_api.db import make_engine, make_session_factory, read_session
 from field_api.idempotency.models import IdempotencyRecord
@@ -41,7 +42,6 @@ from field_api.leases import owners
 from field_api.leases import service as leases
 from field_api.leases.models import Lease
 from field_api.media.models import AnalysisState, MediaItem
-from field_api.media.storage import temp_owner
 from tests.builders import auth
 from tests.field_api.media.imaging import BRIGHTON_18, BRIGHTON_25
 from tests.field_api.media.support import Crews

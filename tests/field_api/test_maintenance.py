@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from field_api import maintenance
 from field_api.auth.models import User
 from field_api.common.actors import Principal, Role
+from field_api.common.storage import temp_name
 from field_api.config import Settings
 from field_api.leases import owners
 from field_api.leases import service as leases
@@ -23,7 +24,6 @@ from field_api.media.config import MediaSettings
 from field_api.media.models import AnalysisState, MediaItem, ResumableUpload
 from field_api.media.rules import MediaKind
 from field_api.media.schemas import MediaCreate
-from field_api.media.storage import temp_name
 from tests.clocks import ChinaClock
 from tests.field_api.media.imaging import BRIGHTON_18
 from tests.field_api.media.support import Crews, create_photo

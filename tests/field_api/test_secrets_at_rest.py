@@ -46,8 +46,8 @@ from field_api import logs
 from field_api.auth.models import District
 from field_api.common import clock
 from field_api.common.actors import Role
+from field_api.common.notifier import LoggingNotifier
 from field_api.config import Settings
-from field_api.contracts.notifier import LoggingNotifier
 from field_api.db import Base, make_engine
 from field_api.idempotency.models import IdempotencyRecord
 from field_api.tracking import service as tracking

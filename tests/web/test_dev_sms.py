@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from field_api.contracts.notifier import DEV_OUTBOX
+from field_api.common.notifier import DEV_OUTBOX
 from field_api.work_orders.rules import Stage
 from tests.web.support import FIXTURES, LiveServer, signed_in
 from tests.web.test_one_visit import draw_signature

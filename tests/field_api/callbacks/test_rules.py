@@ -15,7 +15,7 @@ from field_api.callbacks.rules import (
     default_callback_settings,
     detect,
 )
-from field_api.deadlines.calendar import WorkingCalendar
+from field_api.common.calendar import WorkingCalendar
 
 CAL = WorkingCalendar()
 CFG = DetectorSettings()

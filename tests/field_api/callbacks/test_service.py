@@ -13,8 +13,8 @@ from field_api.audit.models import AuditEvent
 from field_api.callbacks import service
 from field_api.callbacks.rules import FlagKind, Irregularity
 from field_api.common.actors import Principal, Role
+from field_api.common.calendar import PACKAGE_YEARS, WorkingCalendar
 from field_api.config import Settings
-from field_api.deadlines.calendar import PACKAGE_YEARS, WorkingCalendar
 from field_api.deadlines.rules import ClockStatus
 from field_api.errors import Conflict, Forbidden, InvalidTransition
 from field_api.media.analysis import MediaType

@@ -13,8 +13,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from field_api.common.notifier import DEV_OUTBOX, LoggingNotifier, SmsOutbox
 from field_api.config import Settings
-from field_api.contracts.notifier import DEV_OUTBOX, LoggingNotifier, SmsOutbox
 from field_api.main import create_app
 from tests.builders import auth
 from tests.field_api.contracts.conftest import CrewAtScheme
@@ -37,7 +37,7 @@ def test_the_signing_code_is_read_from_the_outbox_and_signs(
     session.commit()
     order_id, headers = at_scheme.order.id, auth(at_scheme.token)
     assert client.post(f"/work-orders/{order_id}/contract", headers=headers).status_code == 201
-    with caplog.at_level(logging.INFO, logger="field_api.contracts.notifier"):
+    with caplog.at_level(logging.INFO, logger="field_api.common.notifier"):
         r = client.post(f"/work-orders/{order_id}/contract/otp", headers=headers)
     assert r.status_code == 201, r.text
 

@@ -6,13 +6,13 @@ import logging
 
 import pytest
 
-from field_api.contracts.notifier import LoggingNotifier, loggable_sms
+from field_api.common.notifier import LoggingNotifier, loggable_sms
 
 TRACKING_TOKEN = "Qx7-Zp_3kLmN0pQrStUvWxYzAbCdEfGh"
 
 
 def test_logs_masked_phone_and_no_code(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG, logger="field_api.contracts.notifier"):
+    with caplog.at_level(logging.DEBUG, logger="field_api.common.notifier"):
         LoggingNotifier().send_sms("13812345678", "验证码 123456，5分钟内有效")
     assert "*******5678" in caplog.text
     assert "13812345678" not in caplog.text
@@ -22,7 +22,7 @@ def test_logs_masked_phone_and_no_code(caplog: pytest.LogCaptureFixture) -> None
 
 def test_tracking_link_is_logged_as_its_route(caplog: pytest.LogCaptureFixture) -> None:
     text = f"【供电服务】工单12进度：已送电。查看进度：https://track.example.cn/t/{TRACKING_TOKEN}"
-    with caplog.at_level(logging.DEBUG, logger="field_api.contracts.notifier"):
+    with caplog.at_level(logging.DEBUG, logger="field_api.common.notifier"):
         LoggingNotifier().send_sms("13812345678", text)
     assert TRACKING_TOKEN not in caplog.text
     assert "track.example.cn" not in caplog.text

@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from field_api.contracts.config import ContractSettings
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from field_api.auth import service as auth_service
 from field_api.common.actors import Role
+from field_api.common.storage import MediaStore
 from field_api.config import Settings
 from field_api.contracts import service, signing, store
-from field_api.contracts.config import ContractSettings
 from field_api.contracts.models import ContractOtp, ContractStatus
 from field_api.contracts.otp import OtpOutcome
 from field_api.errors import (
@@ -25,7 +26,6 @@ from field_api.errors import (
 )
 from field_api.media.models import MediaItem
 from field_api.media.rules import MediaKind
-from field_api.media.storage import MediaStore
 from field_api.schemes.models import SupplyScheme
 from field_api.work_orders.models import StageTransition
 from field_api.work_orders.rules import Stage

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from field_api.deadlines.calendar import (
+from field_api.common.calendar import (
     PACKAGE_YEARS,
     CalendarDataMissingError,
     CalendarError,

@@ -11,10 +11,10 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from field_api.cli.calendar import app
+from field_api.common.calendar import PACKAGE_YEARS, WorkingCalendar
 from field_api.config import get_settings
 from field_api.db import Base, make_engine, make_session_factory
 from field_api.deadlines import service
-from field_api.deadlines.calendar import PACKAGE_YEARS, WorkingCalendar
 from field_api.deadlines.models import OrderDeadline
 from tests.builders import make_order
 

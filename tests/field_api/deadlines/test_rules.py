@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from field_api.deadlines.calendar import WorkingCalendar
+from field_api.common.calendar import WorkingCalendar
 from field_api.deadlines.rules import (
     END_TO_END,
     Category,

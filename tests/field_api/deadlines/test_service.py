@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from field_api.audit.models import AuditEvent
 from field_api.common.actors import Principal, Role
+from field_api.common.calendar import PACKAGE_YEARS, WorkingCalendar, build_calendar
 from field_api.deadlines import service
-from field_api.deadlines.calendar import PACKAGE_YEARS, WorkingCalendar, build_calendar
 from field_api.deadlines.models import OrderDeadline, PlannedVisit
 from field_api.deadlines.rules import ClockStatus
 from field_api.errors import Conflict, Forbidden, InvalidTransition, ValidationFailed

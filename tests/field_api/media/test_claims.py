@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from field_api.common.storage import MediaStore
 from field_api.config import Settings
 from field_api.db import make_engine, make_session_factory
 from field_api.leases import owners
@@ -25,7 +26,6 @@ from field_api.leases.models import Lease
 from field_api.media import service
 from field_api.media.config import MediaSettings
 from field_api.media.models import AnalysisState, MediaItem
-from field_api.media.storage import MediaStore
 from tests.clocks import ChinaClock
 
 from .imaging import BRIGHTON_18, BRIGHTON_25

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from field_api.common.storage import MediaStore
 from field_api.errors import BadRequest, PayloadTooLarge, UnsupportedMedia
 from field_api.media.receive import ReceivedUpload, receive_multipart
-from field_api.media.storage import MediaStore
 
 from .asgi import multipart_body
 

@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from field_api.audit.models import AuditEvent
 from field_api.common.actors import Role
+from field_api.common.calendar import PACKAGE_YEARS
 from field_api.config import Settings
-from field_api.deadlines.calendar import PACKAGE_YEARS
 from field_api.main import create_app
 from field_api.tracking import service as tracking
 from field_api.work_orders import service as orders

@@ -7,13 +7,13 @@ import logging
 from datetime import date, datetime
 
 import pytest
+from field_api.contracts.config import sms_sender
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from field_api.contracts.config import sms_sender
-from field_api.contracts.notifier import LoggingNotifier
+from field_api.common.calendar import PACKAGE_YEARS
+from field_api.common.notifier import LoggingNotifier
 from field_api.deadlines import service as deadlines
-from field_api.deadlines.calendar import PACKAGE_YEARS
 from field_api.errors import Conflict, NotFound, ValidationFailed
 from field_api.tracking import service as tracking
 from field_api.tracking.models import WebhookDelivery
