@@ -49,16 +49,16 @@ from vision.offline import prepare_offline
 
 prepare_offline()
 
-from vision.detections import Detections  # noqa: E402
-from vision.images import stream_images  # noqa: E402
-from vision.inference import (  # noqa: E402
+from vision.detect.detections import Detections  # noqa: E402
+from vision.detect.images import stream_images  # noqa: E402
+from vision.detect.inference import (  # noqa: E402
     Detector,
     StageRunner,
     export_runtimes,
     letterbox,
     save_untrained_weights,
 )
-from vision.model_card import hash_weights  # noqa: E402
+from vision.train.model_card import hash_weights  # noqa: E402
 
 PHOTO_WH = (1152, 864)
 

@@ -17,8 +17,8 @@ import time
 import numpy as np
 from pyproj import Transformer
 
-from vision.ledger import Ledger, LedgerAsset, LedgerLine
-from vision.reconcile import (
+from vision.geo.ledger import Ledger, LedgerAsset, LedgerLine
+from vision.geo.reconcile import (
     ROLE_CODES,
     DetectionObservations,
     PhotoObservations,

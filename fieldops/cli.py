@@ -17,7 +17,7 @@ VISION_HELP = "Drone-photo defect detection: train, detect, evaluate, run, locat
 )
 def vision(ctx: typer.Context) -> None:
     # Imported here so the service's commands never load torch or ultralytics.
-    from vision.cli import app as vision_app
+    from vision.cli.app import app as vision_app
 
     vision_app(args=list(ctx.args), prog_name="fieldops vision")
 

@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from vision.errors import OfflineSetupError
+
 #: Root of everything fieldops keeps outside the checkout (converted data, runs, logs, config).
 CACHE_ROOT_ENV = "FIELDOPS_CACHE"
 # torch.jit.TracerWarning texts that Ultralytics' Detect head triggers while it is traced
@@ -50,10 +52,6 @@ _SETTINGS_OFF: dict[str, object] = {
     "tensorboard": False,
     "wandb": False,
 }
-
-
-class OfflineSetupError(RuntimeError):
-    """The offline configuration could not be prepared (e.g. no font to copy)."""
 
 
 def cache_root() -> Path:

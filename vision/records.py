@@ -28,6 +28,9 @@ from typing import IO, Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+# Re-exported: field_api reaches vision only through vision.records (rec.RecordError).
+from vision.errors import RecordError as RecordError
+
 #: Bump when a field changes meaning or a required field is added; readers refuse newer ones.
 SCHEMA_VERSION: Final = 1
 
@@ -35,17 +38,6 @@ Role = Literal["asset_marker", "defect", "corridor_hazard"]
 AssetStatus = Literal["inspected", "uninspected", "unregistered", "position_mismatch"]
 LedgerIssueKind = Literal["unregistered", "uninspected", "position_mismatch"]
 AttachMethod = Literal["ground_point", "photo", "none"]
-
-
-class RecordError(ValueError):
-    """A JSONL file of records cannot be read (bad JSON, unknown kind, newer schema, ...).
-
-    ``line`` is the 1-based line of the file at fault, when one is.
-    """
-
-    def __init__(self, message: str, *, line: int | None = None) -> None:
-        super().__init__(message)
-        self.line = line
 
 
 def stable_id(*parts: object) -> str:

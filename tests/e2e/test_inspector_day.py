@@ -355,7 +355,7 @@ def _train_and_evaluate(export_dir: Path, tmp_path: Path, mp: pytest.MonkeyPatch
     tests/field_api/inspections/test_training_export.py does)."""
     pytest.importorskip("ultralytics")
     from vision.offline import prepare_offline, restore_pillow_open
-    from vision.training import model_yaml
+    from vision.train.training import model_yaml
 
     mp.setenv("YOLO_CONFIG_DIR", str(tmp_path / "yolo-config"))
     mp.setenv("YOLO_OFFLINE", "1")

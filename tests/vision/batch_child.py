@@ -1,4 +1,4 @@
-"""A batch run in its own process, for the crash/resume test of vision.pipeline.
+"""A batch run in its own process, for the crash/resume test of vision.detect.pipeline.
 
 Usage: python batch_child.py PHOTOS LEDGER OUT BLOCK_AFTER GATE
        python batch_child.py ray PHOTOS LEDGER OUT PROBE
@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from vision.detections import Detections
-from vision.model_card import CardClass
-from vision.pipeline import BatchOptions, DetectorFn, run_batch
+from vision.detect.detections import Detections
+from vision.detect.pipeline import BatchOptions, DetectorFn, run_batch
+from vision.train.model_card import CardClass
 
 CLASSES = [
     CardClass(id=0, name="insulator", role="asset_marker", severity=0),
@@ -61,7 +61,7 @@ def probed_detector(probe: str) -> DetectorFn:
 
 
 def main_ray(argv: Sequence[str]) -> None:
-    from vision.distributed import run_batch_ray
+    from vision.detect.distributed import run_batch_ray
 
     photos, ledger, out, probe = argv
     run_batch_ray(Path(photos), [Path(ledger)], Path(out),

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from pyproj import Geod
 
-from vision.camera import Camera, GeoreferenceError, Intrinsics, Pose, camera_for, pose_for
-from vision.metadata import read_metadata
+from vision.errors import GeoreferenceError
+from vision.geo.camera import Camera, Intrinsics, Pose, camera_for, pose_for
+from vision.geo.metadata import read_metadata
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "drone"
 GEOD = Geod(ellps="WGS84")
@@ -161,8 +162,8 @@ def test_oblique_footprint_is_cut_at_max_range() -> None:
 def test_rangefinder_target_is_the_centre_when_present() -> None:
     from dataclasses import replace
 
-    from vision.camera import centre_for
-    from vision.metadata import LrfTarget
+    from vision.geo.camera import centre_for
+    from vision.geo.metadata import LrfTarget
 
     meta = read_metadata(FIXTURES / "h20t_oblique.jpg")
     assert meta.xmp is not None

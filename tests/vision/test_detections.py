@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vision.detections import Detections, box_iou, nms_indices
+from vision.detect.detections import Detections, box_iou, nms_indices
 
 
 def make_dets(

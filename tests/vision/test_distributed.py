@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("psutil")
 
-from vision.distributed import exposed_listeners
+from vision.detect.distributed import exposed_listeners
 
 
 def test_a_socket_on_every_interface_is_reported() -> None:

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vision.images import ImageRecord, ImageSourceError, decode_image, stream_images
+from vision.detect.images import ImageRecord, decode_image, stream_images
+from vision.errors import ImageSourceError
 
 
 def _write_jpeg(path: Path, value: int, size: tuple[int, int] = (48, 32)) -> Path:

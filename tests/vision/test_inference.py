@@ -19,12 +19,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from vision.detect_cli import app, detect_to_folder
-from vision.detections import Detections, box_iou
-from vision.evaluate import evaluate_folder
-from vision.inference import (
+from vision.cli.detect import app, detect_to_folder
+from vision.detect.detections import Detections, box_iou
+from vision.detect.inference import (
     Detector,
-    InferenceError,
     Letterbox,
     backend_available,
     decode_predictions,
@@ -34,16 +32,11 @@ from vision.inference import (
     load_runner,
     save_untrained_weights,
 )
-from vision.model_card import (
-    DEFAULT_MODELS_DIR,
-    Backend,
-    ModelCard,
-    ModelIntegrityError,
-    hash_weights,
-    load_card,
-)
-from vision.tiling import tiles_along
-from vision.voc import read_voc
+from vision.detect.tiling import tiles_along
+from vision.errors import InferenceError, ModelIntegrityError
+from vision.train.evaluate import evaluate_folder
+from vision.train.model_card import DEFAULT_MODELS_DIR, Backend, ModelCard, hash_weights, load_card
+from vision.train.voc import read_voc
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "vision" / "cplid"
 FIXTURE_IMAGES = sorted((FIXTURES / "images").glob("*.jpg"))
@@ -422,7 +415,7 @@ def test_int8_quantization_adds_a_checked_network_that_auto_prefers(
 ) -> None:
     import openvino as ov
 
-    from vision.quantize import QuantizeOptions, quantize_model
+    from vision.train.quantize import QuantizeOptions, quantize_model
 
     folder = tmp_path / "m"
     shutil.copytree(random_model, folder)
@@ -453,7 +446,8 @@ def test_int8_quantization_adds_a_checked_network_that_auto_prefers(
 def test_quantization_without_calibration_input_leaves_the_model_as_it_was(
     random_model: Path, tmp_path: Path
 ) -> None:
-    from vision.quantize import QuantizeError, quantize_model
+    from vision.errors import QuantizeError
+    from vision.train.quantize import quantize_model
 
     folder = tmp_path / "m"
     shutil.copytree(random_model, folder)

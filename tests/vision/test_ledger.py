@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vision.ledger import LedgerError, load_ledger
+from vision.errors import LedgerError
+from vision.geo.ledger import load_ledger
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "drone"
 HEADER = "Identifier,Name,GroupIdentifier,Latitude,Longitude,AssetType,Height,District,Equipment\n"

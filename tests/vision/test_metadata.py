@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vision.metadata import parse_dji_xmp, read_metadata
+from vision.geo.metadata import parse_dji_xmp, read_metadata
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "drone"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vision.metrics import DetectionEvaluator, average_precision, match_predictions
+from vision.train.metrics import DetectionEvaluator, average_precision, match_predictions
 
 
 def test_matching_is_greedy_by_score_and_one_to_one() -> None:

@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from vision.model_card import (
-    ModelCardError,
-    ModelIntegrityError,
+from vision.errors import ModelCardError, ModelIntegrityError
+from vision.train.model_card import (
     dump_card,
     hash_weights,
     load_card,
@@ -229,7 +228,7 @@ def test_evaluate_results_are_recorded_at_the_cards_thresholds(model_dir: Path) 
 
 
 def test_f32_figures_are_kept_beside_the_int8_ones_and_shown(model_dir: Path) -> None:
-    from vision.model_card import render_readme
+    from vision.train.model_card import render_readme
 
     card = load_card(model_dir)
     int8 = {"precision": 0.9, "recall": 0.95, "ap50": 0.93, "ap50_95": 0.6}
@@ -276,7 +275,7 @@ def test_resolve_model_by_name_or_path(model_dir: Path) -> None:
 
 
 def test_readme_lists_classes_stages_hashes_and_pending_figures(model_dir: Path) -> None:
-    from vision.model_card import render_readme
+    from vision.train.model_card import render_readme
 
     card = load_card(model_dir)
 

@@ -18,15 +18,15 @@ from types import ModuleType
 
 import pytest
 
-from vision.pipeline import (
+from vision.detect.pipeline import (
     PROGRESS_FILE,
-    BatchError,
     BatchOptions,
     BatchSummary,
     load_progress,
     open_batch,
     run_batch,
 )
+from vision.errors import BatchError
 from vision.records import read_jsonl
 
 HERE = Path(__file__).resolve().parent

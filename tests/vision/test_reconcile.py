@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from pyproj import Geod
 
-from vision.ledger import Ledger, LedgerAsset, LedgerLine
-from vision.reconcile import (
+from vision.geo.ledger import Ledger, LedgerAsset, LedgerLine
+from vision.geo.reconcile import (
     ROLE_CODES,
     DetectionObservations,
     PhotoObservations,
@@ -269,8 +269,8 @@ def test_uninspected_only_inside_the_footprints_plus_corridor_buffer() -> None:
 
 
 def test_uninspected_tasks_are_raised_only_for_assets_in_view() -> None:
+    from vision.geo.report import build_records
     from vision.records import PhotoRecord
-    from vision.report import build_records
 
     ledger = big_ledger(rows=4, cols=10)
     # A footprint from 73 to 137 m east: P0-3 at 150 m is within the margin (5 m) plus the
@@ -315,7 +315,7 @@ def _flight_photo(i: int, second: int, where: tuple[float, float] | None,
 
 
 def test_a_photo_without_position_is_placed_between_its_flight_neighbours() -> None:
-    from vision.reconcile import locate_from_flight
+    from vision.geo.reconcile import locate_from_flight
 
     photos = [_flight_photo(1, 0, at(0, 0)), _flight_photo(2, 10, None),
               _flight_photo(3, 40, at(40, 0))]
@@ -333,7 +333,7 @@ def test_a_photo_without_position_is_placed_between_its_flight_neighbours() -> N
 
 
 def test_only_the_same_flight_within_the_time_gap_places_a_photo() -> None:
-    from vision.reconcile import FlightOptions, locate_from_flight
+    from vision.geo.reconcile import FlightOptions, locate_from_flight
 
     photos = [
         _flight_photo(1, 0, at(0, 0)),
@@ -353,7 +353,7 @@ def test_only_the_same_flight_within_the_time_gap_places_a_photo() -> None:
 
 
 def test_a_defect_on_a_placed_photo_reaches_the_pole_it_was_taken_at() -> None:
-    from vision.reconcile import locate_from_flight
+    from vision.geo.reconcile import locate_from_flight
 
     ledger = make_ledger()
     photos = locate_from_flight([_flight_photo(1, 0, at(0, 2)), _flight_photo(2, 20, None),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from vision.errors import RecordError
 from vision.records import (
     SCHEMA_VERSION,
     AssetRecord,
@@ -18,7 +19,6 @@ from vision.records import (
     LedgerIssueRecord,
     LineRecord,
     PhotoRecord,
-    RecordError,
     parse_record,
     read_jsonl,
     stable_id,

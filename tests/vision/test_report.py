@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vision.ledger import Ledger, LedgerAsset
+from vision.geo.ledger import Ledger, LedgerAsset
+from vision.geo.report import BatchRecords, html_report, summary_csv, svg_map
 from vision.records import AssetRecord, GeoPoint
-from vision.report import BatchRecords, html_report, summary_csv, svg_map
 
 
 def _asset(ident: str, name: str, lat: float, lon: float, status: str) -> AssetRecord:
@@ -114,7 +114,7 @@ def test_an_unknown_report_language_is_refused() -> None:
 
 
 def test_every_csv_written_has_a_utf8_bom(tmp_path: Path) -> None:
-    from vision.report import write_outputs
+    from vision.geo.report import write_outputs
 
     ledger, records = _defect_records()
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from vision.run_cli import app
+from vision.cli.run import app
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "drone"
 runner = CliRunner()
@@ -56,8 +56,8 @@ def test_run_with_unknown_model_fails_cleanly(tmp_path: Path) -> None:
 
 def _random_model(folder: Path) -> Path:
     """A one-stage model card over a random-weight yolo11n (nothing downloaded)."""
-    from vision.inference import save_untrained_weights
-    from vision.model_card import hash_weights
+    from vision.detect.inference import save_untrained_weights
+    from vision.train.model_card import hash_weights
 
     save_untrained_weights(folder / "net.pt", ["insulator", "defect"])
     card = {

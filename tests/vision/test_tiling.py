@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from vision.tiling import boxes_to_image, boxes_to_tile, crop, grid_tiles, tiles_along
+from vision.detect.tiling import boxes_to_image, boxes_to_tile, crop, grid_tiles, tiles_along
 
 
 def _covers(tiles: list[tuple[int, int, int, int]], box: tuple[int, int, int, int]) -> bool:

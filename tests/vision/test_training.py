@@ -11,9 +11,10 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
-from vision.training import (
+from vision.cli.train import app
+from vision.errors import TrainingError
+from vision.train.training import (
     TileOptions,
-    TrainingError,
     _base_of,
     _initial_weights,
     _reused_stage,
@@ -24,8 +25,7 @@ from vision.training import (
     split_items,
     stage_plans,
 )
-from vision.training_cli import app
-from vision.voc import VocAnnotation, VocObject
+from vision.train.voc import VocAnnotation, VocObject
 
 
 def _voc(objects: list[tuple[str, tuple[int, int, int, int]]], w: int, h: int) -> str:
@@ -161,7 +161,7 @@ def test_model_yaml_overrides_nc_and_keeps_the_scale_in_the_name(tmp_path: Path)
 
 
 def test_jitter_is_bounded() -> None:
-    from vision.training import jitter_box
+    from vision.train.training import jitter_box
 
     rng = np.random.default_rng(0)
     for _ in range(100):
@@ -230,7 +230,7 @@ def test_card_names_what_each_run_started_from(tmp_path: Path) -> None:
 
 
 def test_a_reused_stage_keeps_its_weights_figures_and_origin(tmp_path: Path) -> None:
-    from vision.model_card import load_card
+    from vision.train.model_card import load_card
 
     old = load_card(BUNDLED)
     kept = _reused_stage(old, "defect", tmp_path)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from vision.voc import (
-    AnnotationError,
+from vision.errors import AnnotationError
+from vision.train.voc import (
     coco_to_yolo_lines,
     parse_voc_xml,
     read_voc,

@@ -20,10 +20,10 @@ from field_api.inspections.models import LedgerAsset
 from tests.builders import auth, make_user
 from tests.clocks import ChinaClock
 from vision import records as rec
-from vision.ledger import Ledger, LedgerLine
-from vision.ledger import LedgerAsset as VisionAsset
-from vision.reconcile import DetectionObservations, PhotoObservations, reconcile
-from vision.report import build_records
+from vision.geo.ledger import Ledger, LedgerLine
+from vision.geo.ledger import LedgerAsset as VisionAsset
+from vision.geo.reconcile import DetectionObservations, PhotoObservations, reconcile
+from vision.geo.report import build_records
 
 GEOD = Geod(ellps="WGS84")
 ORIGIN = (113.93, 22.53)

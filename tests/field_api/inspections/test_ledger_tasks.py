@@ -19,9 +19,9 @@ from field_api.inspections import service
 from field_api.inspections.models import LedgerTask
 from tests.builders import auth, make_user
 from vision import records as rec
-from vision.ledger import Ledger, LedgerAsset, LedgerLine
-from vision.reconcile import DetectionObservations, PhotoObservations, reconcile
-from vision.report import build_records
+from vision.geo.ledger import Ledger, LedgerAsset, LedgerLine
+from vision.geo.reconcile import DetectionObservations, PhotoObservations, reconcile
+from vision.geo.report import build_records
 
 GEOD = Geod(ellps="WGS84")
 ORIGIN = (113.93, 22.53)  # lon, lat

@@ -25,7 +25,7 @@ from field_api.inspections.models import InspectionBatch
 from field_api.inspections.rules import FindingStatus
 from tests.builders import make_user
 from vision import records as rec
-from vision.voc import read_voc
+from vision.train.voc import read_voc
 
 BATCH = "batch-retrain-01"
 CPLID = Path(__file__).resolve().parents[2] / "fixtures" / "vision" / "cplid"
@@ -289,7 +289,7 @@ def test_the_export_trains_one_epoch_and_evaluates_with_insulator_precision(
     """
     pytest.importorskip("ultralytics")
     from vision.offline import prepare_offline
-    from vision.training import model_yaml
+    from vision.train.training import model_yaml
 
     reviewed_export(session, settings, tmp_path)
     out = tmp_path / "export"

@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 from pyproj import CRS, Geod, Transformer
 from shapely import STRtree
 
-from vision.ledger import Ledger, metric_crs
+from vision.geo.ledger import Ledger, metric_crs
 from vision.records import GeoPoint, PhotoRecord, stable_id
 
 FloatArray = NDArray[np.float64]
@@ -286,7 +286,7 @@ def reconcile(
     """Match a batch's photos and detections against the ledger.
 
     Args:
-        ledger: assets and lines (see :mod:`vision.ledger`).
+        ledger: assets and lines (see :mod:`vision.geo.ledger`).
         photos: one row per photo.
         detections: one row per detection; ``photo_index`` points into ``photos``.
         options: distances and thresholds.
@@ -296,7 +296,7 @@ def reconcile(
         Per-asset status and evidence, unregistered assets, detection links, corridor hazards.
 
     Example:
-        >>> from vision.ledger import Ledger, LedgerAsset
+        >>> from vision.geo.ledger import Ledger, LedgerAsset
         >>> ledger = Ledger((LedgerAsset("P1", "P1", None, 30.0, 120.0),), ())
         >>> photos = PhotoObservations.from_lists([(120.0, 30.0)], [(120.0, 30.0)])
         >>> reconcile(ledger, photos, DetectionObservations.empty()).counts()["inspected"]

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from vision.detections import box_iou
+from vision.detect.detections import box_iou
 
 IOU_THRESHOLDS: npt.NDArray[np.float64] = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS: npt.NDArray[np.float64] = np.linspace(0.0, 1.0, 101)

@@ -29,15 +29,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from vision.images import stream_images
-from vision.inference import Detector, FloatArray, Runner
-from vision.model_card import ModelCard, dump_card, hash_weights, load_card, weight_files
+from vision.detect.images import stream_images
+from vision.detect.inference import Detector, FloatArray, Runner
+from vision.errors import QuantizeError
 from vision.offline import prepare_offline
-
-
-class QuantizeError(RuntimeError):
-    """Quantization cannot run: NNCF missing, no OpenVINO export, no calibration input."""
-
+from vision.train.model_card import ModelCard, dump_card, hash_weights, load_card, weight_files
 
 HEAD_TYPES: tuple[str, ...] = ("Sigmoid",)
 
@@ -103,7 +99,8 @@ class _Reservoir:
 
 
 def _to_uint8(blob: FloatArray) -> npt.NDArray[np.uint8]:
-    # network inputs are uint8 pixels / 255 (see vision.inference.letterbox): exact round trip
+    # network inputs are uint8 pixels / 255 (see vision.detect.inference.letterbox): exact
+    # round trip
     out: npt.NDArray[np.uint8] = np.rint(blob * 255.0).astype(np.uint8)
     return out
 

@@ -1,6 +1,6 @@
 """The inspection batch on Ray Data — the only module that imports ray.
 
-``run_batch_ray`` runs the same batch as :func:`vision.pipeline.run_batch`: the same state
+``run_batch_ray`` runs the same batch as :func:`vision.detect.pipeline.run_batch`: the same state
 files, the same per-photo processing and the same final reconciliation, so both engines produce
 the same findings for the same photos. Only detection and per-photo geo-referencing move to
 Ray: the detector lives in a stateful actor (``map_batches`` with a callable class, built once
@@ -31,9 +31,8 @@ import psutil  # type: ignore[import-untyped]
 from numpy.typing import NDArray
 from tqdm import tqdm  # type: ignore[import-untyped]
 
-from vision.images import ImageRecord, decode_image
-from vision.model_card import CardClass
-from vision.pipeline import (
+from vision.detect.images import ImageRecord, decode_image
+from vision.detect.pipeline import (
     PROGRESS_FILE,
     BatchOptions,
     BatchSummary,
@@ -47,16 +46,14 @@ from vision.pipeline import (
     process_photo,
     write_crops,
 )
+from vision.errors import DistributedError
+from vision.train.model_card import CardClass
 
 #: Builds the detector inside each actor (must be picklable: a class or a functools.partial).
 DetectorFactory = Callable[[], DetectorFn]
 #: A small object store is plenty: only photo paths and finished JSON lines travel through it.
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024
 LOCAL_START_ATTEMPTS = 2
-
-
-class DistributedError(RuntimeError):
-    """Ray is not installed or the cluster cannot be reached."""
 
 
 def _read(index: int, path: Path) -> ImageRecord:
@@ -215,7 +212,7 @@ def run_batch_ray(
 
     Raises:
         DistributedError: Ray missing or unreachable.
-        vision.pipeline.BatchError: the batch cannot start.
+        vision.detect.pipeline.BatchError: the batch cannot start.
     """
     if actors < 1 or not 0 < num_cpus_per_actor <= 64:
         raise DistributedError("actors must be ≥ 1 and num_cpus_per_actor in (0, 64]")

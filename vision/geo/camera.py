@@ -26,7 +26,8 @@ import numpy as np
 from numpy.typing import NDArray
 from pyproj import Transformer
 
-from vision.metadata import PhotoMetadata
+from vision.errors import GeoreferenceError
+from vision.geo.metadata import PhotoMetadata
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -35,10 +36,6 @@ BoolArray = NDArray[np.bool_]
 RTK_FIXED = 50
 # 35 mm film diagonal; EXIF FocalLengthIn35mmFilm scales focal length by this over the sensor's.
 _FILM_DIAGONAL_MM = math.hypot(36.0, 24.0)
-
-
-class GeoreferenceError(ValueError):
-    """A pixel or photo cannot be put on the ground (no pose, ray above the horizon, ...)."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Two variants are trained from ``yolo11n``'s model .yaml (no pretrained weights e
 
 - ``single``: one detector, classes ``insulator`` and ``defect``, on the full frame;
 - ``cascade``: an ``insulator`` detector on the full frame, then a ``defect`` detector on square
-  native-resolution tiles cut along insulator boxes (:mod:`vision.tiling`), so a ~66x47 px
+  native-resolution tiles cut along insulator boxes (:mod:`vision.detect.tiling`), so a ~66x47 px
   missing cap is learnt at its own scale instead of ~37x26 px in a 640 letterbox.
 
 Everything is written under a work dir (default ``~/.cache/fieldops``): converted datasets in
@@ -34,22 +34,23 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from vision.detect.tiling import Tile, boxes_to_tile, tiles_along
+from vision.errors import TrainingError
 from vision.offline import (
     cache_root,
     prepare_offline,
     restore_pillow_open,
     tracing_warnings_ignored,
 )
-from vision.tiling import Tile, boxes_to_tile, tiles_along
-from vision.voc import VocAnnotation, read_voc, voc_to_yolo_lines
+from vision.train.voc import VocAnnotation, read_voc, voc_to_yolo_lines
 
 if TYPE_CHECKING:
-    from vision.model_card import ModelCard
+    from vision.train.model_card import ModelCard
 
 Variant = Literal["single", "cascade"]
 StageName = Literal["main", "insulator", "defect"]
 
-LOG = logging.getLogger("vision.training")
+LOG = logging.getLogger("vision.train.training")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 SPLITS = ("train", "val")
 BASE_MODEL = "yolo11n"  # the scale letter in the file name is how Ultralytics picks the scale
@@ -60,10 +61,6 @@ DATASET_FORMAT = 1
 
 TileBoxes = list[tuple[int, tuple[float, float, float, float]]]
 TileItem = tuple[Path, Tile, TileBoxes]
-
-
-class TrainingError(RuntimeError):
-    """Training input is unusable (missing split, no images, unreadable image)."""
 
 
 @dataclass(frozen=True)
@@ -523,7 +520,7 @@ def _attach_log(log_file: Path) -> logging.Handler:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_file, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    for name in ("ultralytics", "vision.training"):
+    for name in ("ultralytics", "vision.train.training"):
         logging.getLogger(name).addHandler(handler)
     LOG.setLevel(logging.INFO)
     return handler
@@ -597,7 +594,7 @@ def train_stage(plan: StagePlan, config: TrainConfig) -> StageResult:
             )
             LOG.info("%s done in %.0f s", plan.run_name, time.monotonic() - started)
     finally:
-        for name in ("ultralytics", "vision.training"):
+        for name in ("ultralytics", "vision.train.training"):
             logging.getLogger(name).removeHandler(handler)
         handler.close()
     if not best.is_file():
@@ -828,7 +825,7 @@ def package_variant(
     Returns:
         The model folder.
     """
-    from vision.model_card import ModelCard, dump_card, hash_weights
+    from vision.train.model_card import ModelCard, dump_card, hash_weights
 
     plans = stage_plans(variant, epochs=1, imgsz=None, tiles=tiles)
     final = models_dir / name

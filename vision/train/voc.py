@@ -26,11 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from vision.errors import AnnotationError
+
 Unknown = Literal["error", "skip"]
-
-
-class AnnotationError(ValueError):
-    """An annotation file is malformed or names a class outside the class map."""
 
 
 @dataclass(frozen=True, slots=True)

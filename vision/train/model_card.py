@@ -25,9 +25,11 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from vision.errors import ModelCardError, ModelIntegrityError
+
 CARD_FILE = "card.yaml"
 #: The repository's bundled models folder (``models/`` beside the ``vision`` package).
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
 Role = Literal["asset_marker", "defect", "corridor_hazard"]
 Kind = Literal["single", "cascade"]
@@ -41,14 +43,6 @@ STAGE_NAMES: dict[str, tuple[str, ...]] = {
     "single": ("main",),
     "cascade": ("insulator", "defect"),
 }
-
-
-class ModelCardError(ValueError):
-    """The model card is missing, unreadable or does not follow the schema."""
-
-
-class ModelIntegrityError(ModelCardError):
-    """A weight file named by the card is missing or its sha256 does not match."""
 
 
 class _Strict(BaseModel):
@@ -70,7 +64,7 @@ class Stage(_Strict):
     weights: str
     onnx: str | None = None
     openvino: str | None = None
-    #: OpenVINO IR quantized to int8 from the f32 one (``vision.quantize``), head kept in f32.
+    #: OpenVINO IR quantized to int8 from the f32 one (``vision.train.quantize``), head kept in f32.
     openvino_int8: str | None = None
     imgsz: int = Field(gt=0)
     conf: float = Field(ge=0.0, le=1.0)

@@ -41,6 +41,8 @@ from numpy.typing import NDArray
 from pyproj import CRS, Transformer
 from shapely import LineString, MultiLineString, Point
 
+from vision.errors import LedgerError
+
 FloatArray = NDArray[np.float64]
 IssueCode = Literal[
     "duplicate_id",
@@ -56,10 +58,6 @@ IssueCode = Literal[
 DEFAULT_CORRIDOR_WIDTH_M = 20.0
 #: An asset further than this from its own line is flagged [U].
 DEFAULT_MAX_LINE_DISTANCE_M = 50.0
-
-
-class LedgerError(ValueError):
-    """The ledger file cannot be read at all (missing, not JSON/CSV, wrong shape)."""
 
 
 @dataclass(frozen=True)

@@ -2,18 +2,18 @@
 
 This is the only inference module that imports Ultralytics, ONNX Runtime or OpenVINO (the
 training module is the other edge). Everything else in ``vision`` sees numpy and
-:class:`~vision.detections.Detections`.
+:class:`~vision.detect.detections.Detections`.
 
 Pipeline per batch of BGR photos::
 
     letterbox (cv2) → backend forward → decode + NMS (numpy) → un-letterbox
     cascade: insulator stage on the whole photo → square native-resolution tiles along each
-             insulator (``vision.tiling.tiles_along``, the same tiles training cut) → defect
+             insulator (``vision.detect.tiling.tiles_along``, the same tiles training cut) → defect
              stage on the tiles → boxes shifted back to the photo → merge + NMS
 
 Backends (``auto`` picks the fastest one the model folder and the installed packages allow):
 
-- ``openvino-int8``: the OpenVINO IR quantized to int8 by ``vision.quantize`` (post-training,
+- ``openvino-int8``: the OpenVINO IR quantized to int8 by ``vision.train.quantize`` (post-training,
   calibrated on train photos; the detection head's output convolutions and box decoding kept
   in f32), run like ``openvino``. About 2.2x less compute per network call than f32 on a CPU
   with AVX-512 VNNI; its val figures are the card's ``metrics.val``.
@@ -30,7 +30,7 @@ default ``predict`` 62 ms, torch 2 threads 36 ms, ONNX Runtime 29 ms, OpenVINO 1
 Error tree::
 
     InferenceError(RuntimeError)   a backend cannot be used (missing package/export, bad file)
-    vision.model_card.ModelCardError / ModelIntegrityError   bad card, wrong sha256
+    vision.train.model_card.ModelCardError / ModelIntegrityError   bad card, wrong sha256
 """
 
 from __future__ import annotations
@@ -44,19 +44,19 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from vision.detections import Detections, nms_indices
-from vision.model_card import (
+from vision.detect.detections import Detections, nms_indices
+from vision.detect.tiling import Tile, crop, grid_tiles, tiles_along
+from vision.errors import InferenceError, ModelCardError
+from vision.offline import prepare_offline, restore_pillow_open, tracing_warnings_ignored
+from vision.train.model_card import (
     Backend,
     ModelCard,
-    ModelCardError,
     Stage,
     load_card,
     resolve_model,
     verify_files,
     weight_files,
 )
-from vision.offline import prepare_offline, restore_pillow_open, tracing_warnings_ignored
-from vision.tiling import Tile, crop, grid_tiles, tiles_along
 
 BackendChoice = Literal["auto", "torch", "onnx", "openvino", "openvino-int8"]
 #: fastest first (see the module docstring)
@@ -69,10 +69,6 @@ MAX_DET = 300
 MAX_NMS_CANDIDATES = 30_000
 Image: TypeAlias = npt.NDArray[np.uint8]
 FloatArray: TypeAlias = npt.NDArray[np.float32]
-
-
-class InferenceError(RuntimeError):
-    """A backend cannot run: missing package or export, unreadable weights, bad input."""
 
 
 # ---------------------------------------------------------------------- pre/post-processing

@@ -1,10 +1,10 @@
 """Evaluate a detector on a folder laid out as ``DIR/images/*.jpg`` + ``DIR/annotations/*.xml``.
 
 The annotation of ``images/x.jpg`` is ``annotations/x.xml`` (Pascal VOC, read by
-:func:`vision.voc.read_voc`). An image without an annotation file counts as an image without
+:func:`vision.train.voc.read_voc`). An image without an annotation file counts as an image without
 objects and is listed under ``missing_annotations``; a photo that cannot be decoded is listed
 under ``errors`` and not counted. Annotated classes the model does not know are ignored (and
-counted). Figures are defined in :mod:`vision.metrics`.
+counted). Figures are defined in :mod:`vision.train.metrics`.
 
 Result (also what ``fieldops vision evaluate --json`` writes)::
 
@@ -22,21 +22,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vision.images import IMAGE_SUFFIXES, ImageRecord, stream_images
-from vision.metrics import DetectionEvaluator
-from vision.voc import AnnotationError, VocAnnotation, read_voc
+from vision.detect.images import IMAGE_SUFFIXES, ImageRecord, stream_images
+from vision.errors import AnnotationError, DatasetLayoutError
+from vision.train.metrics import DetectionEvaluator
+from vision.train.voc import VocAnnotation, read_voc
 
 if TYPE_CHECKING:
-    from vision.detections import Detections
+    from vision.detect.detections import Detections
 
 #: Score floor used for evaluation: AP needs the low-score boxes too.
 EVAL_SCORE_FLOOR = 0.001
 
 DetectFn = Callable[[Sequence[Any]], "list[Detections]"]
-
-
-class DatasetLayoutError(ValueError):
-    """The folder does not follow the ``images/`` + ``annotations/`` layout."""
 
 
 def dataset_items(data_dir: Path) -> list[tuple[Path, Path | None]]:
@@ -91,7 +88,7 @@ def evaluate_folder(
 
     Args:
         detect: list of BGR images → list of Detections, reporting boxes down to a low score
-            (e.g. a :class:`vision.inference.Detector` built with ``score_floor=0.001``).
+            (e.g. a :class:`vision.detect.inference.Detector` built with ``score_floor=0.001``).
         data_dir: folder with ``images/`` and ``annotations/``.
         class_names: output class names by class id.
         conf_threshold: the threshold per class id used for TP/FP/FN, precision and recall.

@@ -24,14 +24,12 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from vision.errors import ImageSourceError
+
 #: Suffixes picked up when a folder is walked (explicitly named files are always tried).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
 # Decoding a 12 MP JPEG to BGR takes ~36 MB: four queued photos stay well under 200 MB.
 DEFAULT_PREFETCH = 4
-
-
-class ImageSourceError(ValueError):
-    """A path given to the reader does not exist."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,13 +40,13 @@ from PIL import Image, ImageDraw
 from pydantic import BaseModel, ConfigDict, ValidationError
 from tqdm import tqdm  # type: ignore[import-untyped]
 
-from vision.camera import Camera, ErrorModel, GeoreferenceError, camera_for, centre_for
-from vision.detections import Detections
-from vision.images import IMAGE_SUFFIXES, ImageRecord, ImageStream, iter_image_paths
-from vision.ledger import Ledger, load_ledger
-from vision.metadata import PhotoMetadata, read_metadata
-from vision.model_card import CardClass
-from vision.reconcile import (
+from vision.detect.detections import Detections
+from vision.detect.images import IMAGE_SUFFIXES, ImageRecord, ImageStream, iter_image_paths
+from vision.errors import BatchError, GeoreferenceError, RecordError
+from vision.geo.camera import Camera, ErrorModel, camera_for, centre_for
+from vision.geo.ledger import Ledger, load_ledger
+from vision.geo.metadata import PhotoMetadata, read_metadata
+from vision.geo.reconcile import (
     ROLE_CODES,
     DetectionObservations,
     PhotoObservations,
@@ -55,15 +55,9 @@ from vision.reconcile import (
     locate_from_flight,
     reconcile,
 )
-from vision.records import (
-    DetectionRecord,
-    GeoPoint,
-    PhotoRecord,
-    RecordError,
-    stable_id,
-    write_jsonl,
-)
-from vision.report import BatchRecords, build_records, write_outputs
+from vision.geo.report import BatchRecords, build_records, write_outputs
+from vision.records import DetectionRecord, GeoPoint, PhotoRecord, stable_id, write_jsonl
+from vision.train.model_card import CardClass
 
 BgrImage = NDArray[np.uint8]
 #: The detector seam: a list of BGR photos in, one Detections per photo out.
@@ -75,10 +69,6 @@ PROGRESS_FILE = "progress.jsonl"
 RECORDS_FILE = "records.jsonl"
 CROPS_DIR = "crops"
 STATE_VERSION = 1
-
-
-class BatchError(RuntimeError):
-    """The batch cannot start or resume (wrong output folder, no photos, bad ledger...)."""
 
 
 @dataclass(frozen=True)
@@ -530,8 +520,7 @@ def open_batch(
         BatchError: no photos, unusable ledger, an output folder of another batch, or one
             another run is using.
     """
-    from vision.images import ImageSourceError
-    from vision.ledger import LedgerError
+    from vision.errors import ImageSourceError, LedgerError
 
     if options.batch_size < 1:
         raise BatchError("batch size must be at least 1")

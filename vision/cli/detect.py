@@ -29,12 +29,13 @@ import numpy as np
 import numpy.typing as npt
 import typer
 
-from vision.detections import Detections
-from vision.images import ImageRecord, ImageSourceError, iter_image_paths, stream_images
-from vision.model_card import BACKEND_CHOICES, BACKEND_HELP
+from vision.detect.detections import Detections
+from vision.detect.images import ImageRecord, iter_image_paths, stream_images
+from vision.errors import ImageSourceError
+from vision.train.model_card import BACKEND_CHOICES, BACKEND_HELP
 
 if TYPE_CHECKING:
-    from vision.inference import BackendChoice, Detector
+    from vision.detect.inference import BackendChoice, Detector
 
 app = typer.Typer(help="Defect detection on drone photos.", no_args_is_help=True)
 
@@ -150,7 +151,7 @@ def detect_to_folder(
     """Detect on every photo under ``sources`` and write the result files into ``out_dir``.
 
     Args:
-        detector: a loaded :class:`vision.inference.Detector`.
+        detector: a loaded :class:`vision.detect.inference.Detector`.
         sources: photo files and/or folders.
         out_dir: output folder (created).
         annotate: also write ``annotated/<name>.jpg`` with the boxes drawn.
@@ -256,8 +257,8 @@ def detect_command(
     threads: Annotated[int, typer.Option(min=1, max=64)] = 2,
 ) -> None:
     """Detect insulators and defects in drone photos; write JSONL, COCO results, errors."""
-    from vision.inference import Detector, InferenceError
-    from vision.model_card import ModelCardError
+    from vision.detect.inference import Detector
+    from vision.errors import VisionError
 
     if backend not in BACKEND_CHOICES:
         raise _fail(f"unknown backend {backend!r}: use {', '.join(BACKEND_CHOICES)}")
@@ -266,7 +267,7 @@ def detect_command(
                             sliced=sliced)
         run = detect_to_folder(detector, paths, out, annotate=annotate, batch_size=batch_size,
                                progress=sys.stderr.isatty())
-    except (ImageSourceError, ModelCardError, InferenceError, OSError) as exc:
+    except (VisionError, OSError) as exc:
         raise _fail(str(exc)) from exc
     typer.echo(json.dumps(run, ensure_ascii=False))
 
@@ -283,9 +284,9 @@ def evaluate_command(
     threads: Annotated[int, typer.Option(min=1, max=64)] = 2,
 ) -> None:
     """Per-class precision, recall, AP50, AP50-95 (and image recall of defects) on a folder."""
-    from vision.evaluate import EVAL_SCORE_FLOOR, DatasetLayoutError, evaluate_folder
-    from vision.inference import Detector, InferenceError
-    from vision.model_card import ModelCardError
+    from vision.detect.inference import Detector
+    from vision.errors import VisionError
+    from vision.train.evaluate import EVAL_SCORE_FLOOR, evaluate_folder
 
     if backend not in BACKEND_CHOICES:
         raise _fail(f"unknown backend {backend!r}: use {', '.join(BACKEND_CHOICES)}")
@@ -297,7 +298,7 @@ def evaluate_command(
                 detector, data, class_names=detector.class_names,
                 conf_threshold=detector.thresholds, on_image=lambda: bar.update(1),
             )
-    except (DatasetLayoutError, ModelCardError, InferenceError, OSError) as exc:
+    except (VisionError, OSError) as exc:
         raise _fail(str(exc)) from exc
     result = {**result, "model": detector.card.name, "model_version": detector.card.version,
               "backend": detector.backend}

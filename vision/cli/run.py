@@ -27,14 +27,15 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
-from vision.camera import ErrorModel, GeoreferenceError, camera_for, centre_for
-from vision.ledger import DEFAULT_MAX_LINE_DISTANCE_M, LedgerError, load_ledger
-from vision.metadata import read_metadata
-from vision.model_card import BACKEND_CHOICES, BACKEND_HELP
-from vision.reconcile import ReconcileOptions
+from vision.errors import GeoreferenceError, LedgerError
+from vision.geo.camera import ErrorModel, camera_for, centre_for
+from vision.geo.ledger import DEFAULT_MAX_LINE_DISTANCE_M, load_ledger
+from vision.geo.metadata import read_metadata
+from vision.geo.reconcile import ReconcileOptions
+from vision.train.model_card import BACKEND_CHOICES, BACKEND_HELP
 
 if TYPE_CHECKING:
-    from vision.inference import BackendChoice
+    from vision.detect.inference import BackendChoice
 
 app = typer.Typer(help="Inspection batches and geo-referencing.", no_args_is_help=True)
 
@@ -88,10 +89,11 @@ def run_command(
     lang: Annotated[str, typer.Option(help="Language of report.html: zh-CN or en.")] = "zh-CN",
 ) -> None:
     """Detect, geo-reference and check drone photos against the line ledger."""
-    from vision.inference import Detector, InferenceError
-    from vision.model_card import ModelCardError, load_card, resolve_model
-    from vision.pipeline import BatchError, BatchOptions, run_batch
-    from vision.report import REPORT_LANGUAGES
+    from vision.detect.inference import Detector
+    from vision.detect.pipeline import BatchOptions, run_batch
+    from vision.errors import VisionError
+    from vision.geo.report import REPORT_LANGUAGES
+    from vision.train.model_card import load_card, resolve_model
 
     if backend not in BACKEND_CHOICES:
         raise _fail(f"unknown backend {backend!r}: use {', '.join(BACKEND_CHOICES)}")
@@ -100,7 +102,7 @@ def run_command(
     chosen = cast("BackendChoice", backend)
     try:
         card = load_card(resolve_model(model), verify=False)
-    except ModelCardError as exc:
+    except VisionError as exc:
         raise _fail(str(exc)) from exc
     options = BatchOptions(
         batch_size=batch_size,
@@ -116,8 +118,7 @@ def run_command(
     )
     try:
         if engine is Engine.ray:
-            from vision.distributed import DistributedError, run_batch_ray
-
+            from vision.detect.distributed import run_batch_ray
             try:
                 factory = partial(Detector, card, backend=chosen, threads=threads)
                 summary = run_batch_ray(
@@ -125,12 +126,12 @@ def run_command(
                     options=options, address=address, actors=actors,
                     allow_exposed=allow_exposed_ray,
                 )
-            except DistributedError as exc:
+            except VisionError as exc:
                 raise _fail(str(exc)) from exc
         else:
             detector = Detector(card, backend=chosen, threads=threads)
             summary = run_batch(photos, ledger, out, detector, card.classes, options=options)
-    except (BatchError, ModelCardError, InferenceError, OSError) as exc:
+    except (VisionError, OSError) as exc:
         raise _fail(str(exc)) from exc
     report = asdict(summary)
     report["out_dir"] = str(summary.out_dir)

@@ -30,8 +30,8 @@ import numpy as np
 from jinja2 import Environment, select_autoescape
 from pydantic import BaseModel
 
-from vision.ledger import Ledger
-from vision.reconcile import STATUS_NAMES, ReconcileResult
+from vision.geo.ledger import Ledger
+from vision.geo.reconcile import STATUS_NAMES, ReconcileResult
 from vision.records import (
     AssetRecord,
     CorridorHazardRecord,
@@ -83,7 +83,7 @@ def build_records(
     Args:
         batch_id: the batch's id.
         ledger: the ledger reconciled against.
-        photos: photo records in the order given to :func:`vision.reconcile.reconcile`.
+        photos: photo records in the order given to :func:`vision.geo.reconcile.reconcile`.
         detections: detection records in that order.
         result: the reconciliation.
     """

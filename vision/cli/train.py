@@ -1,7 +1,7 @@
 """``fieldops vision train`` and ``fieldops vision export``: the training side of the vision CLI.
 
 ``app`` is a typer sub-app; the ``fieldops`` command mounts it. Ultralytics is only imported
-when a command runs (through :mod:`vision.training`), so ``fieldops --help`` stays fast.
+when a command runs (through :mod:`vision.train.training`), so ``fieldops --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import typer
 from vision.offline import cache_root
 
 if TYPE_CHECKING:
-    from vision.model_card import ModelCard
-    from vision.training import StageName, Variant
+    from vision.train.model_card import ModelCard
+    from vision.train.training import StageName, Variant
 
 app = typer.Typer(help="Train and export the drone-photo defect detectors.", no_args_is_help=True)
 
@@ -119,13 +119,8 @@ def train(
     ] = None,
 ) -> None:
     """Train a variant from yolo11n's model .yaml, selecting best.pt on val."""
-    from vision.training import (
-        TileOptions,
-        TrainConfig,
-        TrainingError,
-        train_variant,
-    )
-    from vision.voc import AnnotationError
+    from vision.errors import VisionError
+    from vision.train.training import TileOptions, TrainConfig, train_variant
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     valid_stages = {"single": {"main"}, "cascade": {"insulator", "defect"}}[variant.value]
@@ -154,7 +149,7 @@ def train(
             tiles=TileOptions(tile_px=tile_px),
             stages=None if stage is StageOpt.all else [_STAGES[stage]],
         )
-    except (TrainingError, AnnotationError) as exc:
+    except VisionError as exc:
         raise _fail(str(exc)) from exc
     for result in results:
         typer.echo(f"{result.plan.run_name}: best {result.best}")
@@ -171,12 +166,13 @@ def export(
     ] = None,
 ) -> None:
     """Export weights to ONNX and/or OpenVINO (f32, static shape) next to the .pt file."""
-    from vision.training import TrainingError, export_weights
+    from vision.errors import VisionError
+    from vision.train.training import export_weights
 
     formats = [f.value for f in (fmt or [FormatOpt.onnx, FormatOpt.openvino])]
     try:
         paths = export_weights(weights.resolve(), imgsz, formats)
-    except (TrainingError, RuntimeError, ValueError) as exc:
+    except (VisionError, RuntimeError, ValueError) as exc:  # Ultralytics raises plain ones
         raise _fail(f"export failed: {exc}") from exc
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
@@ -242,17 +238,10 @@ def package(
     ] = None,
 ) -> None:
     """Copy best weights into models/<name>/, export, validate, hash; write card and README."""
-    from vision.evaluate import DatasetLayoutError
-    from vision.inference import InferenceError
-    from vision.model_card import ModelCardError, load_card, render_readme, resolve_model
-    from vision.quantize import QuantizeError, quantize_model
-    from vision.training import (
-        TileOptions,
-        TrainConfig,
-        TrainingError,
-        package_variant,
-        split_items,
-    )
+    from vision.errors import VisionError
+    from vision.train.model_card import load_card, render_readme, resolve_model
+    from vision.train.quantize import quantize_model
+    from vision.train.training import TileOptions, TrainConfig, package_variant, split_items
 
     reuse: dict[str, ModelCard] = {}
     for item in reuse_stage or []:
@@ -261,7 +250,7 @@ def package(
             raise _fail(f"--reuse-stage wants STAGE=MODEL, got {item!r}")
         try:
             reuse[stage_name] = load_card(resolve_model(source))
-        except ModelCardError as exc:
+        except VisionError as exc:
             raise _fail(str(exc)) from exc
 
     config = TrainConfig(
@@ -288,8 +277,7 @@ def package(
             card = _record_val(card, folder, data / "val", calibrate=calibrate)
         others = [load_card(p, verify=False) for p in (compare or [])]
         extra = notes.read_text(encoding="utf-8") if notes else ""
-    except (TrainingError, ModelCardError, InferenceError, DatasetLayoutError, QuantizeError,
-            OSError) as exc:
+    except (VisionError, OSError) as exc:
         raise _fail(str(exc)) from exc
     (folder / "README.md").write_text(render_readme(card, compared=others, notes=extra), "utf-8")
     typer.echo(f"packaged {folder}")
@@ -301,9 +289,9 @@ def _record_val(card: ModelCard, folder: Path, val_dir: Path, *, calibrate: bool
     With ``calibrate`` the output thresholds become the pipeline's max-F1 thresholds on
     ``val_dir`` first, and the figures recorded are those at the new thresholds.
     """
-    from vision.evaluate import EVAL_SCORE_FLOOR, evaluate_folder
-    from vision.inference import Detector
-    from vision.model_card import dump_card, with_thresholds, with_val_metrics
+    from vision.detect.inference import Detector
+    from vision.train.evaluate import EVAL_SCORE_FLOOR, evaluate_folder
+    from vision.train.model_card import dump_card, with_thresholds, with_val_metrics
 
     def run() -> dict[str, Any]:
         detector = Detector(str(folder), score_floor=EVAL_SCORE_FLOOR)
@@ -362,11 +350,10 @@ def quantize(
     ] = False,
 ) -> None:
     """Quantize a packaged model's OpenVINO networks to int8, calibrated on train photos."""
-    from vision.evaluate import DatasetLayoutError
-    from vision.inference import InferenceError
-    from vision.model_card import ModelCardError, resolve_model
-    from vision.quantize import QuantizeError, QuantizeOptions, quantize_model
-    from vision.training import TrainingError, split_items
+    from vision.errors import VisionError
+    from vision.train.model_card import resolve_model
+    from vision.train.quantize import QuantizeOptions, quantize_model
+    from vision.train.training import split_items
 
     try:
         folder = resolve_model(model)
@@ -374,8 +361,7 @@ def quantize(
         card = quantize_model(folder, images, QuantizeOptions(photos, samples, seed))
         if evaluate:
             card = _record_val(card, folder, data / "val", calibrate=calibrate)
-    except (ModelCardError, QuantizeError, TrainingError, InferenceError, DatasetLayoutError,
-            OSError) as exc:
+    except (VisionError, OSError) as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"quantized {folder}: " + ", ".join(
         f"{name} → {stage.openvino_int8}" for name, stage in card.stages.items()))

@@ -1,0 +1,1 @@
+"""``fieldops vision`` commands: app (the typer group), train, detect and run."""
