@@ -320,27 +320,90 @@ def render_contract_pdf(
         ValueError: the signature image cannot be decoded.
     """
     chosen = contract_font(font_path)
-    font = chosen.name
-    template = load_template()
-    env = Environment(undefined=StrictUndefined, autoescape=True)
-    context = _context(data, signature)
+    page = _Page(
+        data=data,
+        template=load_template(),
+        env=Environment(undefined=StrictUndefined, autoescape=True),
+        context=_context(data, signature),
+        styles=_Styles.for_font(chosen.name),
+    )
+    story = [*page.opening(), *page.extra_terms(), *page.signatures(signature)]
+    buffer = io.BytesIO()
+    document = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        leftMargin=22 * mm,
+        rightMargin=22 * mm,
+        topMargin=20 * mm,
+        bottomMargin=22 * mm,
+        title=page.fill(page.template["title"][_title_key(data)]),
+        author=data.supplier_name,
+        subject=f"{data.contract_no} / {data.order_id}",
+        creator="fieldops",
+        producer="fieldops (ReportLab)",
+        invariant=1,
+        lang="zh-CN",
+        # Only the fallback adds a keyword: documents with the embedded font keep their bytes.
+        keywords=[] if chosen.embedded else [FALLBACK_KEYWORD],
+    )
+    pdf_date = _pdf_date(data.generated_at)
+    on_page = page.footer()
+    document.build(
+        story,
+        onFirstPage=on_page,
+        onLaterPages=on_page,
+        canvasmaker=_canvas_maker(pdf_date),
+    )
+    return buffer.getvalue()
 
-    def fill(text: str) -> str:
+
+@dataclass(frozen=True)
+class _Styles:
+    """The contract's paragraph styles in one font."""
+
+    font: str
+    body: ParagraphStyle
+    title: ParagraphStyle
+    subtitle: ParagraphStyle
+    heading: ParagraphStyle
+    cell: ParagraphStyle
+
+    @classmethod
+    def for_font(cls, font: str) -> _Styles:
+        body = ParagraphStyle("body", fontName=font, fontSize=10.5, leading=16, wordWrap="CJK")
+        return cls(
+            font=font,
+            body=body,
+            title=ParagraphStyle(
+                "title", parent=body, fontSize=17, leading=24, alignment=1, spaceAfter=2
+            ),
+            subtitle=ParagraphStyle("subtitle", parent=body, alignment=1, spaceAfter=8),
+            heading=ParagraphStyle(
+                "heading", parent=body, fontSize=12, leading=20, spaceBefore=8
+            ),
+            cell=ParagraphStyle("cell", parent=body, fontSize=10, leading=14),
+        )
+
+
+@dataclass(frozen=True)
+class _Page:
+    """The contract's sections, filled from the template with the record's values."""
+
+    data: ContractData
+    template: dict[str, Any]
+    env: Environment
+    context: dict[str, Any]
+    styles: _Styles
+
+    def fill(self, text: str) -> str:
         # autoescape turns & < > into entities, which is exactly what reportlab's
         # paragraph markup needs for customer-typed values.
-        return env.from_string(text).render(context)
+        return self.env.from_string(text).render(self.context)
 
-    body = ParagraphStyle("body", fontName=font, fontSize=10.5, leading=16, wordWrap="CJK")
-    title_style = ParagraphStyle(
-        "title", parent=body, fontSize=17, leading=24, alignment=1, spaceAfter=2
-    )
-    subtitle_style = ParagraphStyle("subtitle", parent=body, alignment=1, spaceAfter=8)
-    heading = ParagraphStyle("heading", parent=body, fontSize=12, leading=20, spaceBefore=8)
-    cell = ParagraphStyle("cell", parent=body, fontSize=10, leading=14)
-
-    def table(rows: list[dict[str, str]]) -> Table:
+    def table(self, rows: list[dict[str, str]]) -> Table:
+        cell = self.styles.cell
         cells = [
-            [Paragraph(fill(row["label"]), cell), Paragraph(fill(row["value"]), cell)]
+            [Paragraph(self.fill(row["label"]), cell), Paragraph(self.fill(row["value"]), cell)]
             for row in rows
         ]
         result = Table(cells, colWidths=[42 * mm, 124 * mm])
@@ -355,85 +418,79 @@ def render_contract_pdf(
         )
         return result
 
-    story: list[Any] = [
-        Paragraph(fill(template["title"][_title_key(data)]), title_style),
-        Paragraph(fill(template["subtitle"]), subtitle_style),
-        Paragraph(fill(template["preamble"]), body),
-        Spacer(1, 4 * mm),
-        table(template["parties"]),
-        Paragraph(fill(template["parameters_heading"]), heading),
-        table(template["parameters"]),
-        Paragraph(fill(template["clauses_heading"]), heading),
-    ]
-    for number, clause in enumerate(template["clauses"], start=1):
-        story.append(Paragraph(f"{number}. {fill(clause)}", body))
-    if data.terms:
-        story.append(Paragraph(fill(template["extra_terms_heading"]), heading))
-        for number, term in enumerate(data.terms, start=1):
+    def opening(self) -> list[Any]:
+        """Title, preamble, the parties and parameters tables, and the numbered clauses."""
+        template, styles, fill = self.template, self.styles, self.fill
+        story: list[Any] = [
+            Paragraph(fill(template["title"][_title_key(self.data)]), styles.title),
+            Paragraph(fill(template["subtitle"]), styles.subtitle),
+            Paragraph(fill(template["preamble"]), styles.body),
+            Spacer(1, 4 * mm),
+            self.table(template["parties"]),
+            Paragraph(fill(template["parameters_heading"]), styles.heading),
+            self.table(template["parameters"]),
+            Paragraph(fill(template["clauses_heading"]), styles.heading),
+        ]
+        for number, clause in enumerate(template["clauses"], start=1):
+            story.append(Paragraph(f"{number}. {fill(clause)}", styles.body))
+        return story
+
+    def extra_terms(self) -> list[Any]:
+        """The scheme's extra terms, numbered, when it has any."""
+        if not self.data.terms:
+            return []
+        story: list[Any] = [
+            Paragraph(self.fill(self.template["extra_terms_heading"]), self.styles.heading)
+        ]
+        for number, term in enumerate(self.data.terms, start=1):
             # Terms are free text from the scheme: escape them, never evaluate them.
-            story.append(Paragraph(f"{number}. {env.from_string('{{ t }}').render(t=term)}", body))
-    story.append(Paragraph(fill(template["signature_heading"]), heading))
-    customer_cell: list[Any] = [Paragraph(fill(template["customer_sign_label"]), cell)]
-    if signature is not None:
-        customer_cell.append(_signature_image(signature.image))
-        customer_cell.append(Paragraph(fill(template["signed_note"]), cell))
-    else:
-        customer_cell.append(Spacer(1, 14 * mm))
-        customer_cell.append(Paragraph(fill(template["unsigned_note"]), cell))
-    supplier_cell = [
-        Paragraph(fill(template["supplier_sign_label"]), cell),
-        Paragraph(fill("{{ supplier_name }}"), cell),
-        Paragraph(data.generated_at.date().isoformat(), cell),
-    ]
-    signatures = Table([[supplier_cell, customer_cell]], colWidths=[83 * mm, 83 * mm])
-    signatures.setStyle(
-        TableStyle(
-            [
-                ("BOX", (0, 0), (-1, -1), 0.5, colors.grey),
-                ("LINEBEFORE", (1, 0), (1, 0), 0.5, colors.grey),
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-            ]
+            text = self.env.from_string("{{ t }}").render(t=term)
+            story.append(Paragraph(f"{number}. {text}", self.styles.body))
+        return story
+
+    def signatures(self, signature: SignatureMark | None) -> list[Any]:
+        """The signature heading and the supplier's and customer's boxes side by side."""
+        template, cell, fill = self.template, self.styles.cell, self.fill
+        heading = Paragraph(fill(template["signature_heading"]), self.styles.heading)
+        customer_cell: list[Any] = [Paragraph(fill(template["customer_sign_label"]), cell)]
+        if signature is not None:
+            customer_cell.append(_signature_image(signature.image))
+            customer_cell.append(Paragraph(fill(template["signed_note"]), cell))
+        else:
+            customer_cell.append(Spacer(1, 14 * mm))
+            customer_cell.append(Paragraph(fill(template["unsigned_note"]), cell))
+        supplier_cell = [
+            Paragraph(fill(template["supplier_sign_label"]), cell),
+            Paragraph(fill("{{ supplier_name }}"), cell),
+            Paragraph(self.data.generated_at.date().isoformat(), cell),
+        ]
+        boxes = Table([[supplier_cell, customer_cell]], colWidths=[83 * mm, 83 * mm])
+        boxes.setStyle(
+            TableStyle(
+                [
+                    ("BOX", (0, 0), (-1, -1), 0.5, colors.grey),
+                    ("LINEBEFORE", (1, 0), (1, 0), 0.5, colors.grey),
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ]
+            )
         )
-    )
-    story.append(signatures)
+        return [heading, boxes]
 
-    footer_template: str = template["footer"]
+    def footer(self) -> Callable[[Canvas, Any], None]:
+        """The page callback drawing the footer (contract number, order, page)."""
+        footer_template: str = self.template["footer"]
+        font, data = self.styles.font, self.data
 
-    def on_page(canvas: Canvas, _doc: Any) -> None:
-        canvas.saveState()
-        canvas.setFont(font, 8)
-        footer = footer_template.format(
-            contract_no=data.contract_no, order_id=data.order_id, page=canvas.getPageNumber()
-        )
-        canvas.drawCentredString(A4[0] / 2, 12 * mm, footer)
-        canvas.restoreState()
+        def on_page(canvas: Canvas, _doc: Any) -> None:
+            canvas.saveState()
+            canvas.setFont(font, 8)
+            footer = footer_template.format(
+                contract_no=data.contract_no, order_id=data.order_id, page=canvas.getPageNumber()
+            )
+            canvas.drawCentredString(A4[0] / 2, 12 * mm, footer)
+            canvas.restoreState()
 
-    buffer = io.BytesIO()
-    document = SimpleDocTemplate(
-        buffer,
-        pagesize=A4,
-        leftMargin=22 * mm,
-        rightMargin=22 * mm,
-        topMargin=20 * mm,
-        bottomMargin=22 * mm,
-        title=fill(template["title"][_title_key(data)]),
-        author=data.supplier_name,
-        subject=f"{data.contract_no} / {data.order_id}",
-        creator="fieldops",
-        producer="fieldops (ReportLab)",
-        invariant=1,
-        lang="zh-CN",
-        # Only the fallback adds a keyword: documents with the embedded font keep their bytes.
-        keywords=[] if chosen.embedded else [FALLBACK_KEYWORD],
-    )
-    pdf_date = _pdf_date(data.generated_at)
-    document.build(
-        story,
-        onFirstPage=on_page,
-        onLaterPages=on_page,
-        canvasmaker=_canvas_maker(pdf_date),
-    )
-    return buffer.getvalue()
+        return on_page
 
 
 def _pdf_date(moment: datetime) -> str:
