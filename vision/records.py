@@ -24,7 +24,7 @@ import os
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Annotated, Final, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -286,9 +286,3 @@ def write_jsonl(records: Iterable[BaseModel], path: Path | str) -> int:
     tmp.replace(path)
     return count
 
-
-def append_line(fh: IO[str], record: BaseModel) -> None:
-    """Append one record to an open JSONL file and push it to disk before returning."""
-    fh.write(to_json_line(record) + "\n")
-    fh.flush()
-    os.fsync(fh.fileno())

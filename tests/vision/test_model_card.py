@@ -10,12 +10,12 @@ import pytest
 import yaml
 
 from vision.errors import ModelCardError, ModelIntegrityError
+from vision.hashing import sha256_file
 from vision.train.model_card import (
     dump_card,
     hash_weights,
     load_card,
     resolve_model,
-    sha256_file,
     verify_files,
     with_thresholds,
     with_val_metrics,

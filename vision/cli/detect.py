@@ -31,7 +31,6 @@ import typer
 
 from vision.detect.detections import Detections
 from vision.detect.images import ImageRecord, iter_image_paths, stream_images
-from vision.errors import ImageSourceError
 from vision.train.model_card import BACKEND_CHOICES, BACKEND_HELP
 
 if TYPE_CHECKING:

@@ -56,6 +56,7 @@ from vision.geo.reconcile import (
     reconcile,
 )
 from vision.geo.report import BatchRecords, build_records, write_outputs
+from vision.hashing import sha256_file
 from vision.records import DetectionRecord, GeoPoint, PhotoRecord, stable_id, write_jsonl
 from vision.train.model_card import CardClass
 
@@ -132,15 +133,6 @@ class PhotoContext:
     classes: Mapping[int, CardClass]
     fitting_height_m: float
     options: BatchOptions
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, streamed."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def photo_key(path: Path, root: Path) -> str:

@@ -7,17 +7,15 @@ files it names (PyTorch ``.pt``, ONNX, an OpenVINO directory) and a human ``READ
 file listed under ``sha256`` so that a swapped or truncated weight file fails loudly with
 :class:`ModelIntegrityError` instead of producing silently wrong detections.
 
-Error tree::
-
-    ModelCardError(ValueError)      the card is missing, unreadable or violates the schema
-    └── ModelIntegrityError         a listed file is missing or its sha256 does not match
+Errors (see vision.errors): ``ModelCardError`` when the card is missing, unreadable or violates
+the schema; its subclass ``ModelIntegrityError`` when a listed file is missing or its sha256
+does not match.
 
 Pure: imports pydantic and PyYAML only (no ultralytics, no runtime backends).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -26,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from vision.errors import ModelCardError, ModelIntegrityError
+from vision.hashing import sha256_file
 
 CARD_FILE = "card.yaml"
 #: The repository's bundled models folder (``models/`` beside the ``vision`` package).
@@ -208,15 +207,6 @@ class ModelCard(_Strict):
         if stage not in self.stages:
             raise ModelCardError(f"unknown stage {stage!r}; stages: {list(self.stages)}")
         return self.directory / self.stages[stage].file_for(backend)
-
-
-def sha256_file(path: Path, *, chunk_bytes: int = 1 << 20) -> str:
-    """Return the hex sha256 of the file at ``path`` (streamed, bounded memory)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def weight_files(folder: Path, names: Iterable[str]) -> list[str]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -36,6 +35,7 @@ from PIL import Image
 
 from vision.detect.tiling import Tile, boxes_to_tile, tiles_along
 from vision.errors import TrainingError
+from vision.hashing import sha256_file
 from vision.offline import (
     cache_root,
     prepare_offline,
@@ -707,11 +707,6 @@ def export_weights(
     return out
 
 
-def default_workers() -> int:
-    """CPU count available to this process (for reporting; Ultralytics trains with 0 workers)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 # --------------------------------------------------------------------------- packaging
 
 #: Output classes of the CPLID models: the insulator string marks an asset, a missing cap is a
@@ -748,7 +743,7 @@ def _base_of(run_args: dict[str, Any]) -> str:
     """What a run started from: the model .yaml, or the weights it continued (with sha256)."""
     start = Path(str(run_args.get("model", "")))
     if start.suffix == ".pt" and run_args.get("pretrained") is not False:
-        digest = hashlib.sha256(start.read_bytes()).hexdigest() if start.is_file() else "?"
+        digest = sha256_file(start) if start.is_file() else "?"
         return f"weights {start.name} (sha256 {digest[:16]})"
     return f"{BASE_MODEL}.yaml (from scratch, no pretrained weights)"
 
