@@ -43,20 +43,10 @@ def add_visit_listener(listener: VisitListener) -> None:
         _visit_listeners.append(listener)
 
 
-def china_date(moment: datetime) -> date:
-    """The China calendar day of an aware timestamp."""
-    return moment.astimezone(CHINA_TZ).date()
-
-
-def today() -> date:
-    """Today in China, from the server clock."""
-    return china_date(clock.now())
-
-
 def calendar_for(settings: Settings | None = None) -> WorkingCalendar:
     """The working-day calendar configured by ``settings`` (the process settings when None)."""
     settings = settings or get_settings()
-    return build_calendar(settings.calendar_override_path, strict=settings.calendar_strict)
+    return build_calendar(settings.calendar.override_path, strict=settings.calendar.strict)
 
 
 def time_limits() -> rules.TimeLimits:
@@ -77,11 +67,11 @@ class _Inputs:
 
 def _inputs(session: Session, order: WorkOrder) -> _Inputs:
     transitions = orders.transitions_of(session, order.id)
-    entered: dict[str, date] = {Stage.accepted.value: china_date(order.accepted_at)}
+    entered: dict[str, date] = {Stage.accepted.value: clock.china_date(order.accepted_at)}
     periods: list[rules.WhiteListPeriod] = []
     parked: date | None = None
     for row in transitions:
-        day = china_date(row.at)
+        day = clock.china_date(row.at)
         entered.setdefault(row.to_stage.value, day)
         if row.to_stage == Stage.whitelisted:
             parked = day
@@ -96,8 +86,8 @@ def _inputs(session: Session, order: WorkOrder) -> _Inputs:
         periods[-1] = rules.WhiteListPeriod(last.start, last.end, order.whitelist_expected_on)
     pauses = [
         rules.Pause(
-            china_date(p.started_at),
-            china_date(p.ended_at) if p.ended_at is not None else None,
+            clock.china_date(p.started_at),
+            clock.china_date(p.ended_at) if p.ended_at is not None else None,
             p.reason,
         )
         for p in pauses_of(session, order.id)
@@ -139,7 +129,7 @@ def refresh(
 ) -> rules.OrderDeadlines:
     """Recompute and store the order's clocks."""
     calendar = calendar or calendar_for()
-    result = evaluate(session, order, calendar=calendar, as_of=as_of or today())
+    result = evaluate(session, order, calendar=calendar, as_of=as_of or clock.china_today())
     existing = {
         row.clock: row
         for row in session.execute(
@@ -177,7 +167,7 @@ def on_transition(session: Session, order: WorkOrder, to_stage: Stage, at: datet
     Called for every stage change (registered by ``field_api.deadlines.hooks``).
     """
     del to_stage  # every transition may start or stop a clock; recompute them all
-    refresh(session, order, as_of=china_date(at))
+    refresh(session, order, as_of=clock.china_date(at))
 
 
 def transition_listener(session: Session, order: WorkOrder, row: StageTransition) -> None:
@@ -212,7 +202,8 @@ def deadlines_of(
     """The order's clocks as of ``as_of`` (today by default), computed without writing: the
     stored copies are brought up to date by the writes that move them (stage changes, pauses)
     and by ``recompute_provisional``."""
-    return evaluate(session, order, calendar=calendar or calendar_for(), as_of=as_of or today())
+    as_of = as_of or clock.china_today()
+    return evaluate(session, order, calendar=calendar or calendar_for(), as_of=as_of)
 
 
 def recompute_provisional(session: Session, *, calendar: WorkingCalendar | None = None) -> int:
@@ -445,57 +436,15 @@ def attention(
     calendar = calendar or calendar_for()
     limits = time_limits()
     horizon = calendar.add_working_days(as_of, limits.at_risk_within_working_days).due
-    query = (
-        select(OrderDeadline, WorkOrder)
-        .join(WorkOrder, WorkOrder.id == OrderDeadline.order_id)
-        .where(
-            OrderDeadline.finished_on.is_(None),
-            OrderDeadline.due_on.is_not(None),
-            OrderDeadline.kind != rules.ClockKind.white_list.value,
-            WorkOrder.stage.not_in([Stage.cancelled, Stage.closed, Stage.whitelisted]),
-        )
-    )
-    query = _scoped(query, actor)
-    if crew_id is not None:
-        query = query.where(WorkOrder.crew_id == crew_id)
-    if district_id is not None:
-        query = query.where(WorkOrder.district_id == district_id)
-    # Paused clocks move on every day the pause lasts and a newly published schedule may move
-    # provisional ones: both are re-evaluated below instead of trusting the stored due date.
-    query = query.where(
-        (OrderDeadline.due_on <= horizon)
-        | OrderDeadline.paused.is_(True)
-        | OrderDeadline.provisional.is_(True)
-    )
+    query = _attention_query(actor, horizon, crew_id=crew_id, district_id=district_id)
     by_order: dict[int, tuple[WorkOrder, list[OrderDeadline]]] = {}
     for row, order in session.execute(query):
         by_order.setdefault(order.id, (order, []))[1].append(row)
     items: list[AttentionItem] = []
     for order, rows in by_order.values():
-        if any(r.paused for r in rows) or _now_exact(calendar, rows):
-            # computed, not stored: a GET never waits for the write lock
-            fresh = evaluate(session, order, calendar=calendar, as_of=as_of)
-            clocks = [
-                (c.name, c.governing, c.due.due, c.due.provisional, c.due.missing_years, c.paused)
-                for c in fresh.clocks
-                if c.kind is not rules.ClockKind.white_list
-                and c.finished_on is None
-                and c.due is not None
-            ]
-        else:
-            clocks = [
-                (
-                    r.clock,
-                    r.governing,
-                    r.due_on,
-                    r.provisional,
-                    tuple(r.missing_years),
-                    r.paused,
-                )
-                for r in rows
-                if r.due_on is not None
-            ]
-        for name, governing, due_on, provisional, missing, paused in clocks:
+        for name, governing, due_on, provisional, missing, paused in _running_clocks(
+            session, order, rows, calendar=calendar, as_of=as_of
+        ):
             if due_on > horizon:
                 continue
             status = rules.classify(
@@ -522,6 +471,71 @@ def attention(
             )
     items.sort(key=lambda i: (i.due_on, i.order_id, not i.governing, i.clock))
     return items
+
+
+def _attention_query(
+    actor: Principal, horizon: date, *, crew_id: int | None, district_id: int | None
+) -> Select[OrderDeadline, WorkOrder]:
+    """Running clocks (with their orders) the actor may see that may need attention."""
+    query = (
+        select(OrderDeadline, WorkOrder)
+        .join(WorkOrder, WorkOrder.id == OrderDeadline.order_id)
+        .where(
+            OrderDeadline.finished_on.is_(None),
+            OrderDeadline.due_on.is_not(None),
+            OrderDeadline.kind != rules.ClockKind.white_list.value,
+            WorkOrder.stage.not_in([Stage.cancelled, Stage.closed, Stage.whitelisted]),
+        )
+    )
+    query = _scoped(query, actor)
+    if crew_id is not None:
+        query = query.where(WorkOrder.crew_id == crew_id)
+    if district_id is not None:
+        query = query.where(WorkOrder.district_id == district_id)
+    # Paused clocks move on every day the pause lasts and a newly published schedule may move
+    # provisional ones: both are re-evaluated below instead of trusting the stored due date.
+    return query.where(
+        (OrderDeadline.due_on <= horizon)
+        | OrderDeadline.paused.is_(True)
+        | OrderDeadline.provisional.is_(True)
+    )
+
+
+# a running clock: name, governing, due on, provisional, missing years, paused
+_RunningClock = tuple[str, bool, date, bool, tuple[int, ...], bool]
+
+
+def _running_clocks(
+    session: Session,
+    order: WorkOrder,
+    rows: Sequence[OrderDeadline],
+    *,
+    calendar: WorkingCalendar,
+    as_of: date,
+) -> list[_RunningClock]:
+    """The order's running clocks: as stored, or computed when paused or provisional."""
+    if any(r.paused for r in rows) or _now_exact(calendar, rows):
+        # computed, not stored: a GET never waits for the write lock
+        fresh = evaluate(session, order, calendar=calendar, as_of=as_of)
+        return [
+            (c.name, c.governing, c.due.due, c.due.provisional, c.due.missing_years, c.paused)
+            for c in fresh.clocks
+            if c.kind is not rules.ClockKind.white_list
+            and c.finished_on is None
+            and c.due is not None
+        ]
+    return [
+        (
+            r.clock,
+            r.governing,
+            r.due_on,
+            r.provisional,
+            tuple(r.missing_years),
+            r.paused,
+        )
+        for r in rows
+        if r.due_on is not None
+    ]
 
 
 @dataclass(frozen=True)
@@ -669,3 +683,83 @@ def compliance_by(
         for c in rules.summarise_compliance(members)
     ]
     return sorted(result, key=lambda r: r.code)
+
+
+# --------------------------------------------------------------------------------------------
+# The API's use cases on one order: the access decision (404, 403) first, then the work.
+
+
+def deadlines_for_actor(
+    session: Session,
+    order_id: int,
+    actor: Principal,
+    *,
+    calendar: WorkingCalendar | None = None,
+    as_of: date | None = None,
+) -> rules.OrderDeadlines:
+    """:func:`deadlines_of` an order the actor may read."""
+    order = orders.get_for_actor(session, order_id, actor, write=False)
+    return deadlines_of(session, order, calendar=calendar, as_of=as_of)
+
+
+def pauses_for_actor(session: Session, order_id: int, actor: Principal) -> list[ClockPause]:
+    """:func:`pauses_of` an order the actor may read."""
+    orders.get_for_actor(session, order_id, actor, write=False)
+    return pauses_of(session, order_id)
+
+
+def start_pause_for_actor(
+    session: Session,
+    order_id: int,
+    *,
+    reason: str,
+    note: str | None,
+    actor: Principal,
+    calendar: WorkingCalendar | None = None,
+) -> ClockPause:
+    """:func:`start_pause` on an order the actor may change."""
+    order = orders.get_for_actor(session, order_id, actor, write=True)
+    return start_pause(session, order, reason=reason, note=note, actor=actor, calendar=calendar)
+
+
+def end_pause_for_actor(
+    session: Session,
+    order_id: int,
+    pause_id: int,
+    *,
+    actor: Principal,
+    calendar: WorkingCalendar | None = None,
+) -> ClockPause:
+    """:func:`end_pause` on an order the actor may change."""
+    order = orders.get_for_actor(session, order_id, actor, write=True)
+    return end_pause(session, order, pause_id, actor=actor, calendar=calendar)
+
+
+def visits_for_actor(session: Session, order_id: int, actor: Principal) -> list[PlannedVisit]:
+    """:func:`visits_of` an order the actor may read."""
+    orders.get_for_actor(session, order_id, actor, write=False)
+    return visits_of(session, order_id)
+
+
+def book_visit_for_actor(
+    session: Session,
+    order_id: int,
+    *,
+    window_start: datetime,
+    window_end: datetime,
+    note: str | None,
+    actor: Principal,
+) -> PlannedVisit:
+    """:func:`book_visit` on an order the actor may change."""
+    order = orders.get_for_actor(session, order_id, actor, write=True)
+    return book_visit(
+        session, order, window_start=window_start, window_end=window_end, note=note, actor=actor
+    )
+
+
+def cancel_visit_for_actor(
+    session: Session, order_id: int, visit_id: int, *, actor: Principal
+) -> PlannedVisit:
+    """:func:`cancel_visit` on an order the actor may change."""
+    order = orders.get_for_actor(session, order_id, actor, write=True)
+    return cancel_visit(session, order, visit_id, actor=actor)
