@@ -47,7 +47,7 @@ def list_due_callbacks(
     items = service.due_callbacks(
         session,
         user,
-        as_of=as_of or deadlines.today(),
+        as_of=as_of or clock.china_today(),
         calendar=deadlines.calendar_for(settings),
         district_id=district_id,
     )

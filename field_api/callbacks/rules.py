@@ -104,14 +104,9 @@ def default_callback_settings() -> CallbackSettings:
     return load_callback_settings()
 
 
-def china_date(moment: datetime) -> date:
-    """The local (China) calendar day of an aware timestamp: what working days count."""
-    return moment.astimezone(CHINA_TZ).date()
-
-
 def callback_due(calendar: WorkingCalendar, energised_at: datetime, days: int) -> DueDate:
     """The call-back is due ``days`` working days after the day of energisation."""
-    return calendar.add_working_days(china_date(energised_at), days)
+    return calendar.add_working_days(clock.china_date(energised_at), days)
 
 
 @dataclass(frozen=True)
@@ -183,7 +178,7 @@ def detect(calendar: WorkingCalendar, facts: OrderFacts, cfg: DetectorSettings) 
                 earliest_at=_fmt(first_at),
             )
         )
-    accepted_day = china_date(facts.accepted_at)
+    accepted_day = clock.china_date(facts.accepted_at)
     if accepted_day > facts.applied_on:
         gap = calendar.working_days_between(facts.applied_on, accepted_day)
         if gap.days > cfg.late_recording_working_days:

@@ -53,7 +53,7 @@ def schedule(
     due = rules.callback_due(calendar, row.at, settings().callback_due_working_days)
     callback = CallBack(
         order_id=order.id,
-        energised_on=rules.china_date(row.at),
+        energised_on=clock.china_date(row.at),
         due_on=due.due,
         provisional=due.provisional,
         missing_years=list(due.missing_years),

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from field_api import paging
 from field_api.auth import service as auth_service
-from field_api.common import i18n
+from field_api.common import clock, i18n
 from field_api.common.actors import Principal, Role
 from field_api.common.csvfiles import csv_response
 from field_api.deadlines import service
@@ -154,7 +154,7 @@ def attention(
 ) -> AttentionRead:
     """Orders due within one working day or overdue (one page of them: ``total`` and
     ``next_offset`` say what follows), with counts by district and crew over all of them."""
-    day = as_of or service.today()
+    day = as_of or clock.china_today()
     items = service.attention(
         session,
         user,
@@ -205,7 +205,7 @@ def attention_csv(
     order clock, its crew and district by code and name; stage, time limit and status by their
     names in the reader's language."""
     language = language_of(request)
-    day = as_of or service.today()
+    day = as_of or clock.china_today()
     items = service.attention(
         session,
         user,

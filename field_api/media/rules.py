@@ -14,11 +14,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
-from pyproj import Geod
-
 from field_api import messages
+from field_api.common.geodesy import Position, distance_m
 
-_WGS84 = Geod(ellps="WGS84")
 _UINT64 = (1 << 64) - 1
 
 DEFAULT_MAX_DISTANCE_M = 100.0
@@ -84,14 +82,6 @@ class EvidenceFlag:
         return cls(code, messages.render(f"media_flag.{code.value}", params, "en"), params)
 
 
-@dataclass(frozen=True)
-class Position:
-    """WGS 84 decimal degrees."""
-
-    lat: float
-    lon: float
-
-
 # --------------------------------------------------------------------------------------------
 # Size limits (these reject: 413)
 
@@ -138,12 +128,6 @@ def size_violation(
 
 # --------------------------------------------------------------------------------------------
 # Location
-
-
-def distance_m(a: Position, b: Position) -> float:
-    """Geodesic distance on the WGS 84 ellipsoid, in metres."""
-    _, _, dist = _WGS84.inv(a.lon, a.lat, b.lon, b.lat)
-    return float(dist)
 
 
 def check_location(

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from field_api.audit import service as audit
 from field_api.common import clock
 from field_api.common.actors import Principal, Role
+from field_api.common.geodesy import Position
 from field_api.common.storage import MediaStore, sha256_of_file
 from field_api.config import Settings
 from field_api.db import READ_OPTIONS
@@ -50,7 +51,7 @@ from field_api.media.models import (
     MeterBinding,
     ResumableUpload,
 )
-from field_api.media.rules import EvidenceFlag, HashCandidate, MediaKind, Position
+from field_api.media.rules import EvidenceFlag, HashCandidate, MediaKind
 from field_api.media.schemas import MediaCreate
 from field_api.work_orders import service as orders
 from field_api.work_orders.models import WorkOrder

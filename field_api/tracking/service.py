@@ -226,7 +226,7 @@ def progress(
             session,
             order,
             calendar=calendar or deadlines.calendar_for(),
-            as_of=as_of or deadlines.today(),
+            as_of=as_of or clock.china_today(),
         )
         e2e = result.end_to_end
     except CalendarError:
@@ -419,7 +419,7 @@ def _send_sms(phone: str, text: str) -> None:
 
 def on_stage_change(session: Session, order: WorkOrder, row: StageTransition) -> None:
     """Queue ``stage_changed`` webhooks and text the customer for the steps they care about."""
-    deadlines.refresh(session, order, as_of=deadlines.china_date(row.at))
+    deadlines.refresh(session, order, as_of=clock.china_date(row.at))
     enqueue(
         session,
         rules.EventType.stage_changed,

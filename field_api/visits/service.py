@@ -15,10 +15,10 @@ from field_api.auth import service as auth_service
 from field_api.checklists import service as checklists
 from field_api.common import clock
 from field_api.common.actors import Principal
+from field_api.common.geodesy import Position, distance_m
 from field_api.deadlines import service as deadlines
 from field_api.deadlines.rules import END_TO_END
 from field_api.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
-from field_api.media.rules import Position, distance_m
 from field_api.privacy import mask_name
 from field_api.visits import evidence
 from field_api.visits.models import Visit, VisitOutcome

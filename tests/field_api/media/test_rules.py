@@ -8,16 +8,15 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from field_api.common.geodesy import Position, distance_m
 from field_api.media.rules import (
     FlagCode,
     HashCandidate,
     MediaKind,
-    Position,
     SizeLimits,
     check_barcode,
     check_capture_time,
     check_location,
-    distance_m,
     find_reuse,
     hamming_distance,
     max_distance_found,
