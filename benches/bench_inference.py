@@ -19,6 +19,11 @@ Usage::
     .venv/bin/python benches/bench_inference.py                       # random yolo11n, synthetic
     .venv/bin/python benches/bench_inference.py PHOTOS_DIR --model cplid-cascade --count 100
     .venv/bin/python benches/bench_inference.py --rss-count 10000
+    .venv/bin/python benches/bench_inference.py PHOTOS_DIR --model cplid-cascade --write-card
+
+``--write-card`` records the figures, with the machine, the date and the command (paths
+repository-relative or ``<dataset>/...``), in the model's ``card.yaml`` (``speed.pipeline_bench``)
+and re-renders the speed section of its README: no speed figure in a card is typed by hand.
 
 Timings are only comparable within one run (same machine, same load): both pipelines are run
 in alternating rounds so background load hits both alike.
@@ -30,6 +35,7 @@ import argparse
 import gc
 import itertools
 import os
+import platform
 import statistics
 import sys
 import tempfile
@@ -58,7 +64,11 @@ from vision.detect.inference import (  # noqa: E402
     letterbox,
     save_untrained_weights,
 )
-from vision.train.model_card import hash_weights  # noqa: E402
+from vision.train.model_card import (  # noqa: E402
+    hash_weights,
+    record_pipeline_bench,
+    resolve_model,
+)
 
 PHOTO_WH = (1152, 864)
 
@@ -199,7 +209,7 @@ def rss_mb() -> float:
     return float(psutil.Process().memory_info().rss) / 2**20
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("photos", nargs="?", type=Path, help="folder of 1152x864 photos")
     parser.add_argument("--model", help="model name/folder (default: random yolo11n, 640)")
@@ -211,80 +221,107 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--also-backend", action="append", default=[],
                         help="another backend of ours timed in the same rounds (repeatable)")
+    parser.add_argument("--write-card", action="store_true",
+                        help="record the figures (machine, date, command) in the model's "
+                             "card.yaml speed.pipeline_bench and its README (needs --model)")
     args = parser.parse_args(argv)
+    if args.write_card and not args.model:
+        parser.error("--write-card needs --model (a bundled model, not the random one)")
+    return args
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-inference-"))
+
+def photo_paths(args: argparse.Namespace, tmp: Path) -> list[Path]:
     if args.photos is None:
-        paths = synthetic_photos(tmp / "photos", 20)
-    else:
-        paths = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in {".jpg", ".jpeg"})
+        return synthetic_photos(tmp / "photos", 20)
+    paths = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in {".jpg", ".jpeg"})
     if not paths:
         sys.exit(f"no JPEGs in {args.photos}")
-    model = args.model or str(random_single_model(tmp / "model"))
-    timed = list(itertools.islice(itertools.cycle(paths), args.count))
+    return paths
 
-    ours = Detector(model, backend=args.backend)
-    clocks = {name: ForwardClock(stage.runner) for name, stage in ours.stages.items()}
-    for name, clock in clocks.items():
-        ours.stages[name].runner = clock
-    base = None if args.skip_baseline else baseline_detector(model)
-    others = {b: Detector(model, backend=b) for b in args.also_backend}
-    others_s: dict[str, list[float]] = {b: [] for b in others}
-    others_cpu: dict[str, list[float]] = {b: [] for b in others}
-    print(f"model {ours.card.name} ({ours.card.kind}), backend {ours.backend}, "
-          f"{len(paths)} photos cycled, {args.count} per round, {os.cpu_count()} CPUs")
 
-    run_pipeline(ours, timed[:4])  # warm-up: first-call allocations, lazy init
-    if base is not None:
-        run_pipeline(base, timed[:4])
-    for other in others.values():
-        run_pipeline(other, timed[:4])
-    ours_s: list[float] = []
-    base_s: list[float] = []
-    ours_cpu: list[float] = []
-    base_cpu: list[float] = []
-    for clock in clocks.values():
+class Contenders:
+    """Our detector (forward passes clocked), the baseline and the other backends of ours."""
+
+    def __init__(self, model: str, args: argparse.Namespace) -> None:
+        self.ours = Detector(model, backend=args.backend)
+        self.clocks = {name: ForwardClock(stage.runner) for name, stage in self.ours.stages.items()}
+        for name, clock in self.clocks.items():
+            self.ours.stages[name].runner = clock
+        self.base = None if args.skip_baseline else baseline_detector(model)
+        self.others = {b: Detector(model, backend=b) for b in args.also_backend}
+
+    def all(self) -> dict[str, Detector]:
+        """Every pipeline by row name, ours first."""
+        out = {"ours": self.ours}
+        if self.base is not None:
+            out["baseline"] = self.base
+        out.update(self.others)
+        return out
+
+
+def timed_rounds(
+    contenders: Contenders, timed: Sequence[Path], rounds: int
+) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
+    """Alternating rounds after a warm-up; medians of (wall, CPU) ms per photo and boxes."""
+    for detector in contenders.all().values():
+        run_pipeline(detector, timed[:4])  # warm-up: first-call allocations, lazy init
+    for clock in contenders.clocks.values():
         clock.seconds, clock.calls = 0.0, 0
-    for _ in range(args.rounds):
-        seconds, cpu, ours_boxes = run_pipeline(ours, timed)
-        ours_s.append(seconds)
-        ours_cpu.append(cpu)
-        if base is not None:
-            seconds, cpu, base_boxes = run_pipeline(base, timed)
-            base_s.append(seconds)
-            base_cpu.append(cpu)
-        for b, other in others.items():
-            seconds, cpu, _ = run_pipeline(other, timed)
-            others_s[b].append(seconds)
-            others_cpu[b].append(cpu)
-    n = args.count
-    ours_ms = 1000 * statistics.median(ours_s) / n
-    ours_cpu_ms = 1000 * statistics.median(ours_cpu) / n
+    wall: dict[str, list[float]] = {name: [] for name in contenders.all()}
+    cpu: dict[str, list[float]] = {name: [] for name in contenders.all()}
+    boxes: dict[str, int] = {}
+    for _ in range(rounds):
+        for name, detector in contenders.all().items():
+            seconds, cpu_s, boxes[name] = run_pipeline(detector, timed)
+            wall[name].append(seconds)
+            cpu[name].append(cpu_s)
+    n = len(timed)
+    return ({k: 1000 * statistics.median(v) / n for k, v in wall.items()},
+            {k: 1000 * statistics.median(v) / n for k, v in cpu.items()}, boxes)
+
+
+def print_end_to_end(contenders: Contenders, wall: dict[str, float], cpu: dict[str, float],
+                     boxes: dict[str, int]) -> dict[str, Any]:
+    """Print the per-photo table; return its figures for the card."""
     print("\nend to end per photo (decode + pre + forward + post), median of rounds")
     print(f"  {'pipeline':<44}{'ms/photo':>10}{'photos/s':>10}{'CPU ms/photo':>14}")
-    label = f"ours ({ours.backend}, 2 threads)"
-    print(f"  {label:<44}{ours_ms:>10.1f}{1000 / ours_ms:>10.1f}{ours_cpu_ms:>14.1f}")
-    for b in others:
-        ms = 1000 * statistics.median(others_s[b]) / n
-        cpu_ms = 1000 * statistics.median(others_cpu[b]) / n
-        print(f"  {f'ours ({b}, 2 threads)':<44}{ms:>10.1f}{1000 / ms:>10.1f}{cpu_ms:>14.1f}")
-    if base is not None:
-        base_ms = 1000 * statistics.median(base_s) / n
-        base_cpu_ms = 1000 * statistics.median(base_cpu) / n
-        print(f"  {'baseline (YOLO.predict, Ultralytics defaults)':<44}{base_ms:>10.1f}"
-              f"{1000 / base_ms:>10.1f}{base_cpu_ms:>14.1f}")
-        print(f"  speed-up: {base_ms / ours_ms:.2f}x wall, {base_cpu_ms / ours_cpu_ms:.2f}x CPU "
-              f"(target >= 3x wall); boxes per round: ours {ours_boxes}, baseline {base_boxes}")
-    print(f"  machine load average while measuring: {os.getloadavg()[0]:.1f} on "
+    labels = {"ours": f"ours ({contenders.ours.backend}, 2 threads)",
+              "baseline": "baseline (YOLO.predict, Ultralytics defaults)",
+              **{b: f"ours ({b}, 2 threads)" for b in contenders.others}}
+    for name in wall:
+        print(f"  {labels[name]:<44}{wall[name]:>10.1f}{1000 / wall[name]:>10.1f}"
+              f"{cpu[name]:>14.1f}")
+    figures: dict[str, Any] = {
+        "backend": f"{contenders.ours.backend}, 2 threads",
+        "ours_ms_per_photo": round(wall["ours"], 1),
+        "ours_cpu_ms_per_photo": round(cpu["ours"], 1),
+    }
+    for b in contenders.others:
+        figures[f"ours_{b.replace('-', '_')}_ms_per_photo"] = round(wall[b], 1)
+    if "baseline" in wall:
+        speed_up, cpu_up = wall["baseline"] / wall["ours"], cpu["baseline"] / cpu["ours"]
+        print(f"  speed-up: {speed_up:.2f}x wall, {cpu_up:.2f}x CPU (target >= 3x wall); "
+              f"boxes per round: ours {boxes['ours']}, baseline {boxes['baseline']}")
+        figures |= {"baseline_yolo_predict_ms_per_photo": round(wall["baseline"], 1),
+                    "baseline_cpu_ms_per_photo": round(cpu["baseline"], 1),
+                    "speed_up_wall": round(speed_up, 2), "speed_up_cpu": round(cpu_up, 2),
+                    "boxes_per_round": {"ours": boxes["ours"], "baseline": boxes["baseline"]}}
+    load = os.getloadavg()[0]
+    print(f"  machine load average while measuring: {load:.1f} on "
           f"{os.cpu_count()} CPUs (figures are only meaningful on an otherwise idle machine)")
+    figures["load_average"] = round(load, 1)
+    return figures
 
+
+def print_forward_share(contenders: Contenders, ours_ms: float, photos: int) -> dict[str, Any]:
+    """Raw forward passes per stage vs the pipeline; return the forward-only figures."""
     print("\nraw forward pass of the backend (blobs ready, 8 per call), vs the pipeline")
     forward_total = 0.0
-    for name, stage in ours.stages.items():
-        clock = clocks[name]
+    for name, stage in contenders.ours.stages.items():
+        clock = contenders.clocks[name]
         stage.runner = clock.runner
         ms = raw_forward_ms(stage, repeats=10)
-        per_photo = clock.calls / (n * args.rounds)
+        per_photo = clock.calls / photos
         forward_total += ms * per_photo
         print(f"  stage {name:<10} imgsz {stage.imgsz:<5} {ms:7.1f} ms/forward "
               f"({1000 / ms:6.1f}/s), {per_photo:5.2f} forwards/photo, in-pipeline "
@@ -292,34 +329,100 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"  forward-only time per photo {forward_total:.1f} ms = "
           f"{1000 / forward_total:.1f} photos/s; the pipeline reaches "
           f"{100 * forward_total / ours_ms:.0f}% of that rate")
+    return {"forward_only_ms_per_photo": round(forward_total, 1),
+            "share_of_forward_only_rate": round(forward_total / ours_ms, 2)}
 
+
+def measure_rss(ours: Detector, paths: Sequence[Path], count: int) -> dict[str, Any]:
+    """Stream ``count`` photos through our pipeline; RSS after 100 and after ``count``."""
+    print(f"\nRSS while streaming {count} photos through our pipeline")
+    gc.collect()
+    marks = {100: 0.0, count: 0.0}
+    seen = 0
+    start = time.perf_counter()
+    pending = []
+    with stream_images(list(itertools.islice(itertools.cycle(paths), count))) as stream:
+        for record in stream:
+            if record.image is None:
+                continue
+            pending.append(record.image)
+            seen += 1
+            if len(pending) == 4 or (seen in marks and pending):
+                ours(pending)
+                pending = []
+            if seen in marks:
+                marks[seen] = rss_mb()
+    elapsed = time.perf_counter() - start
+    r100, rend = marks[100], marks[count]
+    print(f"  after 100: {r100:.0f} MB; after {count}: {rend:.0f} MB "
+          f"({100 * (rend - r100) / r100:+.1f}%); {1000 * elapsed / seen:.1f} ms/photo")
+    return {"rss_mb_after_100": round(r100), f"rss_mb_after_{count}": round(rend)}
+
+
+# ---------------------------------------------------------------------- recording
+REPO = Path(__file__).resolve().parents[1]
+
+
+def portable_path(value: str) -> str:
+    """A path as the card may name it: repository-relative, else ``<dataset>/`` + its last two
+    parts (no path of this machine); anything that is not an existing path is kept."""
+    path = Path(value).expanduser()
+    if not path.exists():
+        return value
+    path = path.resolve()
+    if path.is_relative_to(REPO):
+        return path.relative_to(REPO).as_posix()
+    return "/".join(("<dataset>", *path.parts[-2:]))
+
+
+def recorded_command(argv: Sequence[str]) -> str:
+    return " ".join(["benches/bench_inference.py", *(portable_path(a) for a in argv)])
+
+
+def machine_description() -> str:
+    """CPU model and count, OS; no host name."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {os.cpu_count()} CPUs, {platform.system()} {platform.machine()}"
+
+
+def write_card(model: str, figures: dict[str, Any], argv: Sequence[str]) -> None:
+    recorded = {
+        "machine": machine_description(),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "command": recorded_command(argv),
+        **figures,
+    }
+    folder = resolve_model(model)
+    record_pipeline_bench(folder, recorded)
+    print(f"\nrecorded in {portable_path(str(folder / 'card.yaml'))} speed.pipeline_bench")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-inference-"))
+    paths = photo_paths(args, tmp)
+    model = args.model or str(random_single_model(tmp / "model"))
+    timed = list(itertools.islice(itertools.cycle(paths), args.count))
+    contenders = Contenders(model, args)
+    ours = contenders.ours
+    print(f"model {ours.card.name} ({ours.card.kind}), backend {ours.backend}, "
+          f"{len(paths)} photos cycled, {args.count} per round, {os.cpu_count()} CPUs")
+    wall, cpu, boxes = timed_rounds(contenders, timed, args.rounds)
+    figures = {"photos_per_round": args.count, "rounds": args.rounds,
+               **print_end_to_end(contenders, wall, cpu, boxes)}
+    figures |= print_forward_share(contenders, wall["ours"], args.count * args.rounds)
     if args.rss_count:
-        print(f"\nRSS while streaming {args.rss_count} photos through our pipeline")
-        del base, others
-        gc.collect()
-        stream_paths = itertools.islice(itertools.cycle(paths), args.rss_count)
-        marks = {100: 0.0, args.rss_count: 0.0}
-        seen = 0
-        start = time.perf_counter()
-        pending = []
-        with stream_images(list(stream_paths)) as stream:
-            for record in stream:
-                if record.image is None:
-                    continue
-                pending.append(record.image)
-                seen += 1
-                if len(pending) == 4:
-                    ours(pending)
-                    pending = []
-                if seen in marks:
-                    if pending:
-                        ours(pending)
-                        pending = []
-                    marks[seen] = rss_mb()
-        elapsed = time.perf_counter() - start
-        r100, rend = marks[100], marks[args.rss_count]
-        print(f"  after 100: {r100:.0f} MB; after {args.rss_count}: {rend:.0f} MB "
-              f"({100 * (rend - r100) / r100:+.1f}%); {1000 * elapsed / seen:.1f} ms/photo")
+        contenders.base, contenders.others = None, {}
+        figures |= measure_rss(ours, paths, args.rss_count)
+    if args.write_card:
+        write_card(args.model, figures, argv)
 
 
 if __name__ == "__main__":

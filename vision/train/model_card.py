@@ -16,6 +16,7 @@ Pure: imports pydantic and PyYAML only (no ultralytics, no runtime backends).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -407,12 +408,14 @@ def _metrics_table(per_class: Mapping[str, ClassMetrics]) -> list[str]:
 def render_readme(card: ModelCard, *, compared: Iterable[ModelCard] = (), notes: str = "") -> str:
     """Render the human model card (README.md) from a card and the variants it was compared to.
 
+    Every figure comes from the card: the speed section from ``speed`` (``pipeline_bench`` is
+    written by ``benches/bench_inference.py --write-card``), the rest from ``metrics``.
+
     Args:
         card: the bundled model's card.
         compared: cards of the other variants trained for the comparison (figures only).
         notes: free markdown appended at the end (caveats, pending figures).
     """
-    t = card.training
     lines = [
         f"# Model card: {card.name} (version {card.version})",
         "",
@@ -420,6 +423,20 @@ def render_readme(card: ModelCard, *, compared: Iterable[ModelCard] = (), notes:
         + ", ".join(f"`{s}`" for s in card.stage_order)
         + ".",
         "",
+        *_classes_section(card),
+        *_stages_section(card),
+        *_training_section(card),
+        *_validation_section(card, compared),
+        *speed_section(card),
+        *_integrity_section(card),
+    ]
+    if notes:
+        lines += ["## Notes", "", notes.strip(), ""]
+    return "\n".join(lines)
+
+
+def _classes_section(card: ModelCard) -> list[str]:
+    lines = [
         "## Classes",
         "",
         "| id | name | role | severity | output threshold |",
@@ -427,7 +444,11 @@ def render_readme(card: ModelCard, *, compared: Iterable[ModelCard] = (), notes:
     ]
     for c in card.classes:
         lines.append(f"| {c.id} | {c.name} | {c.role} | {c.severity} | {card.threshold(c.name)} |")
-    lines += [
+    return lines
+
+
+def _stages_section(card: ModelCard) -> list[str]:
+    lines = [
         "",
         "## Stages",
         "",
@@ -441,8 +462,13 @@ def render_readme(card: ModelCard, *, compared: Iterable[ModelCard] = (), notes:
             f"`{f}`" for f in (s.weights, s.onnx, s.openvino, s.openvino_int8) if f
         )
         lines.append(f"| {name} | {s.imgsz} | {tiles} | {s.conf} | {s.iou} | {files} |")
+    return lines
+
+
+def _training_section(card: ModelCard) -> list[str]:
+    t = card.training
     extra = t.model_extra or {}
-    lines += [
+    return [
         "",
         "## Data and training",
         "",
@@ -460,6 +486,11 @@ def render_readme(card: ModelCard, *, compared: Iterable[ModelCard] = (), notes:
         t.command,
         "```",
         "",
+    ]
+
+
+def _validation_section(card: ModelCard, compared: Iterable[ModelCard]) -> list[str]:
+    lines = [
         "## Validation figures",
         "",
         "Pipeline: `fieldops vision evaluate` on the val split, IoU 0.5 matching at the output "
@@ -469,38 +500,68 @@ def render_readme(card: ModelCard, *, compared: Iterable[ModelCard] = (), notes:
         "",
     ]
     for other in (card, *compared):
-        other_extra = other.training.model_extra or {}
-        lines.append(f"### {other.name} ({other.kind}, epochs {other_extra.get('epochs', {})})")
-        lines.append("")
-        if other.metrics.val:
-            lines.append("Pipeline on val:")
-            lines.append("")
-            lines += _metrics_table(other.metrics.val)
-            lines.append("")
-        f32 = (other.metrics.model_extra or {}).get("val_openvino_f32")
-        if f32:
-            lines.append("The same pipeline with the f32 OpenVINO networks (before int8 "
-                         "quantization), same thresholds:")
-            lines.append("")
-            lines += _metrics_table({k: ClassMetrics.model_validate(v) for k, v in f32.items()})
-            lines.append("")
-        else:
-            lines += ["Pipeline on val: pending `fieldops vision evaluate`.", ""]
-        for stage_name, per_class in other.metrics.stage_val.items():
-            lines.append(f"Stage `{stage_name}` (Ultralytics val):")
-            lines.append("")
-            lines += _metrics_table(per_class)
-            lines.append("")
-    if card.speed:
+        lines += _variant_figures(other)
+    return lines
+
+
+def _variant_figures(card: ModelCard) -> list[str]:
+    extra = card.training.model_extra or {}
+    lines = [f"### {card.name} ({card.kind}, epochs {extra.get('epochs', {})})", ""]
+    if card.metrics.val:
+        lines += ["Pipeline on val:", "", *_metrics_table(card.metrics.val), ""]
+    f32 = (card.metrics.model_extra or {}).get("val_openvino_f32")
+    if f32:
         lines += [
-            "## Speed",
+            "The same pipeline with the f32 OpenVINO networks (before int8 "
+            "quantization), same thresholds:",
             "",
-            "```",
-            yaml.safe_dump(card.speed, sort_keys=False).strip(),
-            "```",
+            *_metrics_table({k: ClassMetrics.model_validate(v) for k, v in f32.items()}),
             "",
         ]
-    lines += [
+    else:
+        lines += ["Pipeline on val: pending `fieldops vision evaluate`.", ""]
+    for stage_name, per_class in card.metrics.stage_val.items():
+        lines += [f"Stage `{stage_name}` (Ultralytics val):", "", *_metrics_table(per_class), ""]
+    return lines
+
+
+def speed_section(card: ModelCard) -> list[str]:
+    """The README's ``## Speed`` section, rendered from ``card.speed`` only (nothing typed).
+
+    ``speed.pipeline_bench`` (recorded by ``benches/bench_inference.py --write-card``) becomes
+    a table under the machine, date and command it was measured with; any other speed entries
+    follow as YAML. No section when the card records no speed.
+    """
+    if not card.speed:
+        return []
+    lines = ["## Speed", ""]
+    bench = card.speed.get("pipeline_bench")
+    if isinstance(bench, Mapping):
+        lines += [
+            f"Recorded by `benches/bench_inference.py --write-card` on {bench.get('machine')}, "
+            f"{bench.get('date')}:",
+            "",
+            f"`{bench.get('command')}`",
+            "",
+            "| figure | value |",
+            "|---|---|",
+            *(f"| {k} | {_cell(v)} |" for k, v in bench.items() if k not in BENCH_PROVENANCE),
+            "",
+        ]
+    rest = {k: v for k, v in card.speed.items() if k != "pipeline_bench"}
+    if rest:
+        lines += ["```", yaml.safe_dump(rest, sort_keys=False).strip(), "```", ""]
+    return lines
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    return str(value)
+
+
+def _integrity_section(card: ModelCard) -> list[str]:
+    return [
         "## Integrity",
         "",
         "`load_card()` checks the sha256 of every file below; a mismatch raises "
@@ -518,6 +579,69 @@ def render_readme(card: ModelCard, *, compared: Iterable[ModelCard] = (), notes:
         "and Cybernetics: Systems, 2018.",
         "",
     ]
-    if notes:
-        lines += ["## Notes", "", notes.strip(), ""]
-    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- recorded speed figures
+
+#: The entries of ``speed.pipeline_bench`` that say where, when and how it was measured.
+BENCH_PROVENANCE = ("machine", "date", "command")
+
+# An absolute or home-relative path of some machine: ``/work/...``, ``/home/...``, ``~/...``,
+# ``C:\\...`` at the start of a word.
+_MACHINE_PATH = re.compile(r"""(?:^|(?<=[\s"'`=(]))(?:~?/[\w.-]+/|[A-Za-z]:\\)""")
+
+
+def machine_paths(text: str) -> list[str]:
+    """The absolute or home paths in ``text`` (a card must name none: it travels).
+
+    Example:
+        >>> machine_paths("--data /work/shared/cplid --model cplid-cascade")
+        ['/work/']
+        >>> machine_paths("benches/bench_inference.py <dataset>/val/images 12 ms/photo")
+        []
+    """
+    return _MACHINE_PATH.findall(text)
+
+
+def with_pipeline_bench(card: ModelCard, figures: Mapping[str, Any]) -> ModelCard:
+    """Return ``card`` with ``speed.pipeline_bench`` replaced by ``figures``.
+
+    Raises:
+        ModelCardError: ``figures`` lacks the machine, date or command, or names a path of
+            this machine (use repository-relative paths or ``<dataset>`` placeholders).
+    """
+    missing = [k for k in BENCH_PROVENANCE if not figures.get(k)]
+    if missing:
+        raise ModelCardError(f"speed figures need {', '.join(missing)}")
+    found = machine_paths(yaml.safe_dump(dict(figures), sort_keys=False))
+    if found:
+        raise ModelCardError(f"speed figures name a path of this machine: {found}")
+    updated = card.model_copy(update={"speed": {**card.speed, "pipeline_bench": dict(figures)}})
+    updated._directory = card._directory
+    return updated
+
+
+def replace_speed_section(readme: str, card: ModelCard) -> str:
+    """``readme`` with its ``## Speed`` section rendered again from ``card`` (the rest kept)."""
+    section = "\n".join(speed_section(card))
+    start = readme.find("\n## Speed\n")
+    if start < 0:
+        start = readme.find("\n## Integrity\n")
+        return readme[: start + 1] + section + "\n" + readme[start + 1 :] if start >= 0 else readme
+    end = readme.find("\n## ", start + 1)
+    return readme[: start + 1] + section + (readme[end:] if end >= 0 else "\n")
+
+
+def record_pipeline_bench(folder: Path, figures: Mapping[str, Any]) -> ModelCard:
+    """Write ``figures`` into ``folder``'s card.yaml and re-render its README's speed section.
+
+    Called by ``benches/bench_inference.py --write-card``; the only writer of
+    ``speed.pipeline_bench``.
+    """
+    card = with_pipeline_bench(load_card(folder), figures)
+    dump_card(card, folder)
+    readme = folder / "README.md"
+    if readme.is_file():
+        text = readme.read_text(encoding="utf-8")
+        readme.write_text(replace_speed_section(text, card), encoding="utf-8")
+    return card
