@@ -19,8 +19,8 @@ from field_api.callbacks.schemas import (
 )
 from field_api.common import clock, i18n
 from field_api.common.actors import Principal, Role
+from field_api.common.calendar import calendar_for
 from field_api.common.csvfiles import csv_response
-from field_api.deadlines import service as deadlines
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.errors import NotFound
 from field_api.language import language_of
@@ -48,7 +48,7 @@ def list_due_callbacks(
         session,
         user,
         as_of=as_of or clock.china_today(),
-        calendar=deadlines.calendar_for(settings),
+        calendar=calendar_for(settings),
         district_id=district_id,
     )
     masked = user.role == Role.planner
@@ -184,5 +184,5 @@ def resolve_review_flag(
 def scan_review_flags(session: DbSession, _: Service, settings: AppSettings) -> ScanRead:
     """Run the detectors over every installed-or-later order."""
     return ScanRead(
-        flags_raised=service.scan_all(session, calendar=deadlines.calendar_for(settings))
+        flags_raised=service.scan_all(session, calendar=calendar_for(settings))
     )

@@ -9,7 +9,12 @@ from typing import Annotated
 
 import typer
 
-from field_api.common.calendar import CalendarError, build_calendar, calendar_settings_from_env
+from field_api.common.calendar import (
+    CalendarError,
+    build_calendar,
+    calendar_for,
+    calendar_settings_from_env,
+)
 
 app = typer.Typer(
     help="The Chinese working-day calendar used by time limits.", no_args_is_help=True
@@ -71,7 +76,7 @@ def recompute() -> None:
 
     try:
         with service_context() as (settings, factory), factory.begin() as session:
-            count = service.recompute_provisional(session, calendar=service.calendar_for(settings))
+            count = service.recompute_provisional(session, calendar=calendar_for(settings))
     except CalendarError as exc:
         typer.echo(json.dumps(exc.body(), ensure_ascii=False), err=True)
         raise typer.Exit(code=1) from exc

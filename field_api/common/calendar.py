@@ -1,5 +1,9 @@
 """The Chinese working-day calendar used by every time limit.
 
+Shared: deadlines, callbacks, tracking, the demo and the ``calendar`` command count working days
+with it; :func:`calendar_for` builds the one the settings configure. (The day in China of a
+moment is :func:`field_api.common.clock.china_date`.)
+
 Statutory holidays and make-up workdays (调休) come from ``chinese_calendar``; an override
 YAML adds years the package does not cover yet and local non-working days. Counting follows
 the Civil Code (art. 201/203): the start day is not counted, so "N working days after D" is
@@ -32,6 +36,7 @@ import chinese_calendar.constants
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from field_api.config import Settings, get_settings
 from field_api.errors import ValidationFailed
 
 # A calendar where a whole year passes without one working day is misconfigured; stop
@@ -347,3 +352,9 @@ def _cached_calendar(path: Path, stamp: int, strict: bool) -> WorkingCalendar:
     # Keyed on the file's modification time, so a running service sees a newly added year.
     del stamp
     return WorkingCalendar(load_override(path), strict=strict)
+
+
+def calendar_for(settings: Settings | None = None) -> WorkingCalendar:
+    """The working-day calendar configured by ``settings`` (the process settings when None)."""
+    settings = settings or get_settings()
+    return build_calendar(settings.calendar.override_path, strict=settings.calendar.strict)

@@ -11,6 +11,7 @@ from field_api import paging
 from field_api.auth import service as auth_service
 from field_api.common import clock, i18n
 from field_api.common.actors import Principal, Role
+from field_api.common.calendar import calendar_for
 from field_api.common.csvfiles import csv_response
 from field_api.deadlines import service
 from field_api.deadlines.schemas import (
@@ -51,7 +52,7 @@ def get_order_deadlines(
     """The order's time-limit clocks (end to end governs; provisional ones are marked)."""
     order = orders.get_for_actor(session, order_id, user, write=False)
     result = service.deadlines_of(
-        session, order, calendar=service.calendar_for(settings), as_of=as_of
+        session, order, calendar=calendar_for(settings), as_of=as_of
     )
     return OrderDeadlinesRead.of(order.id, result, language_of(request))
 
@@ -85,7 +86,7 @@ def start_pause(
         reason=body.reason,
         note=body.note,
         actor=user,
-        calendar=service.calendar_for(settings),
+        calendar=calendar_for(settings),
     )
     return PauseRead.of(pause, language_of(request))
 
@@ -102,7 +103,7 @@ def end_pause(
     """Restart the order's clocks; the paused working days extend its deadlines."""
     order = orders.get_for_actor(session, order_id, user, write=True)
     pause = service.end_pause(
-        session, order, pause_id, actor=user, calendar=service.calendar_for(settings)
+        session, order, pause_id, actor=user, calendar=calendar_for(settings)
     )
     return PauseRead.of(pause, language_of(request))
 
@@ -161,7 +162,7 @@ def attention(
         as_of=day,
         crew_id=crew_id,
         district_id=district_id,
-        calendar=service.calendar_for(settings),
+        calendar=calendar_for(settings),
     )
     shown = page.apply(items)
     return AttentionRead(
@@ -212,7 +213,7 @@ def attention_csv(
         as_of=day,
         crew_id=crew_id,
         district_id=district_id,
-        calendar=service.calendar_for(settings),
+        calendar=calendar_for(settings),
     )
     units = auth_service.unit_names(session)
     rows = []
@@ -307,5 +308,5 @@ def compliance_csv(
 @router.post("/deadlines/recompute-provisional")
 def recompute_provisional(session: DbSession, _: Admin, settings: AppSettings) -> RecomputeRead:
     """Recompute every provisional deadline (after the calendar override gained a year)."""
-    count = service.recompute_provisional(session, calendar=service.calendar_for(settings))
+    count = service.recompute_provisional(session, calendar=calendar_for(settings))
     return RecomputeRead(orders_recomputed=count)

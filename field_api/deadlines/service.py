@@ -21,8 +21,7 @@ from field_api.audit import service as audit
 from field_api.auth.models import Crew, District
 from field_api.common import clock
 from field_api.common.actors import Principal, Role
-from field_api.common.calendar import WorkingCalendar, build_calendar
-from field_api.config import Settings, get_settings
+from field_api.common.calendar import WorkingCalendar, calendar_for
 from field_api.deadlines import rules
 from field_api.deadlines.models import ClockPause, OrderDeadline, PlannedVisit
 from field_api.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
@@ -41,12 +40,6 @@ def add_visit_listener(listener: VisitListener) -> None:
     """Let another slice react to a booked visit (webhooks, SMS)."""
     if listener not in _visit_listeners:
         _visit_listeners.append(listener)
-
-
-def calendar_for(settings: Settings | None = None) -> WorkingCalendar:
-    """The working-day calendar configured by ``settings`` (the process settings when None)."""
-    settings = settings or get_settings()
-    return build_calendar(settings.calendar.override_path, strict=settings.calendar.strict)
 
 
 def time_limits() -> rules.TimeLimits:

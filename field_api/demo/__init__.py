@@ -35,9 +35,8 @@ from field_api.auth.rules import DEMO_TOKENS
 from field_api.callbacks.rules import Irregularity
 from field_api.common import clock
 from field_api.common.actors import Principal, Role
-from field_api.common.calendar import WorkingCalendar
+from field_api.common.calendar import WorkingCalendar, calendar_for
 from field_api.config import Settings
-from field_api.deadlines import service as deadlines
 from field_api.demo import stories
 from field_api.demo.stories import (
     Plan,
@@ -157,7 +156,7 @@ def load(session: Session, *, settings: Settings, months: int = 0) -> DemoSummar
     manual = clock.ManualClock(now)
     with clock.use_clock(manual):
         world = World(session, settings, manual, cast_of(session, CREW_MEMBERS))
-        calendar = deadlines.calendar_for(settings)
+        calendar = calendar_for(settings)
         rule = configured_check_digit_rule(settings)
         _showcase(world, calendar, now, rule, created.append)
         if months > 0:

@@ -14,7 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from field_api.common import clock, i18n
 from field_api.common.actors import Principal, Role
-from field_api.deadlines.service import calendar_for
+from field_api.common.calendar import calendar_for
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.errors import NotFound
 from field_api.language import language_of

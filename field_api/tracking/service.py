@@ -21,7 +21,7 @@ from field_api.audit import service as audit
 from field_api.auth.models import District
 from field_api.common import clock, i18n
 from field_api.common.actors import Principal
-from field_api.common.calendar import CalendarError, WorkingCalendar
+from field_api.common.calendar import CalendarError, WorkingCalendar, calendar_for
 from field_api.common.notifier import LoggingNotifier, Notifier
 from field_api.config import Settings, get_settings
 from field_api.contracts.config import sms_sender
@@ -225,7 +225,7 @@ def progress(
         result = deadlines.evaluate(
             session,
             order,
-            calendar=calendar or deadlines.calendar_for(),
+            calendar=calendar or calendar_for(),
             as_of=as_of or clock.china_today(),
         )
         e2e = result.end_to_end
