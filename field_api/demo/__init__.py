@@ -337,6 +337,37 @@ def _plan(
     rng: random.Random, calendar: WorkingCalendar, crew: str, day: date,
     serial: int, today: date, rule: str | None,
 ) -> Plan:
+    # the draws keep their order: the seeded history depends on it
+    spec, created = _order_spec(rng, calendar, crew, day, serial)
+    # Most crews come within two working days; some orders wait (their deadlines are missed).
+    delay = rng.choice([0, 1, 1, 2, 2]) if rng.random() > 0.15 else rng.randint(4, 8)
+    visit_day = working_day_after(calendar, day, delay)
+    first_visit = at_china(visit_day, rng.choice([9, 10, 13, 14, 15]), rng.randint(0, 50))
+    if first_visit <= created:
+        first_visit = created + timedelta(minutes=rng.randint(90, 150))
+    plan = Plan(
+        spec=spec, created=created, depot=DEPOT_OF_CREW[crew], meter=demo_meter(serial, rule),
+        first_visit=first_visit,
+    )
+    fate = rng.random()
+    if fate < 0.04:
+        plan.target = Stage.cancelled
+        plan.cancel_reason = rng.choice(["客户撤回申请", "客户改为高压报装", "房屋产权资料不全"])
+        return plan
+    if fate < 0.075:
+        plan.target = Stage.whitelisted
+        plan.park_reason = "台区变压器容量不足，需电网改造"
+        return plan
+    _plan_site_work(rng, calendar, plan, serial, visit_day)
+    _plan_after_supply(rng, calendar, plan, today)
+    plan.target = Stage.closed
+    return plan
+
+
+def _order_spec(
+    rng: random.Random, calendar: WorkingCalendar, crew: str, day: date, serial: int
+) -> tuple[OrderSpec, datetime]:
+    """The order's application (customer, load, place) and when it is recorded."""
     district = "SZ-FT" if crew == "CREW-C" else "SZ-NS"
     _, _, _, _, tx_lon, tx_lat = rng.choice(SITES[district])
     category = Category.residential if rng.random() < 0.75 else Category.small_micro_enterprise
@@ -364,25 +395,14 @@ def _plan(
         applied_on=applied_on,
         channel=rng.choice([Channel.app, Channel.app, Channel.online, Channel.counter]),
     )
-    # Most crews come within two working days; some orders wait (their deadlines are missed).
-    delay = rng.choice([0, 1, 1, 2, 2]) if rng.random() > 0.15 else rng.randint(4, 8)
-    visit_day = working_day_after(calendar, day, delay)
-    first_visit = at_china(visit_day, rng.choice([9, 10, 13, 14, 15]), rng.randint(0, 50))
-    if first_visit <= created:
-        first_visit = created + timedelta(minutes=rng.randint(90, 150))
-    plan = Plan(
-        spec=spec, created=created, depot=DEPOT_OF_CREW[crew], meter=demo_meter(serial, rule),
-        first_visit=first_visit,
-    )
-    fate = rng.random()
-    if fate < 0.04:
-        plan.target = Stage.cancelled
-        plan.cancel_reason = rng.choice(["客户撤回申请", "客户改为高压报装", "房屋产权资料不全"])
-        return plan
-    if fate < 0.075:
-        plan.target = Stage.whitelisted
-        plan.park_reason = "台区变压器容量不足，需电网改造"
-        return plan
+    return spec, created
+
+
+def _plan_site_work(
+    rng: random.Random, calendar: WorkingCalendar, plan: Plan, serial: int, visit_day: date
+) -> None:
+    """How the site work goes: recorded late, early photo, signing later, failed check, rework."""
+    first_visit = plan.first_visit
     if serial % 25 == 7:  # recorded on site a few minutes before the crew "arrived"
         plan.created = first_visit - timedelta(minutes=rng.randint(3, 10))
         plan.pace = 0.2
@@ -403,8 +423,14 @@ def _plan(
                 working_day_after(calendar, back.astimezone(clock.CHINA_TZ).date(), 1),
                 9, rng.randint(0, 50),
             )
+
+
+def _plan_after_supply(
+    rng: random.Random, calendar: WorkingCalendar, plan: Plan, today: date
+) -> None:
+    """The call-back (day, satisfaction, irregularity) and the closing, when before today."""
     last_visit = max(
-        t for t in (first_visit, plan.signs_later, plan.rework_later) if t is not None
+        t for t in (plan.first_visit, plan.signs_later, plan.rework_later) if t is not None
     )
     energised_day = last_visit.astimezone(clock.CHINA_TZ).date()
     callback = working_day_after(calendar, energised_day, rng.choice([2, 3, 3, 3]))
@@ -417,5 +443,3 @@ def _plan(
         )
     close = working_day_after(calendar, callback, rng.choice([1, 2, 3]))
     plan.close_on = close if close < today else None
-    plan.target = Stage.closed
-    return plan

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -21,6 +21,7 @@ from field_api.demo.world import OrderSpec, World
 from field_api.errors import ValidationFailed
 from field_api.media.rules import MediaKind
 from field_api.meters import meter_code
+from field_api.visits.models import Visit
 from field_api.work_orders.models import WorkOrder
 from field_api.work_orders.rules import Stage
 
@@ -95,10 +96,6 @@ class Plan:
 
 def connection_story(world: World, plan: Plan, sink: Callable[[WorkOrder], None]) -> Story:
     """One order's life from the application to the stage the plan reaches."""
-
-    def wait(minutes: float) -> None:
-        world.later(minutes * plan.pace)
-
     yield plan.created
     order = world.record_application(plan.spec)
     sink(order)
@@ -110,77 +107,118 @@ def connection_story(world: World, plan: Plan, sink: Callable[[WorkOrder], None]
         return
     # The storekeeper prepares nothing before the scheme: the kit follows the scheme's answer.
     yield plan.first_visit
-    visit = world.arrive(order)
-    wait(8)
+    first = world.arrive(order)
+    if not _survey(world, plan, order, first):
+        return
+    visit = yield from _scheme_and_contract(world, plan, order, first)
+    if visit is None:
+        return
+    visit = yield from _install_and_inspect(world, plan, order, visit)
+    if visit is None:
+        return
+    _energise(world, plan, order, visit)
+    if plan.target == Stage.energised or plan.callback_on is None:
+        return
+    yield from _after_supply(world, plan, order, plan.callback_on)
+
+
+def _wait(world: World, plan: Plan, minutes: float) -> None:
+    world.later(minutes * plan.pace)
+
+
+def _survey(world: World, plan: Plan, order: WorkOrder, visit: Visit) -> bool:
+    """The survey on the first visit; ``False`` when the story ends there (or parks)."""
+    _wait(world, plan, 8)
     if plan.early_photo:
         world.photo(order, MediaKind.site, taken=plan.created - timedelta(days=2))
     else:
         world.photo(order, MediaKind.site)
-    wait(4)
+    _wait(world, plan, 4)
     world.complete(order, visit)  # surveyed
     if plan.target == Stage.surveyed:
-        wait(15)
+        _wait(world, plan, 15)
         world.depart(order, visit)
-        return
+        return False
     if plan.park_reason is not None:
-        wait(20)
+        _wait(world, plan, 20)
         world.park(order, plan.park_reason, expected_on=plan.first_visit.date() + timedelta(90))
-        wait(5)
+        _wait(world, plan, 5)
         world.depart(order, visit)
-        return
-    wait(12)
+        return False
+    return True
+
+
+def _scheme_and_contract(
+    world: World, plan: Plan, order: WorkOrder, visit: Visit
+) -> Generator[datetime, None, Visit | None]:
+    """Scheme and contract (the customer may sign on a later visit); the visit goes on."""
+    _wait(world, plan, 12)
     world.request_scheme(order)  # scheme_answered
     if plan.target == Stage.scheme_answered or plan.signs_later is not None:
-        wait(10)
+        _wait(world, plan, 10)
         world.depart(order, visit)
         if plan.target == Stage.scheme_answered or plan.signs_later is None:
-            return
+            return None
         yield plan.signs_later
         visit = world.arrive(order)
-        wait(5)
-    wait(10)
+        _wait(world, plan, 5)
+    _wait(world, plan, 10)
     world.sign_contract(order)  # contract_signed
     if plan.target == Stage.contract_signed:
-        wait(10)
+        _wait(world, plan, 10)
         world.depart(order, visit)
-        return
+        return None
+    return visit
+
+
+def _install_and_inspect(
+    world: World, plan: Plan, order: WorkOrder, visit: Visit
+) -> Generator[datetime, None, Visit | None]:
+    """Kit, installation and the check before energising (a failed one may need rework)."""
     # The storekeeper issues the scheme's kit; a depot runner brings it to the site.
     world.issue_kit(order, plan.depot, plan.meter)
-    wait(35)
+    _wait(world, plan, 35)
     world.install(order, plan.meter)
-    wait(5)
+    _wait(world, plan, 5)
     world.complete(order, visit)  # installed; the check before energising is missing
     if plan.target == Stage.installed:
-        wait(10)
+        _wait(world, plan, 10)
         world.depart(order, visit)
-        return
-    wait(20)
+        return None
+    _wait(world, plan, 20)
     if plan.fail_item is not None:
         world.check(order, "before_energising", fail=plan.fail_item)
-        wait(6)
+        _wait(world, plan, 6)
         world.complete(order, visit)  # stops at inspected, naming the failed item
         if plan.rework_later is not None:
-            wait(10)
+            _wait(world, plan, 10)
             world.depart(order, visit)
             yield plan.rework_later
             visit = world.arrive(order)
-        wait(40)
+        _wait(world, plan, 40)
     world.check(order, "before_energising")  # inspected
     if plan.target == Stage.inspected:
-        wait(10)
+        _wait(world, plan, 10)
         world.depart(order, visit)
-        return
-    wait(25)
+        return None
+    return visit
+
+
+def _energise(world: World, plan: Plan, order: WorkOrder, visit: Visit) -> None:
+    """The meter photo, supply on, and the crew leaves."""
+    _wait(world, plan, 25)
     world.photo(order, MediaKind.meter_after)
-    wait(3)
+    _wait(world, plan, 3)
     world.check(order, "supply_on")  # energised
-    wait(2)
+    _wait(world, plan, 2)
     world.complete(order, visit)
-    wait(12)
+    _wait(world, plan, 12)
     world.depart(order, visit)
-    if plan.target == Stage.energised or plan.callback_on is None:
-        return
-    yield at_china(plan.callback_on, 10, (order.id * 7) % 50)
+
+
+def _after_supply(world: World, plan: Plan, order: WorkOrder, callback_on: date) -> Story:
+    """The customer call-back and, when the plan goes that far, the follow-ups and closing."""
+    yield at_china(callback_on, 10, (order.id * 7) % 50)
     irregularities = (plan.irregularity,) if plan.irregularity is not None else ()
     world.call_back(
         order,
