@@ -1,20 +1,175 @@
-"""Settings of the service, read from FIELDOPS_* environment variables.
+"""Settings of the service: one :class:`Settings` value read from ``FIELDOPS_*`` variables.
 
-Built once by :func:`get_settings` and passed into ``create_app``; nothing reads the
-environment at import time.
+Built once by :func:`get_settings` (or by the caller: ``create_app(settings)``) and passed on:
+endpoints get it through ``field_api.deps.AppSettings``, services and commands as an argument;
+nothing reads the environment at import time and no slice reads it at all.
+
+The core fields sit at the top level; the slices' fields are sections, each read with the
+variable names it always had:
+
+- ``settings.media``: ``FIELDOPS_MEDIA_*`` (media evidence thresholds, the worker's nice);
+- ``settings.contracts``: ``FIELDOPS_CONTRACT_*`` (font, supplier, one-time codes);
+- ``settings.tracking``: ``FIELDOPS_TRACKING_LINK_DAYS_AFTER_CLOSE``,
+  ``FIELDOPS_WEBHOOK_ALLOW_LOOPBACK``;
+- ``settings.calendar``: ``FIELDOPS_CALENDAR_OVERRIDE_PATH`` (or ``FIELDOPS_CALENDAR_OVERRIDE``),
+  ``FIELDOPS_CALENDAR_STRICT``;
+- ``settings.vision``: ``FIELDOPS_INSPECTIONS_DIR`` (where vision batch folders are imported
+  from), ``FIELDOPS_REPAIR_SEVERITY_THRESHOLD``.
+
+Each section is a ``BaseSettings`` of its own (its prefix keeps the old names), built from the
+environment when the ``Settings`` value is; tests may pass sections explicitly.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_TOKEN_PEPPER = "dev-pepper-not-secret"
 DEFAULT_DATABASE_URL = "sqlite:///./var/fieldops.db"
+MIB = 1024 * 1024
+
+# Media defaults: the media rules' own defaults (field_api.media.rules, field_api.media.analysis;
+# tests/field_api/media/test_config_defaults.py keeps the two equal). Configuration sits below
+# the slices, so it names the figures rather than importing them.
+MEDIA_MAX_DISTANCE_M = 100.0
+MEDIA_REUSE_MAX_HAMMING = 6
+MEDIA_REUSE_MAX_HAMMING_FOUND = 7  # rules.max_distance_found(): the band index's guarantee
+MEDIA_VIDEO_MAX_BYTES = 1024 * MIB
+MEDIA_MAX_IMAGE_PIXELS = 100_000_000
+
+
+class MediaSettings(BaseSettings):
+    """Limits and plausibility thresholds of crew evidence (``FIELDOPS_MEDIA_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="FIELDOPS_MEDIA_", extra="ignore")
+
+    max_distance_m: float = Field(default=MEDIA_MAX_DISTANCE_M, gt=0)
+    clock_tolerance_s: int = Field(default=600, ge=0)
+    assumed_utc_offset_h: float = Field(default=8.0, ge=-12, le=14)
+    reuse_max_hamming: int = Field(
+        default=MEDIA_REUSE_MAX_HAMMING, ge=0, le=MEDIA_REUSE_MAX_HAMMING_FOUND
+    )
+    photo_max_bytes: int = Field(default=25 * MIB, gt=0)
+    signature_max_bytes: int = Field(default=10 * MIB, gt=0)
+    video_max_bytes: int = Field(default=MEDIA_VIDEO_MAX_BYTES, gt=0)
+    max_image_pixels: int = Field(default=MEDIA_MAX_IMAGE_PIXELS, gt=0)
+    meter_check_digit_rule: str | None = None
+    tus_expiry_hours: int = Field(default=72, gt=0)
+    body_idle_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="An upload body that sends nothing for this long is dropped (408) and "
+        "its temporary file removed.",
+    )
+    # Media kinds (field_api.media.rules.MediaKind values) whose photo carries a barcode.
+    barcode_kinds: tuple[str, ...] = ("barcode",)
+    analyse_in_process: bool = Field(
+        default=True,
+        description="Analyse photos in the API process after the response; False leaves "
+        "them to field_api.media.worker.",
+    )
+    worker_nice: int = Field(
+        default=10, description="The niceness `python -m field_api.media.worker` adds."
+    )
+
+    @property
+    def clock_tolerance(self) -> timedelta:
+        return timedelta(seconds=self.clock_tolerance_s)
+
+    @property
+    def assumed_utc_offset(self) -> timedelta:
+        return timedelta(hours=self.assumed_utc_offset_h)
+
+
+class ContractSettings(BaseSettings):
+    """The contract font, the supplier's name and the one-time-code policy
+    (``FIELDOPS_CONTRACT_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="FIELDOPS_CONTRACT_", extra="ignore")
+
+    font_path: Path | None = Field(
+        default=None,
+        description="A TrueType CJK font; default: WenQuanYi Zen Hei (fonts-wqy-zenhei).",
+    )
+    supplier_name: str = Field(default="国网示例市供电公司", min_length=1, max_length=200)
+    otp_ttl_s: int = Field(default=300, ge=30, le=3600)
+    otp_max_attempts: int = Field(default=5, ge=1, le=20)
+    otp_resend_interval_s: int = Field(default=30, ge=0, le=3600)
+    # Codes per contract in 24 h: with 5 attempts each this caps guessing at 50 of a million.
+    otp_max_per_day: int = Field(default=10, ge=1, le=100)
+
+    @property
+    def otp_ttl(self) -> timedelta:
+        return timedelta(seconds=self.otp_ttl_s)
+
+    @property
+    def otp_resend_interval(self) -> timedelta:
+        return timedelta(seconds=self.otp_resend_interval_s)
+
+    @property
+    def sms_sender(self) -> str:
+        """The one sender name of every text message to customers (signing codes, progress,
+        visits): the supplier's name (``FIELDOPS_CONTRACT_SUPPLIER_NAME``) in 【】."""
+        return f"【{self.supplier_name}】"
+
+
+class TrackingSettings(BaseSettings):
+    """Lifetime of tracking links and the webhook loopback switch.
+
+    ``FIELDOPS_TRACKING_LINK_DAYS_AFTER_CLOSE`` (default 30): a tracking link stops working this
+    many days after its order is closed or cancelled. ``FIELDOPS_WEBHOOK_ALLOW_LOOPBACK``
+    (default: true in development and test, false in production, where it cannot be turned
+    on; see :attr:`Settings.webhook_loopback_allowed`): webhook targets on the loopback
+    interface (127.0.0.0/8, ::1, ``localhost``) are allowed, for local receivers. Private,
+    link-local, multicast, reserved and metadata addresses are never allowed.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="FIELDOPS_TRACKING_", extra="ignore", populate_by_name=True
+    )
+
+    link_days_after_close: float = Field(default=30.0, ge=0, le=3650)
+    webhook_allow_loopback: bool | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FIELDOPS_WEBHOOK_ALLOW_LOOPBACK", "webhook_allow_loopback"),
+    )
+
+
+class CalendarSettings(BaseSettings):
+    """Where the working-day calendar's override file is and whether a year without a holiday
+    schedule is an error (``FIELDOPS_CALENDAR_*``)."""
+
+    # Empty values count as unset (an empty FIELDOPS_CALENDAR_OVERRIDE_PATH is no file).
+    model_config = SettingsConfigDict(
+        env_prefix="FIELDOPS_CALENDAR_", extra="ignore", populate_by_name=True,
+        env_ignore_empty=True,
+    )
+
+    override_path: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "FIELDOPS_CALENDAR_OVERRIDE_PATH", "FIELDOPS_CALENDAR_OVERRIDE", "override_path"
+        ),
+    )
+    strict: bool = False
+
+
+class VisionSettings(BaseSettings):
+    """What the service reads of the vision pipeline's output (``FIELDOPS_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="FIELDOPS_", extra="ignore")
+
+    # Batch folders of `fieldops vision run` are imported from under this folder (the API
+    # refuses paths outside it).
+    inspections_dir: Path = Path("var/inspections")
+    # Defects of this severity or worse get a repair order.
+    repair_severity_threshold: int = Field(default=2, ge=0)
 
 
 class Settings(BaseSettings):
@@ -29,8 +184,6 @@ class Settings(BaseSettings):
     max_json_body_bytes: int = Field(default=256 * 1024, gt=0)
     idempotency_ttl_hours: int = Field(default=72, gt=0)
     idempotency_lease_s: int = Field(default=60, gt=0)
-    calendar_override_path: Path | None = None
-    calendar_strict: bool = False
     signing_key_path: Path = Path("var/keys/contract-signing.key")
     audit_key_path: Path = Path("var/keys/audit-chain.key")
     audit_checkpoint_key_path: Path = Path("var/keys/audit-checkpoint.key")
@@ -40,11 +193,16 @@ class Settings(BaseSettings):
     # The address customers open tracking links at (https://connect.example.com); required in
     # production. Unset in development, `fieldops serve` uses the address it listens on.
     public_base_url: str | None = None
-    inspections_dir: Path = Path("var/inspections")
-    repair_severity_threshold: int = Field(default=2, ge=0)
     # Seconds between the server's maintenance passes (field_api.maintenance); 0 disables the
     # runner; unset: 60, except with env "test" (tests run the jobs one by one).
     maintenance_interval_s: float | None = Field(default=None, ge=0)
+    inspections_dir: Path = Path("var/inspections")
+    repair_severity_threshold: int = Field(default=2, ge=0)
+
+    media: MediaSettings = Field(default_factory=MediaSettings)
+    contracts: ContractSettings = Field(default_factory=ContractSettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    calendar: CalendarSettings = Field(default_factory=CalendarSettings)
 
     @model_validator(mode="after")
     def _refuse_dev_defaults_in_production(self) -> Settings:
@@ -72,6 +230,14 @@ class Settings(BaseSettings):
         if self.maintenance_interval_s is not None:
             return self.maintenance_interval_s
         return 0.0 if self.env == "test" else 60.0
+
+    @property
+    def webhook_loopback_allowed(self) -> bool:
+        """Whether webhook targets may be on the loopback interface (never in production)."""
+        if self.is_production:
+            return False
+        configured = self.tracking.webhook_allow_loopback
+        return True if configured is None else configured
 
 
 @lru_cache

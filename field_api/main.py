@@ -18,7 +18,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from field_api import api_doc, devtools, logs, paging, security_headers, wiring
 from field_api.audit import keys as audit_keys
 from field_api.config import Settings, get_settings
-from field_api.contracts.config import contract_settings
 from field_api.contracts.pdf import warn_if_font_fallback
 from field_api.db import is_busy_error, make_engine, make_session_factory
 from field_api.deps import get_current_user
@@ -253,5 +252,5 @@ def create_app(
     for router in wiring.routers():  # every mounted router, by name, in field_api/wiring.py
         app.include_router(router)
     devtools.install(app, settings)  # GET /dev/sms and the SMS outbox, never in production
-    warn_if_font_fallback(contract_settings(settings).font_path)  # one warning at start-up
+    warn_if_font_fallback(settings.contracts.font_path)  # one warning at start-up
     return app

@@ -30,10 +30,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session, sessionmaker
 
 from field_api.common import clock
-from field_api.config import Settings
+from field_api.config import MediaSettings, Settings
 from field_api.leases import service as leases
 from field_api.media import service as media
-from field_api.media.config import MediaSettings, media_settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -65,7 +64,7 @@ class JobContext:
         return cls(
             session_factory=session_factory,
             settings=settings,
-            media=media_cfg or media_settings(settings),
+            media=media_cfg or settings.media,
             stopping=stopping or (lambda: False),
         )
 
@@ -129,7 +128,7 @@ def jobs(settings: Settings, *, analyse: bool | None = None) -> list[Job]:
     the API process, ``FIELDOPS_MEDIA_ANALYSE_IN_PROCESS``; otherwise the media worker does it).
     """
     if analyse is None:
-        analyse = media_settings(settings).analyse_in_process
+        analyse = settings.media.analyse_in_process
     found: list[Job] = []
     if analyse:
         found.append(Job("media.analyse_pending", resume_analysis, exclusive=False))

@@ -148,10 +148,8 @@ def meter_code(text: str, *, check_digit_rule: str | None = None) -> str:
 
 def configured_check_digit_rule(settings: Settings | None = None) -> str | None:
     """The check-digit rule this service applies (None: off, the default)."""
-    from field_api.media.config import media_settings  # the setting lives with the media slice
-
     if settings is None:
         from field_api.config import get_settings
 
         settings = get_settings()
-    return media_settings(settings).meter_check_digit_rule
+    return settings.media.meter_check_digit_rule

@@ -13,8 +13,8 @@ from field_api.common.calendar import (
     CalendarError,
     build_calendar,
     calendar_for,
-    calendar_settings_from_env,
 )
+from field_api.config import get_settings
 
 app = typer.Typer(
     help="The Chinese working-day calendar used by time limits.", no_args_is_help=True
@@ -54,7 +54,7 @@ def due(
 ) -> None:
     """Print the N-th working day strictly after D as JSON."""
     start = _parse_date(from_)
-    settings = calendar_settings_from_env()
+    settings = get_settings().calendar
     try:
         calendar = build_calendar(
             override if override is not None else settings.override_path,

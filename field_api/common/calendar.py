@@ -24,7 +24,6 @@ Override file format (per year; every key optional)::
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -306,30 +305,6 @@ class WorkingCalendar:
             if self._is_working(day):
                 count += 1
         return WorkingDayCount(count, bool(missing), tuple(sorted(missing)))
-
-
-@dataclass(frozen=True)
-class CalendarSettings:
-    """Where the override file is and whether unknown years are an error."""
-
-    override_path: Path | None
-    strict: bool
-
-
-_TRUE = {"1", "true", "yes", "on"}
-
-
-def calendar_settings_from_env() -> CalendarSettings:
-    """Settings for tools run without the service's Settings object (the command line).
-
-    Reads ``FIELDOPS_CALENDAR_OVERRIDE_PATH`` (or the short ``FIELDOPS_CALENDAR_OVERRIDE``) and
-    ``FIELDOPS_CALENDAR_STRICT``; called when a command runs, never at import.
-    """
-    raw_path = os.environ.get("FIELDOPS_CALENDAR_OVERRIDE_PATH") or os.environ.get(
-        "FIELDOPS_CALENDAR_OVERRIDE"
-    )
-    strict = os.environ.get("FIELDOPS_CALENDAR_STRICT", "").strip().lower() in _TRUE
-    return CalendarSettings(Path(raw_path) if raw_path else None, strict)
 
 
 def build_calendar(override_path: Path | None, *, strict: bool) -> WorkingCalendar:

@@ -31,7 +31,6 @@ from field_api.contracts import service as contracts
 from field_api.demo import photos
 from field_api.kits import service as kits
 from field_api.media import service as media
-from field_api.media.config import media_settings
 from field_api.media.models import MediaItem
 from field_api.media.rules import MediaKind
 from field_api.media.schemas import MediaCreate
@@ -174,7 +173,7 @@ class World:
         self.settings = settings
         self.clock = manual
         self.cast = cast
-        self.cfg = media_settings(settings)
+        self.cfg = settings.media
         self.notifier = DemoNotifier()
 
     # -- time -----------------------------------------------------------------------------

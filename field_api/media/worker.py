@@ -16,9 +16,8 @@ import logging
 import os
 import time
 
-from field_api.config import Settings, get_settings
+from field_api.config import MediaSettings, Settings, get_settings
 from field_api.db import make_engine, make_session_factory
-from field_api.media.config import MediaSettings, media_settings
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +49,12 @@ def run_worker(
 
 
 def main() -> None:
-    """Entry point: a niced worker using the service's settings."""
+    """Entry point: a worker using the service's settings, niced by
+    ``FIELDOPS_MEDIA_WORKER_NICE`` (``settings.media.worker_nice``, default 10)."""
     logging.basicConfig(level=logging.INFO)
     settings = get_settings()
-    os.nice(int(os.environ.get("FIELDOPS_MEDIA_WORKER_NICE", "10")))
-    run_worker(settings, media_settings(settings))
+    os.nice(settings.media.worker_nice)
+    run_worker(settings, settings.media)
 
 
 if __name__ == "__main__":

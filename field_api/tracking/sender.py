@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from field_api.common import clock as server_clock
 from field_api.config import Settings, get_settings
 from field_api.tracking import rules, targets
-from field_api.tracking.config import allow_loopback
 from field_api.tracking.models import TrackingToken, WebhookDelivery, WebhookSubscription
 from field_api.tracking.service import link_expired
 from field_api.work_orders.models import WorkOrder
@@ -59,7 +58,7 @@ def default_target_policy(settings: Settings | None = None) -> targets.TargetPol
     production; loopback allowed elsewhere unless FIELDOPS_WEBHOOK_ALLOW_LOOPBACK=false."""
     settings = settings or get_settings()
     return targets.TargetPolicy(
-        https_only=settings.is_production, allow_loopback=allow_loopback(settings)
+        https_only=settings.is_production, allow_loopback=settings.webhook_loopback_allowed
     )
 
 

@@ -3,11 +3,11 @@
 A subscriber's URL is refused when it carries credentials, when its scheme is not https in
 production (http is allowed elsewhere), and when its host is, or resolves to, anything but a
 public address: loopback (unless the development switch allows it, see
-:mod:`field_api.tracking.config`), private, shared (100.64/10), link-local, multicast,
-unspecified, reserved, documentation ranges, the cloud metadata addresses (169.254.169.254,
-fd00:ec2::254, 100.100.100.200) and IPv4-mapped or 6to4 IPv6 forms of any of them. Numeric
-hosts are read the way the C resolver reads them (``0x7f000001``, ``2130706433``, ``0177.1``
-are all 127.0.0.1), so no spelling slips past the check.
+:attr:`field_api.config.Settings.webhook_loopback_allowed`), private, shared (100.64/10),
+link-local, multicast, unspecified, reserved, documentation ranges, the cloud metadata
+addresses (169.254.169.254, fd00:ec2::254, 100.100.100.200) and IPv4-mapped or 6to4 IPv6 forms
+of any of them. Numeric hosts are read the way the C resolver reads them (``0x7f000001``,
+``2130706433``, ``0177.1`` are all 127.0.0.1), so no spelling slips past the check.
 
 At delivery the name is resolved once more (a DNS answer can change: rebinding), every address
 it resolves to is checked, and the request is sent to the checked address itself — the URL's

@@ -15,12 +15,11 @@ from field_api import maintenance
 from field_api.auth.models import User
 from field_api.common.actors import Principal, Role
 from field_api.common.storage import temp_name
-from field_api.config import Settings
+from field_api.config import MediaSettings, Settings
 from field_api.leases import owners
 from field_api.leases import service as leases
 from field_api.main import create_app
 from field_api.media import service as media
-from field_api.media.config import MediaSettings
 from field_api.media.models import AnalysisState, MediaItem, ResumableUpload
 from field_api.media.rules import MediaKind
 from field_api.media.schemas import MediaCreate

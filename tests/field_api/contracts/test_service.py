@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from field_api.contracts.config import ContractSettings
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from field_api.auth import service as auth_service
 from field_api.common.actors import Role
 from field_api.common.storage import MediaStore
-from field_api.config import Settings
+from field_api.config import ContractSettings, Settings
 from field_api.contracts import service, signing, store
 from field_api.contracts.models import ContractOtp, ContractStatus
 from field_api.contracts.otp import OtpOutcome

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -23,13 +24,17 @@ NEXT = PACKAGE_YEARS[1] + 1
 
 
 @pytest.fixture(autouse=True)
-def _no_calendar_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_calendar_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No calendar variable set; the commands read the settings a test sets (built anew)."""
     for name in (
         "FIELDOPS_CALENDAR_OVERRIDE",
         "FIELDOPS_CALENDAR_OVERRIDE_PATH",
         "FIELDOPS_CALENDAR_STRICT",
     ):
         monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 def test_due_prints_json() -> None:

@@ -10,9 +10,8 @@ from sqlalchemy.orm import Session
 
 from field_api.auth.models import Crew, User
 from field_api.common.actors import Principal, Role
-from field_api.config import Settings
+from field_api.config import MediaSettings, Settings
 from field_api.media import service
-from field_api.media.config import MediaSettings
 from field_api.media.models import MediaItem
 from field_api.media.rules import MediaKind
 from field_api.media.schemas import MediaCreate

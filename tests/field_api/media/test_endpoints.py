@@ -15,8 +15,7 @@ from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from field_api.config import Settings
-from field_api.media.config import MediaSettings
+from field_api.config import MediaSettings, Settings
 from field_api.media.models import MediaFlag, MediaItem, MeterBinding
 from tests.builders import auth, make_order
 
@@ -237,7 +236,7 @@ def test_bad_files_are_rejected_and_leave_nothing(
 def test_oversized_video_is_413_and_leaves_nothing(
     client: TestClient, app: FastAPI, session: Session, settings: Settings, crews: Crews
 ) -> None:
-    app.state.media_settings = MediaSettings(video_max_bytes=10_000)
+    app.state.settings.media = MediaSettings(video_max_bytes=10_000)
     small = upload(
         client, crews.order.id, crews.token_a, mp4_bytes(mdat_bytes=4096), kind="wiring",
         filename="v.mp4", content_type="video/mp4",
@@ -258,7 +257,7 @@ def test_photo_size_limit_is_per_kind(
     client: TestClient, app: FastAPI, session: Session, settings: Settings, crews: Crews
 ) -> None:
     size = len(BRIGHTON_18.read_bytes())
-    app.state.media_settings = MediaSettings(signature_max_bytes=size - 1)
+    app.state.settings.media = MediaSettings(signature_max_bytes=size - 1)
     data = BRIGHTON_18.read_bytes()
     assert upload(client, crews.order.id, crews.token_a, data, kind="signature").status_code == 413
     assert upload(client, crews.order.id, crews.token_a, data, kind="site").status_code == 201
@@ -487,7 +486,6 @@ def test_a_failed_analysis_says_why_in_the_request_language(
     client: TestClient, session: Session, settings: Settings, crews: Crews
 ) -> None:
     from field_api.media import service
-    from field_api.media.config import media_settings
     from field_api.media.models import AnalysisState
 
     r = upload(client, crews.order.id, crews.token_a, BRIGHTON_18.read_bytes())
@@ -501,7 +499,7 @@ def test_a_failed_analysis_says_why_in_the_request_language(
     path.chmod(0o600)
     path.write_bytes(data[: len(data) // 2])
     item.analysis = AnalysisState.pending
-    service.analyse_in_session(session, item, settings=settings, cfg=media_settings(settings))
+    service.analyse_in_session(session, item, settings=settings, cfg=settings.media)
     session.commit()
 
     url = f"/media/{item.id}"

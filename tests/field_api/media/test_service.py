@@ -8,9 +8,8 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from field_api.common.actors import Principal, Role
-from field_api.config import Settings
+from field_api.config import MediaSettings, Settings
 from field_api.media import service
-from field_api.media.config import MediaSettings
 from field_api.media.models import AnalysisState, MediaHashBand, MediaItem
 from field_api.media.rules import MediaKind, phash_bands, to_signed64
 from field_api.media.schemas import MediaCreate

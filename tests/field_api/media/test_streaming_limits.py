@@ -17,8 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from field_api.config import Settings
-from field_api.media.config import MediaSettings
+from field_api.config import MediaSettings, Settings
 from tests.builders import auth
 
 from .asgi import StreamedResult, call_streaming
@@ -90,7 +89,7 @@ def _temp_files(settings: Settings) -> list[str]:
 def test_a_photo_is_cut_off_at_the_photo_limit_not_the_video_limit(
     app: FastAPI, session: Session, settings: Settings, crews: Crews
 ) -> None:
-    app.state.media_settings = MediaSettings(
+    app.state.settings.media = MediaSettings(
         photo_max_bytes=200_000, signature_max_bytes=100_000, video_max_bytes=4_000_000
     )
     # no kind field yet: the largest photo limit (of any kind) applies
@@ -109,7 +108,7 @@ def test_a_photo_is_cut_off_at_the_photo_limit_not_the_video_limit(
 def test_a_video_may_stream_past_the_photo_limit_up_to_its_own(
     app: FastAPI, session: Session, settings: Settings, crews: Crews
 ) -> None:
-    app.state.media_settings = MediaSettings(photo_max_bytes=200_000, video_max_bytes=1_000_000)
+    app.state.settings.media = MediaSettings(photo_max_bytes=200_000, video_max_bytes=1_000_000)
     head = mp4_bytes()[:64]
     chunks, _ = _form(head, 3_000_000, before={"client_id": str(uuid.uuid4()), "kind": "wiring"})
     result = _post(app, crews, chunks)
@@ -122,7 +121,7 @@ def test_a_video_may_stream_past_the_photo_limit_up_to_its_own(
 def test_a_declared_length_over_the_photo_limit_is_refused_at_the_first_bytes(
     app: FastAPI, session: Session, settings: Settings, crews: Crews
 ) -> None:
-    app.state.media_settings = MediaSettings(photo_max_bytes=200_000)
+    app.state.settings.media = MediaSettings(photo_max_bytes=200_000)
     before = {"client_id": str(uuid.uuid4()), "kind": "site"}
     chunks, total = _form(JPEG_HEAD, 3_000_000, before=before)
     result = _post(app, crews, chunks, declared=total)
@@ -136,7 +135,7 @@ def test_a_declared_length_over_the_photo_limit_is_refused_at_the_first_bytes(
 def test_the_kind_field_before_the_file_sets_its_limit_while_streaming(
     app: FastAPI, session: Session, settings: Settings, crews: Crews
 ) -> None:
-    app.state.media_settings = MediaSettings(photo_max_bytes=200_000, signature_max_bytes=50_000)
+    app.state.settings.media = MediaSettings(photo_max_bytes=200_000, signature_max_bytes=50_000)
     before = {"client_id": str(uuid.uuid4()), "kind": "signature"}
     chunks, _ = _form(JPEG_HEAD, 150_000, before=before)
     result = _post(app, crews, chunks)
@@ -150,7 +149,7 @@ def test_a_kind_field_after_the_file_is_checked_once_the_form_is_complete(
     app: FastAPI, session: Session, settings: Settings, crews: Crews
 ) -> None:
     # documented: until the kind is known the largest photo limit applies while streaming
-    app.state.media_settings = MediaSettings(photo_max_bytes=200_000, signature_max_bytes=50_000)
+    app.state.settings.media = MediaSettings(photo_max_bytes=200_000, signature_max_bytes=50_000)
     chunks, total = _form(
         JPEG_HEAD, 150_000, before={"client_id": str(uuid.uuid4())}, after={"kind": "signature"}
     )
@@ -165,7 +164,7 @@ def test_a_kind_field_after_the_file_is_checked_once_the_form_is_complete(
 def test_a_multipart_body_that_goes_quiet_ends_with_408_and_leaves_nothing(
     app: FastAPI, session: Session, settings: Settings, crews: Crews
 ) -> None:
-    app.state.media_settings = MediaSettings(body_idle_timeout_s=0.2)
+    app.state.settings.media = MediaSettings(body_idle_timeout_s=0.2)
     chunks, total = _form(JPEG_HEAD, 500_000, before={"client_id": str(uuid.uuid4())})
     result = _post(app, crews, chunks[:5], declared=total, stall=True)
     assert result.status == 408, result.body
@@ -222,7 +221,7 @@ def _zeros(total: int) -> Iterator[bytes]:
 def test_a_tus_photo_declared_over_the_photo_limit_stops_at_its_first_bytes(
     app: FastAPI, client: TestClient, session: Session, settings: Settings, crews: Crews
 ) -> None:
-    app.state.media_settings = MediaSettings(photo_max_bytes=200_000, video_max_bytes=10_000_000)
+    app.state.settings.media = MediaSettings(photo_max_bytes=200_000, video_max_bytes=10_000_000)
     url = _create_upload(client, crews, 3_000_000)  # fits the video limit: the type is unknown
     result = _patch(app, crews, url, _zeros(3_000_000))
     assert result.status == 413, result.body
@@ -246,7 +245,7 @@ def test_a_tus_patch_declaring_more_than_the_upload_holds_is_refused_unread(
 def test_a_tus_patch_that_goes_quiet_ends_with_408_and_keeps_what_arrived(
     app: FastAPI, client: TestClient, settings: Settings, crews: Crews
 ) -> None:
-    app.state.media_settings = MediaSettings(body_idle_timeout_s=0.2)
+    app.state.settings.media = MediaSettings(body_idle_timeout_s=0.2)
     url = _create_upload(client, crews, 100_000)
     sent = [JPEG_HEAD, bytes(CHUNK)]
     result = _patch(app, crews, url, iter(sent), declared=100_000, stall=True)

@@ -11,8 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from field_api.config import Settings
-from field_api.media.config import MediaSettings
+from field_api.config import MediaSettings, Settings
 from field_api.media.models import ResumableUpload
 from tests.builders import auth
 
@@ -60,7 +59,7 @@ def _offset(client: TestClient, url: str, token: str) -> int:
 
 
 def test_options_advertises_version_extensions_and_limit(client: TestClient, app: FastAPI) -> None:
-    app.state.media_settings = MediaSettings(video_max_bytes=123_456_789)
+    app.state.settings.media = MediaSettings(video_max_bytes=123_456_789)
     r = client.options("/media/uploads")
     assert r.status_code == 204
     assert r.headers["tus-version"] == "1.0.0"
@@ -152,7 +151,7 @@ def test_protocol_errors(client: TestClient, app: FastAPI, crews: Crews) -> None
     assert wrong_type.status_code == 415
     too_long = _patch(client, url, crews.token_a, 0, data + b"extra")
     assert too_long.status_code == 422  # type: ignore[attr-defined]
-    app.state.media_settings = MediaSettings(video_max_bytes=1000, photo_max_bytes=1000)
+    app.state.settings.media = MediaSettings(video_max_bytes=1000, photo_max_bytes=1000)
     r = client.post(
         f"/work-orders/{crews.order.id}/media/uploads",
         headers=auth(crews.token_a, **TUS, **{"Upload-Length": "5000",
@@ -277,7 +276,6 @@ def test_unfinished_uploads_expire_with_their_bytes(
 
     from field_api.common.clock import now as utcnow
     from field_api.media import service
-    from field_api.media.config import MediaSettings
 
     data = mp4_bytes()
     url = _create(client, crews.order.id, crews.token_a, data)

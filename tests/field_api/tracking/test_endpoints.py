@@ -139,9 +139,9 @@ def test_strict_calendar_without_the_year_still_shows_progress(
     clock: ChinaClock,
     sms: RecordingNotifier,
 ) -> None:
-    strict = create_app(
-        settings.model_copy(update={"calendar_strict": True}), session_factory=session_factory
-    )
+    strict_calendar = settings.calendar.model_copy(update={"strict": True})
+    strict_settings = settings.model_copy(update={"calendar": strict_calendar})
+    strict = create_app(strict_settings, session_factory=session_factory)
     with TestClient(strict, raise_server_exceptions=False) as client:
         clock.set_china(PACKAGE_YEARS[1], 12, 28)
         order = make_order(session)

@@ -7,12 +7,12 @@ import logging
 from datetime import date, datetime
 
 import pytest
-from field_api.contracts.config import sms_sender
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from field_api.common.calendar import PACKAGE_YEARS
 from field_api.common.notifier import LoggingNotifier
+from field_api.config import get_settings
 from field_api.deadlines import service as deadlines
 from field_api.errors import Conflict, NotFound, ValidationFailed
 from field_api.tracking import service as tracking
@@ -151,7 +151,8 @@ def test_customer_sms_on_chosen_stages_and_a_failing_gateway_does_not_block(
     assert phone == "13800138000"
     assert "供电方案已答复" in text
     # One sender name for every customer text (the contract's signing codes use it too).
-    assert text.startswith(sms_sender()) and sms_sender() == "【国网示例市供电公司】"
+    sender = get_settings().contracts.sms_sender
+    assert text.startswith(sender) and sender == "【国网示例市供电公司】"
     assert f"/t/{tracking.token_for(session, order).token}" in text
     sms.fail = True
     orders.transition(session, order, Stage.contract_signed, actor=None)

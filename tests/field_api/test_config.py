@@ -1,0 +1,224 @@
+"""One Settings value: every FIELDOPS_* variable the service ever read still sets the same thing.
+
+The table below lists each variable name known before the settings became one value (the core
+``Settings``, ``MediaSettings`` with FIELDOPS_MEDIA_, the contract settings with
+FIELDOPS_CONTRACT_, the tracking settings, the calendar's own reading of the environment and the
+media worker's nice), with a value and where it lands in ``get_settings()``.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from functools import reduce
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from field_api.config import (
+    MEDIA_MAX_DISTANCE_M,
+    MEDIA_MAX_IMAGE_PIXELS,
+    MEDIA_REUSE_MAX_HAMMING,
+    MEDIA_REUSE_MAX_HAMMING_FOUND,
+    MEDIA_VIDEO_MAX_BYTES,
+    Settings,
+    get_settings,
+)
+
+# (variable, value to set, attribute path in Settings, expected value read back)
+ENVIRONMENT: list[tuple[str, str, str, Any]] = [
+    # core
+    ("FIELDOPS_ENV", "test", "env", "test"),
+    ("FIELDOPS_DATABASE_URL", "sqlite:///x.db", "database_url", "sqlite:///x.db"),
+    ("FIELDOPS_MEDIA_DIR", "/srv/media", "media_dir", Path("/srv/media")),
+    ("FIELDOPS_TOKEN_PEPPER", "pepper-0123456789", "token_pepper", "pepper-0123456789"),
+    ("FIELDOPS_MAX_JSON_BODY_BYTES", "1234", "max_json_body_bytes", 1234),
+    ("FIELDOPS_IDEMPOTENCY_TTL_HOURS", "5", "idempotency_ttl_hours", 5),
+    ("FIELDOPS_IDEMPOTENCY_LEASE_S", "7", "idempotency_lease_s", 7),
+    ("FIELDOPS_SIGNING_KEY_PATH", "/k/s.key", "signing_key_path", Path("/k/s.key")),
+    ("FIELDOPS_AUDIT_KEY_PATH", "/k/a.key", "audit_key_path", Path("/k/a.key")),
+    ("FIELDOPS_AUDIT_CHECKPOINT_KEY_PATH", "/k/c.key", "audit_checkpoint_key_path",
+     Path("/k/c.key")),
+    ("FIELDOPS_AUDIT_CHECKPOINT_DIR", "/cps", "audit_checkpoint_dir", Path("/cps")),
+    ("FIELDOPS_AUDIT_CHECKPOINT_INTERVAL_S", "9", "audit_checkpoint_interval_s", 9),
+    ("FIELDOPS_LOG_LEVEL", "debug", "log_level", "debug"),
+    ("FIELDOPS_PUBLIC_BASE_URL", "https://c.example", "public_base_url", "https://c.example"),
+    ("FIELDOPS_MAINTENANCE_INTERVAL_S", "2.5", "maintenance_interval_s", 2.5),
+    ("FIELDOPS_INSPECTIONS_DIR", "/insp", "inspections_dir", Path("/insp")),
+    ("FIELDOPS_REPAIR_SEVERITY_THRESHOLD", "3", "repair_severity_threshold", 3),
+    # media (FIELDOPS_MEDIA_*), the worker's nice included
+    ("FIELDOPS_MEDIA_MAX_DISTANCE_M", "55.5", "media.max_distance_m", 55.5),
+    ("FIELDOPS_MEDIA_CLOCK_TOLERANCE_S", "60", "media.clock_tolerance_s", 60),
+    ("FIELDOPS_MEDIA_ASSUMED_UTC_OFFSET_H", "-3", "media.assumed_utc_offset_h", -3.0),
+    ("FIELDOPS_MEDIA_REUSE_MAX_HAMMING", "4", "media.reuse_max_hamming", 4),
+    ("FIELDOPS_MEDIA_PHOTO_MAX_BYTES", "1000", "media.photo_max_bytes", 1000),
+    ("FIELDOPS_MEDIA_SIGNATURE_MAX_BYTES", "999", "media.signature_max_bytes", 999),
+    ("FIELDOPS_MEDIA_VIDEO_MAX_BYTES", "5000", "media.video_max_bytes", 5000),
+    ("FIELDOPS_MEDIA_MAX_IMAGE_PIXELS", "640000", "media.max_image_pixels", 640000),
+    ("FIELDOPS_MEDIA_METER_CHECK_DIGIT_RULE", "luhn", "media.meter_check_digit_rule", "luhn"),
+    ("FIELDOPS_MEDIA_TUS_EXPIRY_HOURS", "12", "media.tus_expiry_hours", 12),
+    ("FIELDOPS_MEDIA_BODY_IDLE_TIMEOUT_S", "1.5", "media.body_idle_timeout_s", 1.5),
+    ("FIELDOPS_MEDIA_BARCODE_KINDS", '["barcode", "meter"]', "media.barcode_kinds",
+     ("barcode", "meter")),
+    ("FIELDOPS_MEDIA_ANALYSE_IN_PROCESS", "false", "media.analyse_in_process", False),
+    ("FIELDOPS_MEDIA_WORKER_NICE", "3", "media.worker_nice", 3),
+    # contracts (FIELDOPS_CONTRACT_*)
+    ("FIELDOPS_CONTRACT_FONT_PATH", "/fonts/x.ttf", "contracts.font_path", Path("/fonts/x.ttf")),
+    ("FIELDOPS_CONTRACT_SUPPLIER_NAME", "示例公司", "contracts.supplier_name", "示例公司"),
+    ("FIELDOPS_CONTRACT_OTP_TTL_S", "120", "contracts.otp_ttl_s", 120),
+    ("FIELDOPS_CONTRACT_OTP_MAX_ATTEMPTS", "3", "contracts.otp_max_attempts", 3),
+    ("FIELDOPS_CONTRACT_OTP_RESEND_INTERVAL_S", "45", "contracts.otp_resend_interval_s", 45),
+    ("FIELDOPS_CONTRACT_OTP_MAX_PER_DAY", "4", "contracts.otp_max_per_day", 4),
+    # tracking
+    ("FIELDOPS_TRACKING_LINK_DAYS_AFTER_CLOSE", "7", "tracking.link_days_after_close", 7.0),
+    ("FIELDOPS_WEBHOOK_ALLOW_LOOPBACK", "false", "tracking.webhook_allow_loopback", False),
+    # the working-day calendar (the command line also knew the short OVERRIDE name)
+    ("FIELDOPS_CALENDAR_OVERRIDE_PATH", "/cal/a.yaml", "calendar.override_path",
+     Path("/cal/a.yaml")),
+    ("FIELDOPS_CALENDAR_OVERRIDE", "/cal/b.yaml", "calendar.override_path", Path("/cal/b.yaml")),
+    ("FIELDOPS_CALENDAR_STRICT", "true", "calendar.strict", True),
+]
+NAMES = sorted({name for name, *_ in ENVIRONMENT})
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """No listed variable set; the process settings rebuilt before and after."""
+    for name in NAMES:
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
+
+
+def _read(settings: Settings, path: str) -> Any:
+    return reduce(getattr, path.split("."), settings)
+
+
+@pytest.mark.parametrize(("name", "raw", "path", "expected"), ENVIRONMENT, ids=lambda v: str(v))
+def test_every_variable_name_reads_back_through_get_settings(
+    clean_environment: pytest.MonkeyPatch, name: str, raw: str, path: str, expected: Any
+) -> None:
+    before = _read(get_settings(), path)
+    assert before != expected  # the value set below is not the default
+    get_settings.cache_clear()
+    clean_environment.setenv(name, raw)
+    assert _read(get_settings(), path) == expected
+
+
+def _leaf_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
+    paths: set[str] = set()
+    for field_name, info in model.model_fields.items():
+        kind = info.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            paths |= _leaf_paths(kind, f"{prefix}{field_name}.")
+        else:
+            paths.add(prefix + field_name)
+    return paths
+
+
+def test_the_table_covers_every_setting() -> None:
+    """A new setting needs a row above (its variable name, read back)."""
+    assert _leaf_paths(Settings) == {path for _, _, path, _ in ENVIRONMENT}
+
+
+def test_the_calendar_prefers_the_long_override_name(
+    clean_environment: pytest.MonkeyPatch,
+) -> None:
+    clean_environment.setenv("FIELDOPS_CALENDAR_OVERRIDE", "/cal/short.yaml")
+    clean_environment.setenv("FIELDOPS_CALENDAR_OVERRIDE_PATH", "/cal/long.yaml")
+    assert get_settings().calendar.override_path == Path("/cal/long.yaml")
+    get_settings.cache_clear()
+    clean_environment.setenv("FIELDOPS_CALENDAR_OVERRIDE_PATH", "")  # empty: unset
+    assert get_settings().calendar.override_path == Path("/cal/short.yaml")
+
+
+def test_settings_are_built_once(clean_environment: pytest.MonkeyPatch) -> None:
+    first = get_settings()
+    clean_environment.setenv("FIELDOPS_MEDIA_PHOTO_MAX_BYTES", "1000")
+    clean_environment.setenv("FIELDOPS_CONTRACT_SUPPLIER_NAME", "later")
+    assert get_settings() is first
+    assert get_settings().media.photo_max_bytes != 1000
+    assert get_settings().contracts.sms_sender != "【later】"
+
+
+def test_production_refuses_development_defaults(clean_environment: pytest.MonkeyPatch) -> None:
+    clean_environment.setenv("FIELDOPS_ENV", "production")
+    with pytest.raises(ValidationError) as refused:
+        get_settings()
+    message = str(refused.value)
+    assert "FIELDOPS_TOKEN_PEPPER is the development default" in message
+    assert "FIELDOPS_DATABASE_URL is the development default" in message
+    assert "FIELDOPS_PUBLIC_BASE_URL is not set" in message
+    clean_environment.setenv("FIELDOPS_TOKEN_PEPPER", "short")
+    with pytest.raises(ValidationError, match="at least 16 characters"):
+        get_settings()
+
+
+def test_production_never_allows_loopback_webhooks(clean_environment: pytest.MonkeyPatch) -> None:
+    clean_environment.setenv("FIELDOPS_WEBHOOK_ALLOW_LOOPBACK", "true")
+    assert get_settings().webhook_loopback_allowed
+    get_settings.cache_clear()
+    for name, value in {
+        "FIELDOPS_ENV": "production",
+        "FIELDOPS_TOKEN_PEPPER": "production-pepper-0123456789",
+        "FIELDOPS_DATABASE_URL": "postgresql+psycopg://db/fieldops",
+        "FIELDOPS_PUBLIC_BASE_URL": "https://connect.example.com",
+    }.items():
+        clean_environment.setenv(name, value)
+    settings = get_settings()
+    assert settings.is_production and settings.tracking.webhook_allow_loopback is True
+    assert not settings.webhook_loopback_allowed
+
+
+def test_loopback_webhooks_default_to_allowed_outside_production(
+    clean_environment: pytest.MonkeyPatch,
+) -> None:
+    assert get_settings().webhook_loopback_allowed
+    get_settings.cache_clear()
+    clean_environment.setenv("FIELDOPS_WEBHOOK_ALLOW_LOOPBACK", "false")
+    assert not get_settings().webhook_loopback_allowed
+
+
+def test_media_defaults_are_the_media_rules_defaults() -> None:
+    """The configuration names the media figures (it sits below the slices); they agree."""
+    from field_api.media import analysis, rules
+
+    assert MEDIA_MAX_DISTANCE_M == rules.DEFAULT_MAX_DISTANCE_M
+    assert MEDIA_REUSE_MAX_HAMMING == rules.DEFAULT_REUSE_MAX_HAMMING
+    assert rules.max_distance_found() == MEDIA_REUSE_MAX_HAMMING_FOUND
+    assert MEDIA_VIDEO_MAX_BYTES == rules.DEFAULT_VIDEO_LIMIT_BYTES
+    assert MEDIA_MAX_IMAGE_PIXELS == analysis.DEFAULT_MAX_IMAGE_PIXELS
+    assert set(Settings().media.barcode_kinds) <= {kind.value for kind in rules.MediaKind}
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _environment_reads(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in {"environ", "getenv", "environb"}
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+        ):
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    return found
+
+
+def test_only_the_settings_and_the_command_line_touch_the_environment() -> None:
+    """Slices get their settings passed in; only field_api.config reads FIELDOPS_* (and the
+    command line its terminal: `serve` names its own address, `contracts verify` the locale)."""
+    package = ROOT / "field_api"
+    allowed = {package / "config.py", package / "cli"}
+    offenders = [
+        hit
+        for path in sorted(package.rglob("*.py"))
+        if not any(path == a or a in path.parents for a in allowed)
+        for hit in _environment_reads(path)
+    ]
+    assert offenders == []
