@@ -36,17 +36,6 @@ def get_crew_by_code(session: Session, code: str) -> Crew | None:
     return session.execute(select(Crew).where(Crew.code == code)).scalar_one_or_none()
 
 
-def get_crew_or_raise(session: Session, crew_id: int) -> Crew:
-    crew = session.get(Crew, crew_id)
-    if crew is None:
-        raise NotFound(
-            f"crew {crew_id} not found",
-            code="crew.not_found",
-            params={"crew_id": crew_id},
-        )
-    return crew
-
-
 def create_district(
     session: Session, *, code: str, name: str, lv_ceiling_kw: float, actor: Principal | None
 ) -> District:

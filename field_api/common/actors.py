@@ -28,6 +28,3 @@ class Principal:
     role: Role
     crew_id: int | None = None
     district_id: int | None = None
-
-    def has_role(self, *roles: Role) -> bool:
-        return self.role in roles
