@@ -136,7 +136,7 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "review_flag.work_started_before_application": _m(
         "客户反映在申请之前就已开工", "customer says work started before the application"
     ),
-    # -- one-visit gaps (field_api.visits.evidence): "gap.<code>" -----------------------------
+    # -- one-visit gaps (field_api.visits.rules): "gap.<code>" --------------------------------
     "gap.arrival_position": _m(
         "到场位置距工单位置 {distance_m} 米，现场范围最多 {limit_m} 米",
         "the arrival was recorded {distance_m} m from the order's location; at most {limit_m} m "

@@ -27,6 +27,8 @@ class OrderEvidence:
     context: CheckContext
     metering: str | None
     kit_code: str | None
+    kit_issued: bool
+    """A kit was picked up at a depot for the order (not part of the stored snapshot)."""
 
     def snapshot(self) -> dict[str, Any]:
         """JSON form stored with a submission (what the verdict was based on)."""
@@ -54,7 +56,8 @@ def meter_barcode(session: Session, order_id: int) -> BarcodeEvidence:
 
 
 def gather(session: Session, order: WorkOrder) -> OrderEvidence:
-    """Collect the evidence on record for ``order``."""
+    """Collect the evidence on record for ``order`` (the media, the accepted scheme and the
+    issued kit, each read once)."""
     barcode = meter_barcode(session, order.id)
     scheme = schemes.accepted_for_order(session, order.id)
     issued = kits.issued_for_order(session, order.id)
@@ -73,9 +76,5 @@ def gather(session: Session, order: WorkOrder) -> OrderEvidence:
         context=context,
         metering=scheme.metering if scheme else None,
         kit_code=scheme.kit_code if scheme else None,
+        kit_issued=issued is not None,
     )
-
-
-def kit_issued(session: Session, order: WorkOrder) -> bool:
-    """Whether a connection kit was issued from a depot for ``order``."""
-    return kits.issued_for_order(session, order.id) is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from field_api import messages
 from field_api.work_orders.rules import FLOW, Stage
@@ -49,6 +49,168 @@ class Gap:
             "message_code": self.message_code,
             "params": dict(params),
         }
+
+
+# ---------------------------------------------------------------------------- the evidence
+
+ContractState = Literal["missing", "unsigned", "signed"]
+CHECK_PHASES: tuple[tuple[str, Stage], ...] = (
+    ("before_energising", Stage.inspected),
+    ("supply_on", Stage.energised),
+)
+LANGUAGES: tuple[str, ...] = ("zh-CN", "en")
+
+
+@dataclass(frozen=True)
+class FailedItem:
+    """A critical item that failed at a check's last attempt, as stored with the verdict."""
+
+    code: str
+    label: str
+    """The name stored with the verdict (shown when the card has left the catalogue)."""
+    reason: Any
+    """The item's message (``{"code", "params"}``), or its English reason on older rows."""
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """The completion check of one phase as on record."""
+
+    passed: bool = False
+    """Some attempt of the phase passed."""
+    attempt: int | None = None
+    """The number of the last attempt; None when the check was never submitted."""
+    failed: tuple[FailedItem, ...] = ()
+    """The critical items that failed at the last attempt, in card order."""
+    labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """The names of the last attempt's card items per language (empty when the card is gone)."""
+
+
+@dataclass(frozen=True)
+class EvidenceSnapshot:
+    """Everything the one-visit stages are judged from, read once from the other slices."""
+
+    arrival_distance_m: float
+    photo_counts: Mapping[str, int] = field(default_factory=dict)
+    """Photos on record per kind."""
+    scheme_kit_code: str | None = None
+    """The kit of the accepted supply scheme (None: no accepted scheme, or no kit on it)."""
+    contract: ContractState = "missing"
+    kit_issued: bool = False
+    """A kit was picked up at a depot for the order."""
+    scanned_barcode: str | None = None
+    """What the terminal scanned with the latest barcode photo."""
+    decoded_barcode: str | None = None
+    """What the server decoded from that photo."""
+    issued_meter_barcode: str | None = None
+    """The meter issued with the kit, when known."""
+    checks: Mapping[str, CheckRecord] = field(default_factory=dict)
+    """The completion checks by phase (a phase absent was never submitted)."""
+
+
+def survey_gaps(snapshot: EvidenceSnapshot, *, max_arrival_distance_m: float) -> list[Gap]:
+    """On site (arrival GPS near the order) with a photo of the site."""
+    gaps: list[Gap] = []
+    if snapshot.arrival_distance_m > max_arrival_distance_m:
+        gaps.append(
+            Gap.of(
+                Stage.surveyed,
+                "arrival_position",
+                "gap.arrival_position",
+                distance_m=round(snapshot.arrival_distance_m),
+                limit_m=round(max_arrival_distance_m),
+            )
+        )
+    if snapshot.photo_counts.get("site", 0) < 1:
+        gaps.append(Gap.of(Stage.surveyed, "photo_site", "gap.photo_site"))
+    return gaps
+
+
+def scheme_gaps(snapshot: EvidenceSnapshot) -> list[Gap]:
+    """An accepted supply scheme saved on the order."""
+    if snapshot.scheme_kit_code is None:
+        return [Gap.of(Stage.scheme_answered, "scheme", "gap.scheme")]
+    return []
+
+
+def contract_gaps(snapshot: EvidenceSnapshot) -> list[Gap]:
+    """The contract signed by the customer."""
+    if snapshot.contract == "signed":
+        return []
+    if snapshot.contract == "missing":
+        return [Gap.of(Stage.contract_signed, "contract", "gap.contract_missing")]
+    return [Gap.of(Stage.contract_signed, "contract", "gap.contract_unsigned")]
+
+
+def installation_gaps(snapshot: EvidenceSnapshot) -> list[Gap]:
+    """Kit issued, meter barcode scanned and decoded from its photo and matching the issue."""
+    gaps: list[Gap] = []
+    if not snapshot.kit_issued:
+        gaps.append(Gap.of(Stage.installed, "kit_issued", "gap.kit_issued"))
+    barcode = barcode_gap(
+        (snapshot.scanned_barcode or "").strip(),
+        (snapshot.decoded_barcode or "").strip(),
+        (snapshot.issued_meter_barcode or "").strip(),
+    )
+    return gaps if barcode is None else [*gaps, barcode]
+
+
+def barcode_gap(scanned: str, decoded: str, issued: str) -> Gap | None:
+    """What is wrong with the meter barcode (all values stripped), or None."""
+    if not scanned:
+        return Gap.of(Stage.installed, "meter_barcode", "gap.meter_barcode")
+    if not decoded:
+        return Gap.of(Stage.installed, "meter_barcode", "gap.meter_barcode_unreadable")
+    if scanned != decoded:
+        return Gap.of(
+            Stage.installed,
+            "meter_barcode",
+            "gap.meter_barcode_differs",
+            scanned=scanned,
+            decoded=decoded,
+        )
+    if issued and scanned != issued:
+        return Gap.of(
+            Stage.installed, "meter_barcode", "gap.meter_not_issued", scanned=scanned, issued=issued
+        )
+    return None
+
+
+def check_gaps(snapshot: EvidenceSnapshot, phase: str, stage: Stage) -> list[Gap]:
+    """A passed completion check of ``phase``, else the failing items of the last attempt."""
+    record = snapshot.checks.get(phase, CheckRecord())
+    if record.passed:
+        return []
+    if record.attempt is None:
+        return [Gap.of(stage, f"check_{phase}", "gap.check_missing", phase=phase)]
+    names = {lang: record.labels.get(lang, {}) for lang in LANGUAGES}
+    return [
+        Gap.of(
+            stage,
+            f"check_{phase}.{i.code}",
+            "gap.check_item_failed",
+            attempt=record.attempt,
+            # each item's name in both languages (the stored one when the card is gone)
+            label={lang: names[lang].get(i.code, i.label) for lang in names},
+            reason=i.reason,  # the item's message, rendered in the same language
+        )
+        for i in record.failed
+    ] or [Gap.of(stage, f"check_{phase}", "gap.check_failed", attempt=record.attempt)]
+
+
+def gaps_by_stage(
+    snapshot: EvidenceSnapshot, *, max_arrival_distance_m: float
+) -> dict[Stage, list[Gap]]:
+    """The gaps of every one-visit stage, judged from the evidence on record."""
+    gaps = {
+        Stage.surveyed: survey_gaps(snapshot, max_arrival_distance_m=max_arrival_distance_m),
+        Stage.scheme_answered: scheme_gaps(snapshot),
+        Stage.contract_signed: contract_gaps(snapshot),
+        Stage.installed: installation_gaps(snapshot),
+    }
+    for phase, stage in CHECK_PHASES:
+        gaps[stage] = check_gaps(snapshot, phase, stage)
+    return gaps
 
 
 def gaps_in(missing: Sequence[Mapping[str, Any]], language: str) -> list[dict[str, Any]]:
