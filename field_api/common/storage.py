@@ -6,7 +6,7 @@ file whose content is already stored is dropped: each content is stored once how
 is uploaded. Temporary files are always removed when an upload fails or is cut off.
 
 A process killed while writing cannot remove its temporary file, so each one is named after its
-owner, ``<host>-<pid>-<start>-<random>.part`` (the owner id of :mod:`field_api.leases.owners`):
+owner, ``<host>-<pid>-<start>-<random>.part`` (the owner id of :mod:`field_api.common.owners`):
 :meth:`MediaStore.sweep_temp` removes the files of this host's processes that no longer run at
 once, and only by age those of other hosts (a shared media folder) or with foreign names.
 """
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from field_api.common import owners
 from field_api.errors import PayloadTooLarge
-from field_api.leases import owners
 
 SNIFF_BYTES = 64
 _HEX = frozenset("0123456789abcdef")

@@ -10,7 +10,7 @@ queueing on one; on SQLite the write transaction (``BEGIN IMMEDIATE``) serialise
 Claims run in the caller's transaction: commit it before doing the work, release the lease in
 the transaction that records the result (after :func:`renew` confirms it is still held).
 
-Owners are process identities (:mod:`field_api.leases.owners`): ``host/pid/start``, optionally
+Owners are process identities (:mod:`field_api.common.owners`): ``host/pid/start``, optionally
 tagged ``#tag``. The same owner string renews its own lease; two threads of one process that
 must not share an item claim under different tags.
 """
@@ -25,8 +25,8 @@ from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
 from field_api.common import clock
+from field_api.common.owners import owner_id, owner_is_gone
 from field_api.leases.models import Lease
-from field_api.leases.owners import owner_id, owner_is_gone
 
 __all__ = [
     "claim",

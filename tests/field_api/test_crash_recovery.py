@@ -34,11 +34,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from field_api.common import owners
 from field_api.common.storage import temp_owner
 from field_api.config import Settings
 from field_api.db import make_engine, make_session_factory, read_session
 from field_api.idempotency.models import IdempotencyRecord
-from field_api.leases import owners
 from field_api.leases import service as leases
 from field_api.leases.models import Lease
 from field_api.media.models import AnalysisState, MediaItem

@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from field_api import maintenance
 from field_api.auth.models import User
+from field_api.common import owners
 from field_api.common.actors import Principal, Role
 from field_api.common.storage import temp_name
 from field_api.config import MediaSettings, Settings
-from field_api.leases import owners
 from field_api.leases import service as leases
 from field_api.main import create_app
 from field_api.media import service as media

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, Select, Table, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from field_api.common import owners
 from field_api.db import make_engine, make_session_factory
-from field_api.leases import owners
 from field_api.leases import service as leases
 from field_api.leases.models import Lease
 from tests.clocks import ChinaClock

@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from field_api.common import owners
 from field_api.common.storage import MediaStore
 from field_api.config import MediaSettings, Settings
 from field_api.db import make_engine, make_session_factory
-from field_api.leases import owners
 from field_api.leases import service as leases
 from field_api.leases.models import Lease
 from field_api.media import service

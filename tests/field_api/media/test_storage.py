@@ -6,8 +6,8 @@ import os
 import time
 from pathlib import Path
 
+from field_api.common import owners
 from field_api.common.storage import MediaStore, temp_name, temp_owner
-from field_api.leases import owners
 
 DAY_S = 24 * 3600
 
