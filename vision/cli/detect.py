@@ -165,42 +165,9 @@ def detect_to_folder(
     """
     paths = list(iter_image_paths(sources))
     outputs = _Outputs(out_dir)
-    names = detector.class_names
-    counts = dict.fromkeys(names, 0)
-    used_names: set[str] = set()
-    n_images = n_errors = 0
+    writer = _BatchWriter(detector, outputs, annotate=annotate)
+    n_errors = 0
     started = time.perf_counter()
-    annotated_dir = outputs.annotated_tmp
-
-    def flush(batch: list[ImageRecord]) -> None:
-        nonlocal n_images
-        if not batch:
-            return
-        results = detector([r.image for r in batch if r.image is not None])
-        for record, dets in zip(batch, results, strict=True):
-            width, height = record.size
-            image_id = n_images + 1
-            outputs.append("coco_images.json", {"id": image_id, "file_name": str(record.path),
-                                                "width": width, "height": height})
-            rows = dets.to_rows(names)
-            outputs.write_line("detections.jsonl", {
-                "image": str(record.path), "width": width, "height": height,
-                "detections": rows,
-            })
-            for row in dets.to_coco_results(image_id):
-                outputs.append("coco_results.json", row)
-            for cid in dets.class_id.tolist():
-                counts[names[cid]] += 1
-            if annotate and record.image is not None:
-                annotated_dir.mkdir(parents=True, exist_ok=True)
-                target = annotated_dir / _annotated_name(record, used_names)
-                ok = cv2.imwrite(str(target), annotate_image(record.image, dets, names),
-                                 [cv2.IMWRITE_JPEG_QUALITY, 90])
-                if not ok:
-                    raise OSError(f"cannot write {target}")
-            n_images += 1
-        batch.clear()
-
     outputs.open()
     try:
         pending: list[ImageRecord] = []
@@ -214,26 +181,75 @@ def detect_to_folder(
                     continue
                 pending.append(record)
                 if len(pending) >= batch_size:
-                    flush(pending)
-            flush(pending)
-        elapsed = time.perf_counter() - started
-        run = {
-            "model": detector.card.name,
-            "model_version": detector.card.version,
-            "backend": detector.backend,
-            "sliced": detector.sliced,
-            "conf_threshold": {names[i]: t for i, t in sorted(detector.thresholds.items())},
-            "images": n_images,
-            "errors": n_errors,
-            "detections": counts,
-            "seconds": round(elapsed, 2),
-            "ms_per_image": round(1000 * elapsed / max(1, n_images + n_errors), 1),
-        }
+                    writer.flush(pending)
+            writer.flush(pending)
+        run = writer.summary(n_errors, time.perf_counter() - started)
         outputs.commit(run)
     except BaseException:
         outputs.discard()
         raise
     return run
+
+
+class _BatchWriter:
+    """Detects a batch of photos and writes each one's rows (JSONL, COCO, annotated JPEG)."""
+
+    def __init__(self, detector: Detector, outputs: _Outputs, *, annotate: bool) -> None:
+        self.detector = detector
+        self.outputs = outputs
+        self.annotate = annotate
+        self.names = detector.class_names
+        self.counts = dict.fromkeys(self.names, 0)
+        self.used_names: set[str] = set()
+        self.images = 0
+
+    def flush(self, batch: list[ImageRecord]) -> None:
+        """Detect on ``batch``, write every photo's results, empty ``batch``."""
+        if not batch:
+            return
+        results = self.detector([r.image for r in batch if r.image is not None])
+        for record, dets in zip(batch, results, strict=True):
+            self._write(record, dets)
+        batch.clear()
+
+    def _write(self, record: ImageRecord, dets: Detections) -> None:
+        names, outputs = self.names, self.outputs
+        width, height = record.size
+        image_id = self.images + 1
+        outputs.append("coco_images.json", {"id": image_id, "file_name": str(record.path),
+                                            "width": width, "height": height})
+        outputs.write_line("detections.jsonl", {
+            "image": str(record.path), "width": width, "height": height,
+            "detections": dets.to_rows(names),
+        })
+        for row in dets.to_coco_results(image_id):
+            outputs.append("coco_results.json", row)
+        for cid in dets.class_id.tolist():
+            self.counts[names[cid]] += 1
+        if self.annotate and record.image is not None:
+            outputs.annotated_tmp.mkdir(parents=True, exist_ok=True)
+            target = outputs.annotated_tmp / _annotated_name(record, self.used_names)
+            ok = cv2.imwrite(str(target), annotate_image(record.image, dets, names),
+                             [cv2.IMWRITE_JPEG_QUALITY, 90])
+            if not ok:
+                raise OSError(f"cannot write {target}")
+        self.images += 1
+
+    def summary(self, n_errors: int, elapsed: float) -> dict[str, Any]:
+        """The run summary written to ``run.json``."""
+        detector, names = self.detector, self.names
+        return {
+            "model": detector.card.name,
+            "model_version": detector.card.version,
+            "backend": detector.backend,
+            "sliced": detector.sliced,
+            "conf_threshold": {names[i]: t for i, t in sorted(detector.thresholds.items())},
+            "images": self.images,
+            "errors": n_errors,
+            "detections": self.counts,
+            "seconds": round(elapsed, 2),
+            "ms_per_image": round(1000 * elapsed / max(1, self.images + n_errors), 1),
+        }
 
 
 def _fail(message: str) -> typer.Exit:

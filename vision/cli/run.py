@@ -52,6 +52,20 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+_RunGroundElevation = Annotated[
+    float | None, typer.Option(help="Terrain elevation in m (else RelativeAltitude).")
+]
+_RunFittingHeight = Annotated[
+    float | None, typer.Option(help="Height of fittings in m (else median ledger Height).")
+]
+_RunAddress = Annotated[
+    str | None, typer.Option(help="Ray cluster address (default: start a local one).")
+]
+_RunAllowExposedRay = Annotated[
+    bool, typer.Option(help="Let a local Ray cluster listen beyond loopback.")
+]
+
+
 @app.command("run")
 def run_command(
     photos: Annotated[Path, typer.Argument(help="Folder of drone photos (or one photo).")],
@@ -67,24 +81,16 @@ def run_command(
     threads: Annotated[int, typer.Option(min=1, max=64, help="Inference threads.")] = 2,
     batch_size: Annotated[int, typer.Option(min=1, max=64, help="Photos per detector call.")]
     = 4,
-    ground_elevation: Annotated[
-        float | None, typer.Option(help="Terrain elevation in m (else RelativeAltitude).")
-    ] = None,
-    fitting_height: Annotated[
-        float | None, typer.Option(help="Height of fittings in m (else median ledger Height).")
-    ] = None,
+    ground_elevation: _RunGroundElevation = None,
+    fitting_height: _RunFittingHeight = None,
     photo_tolerance: Annotated[float, typer.Option(help="Photo to asset distance, m.")] = 25.0,
     detection_tolerance: Annotated[float, typer.Option(help="Defect to asset distance, m.")]
     = 10.0,
     position_tolerance: Annotated[float, typer.Option(help="Offset that is a mismatch, m.")]
     = 8.0,
-    address: Annotated[
-        str | None, typer.Option(help="Ray cluster address (default: start a local one).")
-    ] = None,
+    address: _RunAddress = None,
     actors: Annotated[int, typer.Option(min=1, help="Ray detector actors.")] = 1,
-    allow_exposed_ray: Annotated[
-        bool, typer.Option(help="Let a local Ray cluster listen beyond loopback.")
-    ] = False,
+    allow_exposed_ray: _RunAllowExposedRay = False,
     batch_id: Annotated[str | None, typer.Option(help="Batch id (default: derived).")] = None,
     lang: Annotated[str, typer.Option(help="Language of report.html: zh-CN or en.")] = "zh-CN",
 ) -> None:

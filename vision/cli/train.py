@@ -58,65 +58,77 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+_TrainData = Annotated[
+    Path,
+    typer.Option(
+        help="CPLID-like folder: train/ and val/ each holding images/ and annotations/ (VOC).",
+        exists=True,
+        file_okay=False,
+        resolve_path=True,
+    ),
+]
+_TrainVariant = Annotated[
+    VariantOpt,
+    typer.Option(
+        help="single: one full-frame detector; cascade: insulator detector + defect on tiles."
+    ),
+]
+_TrainImgsz = Annotated[
+    int | None,
+    typer.Option(min=32, help="Full-frame stage input size (default 640 single, 416 cascade)."),
+]
+_TrainWorkDir = Annotated[
+    Path | None,
+    typer.Option(help="Datasets, runs and logs go here (default ~/.cache/fieldops)."),
+]
+_TrainResume = Annotated[
+    bool, typer.Option(help="Resume from runs/<name>/weights/last.pt when it exists.")
+]
+_TrainInitWeights = Annotated[
+    Path | None,
+    typer.Option(
+        help="Start the stage from these weights (e.g. models/NAME/defect.pt) instead of "
+        "the model .yaml; needs --stage for a cascade.",
+        exists=True,
+        dir_okay=False,
+        resolve_path=True,
+    ),
+]
+_TrainOptimizer = Annotated[
+    str, typer.Option(help="Ultralytics optimizer: auto, SGD, AdamW, ...")
+]
+_TrainLr0 = Annotated[
+    float | None, typer.Option(min=1e-6, max=1.0, help="Initial learning rate.")
+]
+_TrainWarmupEpochs = Annotated[
+    float, typer.Option(min=0.0, help="Learning-rate warm-up epochs.")
+]
+_TrainHours = Annotated[
+    float | None,
+    typer.Option(
+        min=0.01,
+        help="Wall-clock budget per stage; epochs are re-fitted to it after each epoch.",
+    ),
+]
+
+
 @app.command()
 def train(
-    data: Annotated[
-        Path,
-        typer.Option(
-            help="CPLID-like folder: train/ and val/ each holding images/ and annotations/ (VOC).",
-            exists=True,
-            file_okay=False,
-            resolve_path=True,
-        ),
-    ],
-    variant: Annotated[
-        VariantOpt,
-        typer.Option(
-            help="single: one full-frame detector; cascade: insulator detector + defect on tiles."
-        ),
-    ] = VariantOpt.cascade,
+    data: _TrainData,
+    variant: _TrainVariant = VariantOpt.cascade,
     epochs: Annotated[int, typer.Option(min=1, help="Epochs per stage.")] = 60,
-    imgsz: Annotated[
-        int | None,
-        typer.Option(min=32, help="Full-frame stage input size (default 640 single, 416 cascade)."),
-    ] = None,
+    imgsz: _TrainImgsz = None,
     tile_px: Annotated[int, typer.Option(min=64, help="Defect tile side, native pixels.")] = 320,
     stage: Annotated[StageOpt, typer.Option(help="Train only this stage.")] = StageOpt.all,
-    work_dir: Annotated[
-        Path | None,
-        typer.Option(help="Datasets, runs and logs go here (default ~/.cache/fieldops)."),
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option(help="Resume from runs/<name>/weights/last.pt when it exists.")
-    ] = True,
+    work_dir: _TrainWorkDir = None,
+    resume: _TrainResume = True,
     seed: Annotated[int, typer.Option(help="Random seed (Ultralytics, tiling).")] = 0,
     batch: Annotated[int, typer.Option(min=1, help="Batch size.")] = 16,
-    init_weights: Annotated[
-        Path | None,
-        typer.Option(
-            help="Start the stage from these weights (e.g. models/NAME/defect.pt) instead of "
-            "the model .yaml; needs --stage for a cascade.",
-            exists=True,
-            dir_okay=False,
-            resolve_path=True,
-        ),
-    ] = None,
-    optimizer: Annotated[
-        str, typer.Option(help="Ultralytics optimizer: auto, SGD, AdamW, ...")
-    ] = "auto",
-    lr0: Annotated[
-        float | None, typer.Option(min=1e-6, max=1.0, help="Initial learning rate.")
-    ] = None,
-    warmup_epochs: Annotated[
-        float, typer.Option(min=0.0, help="Learning-rate warm-up epochs.")
-    ] = 1.0,
-    hours: Annotated[
-        float | None,
-        typer.Option(
-            min=0.01,
-            help="Wall-clock budget per stage; epochs are re-fitted to it after each epoch.",
-        ),
-    ] = None,
+    init_weights: _TrainInitWeights = None,
+    optimizer: _TrainOptimizer = "auto",
+    lr0: _TrainLr0 = None,
+    warmup_epochs: _TrainWarmupEpochs = 1.0,
+    hours: _TrainHours = None,
 ) -> None:
     """Train a variant from yolo11n's model .yaml, selecting best.pt on val."""
     from vision.errors import VisionError
@@ -178,64 +190,76 @@ def export(
         typer.echo(f"{name}: {path}")
 
 
+_PackageData = Annotated[
+    Path,
+    typer.Option(
+        help="The CPLID-like folder the runs were trained on.",
+        exists=True,
+        file_okay=False,
+        resolve_path=True,
+    ),
+]
+_PackageTileOverlap = Annotated[
+    float, typer.Option(min=0.0, max=0.9, help="Tile overlap the inference should use.")
+]
+_PackageModelsDir = Annotated[
+    Path, typer.Option(help="Where model folders live.", file_okay=False)
+]
+_PackageWorkDir = Annotated[
+    Path | None, typer.Option(help="Work dir of the training (default ~/.cache/fieldops).")
+]
+_PackageCompare = Annotated[
+    list[Path] | None, typer.Option(help="Other packaged variants to report in README.md.")
+]
+_PackageNotes = Annotated[
+    Path | None, typer.Option(help="Markdown file appended to README.md.", dir_okay=False)
+]
+_PackageEvaluate = Annotated[
+    bool,
+    typer.Option(help="Run the whole pipeline on the val split; record it in the card."),
+]
+_PackageCalibrate = Annotated[
+    bool,
+    typer.Option(
+        help="Set each class's output threshold to the whole pipeline's max-F1 on val "
+        "(with --evaluate; otherwise each stage's own val picks it)."
+    ),
+]
+_PackageInt8 = Annotated[
+    bool,
+    typer.Option(
+        help="Also quantize each stage's OpenVINO network to int8 (NNCF, calibrated on "
+        "train photos) before the val evaluation; auto then runs it."
+    ),
+]
+_PackageReuseStage = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="STAGE=MODEL: take this stage as packaged in MODEL (a name or folder) "
+        "instead of from its run (repeatable)."
+    ),
+]
+
+
 @app.command()
 def package(
-    data: Annotated[
-        Path,
-        typer.Option(
-            help="The CPLID-like folder the runs were trained on.",
-            exists=True,
-            file_okay=False,
-            resolve_path=True,
-        ),
-    ],
+    data: _PackageData,
     name: Annotated[str, typer.Option(help="Model name (folder under --models-dir).")],
     variant: Annotated[VariantOpt, typer.Option(help="Which variant's runs to package.")] = (
         VariantOpt.cascade
     ),
-    tile_overlap: Annotated[
-        float, typer.Option(min=0.0, max=0.9, help="Tile overlap the inference should use.")
-    ] = 0.25,
-    models_dir: Annotated[
-        Path, typer.Option(help="Where model folders live.", file_okay=False)
-    ] = Path("models"),
-    work_dir: Annotated[
-        Path | None, typer.Option(help="Work dir of the training (default ~/.cache/fieldops).")
-    ] = None,
+    tile_overlap: _PackageTileOverlap = 0.25,
+    models_dir: _PackageModelsDir = Path("models"),
+    work_dir: _PackageWorkDir = None,
     seed: Annotated[int, typer.Option(help="Seed the runs were trained with.")] = 0,
     command: Annotated[str, typer.Option(help="Exact training command, for the card.")] = "",
     version: Annotated[int, typer.Option(min=1, help="Model version, for the card.")] = 1,
-    compare: Annotated[
-        list[Path] | None, typer.Option(help="Other packaged variants to report in README.md.")
-    ] = None,
-    notes: Annotated[
-        Path | None, typer.Option(help="Markdown file appended to README.md.", dir_okay=False)
-    ] = None,
-    evaluate: Annotated[
-        bool,
-        typer.Option(help="Run the whole pipeline on the val split; record it in the card."),
-    ] = True,
-    calibrate: Annotated[
-        bool,
-        typer.Option(
-            help="Set each class's output threshold to the whole pipeline's max-F1 on val "
-            "(with --evaluate; otherwise each stage's own val picks it)."
-        ),
-    ] = True,
-    int8: Annotated[
-        bool,
-        typer.Option(
-            help="Also quantize each stage's OpenVINO network to int8 (NNCF, calibrated on "
-            "train photos) before the val evaluation; auto then runs it."
-        ),
-    ] = True,
-    reuse_stage: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="STAGE=MODEL: take this stage as packaged in MODEL (a name or folder) "
-            "instead of from its run (repeatable)."
-        ),
-    ] = None,
+    compare: _PackageCompare = None,
+    notes: _PackageNotes = None,
+    evaluate: _PackageEvaluate = True,
+    calibrate: _PackageCalibrate = True,
+    int8: _PackageInt8 = True,
+    reuse_stage: _PackageReuseStage = None,
 ) -> None:
     """Copy best weights into models/<name>/, export, validate, hash; write card and README."""
     from vision.errors import VisionError

@@ -283,46 +283,8 @@ def process_photo(
     det_records: list[DetectionRecord] = []
     crops: dict[str, bytes] = {}
     if detections is not None and len(detections):
-        roles = []
-        for cid in detections.class_id.tolist():
-            cls = ctx.classes.get(int(cid))
-            if cls is None:
-                raise BatchError(f"detector returned class id {cid}, not in the model card")
-            roles.append(cls.role)
-        box_camera = camera
-        if record.image is not None and record.image.shape[:2] != (meta.height_px, meta.width_px):
-            # The decoder turned the photo (EXIF orientation): boxes are not in the camera's
-            # pixel frame, so placing them on the ground would be wrong.
-            problems.append("decoded image is rotated against the sensor: boxes not geo-referenced")
-            box_camera = None
-        lat, lon, dsig = _project_boxes(box_camera, detections, roles, ctx.fitting_height_m)
-        for i in range(len(detections)):
-            cls = ctx.classes[int(detections.class_id[i])]
-            box = tuple(round(float(c), 1) for c in detections.xyxy[i])
-            x1, y1, x2, y2 = box
-            det_id = stable_id("detection", photo_id, cls.id, x1, y1, x2, y2)
-            crop_rel: str | None = None
-            if cls.role != "asset_marker" and record.image is not None:
-                label = f"{cls.name} {float(detections.confidence[i]):.2f}"
-                img = _crop(record.image, (x1, y1, x2, y2), label, ctx.options.crop_margin)
-                crop_rel = f"{CROPS_DIR}/{det_id}.jpg"
-                crops[crop_rel] = _jpeg(img)
-            det_records.append(
-                DetectionRecord(
-                    id=det_id,
-                    batch_id=ctx.batch_id,
-                    photo_id=photo_id,
-                    class_id=cls.id,
-                    class_name=cls.name,
-                    role=cls.role,
-                    confidence=float(detections.confidence[i]),
-                    severity=int(detections.severity[i]),
-                    xyxy=(x1, y1, x2, y2),
-                    ground=_geo(float(lat[i]), float(lon[i])),
-                    uncertainty_m=float(dsig[i]) if np.isfinite(dsig[i]) else None,
-                    evidence_crop=crop_rel,
-                )
-            )
+        det_records = _detection_records(record, detections, photo_id, meta, camera, ctx,
+                                         problems, crops)
     xmp = meta.xmp
     photo = PhotoRecord(
         id=stable_id("photo", photo_id),
@@ -345,6 +307,62 @@ def process_photo(
         problems=problems,
     )
     return PhotoResult(ProgressEntry(key=key, photo=photo, detections=det_records), crops)
+
+
+def _detection_records(
+    record: ImageRecord,
+    detections: Detections,
+    photo_id: str,
+    meta: PhotoMetadata,
+    camera: Camera | None,
+    ctx: PhotoContext,
+    problems: list[str],
+    crops: dict[str, bytes],
+) -> list[DetectionRecord]:
+    """One record per detection, placed on the ground where the camera allows; the evidence
+    crops (of all but asset markers) go into ``crops``, problems into ``problems``."""
+    roles = []
+    for cid in detections.class_id.tolist():
+        cls = ctx.classes.get(int(cid))
+        if cls is None:
+            raise BatchError(f"detector returned class id {cid}, not in the model card")
+        roles.append(cls.role)
+    box_camera = camera
+    if record.image is not None and record.image.shape[:2] != (meta.height_px, meta.width_px):
+        # The decoder turned the photo (EXIF orientation): boxes are not in the camera's
+        # pixel frame, so placing them on the ground would be wrong.
+        problems.append("decoded image is rotated against the sensor: boxes not geo-referenced")
+        box_camera = None
+    lat, lon, dsig = _project_boxes(box_camera, detections, roles, ctx.fitting_height_m)
+    out: list[DetectionRecord] = []
+    for i in range(len(detections)):
+        cls = ctx.classes[int(detections.class_id[i])]
+        box = tuple(round(float(c), 1) for c in detections.xyxy[i])
+        x1, y1, x2, y2 = box
+        det_id = stable_id("detection", photo_id, cls.id, x1, y1, x2, y2)
+        crop_rel: str | None = None
+        if cls.role != "asset_marker" and record.image is not None:
+            label = f"{cls.name} {float(detections.confidence[i]):.2f}"
+            img = _crop(record.image, (x1, y1, x2, y2), label, ctx.options.crop_margin)
+            crop_rel = f"{CROPS_DIR}/{det_id}.jpg"
+            crops[crop_rel] = _jpeg(img)
+        out.append(
+            DetectionRecord(
+                id=det_id,
+                batch_id=ctx.batch_id,
+                photo_id=photo_id,
+                class_id=cls.id,
+                class_name=cls.name,
+                role=cls.role,
+                confidence=float(detections.confidence[i]),
+                severity=int(detections.severity[i]),
+                xyxy=(x1, y1, x2, y2),
+                ground=_geo(float(lat[i]), float(lon[i])),
+                uncertainty_m=float(dsig[i]) if np.isfinite(dsig[i]) else None,
+                evidence_crop=crop_rel,
+            )
+        )
+    return out
 
 
 # ----------------------------------------------------------------------------- state files

@@ -307,11 +307,7 @@ def reconcile(
     a_lon = np.fromiter((a.lon for a in assets), dtype=np.float64, count=len(assets))
     a_lat = np.fromiter((a.lat for a in assets), dtype=np.float64, count=len(assets))
     if crs is None:
-        if len(assets):
-            crs = metric_crs(a_lon, a_lat)
-        else:
-            crs = metric_crs(photos.camera_lon[np.isfinite(photos.camera_lon)],
-                             photos.camera_lat[np.isfinite(photos.camera_lat)])
+        crs = _default_crs(a_lon, a_lat, photos)
     to_m = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     to_wgs = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
     a_xy = _project(to_m, a_lon, a_lat)
@@ -338,21 +334,8 @@ def reconcile(
     _match_defects(result, tree, a_xy, observed_xy, d_xy, detections, det_asset, det_dist,
                    det_attach, opts)
 
-    # Markers and defects without a ground point belong to what their photo shows.
-    unplaced = ~np.isfinite(d_xy).all(axis=1)
-    for role in (ROLE_ASSET_MARKER, ROLE_DEFECT):
-        rows = np.flatnonzero((detections.role == role) & unplaced)
-        fallback = photo_primary[detections.photo_index[rows]] if rows.size else rows
-        take = rows[fallback >= 0]
-        det_asset[take] = fallback[fallback >= 0]
-        det_attach[take] = 2
-
-    for row in np.flatnonzero(det_asset >= 0):
-        asset = int(det_asset[row])
-        result.asset_detections.setdefault(asset, []).append(int(row))
-        if result.status[asset] == UNINSPECTED:
-            result.status[asset] = INSPECTED
-    result.in_view |= result.status != UNINSPECTED
+    _attach_unplaced(detections, d_xy, photo_primary, det_asset, det_attach)
+    _credit_detections(result, det_asset)
 
     unreg_ids = [u.asset_id for u in result.unregistered]
     result.detection_asset = [
@@ -363,6 +346,38 @@ def reconcile(
     result.detection_attach = [names[c] for c in det_attach.tolist()]
     _corridor(result, ledger, to_m, d_xy, detections)
     return result
+
+
+def _default_crs(a_lon: FloatArray, a_lat: FloatArray, photos: PhotoObservations) -> CRS:
+    """The UTM zone of the ledger's assets, else of the photos' cameras."""
+    if len(a_lon):
+        return metric_crs(a_lon, a_lat)
+    return metric_crs(photos.camera_lon[np.isfinite(photos.camera_lon)],
+                      photos.camera_lat[np.isfinite(photos.camera_lat)])
+
+
+def _attach_unplaced(
+    detections: DetectionObservations, d_xy: FloatArray, photo_primary: NDArray[np.int64],
+    det_asset: NDArray[np.int64], det_attach: NDArray[np.int8],
+) -> None:
+    """Markers and defects without a ground point belong to what their photo shows."""
+    unplaced = ~np.isfinite(d_xy).all(axis=1)
+    for role in (ROLE_ASSET_MARKER, ROLE_DEFECT):
+        rows = np.flatnonzero((detections.role == role) & unplaced)
+        fallback = photo_primary[detections.photo_index[rows]] if rows.size else rows
+        take = rows[fallback >= 0]
+        det_asset[take] = fallback[fallback >= 0]
+        det_attach[take] = 2
+
+
+def _credit_detections(result: ReconcileResult, det_asset: NDArray[np.int64]) -> None:
+    """Each ledger asset lists its detections; one with a detection counts as inspected."""
+    for row in np.flatnonzero(det_asset >= 0):
+        asset = int(det_asset[row])
+        result.asset_detections.setdefault(asset, []).append(int(row))
+        if result.status[asset] == UNINSPECTED:
+            result.status[asset] = INSPECTED
+    result.in_view |= result.status != UNINSPECTED
 
 
 def _view_lines(camera: FloatArray, centre: FloatArray, max_range: float) -> FloatArray:

@@ -108,6 +108,18 @@ def build_records(
                                    strict=True)
     ]
     photo_ids = [p.photo_id for p in photos]
+    _add_ledger_assets(out, batch_id, ledger, photo_ids, result)
+    _add_unregistered(out, batch_id, photo_ids, result)
+    _add_hazards(out, batch_id, result)
+    return out
+
+
+def _add_ledger_assets(
+    out: BatchRecords, batch_id: str, ledger: Ledger, photo_ids: Sequence[str],
+    result: ReconcileResult,
+) -> None:
+    """An asset record per ledger asset, and its issue where it was flown and not seen or
+    seen elsewhere."""
     in_view = result.in_view if len(result.in_view) else np.ones(len(ledger.assets), dtype=bool)
     for i, asset in enumerate(ledger.assets):
         status = STATUS_NAMES[int(result.status[i])]
@@ -150,6 +162,12 @@ def build_records(
                 detail=f"seen {seen.offset_m:.1f} m from the ledger position in "
                        f"{seen.sightings} sightings on {seen.photos} photos",
             ))
+
+
+def _add_unregistered(
+    out: BatchRecords, batch_id: str, photo_ids: Sequence[str], result: ReconcileResult
+) -> None:
+    """An asset record and an issue per asset seen but not in the ledger."""
     for u in result.unregistered:
         det_ids = [out.detections[r].id for r in u.detection_indices]
         defects = [d for d in out.detections if d.asset_id == u.asset_id and d.role == "defect"]
@@ -168,6 +186,10 @@ def build_records(
             observed=here, sightings=len(det_ids), photo_ids=pids,
             detail=f"asset seen {len(det_ids)} times on {len(pids)} photos, not in the ledger",
         ))
+
+
+def _add_hazards(out: BatchRecords, batch_id: str, result: ReconcileResult) -> None:
+    """A corridor-hazard record per hazard found from a ground point."""
     for h in result.hazards:
         d = out.detections[h.detection_index]
         if d.ground is None:  # hazards are only found from a ground point
@@ -179,7 +201,6 @@ def build_records(
             corridor_width_m=h.corridor_width_m, ground=d.ground, severity=d.severity,
             confidence=d.confidence, evidence_crop=d.evidence_crop,
         ))
-    return out
 
 
 # ----------------------------------------------------------------------------- writing
@@ -512,70 +533,101 @@ def svg_map(
         points += [c for ln in ledger.lines for part in ln.parts for c in part]
     if not points:
         return '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>'
-    lons, lats = [p[0] for p in points], [p[1] for p in points]
-    margin_lon = max((max(lons) - min(lons)) * 0.1, 0.001)
-    margin_lat = max((max(lats) - min(lats)) * 0.1, 0.001)
-    lons += [min(lons) - margin_lon, max(lons) + margin_lon]
-    lats += [min(lats) - margin_lat, max(lats) + margin_lat]
-    west, east, south, north = min(lons), max(lons), min(lats), max(lats)
-
-    def inside(lon: float, lat: float) -> bool:
-        return west <= lon <= east and south <= lat <= north
-
-    def crosses(route: Sequence[tuple[float, float]]) -> bool:
-        xs, ys = [c[0] for c in route], [c[1] for c in route]
-        return min(xs) <= east and max(xs) >= west and min(ys) <= north and max(ys) >= south
-
-    lat0 = (min(lats) + max(lats)) / 2.0
-    kx = math.cos(math.radians(lat0))  # equirectangular: fine at the scale of a batch
-    span_x = max((max(lons) - min(lons)) * kx, 1e-6)
-    span_y = max(max(lats) - min(lats), 1e-6)
-    pad = 20.0
-    scale = (size_px - 2 * pad) / max(span_x, span_y)
-    width = span_x * scale + 2 * pad
-    height = span_y * scale + 2 * pad
-
-    def xy(lon: float, lat: float) -> tuple[float, float]:
-        return (pad + (lon - min(lons)) * kx * scale, pad + (max(lats) - lat) * scale)
-
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" '
-             f'height="{height:.0f}" viewBox="0 0 {width:.1f} {height:.1f}">']
+    frame = _MapFrame.around(points, size_px)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{frame.width:.0f}" '
+             f'height="{frame.height:.0f}" viewBox="0 0 {frame.width:.1f} {frame.height:.1f}">']
     routes = ((ln.name, part) for ln in ledger.lines for part in ln.parts)
-    for name, route in (r for r in routes if crosses(r[1])):
-        pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(*c) for c in route))
+    for name, route in (r for r in routes if frame.crosses(r[1])):
+        pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in (frame.xy(*c) for c in route))
         parts.append(f'<polyline points="{pts}" fill="none" stroke="#555" stroke-width="1.5">'
                      f"<title>{_esc(name)}</title></polyline>")
     for p in records.photos:
-        if p.camera and inside(p.camera.lon, p.camera.lat):
-            x, y = xy(p.camera.lon, p.camera.lat)
+        if p.camera and frame.inside(p.camera.lon, p.camera.lat):
+            x, y = frame.xy(p.camera.lon, p.camera.lat)
             parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="1.5" fill="#90a4ae"/>')
+    parts += _svg_assets(frame, records, words)
+    parts += _svg_findings(frame, records)
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class _MapFrame:
+    """The map's extent (the points plus a 10 % margin) and its equirectangular projection."""
+
+    west: float
+    east: float
+    south: float
+    north: float
+    kx: float
+    scale: float
+    pad: float
+    width: float
+    height: float
+
+    @classmethod
+    def around(cls, points: Sequence[tuple[float, float]], size_px: int) -> _MapFrame:
+        lons, lats = [p[0] for p in points], [p[1] for p in points]
+        margin_lon = max((max(lons) - min(lons)) * 0.1, 0.001)
+        margin_lat = max((max(lats) - min(lats)) * 0.1, 0.001)
+        west, east = min(lons) - margin_lon, max(lons) + margin_lon
+        south, north = min(lats) - margin_lat, max(lats) + margin_lat
+        kx = math.cos(math.radians((south + north) / 2.0))  # fine at the scale of a batch
+        span_x = max((east - west) * kx, 1e-6)
+        span_y = max(north - south, 1e-6)
+        pad = 20.0
+        scale = (size_px - 2 * pad) / max(span_x, span_y)
+        return cls(west, east, south, north, kx, scale, pad,
+                   width=span_x * scale + 2 * pad, height=span_y * scale + 2 * pad)
+
+    def inside(self, lon: float, lat: float) -> bool:
+        return self.west <= lon <= self.east and self.south <= lat <= self.north
+
+    def crosses(self, route: Sequence[tuple[float, float]]) -> bool:
+        xs, ys = [c[0] for c in route], [c[1] for c in route]
+        return (min(xs) <= self.east and max(xs) >= self.west
+                and min(ys) <= self.north and max(ys) >= self.south)
+
+    def xy(self, lon: float, lat: float) -> tuple[float, float]:
+        return (self.pad + (lon - self.west) * self.kx * self.scale,
+                self.pad + (self.north - lat) * self.scale)
+
+
+def _svg_assets(frame: _MapFrame, records: BatchRecords, words: dict[str, str]) -> list[str]:
+    """A dot per asset by status (a dashed line to where a misplaced one was seen)."""
+    parts: list[str] = []
     for a in records.assets:
-        if not inside(a.position.lon, a.position.lat):
+        if not frame.inside(a.position.lon, a.position.lat):
             continue
-        x, y = xy(a.position.lon, a.position.lat)
+        x, y = frame.xy(a.position.lon, a.position.lat)
         colour = _COLOURS[a.status]
         if a.observed and a.status == "position_mismatch":
-            ox, oy = xy(a.observed.lon, a.observed.lat)
+            ox, oy = frame.xy(a.observed.lon, a.observed.lat)
             parts.append(f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{ox:.1f}" y2="{oy:.1f}" '
                          f'stroke="{colour}" stroke-dasharray="3,2"/>')
         parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{colour}" stroke="#fff">'
                      f"<title>{_esc(a.name)} ({_esc(a.asset_id)}): "
                      f"{_esc(words.get(a.status, a.status))}</title></circle>")
+    return parts
+
+
+def _svg_findings(frame: _MapFrame, records: BatchRecords) -> list[str]:
+    """A cross per located defect and a triangle per corridor hazard."""
+    parts: list[str] = []
     for d in records.detections:
-        if d.role == "defect" and d.ground and inside(d.ground.lon, d.ground.lat):
-            x, y = xy(d.ground.lon, d.ground.lat)
+        if d.role == "defect" and d.ground and frame.inside(d.ground.lon, d.ground.lat):
+            x, y = frame.xy(d.ground.lon, d.ground.lat)
             parts.append(f'<text x="{x:.1f}" y="{y:.1f}" fill="#c62828" font-size="11" '
                          f'text-anchor="middle" dy="4">&#x2716;<title>{_esc(d.class_name)}'
                          f"</title></text>")
     for h in records.hazards:
-        if not inside(h.ground.lon, h.ground.lat):
+        if not frame.inside(h.ground.lon, h.ground.lat):
             continue
-        x, y = xy(h.ground.lon, h.ground.lat)
+        x, y = frame.xy(h.ground.lon, h.ground.lat)
         parts.append(f'<text x="{x:.1f}" y="{y:.1f}" fill="#f9a825" font-size="12" '
                      f'text-anchor="middle" dy="4">&#x25B2;<title>{_esc(h.class_name)} '
                      f"{h.distance_to_line_m} m</title></text>")
-    parts.append("</svg>")
-    return "\n".join(parts)
+    return parts
 
 
 def _esc(text: str) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,24 +181,7 @@ def quantize_model(
     built: dict[str, Path] = {}
     try:
         for name, stage in card.stages.items():
-            samples = inputs[name]
-            if not samples:
-                raise QuantizeError(f"the calibration photos gave stage {name!r} no input")
-            xml = next(iter(sorted(card.stage_path(name, "openvino").glob("*.xml"))), None)
-            if xml is None:
-                raise QuantizeError(f"no OpenVINO .xml for stage {name!r}")
-            model = core.read_model(str(xml))
-            model.reshape({model.inputs[0]: ov.PartialShape([1, 3, stage.imgsz, stage.imgsz])})
-            quantized = nncf.quantize(
-                model,
-                nncf.Dataset(samples, _to_float),
-                preset=nncf.QuantizationPreset.MIXED,
-                subset_size=len(samples),
-                ignored_scope=nncf.IgnoredScope(
-                    patterns=head_patterns(op.get_friendly_name() for op in model.get_ops()),
-                    types=list(HEAD_TYPES), validate=False,
-                ),
-            )
+            quantized = _quantize_network(nncf, ov, core, card, name, stage.imgsz, inputs[name])
             aside = folder / f".{name}_int8_openvino_model.building"
             shutil.rmtree(aside, ignore_errors=True)
             aside.mkdir()
@@ -210,16 +193,6 @@ def quantize_model(
     except Exception as exc:
         _remove(built.values())
         raise QuantizeError(f"quantization of {card.name!r} failed: {exc}") from exc
-    stages = dict(card.stages)
-    for name, aside in built.items():
-        final = folder / f"{name}_int8_openvino_model"
-        shutil.rmtree(final, ignore_errors=True)
-        aside.rename(final)
-        stages[name] = stages[name].model_copy(update={"openvino_int8": final.name})
-    names = [n for s in stages.values() for n in (s.weights, s.onnx, s.openvino, s.openvino_int8)
-             if n]
-    sha = {k: v for k, v in card.sha256.items() if k in set(weight_files(folder, names))}
-    sha.update(hash_weights(folder, [f"{n}_int8_openvino_model" for n in built]))
     info: dict[str, Any] = {
         "method": "NNCF post-training quantization (preset mixed, fast bias correction)",
         "nncf": str(nncf.__version__),
@@ -230,11 +203,52 @@ def quantize_model(
         ),
         "kept_f32": "detection head output convolutions, DFL and box decoding",
     }
+    _move_in(card, folder, built, info)
+    return load_card(folder)
+
+
+def _quantize_network(
+    nncf: Any, ov: Any, core: Any, card: ModelCard, name: str, imgsz: int,
+    samples: Sequence[npt.NDArray[np.uint8]],
+) -> Any:
+    """NNCF post-training quantization of stage ``name``'s f32 OpenVINO network."""
+    if not samples:
+        raise QuantizeError(f"the calibration photos gave stage {name!r} no input")
+    xml = next(iter(sorted(card.stage_path(name, "openvino").glob("*.xml"))), None)
+    if xml is None:
+        raise QuantizeError(f"no OpenVINO .xml for stage {name!r}")
+    model = core.read_model(str(xml))
+    model.reshape({model.inputs[0]: ov.PartialShape([1, 3, imgsz, imgsz])})
+    return nncf.quantize(
+        model,
+        nncf.Dataset(samples, _to_float),
+        preset=nncf.QuantizationPreset.MIXED,
+        subset_size=len(samples),
+        ignored_scope=nncf.IgnoredScope(
+            patterns=head_patterns(op.get_friendly_name() for op in model.get_ops()),
+            types=list(HEAD_TYPES), validate=False,
+        ),
+    )
+
+
+def _move_in(
+    card: ModelCard, folder: Path, built: Mapping[str, Path], info: dict[str, Any]
+) -> None:
+    """Move the int8 networks built aside into place and write the card that names them."""
+    stages = dict(card.stages)
+    for name, aside in built.items():
+        final = folder / f"{name}_int8_openvino_model"
+        shutil.rmtree(final, ignore_errors=True)
+        aside.rename(final)
+        stages[name] = stages[name].model_copy(update={"openvino_int8": final.name})
+    names = [n for s in stages.values() for n in (s.weights, s.onnx, s.openvino, s.openvino_int8)
+             if n]
+    sha = {k: v for k, v in card.sha256.items() if k in set(weight_files(folder, names))}
+    sha.update(hash_weights(folder, [f"{n}_int8_openvino_model" for n in built]))
     training = card.training.model_copy(update={"quantization": info})
     updated = card.model_copy(update={"stages": stages, "sha256": sha, "training": training})
     updated._directory = card._directory
     dump_card(updated, folder)
-    return load_card(folder)
 
 
 def _remove(paths: Iterable[Path]) -> None:

@@ -820,7 +820,7 @@ def package_variant(
     Returns:
         The model folder.
     """
-    from vision.train.model_card import ModelCard, dump_card, hash_weights
+    from vision.train.model_card import ModelCard, dump_card
 
     plans = stage_plans(variant, epochs=1, imgsz=None, tiles=tiles)
     final = models_dir / name
@@ -828,96 +828,15 @@ def package_variant(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        stages: dict[str, Any] = {}
-        stage_metrics: dict[str, Any] = {}
-        thresholds: dict[str, float] = {}
-        weight_names: list[str] = []
-        epochs: dict[str, int] = {}
-        speeds: dict[str, dict[str, float]] = {}
-        hours: dict[str, float | None] = {}
-        bases: list[str] = []
-        for plan in plans:
-            if reuse and plan.stage in reuse:
-                kept = _reused_stage(reuse[plan.stage], plan.stage, tmp)
-                stage_metrics[plan.stage] = kept.metrics
-                thresholds.update(kept.thresholds)
-                stages[plan.stage] = kept.stage
-                speeds[plan.stage] = kept.speed
-                epochs[plan.stage] = kept.epochs
-                hours[plan.stage] = kept.hours
-                bases.append(f"{plan.stage}: {kept.base}")
-                weight_names += [kept.stage["weights"], kept.stage["onnx"], kept.stage["openvino"]]
-                continue
-            run_dir = config.work_dir / "runs" / plan.run_name
-            best = run_dir / "weights" / "best.pt"
-            if not best.is_file():
-                raise TrainingError(f"{plan.run_name} has no {best}: train it first")
-            stem = plan.stage
-            # The run's own args say what it was trained on, whatever this call was given.
-            run_args = yaml.safe_load((run_dir / "args.yaml").read_text(encoding="utf-8"))
-            run_imgsz, run_data = int(run_args["imgsz"]), Path(str(run_args["data"]))
-            shutil.copyfile(best, tmp / f"{stem}.pt")
-            _strip(tmp / f"{stem}.pt")
-            exports = export_weights(tmp / f"{stem}.pt", run_imgsz)
-            figures, speeds[stem] = stage_val(
-                tmp / f"{stem}.pt", run_data, run_imgsz, iou=STAGE_IOU[stem]
+        kept: dict[str, _KeptStage] = {
+            plan.stage: (
+                _reused_stage(reuse[plan.stage], plan.stage, tmp)
+                if reuse and plan.stage in reuse
+                else _trained_stage(plan, config, tmp)
             )
-            stage_metrics[stem] = figures
-            for cls in plan.classes:
-                if cls in figures:
-                    thresholds[cls] = figures[cls]["conf"]
-            conf = min((thresholds.get(c, 0.25) for c in plan.classes), default=0.25)
-            if stem == "insulator":
-                # The insulator stage only says where to cut tiles: a missed string hides its
-                # defects, so it runs at half its output threshold to keep weak candidates.
-                conf = conf / 2
-            stage: dict[str, Any] = {
-                "weights": f"{stem}.pt",
-                "onnx": exports["onnx"].name,
-                "openvino": exports["openvino"].name,
-                "imgsz": run_imgsz,
-                "conf": round(conf, 3),
-                "iou": STAGE_IOU[stem],
-                "classes": list(plan.classes),
-            }
-            if plan.tiles is not None:
-                # Tiles are fed at native resolution: the tile side is the training imgsz.
-                stage.update(tile_px=run_imgsz, tile_overlap=plan.tiles.overlap)
-            stages[stem] = stage
-            weight_names += [stage["weights"], stage["onnx"], stage["openvino"]]
-            epochs[stem] = _trained_epochs(run_dir)
-            hours[stem] = run_args.get("time")
-            bases.append(f"{stem}: {_base_of(run_args)}")
-        counts = _split_counts(config.data_root)
-        raw = {
-            "name": name,
-            "version": version,
-            "kind": variant,
-            "classes": list(CPLID_CARD_CLASSES),
-            "stages": stages,
-            "conf_threshold": thresholds,
-            "sha256": hash_weights(tmp, weight_names),
-            "training": {
-                "data": f"CPLID train ({counts['train']} images)",
-                "selection": f"CPLID val ({counts['val']} images)",
-                "seed": config.seed,
-                "command": command,
-                "base_model": "; ".join(bases),
-                "epochs": epochs,
-                "hours_per_stage": hours,
-                "tiles": (
-                    {**asdict(tiles), "tile_px": stages["defect"]["tile_px"]}
-                    if variant == "cascade"
-                    else None
-                ),
-            },
-            "metrics": {"val": {}, "stage_val": stage_metrics},
-            "speed": {
-                "stage_val_torch_ms_per_image": speeds,
-                "note": "Ultralytics val, torch, 1 thread, on the shared 2-core build machine "
-                "while other jobs ran; pipeline figures come from benches/.",
-            },
+            for plan in plans
         }
+        raw = _card_data(variant, name, version, config, tiles, command, kept, tmp)
         card = ModelCard.model_validate(raw)
         dump_card(card, tmp)
         shutil.rmtree(final, ignore_errors=True)
@@ -926,3 +845,93 @@ def package_variant(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _trained_stage(plan: StagePlan, config: TrainConfig, tmp: Path) -> _KeptStage:
+    """Copy the run's ``best.pt`` of ``plan`` into ``tmp``, export it and val it on its data."""
+    run_dir = config.work_dir / "runs" / plan.run_name
+    best = run_dir / "weights" / "best.pt"
+    if not best.is_file():
+        raise TrainingError(f"{plan.run_name} has no {best}: train it first")
+    stem = plan.stage
+    # The run's own args say what it was trained on, whatever this call was given.
+    run_args = yaml.safe_load((run_dir / "args.yaml").read_text(encoding="utf-8"))
+    run_imgsz, run_data = int(run_args["imgsz"]), Path(str(run_args["data"]))
+    shutil.copyfile(best, tmp / f"{stem}.pt")
+    _strip(tmp / f"{stem}.pt")
+    exports = export_weights(tmp / f"{stem}.pt", run_imgsz)
+    figures, speed = stage_val(tmp / f"{stem}.pt", run_data, run_imgsz, iou=STAGE_IOU[stem])
+    thresholds = {cls: figures[cls]["conf"] for cls in plan.classes if cls in figures}
+    conf = min((thresholds.get(c, 0.25) for c in plan.classes), default=0.25)
+    if stem == "insulator":
+        # The insulator stage only says where to cut tiles: a missed string hides its
+        # defects, so it runs at half its output threshold to keep weak candidates.
+        conf = conf / 2
+    stage: dict[str, Any] = {
+        "weights": f"{stem}.pt",
+        "onnx": exports["onnx"].name,
+        "openvino": exports["openvino"].name,
+        "imgsz": run_imgsz,
+        "conf": round(conf, 3),
+        "iou": STAGE_IOU[stem],
+        "classes": list(plan.classes),
+    }
+    if plan.tiles is not None:
+        # Tiles are fed at native resolution: the tile side is the training imgsz.
+        stage.update(tile_px=run_imgsz, tile_overlap=plan.tiles.overlap)
+    return _KeptStage(
+        stage=stage,
+        metrics=figures,
+        thresholds=thresholds,
+        speed=speed,
+        epochs=_trained_epochs(run_dir),
+        hours=run_args.get("time"),
+        base=_base_of(run_args),
+    )
+
+
+def _card_data(
+    variant: Variant,
+    name: str,
+    version: int,
+    config: TrainConfig,
+    tiles: TileOptions,
+    command: str,
+    kept: Mapping[str, _KeptStage],
+    tmp: Path,
+) -> dict[str, Any]:
+    """The raw ``card.yaml`` of a packaged variant from its stages, in stage order."""
+    from vision.train.model_card import hash_weights
+
+    stages = {stem: k.stage for stem, k in kept.items()}
+    weight_names = [k.stage[key] for k in kept.values() for key in ("weights", "onnx", "openvino")]
+    counts = _split_counts(config.data_root)
+    return {
+        "name": name,
+        "version": version,
+        "kind": variant,
+        "classes": list(CPLID_CARD_CLASSES),
+        "stages": stages,
+        "conf_threshold": {cls: t for k in kept.values() for cls, t in k.thresholds.items()},
+        "sha256": hash_weights(tmp, weight_names),
+        "training": {
+            "data": f"CPLID train ({counts['train']} images)",
+            "selection": f"CPLID val ({counts['val']} images)",
+            "seed": config.seed,
+            "command": command,
+            "base_model": "; ".join(f"{stem}: {k.base}" for stem, k in kept.items()),
+            "epochs": {stem: k.epochs for stem, k in kept.items()},
+            "hours_per_stage": {stem: k.hours for stem, k in kept.items()},
+            "tiles": (
+                {**asdict(tiles), "tile_px": stages["defect"]["tile_px"]}
+                if variant == "cascade"
+                else None
+            ),
+        },
+        "metrics": {"val": {}, "stage_val": {stem: k.metrics for stem, k in kept.items()}},
+        "speed": {
+            "stage_val_torch_ms_per_image": {stem: k.speed for stem, k in kept.items()},
+            "note": "Ultralytics val, torch, 1 thread, on the shared 2-core build machine "
+            "while other jobs ran; pipeline figures come from benches/.",
+        },
+    }
