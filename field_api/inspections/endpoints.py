@@ -9,15 +9,21 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
-from sqlalchemy import select
 
 from field_api import paging
 from field_api.common.actors import Principal, Role
 from field_api.common.csvfiles import csv_response
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
-from field_api.errors import NotFound, PayloadTooLarge
-from field_api.inspections import service
-from field_api.inspections.models import InspectionPhoto, LedgerAsset, LedgerLine
+from field_api.errors import PayloadTooLarge
+from field_api.inspections import (
+    dispatch,
+    importing,
+    ledger,
+    repairs,
+    reports,
+    review,
+    storage,
+)
 from field_api.inspections.rules import FindingStatus, LedgerTaskStatus, RepairStage
 from field_api.inspections.schemas import (
     AssignRequest,
@@ -71,7 +77,7 @@ def import_batch(
     body: ImportRequest, session: DbSession, settings: AppSettings, user: Inspector
 ) -> ImportResult:
     """Import a batch's finding records (idempotent; a newer run supersedes an older one)."""
-    summary = service.import_batch(session, Path(body.directory), settings=settings, actor=user)
+    summary = importing.import_batch(session, Path(body.directory), settings=settings, actor=user)
     return ImportResult(
         batch_id=summary.batch_id,
         unchanged=summary.unchanged,
@@ -99,7 +105,7 @@ def list_findings(
 
     Defects only (severity at least 1) unless ``include_insulators`` or a ``class_name``.
     """
-    rows, total = service.list_findings(
+    rows, total = review.list_findings(
         session,
         line_id=line_id,
         asset_id=asset_id,
@@ -122,7 +128,7 @@ def list_findings(
 @router.get("/inspections/findings/{finding_id}")
 def get_finding(finding_id: Code64Path, session: DbSession, _: Reader) -> FindingRead:
     """One finding."""
-    return FindingRead.model_validate(service.get_finding_or_raise(session, finding_id))
+    return FindingRead.model_validate(review.get_finding_or_raise(session, finding_id))
 
 
 @router.post("/inspections/findings/{finding_id}/review")
@@ -134,8 +140,7 @@ def review_finding(
     user: Inspector,
 ) -> ReviewResult:
     """Confirm, correct or reject a proposed finding; serious defects get a repair order."""
-    service.check_target(finding_id, body.finding_id)
-    finding, repair = service.review(
+    finding, repair = review.review(
         session,
         finding_id,
         decision=body.decision,
@@ -146,6 +151,7 @@ def review_finding(
         xyxy=body.xyxy,
         note=body.note,
         version=body.version,
+        named=body.finding_id,
     )
     return ReviewResult(
         finding=FindingRead.model_validate(finding),
@@ -158,8 +164,9 @@ def undo_review(
     finding_id: Code64Path, body: UndoRequest, session: DbSession, user: Inspector
 ) -> ReviewResult:
     """Undo a decision until a crew has started its repair order (cancelled with it); else 409."""
-    service.check_target(finding_id, body.finding_id)
-    finding, repair = service.undo_review(session, finding_id, actor=user, version=body.version)
+    finding, repair = review.undo_review(
+        session, finding_id, actor=user, version=body.version, named=body.finding_id
+    )
     return ReviewResult(
         finding=FindingRead.model_validate(finding),
         repair_order=RepairOrderRead.model_validate(repair) if repair else None,
@@ -171,9 +178,8 @@ def set_finding_asset(
     finding_id: Code64Path, body: FindingAssetRequest, session: DbSession, user: Inspector
 ) -> ReviewResult:
     """Pick the pole of a finding; its repair order (not yet started) takes pole, line, crew."""
-    service.check_target(finding_id, body.finding_id)
-    finding, repair = service.set_finding_asset(
-        session, finding_id, body.asset_id, actor=user, version=body.version
+    finding, repair = review.set_finding_asset(
+        session, finding_id, body.asset_id, actor=user, version=body.version, named=body.finding_id
     )
     return ReviewResult(
         finding=FindingRead.model_validate(finding),
@@ -186,7 +192,7 @@ def list_line_dispatch(
     session: DbSession, _: Admin, limit: PageLimit = 100, offset: OffsetQuery = 0
 ) -> LineDispatchPage:
     """Dispatch rules: each ledger line (GroupIdentifier) to its district and repair crew."""
-    rows, total = service.list_line_dispatch(session, limit=limit, offset=offset)
+    rows, total = dispatch.list_line_dispatch(session, limit=limit, offset=offset)
     return LineDispatchPage(
         items=[LineDispatchRead.model_validate(r) for r in rows],
         total=total,
@@ -201,7 +207,7 @@ def put_line_dispatch(
     line_id: Key100Path, body: LineDispatchWrite, session: DbSession, user: Admin
 ) -> LineDispatchRead:
     """Set the district and repair crew (null: the district's default) of a ledger line."""
-    row = service.put_line_dispatch(
+    row = dispatch.put_line_dispatch(
         session, line_id, district_id=body.district_id, crew_id=body.crew_id, actor=user
     )
     return LineDispatchRead.model_validate(row)
@@ -210,42 +216,29 @@ def put_line_dispatch(
 @router.delete("/admin/line-dispatch/{line_id}", status_code=204)
 def delete_line_dispatch(line_id: Key100Path, session: DbSession, user: Admin) -> Response:
     """Remove a line's dispatch rule (its repairs follow the ledger's district again)."""
-    service.delete_line_dispatch(session, line_id, actor=user)
+    dispatch.delete_line_dispatch(session, line_id, actor=user)
     return Response(status_code=204)
 
 
-def _file(settings: Any, sha: str | None) -> FileResponse:
-    """A stored image with its real content type, sniffed from its bytes (never guessed)."""
-    if sha is None:
-        raise NotFound("no stored file", code="inspection.file_not_stored")
-    path = service.media_path(settings, sha)
-    if not path.is_file():
-        raise NotFound("stored file missing", code="inspection.file_missing")
+def _file(stored: storage.StoredFile) -> FileResponse:
+    """A stored image with its real content type (sniffed from its bytes by the service)."""
     return FileResponse(
-        path,
-        media_type=service.media_type_of(path),
-        headers={"ETag": f'"{sha}"', "X-Content-Type-Options": "nosniff"},
+        stored.path,
+        media_type=stored.media_type,
+        headers={"ETag": f'"{stored.sha256}"', "X-Content-Type-Options": "nosniff"},
     )
 
 
 @router.get("/inspections/lines")
 def list_lines(page: Page, session: DbSession, _: Reader) -> list[LedgerLineRead]:
     """Ledger lines with their district."""
-    rows = session.execute(select(LedgerLine).order_by(LedgerLine.id)).scalars()
-    return page.apply([LedgerLineRead.model_validate(r) for r in rows])
+    return page.apply([LedgerLineRead.model_validate(r) for r in ledger.list_lines(session)])
 
 
 @router.get("/inspections/photos/{photo_id}")
 def get_photo(photo_id: Code64Path, session: DbSession, _: Reader) -> InspectionPhotoRead:
     """An inspection photo's metadata."""
-    photo = session.get(InspectionPhoto, photo_id)
-    if photo is None:
-        raise NotFound(
-            f"photo {photo_id} not found",
-            code="inspection.photo_not_found",
-            params={"photo_id": photo_id},
-        )
-    return InspectionPhotoRead.model_validate(photo)
+    return InspectionPhotoRead.model_validate(storage.get_photo_or_raise(session, photo_id))
 
 
 @router.get("/inspections/photos/{photo_id}/image", response_class=FileResponse)
@@ -253,14 +246,7 @@ def photo_image(
     photo_id: Code64Path, session: DbSession, settings: AppSettings, _: Reader
 ) -> FileResponse:
     """The inspection photo's original bytes."""
-    photo = session.get(InspectionPhoto, photo_id)
-    if photo is None:
-        raise NotFound(
-            f"photo {photo_id} not found",
-            code="inspection.photo_not_found",
-            params={"photo_id": photo_id},
-        )
-    return _file(settings, photo.stored_sha256)
+    return _file(storage.photo_image(session, settings, photo_id))
 
 
 @router.get("/inspections/photos/{photo_id}/thumbnail", response_class=FileResponse)
@@ -268,14 +254,7 @@ def photo_thumbnail(
     photo_id: Code64Path, session: DbSession, settings: AppSettings, _: Reader
 ) -> FileResponse:
     """The inspection photo's listing thumbnail."""
-    photo = session.get(InspectionPhoto, photo_id)
-    if photo is None:
-        raise NotFound(
-            f"photo {photo_id} not found",
-            code="inspection.photo_not_found",
-            params={"photo_id": photo_id},
-        )
-    return _file(settings, photo.thumbnail_sha256)
+    return _file(storage.photo_thumbnail(session, settings, photo_id))
 
 
 @router.get("/inspections/findings/{finding_id}/crop", response_class=FileResponse)
@@ -283,8 +262,7 @@ def finding_crop(
     finding_id: Code64Path, session: DbSession, settings: AppSettings, user: CurrentUser
 ) -> FileResponse:
     """The finding's annotated evidence crop (readable by the assigned repair crew too)."""
-    finding = service.crop_for_actor(session, finding_id, user)
-    return _file(settings, finding.evidence_sha256)
+    return _file(review.crop_file(session, settings, finding_id, user))
 
 
 @router.get("/inspections/assets")
@@ -292,10 +270,8 @@ def list_assets(
     page: Page, session: DbSession, _: Reader, line_id: Text100Query = None
 ) -> list[LedgerAssetRead]:
     """Ledger assets, optionally of one line, one page."""
-    query = select(LedgerAsset).order_by(LedgerAsset.id)
-    if line_id is not None:
-        query = query.where(LedgerAsset.line_id == line_id)
-    return [LedgerAssetRead.model_validate(a) for a in page.select(session, query)]
+    assets = page.select(session, ledger.assets_query(line_id))
+    return [LedgerAssetRead.model_validate(a) for a in assets]
 
 
 @router.get("/inspections/ledger-tasks")
@@ -311,7 +287,7 @@ def list_ledger_tasks(
     offset: OffsetQuery = 0,
 ) -> LedgerTaskPage:
     """Ledger-correction tasks per line with their evidence: one page and the total."""
-    rows, total = service.list_ledger_tasks(
+    rows, total = ledger.list_ledger_tasks(
         session, line_id=line_id, status=status, kind=kind, limit=limit, offset=offset
     )
     return LedgerTaskPage(
@@ -328,7 +304,7 @@ def decide_ledger_task(
     task_id: Code64Path, body: LedgerDecision, session: DbSession, user: Inspector
 ) -> LedgerTaskRead:
     """Accept (the ledger is corrected) or dismiss a ledger-correction task."""
-    task = service.decide_ledger_task(session, task_id, accept=body.accept, actor=user)
+    task = ledger.decide_ledger_task(session, task_id, accept=body.accept, actor=user)
     return LedgerTaskRead.model_validate(task)
 
 
@@ -341,7 +317,7 @@ def list_repair_orders(
     offset: OffsetQuery = 0,
 ) -> RepairOrderPage:
     """One page of repair orders (a crew sees its own) with their total."""
-    rows, total = service.page_repairs(session, user, stage=stage, limit=limit, offset=offset)
+    rows, total = repairs.page_repairs(session, user, stage=stage, limit=limit, offset=offset)
     return RepairOrderPage(
         items=[RepairOrderRead.model_validate(r) for r in rows],
         total=total,
@@ -356,7 +332,7 @@ def list_unassigned_repairs(
     session: DbSession, _: Planner, limit: PageLimit = 100, offset: OffsetQuery = 0
 ) -> RepairOrderPage:
     """Open repair orders no crew holds yet, oldest first, with their total."""
-    rows, total = service.list_unassigned_repairs(session, limit=limit, offset=offset)
+    rows, total = repairs.list_unassigned_repairs(session, limit=limit, offset=offset)
     return RepairOrderPage(
         items=[RepairOrderRead.model_validate(r) for r in rows],
         total=total,
@@ -372,14 +348,14 @@ def assign_repair_order(
 ) -> RepairOrderRead:
     """Assign or reassign a repair order not yet started to a repair crew (409 without a pole
     or coordinates, or once started)."""
-    order = service.assign_repair(session, repair_id, body.crew_id, actor=user)
+    order = repairs.assign_repair(session, repair_id, body.crew_id, actor=user)
     return RepairOrderRead.model_validate(order)
 
 
 @router.get("/repair-orders/{repair_id}")
 def get_repair_order(repair_id: IdPath, session: DbSession, user: CurrentUser) -> RepairOrderRead:
     """One repair order with its finding, kit and evidence."""
-    return RepairOrderRead.model_validate(service.get_repair_for_actor(session, repair_id, user))
+    return RepairOrderRead.model_validate(repairs.get_repair_for_actor(session, repair_id, user))
 
 
 @router.post("/repair-orders/{repair_id}/photos/{kind}")
@@ -399,7 +375,7 @@ async def add_repair_photo(
             code="repair.photo_too_large",
             params={"limit_bytes": MAX_REPAIR_PHOTO_BYTES},
         )
-    order = service.add_repair_photo(
+    order = repairs.add_repair_photo(
         session, repair_id, kind=kind, data=data, actor=user, settings=settings
     )
     return RepairOrderRead.model_validate(order)
@@ -410,7 +386,7 @@ def move_repair_order(
     repair_id: IdPath, body: RepairTransition, session: DbSession, user: CurrentUser
 ) -> RepairOrderRead:
     """Move a repair order: assigned → on_site → repaired → verified."""
-    order = service.move_repair(session, repair_id, body.to, actor=user)
+    order = repairs.move_repair(session, repair_id, body.to, actor=user)
     return RepairOrderRead.model_validate(order)
 
 
@@ -426,9 +402,9 @@ def defect_backlog(
     session: DbSession, _: Planner, format: Annotated[str, Query(pattern="^(json|csv)$")] = "json"
 ) -> list[dict[str, Any]] | Response:
     """Open defects by line, class and severity with their ages (JSON or CSV)."""
-    rows = service.defect_backlog(session)
+    rows = reports.defect_backlog(session)
     if format == "csv":
-        return _csv(request, rows, service.BacklogRow, "defect-backlog")
+        return _csv(request, rows, reports.BacklogRow, "defect-backlog")
     return page.apply([asdict(r) for r in rows])
 
 
@@ -452,9 +428,9 @@ def inspection_coverage(
 
     An asset is seen by every photo whose ground footprint holds it.
     """
-    rows = service.inspection_coverage(session, days=days, basis=basis)
+    rows = reports.inspection_coverage(session, days=days, basis=basis)
     if format == "csv":
-        return _csv(request, rows, service.CoverageRow, "inspection-coverage")
+        return _csv(request, rows, reports.CoverageRow, "inspection-coverage")
     return page.apply([asdict(r) for r in rows])
 
 
@@ -465,9 +441,9 @@ def repair_lead_times(
     session: DbSession, _: Planner, format: Annotated[str, Query(pattern="^(json|csv)$")] = "json"
 ) -> list[dict[str, Any]] | Response:
     """Days from each repair order to on-site, repaired and verified (JSON or CSV)."""
-    rows = service.repair_lead_times(session)
+    rows = reports.repair_lead_times(session)
     if format == "csv":
-        return _csv(request, rows, service.LeadTimeRow, "repair-lead-times")
+        return _csv(request, rows, reports.LeadTimeRow, "repair-lead-times")
     return page.apply([asdict(r) for r in rows])
 
 

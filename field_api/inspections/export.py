@@ -27,6 +27,9 @@ a missed object); such photos are listed as held back. Boxes are clipped to the 
 wholly outside it, or of a class the card does not know, is refused and listed with its reason.
 Photos split into train/ and val/ by a hash of the photo id (one in five to val, stable as photos
 are added), with at least one photo in each split when there are two or more.
+
+Owns reading the decided findings and writing the folder; the per-finding decisions and label
+formats are :mod:`field_api.inspections.export_labels`.
 """
 
 from __future__ import annotations
@@ -34,13 +37,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import re
 import shutil
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-from xml.sax.saxutils import escape
+from typing import Any
 
 import yaml
 from PIL import Image, UnidentifiedImageError
@@ -50,171 +50,25 @@ from sqlalchemy.orm import Session
 from field_api.auth.models import User
 from field_api.config import Settings
 from field_api.errors import ValidationFailed
+from field_api.inspections.export_labels import (
+    MANIFEST_FIELDS,
+    Box,
+    CardClasses,
+    Use,
+    box_use,
+    clip_box,
+    export_name,
+    load_card_classes,
+    split_model,
+    split_of,
+    voc_xml,
+    yolo_line,
+)
 from field_api.inspections.models import Finding, InspectionBatch, InspectionPhoto
 from field_api.inspections.rules import FindingStatus
 from field_api.media.service import store_of
 
-#: The repository's bundled models folder (``models/`` beside the ``field_api`` package).
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "models"
-CARD_FILE = "card.yaml"
-VAL_EVERY = 5
-MANIFEST_FIELDS = (
-    "export_file",
-    "split",
-    "photo_id",
-    "source_batch",
-    "photo_path",
-    "finding_id",
-    "class_name",
-    "use",
-    "reason",
-    "decision",
-    "proposed_by_model",
-    "model_version",
-    "confidence",
-    "reviewer",
-    "reviewed_at",
-    "x1",
-    "y1",
-    "x2",
-    "y2",
-    "clipped",
-)
-
-Use = Literal["box", "hard_negative", "refused", "held_back", "not_used"]
-Box = tuple[float, float, float, float]
-
-
-@dataclass(frozen=True)
-class CardClasses:
-    """What the export needs from a model card: classes in id order, roles, thresholds."""
-
-    name: str
-    version: int | str
-    names: tuple[str, ...]
-    roles: dict[str, str]
-    thresholds: dict[str, float]
-
-
-def load_card_classes(model: str, models_dir: Path = DEFAULT_MODELS_DIR) -> CardClasses:
-    """Read the classes of ``models/<model>/card.yaml`` (or of a card file or folder path).
-
-    Raises:
-        ValidationFailed: no card there, or one without a usable class list.
-    """
-    candidates = [Path(model), Path(model) / CARD_FILE, models_dir / model / CARD_FILE]
-    path = next((p for p in candidates if p.is_file()), None)
-    if path is None:
-        known = sorted(p.parent.name for p in models_dir.glob(f"*/{CARD_FILE}"))
-        raise ValidationFailed(
-            f"no model card for {model!r}; bundled models: {known}",
-            code="inspection.export_card_missing",
-            params={"model": model, "known": known},
-        )
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        classes = sorted(raw["classes"], key=lambda c: int(c["id"]))
-        names = tuple(str(c["name"]) for c in classes)
-        if [int(c["id"]) for c in classes] != list(range(len(names))) or not names:
-            raise ValueError("class ids must run 0..n-1")
-        thresholds = {str(k): float(v) for k, v in (raw.get("conf_threshold") or {}).items()}
-        return CardClasses(
-            name=str(raw.get("name", path.parent.name)),
-            version=raw.get("version", ""),
-            names=names,
-            roles={str(c["name"]): str(c.get("role", "")) for c in classes},
-            thresholds=thresholds,
-        )
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
-        raise ValidationFailed(
-            f"model card {path} has no usable class list: {exc}",
-            code="inspection.export_card_invalid",
-            params={"path": str(path)},
-        ) from exc
-
-
-# --- pure decisions ------------------------------------------------------------------------------
-
-
-def clip_box(box: Box, width: int, height: int) -> tuple[Box | None, bool]:
-    """Clip ``box`` (x1, y1, x2, y2) to the image; None when nothing of it is inside.
-
-    >>> clip_box((-10, 5, 50, 60), 40, 40)
-    ((0.0, 5.0, 40.0, 40.0), True)
-    >>> clip_box((50, 50, 60, 60), 40, 40)
-    (None, True)
-    """
-    x1, y1, x2, y2 = (float(v) for v in box)
-    cx1, cy1 = min(max(x1, 0.0), float(width)), min(max(y1, 0.0), float(height))
-    cx2, cy2 = min(max(x2, 0.0), float(width)), min(max(y2, 0.0), float(height))
-    clipped = (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2)
-    if cx2 - cx1 < 1.0 or cy2 - cy1 < 1.0:
-        return None, True
-    return (cx1, cy1, cx2, cy2), clipped
-
-
-def box_use(
-    *, status: FindingStatus, class_name: str, confidence: float, card: CardClasses
-) -> tuple[Use, str]:
-    """What the export does with one finding, and why (a short reason code)."""
-    if status == FindingStatus.rejected:
-        return "hard_negative", "rejected_false_alarm"
-    if class_name not in card.names:
-        return "refused", "unknown_class"
-    if status in (FindingStatus.confirmed, FindingStatus.corrected):
-        return "box", status.value
-    if card.roles.get(class_name) == "defect":
-        return "held_back", "defect_awaiting_review"
-    threshold = card.thresholds.get(class_name)
-    if threshold is not None and confidence >= threshold:
-        return "box", "proposed_above_threshold"
-    return "not_used", "proposed_below_threshold"
-
-
-def split_of(photo_id: str) -> Literal["train", "val"]:
-    """The photo's split: one in ``VAL_EVERY`` by a hash of its id (stable as photos are added)."""
-    bucket = int(hashlib.sha256(photo_id.encode("utf-8")).hexdigest()[:8], 16) % VAL_EVERY
-    return "val" if bucket == 0 else "train"
-
-
-def yolo_line(class_id: int, box: Box, width: int, height: int) -> str:
-    x1, y1, x2, y2 = box
-    return (
-        f"{class_id} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
-        f"{(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}\n"
-    )
-
-
-def voc_xml(filename: str, width: int, height: int, boxes: Sequence[tuple[str, Box]]) -> str:
-    """A Pascal VOC annotation; corners are pixel edges as written (vision.voc's convention)."""
-    objects = "".join(
-        f"<object><name>{escape(name)}</name><difficult>0</difficult><bndbox>"
-        f"<xmin>{x1:g}</xmin><ymin>{y1:g}</ymin><xmax>{x2:g}</xmax><ymax>{y2:g}</ymax>"
-        "</bndbox></object>"
-        for name, (x1, y1, x2, y2) in boxes
-    )
-    return (
-        f"<annotation><filename>{escape(filename)}</filename><size><width>{width}</width>"
-        f"<height>{height}</height><depth>3</depth></size>{objects}</annotation>\n"
-    )
-
-
-def export_name(batch_id: str, photo_path: str, photo_id: str, suffix: str) -> str:
-    """A readable, unique file stem: batch, original file name, and a short photo hash."""
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(photo_path).stem).strip("._") or "photo"
-    batch = re.sub(r"[^A-Za-z0-9_-]+", "_", batch_id)[:24]
-    return f"{batch}_{stem[:60]}_{photo_id[:8]}{suffix}"
-
-
-def split_model(model: str | None) -> tuple[str, str]:
-    """``"cplid-cascade@4"`` → ``("cplid-cascade", "4")``; unknown → ``("", "")``."""
-    if not model:
-        return "", ""
-    name, _, version = model.partition("@")
-    return name, version
-
-
-# --- the export ----------------------------------------------------------------------------------
+SPLITS = ("train", "val")
 
 
 @dataclass
@@ -285,6 +139,15 @@ def _image_facts(path: Path) -> tuple[int, int, str] | None:
 
 
 def export_training_set(
+    session: Session, out_dir: Path, *, settings: Settings, model: str = "cplid-cascade"
+) -> ExportSummary:
+    """Write the retraining set (YOLO + COCO + VOC, manifest, summary) checked against the card
+    of ``model`` (a name under models/ or a card path); see the module docstring."""
+    card = load_card_classes(model)
+    return write_training_set(session, out_dir, settings=settings, card=card)
+
+
+def write_training_set(
     session: Session, out_dir: Path, *, settings: Settings, card: CardClasses
 ) -> ExportSummary:
     """Write the retraining set described in the module docstring; return its summary.
@@ -303,45 +166,86 @@ def export_training_set(
     summary = ExportSummary(
         out_dir=str(out_dir), model=f"{card.name}@{card.version}", classes=list(card.names)
     )
-    decided = select(Finding.photo_id).where(
-        Finding.status.in_(
-            (FindingStatus.confirmed, FindingStatus.corrected, FindingStatus.rejected)
-        )
-    )
-    findings = list(
-        session.execute(
-            select(Finding)
-            .where(Finding.photo_id.in_(decided))
-            .order_by(Finding.photo_id, Finding.id)
-        ).scalars()
-    )
-    reviewers = {
-        u.id: u.name
-        for u in session.execute(
-            select(User).where(User.id.in_({f.reviewed_by for f in findings if f.reviewed_by}))
-        ).scalars()
-    }
-    batch_models: dict[str, tuple[str, str]] = {}
-    photos: dict[str, _Photo] = {}
-    store = store_of(settings)
-    for f in findings:
-        if f.photo_id not in photos:
-            photo = session.get(InspectionPhoto, f.photo_id)
-            source = store.path_of(photo.stored_sha256) if photo and photo.stored_sha256 else None
-            facts = _image_facts(source) if source is not None and source.is_file() else None
-            if photo is None or source is None or facts is None:
-                if f.photo_id not in summary.missing_photos:
-                    summary.missing_photos.append(f.photo_id)
-                continue
-            photos[f.photo_id] = _Photo(photo, source, *facts)
-        entry = photos[f.photo_id]
-        if f.batch_id not in batch_models:
-            batch_models[f.batch_id] = split_model(
-                _batch_model(session.get(InspectionBatch, f.batch_id))
+    photos = _Collector(session, settings, card, summary).collect()
+    splits = _assign_splits(photos)
+    tmp = out_dir.with_name(f".{out_dir.name}.building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _write_export(tmp, out_dir, photos, splits, card, summary)
+        if out_dir.exists():
+            out_dir.rmdir()  # empty, checked above
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summary
+
+
+# --- reading: the decided photos and what each of their findings becomes -------------------------
+
+
+class _Collector:
+    """The photos with a decided finding, each with its manifest rows and boxes."""
+
+    def __init__(
+        self, session: Session, settings: Settings, card: CardClasses, summary: ExportSummary
+    ) -> None:
+        self.session = session
+        self.card = card
+        self.summary = summary
+        self.store = store_of(settings)
+        self.photos: dict[str, _Photo] = {}
+        self.batch_models: dict[str, tuple[str, str]] = {}
+        self.reviewers: dict[int, str] = {}
+
+    def collect(self) -> dict[str, _Photo]:
+        decided = select(Finding.photo_id).where(
+            Finding.status.in_(
+                (FindingStatus.confirmed, FindingStatus.corrected, FindingStatus.rejected)
             )
-        model_name, model_version = batch_models[f.batch_id]
+        )
+        findings = list(
+            self.session.execute(
+                select(Finding)
+                .where(Finding.photo_id.in_(decided))
+                .order_by(Finding.photo_id, Finding.id)
+            ).scalars()
+        )
+        reviewer_ids = {f.reviewed_by for f in findings if f.reviewed_by}
+        self.reviewers = {
+            u.id: u.name
+            for u in self.session.execute(select(User).where(User.id.in_(reviewer_ids))).scalars()
+        }
+        for f in findings:
+            entry = self._photo(f.photo_id)
+            if entry is not None:
+                self._add_finding(entry, f)
+        return self.photos
+
+    def _photo(self, photo_id: str) -> _Photo | None:
+        """The photo's entry; None (listed as missing) when its stored image cannot be read."""
+        if photo_id in self.photos:
+            return self.photos[photo_id]
+        photo = self.session.get(InspectionPhoto, photo_id)
+        source = self.store.path_of(photo.stored_sha256) if photo and photo.stored_sha256 else None
+        facts = _image_facts(source) if source is not None and source.is_file() else None
+        if photo is None or source is None or facts is None:
+            if photo_id not in self.summary.missing_photos:
+                self.summary.missing_photos.append(photo_id)
+            return None
+        self.photos[photo_id] = _Photo(photo, source, *facts)
+        return self.photos[photo_id]
+
+    def _model_of(self, batch_id: str) -> tuple[str, str]:
+        if batch_id not in self.batch_models:
+            self.batch_models[batch_id] = split_model(
+                _batch_model(self.session.get(InspectionBatch, batch_id))
+            )
+        return self.batch_models[batch_id]
+
+    def _add_finding(self, entry: _Photo, f: Finding) -> None:
         use, reason = box_use(
-            status=f.status, class_name=f.class_name, confidence=f.confidence, card=card
+            status=f.status, class_name=f.class_name, confidence=f.confidence, card=self.card
         )
         box: Box | None = (f.x1, f.y1, f.x2, f.y2)
         clipped = False
@@ -353,147 +257,189 @@ def export_training_set(
             entry.boxes.append((f.class_name, box))
         if use == "held_back":
             entry.held_back = True
-        entry.rows.append(
-            {
-                "finding_id": f.id,
-                "source_batch": f.batch_id,
-                "class_name": f.class_name,
-                "use": use,
-                "reason": reason,
-                "decision": f.status.value,
-                "proposed_by_model": model_name,
-                "model_version": model_version,
-                "confidence": round(f.confidence, 4),
-                "reviewer": reviewers.get(f.reviewed_by, "") if f.reviewed_by else "",
-                "reviewed_at": f.reviewed_at.isoformat() if f.reviewed_at else "",
-                "x1": round(box[0], 1) if box else "",
-                "y1": round(box[1], 1) if box else "",
-                "x2": round(box[2], 1) if box else "",
-                "y2": round(box[3], 1) if box else "",
-                "clipped": "yes" if clipped and box is not None else "",
-            }
-        )
+        entry.rows.append(self._row(f, use, reason, box, clipped))
 
+    def _row(
+        self, f: Finding, use: Use, reason: str, box: Box | None, clipped: bool
+    ) -> dict[str, Any]:
+        model_name, model_version = self._model_of(f.batch_id)
+        return {
+            "finding_id": f.id,
+            "source_batch": f.batch_id,
+            "class_name": f.class_name,
+            "use": use,
+            "reason": reason,
+            "decision": f.status.value,
+            "proposed_by_model": model_name,
+            "model_version": model_version,
+            "confidence": round(f.confidence, 4),
+            "reviewer": self.reviewers.get(f.reviewed_by, "") if f.reviewed_by else "",
+            "reviewed_at": f.reviewed_at.isoformat() if f.reviewed_at else "",
+            "x1": round(box[0], 1) if box else "",
+            "y1": round(box[1], 1) if box else "",
+            "x2": round(box[2], 1) if box else "",
+            "y2": round(box[3], 1) if box else "",
+            "clipped": "yes" if clipped and box is not None else "",
+        }
+
+
+def _assign_splits(photos: dict[str, _Photo]) -> dict[str, str]:
+    """The split of each exported photo, with at least one in each when there are two or more."""
     exported = sorted((p for p in photos.values() if not p.held_back), key=lambda p: p.photo.id)
-    splits = {p.photo.id: split_of(p.photo.id) for p in exported}
+    splits: dict[str, str] = {p.photo.id: split_of(p.photo.id) for p in exported}
     if len(exported) >= 2:  # Ultralytics needs images in both splits
         ranked = sorted(exported, key=lambda p: hashlib.sha256(p.photo.id.encode()).hexdigest())
         if "val" not in splits.values():
             splits[ranked[0].photo.id] = "val"
         if "train" not in splits.values():
             splits[ranked[-1].photo.id] = "train"
+    return splits
 
-    tmp = out_dir.with_name(f".{out_dir.name}.building")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        coco: dict[str, dict[str, Any]] = {
-            s: {
-                "info": {"description": f"fieldops retraining set, {summary.model}"},
-                "images": [],
-                "annotations": [],
-                "categories": [
-                    {"id": i + 1, "name": n, "supercategory": card.roles.get(n, "")}
-                    for i, n in enumerate(card.names)
-                ],
-            }
-            for s in ("train", "val")
+
+# --- writing: the folder built aside ------------------------------------------------------------
+
+
+def _write_export(
+    tmp: Path,
+    out_dir: Path,
+    photos: dict[str, _Photo],
+    splits: dict[str, str],
+    card: CardClasses,
+    summary: ExportSummary,
+) -> None:
+    coco: dict[str, dict[str, Any]] = {
+        s: {
+            "info": {"description": f"fieldops retraining set, {summary.model}"},
+            "images": [],
+            "annotations": [],
+            "categories": [
+                {"id": i + 1, "name": n, "supercategory": card.roles.get(n, "")}
+                for i, n in enumerate(card.names)
+            ],
         }
-        manifest: list[dict[str, Any]] = []
-        for s in ("train", "val"):
-            for sub in ("images", "labels", "annotations"):
-                (tmp / s / sub).mkdir(parents=True, exist_ok=True)
-        (tmp / "coco").mkdir()
-        for p in sorted(photos.values(), key=lambda p: p.photo.id):
-            common = {"photo_id": p.photo.id, "photo_path": p.photo.path}
-            if p.held_back:
-                summary.held_back.append(
-                    {"photo_id": p.photo.id, "reason": "defect_awaiting_review"}
-                )
-                for row in p.rows:
-                    held = {"use": "held_back"} if row["use"] == "box" else {}
-                    manifest.append({**common, **row, "export_file": "", "split": "", **held})
-                continue
-            split = splits[p.photo.id]
-            name = export_name(p.photo.batch_id, p.photo.path, p.photo.id, p.suffix)
-            stem = Path(name).stem
-            shutil.copyfile(p.source, tmp / split / "images" / name)
-            ids = {n: i for i, n in enumerate(card.names)}
-            (tmp / split / "labels" / f"{stem}.txt").write_text(
-                "".join(yolo_line(ids[c], b, p.width, p.height) for c, b in p.boxes),
-                encoding="utf-8",
-            )
-            (tmp / split / "annotations" / f"{stem}.xml").write_text(
-                voc_xml(name, p.width, p.height, p.boxes), encoding="utf-8"
-            )
-            image_id = len(coco[split]["images"]) + 1
-            coco[split]["images"].append(
+        for s in SPLITS
+    }
+    manifest: list[dict[str, Any]] = []
+    for s in SPLITS:
+        for sub in ("images", "labels", "annotations"):
+            (tmp / s / sub).mkdir(parents=True, exist_ok=True)
+    (tmp / "coco").mkdir()
+    for p in sorted(photos.values(), key=lambda p: p.photo.id):
+        if p.held_back:
+            _hold_back(p, manifest, summary)
+        else:
+            _write_photo(tmp, p, splits[p.photo.id], coco, card, manifest, summary)
+    _write_indexes(tmp, out_dir, coco, card, manifest, summary)
+
+
+def _hold_back(p: _Photo, manifest: list[dict[str, Any]], summary: ExportSummary) -> None:
+    common = {"photo_id": p.photo.id, "photo_path": p.photo.path}
+    summary.held_back.append({"photo_id": p.photo.id, "reason": "defect_awaiting_review"})
+    for row in p.rows:
+        held = {"use": "held_back"} if row["use"] == "box" else {}
+        manifest.append({**common, **row, "export_file": "", "split": "", **held})
+
+
+def _write_photo(
+    tmp: Path,
+    p: _Photo,
+    split: str,
+    coco: dict[str, dict[str, Any]],
+    card: CardClasses,
+    manifest: list[dict[str, Any]],
+    summary: ExportSummary,
+) -> None:
+    """One exported photo: image, YOLO labels, VOC annotation, COCO entries, manifest rows."""
+    name = export_name(p.photo.batch_id, p.photo.path, p.photo.id, p.suffix)
+    stem = Path(name).stem
+    shutil.copyfile(p.source, tmp / split / "images" / name)
+    ids = {n: i for i, n in enumerate(card.names)}
+    (tmp / split / "labels" / f"{stem}.txt").write_text(
+        "".join(yolo_line(ids[c], b, p.width, p.height) for c, b in p.boxes),
+        encoding="utf-8",
+    )
+    (tmp / split / "annotations" / f"{stem}.xml").write_text(
+        voc_xml(name, p.width, p.height, p.boxes), encoding="utf-8"
+    )
+    image_id = len(coco[split]["images"]) + 1
+    coco[split]["images"].append(
+        {
+            "id": image_id,
+            "file_name": f"{split}/images/{name}",
+            "width": p.width,
+            "height": p.height,
+            "photo_id": p.photo.id,
+        }
+    )
+    for c, (x1, y1, x2, y2) in p.boxes:
+        coco[split]["annotations"].append(
+            {
+                "id": len(coco[split]["annotations"]) + 1,
+                "image_id": image_id,
+                "category_id": ids[c] + 1,
+                "bbox": [x1, y1, x2 - x1, y2 - y1],
+                "area": (x2 - x1) * (y2 - y1),
+                "iscrowd": 0,
+            }
+        )
+        summary.boxes[c] = summary.boxes.get(c, 0) + 1
+    summary.images[split] += 1
+    _list_rows(p, split, name, manifest, summary)
+
+
+def _list_rows(
+    p: _Photo, split: str, name: str, manifest: list[dict[str, Any]], summary: ExportSummary
+) -> None:
+    """The manifest rows of an exported photo, counted into the summary."""
+    common = {"photo_id": p.photo.id, "photo_path": p.photo.path}
+    for row in p.rows:
+        manifest.append({**common, **row, "export_file": f"{split}/images/{name}", "split": split})
+        if row["use"] == "hard_negative":
+            summary.hard_negatives += 1
+        elif row["use"] == "refused":
+            summary.refused.append(
                 {
-                    "id": image_id,
-                    "file_name": f"{split}/images/{name}",
-                    "width": p.width,
-                    "height": p.height,
+                    "finding_id": row["finding_id"],
                     "photo_id": p.photo.id,
+                    "class_name": row["class_name"],
+                    "reason": row["reason"],
                 }
             )
-            for c, (x1, y1, x2, y2) in p.boxes:
-                coco[split]["annotations"].append(
-                    {
-                        "id": len(coco[split]["annotations"]) + 1,
-                        "image_id": image_id,
-                        "category_id": ids[c] + 1,
-                        "bbox": [x1, y1, x2 - x1, y2 - y1],
-                        "area": (x2 - x1) * (y2 - y1),
-                        "iscrowd": 0,
-                    }
-                )
-                summary.boxes[c] = summary.boxes.get(c, 0) + 1
-            summary.images[split] += 1
-            for row in p.rows:
-                manifest.append(
-                    {**common, **row, "export_file": f"{split}/images/{name}", "split": split}
-                )
-                if row["use"] == "hard_negative":
-                    summary.hard_negatives += 1
-                elif row["use"] == "refused":
-                    summary.refused.append(
-                        {
-                            "finding_id": row["finding_id"],
-                            "photo_id": p.photo.id,
-                            "class_name": row["class_name"],
-                            "reason": row["reason"],
-                        }
-                    )
-                elif row["use"] == "box" and row["clipped"]:
-                    summary.clipped += 1
-        for s in ("train", "val"):
-            (tmp / "coco" / f"instances_{s}.json").write_text(
-                json.dumps(coco[s], ensure_ascii=False, indent=1), encoding="utf-8"
-            )
-        (tmp / "data.yaml").write_text(
-            yaml.safe_dump(
-                {
-                    "path": str(out_dir),
-                    "train": "train/images",
-                    "val": "val/images",
-                    "nc": len(card.names),
-                    "names": dict(enumerate(card.names)),
-                },
-                sort_keys=False,
-                allow_unicode=True,
-            ),
-            encoding="utf-8",
+        elif row["use"] == "box" and row["clipped"]:
+            summary.clipped += 1
+
+
+def _write_indexes(
+    tmp: Path,
+    out_dir: Path,
+    coco: dict[str, dict[str, Any]],
+    card: CardClasses,
+    manifest: list[dict[str, Any]],
+    summary: ExportSummary,
+) -> None:
+    """The COCO files, data.yaml, the manifest and the summary."""
+    for s in SPLITS:
+        (tmp / "coco" / f"instances_{s}.json").write_text(
+            json.dumps(coco[s], ensure_ascii=False, indent=1), encoding="utf-8"
         )
-        with (tmp / "manifest.csv").open("w", encoding="utf-8-sig", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
-            writer.writeheader()
-            writer.writerows(manifest)
-        (tmp / "summary.json").write_text(
-            json.dumps(summary.as_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-        )
-        if out_dir.exists():
-            out_dir.rmdir()  # empty, checked above
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return summary
+    (tmp / "data.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "path": str(out_dir),
+                "train": "train/images",
+                "val": "val/images",
+                "nc": len(card.names),
+                "names": dict(enumerate(card.names)),
+            },
+            sort_keys=False,
+            allow_unicode=True,
+        ),
+        encoding="utf-8",
+    )
+    with (tmp / "manifest.csv").open("w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
+        writer.writeheader()
+        writer.writerows(manifest)
+    (tmp / "summary.json").write_text(
+        json.dumps(summary.as_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )

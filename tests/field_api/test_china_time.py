@@ -24,7 +24,7 @@ from field_api.common import clock, csvfiles
 from field_api.common.actors import Role
 from field_api.config import Settings
 from field_api.deadlines import service as deadlines
-from field_api.inspections import service as inspections
+from field_api.inspections import importing
 from field_api.messages import csv_header
 from field_api.visits import service as visits
 from field_api.work_orders import service as orders
@@ -133,7 +133,7 @@ def test_one_china_time_zone_everywhere() -> None:
         deadlines.CHINA_TZ,
         callback_rules.CHINA_TZ,
         checklists.CHINA,
-        inspections.CAMERA_ZONE,
+        importing.CAMERA_ZONE,
     ):
         assert alias is clock.CHINA_TZ
     assert clock.to_china(EVENT).isoformat() == "2026-12-05T01:30:00+08:00"

@@ -17,7 +17,7 @@ from PIL import Image
 
 from field_api.auth import service as auth_service
 from field_api.checklists.models import ChecklistItemResult, ChecklistSubmission
-from field_api.inspections import service as inspections
+from field_api.inspections import importing
 from field_api.visits.models import Visit, VisitOutcome
 from field_api.work_orders.rules import Stage
 from tests.web.support import LiveServer
@@ -124,7 +124,7 @@ def seed_inspections(live: LiveServer, root: Path) -> None:
     ]
     rec.write_jsonl(items, out / "records.jsonl")  # type: ignore[arg-type]
     with live.session_factory.begin() as session:
-        inspections.import_batch(
+        importing.import_batch(
             session, out, settings=live.settings, actor=None, confined=False
         )
 

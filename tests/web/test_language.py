@@ -29,7 +29,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from field_api.auth.models import Crew, District, User
-from field_api.inspections import service as inspections
+from field_api.inspections import importing
 from field_api.inspections.models import LedgerAsset, LedgerLine
 from field_api.privacy import mask_name, mask_phone
 from field_api.work_orders.models import WorkOrder
@@ -111,7 +111,7 @@ def world(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> 
     ).json()
     batch_root: Path = tmp_path_factory.mktemp("inspections")
     with live_server.session_factory.begin() as session:
-        inspections.import_batch(
+        importing.import_batch(
             session,
             write_batch(batch_root),
             settings=live_server.settings,

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from field_api.common.actors import Role
 from field_api.config import Settings
 from field_api.errors import ValidationFailed
-from field_api.inspections import service
+from field_api.inspections import importing, reports
 from field_api.inspections.models import LedgerAsset
 from tests.builders import auth, make_user
 from tests.clocks import ChinaClock
@@ -76,7 +76,7 @@ def test_coverage_credits_the_footprint_poles_by_flight_or_import_date(
     server_clock: ChinaClock,
 ) -> None:
     server_clock.set(datetime(2026, 12, 4, 2, 0, tzinfo=UTC))
-    service.import_batch(session, write_batch(tmp_path), settings=settings, actor=None)
+    importing.import_batch(session, write_batch(tmp_path), settings=settings, actor=None)
     _, planner = make_user(session, settings, role=Role.planner)
     session.commit()
 
@@ -107,4 +107,4 @@ def test_coverage_credits_the_footprint_poles_by_flight_or_import_date(
 
 def test_an_unknown_coverage_basis_is_refused(session: Session) -> None:
     with pytest.raises(ValidationFailed, match="basis"):
-        service.inspection_coverage(session, days=30, basis="yesterday")
+        reports.inspection_coverage(session, days=30, basis="yesterday")

@@ -22,7 +22,7 @@ from field_api.common.actors import Principal, Role
 from field_api.config import Settings, get_settings
 from field_api.db import make_engine, make_session_factory
 from field_api.errors import Conflict, NotFound, ValidationFailed
-from field_api.inspections import service
+from field_api.inspections import dispatch, importing, repairs, review
 from field_api.inspections.models import Finding, LedgerLine, LineDispatch, RepairOrder
 from field_api.inspections.rules import FindingStatus, RepairStage
 from tests.builders import auth, make_crew, make_district, make_user
@@ -68,7 +68,7 @@ def _actor(session: Session, settings: Settings, role: Role) -> Principal:
 def _confirm(
     session: Session, settings: Settings, actor: Principal, finding_id: str
 ) -> RepairOrder:
-    _, repair = service.review(
+    _, repair = review.review(
         session, finding_id, decision=FindingStatus.confirmed, actor=actor, settings=settings
     )
     assert repair is not None
@@ -89,15 +89,15 @@ def test_the_dispatch_table_gives_the_crew_else_the_district_default(
     make_crew(session, district=west)  # a works crew: never given repairs
     admin = _actor(session, settings, Role.admin)
     inspector = _actor(session, settings, Role.inspector)
-    service.import_batch(session, write_batch(tmp_path), settings=settings, actor=None)
+    importing.import_batch(session, write_batch(tmp_path), settings=settings, actor=None)
     session.get(LedgerLine, LINE).district_id = east.id  # type: ignore[union-attr]
 
     # the ledger's district: its default repair crew
-    assert service.dispatch_for(session, LINE) == (east.id, east_default)
+    assert dispatch.dispatch_for(session, LINE) == (east.id, east_default)
     # the admins' table wins over the ledger: the district's default, or the crew it names
-    service.put_line_dispatch(session, LINE, district_id=west.id, crew_id=None, actor=admin)
-    assert service.dispatch_for(session, LINE) == (west.id, west_default)
-    service.put_line_dispatch(
+    dispatch.put_line_dispatch(session, LINE, district_id=west.id, crew_id=None, actor=admin)
+    assert dispatch.dispatch_for(session, LINE) == (west.id, west_default)
+    dispatch.put_line_dispatch(
         session, LINE, district_id=west.id, crew_id=west_second.id, actor=admin
     )
     repair = _confirm(session, settings, inspector, "det-defect")
@@ -108,21 +108,21 @@ def test_the_dispatch_table_gives_the_crew_else_the_district_default(
 
     # a crew of another district, or one that does not repair, is refused with the reason
     with pytest.raises(ValidationFailed) as other:
-        service.put_line_dispatch(
+        dispatch.put_line_dispatch(
             session, LINE, district_id=east.id, crew_id=west_second.id, actor=admin
         )
     assert other.value.code == "repair.crew_other_district"
     works = make_crew(session, district=east)
     with pytest.raises(ValidationFailed) as not_repair:
-        service.put_line_dispatch(session, LINE, district_id=east.id, crew_id=works.id, actor=admin)
+        dispatch.put_line_dispatch(session, LINE, district_id=east.id, crew_id=works.id, actor=admin)
     assert not_repair.value.code == "repair.crew_not_repair"
 
-    service.delete_line_dispatch(session, LINE, actor=admin)
+    dispatch.delete_line_dispatch(session, LINE, actor=admin)
     assert session.get(LineDispatch, LINE) is None
-    assert service.dispatch_for(session, LINE) == (east.id, east_default)
+    assert dispatch.dispatch_for(session, LINE) == (east.id, east_default)
     assert _actions(session)[-1] == "line_dispatch.delete"
     with pytest.raises(NotFound):
-        service.delete_line_dispatch(session, LINE, actor=admin)
+        dispatch.delete_line_dispatch(session, LINE, actor=admin)
 
 
 def test_unassigned_orders_are_queued_and_the_dispatch_command_fixes_them_once(
@@ -132,25 +132,25 @@ def test_unassigned_orders_are_queued_and_the_dispatch_command_fixes_them_once(
     crew = make_crew(session, district=district, handles_repairs=True)
     admin = _actor(session, settings, Role.admin)
     inspector = _actor(session, settings, Role.inspector)
-    service.import_batch(
+    importing.import_batch(
         session, write_batch_with_unlocated(tmp_path), settings=settings, actor=None
     )
     # the ledger named no district: the orders reach no crew and wait in the queue
     located = _confirm(session, settings, inspector, "det-defect")
     unlocated = _confirm(session, settings, inspector, "det-unlocated")
     assert located.crew_id is None and unlocated.crew_id is None
-    rows, total = service.list_unassigned_repairs(session)
+    rows, total = repairs.list_unassigned_repairs(session)
     assert total == 2 and [r.id for r in rows] == [located.id, unlocated.id]
-    assert service.list_unassigned_repairs(session, limit=1, offset=1)[0] == [unlocated]
+    assert repairs.list_unassigned_repairs(session, limit=1, offset=1)[0] == [unlocated]
 
-    service.put_line_dispatch(session, LINE, district_id=district.id, crew_id=None, actor=admin)
-    counts = service.dispatch_unassigned(session, actor=None)
+    dispatch.put_line_dispatch(session, LINE, district_id=district.id, crew_id=None, actor=admin)
+    counts = repairs.dispatch_unassigned(session, actor=None)
     # the unlocated one stays unassigned: no crew is sent without a pole or coordinates
     assert counts == {"assigned": 1, "still_unassigned": 0, "not_located": 1}
     assert located.crew_id == crew.id and located.district_id == district.id
     assert unlocated.crew_id is None
     events = len(_actions(session))
-    assert service.dispatch_unassigned(session, actor=None) == {
+    assert repairs.dispatch_unassigned(session, actor=None) == {
         "assigned": 0,
         "still_unassigned": 0,
         "not_located": 1,
@@ -165,26 +165,26 @@ def test_an_unlocated_defect_is_dispatched_once_its_pole_is_picked(
     crew = make_crew(session, district=district, handles_repairs=True)
     planner = _actor(session, settings, Role.planner)
     inspector = _actor(session, settings, Role.inspector)
-    service.import_batch(
+    importing.import_batch(
         session, write_batch_with_unlocated(tmp_path), settings=settings, actor=None
     )
     session.get(LedgerLine, LINE).district_id = district.id  # type: ignore[union-attr]
     repair = _confirm(session, settings, inspector, "det-unlocated")
     assert (repair.asset_id, repair.lat, repair.lon, repair.crew_id) == (None, None, None, None)
     with pytest.raises(Conflict) as refused:
-        service.assign_repair(session, repair.id, crew.id, actor=planner)
+        repairs.assign_repair(session, repair.id, crew.id, actor=planner)
     assert refused.value.code == "repair.not_located"
 
     finding = session.get(Finding, "det-unlocated")
     assert finding is not None
     with pytest.raises(Conflict) as stale:
-        service.set_finding_asset(
+        review.set_finding_asset(
             session, "det-unlocated", "P-002", actor=inspector, version=finding.version - 1
         )
     assert stale.value.code == "inspection.finding_stale"
     with pytest.raises(NotFound):
-        service.set_finding_asset(session, "det-unlocated", "P-404", actor=inspector)
-    _, moved = service.set_finding_asset(
+        review.set_finding_asset(session, "det-unlocated", "P-404", actor=inspector)
+    _, moved = review.set_finding_asset(
         session, "det-unlocated", "P-002", actor=inspector, version=finding.version
     )
     assert moved is repair
@@ -195,12 +195,12 @@ def test_an_unlocated_defect_is_dispatched_once_its_pole_is_picked(
 
     # a planner reassigns it (audited); a started order keeps its crew
     other = make_crew(session, district=district, handles_repairs=True)
-    service.assign_repair(session, repair.id, other.id, actor=planner)
+    repairs.assign_repair(session, repair.id, other.id, actor=planner)
     assert repair.crew_id == other.id and repair.dispatched_by == planner.user_id
     assert _actions(session)[-1] == "repair_order.assign"
     repair.stage = RepairStage.on_site
     with pytest.raises(Conflict) as started:
-        service.assign_repair(session, repair.id, crew.id, actor=planner)
+        repairs.assign_repair(session, repair.id, crew.id, actor=planner)
     assert started.value.code == "repair.already_started"
     repair.stage = RepairStage.assigned  # put back: the audit chain checks the row at the end
     session.flush()
@@ -214,39 +214,39 @@ def test_undo_until_a_crew_starts_and_confirming_again_reopens_the_order(
     crew_user, _ = make_user(session, settings, role=Role.crew, crew=crew)
     crew_actor = Principal(user_id=crew_user.id, name="c", role=Role.crew, crew_id=crew.id)
     inspector = _actor(session, settings, Role.inspector)
-    service.import_batch(session, write_batch(tmp_path), settings=settings, actor=None)
+    importing.import_batch(session, write_batch(tmp_path), settings=settings, actor=None)
     session.get(LedgerLine, LINE).district_id = district.id  # type: ignore[union-attr]
 
     repair = _confirm(session, settings, inspector, "det-defect")
-    assert service.list_repairs(session, crew_actor) == [repair]
-    finding, cancelled = service.undo_review(session, "det-defect", actor=inspector)
+    assert repairs.list_repairs(session, crew_actor) == [repair]
+    finding, cancelled = review.undo_review(session, "det-defect", actor=inspector)
     assert finding.status == FindingStatus.proposed and finding.reviewed_by is None
     assert cancelled is repair and repair.stage == RepairStage.cancelled
     assert repair.cancelled_at is not None
-    assert service.list_repairs(session, crew_actor) == []  # gone from the crew's list
+    assert repairs.list_repairs(session, crew_actor) == []  # gone from the crew's list
     assert _actions(session)[-2:] == ["repair_order.cancel", "finding.undo"]
     with pytest.raises(Conflict) as nothing:
-        service.undo_review(session, "det-defect", actor=inspector)
+        review.undo_review(session, "det-defect", actor=inspector)
     assert nothing.value.code == "inspection.undo_refused"
 
     again = _confirm(session, settings, inspector, "det-defect")
     assert again.id == repair.id and again.stage == RepairStage.assigned
     assert again.cancelled_at is None and again.crew_id == crew.id
-    service.move_repair(session, repair.id, RepairStage.on_site, actor=crew_actor)
+    repairs.move_repair(session, repair.id, RepairStage.on_site, actor=crew_actor)
     with pytest.raises(Conflict) as started:
-        service.undo_review(session, "det-defect", actor=inspector)
+        review.undo_review(session, "det-defect", actor=inspector)
     assert started.value.code == "inspection.undo_refused"
     assert session.get(Finding, "det-defect").status == FindingStatus.confirmed  # type: ignore[union-attr]
 
     # a rejection is undone as well (no repair order to cancel)
-    service.review(
+    review.review(
         session,
         "det-insulator",
         decision=FindingStatus.rejected,
         actor=inspector,
         settings=settings,
     )
-    finding, none = service.undo_review(session, "det-insulator", actor=inspector)
+    finding, none = review.undo_review(session, "det-insulator", actor=inspector)
     assert finding.status == FindingStatus.proposed and none is None
 
 
@@ -268,7 +268,7 @@ def test_http_dispatch_undo_and_locked_evidence(
     _, crew_token = make_user(session, settings, role=Role.crew, crew=crew)
     batch = write_batch_with_unlocated(tmp_path)
     (batch / "crops" / "d1.jpg").write_bytes(_png())  # a PNG under a .jpg name
-    service.import_batch(session, batch, settings=settings, actor=None)
+    importing.import_batch(session, batch, settings=settings, actor=None)
     session.commit()
 
     # the PNG crop is served as what it is
@@ -416,7 +416,7 @@ def test_the_dispatch_command_is_idempotent(cli_db: str, tmp_path: Path) -> None
         crew = make_crew(session, district=district, handles_repairs=True)
         district_id, crew_id = district.id, crew.id
         inspector = _actor(session, settings, Role.inspector)
-        service.import_batch(session, write_batch(tmp_path), settings=settings, actor=None)
+        importing.import_batch(session, write_batch(tmp_path), settings=settings, actor=None)
         assert _confirm(session, settings, inspector, "det-defect").crew_id is None
     with factory.begin() as session:  # the district reaches the ledger later
         line = session.get(LedgerLine, LINE)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from field_api.common.actors import Role
 from field_api.config import Settings
 from field_api.db import Base, make_engine, make_session_factory
-from field_api.inspections import service
+from field_api.inspections import importing
 from field_api.inspections.models import Finding, LedgerLine, RepairOrder
 from field_api.main import create_app
 from tests.builders import make_crew, make_district, make_user
@@ -49,7 +49,7 @@ def live(tmp_path: Path) -> Iterator[tuple[str, str, Settings]]:
         district = make_district(session)
         make_crew(session, district=district, handles_repairs=True)
         _, token = make_user(session, settings, role=Role.inspector)
-        service.import_batch(session, write_batch(tmp_path), settings=settings, actor=None)
+        importing.import_batch(session, write_batch(tmp_path), settings=settings, actor=None)
         line = session.get(LedgerLine, "L-10KV-01")
         assert line is not None
         line.district_id = district.id

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from field_api.common.actors import Role
 from field_api.config import Settings
-from field_api.inspections import service
+from field_api.inspections import importing
 from field_api.inspections.models import LedgerTask
 from tests.builders import auth, make_user
 from vision import records as rec
@@ -104,19 +104,19 @@ def test_tasks_only_inside_the_footprints_and_reimports_add_none(
     assert len(ledger.assets) == 2000
     first = write_batch(tmp_path, "B-1", ledger)
 
-    service.import_batch(session, first, settings=settings, actor=None)
+    importing.import_batch(session, first, settings=settings, actor=None)
 
     tasks = _open_tasks(session)
     assert tasks == [("P00-03", "uninspected"), ("P10-11", "uninspected"),
                      ("P20-21", "uninspected")]
     assert {a for a, _ in tasks} <= INSIDE
 
-    again = service.import_batch(session, first, settings=settings, actor=None)
+    again = importing.import_batch(session, first, settings=settings, actor=None)
     assert again.unchanged
     # A newer flight over the same poles (another batch): the open tasks are refreshed, not
     # doubled.
     second = write_batch(tmp_path, "B-2", ledger)
-    summary = service.import_batch(session, second, settings=settings, actor=None)
+    summary = importing.import_batch(session, second, settings=settings, actor=None)
     assert summary.created.get("ledger_tasks", 0) == 0
     assert summary.updated["ledger_tasks"] == 3
     assert _open_tasks(session) == tasks
@@ -131,7 +131,7 @@ def test_tasks_only_inside_the_footprints_and_reimports_add_none(
 def test_the_database_holds_one_open_task_per_asset_and_kind(
     session: Session, settings: Settings, tmp_path: Path
 ) -> None:
-    service.import_batch(session, write_batch(tmp_path, "B-1", district_ledger(2, 30)),
+    importing.import_batch(session, write_batch(tmp_path, "B-1", district_ledger(2, 30)),
                          settings=settings, actor=None)
     existing = session.execute(select(LedgerTask)).scalars().first()
     assert existing is not None
@@ -150,7 +150,7 @@ def test_the_database_holds_one_open_task_per_asset_and_kind(
 def test_ledger_task_list_pages_with_a_total(
     client: TestClient, session: Session, settings: Settings, tmp_path: Path
 ) -> None:
-    service.import_batch(session, write_batch(tmp_path, "B-1", district_ledger()),
+    importing.import_batch(session, write_batch(tmp_path, "B-1", district_ledger()),
                          settings=settings, actor=None)
     session.commit()
     _, planner = make_user(session, settings, role=Role.planner)
@@ -178,7 +178,7 @@ def test_a_later_flight_that_sees_the_pole_settles_its_uninspected_task(
     session: Session, settings: Settings, tmp_path: Path
 ) -> None:
     ledger = district_ledger(rows=11, cols=12)
-    service.import_batch(session, write_batch(tmp_path, "B-1", ledger), settings=settings,
+    importing.import_batch(session, write_batch(tmp_path, "B-1", ledger), settings=settings,
                          actor=None)
     assert _open_tasks(session) == [("P00-03", "uninspected"), ("P10-11", "uninspected")]
     # The next flight photographs P00-03 (a 20 m footprint round it, nothing else in view).
@@ -192,7 +192,7 @@ def test_a_later_flight_that_sees_the_pole_settles_its_uninspected_task(
                     out / "records.jsonl")
     (out / "batch.json").write_text(json.dumps({"finished_at": "2026-11-21T08:00:00+00:00"}))
 
-    service.import_batch(session, out, settings=settings, actor=None)
+    importing.import_batch(session, out, settings=settings, actor=None)
 
     assert ("P00-03", "uninspected") not in _open_tasks(session)
     task = session.execute(

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.errors import Conflict
-from field_api.inspections import service
+from field_api.inspections import importing, review
 from field_api.inspections.models import Finding
 from field_api.inspections.rules import FindingStatus
 from tests.builders import auth, make_user
@@ -54,21 +54,21 @@ def test_the_queue_holds_defects_by_default_and_pages_past_200(
     session: Session, settings: Settings, tmp_path: Path
 ) -> None:
     # 1 + 229 defects and 1 + 20 insulator boxes
-    service.import_batch(session, write_big_batch(tmp_path, 229, 20), settings=settings, actor=None)
-    rows, total = service.list_findings(session, limit=500)
+    importing.import_batch(session, write_big_batch(tmp_path, 229, 20), settings=settings, actor=None)
+    rows, total = review.list_findings(session, limit=500)
     assert total == 230 and len(rows) == 230  # no silent cap at 200
     assert all(r.severity >= 1 for r in rows)
     severities = [r.severity for r in rows]
     assert severities == sorted(severities, reverse=True)  # most serious first
-    _, with_insulators = service.list_findings(session, include_insulators=True, limit=1)
+    _, with_insulators = review.list_findings(session, include_insulators=True, limit=1)
     assert with_insulators == 251
-    asked, count = service.list_findings(session, class_name="insulator")
+    asked, count = review.list_findings(session, class_name="insulator")
     assert count == 21 and {r.class_name for r in asked} == {"insulator"}
 
     seen: list[str] = []
     offset = 0
     while True:  # paging walks every finding once
-        page, total = service.list_findings(session, limit=64, offset=offset)
+        page, total = review.list_findings(session, limit=64, offset=offset)
         seen += [r.id for r in page]
         offset += len(page)
         if offset >= total:
@@ -81,10 +81,10 @@ def test_a_decision_names_the_version_it_was_shown(
 ) -> None:
     user, _ = make_user(session, settings, role=Role.inspector)
     actor = Principal(user_id=user.id, name=user.name, role=Role.inspector)
-    service.import_batch(session, write_batch(tmp_path), settings=settings, actor=None)
+    importing.import_batch(session, write_batch(tmp_path), settings=settings, actor=None)
     finding = session.get(Finding, "det-insulator")
     assert finding is not None and finding.version == 1
-    service.review(
+    review.review(
         session,
         "det-insulator",
         decision=FindingStatus.rejected,
@@ -93,11 +93,11 @@ def test_a_decision_names_the_version_it_was_shown(
         version=1,
     )
     assert finding.version == 2
-    service.undo_review(session, "det-insulator", actor=actor, version=2)
+    review.undo_review(session, "det-insulator", actor=actor, version=2)
     assert finding.version == 3 and finding.status == FindingStatus.proposed
     # a page still showing version 1 (or 2) cannot decide on it
     with pytest.raises(Conflict) as stale:
-        service.review(
+        review.review(
             session,
             "det-insulator",
             decision=FindingStatus.confirmed,
@@ -114,7 +114,7 @@ def test_http_queue_page_and_stale_decision(
     client: TestClient, session: Session, settings: Settings, tmp_path: Path
 ) -> None:
     _, inspector = make_user(session, settings, role=Role.inspector)
-    service.import_batch(session, write_big_batch(tmp_path, 4, 3), settings=settings, actor=None)
+    importing.import_batch(session, write_big_batch(tmp_path, 4, 3), settings=settings, actor=None)
     session.commit()
     h = auth(inspector)
     page = client.get("/inspections/findings?limit=2", headers=h).json()

@@ -17,7 +17,7 @@ from field_api.audit import service as audit
 from field_api.common.actors import Role
 from field_api.config import Settings
 from field_api.errors import Forbidden, InvalidTransition, ValidationFailed
-from field_api.inspections import service
+from field_api.inspections import export, importing, review
 from field_api.inspections.models import Finding, LedgerAsset, LedgerTask, RepairOrder
 from field_api.inspections.rules import FindingStatus, RepairStage
 from tests.builders import auth, make_crew, make_district, make_user
@@ -146,16 +146,16 @@ def test_import_is_idempotent_and_newer_run_supersedes(
     session: Session, settings: Settings, tmp_path: Path
 ) -> None:
     batch_dir = write_batch(tmp_path)
-    first = service.import_batch(session, batch_dir, settings=settings, actor=None)
+    first = importing.import_batch(session, batch_dir, settings=settings, actor=None)
     assert first.created["findings"] == 2 and first.created["ledger_tasks"] == 2
     events = audit.event_count(session)
-    again = service.import_batch(session, batch_dir, settings=settings, actor=None)
+    again = importing.import_batch(session, batch_dir, settings=settings, actor=None)
     assert again.unchanged
     assert audit.event_count(session) == events
     assert session.scalar(select(func.count()).select_from(Finding)) == 2
 
     write_batch(tmp_path, severity=4, finished="2025-10-02T08:00:00+00:00")
-    newer = service.import_batch(session, batch_dir, settings=settings, actor=None)
+    newer = importing.import_batch(session, batch_dir, settings=settings, actor=None)
     assert newer.updated["findings"] == 2  # both carry the newer run's time
     assert session.get(Finding, "det-defect").severity == 4  # type: ignore[union-attr]
     # the unregistered asset is not in the ledger until an inspector accepts it
@@ -165,10 +165,10 @@ def test_import_is_idempotent_and_newer_run_supersedes(
 
 def test_bad_batch_folder_is_refused(session: Session, settings: Settings, tmp_path: Path) -> None:
     with pytest.raises(ValidationFailed, match=r"no records\.jsonl"):
-        service.import_batch(session, tmp_path, settings=settings, actor=None)
+        importing.import_batch(session, tmp_path, settings=settings, actor=None)
     (tmp_path / "records.jsonl").write_text('{"kind": "photo", "schema_version": 99}\n')
     with pytest.raises(ValidationFailed, match="newer"):
-        service.import_batch(session, tmp_path, settings=settings, actor=None)
+        importing.import_batch(session, tmp_path, settings=settings, actor=None)
 
 
 def test_confirmed_defect_creates_repair_order_for_the_district_repair_crew(
@@ -178,14 +178,14 @@ def test_confirmed_defect_creates_repair_order_for_the_district_repair_crew(
     make_crew(session, district=district)
     repair_crew = make_crew(session, district=district, handles_repairs=True)
     inspector, _ = make_user(session, settings, role=Role.inspector)
-    service.import_batch(session, write_batch(tmp_path), settings=settings, actor=None)
+    importing.import_batch(session, write_batch(tmp_path), settings=settings, actor=None)
     from field_api.inspections.models import LedgerLine
 
     session.get(LedgerLine, "L-10KV-01").district_id = district.id  # type: ignore[union-attr]
     from field_api.common.actors import Principal
 
     actor = Principal(user_id=inspector.id, name=inspector.name, role=Role.inspector)
-    finding, repair = service.review(
+    finding, repair = review.review(
         session, "det-defect", decision=FindingStatus.confirmed, actor=actor, settings=settings
     )
     assert finding.status == FindingStatus.confirmed and finding.reviewed_by == inspector.id
@@ -197,11 +197,11 @@ def test_confirmed_defect_creates_repair_order_for_the_district_repair_crew(
         and (settings.media_dir / repair.evidence_sha256[:2] / repair.evidence_sha256).is_file()
     )
     with pytest.raises(InvalidTransition):
-        service.review(
+        review.review(
             session, "det-defect", decision=FindingStatus.rejected, actor=actor, settings=settings
         )
     # an asset marker, even confirmed, is not a repair
-    _, none = service.review(
+    _, none = review.review(
         session, "det-insulator", decision=FindingStatus.confirmed, actor=actor, settings=settings
     )
     assert none is None
@@ -211,11 +211,11 @@ def test_low_severity_defect_makes_no_repair(
     session: Session, settings: Settings, tmp_path: Path
 ) -> None:
     inspector, _ = make_user(session, settings, role=Role.inspector)
-    service.import_batch(session, write_batch(tmp_path, severity=1), settings=settings, actor=None)
+    importing.import_batch(session, write_batch(tmp_path, severity=1), settings=settings, actor=None)
     from field_api.common.actors import Principal
 
     actor = Principal(user_id=inspector.id, name="i", role=Role.inspector)
-    _, repair = service.review(
+    _, repair = review.review(
         session, "det-defect", decision=FindingStatus.confirmed, actor=actor, settings=settings
     )
     assert repair is None
@@ -365,17 +365,17 @@ def test_export_training_set_writes_voc(
     session: Session, settings: Settings, tmp_path: Path
 ) -> None:
     inspector, _ = make_user(session, settings, role=Role.inspector)
-    service.import_batch(session, write_batch(tmp_path), settings=settings, actor=None)
+    importing.import_batch(session, write_batch(tmp_path), settings=settings, actor=None)
     from field_api.common.actors import Principal
 
     actor = Principal(user_id=inspector.id, name="i", role=Role.inspector)
-    service.review(
+    review.review(
         session, "det-defect", decision=FindingStatus.confirmed, actor=actor, settings=settings
     )
-    service.review(
+    review.review(
         session, "det-insulator", decision=FindingStatus.rejected, actor=actor, settings=settings
     )
-    summary = service.export_training_set(session, tmp_path / "export", settings=settings)
+    summary = export.export_training_set(session, tmp_path / "export", settings=settings)
     assert summary.boxes == {"defect": 1} and sum(summary.images.values()) == 1
     xml = next((tmp_path / "export").glob("*/annotations/*.xml")).read_text()
     assert "<name>defect</name>" in xml and "<xmin>100</xmin>" in xml and "insulator" not in xml
@@ -426,10 +426,10 @@ def test_a_photo_named_outside_the_folder_refuses_the_whole_import(
     assert patched != lines
     (batch_dir / "records.jsonl").write_text("\n".join(patched) + "\n")
     with pytest.raises(Forbidden, match="outside the inspections folder"):
-        service.import_batch(session, batch_dir, settings=settings, actor=None)
+        importing.import_batch(session, batch_dir, settings=settings, actor=None)
     assert session.scalar(select(func.count()).select_from(Finding)) == 0
     # the operator's command line is not confined
-    summary = service.import_batch(
+    summary = importing.import_batch(
         session, batch_dir, settings=settings, actor=None, confined=False
     )
     assert summary.created["findings"] == 2

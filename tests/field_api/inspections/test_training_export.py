@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.errors import ValidationFailed
-from field_api.inspections import export, service
+from field_api.inspections import export, export_labels, importing, review
 from field_api.inspections.models import InspectionBatch
 from field_api.inspections.rules import FindingStatus
 from tests.builders import make_user
@@ -117,19 +117,19 @@ def reviewed_export(session: Session, settings: Settings, tmp_path: Path) -> exp
     settings.inspections_dir = tmp_path
     inspector, _ = make_user(session, settings, role=Role.inspector)
     write_cplid_batch(tmp_path)
-    service.import_batch(session, tmp_path / "batch", settings=settings, actor=None)
+    importing.import_batch(session, tmp_path / "batch", settings=settings, actor=None)
     actor = Principal(user_id=inspector.id, name=inspector.name, role=Role.inspector)
     for fid in ("defect_001-defect", "defect_001-nest", "defect_012-outside",
                 "defect_020-defect", "plain_b-insulator"):
-        service.review(session, fid, decision=FindingStatus.confirmed, actor=actor,
+        review.review(session, fid, decision=FindingStatus.confirmed, actor=actor,
                        settings=settings)
     for fid in ("defect_001-false", "plain_a-false"):
-        service.review(session, fid, decision=FindingStatus.rejected, actor=actor,
+        review.review(session, fid, decision=FindingStatus.rejected, actor=actor,
                        settings=settings)
-    service.review(session, "defect_012-defect", decision=FindingStatus.corrected, actor=actor,
+    review.review(session, "defect_012-defect", decision=FindingStatus.corrected, actor=actor,
                    settings=settings, xyxy=_box("defect_012", "defect"))
     session.flush()
-    return service.export_training_set(session, tmp_path / "export", settings=settings)
+    return export.export_training_set(session, tmp_path / "export", settings=settings)
 
 
 def _labels(out: Path, photo_id: str) -> tuple[str, list[list[float]]]:
@@ -244,25 +244,25 @@ def test_export_refuses_a_folder_in_use_and_an_unknown_card(
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "old.txt").write_text("x")
     with pytest.raises(ValidationFailed) as info:
-        service.export_training_set(session, tmp_path / "used", settings=settings)
+        export.export_training_set(session, tmp_path / "used", settings=settings)
     assert info.value.code == "inspection.export_target_not_empty"
     assert (tmp_path / "used" / "old.txt").read_text() == "x"
     with pytest.raises(ValidationFailed) as info:
-        service.export_training_set(session, tmp_path / "new", settings=settings, model="nope")
+        export.export_training_set(session, tmp_path / "new", settings=settings, model="nope")
     assert info.value.code == "inspection.export_card_missing"
     assert not (tmp_path / "new").exists()
 
 
 def test_clip_and_box_use_rules() -> None:
-    card = export.CardClasses(
+    card = export_labels.CardClasses(
         name="c", version=1, names=("insulator", "defect"),
         roles={"insulator": "asset_marker", "defect": "defect"},
         thresholds={"insulator": 0.5, "defect": 0.6},
     )
-    assert export.clip_box((-5, -5, 10, 10), 100, 80) == ((0.0, 0.0, 10.0, 10.0), True)
-    assert export.clip_box((5, 5, 10, 10), 100, 80) == ((5.0, 5.0, 10.0, 10.0), False)
-    assert export.clip_box((100, 10, 120, 20), 100, 80) == (None, True)  # wholly outside
-    use = export.box_use
+    assert export_labels.clip_box((-5, -5, 10, 10), 100, 80) == ((0.0, 0.0, 10.0, 10.0), True)
+    assert export_labels.clip_box((5, 5, 10, 10), 100, 80) == ((5.0, 5.0, 10.0, 10.0), False)
+    assert export_labels.clip_box((100, 10, 120, 20), 100, 80) == (None, True)  # wholly outside
+    use = export_labels.box_use
     assert use(status=FindingStatus.proposed, class_name="insulator", confidence=0.5,
                card=card) == ("box", "proposed_above_threshold")
     assert use(status=FindingStatus.proposed, class_name="insulator", confidence=0.49,
@@ -345,7 +345,7 @@ def test_cli_exports_the_reviewed_set_and_refuses_a_used_folder(
         with make_session_factory(engine)() as session:
             inspector, _ = make_user(session, get_settings(), role=Role.inspector)
             actor = Principal(user_id=inspector.id, name=inspector.name, role=Role.inspector)
-            service.review(session, "defect_020-defect", decision=FindingStatus.confirmed,
+            review.review(session, "defect_020-defect", decision=FindingStatus.confirmed,
                            actor=actor, settings=get_settings())
             session.commit()
         engine.dispose()
