@@ -1,0 +1,194 @@
+"""Inspection files: batch output folders on disk and the photos, crops and thumbnails kept in
+the content-addressed media store (sha256 paths under the media folder; rows keep their sha256).
+
+Owns: where a batch folder may lie (confined to ``settings.inspections_dir``), reading its
+records and state file, storing photos and crops, and finding a stored file to serve.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageOps
+from sqlalchemy.orm import Session
+
+from field_api.common.hashing import file_chunks
+from field_api.config import Settings
+from field_api.errors import DomainError, Forbidden, NotFound, ValidationFailed
+from field_api.inspections.models import InspectionPhoto
+from field_api.media.analysis import make_thumbnail, sniff_file
+from field_api.media.service import store_of
+from vision import records as rec
+
+RECORDS_FILE = "records.jsonl"
+STATE_FILE = "batch.json"
+
+
+# --- the content-addressed store (the media slice's) ------------------------------------------
+
+
+def media_path(settings: Settings, sha256: str) -> Path:
+    return store_of(settings).path_of(sha256)
+
+
+def store_file(settings: Settings, source: Path) -> str:
+    """Stream ``source`` into the media store (once per content) and return its sha256."""
+    store = store_of(settings)
+    temp = store.new_temp()
+    try:
+        for chunk in file_chunks(source):
+            temp.write(chunk)
+        temp.finish()
+        return store.promote(temp.path, temp.sha256).sha256
+    finally:
+        temp.discard()
+
+
+def media_type_of(path: Path) -> str:
+    """The content type of a stored image, read from its bytes (a PNG is served as a PNG)."""
+    try:
+        return sniff_file(path).mime
+    except (DomainError, OSError):
+        return "application/octet-stream"
+
+
+def store_bytes(settings: Settings, data: bytes) -> str:
+    return store_of(settings).put_bytes(data).sha256
+
+
+def store_thumbnail(settings: Settings, source: Path) -> str | None:
+    """A listing thumbnail of a photo (EXIF orientation applied), stored once."""
+    try:
+        with Image.open(source) as im:
+            thumb = make_thumbnail(ImageOps.exif_transpose(im).convert("RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    return store_bytes(settings, thumb)
+
+
+# --- serving stored files ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A stored image to serve: its path, its real content type and its sha256 (the ETag)."""
+
+    path: Path
+    media_type: str
+    sha256: str
+
+
+def stored_file(settings: Settings, sha: str | None) -> StoredFile:
+    """A stored image with its real content type, sniffed from its bytes (never guessed)."""
+    if sha is None:
+        raise NotFound("no stored file", code="inspection.file_not_stored")
+    path = media_path(settings, sha)
+    if not path.is_file():
+        raise NotFound("stored file missing", code="inspection.file_missing")
+    return StoredFile(path, media_type_of(path), sha)
+
+
+def get_photo_or_raise(session: Session, photo_id: str) -> InspectionPhoto:
+    photo = session.get(InspectionPhoto, photo_id)
+    if photo is None:
+        raise NotFound(
+            f"photo {photo_id} not found",
+            code="inspection.photo_not_found",
+            params={"photo_id": photo_id},
+        )
+    return photo
+
+
+def photo_image(session: Session, settings: Settings, photo_id: str) -> StoredFile:
+    """The inspection photo's original bytes."""
+    return stored_file(settings, get_photo_or_raise(session, photo_id).stored_sha256)
+
+
+def photo_thumbnail(session: Session, settings: Settings, photo_id: str) -> StoredFile:
+    """The inspection photo's listing thumbnail."""
+    return stored_file(settings, get_photo_or_raise(session, photo_id).thumbnail_sha256)
+
+
+# --- batch output folders ------------------------------------------------------------------------
+
+
+def inside_inspections_dir(
+    settings: Settings, path: Path, *, named: str, refuse_parent: bool = True
+) -> Path:
+    """``path`` resolved (symlinks followed); 403 when it leaves the inspections folder."""
+    root = settings.inspections_dir.resolve()
+    resolved = (root / path).resolve()  # an absolute ``path`` replaces ``root`` here
+    if (refuse_parent and ".." in path.parts) or not resolved.is_relative_to(root):
+        raise Forbidden(
+            f"{named} {str(path)!r} is outside the inspections folder; give a folder under it "
+            "(no '..', no absolute path elsewhere, no link leading out of it)",
+            code="inspection.path_outside",
+            params={"path": str(path)},
+        )
+    return resolved
+
+
+def resolve_batch_dir(settings: Settings, directory: Path, *, confined: bool = True) -> Path:
+    if confined:
+        path = inside_inspections_dir(settings, directory, named="batch folder")
+    else:
+        path = directory if directory.is_absolute() else settings.inspections_dir / directory
+        path = path.resolve()
+    if not (path / RECORDS_FILE).is_file():
+        raise ValidationFailed(
+            f"{directory} holds no {RECORDS_FILE}: not a batch output folder",
+            code="inspection.not_a_batch_folder",
+            params={"records_file": RECORDS_FILE},
+        )
+    return path
+
+
+def produced_at(batch_dir: Path) -> datetime:
+    state = batch_dir / STATE_FILE
+    if state.is_file():
+        try:
+            data = json.loads(state.read_text(encoding="utf-8"))
+            for key in ("finished_at", "updated_at", "started_at"):
+                if isinstance(data.get(key), str):
+                    value = datetime.fromisoformat(data[key])
+                    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        except (ValueError, OSError):
+            pass
+    return datetime.fromtimestamp((batch_dir / RECORDS_FILE).stat().st_mtime, tz=UTC)
+
+
+def batch_model(batch_dir: Path) -> str | None:
+    """The "<card name>@<version>" that `fieldops vision run` stamped in batch.json, if any."""
+    try:
+        value = json.loads((batch_dir / STATE_FILE).read_text(encoding="utf-8")).get("model")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return value[:200] if isinstance(value, str) else None
+
+
+def load_records(path: Path) -> list[Any]:
+    try:
+        return list(rec.read_jsonl(path))
+    except rec.RecordError as exc:
+        raise ValidationFailed(
+            str(exc),
+            code="inspection.records_invalid",
+            params={"reason": str(exc)},
+        ) from exc
+
+
+def check_photo_paths(settings: Settings, batch_dir: Path, records: list[Any]) -> None:
+    """Every photo the records name lies under the inspections folder (403 otherwise)."""
+    for record in records:
+        if record.kind == "photo":
+            named = Path(record.path)
+            inside_inspections_dir(
+                settings,
+                named if named.is_absolute() else batch_dir / named,
+                named=f"photo {record.photo_id}",
+                refuse_parent=False,
+            )
