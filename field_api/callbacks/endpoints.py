@@ -22,11 +22,9 @@ from field_api.common.actors import Principal, Role
 from field_api.common.calendar import calendar_for
 from field_api.common.csvfiles import csv_response
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
-from field_api.errors import NotFound
 from field_api.language import language_of
 from field_api.paging import Page
 from field_api.types import CSV_RESPONSES, DateQuery, IdPath, IdQuery, OffsetQuery
-from field_api.work_orders import service as orders
 
 router = APIRouter(tags=["call-backs"])
 
@@ -51,22 +49,14 @@ def list_due_callbacks(
         calendar=calendar_for(settings),
         district_id=district_id,
     )
-    masked = user.role == Role.planner
+    masked = service.phones_masked_for(user)
     return page.apply([CallBackDueRead.of(i, masked=masked) for i in items])
 
 
 @router.get("/work-orders/{order_id}/callback")
 def get_callback(order_id: IdPath, session: DbSession, user: CurrentUser) -> CallBackRead:
     """The order's call-back and its result."""
-    orders.get_for_actor(session, order_id, user, write=False)
-    callback = service.get_callback(session, order_id)
-    if callback is None:
-        raise NotFound(
-            f"order {order_id} has no call-back (not energised yet)",
-            code="callback.not_due",
-            params={"order_id": order_id},
-        )
-    return CallBackRead.of(callback)
+    return CallBackRead.of(service.callback_for_actor(session, order_id, user))
 
 
 @router.post("/work-orders/{order_id}/callback/result")
@@ -74,10 +64,9 @@ def record_callback_result(
     order_id: IdPath, body: CallBackResultCreate, session: DbSession, user: Service
 ) -> CallBackRead:
     """Record the call-back: satisfaction and irregularities; the order becomes called_back."""
-    order = orders.get_for_actor(session, order_id, user, write=True)
-    callback = service.record_result(
+    callback = service.record_result_for_actor(
         session,
-        order,
+        order_id,
         satisfaction=body.satisfaction,
         irregularities=body.irregularities,
         notes=body.notes,
@@ -99,10 +88,9 @@ def list_review_flags(
 ) -> list[FlagRead]:
     """Orders flagged for possible off-system processing, with the reasons (``message`` in the
     request's language)."""
-    query = service.flags_query(
-        user, district_id=district_id, kind=kind, include_resolved=include_resolved
+    rows = service.flags_page(
+        session, user, page, district_id=district_id, kind=kind, include_resolved=include_resolved
     )
-    rows = page.rows(session, query)
     return [FlagRead.of(flag, order, language_of(request)) for flag, order in rows]
 
 
@@ -175,8 +163,9 @@ def resolve_review_flag(
     request: Request, flag_id: IdPath, body: FlagResolve, session: DbSession, user: Service
 ) -> FlagRead:
     """Close a flag after review."""
-    flag = service.resolve_flag(session, flag_id, resolution=body.resolution, actor=user)
-    order = orders.get_or_raise(session, flag.order_id)
+    flag, order = service.resolve_flag_of_order(
+        session, flag_id, resolution=body.resolution, actor=user
+    )
     return FlagRead.of(flag, order, language_of(request))
 
 

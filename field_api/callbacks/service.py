@@ -23,6 +23,7 @@ from field_api.common.actors import Principal, Role
 from field_api.common.calendar import WorkingCalendar, calendar_for
 from field_api.deadlines.rules import ClockStatus, classify
 from field_api.errors import Conflict, Forbidden, InvalidTransition, NotFound
+from field_api.paging import PageParams
 from field_api.work_orders import service as orders
 from field_api.work_orders.models import StageTransition, WorkOrder
 from field_api.work_orders.rules import Stage
@@ -357,3 +358,72 @@ def resolve_flag(
     flag.resolution = resolution
     audit.record(session, actor=actor, action="review_flag.resolve", entity=flag)
     return flag
+
+
+# --------------------------------------------------------------------------------------------
+# The API's use cases: the access decision first, then the work.
+
+
+def phones_masked_for(actor: Principal) -> bool:
+    """Whether the customers' phones are masked in the call-back list for ``actor``."""
+    return actor.role == Role.planner
+
+
+def callback_for_actor(session: Session, order_id: int, actor: Principal) -> CallBack:
+    """The call-back of an order the actor may read (404 while the order is not energised)."""
+    orders.get_for_actor(session, order_id, actor, write=False)
+    callback = get_callback(session, order_id)
+    if callback is None:
+        raise NotFound(
+            f"order {order_id} has no call-back (not energised yet)",
+            code="callback.not_due",
+            params={"order_id": order_id},
+        )
+    return callback
+
+
+def record_result_for_actor(
+    session: Session,
+    order_id: int,
+    *,
+    satisfaction: int,
+    irregularities: Sequence[rules.Irregularity],
+    notes: str | None,
+    actor: Principal,
+    complaint: bool = False,
+) -> CallBack:
+    """:func:`record_result` on an order the actor may change."""
+    order = orders.get_for_actor(session, order_id, actor, write=True)
+    return record_result(
+        session,
+        order,
+        satisfaction=satisfaction,
+        irregularities=irregularities,
+        notes=notes,
+        actor=actor,
+        complaint=complaint,
+    )
+
+
+def flags_page(
+    session: Session,
+    actor: Principal,
+    page: PageParams,
+    *,
+    district_id: int | None = None,
+    kind: rules.FlagKind | None = None,
+    include_resolved: bool = False,
+) -> list[tuple[ReviewFlag, WorkOrder]]:
+    """One page of the flags the actor may read, with their orders, newest first."""
+    query = flags_query(
+        actor, district_id=district_id, kind=kind, include_resolved=include_resolved
+    )
+    return [(flag, order) for flag, order in page.rows(session, query)]
+
+
+def resolve_flag_of_order(
+    session: Session, flag_id: int, *, resolution: str, actor: Principal
+) -> tuple[ReviewFlag, WorkOrder]:
+    """:func:`resolve_flag`, with the flag's order (for the answer)."""
+    flag = resolve_flag(session, flag_id, resolution=resolution, actor=actor)
+    return flag, orders.get_or_raise(session, flag.order_id)

@@ -20,7 +20,6 @@ from field_api.deps import CurrentUser, DbSession, require_roles
 from field_api.language import language_of
 from field_api.paging import Page
 from field_api.types import CSV_RESPONSES, IdPath, IsoDate
-from field_api.work_orders import service as orders
 
 router = APIRouter(tags=["checklists"])
 
@@ -63,9 +62,7 @@ def list_checklists(
 ) -> list[SubmissionRead]:
     """The order's completion-check attempts with every item's verdict (failures with their
     ``message`` in the request's language), oldest first."""
-    orders.get_for_actor(session, order_id, user, write=False)
-    rows = service.submissions_of(session, order_id)
-    items = service.items_of(session, [r.id for r in rows])
+    rows, items = service.attempts_for_actor(session, order_id, user)
     language = language_of(request)
     return page.apply([
         SubmissionRead.of(

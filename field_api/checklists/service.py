@@ -16,6 +16,8 @@ from field_api.checklists import evidence as evidence_source
 from field_api.checklists.models import ChecklistItemResult, ChecklistSubmission
 from field_api.checklists.rules import (
     PHASES,
+    CardResult,
+    CheckContext,
     ChecklistInputError,
     ItemValue,
     evaluate_card,
@@ -164,29 +166,69 @@ def submit(
     """
     check_phase = _check_phase(phase)
     order = orders.get_for_actor(session, order_id, actor, write=True)
-    required, target = PHASE_STAGES[check_phase]
-    if has_passed(session, order.id, check_phase):
+    target = _phase_target(session, order, check_phase)
+    gathered = evidence_source.gather(session, order)
+    card = card_for(session, order, metering=gathered.metering)
+    result = _judge(card, values, gathered, order_id=order.id, phase=check_phase)
+    submission = _store(
+        session,
+        order,
+        card,
+        result,
+        gathered,
+        phase=check_phase,
+        values=values,
+        actor=actor,
+        device_time=device_time,
+    )
+    if result.passed:
+        orders.transition(
+            session,
+            order,
+            target,
+            actor=actor,
+            device_time=device_time,
+            data={"checklist_submission": submission.id, "card": f"{card.code} v{card.version}"},
+        )
+    return submission
+
+
+def _phase_target(session: Session, order: WorkOrder, phase: CheckPhase) -> Stage:
+    """The stage a pass of ``phase`` moves the order to; refused once passed or out of stage."""
+    required, target = PHASE_STAGES[phase]
+    if has_passed(session, order.id, phase):
         raise Conflict(
-            f"the {check_phase} check of order {order.id} has already passed",
+            f"the {phase} check of order {order.id} has already passed",
             code="checklist.already_passed",
-            params={"phase": check_phase, "order_id": order.id},
+            params={"phase": phase, "order_id": order.id},
         )
     if order.stage != required:
         raise InvalidTransition(
-            f"the {check_phase} check is submitted when the order is {required.value}; "
+            f"the {phase} check is submitted when the order is {required.value}; "
             f"order {order.id} is {order.stage.value}",
             code="checklist.wrong_stage",
             params={
-                "phase": check_phase,
+                "phase": phase,
                 "order_id": order.id,
                 "required": required.value,
                 "stage": order.stage.value,
             },
         )
-    gathered = evidence_source.gather(session, order)
-    card = card_for(session, order, metering=gathered.metering)
+    return target
+
+
+def _judge(
+    card: ChecklistCard,
+    values: dict[str, ItemValue],
+    gathered: evidence_source.OrderEvidence,
+    *,
+    order_id: int,
+    phase: CheckPhase,
+) -> CardResult:
+    """Judge the readings against the card; refuse (store nothing) impossible readings (422),
+    missing evidence (409) and evidence still being analysed (503)."""
     try:
-        result = evaluate_card(card, values, gathered.context, phase=check_phase)
+        result = evaluate_card(card, values, gathered.context, phase=phase)
     except ChecklistInputError as exc:
         raise ValidationFailed(
             exc.problems,
@@ -196,38 +238,53 @@ def submit(
                 "problems": [m.as_dict() for m in exc.messages],
             },
         ) from exc
-    missing = missing_evidence(card, gathered.context, phase=check_phase)
+    missing = missing_evidence(card, gathered.context, phase=phase)
     if missing:
         # Refused, not failed: no attempt is stored, so first-pass statistics never see it.
         raise Conflict(
-            f"the {check_phase} check of order {order.id} cannot be submitted before its "
+            f"the {phase} check of order {order_id} cannot be submitted before its "
             f"evidence exists; missing: {'; '.join(m.english for m in missing)}",
             code="checklist.evidence_missing",
             params={
-                "order_id": order.id,
-                "phase": check_phase,
+                "order_id": order_id,
+                "phase": phase,
                 "missing": [m.as_dict() for m in missing],
             },
         )
-    pending = evidence_pending(card, gathered.context, phase=check_phase)
+    pending = evidence_pending(card, gathered.context, phase=phase)
     if pending:
         # Transient: the photo is stored and its analysis runs; the crew app retries a 503.
         raise ServiceUnavailable(
-            f"the {check_phase} check of order {order.id} waits for its evidence to be "
+            f"the {phase} check of order {order_id} waits for its evidence to be "
             f"processed: {'; '.join(pending)}; retry shortly",
             code="checklist.evidence_pending",
-            params={"order_id": order.id, "phase": check_phase},
+            params={"order_id": order_id, "phase": phase},
             headers={"Retry-After": "5"},
         )
+    return result
 
+
+def _store(
+    session: Session,
+    order: WorkOrder,
+    card: ChecklistCard,
+    result: CardResult,
+    gathered: evidence_source.OrderEvidence,
+    *,
+    phase: CheckPhase,
+    values: dict[str, ItemValue],
+    actor: Principal,
+    device_time: datetime | None,
+) -> ChecklistSubmission:
+    """Store the attempt (the next attempt number of the phase) and its item verdicts."""
     previous = session.execute(
         select(func.max(ChecklistSubmission.attempt)).where(
-            ChecklistSubmission.order_id == order.id, ChecklistSubmission.phase == check_phase
+            ChecklistSubmission.order_id == order.id, ChecklistSubmission.phase == phase
         )
     ).scalar_one()
     submission = ChecklistSubmission(
         order_id=order.id,
-        phase=check_phase,
+        phase=phase,
         attempt=(previous or 0) + 1,
         card_code=card.code,
         card_version=card.version,
@@ -259,16 +316,7 @@ def submit(
                 params=item.message,
             )
         )
-    audit.record(session, actor=actor, action=f"checklist.{check_phase}", entity=submission)
-    if result.passed:
-        orders.transition(
-            session,
-            order,
-            target,
-            actor=actor,
-            device_time=device_time,
-            data={"checklist_submission": submission.id, "card": f"{card.code} v{card.version}"},
-        )
+    audit.record(session, actor=actor, action=f"checklist.{phase}", entity=submission)
     return submission
 
 
@@ -447,3 +495,25 @@ def failing_items(
             )
         )
     return result
+
+
+# ---------------------------------------------------------------------------- the API's reads
+
+
+def attempts_for_actor(
+    session: Session, order_id: int, actor: Principal
+) -> tuple[list[ChecklistSubmission], dict[int, list[ChecklistItemResult]]]:
+    """The submissions of an order the actor may read, oldest first, with their verdicts."""
+    orders.get_for_actor(session, order_id, actor, write=False)
+    rows = submissions_of(session, order_id)
+    return rows, items_of(session, [r.id for r in rows])
+
+
+def card_for_actor(
+    session: Session, order_id: int, actor: Principal
+) -> tuple[ChecklistCard, CheckContext]:
+    """The card an order the actor may read will be checked against, and the context (scheme
+    figures, transformer size) its items cite."""
+    order = orders.get_for_actor(session, order_id, actor, write=False)
+    gathered = evidence_source.gather(session, order)
+    return card_for(session, order, metering=gathered.metering), gathered.context

@@ -32,7 +32,6 @@ from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
 from field_api.language import Lang, language_of
 from field_api.paging import Page
 from field_api.types import CSV_RESPONSES, DateQuery, IdPath, IdQuery, IsoDate
-from field_api.work_orders import service as orders
 
 router = APIRouter(tags=["deadlines"])
 
@@ -50,11 +49,10 @@ def get_order_deadlines(
     as_of: DateQuery = None,
 ) -> OrderDeadlinesRead:
     """The order's time-limit clocks (end to end governs; provisional ones are marked)."""
-    order = orders.get_for_actor(session, order_id, user, write=False)
-    result = service.deadlines_of(
-        session, order, calendar=calendar_for(settings), as_of=as_of
+    result = service.deadlines_for_actor(
+        session, order_id, user, calendar=calendar_for(settings), as_of=as_of
     )
-    return OrderDeadlinesRead.of(order.id, result, language_of(request))
+    return OrderDeadlinesRead.of(order_id, result, language_of(request))
 
 
 @router.get("/work-orders/{order_id}/pauses")
@@ -64,9 +62,9 @@ def list_pauses(
 ) -> list[PauseRead]:
     """The order's clock pauses, oldest first (``message``: the reason in the request's
     language)."""
-    orders.get_for_actor(session, order_id, user, write=False)
+    pauses = service.pauses_for_actor(session, order_id, user)
     language = language_of(request)
-    return page.apply([PauseRead.of(p, language) for p in service.pauses_of(session, order_id)])
+    return page.apply([PauseRead.of(p, language) for p in pauses])
 
 
 @router.post("/work-orders/{order_id}/pauses", status_code=status.HTTP_201_CREATED)
@@ -79,10 +77,9 @@ def start_pause(
     settings: AppSettings,
 ) -> PauseRead:
     """Stop the order's clocks for a customer-caused wait (409 if one is running)."""
-    order = orders.get_for_actor(session, order_id, user, write=True)
-    pause = service.start_pause(
+    pause = service.start_pause_for_actor(
         session,
-        order,
+        order_id,
         reason=body.reason,
         note=body.note,
         actor=user,
@@ -101,9 +98,8 @@ def end_pause(
     settings: AppSettings,
 ) -> PauseRead:
     """Restart the order's clocks; the paused working days extend its deadlines."""
-    order = orders.get_for_actor(session, order_id, user, write=True)
-    pause = service.end_pause(
-        session, order, pause_id, actor=user, calendar=calendar_for(settings)
+    pause = service.end_pause_for_actor(
+        session, order_id, pause_id, actor=user, calendar=calendar_for(settings)
     )
     return PauseRead.of(pause, language_of(request))
 
@@ -113,8 +109,8 @@ def list_visits(
     page: Page, order_id: IdPath, session: DbSession, user: CurrentUser
 ) -> list[VisitRead]:
     """The order's booked appointments (planned visit windows), oldest first."""
-    orders.get_for_actor(session, order_id, user, write=False)
-    return page.apply([VisitRead.of(v) for v in service.visits_of(session, order_id)])
+    visits = service.visits_for_actor(session, order_id, user)
+    return page.apply([VisitRead.of(v) for v in visits])
 
 
 @router.post("/work-orders/{order_id}/appointments", status_code=status.HTTP_201_CREATED)
@@ -122,10 +118,9 @@ def book_visit(
     order_id: IdPath, body: VisitCreate, session: DbSession, user: FieldWork
 ) -> VisitRead:
     """Book a visit window with the customer (the visits slice records the actual visit)."""
-    order = orders.get_for_actor(session, order_id, user, write=True)
-    visit = service.book_visit(
+    visit = service.book_visit_for_actor(
         session,
-        order,
+        order_id,
         window_start=body.window_start,
         window_end=body.window_end,
         note=body.note,
@@ -139,8 +134,7 @@ def cancel_visit(
     order_id: IdPath, visit_id: IdPath, session: DbSession, user: FieldWork
 ) -> VisitRead:
     """Cancel a booked appointment."""
-    order = orders.get_for_actor(session, order_id, user, write=True)
-    return VisitRead.of(service.cancel_visit(session, order, visit_id, actor=user))
+    return VisitRead.of(service.cancel_visit_for_actor(session, order_id, visit_id, actor=user))
 
 
 @router.get("/deadlines/attention")

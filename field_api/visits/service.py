@@ -53,6 +53,12 @@ def visits_of(session: Session, order_id: int) -> list[Visit]:
     )
 
 
+def visits_for_actor(session: Session, order_id: int, actor: Principal) -> list[Visit]:
+    """:func:`visits_of` an order the actor may read."""
+    orders.get_for_actor(session, order_id, actor, write=False)
+    return visits_of(session, order_id)
+
+
 def arrive(
     session: Session,
     order_id: int,

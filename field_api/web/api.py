@@ -7,11 +7,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from field_api.checklists import evidence
 from field_api.checklists import service as checklists
 from field_api.deps import CurrentUser, DbSession
 from field_api.types import IdPath
-from field_api.work_orders import service as orders
 
 router = APIRouter()
 
@@ -28,12 +26,9 @@ class ChecklistCardView(BaseModel):
 def checklist_card(order_id: IdPath, session: DbSession, user: CurrentUser) -> ChecklistCardView:
     """The order's completion-check card: items, limits and phases the crew's measurements are
     judged against, with the supply-scheme figures the items cite."""
-    order = orders.get_for_actor(session, order_id, user, write=False)
-    gathered = evidence.gather(session, order)
-    card = checklists.card_for(session, order, metering=gathered.metering)
-    context = gathered.context
+    card, context = checklists.card_for_actor(session, order_id, user)
     return ChecklistCardView(
-        order_id=order.id,
+        order_id=order_id,
         card=card.model_dump(mode="json"),
         scheme_values={
             "scheme_cable_section_mm2": context.scheme_cable_section_mm2,

@@ -25,10 +25,6 @@ router = APIRouter(prefix="/work-orders", tags=["work orders"])
 Intake = Annotated[Principal, Depends(require_roles(Role.service, Role.admin))]
 
 
-def _masked_for(user: Principal) -> bool:
-    return user.role not in (Role.crew, Role.service, Role.admin)
-
-
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_work_order(body: WorkOrderCreate, session: DbSession, user: Intake) -> WorkOrderRead:
     """Accept a low-voltage connection application as a new work order."""
@@ -46,16 +42,17 @@ def list_work_orders(
     district_id: IdQuery = None,
 ) -> list[WorkOrderRead]:
     """List the work orders the caller may see (personal data masked), one page."""
-    query = service.query_for_actor(user, stage=stage, crew_id=crew_id, district_id=district_id)
-    orders = page.select(session, query)
+    orders = service.page_for_actor(
+        session, user, page, stage=stage, crew_id=crew_id, district_id=district_id
+    )
     return [WorkOrderRead.of(o, masked=True) for o in orders]
 
 
 @router.get("/{order_id}")
 def get_work_order(order_id: IdPath, session: DbSession, user: CurrentUser) -> WorkOrderRead:
     """Show one work order with the stages it may move to next."""
-    order = service.get_for_actor(session, order_id, user, write=False)
-    return WorkOrderRead.of(order, masked=_masked_for(user))
+    order, masked = service.read_for_actor(session, order_id, user)
+    return WorkOrderRead.of(order, masked=masked)
 
 
 @router.put("/{order_id}/assignment")
@@ -72,10 +69,9 @@ def transition_work_order(
     order_id: IdPath, body: TransitionCreate, session: DbSession, user: CurrentUser
 ) -> TransitionRead:
     """Move the order to another stage (409 naming the allowed stages when illegal)."""
-    order = service.get_for_actor(session, order_id, user, write=True)
-    row = service.transition(
+    row = service.transition_for_actor(
         session,
-        order,
+        order_id,
         body.to,
         actor=user,
         reason=body.reason,
@@ -93,6 +89,5 @@ def list_transitions(
     order_id: IdPath, session: DbSession, user: CurrentUser, page: Page
 ) -> list[TransitionRead]:
     """The order's recorded stage changes, oldest first."""
-    service.get_for_actor(session, order_id, user, write=False)
-    rows = service.transitions_of(session, order_id)
+    rows = service.transitions_for_actor(session, order_id, user)
     return page.apply([TransitionRead.model_validate(t) for t in rows])

@@ -15,6 +15,7 @@ from field_api.auth.rules import may_touch_crew_work
 from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed
+from field_api.paging import PageParams
 from field_api.work_orders import rules
 from field_api.work_orders.models import StageTransition, WorkOrder
 from field_api.work_orders.rules import Stage
@@ -162,6 +163,30 @@ def list_for_actor(
     return list(session.execute(query.limit(limit).offset(offset)).scalars())
 
 
+def page_for_actor(
+    session: Session,
+    actor: Principal,
+    page: PageParams,
+    *,
+    stage: Stage | None = None,
+    crew_id: int | None = None,
+    district_id: int | None = None,
+) -> list[WorkOrder]:
+    """One page of the work orders ``actor`` may see (counted and cut in the database)."""
+    query = query_for_actor(actor, stage=stage, crew_id=crew_id, district_id=district_id)
+    return page.select(session, query)
+
+
+def read_for_actor(session: Session, order_id: int, actor: Principal) -> tuple[WorkOrder, bool]:
+    """An order the actor may read, and whether its personal data is masked for them."""
+    return get_for_actor(session, order_id, actor, write=False), masked_for(actor)
+
+
+def masked_for(actor: Principal) -> bool:
+    """Whether the customer's personal data is masked for ``actor`` on one order."""
+    return actor.role not in (Role.crew, Role.service, Role.admin)
+
+
 def query_for_actor(
     actor: Principal,
     *,
@@ -202,6 +227,50 @@ def transition(
     data: dict[str, Any] | None = None,
 ) -> StageTransition:
     """Move ``order`` to ``target`` if the stage machine allows it, recording who and when."""
+    _check_transition(session, order, target, actor=actor, reason=reason, expected_on=expected_on)
+    source = order.stage
+    now = clock.now()
+    if target == Stage.whitelisted:
+        order.parked_from = source
+        order.whitelist_reason = reason
+        order.whitelist_expected_on = expected_on
+    elif source == Stage.whitelisted:
+        order.parked_from = None
+    if target == Stage.cancelled:
+        order.cancel_reason = reason
+    order.stage = target
+    order.stage_changed_at = now
+    row = StageTransition(
+        order_id=order.id,
+        from_stage=source,
+        to_stage=target,
+        actor_id=actor.user_id if actor else None,
+        at=now,
+        device_time=device_time,
+        device_lat=device_lat,
+        device_lon=device_lon,
+        reason=reason,
+        data=data,
+    )
+    session.add(row)
+    audit.record(session, actor=actor, action=f"work_order.to_{target.value}", entity=order)
+    audit.record(session, actor=actor, action="stage_transition.create", entity=row)
+    for listener in list(_listeners):
+        listener(session, order, row)
+    return row
+
+
+def _check_transition(
+    session: Session,
+    order: WorkOrder,
+    target: Stage,
+    *,
+    actor: Principal | None,
+    reason: str | None,
+    expected_on: date | None,
+) -> None:
+    """Refuse a stage change the actor, the stage machine, the stage's required fields or
+    another slice's guard does not allow (nothing is written before this passes)."""
     if actor is not None and actor.role not in rules.roles_for_target(target):
         raise Forbidden(
             f"{actor.role.value} may not move an order to {target.value}",
@@ -239,36 +308,43 @@ def transition(
     for guard in list(_guards):
         guard(session, order, target)
 
-    source = order.stage
-    now = clock.now()
-    if target == Stage.whitelisted:
-        order.parked_from = source
-        order.whitelist_reason = reason
-        order.whitelist_expected_on = expected_on
-    elif source == Stage.whitelisted:
-        order.parked_from = None
-    if target == Stage.cancelled:
-        order.cancel_reason = reason
-    order.stage = target
-    order.stage_changed_at = now
-    row = StageTransition(
-        order_id=order.id,
-        from_stage=source,
-        to_stage=target,
-        actor_id=actor.user_id if actor else None,
-        at=now,
+
+def transition_for_actor(
+    session: Session,
+    order_id: int,
+    target: Stage,
+    *,
+    actor: Principal,
+    reason: str | None = None,
+    expected_on: date | None = None,
+    device_time: datetime | None = None,
+    device_lat: float | None = None,
+    device_lon: float | None = None,
+    data: dict[str, Any] | None = None,
+) -> StageTransition:
+    """The stage change of the API: the order as the actor may change it (404, 403), then
+    :func:`transition`."""
+    order = get_for_actor(session, order_id, actor, write=True)
+    return transition(
+        session,
+        order,
+        target,
+        actor=actor,
+        reason=reason,
+        expected_on=expected_on,
         device_time=device_time,
         device_lat=device_lat,
         device_lon=device_lon,
-        reason=reason,
         data=data,
     )
-    session.add(row)
-    audit.record(session, actor=actor, action=f"work_order.to_{target.value}", entity=order)
-    audit.record(session, actor=actor, action="stage_transition.create", entity=row)
-    for listener in list(_listeners):
-        listener(session, order, row)
-    return row
+
+
+def transitions_for_actor(
+    session: Session, order_id: int, actor: Principal
+) -> list[StageTransition]:
+    """The order's recorded stage changes, oldest first, if the actor may read the order."""
+    get_for_actor(session, order_id, actor, write=False)
+    return transitions_of(session, order_id)
 
 
 def transitions_of(session: Session, order_id: int) -> list[StageTransition]:
