@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -40,4 +39,4 @@ def import_command(
         except DomainError as exc:
             typer.echo(json.dumps(exc.body(), ensure_ascii=False, indent=2), err=True)
             raise typer.Exit(2) from exc
-    typer.echo(json.dumps(asdict(report), ensure_ascii=False))
+    typer.echo(json.dumps(report.model_dump(), ensure_ascii=False))

@@ -155,6 +155,8 @@ class VisitRead(BaseModel):
 
 
 class AttentionItemRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     order_id: int
     crew_id: int | None
     district_id: int
@@ -169,22 +171,12 @@ class AttentionItemRead(BaseModel):
 
     @classmethod
     def of(cls, item: AttentionItem) -> AttentionItemRead:
-        return cls(
-            order_id=item.order_id,
-            crew_id=item.crew_id,
-            district_id=item.district_id,
-            stage=item.stage,
-            clock=item.clock,
-            governing=item.governing,
-            due_on=item.due_on,
-            provisional=item.provisional,
-            missing_years=list(item.missing_years),
-            status=item.status,
-            paused=item.paused,
-        )
+        return cls.model_validate(item)
 
 
 class AttentionGroupRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     district_id: int
     crew_id: int | None
     at_risk: int
@@ -193,13 +185,7 @@ class AttentionGroupRead(BaseModel):
 
     @classmethod
     def of(cls, group: AttentionGroup) -> AttentionGroupRead:
-        return cls(
-            district_id=group.district_id,
-            crew_id=group.crew_id,
-            at_risk=group.at_risk,
-            overdue=group.overdue,
-            stage_warnings=group.stage_warnings,
-        )
+        return cls.model_validate(group)
 
 
 class AttentionRead(BaseModel):

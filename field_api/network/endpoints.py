@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, UploadFile, status
@@ -41,7 +40,7 @@ def import_network(
         session, data, filename=file.filename or "upload", file_format=file_format, actor=user,
         dry_run=dry_run,
     )
-    return ImportReportRead(**asdict(report))
+    return report
 
 
 @router.get("/transformers")

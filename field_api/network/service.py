@@ -17,22 +17,10 @@ from field_api.common.actors import Principal
 from field_api.errors import NotFound, ValidationFailed
 from field_api.network import geo, rules
 from field_api.network.models import Connection, LvLine, NetworkImport, Transformer
+from field_api.network.schemas import ImportReportRead
 from standard_kits import load_catalogue
 
 M_PER_DEG_LAT = 111_320.0
-
-
-@dataclass(frozen=True, slots=True)
-class ImportReport:
-    """What an import did (or would do, for a dry run)."""
-
-    file_format: str
-    transformers_created: int
-    transformers_updated: int
-    lines_created: int
-    lines_updated: int
-    dry_run: bool
-    import_id: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +49,7 @@ class Capacity:
 def import_file(
     session: Session, data: bytes, *, filename: str, file_format: str | None = None,
     actor: Principal | None, dry_run: bool = False,
-) -> ImportReport:
+) -> ImportReportRead:
     """Import transformers and LV lines; all rows or none (422 listing each bad row)."""
     try:
         fmt = rules.detect_format(filename, file_format)
@@ -103,7 +91,7 @@ def import_file(
         "lines_updated": len(parsed.lines) - l_new,
     }
     if dry_run:
-        return ImportReport(file_format=fmt, dry_run=True, import_id=None, **counts)
+        return ImportReportRead(file_format=fmt, dry_run=True, import_id=None, **counts)
     now = clock.now()
     for row in parsed.transformers:
         t = known.get(row.code)
@@ -129,7 +117,7 @@ def import_file(
     )
     session.add(record)
     audit.record(session, actor=actor, action="network.import", entity=record)
-    return ImportReport(file_format=fmt, dry_run=False, import_id=record.id, **counts)
+    return ImportReportRead(file_format=fmt, dry_run=False, import_id=record.id, **counts)
 
 
 def _load_power_factor() -> float:

@@ -14,6 +14,8 @@ from field_api.work_orders.rules import Stage
 
 
 class StepRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     stage: Stage
     label: str
     done: bool
@@ -22,12 +24,16 @@ class StepRead(BaseModel):
 
 
 class VisitWindowRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     window_start: datetime
     window_end: datetime
 
 
 class DeadlineRead(BaseModel):
     """The promised date; ``provisional`` when a year's holidays are not yet published."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     due_on: date
     provisional: bool
@@ -37,6 +43,8 @@ class DeadlineRead(BaseModel):
 
 class ProgressRead(BaseModel):
     """An order's progress as the customer sees it (personal data masked)."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     order_id: int
     customer_name: str
@@ -53,38 +61,7 @@ class ProgressRead(BaseModel):
 
     @classmethod
     def of(cls, view: ProgressView) -> ProgressRead:
-        visit = view.planned_visit
-        deadline = view.deadline
-        return cls(
-            order_id=view.order_id,
-            customer_name=view.customer_name,
-            customer_phone=view.customer_phone,
-            district=view.district,
-            category=view.category,
-            stage=view.stage,
-            stage_label=view.stage_label,
-            steps=[
-                StepRead(stage=s.stage, label=s.label, done=s.done, current=s.current, at=s.at)
-                for s in view.steps
-            ],
-            planned_visit=(
-                VisitWindowRead(window_start=visit.window_start, window_end=visit.window_end)
-                if visit is not None
-                else None
-            ),
-            deadline=(
-                DeadlineRead(
-                    due_on=deadline.due_on,
-                    provisional=deadline.provisional,
-                    missing_years=list(deadline.missing_years),
-                    status=deadline.status,
-                )
-                if deadline is not None
-                else None
-            ),
-            whitelist_expected_on=view.whitelist_expected_on,
-            updated_at=view.updated_at,
-        )
+        return cls.model_validate(view)
 
 
 class TrackingLinkRead(BaseModel):

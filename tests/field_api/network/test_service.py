@@ -14,6 +14,7 @@ from field_api.common.clock import now as utcnow
 from field_api.errors import ValidationFailed
 from field_api.network import service
 from field_api.network.models import LvLine, NetworkImport, Transformer
+from field_api.network.schemas import ImportReportRead
 from field_api.work_orders import service as orders
 from field_api.work_orders.rules import Stage
 from tests.builders import make_order
@@ -21,7 +22,7 @@ from tests.builders import make_order
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "network"
 
 
-def _import(session: Session, name: str, **kwargs: object) -> service.ImportReport:
+def _import(session: Session, name: str, **kwargs: object) -> ImportReportRead:
     return service.import_file(
         session, (FIXTURES / name).read_bytes(), filename=name, actor=None, **kwargs  # type: ignore[arg-type]
     )
