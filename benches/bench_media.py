@@ -318,7 +318,7 @@ def bench_uploads(workdir: Path, token: str, order_id: int, photos: int) -> None
 
 
 def bench_analysis(workdir: Path) -> None:
-    from field_api.common.storage import sha256_of_file
+    from field_api.common.hashing import sha256_file
     from field_api.media.analysis import (
         analyze_image,
         inspect_image,
@@ -342,7 +342,7 @@ def bench_analysis(workdir: Path) -> None:
         return statistics.median(samples) * 1000
 
     rows = [
-        ("sha256 of the 4 MiB file", timed(lambda: sha256_of_file(path)), "upload"),
+        ("sha256 of the 4 MiB file", timed(lambda: sha256_file(path)), "upload"),
         ("sniff magic bytes", timed(lambda: sniff_file(path)), "upload"),
         ("header checks + EXIF (no decode)", timed(lambda: inspect_image(path, sniff_file(path))),
          "upload"),

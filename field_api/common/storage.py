@@ -208,15 +208,6 @@ class TempFile:
         self.path.unlink(missing_ok=True)
 
 
-def sha256_of_file(path: Path, *, chunk_bytes: int = 1024 * 1024) -> str:
-    """Hash a file in bounded memory."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _fsync_dir(path: Path) -> None:
     # Make the rename itself durable; not possible on every platform, harmless to skip there.
     with contextlib.suppress(OSError):

@@ -25,7 +25,6 @@ database, no web framework; it reads a path and returns values.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import mmap
 import re
@@ -43,6 +42,7 @@ from typing import Any, BinaryIO
 import imagehash
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from field_api.common.hashing import sha256_chunks
 from field_api.errors import UnsupportedMedia, ValidationFailed
 
 # Bytes needed to recognise every supported type (ftyp box header + major brand + a few
@@ -850,9 +850,8 @@ def _mcu_count(size: tuple[int, int], sampling: dict[int, tuple[int, int]], ids:
     return -(-width // (8 * h_max)) * -(-height // (8 * v_max))
 
 
-def _decoded_digest(data: bytes, max_pixels: int) -> bytes:
+def _decoded_digest(data: bytes, max_pixels: int) -> str:
     """A digest of every decoded pixel, hashed in bands of rows (bounded extra memory)."""
-    digest = hashlib.sha256()
     with _refused_as_evidence(), Image.open(io.BytesIO(data), formats=["JPEG"]) as im:
         width, height = im.size
         if width * height > max_pixels:
@@ -862,10 +861,11 @@ def _decoded_digest(data: bytes, max_pixels: int) -> bytes:
                 params={"width": width, "height": height, "max_pixels": max_pixels},
             )
         _load_fully(im)
-        for top in range(0, height, _DIGEST_ROWS):
-            band = im.crop((0, top, width, min(height, top + _DIGEST_ROWS)))
-            digest.update(band.tobytes())
-    return digest.digest()
+        bands = (
+            im.crop((0, top, width, min(height, top + _DIGEST_ROWS))).tobytes()
+            for top in range(0, height, _DIGEST_ROWS)
+        )
+        return sha256_chunks(bands)
 
 
 _DIGEST_ROWS = 256

@@ -27,7 +27,8 @@ from field_api.audit import service as audit
 from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.common.geodesy import Position
-from field_api.common.storage import MediaStore, sha256_of_file
+from field_api.common.hashing import sha256_file
+from field_api.common.storage import MediaStore
 from field_api.config import Settings
 from field_api.db import READ_OPTIONS
 from field_api.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, ValidationFailed
@@ -1010,7 +1011,7 @@ def finish_upload(
     path = part_path(settings, upload.id)
     if upload.media_id is not None:
         return get_or_raise(session, upload.media_id), False
-    sha = sha256_of_file(path)
+    sha = sha256_file(path)
     with path.open("rb") as fh:
         head = fh.read(64)
     staged = StagedFile(path=path, sha256=sha, size_bytes=path.stat().st_size, head=head)

@@ -6,10 +6,10 @@ talks to the same JSON API as any other client, with the user's bearer token.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import mimetypes
 import secrets
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +21,7 @@ from starlette.templating import Jinja2Templates
 
 from field_api import security_headers
 from field_api.common import i18n
+from field_api.common.hashing import file_chunks, sha256_chunks
 from field_api.errors import NotFound
 from field_api.language import language_of
 from field_api.types import Text
@@ -52,14 +53,17 @@ SHELL_ASSETS = (
 @lru_cache
 def assets_version() -> str:
     """A digest of every static file, so a new deployment replaces the cached app shell."""
-    digest = hashlib.sha256()
+    return sha256_chunks(_asset_chunks())[:12]
+
+
+def _asset_chunks() -> Iterator[bytes]:
+    """Each static file's name and bytes, then each page template's bytes, in a fixed order."""
     for path in sorted(STATIC_DIR.rglob("*")):
         if path.is_file():
-            digest.update(path.relative_to(STATIC_DIR).as_posix().encode())
-            digest.update(path.read_bytes())
+            yield path.relative_to(STATIC_DIR).as_posix().encode()
+            yield from file_chunks(path)
     for path in sorted((HERE / "templates").glob("*.html")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+        yield from file_chunks(path)
 
 
 def _page(request: Request, template: str, lang: i18n.Lang) -> HTMLResponse:
