@@ -235,17 +235,6 @@ def sniff_file(path: Path) -> MediaType:
 # Images
 
 
-def configure_pillow(max_image_pixels: int) -> None:
-    """Set Pillow's process-wide decompression-bomb limit (called once by the app factory).
-
-    Pillow warns above this many pixels and refuses above twice as many; :func:`analyze_image`
-    additionally refuses anything above the limit itself and treats the warning as an error.
-    Truncated images are never loaded as if complete (``LOAD_TRUNCATED_IMAGES`` off).
-    """
-    Image.MAX_IMAGE_PIXELS = max_image_pixels
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-
-
 @dataclass(frozen=True)
 class ImageHeader:
     """What a photo's header tells without decoding its pixels (cheap: upload critical path)."""
@@ -507,11 +496,6 @@ def phash_to_int64(value: Any) -> int:
     for bit in bits:
         unsigned = (unsigned << 1) | int(bool(bit))
     return unsigned - (1 << 64) if unsigned >= (1 << 63) else unsigned
-
-
-def image_phash(im: Image.Image) -> int:
-    """The 64-bit perceptual hash of an already decoded image, as a signed int64."""
-    return phash_to_int64(imagehash.phash(_to_rgb(im)))
 
 
 # --------------------------------------------------------------------------------------------
