@@ -90,7 +90,7 @@ async def _sink(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def run_worker(workdir: Path) -> None:
-    from field_api.media.config import MediaSettings
+    from field_api.config import MediaSettings
     from field_api.media.worker import run_worker as loop
 
     os.nice(10)
