@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
@@ -24,6 +24,7 @@ from field_api.inspections import (
     review,
     storage,
 )
+from field_api.inspections.models import Finding, RepairOrder
 from field_api.inspections.rules import FindingStatus, LedgerTaskStatus, RepairStage
 from field_api.inspections.schemas import (
     AssignRequest,
@@ -72,6 +73,27 @@ MAX_REPAIR_PHOTO_BYTES = 20 * 1024 * 1024
 PageLimit = Annotated[int, Query(ge=1, le=500)]
 
 
+PageT = TypeVar("PageT", FindingPage, LineDispatchPage, LedgerTaskPage, RepairOrderPage)
+
+
+def _page_of(
+    page_type: type[PageT], items: Sequence[Any], total: int, *, limit: int, offset: int
+) -> PageT:
+    """A page body: its items, how many match in all, and where the next page starts."""
+    next_offset = paging.next_offset(offset, len(items), total)
+    return page_type(
+        items=list(items), total=total, limit=limit, offset=offset, next_offset=next_offset
+    )
+
+
+def _decided(finding: Finding, repair: RepairOrder | None) -> ReviewResult:
+    """The answer to a review decision: the finding and its repair order, if any."""
+    return ReviewResult(
+        finding=FindingRead.model_validate(finding),
+        repair_order=RepairOrderRead.model_validate(repair) if repair else None,
+    )
+
+
 @router.post("/inspections/batches/import")
 def import_batch(
     body: ImportRequest, session: DbSession, settings: AppSettings, user: Inspector
@@ -116,13 +138,8 @@ def list_findings(
         limit=limit,
         offset=offset,
     )
-    return FindingPage(
-        items=[FindingRead.model_validate(r) for r in rows],
-        total=total,
-        limit=limit,
-        offset=offset,
-        next_offset=paging.next_offset(offset, len(rows), total),
-    )
+    items = [FindingRead.model_validate(r) for r in rows]
+    return _page_of(FindingPage, items, total, limit=limit, offset=offset)
 
 
 @router.get("/inspections/findings/{finding_id}")
@@ -153,10 +170,7 @@ def review_finding(
         version=body.version,
         named=body.finding_id,
     )
-    return ReviewResult(
-        finding=FindingRead.model_validate(finding),
-        repair_order=RepairOrderRead.model_validate(repair) if repair else None,
-    )
+    return _decided(finding, repair)
 
 
 @router.post("/inspections/findings/{finding_id}/undo")
@@ -167,10 +181,7 @@ def undo_review(
     finding, repair = review.undo_review(
         session, finding_id, actor=user, version=body.version, named=body.finding_id
     )
-    return ReviewResult(
-        finding=FindingRead.model_validate(finding),
-        repair_order=RepairOrderRead.model_validate(repair) if repair else None,
-    )
+    return _decided(finding, repair)
 
 
 @router.put("/inspections/findings/{finding_id}/asset")
@@ -181,10 +192,7 @@ def set_finding_asset(
     finding, repair = review.set_finding_asset(
         session, finding_id, body.asset_id, actor=user, version=body.version, named=body.finding_id
     )
-    return ReviewResult(
-        finding=FindingRead.model_validate(finding),
-        repair_order=RepairOrderRead.model_validate(repair) if repair else None,
-    )
+    return _decided(finding, repair)
 
 
 @router.get("/admin/line-dispatch")
@@ -193,13 +201,8 @@ def list_line_dispatch(
 ) -> LineDispatchPage:
     """Dispatch rules: each ledger line (GroupIdentifier) to its district and repair crew."""
     rows, total = dispatch.list_line_dispatch(session, limit=limit, offset=offset)
-    return LineDispatchPage(
-        items=[LineDispatchRead.model_validate(r) for r in rows],
-        total=total,
-        limit=limit,
-        offset=offset,
-        next_offset=paging.next_offset(offset, len(rows), total),
-    )
+    items = [LineDispatchRead.model_validate(r) for r in rows]
+    return _page_of(LineDispatchPage, items, total, limit=limit, offset=offset)
 
 
 @router.put("/admin/line-dispatch/{line_id}")
@@ -270,7 +273,7 @@ def list_assets(
     page: Page, session: DbSession, _: Reader, line_id: Text100Query = None
 ) -> list[LedgerAssetRead]:
     """Ledger assets, optionally of one line, one page."""
-    assets = page.select(session, ledger.assets_query(line_id))
+    assets = ledger.assets_page(session, page, line_id=line_id)
     return [LedgerAssetRead.model_validate(a) for a in assets]
 
 
@@ -290,13 +293,8 @@ def list_ledger_tasks(
     rows, total = ledger.list_ledger_tasks(
         session, line_id=line_id, status=status, kind=kind, limit=limit, offset=offset
     )
-    return LedgerTaskPage(
-        items=[LedgerTaskRead.model_validate(t) for t in rows],
-        total=total,
-        limit=limit,
-        offset=offset,
-        next_offset=paging.next_offset(offset, len(rows), total),
-    )
+    items = [LedgerTaskRead.model_validate(t) for t in rows]
+    return _page_of(LedgerTaskPage, items, total, limit=limit, offset=offset)
 
 
 @router.post("/inspections/ledger-tasks/{task_id}/decision")
@@ -318,13 +316,8 @@ def list_repair_orders(
 ) -> RepairOrderPage:
     """One page of repair orders (a crew sees its own) with their total."""
     rows, total = repairs.page_repairs(session, user, stage=stage, limit=limit, offset=offset)
-    return RepairOrderPage(
-        items=[RepairOrderRead.model_validate(r) for r in rows],
-        total=total,
-        limit=limit,
-        offset=offset,
-        next_offset=paging.next_offset(offset, len(rows), total),
-    )
+    items = [RepairOrderRead.model_validate(r) for r in rows]
+    return _page_of(RepairOrderPage, items, total, limit=limit, offset=offset)
 
 
 @router.get("/repair-orders/unassigned")
@@ -333,13 +326,8 @@ def list_unassigned_repairs(
 ) -> RepairOrderPage:
     """Open repair orders no crew holds yet, oldest first, with their total."""
     rows, total = repairs.list_unassigned_repairs(session, limit=limit, offset=offset)
-    return RepairOrderPage(
-        items=[RepairOrderRead.model_validate(r) for r in rows],
-        total=total,
-        limit=limit,
-        offset=offset,
-        next_offset=paging.next_offset(offset, len(rows), total),
-    )
+    items = [RepairOrderRead.model_validate(r) for r in rows]
+    return _page_of(RepairOrderPage, items, total, limit=limit, offset=offset)
 
 
 @router.post("/repair-orders/{repair_id}/assign")
@@ -390,22 +378,27 @@ def move_repair_order(
     return RepairOrderRead.model_validate(order)
 
 
-def _csv(request: Request, rows: Sequence[Any], row_type: type[Any], name: str) -> Response:
-    # The shared CSV writer: China time, the reader's language, formula cells neutralised.
-    return csv_response(request, rows, [f.name for f in fields(row_type)], filename=name)
+ReportFormat = Annotated[str, Query(pattern="^(json|csv)$")]
+
+
+def _report(
+    page: Page, request: Request, rows: Sequence[Any], row_type: type[Any], name: str, format: str
+) -> list[dict[str, Any]] | Response:
+    """A planner's report: one page of JSON, or the whole CSV (the shared writer: China time,
+    the reader's language, formula cells neutralised)."""
+    if format == "csv":
+        return csv_response(request, rows, [f.name for f in fields(row_type)], filename=name)
+    return page.apply([asdict(r) for r in rows])
 
 
 @router.get("/planner/defect-backlog", response_model=None, responses=CSV_RESPONSES)
 def defect_backlog(
-    page: Page,
-    request: Request,
-    session: DbSession, _: Planner, format: Annotated[str, Query(pattern="^(json|csv)$")] = "json"
+    page: Page, request: Request, session: DbSession, _: Planner, format: ReportFormat = "json"
 ) -> list[dict[str, Any]] | Response:
     """Open defects by line, class and severity with their ages (JSON or CSV)."""
-    rows = reports.defect_backlog(session)
-    if format == "csv":
-        return _csv(request, rows, reports.BacklogRow, "defect-backlog")
-    return page.apply([asdict(r) for r in rows])
+    return _report(
+        page, request, reports.defect_backlog(session), reports.BacklogRow, "defect-backlog", format
+    )
 
 
 @router.get("/planner/inspection-coverage", response_model=None, responses=CSV_RESPONSES)
@@ -422,29 +415,35 @@ def inspection_coverage(
             description="Date a sighting by the flight (photo capture) or by the import.",
         ),
     ] = "flight",
-    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+    format: ReportFormat = "json",
 ) -> list[dict[str, Any]] | Response:
     """Share of each line's ledger assets seen in the last N days (JSON or CSV).
 
     An asset is seen by every photo whose ground footprint holds it.
     """
-    rows = reports.inspection_coverage(session, days=days, basis=basis)
-    if format == "csv":
-        return _csv(request, rows, reports.CoverageRow, "inspection-coverage")
-    return page.apply([asdict(r) for r in rows])
+    return _report(
+        page,
+        request,
+        reports.inspection_coverage(session, days=days, basis=basis),
+        reports.CoverageRow,
+        "inspection-coverage",
+        format,
+    )
 
 
 @router.get("/planner/repair-lead-times", response_model=None, responses=CSV_RESPONSES)
 def repair_lead_times(
-    page: Page,
-    request: Request,
-    session: DbSession, _: Planner, format: Annotated[str, Query(pattern="^(json|csv)$")] = "json"
+    page: Page, request: Request, session: DbSession, _: Planner, format: ReportFormat = "json"
 ) -> list[dict[str, Any]] | Response:
     """Days from each repair order to on-site, repaired and verified (JSON or CSV)."""
-    rows = reports.repair_lead_times(session)
-    if format == "csv":
-        return _csv(request, rows, reports.LeadTimeRow, "repair-lead-times")
-    return page.apply([asdict(r) for r in rows])
+    return _report(
+        page,
+        request,
+        reports.repair_lead_times(session),
+        reports.LeadTimeRow,
+        "repair-lead-times",
+        format,
+    )
 
 
 @page_router.get("/inspector")

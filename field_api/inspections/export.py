@@ -28,87 +28,40 @@ wholly outside it, or of a class the card does not know, is refused and listed w
 Photos split into train/ and val/ by a hash of the photo id (one in five to val, stable as photos
 are added), with at least one photo in each split when there are two or more.
 
-Owns reading the decided findings and writing the folder; the per-finding decisions and label
-formats are :mod:`field_api.inspections.export_labels`.
+Owns reading the decided findings and the split; the per-finding decisions and label formats
+are :mod:`field_api.inspections.export_labels`, writing the folder
+:mod:`field_api.inspections.export_writer`.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from field_api.auth.models import User
+from field_api.common.storage import MediaStore
 from field_api.config import Settings
 from field_api.errors import ValidationFailed
 from field_api.inspections.export_labels import (
-    MANIFEST_FIELDS,
     Box,
     CardClasses,
     Use,
     box_use,
     clip_box,
-    export_name,
     load_card_classes,
     split_model,
     split_of,
-    voc_xml,
-    yolo_line,
 )
+from field_api.inspections.export_writer import ExportPhoto, ExportSummary, write_export
 from field_api.inspections.models import Finding, InspectionBatch, InspectionPhoto
 from field_api.inspections.rules import FindingStatus
-from field_api.media.service import store_of
-
-SPLITS = ("train", "val")
-
-
-@dataclass
-class _Photo:
-    photo: InspectionPhoto
-    source: Path
-    width: int
-    height: int
-    suffix: str
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    boxes: list[tuple[str, Box]] = field(default_factory=list)
-    held_back: bool = False
-
-
-@dataclass
-class ExportSummary:
-    out_dir: str
-    model: str
-    classes: list[str]
-    images: dict[str, int] = field(default_factory=lambda: {"train": 0, "val": 0})
-    boxes: dict[str, int] = field(default_factory=dict)
-    hard_negatives: int = 0
-    clipped: int = 0
-    refused: list[dict[str, Any]] = field(default_factory=list)
-    held_back: list[dict[str, str]] = field(default_factory=list)
-    missing_photos: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "out_dir": self.out_dir,
-            "model": self.model,
-            "classes": self.classes,
-            "images": self.images,
-            "boxes": self.boxes,
-            "hard_negatives": self.hard_negatives,
-            "clipped": self.clipped,
-            "refused": self.refused,
-            "held_back": self.held_back,
-            "missing_photos": self.missing_photos,
-        }
 
 
 def _batch_model(batch: InspectionBatch | None) -> str | None:
@@ -171,7 +124,7 @@ def write_training_set(
     tmp = out_dir.with_name(f".{out_dir.name}.building")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        _write_export(tmp, out_dir, photos, splits, card, summary)
+        write_export(tmp, out_dir, photos, splits, card, summary)
         if out_dir.exists():
             out_dir.rmdir()  # empty, checked above
         tmp.rename(out_dir)
@@ -193,12 +146,12 @@ class _Collector:
         self.session = session
         self.card = card
         self.summary = summary
-        self.store = store_of(settings)
-        self.photos: dict[str, _Photo] = {}
+        self.store = MediaStore(settings.media_dir)
+        self.photos: dict[str, ExportPhoto] = {}
         self.batch_models: dict[str, tuple[str, str]] = {}
         self.reviewers: dict[int, str] = {}
 
-    def collect(self) -> dict[str, _Photo]:
+    def collect(self) -> dict[str, ExportPhoto]:
         decided = select(Finding.photo_id).where(
             Finding.status.in_(
                 (FindingStatus.confirmed, FindingStatus.corrected, FindingStatus.rejected)
@@ -222,7 +175,7 @@ class _Collector:
                 self._add_finding(entry, f)
         return self.photos
 
-    def _photo(self, photo_id: str) -> _Photo | None:
+    def _photo(self, photo_id: str) -> ExportPhoto | None:
         """The photo's entry; None (listed as missing) when its stored image cannot be read."""
         if photo_id in self.photos:
             return self.photos[photo_id]
@@ -233,7 +186,7 @@ class _Collector:
             if photo_id not in self.summary.missing_photos:
                 self.summary.missing_photos.append(photo_id)
             return None
-        self.photos[photo_id] = _Photo(photo, source, *facts)
+        self.photos[photo_id] = ExportPhoto(photo, source, *facts)
         return self.photos[photo_id]
 
     def _model_of(self, batch_id: str) -> tuple[str, str]:
@@ -243,7 +196,7 @@ class _Collector:
             )
         return self.batch_models[batch_id]
 
-    def _add_finding(self, entry: _Photo, f: Finding) -> None:
+    def _add_finding(self, entry: ExportPhoto, f: Finding) -> None:
         use, reason = box_use(
             status=f.status, class_name=f.class_name, confidence=f.confidence, card=self.card
         )
@@ -283,7 +236,7 @@ class _Collector:
         }
 
 
-def _assign_splits(photos: dict[str, _Photo]) -> dict[str, str]:
+def _assign_splits(photos: dict[str, ExportPhoto]) -> dict[str, str]:
     """The split of each exported photo, with at least one in each when there are two or more."""
     exported = sorted((p for p in photos.values() if not p.held_back), key=lambda p: p.photo.id)
     splits: dict[str, str] = {p.photo.id: split_of(p.photo.id) for p in exported}
@@ -294,152 +247,3 @@ def _assign_splits(photos: dict[str, _Photo]) -> dict[str, str]:
         if "train" not in splits.values():
             splits[ranked[-1].photo.id] = "train"
     return splits
-
-
-# --- writing: the folder built aside ------------------------------------------------------------
-
-
-def _write_export(
-    tmp: Path,
-    out_dir: Path,
-    photos: dict[str, _Photo],
-    splits: dict[str, str],
-    card: CardClasses,
-    summary: ExportSummary,
-) -> None:
-    coco: dict[str, dict[str, Any]] = {
-        s: {
-            "info": {"description": f"fieldops retraining set, {summary.model}"},
-            "images": [],
-            "annotations": [],
-            "categories": [
-                {"id": i + 1, "name": n, "supercategory": card.roles.get(n, "")}
-                for i, n in enumerate(card.names)
-            ],
-        }
-        for s in SPLITS
-    }
-    manifest: list[dict[str, Any]] = []
-    for s in SPLITS:
-        for sub in ("images", "labels", "annotations"):
-            (tmp / s / sub).mkdir(parents=True, exist_ok=True)
-    (tmp / "coco").mkdir()
-    for p in sorted(photos.values(), key=lambda p: p.photo.id):
-        if p.held_back:
-            _hold_back(p, manifest, summary)
-        else:
-            _write_photo(tmp, p, splits[p.photo.id], coco, card, manifest, summary)
-    _write_indexes(tmp, out_dir, coco, card, manifest, summary)
-
-
-def _hold_back(p: _Photo, manifest: list[dict[str, Any]], summary: ExportSummary) -> None:
-    common = {"photo_id": p.photo.id, "photo_path": p.photo.path}
-    summary.held_back.append({"photo_id": p.photo.id, "reason": "defect_awaiting_review"})
-    for row in p.rows:
-        held = {"use": "held_back"} if row["use"] == "box" else {}
-        manifest.append({**common, **row, "export_file": "", "split": "", **held})
-
-
-def _write_photo(
-    tmp: Path,
-    p: _Photo,
-    split: str,
-    coco: dict[str, dict[str, Any]],
-    card: CardClasses,
-    manifest: list[dict[str, Any]],
-    summary: ExportSummary,
-) -> None:
-    """One exported photo: image, YOLO labels, VOC annotation, COCO entries, manifest rows."""
-    name = export_name(p.photo.batch_id, p.photo.path, p.photo.id, p.suffix)
-    stem = Path(name).stem
-    shutil.copyfile(p.source, tmp / split / "images" / name)
-    ids = {n: i for i, n in enumerate(card.names)}
-    (tmp / split / "labels" / f"{stem}.txt").write_text(
-        "".join(yolo_line(ids[c], b, p.width, p.height) for c, b in p.boxes),
-        encoding="utf-8",
-    )
-    (tmp / split / "annotations" / f"{stem}.xml").write_text(
-        voc_xml(name, p.width, p.height, p.boxes), encoding="utf-8"
-    )
-    image_id = len(coco[split]["images"]) + 1
-    coco[split]["images"].append(
-        {
-            "id": image_id,
-            "file_name": f"{split}/images/{name}",
-            "width": p.width,
-            "height": p.height,
-            "photo_id": p.photo.id,
-        }
-    )
-    for c, (x1, y1, x2, y2) in p.boxes:
-        coco[split]["annotations"].append(
-            {
-                "id": len(coco[split]["annotations"]) + 1,
-                "image_id": image_id,
-                "category_id": ids[c] + 1,
-                "bbox": [x1, y1, x2 - x1, y2 - y1],
-                "area": (x2 - x1) * (y2 - y1),
-                "iscrowd": 0,
-            }
-        )
-        summary.boxes[c] = summary.boxes.get(c, 0) + 1
-    summary.images[split] += 1
-    _list_rows(p, split, name, manifest, summary)
-
-
-def _list_rows(
-    p: _Photo, split: str, name: str, manifest: list[dict[str, Any]], summary: ExportSummary
-) -> None:
-    """The manifest rows of an exported photo, counted into the summary."""
-    common = {"photo_id": p.photo.id, "photo_path": p.photo.path}
-    for row in p.rows:
-        manifest.append({**common, **row, "export_file": f"{split}/images/{name}", "split": split})
-        if row["use"] == "hard_negative":
-            summary.hard_negatives += 1
-        elif row["use"] == "refused":
-            summary.refused.append(
-                {
-                    "finding_id": row["finding_id"],
-                    "photo_id": p.photo.id,
-                    "class_name": row["class_name"],
-                    "reason": row["reason"],
-                }
-            )
-        elif row["use"] == "box" and row["clipped"]:
-            summary.clipped += 1
-
-
-def _write_indexes(
-    tmp: Path,
-    out_dir: Path,
-    coco: dict[str, dict[str, Any]],
-    card: CardClasses,
-    manifest: list[dict[str, Any]],
-    summary: ExportSummary,
-) -> None:
-    """The COCO files, data.yaml, the manifest and the summary."""
-    for s in SPLITS:
-        (tmp / "coco" / f"instances_{s}.json").write_text(
-            json.dumps(coco[s], ensure_ascii=False, indent=1), encoding="utf-8"
-        )
-    (tmp / "data.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "path": str(out_dir),
-                "train": "train/images",
-                "val": "val/images",
-                "nc": len(card.names),
-                "names": dict(enumerate(card.names)),
-            },
-            sort_keys=False,
-            allow_unicode=True,
-        ),
-        encoding="utf-8",
-    )
-    with (tmp / "manifest.csv").open("w", encoding="utf-8-sig", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
-        writer.writeheader()
-        writer.writerows(manifest)
-    (tmp / "summary.json").write_text(
-        json.dumps(summary.as_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )

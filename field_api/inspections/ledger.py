@@ -16,6 +16,7 @@ from field_api.common.actors import Principal
 from field_api.errors import InvalidTransition, NotFound, ValidationFailed
 from field_api.inspections.models import LedgerAsset, LedgerLine, LedgerTask
 from field_api.inspections.rules import LedgerTaskStatus
+from field_api.paging import PageParams
 
 
 def list_lines(session: Session) -> list[LedgerLine]:
@@ -29,6 +30,13 @@ def assets_query(line_id: str | None = None) -> Select[LedgerAsset]:
     if line_id is not None:
         query = query.where(LedgerAsset.line_id == line_id)
     return query
+
+
+def assets_page(
+    session: Session, page: PageParams, *, line_id: str | None = None
+) -> list[LedgerAsset]:
+    """One page of the ledger assets, optionally of one line (counted and cut in the database)."""
+    return page.select(session, assets_query(line_id))
 
 
 def list_ledger_tasks(
@@ -49,9 +57,11 @@ def list_ledger_tasks(
     if kind is not None:
         query = query.where(LedgerTask.kind == kind)
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    page = query.order_by(
-        LedgerTask.line_id, LedgerTask.kind, LedgerTask.asset_id, LedgerTask.id
-    ).limit(limit).offset(offset)
+    page = (
+        query.order_by(LedgerTask.line_id, LedgerTask.kind, LedgerTask.asset_id, LedgerTask.id)
+        .limit(limit)
+        .offset(offset)
+    )
     return list(session.execute(page).scalars()), int(total)
 
 

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.errors import ValidationFailed
-from field_api.inspections import export, export_labels, importing, review
+from field_api.inspections import export, export_labels, export_writer, importing, review
 from field_api.inspections.models import InspectionBatch
 from field_api.inspections.rules import FindingStatus
 from tests.builders import make_user
@@ -112,9 +112,9 @@ def write_cplid_batch(root: Path) -> None:
     )
 
 
-def reviewed_export(session: Session, settings: Settings, tmp_path: Path) -> export.ExportSummary:
+def reviewed_export(session: Session, settings: Settings, tmp_path: Path) -> export_writer.ExportSummary:
     """Import the batch, review as an inspector, export into tmp_path/export."""
-    settings.inspections_dir = tmp_path
+    settings.vision.inspections_dir = tmp_path
     inspector, _ = make_user(session, settings, role=Role.inspector)
     write_cplid_batch(tmp_path)
     importing.import_batch(session, tmp_path / "batch", settings=settings, actor=None)
