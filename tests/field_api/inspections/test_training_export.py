@@ -112,7 +112,9 @@ def write_cplid_batch(root: Path) -> None:
     )
 
 
-def reviewed_export(session: Session, settings: Settings, tmp_path: Path) -> export_writer.ExportSummary:
+def reviewed_export(
+    session: Session, settings: Settings, tmp_path: Path
+) -> export_writer.ExportSummary:
     """Import the batch, review as an inspector, export into tmp_path/export."""
     settings.vision.inspections_dir = tmp_path
     inspector, _ = make_user(session, settings, role=Role.inspector)
