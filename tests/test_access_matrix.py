@@ -48,6 +48,7 @@ from field_api.auth.rules import DEMO_TOKENS
 from field_api.callbacks.models import ReviewFlag
 from field_api.common import clock
 from field_api.common.actors import Principal, Role
+from field_api.common.storage import MediaStore
 from field_api.config import Settings
 from field_api.contracts import service as contracts
 from field_api.deadlines import service as deadlines
@@ -238,7 +239,7 @@ class World:
         s.commit()
 
     def new_photo(self, order_id: int) -> int:
-        temp = media.store_of(self.settings).new_temp()
+        temp = MediaStore(self.settings.media_dir).new_temp()
         temp.write(_jpeg())
         temp.finish()
         item, _ = media.create_item(

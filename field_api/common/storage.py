@@ -1,4 +1,9 @@
-"""The content-addressed media store on disk.
+"""The content-addressed file store on disk, shared by every slice that keeps files.
+
+Used by media (photos, videos, thumbnails, resumable uploads), contracts (signed PDFs and
+signature images), inspections (batch photos, crops, thumbnails), the demo and the maintenance
+sweep; each opens it as ``MediaStore(settings.media_dir)``. :func:`remove_on_rollback` takes a
+newly stored file back when the database transaction that refers to it rolls back.
 
 Bytes are streamed into a temporary file inside the media folder (same filesystem, so the
 final rename is atomic), hashed while written, then renamed to ``<sha256[:2]>/<sha256>``. A
@@ -18,11 +23,16 @@ import hashlib
 import os
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
+
 from field_api.common import owners
+from field_api.common.hashing import file_chunks
 from field_api.errors import PayloadTooLarge
 
 SNIFF_BYTES = 64
@@ -113,13 +123,29 @@ class MediaStore:
 
     def put_bytes(self, data: bytes) -> StoredBlob:
         """Store small content (thumbnails) the same way."""
+        return self.put_chunks([data])
+
+    def put_file(self, source: Path) -> StoredBlob:
+        """Store a file's content, streamed (the source file is left as it is)."""
+        return self.put_chunks(file_chunks(source))
+
+    def put_chunks(self, chunks: Iterable[bytes]) -> StoredBlob:
+        """Store the concatenated chunks through a temporary file, hashed as written."""
         temp = self.new_temp()
         try:
-            temp.write(data)
+            for chunk in chunks:
+                temp.write(chunk)
             temp.finish()
             return self.promote(temp.path, temp.sha256)
         finally:
             temp.discard()
+
+    def read_verified(self, sha256: str) -> bytes:
+        """The stored bytes, checked against their digest (a damaged file is an error, not data)."""
+        data = self.path_of(sha256).read_bytes()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise OSError(f"stored file {sha256} does not match its digest")
+        return data
 
     def remove(self, sha256: str) -> None:
         """Delete stored content (only used to undo a write whose transaction rolled back)."""
@@ -216,3 +242,38 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+_CREATED_BLOBS = "field_api.common.storage.created_blobs"
+
+
+def remove_on_rollback(session: Session, store: MediaStore, blob: StoredBlob) -> None:
+    """Delete ``blob`` again if it was created by this call and the session's outermost
+    transaction rolls back (a failed upload or signing leaves no file behind).
+
+    ``after_soft_rollback`` fires even when no SQL ran yet (``after_rollback`` would not);
+    savepoint rollbacks inside the transaction leave the files alone; a commit keeps them. The
+    session's pending files are one list in ``session.info``, with one pair of listeners.
+    """
+    if not blob.created:
+        return
+    pending: list[tuple[MediaStore, str]] | None = session.info.get(_CREATED_BLOBS)
+    if pending is None:
+        pending = []
+        session.info[_CREATED_BLOBS] = pending
+        event.listen(session, "after_soft_rollback", _undo_created)
+        event.listen(session, "after_commit", _keep_created)
+    pending.append((store, blob.sha256))
+
+
+def _undo_created(session: Session, previous: SessionTransaction) -> None:
+    if previous.parent is not None or previous.nested:
+        return
+    pending: list[tuple[MediaStore, str]] = session.info.get(_CREATED_BLOBS, [])
+    for store, sha256 in pending:
+        store.remove(sha256)
+    pending.clear()
+
+
+def _keep_created(session: Session) -> None:
+    session.info.get(_CREATED_BLOBS, []).clear()

@@ -22,8 +22,9 @@ from field_api.audit import service as audit
 from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.common.notifier import Notifier
+from field_api.common.storage import MediaStore, remove_on_rollback
 from field_api.config import Settings
-from field_api.contracts import signing, store
+from field_api.contracts import signing
 from field_api.contracts.config import contract_settings, sms_sender
 from field_api.contracts.models import Contract, ContractOtp, ContractStatus
 from field_api.contracts.otp import OneTimeCode, OtpOutcome
@@ -159,7 +160,7 @@ def document_of(
     contract = get_for_actor(session, order_id, actor)
     if contract.status == ContractStatus.signed and contract.file_sha256:
         try:
-            return contract, store.read(settings.media_dir, contract.file_sha256)
+            return contract, MediaStore(settings.media_dir).read_verified(contract.file_sha256)
         except OSError as exc:
             logger.error("signed contract %s unreadable: %s", contract.contract_no, exc)
             raise ServiceUnavailable(
@@ -481,7 +482,10 @@ def sign(
     )
     key = signing_key(settings)
     signed = signing.sign_pdf(document, record, key)
-    file_sha = store.put(settings.media_dir, signed, session=session)
+    store = MediaStore(settings.media_dir)
+    blob = store.put_bytes(signed)
+    remove_on_rollback(session, store, blob)
+    file_sha = blob.sha256
 
     contract.status = ContractStatus.signed
     contract.signed_at = now

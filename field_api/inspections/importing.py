@@ -22,6 +22,7 @@ from field_api.auth import service as auth_service
 from field_api.common import clock
 from field_api.common.actors import Principal
 from field_api.common.hashing import sha256_file
+from field_api.common.storage import MediaStore
 from field_api.config import Settings
 from field_api.errors import ValidationFailed
 from field_api.inspections import ledger, storage
@@ -228,7 +229,9 @@ def _import_photos(run: _Import) -> dict[str, Any]:
         source = Path(photo.path)
         source = source if source.is_absolute() else run.batch_dir / source
         existing_photo = run.session.get(InspectionPhoto, photo.photo_id)
-        stored = storage.store_file(run.settings, source) if source.is_file() else None
+        stored: str | None = None
+        if source.is_file():
+            stored = MediaStore(run.settings.media_dir).put_file(source).sha256
         thumb = existing_photo.thumbnail_sha256 if existing_photo else None
         if stored is not None and thumb is None:
             thumb = storage.store_thumbnail(run.settings, source)  # made once per photo
@@ -301,10 +304,11 @@ def _import_detections(run: _Import) -> None:
     """The batch's detections as findings; a reviewed finding keeps the inspector's decision."""
     line_of_asset = {a.asset_id: a.line_id for a in run.of_kind("asset")}
     for det in run.of_kind("detection"):
-        crop_sha = None
+        crop_sha: str | None = None
         if det.evidence_crop:
             crop = run.batch_dir / det.evidence_crop
-            crop_sha = storage.store_file(run.settings, crop) if crop.is_file() else None
+            if crop.is_file():
+                crop_sha = MediaStore(run.settings.media_dir).put_file(crop).sha256
         values = {
             "batch_id": run.batch_id,
             "produced_at": run.produced_at,

@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session
 from field_api.audit import service as audit
 from field_api.common import clock
 from field_api.common.actors import Principal, Role
+from field_api.common.storage import MediaStore
 from field_api.config import Settings
 from field_api.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
-from field_api.inspections import rules, storage
+from field_api.inspections import rules
 from field_api.inspections.dispatch import check_crew_for, dispatch_for
 from field_api.inspections.models import Finding, LedgerAsset, RepairOrder
 from field_api.inspections.rules import RepairStage
@@ -167,7 +168,7 @@ def add_repair_photo(
         )
     if not (data.startswith(b"\xff\xd8\xff") or data.startswith(b"\x89PNG\r\n\x1a\n")):
         raise ValidationFailed("a repair photo must be a JPEG or PNG", code="repair.photo_type")
-    sha = storage.store_bytes(settings, data)
+    sha = MediaStore(settings.media_dir).put_bytes(data).sha256
     if kind == "before":
         order.before_photo_sha256 = sha
     else:

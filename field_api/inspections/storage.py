@@ -16,36 +16,18 @@ from typing import Any
 from PIL import Image, ImageOps
 from sqlalchemy.orm import Session
 
-from field_api.common.hashing import file_chunks
+from field_api.common.storage import MediaStore
 from field_api.config import Settings
 from field_api.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from field_api.inspections.models import InspectionPhoto
 from field_api.media.analysis import make_thumbnail, sniff_file
-from field_api.media.service import store_of
 from vision import records as rec
 
 RECORDS_FILE = "records.jsonl"
 STATE_FILE = "batch.json"
 
 
-# --- the content-addressed store (the media slice's) ------------------------------------------
-
-
-def media_path(settings: Settings, sha256: str) -> Path:
-    return store_of(settings).path_of(sha256)
-
-
-def store_file(settings: Settings, source: Path) -> str:
-    """Stream ``source`` into the media store (once per content) and return its sha256."""
-    store = store_of(settings)
-    temp = store.new_temp()
-    try:
-        for chunk in file_chunks(source):
-            temp.write(chunk)
-        temp.finish()
-        return store.promote(temp.path, temp.sha256).sha256
-    finally:
-        temp.discard()
+# --- files in the content-addressed store (field_api.common.storage) ------------------------------
 
 
 def media_type_of(path: Path) -> str:
@@ -56,10 +38,6 @@ def media_type_of(path: Path) -> str:
         return "application/octet-stream"
 
 
-def store_bytes(settings: Settings, data: bytes) -> str:
-    return store_of(settings).put_bytes(data).sha256
-
-
 def store_thumbnail(settings: Settings, source: Path) -> str | None:
     """A listing thumbnail of a photo (EXIF orientation applied), stored once."""
     try:
@@ -67,7 +45,7 @@ def store_thumbnail(settings: Settings, source: Path) -> str | None:
             thumb = make_thumbnail(ImageOps.exif_transpose(im).convert("RGB"))
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
-    return store_bytes(settings, thumb)
+    return MediaStore(settings.media_dir).put_bytes(thumb).sha256
 
 
 # --- serving stored files ------------------------------------------------------------------------
@@ -86,7 +64,7 @@ def stored_file(settings: Settings, sha: str | None) -> StoredFile:
     """A stored image with its real content type, sniffed from its bytes (never guessed)."""
     if sha is None:
         raise NotFound("no stored file", code="inspection.file_not_stored")
-    path = media_path(settings, sha)
+    path = MediaStore(settings.media_dir).path_of(sha)
     if not path.is_file():
         raise NotFound("stored file missing", code="inspection.file_missing")
     return StoredFile(path, media_type_of(path), sha)

@@ -30,6 +30,7 @@ from field_api.auth import service as auth_service
 from field_api.common import clock, i18n
 from field_api.common.actors import Principal
 from field_api.common.csvfiles import csv_response
+from field_api.common.storage import MediaStore
 from field_api.config import Settings
 from field_api.db import READ_OPTIONS, session_scope
 from field_api.deps import AppSettings, CurrentUser, DbSession, get_current_user
@@ -202,7 +203,7 @@ async def upload_media(
             code="media.upload_too_large",
             params={"limit_bytes": limit},
         )
-    store = service.store_of(settings)
+    store = MediaStore(settings.media_dir)
 
     def _file_limit(fields: dict[str, str], head: bytes) -> int:
         # the photo or video limit of what the file is, as soon as its first bytes are in
@@ -420,7 +421,7 @@ def _file_response(
     }
     if _etag_matches(if_none_match, etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    path = service.store_of(settings).path_of(sha256)
+    path = MediaStore(settings.media_dir).path_of(sha256)
     if not path.is_file():
         raise ServiceUnavailable(
             "the stored file is missing from the media folder",

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image as PILImage
-from sqlalchemy import Select, and_, event, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from field_api.audit import service as audit
@@ -28,7 +28,7 @@ from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.common.geodesy import Position
 from field_api.common.hashing import sha256_file
-from field_api.common.storage import MediaStore
+from field_api.common.storage import MediaStore, remove_on_rollback
 from field_api.config import Settings
 from field_api.db import READ_OPTIONS
 from field_api.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, ValidationFailed
@@ -60,8 +60,6 @@ from field_api.work_orders.rules import Stage
 
 log = logging.getLogger(__name__)
 
-_CREATED_BLOBS = "media_created_blobs"
-
 
 @dataclass(frozen=True)
 class StagedFile:
@@ -71,11 +69,6 @@ class StagedFile:
     sha256: str
     size_bytes: int
     head: bytes
-
-
-def store_of(settings: Settings) -> MediaStore:
-    """The content-addressed store under ``settings.media_dir``."""
-    return MediaStore(settings.media_dir)
 
 
 def max_upload_bytes(cfg: MediaSettings, kind: MediaKind | None = None) -> int:
@@ -357,7 +350,7 @@ def create_item(
             params={"kind": data.kind.value},
         )
 
-    store = store_of(settings)
+    store = MediaStore(settings.media_dir)
     now = clock.now()
     item = MediaItem(
         client_id=data.client_id,
@@ -421,8 +414,7 @@ def create_item(
     audit.record(session, actor=actor, action="media.create", entity=item)
     # The rename comes last: every constraint has been checked by the flush above.
     blob = store.promote(staged.path, staged.sha256)
-    if blob.created:
-        _remove_on_rollback(session, store, blob.sha256)
+    remove_on_rollback(session, store, blob)
     return item, True
 
 
@@ -455,10 +447,9 @@ def record_generated(
         )
     with PILImage.open(io.BytesIO(data)) as image:
         width, height = image.size
-    store = store_of(settings)
+    store = MediaStore(settings.media_dir)
     blob = store.put_bytes(data)
-    if blob.created:
-        _remove_on_rollback(session, store, blob.sha256)
+    remove_on_rollback(session, store, blob)
     item = MediaItem(
         client_id=client_id,
         order_id=order.id,
@@ -541,26 +532,6 @@ def _bind_meter(
     audit.record(session, actor=actor, action="media.bind_meter", entity=binding)
 
 
-def _remove_on_rollback(session: Session, store: MediaStore, sha256: str) -> None:
-    """Undo a new file in the store if this transaction does not commit."""
-    pending: list[tuple[MediaStore, str]] | None = session.info.get(_CREATED_BLOBS)
-    if pending is None:
-        pending = []
-        session.info[_CREATED_BLOBS] = pending
-
-        @event.listens_for(session, "after_commit")
-        def _keep(s: Session) -> None:
-            s.info.get(_CREATED_BLOBS, []).clear()
-
-        @event.listens_for(session, "after_rollback")
-        def _undo(s: Session) -> None:
-            for blob_store, sha in s.info.get(_CREATED_BLOBS, []):
-                blob_store.remove(sha)
-            s.info.get(_CREATED_BLOBS, []).clear()
-
-    pending.append((store, sha256))
-
-
 # --------------------------------------------------------------------------------------------
 # Deferred analysis
 
@@ -635,7 +606,7 @@ def compute_analysis(
 
     ``keep_alive`` is called between the steps (it renews the item's lease).
     """
-    store = store_of(settings)
+    store = MediaStore(settings.media_dir)
     path = store.path_of(job.sha256)
     try:
         result = analyze_image(path, job.media_type, max_pixels=cfg.max_image_pixels)
@@ -919,7 +890,7 @@ def part_path(settings: Settings, upload_id: str) -> Path:
     """Where the bytes of a resumable upload accumulate."""
     if not (len(upload_id) == 32 and all(c in "0123456789abcdef" for c in upload_id)):
         raise NotFound("no such upload", code="media.upload_not_found")
-    return store_of(settings).uploads_dir / f"{upload_id}.part"
+    return MediaStore(settings.media_dir).uploads_dir / f"{upload_id}.part"
 
 
 def create_upload(

@@ -15,7 +15,7 @@ from field_api import maintenance
 from field_api.auth.models import User
 from field_api.common import owners
 from field_api.common.actors import Principal, Role
-from field_api.common.storage import temp_name
+from field_api.common.storage import MediaStore, temp_name
 from field_api.config import MediaSettings, Settings
 from field_api.leases import service as leases
 from field_api.main import create_app
@@ -135,7 +135,7 @@ def test_one_pass_puts_a_crash_right(
     upload_id = upload.id
     assert leases.claim(session, "test.other", "x", ttl_s=60, owner=REMOTE)
     session.commit()
-    store = media.store_of(settings)
+    store = MediaStore(settings.media_dir)
     store.tmp_dir.mkdir(parents=True, exist_ok=True)
     crashed = store.tmp_dir / temp_name(f"{owners.host()}/999999/1")
     crashed.write_bytes(b"\xff\xd8 half a photo")

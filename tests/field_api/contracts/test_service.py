@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 
 from field_api.auth import service as auth_service
 from field_api.common.actors import Role
-from field_api.common.storage import MediaStore
+from field_api.common.storage import MediaStore, remove_on_rollback
 from field_api.config import ContractSettings, Settings
-from field_api.contracts import service, signing, store
+from field_api.contracts import service, signing
 from field_api.contracts.models import ContractOtp, ContractStatus
 from field_api.contracts.otp import OtpOutcome
 from field_api.errors import (
@@ -124,7 +124,7 @@ def test_sign_with_the_code_signs_stores_and_moves_the_order(
     assert last.device_lat == pytest.approx(22.5333)
 
     assert result.file_sha256 is not None
-    data = store.read(settings.media_dir, result.file_sha256)
+    data = MediaStore(settings.media_dir).read_verified(result.file_sha256)
     verdict = service.verify_file(data, settings=settings)
     assert verdict.valid, verdict.detail
     record = verdict.record
@@ -139,7 +139,7 @@ def test_sign_with_the_code_signs_stores_and_moves_the_order(
     (drawn,) = session.execute(select(MediaItem).where(MediaItem.order_id == order_id)).scalars()
     assert (drawn.kind, drawn.stage) == (MediaKind.signature, Stage.contract_signed)
     assert drawn.sha256 == result.signature_image_sha256
-    assert store.read(settings.media_dir, drawn.sha256) == signature_png()
+    assert MediaStore(settings.media_dir).read_verified(drawn.sha256) == signature_png()
 
     # A retry after a lost response gives the same signed contract back.
     again = service.sign(
@@ -306,10 +306,10 @@ def test_a_stored_file_is_removed_when_the_transaction_rolls_back(
 ) -> None:
     # Inside a signing transaction that has written rows already.
     service.generate(session, at_scheme.order.id, actor=at_scheme.actor, settings=settings)
-    sha = store.put(
-        settings.media_dir, b"%PDF-1.4 a contract that never got signed", session=session
-    )
-    path = MediaStore(settings.media_dir).path_of(sha)
+    store = MediaStore(settings.media_dir)
+    blob = store.put_bytes(b"%PDF-1.4 a contract that never got signed")
+    remove_on_rollback(session, store, blob)
+    path = store.path_of(blob.sha256)
     assert path.is_file()
     session.rollback()
     assert not path.exists()

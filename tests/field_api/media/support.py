@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from field_api.auth.models import Crew, User
 from field_api.common.actors import Principal, Role
+from field_api.common.storage import MediaStore
 from field_api.config import MediaSettings, Settings
 from field_api.media import service
 from field_api.media.models import MediaItem
@@ -56,7 +57,7 @@ def create_photo(
     kind: MediaKind = MediaKind.site,
 ) -> MediaItem:
     """Record a photo through the service (as an admin), its analysis left pending."""
-    temp = service.store_of(settings).new_temp()
+    temp = MediaStore(settings.media_dir).new_temp()
     temp.write(source.read_bytes())
     temp.finish()
     user = session.execute(select(User).where(User.crew_id == crews.crew_a.id)).scalar_one()

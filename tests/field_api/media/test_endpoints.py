@@ -15,6 +15,7 @@ from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from field_api.common.storage import MediaStore
 from field_api.config import MediaSettings, Settings
 from field_api.media.models import MediaFlag, MediaItem, MeterBinding
 from tests.builders import auth, make_order
@@ -494,7 +495,7 @@ def test_a_failed_analysis_says_why_in_the_request_language(
     assert item is not None
     # the stored file is cut short on disk (a failing disk, a copy interrupted): analysed again,
     # the decoder refuses it
-    path = service.store_of(settings).path_of(item.sha256)
+    path = MediaStore(settings.media_dir).path_of(item.sha256)
     data = path.read_bytes()
     path.chmod(0o600)
     path.write_bytes(data[: len(data) // 2])

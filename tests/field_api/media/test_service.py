@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from field_api.common.actors import Principal, Role
+from field_api.common.storage import MediaStore
 from field_api.config import MediaSettings, Settings
 from field_api.media import service
 from field_api.media.models import AnalysisState, MediaHashBand, MediaItem
@@ -29,7 +30,7 @@ def _actor(session: Session, crews: Crews) -> Principal:
 
 
 def _stage(settings: Settings, source: Path) -> service.StagedFile:
-    temp = service.store_of(settings).new_temp()
+    temp = MediaStore(settings.media_dir).new_temp()
     temp.write(source.read_bytes())
     temp.finish()
     return service.StagedFile(temp.path, temp.sha256, temp.size, temp.head)
@@ -56,7 +57,7 @@ def test_new_file_is_removed_when_the_transaction_rolls_back(
     session: Session, settings: Settings, crews: Crews
 ) -> None:
     item = _create(session, settings, crews, BRIGHTON_18)
-    path = service.store_of(settings).path_of(item.sha256)
+    path = MediaStore(settings.media_dir).path_of(item.sha256)
     assert path.is_file()
     session.rollback()
     assert not path.exists()
@@ -65,7 +66,7 @@ def test_new_file_is_removed_when_the_transaction_rolls_back(
 def test_committed_file_stays(session: Session, settings: Settings, crews: Crews) -> None:
     item = _create(session, settings, crews, BRIGHTON_18)
     session.commit()
-    path = service.store_of(settings).path_of(item.sha256)
+    path = MediaStore(settings.media_dir).path_of(item.sha256)
     session.rollback()
     assert path.is_file()
 
