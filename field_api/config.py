@@ -168,7 +168,7 @@ class VisionSettings(BaseSettings):
     # Batch folders of `fieldops vision run` are imported from under this folder (the API
     # refuses paths outside it).
     inspections_dir: Path = Path("var/inspections")
-    # Defects of this severity or worse get a repair order.
+    # A confirmed defect at or above this severity gets a repair order.
     repair_severity_threshold: int = Field(default=2, ge=0)
 
 
@@ -196,13 +196,12 @@ class Settings(BaseSettings):
     # Seconds between the server's maintenance passes (field_api.maintenance); 0 disables the
     # runner; unset: 60, except with env "test" (tests run the jobs one by one).
     maintenance_interval_s: float | None = Field(default=None, ge=0)
-    inspections_dir: Path = Path("var/inspections")
-    repair_severity_threshold: int = Field(default=2, ge=0)
 
     media: MediaSettings = Field(default_factory=MediaSettings)
     contracts: ContractSettings = Field(default_factory=ContractSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
+    vision: VisionSettings = Field(default_factory=VisionSettings)
 
     @model_validator(mode="after")
     def _refuse_dev_defaults_in_production(self) -> Settings:

@@ -121,7 +121,7 @@ def import_batch(
     """Import a batch's finding records; importing the same batch twice changes nothing.
 
     ``confined`` (the default, and always over HTTP): the batch folder and every photo its
-    records name must lie under ``settings.inspections_dir`` once resolved — ``..``, absolute
+    records name must lie under ``settings.vision.inspections_dir`` once resolved — ``..``, absolute
     paths elsewhere and symlinks leading out are refused (403) before anything is read. The
     operator's command line passes ``confined=False`` for a folder anywhere on the server.
 

@@ -196,7 +196,7 @@ def review(
         finding.status,
         finding.role,
         finding.severity,
-        threshold=settings.repair_severity_threshold,
+        threshold=settings.vision.repair_severity_threshold,
     ):
         repair = repairs.create_repair_order(session, finding, actor=actor)
     return finding, repair

@@ -1,7 +1,7 @@
 """Inspection files: batch output folders on disk and the photos, crops and thumbnails kept in
 the content-addressed media store (sha256 paths under the media folder; rows keep their sha256).
 
-Owns: where a batch folder may lie (confined to ``settings.inspections_dir``), reading its
+Owns: where a batch folder may lie (confined to ``settings.vision.inspections_dir``), reading its
 records and state file, storing photos and crops, and finding a stored file to serve.
 """
 
@@ -98,7 +98,7 @@ def inside_inspections_dir(
     settings: Settings, path: Path, *, named: str, refuse_parent: bool = True
 ) -> Path:
     """``path`` resolved (symlinks followed); 403 when it leaves the inspections folder."""
-    root = settings.inspections_dir.resolve()
+    root = settings.vision.inspections_dir.resolve()
     resolved = (root / path).resolve()  # an absolute ``path`` replaces ``root`` here
     if (refuse_parent and ".." in path.parts) or not resolved.is_relative_to(root):
         raise Forbidden(
@@ -114,7 +114,7 @@ def resolve_batch_dir(settings: Settings, directory: Path, *, confined: bool = T
     if confined:
         path = inside_inspections_dir(settings, directory, named="batch folder")
     else:
-        path = directory if directory.is_absolute() else settings.inspections_dir / directory
+        path = directory if directory.is_absolute() else settings.vision.inspections_dir / directory
         path = path.resolve()
     if not (path / RECORDS_FILE).is_file():
         raise ValidationFailed(

@@ -19,7 +19,7 @@ from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
 from field_api.common.actors import Role
-from field_api.config import Settings, get_settings
+from field_api.config import Settings, VisionSettings, get_settings
 from field_api.db import Base, make_engine, make_session_factory
 from field_api.main import create_app
 from tests.builders import auth, make_crew, make_district, make_user
@@ -92,7 +92,8 @@ def test_drone_photo_to_repair_order_and_training_set(
 
     db_url = f"sqlite:///{tmp_path}/e2e.db"
     settings = Settings(env="test", database_url=db_url, media_dir=tmp_path / "media",
-                        token_pepper="e2e-pepper-0123456789", inspections_dir=tmp_path)
+                        token_pepper="e2e-pepper-0123456789",
+                        vision=VisionSettings(inspections_dir=tmp_path))
     engine = make_engine(db_url)
     Base.metadata.create_all(engine)
     factory = make_session_factory(engine)

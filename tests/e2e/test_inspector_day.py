@@ -36,7 +36,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from field_api.common.actors import Role
-from field_api.config import Settings, get_settings
+from field_api.config import Settings, VisionSettings, get_settings
 from field_api.db import make_engine, make_session_factory
 from field_api.inspections.models import LedgerAsset
 from field_api.main import create_app
@@ -169,7 +169,7 @@ def test_an_inspectors_day(
     alarm_id = _add_false_alarm(out, by_path["DJI_0001.JPG"]["photo_id"])
 
     settings = Settings(env="test", database_url=committed_url, media_dir=tmp_path / "media",
-                        token_pepper=PEPPER, inspections_dir=tmp_path)
+                        token_pepper=PEPPER, vision=VisionSettings(inspections_dir=tmp_path))
     engine = make_engine(committed_url)
     factory = make_session_factory(engine)
     with factory.begin() as session:

@@ -46,9 +46,7 @@ ENVIRONMENT: list[tuple[str, str, str, Any]] = [
     ("FIELDOPS_LOG_LEVEL", "debug", "log_level", "debug"),
     ("FIELDOPS_PUBLIC_BASE_URL", "https://c.example", "public_base_url", "https://c.example"),
     ("FIELDOPS_MAINTENANCE_INTERVAL_S", "2.5", "maintenance_interval_s", 2.5),
-    ("FIELDOPS_INSPECTIONS_DIR", "/insp", "inspections_dir", Path("/insp")),
-    ("FIELDOPS_REPAIR_SEVERITY_THRESHOLD", "3", "repair_severity_threshold", 3),
-    # media (FIELDOPS_MEDIA_*), the worker's nice included
+        # media (FIELDOPS_MEDIA_*), the worker's nice included
     ("FIELDOPS_MEDIA_MAX_DISTANCE_M", "55.5", "media.max_distance_m", 55.5),
     ("FIELDOPS_MEDIA_CLOCK_TOLERANCE_S", "60", "media.clock_tolerance_s", 60),
     ("FIELDOPS_MEDIA_ASSUMED_UTC_OFFSET_H", "-3", "media.assumed_utc_offset_h", -3.0),
@@ -74,6 +72,9 @@ ENVIRONMENT: list[tuple[str, str, str, Any]] = [
     # tracking
     ("FIELDOPS_TRACKING_LINK_DAYS_AFTER_CLOSE", "7", "tracking.link_days_after_close", 7.0),
     ("FIELDOPS_WEBHOOK_ALLOW_LOOPBACK", "false", "tracking.webhook_allow_loopback", False),
+    # what the service reads of the vision pipeline's output
+    ("FIELDOPS_INSPECTIONS_DIR", "/insp", "vision.inspections_dir", Path("/insp")),
+    ("FIELDOPS_REPAIR_SEVERITY_THRESHOLD", "3", "vision.repair_severity_threshold", 3),
     # the working-day calendar (the command line also knew the short OVERRIDE name)
     ("FIELDOPS_CALENDAR_OVERRIDE_PATH", "/cal/a.yaml", "calendar.override_path",
      Path("/cal/a.yaml")),

@@ -32,7 +32,7 @@ FLOWN = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)  # photos taken long before the i
 
 @pytest.fixture(autouse=True)
 def _inspections_dir(settings: Settings, tmp_path: Path) -> None:
-    settings.inspections_dir = tmp_path
+    settings.vision.inspections_dir = tmp_path
 
 
 def at(east: float, north: float) -> tuple[float, float]:

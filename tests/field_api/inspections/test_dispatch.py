@@ -34,7 +34,7 @@ LINE = "L-10KV-01"
 
 @pytest.fixture(autouse=True)
 def _inspections_dir(settings: Settings, tmp_path: Path) -> None:
-    settings.inspections_dir = tmp_path
+    settings.vision.inspections_dir = tmp_path
 
 
 def write_batch_with_unlocated(root: Path) -> Path:
@@ -408,7 +408,9 @@ def cli_db(committed_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
 
 
 def test_the_dispatch_command_is_idempotent(cli_db: str, tmp_path: Path) -> None:
-    settings = get_settings().model_copy(update={"inspections_dir": tmp_path})
+    process = get_settings()
+    vision = process.vision.model_copy(update={"inspections_dir": tmp_path})
+    settings = process.model_copy(update={"vision": vision})
     engine = make_engine(cli_db)
     factory = make_session_factory(engine)
     with factory.begin() as session:

@@ -20,7 +20,7 @@ from vision import records as rec
 
 @pytest.fixture(autouse=True)
 def _inspections_dir(settings: Settings, tmp_path: Path) -> None:
-    settings.inspections_dir = tmp_path
+    settings.vision.inspections_dir = tmp_path
 
 
 def write_gbk_batch(root: Path) -> Path:

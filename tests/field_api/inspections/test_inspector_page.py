@@ -13,7 +13,7 @@ from playwright import sync_api
 from sqlalchemy.orm import Session
 
 from field_api.common.actors import Role
-from field_api.config import Settings
+from field_api.config import Settings, VisionSettings
 from field_api.db import Base, make_engine, make_session_factory
 from field_api.inspections import importing
 from field_api.inspections.models import Finding, LedgerLine, RepairOrder
@@ -40,7 +40,7 @@ def live(tmp_path: Path) -> Iterator[tuple[str, str, Settings]]:
         database_url=f"sqlite:///{tmp_path}/inspector.db",
         media_dir=tmp_path / "media",
         token_pepper="page-test-pepper-0123456789",
-        inspections_dir=tmp_path,
+        vision=VisionSettings(inspections_dir=tmp_path),
     )
     engine = make_engine(settings.database_url)
     Base.metadata.create_all(engine)

@@ -29,7 +29,7 @@ ORIGIN = (113.93, 22.53)  # lon, lat
 
 @pytest.fixture(autouse=True)
 def _inspections_dir(settings: Settings, tmp_path: Path) -> None:
-    settings.inspections_dir = tmp_path
+    settings.vision.inspections_dir = tmp_path
 
 
 def at(east: float, north: float) -> tuple[float, float]:

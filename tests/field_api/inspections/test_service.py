@@ -29,7 +29,7 @@ BATCH = "batch-test-0001"
 @pytest.fixture(autouse=True)
 def _inspections_dir(settings: Settings, tmp_path: Path) -> None:
     """Batches are imported from under the configured inspections folder (the test's own)."""
-    settings.inspections_dir = tmp_path
+    settings.vision.inspections_dir = tmp_path
 
 
 def _jpeg(color: tuple[int, int, int], size: tuple[int, int] = (320, 240)) -> bytes:
@@ -232,7 +232,7 @@ def test_http_review_repair_flow_and_ledger_tasks(
     _, crew_token = make_user(session, settings, role=Role.crew, crew=repair_crew)
     _, other_token = make_user(session, settings, role=Role.crew, crew=other_crew)
     _, planner = make_user(session, settings, role=Role.planner)
-    settings.inspections_dir = tmp_path
+    settings.vision.inspections_dir = tmp_path
     write_batch(tmp_path)
     session.commit()
 
@@ -389,7 +389,7 @@ def test_import_reads_only_under_the_inspections_folder(
     session.commit()
     root = tmp_path / "inspections"
     root.mkdir()
-    settings.inspections_dir = root
+    settings.vision.inspections_dir = root
     outside = write_batch(tmp_path / "elsewhere")  # a real batch folder, outside the root
     directory = {
         "dotdot": "../elsewhere/batch",
