@@ -7,7 +7,10 @@ request threads, the middleware and background runners all see the same time.
 
 Times are kept and exchanged (database, JSON) in UTC. People read them in China time:
 :data:`CHINA_TZ` is the one definition of it (Asia/Shanghai, UTC+8 without daylight saving
-since 1991), used by working-day calendars, reports, exports and pages.
+since 1991), used by working-day calendars, reports, exports and pages; :func:`china_date` and
+:func:`china_today` are the one reading of a day in China (deadlines, call-backs, tracking).
+
+Used by every slice, the audit trail, leases, maintenance jobs and the tests' ``server_clock``.
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ One rule for every cell, so no endpoint formats its own:
   data as a formula.
 
 The file is UTF-8 with a BOM so spreadsheet programs read the Chinese.
+
+Used by every slice's CSV export endpoint (checklists, media, call-backs, inspections, visits,
+deadlines) through :func:`csv_response`. (Named ``csvfiles`` so it never shadows the standard
+library's ``csv`` in an importer.)
 """
 
 from __future__ import annotations

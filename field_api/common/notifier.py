@@ -4,6 +4,9 @@ Outside production the default notifier also keeps every message in :data:`DEV_O
 small in-memory list (newest first, phone masked, text in full) that ``GET /dev/sms``
 (:mod:`field_api.devtools`) shows: on a development machine that is where a newcomer reads the
 one-time signing code or a tracking link. The log line stays redacted in every environment.
+
+Used by contracts (the signing code), tracking (links and visit notices) and
+:mod:`field_api.devtools` (the outbox page).
 """
 
 from __future__ import annotations
