@@ -62,12 +62,11 @@ def media_worker(
     import logging
 
     from field_api.config import get_settings
-    from field_api.media.config import media_settings
     from field_api.media.worker import run_worker
 
     logging.basicConfig(level=logging.INFO)
     settings = get_settings()
-    done = run_worker(settings, media_settings(settings), once=once)
+    done = run_worker(settings, settings.media, once=once)
     typer.echo(json.dumps({"analysed": done}))
 
 
@@ -386,11 +385,11 @@ def inspections_import(
     """Import a batch's finding records (idempotent)."""
     from pathlib import Path
 
-    from field_api.inspections import service
+    from field_api.inspections import importing
 
     try:
         with service_context() as (settings, factory), factory.begin() as session:
-            summary = service.import_batch(  # the operator may import from anywhere
+            summary = importing.import_batch(  # the operator may import from anywhere
                 session, Path(directory).resolve(), settings=settings, actor=None, confined=False
             )
     except Exception as exc:
@@ -415,11 +414,11 @@ def inspections_dispatch() -> None:
     One-off and idempotent: orders already assigned, started, or without a pole or coordinates
     are left as they are (the counts say how many).
     """
-    from field_api.inspections import service
+    from field_api.inspections import repairs
 
     try:
         with service_context() as (_settings, factory), factory.begin() as session:
-            counts = service.dispatch_unassigned(session, actor=None)
+            counts = repairs.dispatch_unassigned(session, actor=None)
     except Exception as exc:
         _fail(exc)
         return
@@ -437,11 +436,11 @@ def inspections_export(
     labels/ and VOC annotations/) and COCO JSON, with manifest.csv and summary.json."""
     from pathlib import Path
 
-    from field_api.inspections import service
+    from field_api.inspections import export
 
     try:
         with service_context() as (settings, factory), factory() as session:
-            summary = service.export_training_set(
+            summary = export.export_training_set(
                 session, Path(out), settings=settings, model=model
             )
     except Exception as exc:
