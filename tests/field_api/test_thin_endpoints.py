@@ -1,6 +1,6 @@
 """Endpoints are "parse -> one service call -> respond": no access check and no query of their own.
 
-Every ``field_api/*/endpoints.py`` (but inspections', which its own slice reorganises) and
+Every ``field_api/*/endpoints.py`` and
 ``field_api/web/api.py`` is parsed with ``ast``; a call to ``get_for_actor`` (the access decision
 belongs to the service of the use case), to ``select`` (a query, or a page of one) or to a
 session's ``get``/``execute``/``scalar``/``scalars``/``query`` fails the test, naming the file
