@@ -39,6 +39,7 @@ def _add_slice_commands() -> None:
     """The slices' command groups (their modules import only light libraries at load)."""
     from field_api.cli.calendar import app as calendar_app
     from field_api.cli.contracts import app as contracts_app
+    from field_api.cli.doctor import doctor
     from field_api.cli.network import app as network_app
     from field_api.cli.webhooks import app as webhooks_app
 
@@ -46,6 +47,7 @@ def _add_slice_commands() -> None:
     app.add_typer(webhooks_app, name="webhooks", help="Webhook outbox sender.")
     app.add_typer(contracts_app, name="contracts", help="Connection contracts.")
     app.add_typer(network_app, name="network", help="Low-voltage network data.")
+    app.command("doctor")(doctor)
 
 
 _add_slice_commands()
