@@ -172,6 +172,24 @@ class VisionSettings(BaseSettings):
     repair_severity_threshold: int = Field(default=2, ge=0)
 
 
+class JobSettings(BaseSettings):
+    """The job workers (``FIELDOPS_JOBS_*``): claims, retries and the periodic work."""
+
+    model_config = SettingsConfigDict(env_prefix="FIELDOPS_JOBS_", extra="ignore")
+
+    lease_s: float = Field(
+        default=300.0, gt=0, description="How long a claim lasts unless its worker renews it."
+    )
+    poll_s: float = Field(default=1.0, gt=0, description="An idle worker's wait between claims.")
+    backoff_base_s: float = Field(default=10.0, ge=0, description="The first retry's delay.")
+    backoff_factor: float = Field(default=2.0, ge=1, description="Each retry waits this x more.")
+    backoff_max_s: float = Field(default=3600.0, ge=0, description="The longest retry delay.")
+    max_attempts: int = Field(default=8, ge=1, description="Attempts before a job is dead.")
+    keep_done_s: float = Field(default=86400.0, ge=0, description="How long done jobs stay.")
+    webhook_every_s: float = Field(default=5.0, gt=0, description="The webhook outbox's pass.")
+    analyse_every_s: float = Field(default=2.0, gt=0, description="The pending photos' pass.")
+
+
 class Settings(BaseSettings):
     """Runtime configuration; defaults run locally (SQLite file, media folder under ./var)."""
 
@@ -196,12 +214,16 @@ class Settings(BaseSettings):
     # Seconds between the server's maintenance passes (field_api.maintenance); 0 disables the
     # runner; unset: 60, except with env "test" (tests run the jobs one by one).
     maintenance_interval_s: float | None = Field(default=None, ge=0)
+    # Whether the API process runs one job worker thread (field_api.jobs); unset: yes in
+    # development only (production runs `fieldops worker`; tests run jobs one by one).
+    worker_in_process: bool | None = None
 
     media: MediaSettings = Field(default_factory=MediaSettings)
     contracts: ContractSettings = Field(default_factory=ContractSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     vision: VisionSettings = Field(default_factory=VisionSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
 
     @model_validator(mode="after")
     def _refuse_dev_defaults_in_production(self) -> Settings:
@@ -229,6 +251,13 @@ class Settings(BaseSettings):
         if self.maintenance_interval_s is not None:
             return self.maintenance_interval_s
         return 0.0 if self.env == "test" else 60.0
+
+    @property
+    def runs_worker_in_process(self) -> bool:
+        """Whether the API process runs a job worker thread."""
+        if self.worker_in_process is not None:
+            return self.worker_in_process
+        return self.env == "development"
 
     @property
     def webhook_loopback_allowed(self) -> bool:

@@ -117,6 +117,12 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "demo.refused_in_production": _m(
         "生产环境不接受演示数据和演示令牌", "demo data and demo tokens are refused in production"
     ),
+    # -- jobs -----------------------------------------------------------------------------
+    "jobs.not_found": _m("未找到任务 {id}", "job {id} not found"),
+    "jobs.not_dead": _m(
+        "任务 {id} 的状态为 {state}，只能重试失败的任务",
+        "job {id} is {state}: only a dead job can be retried",
+    ),
     # -- audit ----------------------------------------------------------------------------
     "audit.checkpoint_name_taken": _m(
         "无法为新的检查点文件命名", "could not name a new checkpoint file"
@@ -762,7 +768,6 @@ def render(code: str, params: dict[str, Any], language: str = DEFAULT_LANGUAGE) 
     return template.format_map(_Keep(values))
 
 
-
 # Parameters whose values are names of the flow: rendered by their names for people (a stage
 # "energised" reads 已送电 / Energised, a role "crew" 现场班组 / crew), not as raw values.
 _STAGE_PARAMS: Final = frozenset({"stage", "target", "from_stage", "to_stage", "current"})
@@ -795,6 +800,7 @@ def _named(key: str, value: Any, language: str) -> Any:
 def _param(value: Any, language: str) -> Any:
     """A message (or list of them) rendered, a list joined, in ``language`` (、 in Chinese)."""
     return messages.param_text(value, language)
+
 
 # What went wrong with a request field, by the start of pydantic's error type.
 _FIELD_PROBLEMS: Final[tuple[tuple[str, dict[str, str]], ...]] = (

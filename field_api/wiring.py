@@ -22,6 +22,7 @@ MODEL_MODULES: Final = (
     "field_api.deadlines.models",
     "field_api.idempotency.models",
     "field_api.inspections.models",
+    "field_api.jobs.models",
     "field_api.kits.models",
     "field_api.leases.models",
     "field_api.media.models",
@@ -48,6 +49,7 @@ def routers() -> list[APIRouter]:
     from field_api.contracts import endpoints as contracts
     from field_api.deadlines import endpoints as deadlines
     from field_api.inspections import endpoints as inspections
+    from field_api.jobs_api import endpoints as jobs
     from field_api.kits import endpoints as kits
     from field_api.media import endpoints as media
     from field_api.network import endpoints as network
@@ -67,6 +69,7 @@ def routers() -> list[APIRouter]:
         deadlines.router,
         inspections.router,
         inspections.page_router,  # the inspector page
+        jobs.router,  # the dead-letter list
         kits.router,
         media.router,
         network.router,

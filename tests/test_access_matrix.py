@@ -56,7 +56,9 @@ from field_api.errors import Forbidden, NotFound
 from field_api.inspections import importing, repairs, review
 from field_api.inspections.models import LedgerLine, LedgerTask, RepairOrder
 from field_api.inspections.rules import FindingStatus, RepairStage
+from field_api.jobs import service as jobs
 from field_api.kits import service as kits
+from field_api.leases import service as leases
 from field_api.main import create_app
 from field_api.media import service as media
 from field_api.media.rules import MediaKind
@@ -234,6 +236,7 @@ class World:
         ids["subscription_id"] = self.new_subscription()
         ids["flag_id"] = self.new_flag(order)
         ids["token_id"] = self.new_token_id()
+        ids["job_id"] = self.new_dead_job()
         self.build_inspections()
         s.commit()
 
@@ -290,6 +293,14 @@ class World:
         self.session.commit()
         return row.id
 
+    def new_dead_job(self) -> int:
+        owner = leases.owner_id("matrix")
+        job_id = jobs.enqueue(self.session, "matrix.job", max_attempts=1)
+        jobs.claim(self.session, queues=None, owner=owner, lease_s=60)
+        jobs.fail(self.session, job_id, "matrix", owner=owner)
+        self.session.commit()
+        return job_id
+
     def new_token_id(self) -> int:
         user, _ = make_user(self.session, self.settings, role=Role.planner)
         token = self.session.execute(
@@ -343,6 +354,7 @@ PARAM_NAMES = {
     "upload_id": "upload_id",
     "token": "tracking_token",
     "subscription_id": "subscription_id",
+    "job_id": "job_id",
     "flag_id": "flag_id",
     "token_id": "token_id",
     "repair_id": "repair_id",

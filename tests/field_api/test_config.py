@@ -80,6 +80,17 @@ ENVIRONMENT: list[tuple[str, str, str, Any]] = [
      Path("/cal/a.yaml")),
     ("FIELDOPS_CALENDAR_OVERRIDE", "/cal/b.yaml", "calendar.override_path", Path("/cal/b.yaml")),
     ("FIELDOPS_CALENDAR_STRICT", "true", "calendar.strict", True),
+    # the job workers (FIELDOPS_JOBS_*) and the API process's own worker thread
+    ("FIELDOPS_WORKER_IN_PROCESS", "false", "worker_in_process", False),
+    ("FIELDOPS_JOBS_LEASE_S", "12.5", "jobs.lease_s", 12.5),
+    ("FIELDOPS_JOBS_POLL_S", "0.2", "jobs.poll_s", 0.2),
+    ("FIELDOPS_JOBS_BACKOFF_BASE_S", "3", "jobs.backoff_base_s", 3.0),
+    ("FIELDOPS_JOBS_BACKOFF_FACTOR", "1.5", "jobs.backoff_factor", 1.5),
+    ("FIELDOPS_JOBS_BACKOFF_MAX_S", "90", "jobs.backoff_max_s", 90.0),
+    ("FIELDOPS_JOBS_MAX_ATTEMPTS", "4", "jobs.max_attempts", 4),
+    ("FIELDOPS_JOBS_KEEP_DONE_S", "60", "jobs.keep_done_s", 60.0),
+    ("FIELDOPS_JOBS_WEBHOOK_EVERY_S", "1.5", "jobs.webhook_every_s", 1.5),
+    ("FIELDOPS_JOBS_ANALYSE_EVERY_S", "0.5", "jobs.analyse_every_s", 0.5),
 ]
 NAMES = sorted({name for name, *_ in ENVIRONMENT})
 
