@@ -25,7 +25,8 @@ from field_api.error_codes import field_errors_sentence
 from field_api.errors import DomainError, ErrorBody, FieldError, ServiceUnavailable, error_body
 from field_api.idempotency.middleware import IdempotencyMiddleware
 from field_api.language import language_of
-from field_api.maintenance import lifespan as maintenance_lifespan
+from field_api.workers import Wiring
+from field_api.workers import lifespan as worker_lifespan
 
 log = logging.getLogger("field_api")
 
@@ -230,7 +231,8 @@ def create_app(
         version="0.1.0",
         description="Field operations of a power distribution company: one-visit low-voltage "
         "connections, drone inspection findings, planners' reviews.",
-        lifespan=maintenance_lifespan,  # the maintenance runner (field_api.maintenance)
+        # the job worker thread, or the maintenance runner (field_api.workers)
+        lifespan=worker_lifespan(Wiring(wiring.job_handlers, wiring.periodic_jobs)),
         docs_url=None,  # /docs is served from vendored files by field_api.web (no CDN)
         redoc_url=None,
     )

@@ -8,9 +8,16 @@ its listeners must run); ``grep -n router field_api/wiring.py`` lists every moun
 from __future__ import annotations
 
 import importlib
-from typing import Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
 
 from fastapi import APIRouter
+
+if TYPE_CHECKING:
+    from field_api.config import Settings
+    from field_api.jobs.service import ClaimedJob
+    from field_api.jobs.worker import Handler, Periodic
+    from field_api.maintenance import JobContext
 
 # Every module that defines tables (Base.metadata is complete once they are imported).
 MODEL_MODULES: Final = (
@@ -101,3 +108,43 @@ def install_hooks() -> None:
     network.install()
     tracking.install()
     visits.install()
+
+
+def job_handlers() -> dict[str, Handler[JobContext]]:
+    """The handler of every job kind, by name (field_api.workers runs them)."""
+    from field_api import maintenance as m
+    from field_api import workers as w
+
+    def each_run(run: Callable[[JobContext], int]) -> Handler[JobContext]:
+        def handler(ctx: JobContext, job: ClaimedJob) -> int:
+            return int(run(ctx))
+
+        return handler
+
+    return {
+        "media.analyse_pending": each_run(m.resume_analysis),
+        "webhooks.send": each_run(w.send_webhooks),
+        "media.sweep_temp": each_run(m.sweep_temp),
+        "media.expire_uploads": each_run(m.expire_uploads),
+        "idempotency.purge": each_run(m.purge_idempotency),
+        "leases.purge": each_run(m.purge_leases),
+        "audit.checkpoint": each_run(m.audit_checkpoint),
+        "jobs.purge": each_run(w.purge_jobs),
+    }
+
+
+def periodic_jobs(settings: Settings) -> list[Periodic]:
+    """The periodic work, each kind with its period and queue."""
+    from field_api.jobs.worker import Periodic
+
+    every = settings.maintenance_every_s or 60.0
+    return [
+        Periodic("media.analyse_pending", settings.jobs.analyse_every_s, queue="media"),
+        Periodic("webhooks.send", settings.jobs.webhook_every_s, queue="webhooks"),
+        Periodic("media.sweep_temp", every, queue="maintenance"),
+        Periodic("media.expire_uploads", every, queue="maintenance"),
+        Periodic("idempotency.purge", every, queue="maintenance"),
+        Periodic("leases.purge", every, queue="maintenance"),
+        Periodic("audit.checkpoint", every, queue="maintenance"),
+        Periodic("jobs.purge", every, queue="maintenance"),
+    ]

@@ -42,12 +42,14 @@ def _add_slice_commands() -> None:
     from field_api.cli.doctor import doctor
     from field_api.cli.network import app as network_app
     from field_api.cli.webhooks import app as webhooks_app
+    from field_api.cli.worker import worker
 
     app.add_typer(calendar_app, name="calendar", help="Chinese working-day calendar.")
     app.add_typer(webhooks_app, name="webhooks", help="Webhook outbox sender.")
     app.add_typer(contracts_app, name="contracts", help="Connection contracts.")
     app.add_typer(network_app, name="network", help="Low-voltage network data.")
     app.command("doctor")(doctor)
+    app.command("worker")(worker)
 
 
 _add_slice_commands()
@@ -58,18 +60,23 @@ app.add_typer(media_app, name="media")
 
 @media_app.command("worker")
 def media_worker(
-    once: Annotated[bool, typer.Option(help="One pass over pending items, then exit.")] = False,
+    once: Annotated[bool, typer.Option(help="Run the jobs due now, then exit.")] = False,
 ) -> None:
-    """Analyse uploaded evidence off the upload path (EXIF, hash, thumbnail, barcode)."""
-    import logging
-
+    """Deprecated alias of `fieldops worker --queues media,maintenance` (niced)."""
+    from field_api.cli.worker import run
     from field_api.config import get_settings
-    from field_api.media.worker import run_worker
 
-    logging.basicConfig(level=logging.INFO)
-    settings = get_settings()
-    done = run_worker(settings, settings.media, once=once)
-    typer.echo(json.dumps({"analysed": done}))
+    typer.echo(
+        "fieldops media worker is deprecated and will be removed in the next release: "
+        "use fieldops worker --queues media,maintenance",
+        err=True,
+    )
+    os.nice(get_settings().media.worker_nice)
+    ran = run(
+        queues=["media", "maintenance"], concurrency=1, once=once, handlers_from=[],
+        tag="media-worker",
+    )
+    typer.echo(json.dumps({"ran": ran}))
 
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from field_api.common import clock
@@ -68,11 +68,12 @@ def enqueue(
     max_attempts: int = 8,
     dedupe_key: str | None = None,
     period_s: float | None = None,
+    hasten: bool = True,
 ) -> int:
     """Add a job in the caller's transaction; returns its id.
 
-    With ``dedupe_key``, a job with that key that is still unfinished is kept instead (its
-    ``run_after`` moved earlier when this one is due sooner) and its id returned.
+    With ``dedupe_key``, a job with that key that is still unfinished is kept instead and its
+    id returned (with ``hasten``, its ``run_after`` moved earlier when this one is due sooner).
     """
     run_after = clock.now() + timedelta(seconds=max(0.0, delay_s))
     values: dict[str, Any] = {
@@ -98,10 +99,32 @@ def enqueue(
     existing = session.execute(
         select(Job).where(Job.dedupe_key == dedupe_key).execution_options(populate_existing=True)
     ).scalar_one()
-    if existing.state == JobState.pending.value and existing.run_after > run_after:
+    if hasten and existing.state == JobState.pending.value and existing.run_after > run_after:
         existing.run_after = run_after
         session.flush()
     return existing.id
+
+
+def periodic_key(kind: str) -> str:
+    """The dedupe key of a periodic job's one row."""
+    return f"periodic:{kind}"
+
+
+def wake(session: Session, kind: str) -> None:
+    """Make the periodic job ``kind`` due now, in the caller's transaction (new work for it:
+    an outbox row, a photo to analyse). Nothing happens when no worker scheduled it yet: the
+    first worker to start runs it at once."""
+    now = clock.now()
+    session.execute(
+        update(Job)
+        .where(
+            Job.dedupe_key == periodic_key(kind),
+            Job.state == JobState.pending.value,
+            Job.run_after > now,
+        )
+        .values(run_after=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _view(job: Job) -> ClaimedJob:
@@ -122,8 +145,10 @@ def claim(
     owner: str,
     lease_s: float,
     limit: int = 1,
+    due_by: datetime | None = None,
 ) -> list[ClaimedJob]:
-    """Claim up to ``limit`` due jobs of ``queues`` (None: every queue), oldest due first.
+    """Claim up to ``limit`` due jobs of ``queues`` (None: every queue), oldest due first
+    (with ``due_by``, only jobs due by then: a pass that must end skips later ones).
 
     A ``running`` job is a candidate too: its lease decides whether its worker still holds it.
     A job whose worker vanished after its last allowed attempt goes dead instead.
@@ -131,7 +156,7 @@ def claim(
     now = clock.now()
     candidates = (
         select(Job.id)
-        .where(Job.state.in_(UNFINISHED), Job.run_after <= now)
+        .where(Job.state.in_(UNFINISHED), Job.run_after <= min(now, due_by or now))
         .order_by(Job.run_after, Job.id)
     )
     if queues is not None:
@@ -296,4 +321,5 @@ __all__ = [
     "purge_finished",
     "renew",
     "retry",
+    "wake",
 ]

@@ -19,10 +19,12 @@ import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Generic, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from field_api.common import clock
 from field_api.jobs import service
 from field_api.jobs.rules import Backoff
 from field_api.leases import service as leases
@@ -43,7 +45,7 @@ class Periodic:
 
     @property
     def dedupe_key(self) -> str:
-        return f"periodic:{self.kind}"
+        return service.periodic_key(self.kind)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class Worker(Generic[C]):
         handlers: Mapping[str, Handler[C]],
         ctx: C,
         config: WorkerConfig,
+        *,
+        stop_event: threading.Event | None = None,
     ) -> None:
         if config.concurrency < 1:
             raise ValueError("a worker needs at least one thread")
@@ -75,7 +79,7 @@ class Worker(Generic[C]):
         self.handlers = dict(handlers)
         self.ctx = ctx
         self.config = config
-        self.stop_event = threading.Event()
+        self.stop_event = stop_event or threading.Event()
         self.ran = 0
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -99,14 +103,19 @@ class Worker(Generic[C]):
                         queue=periodic.queue,
                         dedupe_key=periodic.dedupe_key,
                         period_s=periodic.period_s,
+                        hasten=False,  # a periodic job keeps its due time
                     )
 
-    def run_one(self, owner: str | None = None) -> bool:
+    def run_one(self, owner: str | None = None, *, due_by: datetime | None = None) -> bool:
         """Claim one due job and run it; False when none was due."""
         owner = owner or self.owners[0]
         with self.factory.begin() as session:
             claimed = service.claim(
-                session, queues=self.config.queues, owner=owner, lease_s=self.config.lease_s
+                session,
+                queues=self.config.queues,
+                owner=owner,
+                lease_s=self.config.lease_s,
+                due_by=due_by,
             )
         if not claimed:
             return False
@@ -116,10 +125,14 @@ class Worker(Generic[C]):
         return True
 
     def run_until_idle(self, *, limit: int | None = None) -> int:
-        """Run due jobs one after another until none is due (or ``limit`` ran); returns count."""
+        """Run the jobs due now one after another (or ``limit`` of them); returns how many ran.
+
+        Jobs that become due meanwhile (a periodic job's next run) wait for the next call.
+        """
+        started = clock.now()
         done = 0
         while (limit is None or done < limit) and not self.stop_event.is_set():
-            if not self.run_one():
+            if not self.run_one(due_by=started):
                 break
             done += 1
         return done

@@ -32,6 +32,7 @@ from field_api.common.storage import MediaStore, remove_on_rollback
 from field_api.config import MediaSettings, Settings
 from field_api.db import READ_OPTIONS
 from field_api.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, ValidationFailed
+from field_api.jobs import service as jobs
 from field_api.leases import service as leases
 from field_api.media import rules
 from field_api.media.analysis import (
@@ -387,6 +388,8 @@ def create_item(
     for flag in flags:
         _add_flag(session, item, flag, actor=actor)
     audit.record(session, actor=actor, action="media.create", entity=item)
+    if not cfg.analyse_in_process:  # the workers' analysis job runs now, not at its period
+        jobs.wake(session, ANALYSE_JOB)
     # The rename comes last: every constraint has been checked by the flush above.
     blob = store.promote(staged.path, staged.sha256)
     remove_on_rollback(session, store, blob)
@@ -782,6 +785,7 @@ def near_duplicates(
 
 ANALYSE_KIND = "media.analyse"
 ANALYSE_TTL_S = 120.0
+ANALYSE_JOB = "media.analyse_pending"  # the workers' periodic analysis pass (field_api.wiring)
 
 
 class LeaseLost(Exception):

@@ -27,6 +27,7 @@ from field_api.config import Settings, get_settings
 from field_api.deadlines import service as deadlines
 from field_api.deadlines.models import PlannedVisit
 from field_api.errors import Conflict, NotFound, ValidationFailed
+from field_api.jobs import service as jobs
 from field_api.paging import PageParams
 from field_api.privacy import mask_name, mask_phone
 from field_api.tracking import rules, targets
@@ -43,6 +44,7 @@ STAGE_LABELS_ZH: dict[Stage, str] = {stage: i18n.text(f"stage.{stage.value}") fo
 # The customer hears about the steps that change what they wait for, not every internal one.
 SMS_STAGES = frozenset({Stage.scheme_answered, Stage.energised, Stage.whitelisted, Stage.cancelled})
 DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
+WEBHOOK_JOB = "webhooks.send"  # the periodic job that drains the outbox (field_api.wiring)
 
 _notifier: Notifier = LoggingNotifier()
 
@@ -379,6 +381,8 @@ def enqueue(
         session.add(row)
         rows.append(row)
     session.flush()
+    if rows:  # the job that drains the outbox runs now rather than at its next period
+        jobs.wake(session, WEBHOOK_JOB)
     return rows
 
 

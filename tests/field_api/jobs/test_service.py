@@ -184,6 +184,8 @@ def test_a_periodic_job_exists_once_and_comes_back_one_period_later(
     worker.schedule()
     other.schedule()
     assert worker.run_until_idle() == 1 and other.run_until_idle() == 0
+    other.schedule()  # a worker starting later leaves the next run where it is
+    assert other.run_until_idle() == 0
     server_clock.advance(seconds=29)
     assert other.run_until_idle() == 0
     server_clock.advance(seconds=1)

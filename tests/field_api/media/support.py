@@ -55,6 +55,7 @@ def create_photo(
     *,
     order_id: int | None = None,
     kind: MediaKind = MediaKind.site,
+    cfg: MediaSettings | None = None,
 ) -> MediaItem:
     """Record a photo through the service (as an admin), its analysis left pending."""
     temp = MediaStore(settings.media_dir).new_temp()
@@ -69,7 +70,7 @@ def create_photo(
         file_name=None,
         actor=Principal(user_id=user.id, name=user.name, role=Role.admin),
         settings=settings,
-        cfg=MediaSettings(),
+        cfg=cfg or MediaSettings(),
     )
     assert created
     return item
