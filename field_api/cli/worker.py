@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+log = logging.getLogger("fieldops.worker")
+
 
 def _queues(raw: str | None) -> list[str] | None:
     if raw is None:
@@ -49,6 +51,11 @@ def run(
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: worker.stop_event.set())
         worker.start()
+        log.info(
+            "worker started: %d thread(s) on queues %s",
+            concurrency,
+            ",".join(queues) if queues else "(all)",
+        )
         worker.stop_event.wait()
         worker.stop()
         return worker.ran

@@ -15,6 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from field_api import workers
 from field_api.config import MediaSettings, Settings
 from field_api.db import make_engine, make_session_factory
+from field_api.deps import DbSession
+from field_api.errors import Conflict
+from field_api.jobs import service as jobs
 from field_api.jobs.models import Job
 from field_api.jobs.service import periodic_key
 from field_api.jobs.worker import Worker
@@ -131,3 +134,26 @@ def test_the_worker_command_runs_the_due_jobs_once(committed_url: str, tmp_path:
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert bad.returncode == 2 and "queue names" in bad.stderr
+
+
+def test_a_rolled_back_request_enqueues_nothing_and_a_committed_one_does(
+    settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    app = create_app(settings, session_factory=session_factory)
+
+    @app.post("/test-only/enqueue")
+    def enqueue_then(session: DbSession, fail: bool = False) -> dict[str, int]:
+        job_id = jobs.enqueue(session, "probe.effect", {"n": 1})
+        if fail:
+            raise Conflict("the change failed after enqueueing its job")
+        return {"id": job_id}
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.post("/test-only/enqueue?fail=true").status_code == 409
+        with session_factory() as session:
+            assert session.execute(select(Job)).scalars().all() == []
+        r = client.post("/test-only/enqueue")
+        assert r.status_code == 200
+    with session_factory() as session:
+        [job] = session.execute(select(Job)).scalars().all()
+        assert job.id == r.json()["id"] and job.state == "pending"
