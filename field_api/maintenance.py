@@ -1,9 +1,11 @@
 """The service's maintenance: the jobs that put things right after a crash and keep tables small.
 
-``fieldops serve`` runs them in a background thread of each server process (started and stopped
-by the application's lifespan): once at start-up — so a server restarted after ``kill -9``
-resumes its predecessor's work at once — and then every ``maintenance_interval_s`` seconds
-(``Settings.maintenance_every_s``; 0 turns the runner off, as tests' settings do).
+The job workers (:mod:`field_api.workers`) run these functions as periodic jobs. A server
+process without a worker thread (``FIELDOPS_WORKER_IN_PROCESS=false``, as in production) still
+runs them in a background thread (started and stopped by the application's lifespan): once at
+start-up — so a server restarted after ``kill -9`` resumes its predecessor's work at once — and
+then every ``maintenance_interval_s`` seconds (``Settings.maintenance_every_s``; 0 turns the
+runner off, as tests' settings do).
 
 The jobs are listed explicitly in :func:`jobs`, in the order they run. Each exclusive job runs
 under its own lease ``(job name, "all")``: one process at a time runs it, and the lease's

@@ -113,18 +113,28 @@ def periodic_key(kind: str) -> str:
 def wake(session: Session, kind: str) -> None:
     """Make the periodic job ``kind`` due now, in the caller's transaction (new work for it:
     an outbox row, a photo to analyse). Nothing happens when no worker scheduled it yet: the
-    first worker to start runs it at once."""
+    first worker to start runs it at once.
+
+    On PostgreSQL a row another transaction holds (a concurrent waker, a claim) is skipped
+    rather than waited for, so busy requests never queue on the job's one row; at worst the
+    job runs at its period.
+    """
     now = clock.now()
-    session.execute(
-        update(Job)
-        .where(
-            Job.dedupe_key == periodic_key(kind),
-            Job.state == JobState.pending.value,
-            Job.run_after > now,
-        )
-        .values(run_after=now)
-        .execution_options(synchronize_session=False)
+    due_later = select(Job.id).where(
+        Job.dedupe_key == periodic_key(kind),
+        Job.state == JobState.pending.value,
+        Job.run_after > now,
     )
+    if session.get_bind().dialect.name == "postgresql":
+        due_later = due_later.with_for_update(skip_locked=True)
+    job_id = session.execute(due_later).scalar_one_or_none()
+    if job_id is not None:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(run_after=now)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _view(job: Job) -> ClaimedJob:

@@ -10,6 +10,7 @@ from field_api.common.actors import Principal, Role
 from field_api.deps import DbSession, require_roles
 from field_api.jobs import service
 from field_api.jobs_api.schemas import JobPage, JobRead
+from field_api.types import IdPath
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -31,6 +32,6 @@ def list_dead_jobs(
 
 
 @router.post("/{job_id}/retry")
-def retry_job(job_id: int, session: DbSession, _: Admin) -> JobRead:
+def retry_job(job_id: IdPath, session: DbSession, _: Admin) -> JobRead:
     """Put a dead job back in its queue, due now, with a fresh count of attempts."""
     return JobRead.model_validate(service.retry(session, job_id))
