@@ -35,13 +35,20 @@ DEFAULT_DATABASE_URL = "sqlite:///./var/fieldops.db"
 MIB = 1024 * 1024
 
 # Media defaults: the media rules' own defaults (field_api.media.rules, field_api.media.analysis;
-# tests/field_api/media/test_config_defaults.py keeps the two equal). Configuration sits below
-# the slices, so it names the figures rather than importing them.
+# test_media_defaults_are_the_media_rules_defaults in tests/field_api/test_config.py keeps the
+# two equal). Configuration sits below the slices, so it names the figures rather than importing
+# them.
 MEDIA_MAX_DISTANCE_M = 100.0
 MEDIA_REUSE_MAX_HAMMING = 6
 MEDIA_REUSE_MAX_HAMMING_FOUND = 7  # rules.max_distance_found(): the band index's guarantee
 MEDIA_VIDEO_MAX_BYTES = 1024 * MIB
 MEDIA_MAX_IMAGE_PIXELS = 100_000_000
+# The media kinds (field_api.media.rules.MediaKind values, kept equal by that test): a
+# FIELDOPS_MEDIA_BARCODE_KINDS naming anything else is refused when the settings are built.
+MediaKindName = Literal[
+    "site", "meter_before", "meter_after", "meter_box", "seal", "wiring", "signature", "barcode",
+    "other",
+]
 
 
 class MediaSettings(BaseSettings):
@@ -68,7 +75,7 @@ class MediaSettings(BaseSettings):
         "its temporary file removed.",
     )
     # Media kinds (field_api.media.rules.MediaKind values) whose photo carries a barcode.
-    barcode_kinds: tuple[str, ...] = ("barcode",)
+    barcode_kinds: tuple[MediaKindName, ...] = ("barcode",)
     analyse_in_process: bool = Field(
         default=True,
         description="Analyse photos in the API process after the response; False leaves "

@@ -12,7 +12,7 @@ import ast
 from collections.abc import Iterator
 from functools import reduce
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from pydantic import BaseModel, ValidationError
@@ -23,6 +23,7 @@ from field_api.config import (
     MEDIA_REUSE_MAX_HAMMING,
     MEDIA_REUSE_MAX_HAMMING_FOUND,
     MEDIA_VIDEO_MAX_BYTES,
+    MediaKindName,
     Settings,
     get_settings,
 )
@@ -58,8 +59,8 @@ ENVIRONMENT: list[tuple[str, str, str, Any]] = [
     ("FIELDOPS_MEDIA_METER_CHECK_DIGIT_RULE", "luhn", "media.meter_check_digit_rule", "luhn"),
     ("FIELDOPS_MEDIA_TUS_EXPIRY_HOURS", "12", "media.tus_expiry_hours", 12),
     ("FIELDOPS_MEDIA_BODY_IDLE_TIMEOUT_S", "1.5", "media.body_idle_timeout_s", 1.5),
-    ("FIELDOPS_MEDIA_BARCODE_KINDS", '["barcode", "meter"]', "media.barcode_kinds",
-     ("barcode", "meter")),
+    ("FIELDOPS_MEDIA_BARCODE_KINDS", '["barcode", "meter_box"]', "media.barcode_kinds",
+     ("barcode", "meter_box")),
     ("FIELDOPS_MEDIA_ANALYSE_IN_PROCESS", "false", "media.analyse_in_process", False),
     ("FIELDOPS_MEDIA_WORKER_NICE", "3", "media.worker_nice", 3),
     # contracts (FIELDOPS_CONTRACT_*)
@@ -193,6 +194,15 @@ def test_media_defaults_are_the_media_rules_defaults() -> None:
     assert MEDIA_VIDEO_MAX_BYTES == rules.DEFAULT_VIDEO_LIMIT_BYTES
     assert MEDIA_MAX_IMAGE_PIXELS == analysis.DEFAULT_MAX_IMAGE_PIXELS
     assert set(Settings().media.barcode_kinds) <= {kind.value for kind in rules.MediaKind}
+    assert set(get_args(MediaKindName)) == {kind.value for kind in rules.MediaKind}
+
+
+def test_an_unknown_barcode_kind_is_refused(clean_environment: pytest.MonkeyPatch) -> None:
+    """As before the settings became one value: a kind the media slice does not know is an
+    error at start-up, not a setting that silently never matches."""
+    clean_environment.setenv("FIELDOPS_MEDIA_BARCODE_KINDS", '["barcode", "meter"]')
+    with pytest.raises(ValidationError, match="barcode_kinds"):
+        get_settings()
 
 
 ROOT = Path(__file__).resolve().parents[2]
