@@ -144,7 +144,7 @@ class TrackingSettings(BaseSettings):
     link_days_after_close: float = Field(default=30.0, ge=0, le=3650)
     webhook_allow_loopback: bool | None = Field(
         default=None,
-        validation_alias=AliasChoices("FIELDOPS_WEBHOOK_ALLOW_LOOPBACK", "webhook_allow_loopback"),
+        validation_alias=AliasChoices("FIELDOPS_WEBHOOK_ALLOW_LOOPBACK"),
     )
 
 
@@ -161,7 +161,7 @@ class CalendarSettings(BaseSettings):
     override_path: Path | None = Field(
         default=None,
         validation_alias=AliasChoices(
-            "FIELDOPS_CALENDAR_OVERRIDE_PATH", "FIELDOPS_CALENDAR_OVERRIDE", "override_path"
+            "FIELDOPS_CALENDAR_OVERRIDE_PATH", "FIELDOPS_CALENDAR_OVERRIDE"
         ),
     )
     strict: bool = False

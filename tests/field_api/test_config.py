@@ -137,6 +137,16 @@ def test_the_calendar_prefers_the_long_override_name(
     assert get_settings().calendar.override_path == Path("/cal/short.yaml")
 
 
+def test_only_fieldops_names_are_read(clean_environment: pytest.MonkeyPatch) -> None:
+    """The sections read their FIELDOPS_* names only: a variable of another program that happens
+    to be called like a field (OVERRIDE_PATH, WEBHOOK_ALLOW_LOOPBACK) changes nothing."""
+    clean_environment.setenv("OVERRIDE_PATH", "/elsewhere/calendar.yaml")
+    clean_environment.setenv("WEBHOOK_ALLOW_LOOPBACK", "false")
+    settings = get_settings()
+    assert settings.calendar.override_path is None
+    assert settings.tracking.webhook_allow_loopback is None
+
+
 def test_settings_are_built_once(clean_environment: pytest.MonkeyPatch) -> None:
     first = get_settings()
     clean_environment.setenv("FIELDOPS_MEDIA_PHOTO_MAX_BYTES", "1000")
