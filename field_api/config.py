@@ -25,10 +25,16 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 DEV_TOKEN_PEPPER = "dev-pepper-not-secret"
 DEFAULT_DATABASE_URL = "sqlite:///./var/fieldops.db"
@@ -179,6 +185,18 @@ class VisionSettings(BaseSettings):
     repair_severity_threshold: int = Field(default=2, ge=0)
 
 
+_SECTIONS = frozenset({"media", "contracts", "tracking", "calendar", "vision"})
+
+
+class _SectionlessEnv(EnvSettingsSource):
+    """The environment without the section names: a section is built from its own variables."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name in _SECTIONS:
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
+
+
 class Settings(BaseSettings):
     """Runtime configuration; defaults run locally (SQLite file, media folder under ./var)."""
 
@@ -209,6 +227,19 @@ class Settings(BaseSettings):
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     vision: VisionSettings = Field(default_factory=VisionSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Sections read their own variables (FIELDOPS_MEDIA_MAX_PHOTO_BYTES, ...), never a
+        whole section as JSON from FIELDOPS_MEDIA, FIELDOPS_CALENDAR and the like."""
+        return (init_settings, _SectionlessEnv(settings_cls), dotenv_settings, file_secret_settings)
 
     @model_validator(mode="after")
     def _refuse_dev_defaults_in_production(self) -> Settings:

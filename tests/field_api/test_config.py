@@ -147,6 +147,19 @@ def test_only_fieldops_names_are_read(clean_environment: pytest.MonkeyPatch) -> 
     assert settings.tracking.webhook_allow_loopback is None
 
 
+def test_a_section_is_never_read_whole_from_one_variable(
+    clean_environment: pytest.MonkeyPatch,
+) -> None:
+    """FIELDOPS_VISION='{...}' does not beat FIELDOPS_INSPECTIONS_DIR, and a stray
+    FIELDOPS_CALENDAR (not JSON) does not stop start-up: sections read their own names."""
+    clean_environment.setenv("FIELDOPS_VISION", '{"inspections_dir": "/from/json"}')
+    clean_environment.setenv("FIELDOPS_INSPECTIONS_DIR", "/srv/inspections")
+    clean_environment.setenv("FIELDOPS_CALENDAR", "not json")
+    settings = get_settings()
+    assert settings.vision.inspections_dir == Path("/srv/inspections")
+    assert settings.calendar.override_path is None
+
+
 def test_settings_are_built_once(clean_environment: pytest.MonkeyPatch) -> None:
     first = get_settings()
     clean_environment.setenv("FIELDOPS_MEDIA_PHOTO_MAX_BYTES", "1000")
