@@ -23,7 +23,7 @@ from field_api.common import clock, i18n
 from field_api.common.actors import Principal
 from field_api.common.calendar import CalendarError, WorkingCalendar, calendar_for
 from field_api.common.notifier import LoggingNotifier, Notifier
-from field_api.config import Settings, get_settings, settings_of
+from field_api.config import Settings, settings_of
 from field_api.deadlines import service as deadlines
 from field_api.deadlines.models import PlannedVisit
 from field_api.errors import Conflict, NotFound, ValidationFailed
@@ -102,10 +102,10 @@ def ensure_token(
 tracking_path = rules.tracking_path
 
 
-def public_url(token: str, settings: Settings | None = None) -> str:
+def public_url(token: str, settings: Settings) -> str:
     """The full link sent to the customer: ``public_base_url`` (``FIELDOPS_PUBLIC_BASE_URL``;
     ``fieldops serve`` sets its own address when unset) + ``/t/<token>``."""
-    base = (settings or get_settings()).public_base_url or DEFAULT_PUBLIC_BASE_URL
+    base = settings.public_base_url or DEFAULT_PUBLIC_BASE_URL
     return base.rstrip("/") + tracking_path(token)
 
 
