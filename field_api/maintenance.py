@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session, sessionmaker
 
 from field_api.common import clock
-from field_api.common.storage import MediaStore
+from field_api.common.storage import store_of
 from field_api.config import MediaSettings, Settings
 from field_api.leases import service as leases
 from field_api.media import service as media
@@ -92,7 +92,7 @@ def resume_analysis(ctx: JobContext) -> int:
 
 def sweep_temp(ctx: JobContext) -> int:
     """Remove temporary files of crashed uploads (dead local processes' at once)."""
-    return MediaStore(ctx.settings.media_dir).sweep_temp().removed
+    return store_of(ctx.settings).sweep_temp().removed
 
 
 def expire_uploads(ctx: JobContext) -> int:

@@ -30,7 +30,8 @@ from field_api.auth import service as auth_service
 from field_api.common import clock, i18n
 from field_api.common.actors import Principal
 from field_api.common.csvfiles import csv_response
-from field_api.common.storage import MediaStore
+from field_api.common.downloads import stored_response
+from field_api.common.storage import store_of
 from field_api.config import Settings
 from field_api.db import READ_OPTIONS, session_scope
 from field_api.deps import AppSettings, CurrentUser, DbSession, get_current_user
@@ -203,7 +204,7 @@ async def upload_media(
             code="media.upload_too_large",
             params={"limit_bytes": limit},
         )
-    store = MediaStore(settings.media_dir)
+    store = store_of(settings)
 
     def _file_limit(fields: dict[str, str], head: bytes) -> int:
         # the photo or video limit of what the file is, as soon as its first bytes are in
@@ -421,13 +422,13 @@ def _file_response(
     }
     if _etag_matches(if_none_match, etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    path = MediaStore(settings.media_dir).path_of(sha256)
-    if not path.is_file():
+    try:  # streamed from the media folder or the bucket (never a presigned URL)
+        return stored_response(store_of(settings), sha256, media_type=content_type, headers=headers)
+    except FileNotFoundError:
         raise ServiceUnavailable(
             "the stored file is missing from the media folder",
             code="media.file_missing",
-        )
-    return FileResponse(path, media_type=content_type, headers=headers)
+        ) from None
 
 
 @router.get("/media/{media_id:int}/content", response_class=FileResponse)

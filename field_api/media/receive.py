@@ -29,7 +29,7 @@ from typing import BinaryIO
 import anyio
 from python_multipart.multipart import parse_options_header
 
-from field_api.common.storage import SNIFF_BYTES, MediaStore, TempFile
+from field_api.common.storage import SNIFF_BYTES, ObjectStore, TempFile
 from field_api.errors import (
     BadRequest,
     DomainError,
@@ -93,7 +93,7 @@ class _MultipartReader:
     def __init__(
         self,
         boundary: bytes,
-        store: MediaStore,
+        store: ObjectStore,
         max_file_bytes: int,
         limit_for: LimitFor | None = None,
     ) -> None:
@@ -243,7 +243,7 @@ class _MultipartReader:
 async def receive_multipart(
     content_type: str,
     stream: AsyncIterator[bytes],
-    store: MediaStore,
+    store: ObjectStore,
     *,
     max_file_bytes: int,
     limit_for: LimitFor | None = None,

@@ -28,7 +28,7 @@ from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.common.geodesy import Position
 from field_api.common.hashing import sha256_file
-from field_api.common.storage import MediaStore, remove_on_rollback
+from field_api.common.storage import remove_on_rollback, store_of
 from field_api.config import Settings
 from field_api.db import READ_OPTIONS
 from field_api.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, ValidationFailed
@@ -350,7 +350,7 @@ def create_item(
             params={"kind": data.kind.value},
         )
 
-    store = MediaStore(settings.media_dir)
+    store = store_of(settings)
     now = clock.now()
     item = MediaItem(
         client_id=data.client_id,
@@ -447,7 +447,7 @@ def record_generated(
         )
     with PILImage.open(io.BytesIO(data)) as image:
         width, height = image.size
-    store = MediaStore(settings.media_dir)
+    store = store_of(settings)
     blob = store.put_bytes(data)
     remove_on_rollback(session, store, blob)
     item = MediaItem(
@@ -606,19 +606,19 @@ def compute_analysis(
 
     ``keep_alive`` is called between the steps (it renews the item's lease).
     """
-    store = MediaStore(settings.media_dir)
-    path = store.path_of(job.sha256)
-    try:
-        result = analyze_image(path, job.media_type, max_pixels=cfg.max_image_pixels)
-    except ValidationFailed as exc:
-        return AnalysisOutcome(error=str(exc.detail), problem=analysis_problem(exc))
-    keep_alive()
-    thumb = store.put_bytes(result.thumbnail_jpeg)  # content-addressed: made once
-    decoded: tuple[str, ...] | None = None
-    if job.kind in cfg.barcode_kinds and job.scanned_value:
-        image = load_oriented_image(path, job.media_type, max_pixels=cfg.max_image_pixels)
+    store = store_of(settings)
+    with store.local_copy(job.sha256) as path:  # the stored file, or a download of it
+        try:
+            result = analyze_image(path, job.media_type, max_pixels=cfg.max_image_pixels)
+        except ValidationFailed as exc:
+            return AnalysisOutcome(error=str(exc.detail), problem=analysis_problem(exc))
         keep_alive()
-        decoded = tuple(normalize_meter_code(b.text) for b in decode_barcodes(image))
+        thumb = store.put_bytes(result.thumbnail_jpeg)  # content-addressed: made once
+        decoded: tuple[str, ...] | None = None
+        if job.kind in cfg.barcode_kinds and job.scanned_value:
+            image = load_oriented_image(path, job.media_type, max_pixels=cfg.max_image_pixels)
+            keep_alive()
+            decoded = tuple(normalize_meter_code(b.text) for b in decode_barcodes(image))
     keep_alive()
     return AnalysisOutcome(
         phash=result.phash,
@@ -890,7 +890,7 @@ def part_path(settings: Settings, upload_id: str) -> Path:
     """Where the bytes of a resumable upload accumulate."""
     if not (len(upload_id) == 32 and all(c in "0123456789abcdef" for c in upload_id)):
         raise NotFound("no such upload", code="media.upload_not_found")
-    return MediaStore(settings.media_dir).uploads_dir / f"{upload_id}.part"
+    return store_of(settings).uploads_dir / f"{upload_id}.part"
 
 
 def create_upload(
