@@ -7,6 +7,7 @@ import hashlib
 import uuid
 from pathlib import Path
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
@@ -17,7 +18,7 @@ from tests.builders import auth
 
 from .asgi import call, multipart_body
 from .imaging import BRIGHTON_18, mp4_bytes
-from .support import Crews, item_count, stored_files
+from .support import Crews, item_count, stored_bytes, stored_files
 
 TUS = {"Tus-Resumable": "1.0.0"}
 
@@ -67,6 +68,7 @@ def test_options_advertises_version_extensions_and_limit(client: TestClient, app
     assert r.headers["tus-max-size"] == "123456789"
 
 
+@pytest.mark.both_stores
 def test_upload_in_chunks_resumes_after_a_dropped_connection(
     client: TestClient, app: FastAPI, session: Session, settings: Settings, crews: Crews
 ) -> None:
@@ -109,10 +111,11 @@ def test_upload_in_chunks_resumes_after_a_dropped_connection(
     media_url = done.headers["content-location"]  # type: ignore[attr-defined]
     item = client.get(media_url, headers=auth(crews.token_a)).json()
     assert item["sha256"] == sha and item["media_type"] == "mp4"
-    assert (settings.media_dir / sha[:2] / sha).read_bytes() == data
+    assert stored_bytes(settings, sha) == data
     assert not list((settings.media_dir / "uploads").glob("*.part"))
 
 
+@pytest.mark.both_stores
 def test_declared_sha256_mismatch_is_refused_and_cleaned_up(
     client: TestClient, session: Session, settings: Settings, crews: Crews
 ) -> None:
@@ -269,6 +272,7 @@ def test_whole_body_through_asgi_is_stored(
     assert item_count(session) == 1
 
 
+@pytest.mark.both_stores
 def test_unfinished_uploads_expire_with_their_bytes(
     client: TestClient, session: Session, settings: Settings, crews: Crews
 ) -> None:
