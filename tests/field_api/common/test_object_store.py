@@ -24,6 +24,7 @@ from field_api.config import Settings, StorageSettings
 from field_api.errors import ServiceUnavailable
 from tests import s3server
 
+
 @pytest.fixture
 def store(tmp_path: Path, storage_settings: StorageSettings) -> ObjectStore:
     return build_store(storage_settings, tmp_path / "media")
