@@ -4,8 +4,9 @@ The body stays a list (old clients keep working); ``limit`` and ``offset`` query
 the page, ``X-Total-Count`` answers how many match and ``Link: <...>; rel="next"`` (RFC 8288, as
 GitHub's API does) names the next page, absent on the last one.
 
-An endpoint takes ``page: Page`` and returns ``page.select(session, query)`` (counted and cut in
-the database) or ``page.apply(rows)`` (a list already built in memory, cut here). :func:`install`
+An endpoint takes ``page: Page`` and hands it to its service, which returns
+``page.select(session, query)`` (counted and cut in the database); or the endpoint returns
+``page.apply(rows)`` (a list already built in memory, cut here). :func:`install`
 documents the parameters' headers in the OpenAPI of every route that takes :data:`Page`.
 """
 

@@ -49,17 +49,16 @@ from field_api.callbacks.models import ReviewFlag
 from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.common.storage import MediaStore
-from field_api.config import Settings
+from field_api.config import MediaSettings, Settings
 from field_api.contracts import service as contracts
 from field_api.deadlines import service as deadlines
 from field_api.errors import Forbidden, NotFound
-from field_api.inspections import service as inspections
+from field_api.inspections import importing, repairs, review
 from field_api.inspections.models import LedgerLine, LedgerTask, RepairOrder
 from field_api.inspections.rules import FindingStatus, RepairStage
 from field_api.kits import service as kits
 from field_api.main import create_app
 from field_api.media import service as media
-from field_api.media.config import MediaSettings
 from field_api.media.rules import MediaKind
 from field_api.media.schemas import MediaCreate
 from field_api.schemes import service as schemes
@@ -303,15 +302,16 @@ class World:
         s = self.session
         batch = write_batch(self.tmp / f"batch-{uuid.uuid4().hex[:6]}")
         # batches are read only under the configured inspections folder
-        local = self.settings.model_copy(update={"inspections_dir": self.tmp})
-        inspections.import_batch(s, batch, settings=local, actor=None)
+        vision = self.settings.vision.model_copy(update={"inspections_dir": self.tmp})
+        local = self.settings.model_copy(update={"vision": vision})
+        importing.import_batch(s, batch, settings=local, actor=None)
         repair_crew = s.execute(select(Crew).where(Crew.code == "REPAIR-1")).scalar_one()
         line = s.get(LedgerLine, "L-10KV-01")
         assert line is not None
         line.district_id = repair_crew.district_id
         inspector = s.execute(select(User).where(User.role == Role.inspector)).scalars().first()
         assert inspector is not None
-        _, repair = inspections.review(
+        _, repair = review.review(
             s,
             "det-defect",
             decision=FindingStatus.confirmed,
@@ -611,17 +611,17 @@ def test_found_allows_are_refused_by_the_services(
     # repair photos: only the repair crew (or an admin); planners, service, inspectors refused
     for key in ("planner", "service", "inspector", "storekeeper"):
         with pytest.raises(Forbidden):
-            inspections.add_repair_photo(
+            repairs.add_repair_photo(
                 session, repair_id, kind="before", data=_jpeg(), actor=who[key], settings=settings
             )
     # moving a repair: a role that never moves repairs gets 403 whatever the target's stage
     for target in RepairStage:
         with pytest.raises(Forbidden):
-            inspections.move_repair(session, repair_id, target, actor=who["planner"])
+            repairs.move_repair(session, repair_id, target, actor=who["planner"])
     # the defect crop: repair crew yes, another crew hidden, storekeeper and service refused
-    assert inspections.crop_for_actor(session, "det-defect", who["repair_crew"]).id == "det-defect"
+    assert review.crop_for_actor(session, "det-defect", who["repair_crew"]).id == "det-defect"
     with pytest.raises(NotFound):
-        inspections.crop_for_actor(session, "det-defect", who["crew_b"])
+        review.crop_for_actor(session, "det-defect", who["crew_b"])
     for key in ("storekeeper", "service"):
         with pytest.raises(Forbidden):
-            inspections.crop_for_actor(session, "det-defect", who[key])
+            review.crop_for_actor(session, "det-defect", who[key])

@@ -48,7 +48,7 @@ def get_contract(
 ) -> ContractRead:
     """Show the order's contract and its signing state (scheme items in the reader's
     language; the signed document itself is Chinese)."""
-    return ContractRead.of(service.get_for_actor(session, order_id, user), language_of(request))
+    return ContractRead.of(service.read(session, order_id, actor=user), language_of(request))
 
 
 @router.get("/work-orders/{order_id}/contract/pdf", response_class=Response)

@@ -25,7 +25,6 @@ from field_api.common.notifier import Notifier
 from field_api.common.storage import remove_on_rollback, store_of
 from field_api.config import Settings
 from field_api.contracts import signing
-from field_api.contracts.config import contract_settings, sms_sender
 from field_api.contracts.models import Contract, ContractOtp, ContractStatus
 from field_api.contracts.otp import OneTimeCode, OtpOutcome
 from field_api.contracts.pdf import (
@@ -131,6 +130,11 @@ def get_or_raise(session: Session, order_id: int) -> Contract:
 CONTRACT_READERS = ["admin", "crew", "planner", "service"]  # (a crew: its own orders only)
 
 
+def read(session: Session, order_id: int, *, actor: Principal) -> Contract:
+    """The contract as the API shows it: :func:`get_for_actor` decides who may read it."""
+    return get_for_actor(session, order_id, actor)
+
+
 def get_for_actor(session: Session, order_id: int, actor: Principal) -> Contract:
     """The contract of an order the actor may read (never a storekeeper's business).
 
@@ -178,7 +182,7 @@ def _render(
 ) -> bytes:
     try:
         return render_contract_pdf(
-            data, font_path=contract_settings(settings).font_path, signature=signature
+            data, font_path=settings.contracts.font_path, signature=signature
         )
     except CjkFontMissingError as exc:
         logger.error("contract font missing: %s", exc)
@@ -253,7 +257,7 @@ def generate(session: Session, order_id: int, *, actor: Principal, settings: Set
         terms,
         contract_no=contract_no,
         generated_at=now,
-        supplier_name=contract_settings(settings).supplier_name,
+        supplier_name=settings.contracts.supplier_name,
         district_name=district.name,
     )
     snapshot = data.model_dump(mode="json")
@@ -310,7 +314,7 @@ def request_code(
             code="contract.already_signed",
             params={"contract_no": contract.contract_no},
         )
-    opts = contract_settings(settings)
+    opts = settings.contracts
     now = clock.now()
     latest = _active_code(session, contract.id)
     if latest is not None and now - latest.created_at < opts.otp_resend_interval:
@@ -353,7 +357,7 @@ def request_code(
     audit.record(session, actor=actor, action="contract_otp.create", entity=row)
     minutes = max(int(opts.otp_ttl.total_seconds() // 60), 1)
     text = (
-        f"{sms_sender(settings)}您的供用电合同（{contract.contract_no}）签署验证码：{code}，"
+        f"{settings.contracts.sms_sender}您的供用电合同（{contract.contract_no}）签署验证码：{code}，"
         f"{minutes}分钟内有效。请勿告知他人；如非本人办理请忽略。"
     )
     try:
@@ -418,79 +422,24 @@ def sign(
     contract = get_or_raise(session, order_id)
     image = _checked_signature_image(signature_image)
     image_sha = signing.sha256_hex(image)
-    if contract.status == ContractStatus.signed:
-        if contract.signature_image_sha256 == image_sha:
-            return contract
-        raise Conflict(
-            f"the contract {contract.contract_no} is already signed",
-            code="contract.already_signed",
-            params={"contract_no": contract.contract_no},
-        )
-    if order.stage != Stage.scheme_answered:
-        raise InvalidTransition(
-            f"order {order_id} is {order.stage.value}; a contract is signed after the scheme",
-            code="contract.wrong_stage",
-            params={"order_id": order_id, "stage": order.stage.value},
-        )
-    row = _active_code(session, contract.id)
-    if row is None:
-        raise ValidationFailed(
-            "no one-time code was sent for this contract; request one first",
-            code="contract.otp_not_sent",
-        )
+    if _already_signed(order, contract, image_sha):
+        return contract
     now = clock.now()
-    state = OneTimeCode(
-        salt=row.salt,
-        code_hash=row.code_hash,
-        expires_at=row.expires_at,
-        max_attempts=row.max_attempts,
-        attempts=row.attempts,
-        accepted_at=row.accepted_at,
+    row = _attempt_code(session, contract, code, actor=actor, settings=settings, now=now)
+    if isinstance(row, OtpRejected):
+        return row
+    place = _SignedPlace(device_time=device_time, lat=lat, lon=lon, gps_accuracy_m=gps_accuracy_m)
+    signed, document_sha, key = _signed_file(
+        order, contract, row, image, settings=settings, now=now, place=place
     )
-    outcome = state.attempt(code, now=now, pepper=settings.token_pepper)
-    row.attempts = state.attempts
-    row.accepted_at = state.accepted_at
-    audit.record(session, actor=actor, action=f"contract_otp.{outcome.value}", entity=row)
-    if outcome is not OtpOutcome.accepted:
-        return OtpRejected(outcome, state.attempts_left)
-
-    data = ContractData.model_validate(contract.data)
-    try:
-        document = _render(
-            data, settings, SignatureMark(image=image, signed_at=now.astimezone(CHINA))
-        )
-    except ValueError as exc:
-        raise ValidationFailed(
-            str(exc),
-            code="contract.render_failed",
-            params={"reason": str(exc)},
-        ) from exc
-    record = signing.build_record(
-        order_id=str(order.id),
-        contract_no=contract.contract_no,
-        document=document,
-        signature_image_sha256=image_sha,
-        otp_challenge_id=str(row.id),
-        otp_proof=row.code_hash,
-        otp_verified_at=now,
-        server_time=now,
-        device_time=device_time,
-        latitude=lat,
-        longitude=lon,
-        gps_accuracy_m=gps_accuracy_m,
-        signer=mask_name(order.customer_name),
-    )
-    key = signing_key(settings)
-    signed = signing.sign_pdf(document, record, key)
     store = store_of(settings)
     blob = store.put_bytes(signed)
     remove_on_rollback(session, store, blob)
     file_sha = blob.sha256
-
     contract.status = ContractStatus.signed
     contract.signed_at = now
     contract.signed_by = actor.user_id
-    contract.document_sha256 = record["document_sha256"]
+    contract.document_sha256 = document_sha
     contract.file_sha256 = file_sha
     contract.file_size = len(signed)
     contract.signature_image_sha256 = image_sha
@@ -518,6 +467,111 @@ def sign(
         settings=settings,
     )
     return contract
+
+
+@dataclass(frozen=True)
+class _SignedPlace:
+    """Where and when (by the terminal) the customer signed."""
+
+    device_time: datetime | None
+    lat: float | None
+    lon: float | None
+    gps_accuracy_m: float | None
+
+
+def _already_signed(order: WorkOrder, contract: Contract, image_sha: str) -> bool:
+    """True for a retry of a signature already made with this image; 409 for another image
+    on a signed contract, and 409 when the order is not waiting for its contract."""
+    if contract.status == ContractStatus.signed:
+        if contract.signature_image_sha256 == image_sha:
+            return True
+        raise Conflict(
+            f"the contract {contract.contract_no} is already signed",
+            code="contract.already_signed",
+            params={"contract_no": contract.contract_no},
+        )
+    if order.stage != Stage.scheme_answered:
+        raise InvalidTransition(
+            f"order {order.id} is {order.stage.value}; a contract is signed after the scheme",
+            code="contract.wrong_stage",
+            params={"order_id": order.id, "stage": order.stage.value},
+        )
+    return False
+
+
+def _attempt_code(
+    session: Session,
+    contract: Contract,
+    code: str,
+    *,
+    actor: Principal,
+    settings: Settings,
+    now: datetime,
+) -> ContractOtp | OtpRejected:
+    """Count one attempt of the one-time code (audited): its row once accepted, else why not."""
+    row = _active_code(session, contract.id)
+    if row is None:
+        raise ValidationFailed(
+            "no one-time code was sent for this contract; request one first",
+            code="contract.otp_not_sent",
+        )
+    state = OneTimeCode(
+        salt=row.salt,
+        code_hash=row.code_hash,
+        expires_at=row.expires_at,
+        max_attempts=row.max_attempts,
+        attempts=row.attempts,
+        accepted_at=row.accepted_at,
+    )
+    outcome = state.attempt(code, now=now, pepper=settings.token_pepper)
+    row.attempts = state.attempts
+    row.accepted_at = state.accepted_at
+    audit.record(session, actor=actor, action=f"contract_otp.{outcome.value}", entity=row)
+    if outcome is not OtpOutcome.accepted:
+        return OtpRejected(outcome, state.attempts_left)
+    return row
+
+
+def _signed_file(
+    order: WorkOrder,
+    contract: Contract,
+    otp: ContractOtp,
+    image: bytes,
+    *,
+    settings: Settings,
+    now: datetime,
+    place: _SignedPlace,
+) -> tuple[bytes, str, Ed25519PrivateKey]:
+    """The final document with the signature, its signed record embedded: ``(file bytes,
+    the document's sha256, the signing key)``."""
+    data = ContractData.model_validate(contract.data)
+    try:
+        document = _render(
+            data, settings, SignatureMark(image=image, signed_at=now.astimezone(CHINA))
+        )
+    except ValueError as exc:
+        raise ValidationFailed(
+            str(exc),
+            code="contract.render_failed",
+            params={"reason": str(exc)},
+        ) from exc
+    record = signing.build_record(
+        order_id=str(order.id),
+        contract_no=contract.contract_no,
+        document=document,
+        signature_image_sha256=signing.sha256_hex(image),
+        otp_challenge_id=str(otp.id),
+        otp_proof=otp.code_hash,
+        otp_verified_at=now,
+        server_time=now,
+        device_time=place.device_time,
+        latitude=place.lat,
+        longitude=place.lon,
+        gps_accuracy_m=place.gps_accuracy_m,
+        signer=mask_name(order.customer_name),
+    )
+    key = signing_key(settings)
+    return signing.sign_pdf(document, record, key), record["document_sha256"], key
 
 
 # ---------------------------------------------------------------------------- verify

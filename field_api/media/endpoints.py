@@ -32,7 +32,7 @@ from field_api.common.actors import Principal
 from field_api.common.csvfiles import csv_response
 from field_api.common.downloads import stored_response
 from field_api.common.storage import store_of
-from field_api.config import Settings
+from field_api.config import MediaSettings, Settings
 from field_api.db import READ_OPTIONS, session_scope
 from field_api.deps import AppSettings, CurrentUser, DbSession, get_current_user
 from field_api.errors import (
@@ -48,10 +48,10 @@ from field_api.errors import (
 )
 from field_api.language import language_of
 from field_api.media import service
-from field_api.media.config import MediaSettings, media_settings
 from field_api.media.models import AnalysisState, MediaItem, ResumableUpload
 from field_api.media.receive import (
     BodyIdleTimeout,
+    ReceivedUpload,
     append_stream,
     idle_limited,
     receive_multipart,
@@ -60,7 +60,6 @@ from field_api.media.rules import FlagCode, MediaKind
 from field_api.media.schemas import FlaggedItemRead, FlagRead, MediaCreate, MediaRead
 from field_api.paging import Page
 from field_api.types import CSV_RESPONSES, CodePath, IdPath, IdQuery, OffsetQuery
-from field_api.work_orders import service as orders
 
 router = APIRouter(tags=["media"])
 
@@ -77,15 +76,13 @@ class TusVersionMismatch(PreconditionFailed):
 
 
 async def get_media_settings(request: Request) -> MediaSettings:
-    """``app.state.media_settings`` when set (tests, embedding), else from the environment.
+    """The media section of the app's settings (``settings.media``).
 
     Async on purpose, like the helpers below: a sync dependency costs a worker-thread hop,
     and the upload path is kept to two hops (authenticate, then record).
     """
-    configured = getattr(request.app.state, "media_settings", None)
-    if isinstance(configured, MediaSettings):
-        return configured
-    return media_settings(request.app.state.settings)
+    settings: Settings = request.app.state.settings
+    return settings.media
 
 
 def _authenticate_briefly(request: Request, order_id: int | None = None) -> Principal:
@@ -196,34 +193,7 @@ async def upload_media(
     that sends nothing for ``FIELDOPS_MEDIA_BODY_IDLE_TIMEOUT_S`` ends with 408.
     """
     settings: Settings = request.app.state.settings
-    limit = service.max_upload_bytes(cfg)
-    declared = _declared_length(request)
-    if declared is not None and declared > limit + 64 * 1024:
-        raise PayloadTooLarge(
-            f"the upload may be at most {limit} bytes",
-            code="media.upload_too_large",
-            params={"limit_bytes": limit},
-        )
-    store = store_of(settings)
-
-    def _file_limit(fields: dict[str, str], head: bytes) -> int:
-        # the photo or video limit of what the file is, as soon as its first bytes are in
-        kind = fields.get("kind")
-        return service.streaming_limit(cfg, head, kind=kind, declared_body_bytes=declared)
-
-    try:
-        received = await receive_multipart(
-            request.headers.get("content-type", ""),
-            idle_limited(request.stream(), cfg.body_idle_timeout_s),
-            store,
-            max_file_bytes=limit,
-            limit_for=_file_limit,
-        )
-    except ClientDisconnect as exc:
-        raise BadRequest(
-            "the upload was interrupted; nothing was stored",
-            code="media.upload_interrupted",
-        ) from exc
+    received = await _receive_form(request, cfg, settings)
     try:
         data = _parse_create(received.fields)
         staged = service.StagedFile(
@@ -252,15 +222,61 @@ async def upload_media(
         received.file.discard()  # no-op once promoted into the store
     if not created:
         response.status_code = status.HTTP_200_OK
-    elif pending and cfg.analyse_in_process:
+    elif pending:
+        _analyse_later(request, background, body.id, settings=settings, cfg=cfg)
+    return body
+
+
+async def _receive_form(request: Request, cfg: MediaSettings, settings: Settings) -> ReceivedUpload:
+    """Stream the multipart body into the store's temp folder under the upload limits: a
+    declared Content-Length that cannot fit is refused at once (413), an interrupted body
+    leaves nothing (400)."""
+    limit = service.max_upload_bytes(cfg)
+    declared = _declared_length(request)
+    if declared is not None and declared > limit + 64 * 1024:
+        raise PayloadTooLarge(
+            f"the upload may be at most {limit} bytes",
+            code="media.upload_too_large",
+            params={"limit_bytes": limit},
+        )
+
+    def _file_limit(fields: dict[str, str], head: bytes) -> int:
+        # the photo or video limit of what the file is, as soon as its first bytes are in
+        kind = fields.get("kind")
+        return service.streaming_limit(cfg, head, kind=kind, declared_body_bytes=declared)
+
+    try:
+        return await receive_multipart(
+            request.headers.get("content-type", ""),
+            idle_limited(request.stream(), cfg.body_idle_timeout_s),
+            store_of(settings),
+            max_file_bytes=limit,
+            limit_for=_file_limit,
+        )
+    except ClientDisconnect as exc:
+        raise BadRequest(
+            "the upload was interrupted; nothing was stored",
+            code="media.upload_interrupted",
+        ) from exc
+
+
+def _analyse_later(
+    request: Request,
+    background: BackgroundTasks,
+    media_id: int,
+    *,
+    settings: Settings,
+    cfg: MediaSettings,
+) -> None:
+    """Run a new photo's analysis after the response, when this process analyses."""
+    if cfg.analyse_in_process:
         background.add_task(
             service.run_analysis,
             request.app.state.session_factory,
-            body.id,
+            media_id,
             settings=settings,
             cfg=cfg,
         )
-    return body
 
 
 # -- reads ------------------------------------------------------------------------------------
@@ -292,7 +308,7 @@ def list_media_flags(
     order_id: IdQuery = None,
 ) -> list[FlaggedItemRead]:
     """Evidence flagged for review (planners), newest first, each with its reason."""
-    rows = page.rows(session, service.flags_query(user, code=code, order_id=order_id))
+    rows = service.flags_page(session, user, page, code=code, order_id=order_id)
     return [
         FlaggedItemRead(
             flag=FlagRead.of(flag, language_of(request)),
@@ -334,14 +350,12 @@ def media_flags_csv(
     district by code and name; the flag's ``message``, the evidence kind and the stage in the
     request's language."""
     language = language_of(request)
-    rows = service.list_flags(
+    rows = service.flags_with_orders(
         session, user, code=code, order_id=order_id, limit=limit, offset=offset
     )
     units = auth_service.unit_names(session)
-    flagged = orders.get_many(session, (flag.order_id for flag, _ in rows))
     lines: list[dict[str, Any]] = []
-    for flag, item in rows:
-        order = flagged[flag.order_id]
+    for flag, item, order in rows:
         crew = units.crew(order.crew_id)
         district = units.district(order.district_id)
         lines.append(
@@ -368,7 +382,7 @@ def get_media(
     request: Request, media_id: IdPath, session: DbSession, user: CurrentUser
 ) -> MediaRead:
     """One item's metadata and flags."""
-    return _read(session, service.get_for_actor(session, media_id, user), language_of(request))
+    return _read(session, service.item_for_actor(session, media_id, user), language_of(request))
 
 
 def _etag_matches(if_none_match: str | None, etag: str) -> bool:
@@ -440,7 +454,7 @@ def download_media(
     if_none_match: Annotated[str | None, Header(max_length=512)] = None,
 ) -> Response:
     """The original bytes; ETag is the sha256 (If-None-Match gives 304)."""
-    item = service.get_for_actor(session, media_id, user)
+    item = service.item_for_actor(session, media_id, user)
     return _file_response(
         settings, item.sha256, item.media_type.mime, if_none_match, stem=f"media-{item.id}"
     )
@@ -455,15 +469,9 @@ def download_thumbnail(
     if_none_match: Annotated[str | None, Header(max_length=512)] = None,
 ) -> Response:
     """A JPEG of at most 320 px, made once when the photo was analysed."""
-    item = service.get_for_actor(session, media_id, user)
-    if item.thumbnail_sha256 is None:
-        raise NotFound(
-            f"media item {media_id} has no thumbnail (yet)",
-            code="media.no_thumbnail",
-            params={"media_id": media_id},
-        )
+    item_id, thumbnail = service.thumbnail_for_actor(session, media_id, user)
     return _file_response(
-        settings, item.thumbnail_sha256, "image/jpeg", if_none_match, stem=f"media-{item.id}-thumb"
+        settings, thumbnail, "image/jpeg", if_none_match, stem=f"media-{item_id}-thumb"
     )
 
 
@@ -610,11 +618,8 @@ async def tus_patch(
         )
     if upload_offset is None or not upload_offset.isdigit():
         raise BadRequest("Upload-Offset is required", code="media.tus_offset_required")
-
-    def _load(session: Session) -> ResumableUpload:
-        return service.get_upload_for_actor(session, upload_id, user)
-
-    upload = await _in_transaction(request, _load)
+    patch = _Patch(request, upload_id, user, settings, cfg)
+    upload = await _in_transaction(request, patch.load)
     if upload.media_id is not None:
         raise Conflict(
             "this upload is already complete",
@@ -625,15 +630,55 @@ async def tus_patch(
     if not path.exists():
         raise NotFound("no such upload", code="media.upload_not_found")
     with _exclusive(path):
-        offset = service.upload_offset(settings, upload)
-        if int(upload_offset) != offset:
+        offset = await patch.append(upload, path, upload_offset)
+        headers = {**TUS_HEADERS, "Upload-Offset": str(offset)}
+        if offset < upload.length:
+            return Response(status_code=status.HTTP_204_NO_CONTENT, headers=headers)
+        body, created, pending = await patch.finish()
+    if created and pending:
+        _analyse_later(request, background, body.id, settings=settings, cfg=cfg)
+    headers["Content-Location"] = f"/media/{body.id}"
+    return Response(status_code=status.HTTP_204_NO_CONTENT, headers=headers)
+
+
+class _Patch:
+    """The steps of one tus PATCH, each in its own short transaction or on the stream."""
+
+    def __init__(
+        self,
+        request: Request,
+        upload_id: str,
+        user: Principal,
+        settings: Settings,
+        cfg: MediaSettings,
+    ) -> None:
+        self.request, self.upload_id, self.user = request, upload_id, user
+        self.settings, self.cfg = settings, cfg
+
+    def load(self, session: Session) -> ResumableUpload:
+        return service.get_upload_for_actor(session, self.upload_id, self.user)
+
+    async def refuse(self) -> None:
+        """Drop the upload whose content was refused, bytes and row."""
+        await _in_transaction(
+            self.request,
+            lambda s: service.refuse_upload(
+                s, self.upload_id, actor=self.user, settings=self.settings
+            ),
+        )
+
+    async def append(self, upload: ResumableUpload, path: Path, claimed: str) -> int:
+        """Append the body at ``claimed`` (the server's offset, else 409); the new offset.
+        An idle body keeps what arrived (408); a dropped one asks to resume (400)."""
+        offset = service.upload_offset(self.settings, upload)
+        if int(claimed) != offset:
             raise Conflict(
-                f"Upload-Offset {upload_offset} does not match the server's offset {offset}",
+                f"Upload-Offset {claimed} does not match the server's offset {offset}",
                 headers={**TUS_HEADERS, "Upload-Offset": str(offset)},
                 code="media.tus_offset_mismatch",
-                params={"offset": offset, "got": upload_offset},
+                params={"offset": offset, "got": claimed},
             )
-        declared = _declared_length(request)
+        declared = _declared_length(self.request)
         if declared is not None and declared > upload.length - offset:
             raise ValidationFailed(
                 "the PATCH body is longer than the declared Upload-Length",
@@ -643,7 +688,7 @@ async def tus_patch(
 
         def _check_head(head: bytes) -> None:
             try:
-                service.check_upload_head(cfg, upload, head)
+                service.check_upload_head(self.cfg, upload, head)
             except DomainError as exc:
                 refused.append(exc)
                 raise
@@ -651,7 +696,7 @@ async def tus_patch(
         try:
             written, complete_body = await append_stream(
                 path,
-                idle_limited(request.stream(), cfg.body_idle_timeout_s),
+                idle_limited(self.request.stream(), self.cfg.body_idle_timeout_s),
                 max_bytes=upload.length - offset,
                 check_head=_check_head,
             )
@@ -660,56 +705,38 @@ async def tus_patch(
             exc.headers = {
                 **TUS_HEADERS,
                 "Connection": "close",
-                "Upload-Offset": str(service.upload_offset(settings, upload)),
+                "Upload-Offset": str(service.upload_offset(self.settings, upload)),
             }
             raise
         except DomainError:
             if refused:  # refused content (a photo declared over the photo limit): drop it
-                await _in_transaction(request, lambda s: _abandon(s, upload_id, settings, user))
+                await self.refuse()
             raise
-        offset += written
-        headers = {**TUS_HEADERS, "Upload-Offset": str(offset)}
         if not complete_body:
             raise BadRequest(
                 "the connection dropped; resume from Upload-Offset",
                 code="media.upload_interrupted",
-                headers=headers,
+                headers={**TUS_HEADERS, "Upload-Offset": str(offset + written)},
             )
-        if offset < upload.length:
-            return Response(status_code=status.HTTP_204_NO_CONTENT, headers=headers)
+        return offset + written
+
+    async def finish(self) -> tuple[MediaRead, bool, bool]:
+        """Record the complete upload: ``(body, created, analysis pending)``."""
 
         def _finish(session: Session) -> tuple[MediaRead, bool, bool]:
-            fresh = service.get_upload_for_actor(session, upload_id, user)
+            fresh = service.get_upload_for_actor(session, self.upload_id, self.user)
             item, created = service.finish_upload(
-                session, fresh, actor=user, settings=settings, cfg=cfg
+                session, fresh, actor=self.user, settings=self.settings, cfg=self.cfg
             )
             pending = item.analysis == AnalysisState.pending
-            return _read(session, item, language_of(request)), created, pending
+            return _read(session, item, language_of(self.request)), created, pending
 
         try:
-            body, created, pending = await _in_transaction(request, _finish)
+            return await _in_transaction(self.request, _finish)
         except DomainError:
             # refused content: the bytes are gone, so is the upload
-            await _in_transaction(request, lambda s: _abandon(s, upload_id, settings, user))
+            await self.refuse()
             raise
-    if created and pending and cfg.analyse_in_process:
-        background.add_task(
-            service.run_analysis,
-            request.app.state.session_factory,
-            body.id,
-            settings=settings,
-            cfg=cfg,
-        )
-    headers["Content-Location"] = f"/media/{body.id}"
-    return Response(status_code=status.HTTP_204_NO_CONTENT, headers=headers)
-
-
-def _abandon(session: Session, upload_id: str, settings: Settings, user: Principal) -> None:
-    upload = session.get(ResumableUpload, upload_id)
-    if upload is not None:
-        service.abandon_upload(
-            session, upload, settings=settings, actor=user, action="media.upload_refuse"
-        )
 
 
 @router.delete("/media/uploads/{upload_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -722,11 +749,5 @@ def tus_delete(
 ) -> Response:
     """tus termination: drop an unfinished upload and its bytes."""
     _require_tus(tus_resumable)
-    upload = service.get_upload_for_actor(session, upload_id, user)
-    if upload.media_id is not None:
-        raise Conflict(
-            "this upload is complete; it is an evidence item now",
-            code="media.upload_complete",
-        )
-    service.abandon_upload(session, upload, settings=settings, actor=user)
+    service.cancel_upload_for_actor(session, upload_id, actor=user, settings=settings)
     return Response(status_code=status.HTTP_204_NO_CONTENT, headers=TUS_HEADERS)

@@ -29,7 +29,7 @@ from field_api.common.actors import Principal, Role
 from field_api.common.geodesy import Position
 from field_api.common.hashing import sha256_file
 from field_api.common.storage import remove_on_rollback, store_of
-from field_api.config import Settings
+from field_api.config import MediaSettings, Settings
 from field_api.db import READ_OPTIONS
 from field_api.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, ValidationFailed
 from field_api.leases import service as leases
@@ -43,7 +43,7 @@ from field_api.media.analysis import (
     sniff_media_type,
 )
 from field_api.media.barcode import decode_barcodes, normalize_meter_code, parse_meter_code
-from field_api.media.config import MediaSettings
+from field_api.media.config import size_limits
 from field_api.media.models import (
     AnalysisState,
     MediaFlag,
@@ -54,6 +54,7 @@ from field_api.media.models import (
 )
 from field_api.media.rules import EvidenceFlag, HashCandidate, MediaKind
 from field_api.media.schemas import MediaCreate
+from field_api.paging import PageParams
 from field_api.work_orders import service as orders
 from field_api.work_orders.models import WorkOrder
 from field_api.work_orders.rules import Stage
@@ -73,7 +74,7 @@ class StagedFile:
 
 def max_upload_bytes(cfg: MediaSettings, kind: MediaKind | None = None) -> int:
     """The most a body may carry before its type is known (larger of photo and video)."""
-    limits = cfg.size_limits()
+    limits = size_limits(cfg)
     if kind is None:
         return max([*limits.photo_bytes.values(), limits.video_bytes])
     return limits.max_bytes(kind, is_video=None)
@@ -112,7 +113,7 @@ def streaming_limit(
     """
     media_type = sniff_media_type(head)
     known = kind if isinstance(kind, MediaKind) else _known_kind(kind)
-    limits = cfg.size_limits()
+    limits = size_limits(cfg)
     if not media_type.is_image:
         if known is not None and known in cfg.barcode_kinds:
             raise ValidationFailed(
@@ -196,12 +197,24 @@ def order_for_evidence(session: Session, order_id: int, actor: Principal) -> Wor
     return orders.get_for_actor(session, order_id, actor, write=True)
 
 
-def get_for_actor(session: Session, media_id: int, actor: Principal) -> MediaItem:
+def item_for_actor(session: Session, media_id: int, actor: Principal) -> MediaItem:
     """An item the actor may read: the order's access rules decide (403 otherwise)."""
     ensure_may_read_evidence(actor)
     item = get_or_raise(session, media_id)
     orders.get_for_actor(session, item.order_id, actor, write=False)
     return item
+
+
+def thumbnail_for_actor(session: Session, media_id: int, actor: Principal) -> tuple[int, str]:
+    """The id and thumbnail sha256 of an item the actor may read; 404 until it has one."""
+    item = item_for_actor(session, media_id, actor)
+    if item.thumbnail_sha256 is None:
+        raise NotFound(
+            f"media item {media_id} has no thumbnail (yet)",
+            code="media.no_thumbnail",
+            params={"media_id": media_id},
+        )
+    return item.id, item.thumbnail_sha256
 
 
 def get_by_client_id(session: Session, client_id: str) -> MediaItem | None:
@@ -248,6 +261,34 @@ def list_flags(
     query = flags_query(actor, code=code, order_id=order_id)
     rows = session.execute(query.limit(limit).offset(offset)).all()
     return [(flag, item) for flag, item in rows]
+
+
+def flags_page(
+    session: Session,
+    actor: Principal,
+    page: PageParams,
+    *,
+    code: rules.FlagCode | None = None,
+    order_id: int | None = None,
+) -> list[tuple[MediaFlag, MediaItem]]:
+    """One page of the flags for review the actor may read, newest first."""
+    rows = page.rows(session, flags_query(actor, code=code, order_id=order_id))
+    return [(flag, item) for flag, item in rows]
+
+
+def flags_with_orders(
+    session: Session,
+    actor: Principal,
+    *,
+    code: rules.FlagCode | None = None,
+    order_id: int | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[tuple[MediaFlag, MediaItem, WorkOrder]]:
+    """:func:`list_flags` with each flag's order (read in one query)."""
+    rows = list_flags(session, actor, code=code, order_id=order_id, limit=limit, offset=offset)
+    flagged = orders.get_many(session, (flag.order_id for flag, _ in rows))
+    return [(flag, item, flagged[flag.order_id]) for flag, item in rows]
 
 
 def flags_query(
@@ -317,39 +358,10 @@ def create_item(
     caller discards the staged file, and the row is never flushed.
     """
     order = order_for_evidence(session, order_id, actor)
-    existing = get_by_client_id(session, data.client_id)
+    existing = _same_upload(session, data, staged, order)
     if existing is not None:
-        if existing.sha256 == staged.sha256 and existing.order_id == order.id:
-            return existing, False
-        where = "another work order" if existing.order_id != order.id else "different content"
-        raise Conflict(
-            f"client id {data.client_id} was already used for {where} (item {existing.id})",
-            code="media.client_id_used",
-            params={"client_id": str(data.client_id), "media_id": existing.id},
-        )
-    if data.sha256 is not None and data.sha256 != staged.sha256:
-        raise ValidationFailed(
-            f"the file's sha256 is {staged.sha256}, the client declared {data.sha256}",
-            code="media.sha256_mismatch",
-            params={"sha256": staged.sha256, "declared": data.sha256},
-        )
-    media_type = sniff_media_type(staged.head)
-    problem = rules.size_violation(
-        staged.size_bytes, data.kind, is_video=not media_type.is_image, limits=cfg.size_limits()
-    )
-    if problem:
-        raise PayloadTooLarge(
-            problem,
-            code="media.too_large_for_kind",
-            params={"kind": data.kind.value, "size_bytes": staged.size_bytes},
-        )
-    if data.kind in cfg.barcode_kinds and not media_type.is_image:
-        raise ValidationFailed(
-            f"a {data.kind.value} item must be a photo",
-            code="media.photo_required",
-            params={"kind": data.kind.value},
-        )
-
+        return existing, False
+    media_type = _checked_type(data, staged, cfg)
     store = store_of(settings)
     now = clock.now()
     item = MediaItem(
@@ -364,9 +376,77 @@ def create_item(
         uploaded_by=actor.user_id,
         uploaded_at=now,
     )
+    flags = _describe(item, order, staged, now=now, cfg=cfg)
+    meter_code = _scanned_meter(item, data, cfg)
+    if meter_code is not None:
+        _ensure_meter_free(session, meter_code, order)
+    session.add(item)
+    session.flush()
+    if meter_code is not None:
+        _bind_meter(session, meter_code, order, item, actor=actor)
+    for flag in flags:
+        _add_flag(session, item, flag, actor=actor)
+    audit.record(session, actor=actor, action="media.create", entity=item)
+    # The rename comes last: every constraint has been checked by the flush above.
+    blob = store.promote(staged.path, staged.sha256)
+    remove_on_rollback(session, store, blob)
+    return item, True
+
+
+def _same_upload(
+    session: Session, data: MediaCreate, staged: StagedFile, order: WorkOrder
+) -> MediaItem | None:
+    """The item already recorded under the client id with the same bytes for the same order
+    (a retried upload); another order or other bytes under that id is a 409."""
+    existing = get_by_client_id(session, data.client_id)
+    if existing is None:
+        return None
+    if existing.sha256 == staged.sha256 and existing.order_id == order.id:
+        return existing
+    where = "another work order" if existing.order_id != order.id else "different content"
+    raise Conflict(
+        f"client id {data.client_id} was already used for {where} (item {existing.id})",
+        code="media.client_id_used",
+        params={"client_id": str(data.client_id), "media_id": existing.id},
+    )
+
+
+def _checked_type(data: MediaCreate, staged: StagedFile, cfg: MediaSettings) -> MediaType:
+    """The file's type by its magic bytes, once its declared sha256, its size for its kind and
+    a barcode kind's need for a photo are checked."""
+    if data.sha256 is not None and data.sha256 != staged.sha256:
+        raise ValidationFailed(
+            f"the file's sha256 is {staged.sha256}, the client declared {data.sha256}",
+            code="media.sha256_mismatch",
+            params={"sha256": staged.sha256, "declared": data.sha256},
+        )
+    media_type = sniff_media_type(staged.head)
+    problem = rules.size_violation(
+        staged.size_bytes, data.kind, is_video=not media_type.is_image, limits=size_limits(cfg)
+    )
+    if problem:
+        raise PayloadTooLarge(
+            problem,
+            code="media.too_large_for_kind",
+            params={"kind": data.kind.value, "size_bytes": staged.size_bytes},
+        )
+    if data.kind in cfg.barcode_kinds and not media_type.is_image:
+        raise ValidationFailed(
+            f"a {data.kind.value} item must be a photo",
+            code="media.photo_required",
+            params={"kind": data.kind.value},
+        )
+    return media_type
+
+
+def _describe(
+    item: MediaItem, order: WorkOrder, staged: StagedFile, *, now: datetime, cfg: MediaSettings
+) -> list[EvidenceFlag]:
+    """Fill in what the file says about itself (size, capture time, position, duration);
+    a photo's plausibility and trailing-data flags."""
     flags: list[EvidenceFlag] = []
-    if media_type.is_image:
-        header = inspect_image(staged.path, media_type, max_pixels=cfg.max_image_pixels)
+    if item.media_type.is_image:
+        header = inspect_image(staged.path, item.media_type, max_pixels=cfg.max_image_pixels)
         item.width, item.height = header.width, header.height
         if header.captured is not None:
             item.captured_at = rules.as_utc(
@@ -384,12 +464,16 @@ def create_item(
         if trailing is not None:
             flags.append(trailing)
     else:
-        video = analyze_video(staged.path, media_type)
+        video = analyze_video(staged.path, item.media_type)
         item.duration_s = video.duration_s
         item.captured_at = video.created_at
         item.analysis = AnalysisState.done  # nothing deferred for videos
+    return flags
 
-    meter_code: str | None = None
+
+def _scanned_meter(item: MediaItem, data: MediaCreate, cfg: MediaSettings) -> str | None:
+    """The meter code a barcode photo binds (its scanned value, checked); any other kind's
+    scanned value is only normalised onto the item."""
     if data.kind in cfg.barcode_kinds:
         if not data.scanned_value:
             raise ValidationFailed(
@@ -400,22 +484,10 @@ def create_item(
             data.scanned_value, check_digit_rule=cfg.meter_check_digit_rule
         ).value
         item.scanned_value = meter_code
-    elif data.scanned_value:
+        return meter_code
+    if data.scanned_value:
         item.scanned_value = normalize_meter_code(data.scanned_value)
-
-    if meter_code is not None:
-        _ensure_meter_free(session, meter_code, order)
-    session.add(item)
-    session.flush()
-    if meter_code is not None:
-        _bind_meter(session, meter_code, order, item, actor=actor)
-    for flag in flags:
-        _add_flag(session, item, flag, actor=actor)
-    audit.record(session, actor=actor, action="media.create", entity=item)
-    # The rename comes last: every constraint has been checked by the flush above.
-    blob = store.promote(staged.path, staged.sha256)
-    remove_on_rollback(session, store, blob)
-    return item, True
+    return None
 
 
 def record_generated(
@@ -1042,3 +1114,27 @@ def abandon_upload(
     session.delete(upload)
     session.flush()
     audit.record(session, actor=actor, action=action, entity=upload, deleted=True)
+
+
+def cancel_upload_for_actor(
+    session: Session, upload_id: str, *, actor: Principal, settings: Settings
+) -> None:
+    """tus termination: drop an unfinished upload the actor may continue (409 once complete)."""
+    upload = get_upload_for_actor(session, upload_id, actor)
+    if upload.media_id is not None:
+        raise Conflict(
+            "this upload is complete; it is an evidence item now",
+            code="media.upload_complete",
+        )
+    abandon_upload(session, upload, settings=settings, actor=actor)
+
+
+def refuse_upload(
+    session: Session, upload_id: str, *, actor: Principal, settings: Settings
+) -> None:
+    """Drop an upload whose content was refused (gone already: nothing to do)."""
+    upload = session.get(ResumableUpload, upload_id)
+    if upload is not None:
+        abandon_upload(
+            session, upload, settings=settings, actor=actor, action="media.upload_refuse"
+        )

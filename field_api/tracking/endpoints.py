@@ -20,7 +20,6 @@ from field_api.errors import NotFound
 from field_api.language import language_of
 from field_api.paging import Page
 from field_api.tracking import service
-from field_api.tracking.config import allow_loopback
 from field_api.tracking.rules import DeliveryStatus
 from field_api.tracking.schemas import (
     DeliveryRead,
@@ -32,7 +31,6 @@ from field_api.tracking.schemas import (
     TrackingRevoked,
 )
 from field_api.types import HTML_NOT_FOUND, Code64Path, IdPath, Text
-from field_api.work_orders import service as orders
 from field_api.work_orders.rules import Stage
 
 router = APIRouter(tags=["tracking"])
@@ -71,10 +69,9 @@ def get_tracking_link(
     request: Request,
 ) -> TrackingLinkRead:
     """The order's public tracking link (created on first use)."""
-    order = orders.get_for_actor(session, order_id, user, write=False)
-    token = service.ensure_token(session, request.app.state.session_factory, order).token
+    token = service.token_for_actor(session, request.app.state.session_factory, order_id, user)
     return TrackingLinkRead(
-        order_id=order.id,
+        order_id=order_id,
         token=token,
         path=service.tracking_path(token),
         url=service.public_url(token, settings),
@@ -98,9 +95,8 @@ def get_progress(
 @router.post("/work-orders/{order_id}/tracking/revoke")
 def revoke_tracking_link(order_id: IdPath, session: DbSession, user: Service) -> TrackingRevoked:
     """Revoke the order's tracking link at once (service, admin); a new one can be issued."""
-    order = orders.get_for_actor(session, order_id, user, write=True)
-    revoked = service.revoke_link(session, order, actor=user)
-    return TrackingRevoked(order_id=order.id, revoked=revoked)
+    revoked = service.revoke_link_for_actor(session, order_id, actor=user)
+    return TrackingRevoked(order_id=order_id, revoked=revoked)
 
 
 def _page_language(request: Request, lang: str | None) -> i18n.Lang:
@@ -173,7 +169,7 @@ def create_subscription(
         events=body.events,
         actor=user,
         allow_http=not settings.is_production,
-        allow_loopback=allow_loopback(settings),
+        allow_loopback=settings.webhook_loopback_allowed,
         include_tracking_path=body.include_tracking_path,
     )
     return SubscriptionCreated.created(sub)
@@ -202,5 +198,5 @@ def list_deliveries(
     status: DeliveryStatus | None = None,
 ) -> list[DeliveryRead]:
     """Webhook outbox rows, newest first."""
-    rows = page.select(session, service.deliveries_query(status=status))
+    rows = service.deliveries_page(session, page, status=status)
     return [DeliveryRead.of(d) for d in rows]

@@ -24,13 +24,12 @@ from field_api.common.actors import Principal
 from field_api.common.calendar import CalendarError, WorkingCalendar, calendar_for
 from field_api.common.notifier import LoggingNotifier, Notifier
 from field_api.config import Settings, get_settings
-from field_api.contracts.config import sms_sender
 from field_api.deadlines import service as deadlines
 from field_api.deadlines.models import PlannedVisit
 from field_api.errors import Conflict, NotFound, ValidationFailed
+from field_api.paging import PageParams
 from field_api.privacy import mask_name, mask_phone
 from field_api.tracking import rules, targets
-from field_api.tracking.config import tracking_settings
 from field_api.tracking.models import TrackingToken, WebhookDelivery, WebhookSubscription
 from field_api.work_orders import service as orders
 from field_api.work_orders.models import StageTransition, WorkOrder
@@ -170,7 +169,7 @@ def link_expired(order: WorkOrder, *, days: float | None = None) -> bool:
     the order was closed or cancelled (FIELDOPS_TRACKING_LINK_DAYS_AFTER_CLOSE, default 30)."""
     if order.stage not in (Stage.closed, Stage.cancelled):
         return False
-    keep = tracking_settings().tracking_link_days_after_close if days is None else days
+    keep = get_settings().tracking.link_days_after_close if days is None else days
     ended = order.stage_changed_at
     if ended.tzinfo is None:  # SQLite hands back naive UTC
         ended = ended.replace(tzinfo=UTC)
@@ -434,9 +433,10 @@ def on_stage_change(session: Session, order: WorkOrder, row: StageTransition) ->
     )
     if row.to_stage in SMS_STAGES:
         link = public_url(token_for(session, order).token)
+        sender = get_settings().contracts.sms_sender
         _send_sms(
             order.customer_phone,
-            f"{sms_sender()}您的用电申请（工单{order.id}）进度：{STAGE_LABELS_ZH[row.to_stage]}。"
+            f"{sender}您的用电申请（工单{order.id}）进度：{STAGE_LABELS_ZH[row.to_stage]}。"
             f"查看进度：{link}",
         )
 
@@ -458,8 +458,34 @@ def on_visit_planned(session: Session, order: WorkOrder, visit: PlannedVisit) ->
     )
     start = clock.to_china(visit.window_start)
     end = clock.to_china(visit.window_end)
+    sender = get_settings().contracts.sms_sender
     _send_sms(
         order.customer_phone,
-        f"{sms_sender()}您的用电申请（工单{order.id}）已预约上门："
+        f"{sender}您的用电申请（工单{order.id}）已预约上门："
         f"{start:%Y-%m-%d %H:%M}–{end:%H:%M}。",
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The API's use cases: the access decision first, then the work.
+
+
+def token_for_actor(
+    session: Session, factory: sessionmaker[Session], order_id: int, actor: Principal
+) -> str:
+    """The tracking token of an order the actor may read (created on first use)."""
+    order = orders.get_for_actor(session, order_id, actor, write=False)
+    return ensure_token(session, factory, order).token
+
+
+def revoke_link_for_actor(session: Session, order_id: int, *, actor: Principal) -> bool:
+    """:func:`revoke_link` of an order the actor may change."""
+    order = orders.get_for_actor(session, order_id, actor, write=True)
+    return revoke_link(session, order, actor=actor)
+
+
+def deliveries_page(
+    session: Session, page: PageParams, *, status: rules.DeliveryStatus | None = None
+) -> list[WebhookDelivery]:
+    """One page of the outbox rows, newest first (counted and cut in the database)."""
+    return page.select(session, deliveries_query(status=status))

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from field_api.auth import service as auth_service
 from field_api.auth.models import Crew
 from field_api.checklists import service
+from field_api.common import csvfiles
 from field_api.common.actors import Principal, Role
 from field_api.config import Settings
 from field_api.errors import Conflict, InvalidTransition, ServiceUnavailable, ValidationFailed
@@ -400,7 +401,7 @@ def test_without_a_scheme_no_card_can_be_chosen(session: Session, settings: Sett
 
 def test_csv_cells_never_become_formulas() -> None:
     rows = [service.ParetoRow("x", '=HYPERLINK("evil")', 1, 1.0, 1.0)]
-    text = service.csv_text(rows, ["item_code", "label", "failures", "share"])
+    text = csvfiles.csv_text(rows, ["item_code", "label", "failures", "share"])
     assert text.startswith("\ufeffitem_code,label,failures,share\n")
     assert "'=HYPERLINK" in text
     assert "1.0000" in text
