@@ -50,8 +50,10 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from field_api.common import owners
 from field_api.common.hashing import file_chunks
+from field_api.common.s3errors import is_not_found, s3_errors
+from field_api.common.uploads import LocalUploads, S3Uploads, UploadArea
 from field_api.config import Settings, StorageSettings
-from field_api.errors import PayloadTooLarge, ServiceUnavailable
+from field_api.errors import PayloadTooLarge
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -138,11 +140,17 @@ class ObjectStore(ABC):
     """
 
     backend: str
+    uploads: UploadArea  # resumable uploads in progress (field_api.common.uploads)
 
     def __init__(self, staging: Path) -> None:
         self.staging = staging
         self.tmp_dir = staging / "tmp"
         self.uploads_dir = staging / "uploads"
+
+    def temp_path(self) -> Path:
+        """A fresh temporary file name in the staging folder (its owner in the name)."""
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        return self.tmp_dir / temp_name()
 
     # -- the backend's primitives
 
@@ -282,6 +290,7 @@ class LocalStore(ObjectStore):
     def __init__(self, root: Path) -> None:
         super().__init__(root)
         self.root = root
+        self.uploads = LocalUploads(self.uploads_dir)
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.root)!r})"
@@ -351,6 +360,7 @@ class S3Store(ObjectStore):
         self.prefix = cfg.prefix
         self.endpoint_url = cfg.endpoint_url
         self.client = client if client is not None else _s3_client(cfg)
+        self.uploads = S3Uploads(self.client, self.bucket, f"{self.prefix}uploads/", self.temp_path)
 
     def __repr__(self) -> str:
         where = f"endpoint={self.endpoint_url!r}, bucket={self.bucket!r}"
@@ -361,11 +371,11 @@ class S3Store(ObjectStore):
 
     def size(self, sha256: str) -> int | None:
         key = self.object_key(sha256)
-        with _s3_errors(key):
+        with s3_errors(key):
             try:
                 head = self.client.head_object(Bucket=self.bucket, Key=key)
             except Exception as exc:
-                if _is_not_found(exc):
+                if is_not_found(exc):
                     return None
                 raise
         return int(head["ContentLength"])
@@ -376,7 +386,7 @@ class S3Store(ObjectStore):
             if self.exists(sha256):
                 return StoredBlob(sha256, size, None, created=False)
             key = self.object_key(sha256)
-            with _s3_errors(key):
+            with s3_errors(key):
                 self.client.upload_file(str(temp_path), self.bucket, key)
             return StoredBlob(sha256, size, None, created=True)
         finally:
@@ -384,17 +394,17 @@ class S3Store(ObjectStore):
 
     def remove(self, sha256: str) -> None:
         key = self.object_key(sha256)
-        with _s3_errors(key):
+        with s3_errors(key):
             self.client.delete_object(Bucket=self.bucket, Key=key)
 
     @contextlib.contextmanager
     def open(self, sha256: str) -> Iterator[BinaryIO]:
         key = self.object_key(sha256)
-        with _s3_errors(key):
+        with s3_errors(key):
             try:
                 body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
             except Exception as exc:
-                if _is_not_found(exc):
+                if is_not_found(exc):
                     raise FileNotFoundError(f"stored object {key} is missing") from None
                 raise
         try:
@@ -406,10 +416,12 @@ class S3Store(ObjectStore):
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=self.prefix + prefix
         )
-        with _s3_errors(self.prefix + prefix):
+        with s3_errors(self.prefix + prefix):
             for page in pages:
                 for obj in page.get("Contents", []):
                     key = str(obj["Key"])[len(self.prefix) :]
+                    if key.split("/", 1)[0] in STAGING_DIRS:
+                        continue  # uploads in progress are not content
                     modified = obj["LastModified"].astimezone(UTC)
                     yield ObjectInfo(key, int(obj["Size"]), modified)
 
@@ -448,39 +460,6 @@ def _s3_client(cfg: StorageSettings) -> Any:
             aws_secret_access_key=cfg.secret_access_key.get_secret_value(),
             config=config,
         )
-
-
-def _is_not_found(exc: Exception) -> bool:
-    response = getattr(exc, "response", None)
-    if not isinstance(response, dict):
-        return False
-    code = str(response.get("Error", {}).get("Code", ""))
-    return code in {"404", "NoSuchKey", "NotFound"}
-
-
-@contextlib.contextmanager
-def _s3_errors(key: str) -> Iterator[None]:
-    """botocore's failures (unreachable endpoint, refused credentials, missing bucket) as a 503
-    naming the key; the message carries no credentials."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        yield
-    except ClientError as exc:
-        if _is_not_found(exc):
-            raise
-        code = str(exc.response.get("Error", {}).get("Code", "unknown"))
-        raise ServiceUnavailable(
-            f"the object store refused {key}: {code}",
-            code="storage.unavailable",
-            params={"reason": code},
-        ) from None
-    except BotoCoreError as exc:
-        raise ServiceUnavailable(
-            f"the object store is unreachable ({type(exc).__name__})",
-            code="storage.unavailable",
-            params={"reason": type(exc).__name__},
-        ) from None
 
 
 def build_store(cfg: StorageSettings, media_dir: Path) -> ObjectStore:

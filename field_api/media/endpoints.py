@@ -13,9 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import fcntl
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Final, TypeVar
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response, status
@@ -574,21 +572,28 @@ def tus_head(
     )
 
 
-@contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    """One PATCH at a time per upload (across processes): a second one gets 409."""
-    with path.open("ab") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise Conflict(
-                "another PATCH of this upload is in progress",
-                code="media.tus_patch_busy",
-            ) from exc
-        try:
+@contextlib.asynccontextmanager
+async def _exclusive(request: Request, settings: Settings, upload_id: str) -> AsyncIterator[None]:
+    """One PATCH at a time per upload (across processes, and hosts for a bucket): a second one
+    gets 409."""
+    area = service.upload_area(settings)
+    if not area.shared:
+        with area.lock(upload_id) as held:
+            if not held:
+                raise _busy()
             yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        return
+    owner = service.patch_owner()
+    if not await _in_transaction(request, lambda s: service.claim_patch(s, upload_id, owner)):
+        raise _busy()
+    try:
+        yield
+    finally:
+        await _in_transaction(request, lambda s: service.release_patch(s, upload_id, owner))
+
+
+def _busy() -> Conflict:
+    return Conflict("another PATCH of this upload is in progress", code="media.tus_patch_busy")
 
 
 @router.patch(
@@ -626,11 +631,11 @@ async def tus_patch(
             code="media.upload_complete",
             headers=TUS_HEADERS,
         )
-    path = service.part_path(settings, upload.id)
-    if not path.exists():
+    area = service.upload_area(settings)
+    if not await run_in_threadpool(area.exists, upload.id):
         raise NotFound("no such upload", code="media.upload_not_found")
-    with _exclusive(path):
-        offset = await patch.append(upload, path, upload_offset)
+    async with _exclusive(request, settings, upload.id):
+        offset = await patch.append(upload, upload_offset)
         headers = {**TUS_HEADERS, "Upload-Offset": str(offset)}
         if offset < upload.length:
             return Response(status_code=status.HTTP_204_NO_CONTENT, headers=headers)
@@ -667,23 +672,17 @@ class _Patch:
             ),
         )
 
-    async def append(self, upload: ResumableUpload, path: Path, claimed: str) -> int:
+    async def append(self, upload: ResumableUpload, claimed: str) -> int:
         """Append the body at ``claimed`` (the server's offset, else 409); the new offset.
         An idle body keeps what arrived (408); a dropped one asks to resume (400)."""
-        offset = service.upload_offset(self.settings, upload)
-        if int(claimed) != offset:
-            raise Conflict(
-                f"Upload-Offset {claimed} does not match the server's offset {offset}",
-                headers={**TUS_HEADERS, "Upload-Offset": str(offset)},
-                code="media.tus_offset_mismatch",
-                params={"offset": offset, "got": claimed},
-            )
-        declared = _declared_length(self.request)
-        if declared is not None and declared > upload.length - offset:
-            raise ValidationFailed(
-                "the PATCH body is longer than the declared Upload-Length",
-                code="media.tus_body_too_long",
-            )
+        area = service.upload_area(self.settings)
+        writer = await run_in_threadpool(area.writer, upload.id)
+        offset = writer.offset
+        try:
+            self._check_offset(upload, offset, claimed)
+        except DomainError:
+            await run_in_threadpool(writer.close)  # nothing written: nothing changes
+            raise
         refused: list[DomainError] = []
 
         def _check_head(head: bytes) -> None:
@@ -695,7 +694,7 @@ class _Patch:
 
         try:
             written, complete_body = await append_stream(
-                path,
+                writer,
                 idle_limited(self.request.stream(), self.cfg.body_idle_timeout_s),
                 max_bytes=upload.length - offset,
                 check_head=_check_head,
@@ -705,7 +704,9 @@ class _Patch:
             exc.headers = {
                 **TUS_HEADERS,
                 "Connection": "close",
-                "Upload-Offset": str(service.upload_offset(self.settings, upload)),
+                "Upload-Offset": str(
+                    await run_in_threadpool(service.upload_offset, self.settings, upload)
+                ),
             }
             raise
         except DomainError:
@@ -719,6 +720,21 @@ class _Patch:
                 headers={**TUS_HEADERS, "Upload-Offset": str(offset + written)},
             )
         return offset + written
+
+    def _check_offset(self, upload: ResumableUpload, offset: int, claimed: str) -> None:
+        if int(claimed) != offset:
+            raise Conflict(
+                f"Upload-Offset {claimed} does not match the server's offset {offset}",
+                headers={**TUS_HEADERS, "Upload-Offset": str(offset)},
+                code="media.tus_offset_mismatch",
+                params={"offset": offset, "got": claimed},
+            )
+        declared = _declared_length(self.request)
+        if declared is not None and declared > upload.length - offset:
+            raise ValidationFailed(
+                "the PATCH body is longer than the declared Upload-Length",
+                code="media.tus_body_too_long",
+            )
 
     async def finish(self) -> tuple[MediaRead, bool, bool]:
         """Record the complete upload: ``(body, created, analysis pending)``."""
