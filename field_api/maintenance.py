@@ -101,6 +101,13 @@ def expire_uploads(ctx: JobContext) -> int:
         return media.expire_uploads(session, settings=ctx.settings, cfg=ctx.media)
 
 
+def sweep_uploads(ctx: JobContext) -> int:
+    """Drop upload bytes no open upload row stands for (part files, or the bucket's multipart
+    uploads and spools), once untouched for an hour."""
+    with ctx.session_factory.begin() as session:
+        return media.sweep_stale_uploads(session, settings=ctx.settings)
+
+
 def purge_idempotency(ctx: JobContext) -> int:
     """Delete stored Idempotency-Key answers past their TTL."""
     from field_api.idempotency import service as idempotency
@@ -136,6 +143,7 @@ def jobs(settings: Settings, *, analyse: bool | None = None) -> list[Job]:
     found += [
         Job("media.sweep_temp", sweep_temp),
         Job("media.expire_uploads", expire_uploads),
+        Job("media.sweep_uploads", sweep_uploads),
         Job("idempotency.purge", purge_idempotency),
         Job("leases.purge", purge_leases),
         # write_due takes its own ("audit.checkpoint", "head") lease: no job-wide one

@@ -26,6 +26,7 @@ import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -91,6 +92,11 @@ class UploadArea(ABC):
     def discard(self, upload_id: str) -> None:
         """Drop the upload's bytes (finished, cancelled, refused or expired)."""
 
+    @abstractmethod
+    def list(self) -> Iterator[tuple[str, datetime]]:
+        """Every upload the area holds bytes of, with when they last changed (UTC): the stale
+        upload sweep compares them with the upload rows."""
+
     def lock(self, upload_id: str) -> contextlib.AbstractContextManager[bool]:
         """One PATCH at a time per upload on this host: yields False when another holds it
         (a shared area needs the caller's shared lock instead: yields True)."""
@@ -151,6 +157,14 @@ class LocalUploads(UploadArea):
 
     def discard(self, upload_id: str) -> None:
         self.path(upload_id).unlink(missing_ok=True)
+
+    def list(self) -> Iterator[tuple[str, datetime]]:
+        if not self.folder.is_dir():
+            return
+        for path in self.folder.glob("*.part"):
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                changed = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+                yield check_upload_id(path.name[: -len(".part")]), changed
 
     @contextlib.contextmanager
     def lock(self, upload_id: str) -> Iterator[bool]:
@@ -341,12 +355,36 @@ class S3Uploads(UploadArea):
         finally:
             target.unlink(missing_ok=True)
 
+    def list(self) -> Iterator[tuple[str, datetime]]:
+        """Uploads with objects (meta, spools, a completed file) or an open multipart upload."""
+        latest: dict[str, datetime] = {}
+
+        def seen(key: str, when: datetime) -> None:
+            upload_id = key[len(self.prefix) :].split("/", 1)[0]
+            if len(upload_id) == 32 and set(upload_id) <= _HEX:
+                latest[upload_id] = max(when, latest.get(upload_id, when))
+
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix
+        )
+        for page in pages:
+            for obj in page.get("Contents", []):
+                seen(str(obj["Key"]), obj["LastModified"].astimezone(UTC))
+        listed = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=self.prefix)
+        for upload in listed.get("Uploads", []):
+            seen(str(upload["Key"]), upload["Initiated"].astimezone(UTC))
+        yield from latest.items()
+
     def discard(self, upload_id: str) -> None:
-        multipart_id = self._multipart_id(upload_id)
-        if multipart_id is not None:
-            with contextlib.suppress(Exception):  # completed or aborted already
+        """Abort its multipart uploads (even one whose marker was never written), then delete
+        its objects, the marker last."""
+        open_ = self.client.list_multipart_uploads(
+            Bucket=self.bucket, Prefix=self.key(upload_id, "")
+        )
+        for upload in open_.get("Uploads", []):
+            with contextlib.suppress(Exception):  # completed or aborted meanwhile
                 self.client.abort_multipart_upload(
-                    Bucket=self.bucket, Key=self.key(upload_id, "data"), UploadId=multipart_id
+                    Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                 )
         listed = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.key(upload_id, ""))
         keys = [str(obj["Key"]) for obj in listed.get("Contents", [])]

@@ -1140,6 +1140,35 @@ def expire_uploads(
     return count
 
 
+STALE_UPLOAD_AGE = timedelta(hours=1)
+
+
+def sweep_stale_uploads(
+    session: Session, *, settings: Settings, now: datetime | None = None
+) -> int:
+    """Drop the bytes of uploads no open upload row stands for (a creation whose transaction
+    rolled back, a crash between the bytes and the row, a completed upload interrupted before
+    its bytes were dropped): part files, or the bucket's multipart uploads and spool objects.
+    Only those untouched for :data:`STALE_UPLOAD_AGE`, so an upload being created is left
+    alone. Returns how many were dropped."""
+    area = upload_area(settings)
+    cutoff = (now or clock.now()) - STALE_UPLOAD_AGE
+    candidates = [upload_id for upload_id, changed in area.list() if changed < cutoff]
+    if not candidates:
+        return 0
+    open_ids = set(
+        session.execute(
+            select(ResumableUpload.id).where(
+                ResumableUpload.id.in_(candidates), ResumableUpload.media_id.is_(None)
+            )
+        ).scalars()
+    )
+    stale = [upload_id for upload_id in candidates if upload_id not in open_ids]
+    for upload_id in stale:
+        area.discard(upload_id)
+    return len(stale)
+
+
 def abandon_upload(
     session: Session,
     upload: ResumableUpload,

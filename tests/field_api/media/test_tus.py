@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from field_api.config import MediaSettings, Settings
 from field_api.media.models import ResumableUpload
 from tests.builders import auth
+from tests.clocks import ChinaClock
 
 from .asgi import call, multipart_body
 from .imaging import BRIGHTON_18, mp4_bytes
@@ -358,3 +359,28 @@ def test_every_upload_row_write_is_on_the_audit_chain(
     ).all()
     assert {i for a, i in flag_events if a == "media_flag.raise"} == {str(f) for f in flags}
     assert audit.verify(session) == []
+
+
+@pytest.mark.both_stores
+def test_upload_bytes_without_an_open_upload_row_are_swept(
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    crews: Crews,
+    server_clock: ChinaClock,
+) -> None:
+    from field_api.media import service
+
+    data = mp4_bytes()
+    kept = _create(client, crews.order.id, crews.token_a, data).rsplit("/", 1)[1]
+    _patch(client, f"/media/uploads/{kept}", crews.token_a, 0, data[:500])
+    area = service.upload_area(settings)
+    orphan = uuid.uuid4().hex  # bytes whose row never committed (the creation rolled back)
+    area.create(orphan)
+    assert {orphan, kept} <= {upload_id for upload_id, _ in area.list()}
+    assert service.sweep_stale_uploads(session, settings=settings) == 0  # too recent to judge
+    server_clock.advance(hours=2)
+    assert service.sweep_stale_uploads(session, settings=settings) == 1
+    assert {upload_id for upload_id, _ in area.list()} == {kept}
+    assert not area.exists(orphan)
+    assert area.offset(kept) == 500  # an open upload keeps every byte
