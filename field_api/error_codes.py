@@ -61,6 +61,9 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "此地址不支持 {method} 方法", "method {method} is not allowed here"
     ),
     "server.internal": _m("服务器内部错误", "unexpected server error"),
+    "server.not_ready": _m(
+        "服务未就绪：{failing} 检查失败", "the service is not ready: the {failing} check failed"
+    ),
     "server.busy": _m(
         "数据库繁忙，请 {retry_after_s} 秒后重试",
         "the database is busy; retry in {retry_after_s} s",

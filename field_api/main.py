@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from field_api import api_doc, devtools, logs, paging, security_headers, wiring
+from field_api import api_doc, devtools, logs, paging, readiness, security_headers, wiring
 from field_api.audit import keys as audit_keys
 from field_api.config import Settings, get_settings
 from field_api.contracts.pdf import warn_if_font_fallback
@@ -248,6 +248,21 @@ def create_app(
     def healthz() -> dict[str, str]:
         """Liveness check."""
         return {"status": "ok"}
+
+    @app.get("/readyz", tags=["meta"])
+    def readyz() -> dict[str, Any]:
+        """Readiness check: the database answers and the file store takes a write (else 503,
+        code server.not_ready naming the failing checks)."""
+        checks = readiness.checks(app.state.settings, app.state.session_factory)
+        failing = [name for name, state in checks.items() if state != readiness.OK]
+        if failing:
+            raise ServiceUnavailable(
+                f"not ready: {', '.join(failing)}",
+                code="server.not_ready",
+                params={"failing": ", ".join(failing), "checks": checks},
+                headers={"Retry-After": "5", "Cache-Control": "no-store"},
+            )
+        return {"status": "ready", "checks": checks}
 
     for router in wiring.routers():  # every mounted router, by name, in field_api/wiring.py
         app.include_router(router)

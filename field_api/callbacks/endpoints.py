@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from field_api.auth import service as auth_service
-from field_api.callbacks import service
+from field_api.callbacks import exports, service
 from field_api.callbacks.rules import FlagKind
 from field_api.callbacks.schemas import (
     CallBackDueRead,
@@ -17,7 +16,7 @@ from field_api.callbacks.schemas import (
     FlagResolve,
     ScanRead,
 )
-from field_api.common import clock, i18n
+from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.common.calendar import calendar_for
 from field_api.common.csvfiles import csv_response
@@ -94,21 +93,6 @@ def list_review_flags(
     return [FlagRead.of(flag, order, language_of(request)) for flag, order in rows]
 
 
-FLAG_COLUMNS: Final = (
-    "order_id",
-    "crew_code",
-    "crew_name",
-    "district_code",
-    "district_name",
-    "stage",
-    "flag_code",
-    "message",
-    "detected_at",
-    "resolved_at",
-    "resolution",
-)
-
-
 @router.get("/review-flags.csv", response_class=Response, responses=CSV_RESPONSES)
 def review_flags_csv(
     request: Request,
@@ -124,38 +108,18 @@ def review_flags_csv(
     district by code and name; the reasons (``message``) and the stage in the request's
     language."""
     language = language_of(request)
-    rows = service.list_flags(
+    lines = exports.review_flag_rows(
         session,
         user,
+        language,
         district_id=district_id,
         kind=kind,
         include_resolved=include_resolved,
         limit=limit,
         offset=offset,
     )
-    units = auth_service.unit_names(session)
-    lines: list[dict[str, Any]] = []
-    for flag, order in rows:
-        read = FlagRead.of(flag, order, language)
-        crew = units.crew(order.crew_id)
-        district = units.district(order.district_id)
-        lines.append(
-            {
-                "order_id": order.id,
-                "crew_code": crew[0],
-                "crew_name": crew[1],
-                "district_code": district[0],
-                "district_name": district[1],
-                "stage": i18n.name("stage", order.stage.value, language),
-                "flag_code": read.kind,
-                "message": read.message,
-                "detected_at": read.detected_at,
-                "resolved_at": read.resolved_at,
-                "resolution": read.resolution,
-            }
-        )
     name = f"review-flags-{clock.china_today()}"
-    return csv_response(request, lines, FLAG_COLUMNS, filename=name)
+    return csv_response(request, lines, exports.FLAG_COLUMNS, filename=name)
 
 
 @router.post("/review-flags/{flag_id}/resolve")

@@ -39,6 +39,7 @@ def _add_slice_commands() -> None:
     """The slices' command groups (their modules import only light libraries at load)."""
     from field_api.cli.calendar import app as calendar_app
     from field_api.cli.contracts import app as contracts_app
+    from field_api.cli.doctor import doctor
     from field_api.cli.network import app as network_app
     from field_api.cli.storage import app as storage_app
     from field_api.cli.webhooks import app as webhooks_app
@@ -48,6 +49,7 @@ def _add_slice_commands() -> None:
     app.add_typer(contracts_app, name="contracts", help="Connection contracts.")
     app.add_typer(network_app, name="network", help="Low-voltage network data.")
     app.add_typer(storage_app, name="storage", help="The file store (local folder or S3).")
+    app.command("doctor")(doctor)
 
 
 _add_slice_commands()
@@ -72,33 +74,105 @@ def media_worker(
     typer.echo(json.dumps({"analysed": done}))
 
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes (uvicorn's process manager).")
+    ] = 1,
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="critical, error, warning, info, debug or trace "
+                     "(default: FIELDOPS_LOG_LEVEL)."),
+    ] = None,
+    graceful_timeout: Annotated[
+        int,
+        typer.Option(min=1, help="Seconds a stopping worker lets requests in flight (uploads) "
+                     "finish before it closes them."),
+    ] = 30,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(help="Proxies whose X-Forwarded-For/-Proto are trusted (comma-separated; "
+                     "uvicorn's default: 127.0.0.1)."),
+    ] = None,
 ) -> None:
-    """Serve the API (uvicorn)."""
+    """Serve the API (uvicorn; with --workers N, N processes on one socket)."""
     import uvicorn
+    from pydantic import ValidationError
 
     from field_api.config import get_settings
-    from field_api.logs import uvicorn_log_config
 
+    level = (log_level or "").lower()
+    if log_level is not None and level not in LOG_LEVELS:
+        raise typer.BadParameter(f"{log_level!r} is not one of {', '.join(LOG_LEVELS)}",
+                                 param_hint="--log-level")
     # Tracking links in SMS point at this server unless FIELDOPS_PUBLIC_BASE_URL says where
-    # customers reach it (required in production).
-    if not os.environ.get("FIELDOPS_PUBLIC_BASE_URL"):
+    # customers reach it (required in production). Set in the environment, so every worker
+    # process (spawned by uvicorn, inheriting it) builds the same links.
+    if not os.environ.get("FIELDOPS_PUBLIC_BASE_URL") and not _production_env():
         shown = "127.0.0.1" if _unspecified(host) else host
         shown = f"[{shown}]" if ":" in shown else shown
         os.environ["FIELDOPS_PUBLIC_BASE_URL"] = f"http://{shown}:{port}"
         get_settings.cache_clear()
-
-    # Access-log lines lose tracking tokens (/t/[redacted]): see field_api.logs.
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        typer.echo(f"fieldops serve: {_settings_problem(exc)}", err=True)
+        raise typer.Exit(2) from exc
+    if workers > 1 and settings.database_url.startswith("sqlite"):
+        if settings.is_production:
+            typer.echo(
+                f"fieldops serve: --workers {workers} is refused in production on SQLite "
+                "(one writer at a time): use PostgreSQL (FIELDOPS_DATABASE_URL) or --workers 1",
+                err=True,
+            )
+            raise typer.Exit(2)
+        typer.echo(
+            f"warning: {workers} workers on SQLite: one writer at a time, writes queue and may "
+            "answer 503 server.busy; use PostgreSQL for several workers",
+            err=True,
+        )
     uvicorn.run(
         "field_api.main:create_app",
         factory=True,
         host=host,
         port=port,
-        log_config=uvicorn_log_config(get_settings().log_level),
+        workers=workers,
+        log_level=level or settings.log_level.lower(),
+        log_config=_serve_log_config(level or settings.log_level, workers),
+        timeout_graceful_shutdown=graceful_timeout,
+        forwarded_allow_ips=forwarded_allow_ips,
     )
+
+
+def _production_env() -> bool:
+    return os.environ.get("FIELDOPS_ENV", "").strip().lower() == "production"
+
+
+def _settings_problem(exc: Exception) -> str:
+    """The settings' refusal in one line (pydantic's first error message)."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError) and exc.errors():
+        return str(exc.errors()[0].get("msg", exc))
+    return str(exc)
+
+
+def _serve_log_config(level: str, workers: int) -> dict[str, object]:
+    """The redacting log configuration; with several workers each line names its process."""
+    from field_api.logs import uvicorn_log_config
+
+    config = uvicorn_log_config("DEBUG" if level.lower() == "trace" else level)
+    if workers > 1:
+        for formatter in config["formatters"].values():
+            formatter["fmt"] = formatter["fmt"].replace(
+                "%(levelprefix)s", "%(levelprefix)s [%(process)d]", 1
+            )
+    return config
 
 
 def _unspecified(host: str) -> bool:

@@ -8,12 +8,11 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from field_api import paging
-from field_api.auth import service as auth_service
 from field_api.common import clock, i18n
 from field_api.common.actors import Principal, Role
 from field_api.common.calendar import calendar_for
 from field_api.common.csvfiles import csv_response
-from field_api.deadlines import service
+from field_api.deadlines import exports, service
 from field_api.deadlines.schemas import (
     AttentionGroupRead,
     AttentionItemRead,
@@ -170,22 +169,6 @@ def attention(
     )
 
 
-ATTENTION_COLUMNS: Final = (
-    "order_id",
-    "crew_code",
-    "crew_name",
-    "district_code",
-    "district_name",
-    "stage",
-    "clock",
-    "governing",
-    "due_on",
-    "status",
-    "provisional",
-    "paused",
-)
-
-
 @router.get("/deadlines/attention.csv", response_class=Response, responses=CSV_RESPONSES)
 def attention_csv(
     request: Request,
@@ -201,32 +184,16 @@ def attention_csv(
     names in the reader's language."""
     language = language_of(request)
     day = as_of or clock.china_today()
-    items = service.attention(
+    rows = exports.attention_rows(
         session,
         user,
+        language,
         as_of=day,
         crew_id=crew_id,
         district_id=district_id,
         calendar=calendar_for(settings),
     )
-    units = auth_service.unit_names(session)
-    rows = []
-    for item in items:
-        crew = units.crew(item.crew_id)
-        district = units.district(item.district_id)
-        rows.append(
-            asdict(item)
-            | {
-                "crew_code": crew[0],
-                "crew_name": crew[1],
-                "district_code": district[0],
-                "district_name": district[1],
-                "stage": i18n.name("stage", item.stage.value, language),
-                "clock": i18n.name("clock", item.clock, language),
-                "status": i18n.name("orders", item.status.value, language),
-            }
-        )
-    return csv_response(request, rows, ATTENTION_COLUMNS, filename=f"attention-{day}")
+    return csv_response(request, rows, exports.ATTENTION_COLUMNS, filename=f"attention-{day}")
 
 
 # The name of the row of all orders (code ``all``) in the reader's language.

@@ -153,7 +153,7 @@ def yolo_line(class_id: int, box: Box, width: int, height: int) -> str:
 
 
 def voc_xml(filename: str, width: int, height: int, boxes: Sequence[tuple[str, Box]]) -> str:
-    """A Pascal VOC annotation; corners are pixel edges as written (vision.voc's convention)."""
+    """A Pascal VOC annotation; corners are pixel edges as written (as vision.train.voc reads)."""
     objects = "".join(
         f"<object><name>{escape(name)}</name><difficult>0</difficult><bndbox>"
         f"<xmin>{x1:g}</xmin><ymin>{y1:g}</ymin><xmax>{x2:g}</xmax><ymax>{y2:g}</ymax>"

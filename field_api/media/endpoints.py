@@ -14,7 +14,7 @@ import base64
 import binascii
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response, status
 from fastapi.responses import FileResponse
@@ -24,8 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from field_api.api_doc import form_body, raw_body, uses_bearer
-from field_api.auth import service as auth_service
-from field_api.common import clock, i18n
+from field_api.common import clock
 from field_api.common.actors import Principal
 from field_api.common.csvfiles import csv_response
 from field_api.common.downloads import stored_response
@@ -45,7 +44,7 @@ from field_api.errors import (
     ValidationFailed,
 )
 from field_api.language import language_of
-from field_api.media import service
+from field_api.media import exports, service
 from field_api.media.models import AnalysisState, MediaItem, ResumableUpload
 from field_api.media.receive import (
     BodyIdleTimeout,
@@ -319,21 +318,6 @@ def list_media_flags(
     ]
 
 
-FLAG_COLUMNS: Final = (
-    "order_id",
-    "crew_code",
-    "crew_name",
-    "district_code",
-    "district_name",
-    "media_id",
-    "media_kind",
-    "stage",
-    "flag_code",
-    "message",
-    "flagged_at",
-)
-
-
 @router.get("/media/flags.csv", response_class=Response, responses=CSV_RESPONSES)
 def media_flags_csv(
     request: Request,
@@ -348,31 +332,11 @@ def media_flags_csv(
     district by code and name; the flag's ``message``, the evidence kind and the stage in the
     request's language."""
     language = language_of(request)
-    rows = service.flags_with_orders(
-        session, user, code=code, order_id=order_id, limit=limit, offset=offset
+    lines = exports.flag_rows(
+        session, user, language, code=code, order_id=order_id, limit=limit, offset=offset
     )
-    units = auth_service.unit_names(session)
-    lines: list[dict[str, Any]] = []
-    for flag, item, order in rows:
-        crew = units.crew(order.crew_id)
-        district = units.district(order.district_id)
-        lines.append(
-            {
-                "order_id": flag.order_id,
-                "crew_code": crew[0],
-                "crew_name": crew[1],
-                "district_code": district[0],
-                "district_name": district[1],
-                "media_id": item.id,
-                "media_kind": i18n.name("photo", item.kind.value, language),
-                "stage": i18n.name("stage", item.stage.value, language),
-                "flag_code": flag.code,
-                "message": FlagRead.of(flag, language).message,
-                "flagged_at": flag.created_at,
-            }
-        )
     name = f"evidence-flags-{clock.china_today()}"
-    return csv_response(request, lines, FLAG_COLUMNS, filename=name)
+    return csv_response(request, lines, exports.FLAG_COLUMNS, filename=name)
 
 
 @router.get("/media/{media_id:int}")

@@ -219,3 +219,24 @@ def test_an_unreachable_store_is_a_503(tmp_path: Path) -> None:
     with pytest.raises(ServiceUnavailable, match="unreachable") as down:
         build_store(cfg, tmp_path).exists(_sha(b"x"))
     assert down.value.code == "storage.unavailable"
+
+
+@pytest.mark.both_stores
+def test_readiness_probes_the_configured_store(
+    tmp_path: Path, storage_settings: StorageSettings
+) -> None:
+    from field_api.readiness import probe_store
+
+    settings = Settings(env="test", media_dir=tmp_path / "media", storage=storage_settings)
+    probe_store(settings)  # a write, a read back and a delete, in the bucket too
+    assert list(store_of(settings).list()) == []  # the probe left nothing
+
+
+def test_readiness_fails_when_the_bucket_refuses(
+    s3_server: s3server.S3Server, tmp_path: Path
+) -> None:
+    from field_api.readiness import probe_store
+
+    cfg = StorageSettings(**{**s3_server.settings(), "secret_access_key": "a-wrong-secret-42"})
+    with pytest.raises(ServiceUnavailable):
+        probe_store(Settings(env="test", media_dir=tmp_path, storage=cfg))
