@@ -32,20 +32,33 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 DEV_TOKEN_PEPPER = "dev-pepper-not-secret"
 DEFAULT_DATABASE_URL = "sqlite:///./var/fieldops.db"
 MIB = 1024 * 1024
 
 # Media defaults: the media rules' own defaults (field_api.media.rules, field_api.media.analysis;
-# tests/field_api/media/test_config_defaults.py keeps the two equal). Configuration sits below
-# the slices, so it names the figures rather than importing them.
+# test_media_defaults_are_the_media_rules_defaults in tests/field_api/test_config.py keeps the
+# two equal). Configuration sits below the slices, so it names the figures rather than importing
+# them.
 MEDIA_MAX_DISTANCE_M = 100.0
 MEDIA_REUSE_MAX_HAMMING = 6
 MEDIA_REUSE_MAX_HAMMING_FOUND = 7  # rules.max_distance_found(): the band index's guarantee
 MEDIA_VIDEO_MAX_BYTES = 1024 * MIB
 MEDIA_MAX_IMAGE_PIXELS = 100_000_000
+# The media kinds (field_api.media.rules.MediaKind values, kept equal by that test): a
+# FIELDOPS_MEDIA_BARCODE_KINDS naming anything else is refused when the settings are built.
+MediaKindName = Literal[
+    "site", "meter_before", "meter_after", "meter_box", "seal", "wiring", "signature", "barcode",
+    "other",
+]
 
 
 class MediaSettings(BaseSettings):
@@ -72,7 +85,7 @@ class MediaSettings(BaseSettings):
         "its temporary file removed.",
     )
     # Media kinds (field_api.media.rules.MediaKind values) whose photo carries a barcode.
-    barcode_kinds: tuple[str, ...] = ("barcode",)
+    barcode_kinds: tuple[MediaKindName, ...] = ("barcode",)
     analyse_in_process: bool = Field(
         default=True,
         description="Analyse photos in the API process after the response; False leaves "
@@ -141,7 +154,7 @@ class TrackingSettings(BaseSettings):
     link_days_after_close: float = Field(default=30.0, ge=0, le=3650)
     webhook_allow_loopback: bool | None = Field(
         default=None,
-        validation_alias=AliasChoices("FIELDOPS_WEBHOOK_ALLOW_LOOPBACK", "webhook_allow_loopback"),
+        validation_alias=AliasChoices("FIELDOPS_WEBHOOK_ALLOW_LOOPBACK"),
     )
 
 
@@ -158,7 +171,7 @@ class CalendarSettings(BaseSettings):
     override_path: Path | None = Field(
         default=None,
         validation_alias=AliasChoices(
-            "FIELDOPS_CALENDAR_OVERRIDE_PATH", "FIELDOPS_CALENDAR_OVERRIDE", "override_path"
+            "FIELDOPS_CALENDAR_OVERRIDE_PATH", "FIELDOPS_CALENDAR_OVERRIDE"
         ),
     )
     strict: bool = False
@@ -236,6 +249,18 @@ class StorageSettings(BaseSettings):
         return [name for name, value in wanted.items() if not value]
 
 
+_SECTIONS = frozenset({"media", "contracts", "tracking", "calendar", "vision", "storage"})
+
+
+class _SectionlessEnv(EnvSettingsSource):
+    """The environment without the section names: a section is built from its own variables."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name in _SECTIONS:
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
+
+
 class Settings(BaseSettings):
     """Runtime configuration; defaults run locally (SQLite file, media folder under ./var)."""
 
@@ -271,6 +296,19 @@ class Settings(BaseSettings):
     # Resources built once from this value (the object store: field_api.common.storage.store_of),
     # keyed by what they were built from; a copy with other fields builds its own.
     _built: dict[Any, Any] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Sections read their own variables (FIELDOPS_MEDIA_MAX_PHOTO_BYTES, ...), never a
+        whole section as JSON from FIELDOPS_MEDIA, FIELDOPS_CALENDAR and the like."""
+        return (init_settings, _SectionlessEnv(settings_cls), dotenv_settings, file_secret_settings)
 
     @model_validator(mode="after")
     def _refuse_dev_defaults_in_production(self) -> Settings:

@@ -2,6 +2,10 @@
 
 The whole catalogue of the chosen language is embedded in each page as JSON, so the
 JavaScript renders the same words offline as the server did online.
+
+Shared (it imports nothing of the service): the web pages, the error messages
+(``field_api.error_codes``, ``field_api.language``), the names in the CSV exports (callbacks,
+deadlines, media), tracking's page and texts, and the ``contracts`` and ``doctor`` commands.
 """
 
 from __future__ import annotations

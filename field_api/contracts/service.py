@@ -152,7 +152,8 @@ def get_for_actor(session: Session, order_id: int, actor: Principal) -> Contract
 
 
 def is_signed(session: Session, order_id: int) -> bool:
-    """Whether the order carries a signed contract (used by the one-visit completion)."""
+    """Whether the order carries a signed contract (the one-visit completion reads the contract
+    once, through :func:`get`, in ``visits.evidence.snapshot``)."""
     contract = get(session, order_id)
     return contract is not None and contract.status == ContractStatus.signed
 
