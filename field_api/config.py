@@ -29,7 +29,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, model_validator
 from pydantic.fields import FieldInfo
@@ -360,3 +360,27 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, built on first use."""
     return Settings()
+
+
+#: Key of ``Session.info`` under which a request or command puts the settings it runs with.
+SETTINGS_KEY = "fieldops.settings"
+
+
+class _WithInfo(Protocol):
+    """A SQLAlchemy ``Session`` as :func:`settings_of` sees it (config imports no SQLAlchemy:
+    pure rules import config)."""
+
+    @property
+    def info(self) -> dict[Any, Any]: ...
+
+
+def settings_of(session: _WithInfo) -> Settings:
+    """The settings of the app or command this session works for.
+
+    The request dependency (:func:`field_api.deps.get_db`) and the command line
+    (:func:`field_api.cli.context.service_context`) put them in ``session.info``, so a transition
+    listener or a service deep in a use case reads the value ``create_app`` was given, not the
+    environment; a bare session (a test calling a service directly) gets :func:`get_settings`.
+    """
+    found = session.info.get(SETTINGS_KEY)
+    return found if isinstance(found, Settings) else get_settings()
