@@ -14,7 +14,10 @@ variable names it always had:
 - ``settings.calendar``: ``FIELDOPS_CALENDAR_OVERRIDE_PATH`` (or ``FIELDOPS_CALENDAR_OVERRIDE``),
   ``FIELDOPS_CALENDAR_STRICT``;
 - ``settings.vision``: ``FIELDOPS_INSPECTIONS_DIR`` (where vision batch folders are imported
-  from), ``FIELDOPS_REPAIR_SEVERITY_THRESHOLD``.
+  from), ``FIELDOPS_REPAIR_SEVERITY_THRESHOLD``;
+- ``settings.storage``: ``FIELDOPS_STORAGE_BACKEND`` (``local`` or ``s3``) and
+  ``FIELDOPS_S3_*`` (endpoint, bucket, region, keys, path-style addressing, key prefix): where
+  every stored file lives (:mod:`field_api.common.storage` builds the store from it).
 
 Each section is a ``BaseSettings`` of its own (its prefix keeps the old names), built from the
 environment when the ``Settings`` value is; tests may pass sections explicitly.
@@ -22,12 +25,13 @@ environment when the ``Settings`` value is; tests may pass sections explicitly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -185,7 +189,67 @@ class VisionSettings(BaseSettings):
     repair_severity_threshold: int = Field(default=2, ge=0)
 
 
-_SECTIONS = frozenset({"media", "contracts", "tracking", "calendar", "vision"})
+class StorageSettings(BaseSettings):
+    """Where stored files live: the local media folder (default) or an S3-compatible bucket.
+
+    ``FIELDOPS_STORAGE_BACKEND=local|s3``; for ``s3``: ``FIELDOPS_S3_ENDPOINT_URL`` (unset: AWS),
+    ``FIELDOPS_S3_BUCKET``, ``FIELDOPS_S3_REGION``, ``FIELDOPS_S3_ACCESS_KEY_ID``,
+    ``FIELDOPS_S3_SECRET_ACCESS_KEY`` (a secret: never logged nor shown), ``FIELDOPS_S3_PATH_STYLE``
+    (default true: ``endpoint/bucket/key``, what MinIO, Ceph and SeaweedFS expect; false:
+    ``bucket.endpoint/key``) and ``FIELDOPS_S3_PREFIX`` (keys under this prefix, so several
+    depots may share a bucket). Uploads are received into a temporary file under the media
+    folder either way, then moved into the store.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="FIELDOPS_S3_", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
+
+    backend: Literal["local", "s3"] = Field(
+        default="local", validation_alias=AliasChoices("FIELDOPS_STORAGE_BACKEND", "backend")
+    )
+    endpoint_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("FIELDOPS_S3_ENDPOINT_URL", "endpoint_url")
+    )
+    bucket: str | None = Field(
+        default=None,
+        min_length=3,
+        max_length=63,
+        validation_alias=AliasChoices("FIELDOPS_S3_BUCKET", "bucket"),
+    )
+    region: str = Field(
+        default="us-east-1",
+        min_length=1,
+        validation_alias=AliasChoices("FIELDOPS_S3_REGION", "region"),
+    )
+    access_key_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("FIELDOPS_S3_ACCESS_KEY_ID", "access_key_id")
+    )
+    secret_access_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FIELDOPS_S3_SECRET_ACCESS_KEY", "secret_access_key"),
+    )
+    path_style: bool = Field(
+        default=True, validation_alias=AliasChoices("FIELDOPS_S3_PATH_STYLE", "path_style")
+    )
+    prefix: str = Field(
+        default="", max_length=200, pattern=r"^([A-Za-z0-9._-]+/)*$",
+        validation_alias=AliasChoices("FIELDOPS_S3_PREFIX", "prefix"),
+    )
+
+    def missing(self) -> list[str]:
+        """The settings an s3 backend lacks (names of their variables; none for local)."""
+        if self.backend != "s3":
+            return []
+        wanted = {
+            "FIELDOPS_S3_BUCKET": self.bucket,
+            "FIELDOPS_S3_ACCESS_KEY_ID": self.access_key_id,
+            "FIELDOPS_S3_SECRET_ACCESS_KEY": self.secret_access_key,
+        }
+        return [name for name, value in wanted.items() if not value]
+
+
+_SECTIONS = frozenset({"media", "contracts", "tracking", "calendar", "vision", "storage"})
 
 
 class _SectionlessEnv(EnvSettingsSource):
@@ -227,6 +291,11 @@ class Settings(BaseSettings):
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     vision: VisionSettings = Field(default_factory=VisionSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+
+    # Resources built once from this value (the object store: field_api.common.storage.store_of),
+    # keyed by what they were built from; a copy with other fields builds its own.
+    _built: dict[Any, Any] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(
@@ -253,9 +322,19 @@ class Settings(BaseSettings):
                 problems.append("FIELDOPS_PUBLIC_BASE_URL is not set (tracking links need it)")
             if len(self.token_pepper) < 16:
                 problems.append("FIELDOPS_TOKEN_PEPPER must be at least 16 characters")
+            problems.extend(
+                f"{name} is not set (FIELDOPS_STORAGE_BACKEND=s3 needs it)"
+                for name in self.storage.missing()
+            )
             if problems:
                 raise ValueError("production refuses development defaults: " + "; ".join(problems))
         return self
+
+    def built(self, key: Any, build: Callable[[], Any]) -> Any:
+        """The resource built for ``key`` from this value, built on first use (one per key)."""
+        if key not in self._built:
+            self._built[key] = build()
+        return self._built[key]
 
     @property
     def is_production(self) -> bool:

@@ -508,6 +508,10 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "上传中断，请从 Upload-Offset 继续或重新上传",
         "the upload was interrupted; resume from Upload-Offset or upload again",
     ),
+    "storage.unavailable": _m(
+        "文件存储暂不可用（{reason}），请稍后重试",
+        "the file store is unavailable ({reason}); try again later",
+    ),
     "media.file_missing": _m(
         "存储的文件在影像目录中缺失", "the stored file is missing from the media folder"
     ),

@@ -3,7 +3,8 @@
 The table below lists each variable name known before the settings became one value (the core
 ``Settings``, ``MediaSettings`` with FIELDOPS_MEDIA_, the contract settings with
 FIELDOPS_CONTRACT_, the tracking settings, the calendar's own reading of the environment and the
-media worker's nice), with a value and where it lands in ``get_settings()``.
+media worker's nice) and the storage settings of order 15, with a value and where it lands in
+``get_settings()``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from field_api.config import (
     MEDIA_MAX_DISTANCE_M,
@@ -81,6 +82,17 @@ ENVIRONMENT: list[tuple[str, str, str, Any]] = [
      Path("/cal/a.yaml")),
     ("FIELDOPS_CALENDAR_OVERRIDE", "/cal/b.yaml", "calendar.override_path", Path("/cal/b.yaml")),
     ("FIELDOPS_CALENDAR_STRICT", "true", "calendar.strict", True),
+    # where stored files live (order 15): the backend, then the S3 bucket's settings
+    ("FIELDOPS_STORAGE_BACKEND", "s3", "storage.backend", "s3"),
+    ("FIELDOPS_S3_ENDPOINT_URL", "http://s3.example:9000", "storage.endpoint_url",
+     "http://s3.example:9000"),
+    ("FIELDOPS_S3_BUCKET", "depot-files", "storage.bucket", "depot-files"),
+    ("FIELDOPS_S3_REGION", "cn-north-1", "storage.region", "cn-north-1"),
+    ("FIELDOPS_S3_ACCESS_KEY_ID", "AKEXAMPLE", "storage.access_key_id", "AKEXAMPLE"),
+    ("FIELDOPS_S3_SECRET_ACCESS_KEY", "s3cr3t-value", "storage.secret_access_key",
+     SecretStr("s3cr3t-value")),
+    ("FIELDOPS_S3_PATH_STYLE", "false", "storage.path_style", False),
+    ("FIELDOPS_S3_PREFIX", "city-a/", "storage.prefix", "city-a/"),
 ]
 NAMES = sorted({name for name, *_ in ENVIRONMENT})
 
