@@ -62,8 +62,9 @@ SNIFF_BYTES = 64
 _HEX = frozenset("0123456789abcdef")
 TEMP_MAX_AGE_S = 24 * 3600
 CHUNK_BYTES = 1024 * 1024
-# The staging folders under the media folder (never content keys).
-STAGING_DIRS = ("tmp", "uploads")
+# The staging folders under the media folder, and the audit checkpoints a bucket keeps beside
+# the content (field_api.audit.checkpoints): never content keys.
+STAGING_DIRS = ("tmp", "uploads", "audit-checkpoints")
 
 
 def temp_name(owner: str | None = None) -> str:
