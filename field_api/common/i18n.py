@@ -45,6 +45,8 @@ _MESSAGES: Final[dict[str, tuple[str, str]]] = {
         "The server answered with an error ({status})",
     ),
     "app.invalid_input": ("输入有误：{fields}", "Invalid input: {fields}"),
+    "check.database": ("数据库", "database"),
+    "check.storage": ("文件存储", "storage"),
     "role.crew": ("现场班组", "crew"),
     "role.inspector": ("巡检员", "inspector"),
     "role.planner": ("计划员", "planner"),
