@@ -197,7 +197,9 @@ class StorageSettings(BaseSettings):
     ``FIELDOPS_S3_SECRET_ACCESS_KEY`` (a secret: never logged nor shown), ``FIELDOPS_S3_PATH_STYLE``
     (default true: ``endpoint/bucket/key``, what MinIO, Ceph and SeaweedFS expect; false:
     ``bucket.endpoint/key``) and ``FIELDOPS_S3_PREFIX`` (keys under this prefix, so several
-    depots may share a bucket). Uploads are received into a temporary file under the media
+    depots may share a bucket). ``FIELDOPS_STORAGE_ORPHAN_GRACE_HOURS`` (default 24): how old a
+    stored object no row references must be before the orphan sweep deletes it
+    (:mod:`field_api.storage_sweep`). Uploads are received into a temporary file under the media
     folder either way, then moved into the store.
     """
 
@@ -235,6 +237,13 @@ class StorageSettings(BaseSettings):
     prefix: str = Field(
         default="", max_length=200, pattern=r"^([A-Za-z0-9._-]+/)*$",
         validation_alias=AliasChoices("FIELDOPS_S3_PREFIX", "prefix"),
+    )
+    # Stored objects no row references are deleted by the orphan sweep once older than this
+    # (a file stored by a request whose row is not committed yet must survive the sweep).
+    orphan_grace_hours: float = Field(
+        default=24.0,
+        gt=0,
+        validation_alias=AliasChoices("FIELDOPS_STORAGE_ORPHAN_GRACE_HOURS", "orphan_grace_hours"),
     )
 
     def missing(self) -> list[str]:

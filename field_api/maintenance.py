@@ -108,6 +108,18 @@ def sweep_uploads(ctx: JobContext) -> int:
         return media.sweep_stale_uploads(session, settings=ctx.settings)
 
 
+def sweep_orphans(ctx: JobContext) -> int:
+    """Delete stored objects no row references, once older than the storage grace."""
+    from field_api.storage_sweep import sweep_orphans as sweep
+
+    with ctx.session_factory.begin() as session:
+        return sweep(
+            session,
+            store_of(ctx.settings),
+            grace_hours=ctx.settings.storage.orphan_grace_hours,
+        ).deleted
+
+
 def purge_idempotency(ctx: JobContext) -> int:
     """Delete stored Idempotency-Key answers past their TTL."""
     from field_api.idempotency import service as idempotency
@@ -144,6 +156,7 @@ def jobs(settings: Settings, *, analyse: bool | None = None) -> list[Job]:
         Job("media.sweep_temp", sweep_temp),
         Job("media.expire_uploads", expire_uploads),
         Job("media.sweep_uploads", sweep_uploads),
+        Job("storage.sweep_orphans", sweep_orphans),
         Job("idempotency.purge", purge_idempotency),
         Job("leases.purge", purge_leases),
         # write_due takes its own ("audit.checkpoint", "head") lease: no job-wide one

@@ -93,6 +93,7 @@ ENVIRONMENT: list[tuple[str, str, str, Any]] = [
      SecretStr("s3cr3t-value")),
     ("FIELDOPS_S3_PATH_STYLE", "false", "storage.path_style", False),
     ("FIELDOPS_S3_PREFIX", "city-a/", "storage.prefix", "city-a/"),
+    ("FIELDOPS_STORAGE_ORPHAN_GRACE_HOURS", "6", "storage.orphan_grace_hours", 6.0),
 ]
 NAMES = sorted({name for name, *_ in ENVIRONMENT})
 
