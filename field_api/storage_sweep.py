@@ -14,7 +14,6 @@ test checks that every such column of the models is in one or the other).
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -63,20 +62,14 @@ STORED: dict[str, str] = {
     "repair_orders.after_photo_sha256": "the repair's photo (inspections.repairs: put_bytes)",
 }
 
-# The modules defining the tables above, imported by name (as field_api.wiring does) so that
-# this frame module stays below the slices in the import graph: field_api.maintenance, which the
-# media worker imports, runs the sweep.
-MODEL_MODULES = (
-    "field_api.media.models",
-    "field_api.contracts.models",
-    "field_api.inspections.models",
-)
-
 
 def stored_columns() -> list[Column[Any]]:
-    """Every column whose value names a stored object (the orphan sweep's referenced set)."""
-    for name in MODEL_MODULES:
-        importlib.import_module(name)
+    """Every column whose value names a stored object (the orphan sweep's referenced set).
+
+    Read from the table metadata, which every entry point fills by importing all models
+    (:func:`field_api.wiring.import_all_models`): this frame module imports no slice, so it stays
+    below them in the import graph (the media worker runs it through field_api.maintenance).
+    """
     columns: list[Column[Any]] = []
     for qualified in STORED:
         table_name, column_name = qualified.split(".")

@@ -65,11 +65,17 @@ def media_worker(
     """Analyse uploaded evidence off the upload path (EXIF, hash, thumbnail, barcode)."""
     import logging
 
+    from field_api.audit import keys as audit_keys
     from field_api.config import get_settings
     from field_api.media.worker import run_worker
+    from field_api.wiring import import_all_models, install_hooks
 
     logging.basicConfig(level=logging.INFO)
     settings = get_settings()
+    import_all_models()  # every table (the orphan sweep reads them all) and the audit hooks
+    install_hooks()
+    audit_keys.install(settings)
+    os.nice(settings.media.worker_nice)  # FIELDOPS_MEDIA_WORKER_NICE, default 10
     done = run_worker(settings, settings.media, once=once)
     typer.echo(json.dumps({"analysed": done}))
 
