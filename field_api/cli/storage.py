@@ -60,21 +60,16 @@ def sweep_orphans(
 ) -> None:
     """Delete stored objects no database row references, older than
     FIELDOPS_STORAGE_ORPHAN_GRACE_HOURS (default 24). Prints one JSON line of counts."""
+    from field_api.cli.context import service_context
     from field_api.common.storage import store_of
-    from field_api.config import get_settings
-    from field_api.db import make_engine, make_session_factory
     from field_api.storage_sweep import sweep_orphans as sweep
 
-    settings = get_settings()
-    engine = make_engine(settings.database_url)
-    try:
-        with make_session_factory(engine).begin() as session:
-            result = sweep(
-                session,
-                store_of(settings),
-                grace_hours=settings.storage.orphan_grace_hours,
-                dry_run=dry_run,
-            )
-    finally:
-        engine.dispose()
+    # every model loaded (the sweep reads every table that names a stored object)
+    with service_context() as (settings, factory), factory.begin() as session:
+        result = sweep(
+            session,
+            store_of(settings),
+            grace_hours=settings.storage.orphan_grace_hours,
+            dry_run=dry_run,
+        )
     typer.echo(json.dumps(dataclasses.asdict(result)))
