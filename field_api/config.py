@@ -14,7 +14,10 @@ variable names it always had:
 - ``settings.calendar``: ``FIELDOPS_CALENDAR_OVERRIDE_PATH`` (or ``FIELDOPS_CALENDAR_OVERRIDE``),
   ``FIELDOPS_CALENDAR_STRICT``;
 - ``settings.vision``: ``FIELDOPS_INSPECTIONS_DIR`` (where vision batch folders are imported
-  from), ``FIELDOPS_REPAIR_SEVERITY_THRESHOLD``.
+  from), ``FIELDOPS_REPAIR_SEVERITY_THRESHOLD``;
+- ``settings.storage``: ``FIELDOPS_STORAGE_BACKEND`` (``local`` or ``s3``) and
+  ``FIELDOPS_S3_*`` (endpoint, bucket, region, keys, path-style addressing, key prefix): where
+  every stored file lives (:mod:`field_api.common.storage` builds the store from it).
 
 Each section is a ``BaseSettings`` of its own (its prefix keeps the old names), built from the
 environment when the ``Settings`` value is; tests may pass sections explicitly.
@@ -22,26 +25,40 @@ environment when the ``Settings`` value is; tests may pass sections explicitly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
 
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 DEV_TOKEN_PEPPER = "dev-pepper-not-secret"
 DEFAULT_DATABASE_URL = "sqlite:///./var/fieldops.db"
 MIB = 1024 * 1024
 
 # Media defaults: the media rules' own defaults (field_api.media.rules, field_api.media.analysis;
-# tests/field_api/media/test_config_defaults.py keeps the two equal). Configuration sits below
-# the slices, so it names the figures rather than importing them.
+# test_media_defaults_are_the_media_rules_defaults in tests/field_api/test_config.py keeps the
+# two equal). Configuration sits below the slices, so it names the figures rather than importing
+# them.
 MEDIA_MAX_DISTANCE_M = 100.0
 MEDIA_REUSE_MAX_HAMMING = 6
 MEDIA_REUSE_MAX_HAMMING_FOUND = 7  # rules.max_distance_found(): the band index's guarantee
 MEDIA_VIDEO_MAX_BYTES = 1024 * MIB
 MEDIA_MAX_IMAGE_PIXELS = 100_000_000
+# The media kinds (field_api.media.rules.MediaKind values, kept equal by that test): a
+# FIELDOPS_MEDIA_BARCODE_KINDS naming anything else is refused when the settings are built.
+MediaKindName = Literal[
+    "site", "meter_before", "meter_after", "meter_box", "seal", "wiring", "signature", "barcode",
+    "other",
+]
 
 
 class MediaSettings(BaseSettings):
@@ -68,7 +85,7 @@ class MediaSettings(BaseSettings):
         "its temporary file removed.",
     )
     # Media kinds (field_api.media.rules.MediaKind values) whose photo carries a barcode.
-    barcode_kinds: tuple[str, ...] = ("barcode",)
+    barcode_kinds: tuple[MediaKindName, ...] = ("barcode",)
     analyse_in_process: bool = Field(
         default=True,
         description="Analyse photos in the API process after the response; False leaves "
@@ -137,7 +154,7 @@ class TrackingSettings(BaseSettings):
     link_days_after_close: float = Field(default=30.0, ge=0, le=3650)
     webhook_allow_loopback: bool | None = Field(
         default=None,
-        validation_alias=AliasChoices("FIELDOPS_WEBHOOK_ALLOW_LOOPBACK", "webhook_allow_loopback"),
+        validation_alias=AliasChoices("FIELDOPS_WEBHOOK_ALLOW_LOOPBACK"),
     )
 
 
@@ -154,7 +171,7 @@ class CalendarSettings(BaseSettings):
     override_path: Path | None = Field(
         default=None,
         validation_alias=AliasChoices(
-            "FIELDOPS_CALENDAR_OVERRIDE_PATH", "FIELDOPS_CALENDAR_OVERRIDE", "override_path"
+            "FIELDOPS_CALENDAR_OVERRIDE_PATH", "FIELDOPS_CALENDAR_OVERRIDE"
         ),
     )
     strict: bool = False
@@ -188,6 +205,85 @@ class JobSettings(BaseSettings):
     keep_done_s: float = Field(default=86400.0, ge=0, description="How long done jobs stay.")
     webhook_every_s: float = Field(default=5.0, gt=0, description="The webhook outbox's pass.")
     analyse_every_s: float = Field(default=2.0, gt=0, description="The pending photos' pass.")
+class StorageSettings(BaseSettings):
+    """Where stored files live: the local media folder (default) or an S3-compatible bucket.
+
+    ``FIELDOPS_STORAGE_BACKEND=local|s3``; for ``s3``: ``FIELDOPS_S3_ENDPOINT_URL`` (unset: AWS),
+    ``FIELDOPS_S3_BUCKET``, ``FIELDOPS_S3_REGION``, ``FIELDOPS_S3_ACCESS_KEY_ID``,
+    ``FIELDOPS_S3_SECRET_ACCESS_KEY`` (a secret: never logged nor shown), ``FIELDOPS_S3_PATH_STYLE``
+    (default true: ``endpoint/bucket/key``, what MinIO, Ceph and SeaweedFS expect; false:
+    ``bucket.endpoint/key``) and ``FIELDOPS_S3_PREFIX`` (keys under this prefix, so several
+    depots may share a bucket). ``FIELDOPS_STORAGE_ORPHAN_GRACE_HOURS`` (default 24): how old a
+    stored object no row references must be before the orphan sweep deletes it
+    (:mod:`field_api.storage_sweep`). Uploads are received into a temporary file under the media
+    folder either way, then moved into the store.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="FIELDOPS_S3_", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
+
+    backend: Literal["local", "s3"] = Field(
+        default="local", validation_alias=AliasChoices("FIELDOPS_STORAGE_BACKEND", "backend")
+    )
+    endpoint_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("FIELDOPS_S3_ENDPOINT_URL", "endpoint_url")
+    )
+    bucket: str | None = Field(
+        default=None,
+        min_length=3,
+        max_length=63,
+        validation_alias=AliasChoices("FIELDOPS_S3_BUCKET", "bucket"),
+    )
+    region: str = Field(
+        default="us-east-1",
+        min_length=1,
+        validation_alias=AliasChoices("FIELDOPS_S3_REGION", "region"),
+    )
+    access_key_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("FIELDOPS_S3_ACCESS_KEY_ID", "access_key_id")
+    )
+    secret_access_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FIELDOPS_S3_SECRET_ACCESS_KEY", "secret_access_key"),
+    )
+    path_style: bool = Field(
+        default=True, validation_alias=AliasChoices("FIELDOPS_S3_PATH_STYLE", "path_style")
+    )
+    prefix: str = Field(
+        default="", max_length=200, pattern=r"^([A-Za-z0-9._-]+/)*$",
+        validation_alias=AliasChoices("FIELDOPS_S3_PREFIX", "prefix"),
+    )
+    # Stored objects no row references are deleted by the orphan sweep once older than this
+    # (a file stored by a request whose row is not committed yet must survive the sweep).
+    orphan_grace_hours: float = Field(
+        default=24.0,
+        gt=0,
+        validation_alias=AliasChoices("FIELDOPS_STORAGE_ORPHAN_GRACE_HOURS", "orphan_grace_hours"),
+    )
+
+    def missing(self) -> list[str]:
+        """The settings an s3 backend lacks (names of their variables; none for local)."""
+        if self.backend != "s3":
+            return []
+        wanted = {
+            "FIELDOPS_S3_BUCKET": self.bucket,
+            "FIELDOPS_S3_ACCESS_KEY_ID": self.access_key_id,
+            "FIELDOPS_S3_SECRET_ACCESS_KEY": self.secret_access_key,
+        }
+        return [name for name, value in wanted.items() if not value]
+
+
+_SECTIONS = frozenset({"media", "contracts", "tracking", "calendar", "vision", "storage", "jobs"})
+
+
+class _SectionlessEnv(EnvSettingsSource):
+    """The environment without the section names: a section is built from its own variables."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name in _SECTIONS:
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
 
 
 class Settings(BaseSettings):
@@ -224,6 +320,24 @@ class Settings(BaseSettings):
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     vision: VisionSettings = Field(default_factory=VisionSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+
+    # Resources built once from this value (the object store: field_api.common.storage.store_of),
+    # keyed by what they were built from; a copy with other fields builds its own.
+    _built: dict[Any, Any] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Sections read their own variables (FIELDOPS_MEDIA_MAX_PHOTO_BYTES, ...), never a
+        whole section as JSON from FIELDOPS_MEDIA, FIELDOPS_CALENDAR and the like."""
+        return (init_settings, _SectionlessEnv(settings_cls), dotenv_settings, file_secret_settings)
 
     @model_validator(mode="after")
     def _refuse_dev_defaults_in_production(self) -> Settings:
@@ -237,9 +351,19 @@ class Settings(BaseSettings):
                 problems.append("FIELDOPS_PUBLIC_BASE_URL is not set (tracking links need it)")
             if len(self.token_pepper) < 16:
                 problems.append("FIELDOPS_TOKEN_PEPPER must be at least 16 characters")
+            problems.extend(
+                f"{name} is not set (FIELDOPS_STORAGE_BACKEND=s3 needs it)"
+                for name in self.storage.missing()
+            )
             if problems:
                 raise ValueError("production refuses development defaults: " + "; ".join(problems))
         return self
+
+    def built(self, key: Any, build: Callable[[], Any]) -> Any:
+        """The resource built for ``key`` from this value, built on first use (one per key)."""
+        if key not in self._built:
+            self._built[key] = build()
+        return self._built[key]
 
     @property
     def is_production(self) -> bool:
@@ -272,3 +396,27 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, built on first use."""
     return Settings()
+
+
+#: Key of ``Session.info`` under which a request or command puts the settings it runs with.
+SETTINGS_KEY = "fieldops.settings"
+
+
+class _WithInfo(Protocol):
+    """A SQLAlchemy ``Session`` as :func:`settings_of` sees it (config imports no SQLAlchemy:
+    pure rules import config)."""
+
+    @property
+    def info(self) -> dict[Any, Any]: ...
+
+
+def settings_of(session: _WithInfo) -> Settings:
+    """The settings of the app or command this session works for.
+
+    The request dependency (:func:`field_api.deps.get_db`) and the command line
+    (:func:`field_api.cli.context.service_context`) put them in ``session.info``, so a transition
+    listener or a service deep in a use case reads the value ``create_app`` was given, not the
+    environment; a bare session (a test calling a service directly) gets :func:`get_settings`.
+    """
+    found = session.info.get(SETTINGS_KEY)
+    return found if isinstance(found, Settings) else get_settings()

@@ -168,16 +168,17 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def session_scope(
-    factory: sessionmaker[Session], *, write: bool = True
+    factory: sessionmaker[Session], *, write: bool = True, info: dict[str, Any] | None = None
 ) -> Generator[Session, None, None]:
     """A session whose transaction commits on success and rolls back on error.
 
     ``write=False`` makes it a read session (a DEFERRED transaction on SQLite: it never waits
     for a writer); a read session that flushes a write still works while no other writer
     commits in between, else SQLite refuses it (busy, a 503), so work that writes asks for
-    ``write=True``.
+    ``write=True``. ``info`` goes into ``Session.info`` (the request's settings).
     """
     session = factory()
+    session.info.update(info or {})
     try:
         if not write:
             session.connection(execution_options=READ_OPTIONS)

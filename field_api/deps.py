@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from field_api.audit import service as audit_service
 from field_api.auth import service as auth_service
 from field_api.common.actors import Principal, Role
-from field_api.config import Settings
+from field_api.config import SETTINGS_KEY, Settings
 from field_api.db import session_scope
 from field_api.errors import Forbidden, Unauthorized
 
@@ -50,7 +50,8 @@ def get_db(request: Request) -> Iterator[Session]:
     (``BEGIN IMMEDIATE`` on SQLite: writers are serialised).
     """
     factory: sessionmaker[Session] = request.app.state.session_factory
-    yield from session_scope(factory, write=request_writes(request))
+    info = {SETTINGS_KEY: request.app.state.settings}
+    yield from session_scope(factory, write=request_writes(request), info=info)
 
 
 AppSettings = Annotated[Settings, Depends(get_app_settings)]

@@ -62,7 +62,7 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     ),
     "server.internal": _m("服务器内部错误", "unexpected server error"),
     "server.not_ready": _m(
-        "服务未就绪：{failing} 检查失败", "the service is not ready: the {failing} check failed"
+        "服务未就绪：{failing}检查失败", "the service is not ready: the {failing} check failed"
     ),
     "server.busy": _m(
         "数据库繁忙，请 {retry_after_s} 秒后重试",
@@ -514,6 +514,10 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "上传中断，请从 Upload-Offset 继续或重新上传",
         "the upload was interrupted; resume from Upload-Offset or upload again",
     ),
+    "storage.unavailable": _m(
+        "文件存储暂不可用（{reason}），请稍后重试",
+        "the file store is unavailable ({reason}); try again later",
+    ),
     "media.file_missing": _m(
         "存储的文件在影像目录中缺失", "the stored file is missing from the media folder"
     ),
@@ -772,11 +776,12 @@ def render(code: str, params: dict[str, Any], language: str = DEFAULT_LANGUAGE) 
 # "energised" reads 已送电 / Energised, a role "crew" 现场班组 / crew), not as raw values.
 _STAGE_PARAMS: Final = frozenset({"stage", "target", "from_stage", "to_stage", "current"})
 _ROLE_PARAMS: Final = frozenset({"role"})
+_CHECK_PARAMS: Final = frozenset({"failing"})  # a readiness check: database, storage
 _NAMED_LISTS: Final = frozenset({"allowed", "needs", "roles", "stages"})
 
 
 def _named(key: str, value: Any, language: str) -> Any:
-    """A stage or role value as its name in ``language``; other values unchanged."""
+    """A stage, role or readiness check as its name in ``language``; other values unchanged."""
     lang = i18n.normalise(language)
 
     def one(item: Any, prefixes: tuple[str, ...]) -> Any:
@@ -792,6 +797,8 @@ def _named(key: str, value: Any, language: str) -> Any:
         return one(value, ("stage",))
     if key in _ROLE_PARAMS:
         return one(value, ("role",))
+    if key in _CHECK_PARAMS:
+        return one(value, ("check",))
     if key in _NAMED_LISTS and isinstance(value, list | tuple):
         return [one(v, ("stage", "role")) for v in value]
     return value

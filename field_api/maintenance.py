@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session, sessionmaker
 
 from field_api.common import clock
-from field_api.common.storage import MediaStore
+from field_api.common.storage import store_of
 from field_api.config import MediaSettings, Settings
 from field_api.leases import service as leases
 from field_api.media import service as media
@@ -94,13 +94,32 @@ def resume_analysis(ctx: JobContext) -> int:
 
 def sweep_temp(ctx: JobContext) -> int:
     """Remove temporary files of crashed uploads (dead local processes' at once)."""
-    return MediaStore(ctx.settings.media_dir).sweep_temp().removed
+    return store_of(ctx.settings).sweep_temp().removed
 
 
 def expire_uploads(ctx: JobContext) -> int:
     """Drop resumable (tus) uploads left unfinished past their expiry, with their bytes."""
     with ctx.session_factory.begin() as session:
         return media.expire_uploads(session, settings=ctx.settings, cfg=ctx.media)
+
+
+def sweep_uploads(ctx: JobContext) -> int:
+    """Drop upload bytes no open upload row stands for (part files, or the bucket's multipart
+    uploads and spools), once untouched for an hour."""
+    with ctx.session_factory.begin() as session:
+        return media.sweep_stale_uploads(session, settings=ctx.settings)
+
+
+def sweep_orphans(ctx: JobContext) -> int:
+    """Delete stored objects no row references, once older than the storage grace."""
+    from field_api.storage_sweep import sweep_orphans as sweep
+
+    with ctx.session_factory.begin() as session:
+        return sweep(
+            session,
+            store_of(ctx.settings),
+            grace_hours=ctx.settings.storage.orphan_grace_hours,
+        ).deleted
 
 
 def purge_idempotency(ctx: JobContext) -> int:
@@ -138,6 +157,8 @@ def jobs(settings: Settings, *, analyse: bool | None = None) -> list[Job]:
     found += [
         Job("media.sweep_temp", sweep_temp),
         Job("media.expire_uploads", expire_uploads),
+        Job("media.sweep_uploads", sweep_uploads),
+        Job("storage.sweep_orphans", sweep_orphans),
         Job("idempotency.purge", purge_idempotency),
         Job("leases.purge", purge_leases),
         # write_due takes its own ("audit.checkpoint", "head") lease: no job-wide one

@@ -146,10 +146,6 @@ def meter_code(text: str, *, check_digit_rule: str | None = None) -> str:
     return parse_meter_code(text, check_digit_rule=check_digit_rule).value
 
 
-def configured_check_digit_rule(settings: Settings | None = None) -> str | None:
+def configured_check_digit_rule(settings: Settings) -> str | None:
     """The check-digit rule this service applies (None: off, the default)."""
-    if settings is None:
-        from field_api.config import get_settings
-
-        settings = get_settings()
     return settings.media.meter_check_digit_rule

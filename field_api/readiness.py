@@ -5,8 +5,8 @@ ask the same two questions. Each check returns nothing or raises; :func:`checks`
 all and names each ``"ok"`` or ``"failed"`` (the reason goes to the log as its exception type
 only: no path, address or secret leaves the process).
 
-:func:`probe_store` is the one place that knows which file store the service uses (today the
-local folder of :class:`field_api.common.storage.MediaStore`); a new storage backend extends it.
+:func:`probe_store` is the one place that knows which file store the service uses
+(:func:`field_api.common.storage.store_of`: the local folder, or an S3 bucket).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from field_api.common.storage import MediaStore, temp_name
+from field_api.common.storage import LocalStore, store_of, temp_name
 from field_api.config import Settings
 
 log = logging.getLogger(__name__)
@@ -37,9 +37,11 @@ def probe_store(settings: Settings) -> None:
     """Write, read back and delete a small probe object in the file store; raises on failure.
 
     The probe is a temporary file of the store named after this process (``.part``), so one
-    left behind by a process killed mid-probe is removed by the store's temporary-file sweep.
+    left behind by a process killed mid-probe is removed by the store's temporary-file sweep;
+    with a bucket, a probe object of random content is also put, read back and deleted there
+    (uploads are received in the local folder on both backends).
     """
-    store = MediaStore(settings.media_dir)
+    store = store_of(settings)
     store.tmp_dir.mkdir(parents=True, exist_ok=True)
     path = store.tmp_dir / temp_name()
     payload = b"fieldops readiness probe " + secrets.token_hex(8).encode()
@@ -49,6 +51,13 @@ def probe_store(settings: Settings) -> None:
             raise OSError("the store read back other bytes than it was given")
     finally:
         path.unlink(missing_ok=True)
+    if not isinstance(store, LocalStore):
+        blob = store.put_bytes(payload)
+        try:
+            if store.read_bytes(blob.sha256) != payload:
+                raise OSError("the bucket read back other bytes than it was given")
+        finally:
+            store.remove(blob.sha256)
 
 
 def checks(settings: Settings, session_factory: sessionmaker[Session]) -> dict[str, str]:

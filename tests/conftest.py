@@ -29,10 +29,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from field_api.audit import keys as audit_keys
 from field_api.audit import service as audit_service
 from field_api.common import clock as clock_module
-from field_api.config import Settings
+from field_api.config import Settings, StorageSettings
 from field_api.db import Base, make_engine
 from field_api.main import create_app
 from field_api.wiring import import_all_models
+from tests import s3server
 from tests.clocks import ChinaClock
 
 PG_ENV = "FIELDOPS_TEST_DATABASE_URL"
@@ -157,8 +158,51 @@ def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
         s.close()
 
 
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s3server.S3Server]:
+    """One SeaweedFS server for this pytest process (each xdist worker has its own), with a
+    bucket; stopped at the end. A missing `weed` or a failed start fails the tests."""
+    try:
+        server = s3server.start(tmp_path_factory.mktemp("seaweedfs"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.stop()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``both_stores`` (the ones that touch stored files) run on the local folder
+    and on the S3 server; every other test on the local folder only."""
+    definition = metafunc.definition
+    chosen = any(  # a test that names its backend itself
+        "storage_backend" in str(m.args[0]) for m in definition.iter_markers("parametrize")
+    )
+    if (
+        "storage_backend" in metafunc.fixturenames
+        and definition.get_closest_marker("both_stores")
+        and not chosen
+    ):
+        metafunc.parametrize("storage_backend", ["local", "s3"], indirect=True)
+
+
 @pytest.fixture
-def settings(tmp_path: Path, db_url: str) -> Settings:
+def storage_backend(request: pytest.FixtureRequest) -> str:
+    """Where the test's stored files live: "local" (default) or "s3" (``both_stores`` tests)."""
+    return str(getattr(request, "param", "local"))
+
+
+@pytest.fixture
+def storage_settings(storage_backend: str, request: pytest.FixtureRequest) -> StorageSettings:
+    """The ``storage`` section: the local folder, or the S3 server with a key prefix of this
+    test's own (one bucket per server, no test sees another's objects)."""
+    if storage_backend == "local":
+        return StorageSettings(backend="local")
+    server: s3server.S3Server = request.getfixturevalue("s3_server")
+    return StorageSettings(**server.settings(prefix=f"t-{secrets.token_hex(6)}/"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str, storage_settings: StorageSettings) -> Settings:
     return Settings(
         env="test",
         database_url=db_url,
@@ -166,6 +210,7 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
         token_pepper="test-pepper-0123456789",
         signing_key_path=tmp_path / "keys" / "signing.key",
         audit_checkpoint_dir=tmp_path / "audit-checkpoints",
+        storage=storage_settings,
     )
 
 

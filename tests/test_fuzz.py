@@ -118,7 +118,9 @@ def _run_operation(
             findings.failures.setdefault(label, f"Unsatisfiable: {exc}"[:1500])
         # negative: nothing to make invalid (an operation without parameters or body)
     except Exception as exc:  # an error raised while generating or calling
-        findings.failures.setdefault(label, f"{type(exc).__name__}: {exc}"[:3000])
+        inner = getattr(exc, "exceptions", ())  # Hypothesis' FlakyFailure: say what failed first
+        detail = "".join(f"\n  {type(e).__name__}: {e}" for e in inner)
+        findings.failures.setdefault(label, f"{type(exc).__name__}: {exc}{detail}"[:3000])
 
 
 def _credentials(schema: Any, operation: Any, token: str) -> dict[str, str]:

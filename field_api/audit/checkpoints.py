@@ -2,7 +2,8 @@
 
 A checkpoint states "at time T the chain had N events ending in hash H", signed with the audit
 checkpoint key (Ed25519). Checkpoints are written to an append-only folder — each a new file,
-created exclusively and made read-only, never rewritten — at an interval by one process at a
+created exclusively and made read-only, never rewritten; with the s3 storage backend, objects
+in the bucket that every host shares — at an interval by one process at a
 time (the ``audit.checkpoint`` lease) and on demand. Verifying the database against them
 catches what the chain alone cannot: a deleted tail (with the head row moved back) and a
 restored older copy of the database.
@@ -25,6 +26,7 @@ import base64
 import binascii
 import json
 import os
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,12 +50,16 @@ from field_api.audit.rules import (
 )
 from field_api.common import clock
 from field_api.common.actors import Principal
+from field_api.common.s3errors import is_not_found, s3_errors
+from field_api.common.storage import S3Store
+from field_api.common.storage import store_of as object_store_of
 from field_api.config import Settings
 from field_api.errors import Conflict
 from field_api.leases import service as leases
 
 LEASE_KIND = "audit.checkpoint"
 SUFFIX = ".json"
+CHECKPOINT_FOLDER = "audit-checkpoints"  # under the store's prefix in a bucket
 
 
 @dataclass(frozen=True)
@@ -62,42 +68,25 @@ class StoredCheckpoint:
     envelope: dict[str, Any]
 
 
-class CheckpointStore:
-    """An append-only folder of checkpoint files (order 15 adds object storage)."""
+class CheckpointFiles(ABC):
+    """Append-only checkpoint files, named ``<UTC time>-<count>.json``: a folder or a bucket."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    @property
+    @abstractmethod
+    def where(self) -> str:
+        """Where the checkpoints are kept, for messages (no credentials)."""
 
+    @abstractmethod
     def write(self, envelope: dict[str, Any], *, at: datetime) -> str:
         """Create a new file for ``envelope``; never replaces an existing one."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        stamp = at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        base = f"{stamp}-{envelope['record']['count']:012d}"
-        data = (json.dumps(envelope, sort_keys=True, ensure_ascii=False) + "\n").encode()
-        for attempt in range(100):
-            name = base + (f"-{attempt}" if attempt else "") + SUFFIX
-            path = self.directory / name
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-            except FileExistsError:
-                continue
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            return name
-        raise Conflict("could not name a new checkpoint file", code="audit.checkpoint_name_taken")
 
+    @abstractmethod
     def names(self) -> list[str]:
-        if not self.directory.is_dir():
-            return []
-        return sorted(p.name for p in self.directory.iterdir() if p.name.endswith(SUFFIX))
+        """Every checkpoint's name, oldest first."""
 
+    @abstractmethod
     def read(self, name: str) -> dict[str, Any]:
-        loaded = json.loads((self.directory / name).read_text(encoding="utf-8"))
-        if not isinstance(loaded, dict):
-            raise ValueError("not a JSON object")
-        return loaded
+        """One checkpoint's envelope; OSError or ValueError when it cannot be read."""
 
     def load(self, name: str) -> StoredCheckpoint:
         """One checkpoint; an unreadable file gives an empty envelope (no valid signature)."""
@@ -110,7 +99,155 @@ class CheckpointStore:
         return [self.load(name) for name in self.names()]
 
 
-def store_of(settings: Settings) -> CheckpointStore:
+def _file_name(envelope: dict[str, Any], at: datetime, attempt: int) -> str:
+    stamp = at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    base = f"{stamp}-{envelope['record']['count']:012d}"
+    return base + (f"-{attempt}" if attempt else "") + SUFFIX
+
+
+def _encoded(envelope: dict[str, Any]) -> bytes:
+    return (json.dumps(envelope, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def _envelope_of(raw: bytes) -> dict[str, Any]:
+    loaded = json.loads(raw.decode("utf-8"))
+    if not isinstance(loaded, dict):
+        raise ValueError("not a JSON object")
+    return loaded
+
+
+def _name_taken() -> Conflict:
+    return Conflict("could not name a new checkpoint file", code="audit.checkpoint_name_taken")
+
+
+class CheckpointStore(CheckpointFiles):
+    """An append-only folder of checkpoint files (the local storage backend)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    @property
+    def where(self) -> str:
+        return str(self.directory)
+
+    def write(self, envelope: dict[str, Any], *, at: datetime) -> str:
+        """Create a new file for ``envelope``; never replaces an existing one."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        data = _encoded(envelope)
+        for attempt in range(100):
+            name = _file_name(envelope, at, attempt)
+            path = self.directory / name
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            except FileExistsError:
+                continue
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            return name
+        raise _name_taken()
+
+    def names(self) -> list[str]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(p.name for p in self.directory.iterdir() if p.name.endswith(SUFFIX))
+
+    def read(self, name: str) -> dict[str, Any]:
+        return _envelope_of((self.directory / name).read_bytes())
+
+
+class BucketCheckpointStore(CheckpointFiles):
+    """Checkpoint objects in the S3 bucket of the file store (``<prefix>audit-checkpoints/``),
+    so every API host writes and verifies the same ones.
+
+    A name is created only when no object has it (``If-None-Match: *``, after a HEAD for stores
+    that ignore the condition); nothing here rewrites or deletes one. That the bucket itself
+    keeps them (versioning, Object Lock, no delete right for the service's key) is the bucket's
+    policy.
+    """
+
+    def __init__(self, store: S3Store) -> None:
+        self.client = store.client
+        self.bucket = store.bucket
+        self.folder = f"{store.prefix}{CHECKPOINT_FOLDER}/"
+
+    @property
+    def where(self) -> str:
+        return f"s3://{self.bucket}/{self.folder}"
+
+    def _exists(self, key: str) -> bool:
+        with s3_errors(key):
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=key)
+            except Exception as exc:
+                if is_not_found(exc):
+                    return False
+                raise
+        return True
+
+    def write(self, envelope: dict[str, Any], *, at: datetime) -> str:
+        data = _encoded(envelope)
+        for attempt in range(100):
+            name = _file_name(envelope, at, attempt)
+            key = self.folder + name
+            if self._exists(key):
+                continue
+            with s3_errors(key):
+                try:
+                    self.client.put_object(
+                        Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*",
+                        ContentType="application/json",
+                    )  # fmt: skip
+                except Exception as exc:
+                    if _precondition_failed(exc):
+                        continue  # another host took this name between the HEAD and the PUT
+                    raise
+            return name
+        raise _name_taken()
+
+    def names(self) -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.folder
+        )
+        found: list[str] = []
+        with s3_errors(self.folder):
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    name = str(obj["Key"])[len(self.folder) :]
+                    if name.endswith(SUFFIX) and "/" not in name:
+                        found.append(name)
+        return sorted(found)
+
+    def read(self, name: str) -> dict[str, Any]:
+        key = self.folder + name
+        with s3_errors(key):
+            try:
+                body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            except Exception as exc:
+                if is_not_found(exc):
+                    raise FileNotFoundError(f"checkpoint {key} is missing") from None
+                raise
+        try:
+            raw: bytes = body.read()
+        finally:
+            body.close()
+        return _envelope_of(raw)
+
+
+def _precondition_failed(exc: Exception) -> bool:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return False
+    return str(response.get("Error", {}).get("Code", "")) in {"PreconditionFailed", "412"}
+
+
+def store_of(settings: Settings) -> CheckpointFiles:
+    """Where this deployment keeps its checkpoints: the bucket of the s3 file store (shared by
+    every host), else the folder ``FIELDOPS_AUDIT_CHECKPOINT_DIR``."""
+    objects = object_store_of(settings)
+    if isinstance(objects, S3Store):
+        return BucketCheckpointStore(objects)
     return CheckpointStore(settings.audit_checkpoint_dir)
 
 
@@ -271,10 +408,10 @@ class CheckpointReport:
 
 
 def verify_against(
-    session: Session, directory: Path, public_key: Ed25519PublicKey
+    session: Session, source: Path | CheckpointFiles, public_key: Ed25519PublicKey
 ) -> CheckpointReport:
-    """Compare the signed checkpoints in ``directory`` with the database's chain."""
-    store = CheckpointStore(directory)
+    """Compare the signed checkpoints in ``source`` (a folder, or a store) with the chain."""
+    store = CheckpointStore(source) if isinstance(source, Path) else source
     problems: list[str] = []
     checkpoints: list[Checkpoint] = []
     for stored in store.all():

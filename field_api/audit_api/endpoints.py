@@ -51,7 +51,7 @@ def verify_audit(session: DbSession, settings: AppSettings, _: Reader) -> AuditR
     """Verify the keyed chain, every audited row and the signed checkpoints."""
     problems = [p.message for p in service.verify(session)]
     report = checkpoints.verify_against(
-        session, settings.audit_checkpoint_dir, checkpoints.public_key(settings)
+        session, checkpoints.store_of(settings), checkpoints.public_key(settings)
     )
     problems.extend(report.problems)
     return AuditReport(

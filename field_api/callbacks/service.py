@@ -21,6 +21,7 @@ from field_api.callbacks.models import CallBack, ReviewFlag
 from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.common.calendar import WorkingCalendar, calendar_for
+from field_api.config import settings_of
 from field_api.deadlines.rules import ClockStatus, classify
 from field_api.errors import Conflict, Forbidden, InvalidTransition, NotFound
 from field_api.paging import PageParams
@@ -68,7 +69,7 @@ def on_stage_change(session: Session, order: WorkOrder, row: StageTransition) ->
     """Schedule the call-back at energisation; run the detectors at installation and after."""
     if row.to_stage not in DETECT_ON:
         return
-    calendar = calendar_for()
+    calendar = calendar_for(settings_of(session))
     if row.to_stage == Stage.energised:
         schedule(session, order, row, calendar=calendar)
     scan(session, order, calendar=calendar)
@@ -165,7 +166,7 @@ def record_result(
     audit.record(session, actor=actor, action="callback.record", entity=callback)
     if order.stage == Stage.energised:
         orders.transition(session, order, Stage.called_back, actor=actor)
-    scan(session, order, calendar=calendar_for())
+    scan(session, order, calendar=calendar_for(settings_of(session)))
     return callback
 
 
@@ -245,7 +246,7 @@ def scan(
     session: Session, order: WorkOrder, *, calendar: WorkingCalendar | None = None
 ) -> list[ReviewFlag]:
     """Run the detectors on one order; new or changed flags are stored and audited."""
-    calendar = calendar or calendar_for()
+    calendar = calendar or calendar_for(settings_of(session))
     found = rules.detect(calendar, facts_of(session, order), settings().detectors)
     reasons: dict[str, list[rules.Flag]] = {}
     for flag in found:
@@ -278,7 +279,7 @@ def scan(
 
 def scan_all(session: Session, *, calendar: WorkingCalendar | None = None) -> int:
     """Run the detectors over every installed-or-later order; returns the flags raised."""
-    calendar = calendar or calendar_for()
+    calendar = calendar or calendar_for(settings_of(session))
     later = [Stage.installed, Stage.inspected, Stage.energised, Stage.called_back, Stage.closed]
     query = select(WorkOrder).where(WorkOrder.stage.in_(later)).order_by(WorkOrder.id)
     return sum(len(scan(session, o, calendar=calendar)) for o in session.execute(query).scalars())

@@ -41,6 +41,7 @@ def _add_slice_commands() -> None:
     from field_api.cli.contracts import app as contracts_app
     from field_api.cli.doctor import doctor
     from field_api.cli.network import app as network_app
+    from field_api.cli.storage import app as storage_app
     from field_api.cli.webhooks import app as webhooks_app
     from field_api.cli.worker import worker
 
@@ -48,6 +49,7 @@ def _add_slice_commands() -> None:
     app.add_typer(webhooks_app, name="webhooks", help="Webhook outbox sender.")
     app.add_typer(contracts_app, name="contracts", help="Connection contracts.")
     app.add_typer(network_app, name="network", help="Low-voltage network data.")
+    app.add_typer(storage_app, name="storage", help="The file store (local folder or S3).")
     app.command("doctor")(doctor)
     app.command("worker")(worker)
 
@@ -340,7 +342,8 @@ def audit_verify(
         str | None,
         typer.Option(
             help="Folder of signed checkpoints to compare the chain with (default: the "
-            "configured FIELDOPS_AUDIT_CHECKPOINT_DIR when it holds any)."
+            "configured ones when there are any: the bucket's audit-checkpoints/ with "
+            "FIELDOPS_STORAGE_BACKEND=s3, else FIELDOPS_AUDIT_CHECKPOINT_DIR)."
         ),
     ] = None,
     public_key: Annotated[
@@ -361,9 +364,9 @@ def audit_verify(
     with service_context() as (settings, factory), read_session(factory) as session:
         problems = [p.message for p in service.verify(session)]
         count = service.event_count(session)
-        folder = Path(checkpoints) if checkpoints else settings.audit_checkpoint_dir
+        store = cps.CheckpointStore(Path(checkpoints)) if checkpoints else cps.store_of(settings)
         report = None
-        if checkpoints or cps.CheckpointStore(folder).names():
+        if checkpoints or store.names():
             if public_key:
                 key = load_public_key(Path(public_key).read_bytes())
             else:
@@ -373,11 +376,11 @@ def audit_verify(
                     if pub.exists()
                     else audit_keys.current().public_key
                 )
-            report = cps.verify_against(session, folder, key)
+            report = cps.verify_against(session, store, key)
             problems.extend(report.problems)
             if report.checked == 0 and not report.problems:
                 typer.echo(
-                    f"warning: no signed checkpoint in {folder}: a deleted tail or a restored "
+                    f"warning: no signed checkpoint in {store.where}: a deleted tail or a restored "
                     "older copy cannot be detected",
                     err=True,
                 )

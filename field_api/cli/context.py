@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 def service_context() -> Iterator[tuple[Settings, sessionmaker[Session]]]:
     """Settings and a session factory for a command; the engine is disposed afterwards."""
     from field_api.audit import keys as audit_keys
-    from field_api.config import get_settings
+    from field_api.config import SETTINGS_KEY, get_settings
     from field_api.db import make_engine, make_session_factory
     from field_api.wiring import import_all_models, install_hooks
 
@@ -25,7 +25,9 @@ def service_context() -> Iterator[tuple[Settings, sessionmaker[Session]]]:
     settings = get_settings()
     audit_keys.install(settings)
     engine = make_engine(settings.database_url)
+    factory = make_session_factory(engine)
+    factory.configure(info={SETTINGS_KEY: settings})  # every session of the command knows them
     try:
-        yield settings, make_session_factory(engine)
+        yield settings, factory
     finally:
         engine.dispose()

@@ -177,17 +177,22 @@ def check_storage(settings: Settings) -> Result:
     """The file store takes a write, gives it back and lets it be deleted."""
     from field_api.readiness import probe_store
 
+    cfg = settings.storage
+    where = str(settings.media_dir)
+    if cfg.backend == "s3":  # the bucket as well (the folder still receives uploads)
+        where += f" + s3 {cfg.bucket} ({cfg.endpoint_url or 'AWS'})"
     try:
         probe_store(settings)
     except Exception as exc:  # unwritable, missing, full: the type names it
         return _fail(
-            f"文件存储不可写（{type(exc).__name__}）：{settings.media_dir}",
-            f"the file store is not writable ({type(exc).__name__}): {settings.media_dir}",
-            "创建该目录并让服务的用户可写，或修改 FIELDOPS_MEDIA_DIR",
-            "create the folder writable by the service's user, or change FIELDOPS_MEDIA_DIR",
+            f"文件存储不可写（{type(exc).__name__}）：{where}",
+            f"the file store is not writable ({type(exc).__name__}): {where}",
+            "创建该目录并让服务的用户可写，或修改 FIELDOPS_MEDIA_DIR；"
+            "使用 S3 时检查 FIELDOPS_S3_* 和存储桶",
+            "create the folder writable by the service's user, or change FIELDOPS_MEDIA_DIR; "
+            "with s3, check FIELDOPS_S3_* and that the bucket exists",
         )
-    return _ok(f"文件存储可写：{settings.media_dir}", f"the file store is writable: "
-               f"{settings.media_dir}")  # fmt: skip
+    return _ok(f"文件存储可写：{where}", f"the file store is writable: {where}")
 
 
 def check_font(settings: Settings) -> Result:

@@ -35,7 +35,7 @@ import chinese_calendar.constants
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from field_api.config import Settings, get_settings
+from field_api.config import Settings
 from field_api.errors import ValidationFailed
 
 # A calendar where a whole year passes without one working day is misconfigured; stop
@@ -329,7 +329,6 @@ def _cached_calendar(path: Path, stamp: int, strict: bool) -> WorkingCalendar:
     return WorkingCalendar(load_override(path), strict=strict)
 
 
-def calendar_for(settings: Settings | None = None) -> WorkingCalendar:
-    """The working-day calendar configured by ``settings`` (the process settings when None)."""
-    settings = settings or get_settings()
+def calendar_for(settings: Settings) -> WorkingCalendar:
+    """The working-day calendar configured by ``settings``."""
     return build_calendar(settings.calendar.override_path, strict=settings.calendar.strict)

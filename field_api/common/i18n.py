@@ -2,6 +2,10 @@
 
 The whole catalogue of the chosen language is embedded in each page as JSON, so the
 JavaScript renders the same words offline as the server did online.
+
+Shared (it imports nothing of the service): the web pages, the error messages
+(``field_api.error_codes``, ``field_api.language``), the names in the CSV exports (callbacks,
+deadlines, media), tracking's page and texts, and the ``contracts`` and ``doctor`` commands.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ _MESSAGES: Final[dict[str, tuple[str, str]]] = {
         "The server answered with an error ({status})",
     ),
     "app.invalid_input": ("输入有误：{fields}", "Invalid input: {fields}"),
+    "check.database": ("数据库", "database"),
+    "check.storage": ("文件存储", "storage"),
     "role.crew": ("现场班组", "crew"),
     "role.inspector": ("巡检员", "inspector"),
     "role.planner": ("计划员", "planner"),

@@ -22,7 +22,7 @@ from field_api.audit import service as audit
 from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.common.notifier import Notifier
-from field_api.common.storage import MediaStore, remove_on_rollback
+from field_api.common.storage import remove_on_rollback, store_of
 from field_api.config import Settings
 from field_api.contracts import signing
 from field_api.contracts.models import Contract, ContractOtp, ContractStatus
@@ -152,7 +152,8 @@ def get_for_actor(session: Session, order_id: int, actor: Principal) -> Contract
 
 
 def is_signed(session: Session, order_id: int) -> bool:
-    """Whether the order carries a signed contract (used by the one-visit completion)."""
+    """Whether the order carries a signed contract (the one-visit completion reads the contract
+    once, through :func:`get`, in ``visits.evidence.snapshot``)."""
     contract = get(session, order_id)
     return contract is not None and contract.status == ContractStatus.signed
 
@@ -164,7 +165,7 @@ def document_of(
     contract = get_for_actor(session, order_id, actor)
     if contract.status == ContractStatus.signed and contract.file_sha256:
         try:
-            return contract, MediaStore(settings.media_dir).read_verified(contract.file_sha256)
+            return contract, store_of(settings).read_verified(contract.file_sha256)
         except OSError as exc:
             logger.error("signed contract %s unreadable: %s", contract.contract_no, exc)
             raise ServiceUnavailable(
@@ -432,7 +433,7 @@ def sign(
     signed, document_sha, key = _signed_file(
         order, contract, row, image, settings=settings, now=now, place=place
     )
-    store = MediaStore(settings.media_dir)
+    store = store_of(settings)
     blob = store.put_bytes(signed)
     remove_on_rollback(session, store, blob)
     file_sha = blob.sha256

@@ -22,6 +22,7 @@ from field_api.auth.models import Crew, District
 from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.common.calendar import WorkingCalendar, calendar_for
+from field_api.config import settings_of
 from field_api.deadlines import rules
 from field_api.deadlines.models import ClockPause, OrderDeadline, PlannedVisit
 from field_api.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
@@ -121,7 +122,7 @@ def refresh(
     as_of: date | None = None,
 ) -> rules.OrderDeadlines:
     """Recompute and store the order's clocks."""
-    calendar = calendar or calendar_for()
+    calendar = calendar or calendar_for(settings_of(session))
     result = evaluate(session, order, calendar=calendar, as_of=as_of or clock.china_today())
     existing = {
         row.clock: row
@@ -196,12 +197,13 @@ def deadlines_of(
     stored copies are brought up to date by the writes that move them (stage changes, pauses)
     and by ``recompute_provisional``."""
     as_of = as_of or clock.china_today()
-    return evaluate(session, order, calendar=calendar or calendar_for(), as_of=as_of)
+    calendar = calendar or calendar_for(settings_of(session))
+    return evaluate(session, order, calendar=calendar, as_of=as_of)
 
 
 def recompute_provisional(session: Session, *, calendar: WorkingCalendar | None = None) -> int:
     """Recompute every order with a provisional deadline; returns how many orders."""
-    calendar = calendar or calendar_for()
+    calendar = calendar or calendar_for(settings_of(session))
     ids = sorted(
         set(
             session.execute(
@@ -426,7 +428,7 @@ def attention(
     calendar: WorkingCalendar | None = None,
 ) -> list[AttentionItem]:
     """Running clocks due within the at-risk horizon or overdue on ``as_of``, soonest first."""
-    calendar = calendar or calendar_for()
+    calendar = calendar or calendar_for(settings_of(session))
     limits = time_limits()
     horizon = calendar.add_working_days(as_of, limits.at_risk_within_working_days).due
     query = _attention_query(actor, horizon, crew_id=crew_id, district_id=district_id)

@@ -26,7 +26,7 @@ from field_api.checklists import service as checklists
 from field_api.checklists.rules import ItemValue
 from field_api.common import clock
 from field_api.common.actors import Principal, Role
-from field_api.common.storage import MediaStore
+from field_api.common.storage import store_of
 from field_api.config import Settings
 from field_api.contracts import service as contracts
 from field_api.demo import photos
@@ -270,7 +270,7 @@ class World:
             data = photos.barcode_photo(meter, taken=when, gps=gps)
         else:
             data = photos.site_photo(seed, taken=when, gps=gps)
-        store = MediaStore(self.settings.media_dir)
+        store = store_of(self.settings)
         temp = store.new_temp()
         try:
             temp.write(data)

@@ -13,8 +13,9 @@ from fastapi.responses import FileResponse, Response
 from field_api import paging
 from field_api.common.actors import Principal, Role
 from field_api.common.csvfiles import csv_response
+from field_api.common.downloads import stored_response
 from field_api.deps import AppSettings, CurrentUser, DbSession, require_roles
-from field_api.errors import PayloadTooLarge
+from field_api.errors import NotFound, PayloadTooLarge
 from field_api.inspections import (
     dispatch,
     importing,
@@ -223,13 +224,16 @@ def delete_line_dispatch(line_id: Key100Path, session: DbSession, user: Admin) -
     return Response(status_code=204)
 
 
-def _file(stored: storage.StoredFile) -> FileResponse:
-    """A stored image with its real content type (sniffed from its bytes by the service)."""
-    return FileResponse(
-        stored.path,
-        media_type=stored.media_type,
-        headers={"ETag": f'"{stored.sha256}"', "X-Content-Type-Options": "nosniff"},
-    )
+def _file(stored: storage.StoredFile) -> Response:
+    """A stored image with its real content type (sniffed from its bytes by the service),
+    streamed from the media folder or the bucket."""
+    headers = {"ETag": f'"{stored.sha256}"', "X-Content-Type-Options": "nosniff"}
+    try:
+        return stored_response(
+            stored.store, stored.sha256, media_type=stored.media_type, headers=headers
+        )
+    except FileNotFoundError:
+        raise NotFound("stored file missing", code="inspection.file_missing") from None
 
 
 @router.get("/inspections/lines")
@@ -247,7 +251,7 @@ def get_photo(photo_id: Code64Path, session: DbSession, _: Reader) -> Inspection
 @router.get("/inspections/photos/{photo_id}/image", response_class=FileResponse)
 def photo_image(
     photo_id: Code64Path, session: DbSession, settings: AppSettings, _: Reader
-) -> FileResponse:
+) -> Response:
     """The inspection photo's original bytes."""
     return _file(storage.photo_image(session, settings, photo_id))
 
@@ -255,7 +259,7 @@ def photo_image(
 @router.get("/inspections/photos/{photo_id}/thumbnail", response_class=FileResponse)
 def photo_thumbnail(
     photo_id: Code64Path, session: DbSession, settings: AppSettings, _: Reader
-) -> FileResponse:
+) -> Response:
     """The inspection photo's listing thumbnail."""
     return _file(storage.photo_thumbnail(session, settings, photo_id))
 
@@ -263,7 +267,7 @@ def photo_thumbnail(
 @router.get("/inspections/findings/{finding_id}/crop", response_class=FileResponse)
 def finding_crop(
     finding_id: Code64Path, session: DbSession, settings: AppSettings, user: CurrentUser
-) -> FileResponse:
+) -> Response:
     """The finding's annotated evidence crop (readable by the assigned repair crew too)."""
     return _file(review.crop_file(session, settings, finding_id, user))
 

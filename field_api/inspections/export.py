@@ -46,7 +46,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from field_api.auth.models import User
-from field_api.common.storage import MediaStore
+from field_api.common.storage import store_of
 from field_api.config import Settings
 from field_api.errors import ValidationFailed
 from field_api.inspections.export_labels import (
@@ -146,7 +146,7 @@ class _Collector:
         self.session = session
         self.card = card
         self.summary = summary
-        self.store = MediaStore(settings.media_dir)
+        self.store = store_of(settings)
         self.photos: dict[str, ExportPhoto] = {}
         self.batch_models: dict[str, tuple[str, str]] = {}
         self.reviewers: dict[int, str] = {}
@@ -180,14 +180,22 @@ class _Collector:
         if photo_id in self.photos:
             return self.photos[photo_id]
         photo = self.session.get(InspectionPhoto, photo_id)
-        source = self.store.path_of(photo.stored_sha256) if photo and photo.stored_sha256 else None
-        facts = _image_facts(source) if source is not None and source.is_file() else None
-        if photo is None or source is None or facts is None:
+        sha = photo.stored_sha256 if photo is not None else None
+        facts = self._facts(sha) if sha is not None else None
+        if photo is None or sha is None or facts is None:
             if photo_id not in self.summary.missing_photos:
                 self.summary.missing_photos.append(photo_id)
             return None
-        self.photos[photo_id] = ExportPhoto(photo, source, *facts)
+        self.photos[photo_id] = ExportPhoto(photo, self.store, sha, *facts)
         return self.photos[photo_id]
+
+    def _facts(self, sha256: str) -> tuple[int, int, str] | None:
+        """Size and suffix of a stored photo (read from a local copy); None when missing."""
+        try:
+            with self.store.local_copy(sha256) as path:
+                return _image_facts(path)
+        except FileNotFoundError:
+            return None
 
     def _model_of(self, batch_id: str) -> tuple[str, str]:
         if batch_id not in self.batch_models:

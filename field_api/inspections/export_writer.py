@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from field_api.common.storage import ObjectStore
 from field_api.inspections.export_labels import (
     MANIFEST_FIELDS,
     Box,
@@ -33,7 +34,8 @@ SPLITS = ("train", "val")
 @dataclass
 class ExportPhoto:
     photo: InspectionPhoto
-    source: Path
+    store: ObjectStore
+    sha256: str
     width: int
     height: int
     suffix: str
@@ -123,7 +125,8 @@ def _write_photo(
     """One exported photo: image, YOLO labels, VOC annotation, COCO entries, manifest rows."""
     name = export_name(p.photo.batch_id, p.photo.path, p.photo.id, p.suffix)
     stem = Path(name).stem
-    shutil.copyfile(p.source, tmp / split / "images" / name)
+    with p.store.open(p.sha256) as src, (tmp / split / "images" / name).open("wb") as dst:
+        shutil.copyfileobj(src, dst)
     ids = {n: i for i, n in enumerate(card.names)}
     (tmp / split / "labels" / f"{stem}.txt").write_text(
         "".join(yolo_line(ids[c], b, p.width, p.height) for c, b in p.boxes),

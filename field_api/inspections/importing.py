@@ -22,7 +22,7 @@ from field_api.auth import service as auth_service
 from field_api.common import clock
 from field_api.common.actors import Principal
 from field_api.common.hashing import sha256_file
-from field_api.common.storage import MediaStore
+from field_api.common.storage import store_of
 from field_api.config import Settings
 from field_api.errors import ValidationFailed
 from field_api.inspections import ledger, storage
@@ -231,7 +231,7 @@ def _import_photos(run: _Import) -> dict[str, Any]:
         existing_photo = run.session.get(InspectionPhoto, photo.photo_id)
         stored: str | None = None
         if source.is_file():
-            stored = MediaStore(run.settings.media_dir).put_file(source).sha256
+            stored = store_of(run.settings).put_file(source).sha256
         thumb = existing_photo.thumbnail_sha256 if existing_photo else None
         if stored is not None and thumb is None:
             thumb = storage.store_thumbnail(run.settings, source)  # made once per photo
@@ -308,7 +308,7 @@ def _import_detections(run: _Import) -> None:
         if det.evidence_crop:
             crop = run.batch_dir / det.evidence_crop
             if crop.is_file():
-                crop_sha = MediaStore(run.settings.media_dir).put_file(crop).sha256
+                crop_sha = store_of(run.settings).put_file(crop).sha256
         values = {
             "batch_id": run.batch_id,
             "produced_at": run.produced_at,

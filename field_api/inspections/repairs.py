@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from field_api.audit import service as audit
 from field_api.common import clock
 from field_api.common.actors import Principal, Role
-from field_api.common.storage import MediaStore
+from field_api.common.storage import store_of
 from field_api.config import Settings
 from field_api.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 from field_api.inspections import rules
@@ -168,7 +168,7 @@ def add_repair_photo(
         )
     if not (data.startswith(b"\xff\xd8\xff") or data.startswith(b"\x89PNG\r\n\x1a\n")):
         raise ValidationFailed("a repair photo must be a JPEG or PNG", code="repair.photo_type")
-    sha = MediaStore(settings.media_dir).put_bytes(data).sha256
+    sha = store_of(settings).put_bytes(data).sha256
     if kind == "before":
         order.before_photo_sha256 = sha
     else:

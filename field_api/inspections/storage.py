@@ -1,5 +1,6 @@
 """Inspection files: batch output folders on disk and the photos, crops and thumbnails kept in
-the content-addressed media store (sha256 paths under the media folder; rows keep their sha256).
+the content-addressed store (the media folder or the bucket: field_api.common.storage; rows
+keep their sha256).
 
 Owns: where a batch folder may lie (confined to ``settings.vision.inspections_dir``), reading its
 records and state file, storing photos and crops, and finding a stored file to serve.
@@ -16,11 +17,11 @@ from typing import Any
 from PIL import Image, ImageOps
 from sqlalchemy.orm import Session
 
-from field_api.common.storage import MediaStore
+from field_api.common.storage import ObjectStore, store_of
 from field_api.config import Settings
 from field_api.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from field_api.inspections.models import InspectionPhoto
-from field_api.media.analysis import make_thumbnail, sniff_file
+from field_api.media.analysis import make_thumbnail, sniff_media_type
 from vision import records as rec
 
 RECORDS_FILE = "records.jsonl"
@@ -30,11 +31,12 @@ STATE_FILE = "batch.json"
 # --- files in the content-addressed store (field_api.common.storage) ------------------------------
 
 
-def media_type_of(path: Path) -> str:
-    """The content type of a stored image, read from its bytes (a PNG is served as a PNG)."""
+def media_type_of(head: bytes) -> str:
+    """The content type of a stored image, read from its first bytes (a PNG is served as a
+    PNG)."""
     try:
-        return sniff_file(path).mime
-    except (DomainError, OSError):
+        return sniff_media_type(head).mime
+    except DomainError:
         return "application/octet-stream"
 
 
@@ -45,7 +47,7 @@ def store_thumbnail(settings: Settings, source: Path) -> str | None:
             thumb = make_thumbnail(ImageOps.exif_transpose(im).convert("RGB"))
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
-    return MediaStore(settings.media_dir).put_bytes(thumb).sha256
+    return store_of(settings).put_bytes(thumb).sha256
 
 
 # --- serving stored files ------------------------------------------------------------------------
@@ -53,21 +55,23 @@ def store_thumbnail(settings: Settings, source: Path) -> str | None:
 
 @dataclass(frozen=True)
 class StoredFile:
-    """A stored image to serve: its path, its real content type and its sha256 (the ETag)."""
+    """A stored image to serve: where it is, its real content type and its sha256 (the ETag)."""
 
-    path: Path
-    media_type: str
+    store: ObjectStore
     sha256: str
+    media_type: str
 
 
 def stored_file(settings: Settings, sha: str | None) -> StoredFile:
     """A stored image with its real content type, sniffed from its bytes (never guessed)."""
     if sha is None:
         raise NotFound("no stored file", code="inspection.file_not_stored")
-    path = MediaStore(settings.media_dir).path_of(sha)
-    if not path.is_file():
-        raise NotFound("stored file missing", code="inspection.file_missing")
-    return StoredFile(path, media_type_of(path), sha)
+    store = store_of(settings)
+    try:
+        head = store.head(sha)
+    except FileNotFoundError:
+        raise NotFound("stored file missing", code="inspection.file_missing") from None
+    return StoredFile(store, sha, media_type_of(head))
 
 
 def get_photo_or_raise(session: Session, photo_id: str) -> InspectionPhoto:

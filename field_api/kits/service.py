@@ -20,7 +20,7 @@ from field_api.audit import service as audit
 from field_api.auth import service as auth_service
 from field_api.common import clock
 from field_api.common.actors import Principal, Role
-from field_api.config import Settings
+from field_api.config import Settings, settings_of
 from field_api.errors import (
     Conflict,
     Forbidden,
@@ -300,9 +300,8 @@ def issue(
     never be issued with a meter the crew cannot then record.
     """
     _require_store(actor)
-    meter = meters.meter_code(
-        meter_barcode, check_digit_rule=meters.configured_check_digit_rule(settings)
-    )
+    rule = meters.configured_check_digit_rule(settings or settings_of(session))
+    meter = meters.meter_code(meter_barcode, check_digit_rule=rule)
     reservation = get_reservation_or_raise(session, reservation_id)
     if reservation.status != "reserved":
         raise InvalidTransition(

@@ -13,9 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import fcntl
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response, status
@@ -29,7 +27,8 @@ from field_api.api_doc import form_body, raw_body, uses_bearer
 from field_api.common import clock
 from field_api.common.actors import Principal
 from field_api.common.csvfiles import csv_response
-from field_api.common.storage import MediaStore
+from field_api.common.downloads import stored_response
+from field_api.common.storage import store_of
 from field_api.config import MediaSettings, Settings
 from field_api.db import READ_OPTIONS, session_scope
 from field_api.deps import AppSettings, CurrentUser, DbSession, get_current_user
@@ -247,7 +246,7 @@ async def _receive_form(request: Request, cfg: MediaSettings, settings: Settings
         return await receive_multipart(
             request.headers.get("content-type", ""),
             idle_limited(request.stream(), cfg.body_idle_timeout_s),
-            MediaStore(settings.media_dir),
+            store_of(settings),
             max_file_bytes=limit,
             limit_for=_file_limit,
         )
@@ -399,13 +398,13 @@ def _file_response(
     }
     if _etag_matches(if_none_match, etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    path = MediaStore(settings.media_dir).path_of(sha256)
-    if not path.is_file():
+    try:  # streamed from the media folder or the bucket (never a presigned URL)
+        return stored_response(store_of(settings), sha256, media_type=content_type, headers=headers)
+    except FileNotFoundError:
         raise ServiceUnavailable(
             "the stored file is missing from the media folder",
             code="media.file_missing",
-        )
-    return FileResponse(path, media_type=content_type, headers=headers)
+        ) from None
 
 
 @router.get("/media/{media_id:int}/content", response_class=FileResponse)
@@ -537,21 +536,28 @@ def tus_head(
     )
 
 
-@contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    """One PATCH at a time per upload (across processes): a second one gets 409."""
-    with path.open("ab") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise Conflict(
-                "another PATCH of this upload is in progress",
-                code="media.tus_patch_busy",
-            ) from exc
-        try:
+@contextlib.asynccontextmanager
+async def _exclusive(request: Request, settings: Settings, upload_id: str) -> AsyncIterator[None]:
+    """One PATCH at a time per upload (across processes, and hosts for a bucket): a second one
+    gets 409."""
+    area = service.upload_area(settings)
+    if not area.shared:
+        with area.lock(upload_id) as held:
+            if not held:
+                raise _busy()
             yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        return
+    owner = service.patch_owner()
+    if not await _in_transaction(request, lambda s: service.claim_patch(s, upload_id, owner)):
+        raise _busy()
+    try:
+        yield
+    finally:
+        await _in_transaction(request, lambda s: service.release_patch(s, upload_id, owner))
+
+
+def _busy() -> Conflict:
+    return Conflict("another PATCH of this upload is in progress", code="media.tus_patch_busy")
 
 
 @router.patch(
@@ -589,11 +595,11 @@ async def tus_patch(
             code="media.upload_complete",
             headers=TUS_HEADERS,
         )
-    path = service.part_path(settings, upload.id)
-    if not path.exists():
+    area = service.upload_area(settings)
+    if not await run_in_threadpool(area.exists, upload.id):
         raise NotFound("no such upload", code="media.upload_not_found")
-    with _exclusive(path):
-        offset = await patch.append(upload, path, upload_offset)
+    async with _exclusive(request, settings, upload.id):
+        offset = await patch.append(upload, upload_offset)
         headers = {**TUS_HEADERS, "Upload-Offset": str(offset)}
         if offset < upload.length:
             return Response(status_code=status.HTTP_204_NO_CONTENT, headers=headers)
@@ -630,23 +636,17 @@ class _Patch:
             ),
         )
 
-    async def append(self, upload: ResumableUpload, path: Path, claimed: str) -> int:
+    async def append(self, upload: ResumableUpload, claimed: str) -> int:
         """Append the body at ``claimed`` (the server's offset, else 409); the new offset.
         An idle body keeps what arrived (408); a dropped one asks to resume (400)."""
-        offset = service.upload_offset(self.settings, upload)
-        if int(claimed) != offset:
-            raise Conflict(
-                f"Upload-Offset {claimed} does not match the server's offset {offset}",
-                headers={**TUS_HEADERS, "Upload-Offset": str(offset)},
-                code="media.tus_offset_mismatch",
-                params={"offset": offset, "got": claimed},
-            )
-        declared = _declared_length(self.request)
-        if declared is not None and declared > upload.length - offset:
-            raise ValidationFailed(
-                "the PATCH body is longer than the declared Upload-Length",
-                code="media.tus_body_too_long",
-            )
+        area = service.upload_area(self.settings)
+        writer = await run_in_threadpool(area.writer, upload.id)
+        offset = writer.offset
+        try:
+            self._check_offset(upload, offset, claimed)
+        except DomainError:
+            await run_in_threadpool(writer.close)  # nothing written: nothing changes
+            raise
         refused: list[DomainError] = []
 
         def _check_head(head: bytes) -> None:
@@ -658,7 +658,7 @@ class _Patch:
 
         try:
             written, complete_body = await append_stream(
-                path,
+                writer,
                 idle_limited(self.request.stream(), self.cfg.body_idle_timeout_s),
                 max_bytes=upload.length - offset,
                 check_head=_check_head,
@@ -668,7 +668,9 @@ class _Patch:
             exc.headers = {
                 **TUS_HEADERS,
                 "Connection": "close",
-                "Upload-Offset": str(service.upload_offset(self.settings, upload)),
+                "Upload-Offset": str(
+                    await run_in_threadpool(service.upload_offset, self.settings, upload)
+                ),
             }
             raise
         except DomainError:
@@ -682,6 +684,21 @@ class _Patch:
                 headers={**TUS_HEADERS, "Upload-Offset": str(offset + written)},
             )
         return offset + written
+
+    def _check_offset(self, upload: ResumableUpload, offset: int, claimed: str) -> None:
+        if int(claimed) != offset:
+            raise Conflict(
+                f"Upload-Offset {claimed} does not match the server's offset {offset}",
+                headers={**TUS_HEADERS, "Upload-Offset": str(offset)},
+                code="media.tus_offset_mismatch",
+                params={"offset": offset, "got": claimed},
+            )
+        declared = _declared_length(self.request)
+        if declared is not None and declared > upload.length - offset:
+            raise ValidationFailed(
+                "the PATCH body is longer than the declared Upload-Length",
+                code="media.tus_body_too_long",
+            )
 
     async def finish(self) -> tuple[MediaRead, bool, bool]:
         """Record the complete upload: ``(body, created, analysis pending)``."""

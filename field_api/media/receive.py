@@ -23,13 +23,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import BinaryIO
 
 import anyio
 from python_multipart.multipart import parse_options_header
 
-from field_api.common.storage import SNIFF_BYTES, MediaStore, TempFile
+from field_api.common.storage import SNIFF_BYTES, ObjectStore, TempFile
+from field_api.common.uploads import UploadWriter
 from field_api.errors import (
     BadRequest,
     DomainError,
@@ -93,7 +92,7 @@ class _MultipartReader:
     def __init__(
         self,
         boundary: bytes,
-        store: MediaStore,
+        store: ObjectStore,
         max_file_bytes: int,
         limit_for: LimitFor | None = None,
     ) -> None:
@@ -243,7 +242,7 @@ class _MultipartReader:
 async def receive_multipart(
     content_type: str,
     stream: AsyncIterator[bytes],
-    store: MediaStore,
+    store: ObjectStore,
     *,
     max_file_bytes: int,
     limit_for: LimitFor | None = None,
@@ -298,7 +297,7 @@ def _discard(temp: TempFile | None) -> None:
 
 
 async def append_stream(
-    path: Path,
+    writer: UploadWriter,
     stream: AsyncIterator[bytes],
     *,
     max_bytes: int,
@@ -308,8 +307,10 @@ async def append_stream(
 
     Returns the number of bytes appended and whether the body ended normally (False when the
     client went away: what arrived is kept so the client can resume from the new offset).
-    ``check_head`` sees the upload's first :data:`SNIFF_BYTES` bytes as soon as they are on
-    disk (the file's type is known then) and may raise to stop the upload at once.
+    ``check_head`` sees the upload's first :data:`SNIFF_BYTES` bytes as soon as they are in
+    (the file's type is known then) and may raise to stop the upload at once. The writer is
+    closed however the body ends, so what arrived is kept (a part file, or S3 parts and the
+    spool object: field_api.common.uploads); its network work runs off the event loop.
 
     Raises:
         ValidationFailed: the body is longer than the bytes still expected.
@@ -318,29 +319,27 @@ async def append_stream(
     from starlette.requests import ClientDisconnect
 
     written = 0
-    fh: BinaryIO
-    head = b""
-    need_head = check_head is not None and path.stat().st_size < SNIFF_BYTES
-    if need_head:
-        with path.open("rb") as existing:
-            head = existing.read(SNIFF_BYTES)
-    with path.open("ab") as fh:
-        try:
-            async for chunk in stream:
-                if written + len(chunk) > max_bytes:
-                    raise ValidationFailed(
-                        "the PATCH body is longer than the declared Upload-Length",
-                        code="media.tus_body_too_long",
-                    )
-                fh.write(chunk)
-                written += len(chunk)
-                if need_head and check_head is not None:
-                    head += chunk[: SNIFF_BYTES - len(head)]
-                    if len(head) >= SNIFF_BYTES:
-                        need_head = False
-                        check_head(head)
-        except ClientDisconnect:
-            fh.flush()
-            return written, False
-        fh.flush()
+    head = writer.head
+    need_head = check_head is not None and writer.offset < SNIFF_BYTES
+    try:
+        async for chunk in stream:
+            if written + len(chunk) > max_bytes:
+                raise ValidationFailed(
+                    "the PATCH body is longer than the declared Upload-Length",
+                    code="media.tus_body_too_long",
+                )
+            writer.write(chunk)
+            written += len(chunk)
+            if writer.wants_flush():
+                await anyio.to_thread.run_sync(writer.flush)
+            if need_head and check_head is not None:
+                head += chunk[: SNIFF_BYTES - len(head)]
+                if len(head) >= SNIFF_BYTES:
+                    need_head = False
+                    check_head(head)
+    except ClientDisconnect:
+        return written, False
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(writer.close)
     return written, True

@@ -28,7 +28,8 @@ from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.common.geodesy import Position
 from field_api.common.hashing import sha256_file
-from field_api.common.storage import MediaStore, remove_on_rollback
+from field_api.common.storage import remove_on_rollback, store_of
+from field_api.common.uploads import UploadArea, check_upload_id
 from field_api.config import MediaSettings, Settings
 from field_api.db import READ_OPTIONS
 from field_api.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, ValidationFailed
@@ -363,7 +364,7 @@ def create_item(
     if existing is not None:
         return existing, False
     media_type = _checked_type(data, staged, cfg)
-    store = MediaStore(settings.media_dir)
+    store = store_of(settings)
     now = clock.now()
     item = MediaItem(
         client_id=data.client_id,
@@ -522,7 +523,7 @@ def record_generated(
         )
     with PILImage.open(io.BytesIO(data)) as image:
         width, height = image.size
-    store = MediaStore(settings.media_dir)
+    store = store_of(settings)
     blob = store.put_bytes(data)
     remove_on_rollback(session, store, blob)
     item = MediaItem(
@@ -681,19 +682,19 @@ def compute_analysis(
 
     ``keep_alive`` is called between the steps (it renews the item's lease).
     """
-    store = MediaStore(settings.media_dir)
-    path = store.path_of(job.sha256)
-    try:
-        result = analyze_image(path, job.media_type, max_pixels=cfg.max_image_pixels)
-    except ValidationFailed as exc:
-        return AnalysisOutcome(error=str(exc.detail), problem=analysis_problem(exc))
-    keep_alive()
-    thumb = store.put_bytes(result.thumbnail_jpeg)  # content-addressed: made once
-    decoded: tuple[str, ...] | None = None
-    if job.kind in cfg.barcode_kinds and job.scanned_value:
-        image = load_oriented_image(path, job.media_type, max_pixels=cfg.max_image_pixels)
+    store = store_of(settings)
+    with store.local_copy(job.sha256) as path:  # the stored file, or a download of it
+        try:
+            result = analyze_image(path, job.media_type, max_pixels=cfg.max_image_pixels)
+        except ValidationFailed as exc:
+            return AnalysisOutcome(error=str(exc.detail), problem=analysis_problem(exc))
         keep_alive()
-        decoded = tuple(normalize_meter_code(b.text) for b in decode_barcodes(image))
+        thumb = store.put_bytes(result.thumbnail_jpeg)  # content-addressed: made once
+        decoded: tuple[str, ...] | None = None
+        if job.kind in cfg.barcode_kinds and job.scanned_value:
+            image = load_oriented_image(path, job.media_type, max_pixels=cfg.max_image_pixels)
+            keep_alive()
+            decoded = tuple(normalize_meter_code(b.text) for b in decode_barcodes(image))
     keep_alive()
     return AnalysisOutcome(
         phash=result.phash,
@@ -962,11 +963,38 @@ def process_pending(
 # tus 1.0 resumable uploads
 
 
-def part_path(settings: Settings, upload_id: str) -> Path:
-    """Where the bytes of a resumable upload accumulate."""
-    if not (len(upload_id) == 32 and all(c in "0123456789abcdef" for c in upload_id)):
-        raise NotFound("no such upload", code="media.upload_not_found")
-    return MediaStore(settings.media_dir).uploads_dir / f"{upload_id}.part"
+def upload_area(settings: Settings) -> UploadArea:
+    """Where the bytes of resumable uploads accumulate: part files in the media folder, or S3
+    multipart uploads with a spool object (field_api.common.uploads)."""
+    return store_of(settings).uploads
+
+
+def checked_upload_id(upload_id: str) -> str:
+    """An upload id as the store names it (32 hex digits); 404 for anything else."""
+    try:
+        return check_upload_id(upload_id)
+    except ValueError:
+        raise NotFound("no such upload", code="media.upload_not_found") from None
+
+
+# A PATCH of an upload kept in a bucket holds this lease (any host may continue the upload); a
+# host that dies mid-PATCH frees it after this long (a dead local process at once).
+PATCH_LEASE_KIND = "media.tus_patch"
+PATCH_LEASE_TTL_S = 900.0
+
+
+def patch_owner() -> str:
+    """A fresh lease owner for one PATCH (two PATCHes of one process never share it)."""
+    return leases.owner_id(f"tus-{secrets.token_hex(4)}")
+
+
+def claim_patch(session: Session, upload_id: str, owner: str) -> bool:
+    """Take the upload's PATCH lease; False while another PATCH holds it."""
+    return leases.claim(session, PATCH_LEASE_KIND, upload_id, ttl_s=PATCH_LEASE_TTL_S, owner=owner)
+
+
+def release_patch(session: Session, upload_id: str, owner: str) -> None:
+    leases.release(session, PATCH_LEASE_KIND, upload_id, owner=owner)
 
 
 def create_upload(
@@ -1013,9 +1041,7 @@ def create_upload(
         scanned_value=data.scanned_value,
         created_by=actor.user_id,
     )
-    path = part_path(settings, upload.id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(exist_ok=False)
+    upload_area(settings).create(upload.id)
     session.add(upload)
     session.flush()
     audit.record(session, actor=actor, action="media.upload_create", entity=upload)
@@ -1037,9 +1063,9 @@ def get_upload_for_actor(session: Session, upload_id: str, actor: Principal) -> 
 
 
 def upload_offset(settings: Settings, upload: ResumableUpload) -> int:
-    """Bytes received so far: the size of the part file (every byte that arrived is kept)."""
-    path = part_path(settings, upload.id)
-    return path.stat().st_size if path.exists() else 0
+    """Bytes received so far (every byte that arrived is kept: the part file's size, or the S3
+    parts' and the spool's)."""
+    return upload_area(settings).offset(upload.id)
 
 
 def finish_upload(
@@ -1052,12 +1078,32 @@ def finish_upload(
 ) -> tuple[MediaItem, bool]:
     """Verify the complete upload's sha256 and record it like a single-request upload.
 
-    The part file is always gone afterwards: promoted into the store, or deleted with the
-    upload row when the content is refused.
+    The bytes are always gone from the upload area afterwards: promoted into the store, or
+    deleted with the upload row when the content is refused.
     """
-    path = part_path(settings, upload.id)
     if upload.media_id is not None:
         return get_or_raise(session, upload.media_id), False
+    area = upload_area(settings)
+    with area.complete(upload.id) as path:  # the part file, or the S3 upload assembled
+        item, created = _record_upload(
+            session, upload, path, actor=actor, settings=settings, cfg=cfg
+        )
+    area.discard(upload.id)
+    upload.media_id = item.id
+    session.flush()
+    audit.record(session, actor=actor, action="media.upload_complete", entity=upload)
+    return item, created
+
+
+def _record_upload(
+    session: Session,
+    upload: ResumableUpload,
+    path: Path,
+    *,
+    actor: Principal,
+    settings: Settings,
+    cfg: MediaSettings,
+) -> tuple[MediaItem, bool]:
     sha = sha256_file(path)
     with path.open("rb") as fh:
         head = fh.read(64)
@@ -1069,23 +1115,16 @@ def finish_upload(
         scanned_value=upload.scanned_value,
         sha256=upload.expected_sha256,
     )
-    try:
-        item, created = create_item(
-            session,
-            order_id=upload.order_id,
-            data=data,
-            staged=staged,
-            file_name=upload.file_name,
-            actor=actor,
-            settings=settings,
-            cfg=cfg,
-        )
-    finally:
-        path.unlink(missing_ok=True)  # no-op when promoted (renamed away)
-    upload.media_id = item.id
-    session.flush()
-    audit.record(session, actor=actor, action="media.upload_complete", entity=upload)
-    return item, created
+    return create_item(
+        session,
+        order_id=upload.order_id,
+        data=data,
+        staged=staged,
+        file_name=upload.file_name,
+        actor=actor,
+        settings=settings,
+        cfg=cfg,
+    )
 
 
 def expire_uploads(
@@ -1105,6 +1144,35 @@ def expire_uploads(
     return count
 
 
+STALE_UPLOAD_AGE = timedelta(hours=1)
+
+
+def sweep_stale_uploads(
+    session: Session, *, settings: Settings, now: datetime | None = None
+) -> int:
+    """Drop the bytes of uploads no open upload row stands for (a creation whose transaction
+    rolled back, a crash between the bytes and the row, a completed upload interrupted before
+    its bytes were dropped): part files, or the bucket's multipart uploads and spool objects.
+    Only those untouched for :data:`STALE_UPLOAD_AGE`, so an upload being created is left
+    alone. Returns how many were dropped."""
+    area = upload_area(settings)
+    cutoff = (now or clock.now()) - STALE_UPLOAD_AGE
+    candidates = [upload_id for upload_id, changed in area.list() if changed < cutoff]
+    if not candidates:
+        return 0
+    open_ids = set(
+        session.execute(
+            select(ResumableUpload.id).where(
+                ResumableUpload.id.in_(candidates), ResumableUpload.media_id.is_(None)
+            )
+        ).scalars()
+    )
+    stale = [upload_id for upload_id in candidates if upload_id not in open_ids]
+    for upload_id in stale:
+        area.discard(upload_id)
+    return len(stale)
+
+
 def abandon_upload(
     session: Session,
     upload: ResumableUpload,
@@ -1114,7 +1182,7 @@ def abandon_upload(
     action: str = "media.upload_cancel",
 ) -> None:
     """Delete an upload and its bytes (tus termination, refused content, expiry), audited."""
-    part_path(settings, upload.id).unlink(missing_ok=True)
+    upload_area(settings).discard(checked_upload_id(upload.id))
     session.delete(upload)
     session.flush()
     audit.record(session, actor=actor, action=action, entity=upload, deleted=True)

@@ -1,22 +1,21 @@
 """The deferred-analysis worker: analyse pending evidence outside the API process.
 
 With ``FIELDOPS_MEDIA_ANALYSE_IN_PROCESS=false`` the API only stores uploads; this loop (run
-as ``fieldops media worker`` or ``python -m field_api.media.worker``, typically at a lower CPU
-priority) decodes, hashes, thumbnails and reads barcodes, so uploads never wait behind pixel
-work. It runs the server's maintenance jobs (:mod:`field_api.maintenance`) with the analysis
-job always on: pending items are claimed one by one under ``media.analyse`` leases, so any
-number of workers (and servers) share the backlog without analysing an item twice, and the
-housekeeping jobs (expired tus uploads, crashed uploads' temp files, purges) run under their
-own leases about once per maintenance period.
+as ``fieldops media worker``, at a lower CPU priority: ``FIELDOPS_MEDIA_WORKER_NICE``) decodes,
+hashes, thumbnails and reads barcodes, so uploads never wait behind pixel work. It runs the
+server's maintenance jobs (:mod:`field_api.maintenance`) with the analysis job always on:
+pending items are claimed one by one under ``media.analyse`` leases, so any number of workers
+(and servers) share the backlog without analysing an item twice, and the housekeeping jobs
+(expired tus uploads, crashed uploads' temp files, orphans, purges) run under their own leases
+about once per maintenance period.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 
-from field_api.config import MediaSettings, Settings, get_settings
+from field_api.config import MediaSettings, Settings
 from field_api.db import make_engine, make_session_factory
 
 log = logging.getLogger(__name__)
@@ -47,15 +46,3 @@ def run_worker(
     finally:
         engine.dispose()
 
-
-def main() -> None:
-    """Entry point: a worker using the service's settings, niced by
-    ``FIELDOPS_MEDIA_WORKER_NICE`` (``settings.media.worker_nice``, default 10)."""
-    logging.basicConfig(level=logging.INFO)
-    settings = get_settings()
-    os.nice(settings.media.worker_nice)
-    run_worker(settings, settings.media)
-
-
-if __name__ == "__main__":
-    main()

@@ -20,7 +20,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from field_api.common import clock as server_clock
-from field_api.config import Settings, get_settings
+from field_api.config import Settings, get_settings, settings_of
 from field_api.tracking import rules, targets
 from field_api.tracking.models import TrackingToken, WebhookDelivery, WebhookSubscription
 from field_api.tracking.service import link_expired
@@ -86,7 +86,8 @@ def with_tracking_path(
         .join(WorkOrder, WorkOrder.id == TrackingToken.order_id)
         .where(TrackingToken.order_id == order.get("id"))
     ).first()
-    live = row is not None and not link_expired(row[1])
+    keep = settings_of(session).tracking.link_days_after_close
+    live = row is not None and not link_expired(row[1], days=keep)
     path = rules.tracking_path(row[0]) if row is not None and live else None
     return {**payload, "order": {**order, "tracking_path": path}}
 

@@ -23,7 +23,7 @@ from field_api.common import clock, i18n
 from field_api.common.actors import Principal
 from field_api.common.calendar import CalendarError, WorkingCalendar, calendar_for
 from field_api.common.notifier import LoggingNotifier, Notifier
-from field_api.config import Settings, get_settings
+from field_api.config import Settings, settings_of
 from field_api.deadlines import service as deadlines
 from field_api.deadlines.models import PlannedVisit
 from field_api.errors import Conflict, NotFound, ValidationFailed
@@ -104,10 +104,10 @@ def ensure_token(
 tracking_path = rules.tracking_path
 
 
-def public_url(token: str, settings: Settings | None = None) -> str:
+def public_url(token: str, settings: Settings) -> str:
     """The full link sent to the customer: ``public_base_url`` (``FIELDOPS_PUBLIC_BASE_URL``;
     ``fieldops serve`` sets its own address when unset) + ``/t/<token>``."""
-    base = (settings or get_settings()).public_base_url or DEFAULT_PUBLIC_BASE_URL
+    base = settings.public_base_url or DEFAULT_PUBLIC_BASE_URL
     return base.rstrip("/") + tracking_path(token)
 
 
@@ -161,17 +161,17 @@ def order_by_token(session: Session, token: str) -> WorkOrder:
     if row is None:
         raise NotFound("unknown tracking token", code="tracking.unknown_token")
     order = orders.get_or_raise(session, row.order_id)
-    if link_expired(order):
+    if link_expired(order, days=settings_of(session).tracking.link_days_after_close):
         raise NotFound("this tracking link has expired", code="tracking.link_expired")
     return order
 
 
-def link_expired(order: WorkOrder, *, days: float | None = None) -> bool:
-    """Whether the order's tracking link no longer works: the setting's number of days after
-    the order was closed or cancelled (FIELDOPS_TRACKING_LINK_DAYS_AFTER_CLOSE, default 30)."""
+def link_expired(order: WorkOrder, *, days: float) -> bool:
+    """Whether the order's tracking link no longer works: ``days`` after the order was closed or
+    cancelled (the setting FIELDOPS_TRACKING_LINK_DAYS_AFTER_CLOSE, default 30)."""
     if order.stage not in (Stage.closed, Stage.cancelled):
         return False
-    keep = get_settings().tracking.link_days_after_close if days is None else days
+    keep = days
     ended = order.stage_changed_at
     if ended.tzinfo is None:  # SQLite hands back naive UTC
         ended = ended.replace(tzinfo=UTC)
@@ -226,7 +226,7 @@ def progress(
         result = deadlines.evaluate(
             session,
             order,
-            calendar=calendar or calendar_for(),
+            calendar=calendar or calendar_for(settings_of(session)),
             as_of=as_of or clock.china_today(),
         )
         e2e = result.end_to_end
@@ -436,8 +436,9 @@ def on_stage_change(session: Session, order: WorkOrder, row: StageTransition) ->
         order_id=order.id,
     )
     if row.to_stage in SMS_STAGES:
-        link = public_url(token_for(session, order).token)
-        sender = get_settings().contracts.sms_sender
+        settings = settings_of(session)
+        link = public_url(token_for(session, order).token, settings)
+        sender = settings.contracts.sms_sender
         _send_sms(
             order.customer_phone,
             f"{sender}您的用电申请（工单{order.id}）进度：{STAGE_LABELS_ZH[row.to_stage]}。"
@@ -462,7 +463,7 @@ def on_visit_planned(session: Session, order: WorkOrder, visit: PlannedVisit) ->
     )
     start = clock.to_china(visit.window_start)
     end = clock.to_china(visit.window_end)
-    sender = get_settings().contracts.sms_sender
+    sender = settings_of(session).contracts.sms_sender
     _send_sms(
         order.customer_phone,
         f"{sender}您的用电申请（工单{order.id}）已预约上门："

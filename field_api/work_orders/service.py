@@ -149,20 +149,6 @@ def assign(session: Session, order_id: int, *, crew_code: str, actor: Principal)
     return order
 
 
-def list_for_actor(
-    session: Session,
-    actor: Principal,
-    *,
-    stage: Stage | None = None,
-    crew_id: int | None = None,
-    district_id: int | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> list[WorkOrder]:
-    query = query_for_actor(actor, stage=stage, crew_id=crew_id, district_id=district_id)
-    return list(session.execute(query.limit(limit).offset(offset)).scalars())
-
-
 def page_for_actor(
     session: Session,
     actor: Principal,

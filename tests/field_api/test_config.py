@@ -3,7 +3,8 @@
 The table below lists each variable name known before the settings became one value (the core
 ``Settings``, ``MediaSettings`` with FIELDOPS_MEDIA_, the contract settings with
 FIELDOPS_CONTRACT_, the tracking settings, the calendar's own reading of the environment and the
-media worker's nice), with a value and where it lands in ``get_settings()``.
+media worker's nice) and the storage settings of order 15, with a value and where it lands in
+``get_settings()``.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import ast
 from collections.abc import Iterator
 from functools import reduce
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from field_api.config import (
     MEDIA_MAX_DISTANCE_M,
@@ -23,6 +24,7 @@ from field_api.config import (
     MEDIA_REUSE_MAX_HAMMING,
     MEDIA_REUSE_MAX_HAMMING_FOUND,
     MEDIA_VIDEO_MAX_BYTES,
+    MediaKindName,
     Settings,
     get_settings,
 )
@@ -58,8 +60,8 @@ ENVIRONMENT: list[tuple[str, str, str, Any]] = [
     ("FIELDOPS_MEDIA_METER_CHECK_DIGIT_RULE", "luhn", "media.meter_check_digit_rule", "luhn"),
     ("FIELDOPS_MEDIA_TUS_EXPIRY_HOURS", "12", "media.tus_expiry_hours", 12),
     ("FIELDOPS_MEDIA_BODY_IDLE_TIMEOUT_S", "1.5", "media.body_idle_timeout_s", 1.5),
-    ("FIELDOPS_MEDIA_BARCODE_KINDS", '["barcode", "meter"]', "media.barcode_kinds",
-     ("barcode", "meter")),
+    ("FIELDOPS_MEDIA_BARCODE_KINDS", '["barcode", "meter_box"]', "media.barcode_kinds",
+     ("barcode", "meter_box")),
     ("FIELDOPS_MEDIA_ANALYSE_IN_PROCESS", "false", "media.analyse_in_process", False),
     ("FIELDOPS_MEDIA_WORKER_NICE", "3", "media.worker_nice", 3),
     # contracts (FIELDOPS_CONTRACT_*)
@@ -91,6 +93,18 @@ ENVIRONMENT: list[tuple[str, str, str, Any]] = [
     ("FIELDOPS_JOBS_KEEP_DONE_S", "60", "jobs.keep_done_s", 60.0),
     ("FIELDOPS_JOBS_WEBHOOK_EVERY_S", "1.5", "jobs.webhook_every_s", 1.5),
     ("FIELDOPS_JOBS_ANALYSE_EVERY_S", "0.5", "jobs.analyse_every_s", 0.5),
+    # where stored files live (order 15): the backend, then the S3 bucket's settings
+    ("FIELDOPS_STORAGE_BACKEND", "s3", "storage.backend", "s3"),
+    ("FIELDOPS_S3_ENDPOINT_URL", "http://s3.example:9000", "storage.endpoint_url",
+     "http://s3.example:9000"),
+    ("FIELDOPS_S3_BUCKET", "depot-files", "storage.bucket", "depot-files"),
+    ("FIELDOPS_S3_REGION", "cn-north-1", "storage.region", "cn-north-1"),
+    ("FIELDOPS_S3_ACCESS_KEY_ID", "AKEXAMPLE", "storage.access_key_id", "AKEXAMPLE"),
+    ("FIELDOPS_S3_SECRET_ACCESS_KEY", "s3cr3t-value", "storage.secret_access_key",
+     SecretStr("s3cr3t-value")),
+    ("FIELDOPS_S3_PATH_STYLE", "false", "storage.path_style", False),
+    ("FIELDOPS_S3_PREFIX", "city-a/", "storage.prefix", "city-a/"),
+    ("FIELDOPS_STORAGE_ORPHAN_GRACE_HOURS", "6", "storage.orphan_grace_hours", 6.0),
 ]
 NAMES = sorted({name for name, *_ in ENVIRONMENT})
 
@@ -145,6 +159,29 @@ def test_the_calendar_prefers_the_long_override_name(
     get_settings.cache_clear()
     clean_environment.setenv("FIELDOPS_CALENDAR_OVERRIDE_PATH", "")  # empty: unset
     assert get_settings().calendar.override_path == Path("/cal/short.yaml")
+
+
+def test_only_fieldops_names_are_read(clean_environment: pytest.MonkeyPatch) -> None:
+    """The sections read their FIELDOPS_* names only: a variable of another program that happens
+    to be called like a field (OVERRIDE_PATH, WEBHOOK_ALLOW_LOOPBACK) changes nothing."""
+    clean_environment.setenv("OVERRIDE_PATH", "/elsewhere/calendar.yaml")
+    clean_environment.setenv("WEBHOOK_ALLOW_LOOPBACK", "false")
+    settings = get_settings()
+    assert settings.calendar.override_path is None
+    assert settings.tracking.webhook_allow_loopback is None
+
+
+def test_a_section_is_never_read_whole_from_one_variable(
+    clean_environment: pytest.MonkeyPatch,
+) -> None:
+    """FIELDOPS_VISION='{...}' does not beat FIELDOPS_INSPECTIONS_DIR, and a stray
+    FIELDOPS_CALENDAR (not JSON) does not stop start-up: sections read their own names."""
+    clean_environment.setenv("FIELDOPS_VISION", '{"inspections_dir": "/from/json"}')
+    clean_environment.setenv("FIELDOPS_INSPECTIONS_DIR", "/srv/inspections")
+    clean_environment.setenv("FIELDOPS_CALENDAR", "not json")
+    settings = get_settings()
+    assert settings.vision.inspections_dir == Path("/srv/inspections")
+    assert settings.calendar.override_path is None
 
 
 def test_settings_are_built_once(clean_environment: pytest.MonkeyPatch) -> None:
@@ -204,6 +241,15 @@ def test_media_defaults_are_the_media_rules_defaults() -> None:
     assert MEDIA_VIDEO_MAX_BYTES == rules.DEFAULT_VIDEO_LIMIT_BYTES
     assert MEDIA_MAX_IMAGE_PIXELS == analysis.DEFAULT_MAX_IMAGE_PIXELS
     assert set(Settings().media.barcode_kinds) <= {kind.value for kind in rules.MediaKind}
+    assert set(get_args(MediaKindName)) == {kind.value for kind in rules.MediaKind}
+
+
+def test_an_unknown_barcode_kind_is_refused(clean_environment: pytest.MonkeyPatch) -> None:
+    """As before the settings became one value: a kind the media slice does not know is an
+    error at start-up, not a setting that silently never matches."""
+    clean_environment.setenv("FIELDOPS_MEDIA_BARCODE_KINDS", '["barcode", "meter"]')
+    with pytest.raises(ValidationError, match="barcode_kinds"):
+        get_settings()
 
 
 ROOT = Path(__file__).resolve().parents[2]

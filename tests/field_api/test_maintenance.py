@@ -43,6 +43,8 @@ def test_the_job_list_is_explicit() -> None:
     housekeeping = [
         "media.sweep_temp",
         "media.expire_uploads",
+        "media.sweep_uploads",
+        "storage.sweep_orphans",
         "idempotency.purge",
         "leases.purge",
         "audit.checkpoint",
@@ -148,6 +150,8 @@ def test_one_pass_puts_a_crash_right(
         "media.analyse_pending": 1,
         "media.sweep_temp": 1,
         "media.expire_uploads": 1,
+        "media.sweep_uploads": 0,  # expiry dropped the upload's bytes with its row
+        "storage.sweep_orphans": 0,  # the photo's file is referenced by its committed row
         "idempotency.purge": 0,
         "leases.purge": 1,
         "audit.checkpoint": results["audit.checkpoint"],  # the lead's job; ran without error

@@ -1,10 +1,10 @@
 """Endpoints are "parse -> one service call -> respond": no access check and no query of their own.
 
-Every ``field_api/*/endpoints.py`` and
-``field_api/web/api.py`` is parsed with ``ast``; a call to ``get_for_actor`` (the access decision
-belongs to the service of the use case), to ``select`` (a query, or a page of one) or to a
-session's ``get``/``execute``/``scalar``/``scalars``/``query`` fails the test, naming the file
-and line.
+Every ``field_api/*/endpoints.py``, ``field_api/web/api.py``, ``devtools.py`` and ``main.py``
+(its /healthz and /readyz) is parsed with ``ast``; a call to ``get_for_actor`` (the access
+decision belongs to the service of the use case), to ``select`` (a query, or a page of one) or
+to a session's ``get``/``execute``/``scalar``/``scalars``/``query`` fails the test, naming the
+file and line.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ SESSION_CALLS = frozenset({"get", "execute", "scalar", "scalars", "query"})
 
 def endpoint_modules() -> list[Path]:
     found = sorted(PACKAGE.glob("*/endpoints.py"))
-    return [*found, PACKAGE / "web" / "api.py"]
+    return [*found, PACKAGE / "web" / "api.py", PACKAGE / "devtools.py", PACKAGE / "main.py"]
 
 
 def _is_session(node: ast.expr) -> bool:

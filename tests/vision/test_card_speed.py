@@ -19,6 +19,7 @@ from vision.train.model_card import (
     replace_speed_section,
     with_pipeline_bench,
 )
+from vision.train.training import scrub_export_description
 
 
 def _figures(**changes: Any) -> dict[str, Any]:
@@ -58,6 +59,29 @@ def test_the_bundled_card_names_no_path_of_a_machine(name: str) -> None:
     for folder in sorted(p for p in DEFAULT_MODELS_DIR.iterdir() if p.is_dir()):
         text = (folder / name).read_text(encoding="utf-8")
         assert machine_paths(text) == [], f"{folder.name}/{name}"
+
+
+def test_no_text_file_of_a_bundled_model_names_a_path_of_a_machine() -> None:
+    texts = sorted(
+        p for p in DEFAULT_MODELS_DIR.rglob("*") if p.suffix in {".yaml", ".md", ".json"}
+    )
+    assert any(p.name == "metadata.yaml" for p in texts)  # the exports' metadata is read too
+    for path in texts:
+        assert machine_paths(path.read_text(encoding="utf-8")) == [], str(path)
+
+
+def test_an_exports_description_names_the_dataset_not_the_machine(tmp_path: Path) -> None:
+    metadata = tmp_path / "metadata.yaml"
+    metadata.write_text(
+        "description: Ultralytics YOLO11n model trained on /root/.cache/x/datasets/frame-insulator/data.yaml\n"
+        "author: Ultralytics\n",
+        encoding="utf-8",
+    )
+    scrub_export_description(metadata)
+    assert metadata.read_text(encoding="utf-8") == (
+        "description: Ultralytics YOLO11n model trained on <dataset>/frame-insulator/data.yaml\n"
+        "author: Ultralytics\n"
+    )
 
 
 def test_the_bundled_speed_figures_carry_machine_date_and_command() -> None:

@@ -212,7 +212,7 @@ def run_batch_ray(
 
     Raises:
         DistributedError: Ray missing or unreachable.
-        vision.detect.pipeline.BatchError: the batch cannot start.
+        BatchError: the batch cannot start (``vision.errors``).
     """
     if actors < 1 or not 0 < num_cpus_per_actor <= 64:
         raise DistributedError("actors must be ≥ 1 and num_cpus_per_actor in (0, 64]")

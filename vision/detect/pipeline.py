@@ -42,7 +42,7 @@ from tqdm import tqdm  # type: ignore[import-untyped]
 
 from vision.detect.detections import Detections
 from vision.detect.images import IMAGE_SUFFIXES, ImageRecord, ImageStream, iter_image_paths
-from vision.errors import BatchError, GeoreferenceError, RecordError
+from vision.errors import BatchError, GeoreferenceError
 from vision.geo.camera import Camera, ErrorModel, camera_for, centre_for
 from vision.geo.ledger import Ledger, load_ledger
 from vision.geo.metadata import PhotoMetadata, read_metadata
@@ -710,14 +710,12 @@ def reconcile_entries(
 
 
 __all__ = [
-    "BatchError",
     "BatchOptions",
     "BatchRecords",
     "BatchSummary",
     "DetectorFn",
     "PhotoResult",
     "ProgressEntry",
-    "RecordError",
     "load_progress",
     "process_photo",
     "run_batch",

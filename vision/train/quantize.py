@@ -257,7 +257,6 @@ def _remove(paths: Iterable[Path]) -> None:
 
 
 __all__ = [
-    "QuantizeError",
     "QuantizeOptions",
     "collect_stage_inputs",
     "head_patterns",

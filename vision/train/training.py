@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -704,7 +705,22 @@ def export_weights(
             raise TrainingError(f"unsupported export format {fmt!r} (onnx, openvino)")
         with tracing_warnings_ignored():
             out[fmt] = Path(str(YOLO(str(weights)).export(**kwargs)))
+        if fmt == "openvino":
+            scrub_export_description(out[fmt] / "metadata.yaml")
     return out
+
+
+def scrub_export_description(metadata: Path) -> None:
+    """Name the training data as ``<dataset>/<set>/data.yaml`` in an export's metadata.yaml:
+    Ultralytics writes the absolute path of this machine's dataset there, and the bundled
+    model folders travel (no file under models/ names a path of a particular machine)."""
+    if not metadata.is_file():
+        return
+    text = metadata.read_text(encoding="utf-8")
+    scrubbed = re.sub(r"(?m)^(description: .* trained on )(?:/|~/)\S*?([^/\s]+/[^/\s]+)$",
+                      r"\1<dataset>/\2", text)
+    if scrubbed != text:
+        metadata.write_text(scrubbed, encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- packaging

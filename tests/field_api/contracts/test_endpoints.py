@@ -48,6 +48,7 @@ def _sign(client: TestClient, ctx: CrewAtScheme, code: str) -> tuple[int, dict[s
     return r.status_code, r.json()
 
 
+@pytest.mark.both_stores
 def test_full_signing_flow_and_public_verification(
     app: FastAPI, client: TestClient, session: Session, at_scheme: CrewAtScheme
 ) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from field_api.auth import service as auth_service
 from field_api.common.actors import Role
-from field_api.common.storage import MediaStore, remove_on_rollback
+from field_api.common.storage import remove_on_rollback, store_of
 from field_api.config import ContractSettings, Settings
 from field_api.contracts import service, signing
 from field_api.contracts.models import ContractOtp, ContractStatus
@@ -93,6 +93,7 @@ def test_code_goes_to_the_customer_and_is_stored_hashed(
         _send(session, at_scheme, settings, notifier)
 
 
+@pytest.mark.both_stores
 def test_sign_with_the_code_signs_stores_and_moves_the_order(
     session: Session, settings: Settings, at_scheme: CrewAtScheme, notifier: RecordingNotifier
 ) -> None:
@@ -124,7 +125,7 @@ def test_sign_with_the_code_signs_stores_and_moves_the_order(
     assert last.device_lat == pytest.approx(22.5333)
 
     assert result.file_sha256 is not None
-    data = MediaStore(settings.media_dir).read_verified(result.file_sha256)
+    data = store_of(settings).read_verified(result.file_sha256)
     verdict = service.verify_file(data, settings=settings)
     assert verdict.valid, verdict.detail
     record = verdict.record
@@ -139,7 +140,7 @@ def test_sign_with_the_code_signs_stores_and_moves_the_order(
     (drawn,) = session.execute(select(MediaItem).where(MediaItem.order_id == order_id)).scalars()
     assert (drawn.kind, drawn.stage) == (MediaKind.signature, Stage.contract_signed)
     assert drawn.sha256 == result.signature_image_sha256
-    assert MediaStore(settings.media_dir).read_verified(drawn.sha256) == signature_png()
+    assert store_of(settings).read_verified(drawn.sha256) == signature_png()
 
     # A retry after a lost response gives the same signed contract back.
     again = service.sign(
@@ -301,18 +302,18 @@ def test_no_code_is_sent_for_a_signed_contract(
         service.generate(session, at_scheme.order.id, actor=at_scheme.actor, settings=settings)
 
 
+@pytest.mark.both_stores
 def test_a_stored_file_is_removed_when_the_transaction_rolls_back(
     session: Session, settings: Settings, at_scheme: CrewAtScheme
 ) -> None:
     # Inside a signing transaction that has written rows already.
     service.generate(session, at_scheme.order.id, actor=at_scheme.actor, settings=settings)
-    store = MediaStore(settings.media_dir)
+    store = store_of(settings)
     blob = store.put_bytes(b"%PDF-1.4 a contract that never got signed")
     remove_on_rollback(session, store, blob)
-    path = store.path_of(blob.sha256)
-    assert path.is_file()
+    assert store.exists(blob.sha256)
     session.rollback()
-    assert not path.exists()
+    assert not store.exists(blob.sha256)
 
 
 def test_a_failing_notifier_is_503_and_keeps_no_code(

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from field_api.audit import service as audit
 from field_api.common.actors import Role
+from field_api.common.storage import store_of
 from field_api.config import Settings
 from field_api.errors import Forbidden, InvalidTransition, ValidationFailed
 from field_api.inspections import export, importing, review
@@ -171,6 +172,7 @@ def test_bad_batch_folder_is_refused(session: Session, settings: Settings, tmp_p
         importing.import_batch(session, tmp_path, settings=settings, actor=None)
 
 
+@pytest.mark.both_stores
 def test_confirmed_defect_creates_repair_order_for_the_district_repair_crew(
     session: Session, settings: Settings, tmp_path: Path
 ) -> None:
@@ -194,7 +196,7 @@ def test_confirmed_defect_creates_repair_order_for_the_district_repair_crew(
     assert repair.repair_kit_code == "RK-INS-STRING"
     assert (
         repair.evidence_sha256 is not None
-        and (settings.media_dir / repair.evidence_sha256[:2] / repair.evidence_sha256).is_file()
+        and store_of(settings).exists(repair.evidence_sha256)
     )
     with pytest.raises(InvalidTransition):
         review.review(
@@ -222,6 +224,7 @@ def test_low_severity_defect_makes_no_repair(
     assert session.scalar(select(func.count()).select_from(RepairOrder)) == 0
 
 
+@pytest.mark.both_stores
 def test_http_review_repair_flow_and_ledger_tasks(
     client: TestClient, session: Session, settings: Settings, tmp_path: Path
 ) -> None:
@@ -269,10 +272,12 @@ def test_http_review_repair_flow_and_ledger_tasks(
     assert client.get(f"/repair-orders/{rid}", headers=auth(other_token)).status_code == 403
     mine = client.get("/repair-orders", headers=auth(crew_token)).json()
     assert [o["id"] for o in mine["items"]] == [rid] and mine["total"] == 1
-    assert (
-        client.get("/inspections/findings/det-defect/crop", headers=auth(crew_token)).status_code
-        == 200
-    )
+    crop = client.get("/inspections/findings/det-defect/crop", headers=auth(crew_token))
+    assert crop.status_code == 200  # streamed from the folder or the bucket
+    assert crop.headers["content-type"] == "image/jpeg"
+    assert crop.headers["x-content-type-options"] == "nosniff"
+    with Image.open(io.BytesIO(crop.content)) as im:
+        assert im.format == "JPEG"
     h = auth(crew_token)
     assert (
         client.post(
@@ -361,6 +366,7 @@ def test_http_review_repair_flow_and_ledger_tasks(
     assert RepairStage.verified.value in csv_text
 
 
+@pytest.mark.both_stores
 def test_export_training_set_writes_voc(
     session: Session, settings: Settings, tmp_path: Path
 ) -> None:

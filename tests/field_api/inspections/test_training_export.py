@@ -143,6 +143,7 @@ def _labels(out: Path, photo_id: str) -> tuple[str, list[list[float]]]:
     raise AssertionError(f"photo {photo_id} not exported")
 
 
+@pytest.mark.both_stores
 def test_every_exported_image_carries_all_its_boxes_in_yolo_coco_and_voc(
     session: Session, settings: Settings, tmp_path: Path
 ) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from field_api.auth.models import Crew, User
 from field_api.common.actors import Principal, Role
-from field_api.common.storage import MediaStore
+from field_api.common.storage import LocalStore, store_of
 from field_api.config import MediaSettings, Settings
 from field_api.media import service
 from field_api.media.models import MediaItem
@@ -37,10 +37,30 @@ class Crews:
 
 
 def stored_files(settings: Settings) -> list[Path]:
+    """Every file kept: under the media folder (stored content on the local backend, and the
+    temporary and tus files on both) and, on the s3 backend, the objects (their keys)."""
     root = settings.media_dir
-    if not root.exists():
-        return []
-    return sorted(p for p in root.rglob("*") if p.is_file())
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    store = store_of(settings)
+    if isinstance(store, LocalStore):
+        return files
+    return files + [Path(o.key) for o in store.list()]
+
+
+def stored_bytes(settings: Settings, sha256: str) -> bytes:
+    """The content stored under ``sha256`` (either backend)."""
+    return store_of(settings).read_bytes(sha256)
+
+
+def damage_stored(settings: Settings, sha256: str, data: bytes) -> None:
+    """Overwrite stored content in place (a failing disk, a copy interrupted)."""
+    store = store_of(settings)
+    if isinstance(store, LocalStore):
+        path = store.path_of(sha256)
+        path.chmod(0o600)
+        path.write_bytes(data)
+    else:
+        store.client.put_object(Bucket=store.bucket, Key=store.object_key(sha256), Body=data)
 
 
 def item_count(session: Session) -> int:
@@ -58,7 +78,7 @@ def create_photo(
     cfg: MediaSettings | None = None,
 ) -> MediaItem:
     """Record a photo through the service (as an admin), its analysis left pending."""
-    temp = MediaStore(settings.media_dir).new_temp()
+    temp = store_of(settings).new_temp()
     temp.write(source.read_bytes())
     temp.finish()
     user = session.execute(select(User).where(User.crew_id == crews.crew_a.id)).scalar_one()

@@ -15,7 +15,6 @@ from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from field_api.common.storage import MediaStore
 from field_api.config import MediaSettings, Settings
 from field_api.media.models import MediaFlag, MediaItem, MeterBinding
 from tests.builders import auth, make_order
@@ -31,7 +30,7 @@ from .imaging import (
     phone_photo,
     png_bomb,
 )
-from .support import BRIGHTON_POS, Crews, item_count, stored_files
+from .support import BRIGHTON_POS, Crews, damage_stored, item_count, stored_bytes, stored_files
 
 
 def upload(
@@ -58,6 +57,7 @@ def upload(
 # -- storing ----------------------------------------------------------------------------------
 
 
+@pytest.mark.both_stores
 def test_photo_upload_stores_content_addressed_file_and_metadata(
     client: TestClient, session: Session, settings: Settings, crews: Crews
 ) -> None:
@@ -76,11 +76,11 @@ def test_photo_upload_stores_content_addressed_file_and_metadata(
     # naive EXIF time 16:31:59 read at UTC+8 → 08:31:59 UTC
     assert body["captured_at"].startswith("2016-06-23T08:31:59")
     assert body["captured_offset_known"] is False
-    path = settings.media_dir / sha[:2] / sha
-    assert path.read_bytes() == data
+    assert stored_bytes(settings, sha) == data
     assert not list((settings.media_dir / "tmp").glob("*"))
 
 
+@pytest.mark.both_stores
 def test_deferred_analysis_adds_hash_and_thumbnail_made_once(
     client: TestClient, session: Session, settings: Settings, crews: Crews
 ) -> None:
@@ -191,6 +191,7 @@ def test_same_client_id_with_other_bytes_is_409(
     assert len(stored_files(settings)) == 2  # the first photo and its thumbnail only
 
 
+@pytest.mark.both_stores
 def test_same_bytes_under_two_client_ids_are_stored_once(
     client: TestClient, session: Session, settings: Settings, crews: Crews
 ) -> None:
@@ -216,6 +217,7 @@ def test_same_bytes_under_two_client_ids_are_stored_once(
     ],
     ids=["executable-renamed-jpg", "empty", "decompression-bomb", "truncated-jpeg"],
 )
+@pytest.mark.both_stores
 def test_bad_files_are_rejected_and_leave_nothing(
     client: TestClient,
     session: Session,
@@ -329,6 +331,7 @@ def test_other_crew_cannot_upload_list_or_fetch(
     assert client.get(f"/media/{mine['id']}").status_code == 401
 
 
+@pytest.mark.both_stores
 def test_download_uses_sha256_etag_and_304(
     client: TestClient, session: Session, settings: Settings, crews: Crews
 ) -> None:
@@ -336,9 +339,12 @@ def test_download_uses_sha256_etag_and_304(
     item = upload(client, crews.order.id, crews.token_a, data).json()
     r = client.get(f"/media/{item['id']}/content", headers=auth(crews.token_a))
     assert r.status_code == 200
-    assert r.content == data
+    assert r.content == data  # streamed from the folder or the bucket, never a redirect
     assert r.headers["etag"] == f'"{item["sha256"]}"'
     assert r.headers["content-type"] == "image/jpeg"
+    assert r.headers["content-length"] == str(len(data))
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["content-disposition"] == f'inline; filename="media-{item["id"]}.jpg"'
     cached = client.get(
         f"/media/{item['id']}/content",
         headers=auth(crews.token_a, **{"If-None-Match": f'"{item["sha256"]}"'}),
@@ -400,6 +406,7 @@ def _barcode_jpeg(angle: float = 30.0, text: str = METER_CODE) -> bytes:
     return out.getvalue()
 
 
+@pytest.mark.both_stores
 def test_barcode_photo_decoded_and_matched_with_the_scan(
     client: TestClient, session: Session, settings: Settings, crews: Crews
 ) -> None:
@@ -483,6 +490,7 @@ def test_flag_rows_carry_the_order(
     assert flags and {f.order_id for f in flags} == {far.id}
 
 
+@pytest.mark.both_stores
 def test_a_failed_analysis_says_why_in_the_request_language(
     client: TestClient, session: Session, settings: Settings, crews: Crews
 ) -> None:
@@ -495,10 +503,8 @@ def test_a_failed_analysis_says_why_in_the_request_language(
     assert item is not None
     # the stored file is cut short on disk (a failing disk, a copy interrupted): analysed again,
     # the decoder refuses it
-    path = MediaStore(settings.media_dir).path_of(item.sha256)
-    data = path.read_bytes()
-    path.chmod(0o600)
-    path.write_bytes(data[: len(data) // 2])
+    data = stored_bytes(settings, item.sha256)
+    damage_stored(settings, item.sha256, data[: len(data) // 2])
     item.analysis = AnalysisState.pending
     service.analyse_in_session(session, item, settings=settings, cfg=settings.media)
     session.commit()

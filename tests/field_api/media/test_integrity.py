@@ -215,6 +215,7 @@ def test_a_repaired_tail_jpeg_is_stored_and_flagged_truncated(
     assert item_count(session) == 2
 
 
+@pytest.mark.both_stores
 @pytest.mark.parametrize("extra", [zip_archive(), HTML], ids=["jpeg+zip", "jpeg+html"])
 def test_a_polyglot_is_flagged_and_served_only_as_a_jpeg(
     client: TestClient, crews: Crews, extra: bytes
@@ -229,6 +230,7 @@ def test_a_polyglot_is_flagged_and_served_only_as_a_jpeg(
     r = client.get(f"/media/{uploaded['id']}/content", headers=auth(crews.token_a))
     assert r.status_code == 200
     assert r.headers["content-type"] == "image/jpeg"
+    assert r.headers["x-content-type-options"] == "nosniff"
     assert r.content == data
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from field_api.common.actors import Principal, Role
-from field_api.common.storage import MediaStore
+from field_api.common.storage import store_of
 from field_api.config import MediaSettings, Settings
 from field_api.media import service
 from field_api.media.models import AnalysisState, MediaHashBand, MediaItem
@@ -30,7 +31,7 @@ def _actor(session: Session, crews: Crews) -> Principal:
 
 
 def _stage(settings: Settings, source: Path) -> service.StagedFile:
-    temp = MediaStore(settings.media_dir).new_temp()
+    temp = store_of(settings).new_temp()
     temp.write(source.read_bytes())
     temp.finish()
     return service.StagedFile(temp.path, temp.sha256, temp.size, temp.head)
@@ -53,24 +54,26 @@ def _create(
     return item
 
 
+@pytest.mark.both_stores
 def test_new_file_is_removed_when_the_transaction_rolls_back(
     session: Session, settings: Settings, crews: Crews
 ) -> None:
     item = _create(session, settings, crews, BRIGHTON_18)
-    path = MediaStore(settings.media_dir).path_of(item.sha256)
-    assert path.is_file()
+    store = store_of(settings)
+    assert store.exists(item.sha256)
     session.rollback()
-    assert not path.exists()
+    assert not store.exists(item.sha256)
 
 
+@pytest.mark.both_stores
 def test_committed_file_stays(session: Session, settings: Settings, crews: Crews) -> None:
     item = _create(session, settings, crews, BRIGHTON_18)
     session.commit()
-    path = MediaStore(settings.media_dir).path_of(item.sha256)
     session.rollback()
-    assert path.is_file()
+    assert store_of(settings).read_bytes(item.sha256) == BRIGHTON_18.read_bytes()
 
 
+@pytest.mark.both_stores
 def test_pending_items_are_analysed_by_process_pending(
     session: Session,
     session_factory: sessionmaker[Session],

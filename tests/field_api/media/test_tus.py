@@ -7,6 +7,7 @@ import hashlib
 import uuid
 from pathlib import Path
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
@@ -14,10 +15,11 @@ from sqlalchemy.orm import Session
 from field_api.config import MediaSettings, Settings
 from field_api.media.models import ResumableUpload
 from tests.builders import auth
+from tests.clocks import ChinaClock
 
 from .asgi import call, multipart_body
 from .imaging import BRIGHTON_18, mp4_bytes
-from .support import Crews, item_count, stored_files
+from .support import Crews, item_count, stored_bytes, stored_files
 
 TUS = {"Tus-Resumable": "1.0.0"}
 
@@ -67,6 +69,7 @@ def test_options_advertises_version_extensions_and_limit(client: TestClient, app
     assert r.headers["tus-max-size"] == "123456789"
 
 
+@pytest.mark.both_stores
 def test_upload_in_chunks_resumes_after_a_dropped_connection(
     client: TestClient, app: FastAPI, session: Session, settings: Settings, crews: Crews
 ) -> None:
@@ -109,10 +112,11 @@ def test_upload_in_chunks_resumes_after_a_dropped_connection(
     media_url = done.headers["content-location"]  # type: ignore[attr-defined]
     item = client.get(media_url, headers=auth(crews.token_a)).json()
     assert item["sha256"] == sha and item["media_type"] == "mp4"
-    assert (settings.media_dir / sha[:2] / sha).read_bytes() == data
+    assert stored_bytes(settings, sha) == data
     assert not list((settings.media_dir / "uploads").glob("*.part"))
 
 
+@pytest.mark.both_stores
 def test_declared_sha256_mismatch_is_refused_and_cleaned_up(
     client: TestClient, session: Session, settings: Settings, crews: Crews
 ) -> None:
@@ -269,6 +273,7 @@ def test_whole_body_through_asgi_is_stored(
     assert item_count(session) == 1
 
 
+@pytest.mark.both_stores
 def test_unfinished_uploads_expire_with_their_bytes(
     client: TestClient, session: Session, settings: Settings, crews: Crews
 ) -> None:
@@ -354,3 +359,28 @@ def test_every_upload_row_write_is_on_the_audit_chain(
     ).all()
     assert {i for a, i in flag_events if a == "media_flag.raise"} == {str(f) for f in flags}
     assert audit.verify(session) == []
+
+
+@pytest.mark.both_stores
+def test_upload_bytes_without_an_open_upload_row_are_swept(
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    crews: Crews,
+    server_clock: ChinaClock,
+) -> None:
+    from field_api.media import service
+
+    data = mp4_bytes()
+    kept = _create(client, crews.order.id, crews.token_a, data).rsplit("/", 1)[1]
+    _patch(client, f"/media/uploads/{kept}", crews.token_a, 0, data[:500])
+    area = service.upload_area(settings)
+    orphan = uuid.uuid4().hex  # bytes whose row never committed (the creation rolled back)
+    area.create(orphan)
+    assert {orphan, kept} <= {upload_id for upload_id, _ in area.list()}
+    assert service.sweep_stale_uploads(session, settings=settings) == 0  # too recent to judge
+    server_clock.advance(hours=2)
+    assert service.sweep_stale_uploads(session, settings=settings) == 1
+    assert {upload_id for upload_id, _ in area.list()} == {kept}
+    assert not area.exists(orphan)
+    assert area.offset(kept) == 500  # an open upload keeps every byte

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from field_api.config import Settings
+from field_api.config import Settings, StorageSettings
 from field_api.main import create_app
+from tests.s3server import S3Server
 
 
 def test_ready_when_the_database_and_the_store_answer(client: TestClient, settings: Settings) -> None:
@@ -33,7 +34,7 @@ def test_an_unwritable_store_answers_503_naming_the_storage_check(
     assert body["detail"] == "the service is not ready: the storage check failed"
     assert str(tmp_path) not in answer.text  # no path in the body
     chinese = client.get("/readyz").json()["detail"]
-    assert chinese == "服务未就绪：storage 检查失败"
+    assert chinese == "服务未就绪：文件存储检查失败"
 
 
 def _closed_port() -> int:
@@ -64,3 +65,18 @@ def test_a_database_that_is_gone_answers_503_naming_the_database_check(
 
 def test_readyz_needs_no_token(client: TestClient) -> None:
     assert client.get("/readyz").status_code == 200  # no Authorization header at all
+
+
+def test_a_bucket_that_cannot_be_reached_answers_503_without_its_secret(
+    client: TestClient, settings: Settings, s3_server: S3Server
+) -> None:
+    """On the s3 backend the storage check puts, reads and deletes a probe object in the bucket;
+    an endpoint that refuses connections is a failed storage check, its secret never shown."""
+    live = StorageSettings(**s3_server.settings(prefix="readyz-probe/"))
+    settings.storage = live
+    assert client.get("/readyz").status_code == 200
+    settings.storage = live.model_copy(update={"endpoint_url": f"http://127.0.0.1:{_closed_port()}"})
+    answer = client.get("/readyz")
+    assert answer.status_code == 503
+    assert answer.json()["params"]["checks"] == {"database": "ok", "storage": "failed"}
+    assert s3_server.secret_key not in answer.text and "127.0.0.1" not in answer.text

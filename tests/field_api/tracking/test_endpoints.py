@@ -219,3 +219,37 @@ def test_service_revokes_a_tracking_link_audited(
     fresh = client.get(f"/work-orders/{order_id}/tracking", headers=auth(crew_token)).json()
     assert fresh["token"] != token
     assert client.get(f"/track/{fresh['token']}").status_code == 200
+
+
+def test_the_apps_own_settings_reach_the_listeners_and_the_link_expiry(
+    settings: Settings,
+    session: Session,
+    session_factory: sessionmaker[Session],
+    clock: ChinaClock,
+    sms: RecordingNotifier,
+) -> None:
+    """Settings are injected, not looked up: an app built with its own public address and link
+    lifetime sends that address in the cancellation SMS (a transition listener) and expires the
+    link after its own 2 days, while the process-wide settings say 127.0.0.1 and 30 days."""
+    own = settings.model_copy(
+        update={
+            "public_base_url": "https://injected.example",
+            "tracking": settings.tracking.model_copy(update={"link_days_after_close": 2}),
+        }
+    )
+    with TestClient(create_app(own, session_factory=session_factory)) as client:
+        token, _ = _order_with_token(client, session, own, clock)
+        _, admin = make_user(session, own, role=Role.admin)
+        session.commit()
+        order = tracking.order_by_token(session, token)
+        r = client.post(
+            f"/work-orders/{order.id}/transitions",
+            json={"to": "cancelled", "reason": "customer withdrew"},
+            headers=auth(admin),
+        )
+        assert r.status_code == 201, r.text
+        assert [text for _, text in sms.sent if f"https://injected.example/t/{token}" in text]
+        clock.advance(days=2, seconds=1)
+        gone = client.get(f"/track/{token}")
+        assert gone.status_code == 404
+        assert gone.json()["code"] == "tracking.link_expired"
