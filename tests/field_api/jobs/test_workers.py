@@ -48,7 +48,7 @@ def test_every_periodic_job_has_a_handler() -> None:
     kinds = {p.kind for p in periodic_jobs(Settings(env="test"))}
     assert kinds <= set(job_handlers())
     assert {"media.analyse_pending", "webhooks.send", "idempotency.purge", "media.sweep_temp",
-            "media.expire_uploads"} <= kinds  # fmt: skip
+            "media.expire_uploads", "media.sweep_uploads", "storage.sweep_orphans"} <= kinds  # fmt: skip
 
 
 def test_the_worker_thread_starts_with_the_app_and_stops_with_it(
@@ -121,7 +121,9 @@ def test_the_worker_command_runs_the_due_jobs_once(committed_url: str, tmp_path:
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"ran": 6}
+    # the maintenance queue's periodic jobs, each due once: sweep_temp, expire_uploads,
+    # sweep_uploads, sweep_orphans, idempotency.purge, leases.purge, audit.checkpoint, jobs.purge
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"ran": 8}
     alias = subprocess.run(
         [*cmd, "media", "worker", "--once"],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
