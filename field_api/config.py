@@ -89,10 +89,10 @@ class MediaSettings(BaseSettings):
     analyse_in_process: bool = Field(
         default=True,
         description="Analyse photos in the API process after the response; False leaves "
-        "them to field_api.media.worker.",
+        "them to the job workers (fieldops worker).",
     )
     worker_nice: int = Field(
-        default=10, description="The niceness `python -m field_api.media.worker` adds."
+        default=10, description="The niceness `fieldops media worker` adds."
     )
 
     @property

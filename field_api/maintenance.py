@@ -10,7 +10,7 @@ runner off, as tests' settings do).
 The jobs are listed explicitly in :func:`jobs`, in the order they run. Each exclusive job runs
 under its own lease ``(job name, "all")``: one process at a time runs it, and the lease's
 expiry is also when the job is due again, so several server processes (uvicorn workers, a
-``fieldops media worker``) run each job about once per period between them. A holder that
+``fieldops worker``) run each job about once per period between them. A holder that
 dies leaves a lease that a process of the same host takes over at once (another host's after
 the expiry). The analysis job is not exclusive: it claims each pending item under its own
 ``media.analyse`` lease, so any number of processes share the backlog.
@@ -147,7 +147,7 @@ def jobs(settings: Settings, *, analyse: bool | None = None) -> list[Job]:
     """The maintenance jobs, in the order they run.
 
     ``analyse``: include the analysis of pending photos (default: when photos are analysed in
-    the API process, ``FIELDOPS_MEDIA_ANALYSE_IN_PROCESS``; otherwise the media worker does it).
+    the API process, ``FIELDOPS_MEDIA_ANALYSE_IN_PROCESS``; otherwise a job worker does it).
     """
     if analyse is None:
         analyse = settings.media.analyse_in_process

@@ -68,7 +68,7 @@ def stored_columns() -> list[Column[Any]]:
 
     Read from the table metadata, which every entry point fills by importing all models
     (:func:`field_api.wiring.import_all_models`): this frame module imports no slice, so it stays
-    below them in the import graph (the media worker runs it through field_api.maintenance).
+    below them in the import graph (field_api.maintenance and the job workers run it).
     """
     columns: list[Column[Any]] = []
     for qualified in STORED:

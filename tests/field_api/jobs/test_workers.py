@@ -101,6 +101,7 @@ def test_a_photo_left_pending_is_analysed_by_a_worker(
     with factory() as session:
         done = session.get(MediaItem, media_id)
         assert done is not None and done.analysis is AnalysisState.done
+        assert done.thumbnail_sha256 is not None
     engine.dispose()
 
 

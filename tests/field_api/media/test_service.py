@@ -122,30 +122,3 @@ def test_checklist_helpers_count_photos_and_find_the_barcode(
     assert service.photo_counts(session, crews.order.id) == {"site": 2}
     assert service.photo_counts(session, crews.order_b.id) == {}
     assert service.latest_barcode(session, crews.order.id) is None
-
-
-def test_worker_analyses_what_the_api_left_pending(committed_url: str, tmp_path: Path) -> None:
-    from field_api.db import make_engine, make_session_factory
-    from field_api.media.worker import run_worker
-
-    settings = Settings(
-        env="test",
-        database_url=committed_url,
-        media_dir=tmp_path / "media",
-        token_pepper="test-pepper-0123456789",
-        signing_key_path=tmp_path / "keys" / "signing.key",
-        audit_checkpoint_dir=tmp_path / "checkpoints",  # the worker runs the checkpoint job
-    )
-    engine = make_engine(committed_url)
-    factory = make_session_factory(engine)
-    with factory() as session:
-        crews = Crews(session, settings)
-        item = _create(session, settings, crews, BRIGHTON_25)
-        session.commit()
-        media_id = item.id
-    assert run_worker(settings, CFG, once=True) == 1
-    with factory() as session:
-        done = session.get(MediaItem, media_id)
-        assert done is not None and done.analysis is AnalysisState.done
-        assert done.thumbnail_sha256 is not None
-    engine.dispose()
