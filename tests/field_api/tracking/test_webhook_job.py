@@ -43,6 +43,18 @@ def _settings(url: str, tmp_path: Path) -> Settings:
     )
 
 
+def _subscribe(session: Session, receiver: Receiver) -> None:
+    """The receiver subscribed to stage changes (plain http: it listens on loopback)."""
+    tracking.create_subscription(
+        session,
+        name="crm",
+        url=receiver.url,
+        events=[EventType.stage_changed],
+        actor=None,
+        allow_http=True,
+    )
+
+
 def _statuses(factory: sessionmaker[Session]) -> list[str]:
     with factory() as session:
         return list(session.execute(select(WebhookDelivery.status)).scalars())
@@ -65,14 +77,7 @@ def test_a_worker_delivers_the_outbox_as_soon_as_an_event_is_written(
     assert worker.run_until_idle() == 0
 
     with factory.begin() as session:
-        tracking.create_subscription(
-            session,
-            name="crm",
-            url=receiver.url,
-            events=[EventType.stage_changed],
-            actor=None,
-            allow_http=True,
-        )
+        _subscribe(session, receiver)
         order = make_order(session)
         for stage in FLOW[1:3]:
             orders.transition(session, order, stage, actor=None)
@@ -91,14 +96,7 @@ def test_a_rolled_back_event_neither_wakes_nor_sends(
     factory = make_session_factory(engine)
     worker = _worker(factory, settings, "webhooks")
     with factory.begin() as session:
-        tracking.create_subscription(
-            session,
-            name="crm",
-            url=receiver.url,
-            events=[EventType.stage_changed],
-            actor=None,
-            allow_http=True,
-        )
+        _subscribe(session, receiver)
         order_id = make_order(session).id
     worker.schedule()
     worker.run_until_idle()
