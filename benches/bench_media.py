@@ -52,6 +52,7 @@ def _settings(workdir: Path) -> Any:
         database_url=f"sqlite:///{workdir}/bench.db",
         media_dir=workdir / "media",
         signing_key_path=workdir / "keys" / "signing.key",
+        worker_in_process=False,  # analysis: in the request's background task or the worker
     )
 
 
@@ -90,11 +91,25 @@ async def _sink(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def run_worker(workdir: Path) -> None:
-    from field_api.config import MediaSettings
-    from field_api.media.worker import run_worker as loop
+    """A niced job worker on the media queue (what `fieldops worker --queues media` runs), with
+    the bench's settings; stopped by SIGTERM."""
+    from field_api import workers
+    from field_api.audit import keys as audit_keys
+    from field_api.db import make_engine, make_session_factory
+    from field_api.wiring import import_all_models, install_hooks, job_handlers, periodic_jobs
 
     os.nice(10)
-    loop(_settings(workdir), MediaSettings(), poll_s=0.2)
+    import_all_models()
+    install_hooks()
+    settings = _settings(workdir)
+    audit_keys.install(settings)
+    factory = make_session_factory(make_engine(settings.database_url))
+    config = workers.config_of(
+        settings, periodic_jobs(settings), queues=["media"], concurrency=1, tag="bench-worker"
+    )
+    worker = workers.make_worker(factory, settings, config, job_handlers())
+    worker.start()
+    worker.stop_event.wait()
 
 
 def serve_sink(workdir: Path, port: int) -> None:
