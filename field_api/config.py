@@ -307,9 +307,9 @@ class Settings(BaseSettings):
     # The address customers open tracking links at (https://connect.example.com); required in
     # production. Unset in development, `fieldops serve` uses the address it listens on.
     public_base_url: str | None = None
-    # Seconds between the server's maintenance passes (field_api.maintenance); 0 disables the
-    # runner; unset: 60, except with env "test" (tests run the jobs one by one).
-    maintenance_interval_s: float | None = Field(default=None, ge=0)
+    # Seconds between runs of each housekeeping job (field_api.maintenance) in the job workers;
+    # unset: 60.
+    maintenance_interval_s: float | None = Field(default=None, gt=0)
     # Whether the API process runs one job worker thread (field_api.jobs); unset: yes in
     # development only (production runs `fieldops worker`; tests run jobs one by one).
     worker_in_process: bool | None = None
@@ -371,10 +371,9 @@ class Settings(BaseSettings):
 
     @property
     def maintenance_every_s(self) -> float:
-        """The maintenance runner's period (0: no runner)."""
-        if self.maintenance_interval_s is not None:
-            return self.maintenance_interval_s
-        return 0.0 if self.env == "test" else 60.0
+        """The period of the housekeeping jobs (sweeps, purges, checkpoints): 60 s unless
+        ``FIELDOPS_MAINTENANCE_INTERVAL_S`` says otherwise."""
+        return self.maintenance_interval_s or 60.0
 
     @property
     def runs_worker_in_process(self) -> bool:

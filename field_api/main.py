@@ -231,7 +231,7 @@ def create_app(
         version="0.1.0",
         description="Field operations of a power distribution company: one-visit low-voltage "
         "connections, drone inspection findings, planners' reviews.",
-        # the job worker thread, or the maintenance runner (field_api.workers)
+        # the development job worker thread (field_api.workers)
         lifespan=worker_lifespan(Wiring(wiring.job_handlers, wiring.periodic_jobs)),
         docs_url=None,  # /docs is served from vendored files by field_api.web (no CDN)
         redoc_url=None,

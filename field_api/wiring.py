@@ -139,7 +139,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
     """The periodic work, each kind with its period and queue."""
     from field_api.jobs.worker import Periodic
 
-    every = settings.maintenance_every_s or 60.0
+    every = settings.maintenance_every_s
     return [
         Periodic("media.analyse_pending", settings.jobs.analyse_every_s, queue="media"),
         Periodic("webhooks.send", settings.jobs.webhook_every_s, queue="webhooks"),

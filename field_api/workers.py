@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from field_api import maintenance
 from field_api.config import Settings
 from field_api.jobs.rules import Backoff
 from field_api.jobs.worker import Handler, Periodic, Worker, WorkerConfig
@@ -130,8 +129,8 @@ def start_in_process(
 
 
 def lifespan(wiring: Wiring) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """The application's lifespan: its worker thread (development), or else the maintenance
-    runner, lives as long as the server process serves."""
+    """The application's lifespan: its worker thread (development) lives as long as the server
+    process serves."""
     return partial(_lifespan, wiring=wiring)
 
 
@@ -141,19 +140,12 @@ async def _lifespan(app: FastAPI, *, wiring: Wiring) -> AsyncIterator[None]:
 
     settings: Settings = app.state.settings
     worker = start_in_process(app.state.session_factory, settings, wiring)
-    # Without a worker thread the housekeeping still runs here under its leases (the workers
-    # of `fieldops worker` run it too); photo analysis and webhooks need a worker.
-    runner = (
-        None
-        if worker is not None
-        else maintenance.start_runner(app.state.session_factory, settings)
-    )
-    app.state.maintenance = runner
+    if worker is None and settings.env != "test":
+        # All background work (photo analysis, webhooks, SMS, sweeps) runs in job workers.
+        log.info("this API process runs no job worker: start `fieldops worker` beside it")
     app.state.worker = worker
     try:
         yield
     finally:
-        if runner is not None:
-            await run_in_threadpool(runner.stop)
         if worker is not None:
             await run_in_threadpool(worker.stop)

@@ -827,7 +827,7 @@ class ItemLease:
 
 def analysis_owner() -> str:
     """A fresh owner id for one analysis run: this process, tagged so that two threads of the
-    process (a request's background task, the maintenance runner) never share an item."""
+    process (a request's background task, a job worker) never share an item."""
     return leases.owner_id(f"analyse-{secrets.token_hex(4)}")
 
 

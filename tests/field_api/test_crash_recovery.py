@@ -9,8 +9,8 @@ A server (``uvicorn field_api.main:create_app --factory``, on a socket this test
 (c) a JSON request with an Idempotency-Key is executing (its handler waits on a calendar
     override file that is a named pipe nobody writes).
 
-A second server on the same socket, analysing in process with its maintenance runner on, must
-put it all right on its own start-up pass: no temporary file left, no photo pending, and the
+A second server on the same socket, analysing in process with its job worker thread on, must
+put it all right as its worker starts (every periodic job is due at once): no temporary file left, no photo pending, and the
 retried Idempotency-Key executes afresh rather than answering 409 forever.
 """
 
@@ -199,13 +199,12 @@ def test_a_killed_server_leaves_nothing_behind_after_a_restart(
     first_env = {
         **base_env,
         "FIELDOPS_MEDIA_ANALYSE_IN_PROCESS": "false",
-        "FIELDOPS_MAINTENANCE_INTERVAL_S": "0",
         "FIELDOPS_CALENDAR_OVERRIDE_PATH": str(blocked_calendar),
     }
     second_env = {
         **base_env,
         "FIELDOPS_MEDIA_ANALYSE_IN_PROCESS": "true",
-        "FIELDOPS_MAINTENANCE_INTERVAL_S": "3600",  # only the start-up pass within this test
+        "FIELDOPS_WORKER_IN_PROCESS": "true",  # its worker runs every periodic job at start
     }
     listener = socket.socket()
     request.addfinalizer(listener.close)
@@ -289,7 +288,7 @@ def test_a_killed_server_leaves_nothing_behind_after_a_restart(
                 ).scalar_one()
             return not list(temp_dir.glob("*.part")) and _pending(factory) == 0 and not leased
 
-        _wait_for("the start-up maintenance pass to recover", recovered)
+        _wait_for("the starting worker to recover", recovered)
 
         with httpx.Client(base_url=second.url, timeout=30) as client:
             for photo in photos:

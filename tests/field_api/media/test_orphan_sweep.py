@@ -154,7 +154,10 @@ def test_the_maintenance_job_and_the_command_sweep(
 ) -> None:
     from field_api import maintenance
 
-    assert "storage.sweep_orphans" in [j.name for j in maintenance.jobs(settings)]
+    from field_api.wiring import job_handlers, periodic_jobs
+
+    assert "storage.sweep_orphans" in [p.kind for p in periodic_jobs(settings)]
+    assert "storage.sweep_orphans" in job_handlers()
     store = store_of(settings)
     orphan = store.put_bytes(b"left by a crash").sha256
     _age(store, orphan, GRACE_H + 1, server_clock)
