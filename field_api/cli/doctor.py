@@ -19,13 +19,16 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import urlsplit
 
 import typer
 
 from field_api.common.i18n import Lang, normalise
 from field_api.config import Settings
+
+if TYPE_CHECKING:
+    from field_api.jobs.service import Backlog
 
 Status = Literal["pass", "warn", "fail"]
 MIB = 1024 * 1024
@@ -271,6 +274,60 @@ def check_keys(settings: Settings) -> Result:
     )
 
 
+# -- job workers ----------------------------------------------------------------------------
+
+JOBS_LATE_S = 300.0  # a pending job due longer ago than this means no worker takes its queue
+
+
+def _job_backlog(settings: Settings) -> Backlog | None:
+    """The job queue's backlog (None when the database cannot say)."""
+    from field_api.db import make_engine, make_session_factory
+    from field_api.jobs import service as job_queue
+
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            return job_queue.backlog(session, late_s=JOBS_LATE_S)
+    except Exception:  # the database check reports why
+        return None
+    finally:
+        engine.dispose()
+
+
+def check_workers(backlog: Callable[[], Backlog | None]) -> Result:
+    """Job workers keep up: no job waits past its time by more than 5 minutes (warning), and
+    the dead list is empty (warning naming it)."""
+    found = backlog()
+    if found is None:
+        return _warn(
+            "无法读取作业队列",
+            "the job queue cannot be read",
+            "先修复数据库检查的问题",
+            "fix what the database check names first",
+        )
+    minutes = int(JOBS_LATE_S // 60)
+    if found.late:
+        since = found.oldest_due.isoformat(timespec="seconds") if found.oldest_due else "-"
+        return _warn(
+            f"{found.late} 个作业超时 {minutes} 分钟以上仍未执行（最早：{found.oldest_kind}，"
+            f"应于 {since} 执行）",
+            f"{found.late} jobs waited over {minutes} min past their time (oldest: "
+            f"{found.oldest_kind}, due {since})",
+            "启动作业进程：fieldops worker（照片分析、webhook、短信和清理都由它执行）",
+            "start a job worker: fieldops worker (it runs photo analysis, webhooks, SMS and "
+            "the sweeps)",
+        )
+    if found.dead:
+        return _warn(
+            f"{found.dead} 个作业已放弃重试",
+            f"{found.dead} jobs were given up after their last attempt",
+            "管理员查看 GET /jobs/dead，修复原因后 POST /jobs/{id}/retry",
+            "an admin reads GET /jobs/dead and, once the cause is fixed, POST /jobs/{id}/retry",
+        )
+    return _ok("作业进程跟得上：没有超时或放弃的作业",
+               "job workers keep up: no job late, none given up")  # fmt: skip
+
+
 # -- calendar --------------------------------------------------------------------------------
 
 
@@ -424,6 +481,7 @@ def run_checks(
         ("public-url", lambda: check_public_base_url(settings)),
         ("sms", lambda: check_sms_gateway(settings)),
         ("storage", lambda: check_storage(settings)),
+        ("workers", lambda: check_workers(lambda: _job_backlog(settings))),
         ("font", lambda: check_font(settings)),
         ("keys", lambda: check_keys(settings)),
         ("calendar", lambda: check_calendar(settings, lambda: _provisional_deadlines(settings))),

@@ -319,8 +319,37 @@ def counts(session: Session) -> dict[str, int]:
     return {str(state): int(n) for state, n in rows}
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """Jobs waiting longer than they should (no worker running?) and jobs given up on."""
+
+    late: int
+    oldest_kind: str | None
+    oldest_due: datetime | None
+    dead: int
+
+
+def backlog(session: Session, *, late_s: float) -> Backlog:
+    """Pending jobs due more than ``late_s`` ago (the oldest named) and the dead jobs' count."""
+    cutoff = clock.now() - timedelta(seconds=late_s)
+    late = select(Job).where(Job.state == JobState.pending.value, Job.run_after < cutoff)
+    n_late = session.execute(select(func.count()).select_from(late.subquery())).scalar_one()
+    oldest = session.execute(late.order_by(Job.run_after, Job.id).limit(1)).scalar_one_or_none()
+    dead = session.execute(
+        select(func.count()).select_from(Job).where(Job.state == JobState.dead.value)
+    ).scalar_one()
+    return Backlog(
+        late=int(n_late),
+        oldest_kind=None if oldest is None else oldest.kind,
+        oldest_due=None if oldest is None else oldest.run_after,
+        dead=int(dead),
+    )
+
+
 __all__ = [
+    "Backlog",
     "ClaimedJob",
+    "backlog",
     "claim",
     "complete",
     "counts",

@@ -9,12 +9,14 @@ import os
 import socket
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 from alembic import command
 from alembic.script import ScriptDirectory
+from sqlalchemy.orm import Session
 
 from field_api.cli.doctor import (
     Result,
@@ -27,9 +29,12 @@ from field_api.cli.doctor import (
     check_public_base_url,
     check_sms_gateway,
     check_storage,
+    check_workers,
     render_line,
 )
 from field_api.config import ContractSettings, Settings, StorageSettings
+from field_api.jobs.models import Job
+from field_api.jobs.service import Backlog
 from field_api.migrations.runner import alembic_config, upgrade
 from tests.clocks import ChinaClock
 from tests.s3server import S3Server
@@ -70,6 +75,39 @@ def _production(tmp_path: Path, **overrides: object) -> Settings:
 
 def _en(result: Result) -> str:
     return render_line("check", result, "en")
+
+
+# -- job workers ---------------------------------------------------------------------------
+
+
+def test_late_jobs_warn_to_start_a_worker_and_dead_ones_name_the_dead_list() -> None:
+    due = datetime(2026, 12, 5, 1, 0, tzinfo=UTC)
+    late = check_workers(lambda: Backlog(late=3, oldest_kind="sms.send", oldest_due=due, dead=1))
+    assert late.status == "warn"
+    assert "3 jobs waited over 5 min past their time (oldest: sms.send" in _en(late)
+    assert "fieldops worker" in _en(late)
+    dead = check_workers(lambda: Backlog(late=0, oldest_kind=None, oldest_due=None, dead=2))
+    assert dead.status == "warn" and "GET /jobs/dead" in _en(dead)
+    fine = check_workers(lambda: Backlog(late=0, oldest_kind=None, oldest_due=None, dead=0))
+    assert fine.status == "pass"
+    assert check_workers(lambda: None).status == "warn"  # the database check says why
+
+
+def test_the_backlog_counts_late_pending_jobs_and_dead_ones(
+    session: Session, server_clock: ChinaClock
+) -> None:
+    from field_api.jobs import service as job_queue
+
+    job_queue.enqueue(session, "test.early", queue="q")
+    server_clock.advance(seconds=400)
+    job_queue.enqueue(session, "test.recent", queue="q")
+    buried = job_queue.enqueue(session, "test.buried", queue="q", max_attempts=1)
+    session.get_one(Job, buried).state = "dead"
+    session.flush()
+    found = job_queue.backlog(session, late_s=300)
+    assert (found.late, found.oldest_kind, found.dead) == (1, "test.early", 1)
+    server_clock.advance(seconds=400)
+    assert job_queue.backlog(session, late_s=300).late == 2  # the recent one is late now too
 
 
 # -- database ------------------------------------------------------------------------------
@@ -290,8 +328,8 @@ def test_doctor_passes_on_a_fresh_development_setup(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     names = [line.split("] ", 1)[1].split(":", 1)[0] for line in lines]
-    assert names == ["database", "public-url", "sms", "storage", "font", "keys", "calendar",
-                     "models", "disk"]  # fmt: skip
+    assert names == ["database", "public-url", "sms", "storage", "workers", "font", "keys",
+                     "calendar", "models", "disk"]  # fmt: skip
     assert all(line.startswith(("[通过]", "[警告]")) for line in lines), done.stdout  # zh-CN
     english = subprocess.run([*FIELDOPS, "doctor", "--lang", "en"], env=env, cwd=tmp_path,
                              capture_output=True, text=True, timeout=120)  # fmt: skip
