@@ -242,7 +242,7 @@ class _BatchWriter:
             "model": detector.card.name,
             "model_version": detector.card.version,
             "backend": detector.backend,
-            "sliced": detector.sliced,
+            "sliced": "auto" if detector.sliced is None else detector.sliced,
             "conf_threshold": {names[i]: t for i, t in sorted(detector.thresholds.items())},
             "images": self.images,
             "errors": n_errors,
@@ -266,8 +266,15 @@ def detect_command(
     ),
     backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
     annotate: Annotated[bool, typer.Option("--annotate", help="Write annotated JPEGs.")] = False,
-    sliced: Annotated[bool, typer.Option("--slice", help="Sliced inference for large photos.")]
-    = False,
+    sliced: Annotated[
+        bool | None,
+        typer.Option(
+            "--slice/--no-slice",
+            help="Also run the first stage on windows of every photo larger than a window "
+            "(--slice) or never (--no-slice); unset: photos over 1.5x the model's native "
+            "photo size (its card's native_px) are sliced.",
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=64)] = 4,
     threads: Annotated[int, typer.Option(min=1, max=64)] = 2,
 ) -> None:
