@@ -223,7 +223,9 @@ class _Collector:
     def _row(
         self, f: Finding, use: Use, reason: str, box: Box | None, clipped: bool
     ) -> dict[str, Any]:
-        model_name, model_version = self._model_of(f.batch_id)
+        model_name, model_version = (
+            (f.model, f.model_version or "") if f.model else self._model_of(f.batch_id)
+        )
         return {
             "finding_id": f.id,
             "source_batch": f.batch_id,

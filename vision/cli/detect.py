@@ -220,7 +220,7 @@ class _BatchWriter:
                                             "width": width, "height": height})
         outputs.write_line("detections.jsonl", {
             "image": str(record.path), "width": width, "height": height,
-            "detections": dets.to_rows(names),
+            "truncated": record.truncated, "detections": dets.to_rows(names),
         })
         for row in dets.to_coco_results(image_id):
             outputs.append("coco_results.json", row)
