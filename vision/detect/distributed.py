@@ -31,7 +31,7 @@ import psutil  # type: ignore[import-untyped]
 from numpy.typing import NDArray
 from tqdm import tqdm  # type: ignore[import-untyped]
 
-from vision.detect.images import ImageRecord, decode_image
+from vision.detect.images import ImageRecord, decode_image_ex
 from vision.detect.pipeline import (
     PROGRESS_FILE,
     BatchOptions,
@@ -58,9 +58,10 @@ LOCAL_START_ATTEMPTS = 2
 
 def _read(index: int, path: Path) -> ImageRecord:
     try:
-        return ImageRecord(index=index, path=path, image=decode_image(path))
+        image, truncated = decode_image_ex(path)
     except (OSError, ValueError, cv2.error) as exc:
         return ImageRecord(index=index, path=path, image=None, error=f"{type(exc).__name__}: {exc}")
+    return ImageRecord(index=index, path=path, image=image, truncated=truncated)
 
 
 class DetectActor:

@@ -57,7 +57,14 @@ from vision.geo.reconcile import (
 )
 from vision.geo.report import BatchRecords, build_records, write_outputs
 from vision.hashing import sha256_file
-from vision.records import DetectionRecord, GeoPoint, PhotoRecord, stable_id, write_jsonl
+from vision.records import (
+    DetectionRecord,
+    GeoPoint,
+    PhotoRecord,
+    model_parts,
+    stable_id,
+    write_jsonl,
+)
 from vision.train.model_card import CardClass
 
 BgrImage = NDArray[np.uint8]
@@ -278,6 +285,8 @@ def process_photo(
     problems = list(meta.problems)
     if record.error:
         problems.append(f"unreadable image: {record.error}")
+    if record.truncated:
+        problems.append("truncated JPEG: decoded as far as the file goes, the rest grey")
     photo_id = sha256_file(path)
     camera, centre, sigma, footprint = _photo_view(meta, ctx, problems)
     det_records: list[DetectionRecord] = []
@@ -305,6 +314,7 @@ def process_photo(
         footprint=footprint,
         detections=len(det_records),
         problems=problems,
+        truncated=record.truncated,
     )
     return PhotoResult(ProgressEntry(key=key, photo=photo, detections=det_records), crops)
 
@@ -334,6 +344,7 @@ def _detection_records(
         problems.append("decoded image is rotated against the sensor: boxes not geo-referenced")
         box_camera = None
     lat, lon, dsig = _project_boxes(box_camera, detections, roles, ctx.fitting_height_m)
+    model, model_version = model_parts(ctx.options.model_name)
     out: list[DetectionRecord] = []
     for i in range(len(detections)):
         cls = ctx.classes[int(detections.class_id[i])]
@@ -360,6 +371,8 @@ def _detection_records(
                 ground=_geo(float(lat[i]), float(lon[i])),
                 uncertainty_m=float(dsig[i]) if np.isfinite(dsig[i]) else None,
                 evidence_crop=crop_rel,
+                model=model,
+                model_version=model_version,
             )
         )
     return out

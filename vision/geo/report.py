@@ -275,6 +275,7 @@ def defect_layer(records: BatchRecords) -> str:
             "confidence": round(d.confidence, 3), "asset": d.asset_id,
             "distance_to_asset_m": d.distance_to_asset_m, "uncertainty_m": _round(d.uncertainty_m),
             "photo_id": d.photo_id, "evidence_crop": d.evidence_crop,
+            "model": d.model, "model_version": d.model_version,
         })
         for d in records.detections if d.role == "defect" and d.ground is not None
     ]
@@ -288,7 +289,7 @@ def photo_layer(records: BatchRecords) -> str:
                                                       for x, y in p.footprint]]},
                  {"id": p.id, "path": p.path, "asset": p.asset_id, "detections": p.detections,
                   "captured_at": p.captured_at.isoformat() if p.captured_at else None,
-                  "uncertainty_m": _round(p.uncertainty_m)})
+                  "uncertainty_m": _round(p.uncertainty_m), "truncated": p.truncated})
         for p in records.photos if p.footprint
     ]
     return _collection(feats)

@@ -153,7 +153,6 @@ def test_the_maintenance_job_and_the_command_sweep(
     session: Session, settings: Settings, server_clock: ChinaClock
 ) -> None:
     from field_api import maintenance
-
     from field_api.wiring import job_handlers, periodic_jobs
 
     assert "storage.sweep_orphans" in [p.kind for p in periodic_jobs(settings)]
