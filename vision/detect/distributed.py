@@ -37,6 +37,7 @@ from vision.detect.pipeline import (
     BatchOptions,
     BatchSummary,
     DetectorFn,
+    LiveOutputs,
     PhotoContext,
     ProgressEntry,
     append_entry,
@@ -221,6 +222,7 @@ def run_batch_ray(
     with open_batch(photos, ledger_paths, out_dir, classes, opts) as batch:
         skipped = len(batch.done)
         processed = 0
+        live = LiveOutputs(batch, total=len(batch.all_keys), done=skipped)
         if batch.todo:
             ray = _import_ray()
             started = _connect(ray, address, actors, allow_exposed=allow_exposed)
@@ -249,7 +251,10 @@ def run_batch_ray(
                         append_entry(fh, entry)
                         processed += 1
                         bar.update(1)
+                        fh.flush()
+                        live.photos_done(1)
             finally:
                 if started:
                     ray.shutdown()
-        return finish_batch(batch, skipped=skipped, processed=processed)
+        return finish_batch(batch, skipped=skipped, processed=processed,
+                            elapsed_s=live.elapsed_s())
