@@ -51,6 +51,21 @@ def stable_id(*parts: object) -> str:
     return hashlib.sha256(joined.encode("utf-8")).hexdigest()[:24]
 
 
+def model_parts(model: str | None) -> tuple[str | None, str | None]:
+    """``"<card name>@<version>"`` (what batch.json and the batch row hold) → (name, version).
+
+    Example:
+        >>> model_parts("cplid-cascade@4"), model_parts("custom"), model_parts(None)
+        (('cplid-cascade', '4'), ('custom', None), (None, None))
+    """
+    if not model:
+        return None, None
+    name, sep, version = model.rpartition("@")
+    if not sep or not name:
+        return model, None
+    return name, version or None
+
+
 class GeoPoint(BaseModel):
     """A WGS84 position in degrees."""
 
@@ -111,6 +126,9 @@ class PhotoRecord(_Record):
     #: True when the photo had no position of its own and ``camera`` was interpolated from
     #: the positioned photos of its flight (``uncertainty_m`` is then that estimate's).
     position_from_flight: bool = False
+    #: True when the file is a JPEG cut short (e.g. by an SD card): it was decoded as far as
+    #: its bytes go (the rest grey) and still searched; its detections stand.
+    truncated: bool = False
 
 
 class DetectionRecord(_Record):
@@ -134,6 +152,9 @@ class DetectionRecord(_Record):
     attach: AttachMethod = "none"
     #: Annotated crop, relative to the batch output folder.
     evidence_crop: str | None = None
+    #: The model card that proposed the box: its name and version (None in older records).
+    model: str | None = None
+    model_version: str | None = None
 
 
 class AssetRecord(_Record):

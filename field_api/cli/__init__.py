@@ -513,8 +513,12 @@ def inspections_dispatch() -> None:
 def inspections_export(
     out: Annotated[str, typer.Argument(help="New (or empty) folder to write the set into.")],
     model: Annotated[
-        str, typer.Option(help="Model card the classes are checked against (name or path).")
-    ] = "cplid-cascade",
+        str | None,
+        typer.Option(
+            help="Model card the classes are checked against (name or path; default: the "
+            "current model, models/current.yaml)."
+        ),
+    ] = None,
 ) -> None:
     """Export reviewed photos as a retraining set: YOLO (data.yaml, train/ and val/ with images/,
     labels/ and VOC annotations/) and COCO JSON, with manifest.csv and summary.json."""

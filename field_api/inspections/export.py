@@ -92,10 +92,11 @@ def _image_facts(path: Path) -> tuple[int, int, str] | None:
 
 
 def export_training_set(
-    session: Session, out_dir: Path, *, settings: Settings, model: str = "cplid-cascade"
+    session: Session, out_dir: Path, *, settings: Settings, model: str | None = None
 ) -> ExportSummary:
     """Write the retraining set (YOLO + COCO + VOC, manifest, summary) checked against the card
-    of ``model`` (a name under models/ or a card path); see the module docstring."""
+    of ``model`` (a name under models/ or a card path; None: the current model, as
+    ``fieldops vision promote`` recorded it); see the module docstring."""
     card = load_card_classes(model)
     return write_training_set(session, out_dir, settings=settings, card=card)
 
@@ -223,7 +224,9 @@ class _Collector:
     def _row(
         self, f: Finding, use: Use, reason: str, box: Box | None, clipped: bool
     ) -> dict[str, Any]:
-        model_name, model_version = self._model_of(f.batch_id)
+        model_name, model_version = (
+            (f.model, f.model_version or "") if f.model else self._model_of(f.batch_id)
+        )
         return {
             "finding_id": f.id,
             "source_batch": f.batch_id,

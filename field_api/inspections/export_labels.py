@@ -63,12 +63,25 @@ class CardClasses:
     thresholds: dict[str, float]
 
 
-def load_card_classes(model: str, models_dir: Path = DEFAULT_MODELS_DIR) -> CardClasses:
-    """Read the classes of ``models/<model>/card.yaml`` (or of a card file or folder path).
+def current_model_name(models_dir: Path = DEFAULT_MODELS_DIR) -> str:
+    """The model ``fieldops vision promote`` made current (``models/current.yaml``), else the
+    bundled cplid-cascade; an unreadable file counts as none."""
+    try:
+        data = yaml.safe_load((models_dir / "current.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = None
+    name = data.get("current") if isinstance(data, dict) else None
+    return name if isinstance(name, str) and name else "cplid-cascade"
+
+
+def load_card_classes(model: str | None, models_dir: Path = DEFAULT_MODELS_DIR) -> CardClasses:
+    """Read the classes of ``models/<model>/card.yaml`` (or of a card file or folder path);
+    ``None``: the current model's (:func:`current_model_name`).
 
     Raises:
         ValidationFailed: no card there, or one without a usable class list.
     """
+    model = model or current_model_name(models_dir)
     candidates = [Path(model), Path(model) / CARD_FILE, models_dir / model / CARD_FILE]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:

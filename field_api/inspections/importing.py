@@ -35,6 +35,7 @@ from field_api.inspections.models import (
     LedgerTask,
 )
 from field_api.inspections.rules import FindingStatus, LedgerTaskStatus
+from vision import records as rec
 
 # Drone cameras write EXIF times without a zone; in China they are Beijing time (UTC+8).
 CAMERA_ZONE = clock.CHINA_TZ
@@ -251,6 +252,7 @@ def _import_photos(run: _Import) -> dict[str, Any]:
                 "center_lat": photo.center.lat if photo.center else None,
                 "center_lon": photo.center.lon if photo.center else None,
                 "asset_id": photo.asset_id,
+                "truncated": photo.truncated,
             },
         )
     run.session.flush()
@@ -303,6 +305,8 @@ def _import_assets(run: _Import, photos: dict[str, Any]) -> set[str]:
 def _import_detections(run: _Import) -> None:
     """The batch's detections as findings; a reviewed finding keeps the inspector's decision."""
     line_of_asset = {a.asset_id: a.line_id for a in run.of_kind("asset")}
+    # Older records carry no model per detection: the batch's "<name>@<version>" stands in.
+    batch_model = rec.model_parts(storage.batch_model(run.batch_dir))
     for det in run.of_kind("detection"):
         crop_sha: str | None = None
         if det.evidence_crop:
@@ -326,6 +330,8 @@ def _import_detections(run: _Import) -> None:
             "ground_lat": det.ground.lat if det.ground else None,
             "ground_lon": det.ground.lon if det.ground else None,
             "evidence_sha256": crop_sha,
+            "model": det.model if det.model else batch_model[0],
+            "model_version": det.model_version if det.model else batch_model[1],
         }
         existing_finding = run.session.get(Finding, det.id)
         if existing_finding is not None and existing_finding.status != FindingStatus.proposed:

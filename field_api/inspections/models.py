@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    Enum,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from field_api.common import clock
@@ -71,6 +81,9 @@ class InspectionPhoto(Audited, Base):
     center_lat: Mapped[float | None]
     center_lon: Mapped[float | None]
     asset_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    #: A JPEG cut short (SD card): decoded as far as its bytes go and still searched; flagged,
+    #: never refused.
+    truncated: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class Finding(Audited, Base):
@@ -95,6 +108,11 @@ class Finding(Audited, Base):
     ground_lat: Mapped[float | None]
     ground_lon: Mapped[float | None]
     evidence_sha256: Mapped[str | None] = mapped_column(String(64))
+    #: The model card that proposed the box (name, version), from the detection record or,
+    #: in older records, its batch. Per finding: the same content-derived finding id can be
+    #: re-imported from a batch of another model.
+    model: Mapped[str | None] = mapped_column(String(200))
+    model_version: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[FindingStatus] = mapped_column(
         _enum(FindingStatus), default=FindingStatus.proposed, index=True
     )

@@ -45,6 +45,8 @@ class FindingRead(BaseModel):
     ground_lat: float | None
     ground_lon: float | None
     evidence_sha256: str | None
+    model: str | None = Field(description="Name of the model card that proposed the box.")
+    model_version: str | None = Field(description="Version of that model card.")
     status: FindingStatus
     reviewed_by: int | None
     reviewed_at: datetime | None
@@ -252,3 +254,6 @@ class InspectionPhotoRead(BaseModel):
     center_lat: float | None
     center_lon: float | None
     asset_id: str | None
+    truncated: bool = Field(
+        description="A JPEG cut short: decoded as far as its bytes go, still searched."
+    )

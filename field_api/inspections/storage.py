@@ -8,6 +8,7 @@ records and state file, storing photos and crops, and finding a stored file to s
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,13 +42,30 @@ def media_type_of(head: bytes) -> str:
 
 
 def store_thumbnail(settings: Settings, source: Path) -> str | None:
-    """A listing thumbnail of a photo (EXIF orientation applied), stored once."""
+    """A listing thumbnail of a photo (EXIF orientation applied), stored once.
+
+    A drone JPEG cut short (SD card) gets one too: PIL decodes it once the missing end marker
+    is appended (the photo's stored bytes stay as they came; PIL's process-wide
+    LOAD_TRUNCATED_IMAGES stays off for evidence checks).
+    """
+    thumb: bytes | None
     try:
         with Image.open(source) as im:
             thumb = make_thumbnail(ImageOps.exif_transpose(im).convert("RGB"))
     except (OSError, ValueError, Image.DecompressionBombError):
+        thumb = _truncated_jpeg_thumbnail(source)
+    return None if thumb is None else store_of(settings).put_bytes(thumb).sha256
+
+
+def _truncated_jpeg_thumbnail(source: Path) -> bytes | None:
+    try:
+        data = source.read_bytes()
+        if data[:2] != b"\xff\xd8" or data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+            return None  # not a JPEG cut short: unreadable for another reason
+        with Image.open(io.BytesIO(data + b"\xff\xd9")) as im:
+            return make_thumbnail(ImageOps.exif_transpose(im).convert("RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError):
         return None
-    return store_of(settings).put_bytes(thumb).sha256
 
 
 # --- serving stored files ------------------------------------------------------------------------

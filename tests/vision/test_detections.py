@@ -154,3 +154,18 @@ def test_rows_and_coco_results() -> None:
 def test_equality_compares_columns() -> None:
     assert make_dets([[0, 0, 1, 1]]) == make_dets([[0, 0, 1, 1]])
     assert make_dets([[0, 0, 1, 1]]) != make_dets([[0, 0, 1, 2]])
+
+
+def test_greedy_merging_joins_the_fragments_of_a_cut_object_into_the_best_box() -> None:
+    dets = Detections(
+        xyxy=[[0, 0, 100, 40], [90, 0, 160, 40], [300, 300, 320, 320], [95, 5, 150, 35]],
+        confidence=[0.9, 0.6, 0.8, 0.7], class_id=[0, 0, 0, 1], severity=[0, 0, 0, 3],
+    )
+    merged = dets.with_greedy_merge(0.1)
+    # the fragment (class 0) overlapping the best box joins it; the far box and the box of
+    # another class stay; the best box keeps its score
+    assert merged.xyxy.tolist() == [[0, 0, 160, 40], [300, 300, 320, 320], [95, 5, 150, 35]]
+    assert merged.confidence.tolist() == pytest.approx([0.9, 0.8, 0.7])
+    assert merged.class_id.tolist() == [0, 0, 1]
+    # below the threshold nothing merges
+    assert len(dets.with_greedy_merge(0.9)) == 4

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -271,3 +272,49 @@ def test_output_folder_inside_the_photo_folder_is_not_read_as_photos(tmp_path: P
 
     assert summary.photos == len(names)
     assert summary.processed == 0
+
+
+def test_a_running_batch_can_be_read_mid_way(tmp_path: Path) -> None:
+    import threading
+
+    names = make_photos(tmp_path / "photos", copies=3)  # 9 photos and one broken file
+    out = tmp_path / "out"
+    calls = 0
+    paused, resume = threading.Event(), threading.Event()
+
+    def detector(images: list[Any]) -> list[Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 3:  # two calls (4 files) are done and written: hold the run here
+            paused.set()
+            assert resume.wait(60)
+        return CHILD.fake_detector(images)
+
+    options = BatchOptions(batch_size=2, progress=False, live_every_s=0, report_lang="en")
+    result: list[BatchSummary] = []
+    worker = threading.Thread(target=lambda: result.append(run_batch(
+        tmp_path / "photos", [LEDGER], out, detector, CHILD.CLASSES, options=options)))
+    worker.start()
+    try:
+        assert paused.wait(60)
+        # mid-way: records so far, every layer and the report are readable, and say where it is
+        progress = json.loads((out / "progress.json").read_text())
+        assert progress["state"] == "running"
+        assert (progress["done"], progress["total"]) == (4, len(names))
+        assert progress["photos_per_minute"] > 0 and progress["seconds_left"] >= 0
+        partial = list(read_jsonl(out / "records.partial.jsonl"))
+        assert sum(1 for r in partial if r.kind == "photo") == 4
+        assert not (out / "records.jsonl").exists()  # not a finished batch for the importer
+        for layer in ("photos", "defects", "assets"):
+            assert json.loads((out / f"{layer}.geojson").read_text())["type"] == "FeatureCollection"
+        report = (out / "report.html").read_text()
+        assert f"Running: 4 of {len(names)} photos done" in report
+        assert 'http-equiv="refresh"' in report
+    finally:
+        resume.set()
+        worker.join(120)
+    assert result and result[0].photos == len(names)
+    assert json.loads((out / "progress.json").read_text())["state"] == "finished"
+    assert not (out / "records.partial.jsonl").exists()
+    finished = (out / "report.html").read_text()
+    assert f"Finished: {len(names)} photos" in finished and "http-equiv" not in finished

@@ -7,7 +7,15 @@ import itertools
 import numpy as np
 import pytest
 
-from vision.detect.tiling import boxes_to_image, boxes_to_tile, crop, grid_tiles, tiles_along
+from vision.detect.tiling import (
+    boxes_to_image,
+    boxes_to_tile,
+    crop,
+    grid_tiles,
+    slice_plan,
+    stride_tiles,
+    tiles_along,
+)
 
 
 def _covers(tiles: list[tuple[int, int, int, int]], box: tuple[int, int, int, int]) -> bool:
@@ -126,3 +134,21 @@ def test_crop_returns_the_tile_pixels() -> None:
 
     assert patch.shape == (10, 10)
     assert patch[0, 0] == image[2, 5]
+
+
+def test_stride_windows_start_at_the_corner_and_end_inside_the_image() -> None:
+    tiles = stride_tiles((4000, 3000), 1152, 0.2)
+    xs = sorted({t[0] for t in tiles})
+    ys = sorted({t[1] for t in tiles})
+    assert xs == [0, 922, 1844, 2766, 2848] and ys == [0, 922, 1844, 1848]
+    assert all(t[2] - t[0] == 1152 and t[3] - t[1] == 1152 for t in tiles)
+    assert stride_tiles((800, 600), 1152) == [(0, 0, 800, 600)]  # smaller than a window
+
+
+def test_the_slice_plan_slices_only_photos_well_over_the_trained_size() -> None:
+    assert slice_plan((1152, 864), 1152) == []
+    assert slice_plan((1728, 1296), 1152) == []  # 1.5 windows: run whole
+    assert len(slice_plan((4000, 3000), 1152)) == 20
+    assert len(slice_plan((8192, 5460), 1152)) == 54
+    with pytest.raises(ValueError):
+        slice_plan((4000, 3000), 0)

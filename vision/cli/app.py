@@ -13,7 +13,9 @@ import typer
 app = typer.Typer(no_args_is_help=True, help="Drone-photo defect detection.")
 
 # Modules whose typer apps contribute commands directly under `fieldops vision`.
-COMMAND_MODULES = ("vision.cli.train", "vision.cli.detect", "vision.cli.run")
+COMMAND_MODULES = (
+    "vision.cli.train", "vision.cli.detect", "vision.cli.run", "vision.cli.lifecycle"
+)
 
 for _name in COMMAND_MODULES:
     try:

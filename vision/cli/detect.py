@@ -220,7 +220,7 @@ class _BatchWriter:
                                             "width": width, "height": height})
         outputs.write_line("detections.jsonl", {
             "image": str(record.path), "width": width, "height": height,
-            "detections": dets.to_rows(names),
+            "truncated": record.truncated, "detections": dets.to_rows(names),
         })
         for row in dets.to_coco_results(image_id):
             outputs.append("coco_results.json", row)
@@ -242,7 +242,7 @@ class _BatchWriter:
             "model": detector.card.name,
             "model_version": detector.card.version,
             "backend": detector.backend,
-            "sliced": detector.sliced,
+            "sliced": "auto" if detector.sliced is None else detector.sliced,
             "conf_threshold": {names[i]: t for i, t in sorted(detector.thresholds.items())},
             "images": self.images,
             "errors": n_errors,
@@ -251,6 +251,20 @@ class _BatchWriter:
             "ms_per_image": round(1000 * elapsed / max(1, self.images + n_errors), 1),
         }
 
+
+#: --model's help: the default is the promoted model (``fieldops vision promote``).
+CURRENT_MODEL_HELP = (
+    "Model name under models/ or a model folder (default: the current model, "
+    "models/current.yaml, else cplid-cascade)."
+)
+
+
+def current_model(model: str | None) -> str:
+    """``model``, else the model ``fieldops vision promote`` made current."""
+    from vision.train.model_card import DEFAULT_MODELS_DIR
+    from vision.train.promotion import current_model_name
+
+    return model or current_model_name(DEFAULT_MODELS_DIR)
 
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
@@ -261,13 +275,18 @@ def _fail(message: str) -> typer.Exit:
 def detect_command(
     paths: Annotated[list[Path], typer.Argument(help="Photos and/or folders of photos.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
-    model: Annotated[str, typer.Option(help="Model name under models/ or a model folder.")] = (
-        "cplid-cascade"
-    ),
+    model: Annotated[str | None, typer.Option(help=CURRENT_MODEL_HELP)] = None,
     backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
     annotate: Annotated[bool, typer.Option("--annotate", help="Write annotated JPEGs.")] = False,
-    sliced: Annotated[bool, typer.Option("--slice", help="Sliced inference for large photos.")]
-    = False,
+    sliced: Annotated[
+        bool | None,
+        typer.Option(
+            "--slice/--no-slice",
+            help="Also run the first stage on windows of every photo larger than a window "
+            "(--slice) or never (--no-slice); unset: photos over 1.5x the model's native "
+            "photo size (its card's native_px) are sliced.",
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=64)] = 4,
     threads: Annotated[int, typer.Option(min=1, max=64)] = 2,
 ) -> None:
@@ -278,7 +297,8 @@ def detect_command(
     if backend not in BACKEND_CHOICES:
         raise _fail(f"unknown backend {backend!r}: use {', '.join(BACKEND_CHOICES)}")
     try:
-        detector = Detector(model, backend=cast("BackendChoice", backend), threads=threads,
+        detector = Detector(current_model(model), backend=cast("BackendChoice", backend),
+                            threads=threads,
                             sliced=sliced)
         run = detect_to_folder(detector, paths, out, annotate=annotate, batch_size=batch_size,
                                progress=sys.stderr.isatty())
@@ -290,9 +310,7 @@ def detect_command(
 @app.command("evaluate")
 def evaluate_command(
     data: Annotated[Path, typer.Option("--data", help="Folder with images/ and annotations/.")],
-    model: Annotated[str, typer.Option(help="Model name under models/ or a model folder.")] = (
-        "cplid-cascade"
-    ),
+    model: Annotated[str | None, typer.Option(help=CURRENT_MODEL_HELP)] = None,
     backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the figures here.")]
     = None,
@@ -306,7 +324,8 @@ def evaluate_command(
     if backend not in BACKEND_CHOICES:
         raise _fail(f"unknown backend {backend!r}: use {', '.join(BACKEND_CHOICES)}")
     try:
-        detector = Detector(model, backend=cast("BackendChoice", backend), threads=threads,
+        detector = Detector(current_model(model), backend=cast("BackendChoice", backend),
+                            threads=threads,
                             score_floor=EVAL_SCORE_FLOOR)
         with _progress(None, sys.stderr.isatty()) as bar:
             result = evaluate_folder(

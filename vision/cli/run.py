@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
+from vision.cli.detect import CURRENT_MODEL_HELP
 from vision.errors import GeoreferenceError, LedgerError
 from vision.geo.camera import ErrorModel, camera_for, centre_for
 from vision.geo.ledger import DEFAULT_MAX_LINE_DISTANCE_M, load_ledger
@@ -74,9 +75,7 @@ def run_command(
     engine: Annotated[Engine, typer.Option(help="local, or ray for a Ray cluster.")] = (
         Engine.local
     ),
-    model: Annotated[str, typer.Option(help="Model name under models/ or a model folder.")] = (
-        "cplid-cascade"
-    ),
+    model: Annotated[str | None, typer.Option(help=CURRENT_MODEL_HELP)] = None,
     backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
     threads: Annotated[int, typer.Option(min=1, max=64, help="Inference threads.")] = 2,
     batch_size: Annotated[int, typer.Option(min=1, max=64, help="Photos per detector call.")]
@@ -95,6 +94,7 @@ def run_command(
     lang: Annotated[str, typer.Option(help="Language of report.html: zh-CN or en.")] = "zh-CN",
 ) -> None:
     """Detect, geo-reference and check drone photos against the line ledger."""
+    from vision.cli.detect import current_model
     from vision.detect.inference import Detector
     from vision.detect.pipeline import BatchOptions, run_batch
     from vision.errors import VisionError
@@ -107,7 +107,7 @@ def run_command(
         raise _fail(f"unknown report language {lang!r}: use {', '.join(REPORT_LANGUAGES)}")
     chosen = cast("BackendChoice", backend)
     try:
-        card = load_card(resolve_model(model), verify=False)
+        card = load_card(resolve_model(current_model(model)), verify=False)
     except VisionError as exc:
         raise _fail(str(exc)) from exc
     options = BatchOptions(

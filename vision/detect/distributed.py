@@ -31,12 +31,13 @@ import psutil  # type: ignore[import-untyped]
 from numpy.typing import NDArray
 from tqdm import tqdm  # type: ignore[import-untyped]
 
-from vision.detect.images import ImageRecord, decode_image
+from vision.detect.images import ImageRecord, decode_image_ex
 from vision.detect.pipeline import (
     PROGRESS_FILE,
     BatchOptions,
     BatchSummary,
     DetectorFn,
+    LiveOutputs,
     PhotoContext,
     ProgressEntry,
     append_entry,
@@ -58,9 +59,10 @@ LOCAL_START_ATTEMPTS = 2
 
 def _read(index: int, path: Path) -> ImageRecord:
     try:
-        return ImageRecord(index=index, path=path, image=decode_image(path))
+        image, truncated = decode_image_ex(path)
     except (OSError, ValueError, cv2.error) as exc:
         return ImageRecord(index=index, path=path, image=None, error=f"{type(exc).__name__}: {exc}")
+    return ImageRecord(index=index, path=path, image=image, truncated=truncated)
 
 
 class DetectActor:
@@ -220,6 +222,7 @@ def run_batch_ray(
     with open_batch(photos, ledger_paths, out_dir, classes, opts) as batch:
         skipped = len(batch.done)
         processed = 0
+        live = LiveOutputs(batch, total=len(batch.all_keys), done=skipped)
         if batch.todo:
             ray = _import_ray()
             started = _connect(ray, address, actors, allow_exposed=allow_exposed)
@@ -248,7 +251,10 @@ def run_batch_ray(
                         append_entry(fh, entry)
                         processed += 1
                         bar.update(1)
+                        fh.flush()
+                        live.photos_done(1)
             finally:
                 if started:
                     ray.shutdown()
-        return finish_batch(batch, skipped=skipped, processed=processed)
+        return finish_batch(batch, skipped=skipped, processed=processed,
+                            elapsed_s=live.elapsed_s())

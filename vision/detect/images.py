@@ -9,6 +9,15 @@ the number of photos.
 A file that cannot be read or decoded yields a record with ``error`` set (``image`` is None);
 the stream goes on with the next file. EXIF orientation is applied (OpenCV's ``IMREAD_COLOR``
 honours the Orientation tag), so boxes are reported in the frame a person sees.
+
+Truncated JPEGs (an SD card often leaves a drone JPEG a few bytes short): OpenCV's decoder
+refuses a JPEG without its end-of-image marker (``imdecode`` returns None, whether 8 bytes or
+half the file are missing), while PIL with ``LOAD_TRUNCATED_IMAGES`` decodes what is there and
+fills the rest grey. OpenCV decodes exactly the same pixels once the missing end marker is
+appended, so :func:`decode_image` does that (no process-wide PIL switch, same EXIF handling)
+and the record is flagged ``truncated``; measured on a CPLID photo: 8 bytes short, mean pixel
+difference 0.002 from the whole file; half the file, the lower half grey. A file cut inside its
+headers decodes to nothing and stays an error record with the reason.
 """
 
 from __future__ import annotations
@@ -40,6 +49,8 @@ class ImageRecord:
     path: Path
     image: npt.NDArray[np.uint8] | None
     error: str | None = None
+    #: The file is a JPEG cut short (no end-of-image marker): ``image`` holds what it had.
+    truncated: bool = False
 
     @property
     def ok(self) -> bool:
@@ -77,28 +88,68 @@ def iter_image_paths(sources: Iterable[Path | str], *, recursive: bool = True) -
             raise ImageSourceError(f"no such file or folder: {path}")
 
 
+_JPEG_SOI = b"\xff\xd8"
+_JPEG_EOI = b"\xff\xd9"
+
+
+def is_truncated_jpeg(data: bytes | npt.NDArray[np.uint8]) -> bool:
+    """True for a JPEG whose bytes stop before its end-of-image marker (trailing zero padding,
+    as some cameras write, is ignored).
+
+    Example:
+        >>> is_truncated_jpeg(b"\\xff\\xd8 data \\xff\\xd9"), is_truncated_jpeg(b"\\xff\\xd8 data")
+        (False, True)
+    """
+    raw = data.tobytes() if isinstance(data, np.ndarray) else data
+    return raw[:2] == _JPEG_SOI and not raw.rstrip(b"\x00").endswith(_JPEG_EOI)
+
+
+def decode_image_ex(path: Path) -> tuple[npt.NDArray[np.uint8], bool]:
+    """Read and decode one photo to BGR uint8, EXIF orientation applied; also whether it was a
+    truncated JPEG (decoded as far as its bytes go, the rest grey).
+
+    Raises:
+        ValueError: the file is empty, not an image or cut short inside its headers (OpenCV
+            itself refuses images over 2**30 pixels).
+        OSError: the file cannot be read.
+    """
+    raw = np.fromfile(path, dtype=np.uint8)  # also works for non-ASCII paths, unlike imread
+    if raw.size == 0:
+        raise ValueError("empty file")
+    truncated = is_truncated_jpeg(raw[:2].tobytes() + raw[-64:].tobytes())
+    if truncated:
+        # OpenCV refuses a JPEG without its end marker; with the marker appended it decodes
+        # every complete block and fills the missing ones grey.
+        raw = np.concatenate([raw, np.frombuffer(_JPEG_EOI, dtype=np.uint8)])
+    image = cv2.imdecode(raw, cv2.IMREAD_COLOR)
+    if image is None:
+        if truncated:
+            raise ValueError(
+                f"a JPEG cut short after {raw.size - 2} bytes, before any image data: "
+                "nothing to decode"
+            )
+        raise ValueError("not a decodable image")
+    return np.ascontiguousarray(image, dtype=np.uint8), truncated
+
+
 def decode_image(path: Path) -> npt.NDArray[np.uint8]:
-    """Read and decode one photo to BGR uint8, EXIF orientation applied.
+    """Read and decode one photo to BGR uint8, EXIF orientation applied (a truncated JPEG is
+    decoded as far as its bytes go; :func:`decode_image_ex` also says whether it was).
 
     Raises:
         ValueError: the file is empty, not an image or truncated beyond repair (OpenCV itself
             refuses images over 2**30 pixels).
         OSError: the file cannot be read.
     """
-    raw = np.fromfile(path, dtype=np.uint8)  # also works for non-ASCII paths, unlike imread
-    if raw.size == 0:
-        raise ValueError("empty file")
-    image = cv2.imdecode(raw, cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError("not a decodable image")
-    return np.ascontiguousarray(image, dtype=np.uint8)
+    return decode_image_ex(path)[0]
 
 
 def _read_record(index: int, path: Path) -> ImageRecord:
     try:
-        return ImageRecord(index=index, path=path, image=decode_image(path))
+        image, truncated = decode_image_ex(path)
     except (OSError, ValueError, cv2.error) as exc:
         return ImageRecord(index=index, path=path, image=None, error=f"{type(exc).__name__}: {exc}")
+    return ImageRecord(index=index, path=path, image=image, truncated=truncated)
 
 
 _DONE = object()

@@ -45,7 +45,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vision.detect.detections import Detections, nms_indices
-from vision.detect.tiling import Tile, crop, grid_tiles, tiles_along
+from vision.detect.tiling import Tile, crop, slice_plan, stride_tiles, tiles_along
 from vision.errors import InferenceError, ModelCardError
 from vision.offline import prepare_offline, restore_pillow_open, tracing_warnings_ignored
 from vision.train.model_card import (
@@ -455,6 +455,10 @@ def _crop(image: Image, tile: Tile) -> Image:
     return cast(Image, crop(image, tile))
 
 
+#: Sliced first stage: boxes whose intersection covers this share of the smaller one are merged.
+SLICE_MERGE_IOS = 0.5
+
+
 # ---------------------------------------------------------------------- the detector
 class Detector:
     """Run a bundled model (single stage or cascade) over batches of BGR photos.
@@ -466,9 +470,13 @@ class Detector:
         model: a model name under ``models/``, a model folder, or a loaded :class:`ModelCard`.
         backend: ``auto`` (fastest available), ``torch``, ``onnx`` or ``openvino``.
         threads: CPU threads for the backend (2 on the reference machine).
-        sliced: also run the first stage on overlapping ``slice_px`` windows of large photos
-            and merge (SAHI-style), for small objects in e.g. 4000x3000 photos.
-        slice_px: slice side in pixels; photos no larger than this are not sliced.
+        sliced: also run the first stage on overlapping windows of large photos and merge
+            (SAHI-style), for small objects in e.g. 4000x3000 drone photos. ``None`` (the
+            default) decides per photo from its size and the stage's trained scale
+            (:func:`~vision.detect.tiling.slice_plan`: windows of the card's ``native_px``, for
+            photos over 1.5 times that); ``True`` slices every photo larger than a window;
+            ``False`` never slices.
+        slice_px: window side in pixels (default: the first stage's ``window_px()``).
         slice_overlap: overlap between neighbouring slices, fraction of ``slice_px``.
         score_floor: report boxes down to this score instead of the card's per-class
             thresholds (evaluation needs them for AP). The cascade still only tiles along
@@ -488,8 +496,8 @@ class Detector:
         *,
         backend: BackendChoice = "auto",
         threads: int = DEFAULT_THREADS,
-        sliced: bool = False,
-        slice_px: int = 1024,
+        sliced: bool | None = None,
+        slice_px: int | None = None,
         slice_overlap: float = 0.2,
         score_floor: float | None = None,
         max_gate_boxes: int = 32,
@@ -518,7 +526,8 @@ class Detector:
             i: card.threshold(name) for i, name in enumerate(self.class_names)
         }
         self.sliced = sliced
-        self.slice_px = slice_px
+        first_stage = next(iter(card.stages.values()))
+        self.slice_px = slice_px if slice_px is not None else first_stage.window_px()
         self.slice_overlap = slice_overlap
         self.score_floor = score_floor
         self.max_gate_boxes = max_gate_boxes
@@ -561,28 +570,43 @@ class Detector:
             return [self._final_filter(d) for d in first]
         return self._cascade(images, first)
 
+    def slice_windows(self, image_wh: tuple[int, int]) -> list[Tile]:
+        """The windows the first stage also runs on for a photo of this size (none: whole only)."""
+        if self.sliced is False:
+            return []
+        if self.sliced is None:
+            return slice_plan(image_wh, self.slice_px, overlap=self.slice_overlap)
+        if max(image_wh) <= self.slice_px:
+            return []
+        return stride_tiles(image_wh, self.slice_px, self.slice_overlap)
+
+    def first_stage(self, images: Sequence[Image]) -> list[Detections]:
+        """The first stage's boxes (sliced where :meth:`slice_windows` says), unfiltered by the
+        reporting thresholds: what the cascade gates on and a benchmark compares."""
+        return self._run_first_stage(next(iter(self.stages.values())), images)
+
     def _run_first_stage(self, stage: StageRunner, images: Sequence[Image]) -> list[Detections]:
         conf = self._stage_conf(stage)
-        full = stage.detect(images, conf=conf)
-        if not self.sliced:
-            return full
+        plans = [self.slice_windows((img.shape[1], img.shape[0])) for img in images]
+        # every photo's whole frame and every window in one stream of batches
+        crops: list[Image] = [*images]
+        for img, windows in zip(images, plans, strict=True):
+            crops += [_crop(img, win) for win in windows]
+        found = stage.detect(crops, conf=conf)
         out: list[Detections] = []
-        for img, whole in zip(images, full, strict=True):
-            h, w = img.shape[:2]
-            if max(w, h) <= self.slice_px:
+        at = len(images)
+        for i, windows in enumerate(plans):
+            whole = found[i]
+            if not windows:
                 out.append(whole)
                 continue
-            windows = grid_tiles((w, h), self.slice_px, self.slice_overlap)
             parts = [whole]
-            cut_flags = [np.zeros(len(whole), dtype=bool)]
-            found = stage.detect([_crop(img, win) for win in windows], conf=conf)
-            for win, dets in zip(windows, found, strict=True):
-                shifted = dets.shifted(win[0], win[1])
-                parts.append(shifted)
-                cut_flags.append(_touches_inner_edge(shifted.xyxy, win, (w, h)))
-            merged = Detections.merge(parts)
-            merged = drop_cut_boxes(merged, np.concatenate(cut_flags))
-            out.append(merged.with_nms(stage.stage.iou))
+            for win, dets in zip(windows, found[at:at + len(windows)], strict=True):
+                parts.append(dets.shifted(win[0], win[1]))
+            at += len(windows)
+            # an object cut by window edges comes back whole: fragments are merged into the
+            # best box that covers them (greedy merging on intersection over the smaller box)
+            out.append(Detections.merge(parts).with_greedy_merge(SLICE_MERGE_IOS))
         return out
 
     def _cascade(self, images: Sequence[Image], insulators: list[Detections]) -> list[Detections]:

@@ -25,8 +25,10 @@ import fcntl
 import hashlib
 import io
 import json
+import math
 import os
 import statistics
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -55,9 +57,16 @@ from vision.geo.reconcile import (
     locate_from_flight,
     reconcile,
 )
-from vision.geo.report import BatchRecords, build_records, write_outputs
+from vision.geo.report import BatchProgress, BatchRecords, build_records, write_outputs
 from vision.hashing import sha256_file
-from vision.records import DetectionRecord, GeoPoint, PhotoRecord, stable_id, write_jsonl
+from vision.records import (
+    DetectionRecord,
+    GeoPoint,
+    PhotoRecord,
+    model_parts,
+    stable_id,
+    write_jsonl,
+)
 from vision.train.model_card import CardClass
 
 BgrImage = NDArray[np.uint8]
@@ -68,6 +77,8 @@ STATE_FILE = "batch.json"
 LOCK_FILE = ".batch.lock"
 PROGRESS_FILE = "progress.jsonl"
 RECORDS_FILE = "records.jsonl"
+#: A running batch's records so far (the importer waits for records.jsonl: a finished batch).
+PARTIAL_RECORDS_FILE = "records.partial.jsonl"
 CROPS_DIR = "crops"
 STATE_VERSION = 1
 
@@ -92,6 +103,9 @@ class BatchOptions:
     model_name: str = "unknown"
     #: Language of report.html: zh-CN or en.
     report_lang: str = "zh-CN"
+    #: Seconds between rewrites of a running batch's outputs, and never more often than 10x the
+    #: time the last rewrite took, so they cost under 10 %; 0: after every detector call.
+    live_every_s: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -278,6 +292,8 @@ def process_photo(
     problems = list(meta.problems)
     if record.error:
         problems.append(f"unreadable image: {record.error}")
+    if record.truncated:
+        problems.append("truncated JPEG: decoded as far as the file goes, the rest grey")
     photo_id = sha256_file(path)
     camera, centre, sigma, footprint = _photo_view(meta, ctx, problems)
     det_records: list[DetectionRecord] = []
@@ -305,6 +321,7 @@ def process_photo(
         footprint=footprint,
         detections=len(det_records),
         problems=problems,
+        truncated=record.truncated,
     )
     return PhotoResult(ProgressEntry(key=key, photo=photo, detections=det_records), crops)
 
@@ -334,6 +351,7 @@ def _detection_records(
         problems.append("decoded image is rotated against the sensor: boxes not geo-referenced")
         box_camera = None
     lat, lon, dsig = _project_boxes(box_camera, detections, roles, ctx.fitting_height_m)
+    model, model_version = model_parts(ctx.options.model_name)
     out: list[DetectionRecord] = []
     for i in range(len(detections)):
         cls = ctx.classes[int(detections.class_id[i])]
@@ -360,6 +378,8 @@ def _detection_records(
                 ground=_geo(float(lat[i]), float(lon[i])),
                 uncertainty_m=float(dsig[i]) if np.isfinite(dsig[i]) else None,
                 evidence_crop=crop_rel,
+                model=model,
+                model_version=model_version,
             )
         )
     return out
@@ -599,6 +619,7 @@ def run_batch(
         skipped = len(batch.done)
         keys = {p: k for k, p in batch.todo}
         processed = 0
+        live = LiveOutputs(batch, total=len(batch.all_keys), done=skipped)
         with (
             (out_dir / PROGRESS_FILE).open("a", encoding="utf-8") as fh,
             tqdm(total=len(batch.all_keys), initial=skipped, unit="photo", desc="photos",
@@ -614,27 +635,87 @@ def run_batch(
                     append_entry(fh, done.entry)
                     processed += 1
                     bar.update(1)
-        return finish_batch(batch, skipped=skipped, processed=processed)
+                fh.flush()
+                live.photos_done(len(chunk))
+        return finish_batch(batch, skipped=skipped, processed=processed,
+                            elapsed_s=live.elapsed_s())
 
 
-def finish_batch(batch: PreparedBatch, *, skipped: int, processed: int) -> BatchSummary:
+class LiveOutputs:
+    """Rewrites a running batch's records, layers and report as photos finish (throttled)."""
+
+    def __init__(self, batch: PreparedBatch, *, total: int, done: int) -> None:
+        self.batch, self.total, self.done = batch, total, done
+        self.resumed_with = done  # the rate counts this run's photos only
+        self.started = time.monotonic()
+        self.last_write = -math.inf
+        self.last_cost = 0.0
+
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started
+
+    def photos_done(self, n: int) -> None:
+        self.done += n
+        every = self.batch.context.options.live_every_s
+        every = max(every, 10 * self.last_cost) if every > 0 else 0.0
+        now = time.monotonic()
+        if self.done >= self.total or now - self.last_write < every:
+            return  # the last photos are written by finish_batch
+        write_partial(self.batch, BatchProgress(
+            done=self.done - self.resumed_with, total=self.total - self.resumed_with,
+            elapsed_s=now - self.started,
+        ))
+        self.last_write = time.monotonic()
+        self.last_cost = self.last_write - now
+
+
+def write_partial(batch: PreparedBatch, progress: BatchProgress) -> None:
+    """Write the outputs of the photos processed so far: ``records.partial.jsonl`` (never
+    ``records.jsonl``, which marks a finished batch), the GeoJSON layers, CSVs, the report and
+    ``progress.json``, each replaced atomically."""
+    entries = load_progress(batch.out_dir / PROGRESS_FILE, repair=False)
+    ordered = [entries[k] for k in batch.all_keys if k in entries]
+    if not ordered:
+        return
+    records, _ = _records_of(batch, ordered)
+    write_outputs(batch.out_dir, batch.ledger, records, lang=batch.context.options.report_lang,
+                  skipped=not_photos(batch.photos_root, batch.out_dir), progress=progress)
+    tmp = batch.out_dir / f".{PARTIAL_RECORDS_FILE}.tmp"
+    write_jsonl(records.all(), tmp)
+    os.replace(tmp, batch.out_dir / PARTIAL_RECORDS_FILE)
+
+
+def _records_of(
+    batch: PreparedBatch, ordered: Sequence[ProgressEntry]
+) -> tuple[BatchRecords, dict[str, int]]:
+    """The records of ``ordered`` and the reconciliation's counts per status."""
+    result, photos, dets = reconcile_entries(batch.ledger, ordered, batch.context.options)
+    # Records name photos by absolute path so an importer can copy them from anywhere.
+    photos = [p.model_copy(update={"path": (batch.photos_root / p.path).resolve().as_posix()})
+              for p in photos]
+    return build_records(batch.batch_id, batch.ledger, photos, dets, result), result.counts()
+
+
+def finish_batch(
+    batch: PreparedBatch, *, skipped: int, processed: int, elapsed_s: float | None = None
+) -> BatchSummary:
     """Reconcile every processed photo with the ledger and write all outputs."""
     entries = load_progress(batch.out_dir / PROGRESS_FILE, repair=False)
     missing = [k for k in batch.all_keys if k not in entries]
     if missing:
         raise BatchError(f"{len(missing)} photos are not processed yet, e.g. {missing[0]}")
     ordered = [entries[k] for k in batch.all_keys]
-    result, photos, dets = reconcile_entries(batch.ledger, ordered, batch.context.options)
-    # Records name photos by absolute path so an importer can copy them from anywhere.
-    photos = [p.model_copy(update={"path": (batch.photos_root / p.path).resolve().as_posix()})
-              for p in photos]
-    records = build_records(batch.batch_id, batch.ledger, photos, dets, result)
+    records, counts = _records_of(batch, ordered)
     skipped_files = not_photos(batch.photos_root, batch.out_dir)
+    progress = BatchProgress(done=processed, total=processed, elapsed_s=elapsed_s or 0.0,
+                             finished=True)
     outputs = write_outputs(batch.out_dir, batch.ledger, records,
-                            lang=batch.context.options.report_lang, skipped=skipped_files)
+                            lang=batch.context.options.report_lang, skipped=skipped_files,
+                            progress=progress)
     # records.jsonl last: its presence marks a complete batch for field_api's import.
     outputs["records"] = batch.out_dir / RECORDS_FILE
     write_jsonl(records.all(), outputs["records"])
+    (batch.out_dir / PARTIAL_RECORDS_FILE).unlink(missing_ok=True)
     _mark_finished(batch.out_dir / STATE_FILE)
     return BatchSummary(
         batch_id=batch.batch_id,
@@ -645,7 +726,7 @@ def finish_batch(batch: PreparedBatch, *, skipped: int, processed: int) -> Batch
         photos_with_problems=sum(1 for p in records.photos if p.problems),
         detections=len(records.detections),
         ledger_issues=len(batch.ledger.issues),
-        counts=result.counts(),
+        counts=counts,
         outputs=outputs,
         skipped_files=tuple(skipped_files),
     )

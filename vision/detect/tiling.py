@@ -95,6 +95,60 @@ def grid_tiles(image_wh: tuple[int, int], tile_px: int, overlap: float = 0.2) ->
     return tiles_along((0, 0, image_wh[0], image_wh[1]), image_wh, tile_px, overlap)
 
 
+#: A photo whose long side is over this many windows is sliced by the automatic plan.
+AUTO_SLICE_OVER = 1.5
+
+
+def slice_plan(
+    image_wh: tuple[int, int],
+    window_px: int,
+    *,
+    overlap: float = 0.2,
+    over: float = AUTO_SLICE_OVER,
+) -> list[Tile]:
+    """The windows a sliced first stage runs on, or none when the photo is small enough.
+
+    ``window_px`` is the photo size the first stage sees objects at their trained scale (the
+    model card's ``native_px``); a photo whose long side is at most ``over`` times it is run
+    whole, a larger one also on overlapping windows of that size (merged with the whole-photo
+    pass). A 4000x3000 drone photo with 1152 px windows gets 20 windows; a 1152x864 one none.
+
+    Example:
+        >>> len(slice_plan((4000, 3000), 1152)), len(slice_plan((1152, 864), 1152))
+        (20, 0)
+    """
+    if window_px <= 0 or over < 1.0:
+        raise ValueError(f"window_px must be positive and over >= 1: {window_px}, {over}")
+    if max(image_wh) <= over * window_px:
+        return []
+    return stride_tiles(image_wh, window_px, overlap)
+
+
+def _stride_starts(limit: int, window: int, overlap: float) -> list[int]:
+    if limit <= window:
+        return [0]
+    step = window - int(overlap * window)
+    starts = list(range(0, limit - window, step))
+    return [*starts, limit - window]  # the last window is moved back inside the image
+
+
+def stride_tiles(image_wh: tuple[int, int], window_px: int, overlap: float = 0.2) -> list[Tile]:
+    """Windows covering the whole image the way slicing tools lay them (SAHI, mmdet): from the
+    top-left corner every ``window_px * (1 - overlap)`` pixels, the last one on each axis moved
+    back inside the image; an axis shorter than a window is taken whole.
+
+    Example:
+        >>> [t[0] for t in stride_tiles((4000, 3000), 1152)][:5]
+        [0, 922, 1844, 2766, 2848]
+    """
+    if window_px <= 0 or not 0.0 <= overlap < 1.0:
+        raise ValueError(f"bad window {window_px} or overlap {overlap}")
+    w, h = image_wh
+    xs = _stride_starts(w, window_px, overlap)
+    ys = _stride_starts(h, window_px, overlap)
+    return [(x, y, min(x + window_px, w), min(y + window_px, h)) for y in ys for x in xs]
+
+
 def boxes_to_tile(
     boxes_xyxy: npt.ArrayLike,
     tile: Tile,

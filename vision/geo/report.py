@@ -275,6 +275,7 @@ def defect_layer(records: BatchRecords) -> str:
             "confidence": round(d.confidence, 3), "asset": d.asset_id,
             "distance_to_asset_m": d.distance_to_asset_m, "uncertainty_m": _round(d.uncertainty_m),
             "photo_id": d.photo_id, "evidence_crop": d.evidence_crop,
+            "model": d.model, "model_version": d.model_version,
         })
         for d in records.detections if d.role == "defect" and d.ground is not None
     ]
@@ -288,7 +289,7 @@ def photo_layer(records: BatchRecords) -> str:
                                                       for x, y in p.footprint]]},
                  {"id": p.id, "path": p.path, "asset": p.asset_id, "detections": p.detections,
                   "captured_at": p.captured_at.isoformat() if p.captured_at else None,
-                  "uncertainty_m": _round(p.uncertainty_m)})
+                  "uncertainty_m": _round(p.uncertainty_m), "truncated": p.truncated})
         for p in records.photos if p.footprint
     ]
     return _collection(feats)
@@ -349,6 +350,71 @@ def ledger_validation_csv(ledger: Ledger) -> str:
     return buf.getvalue()
 
 
+# ----------------------------------------------------------------------------- progress
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """Where a batch stands when its outputs are written: photos done of all, rate, time left.
+
+    A running batch's outputs are rewritten as photos finish, so they can be opened at any
+    moment; ``finished`` marks the final write.
+    """
+
+    done: int
+    total: int
+    elapsed_s: float
+    finished: bool = False
+
+    @property
+    def per_minute(self) -> float | None:
+        """Photos per minute so far (None before the first photo)."""
+        return 60.0 * self.done / self.elapsed_s if self.done and self.elapsed_s > 0 else None
+
+    @property
+    def seconds_left(self) -> float | None:
+        """Estimated seconds to the end at the rate so far (None without a rate)."""
+        if self.finished:
+            return 0.0
+        rate = self.per_minute
+        return None if rate is None else 60.0 * (self.total - self.done) / rate
+
+    def as_json(self) -> dict[str, object]:
+        """``progress.json``: what a script or a page polls."""
+        rate, left = self.per_minute, self.seconds_left
+        return {
+            "state": "finished" if self.finished else "running",
+            "done": self.done,
+            "total": self.total,
+            "elapsed_s": round(self.elapsed_s, 1),
+            "photos_per_minute": None if rate is None else round(rate, 1),
+            "seconds_left": None if left is None else round(left),
+        }
+
+
+def _duration(seconds: float | None, lang: str) -> str:
+    if seconds is None:
+        return "—"
+    minutes = round(seconds / 60)
+    hours, minutes = divmod(minutes, 60)
+    if lang == "en":
+        return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+    return f"{hours} 小时 {minutes} 分钟" if hours else f"{minutes} 分钟"
+
+
+def progress_line(progress: BatchProgress, lang: str) -> str:
+    """The report's status line, in ``lang``."""
+    t = _texts(lang)
+    rate = progress.per_minute
+    values = {
+        "done": progress.done, "total": progress.total,
+        "rate": "—" if rate is None else f"{rate:.1f}",
+        "left": _duration(progress.seconds_left, lang),
+        "elapsed": _duration(progress.elapsed_s, lang),
+    }
+    return (t["progress_finished"] if progress.finished else t["progress_running"]).format(**values)
+
+
 # ----------------------------------------------------------------------------- HTML + SVG
 _COLOURS = {"inspected": "#2e7d32", "uninspected": "#9e9e9e",
             "unregistered": "#1565c0", "position_mismatch": "#ef6c00"}
@@ -360,6 +426,9 @@ REPORT_LANGUAGES = ("zh-CN", "en")
 _TEXTS: dict[str, dict[str, str]] = {
     "zh-CN": {
         "title": "巡检批次 {batch_id}",
+        "progress_running": "正在运行：已完成 {done} / {total} 张照片，每分钟 {rate} 张，"
+                            "预计还需 {left}（本页随照片完成而更新，每 30 秒自动刷新）",
+        "progress_finished": "已完成：{total} 张照片，本次运行用时 {elapsed}",
         "photos": "照片",
         "with_problems": "有问题的照片",
         "detections": "检测框",
@@ -406,6 +475,10 @@ _TEXTS: dict[str, dict[str, str]] = {
     },
     "en": {
         "title": "Inspection batch {batch_id}",
+        "progress_running": "Running: {done} of {total} photos done, {rate} photos a minute, "
+                            "about {left} left (this page is rewritten as photos finish and "
+                            "reloads every 30 s)",
+        "progress_finished": "Finished: {total} photos, this run took {elapsed}",
         "photos": "photos",
         "with_problems": "with problems",
         "detections": "detections",
@@ -456,6 +529,7 @@ _TEXTS: dict[str, dict[str, str]] = {
 
 _TEMPLATE = """<!doctype html>
 <html lang="{{ lang }}"><head><meta charset="utf-8"><title>{{ title }}</title>
+{% if running %}<meta http-equiv="refresh" content="30">{% endif %}
 <style>
 body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}svg{background:#f7f5ef;
@@ -464,6 +538,7 @@ border:1px solid #bbb}.crop{max-width:260px;max-height:200px;margin:.3em;border:
 display:inline-block;margin-right:.3em;border-radius:50%}
 </style></head><body>
 <h1>{{ title }}</h1>
+{% if status %}<p id="progress">{{ status }}</p>{% endif %}
 <table><tr><th>{{ t.photos }}</th><td>{{ n_photos }}</td><th>{{ t.with_problems }}</th>
 <td>{{ n_problems }}</td><th>{{ t.detections }}</th><td>{{ n_detections }}</td></tr>
 {% for name, count in counts %}<tr><th colspan="2">{{ name }}</th><td colspan="4">{{ count }}
@@ -658,6 +733,7 @@ def html_report(
     *,
     lang: str = "zh-CN",
     skipped: Sequence[str] = (),
+    progress: BatchProgress | None = None,
 ) -> str:
     """The batch report as one HTML page (crops referenced relative to the output folder).
 
@@ -667,6 +743,7 @@ def html_report(
         batch_id: the batch's id.
         lang: ``zh-CN`` (default) or ``en``; statuses and issues are words in that language.
         skipped: files of the photo folder that are not photos, listed as skipped.
+        progress: where the run stands (a running batch's page says so and reloads itself).
 
     Raises:
         ValueError: an unknown language.
@@ -726,6 +803,8 @@ def html_report(
         issues=issues,
         problem_photos=[p for p in records.photos if p.problems],
         skipped=list(skipped),
+        status=None if progress is None else progress_line(progress, lang),
+        running=progress is not None and not progress.finished,
     )
 
 
@@ -740,8 +819,11 @@ def write_outputs(
     *,
     lang: str = "zh-CN",
     skipped: Sequence[str] = (),
+    progress: BatchProgress | None = None,
 ) -> dict[str, Path]:
-    """Write the GeoJSON layers, CSV summary, ledger validation CSV and HTML report.
+    """Write the GeoJSON layers, CSV summary, ledger validation CSV, HTML report and, with
+    ``progress``, ``progress.json``. Each file is replaced atomically, so a reader never sees a
+    half-written one while a running batch rewrites them.
 
     CSV files start with a UTF-8 byte order mark; the report is in ``lang``.
     """
@@ -755,8 +837,10 @@ def write_outputs(
         "summary": ("summary.csv", CSV_BOM + summary_csv(records)),
         "ledger_validation": ("ledger_validation.csv", CSV_BOM + ledger_validation_csv(ledger)),
         "report": ("report.html", html_report(ledger, records, batch_id, lang=lang,
-                                              skipped=skipped)),
+                                              skipped=skipped, progress=progress)),
     }
+    if progress is not None:
+        files["progress"] = ("progress.json", json.dumps(progress.as_json(), indent=1) + "\n")
     out: dict[str, Path] = {}
     for key, (name, text) in files.items():
         path = out_dir / name

@@ -74,6 +74,14 @@ class Stage(_Strict):
     #: Cascade defect stage only: square native-resolution tile size and overlap fraction.
     tile_px: int | None = Field(default=None, gt=0)
     tile_overlap: float | None = Field(default=None, ge=0.0, lt=1.0)
+    #: First stage only: the long side, in pixels, of the photos it was trained on at ``imgsz``.
+    #: Larger photos are sliced into windows of this size (``vision.detect.tiling.slice_plan``)
+    #: so objects reach the network at their trained scale; unset: ``2.5 * imgsz``.
+    native_px: int | None = Field(default=None, gt=0)
+
+    def window_px(self) -> int:
+        """The slice window of a sliced first stage (``native_px``, else ``2.5 * imgsz``)."""
+        return self.native_px if self.native_px is not None else round(2.5 * self.imgsz)
 
     def file_for(self, backend: Backend) -> str:
         """Return the card-relative file (or folder) holding this stage for ``backend``.

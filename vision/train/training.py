@@ -23,6 +23,7 @@ import json
 import logging
 import re
 import shutil
+import statistics
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -895,6 +896,11 @@ def _trained_stage(plan: StagePlan, config: TrainConfig, tmp: Path) -> _KeptStag
     if plan.tiles is not None:
         # Tiles are fed at native resolution: the tile side is the training imgsz.
         stage.update(tile_px=run_imgsz, tile_overlap=plan.tiles.overlap)
+    else:
+        # Whole photos: their size is the scale larger photos are sliced back to.
+        native = _median_long_side(run_data)
+        if native is not None:
+            stage.update(native_px=native)
     return _KeptStage(
         stage=stage,
         metrics=figures,
@@ -904,6 +910,24 @@ def _trained_stage(plan: StagePlan, config: TrainConfig, tmp: Path) -> _KeptStag
         hours=run_args.get("time"),
         base=_base_of(run_args),
     )
+
+
+def _median_long_side(data_yaml: Path, *, sample: int = 200) -> int | None:
+    """The median long side of (up to ``sample``) training photos of a ``data.yaml``."""
+    from PIL import Image
+
+    data = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
+    train = Path(str(data.get("train", "")))
+    if not train.is_absolute():
+        train = Path(str(data.get("path", data_yaml.parent))) / train
+    if not train.is_dir():
+        return None
+    photos = sorted(p for p in train.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    sides = []
+    for path in photos[:sample]:
+        with Image.open(path) as img:  # the header only: no pixels decoded
+            sides.append(max(img.size))
+    return int(statistics.median(sides)) if sides else None
 
 
 def _card_data(

@@ -76,6 +76,12 @@
     "field.position": ["位置", "Position"],
     "field.progress": ["进度", "Progress"],
     "field.version": ["版本", "Version"],
+    "field.model": ["模型", "Model"],
+    "field.batch": ["批次", "Batch"],
+    "field.photo": ["照片", "Photo"],
+    "model_version": ["{model} 第 {version} 版", "{model} version {version}"],
+    "truncated": ["JPEG 文件不完整：已识别可解码部分", "Truncated JPEG: the decodable part was searched"],
+    "intact": ["完整", "Intact"],
     "class.defect": ["缺陷", "Defect"],
     "class.insulator": ["绝缘子", "Insulator"],
     "network_error": ["网络不可用", "No network"],
@@ -235,6 +241,9 @@
       ["position", f.ground_lat != null ? f.ground_lat.toFixed(6) + ", " + f.ground_lon.toFixed(6)
         : (f.asset_id ? "—" : t("no_position"))],
       ["version", f.version],
+      ["model", f.model ? t("model_version", { model: f.model, version: f.model_version || "?" }) : "—"],
+      ["batch", f.batch_id],
+      ["photo", photo.truncated ? t("truncated") : t("intact")],
       ["progress", (state.index + 1) + " / " + state.total]];
     const items = [];
     for (const [k, v] of rows) {

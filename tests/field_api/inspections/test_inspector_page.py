@@ -16,7 +16,7 @@ from field_api.common.actors import Role
 from field_api.config import Settings, VisionSettings
 from field_api.db import Base, make_engine, make_session_factory
 from field_api.inspections import importing
-from field_api.inspections.models import Finding, LedgerLine, RepairOrder
+from field_api.inspections.models import Finding, InspectionPhoto, LedgerLine, RepairOrder
 from field_api.main import create_app
 from tests.builders import make_crew, make_district, make_user
 from tests.field_api.inspections.test_service import write_batch
@@ -132,8 +132,16 @@ def test_keyboard_review_draws_one_finding_at_a_time_and_undoes(
         ids = page.locator('#details dd[data-field="id"]')
         sync_api.expect(ids).to_have_text("det-defect")
         sync_api.expect(page.locator("#stage svg")).to_have_count(1)
-        sync_api.expect(page.locator("#details dt")).to_have_count(10)
+        sync_api.expect(page.locator("#details dt")).to_have_count(13)
         sync_api.expect(page.locator('#details dd[data-field="version"]')).to_have_text("1")
+        # the model and version that proposed the finding, its batch, and the photo's state
+        sync_api.expect(page.locator('#details dd[data-field="model"]')).to_have_text(
+            "cplid-cascade 第 4 版"
+        )
+        sync_api.expect(page.locator('#details dd[data-field="batch"]')).to_have_text(
+            "batch-test-0001"
+        )
+        sync_api.expect(page.locator('#details dd[data-field="photo"]')).to_have_text("完整")
 
         page.keyboard.press("c")
         sync_api.expect(page.locator("#status")).to_contain_text("已确认")
@@ -141,6 +149,10 @@ def test_keyboard_review_draws_one_finding_at_a_time_and_undoes(
             "u"
         )  # the page says undo is possible
         sync_api.expect(ids).to_have_text("det-insulator")
+        # its record names no model: the batch's (batch.json: cplid-cascade@3) stands in
+        sync_api.expect(page.locator('#details dd[data-field="model"]')).to_have_text(
+            "cplid-cascade 第 3 版"
+        )
         page.keyboard.press("u")
         sync_api.expect(page.locator("#status")).to_contain_text("已撤销")
         sync_api.expect(ids).to_have_text("det-defect")  # back on the undone finding
@@ -156,3 +168,27 @@ def test_keyboard_review_draws_one_finding_at_a_time_and_undoes(
         assert finding is not None and finding.status.value == "proposed"
         assert [r.stage.value for r in repairs] == ["cancelled"]
     engine.dispose()
+
+
+def test_page_flags_a_truncated_photo(live: tuple[str, str, Settings]) -> None:
+    url, token, settings = live
+    engine = make_engine(settings.database_url)
+    with Session(engine) as session, session.begin():
+        for photo in session.query(InspectionPhoto):
+            photo.truncated = True  # as imported from a batch whose JPEG was cut short
+    engine.dispose()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{url}/inspector")
+        page.fill("#token", token)
+        page.click("#signin")
+        page.wait_for_selector("rect.box.current")
+        sync_api.expect(page.locator('#details dd[data-field="photo"]')).to_have_text(
+            "JPEG 文件不完整：已识别可解码部分"
+        )
+        browser.close()
+    assert errors == [], errors

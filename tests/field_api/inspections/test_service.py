@@ -78,6 +78,8 @@ def write_batch(
             asset_id="P-001",
             attach="ground_point",
             evidence_crop="crops/d1.jpg",
+            model="cplid-cascade",
+            model_version="4",
         ),
         rec.DetectionRecord(
             id="det-insulator",
@@ -139,7 +141,9 @@ def write_batch(
         ),
     ]
     rec.write_jsonl(items, out / "records.jsonl")  # type: ignore[arg-type]
-    (out / "batch.json").write_text(json.dumps({"batch_id": BATCH, "finished_at": finished}))
+    (out / "batch.json").write_text(
+        json.dumps({"batch_id": BATCH, "finished_at": finished, "model": "cplid-cascade@3"})
+    )
     return out
 
 
@@ -154,6 +158,12 @@ def test_import_is_idempotent_and_newer_run_supersedes(
     assert again.unchanged
     assert audit.event_count(session) == events
     assert session.scalar(select(func.count()).select_from(Finding)) == 2
+    # each finding names its model: the record's own, else (older records) the batch's
+    defect, insulator = session.get(Finding, "det-defect"), session.get(Finding, "det-insulator")
+    assert defect is not None and (defect.model, defect.model_version) == ("cplid-cascade", "4")
+    assert insulator is not None and (insulator.model, insulator.model_version) == (
+        "cplid-cascade", "3"
+    )
 
     write_batch(tmp_path, severity=4, finished="2025-10-02T08:00:00+00:00")
     newer = importing.import_batch(session, batch_dir, settings=settings, actor=None)
