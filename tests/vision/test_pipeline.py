@@ -290,7 +290,8 @@ def test_a_running_batch_can_be_read_mid_way(tmp_path: Path) -> None:
             assert resume.wait(60)
         return CHILD.fake_detector(images)
 
-    options = BatchOptions(batch_size=2, progress=False, live_every_s=0, report_lang="en")
+    options = BatchOptions(batch_size=2, progress=False, live_every_s=0, report_lang="en",
+                           model_name="cplid-cascade@4")
     result: list[BatchSummary] = []
     worker = threading.Thread(target=lambda: result.append(run_batch(
         tmp_path / "photos", [LEDGER], out, detector, CHILD.CLASSES, options=options)))
@@ -318,3 +319,4 @@ def test_a_running_batch_can_be_read_mid_way(tmp_path: Path) -> None:
     assert not (out / "records.partial.jsonl").exists()
     finished = (out / "report.html").read_text()
     assert f"Finished: {len(names)} photos" in finished and "http-equiv" not in finished
+    assert "Detection model: cplid-cascade v4" in finished  # the model that proposed the boxes

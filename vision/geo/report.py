@@ -429,6 +429,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "progress_running": "正在运行：已完成 {done} / {total} 张照片，每分钟 {rate} 张，"
                             "预计还需 {left}（本页随照片完成而更新，每 30 秒自动刷新）",
         "progress_finished": "已完成：{total} 张照片，本次运行用时 {elapsed}",
+        "model": "检测模型",
         "photos": "照片",
         "with_problems": "有问题的照片",
         "detections": "检测框",
@@ -479,6 +480,7 @@ _TEXTS: dict[str, dict[str, str]] = {
                             "about {left} left (this page is rewritten as photos finish and "
                             "reloads every 30 s)",
         "progress_finished": "Finished: {total} photos, this run took {elapsed}",
+        "model": "Detection model",
         "photos": "photos",
         "with_problems": "with problems",
         "detections": "detections",
@@ -539,6 +541,7 @@ display:inline-block;margin-right:.3em;border-radius:50%}
 </style></head><body>
 <h1>{{ title }}</h1>
 {% if status %}<p id="progress">{{ status }}</p>{% endif %}
+{% if models %}<p id="model">{{ t.model }}: {{ models }}</p>{% endif %}
 <table><tr><th>{{ t.photos }}</th><td>{{ n_photos }}</td><th>{{ t.with_problems }}</th>
 <td>{{ n_problems }}</td><th>{{ t.detections }}</th><td>{{ n_detections }}</td></tr>
 {% for name, count in counts %}<tr><th colspan="2">{{ name }}</th><td colspan="4">{{ count }}
@@ -804,6 +807,8 @@ def html_report(
         problem_photos=[p for p in records.photos if p.problems],
         skipped=list(skipped),
         status=None if progress is None else progress_line(progress, lang),
+        models=", ".join(sorted({f"{d.model} v{d.model_version}" if d.model_version
+                                 else str(d.model) for d in records.detections if d.model})),
         running=progress is not None and not progress.finished,
     )
 
