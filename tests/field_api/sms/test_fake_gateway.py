@@ -1,0 +1,76 @@
+"""The fake gateway on loopback: it checks signatures, records messages, scripts failures and
+shows what it got as JSON to other processes."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from field_api.config import SmsSettings
+from field_api.sms.fake_gateway import FakeSmsGateway
+from field_api.sms.gateways import HttpGateway, SmsMessage, SmsSendFailed
+from field_api.sms.rules import SmsTemplate
+
+MESSAGE = SmsMessage(
+    phone="13812345678",
+    template=SmsTemplate.otp,
+    params={"contract_no": "HT-1", "code": "123456", "minutes": "5"},
+    text="【供电服务】验证码：123456",
+)
+
+
+def _gateway(fake: FakeSmsGateway, **override: object) -> HttpGateway:
+    values = {k.removeprefix("FIELDOPS_SMS_").lower(): v for k, v in fake.environment().items()}
+    return HttpGateway(SmsSettings(**(values | override)))  # type: ignore[arg-type]
+
+
+def test_a_signed_message_is_recorded_and_listed_as_json() -> None:
+    with FakeSmsGateway() as fake:
+        _gateway(fake).send(MESSAGE)
+        assert fake.bad_signatures == 0
+        listed = httpx.get(f"{fake.url}messages", timeout=5).json()
+        assert fake.url.startswith("http://127.0.0.1:")
+    assert listed == [
+        {
+            "phone": "13812345678",
+            "template": "SMS_0001",
+            "params": {"contract_no": "HT-1", "code": "123456", "minutes": "5"},
+            "sign_name": "供电服务",
+        }
+    ]
+
+
+def test_a_wrong_secret_is_refused_and_nothing_recorded() -> None:
+    with FakeSmsGateway() as fake:
+        with pytest.raises(SmsSendFailed, match="HTTP 400"):
+            _gateway(fake, access_key_secret="not-the-secret").send(MESSAGE)
+        assert fake.bad_signatures == 1 and fake.messages() == []
+
+
+def test_scripted_failures_then_success() -> None:
+    with FakeSmsGateway() as fake:
+        gateway = _gateway(fake)
+        fake.fail_next(1, status=503)
+        with pytest.raises(SmsSendFailed, match="HTTP 503"):
+            gateway.send(MESSAGE)
+        r = httpx.post(f"{fake.url}control", json={"refuse_next": 1, "code": "isv.DAY_LIMIT"})
+        assert r.status_code == 200
+        with pytest.raises(SmsSendFailed, match=r"isv\.DAY_LIMIT"):
+            gateway.send(MESSAGE)
+        gateway.send(MESSAGE)
+        assert len(fake.messages()) == 1 and fake.requests == 3
+
+
+def test_an_unreachable_gateway_is_a_failure_without_the_number() -> None:
+    with FakeSmsGateway() as fake:
+        gateway = _gateway(fake)
+    with pytest.raises(SmsSendFailed) as failed:
+        gateway.send(MESSAGE)  # the fake has stopped: nothing listens there
+    assert "13812345678" not in str(failed.value) and "123456" not in str(failed.value)
+
+
+def test_the_secret_is_never_in_a_repr() -> None:
+    with FakeSmsGateway() as fake:
+        gateway = _gateway(fake)
+        assert fake.secret not in repr(gateway) and fake.secret not in repr(fake)
+        assert fake.secret not in repr(SmsSettings(access_key_secret=fake.secret))  # type: ignore[arg-type]
