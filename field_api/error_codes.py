@@ -317,9 +317,6 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "contract.otp_not_sent": _m(
         "尚未发送验证码，请先申请", "no one-time code was sent for this contract; request one first"
     ),
-    "contract.otp_send_failed": _m(
-        "验证码发送失败，请重试", "the one-time code could not be sent; try again"
-    ),
     "contract.otp_wrong": _m(
         "验证码错误，还可尝试 {attempts_left} 次",
         "wrong one-time code; {attempts_left} attempt(s) left",
