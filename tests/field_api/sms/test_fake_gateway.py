@@ -3,6 +3,13 @@ shows what it got as JSON to other processes."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -74,3 +81,68 @@ def test_the_secret_is_never_in_a_repr() -> None:
         gateway = _gateway(fake)
         assert fake.secret not in repr(gateway) and fake.secret not in repr(fake)
         assert fake.secret not in repr(SmsSettings(access_key_secret=fake.secret))  # type: ignore[arg-type]
+
+
+def test_a_trickling_gateway_cannot_stretch_the_deadline() -> None:
+    # A gateway that answers one byte at a time: the request fails at its total deadline
+    # instead of waiting as long as the gateway keeps sending.
+    stop = threading.Event()
+
+    class Trickle(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            while not stop.wait(0.2):  # the pace of the trickle, not a timing assertion
+                try:
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                except OSError:
+                    return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with FakeSmsGateway() as fake:
+            gateway = _gateway(
+                fake, endpoint=f"http://127.0.0.1:{server.server_address[1]}/", timeout_s=1.0
+            )
+        with pytest.raises(SmsSendFailed, match="did not answer: TimeoutError"):
+            gateway.send(MESSAGE)
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_command_runs_a_fake_gateway_on_loopback(tmp_path: Path) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "fieldops.cli", "sms", "fake-gateway", "--secret", "cli-secret"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=tmp_path,
+    ) as proc:
+        _use_the_command(proc)
+
+
+def _use_the_command(proc: subprocess.Popen[str]) -> None:
+    try:
+        assert proc.stdout is not None
+        lines = dict(proc.stdout.readline().strip().split("=", 1) for _ in range(8))
+        endpoint = lines["FIELDOPS_SMS_ENDPOINT"]
+        assert endpoint.startswith("http://127.0.0.1:")
+        assert "cli-secret" not in lines.values()  # a secret given is not echoed
+        settings = {k.removeprefix("FIELDOPS_SMS_").lower(): v for k, v in lines.items()}
+        settings["access_key_secret"] = "cli-secret"
+        HttpGateway(SmsSettings(**settings)).send(MESSAGE)  # type: ignore[arg-type]
+        listed = httpx.get(f"{endpoint}messages", timeout=10).json()
+        assert [m["params"]["code"] for m in listed] == ["123456"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)

@@ -17,6 +17,7 @@ from field_api import keyfiles
 from field_api.common.actors import Role
 from field_api.config import Settings, SmsSettings
 from field_api.db import make_engine, make_session_factory
+from field_api.jobs import service as jobs
 from field_api.jobs.models import Job
 from field_api.jobs.service import ClaimedJob
 from field_api.keyfiles import KeyFileError
@@ -230,3 +231,20 @@ def test_production_refuses_to_start_without_the_sms_key(tmp_path: Path) -> None
     with pytest.raises(KeyFileError, match="SMS key"):
         create_app(production)
     assert not (tmp_path / "missing.key").exists()
+
+
+def test_a_worker_lost_on_the_last_attempt_still_wipes_the_message(
+    session: Session, settings: Settings, server_clock: ChinaClock
+) -> None:
+    # The worker dies mid-send on the last try: the next claim buries the job, and the SMS
+    # slice's on-dead hook wipes the message in that same transaction.
+    one_try = settings.model_copy(
+        update={"sms": settings.sms.model_copy(update={"max_attempts": 1})}
+    )
+    row = sms.enqueue_sms(session, PHONE, SmsTemplate.visit, PARAMS, settings=one_try)
+    assert jobs.claim(session, queues=["sms"], owner="host/1/a", lease_s=60)
+    server_clock.advance(seconds=61)
+    assert jobs.claim(session, queues=["sms"], owner="host/2/b", lease_s=60) == []
+    session.refresh(row)
+    assert row.state == "dead" and row.phone_ct is None and row.params_ct is None
+    assert "lost" in (row.last_error or "")
