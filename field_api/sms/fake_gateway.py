@@ -7,7 +7,9 @@ for another key id), records each accepted message, and can be told to fail the 
 requests with an HTTP status or to answer a non-OK ``Code``.
 
 In process: :class:`FakeSmsGateway` (``with FakeSmsGateway() as fake: ... fake.messages()``).
-From another process: ``GET /messages`` answers ``[{"phone", "template", "params",
+It also refuses what the real service would: another action, another signature version, a
+malformed ``Timestamp``, a ``SignatureNonce`` used before (a replay). From another process:
+``GET /messages`` answers ``[{"phone", "template", "params",
 "sign_name"}]`` (oldest first), ``DELETE /messages`` forgets them, and ``POST /control`` with
 ``{"fail_next": N, "status": 503}`` or ``{"refuse_next": N, "code": "isv.BUSINESS_LIMIT_CONTROL"}``
 scripts failures. ``fieldops sms fake-gateway --port N`` runs one. It listens on 127.0.0.1 only.
@@ -19,6 +21,7 @@ import json
 import secrets
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -49,6 +52,7 @@ class FakeSmsGateway:
     bad_signatures: int = 0
     requests: int = 0
     _script: _Script = field(default_factory=_Script)
+    _nonces: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -140,6 +144,10 @@ class FakeSmsGateway:
             ):
                 self.bad_signatures += 1
                 return 400, {"Code": "SignatureDoesNotMatch", "RequestId": request_id}
+            refused = _refusal(params, self._nonces)
+            if refused is not None:
+                return 400, {"Code": refused, "RequestId": request_id}
+            self._nonces.add(params.get("SignatureNonce", ""))
             if self._script.refuse_next > 0:
                 self._script.refuse_next -= 1
                 return 200, {"Code": self._script.refuse_code, "Message": "refused (scripted)"}
@@ -163,6 +171,22 @@ class FakeSmsGateway:
             self.fail_next(int(body["fail_next"]), status=int(body.get("status", 503)))
         if "refuse_next" in body:
             self.refuse_next(int(body["refuse_next"]), code=str(body.get("code", "isv.DENY")))
+
+
+def _refusal(params: dict[str, str], nonces: set[str]) -> str | None:
+    """The error code of a well-signed request the real service would still refuse."""
+    if params.get("Action") != "SendSms":
+        return "InvalidAction.NotFound"
+    if params.get("SignatureVersion") != "1.0":
+        return "InvalidSignatureVersion"
+    try:
+        datetime.strptime(params["Timestamp"], "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return "InvalidTimeStamp.Format"
+    nonce = params.get("SignatureNonce", "")
+    if not nonce or nonce in nonces:
+        return "SignatureNonceUsed"
+    return None
 
 
 def _handler_for(fake: FakeSmsGateway) -> type[BaseHTTPRequestHandler]:

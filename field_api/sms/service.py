@@ -20,7 +20,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -259,11 +259,3 @@ def latest_params(
         if message is not None and message.phone == phone:
             return dict(message.params)
     return None
-
-
-def counts(session: Session) -> dict[str, Any]:
-    """How many outbox rows are in each state."""
-    from sqlalchemy import func
-
-    rows = session.execute(select(SmsOutbox.state, func.count()).group_by(SmsOutbox.state)).all()
-    return {str(state): int(n) for state, n in rows}

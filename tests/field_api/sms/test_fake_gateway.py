@@ -146,3 +146,13 @@ def _use_the_command(proc: subprocess.Popen[str]) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_a_replayed_request_is_refused() -> None:
+    with FakeSmsGateway() as fake:
+        params = _gateway(fake).request_params(MESSAGE)
+        first = httpx.post(fake.url, data=params, timeout=10)
+        again = httpx.post(fake.url, data=params, timeout=10)
+    assert first.json()["Code"] == "OK"
+    assert again.status_code == 400 and again.json()["Code"] == "SignatureNonceUsed"
+    assert len(fake.messages()) == 1
