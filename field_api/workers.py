@@ -67,11 +67,14 @@ def send_webhooks(ctx: JobContext) -> int:
 
 
 def purge_jobs(ctx: JobContext) -> int:
-    """Delete done jobs older than ``FIELDOPS_JOBS_KEEP_DONE_S`` (dead ones stay)."""
+    """Delete done jobs and sent SMS older than ``FIELDOPS_JOBS_KEEP_DONE_S`` (dead ones stay)."""
     from field_api.jobs import service as job_queue
+    from field_api.sms import service as sms
 
+    keep_s = ctx.settings.jobs.keep_done_s
     with ctx.session_factory.begin() as session:
-        return job_queue.purge_finished(session, older_than_s=ctx.settings.jobs.keep_done_s)
+        purged = job_queue.purge_finished(session, older_than_s=keep_s)
+        return purged + sms.purge_sent(session, older_than_s=keep_s)
 
 
 def config_of(

@@ -19,10 +19,10 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from field_api.common import clock
@@ -259,3 +259,15 @@ def latest_params(
         if message is not None and message.phone == phone:
             return dict(message.params)
     return None
+
+
+def purge_sent(session: Session, *, older_than_s: float) -> int:
+    """Delete sent messages sent more than ``older_than_s`` ago (with the done jobs: the
+    ``jobs.purge`` job); a dead message stays as long as its dead job."""
+    cutoff = clock.now() - timedelta(seconds=older_than_s)
+    result = session.execute(
+        delete(SmsOutbox)
+        .where(SmsOutbox.state == SmsState.sent.value, SmsOutbox.sent_at < cutoff)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -29,6 +29,7 @@ from field_api.sms.crypto import SmsCipherError, cipher_for
 from field_api.sms.fake_gateway import FakeSmsGateway
 from field_api.sms.models import SmsOutbox
 from field_api.sms.rules import DEV_OUTBOX_SIZE, SmsTemplate
+from field_api.workers import purge_jobs
 from tests.builders import auth, make_user
 from tests.clocks import ChinaClock
 from tests.sms_support import RecordingGateway, deliver, production_sms, recording_gateway
@@ -248,3 +249,23 @@ def test_a_worker_lost_on_the_last_attempt_still_wipes_the_message(
     session.refresh(row)
     assert row.state == "dead" and row.phone_ct is None and row.params_ct is None
     assert "lost" in (row.last_error or "")
+
+
+def test_the_job_purge_deletes_old_sent_messages_and_keeps_dead_ones(
+    session: Session,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    sms_inbox: object,
+    server_clock: ChinaClock,
+) -> None:
+    sent = sms.enqueue_sms(session, PHONE, SmsTemplate.otp, PARAMS, settings=settings)
+    assert deliver(session_factory, settings) == 1
+    dead = sms.enqueue_sms(session, PHONE, SmsTemplate.visit, PARAMS, settings=settings)
+    dead.state = "dead"
+    session.flush()
+    sent_id, dead_id = sent.id, dead.id
+    server_clock.advance(seconds=settings.jobs.keep_done_s + 1)
+    assert purge_jobs(JobContext.of(session_factory, settings)) >= 2  # the job and the message
+    session.expire_all()
+    assert session.get(SmsOutbox, sent_id) is None
+    assert session.get(SmsOutbox, dead_id) is not None
