@@ -7,6 +7,10 @@ that dies leaves the lease to expire (or to be taken over at once on its own hos
 another worker claims the job again: delivery is at least once, so handlers are idempotent.
 Finishing first renews the lease: a worker that lost it (it outlived the expiry and another
 took the job) records nothing. Services flush, never commit.
+
+The slice that owns a job kind may register :class:`KindHooks` (by name, in
+:func:`field_api.wiring.install_hooks`): a reaction when a job of the kind goes dead (the SMS
+outbox wipes the message), a refusal of an admin's retry, and the dead-letter list's line.
 """
 
 from __future__ import annotations
