@@ -7,11 +7,15 @@ that dies leaves the lease to expire (or to be taken over at once on its own hos
 another worker claims the job again: delivery is at least once, so handlers are idempotent.
 Finishing first renews the lease: a worker that lost it (it outlived the expiry and another
 took the job) records nothing. Services flush, never commit.
+
+The slice that owns a job kind may register :class:`KindHooks` (by name, in
+:func:`field_api.wiring.install_hooks`): a reaction when a job of the kind goes dead (the SMS
+outbox wipes the message), a refusal of an admin's retry, and the dead-letter list's line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,6 +43,35 @@ class ClaimedJob:
     payload: dict[str, Any]
     attempts: int
     max_attempts: int
+
+
+@dataclass(frozen=True)
+class KindHooks:
+    """How the slice that owns a job kind reacts to the queue's decisions, each in the
+    transaction that makes them: ``on_dead`` when a job of the kind goes dead (wipe what the
+    payload points to), ``before_retry`` before an admin's retry (raise a DomainError to refuse
+    it), ``describe`` for the dead-letter list (a line with personal data masked)."""
+
+    on_dead: Callable[[Session, Job], None] | None = None
+    before_retry: Callable[[Session, Job], None] | None = None
+    describe: Callable[[Session, Job], str | None] | None = None
+
+
+_hooks: dict[str, KindHooks] = {}
+
+
+def register_hooks(kind: str, hooks: KindHooks) -> None:
+    """Set the hooks of job kind ``kind`` (idempotent; the slices' ``hooks.install`` call it,
+    by name in :func:`field_api.wiring.install_hooks`)."""
+    _hooks[kind] = hooks
+
+
+def describe(session: Session, job: Job) -> str | None:
+    """The dead-letter list's line about ``job`` (None when its kind says nothing)."""
+    hooks = _hooks.get(job.kind)
+    if hooks is None or hooks.describe is None:
+        return None
+    return hooks.describe(session, job)
 
 
 def _insert_deduped(session: Session, values: dict[str, Any]) -> int | None:
@@ -180,7 +213,7 @@ def claim(
             leases.release(session, LEASE_KIND, key, owner=owner)
             continue
         if job.state == JobState.running.value and gives_up(job.attempts, job.max_attempts):
-            _bury(job, "the worker running the last attempt was lost")
+            _bury(session, job, "the worker running the last attempt was lost")
             leases.release(session, LEASE_KIND, key, owner=owner)
             continue
         job.state = JobState.running.value
@@ -191,7 +224,7 @@ def claim(
     return claimed
 
 
-def _bury(job: Job, error: str | None) -> None:
+def _bury(session: Session, job: Job, error: str | None) -> None:
     job.state = JobState.dead.value
     job.last_error = clip_error(error)
     job.finished_at = clock.now()
@@ -200,6 +233,10 @@ def _bury(job: Job, error: str | None) -> None:
         job.state = JobState.pending.value
         job.attempts = 0
         job.run_after = clock.now() + timedelta(seconds=job.period_s)
+        return
+    hooks = _hooks.get(job.kind)
+    if hooks is not None and hooks.on_dead is not None:
+        hooks.on_dead(session, job)
 
 
 def _held_job(session: Session, job_id: int, owner: str, lease_s: float) -> Job | None:
@@ -247,7 +284,7 @@ def fail(
     if job is None:
         return None
     if gives_up(job.attempts, job.max_attempts):
-        _bury(job, error)
+        _bury(session, job, error)
     else:
         job.state = JobState.pending.value
         job.last_error = clip_error(error)
@@ -294,6 +331,9 @@ def retry(session: Session, job_id: int) -> Job:
             code="jobs.not_dead",
             params={"id": job_id, "state": job.state},
         )
+    hooks = _hooks.get(job.kind)
+    if hooks is not None and hooks.before_retry is not None:
+        hooks.before_retry(session, job)
     job.state = JobState.pending.value
     job.attempts = 0
     job.run_after = clock.now()
@@ -349,15 +389,18 @@ def backlog(session: Session, *, late_s: float) -> Backlog:
 __all__ = [
     "Backlog",
     "ClaimedJob",
+    "KindHooks",
     "backlog",
     "claim",
     "complete",
     "counts",
+    "describe",
     "enqueue",
     "fail",
     "get",
     "list_dead",
     "purge_finished",
+    "register_hooks",
     "renew",
     "retry",
     "wake",
