@@ -33,10 +33,10 @@ from field_api.work_orders.rules import Stage
 NOW = datetime(2026, 12, 4, 2, 0, tzinfo=UTC)
 
 # Columns (and keys inside JSON columns) whose values are random by design: tokens, one-time
-# codes, the installation's signing key and what it signs. Every other column of every business
-# table is compared.
+# codes, the installation's signing key and what it signs, the SMS outbox's ciphertexts (a
+# random nonce each). Every other column of every business table is compared.
 RANDOM_BY_DESIGN = re.compile(
-    r"token|otp|proof|code_hash|salt|^signature$|file_sha256|key_id|secret|nonce|envelope"
+    r"token|otp|proof|code_hash|salt|^signature$|file_sha256|key_id|secret|nonce|envelope|_ct$"
 )
 SKIPPED_TABLES = re.compile(r"^(audit|api_token|lease|idempotency)")
 
