@@ -24,6 +24,7 @@ from field_api.tracking.rules import DeliveryStatus
 from field_api.tracking.schemas import (
     DeliveryRead,
     ProgressRead,
+    SecretRotated,
     SubscriptionCreate,
     SubscriptionCreated,
     SubscriptionRead,
@@ -36,6 +37,7 @@ from field_api.work_orders.rules import Stage
 router = APIRouter(tags=["tracking"])
 
 Service = Annotated[Principal, Depends(require_roles(Role.service, Role.admin))]
+Admin = Annotated[Principal, Depends(require_roles(Role.admin))]
 # The token sits in the URL: keep it out of caches, referrers and search engines.
 PRIVATE_HEADERS = {
     "Cache-Control": "no-store",
@@ -190,6 +192,24 @@ def deactivate_subscription(
     return SubscriptionRead.of(sub)
 
 
+@router.post("/webhooks/subscriptions/{subscription_id}/rotate-secret")
+def rotate_secret(
+    subscription_id: IdPath, session: DbSession, user: Admin, settings: AppSettings
+) -> SecretRotated:
+    """Give a subscriber a new signing secret, shown once in this response (admin).
+
+    For `FIELDOPS_WEBHOOK_ROTATION_OVERLAP_S` (24 h) every request carries two signatures in
+    `X-Fieldops-Signature` (`v1=` with the new secret, then `v1=` with the old one); after it
+    only the new one, and the old secret is wiped. Audited."""
+    sub = service.rotate_secret(
+        session,
+        subscription_id,
+        actor=user,
+        overlap_s=settings.webhooks.rotation_overlap_s,
+    )
+    return SecretRotated.rotated(sub)
+
+
 @router.get("/webhooks/deliveries")
 def list_deliveries(
     page: Page,
@@ -197,6 +217,15 @@ def list_deliveries(
     _: Service,
     status: DeliveryStatus | None = None,
 ) -> list[DeliveryRead]:
-    """Webhook outbox rows, newest first."""
+    """Webhook outbox rows, newest first; `?status=dead` lists the webhook dead letters (events
+    that failed their last attempt), which `POST /webhooks/deliveries/{id}/resend` sends again.
+    (The job queue's own dead letters are at `GET /jobs/dead`.)"""
     rows = service.deliveries_page(session, page, status=status)
     return [DeliveryRead.of(d) for d in rows]
+
+
+@router.post("/webhooks/deliveries/{delivery_id}/resend")
+def resend_delivery(delivery_id: IdPath, session: DbSession, user: Admin) -> DeliveryRead:
+    """Send a dead letter again (admin): pending, due now, attempts counted afresh, the same
+    event id and sequence. Audited."""
+    return DeliveryRead.of(service.resend_dead(session, delivery_id, actor=user))

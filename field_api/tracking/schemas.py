@@ -99,6 +99,11 @@ class SubscriptionRead(BaseModel):
     active: bool
     include_tracking_path: bool
     created_at: datetime
+    previous_secret_expires_at: datetime | None = Field(
+        default=None,
+        description="After a secret rotation: until when the previous secret still signs "
+        "every request (a second v1 in X-Fieldops-Signature); null outside an overlap.",
+    )
 
     @classmethod
     def of(cls, sub: WebhookSubscription) -> SubscriptionRead:
@@ -115,6 +120,16 @@ class SubscriptionCreated(SubscriptionRead):
         return cls.model_validate(sub)
 
 
+class SecretRotated(SubscriptionRead):
+    """Returned once by a rotation: the only time the new signing secret is shown."""
+
+    secret: str
+
+    @classmethod
+    def rotated(cls, sub: WebhookSubscription) -> SecretRotated:
+        return cls.model_validate(sub)
+
+
 class DeliveryRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -123,6 +138,9 @@ class DeliveryRead(BaseModel):
     event_id: str
     event_type: str
     order_id: int | None
+    sequence: int | None = Field(
+        default=None, description="The event's place among its order's events (1, 2, 3...)."
+    )
     status: str
     attempts: int
     next_attempt_at: datetime
@@ -130,6 +148,9 @@ class DeliveryRead(BaseModel):
     last_error: str | None
     created_at: datetime
     delivered_at: datetime | None
+    resent_at: datetime | None = Field(
+        default=None, description="When an admin last re-sent it from the dead letters."
+    )
 
     @classmethod
     def of(cls, row: WebhookDelivery) -> DeliveryRead:
