@@ -691,7 +691,15 @@ def resend_dead(
     row.next_attempt_at = now
     row.locked_until = None
     row.resent_at = now
-    audit.record(session, actor=actor, action="webhook_delivery.resend", entity=row)
+    # Outbox rows are not audited rows (the sender updates them); the event is the
+    # subscription's, naming the delivery.
+    audit.record(
+        session,
+        actor=actor,
+        action="webhook_delivery.resend",
+        entity=sub,
+        detail=f"delivery {row.id} (event {row.event_id})",
+    )
     jobs.wake(session, WEBHOOK_JOB)
     return row
 
