@@ -104,7 +104,20 @@ def make_worker(
     """A worker running ``handlers`` (the service's: :func:`field_api.wiring.job_handlers`)."""
     stop = threading.Event()
     ctx = JobContext.of(session_factory, settings, stopping=stop.is_set)
+    if "webhooks.send" in handlers and (config.queues is None or "webhooks" in config.queues):
+        _warm_webhooks(session_factory, settings)
     return Worker(session_factory, handlers, ctx, config, stop_event=stop)
+
+
+def _warm_webhooks(session_factory: sessionmaker[Session], settings: Settings) -> None:
+    """Load and compile what the webhook lanes need before the first event comes, so its
+    delivery is not slower than the rest (field_api.tracking.sender.warm)."""
+    from field_api.tracking import sender
+
+    try:
+        sender.warm(session_factory, sender.SendOptions.of(settings))
+    except Exception:  # a database not there yet: the first pass warms up instead
+        log.exception("warming the webhook sender up failed")
 
 
 def start_in_process(

@@ -23,13 +23,17 @@ transaction open during the request: delivery is at least once (receivers dedupl
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import secrets
+import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -38,10 +42,11 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from field_api.common import clock as server_clock
 from field_api.config import Settings, WebhookSettings, get_settings, settings_of
+from field_api.db import READ_OPTIONS
 from field_api.leases import service as leases
 from field_api.tracking import rules, targets
 from field_api.tracking.models import TrackingToken, WebhookDelivery, WebhookSubscription
-from field_api.tracking.service import forget_expired_secrets, link_expired
+from field_api.tracking.service import forget_expired_secrets, has_expired_secrets, link_expired
 from field_api.work_orders.models import WorkOrder
 
 log = logging.getLogger(__name__)
@@ -49,6 +54,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]  # a time source; the server clock by default
 LANE_KIND = "webhooks.lane"
 ANSWER_BYTES = 1024  # of a failed answer's body kept as its error
+RENEW_MARGIN_S = 5.0  # a lane's lease outlasts its next attempt by at least this much
 
 
 @dataclass(frozen=True)
@@ -204,69 +210,154 @@ def _drop_lane(session: Session, sub_id: int) -> None:
     )
 
 
-def _next_job(
-    factory: sessionmaker[Session], sub_id: int, owner: str, options: SendOptions
+@dataclass(frozen=True)
+class _Outcome:
+    """One attempt's result, recorded with the lane's next step."""
+
+    job: _Job
+    status_code: int | None
+    error: str | None
+    at: datetime
+
+
+def _take_next(
+    session: Session, sub_id: int, owner: str, options: SendOptions, now: datetime, renew: bool
 ) -> _Job | None:
-    """Renew the lane's lease and take its next event; None when the lane is done (nothing
-    due, the subscriber deactivated, or the lease lost)."""
-    now = options.clock()
+    """Take the lane's next event (renewing its lease first when ``renew``); None when the lane
+    is done (nothing due, the subscriber deactivated, or the lease lost)."""
+    if renew and not leases.claim(
+        session, LANE_KIND, str(sub_id), ttl_s=options.lane_lease_s, owner=owner
+    ):
+        return None
+    sub = session.get(WebhookSubscription, sub_id)
+    if sub is None or not sub.active:
+        _drop_lane(session, sub_id)
+        return None
+    query = (
+        _sendable(now)
+        .where(WebhookDelivery.subscription_id == sub_id)
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+        .limit(1)
+    )
+    row = session.execute(query).scalar_one_or_none()
+    if row is None:
+        return None
+    row.locked_until = now + timedelta(seconds=options.lane_lease_s)
+    keep_old = not rules.old_secret_expired(sub.previous_secret_expires_at, now)
+    payload = with_tracking_path(session, row.payload, include=sub.include_tracking_path)
+    return _Job(
+        delivery_id=row.id,
+        url=sub.url,
+        secret=sub.secret,
+        old_secret=sub.previous_secret if keep_old else None,
+        event_type=row.event_type,
+        event_id=row.event_id,
+        body=encode(payload),
+    )
+
+
+def _step(
+    factory: sessionmaker[Session],
+    lane: _Lane,
+    options: SendOptions,
+    done: _Outcome | None,
+    report: SendReport,
+) -> _Job | None:
+    """Record the last attempt (if any) and take the lane's next event, in one transaction."""
+    renew = lane.renew_due(options)
     with factory.begin() as session:
-        if not leases.claim(
-            session, LANE_KIND, str(sub_id), ttl_s=options.lane_lease_s, owner=owner
-        ):
+        if done is not None:
+            report.count(_record(session, done, options.policy))
+        if options.stopped(report):
             return None
-        sub = session.get(WebhookSubscription, sub_id)
-        if sub is None or not sub.active:
-            _drop_lane(session, sub_id)
-            return None
-        query = (
-            _sendable(now)
-            .where(WebhookDelivery.subscription_id == sub_id)
-            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-            .limit(1)
-        )
-        row = session.execute(query).scalar_one_or_none()
-        if row is None:
-            return None
-        row.locked_until = now + timedelta(seconds=options.lane_lease_s)
-        keep_old = not rules.old_secret_expired(sub.previous_secret_expires_at, now)
-        payload = with_tracking_path(session, row.payload, include=sub.include_tracking_path)
-        return _Job(
-            delivery_id=row.id,
-            url=sub.url,
-            secret=sub.secret,
-            old_secret=sub.previous_secret if keep_old else None,
-            event_type=row.event_type,
-            event_id=row.event_id,
-            body=encode(payload),
-        )
+        job = _take_next(session, lane.sub_id, lane.owner, options, options.clock(), renew)
+    if renew:
+        lane.renewed_at = time.monotonic()
+    return job
+
+
+@dataclass
+class _Lane:
+    """A lane being drained: its lease is renewed only when what is left of it might not
+    outlast the next attempt (with a margin), not before every event."""
+
+    sub_id: int
+    owner: str
+    renewed_at: float | None = None  # time.monotonic() of the last renewal
+
+    def renew_due(self, options: SendOptions) -> bool:
+        if self.renewed_at is None:
+            return True
+        left = options.lane_lease_s - (time.monotonic() - self.renewed_at)
+        return left < options.deadline_s + RENEW_MARGIN_S
+
+
+@lru_cache(maxsize=1)
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every lane (building one costs tens of milliseconds)."""
+    return ssl.create_default_context()
+
+
+_warmed: set[int] = set()
+
+
+def warm(factory: sessionmaker[Session], options: SendOptions) -> None:
+    """Do once per process what a lane's first event would otherwise pay for under its
+    deadline: load the async HTTP stack and its event-loop backend, build the TLS context and
+    compile the lane's statements (a lane step on no subscription, rolled back). Done by the
+    first pass of each process, usually with nothing to send."""
+    if id(factory) in _warmed:
+        return
+    for name in ("h11", "httpcore", "anyio", "anyio._backends._asyncio", "encodings.idna"):
+        importlib.import_module(name)
+    _tls()
+    with factory() as session:
+        owner = leases.owner_id("webhooks-warm-up")
+        _take_next(session, 0, owner, options, options.clock(), renew=True)
+        session.get(WebhookDelivery, 0)
+        leases.release(session, LANE_KIND, "0", owner=owner)
+        session.rollback()
+    _warmed.add(id(factory))
+
+
+def _client(deadline_s: float) -> httpx.AsyncClient:
+    # No proxies from the environment: the sender connects to the address it has checked.
+    return httpx.AsyncClient(
+        timeout=deadline_s, trust_env=False, follow_redirects=False, verify=_tls()
+    )
 
 
 async def _exchange(
-    url: str, body: bytes, headers: dict[str, str], extensions: dict[str, str], deadline_s: float
+    client: httpx.AsyncClient,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    extensions: dict[str, str],
+    deadline_s: float,
 ) -> tuple[int, bytes]:
     """POST under one overall deadline; cancelling on expiry closes the connection."""
     async with asyncio.timeout(deadline_s):
-        async with httpx.AsyncClient(
-            timeout=deadline_s, trust_env=False, follow_redirects=False
-        ) as client:
-            request = client.build_request(
-                "POST", url, content=body, headers=headers, extensions=extensions
-            )
-            response = await client.send(request, stream=True)
-            try:
-                answer = b""
-                async for chunk in response.aiter_raw():
-                    answer += chunk
-                    if len(answer) >= ANSWER_BYTES:
-                        break
-            finally:
-                await response.aclose()
-            return response.status_code, answer[:ANSWER_BYTES]
+        request = client.build_request(
+            "POST", url, content=body, headers=headers, extensions=extensions
+        )
+        response = await client.send(request, stream=True)
+        try:
+            answer = b""
+            async for chunk in response.aiter_raw():
+                answer += chunk
+                if len(answer) >= ANSWER_BYTES:
+                    break
+        finally:
+            await response.aclose()
+        return response.status_code, answer[:ANSWER_BYTES]
 
 
-def _post(
-    job: _Job, now: datetime, policy: targets.TargetPolicy, deadline_s: float
+async def _post(
+    client: httpx.AsyncClient,
+    job: _Job,
+    now: datetime,
+    policy: targets.TargetPolicy,
+    deadline_s: float,
 ) -> tuple[int | None, str | None]:
     # Resolve once, check every address, connect to the checked one (no second lookup a DNS
     # rebinding could answer differently); Host and TLS name stay the URL's own.
@@ -285,10 +376,11 @@ def _post(
     extensions: dict[str, str] = {}
     if target.scheme == "https":
         extensions["sni_hostname"] = target.host
+        # The pool keys connections by address: never reuse a TLS session made for another name.
         headers["Connection"] = "close"
     url = target.pinned_url(target.addresses[0])
     try:
-        code, answer = asyncio.run(_exchange(url, job.body, headers, extensions, deadline_s))
+        code, answer = await _exchange(client, url, job.body, headers, extensions, deadline_s)
     except TimeoutError:
         return None, f"no complete answer within the {deadline_s:g} s deadline"
     except httpx.HTTPError as exc:
@@ -298,31 +390,22 @@ def _post(
     return code, f"HTTP {code}: {answer[:200].decode(errors='replace')}"
 
 
-def _record(
-    factory: sessionmaker[Session],
-    job: _Job,
-    *,
-    status_code: int | None,
-    error: str | None,
-    now: datetime,
-    policy: rules.RetryPolicy,
-) -> rules.DeliveryStatus:
-    with factory.begin() as session:
-        row = session.get(WebhookDelivery, job.delivery_id)
-        if row is None:  # removed while we were sending: nothing left to record
-            return rules.DeliveryStatus.dead
-        row.attempts += 1
-        row.locked_until = None
-        row.last_status_code = status_code
-        row.last_error = error
-        if error is None:
-            row.status = rules.DeliveryStatus.delivered.value
-            row.delivered_at = now
-        elif policy.gives_up(row.attempts):
-            row.status = rules.DeliveryStatus.dead.value
-        else:
-            row.next_attempt_at = now + timedelta(seconds=policy.delay_s(row.attempts))
-        return rules.DeliveryStatus(row.status)
+def _record(session: Session, done: _Outcome, policy: rules.RetryPolicy) -> rules.DeliveryStatus:
+    row = session.get(WebhookDelivery, done.job.delivery_id)
+    if row is None:  # removed while we were sending: nothing left to record
+        return rules.DeliveryStatus.dead
+    row.attempts += 1
+    row.locked_until = None
+    row.last_status_code = done.status_code
+    row.last_error = done.error
+    if done.error is None:
+        row.status = rules.DeliveryStatus.delivered.value
+        row.delivered_at = done.at
+    elif policy.gives_up(row.attempts):
+        row.status = rules.DeliveryStatus.dead.value
+    else:
+        row.next_attempt_at = done.at + timedelta(seconds=policy.delay_s(row.attempts))
+    return rules.DeliveryStatus(row.status)
 
 
 def _release(factory: sessionmaker[Session], sub_id: int, owner: str) -> None:
@@ -333,6 +416,33 @@ def _release(factory: sessionmaker[Session], sub_id: int, owner: str) -> None:
         log.exception("releasing the webhook lane of subscription %s failed", sub_id)
 
 
+async def _drain(
+    factory: sessionmaker[Session],
+    sub_id: int,
+    *,
+    owner: str,
+    options: SendOptions,
+    report: SendReport,
+) -> None:
+    where = options.targets_policy or default_target_policy()
+    client = _client(options.deadline_s)
+    done: _Outcome | None = None
+    lane = _Lane(sub_id, owner)
+    try:
+        while True:
+            job = _step(factory, lane, options, done, report)
+            if job is None:
+                break
+            code, error = await _post(client, job, options.clock(), where, options.deadline_s)
+            done = _Outcome(job, code, error, options.clock())
+            if code is None:
+                # No answer (cut off at the deadline, refused): the next one gets a fresh pool.
+                await client.aclose()
+                client = _client(options.deadline_s)
+    finally:
+        await client.aclose()
+
+
 def run_lane(
     factory: sessionmaker[Session],
     sub_id: int,
@@ -341,24 +451,10 @@ def run_lane(
     options: SendOptions,
     report: SendReport,
 ) -> None:
-    """Send one subscriber's due events one at a time, then release its lane."""
-    where = options.targets_policy or default_target_policy()
+    """Send one subscriber's due events one at a time (one event loop, one connection pool),
+    then release its lane."""
     try:
-        while not options.stopped(report):
-            job = _next_job(factory, sub_id, owner, options)
-            if job is None:
-                break
-            status_code, error = _post(job, options.clock(), where, options.deadline_s)
-            report.count(
-                _record(
-                    factory,
-                    job,
-                    status_code=status_code,
-                    error=error,
-                    now=options.clock(),
-                    policy=options.policy,
-                )
-            )
+        asyncio.run(_drain(factory, sub_id, owner=owner, options=options, report=report))
     except Exception:  # a lost database: the events stay pending for the next pass
         log.exception("the webhook lane of subscription %s failed", sub_id)
     finally:
@@ -369,11 +465,15 @@ def _take_lanes(
     factory: sessionmaker[Session], owner: str, options: SendOptions, busy: set[int], room: int
 ) -> list[int]:
     """Lease the lanes with events due now that no lane of this pass runs (at most ``room``);
-    lanes another worker holds are left to it."""
+    lanes another worker holds are left to it. Looking takes no write lock."""
     if room <= 0:
         return []
-    with factory.begin() as session:
+    with factory() as session:
+        session.connection(execution_options=READ_OPTIONS)
         wanted = [s for s in due_lanes(session, options.clock()) if s not in busy]
+    if not wanted:
+        return []
+    with factory.begin() as session:
         taken = leases.claim_many(
             session,
             LANE_KIND,
@@ -391,8 +491,13 @@ def send_pending(
     """One pass: run a lane for each subscription with events due, starting lanes for new
     events while any lane is busy, until every lane is idle (or ``options.stopping``)."""
     options = options or SendOptions.of(get_settings())
-    with factory.begin() as session:
-        forget_expired_secrets(session)
+    with factory() as reader:
+        reader.connection(execution_options=READ_OPTIONS)
+        stale = has_expired_secrets(reader)
+    if stale:
+        with factory.begin() as session:
+            forget_expired_secrets(session)
+    warm(factory, options)
     report = SendReport()
     owner = leases.owner_id(f"webhooks-{secrets.token_hex(4)}")
     running: dict[int, threading.Thread] = {}

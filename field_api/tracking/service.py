@@ -639,19 +639,27 @@ def rotate_secret(
     return sub
 
 
-def forget_expired_secrets(session: Session) -> int:
-    """Wipe the previous secrets whose overlap is over; returns how many (audited as the
-    system's writes)."""
-    now = clock.now()
-    query = select(WebhookSubscription).where(
+def _expired_secrets(now: datetime) -> Select[WebhookSubscription]:
+    return select(WebhookSubscription).where(
         WebhookSubscription.previous_secret.is_not(None),
         or_(
             WebhookSubscription.previous_secret_expires_at.is_(None),
             WebhookSubscription.previous_secret_expires_at <= now,
         ),
     )
+
+
+def has_expired_secrets(session: Session) -> bool:
+    """Whether a previous secret outlived its overlap (a read: no write lock)."""
+    found = session.execute(_expired_secrets(clock.now()).limit(1)).scalar_one_or_none()
+    return found is not None
+
+
+def forget_expired_secrets(session: Session) -> int:
+    """Wipe the previous secrets whose overlap is over; returns how many (audited as the
+    system's writes)."""
     wiped = 0
-    for sub in session.execute(query).scalars():
+    for sub in session.execute(_expired_secrets(clock.now())).scalars():
         sub.previous_secret = None
         sub.previous_secret_expires_at = None
         audit.record(session, actor=None, action="webhook_subscription.forget_secret", entity=sub)
