@@ -357,6 +357,14 @@ def deliveries_query(*, status: rules.DeliveryStatus | None = None) -> Select[We
     return query
 
 
+def _subscribers(session: Session, event_type: rules.EventType) -> list[WebhookSubscription]:
+    return [
+        sub
+        for sub in list_subscriptions(session)
+        if sub.active and event_type.value in sub.events
+    ]
+
+
 def next_sequence(session: Session, order_id: int) -> int:
     """The next webhook sequence number of ``order_id``'s events (1, 2, 3...).
 
@@ -395,15 +403,13 @@ def enqueue(
     """Write one outbox row per active subscriber of ``event_type``.
 
     An event of an order gets the order's next ``sequence`` (in the payload and the row; the
-    same on every retry), whether or not anyone subscribes, so a subscriber of some event types
-    sees gaps but never a smaller number after a larger one. An event without an order has no
+    same on every retry) when anyone subscribes to it, so a subscriber of some event types sees
+    gaps but never a smaller number after a larger one. An event without an order has no
     sequence and waits for nothing.
     """
-    subscribers = [
-        sub
-        for sub in list_subscriptions(session)
-        if sub.active and event_type.value in sub.events
-    ]
+    subscribers = _subscribers(session, event_type)
+    if not subscribers:
+        return []
     sequence = next_sequence(session, order_id) if order_id is not None else None
     event_id = str(uuid.uuid4())
     now = clock.now()
@@ -541,6 +547,8 @@ def _replaced_visit(session: Session, visit: PlannedVisit) -> PlannedVisit | Non
 
 
 def _appointment_changed(session: Session, order: WorkOrder, visit: PlannedVisit) -> None:
+    if not _subscribers(session, rules.EventType.appointment_changed):
+        return
     previous = _replaced_visit(session, visit)
     if previous is None:
         return
@@ -568,6 +576,8 @@ def _pause_payload(pause: ClockPause) -> dict[str, Any]:
 
 def on_deadline_event(session: Session, order: WorkOrder, event: DeadlineEvent) -> None:
     """Queue the webhooks of a pause started or ended, a cancelled visit, a moved due date."""
+    if not any(sub.active for sub in list_subscriptions(session)):
+        return  # nobody listens: no payload to build
     base: dict[str, Any] = {"order": _order_payload(session, order)}
     if event.kind in ("pause_started", "pause_ended") and event.pause is not None:
         kind = rules.EventType(event.kind)
