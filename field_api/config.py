@@ -159,6 +159,41 @@ class TrackingSettings(BaseSettings):
     )
 
 
+class WebhookSettings(BaseSettings):
+    """Webhook delivery (``FIELDOPS_WEBHOOK_*``; the loopback switch stays in ``tracking``).
+
+    Each subscription is a lane: its deliveries go out one at a time, under a lease longer than
+    the attempt deadline; lanes of different subscriptions run concurrently (up to ``lanes``
+    threads per worker). An attempt ends after ``attempt_deadline_s`` whatever the receiver
+    does (a receiver trickling its answer cannot stretch it).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FIELDOPS_WEBHOOK_", extra="ignore")
+
+    attempt_deadline_s: float = Field(
+        default=10.0, gt=0, le=300, description="The overall deadline of one delivery attempt."
+    )
+    lanes: int = Field(default=8, ge=1, le=64, description="Subscriptions sent to at once.")
+    poll_s: float = Field(
+        default=0.2, gt=0, le=10, description="How often a busy sender looks for new events."
+    )
+    retry_base_s: float = Field(default=30.0, ge=0, description="The first retry's delay.")
+    retry_max_s: float = Field(default=6 * 3600.0, ge=0, description="The longest retry delay.")
+    max_attempts: int = Field(default=12, ge=1, le=100, description="Attempts before dead.")
+    rotation_overlap_s: float = Field(
+        default=86400.0,
+        ge=0,
+        le=30 * 86400.0,
+        description="How long the previous secret still signs after a rotation.",
+    )
+
+    @property
+    def lane_lease_s(self) -> float:
+        """The lease of a subscription's lane: longer than one attempt can last, so a second
+        worker never sends to a subscriber while the first is still trying."""
+        return 2 * self.attempt_deadline_s + 30.0
+
+
 class CalendarSettings(BaseSettings):
     """Where the working-day calendar's override file is and whether a year without a holiday
     schedule is an error (``FIELDOPS_CALENDAR_*``)."""
@@ -331,7 +366,7 @@ class StorageSettings(BaseSettings):
 
 
 _SECTIONS = frozenset(
-    {"media", "contracts", "tracking", "calendar", "vision", "storage", "jobs", "sms"}
+    {"media", "contracts", "tracking", "webhooks", "calendar", "vision", "storage", "jobs", "sms"}
 )
 
 
@@ -375,6 +410,7 @@ class Settings(BaseSettings):
     media: MediaSettings = Field(default_factory=MediaSettings)
     contracts: ContractSettings = Field(default_factory=ContractSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     vision: VisionSettings = Field(default_factory=VisionSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)

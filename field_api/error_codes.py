@@ -745,6 +745,16 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "推送订阅 {subscription_id} 已停用",
         "webhook subscription {subscription_id} is already inactive",
     ),
+    "webhook.inactive": _m(
+        "推送订阅 {subscription_id} 已停用", "webhook subscription {subscription_id} is inactive"
+    ),
+    "webhook.delivery_not_found": _m(
+        "推送记录 {delivery_id} 不存在", "webhook delivery {delivery_id} does not exist"
+    ),
+    "webhook.delivery_not_dead": _m(
+        "推送记录 {delivery_id} 的状态为 {status}，只能重发已失败的推送",
+        "webhook delivery {delivery_id} is {status}: only a dead letter can be re-sent",
+    ),
     "web.static_not_found": _m("静态文件 {path} 不存在", "no static file {path}"),
 }
 

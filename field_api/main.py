@@ -270,6 +270,9 @@ def create_app(
 
     for router in wiring.routers():  # every mounted router, by name, in field_api/wiring.py
         app.include_router(router)
+    from field_api.tracking.endpoints import webhooks  # what subscribers receive (OpenAPI)
+
+    app.webhooks.include_router(webhooks)
     devtools.install(app, settings)  # GET /dev/sms and the SMS outbox, never in production
     warn_if_font_fallback(settings.contracts.font_path)  # one warning at start-up
     return app

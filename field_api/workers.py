@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUEUES = ("default", "media", "webhooks", "maintenance", "sms")
-WEBHOOK_TIMEOUT_S = 10.0
-WEBHOOK_BATCH = 200  # deliveries per run of the webhook job; the rest wait for the next one
 
 
 @dataclass(frozen=True)
@@ -49,20 +47,13 @@ class Wiring:
 
 
 def send_webhooks(ctx: JobContext) -> int:
-    """Send the webhook outbox rows due now (the outbox keeps its own retries and order)."""
-    import httpx
-
+    """One pass of the webhook lanes (:func:`field_api.tracking.sender.send_pending`): each
+    subscription with events due gets a thread of its own (``FIELDOPS_WEBHOOK_LANES``), and the
+    pass keeps starting lanes for new events while any lane is busy."""
     from field_api.tracking import sender
 
-    # No proxies from the environment: the sender connects to the address it has checked.
-    with httpx.Client(timeout=WEBHOOK_TIMEOUT_S, trust_env=False) as client:
-        report = sender.send_pending(
-            ctx.session_factory,
-            client=client,
-            max_deliveries=WEBHOOK_BATCH,
-            targets_policy=sender.default_target_policy(ctx.settings),
-        )
-    return report.attempted
+    options = sender.SendOptions.of(ctx.settings, stopping=ctx.stopping)
+    return sender.send_pending(ctx.session_factory, options).attempted
 
 
 def purge_jobs(ctx: JobContext) -> int:
@@ -115,7 +106,20 @@ def make_worker(
     """A worker running ``handlers`` (the service's: :func:`field_api.wiring.job_handlers`)."""
     stop = threading.Event()
     ctx = JobContext.of(session_factory, settings, stopping=stop.is_set)
+    if "webhooks.send" in handlers and (config.queues is None or "webhooks" in config.queues):
+        _warm_webhooks(session_factory, settings)
     return Worker(session_factory, handlers, ctx, config, stop_event=stop)
+
+
+def _warm_webhooks(session_factory: sessionmaker[Session], settings: Settings) -> None:
+    """Load and compile what the webhook lanes need before the first event comes, so its
+    delivery is not slower than the rest (field_api.tracking.sender.warm)."""
+    from field_api.tracking import sender
+
+    try:
+        sender.warm(session_factory, sender.SendOptions.of(settings))
+    except Exception:  # a database not there yet: the first pass warms up instead
+        log.exception("warming the webhook sender up failed")
 
 
 def start_in_process(

@@ -66,7 +66,7 @@ from field_api.media.schemas import MediaCreate
 from field_api.schemes import service as schemes
 from field_api.schemes.schemas import SchemeCreate
 from field_api.tracking import service as tracking
-from field_api.tracking.models import WebhookSubscription
+from field_api.tracking.models import WebhookDelivery, WebhookSubscription
 from field_api.visits import service as visits
 from field_api.work_orders.models import WorkOrder
 from tests.builders import auth, make_user
@@ -283,6 +283,20 @@ class World:
         self.session.commit()
         return row.id
 
+    def new_dead_delivery(self) -> int:
+        """A webhook dead letter (re-sending it consumes it: one per call)."""
+        row = WebhookDelivery(
+            subscription_id=self.new_subscription(),
+            event_id=str(uuid.uuid4()),
+            event_type="stage_changed",
+            payload={"event": "stage_changed"},
+            status="dead",
+            attempts=12,
+        )
+        self.session.add(row)
+        self.session.commit()
+        return row.id
+
     def new_flag(self, order: WorkOrder) -> int:
         row = ReviewFlag(
             order_id=order.id, kind="callback_unsatisfied", reason="matrix", detected_at=clock.now()
@@ -354,6 +368,7 @@ PARAM_NAMES = {
     "upload_id": "upload_id",
     "token": "tracking_token",
     "subscription_id": "subscription_id",
+    "delivery_id": "delivery_id",
     "job_id": "job_id",
     "flag_id": "flag_id",
     "token_id": "token_id",
@@ -492,6 +507,9 @@ FRESH: dict[str, Callable[[World], dict[str, Any]]] = {
     "POST /admin/tokens/{token_id}/revoke": lambda w: {"token_id": w.new_token_id()},
     "POST /webhooks/subscriptions/{subscription_id}/deactivate": lambda w: {
         "subscription_id": w.new_subscription()
+    },
+    "POST /webhooks/deliveries/{delivery_id}/resend": lambda w: {
+        "delivery_id": w.new_dead_delivery()
     },
 }
 

@@ -37,10 +37,40 @@ VisitListener = Callable[[Session, WorkOrder, PlannedVisit], None]
 _visit_listeners: list[VisitListener] = []
 
 
+@dataclass(frozen=True)
+class DeadlineEvent:
+    """A change another slice may tell the outside about (webhooks): a pause started or ended,
+    a visit cancelled, or the governing clock's stored due date moved (``old_due_on`` to
+    ``new_due_on``)."""
+
+    kind: Literal["pause_started", "pause_ended", "visit_cancelled", "due_date_changed"]
+    pause: ClockPause | None = None
+    visit: PlannedVisit | None = None
+    clock: str | None = None
+    old_due_on: date | None = None
+    new_due_on: date | None = None
+    provisional: bool = False
+
+
+DeadlineListener = Callable[[Session, WorkOrder, DeadlineEvent], None]
+_deadline_listeners: list[DeadlineListener] = []
+
+
 def add_visit_listener(listener: VisitListener) -> None:
     """Let another slice react to a booked visit (webhooks, SMS)."""
     if listener not in _visit_listeners:
         _visit_listeners.append(listener)
+
+
+def add_deadline_listener(listener: DeadlineListener) -> None:
+    """Let another slice react to pauses, cancelled visits and moved due dates (webhooks)."""
+    if listener not in _deadline_listeners:
+        _deadline_listeners.append(listener)
+
+
+def _tell(session: Session, order: WorkOrder, event: DeadlineEvent) -> None:
+    for listener in list(_deadline_listeners):
+        listener(session, order, event)
 
 
 def time_limits() -> rules.TimeLimits:
@@ -130,6 +160,7 @@ def refresh(
             select(OrderDeadline).where(OrderDeadline.order_id == order.id)
         ).scalars()
     }
+    before = next((r.due_on for r in existing.values() if r.governing), None)
     now = clock.now()
     for computed in result.clocks:
         row = existing.pop(computed.name, None)
@@ -152,6 +183,21 @@ def refresh(
     for stale in existing.values():
         session.delete(stale)
     session.flush()
+    governing = next((c for c in result.clocks if c.governing and c.due), None)
+    due = governing.due if governing is not None else None
+    if governing is not None and due is not None and before is not None and due.due != before:
+        # The first computation (no stored date before) is no move.
+        _tell(
+            session,
+            order,
+            DeadlineEvent(
+                "due_date_changed",
+                clock=governing.name,
+                old_due_on=before,
+                new_due_on=due.due,
+                provisional=due.provisional,
+            ),
+        )
     return result
 
 
@@ -265,6 +311,7 @@ def start_pause(
     )
     session.add(pause)
     audit.record(session, actor=actor, action="clock_pause.start", entity=pause)
+    _tell(session, order, DeadlineEvent("pause_started", pause=pause))
     refresh(session, order, calendar=calendar)
     return pause
 
@@ -294,6 +341,7 @@ def end_pause(
     pause.ended_at = clock.now()
     pause.ended_by = actor.user_id if actor else None
     audit.record(session, actor=actor, action="clock_pause.end", entity=pause)
+    _tell(session, order, DeadlineEvent("pause_ended", pause=pause))
     refresh(session, order, calendar=calendar)
     return pause
 
@@ -364,6 +412,7 @@ def cancel_visit(
         )
     visit.cancelled_at = clock.now()
     audit.record(session, actor=actor, action="planned_visit.cancel", entity=visit)
+    _tell(session, order, DeadlineEvent("visit_cancelled", visit=visit))
     return visit
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from field_api.common import clock
@@ -146,7 +146,9 @@ def periodic_key(kind: str) -> str:
 def wake(session: Session, kind: str) -> None:
     """Make the periodic job ``kind`` due now, in the caller's transaction (new work for it:
     an outbox row, a photo to analyse). Nothing happens when no worker scheduled it yet: the
-    first worker to start runs it at once.
+    first worker to start runs it at once. A run in progress is marked woken (its ``run_after``
+    moves past its start), so it runs again as soon as it finishes instead of a period later:
+    work written while it ran is never left waiting for the period.
 
     On PostgreSQL a row another transaction holds (a concurrent waker, a claim) is skipped
     rather than waited for, so busy requests never queue on the job's one row; at worst the
@@ -155,8 +157,10 @@ def wake(session: Session, kind: str) -> None:
     now = clock.now()
     due_later = select(Job.id).where(
         Job.dedupe_key == periodic_key(kind),
-        Job.state == JobState.pending.value,
-        Job.run_after > now,
+        or_(
+            and_(Job.state == JobState.pending.value, Job.run_after > now),
+            Job.state == JobState.running.value,
+        ),
     )
     if session.get_bind().dialect.name == "postgresql":
         due_later = due_later.with_for_update(skip_locked=True)
@@ -260,7 +264,9 @@ def complete(session: Session, job_id: int, *, owner: str, lease_s: float = 60.0
     if job.period_s is not None:
         job.state = JobState.pending.value
         job.attempts = 0
-        job.run_after = now + timedelta(seconds=job.period_s)
+        started = job.started_at
+        if started is None or job.run_after <= started:  # woken while it ran: again
+            job.run_after = now + timedelta(seconds=job.period_s)
     else:
         job.state = JobState.done.value
         job.dedupe_key = None

@@ -7,7 +7,7 @@ from html import escape
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -20,15 +20,17 @@ from field_api.errors import NotFound
 from field_api.language import language_of
 from field_api.paging import Page
 from field_api.tracking import service
-from field_api.tracking.rules import DeliveryStatus
+from field_api.tracking.rules import DeliveryStatus, EventType
 from field_api.tracking.schemas import (
     DeliveryRead,
     ProgressRead,
+    SecretRotated,
     SubscriptionCreate,
     SubscriptionCreated,
     SubscriptionRead,
     TrackingLinkRead,
     TrackingRevoked,
+    WebhookEvent,
 )
 from field_api.types import HTML_NOT_FOUND, Code64Path, IdPath, Text
 from field_api.work_orders.rules import Stage
@@ -36,6 +38,7 @@ from field_api.work_orders.rules import Stage
 router = APIRouter(tags=["tracking"])
 
 Service = Annotated[Principal, Depends(require_roles(Role.service, Role.admin))]
+Admin = Annotated[Principal, Depends(require_roles(Role.admin))]
 # The token sits in the URL: keep it out of caches, referrers and search engines.
 PRIVATE_HEADERS = {
     "Cache-Control": "no-store",
@@ -161,7 +164,9 @@ def progress_page(
 def create_subscription(
     body: SubscriptionCreate, session: DbSession, user: Service, settings: AppSettings
 ) -> SubscriptionCreated:
-    """Register a webhook subscriber; the response shows its signing secret once."""
+    """Register a webhook subscriber; the response shows its signing secret once. What it
+    then receives, and how to check the signature, is in this document's `webhooks` section
+    (one entry per event type)."""
     sub = service.create_subscription(
         session,
         name=body.name,
@@ -190,6 +195,24 @@ def deactivate_subscription(
     return SubscriptionRead.of(sub)
 
 
+@router.post("/webhooks/subscriptions/{subscription_id}/rotate-secret")
+def rotate_secret(
+    subscription_id: IdPath, session: DbSession, user: Admin, settings: AppSettings
+) -> SecretRotated:
+    """Give a subscriber a new signing secret, shown once in this response (admin).
+
+    For `FIELDOPS_WEBHOOK_ROTATION_OVERLAP_S` (24 h) every request carries two signatures in
+    `X-Fieldops-Signature` (`v1=` with the new secret, then `v1=` with the old one); after it
+    only the new one, and the old secret is wiped. Audited."""
+    sub = service.rotate_secret(
+        session,
+        subscription_id,
+        actor=user,
+        overlap_s=settings.webhooks.rotation_overlap_s,
+    )
+    return SecretRotated.rotated(sub)
+
+
 @router.get("/webhooks/deliveries")
 def list_deliveries(
     page: Page,
@@ -197,6 +220,71 @@ def list_deliveries(
     _: Service,
     status: DeliveryStatus | None = None,
 ) -> list[DeliveryRead]:
-    """Webhook outbox rows, newest first."""
+    """Webhook outbox rows, newest first; `?status=dead` lists the webhook dead letters (events
+    that failed their last attempt), which `POST /webhooks/deliveries/{id}/resend` sends again.
+    (The job queue's own dead letters are at `GET /jobs/dead`.)"""
     rows = service.deliveries_page(session, page, status=status)
     return [DeliveryRead.of(d) for d in rows]
+
+
+@router.post("/webhooks/deliveries/{delivery_id}/resend")
+def resend_delivery(delivery_id: IdPath, session: DbSession, user: Admin) -> DeliveryRead:
+    """Send a dead letter again (admin): pending, due now, attempts counted afresh, the same
+    event id and sequence. Audited."""
+    return DeliveryRead.of(service.resend_dead(session, delivery_id, actor=user))
+
+
+# --------------------------------------------------------------------------------------------
+# What subscribers receive: the OpenAPI ``webhooks`` section (main.py mounts this router there).
+
+SIGNATURE_DOC = """Headers: `X-Fieldops-Event` (the event type), `X-Fieldops-Event-Id` (the same on
+every retry: deduplicate on it) and `X-Fieldops-Signature: t=<unix seconds>,v1=<hex>` where each
+`v1` is HMAC-SHA256 over `"<t>." + raw body` with the subscription's secret. During a secret
+rotation's overlap (`FIELDOPS_WEBHOOK_ROTATION_OVERLAP_S`, 24 h) the header carries two `v1`
+(the new secret's, then the old one's): accept the request when any matches. Reject a `t` more
+than 300 s from your clock. Delivery is at least once; an order's events arrive in `sequence`
+order (a later one waits while an earlier one is retried); any 2xx within
+`FIELDOPS_WEBHOOK_ATTEMPT_DEADLINE_S` (10 s) counts as delivered, anything else is retried with
+backoff and after the last attempt is a dead letter (`GET /webhooks/deliveries?status=dead`,
+`POST /webhooks/deliveries/{id}/resend`). The README's "Webhooks" section has a verifier."""
+
+EVENT_DOCS: dict[EventType, str] = {
+    EventType.stage_changed: "An order moved to another stage "
+    "(from_stage, to_stage, at, deadline).",
+    EventType.visit_planned: "A crew booked a visit window with the customer (visit).",
+    EventType.appointment_changed: "A booked, upcoming visit was replaced by a new window "
+    "(visit, previous_visit); a visit_planned for the new window comes just before.",
+    EventType.appointment_cancelled: "A booked visit was cancelled (visit.cancelled_at).",
+    EventType.pause_started: "The order's clocks stopped for a customer-caused wait (pause).",
+    EventType.pause_ended: "The wait ended; the clocks run again (pause.ended_at).",
+    EventType.due_date_changed: "The governing clock's due date moved (clock, old_due_on, "
+    "new_due_on, provisional): after a pause, a stage change or a newly published holiday "
+    "schedule. The first computation of a due date is no move (stage_changed carries it).",
+}
+
+webhooks = APIRouter(tags=["webhooks"])
+
+
+def _receiver(
+    body: WebhookEvent,
+    x_fieldops_event: Annotated[str, Header(description="The event type.")],
+    x_fieldops_event_id: Annotated[str, Header(description="Deduplicate on it.")],
+    x_fieldops_signature: Annotated[
+        str, Header(description="t=<unix seconds>,v1=<hex HMAC-SHA256>[,v1=<hex>]")
+    ],
+) -> None:
+    """Never served: documents the request a subscriber's endpoint receives."""
+
+
+for _event in EventType:
+    webhooks.add_api_route(
+        _event.value,
+        _receiver,
+        methods=["POST"],
+        summary=f"{_event.value}: {EVENT_DOCS[_event]}",
+        description=f"{EVENT_DOCS[_event]}\n\n{SIGNATURE_DOC}",
+        operation_id=f"webhook_{_event.value}",
+        status_code=status.HTTP_204_NO_CONTENT,
+        response_class=Response,
+        responses={204: {"description": "Any 2xx answer: delivered."}},
+    )

@@ -2,12 +2,15 @@
 
 Webhook requests carry::
 
-    X-Fieldops-Event: stage_changed | visit_planned
+    X-Fieldops-Event: <event type, see EventType>
     X-Fieldops-Event-Id: <uuid>           (the same on every retry: receivers deduplicate)
-    X-Fieldops-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + raw body>
+    X-Fieldops-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + raw body>[,v1=...]
 
+During a secret rotation's overlap the header carries two ``v1`` values (the new secret's
+first, then the old one's); a receiver accepts the request when any ``v1`` matches its secret.
 Delivery is at least once: a sender stopped between the receiver's answer and the outbox
-update sends that event again with the same id.
+update sends that event again with the same id. The README's "Webhooks" section is the
+subscriber's documentation.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 SIGNATURE_HEADER = "X-Fieldops-Signature"
@@ -29,6 +34,11 @@ class EventType(StrEnum):
 
     stage_changed = "stage_changed"
     visit_planned = "visit_planned"
+    appointment_changed = "appointment_changed"  # a booked visit replaced by a new window
+    appointment_cancelled = "appointment_cancelled"
+    pause_started = "pause_started"  # the order's clocks stopped (a customer-caused wait)
+    pause_ended = "pause_ended"
+    due_date_changed = "due_date_changed"  # the governing clock's stored due date moved
 
 
 class DeliveryStatus(StrEnum):
@@ -49,27 +59,42 @@ def new_webhook_secret() -> str:
     return secrets.token_hex(32)
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The signature header value for ``body`` sent at ``timestamp`` (unix seconds)."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={mac.hexdigest()}"
+def _mac(secret: str, timestamp: int, body: bytes) -> str:
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def sign(secret: str, timestamp: int, body: bytes, *, also: Sequence[str] = ()) -> str:
+    """The signature header value for ``body`` sent at ``timestamp`` (unix seconds): one ``v1``
+    per secret, ``secret``'s first, then each of ``also`` (the previous secret during a
+    rotation's overlap)."""
+    macs = [_mac(s, timestamp, body) for s in (secret, *also)]
+    return ",".join([f"t={timestamp}", *(f"v1={m}" for m in macs)])
 
 
 def verify(secret: str, header: str, body: bytes, *, now: int, tolerance_s: int = 300) -> bool:
     """Whether ``header`` signs ``body`` with ``secret`` within ``tolerance_s`` of ``now``.
 
-    Receivers use this (and our tests do); the time window stops replays of old requests.
+    Any of the header's ``v1`` values may match (two during a secret rotation). Receivers use
+    this (and our tests do); the time window stops replays of old requests.
     """
-    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+    pairs = [p.strip().split("=", 1) for p in header.split(",") if "=" in p]
+    stamps = [v for k, v in pairs if k == "t"]
+    given = [v for k, v in pairs if k == "v1"]
+    if len(stamps) != 1 or not given:
+        return False
     try:
-        timestamp = int(parts["t"])
-        given = parts["v1"]
-    except (KeyError, ValueError):
+        timestamp = int(stamps[0])
+    except ValueError:
         return False
     if abs(now - timestamp) > tolerance_s:
         return False
-    expected = sign(secret, timestamp, body).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, given)
+    expected = _mac(secret, timestamp, body)
+    return any(hmac.compare_digest(expected, v) for v in given)
+
+
+def old_secret_expired(expires_at: datetime | None, now: datetime) -> bool:
+    """Whether a rotated-out secret's overlap is over (it must then be forgotten)."""
+    return expires_at is None or now >= expires_at
 
 
 @dataclass(frozen=True)
@@ -109,3 +134,4 @@ def url_problem(url: str, *, allow_http: bool) -> str | None:
 def tracking_path(token: str) -> str:
     """The path of the public page (the SMS and the API put the base URL in front)."""
     return f"/t/{token}"
+

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,7 +24,8 @@ from field_api.common.actors import Principal
 from field_api.common.calendar import CalendarError, WorkingCalendar, calendar_for
 from field_api.config import Settings, settings_of
 from field_api.deadlines import service as deadlines
-from field_api.deadlines.models import PlannedVisit
+from field_api.deadlines.models import ClockPause, PlannedVisit
+from field_api.deadlines.service import DeadlineEvent
 from field_api.errors import Conflict, NotFound, ValidationFailed
 from field_api.jobs import service as jobs
 from field_api.paging import PageParams
@@ -32,7 +33,12 @@ from field_api.privacy import mask_name, mask_phone
 from field_api.sms import service as sms
 from field_api.sms.rules import SmsTemplate
 from field_api.tracking import rules, targets
-from field_api.tracking.models import TrackingToken, WebhookDelivery, WebhookSubscription
+from field_api.tracking.models import (
+    TrackingToken,
+    WebhookDelivery,
+    WebhookOrderSequence,
+    WebhookSubscription,
+)
 from field_api.work_orders import service as orders
 from field_api.work_orders.models import StageTransition, WorkOrder
 from field_api.work_orders.rules import FLOW, Stage
@@ -339,27 +345,77 @@ def deliveries_query(*, status: rules.DeliveryStatus | None = None) -> Select[We
     return query
 
 
+def _subscribers(session: Session, event_type: rules.EventType) -> list[WebhookSubscription]:
+    return [
+        sub
+        for sub in list_subscriptions(session)
+        if sub.active and event_type.value in sub.events
+    ]
+
+
+def next_sequence(session: Session, order_id: int) -> int:
+    """The next webhook sequence number of ``order_id``'s events (1, 2, 3...).
+
+    One counter row per order, bumped with an upsert: on PostgreSQL the row lock serialises
+    two transactions writing events of one order, so numbers are never given twice, and they
+    follow the order in which the events' transactions write them.
+    """
+    values = {"order_id": order_id, "last_sequence": 1}
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        insert_pg = pg_insert(WebhookOrderSequence).values(**values)
+        upsert_pg = insert_pg.on_conflict_do_update(
+            index_elements=["order_id"],
+            set_={"last_sequence": WebhookOrderSequence.last_sequence + 1},
+        ).returning(WebhookOrderSequence.last_sequence)
+        return int(session.execute(upsert_pg).scalar_one())
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    insert_lite = sqlite_insert(WebhookOrderSequence).values(**values)
+    upsert_lite = insert_lite.on_conflict_do_update(
+        index_elements=["order_id"],
+        set_={"last_sequence": WebhookOrderSequence.last_sequence + 1},
+    ).returning(WebhookOrderSequence.last_sequence)
+    return int(session.execute(upsert_lite).scalar_one())
+
+
 def enqueue(
-    session: Session, event_type: rules.EventType, payload: dict[str, Any], *, order_id: int
+    session: Session,
+    event_type: rules.EventType,
+    payload: dict[str, Any],
+    *,
+    order_id: int | None,
 ) -> list[WebhookDelivery]:
-    """Write one outbox row per active subscriber of ``event_type``."""
+    """Write one outbox row per active subscriber of ``event_type``.
+
+    An event of an order gets the order's next ``sequence`` (in the payload and the row; the
+    same on every retry) when anyone subscribes to it, so a subscriber of some event types sees
+    gaps but never a smaller number after a larger one. An event without an order has no
+    sequence and waits for nothing.
+    """
+    subscribers = _subscribers(session, event_type)
+    if not subscribers:
+        return []
+    sequence = next_sequence(session, order_id) if order_id is not None else None
     event_id = str(uuid.uuid4())
     now = clock.now()
     body = {
         "event": event_type.value,
         "event_id": event_id,
         "occurred_at": now.isoformat(),
+        "sequence": sequence,
         **payload,
     }
     rows = []
-    for sub in list_subscriptions(session):
-        if not sub.active or event_type.value not in sub.events:
-            continue
+    for sub in subscribers:
         row = WebhookDelivery(
             subscription_id=sub.id,
             event_id=event_id,
             event_type=event_type.value,
             order_id=order_id,
+            sequence=sequence,
             payload=body,
             status=rules.DeliveryStatus.pending.value,
             attempts=0,
@@ -433,20 +489,15 @@ def on_stage_change(session: Session, order: WorkOrder, row: StageTransition) ->
 
 
 def on_visit_planned(session: Session, order: WorkOrder, visit: PlannedVisit) -> None:
-    """Queue ``visit_planned`` webhooks and tell the customer the window."""
+    """Queue ``visit_planned`` webhooks (and ``appointment_changed`` when it replaces an
+    upcoming booked visit) and tell the customer the window."""
     enqueue(
         session,
         rules.EventType.visit_planned,
-        {
-            "order": _order_payload(session, order),
-            "visit": {
-                "id": visit.id,
-                "window_start": visit.window_start.isoformat(),
-                "window_end": visit.window_end.isoformat(),
-            },
-        },
+        {"order": _order_payload(session, order), "visit": _window(visit)},
         order_id=order.id,
     )
+    _appointment_changed(session, order, visit)
     start = clock.to_china(visit.window_start)
     end = clock.to_china(visit.window_end)
     _send_sms(
@@ -455,6 +506,206 @@ def on_visit_planned(session: Session, order: WorkOrder, visit: PlannedVisit) ->
         SmsTemplate.visit,
         {"order_id": str(order.id), "start": f"{start:%Y-%m-%d %H:%M}", "end": f"{end:%H:%M}"},
     )
+
+
+def _window(visit: PlannedVisit) -> dict[str, Any]:
+    return {
+        "id": visit.id,
+        "window_start": visit.window_start.isoformat(),
+        "window_end": visit.window_end.isoformat(),
+    }
+
+
+def _replaced_visit(session: Session, visit: PlannedVisit) -> PlannedVisit | None:
+    """The order's booked, upcoming visit that ``visit`` replaces (a reschedule), if any."""
+    query = (
+        select(PlannedVisit)
+        .where(
+            PlannedVisit.order_id == visit.order_id,
+            PlannedVisit.id != visit.id,
+            PlannedVisit.cancelled_at.is_(None),
+            PlannedVisit.window_end > clock.now(),
+        )
+        .order_by(PlannedVisit.id.desc())
+        .limit(1)
+    )
+    return session.execute(query).scalar_one_or_none()
+
+
+def _appointment_changed(session: Session, order: WorkOrder, visit: PlannedVisit) -> None:
+    if not _subscribers(session, rules.EventType.appointment_changed):
+        return
+    previous = _replaced_visit(session, visit)
+    if previous is None:
+        return
+    enqueue(
+        session,
+        rules.EventType.appointment_changed,
+        {
+            "order": _order_payload(session, order),
+            "visit": _window(visit),
+            "previous_visit": _window(previous),
+        },
+        order_id=order.id,
+    )
+
+
+def _pause_payload(pause: ClockPause) -> dict[str, Any]:
+    # The reason is a code from the catalogue; the free-text note stays inside.
+    return {
+        "id": pause.id,
+        "reason": pause.reason,
+        "started_at": pause.started_at.isoformat(),
+        "ended_at": pause.ended_at.isoformat() if pause.ended_at else None,
+    }
+
+
+def on_deadline_event(session: Session, order: WorkOrder, event: DeadlineEvent) -> None:
+    """Queue the webhooks of a pause started or ended, a cancelled visit, a moved due date."""
+    if not any(sub.active for sub in list_subscriptions(session)):
+        return  # nobody listens: no payload to build
+    base: dict[str, Any] = {"order": _order_payload(session, order)}
+    if event.kind in ("pause_started", "pause_ended") and event.pause is not None:
+        kind = rules.EventType(event.kind)
+        body = {**base, "pause": _pause_payload(event.pause)}
+    elif event.kind == "visit_cancelled" and event.visit is not None:
+        kind = rules.EventType.appointment_cancelled
+        cancelled = event.visit.cancelled_at
+        body = {
+            **base,
+            "visit": {
+                **_window(event.visit),
+                "cancelled_at": cancelled.isoformat() if cancelled else None,
+            },
+        }
+    elif event.kind == "due_date_changed" and event.new_due_on is not None:
+        kind = rules.EventType.due_date_changed
+        body = {
+            **base,
+            "clock": event.clock,
+            "old_due_on": event.old_due_on.isoformat() if event.old_due_on else None,
+            "new_due_on": event.new_due_on.isoformat(),
+            "provisional": event.provisional,
+        }
+    else:
+        return
+    enqueue(session, kind, body, order_id=order.id)
+
+
+# --------------------------------------------------------------------------------------------
+# Secret rotation and dead letters
+
+
+def get_subscription(session: Session, subscription_id: int) -> WebhookSubscription:
+    """One subscriber; NotFound when there is none."""
+    sub = session.get(WebhookSubscription, subscription_id)
+    if sub is None:
+        raise NotFound(
+            f"webhook subscription {subscription_id} not found",
+            code="webhook.not_found",
+            params={"subscription_id": subscription_id},
+        )
+    return sub
+
+
+def rotate_secret(
+    session: Session, subscription_id: int, *, actor: Principal | None, overlap_s: float
+) -> WebhookSubscription:
+    """Give a subscriber a new signing secret (returned once by the API); audited.
+
+    For ``overlap_s`` seconds every request carries two signatures, the new secret's and the
+    old one's, so the receiver can switch at its own pace; then the old secret is wiped. A
+    rotation during an overlap drops the oldest secret at once (only two ever sign).
+    """
+    sub = get_subscription(session, subscription_id)
+    if not sub.active:
+        raise Conflict(
+            f"webhook subscription {subscription_id} is inactive",
+            code="webhook.inactive",
+            params={"subscription_id": subscription_id},
+        )
+    if overlap_s > 0:
+        sub.previous_secret = sub.secret
+        sub.previous_secret_expires_at = clock.now() + timedelta(seconds=overlap_s)
+    else:
+        sub.previous_secret = None
+        sub.previous_secret_expires_at = None
+    sub.secret = rules.new_webhook_secret()
+    audit.record(session, actor=actor, action="webhook_subscription.rotate_secret", entity=sub)
+    return sub
+
+
+def _expired_secrets(now: datetime) -> Select[WebhookSubscription]:
+    return select(WebhookSubscription).where(
+        WebhookSubscription.previous_secret.is_not(None),
+        or_(
+            WebhookSubscription.previous_secret_expires_at.is_(None),
+            WebhookSubscription.previous_secret_expires_at <= now,
+        ),
+    )
+
+
+def has_expired_secrets(session: Session) -> bool:
+    """Whether a previous secret outlived its overlap (a read: no write lock)."""
+    found = session.execute(_expired_secrets(clock.now()).limit(1)).scalar_one_or_none()
+    return found is not None
+
+
+def forget_expired_secrets(session: Session) -> int:
+    """Wipe the previous secrets whose overlap is over; returns how many (audited as the
+    system's writes)."""
+    wiped = 0
+    for sub in session.execute(_expired_secrets(clock.now())).scalars():
+        sub.previous_secret = None
+        sub.previous_secret_expires_at = None
+        audit.record(session, actor=None, action="webhook_subscription.forget_secret", entity=sub)
+        wiped += 1
+    return wiped
+
+
+def resend_dead(
+    session: Session, delivery_id: int, *, actor: Principal | None
+) -> WebhookDelivery:
+    """Put a dead letter back in its subscriber's lane: pending, due now, attempts reset, the
+    same event id and sequence; audited. It goes out after its order's later events that were
+    already delivered (the receiver sees a smaller ``sequence`` than its last: README)."""
+    row = session.get(WebhookDelivery, delivery_id)
+    if row is None:
+        raise NotFound(
+            f"webhook delivery {delivery_id} not found",
+            code="webhook.delivery_not_found",
+            params={"delivery_id": delivery_id},
+        )
+    if row.status != rules.DeliveryStatus.dead.value:
+        raise Conflict(
+            f"webhook delivery {delivery_id} is {row.status}, not dead",
+            code="webhook.delivery_not_dead",
+            params={"delivery_id": delivery_id, "status": row.status},
+        )
+    sub = get_subscription(session, row.subscription_id)
+    if not sub.active:
+        raise Conflict(
+            f"webhook subscription {sub.id} is inactive",
+            code="webhook.inactive",
+            params={"subscription_id": sub.id},
+        )
+    now = clock.now()
+    row.status = rules.DeliveryStatus.pending.value
+    row.attempts = 0
+    row.next_attempt_at = now
+    row.locked_until = None
+    row.resent_at = now
+    # Outbox rows are not audited rows (the sender updates them); the event is the
+    # subscription's, naming the delivery.
+    audit.record(
+        session,
+        actor=actor,
+        action="webhook_delivery.resend",
+        entity=sub,
+        detail=f"delivery {row.id} (event {row.event_id})",
+    )
+    jobs.wake(session, WEBHOOK_JOB)
+    return row
 
 
 # --------------------------------------------------------------------------------------------

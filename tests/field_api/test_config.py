@@ -75,6 +75,14 @@ ENVIRONMENT: list[tuple[str, str, str, Any]] = [
     # tracking
     ("FIELDOPS_TRACKING_LINK_DAYS_AFTER_CLOSE", "7", "tracking.link_days_after_close", 7.0),
     ("FIELDOPS_WEBHOOK_ALLOW_LOOPBACK", "false", "tracking.webhook_allow_loopback", False),
+    # webhook delivery (FIELDOPS_WEBHOOK_*)
+    ("FIELDOPS_WEBHOOK_ATTEMPT_DEADLINE_S", "4.5", "webhooks.attempt_deadline_s", 4.5),
+    ("FIELDOPS_WEBHOOK_LANES", "3", "webhooks.lanes", 3),
+    ("FIELDOPS_WEBHOOK_POLL_S", "0.05", "webhooks.poll_s", 0.05),
+    ("FIELDOPS_WEBHOOK_RETRY_BASE_S", "2", "webhooks.retry_base_s", 2.0),
+    ("FIELDOPS_WEBHOOK_RETRY_MAX_S", "60", "webhooks.retry_max_s", 60.0),
+    ("FIELDOPS_WEBHOOK_MAX_ATTEMPTS", "5", "webhooks.max_attempts", 5),
+    ("FIELDOPS_WEBHOOK_ROTATION_OVERLAP_S", "3600", "webhooks.rotation_overlap_s", 3600.0),
     # what the service reads of the vision pipeline's output
     ("FIELDOPS_INSPECTIONS_DIR", "/insp", "vision.inspections_dir", Path("/insp")),
     ("FIELDOPS_REPAIR_SEVERITY_THRESHOLD", "3", "vision.repair_severity_threshold", 3),

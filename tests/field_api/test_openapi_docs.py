@@ -32,6 +32,8 @@ NO_BODY = frozenset(
     {
         "POST /audit/checkpoints",
         "POST /jobs/{job_id}/retry",
+        "POST /webhooks/deliveries/{delivery_id}/resend",
+        "POST /webhooks/subscriptions/{subscription_id}/rotate-secret",
         "POST /admin/tokens/{token_id}/revoke",
         "POST /review-flags/scan",
         "POST /work-orders/{order_id}/contract",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -253,3 +255,53 @@ def test_the_apps_own_settings_reach_the_listeners_and_the_link_expiry(
         gone = client.get(f"/track/{token}")
         assert gone.status_code == 404
         assert gone.json()["code"] == "tracking.link_expired"
+
+
+def test_admin_rotates_a_secret_and_resends_a_dead_letter(
+    client: TestClient, session: Session, settings: Settings, clock: ChinaClock
+) -> None:
+    _, admin_token = make_user(session, settings, role=Role.admin)
+    _, service_token = make_user(session, settings, role=Role.service)
+    order = make_order(session)
+    sub = tracking.create_subscription(
+        session, name="crm", url="https://crm.example.test/hook",
+        events=[tracking.rules.EventType.stage_changed], actor=None, allow_http=False,
+    )  # fmt: skip
+    (row,) = tracking.enqueue(
+        session, tracking.rules.EventType.stage_changed, {}, order_id=order.id
+    )
+    row.status, row.attempts = "dead", 12
+    session.commit()
+    old_secret = sub.secret
+
+    url = f"/webhooks/subscriptions/{sub.id}/rotate-secret"
+    assert client.post(url, headers=auth(service_token)).status_code == 403
+    rotated = client.post(url, headers=auth(admin_token))
+    assert rotated.status_code == 200, rotated.text
+    assert rotated.json()["secret"] not in (old_secret, "")
+    until = rotated.json()["previous_secret_expires_at"]
+    assert until is not None and until.startswith((clock.now() + timedelta(days=1)).date().isoformat())
+    listed = client.get("/webhooks/subscriptions", headers=auth(admin_token)).json()
+    assert all("secret" not in s for s in listed)
+    missing = client.post("/webhooks/subscriptions/999999/rotate-secret", headers=auth(admin_token))
+    assert (missing.status_code, missing.json()["code"]) == (404, "webhook.not_found")
+
+    dead = client.get(
+        "/webhooks/deliveries", params={"status": "dead"}, headers=auth(admin_token)
+    )
+    assert [d["id"] for d in dead.json()] == [row.id] and dead.headers["X-Total-Count"] == "1"
+    resend = f"/webhooks/deliveries/{row.id}/resend"
+    assert client.post(resend, headers=auth(service_token)).status_code == 403
+    again = client.post(resend, headers=auth(admin_token))
+    assert again.status_code == 200, again.text
+    body = again.json()
+    assert (body["status"], body["attempts"], body["event_id"]) == ("pending", 0, row.event_id)
+    assert body["sequence"] == 1
+    twice = client.post(resend, headers=auth(admin_token))
+    assert (twice.status_code, twice.json()["code"]) == (409, "webhook.delivery_not_dead")
+    unknown = client.post("/webhooks/deliveries/999999/resend", headers=auth(admin_token))
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "webhook.delivery_not_found")
+    actions = session.execute(
+        select(AuditEvent.action).where(AuditEvent.action.like("webhook_%"))
+    ).scalars()
+    assert {"webhook_subscription.rotate_secret", "webhook_delivery.resend"} <= set(actions)

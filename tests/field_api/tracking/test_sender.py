@@ -5,15 +5,15 @@ receiver on 127.0.0.1."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
-import httpx
-import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from field_api.db import make_engine, make_session_factory
+from field_api.leases import service as leases
 from field_api.tracking import sender
 from field_api.tracking import service as tracking
 from field_api.tracking.models import WebhookDelivery, WebhookSubscription
@@ -26,10 +26,8 @@ from tests.clocks import ChinaClock
 from .conftest import Receiver
 
 
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=5, trust_env=False) as client:
-        yield client
+def _options(now: Callable[[], datetime], **kw: Any) -> sender.SendOptions:
+    return sender.SendOptions(clock=now, deadline_s=5.0, **kw)
 
 
 def _seed(url: str, receiver: Receiver, events: int) -> tuple[Engine, int]:
@@ -67,13 +65,12 @@ def test_sender_stopped_mid_queue_resumes_after_restart_without_loss(
     committed_url: str,
     clock: ChinaClock,
     receiver: Receiver,
-    http: httpx.Client,
 ) -> None:
     engine, sub_id = _seed(committed_url, receiver, events=5)
     now = clock.now() + timedelta(minutes=1)
     receiver.stop_after = 2
     first = sender.send_pending(
-        make_session_factory(engine), client=http, clock=lambda: now, stop=receiver.stop
+        make_session_factory(engine), _options(lambda: now, stopping=receiver.stop.is_set)
     )
     assert (first.delivered, first.failed) == (2, 0)
     engine.dispose()  # the sender process is gone; only what was committed survives
@@ -81,7 +78,7 @@ def test_sender_stopped_mid_queue_resumes_after_restart_without_loss(
     engine = make_engine(committed_url)
     factory = make_session_factory(engine)
     assert [r.status for r in _rows(factory)] == ["delivered"] * 2 + ["pending"] * 3
-    second = sender.send_pending(factory, client=http, clock=lambda: now)
+    second = sender.send_pending(factory, _options(lambda: now))
     assert second.delivered == 3
     rows = _rows(factory)
     assert [r.status for r in rows] == ["delivered"] * 5
@@ -106,24 +103,23 @@ def test_failed_delivery_is_retried_with_backoff(
     committed_url: str,
     clock: ChinaClock,
     receiver: Receiver,
-    http: httpx.Client,
 ) -> None:
     engine, _ = _seed(committed_url, receiver, events=1)
     factory = make_session_factory(engine)
     t0 = clock.now() + timedelta(minutes=1)
     receiver.script = [500]
     policy = RetryPolicy(base_s=30, cap_s=600, max_attempts=3)
-    report = sender.send_pending(factory, client=http, clock=lambda: t0, policy=policy)
+    report = sender.send_pending(factory, _options(lambda: t0, policy=policy))
     assert (report.delivered, report.failed) == (0, 1)
     (row,) = _rows(factory)
     assert (row.status, row.attempts, row.last_status_code) == ("pending", 1, 500)
     assert row.next_attempt_at == t0 + timedelta(seconds=30)
     too_soon = sender.send_pending(
-        factory, client=http, clock=lambda: t0 + timedelta(seconds=10), policy=policy
+        factory, _options(lambda: t0 + timedelta(seconds=10), policy=policy)
     )
     assert too_soon.attempted == 0
     later = sender.send_pending(
-        factory, client=http, clock=lambda: t0 + timedelta(seconds=31), policy=policy
+        factory, _options(lambda: t0 + timedelta(seconds=31), policy=policy)
     )
     assert later.delivered == 1
     ids = {r.headers["X-Fieldops-Event-Id"] for r in receiver.requests}
@@ -136,38 +132,41 @@ def test_delivery_gives_up_after_max_attempts(
     committed_url: str,
     clock: ChinaClock,
     receiver: Receiver,
-    http: httpx.Client,
 ) -> None:
     engine, _ = _seed(committed_url, receiver, events=1)
     factory = make_session_factory(engine)
     receiver.script = [503, 503]
     policy = RetryPolicy(base_s=1, cap_s=1, max_attempts=2)
     t0 = clock.now() + timedelta(minutes=1)
-    sender.send_pending(factory, client=http, clock=lambda: t0, policy=policy)
+    sender.send_pending(factory, _options(lambda: t0, policy=policy))
     report = sender.send_pending(
-        factory, client=http, clock=lambda: t0 + timedelta(seconds=5), policy=policy
+        factory, _options(lambda: t0 + timedelta(seconds=5), policy=policy)
     )
     assert report.dead == 1
     assert [r.status for r in _rows(factory)] == ["dead"]
     engine.dispose()
 
 
-def test_claim_of_a_killed_sender_expires_and_the_event_is_sent_again(
+def test_lane_of_a_sender_on_another_host_is_left_until_its_lease_expires(
     committed_url: str,
     clock: ChinaClock,
     receiver: Receiver,
-    http: httpx.Client,
 ) -> None:
-    engine, _ = _seed(committed_url, receiver, events=1)
+    engine, sub_id = _seed(committed_url, receiver, events=1)
     factory = make_session_factory(engine)
-    t0: datetime = clock.now() + timedelta(minutes=1)
-    job = sender._claim(factory, now=t0, lease_s=60)
-    assert job is not None  # claimed, then the process died before recording anything
-    during = sender.send_pending(factory, client=http, clock=lambda: t0 + timedelta(seconds=30))
-    assert during.attempted == 0
-    after = sender.send_pending(factory, client=http, clock=lambda: t0 + timedelta(seconds=61))
+    with factory.begin() as session:  # a sender on another host holds the lane, then dies
+        assert leases.claim(
+            session, sender.LANE_KIND, str(sub_id), ttl_s=60, owner="elsewhere/4242/99"
+        )
+    during = sender.send_pending(factory, _options(clock.now))
+    assert during.attempted == 0 and receiver.requests == []
+    clock.advance(seconds=61)
+    after = sender.send_pending(factory, _options(clock.now))
     assert after.delivered == 1
-    assert receiver.requests[0].headers["X-Fieldops-Event-Id"] == job.event_id
+    (row,) = _rows(factory)
+    assert receiver.requests[0].headers["X-Fieldops-Event-Id"] == row.event_id
+    with factory() as session:  # the lane is released once it has nothing left to send
+        assert leases.holder(session, sender.LANE_KIND, str(sub_id)) is None
     engine.dispose()
 
 
@@ -175,13 +174,12 @@ def test_rows_of_a_deactivated_subscriber_are_not_sent(
     committed_url: str,
     clock: ChinaClock,
     receiver: Receiver,
-    http: httpx.Client,
 ) -> None:
     engine, sub_id = _seed(committed_url, receiver, events=2)
     factory = make_session_factory(engine)
     with factory.begin() as session:
         tracking.deactivate_subscription(session, sub_id, actor=None)
-    report = sender.send_pending(factory, client=http, clock=lambda: clock.now())
+    report = sender.send_pending(factory, _options(clock.now))
     assert report.attempted == 0
     assert [r.status for r in _rows(factory)] == ["dead", "dead"]
     assert receiver.requests == []

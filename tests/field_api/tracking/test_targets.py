@@ -8,10 +8,8 @@ a name can resolve to a public address at registration and to a private one at d
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 
-import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -131,17 +129,10 @@ def test_a_name_resolving_to_a_private_address_is_refused_at_registration(
     assert _register(session, "https://not-yet.example.com/hook")
 
 
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=5, trust_env=False) as client:
-        yield client
-
-
 def test_a_delivery_is_refused_when_the_name_now_resolves_to_a_private_address(
     committed_url: str,
     clock: ChinaClock,
     receiver: Receiver,
-    http: httpx.Client,
     dns: dict[str, list[str]],
 ) -> None:
     port = int(receiver.url.rsplit(":", 1)[1].split("/", 1)[0])
@@ -156,7 +147,7 @@ def test_a_delivery_is_refused_when_the_name_now_resolves_to_a_private_address(
     policy = targets.TargetPolicy(https_only=False, allow_loopback=True)
     now = clock.now() + timedelta(minutes=1)
 
-    first = sender.send_pending(factory, client=http, clock=lambda: now, targets_policy=policy)
+    first = sender.send_pending(factory, sender.SendOptions(clock=lambda: now, targets_policy=policy))
     assert first.delivered == 1
     (request,) = receiver.requests
     # sent to the checked address, with the URL's own Host header
@@ -165,7 +156,7 @@ def test_a_delivery_is_refused_when_the_name_now_resolves_to_a_private_address(
     dns["hooks.example.test"] = ["10.0.0.7"]  # the DNS answer changed (rebinding)
     with factory.begin() as session:
         orders.transition(session, session.merge(order), FLOW[2], actor=None)
-    second = sender.send_pending(factory, client=http, clock=lambda: now, targets_policy=policy)
+    second = sender.send_pending(factory, sender.SendOptions(clock=lambda: now, targets_policy=policy))
     assert (second.delivered, second.failed) == (0, 1)
     assert len(receiver.requests) == 1  # nothing reached any server
     with factory() as session:
@@ -182,7 +173,6 @@ def test_payloads_carry_the_tracking_path_only_when_the_subscription_asks(
     committed_url: str,
     clock: ChinaClock,
     receiver: Receiver,
-    http: httpx.Client,
 ) -> None:
     engine = make_engine(committed_url)
     factory = make_session_factory(engine)
@@ -197,7 +187,7 @@ def test_payloads_carry_the_tracking_path_only_when_the_subscription_asks(
         token = tracking.token_for(session, order).token
         orders.transition(session, order, FLOW[1], actor=None)
     now = clock.now() + timedelta(minutes=1)
-    assert sender.send_pending(factory, client=http, clock=lambda: now).delivered == 2
+    assert sender.send_pending(factory, sender.SendOptions(clock=lambda: now)).delivered == 2
     bodies = [json.loads(r.body) for r in receiver.requests]
     with_path = [b for b in bodies if "tracking_path" in b["order"]]
     without = [b for b in bodies if "tracking_path" not in b["order"]]
