@@ -291,17 +291,19 @@ def write_checkpoint(
     rewritten chain. A re-anchor has verified the whole chain already.
     """
     keys = audit_keys.current()
+    # The head is read once: the one checked is the one signed, whoever commits meanwhile.
+    count, last_hash = service.head(session)
     if kind is CheckpointKind.checkpoint:
         latest = _latest_record(settings, keys.public_key)
         seq, last = (int(latest["count"]), str(latest["last_hash"])) if latest else (0, GENESIS)
-        problems = service.links_since(session, seq=seq, last_hash=last)
+        problems = service.links_since(session, seq=seq, last_hash=last,
+                                       upto=(count, last_hash))
         if problems:
             raise Conflict(
                 f"not signing the head: {problems[0].message}",
                 code="audit.chain_broken",
                 params={"problem": problems[0].message},
             )
-    count, last_hash = service.head(session)
     at = clock.now()
     record = checkpoint_payload(
         kind=kind,

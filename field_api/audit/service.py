@@ -15,7 +15,12 @@ with its current hash and that every recorded row still exists — so an edited 
 row (a forged admin and token), a deleted row and an edited event are each reported.
 
 Appends are serialised: on PostgreSQL by a transaction-scoped advisory lock, on SQLite by the
-write lock of ``BEGIN IMMEDIATE`` (see ``field_api.db``).
+write lock of ``BEGIN IMMEDIATE`` (see ``field_api.db``). :func:`record` only hashes the row and
+queues the event; the queue is linked into the chain when the transaction commits (the session's
+``before_commit``), so the chain's lock is held for the commit alone, never while a request still
+renders a PDF, stores a file or waits for a thread: concurrent writers queue for milliseconds, not
+for the length of each other's requests. A rolled-back transaction (or savepoint) drops its queued
+events with its rows.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ from field_api.errors import NotFound
 ADVISORY_LOCK_KEY = 0x46_4F_41_55  # "FOAU"
 ACTOR_KEY = "audit.actor"
 _PENDING_KEY = "audit.unrecorded"
+_QUEUE_KEY = "audit.queue"
+_SAVEPOINTS_KEY = "audit.savepoints"
 
 
 class AuditBypass(RuntimeError):
@@ -135,6 +142,27 @@ def set_actor(session: Session, actor: Principal | None) -> None:
     session.info[ACTOR_KEY] = actor
 
 
+@dataclass(frozen=True)
+class QueuedEvent:
+    """An event :func:`record` named, linked into the chain when its transaction commits."""
+
+    actor: Principal | None
+    action: str
+    entity_type: str
+    entity_id: str
+    content_hash: str | None
+    detail: str | None
+    at: Any
+
+
+def _queue(session: Session) -> list[QueuedEvent]:
+    queue: list[QueuedEvent] | None = session.info.get(_QUEUE_KEY)
+    if queue is None:
+        queue = []
+        session.info[_QUEUE_KEY] = queue
+    return queue
+
+
 def record(
     session: Session,
     *,
@@ -143,21 +171,42 @@ def record(
     entity: Any,
     deleted: bool = False,
     detail: str | None = None,
-) -> AuditEvent:
-    """Append an event for a written row (flushed first) carrying the row's content hash."""
+) -> QueuedEvent:
+    """Name the event of a written row (flushed first): its content hash is taken now, its
+    place in the chain at commit (:func:`append_queued`)."""
     session.flush()
     table_name, entity_id = _identity(entity)
     values = None if deleted else current_row_values(session, table_name, entity_id)
     _unrecorded(session).pop((table_name, entity_id), None)
-    return append(
-        session,
+    queued = QueuedEvent(
         actor=actor,
         action=action,
         entity_type=table_name,
         entity_id=entity_id,
         content_hash=row_hash(values) if values is not None else None,
         detail=detail,
+        at=clock.now(),
     )
+    _queue(session).append(queued)
+    return queued
+
+
+def append_queued(session: Session) -> int:
+    """Link the events queued by :func:`record` into the chain, in the order they were named
+    (under the chain's lock, held until the transaction ends); returns how many."""
+    queue: list[QueuedEvent] = session.info.pop(_QUEUE_KEY, None) or []
+    for queued in queue:
+        append(
+            session,
+            actor=queued.actor,
+            action=queued.action,
+            entity_type=queued.entity_type,
+            entity_id=queued.entity_id,
+            content_hash=queued.content_hash,
+            detail=queued.detail,
+            at=queued.at,
+        )
+    return len(queue)
 
 
 def append(
@@ -170,7 +219,9 @@ def append(
     content_hash: str | None,
     detail: str | None = None,
     keys: audit_keys.AuditKeys | None = None,
+    at: Any = None,
 ) -> AuditEvent:
+    """Link one event into the chain now (taking the chain's lock for the transaction)."""
     keys = keys or audit_keys.current()
     _lock(session)
     head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one_or_none()
@@ -179,7 +230,7 @@ def append(
         session.add(head)
     event = AuditEvent(
         seq=head.count + 1,
-        at=clock.now(),
+        at=at if at is not None else clock.now(),
         actor_id=actor.user_id if actor else None,
         actor_role=actor.role.value if actor else "system",
         action=action,
@@ -273,15 +324,28 @@ def record_unrecorded(session: Session) -> int:
 
 
 def _before_commit(session: Session) -> None:
+    if session.info.get(_QUEUE_KEY):
+        append_queued(session)
     if session.info.get(_PENDING_KEY) or session.new or session.dirty or session.deleted:
         record_unrecorded(session)
 
 
+def _after_transaction_create(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:  # where this savepoint's queued events begin
+        session.info.setdefault(_SAVEPOINTS_KEY, {})[id(transaction)] = len(_queue(session))
+
+
 def _after_rollback(session: Session, previous: SessionTransaction) -> None:
     # A savepoint's rollback keeps what the enclosing transaction still has to record; a
-    # row it rolled back is recorded as absent, which verify accepts.
+    # row it rolled back is recorded as absent, which verify accepts. Events it queued go.
     if not previous.nested:
         session.info.pop(_PENDING_KEY, None)
+        session.info.pop(_QUEUE_KEY, None)
+        session.info.pop(_SAVEPOINTS_KEY, None)
+        return
+    start = session.info.get(_SAVEPOINTS_KEY, {}).pop(id(previous), None)
+    if start is not None:
+        del _queue(session)[start:]
 
 
 # Execution option of a conditional UPDATE whose caller records every row it touched (the
@@ -313,6 +377,7 @@ def install_guard() -> None:
     event.listen(Session, "after_flush", _after_flush)
     event.listen(Session, "before_commit", _before_commit)
     event.listen(Session, "after_soft_rollback", _after_rollback)
+    event.listen(Session, "after_transaction_create", _after_transaction_create)
     event.listen(Session, "do_orm_execute", _refuse_bulk_writes)
     _installed = True
 
@@ -384,9 +449,12 @@ def _chain_problems(
     return problems, expected_seq - 1, prev, latest
 
 
-def links_since(session: Session, *, seq: int, last_hash: str) -> list[Problem]:
-    """Check the links after event ``seq`` (whose hash must be ``last_hash``) up to the head:
-    the cheap check before anchoring the head in a new checkpoint."""
+def links_since(
+    session: Session, *, seq: int, last_hash: str, upto: tuple[int, str] | None = None
+) -> list[Problem]:
+    """Check the links after event ``seq`` (whose hash must be ``last_hash``) up to the head
+    (``upto``: the head already read, the one a checkpoint then signs): the cheap check before
+    anchoring the head in a new checkpoint."""
     keys = audit_keys.current()
     if seq > 0:
         stored = hashes_at(session, [seq]).get(seq)
@@ -398,15 +466,19 @@ def links_since(session: Session, *, seq: int, last_hash: str) -> list[Problem]:
                     "truncated, rewritten or rolled back",
                 )
             ]
+    # The head first: a writer committing meanwhile adds events past it (and moves it), which
+    # this check leaves for the next one, instead of reading a head newer than its events.
+    head_count, head_hash = upto if upto is not None else head(session)
     events = session.execute(
-        select(AuditEvent).where(AuditEvent.seq > seq).order_by(AuditEvent.seq)
+        select(AuditEvent)
+        .where(AuditEvent.seq > seq, AuditEvent.seq <= head_count)
+        .order_by(AuditEvent.seq)
     ).scalars()
     problems, count, last, _ = _chain_problems(
         events, keys, after_seq=seq, after_hash=last_hash, check_authors=False
     )
     if problems:
         return problems
-    head_count, head_hash = head(session)
     if (head_count, head_hash) != (count, last):
         return [Problem(None, f"chain head says {head_count} events, the chain has {count}")]
     return []
