@@ -52,6 +52,7 @@ _MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "role.planner": ("计划员", "planner"),
     "role.service": ("客服", "service desk"),
     "role.storekeeper": ("库管员", "storekeeper"),
+    "role.dispatcher": ("调度员", "dispatcher"),
     "role.admin": ("管理员", "administrator"),
     "category.residential": ("居民生活用电", "Residential"),
     "category.small_micro_enterprise": ("小微企业", "Small or micro enterprise"),
