@@ -447,6 +447,7 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "csv.period": _m("统计期", "Period"),
     "csv.served": _m("用户数", "Served"),
     "csv.saidi_h": _m("平均停电时间（小时/户）", "SAIDI (h)"),
+    "csv.ytd_saidi_h": _m("年累计平均停电时间（小时/户）", "SAIDI year to date (h)"),
     "csv.saifi": _m("平均停电次数（次/户）", "SAIFI"),
     "csv.caidi_h": _m("平均停电持续时间（小时）", "CAIDI (h)"),
     "csv.asai": _m("供电可靠率", "ASAI"),

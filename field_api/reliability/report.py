@@ -127,9 +127,10 @@ def _units(served: Served, scope: Scope, unit: Unit) -> float:
     return float(sum(v[index] for (d, a), v in served.items() if scope.matches(d, a)))
 
 
-def _figures(period: str, got: rules.Indices) -> FiguresRead:
+def _figures(period: str, got: rules.Indices, ytd_saidi_h: float) -> FiguresRead:
     return FiguresRead(
-        period=period, served=got.served, customer_interruptions=got.customer_interruptions,
+        period=period, served=got.served, ytd_saidi_h=ytd_saidi_h,
+        customer_interruptions=got.customer_interruptions,
         customer_hours=got.customer_hours, short_interruptions=got.short_interruptions,
         saidi_h=got.saidi_h, saifi=got.saifi, caidi_h=got.caidi_h, asai=got.asai,
         short_frequency=got.short_frequency,
@@ -151,27 +152,40 @@ class Frame:
     rural_h: float
 
 
+def _last_year_remainder(frame: Frame, scope: Scope) -> float | None:
+    """Last year's SAIDI of the months still to come (None where last year lacks them)."""
+    if frame.last_year is None:
+        return None
+    remainder = 0.0
+    for month_served, past in frame.last_year.values():
+        units = _units(month_served, scope, frame.rule.unit)
+        matching = [i for i in past if scope.matches(i.district, i.area)]
+        remainder += rules.compute(matching, served=units, period_hours=1.0,
+                                   rule=frame.rule).saidi_h
+    return remainder
+
+
 def _scope(frame: Frame, scope: Scope) -> ScopeRead:
     items = [i for i in frame.items if scope.matches(i.district, i.area)]
     monthly: list[FiguresRead] = []
-    for month in frame.months:
+    so_far: list[Interruption] = []
+    for n, month in enumerate(frame.months, start=1):
         in_month = [i for i in items if rules.month_of(i.start) == month]
-        got = rules.compute(in_month, served=_units(frame.served[month], scope, frame.rule.unit),
-                            period_hours=frame.hours[month], rule=frame.rule)
-        monthly.append(_figures(month.strftime("%Y-%m"), got))
+        so_far += in_month
+        served = _units(frame.served[month], scope, frame.rule.unit)
+        got = rules.compute(in_month, served=served, period_hours=frame.hours[month],
+                            rule=frame.rule)
+        through = rules.compute(
+            so_far, served=rules.average_served([f.served for f in monthly] + [served]),
+            period_hours=sum(frame.hours[m] for m in frame.months[:n]), rule=frame.rule,
+        )
+        monthly.append(_figures(month.strftime("%Y-%m"), got, through.saidi_h))
     ytd_hours = sum(frame.hours.values())
     ytd = rules.compute(
         items, served=rules.average_served([f.served for f in monthly]),
         period_hours=ytd_hours, rule=frame.rule,
     )
-    remainder = None
-    if frame.last_year is not None:
-        remainder = 0.0
-        for served, past in frame.last_year.values():
-            units = _units(served, scope, frame.rule.unit)
-            matching = [i for i in past if scope.matches(i.district, i.area)]
-            remainder += rules.compute(matching, served=units, period_hours=1.0,
-                                       rule=frame.rule).saidi_h
+    remainder = _last_year_remainder(frame, scope)
     target = rules.target_of(scope.area, urban_h=frame.urban_h, rural_h=frame.rural_h)
     projection = rules.project_year_end(
         ytd.saidi_h, elapsed_fraction=ytd_hours / frame.year_hours,
@@ -179,7 +193,7 @@ def _scope(frame: Frame, scope: Scope) -> ScopeRead:
     )
     return ScopeRead(
         scope=scope.name, district=scope.district, area=scope.area, target_h=target,
-        months=monthly, ytd=_figures("ytd", ytd),
+        months=monthly, ytd=_figures("ytd", ytd, ytd.saidi_h),
         projection=ProjectionRead(saidi_h=projection.saidi_h, method=projection.method.value,
                                   target_h=target, on_track=projection.on_track),
     )
@@ -266,8 +280,8 @@ def set_med_threshold(
 
 
 CSV_COLUMNS = (
-    "scope", "district", "area", "period", "served", "saidi_h", "saifi", "caidi_h", "asai",
-    "short_frequency", "target_h", "projection_h", "projection_method",
+    "scope", "district", "area", "period", "served", "saidi_h", "ytd_saidi_h", "saifi",
+    "caidi_h", "asai", "short_frequency", "target_h", "projection_h", "projection_method",
 )
 
 
@@ -280,7 +294,8 @@ def csv_rows(report: IndicesRead) -> list[dict[str, object]]:
             out.append({
                 "scope": scope.scope, "district": scope.district,
                 "area": scope.area.value if scope.area else None, "period": fig.period,
-                "served": fig.served, "saidi_h": fig.saidi_h, "saifi": fig.saifi,
+                "served": fig.served, "saidi_h": fig.saidi_h, "ytd_saidi_h": fig.ytd_saidi_h,
+                "saifi": fig.saifi,
                 "caidi_h": fig.caidi_h, "asai": fig.asai, "short_frequency": fig.short_frequency,
                 "target_h": scope.target_h,
                 "projection_h": scope.projection.saidi_h if is_ytd else None,

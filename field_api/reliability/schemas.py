@@ -152,10 +152,12 @@ class MedThresholdRead(BaseModel):
 
 
 class FiguresRead(BaseModel):
-    """The indices of one scope and period (SAIDI and CAIDI in hours)."""
+    """The indices of one scope and period (SAIDI and CAIDI in hours); ``ytd_saidi_h`` is the
+    year-to-date SAIDI through the end of the period (what the annual target is compared with)."""
 
     period: str
     served: float
+    ytd_saidi_h: float
     customer_interruptions: int
     customer_hours: float
     short_interruptions: int

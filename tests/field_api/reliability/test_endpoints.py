@@ -244,3 +244,55 @@ def test_snapshots_follow_customers_added_and_the_job_is_wired(
                        headers=auth(people["planner"])).status_code == 403
     assert "reliability.snapshot" in job_handlers()
     assert "reliability.snapshot" in {p.kind for p in periodic_jobs(settings)}
+
+
+def test_projection_from_last_year_and_a_planner_major_event_day(
+    client: TestClient, session: Session, people: dict[str, str], server_clock: ManualClock
+) -> None:
+    server_clock.set(datetime(2026, 3, 15, 4, 0, tzinfo=UTC))
+    a, d, p = (auth(people[k]) for k in ("admin", "dispatcher", "planner"))
+    client.post("/reliability/sections/imports", files=_file(SECTIONS), headers=a)
+    old = CUSTOMERS.replace("2026-01-01", "2020-01-01")
+    assert client.post("/reliability/customers/imports", files=_file(old), headers=a).status_code == 201
+    for month in range(4, 13):  # last year's April to December: the months still to come
+        client.post("/reliability/snapshots", json={"month": f"2025-{month:02d}-01"}, headers=a)
+    # last June: all five customers out for an hour; this March: 30 min (TX-R1), 90 min (TX-R2)
+    last_june = {"kind": "fault", "cause": "fault", "feeder": "F-10",
+                 "start_at": _at(10, 2, month=6).replace("2026", "2025"),
+                 "end_at": _at(10, 3, month=6).replace("2026", "2025")}
+    assert client.post("/reliability/outages", json=last_june, headers=d).status_code == 201
+    oid = client.post("/reliability/outages", json={
+        "kind": "fault", "cause": "fault", "feeder": "F-10", "start_at": _at(10, 2)},
+        headers=d).json()["id"]
+    client.post(f"/reliability/outages/{oid}/restorations",
+                json={"transformer_codes": ["TX-R1"], "at": _at(10, 2, 30)}, headers=d)
+    client.post(f"/reliability/outages/{oid}/close", json={"end_at": _at(10, 3, 30)}, headers=d)
+
+    def urban(definition: str) -> dict[str, Any]:
+        r = client.get("/reliability/indices", params={"year": 2026, "definition": definition},
+                       headers=p)
+        assert r.status_code == 200, r.text
+        return r.json()
+    report = urban("ieee1366")
+    scope = next(s for s in report["scopes"] if s["scope"] == "area" and s["area"] == "urban")
+    # year to date 3 x 0.5 h / 3 = 0.5 h, plus last year's June: 3 x 1 h / 3 = 1 h
+    assert scope["ytd"]["saidi_h"] == pytest.approx(0.5)
+    assert scope["projection"]["method"] == "ytd_plus_last_year_remainder"
+    assert scope["projection"]["saidi_h"] == pytest.approx(1.5)
+    assert scope["projection"]["on_track"] is True
+    # a planner's threshold of 10 min: 10 March's daily SAIDI is (3 x 30 + 2 x 90) / 5 = 54 min
+    assert client.put("/reliability/med-threshold", json={"threshold_min": 10, "reason": "x"},
+                      headers=p).status_code == 422  # a reason of at least 3 characters
+    r = client.put("/reliability/med-threshold",
+                   json={"threshold_min": 10, "reason": "under five years of history"}, headers=p)
+    assert r.status_code == 200
+    assert client.put("/reliability/med-threshold", json={"threshold_min": 10, "reason": "xyz"},
+                      headers=d).status_code == 403
+    report = urban("ieee1366")
+    assert report["med"]["method"] == "planner" and report["med"]["threshold_min"] == 10
+    assert report["med"]["days"] == ["2026-03-10"]
+    scope = next(s for s in report["scopes"] if s["scope"] == "area" and s["area"] == "urban")
+    assert scope["ytd"]["saidi_h"] == 0.0  # the major event day is left out under IEEE 1366
+    dlt = urban("dlt836")
+    assert dlt["med"] is None
+    assert next(s for s in dlt["scopes"] if s["scope"] == "all")["ytd"]["saidi_h"] > 0
