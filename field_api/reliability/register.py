@@ -180,7 +180,8 @@ def import_customers(
         customer.transformer_id = section.transformer_id
         customer.switch_code, customer.feeder = section.switch_code, section.feeder
         customer.district, customer.area = section.district, row.area
-        customer.connected_on, customer.updated_at = row.connected_on, now
+        customer.connected_on, customer.removed_on = row.connected_on, row.removed_on
+        customer.updated_at = now
     counts = {"created": len(parsed.rows) - len(existing), "updated": len(existing)}
     record = _record_import(session, "customers", data, filename, counts, actor)
     return ImportRead(kind="customers", import_id=record.id, **counts)

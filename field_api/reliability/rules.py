@@ -347,6 +347,7 @@ class CustomerRow:
     switch_code: str
     area: Area
     connected_on: date
+    removed_on: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,11 +410,14 @@ def _customer_errors(row: Mapping[str, str]) -> list[str]:
     phone = row["phone"]
     if phone and not sum(ch.isdigit() for ch in phone) >= 7:
         errors.append("phone has fewer than 7 digits")
-    if row["connected_on"]:
-        try:
-            date.fromisoformat(row["connected_on"])
-        except ValueError:
-            errors.append("connected_on is not a date (YYYY-MM-DD)")
+    for name in ("connected_on", "removed_on"):
+        if row.get(name):
+            try:
+                date.fromisoformat(row[name])
+            except ValueError:
+                errors.append(f"{name} is not a date (YYYY-MM-DD)")
+    if not errors and row.get("removed_on") and row["removed_on"] <= row["connected_on"]:
+        errors.append("removed_on is not after connected_on")
     errors += [f"{c} is longer than 64 characters" for c in CUSTOMER_COLUMNS
                if c != "name" and len(row[c]) > 64]
     if len(row["name"]) > 200:
@@ -422,7 +426,8 @@ def _customer_errors(row: Mapping[str, str]) -> list[str]:
 
 
 def parse_customers(data: bytes) -> Parsed[CustomerRow]:
-    """Customer accounts, all rows checked (a duplicate account number is an error)."""
+    """Customer accounts, all rows checked (a duplicate account number is an error); an
+    optional ``removed_on`` column closes accounts (they stop counting from that day)."""
     out: Parsed[CustomerRow] = Parsed()
     seen: dict[str, int] = {}
     for line, row in read_csv(data, CUSTOMER_COLUMNS):
@@ -438,5 +443,6 @@ def parse_customers(data: bytes) -> Parsed[CustomerRow]:
             line, account, row["name"], row["phone"], row["supply_point"], row["supply_kind"],
             row["transformer_code"], row["switch_code"], Area(row["area"]),
             date.fromisoformat(row["connected_on"]),
+            date.fromisoformat(row["removed_on"]) if row.get("removed_on") else None,
         ))
     return out

@@ -10,9 +10,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from field_api.audit import service as audit
 from field_api.common.actors import Role
 from field_api.common.clock import ManualClock
 from field_api.config import Settings
+from field_api.inspections.models import LedgerAsset, LedgerLine
 from field_api.network.models import Transformer
 from field_api.reliability.models import Customer, Outage
 from field_api.wiring import job_handlers, periodic_jobs
@@ -232,7 +234,10 @@ def test_snapshots_follow_customers_added_and_the_job_is_wired(
 ) -> None:
     server_clock.set(datetime(2026, 3, 15, 4, 0, tzinfo=UTC))
     _register(client, people["admin"])
-    later = HEADER + "A-006,孙八,13800138006,SP-4,mv,TX-R1,SW-1,urban,2026-02-10\n"
+    later = HEADER.replace("\n", ",removed_on\n") + (
+        "A-006,孙八,13800138006,SP-4,mv,TX-R1,SW-1,urban,2026-02-10,\n"
+        "A-005,钱七,13800138005,SP-3,lv,TX-R2,SW-2,rural,2026-01-01,2026-02-01\n"
+    )
     client.post("/reliability/customers/imports", files=_file(later), headers=auth(people["admin"]))
     a = auth(people["admin"])
     jan = client.post("/reliability/snapshots", json={"month": "2026-01-20"}, headers=a).json()
@@ -240,6 +245,8 @@ def test_snapshots_follow_customers_added_and_the_job_is_wired(
     urban = {s["month"]: s for s in jan + feb if s["area"] == "urban"}
     assert urban["2026-01-01"]["customers"] == 3 and urban["2026-02-01"]["customers"] == 4
     assert urban["2026-02-01"]["supply_points"] == 3
+    rural = {s["month"]: s["customers"] for s in jan + feb if s["area"] == "rural"}
+    assert rural == {"2026-01-01": 2, "2026-02-01": 1}  # A-005 left on 1 February
     assert client.post("/reliability/snapshots", json={"month": "2026-01-01"},
                        headers=auth(people["planner"])).status_code == 403
     assert "reliability.snapshot" in job_handlers()
@@ -296,3 +303,28 @@ def test_projection_from_last_year_and_a_planner_major_event_day(
     dlt = urban("dlt836")
     assert dlt["med"] is None
     assert next(s for s in dlt["scopes"] if s["scope"] == "all")["ytd"]["saidi_h"] > 0
+
+
+def test_ledger_assets_stand_for_their_switch_or_their_line_feeder(
+    client: TestClient, session: Session, people: dict[str, str], server_clock: ManualClock
+) -> None:
+    server_clock.set(datetime(2026, 3, 15, 4, 0, tzinfo=UTC))
+    _register(client, people["admin"])
+    line = LedgerLine(id="F-10", name="10 kV 线")
+    session.add(line)
+    session.flush()
+    for asset_id in ("SW-2", "P-10-07"):
+        asset = LedgerAsset(id=asset_id, line_id="F-10", lat=22.5, lon=113.9)
+        session.add(asset)
+        audit.record(session, actor=None, action="test.ledger", entity=asset)
+    audit.record(session, actor=None, action="test.ledger", entity=line)
+    session.commit()
+    d = auth(people["dispatcher"])
+    base = {"kind": "fault", "cause": "external", "start_at": _at(12, 1)}
+    by_switch = client.post("/reliability/outages", json=base | {"asset_ids": ["SW-2"]}, headers=d)
+    assert by_switch.status_code == 201, by_switch.text
+    assert by_switch.json()["transformer_codes"] == ["TX-R2"]  # the switch's section
+    by_pole = client.post("/reliability/outages", json=base | {"asset_ids": ["P-10-07"]},
+                          headers=d)
+    assert by_pole.json()["transformer_codes"] == ["TX-R1", "TX-R2"]  # the pole's feeder
+    assert by_pole.json()["customers"] == 5
