@@ -300,6 +300,8 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "{filename} 有 {count} 行无效，未导入任何数据",
         "{count} row(s) of {filename} are invalid; nothing was imported",
     ),
+    "reliability.month_in_future": _m("{month} 尚未开始", "{month} has not begun"),
+    "reliability.year_in_future": _m("{year} 年尚未开始", "{year} has not begun"),
     "reliability.outage_invalid": _m("停电记录无效：{reason}", "invalid outage: {reason}"),
     "reliability.outage_exists": _m("停电记录 {ref} 已存在", "outage {ref} is already recorded"),
     "reliability.outage_not_found": _m(

@@ -260,6 +260,11 @@ def snapshot_month(session: Session, month: date, *, actor: Principal | None) ->
         require(actor, REGISTER_ROLES, "snapshot the register")
     month = rules.month_start(month)
     today = clock.china_date(clock.now())
+    if month > today:
+        raise ValidationFailed(
+            f"{month:%Y-%m} has not begun", code="reliability.month_in_future",
+            params={"month": f"{month:%Y-%m}"},
+        )
     day = min(month_end(month), today)
     counts = served_on(session, day)
     stored = {

@@ -20,6 +20,7 @@ from field_api.audit import service as audit
 from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.config import Settings
+from field_api.errors import ValidationFailed
 from field_api.reliability import rules
 from field_api.reliability.models import (
     MedThresholdSetting,
@@ -238,7 +239,12 @@ def indices(
     """The indices of ``year`` (default: this year) under one definition and variant."""
     require(actor, REPORT_ROLES, "read reliability indices")
     as_of = clock.now()
-    year = year or clock.to_china(as_of).year
+    this_year = clock.to_china(as_of).year
+    year = year or this_year
+    if year > this_year:
+        raise ValidationFailed(
+            f"{year} has not begun", code="reliability.year_in_future", params={"year": year}
+        )
     if definition is Definition.ieee1366:
         variant = Variant.all
     months, hours = _months(year, as_of)

@@ -249,6 +249,10 @@ def test_snapshots_follow_customers_added_and_the_job_is_wired(
     assert rural == {"2026-01-01": 2, "2026-02-01": 1}  # A-005 left on 1 February
     assert client.post("/reliability/snapshots", json={"month": "2026-01-01"},
                        headers=auth(people["planner"])).status_code == 403
+    future = client.post("/reliability/snapshots", json={"month": "2026-04-01"}, headers=a)
+    assert future.status_code == 422 and future.json()["code"] == "reliability.month_in_future"
+    r = client.get("/reliability/indices", params={"year": 2027}, headers=a)
+    assert r.status_code == 422 and r.json()["code"] == "reliability.year_in_future"
     assert "reliability.snapshot" in job_handlers()
     assert "reliability.snapshot" in {p.kind for p in periodic_jobs(settings)}
 
