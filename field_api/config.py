@@ -19,6 +19,9 @@ variable names it always had:
   ``FIELDOPS_S3_*`` (endpoint, bucket, region, keys, path-style addressing, key prefix): where
   every stored file lives (:mod:`field_api.common.storage` builds the store from it);
 - ``settings.sms``: ``FIELDOPS_SMS_*`` (the SMS gateway, its templates, the message key).
+- ``settings.reliability``: ``FIELDOPS_RELIABILITY_*`` (the DL/T 836.1 and IEEE 1366
+  thresholds, the urban and rural SAIDI targets, the default major-event-day threshold, the
+  register snapshot job's period).
 
 Each section is a ``BaseSettings`` of its own (its prefix keeps the old names), built from the
 environment when the ``Settings`` value is; tests may pass sections explicitly.
@@ -296,6 +299,30 @@ class SmsSettings(BaseSettings):
         ]
 
 
+class ReliabilitySettings(BaseSettings):
+    """Supply reliability (``FIELDOPS_RELIABILITY_*``): the definitions' thresholds and targets."""
+
+    model_config = SettingsConfigDict(env_prefix="FIELDOPS_RELIABILITY_", extra="ignore")
+
+    dlt_short_max_min: float = Field(
+        default=3.0, gt=0, description="DL/T 836.1: an interruption longer than this is sustained."
+    )
+    ieee_momentary_max_min: float = Field(
+        default=5.0, gt=0, description="IEEE 1366: an interruption longer than this is sustained."
+    )
+    target_urban_h: float = Field(default=2.38, gt=0, description="Urban SAIDI target, h/year.")
+    target_rural_h: float = Field(default=8.52, gt=0, description="Rural SAIDI target, h/year.")
+    med_threshold_min: float | None = Field(
+        default=None,
+        gt=0,
+        description="Major-event-day threshold (minutes of daily SAIDI) used while under five "
+        "years of history until a planner sets one; unset: no major event days then.",
+    )
+    snapshot_every_s: float = Field(
+        default=3600.0, gt=0, description="How often the job snapshots this month's register."
+    )
+
+
 class StorageSettings(BaseSettings):
     """Where stored files live: the local media folder (default) or an S3-compatible bucket.
 
@@ -366,7 +393,10 @@ class StorageSettings(BaseSettings):
 
 
 _SECTIONS = frozenset(
-    {"media", "contracts", "tracking", "webhooks", "calendar", "vision", "storage", "jobs", "sms"}
+    {
+        "media", "contracts", "tracking", "webhooks", "calendar", "vision", "storage", "jobs",
+        "sms", "reliability",
+    }
 )
 
 
@@ -416,6 +446,7 @@ class Settings(BaseSettings):
     jobs: JobSettings = Field(default_factory=JobSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
+    reliability: ReliabilitySettings = Field(default_factory=ReliabilitySettings)
 
     # Resources built once from this value (the object store: field_api.common.storage.store_of),
     # keyed by what they were built from; a copy with other fields builds its own.

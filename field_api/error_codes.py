@@ -292,6 +292,33 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "变压器 {transformer_code} 不存在", "transformer {transformer_code} does not exist"
     ),
     "network.position_invalid": _m("位置无效：{reason}", "invalid position: {reason}"),
+    # -- reliability -----------------------------------------------------------------------
+    "reliability.role_forbidden": _m(
+        "角色 {role} 无权执行此操作（需要：{allowed}）",
+        "role {role} may not do this (needs one of: {allowed})",
+    ),
+    "reliability.file_too_large": _m(
+        "供电可靠性文件最大 {limit_bytes} 字节",
+        "reliability files are limited to {limit_bytes} bytes",
+    ),
+    "reliability.file_invalid": _m("文件无效：{reason}", "invalid file: {reason}"),
+    "reliability.rows_invalid": _m(
+        "{filename} 有 {count} 行无效，未导入任何数据",
+        "{count} row(s) of {filename} are invalid; nothing was imported",
+    ),
+    "reliability.month_in_future": _m("{month} 尚未开始", "{month} has not begun"),
+    "reliability.year_in_future": _m("{year} 年尚未开始", "{year} has not begun"),
+    "reliability.outage_invalid": _m("停电记录无效：{reason}", "invalid outage: {reason}"),
+    "reliability.outage_exists": _m("停电记录 {ref} 已存在", "outage {ref} is already recorded"),
+    "reliability.outage_not_found": _m(
+        "停电记录 {outage_id} 不存在", "outage {outage_id} does not exist"
+    ),
+    "reliability.outage_closed": _m(
+        "停电记录 {outage_id} 已结束", "outage {outage_id} is closed"
+    ),
+    "reliability.outage_open": _m(
+        "停电记录 {outage_id} 尚未结束", "outage {outage_id} is still open"
+    ),
     # -- contracts -------------------------------------------------------------------------
     "contract.not_found": _m(
         "工单 {order_id} 尚无合同", "work order {order_id} has no contract yet"

@@ -34,6 +34,7 @@ MODEL_MODULES: Final = (
     "field_api.leases.models",
     "field_api.media.models",
     "field_api.network.models",
+    "field_api.reliability.models",
     "field_api.schemes.models",
     "field_api.sms.models",
     "field_api.tracking.models",
@@ -61,6 +62,7 @@ def routers() -> list[APIRouter]:
     from field_api.kits import endpoints as kits
     from field_api.media import endpoints as media
     from field_api.network import endpoints as network
+    from field_api.reliability import endpoints as reliability
     from field_api.schemes import endpoints as schemes
     from field_api.tracking import endpoints as tracking
     from field_api.visits import endpoints as visits
@@ -81,6 +83,7 @@ def routers() -> list[APIRouter]:
         kits.router,
         media.router,
         network.router,
+        reliability.router,  # customer register, outages, SAIDI/SAIFI
         schemes.router,
         tracking.router,
         visits.router,
@@ -137,7 +140,16 @@ def job_handlers() -> dict[str, Handler[JobContext]]:
         "audit.checkpoint": each_run(m.audit_checkpoint),
         "jobs.purge": each_run(w.purge_jobs),
         sms.JOB_KIND: sms.send_job,  # one customer text message (queue sms)
+        "reliability.snapshot": each_run(snapshot_register),
     }
+
+
+def snapshot_register(ctx: JobContext) -> int:
+    """Keep this month's customer register snapshot current (the indices' denominator)."""
+    from field_api.reliability import register
+
+    with ctx.session_factory.begin() as session:
+        return register.snapshot_current_month(session)
 
 
 def periodic_jobs(settings: Settings) -> list[Periodic]:
@@ -156,4 +168,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         Periodic("leases.purge", every, queue="maintenance"),
         Periodic("audit.checkpoint", every, queue="maintenance"),
         Periodic("jobs.purge", every, queue="maintenance"),
+        Periodic(
+            "reliability.snapshot", settings.reliability.snapshot_every_s, queue="maintenance"
+        ),
     ]

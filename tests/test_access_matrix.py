@@ -63,6 +63,9 @@ from field_api.main import create_app
 from field_api.media import service as media
 from field_api.media.rules import MediaKind
 from field_api.media.schemas import MediaCreate
+from field_api.reliability import outages
+from field_api.reliability.rules import CUSTOMER_COLUMNS
+from field_api.reliability.schemas import OutageCreate
 from field_api.schemes import service as schemes
 from field_api.schemes.schemas import SchemeCreate
 from field_api.tracking import service as tracking
@@ -80,6 +83,7 @@ ROLES = (
     "order_crew",
     "inspector",
     "storekeeper",
+    "dispatcher",
     "planner",
     "service",
     "admin",
@@ -90,6 +94,7 @@ DEMO_KEYS = {
     "order_crew": "crew",
     "inspector": "inspector",
     "storekeeper": "storekeeper",
+    "dispatcher": "dispatcher",
     "planner": "planner",
     "service": "service",
     "admin": "admin",
@@ -237,6 +242,9 @@ class World:
         ids["flag_id"] = self.new_flag(order)
         ids["token_id"] = self.new_token_id()
         ids["job_id"] = self.new_dead_job()
+        ids["outage_id"] = outages.record_outage(
+            s, OutageCreate.model_validate(OVERRIDE_OUTAGE), self.admin
+        ).id
         self.build_inspections()
         s.commit()
 
@@ -376,6 +384,7 @@ PARAM_NAMES = {
     "finding_id": "finding_id",
     "photo_id": "photo_id",
     "task_id": "task_id",
+    "outage_id": "outage_id",
 }
 PARAM_BY_ROUTE = {
     ("/kits/{code}", "code"): "kit_code",
@@ -453,6 +462,12 @@ def _repair_crew(world: World) -> Crew:
     return world.session.execute(select(Crew).where(Crew.code == "REPAIR-1")).scalar_one()
 
 
+OVERRIDE_OUTAGE: dict[str, Any] = {
+    "kind": "fault", "cause": "fault", "override_customers": 5,
+    "override_reason": "register incomplete", "override_district": "SZ-NS",
+    "override_area": "urban",
+}
+
 # Bodies that pass validation, so a service's own access check decides (not a 422 before it).
 # Each one leaves shared objects usable: a transition to the current stage, a no-op level, ...
 BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
@@ -495,6 +510,23 @@ BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
             "Upload-Length": "1000",
             "Upload-Metadata": f"client_id {_b64(str(uuid.uuid4()))},kind {_b64('site')}",
         }
+    },
+    "POST /reliability/sections/imports": lambda w: {
+        "files": {"file": ("s.csv", b"switch_code,feeder,district,transformer_code\n", "text/csv")}
+    },
+    "POST /reliability/customers/imports": lambda w: {
+        "files": {"file": ("c.csv", (",".join(CUSTOMER_COLUMNS) + "\n").encode(), "text/csv")}
+    },
+    "POST /reliability/outages/imports": lambda w: {
+        "files": {"file": ("o.csv", b"ref,kind,cause,start_at\n", "text/csv")}
+    },
+    "POST /reliability/snapshots": lambda w: {"json": {"month": "2026-01-01"}},
+    "POST /reliability/outages": lambda w: {"json": OVERRIDE_OUTAGE},
+    "POST /reliability/outages/{outage_id}/restorations": lambda w: {
+        "json": {"transformer_codes": ["TX-NOT-OUT"]}
+    },
+    "PUT /reliability/med-threshold": lambda w: {
+        "json": {"threshold_min": 30, "reason": "access matrix"}
     },
     "POST /contracts/verify": lambda w: {
         "files": {"file": ("contract.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")}

@@ -21,6 +21,7 @@ DEMO_TOKENS: dict[str, str] = {
     "planner": "fo_demo_planner_00000000000000",
     "service": "fo_demo_service_00000000000000",
     "storekeeper": "fo_demo_storekeeper_0000000000",
+    "dispatcher": "fo_demo_dispatcher_00000000000",
 }
 
 

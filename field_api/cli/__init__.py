@@ -229,7 +229,7 @@ def _fail(exc: Exception) -> None:
 def users_add(
     name: Annotated[str, typer.Option(help="Display name.")],
     role: Annotated[
-        str, typer.Option(help="crew, inspector, planner, service, storekeeper, admin")
+        str, typer.Option(help="crew, inspector, planner, service, storekeeper, dispatcher, admin")
     ],
     crew: Annotated[str | None, typer.Option(help="Crew code (crew members only).")] = None,
 ) -> None:

@@ -16,6 +16,7 @@ class Role(enum.StrEnum):
     planner = "planner"
     service = "service"
     storekeeper = "storekeeper"
+    dispatcher = "dispatcher"
     admin = "admin"
 
 

@@ -73,6 +73,7 @@ USERS: tuple[tuple[str, str, Role, str | None], ...] = (
     ("planner", "刘计划", Role.planner, None),
     ("service", "周客服", Role.service, None),
     ("storekeeper", "吴库管", Role.storekeeper, None),
+    ("dispatcher", "郑调度", Role.dispatcher, None),
 )
 # The third crew's member (fixed development token ``crew_c`` of auth.rules.DEMO_TOKENS).
 CREW_C_USER = ("crew_c", "孙工", "CREW-C")

@@ -25,6 +25,10 @@ class Transformer(Base):
     load_measured_at: Mapped[datetime] = mapped_column(default=clock.now)
     lon: Mapped[float] = mapped_column(index=True)
     lat: Mapped[float] = mapped_column(index=True)
+    # The MV feeder and the district it belongs to (set by the reliability slice's feeder
+    # section import; empty until then).
+    feeder: Mapped[str | None] = mapped_column(String(64), index=True, default=None)
+    district: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(default=clock.now)
 

@@ -102,6 +102,15 @@ def planner_dashboard(
     return _page(request, "planner.html", _lang(request, lang))
 
 
+@router.get("/reliability", response_class=HTMLResponse)
+def reliability_page(
+    request: Request, fo_lang: LangCookie = None, lang: LangQuery = None
+) -> HTMLResponse:
+    """Supply reliability against the targets: SAIDI per month, area and district (planners)."""
+    del fo_lang  # read by _lang through the request; declared for the OpenAPI
+    return _page(request, "reliability.html", _lang(request, lang))
+
+
 @router.get("/lang/{code}")
 def switch_language(
     code: Annotated[Text, PathParam(max_length=16)],

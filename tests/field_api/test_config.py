@@ -129,6 +129,14 @@ ENVIRONMENT: list[tuple[str, str, str, Any]] = [
     ("FIELDOPS_SMS_MAX_ATTEMPTS", "3", "sms.max_attempts", 3),
     ("FIELDOPS_SMS_KEY_PATH", "/k/sms.key", "sms.key_path", Path("/k/sms.key")),
     ("FIELDOPS_SMS_KEY_FILE", "/k/sms2.key", "sms.key_path", Path("/k/sms2.key")),
+    # supply reliability (order 18)
+    ("FIELDOPS_RELIABILITY_DLT_SHORT_MAX_MIN", "1", "reliability.dlt_short_max_min", 1.0),
+    ("FIELDOPS_RELIABILITY_IEEE_MOMENTARY_MAX_MIN", "2", "reliability.ieee_momentary_max_min",
+     2.0),
+    ("FIELDOPS_RELIABILITY_TARGET_URBAN_H", "1.5", "reliability.target_urban_h", 1.5),
+    ("FIELDOPS_RELIABILITY_TARGET_RURAL_H", "6", "reliability.target_rural_h", 6.0),
+    ("FIELDOPS_RELIABILITY_MED_THRESHOLD_MIN", "45", "reliability.med_threshold_min", 45.0),
+    ("FIELDOPS_RELIABILITY_SNAPSHOT_EVERY_S", "60", "reliability.snapshot_every_s", 60.0),
 ]
 NAMES = sorted({name for name, *_ in ENVIRONMENT})
 

@@ -30,6 +30,9 @@ EXPORTS: list[tuple[str, dict[str, str]]] = [
     ("/deadlines/attention.csv", {}),
     ("/media/flags.csv", {}),
     ("/review-flags.csv", {}),
+    ("/reliability/customers.csv", {}),
+    ("/reliability/indices.csv", {"year": "2026"}),
+    ("/reliability/indices.csv", {"year": "2026", "definition": "ieee1366"}),
 ]
 CJK = re.compile(r"[\u4e00-\u9fff]")
 

@@ -46,10 +46,13 @@ def test_the_periodic_job_list_is_explicit() -> None:
         "leases.purge",
         "audit.checkpoint",
         "jobs.purge",
+        "reliability.snapshot",
     ]
     on_maintenance = [p for p in periodic_jobs(settings) if p.queue == "maintenance"]
     assert [p.kind for p in on_maintenance] == housekeeping
-    assert {p.period_s for p in on_maintenance} == {30}
+    assert {p.period_s for p in on_maintenance if p.kind != "reliability.snapshot"} == {30}
+    snapshot = next(p for p in on_maintenance if p.kind == "reliability.snapshot")
+    assert snapshot.period_s == settings.reliability.snapshot_every_s
     assert set(housekeeping) <= set(job_handlers())
 
 
@@ -91,7 +94,8 @@ def test_a_worker_that_starts_puts_a_crash_right_at_once(
     )
     worker = workers.make_worker(session_factory, here, config, job_handlers())
     worker.schedule()  # a worker that starts finds every periodic job due now
-    assert worker.run_until_idle() == 9  # the analysis pass and the 8 housekeeping jobs
+    # the analysis pass, the 8 housekeeping jobs and the register snapshot
+    assert worker.run_until_idle() == 10
     session.expire_all()
     done = session.get(MediaItem, photo.id)
     assert done is not None and done.analysis is AnalysisState.done

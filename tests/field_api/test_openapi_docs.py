@@ -31,6 +31,7 @@ METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 NO_BODY = frozenset(
     {
         "POST /audit/checkpoints",
+        "POST /reliability/outages/{outage_id}/approve",
         "POST /jobs/{job_id}/retry",
         "POST /webhooks/deliveries/{delivery_id}/resend",
         "POST /webhooks/subscriptions/{subscription_id}/rotate-secret",

@@ -122,8 +122,9 @@ def test_the_worker_command_runs_the_due_jobs_once(committed_url: str, tmp_path:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     # the maintenance queue's periodic jobs, each due once: sweep_temp, expire_uploads,
-    # sweep_uploads, sweep_orphans, idempotency.purge, leases.purge, audit.checkpoint, jobs.purge
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"ran": 8}
+    # sweep_uploads, sweep_orphans, idempotency.purge, leases.purge, audit.checkpoint, jobs.purge,
+    # reliability.snapshot
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"ran": 9}
     alias = subprocess.run(
         [*cmd, "media", "worker", "--once"],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,

@@ -155,6 +155,62 @@
     });
   }
 
+  function hours(v) { return v === null || v === undefined ? "—" : (Math.round(v * 1000) / 1000) + " h"; }
+
+  /**
+   * Lines of hours over months (the reliability page): labels ["YYYY-MM"...], series
+   * [{name, values, dashed}] (a dashed series is a target, drawn without symbols).
+   */
+  function hourLines(parent, name, labels, series, opts) {
+    opts = opts || {};
+    var fit = function () {
+      return { height: narrow() ? 280 : 320, option: { grid: { top: narrow() ? 56 : 40 } } };
+    };
+    return mount(parent, name, opts.label || "", fit, {
+      legend: { top: 0, left: 0, itemGap: 12, textStyle: { fontSize: 12 } },
+      grid: { left: 8, right: 16, bottom: 8, containLabel: true },
+      tooltip: { renderMode: "richText", confine: true, trigger: "axis",
+        valueFormatter: function (v) { return hours(v); } },
+      xAxis: { type: "category", data: labels, boundaryGap: false,
+        axisLabel: { fontSize: 11, hideOverlap: true,
+          formatter: function (v) { return narrow() ? v.slice(2) : v; } } },
+      yAxis: { type: "value", min: 0, axisLabel: { fontSize: 11 } },
+      series: series.map(function (s, i) {
+        var look = SYMBOLS[i % SYMBOLS.length];
+        return s.dashed ? {
+          type: "line", name: s.name, data: s.values, symbol: "none", z: 1,
+          lineStyle: { width: 1.5, type: "dashed" }
+        } : {
+          type: "line", name: s.name, data: s.values, clip: false, symbol: look.symbol,
+          symbolSize: look.size, showAllSymbol: true, z: 2 + i, lineStyle: { width: 2.5 }
+        };
+      })
+    });
+  }
+
+  /** Grouped horizontal bars of hours: categories [...], series [{name, values}]. */
+  function hourBars(parent, name, categories, series, opts) {
+    opts = opts || {};
+    var fit = function () {
+      return { height: 72 + categories.length * 22 * Math.max(series.length, 1),
+        option: { yAxis: { axisLabel: { width: labelWidth() } } } };
+    };
+    return mount(parent, name, opts.label || "", fit, {
+      legend: { top: 0, left: 0, textStyle: { fontSize: 12 } },
+      grid: { left: 8, right: 48, top: 32, bottom: 8, containLabel: true },
+      tooltip: { renderMode: "richText", confine: true, trigger: "axis",
+        valueFormatter: function (v) { return hours(v); } },
+      xAxis: { type: "value", min: 0, axisLabel: { fontSize: 11 } },
+      yAxis: { type: "category", data: categories, inverse: true,
+        axisLabel: { overflow: "truncate", fontSize: 12 } },
+      series: series.map(function (s) {
+        return { type: "bar", name: s.name, data: s.values, barMaxWidth: 16,
+          label: { show: true, position: "right", fontSize: 10,
+            formatter: function (p) { return p.value === null ? "" : String(Math.round(p.value * 100) / 100); } } };
+      })
+    });
+  }
+
   /** Forget the charts of a page section about to be cleared. */
   function disposeAll() {
     instances.forEach(function (i) { if (!i.chart.isDisposed()) i.chart.dispose(); });
@@ -178,6 +234,6 @@
 
   window.FOCharts = {
     rateBars: rateBars, rateLines: rateLines, pareto: pareto, stackedBars: stackedBars,
-    disposeAll: disposeAll, pct: pct
+    hourLines: hourLines, hourBars: hourBars, disposeAll: disposeAll, pct: pct, hours: hours
   };
 })();

@@ -1,0 +1,165 @@
+/* The reliability page: SAIDI per month for urban and rural customers against the targets
+ * (the year to date through each month against 2.38 h / 8.52 h a year; each month's own SAIDI
+ * in the table), and each district's area year to date
+ * with its year-end projection and the projection's method; SAIFI, CAIDI, ASAI and short
+ * interruptions in the tables beside; the server's CSV export. All figures come from
+ * GET /reliability/indices (the page computes nothing of its own). Charts: js/charts.js.
+ */
+(function () {
+  "use strict";
+  var t = FO.t, el = FO.el, clear = FO.clear, C = FOCharts;
+
+  function qs(params) {
+    return Object.keys(params).map(function (k) {
+      return encodeURIComponent(k) + "=" + encodeURIComponent(params[k]);
+    }).join("&");
+  }
+
+  function areaName(a) { return a ? t("reliability." + a) : t("reliability.all"); }
+  function scopeName(s) { return (s.district ? s.district + " " : "") + areaName(s.area); }
+  function num(v, digits) { return v === null || v === undefined ? "—" : v.toFixed(digits); }
+
+  function panel(id, title, csvUrl) {
+    var head = el("div", { class: "panel__head" }, [el("h2", { id: id + "-title", text: title })]);
+    var body = el("div", { class: "panel__body" });
+    var root = el("section", { class: "panel panel--wide", id: id, "aria-labelledby": id + "-title" }, [head, body]);
+    document.getElementById("panels").appendChild(root);
+    var buttons = el("div", { class: "panel__csv" });
+    head.appendChild(buttons);
+    buttons.appendChild(el("button", { type: "button", class: "btn btn--ghost", id: id + "-csv",
+      text: t("planner.csv"), onclick: function () { download(csvUrl); } }));
+    return body;
+  }
+
+  function download(url) {
+    return FO.api("GET", url, { raw: true }).then(function (response) {
+      var disposition = response.headers.get("content-disposition") || "";
+      var match = /filename="([^"]+)"/.exec(disposition);
+      return response.blob().then(function (blob) {
+        var a = el("a", { href: URL.createObjectURL(blob), download: match ? match[1] : "reliability.csv" });
+        document.body.appendChild(a);
+        a.click();
+        setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+      });
+    }).catch(function (err) { window.alert(t("app.error", { detail: err.detail || err.status })); });
+  }
+
+  function table(header, rows) {
+    return el("details", { class: "data-table", open: window.innerWidth >= 900 }, [
+      el("summary", { text: t("planner.table") }),
+      el("div", { class: "table-wrap" }, [el("table", {}, [
+        el("thead", {}, [el("tr", {}, header.map(function (h) { return el("th", { scope: "col", text: h }); }))]),
+        el("tbody", {}, rows.map(function (r) {
+          return el("tr", {}, r.map(function (c) { return el("td", { text: String(c) }); }));
+        }))
+      ])])
+    ]);
+  }
+
+  function monthsView(report, csvUrl) {
+    var body = panel("panel-months", t("reliability.by_month"), csvUrl);
+    var areas = report.scopes.filter(function (s) { return s.scope === "area"; });
+    if (!areas.length) { body.appendChild(el("p", { class: "hint", text: t("planner.no_data") })); return; }
+    var labels = areas[0].months.map(function (m) { return m.period; });
+    var series = [];
+    areas.forEach(function (s) {
+      series.push({ name: areaName(s.area), values: s.months.map(function (m) { return m.ytd_saidi_h; }) });
+    });
+    areas.forEach(function (s) {
+      series.push({ name: t("reliability.target") + " · " + areaName(s.area), dashed: true,
+        values: labels.map(function () { return s.target_h; }) });
+    });
+    C.hourLines(body, "saidi", labels, series, { label: t("reliability.by_month") });
+    var header = [t("planner.month"), t("reliability.scope"), "SAIDI (h)", t("reliability.ytd"), t("reliability.saifi"),
+      t("reliability.caidi"), t("reliability.asai"), t("reliability.short"), t("reliability.served")];
+    var rows = [];
+    areas.forEach(function (s) {
+      s.months.concat([s.ytd]).forEach(function (m) {
+        rows.push([m.period === "ytd" ? t("reliability.ytd") : m.period, areaName(s.area),
+          num(m.saidi_h, 3), num(m.ytd_saidi_h, 3), num(m.saifi, 3), num(m.caidi_h, 3), num(m.asai, 6),
+          num(m.short_frequency, 3), num(m.served, 0)]);
+      });
+    });
+    body.appendChild(table(header, rows));
+  }
+
+  function districtsView(report, csvUrl) {
+    var body = panel("panel-districts", t("reliability.by_district"), csvUrl);
+    var scopes = report.scopes.filter(function (s) {
+      return (s.scope === "district" || s.scope === "area") && s.ytd.served > 0;
+    });
+    if (!scopes.length) { body.appendChild(el("p", { class: "hint", text: t("planner.no_data") })); return; }
+    var names = scopes.map(scopeName);
+    C.hourBars(body, "districts", names, [
+      { name: t("reliability.ytd"), values: scopes.map(function (s) { return s.ytd.saidi_h; }) },
+      { name: t("reliability.projection"), values: scopes.map(function (s) { return s.projection.saidi_h; }) },
+      { name: t("reliability.target"), values: scopes.map(function (s) { return s.target_h; }) }
+    ], { label: t("reliability.by_district") });
+    body.appendChild(table(
+      [t("reliability.scope"), t("reliability.ytd"), t("reliability.projection"), t("reliability.method"), t("reliability.target")],
+      scopes.map(function (s) {
+        return [scopeName(s), num(s.ytd.saidi_h, 3), num(s.projection.saidi_h, 3),
+          t("reliability.method." + s.projection.method), num(s.target_h, 2)];
+      })
+    ));
+  }
+
+  function showMed(report) {
+    var p = document.getElementById("med");
+    p.hidden = !report.med;
+    if (!report.med) return;
+    p.textContent = t("reliability.med", {
+      method: t("reliability.med." + report.med.method),
+      threshold: report.med.threshold_min === null ? "—" : report.med.threshold_min.toFixed(1) + " min",
+      count: report.med.days.length
+    });
+  }
+
+  function load(query) {
+    C.disposeAll();
+    var panels = document.getElementById("panels");
+    clear(panels);
+    panels.removeAttribute("data-loaded");
+    var params = qs(query);
+    return FO.api("GET", "/reliability/indices?" + params).then(function (report) {
+      showMed(report);
+      var csvUrl = "/reliability/indices.csv?" + params;
+      monthsView(report, csvUrl);
+      districtsView(report, csvUrl);
+      panels.setAttribute("data-loaded", "true");
+    }).catch(function (err) {
+      if (err.status === 401) { FO.signOut(); start(); return; }
+      panels.appendChild(el("p", { class: "notice notice--error", role: "alert", text: t("app.error", { detail: err.detail }) }));
+    });
+  }
+
+  function formQuery(form) {
+    return { year: form.elements.year.value, definition: form.elements.definition.value,
+      variant: form.elements.variant.value };
+  }
+
+  function start() {
+    var me = FO.me();
+    var signedIn = !!FO.token();
+    document.getElementById("view-signin").hidden = signedIn;
+    document.getElementById("view-dashboard").hidden = !signedIn;
+    document.getElementById("sign-out").hidden = !signedIn;
+    if (!signedIn) { document.getElementById("signin-token").focus(); return; }
+    document.getElementById("whoami").textContent = me ? t("signin.signed_in_as", { name: me.name, role: FO.roleName(me.role) }) : "";
+    var form = document.getElementById("indices-form");
+    var params = new URLSearchParams(location.search);
+    form.elements.year.value = params.get("year") || FO.chinaToday().slice(0, 4);
+    form.elements.definition.value = params.get("definition") || "dlt836";
+    form.elements.variant.value = params.get("variant") || "all";
+    load(formQuery(form));
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    FO.wireSignIn(function () { start(); });
+    document.getElementById("indices-form").addEventListener("submit", function (event) {
+      event.preventDefault();
+      load(formQuery(event.target));
+    });
+    start();
+  });
+})();
