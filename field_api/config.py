@@ -17,7 +17,8 @@ variable names it always had:
   from), ``FIELDOPS_REPAIR_SEVERITY_THRESHOLD``;
 - ``settings.storage``: ``FIELDOPS_STORAGE_BACKEND`` (``local`` or ``s3``) and
   ``FIELDOPS_S3_*`` (endpoint, bucket, region, keys, path-style addressing, key prefix): where
-  every stored file lives (:mod:`field_api.common.storage` builds the store from it).
+  every stored file lives (:mod:`field_api.common.storage` builds the store from it);
+- ``settings.sms``: ``FIELDOPS_SMS_*`` (the SMS gateway, its templates, the message key).
 
 Each section is a ``BaseSettings`` of its own (its prefix keeps the old names), built from the
 environment when the ``Settings`` value is; tests may pass sections explicitly.
@@ -205,6 +206,61 @@ class JobSettings(BaseSettings):
     keep_done_s: float = Field(default=86400.0, ge=0, description="How long done jobs stay.")
     webhook_every_s: float = Field(default=5.0, gt=0, description="The webhook outbox's pass.")
     analyse_every_s: float = Field(default=2.0, gt=0, description="The pending photos' pass.")
+
+
+class SmsSettings(BaseSettings):
+    """Customer text messages (``FIELDOPS_SMS_*``): the gateway, its credentials, the template
+    of each message kind and the key that encrypts pending messages.
+
+    ``FIELDOPS_SMS_GATEWAY``: ``log`` (default; development only: messages are logged redacted
+    and shown at ``GET /dev/sms``) or ``http`` (an Alibaba Cloud ``SendSms``-style gateway at
+    ``FIELDOPS_SMS_ENDPOINT``, signed with ``FIELDOPS_SMS_ACCESS_KEY_ID`` and
+    ``FIELDOPS_SMS_ACCESS_KEY_SECRET`` (a secret: never logged nor shown), sender signature
+    ``FIELDOPS_SMS_SIGN_NAME``, one template id per kind: ``FIELDOPS_SMS_TEMPLATE_OTP``,
+    ``FIELDOPS_SMS_TEMPLATE_PROGRESS``, ``FIELDOPS_SMS_TEMPLATE_VISIT``). Production refuses
+    ``log`` and an incomplete ``http``. ``FIELDOPS_SMS_KEY_PATH`` (alias
+    ``FIELDOPS_SMS_KEY_FILE``): the message key, kept outside the database like the audit key.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="FIELDOPS_SMS_", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
+
+    gateway: Literal["log", "http"] = "log"
+    endpoint: str | None = Field(default=None, description="The gateway's URL (http gateway).")
+    access_key_id: str | None = None
+    access_key_secret: SecretStr | None = None
+    sign_name: str | None = Field(default=None, max_length=64)
+    template_otp: str | None = Field(default=None, max_length=64)
+    template_progress: str | None = Field(default=None, max_length=64)
+    template_visit: str | None = Field(default=None, max_length=64)
+    timeout_s: float = Field(default=10.0, gt=0, le=120, description="One request's deadline.")
+    max_attempts: int = Field(default=8, ge=1, le=50, description="Tries before a dead letter.")
+    key_path: Path = Field(
+        default=Path("var/keys/sms.key"),
+        validation_alias=AliasChoices("FIELDOPS_SMS_KEY_PATH", "FIELDOPS_SMS_KEY_FILE", "key_path"),
+    )
+
+    def missing(self) -> list[str]:
+        """What production lacks: the variables an ``http`` gateway needs (``log`` is refused)."""
+        if self.gateway != "http":
+            return ["FIELDOPS_SMS_GATEWAY is log (messages would never reach customers); set http"]
+        wanted = {
+            "FIELDOPS_SMS_ENDPOINT": self.endpoint,
+            "FIELDOPS_SMS_ACCESS_KEY_ID": self.access_key_id,
+            "FIELDOPS_SMS_ACCESS_KEY_SECRET": self.access_key_secret,
+            "FIELDOPS_SMS_SIGN_NAME": self.sign_name,
+            "FIELDOPS_SMS_TEMPLATE_OTP": self.template_otp,
+            "FIELDOPS_SMS_TEMPLATE_PROGRESS": self.template_progress,
+            "FIELDOPS_SMS_TEMPLATE_VISIT": self.template_visit,
+        }
+        return [
+            f"{name} is not set (FIELDOPS_SMS_GATEWAY=http needs it)"
+            for name, value in wanted.items()
+            if not value
+        ]
+
+
 class StorageSettings(BaseSettings):
     """Where stored files live: the local media folder (default) or an S3-compatible bucket.
 
@@ -274,7 +330,9 @@ class StorageSettings(BaseSettings):
         return [name for name, value in wanted.items() if not value]
 
 
-_SECTIONS = frozenset({"media", "contracts", "tracking", "calendar", "vision", "storage", "jobs"})
+_SECTIONS = frozenset(
+    {"media", "contracts", "tracking", "calendar", "vision", "storage", "jobs", "sms"}
+)
 
 
 class _SectionlessEnv(EnvSettingsSource):
@@ -321,6 +379,7 @@ class Settings(BaseSettings):
     vision: VisionSettings = Field(default_factory=VisionSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    sms: SmsSettings = Field(default_factory=SmsSettings)
 
     # Resources built once from this value (the object store: field_api.common.storage.store_of),
     # keyed by what they were built from; a copy with other fields builds its own.
@@ -355,6 +414,7 @@ class Settings(BaseSettings):
                 f"{name} is not set (FIELDOPS_STORAGE_BACKEND=s3 needs it)"
                 for name in self.storage.missing()
             )
+            problems.extend(self.sms.missing())
             if problems:
                 raise ValueError("production refuses development defaults: " + "; ".join(problems))
         return self

@@ -123,6 +123,12 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "任务 {id} 的状态为 {state}，只能重试失败的任务",
         "job {id} is {state}: only a dead job can be retried",
     ),
+    "sms.cannot_resend": _m(
+        "任务 {id} 是发给 {phone} 的短信，失败时其号码和内容已清除，无法重发；"
+        "请重新申请（如验证码）",
+        "job {id} was a text message to {phone}; its number and text were wiped when it failed, "
+        "so it cannot be re-sent: request a new one (a new signing code, say)",
+    ),
     # -- audit ----------------------------------------------------------------------------
     "audit.checkpoint_name_taken": _m(
         "无法为新的检查点文件命名", "could not name a new checkpoint file"

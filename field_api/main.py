@@ -25,6 +25,7 @@ from field_api.error_codes import field_errors_sentence
 from field_api.errors import DomainError, ErrorBody, FieldError, ServiceUnavailable, error_body
 from field_api.idempotency.middleware import IdempotencyMiddleware
 from field_api.language import language_of
+from field_api.sms import crypto as sms_crypto
 from field_api.workers import Wiring
 from field_api.workers import lifespan as worker_lifespan
 
@@ -221,6 +222,7 @@ def create_app(
     wiring.import_all_models()
     wiring.install_hooks()
     audit_keys.install(settings)
+    sms_crypto.cipher_for(settings)  # the SMS key: created in development, required in production
     logs.install()  # whatever launches the app, its log records lose tokens and codes
     if session_factory is None:
         session_factory = make_session_factory(make_engine(settings.database_url))

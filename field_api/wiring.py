@@ -35,6 +35,7 @@ MODEL_MODULES: Final = (
     "field_api.media.models",
     "field_api.network.models",
     "field_api.schemes.models",
+    "field_api.sms.models",
     "field_api.tracking.models",
     "field_api.visits.models",
     "field_api.work_orders.models",
@@ -99,6 +100,7 @@ def install_hooks() -> None:
     from field_api.callbacks import hooks as callbacks
     from field_api.deadlines import hooks as deadlines
     from field_api.network import hooks as network
+    from field_api.sms import hooks as sms
     from field_api.tracking import hooks as tracking
     from field_api.visits import hooks as visits
 
@@ -106,6 +108,7 @@ def install_hooks() -> None:
     callbacks.install()
     deadlines.install()
     network.install()
+    sms.install()
     tracking.install()
     visits.install()
 
@@ -114,6 +117,7 @@ def job_handlers() -> dict[str, Handler[JobContext]]:
     """The handler of every job kind, by name (field_api.workers runs them)."""
     from field_api import maintenance as m
     from field_api import workers as w
+    from field_api.sms import service as sms
 
     def each_run(run: Callable[[JobContext], int]) -> Handler[JobContext]:
         def handler(ctx: JobContext, job: ClaimedJob) -> int:
@@ -132,6 +136,7 @@ def job_handlers() -> dict[str, Handler[JobContext]]:
         "leases.purge": each_run(m.purge_leases),
         "audit.checkpoint": each_run(m.audit_checkpoint),
         "jobs.purge": each_run(w.purge_jobs),
+        sms.JOB_KIND: sms.send_job,  # one customer text message (queue sms)
     }
 
 

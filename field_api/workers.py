@@ -5,7 +5,7 @@ takes the :class:`~field_api.maintenance.JobContext` and the claimed job. The pe
 the pending photos' analysis pass, the webhook outbox, the housekeeping purges and sweeps — is
 one job row per kind that a run puts back in its queue one period later
 (:func:`field_api.wiring.periodic_jobs`). Queues: ``media`` (pixel work), ``webhooks``,
-``maintenance`` and ``default``.
+``sms`` (customer text messages, one job each), ``maintenance`` and ``default``.
 
 A worker runs as ``fieldops worker [--queues a,b] [--concurrency N] [--once]`` on any host, or
 as one thread of the API process in development (``FIELDOPS_WORKER_IN_PROCESS``; see
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-QUEUES = ("default", "media", "webhooks", "maintenance")
+QUEUES = ("default", "media", "webhooks", "maintenance", "sms")
 WEBHOOK_TIMEOUT_S = 10.0
 WEBHOOK_BATCH = 200  # deliveries per run of the webhook job; the rest wait for the next one
 

@@ -33,7 +33,7 @@ from field_api.config import Settings, StorageSettings
 from field_api.db import Base, make_engine
 from field_api.main import create_app
 from field_api.wiring import import_all_models
-from tests import s3server
+from tests import s3server, sms_support
 from tests.clocks import ChinaClock
 
 PG_ENV = "FIELDOPS_TEST_DATABASE_URL"
@@ -212,6 +212,15 @@ def settings(tmp_path: Path, db_url: str, storage_settings: StorageSettings) -> 
         audit_checkpoint_dir=tmp_path / "audit-checkpoints",
         storage=storage_settings,
     )
+
+
+@pytest.fixture
+def sms_inbox(
+    session_factory: sessionmaker[Session], settings: Settings
+) -> Iterator[sms_support.SmsInbox]:
+    """The customers' phones: a recording SMS gateway; reading it runs the queued SMS jobs."""
+    with sms_support.recording_gateway() as gateway:
+        yield sms_support.SmsInbox(session_factory, settings, gateway)
 
 
 @pytest.fixture

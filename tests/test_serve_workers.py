@@ -29,6 +29,7 @@ from field_api.db import make_engine, make_session_factory
 from tests.builders import auth
 from tests.field_api.media.imaging import mp4_bytes
 from tests.field_api.media.support import Crews
+from tests.sms_support import production_sms_environment
 
 FIELDOPS = [sys.executable, "-m", "fieldops.cli"]
 PEPPER = "serve-workers-pepper-0123456789"
@@ -237,6 +238,7 @@ def test_several_workers_on_sqlite_are_refused_in_production(tmp_path: Path) -> 
         tmp_path,
         FIELDOPS_ENV="production",
         FIELDOPS_PUBLIC_BASE_URL="https://connect.example.com",
+        **production_sms_environment(tmp_path),  # refused before any message is sent
     )
     done = subprocess.run(
         [*FIELDOPS, "serve", "--port", str(_free_port()), "--workers", "2"],

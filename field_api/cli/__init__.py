@@ -41,6 +41,7 @@ def _add_slice_commands() -> None:
     from field_api.cli.contracts import app as contracts_app
     from field_api.cli.doctor import doctor
     from field_api.cli.network import app as network_app
+    from field_api.cli.sms import app as sms_app
     from field_api.cli.storage import app as storage_app
     from field_api.cli.webhooks import app as webhooks_app
     from field_api.cli.worker import worker
@@ -49,6 +50,7 @@ def _add_slice_commands() -> None:
     app.add_typer(webhooks_app, name="webhooks", help="Webhook outbox sender.")
     app.add_typer(contracts_app, name="contracts", help="Connection contracts.")
     app.add_typer(network_app, name="network", help="Low-voltage network data.")
+    app.add_typer(sms_app, name="sms", help="Customer text messages (SMS).")
     app.add_typer(storage_app, name="storage", help="The file store (local folder or S3).")
     app.command("doctor")(doctor)
     app.command("worker")(worker)

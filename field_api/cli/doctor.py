@@ -155,18 +155,33 @@ def check_public_base_url(settings: Settings) -> Result:
 
 
 def check_sms_gateway(settings: Settings) -> Result:
-    """An SMS gateway is configured in production (today only the logging notifier exists)."""
-    if settings.is_production:
+    """Customer text messages reach customers: the http gateway with its endpoint, keys, sign
+    name and templates (``FIELDOPS_SMS_*``); the logging gateway fails in production."""
+    cfg = settings.sms
+    if cfg.gateway == "log":
+        if settings.is_production:
+            return _fail(
+                "短信网关为 log：签约验证码、进度链接不会发送给客户",
+                "the SMS gateway is log: signing codes and progress links never reach customers",
+                "设置 FIELDOPS_SMS_GATEWAY=http 及其端点、密钥、签名和模板",
+                "set FIELDOPS_SMS_GATEWAY=http with its endpoint, keys, sign name and templates",
+            )
+        return _ok(
+            "短信网关为 log（仅开发环境：短信见 GET /dev/sms）",
+            "the SMS gateway is log (development only: messages at GET /dev/sms)",
+        )
+    missing = cfg.missing()
+    if missing:
+        names = ", ".join(m.split(" ", 1)[0] for m in missing)
         return _fail(
-            "只配置了日志通知器：短信（签约验证码、进度链接）不会发送给客户",
-            "only the logging notifier is configured: text messages (signing codes, progress "
-            "links) do not reach customers",
-            "配置短信网关（第 16 单）后再上线",
-            "configure an SMS gateway (order 16) before going live",
+            f"http 短信网关缺少设置：{names}",
+            f"the http SMS gateway lacks settings: {names}",
+            f"设置 {names}",
+            f"set {names}",
         )
     return _ok(
-        "只配置了日志通知器（开发环境：短信见 GET /dev/sms）",
-        "only the logging notifier is configured (development: messages at GET /dev/sms)",
+        f"短信网关：http {cfg.endpoint}（AccessKeyId {cfg.access_key_id}）",
+        f"SMS gateway: http {cfg.endpoint} (AccessKeyId {cfg.access_key_id})",
     )
 
 
@@ -229,11 +244,13 @@ def _keys(settings: Settings) -> list[tuple[str, Path]]:
         ("FIELDOPS_SIGNING_KEY_PATH", settings.signing_key_path),
         ("FIELDOPS_AUDIT_KEY_PATH", settings.audit_key_path),
         ("FIELDOPS_AUDIT_CHECKPOINT_KEY_PATH", settings.audit_checkpoint_key_path),
+        ("FIELDOPS_SMS_KEY_PATH", settings.sms.key_path),
     ]
 
 
 def check_keys(settings: Settings) -> Result:
-    """The contract signing, audit HMAC and checkpoint keys exist, readable by the owner only.
+    """The contract signing, audit HMAC, checkpoint and SMS keys exist, readable by the owner
+    only.
 
     A missing key fails in production; in development the service creates it on first use.
     """

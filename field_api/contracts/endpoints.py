@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFil
 from fastapi.responses import JSONResponse
 
 from field_api.common.actors import Principal, Role
-from field_api.common.notifier import LoggingNotifier, Notifier
 from field_api.contracts import service
 from field_api.contracts.schemas import ContractRead, OtpRead, VerificationRead
 from field_api.contracts.signing import public_key_pem
@@ -20,17 +19,6 @@ from field_api.types import IdPath, IsoAwareDatetime
 router = APIRouter(tags=["contracts"])
 
 FieldWork = Annotated[Principal, Depends(require_roles(Role.crew, Role.admin))]
-
-
-def get_notifier(request: Request, settings: AppSettings) -> Notifier:
-    """The SMS notifier: ``app.state.notifier`` when set, else one that only logs."""
-    configured: Notifier | None = getattr(request.app.state, "notifier", None)
-    if configured is not None:
-        return configured
-    return LoggingNotifier()
-
-
-SmsNotifier = Annotated[Notifier, Depends(get_notifier)]
 
 
 @router.post("/work-orders/{order_id}/contract", status_code=status.HTTP_201_CREATED)
@@ -75,10 +63,14 @@ def request_contract_code(
     session: DbSession,
     user: FieldWork,
     settings: AppSettings,
-    notifier: SmsNotifier,
 ) -> OtpRead:
-    """Send a one-time signing code to the customer's phone."""
-    row = service.request_code(session, order_id, actor=user, settings=settings, notifier=notifier)
+    """Queue a one-time signing code for the customer's phone (earlier codes stop working).
+
+    The text message is queued with this answer and sent by the job workers, which retry a
+    failing SMS gateway with backoff; a message that finally fails lands in the dead-letter
+    list (``GET /jobs/dead``) and the crew requests a new code.
+    """
+    row = service.request_code(session, order_id, actor=user, settings=settings)
     return OtpRead.of(row)
 
 

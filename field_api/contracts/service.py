@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 from field_api.audit import service as audit
 from field_api.common import clock
 from field_api.common.actors import Principal, Role
-from field_api.common.notifier import Notifier
 from field_api.common.storage import remove_on_rollback, store_of
 from field_api.config import Settings
 from field_api.contracts import signing
@@ -47,6 +46,8 @@ from field_api.errors import (
 from field_api.media import service as media
 from field_api.media.rules import MediaKind
 from field_api.privacy import mask_name, mask_phone
+from field_api.sms import service as sms
+from field_api.sms.rules import SmsTemplate
 from field_api.work_orders import service as orders
 from field_api.work_orders.models import WorkOrder
 from field_api.work_orders.rules import Stage
@@ -304,9 +305,14 @@ def _supersede_codes(session: Session, contract_id: int) -> None:
 
 
 def request_code(
-    session: Session, order_id: int, *, actor: Principal, settings: Settings, notifier: Notifier
+    session: Session, order_id: int, *, actor: Principal, settings: Settings
 ) -> ContractOtp:
-    """Send a new one-time code to the customer's phone (earlier codes stop working)."""
+    """Queue a new one-time code for the customer's phone (earlier codes stop working).
+
+    The message goes to the SMS outbox in this transaction (:func:`field_api.sms.service.
+    enqueue_sms`): the job workers send it, retrying a failing gateway with backoff, so the
+    answer says the code is on its way, not that the phone got it.
+    """
     order = orders.get_for_actor(session, order_id, actor, write=True)
     contract = get_or_raise(session, order_id)
     if contract.status == ContractStatus.signed:
@@ -357,18 +363,13 @@ def request_code(
     session.add(row)
     audit.record(session, actor=actor, action="contract_otp.create", entity=row)
     minutes = max(int(opts.otp_ttl.total_seconds() // 60), 1)
-    text = (
-        f"{settings.contracts.sms_sender}您的供用电合同（{contract.contract_no}）签署验证码：{code}，"
-        f"{minutes}分钟内有效。请勿告知他人；如非本人办理请忽略。"
+    sms.enqueue_sms(
+        session,
+        order.customer_phone,
+        SmsTemplate.otp,
+        {"contract_no": contract.contract_no, "code": code, "minutes": str(minutes)},
+        settings=settings,
     )
-    try:
-        notifier.send_sms(order.customer_phone, text)
-    except Exception as exc:  # any gateway failure: the code was not delivered
-        logger.warning("SMS to %s failed: %s", mask_phone(order.customer_phone), exc)
-        raise ServiceUnavailable(
-            "the one-time code could not be sent; try again",
-            code="contract.otp_send_failed",
-        ) from exc
     return row
 
 

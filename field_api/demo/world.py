@@ -37,6 +37,8 @@ from field_api.media.rules import MediaKind
 from field_api.media.schemas import MediaCreate
 from field_api.schemes import service as schemes
 from field_api.schemes.schemas import SchemeCreate
+from field_api.sms import service as sms
+from field_api.sms.rules import SmsTemplate
 from field_api.visits import service as visits
 from field_api.visits.models import Visit
 from field_api.work_orders import service as orders
@@ -46,23 +48,6 @@ from field_api.work_orders.schemas import WorkOrderCreate
 
 # The namespace of the demo's client ids: uuid5(namespace, seed) is stable across loads.
 CLIENT_IDS = uuid.UUID("6f0f1a52-3c1e-4a8e-9d0b-2f5d7f0c9a11")
-
-
-class DemoNotifier:
-    """The SMS seam for the demo: keeps every message so the customer's code can be read."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
-
-    def send_sms(self, phone: str, text: str) -> None:
-        self.sent.append((phone, text))
-
-    def code_for(self, phone: str) -> str:
-        text = next(t for p, t in reversed(self.sent) if p == phone)
-        found = re.search(r"验证码：(\d{6})", text)
-        if found is None:
-            raise RuntimeError("the signing SMS carries no six-digit code")
-        return found.group(1)
 
 
 @dataclass(frozen=True)
@@ -175,7 +160,6 @@ class World:
         self.clock = manual
         self.cast = cast
         self.cfg = settings.media
-        self.notifier = DemoNotifier()
 
     # -- time -----------------------------------------------------------------------------
 
@@ -312,20 +296,25 @@ class World:
             why = row.answer.get("failures") if isinstance(row.answer, dict) else None
             raise RuntimeError(f"demo order {order.customer_id_number}: scheme {row.status}: {why}")
 
+    def code_for(self, phone: str) -> str:
+        """The signing code the customer reads on their phone (the queued SMS to them)."""
+        params = sms.latest_params(self.session, self.settings, phone, SmsTemplate.otp)
+        if params is None or not re.fullmatch(r"\d{6}", params.get("code", "")):
+            raise RuntimeError("the signing SMS carries no six-digit code")
+        return params["code"]
+
     def sign_contract(self, order: WorkOrder) -> None:
         crew = self.crew_of(order)
         contracts.generate(self.session, order.id, actor=crew, settings=self.settings)
         self.later(3)
-        contracts.request_code(
-            self.session, order.id, actor=crew, settings=self.settings, notifier=self.notifier
-        )
+        contracts.request_code(self.session, order.id, actor=crew, settings=self.settings)
         self.later(2)
         signed = contracts.sign(
             self.session,
             order.id,
             actor=crew,
             settings=self.settings,
-            code=self.notifier.code_for(order.customer_phone),
+            code=self.code_for(order.customer_phone),
             signature_image=photos.signature_png(order.customer_id_number),
             device_time=clock.now(),
             lat=order.lat,

@@ -11,7 +11,7 @@ took the job) records nothing. Services flush, never commit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,6 +39,35 @@ class ClaimedJob:
     payload: dict[str, Any]
     attempts: int
     max_attempts: int
+
+
+@dataclass(frozen=True)
+class KindHooks:
+    """How the slice that owns a job kind reacts to the queue's decisions, each in the
+    transaction that makes them: ``on_dead`` when a job of the kind goes dead (wipe what the
+    payload points to), ``before_retry`` before an admin's retry (raise a DomainError to refuse
+    it), ``describe`` for the dead-letter list (a line with personal data masked)."""
+
+    on_dead: Callable[[Session, Job], None] | None = None
+    before_retry: Callable[[Session, Job], None] | None = None
+    describe: Callable[[Session, Job], str | None] | None = None
+
+
+_hooks: dict[str, KindHooks] = {}
+
+
+def register_hooks(kind: str, hooks: KindHooks) -> None:
+    """Set the hooks of job kind ``kind`` (idempotent; the slices' ``hooks.install`` call it,
+    by name in :func:`field_api.wiring.install_hooks`)."""
+    _hooks[kind] = hooks
+
+
+def describe(session: Session, job: Job) -> str | None:
+    """The dead-letter list's line about ``job`` (None when its kind says nothing)."""
+    hooks = _hooks.get(job.kind)
+    if hooks is None or hooks.describe is None:
+        return None
+    return hooks.describe(session, job)
 
 
 def _insert_deduped(session: Session, values: dict[str, Any]) -> int | None:
@@ -180,7 +209,7 @@ def claim(
             leases.release(session, LEASE_KIND, key, owner=owner)
             continue
         if job.state == JobState.running.value and gives_up(job.attempts, job.max_attempts):
-            _bury(job, "the worker running the last attempt was lost")
+            _bury(session, job, "the worker running the last attempt was lost")
             leases.release(session, LEASE_KIND, key, owner=owner)
             continue
         job.state = JobState.running.value
@@ -191,7 +220,7 @@ def claim(
     return claimed
 
 
-def _bury(job: Job, error: str | None) -> None:
+def _bury(session: Session, job: Job, error: str | None) -> None:
     job.state = JobState.dead.value
     job.last_error = clip_error(error)
     job.finished_at = clock.now()
@@ -200,6 +229,10 @@ def _bury(job: Job, error: str | None) -> None:
         job.state = JobState.pending.value
         job.attempts = 0
         job.run_after = clock.now() + timedelta(seconds=job.period_s)
+        return
+    hooks = _hooks.get(job.kind)
+    if hooks is not None and hooks.on_dead is not None:
+        hooks.on_dead(session, job)
 
 
 def _held_job(session: Session, job_id: int, owner: str, lease_s: float) -> Job | None:
@@ -247,7 +280,7 @@ def fail(
     if job is None:
         return None
     if gives_up(job.attempts, job.max_attempts):
-        _bury(job, error)
+        _bury(session, job, error)
     else:
         job.state = JobState.pending.value
         job.last_error = clip_error(error)
@@ -294,6 +327,9 @@ def retry(session: Session, job_id: int) -> Job:
             code="jobs.not_dead",
             params={"id": job_id, "state": job.state},
         )
+    hooks = _hooks.get(job.kind)
+    if hooks is not None and hooks.before_retry is not None:
+        hooks.before_retry(session, job)
     job.state = JobState.pending.value
     job.attempts = 0
     job.run_after = clock.now()
@@ -321,14 +357,17 @@ def counts(session: Session) -> dict[str, int]:
 
 __all__ = [
     "ClaimedJob",
+    "KindHooks",
     "claim",
     "complete",
     "counts",
+    "describe",
     "enqueue",
     "fail",
     "get",
     "list_dead",
     "purge_finished",
+    "register_hooks",
     "renew",
     "retry",
     "wake",

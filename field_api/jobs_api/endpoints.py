@@ -26,12 +26,15 @@ def list_dead_jobs(
 ) -> JobPage:
     """Jobs that failed their last attempt (the dead-letter list), newest first."""
     rows, total = service.list_dead(session, limit=limit, offset=offset)
-    return JobPage(
-        items=[JobRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
-    )
+    items = [
+        JobRead.model_validate(r).model_copy(update={"subject": service.describe(session, r)})
+        for r in rows
+    ]
+    return JobPage(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.post("/{job_id}/retry")
 def retry_job(job_id: IdPath, session: DbSession, _: Admin) -> JobRead:
-    """Put a dead job back in its queue, due now, with a fresh count of attempts."""
+    """Put a dead job back in its queue, due now, with a fresh count of attempts (a dead text
+    message cannot be: its text was wiped; 409 sms.cannot_resend)."""
     return JobRead.model_validate(service.retry(session, job_id))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class JobRead(BaseModel):
@@ -21,6 +21,11 @@ class JobRead(BaseModel):
     last_error: str | None
     created_at: datetime
     finished_at: datetime | None
+    subject: str | None = Field(
+        default=None,
+        description="What the job was about, personal data masked (an SMS: its kind and the "
+        "masked number; never its text).",
+    )
 
 
 class JobPage(BaseModel):

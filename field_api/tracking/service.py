@@ -22,7 +22,6 @@ from field_api.auth.models import District
 from field_api.common import clock, i18n
 from field_api.common.actors import Principal
 from field_api.common.calendar import CalendarError, WorkingCalendar, calendar_for
-from field_api.common.notifier import LoggingNotifier, Notifier
 from field_api.config import Settings, settings_of
 from field_api.deadlines import service as deadlines
 from field_api.deadlines.models import PlannedVisit
@@ -30,6 +29,8 @@ from field_api.errors import Conflict, NotFound, ValidationFailed
 from field_api.jobs import service as jobs
 from field_api.paging import PageParams
 from field_api.privacy import mask_name, mask_phone
+from field_api.sms import service as sms
+from field_api.sms.rules import SmsTemplate
 from field_api.tracking import rules, targets
 from field_api.tracking.models import TrackingToken, WebhookDelivery, WebhookSubscription
 from field_api.work_orders import service as orders
@@ -46,19 +47,6 @@ SMS_STAGES = frozenset({Stage.scheme_answered, Stage.energised, Stage.whiteliste
 DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
 WEBHOOK_JOB = "webhooks.send"  # the periodic job that drains the outbox (field_api.wiring)
 
-_notifier: Notifier = LoggingNotifier()
-
-
-def set_notifier(notifier: Notifier) -> Notifier:
-    """Replace the SMS notifier (a gateway in production); returns the previous one."""
-    global _notifier
-    previous, _notifier = _notifier, notifier
-    return previous
-
-
-def get_notifier() -> Notifier:
-    """The SMS notifier in use."""
-    return _notifier
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,12 +400,10 @@ def _deadline_payload(session: Session, order: WorkOrder) -> dict[str, Any] | No
     }
 
 
-def _send_sms(phone: str, text: str) -> None:
-    # A failing SMS gateway must never undo the crew's recorded work.
-    try:
-        _notifier.send_sms(phone, text)
-    except Exception:
-        logger.exception("SMS to %s failed", mask_phone(phone))
+def _send_sms(session: Session, phone: str, template: SmsTemplate, params: dict[str, str]) -> None:
+    # Queued in the transaction of the change (the SMS outbox): the job workers send it and
+    # retry a failing gateway; a rollback sends nothing.
+    sms.enqueue_sms(session, phone, template, params, settings=settings_of(session))
 
 
 def on_stage_change(session: Session, order: WorkOrder, row: StageTransition) -> None:
@@ -438,11 +424,11 @@ def on_stage_change(session: Session, order: WorkOrder, row: StageTransition) ->
     if row.to_stage in SMS_STAGES:
         settings = settings_of(session)
         link = public_url(token_for(session, order).token, settings)
-        sender = settings.contracts.sms_sender
         _send_sms(
+            session,
             order.customer_phone,
-            f"{sender}您的用电申请（工单{order.id}）进度：{STAGE_LABELS_ZH[row.to_stage]}。"
-            f"查看进度：{link}",
+            SmsTemplate.progress,
+            {"order_id": str(order.id), "stage": STAGE_LABELS_ZH[row.to_stage], "link": link},
         )
 
 
@@ -463,11 +449,11 @@ def on_visit_planned(session: Session, order: WorkOrder, visit: PlannedVisit) ->
     )
     start = clock.to_china(visit.window_start)
     end = clock.to_china(visit.window_end)
-    sender = settings_of(session).contracts.sms_sender
     _send_sms(
+        session,
         order.customer_phone,
-        f"{sender}您的用电申请（工单{order.id}）已预约上门："
-        f"{start:%Y-%m-%d %H:%M}–{end:%H:%M}。",
+        SmsTemplate.visit,
+        {"order_id": str(order.id), "start": f"{start:%Y-%m-%d %H:%M}", "end": f"{end:%H:%M}"},
     )
 
 

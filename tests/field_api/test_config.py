@@ -28,6 +28,7 @@ from field_api.config import (
     Settings,
     get_settings,
 )
+from tests.sms_support import production_sms_environment
 
 # (variable, value to set, attribute path in Settings, expected value read back)
 ENVIRONMENT: list[tuple[str, str, str, Any]] = [
@@ -105,6 +106,21 @@ ENVIRONMENT: list[tuple[str, str, str, Any]] = [
     ("FIELDOPS_S3_PATH_STYLE", "false", "storage.path_style", False),
     ("FIELDOPS_S3_PREFIX", "city-a/", "storage.prefix", "city-a/"),
     ("FIELDOPS_STORAGE_ORPHAN_GRACE_HOURS", "6", "storage.orphan_grace_hours", 6.0),
+    # customer text messages (order 16): the gateway, its credentials, templates, the key
+    ("FIELDOPS_SMS_GATEWAY", "http", "sms.gateway", "http"),
+    ("FIELDOPS_SMS_ENDPOINT", "https://dysmsapi.example/", "sms.endpoint",
+     "https://dysmsapi.example/"),
+    ("FIELDOPS_SMS_ACCESS_KEY_ID", "LTAIEXAMPLE", "sms.access_key_id", "LTAIEXAMPLE"),
+    ("FIELDOPS_SMS_ACCESS_KEY_SECRET", "sms-s3cr3t", "sms.access_key_secret",
+     SecretStr("sms-s3cr3t")),
+    ("FIELDOPS_SMS_SIGN_NAME", "供电服务", "sms.sign_name", "供电服务"),
+    ("FIELDOPS_SMS_TEMPLATE_OTP", "SMS_1", "sms.template_otp", "SMS_1"),
+    ("FIELDOPS_SMS_TEMPLATE_PROGRESS", "SMS_2", "sms.template_progress", "SMS_2"),
+    ("FIELDOPS_SMS_TEMPLATE_VISIT", "SMS_3", "sms.template_visit", "SMS_3"),
+    ("FIELDOPS_SMS_TIMEOUT_S", "4.5", "sms.timeout_s", 4.5),
+    ("FIELDOPS_SMS_MAX_ATTEMPTS", "3", "sms.max_attempts", 3),
+    ("FIELDOPS_SMS_KEY_PATH", "/k/sms.key", "sms.key_path", Path("/k/sms.key")),
+    ("FIELDOPS_SMS_KEY_FILE", "/k/sms2.key", "sms.key_path", Path("/k/sms2.key")),
 ]
 NAMES = sorted({name for name, *_ in ENVIRONMENT})
 
@@ -201,12 +217,15 @@ def test_production_refuses_development_defaults(clean_environment: pytest.Monke
     assert "FIELDOPS_TOKEN_PEPPER is the development default" in message
     assert "FIELDOPS_DATABASE_URL is the development default" in message
     assert "FIELDOPS_PUBLIC_BASE_URL is not set" in message
+    assert "FIELDOPS_SMS_GATEWAY is log" in message  # order 16: customers must get their SMS
     clean_environment.setenv("FIELDOPS_TOKEN_PEPPER", "short")
     with pytest.raises(ValidationError, match="at least 16 characters"):
         get_settings()
 
 
-def test_production_never_allows_loopback_webhooks(clean_environment: pytest.MonkeyPatch) -> None:
+def test_production_never_allows_loopback_webhooks(
+    clean_environment: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     clean_environment.setenv("FIELDOPS_WEBHOOK_ALLOW_LOOPBACK", "true")
     assert get_settings().webhook_loopback_allowed
     get_settings.cache_clear()
@@ -215,6 +234,7 @@ def test_production_never_allows_loopback_webhooks(clean_environment: pytest.Mon
         "FIELDOPS_TOKEN_PEPPER": "production-pepper-0123456789",
         "FIELDOPS_DATABASE_URL": "postgresql+psycopg://db/fieldops",
         "FIELDOPS_PUBLIC_BASE_URL": "https://connect.example.com",
+        **production_sms_environment(tmp_path),
     }.items():
         clean_environment.setenv(name, value)
     settings = get_settings()

@@ -3,6 +3,8 @@ loaded twice without duplicates, refused in production."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -19,6 +21,7 @@ from field_api.visits import service as visits
 from field_api.visits.models import VisitOutcome
 from field_api.work_orders.models import WorkOrder
 from field_api.work_orders.rules import FLOW, Stage
+from tests.sms_support import production_sms
 
 
 def test_demo_load_twice_duplicates_nothing(session: Session, settings: Settings) -> None:
@@ -65,9 +68,10 @@ def test_showcase_orders_carry_the_evidence_of_their_stage(
             assert media.latest_barcode(session, order.id) is not None
 
 
-def test_demo_refused_in_production(session: Session) -> None:
+def test_demo_refused_in_production(session: Session, tmp_path: Path) -> None:
     prod = Settings(
         env="production",
+        sms=production_sms(tmp_path),
         token_pepper="p" * 32,
         public_base_url="https://connect.example.com",
         database_url="postgresql+psycopg://x@127.0.0.1/x",

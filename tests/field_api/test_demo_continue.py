@@ -3,14 +3,12 @@ HTTP, as the crew, storekeeper and service desk would do it after `fieldops demo
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,23 +25,14 @@ from field_api.demo.world import passing_values
 from field_api.schemes import service as schemes
 from field_api.work_orders.models import WorkOrder
 from tests.builders import auth
+from tests.sms_support import SmsInbox
 
 TOKENS = DEMO_TOKENS
 CREW_TOKEN = {"CREW-A": TOKENS["crew"], "CREW-B": TOKENS["crew_b"]}
 
 
-class RecordingNotifier:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
-
-    def send_sms(self, phone: str, text: str) -> None:
-        self.sent.append((phone, text))
-
-    def code_for(self, phone: str) -> str:
-        text = next(t for p, t in reversed(self.sent) if p == phone)
-        found = re.search(r"验证码：(\d{6})", text)
-        assert found is not None, text
-        return found.group(1)
+# The customers' phones: messages are queued, and reading them runs the sms queue's jobs.
+RecordingNotifier = SmsInbox
 
 
 class Walk:
@@ -191,12 +180,10 @@ STEPS: list[tuple[str, str, Callable[[Walk], None], str]] = [
 
 
 @pytest.fixture
-def loaded(app: FastAPI, session: Session, settings: Settings) -> RecordingNotifier:
+def loaded(session: Session, settings: Settings, sms_inbox: SmsInbox) -> SmsInbox:
     demo.load(session, settings=settings)
     session.commit()
-    notifier = RecordingNotifier()
-    app.state.notifier = notifier
-    return notifier
+    return sms_inbox
 
 
 def test_every_open_demo_order_continues_one_step_over_http(

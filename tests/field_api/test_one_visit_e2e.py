@@ -11,7 +11,6 @@ attempt; the planner's first-pass rate counts it as a failure.
 from __future__ import annotations
 
 import io
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy.orm import Session
@@ -27,6 +25,7 @@ from sqlalchemy.orm import Session
 from field_api import demo
 from field_api.config import Settings
 from tests.builders import auth
+from tests.sms_support import SmsInbox
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "media"
 # Where brighton_DJI_0018_small.jpg was taken (its EXIF GPS): the order sits there, so the
@@ -54,20 +53,8 @@ TODAY = datetime.now(UTC).date()
 WINDOW = {"from": str(TODAY - timedelta(days=1)), "to": str(TODAY + timedelta(days=1))}
 
 
-class RecordingNotifier:
-    """The SMS gateway seam: keeps messages so the test can read the customer's code."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
-
-    def send_sms(self, phone: str, text: str) -> None:
-        self.sent.append((phone, text))
-
-    def code_for(self, phone: str) -> str:
-        text = next(t for p, t in reversed(self.sent) if p == phone)
-        found = re.search(r"验证码：(\d{6})", text)
-        assert found is not None, text
-        return found.group(1)
+# The customers' phones: messages are queued, and reading them runs the sms queue's jobs.
+RecordingNotifier = SmsInbox
 
 
 @dataclass
@@ -81,12 +68,12 @@ class World:
 
 
 @pytest.fixture
-def world(app: FastAPI, client: TestClient, session: Session, settings: Settings) -> World:
+def world(
+    client: TestClient, session: Session, settings: Settings, sms_inbox: SmsInbox
+) -> World:
     summary = demo.load(session, settings=settings)
     session.commit()
-    notifier = RecordingNotifier()
-    app.state.notifier = notifier
-    w = World(client=client, notifier=notifier, tokens=summary.tokens)
+    w = World(client=client, notifier=sms_inbox, tokens=summary.tokens)
     r = client.post(
         "/network/imports",
         files={"file": ("transformers.csv", TRANSFORMERS_CSV.encode(), "text/csv")},

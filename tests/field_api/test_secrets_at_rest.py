@@ -12,7 +12,9 @@ Owners — the only tables allowed to hold a kind of value in clear:
   (a legal document, name/phone/ID included);
 - ``tracking_tokens``: the tracking token (the page is found by it);
 - ``webhook_subscriptions``: the webhook secret (HMAC signing needs it).
-API tokens and one-time codes have no owner: only keyed hashes are stored anywhere.
+API tokens and one-time codes have no owner: only keyed hashes are stored anywhere. The SMS
+outbox owns nothing either: a pending message (one is left pending on purpose, its gateway
+down) holds its number, code or link only encrypted.
 
 A served instance (``fieldops serve``, real HTTP) checks the access log itself.
 """
@@ -37,24 +39,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select as sql_select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from field_api import logs
 from field_api.auth.models import District
 from field_api.common import clock
 from field_api.common.actors import Role
-from field_api.common.notifier import LoggingNotifier
 from field_api.config import Settings
 from field_api.db import Base, make_engine
 from field_api.idempotency.models import IdempotencyRecord
-from field_api.tracking import service as tracking
+from field_api.sms import gateways as sms_gateways
+from field_api.sms.gateways import LoggingGateway, SmsMessage
+from field_api.sms.models import SmsOutbox
 from field_api.work_orders.rules import Stage
 from tests.builders import auth, make_crew, make_order, make_user, order_payload
 from tests.field_api.contracts.helpers import signature_png
 from tests.field_api.visits.builders import make_scheme
+from tests.sms_support import RecordingGateway, SmsInbox
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -139,25 +142,21 @@ def leaks_in_logs(records: list[logging.LogRecord], found: Secrets) -> list[str]
     return leaks
 
 
-class LoggedRecorder:
-    """The SMS seam: keeps each message for the test and logs it like the default notifier."""
+class LoggedRecorder(RecordingGateway):
+    """The SMS gateway: keeps each message for the test and logs it like the log gateway."""
 
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
-        self.log = LoggingNotifier()
-
-    def send_sms(self, phone: str, text: str) -> None:
-        self.sent.append((phone, text))
-        self.log.send_sms(phone, text)
+    def send(self, message: SmsMessage) -> None:
+        super().send(message)
+        LoggingGateway().send(message)
 
 
 @pytest.fixture
-def sms(app: FastAPI) -> Iterator[LoggedRecorder]:
-    recorder = LoggedRecorder()
-    app.state.notifier = recorder
-    previous = tracking.set_notifier(recorder)
-    yield recorder
-    tracking.set_notifier(previous)
+def sms(session_factory: sessionmaker[Session], settings: Settings) -> Iterator[SmsInbox]:
+    """The customers' phones: reading them runs the queued SMS jobs through the gateway."""
+    gateway = LoggedRecorder()
+    previous = sms_gateways.install(gateway)
+    yield SmsInbox(session_factory, settings, gateway)
+    sms_gateways.install(previous)
 
 
 def _key(name: str) -> dict[str, str]:
@@ -174,7 +173,7 @@ def test_no_secret_in_any_table_log_or_export(
     client: TestClient,
     session: Session,
     settings: Settings,
-    sms: LoggedRecorder,
+    sms: SmsInbox,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -280,13 +279,22 @@ def test_no_secret_in_any_table_log_or_export(
         assert client.get(f"/track/{token}").status_code == 200
         _access_line(f"/t/{token}")
         _access_line(f"/track/{token}?utm=sms")
+    texted = [t for _, t in sms.sent if "/t/" in t]
+    # The cancellation's text (a tracking link, the full number) stays pending while the
+    # gateway is down: encrypted in the SMS outbox, searched below like every row.
+    sms.fail = True
     r = client.post(
         f"/work-orders/{order_ids[1]}/transitions",
         json={"to": "cancelled", "reason": "customer withdrew"},
         headers=service_h | _key("cancel"),
     )
     assert r.status_code == 201, r.text
-    texted = [t for _, t in sms.sent if "/t/" in t]
+    sms.deliver()
+    pending = session.execute(
+        sql_select(SmsOutbox).where(SmsOutbox.state == "pending")
+    ).scalars().all()
+    assert len(pending) == 1 and pending[0].last_error is not None
+    assert pending[0].phone_ct is not None and pending[0].params_ct is not None
     assert texted, sms.sent
     for text in texted:
         link_match = re.search(r"/t/([A-Za-z0-9_\-]+)", text)

@@ -20,7 +20,7 @@ PROBE = """
 import logging.config, sys
 from field_api.logs import uvicorn_log_config
 logging.config.dictConfig(uvicorn_log_config(sys.argv[1]))
-log = logging.getLogger("field_api.common.notifier")
+log = logging.getLogger("field_api.sms.gateways")
 log.info("info line: SMS to %s", "13812345678")
 log.warning("warning line")
 logging.getLogger("uvicorn.error").info("uvicorn line")

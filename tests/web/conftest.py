@@ -23,8 +23,10 @@ from field_api.config import Settings
 from field_api.db import Base, make_engine, make_session_factory
 from field_api.main import create_app
 from field_api.network import service as network
+from field_api.sms import gateways as sms_gateways
 from field_api.wiring import install_hooks
-from tests.web.support import FIXTURES, PHONE, LiveServer, RecordingNotifier
+from tests.sms_support import RecordingGateway, SmsInbox
+from tests.web.support import FIXTURES, PHONE, LiveServer
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 # Two shared cores and a model training beside us: allow slow steps (nothing is timed).
@@ -70,8 +72,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             session, network_file.read_bytes(), filename=network_file.name, actor=None
         )
     app = create_app(settings, session_factory=factory)
-    sms = RecordingNotifier()
-    app.state.notifier = sms
+    gateway = RecordingGateway()
+    previous_gateway = sms_gateways.install(gateway)
+    sms = SmsInbox(factory, settings, gateway)
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
@@ -86,6 +89,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     yield LiveServer(f"http://127.0.0.1:{port}", settings, factory, sms, summary.tokens)
     server.should_exit = True
     thread.join(timeout=10)
+    sms_gateways.install(previous_gateway)
     with factory() as session:  # every browser flow went through the audited path
         problems = audit_service.verify(session)
     engine.dispose()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,6 +16,7 @@ from field_api.work_orders import service as orders
 from field_api.work_orders.models import StageTransition, WorkOrder
 from field_api.work_orders.rules import FLOW, Area, Category, Channel, Stage
 from field_api.work_orders.schemas import WorkOrderCreate
+from tests.sms_support import SmsInbox
 
 T = TypeVar("T")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -24,21 +25,11 @@ PHONE = {"width": 360, "height": 740}
 
 
 @dataclass
-class RecordingNotifier:
-    """The SMS seam: keeps the messages so a test can read the one-time code the customer got."""
-
-    sent: list[tuple[str, str]] = field(default_factory=list)
-
-    def send_sms(self, phone: str, text: str) -> None:
-        self.sent.append((phone, text))
-
-
-@dataclass
 class LiveServer:
     url: str
     settings: Settings
     session_factory: sessionmaker[Session]
-    sms: RecordingNotifier
+    sms: SmsInbox  # the customers' phones: reading it sends the queued messages
     tokens: dict[str, str]
 
     def new_order(

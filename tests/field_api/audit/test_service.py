@@ -23,6 +23,7 @@ from field_api.main import create_app
 from field_api.work_orders.models import WorkOrder
 from tests.builders import auth, make_crew, make_order, make_user
 from tests.clocks import ChinaClock
+from tests.sms_support import production_sms
 
 
 def _last_event(session: Session) -> AuditEvent:
@@ -122,6 +123,7 @@ def test_production_refuses_to_start_without_the_audit_keys(tmp_path: Path) -> N
         database_url=f"sqlite:///{tmp_path}/prod.db",
         audit_key_path=tmp_path / "missing-chain.key",
         audit_checkpoint_key_path=tmp_path / "missing-cp.key",
+        sms=production_sms(tmp_path),
     )
     with pytest.raises(KeyFileError, match="audit chain key"):
         create_app(settings)

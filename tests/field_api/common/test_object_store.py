@@ -23,6 +23,7 @@ from field_api.common.storage import (
 from field_api.config import Settings, StorageSettings
 from field_api.errors import ServiceUnavailable
 from tests import s3server
+from tests.sms_support import production_sms
 
 
 @pytest.fixture
@@ -181,6 +182,7 @@ def test_production_refuses_an_s3_backend_with_missing_settings(tmp_path: Path) 
         "database_url": "postgresql+psycopg://fieldops@db/fieldops",
         "token_pepper": "a-production-pepper-of-length",
         "public_base_url": "https://connect.example.com",
+        "sms": production_sms(tmp_path),
     }
     with pytest.raises(ValidationError) as refused:
         Settings(**prod, storage=StorageSettings(

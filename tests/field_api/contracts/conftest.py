@@ -1,4 +1,5 @@
-"""Fixtures of the contract slice tests: a crew, its order at the scheme stage, a notifier."""
+"""Fixtures of the contract slice tests: a crew, its order at the scheme stage, the
+customers' phones."""
 
 from __future__ import annotations
 
@@ -15,23 +16,10 @@ from field_api.work_orders.models import WorkOrder
 from field_api.work_orders.rules import Stage
 from tests.builders import make_crew, make_order, make_user
 from tests.field_api.visits.builders import make_scheme
+from tests.sms_support import SmsInbox
 
-
-class RecordingNotifier:
-    """Keeps the messages instead of sending them (the SMS gateway is an external seam)."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
-
-    def send_sms(self, phone: str, text: str) -> None:
-        self.sent.append((phone, text))
-
-    def last_code(self) -> str:
-        import re
-
-        found = re.search(r"验证码：(\d{6})", self.sent[-1][1])
-        assert found is not None, self.sent[-1][1]
-        return found.group(1)
+# The customers' phones: messages are queued, and reading them runs the sms queue's jobs.
+RecordingNotifier = SmsInbox
 
 
 @dataclass
@@ -43,8 +31,8 @@ class CrewAtScheme:
 
 
 @pytest.fixture
-def notifier() -> RecordingNotifier:
-    return RecordingNotifier()
+def notifier(sms_inbox: SmsInbox) -> SmsInbox:
+    return sms_inbox
 
 
 @pytest.fixture

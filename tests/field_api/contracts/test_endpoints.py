@@ -6,7 +6,6 @@ import io
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pypdf import PdfReader
 from sqlalchemy.orm import Session
@@ -18,11 +17,7 @@ from tests.field_api.contracts.conftest import CrewAtScheme, RecordingNotifier
 from tests.field_api.contracts.helpers import signature_png
 
 
-def _ready(
-    app: FastAPI, client: TestClient, session: Session, ctx: CrewAtScheme
-) -> RecordingNotifier:
-    notifier = RecordingNotifier()
-    app.state.notifier = notifier
+def _ready(client: TestClient, session: Session, ctx: CrewAtScheme) -> None:
     session.commit()
     r = client.post(f"/work-orders/{ctx.order.id}/contract", headers=auth(ctx.token))
     assert r.status_code == 201, r.text
@@ -30,7 +25,6 @@ def _ready(
     assert r.status_code == 201, r.text
     assert r.json()["sent_to"] == "*******8000"
     assert "code" not in r.json()
-    return notifier
 
 
 def _sign(client: TestClient, ctx: CrewAtScheme, code: str) -> tuple[int, dict[str, object]]:
@@ -50,9 +44,9 @@ def _sign(client: TestClient, ctx: CrewAtScheme, code: str) -> tuple[int, dict[s
 
 @pytest.mark.both_stores
 def test_full_signing_flow_and_public_verification(
-    app: FastAPI, client: TestClient, session: Session, at_scheme: CrewAtScheme
+    client: TestClient, session: Session, at_scheme: CrewAtScheme, notifier: RecordingNotifier
 ) -> None:
-    notifier = _ready(app, client, session, at_scheme)
+    _ready(client, session, at_scheme)
     draft = client.get(
         f"/work-orders/{at_scheme.order.id}/contract/pdf", headers=auth(at_scheme.token)
     )
@@ -115,9 +109,9 @@ def test_full_signing_flow_and_public_verification(
 
 
 def test_wrong_code_is_422_and_the_attempt_is_kept(
-    app: FastAPI, client: TestClient, session: Session, at_scheme: CrewAtScheme
+    client: TestClient, session: Session, at_scheme: CrewAtScheme, notifier: RecordingNotifier
 ) -> None:
-    notifier = _ready(app, client, session, at_scheme)
+    _ready(client, session, at_scheme)
     code = notifier.last_code()
     wrong = "000000" if code != "000000" else "111111"
     status, body = _sign(client, at_scheme, wrong)
@@ -180,7 +174,7 @@ def test_signing_needs_a_token(
 
 
 def test_without_a_cjk_font_the_contract_is_generated_signed_and_verifies(
-    app: FastAPI,
+    notifier: RecordingNotifier,
     client: TestClient,
     session: Session,
     at_scheme: CrewAtScheme,
@@ -189,7 +183,7 @@ def test_without_a_cjk_font_the_contract_is_generated_signed_and_verifies(
 ) -> None:
     # A fresh machine without fonts-wqy-zenhei: no 503, the STSong-Light fallback (named).
     monkeypatch.setattr(pdf, "KNOWN_FONT_PATHS", (tmp_path / "nowhere.ttc",))
-    notifier = _ready(app, client, session, at_scheme)
+    _ready(client, session, at_scheme)
     draft = client.get(
         f"/work-orders/{at_scheme.order.id}/contract/pdf", headers=auth(at_scheme.token)
     )

@@ -19,13 +19,14 @@ from field_api.errors import (
     Conflict,
     Forbidden,
     InvalidTransition,
-    ServiceUnavailable,
     UnsupportedMedia,
     ValidationFailed,
 )
+from field_api.jobs.models import Job
 from field_api.media.models import MediaItem
 from field_api.media.rules import MediaKind
 from field_api.schemes.models import SupplyScheme
+from field_api.sms.models import SmsOutbox
 from field_api.work_orders.models import StageTransition
 from field_api.work_orders.rules import Stage
 from tests.builders import make_crew, make_order, make_user
@@ -37,9 +38,7 @@ from tests.field_api.visits.builders import make_scheme
 def _send(
     session: Session, ctx: CrewAtScheme, settings: Settings, notifier: RecordingNotifier
 ) -> str:
-    service.request_code(
-        session, ctx.order.id, actor=ctx.actor, settings=settings, notifier=notifier
-    )
+    service.request_code(session, ctx.order.id, actor=ctx.actor, settings=settings)
     return notifier.last_code()
 
 
@@ -296,7 +295,6 @@ def test_no_code_is_sent_for_a_signed_contract(
             at_scheme.order.id,
             actor=at_scheme.actor,
             settings=settings,
-            notifier=notifier,
         )
     with pytest.raises(Conflict, match="already signed"):
         service.generate(session, at_scheme.order.id, actor=at_scheme.actor, settings=settings)
@@ -316,18 +314,23 @@ def test_a_stored_file_is_removed_when_the_transaction_rolls_back(
     assert not store.exists(blob.sha256)
 
 
-def test_a_failing_notifier_is_503_and_keeps_no_code(
-    session: Session, settings: Settings, at_scheme: CrewAtScheme
+def test_a_failing_gateway_leaves_the_code_queued_for_a_retry(
+    session: Session, settings: Settings, at_scheme: CrewAtScheme, notifier: RecordingNotifier
 ) -> None:
-    class Down:
-        def send_sms(self, phone: str, text: str) -> None:
-            raise ConnectionError("gateway unreachable")
-
+    # The code is queued with the answer: a gateway failure no longer loses it (nor is a 503);
+    # its job retries after the backoff.
     service.generate(session, at_scheme.order.id, actor=at_scheme.actor, settings=settings)
-    with pytest.raises(ServiceUnavailable, match="could not be sent"):
-        service.request_code(
-            session, at_scheme.order.id, actor=at_scheme.actor, settings=settings, notifier=Down()
-        )
+    notifier.fail = True
+    row = service.request_code(
+        session, at_scheme.order.id, actor=at_scheme.actor, settings=settings
+    )
+    assert notifier.sent == []
+    message = session.execute(select(SmsOutbox).where(SmsOutbox.template == "otp")).scalar_one()
+    session.refresh(message)
+    assert message.state == "pending" and message.last_error is not None
+    assert message.phone_ct is not None and row.sent_to == message.phone_masked
+    job = session.get(Job, message.job_id)
+    assert job is not None and job.state == "pending" and job.attempts == 1
 
 
 def test_codes_per_day_are_capped(
@@ -342,4 +345,5 @@ def test_codes_per_day_are_capped(
             row.created_at = row.created_at - timedelta(minutes=1)
     with pytest.raises(Conflict, match="no more today"):
         _send(session, at_scheme, settings, notifier)
-    assert len(notifier.sent) == cap
+    notifier.deliver()
+    assert len([m for m in notifier.gateway.messages if m.template == "otp"]) == cap

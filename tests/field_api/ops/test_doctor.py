@@ -29,10 +29,11 @@ from field_api.cli.doctor import (
     check_storage,
     render_line,
 )
-from field_api.config import ContractSettings, Settings, StorageSettings
+from field_api.config import ContractSettings, Settings, SmsSettings, StorageSettings
 from field_api.migrations.runner import alembic_config, upgrade
 from tests.clocks import ChinaClock
 from tests.s3server import S3Server
+from tests.sms_support import production_sms
 
 FIELDOPS = [sys.executable, "-m", "fieldops.cli"]
 PEPPER = "doctor-pepper-0123456789"
@@ -63,7 +64,8 @@ def _settings(tmp_path: Path, **overrides: object) -> Settings:
 def _production(tmp_path: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "env": "production", "database_url": PG,
-        "public_base_url": "https://connect.example.com", **overrides,
+        "public_base_url": "https://connect.example.com", "sms": production_sms(tmp_path),
+        **overrides,
     }  # fmt: skip
     return _settings(tmp_path, **values)
 
@@ -114,15 +116,44 @@ def test_a_loopback_public_base_url_fails_in_production(tmp_path: Path, url: str
     assert check_public_base_url(_production(tmp_path)).status == "pass"
 
 
-def test_only_the_logging_notifier_fails_in_production_and_passes_in_development(
+def test_the_log_sms_gateway_fails_in_production_and_passes_in_development(
     tmp_path: Path,
 ) -> None:
-    production = check_sms_gateway(_production(tmp_path))
+    # Production settings refuse the log gateway when built; doctor still says it plainly.
+    logging_only = _production(tmp_path).model_copy(update={"sms": SmsSettings()})
+    production = check_sms_gateway(logging_only)
     assert production.status == "fail"
-    assert "only the logging notifier is configured" in _en(production)
+    assert "the SMS gateway is log: signing codes and progress links" in _en(production)
+    assert "FIELDOPS_SMS_GATEWAY=http" in _en(production)
     development = check_sms_gateway(_settings(tmp_path))
     assert development.status == "pass"
-    assert "only the logging notifier is configured" in _en(development)
+    assert "the SMS gateway is log (development only" in _en(development)
+
+
+def test_the_http_sms_gateway_passes_with_its_settings_and_names_what_it_lacks(
+    tmp_path: Path,
+) -> None:
+    complete = _production(tmp_path)
+    result = check_sms_gateway(complete)
+    assert result.status == "pass", _en(result)
+    assert "SMS gateway: http https://sms.example.com/ (AccessKeyId test-key-id)" in _en(result)
+    assert "test-key-secret" not in _en(result)
+    lacking = _settings(
+        tmp_path, sms=SmsSettings(gateway="http", endpoint="https://sms.example.com/")
+    )
+    result = check_sms_gateway(lacking)
+    assert result.status == "fail"
+    assert "FIELDOPS_SMS_ACCESS_KEY_ID, FIELDOPS_SMS_ACCESS_KEY_SECRET" in _en(result)
+
+
+def test_production_refuses_to_start_with_the_log_sms_gateway(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="FIELDOPS_SMS_GATEWAY is log"):
+        _production(tmp_path, sms=SmsSettings())
+    with pytest.raises(ValueError, match="FIELDOPS_SMS_TEMPLATE_OTP is not set"):
+        _production(
+            tmp_path,
+            sms=production_sms(tmp_path).model_copy(update={"template_otp": None}),
+        )
 
 
 # -- store, font, keys -----------------------------------------------------------------------
@@ -165,7 +196,8 @@ def test_a_configured_font_that_is_missing_fails(tmp_path: Path) -> None:
 
 def _write_keys(settings: Settings, mode: int) -> None:
     for path in (
-        settings.signing_key_path, settings.audit_key_path, settings.audit_checkpoint_key_path
+        settings.signing_key_path, settings.audit_key_path, settings.audit_checkpoint_key_path,
+        settings.sms.key_path,
     ):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"key material")

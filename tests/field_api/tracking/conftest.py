@@ -1,4 +1,4 @@
-"""Fixtures of the tracking tests: a settable server clock, a recording SMS notifier and a
+"""Fixtures of the tracking tests: a settable server clock, the customers' phones (SMS) and a
 real HTTP receiver on 127.0.0.1."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 
 from field_api.deadlines import hooks as deadline_hooks
 from field_api.tracking import hooks as tracking_hooks
-from field_api.tracking import service as tracking
 from tests.clocks import ChinaClock
+from tests.sms_support import SmsInbox
 
 CHINA = timezone(timedelta(hours=8))
 
@@ -27,23 +27,13 @@ def clock(server_clock: ChinaClock) -> Iterator[ChinaClock]:
     yield server_clock
 
 
-@dataclass
-class RecordingNotifier:
-    sent: list[tuple[str, str]] = field(default_factory=list)
-    fail: bool = False
-
-    def send_sms(self, phone: str, text: str) -> None:
-        if self.fail:
-            raise ConnectionError("gateway down")
-        self.sent.append((phone, text))
+# The customers' phones: messages are queued, and reading them runs the sms queue's jobs.
+RecordingNotifier = SmsInbox
 
 
 @pytest.fixture
-def sms() -> Iterator[RecordingNotifier]:
-    notifier = RecordingNotifier()
-    previous = tracking.set_notifier(notifier)
-    yield notifier
-    tracking.set_notifier(previous)
+def sms(sms_inbox: SmsInbox) -> SmsInbox:
+    return sms_inbox
 
 
 @dataclass

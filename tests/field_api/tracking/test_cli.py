@@ -19,7 +19,7 @@ from field_api.work_orders.rules import Stage
 from tests.builders import make_order
 from tests.clocks import ChinaClock
 
-from .conftest import Receiver, RecordingNotifier
+from .conftest import Receiver
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def db_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def test_send_command_delivers_the_outbox(
-    db_file: str, clock: ChinaClock, sms: RecordingNotifier, receiver: Receiver
+    db_file: str, clock: ChinaClock, receiver: Receiver
 ) -> None:
     engine = make_engine(db_file)
     Base.metadata.create_all(engine)

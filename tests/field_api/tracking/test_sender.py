@@ -23,7 +23,7 @@ from field_api.work_orders.rules import FLOW
 from tests.builders import make_order
 from tests.clocks import ChinaClock
 
-from .conftest import Receiver, RecordingNotifier
+from .conftest import Receiver
 
 
 @pytest.fixture
@@ -66,7 +66,6 @@ def _secret(factory: sessionmaker[Session], sub_id: int) -> str:
 def test_sender_stopped_mid_queue_resumes_after_restart_without_loss(
     committed_url: str,
     clock: ChinaClock,
-    sms: RecordingNotifier,
     receiver: Receiver,
     http: httpx.Client,
 ) -> None:
@@ -106,7 +105,6 @@ def test_sender_stopped_mid_queue_resumes_after_restart_without_loss(
 def test_failed_delivery_is_retried_with_backoff(
     committed_url: str,
     clock: ChinaClock,
-    sms: RecordingNotifier,
     receiver: Receiver,
     http: httpx.Client,
 ) -> None:
@@ -137,7 +135,6 @@ def test_failed_delivery_is_retried_with_backoff(
 def test_delivery_gives_up_after_max_attempts(
     committed_url: str,
     clock: ChinaClock,
-    sms: RecordingNotifier,
     receiver: Receiver,
     http: httpx.Client,
 ) -> None:
@@ -158,7 +155,6 @@ def test_delivery_gives_up_after_max_attempts(
 def test_claim_of_a_killed_sender_expires_and_the_event_is_sent_again(
     committed_url: str,
     clock: ChinaClock,
-    sms: RecordingNotifier,
     receiver: Receiver,
     http: httpx.Client,
 ) -> None:
@@ -178,7 +174,6 @@ def test_claim_of_a_killed_sender_expires_and_the_event_is_sent_again(
 def test_rows_of_a_deactivated_subscriber_are_not_sent(
     committed_url: str,
     clock: ChinaClock,
-    sms: RecordingNotifier,
     receiver: Receiver,
     http: httpx.Client,
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from datetime import date, datetime
 
 import pytest
@@ -11,7 +10,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from field_api.common.calendar import PACKAGE_YEARS
-from field_api.common.notifier import LoggingNotifier
 from field_api.config import get_settings
 from field_api.deadlines import service as deadlines
 from field_api.errors import Conflict, NotFound, ValidationFailed
@@ -158,13 +156,6 @@ def test_customer_sms_on_chosen_stages_and_a_failing_gateway_does_not_block(
     orders.transition(session, order, Stage.contract_signed, actor=None)
     orders.transition(session, order, Stage.cancelled, actor=None, reason="customer withdrew")
     assert order.stage == Stage.cancelled
-
-
-def test_default_notifier_logs_with_phone_masked(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO):
-        LoggingNotifier().send_sms("13800138000", "hello")
-    assert "*******8000" in caplog.text
-    assert "13800138000" not in caplog.text
 
 
 def test_subscription_rules(session: Session) -> None:

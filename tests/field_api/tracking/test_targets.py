@@ -27,7 +27,7 @@ from field_api.work_orders.rules import FLOW
 from tests.builders import make_order
 from tests.clocks import ChinaClock
 
-from .conftest import Receiver, RecordingNotifier
+from .conftest import Receiver
 
 BAD_URLS = [
     ("http://127.0.0.1:8000/admin", "loopback"),
@@ -140,7 +140,6 @@ def http() -> Iterator[httpx.Client]:
 def test_a_delivery_is_refused_when_the_name_now_resolves_to_a_private_address(
     committed_url: str,
     clock: ChinaClock,
-    sms: RecordingNotifier,
     receiver: Receiver,
     http: httpx.Client,
     dns: dict[str, list[str]],
@@ -182,7 +181,6 @@ def test_a_delivery_is_refused_when_the_name_now_resolves_to_a_private_address(
 def test_payloads_carry_the_tracking_path_only_when_the_subscription_asks(
     committed_url: str,
     clock: ChinaClock,
-    sms: RecordingNotifier,
     receiver: Receiver,
     http: httpx.Client,
 ) -> None:

@@ -630,7 +630,7 @@
     box.appendChild(el("button", { type: "button", class: "btn", id: "contract-send-code", text: t("contract.send_code"), onclick: function () {
       FO.api("POST", "/work-orders/" + order.id + "/contract/otp", { headers: { "Idempotency-Key": FO.uuid() } }).then(function (otp) {
         status.textContent = t("contract.code_sent", { phone: otp.sent_to });
-        showDevCode(contract, devCode);
+        showDevCode(contract, devCode, 20);
       }).catch(function (err) { status.textContent = t("app.error", { detail: err.detail }); });
     } }));
     box.appendChild(status);
@@ -676,9 +676,11 @@
   /**
    * Development only: the latest code for this contract from the server's SMS outbox, shown
    * beside the code field. The outbox route exists only outside production (its presence in the
-   * server's OpenAPI document is how the page knows); logs never show the code.
+   * server's OpenAPI document is how the page knows); logs never show the code. A code is queued
+   * with the answer and sent by the job worker moments later: after a request (``tries``) the
+   * page asks again, half a second apart, until the message is there.
    */
-  function showDevCode(contract, target) {
+  function showDevCode(contract, target, tries) {
     if (!offers("GET", "/dev/sms")) return;
     FO.api("GET", "/dev/sms").then(function (messages) {
       var found = null;
@@ -687,7 +689,10 @@
         if (hit) found = hit[1];
         return !!hit;
       });
-      if (!found) return;
+      if (!found) {
+        if (tries > 1) setTimeout(function () { showDevCode(contract, target, tries - 1); }, 500);
+        return;
+      }
       target.textContent = t("contract.dev_code", { code: found });
       target.hidden = false;
     }).catch(function () { /* no outbox: nothing to show */ });
