@@ -31,8 +31,8 @@ def test_bench_load_runs_end_to_end_tiny(
     report, capacity = tmp_path / "report.json", tmp_path / "capacity.md"
     done = subprocess.run(
         [sys.executable, str(ROOT / "benches" / "bench_load.py"), "--crews", "2",
-         "--think-s", "0.2", "--seconds", "14", "--upload-mbps", "20", "--planners", "1",
-         "--workers", "1", "--saturate-s", "1", "--ceiling-s", "1", "--demo-months", "0",
+         "--think-s", "0.2", "--seconds", "8", "--grace-s", "60", "--upload-mbps", "20",
+         "--planners", "1", "--workers", "1", "--saturate-s", "1", "--ceiling-s", "1", "--demo-months", "0",
          "--pg-url", dbs.create("load"), "--json", str(report),
          "--write-capacity", str(capacity)],
         cwd=tmp_path, capture_output=True, text=True, timeout=540,
@@ -42,6 +42,7 @@ def test_bench_load_runs_end_to_end_tiny(
     (config,) = result["configs"]
     assert config["workers"] == 1
     assert config["flows_completed"] >= 1, done.stdout
+    assert config["flows_completed"] == config["flows_started"], done.stdout  # none cut short
     assert config["error_count"] == 0, config["errors"]
     assert config["records"] == {"lost": 0, "duplicated": 0}
     queue = config["queue_after_drain"]
