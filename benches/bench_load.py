@@ -471,14 +471,16 @@ class Run:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def start_product(workers: int, env: dict[str, str], workdir: Path) -> tuple[Proc, Proc]:
-    """``fieldops serve --workers N`` and one ``fieldops worker`` (every queue)."""
+def start_product(workers: int, env: dict[str, str], workdir: Path,
+                  concurrency: int = 4) -> tuple[Proc, Proc]:
+    """``fieldops serve --workers N`` and one ``fieldops worker`` (every queue, ``concurrency``
+    threads: a one-time code is not sent after everyone's photo analysis)."""
     port = free_port()
     api = start(f"api-{workers}w", [sys.executable, "-m", "fieldops.cli", "serve", "--host",
                                     "127.0.0.1", "--port", str(port), "--workers", str(workers),
                                     "--log-level", "warning"], env, workdir, port)
-    worker = start(f"worker-{workers}w", [sys.executable, "-m", "fieldops.cli", "worker"],
-                   env, workdir)
+    worker = start(f"worker-{workers}w", [sys.executable, "-m", "fieldops.cli", "worker",
+                                          "--concurrency", str(concurrency)], env, workdir)
     return api, worker
 
 
@@ -521,7 +523,7 @@ def run_setup_and_load(args: argparse.Namespace, run: Run, cfg: int, s3: Any, pr
     if done.returncode != 0:
         raise RuntimeError(f"setup failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     tokens = json.loads((workdir / "tokens.json").read_text())
-    api, worker = start_product(run.workers, env, workdir)
+    api, worker = start_product(run.workers, env, workdir, args.worker_concurrency)
     try:
         crews = prepare_world(api.url, tokens, args.crews, orders_per_crew(args), cfg)
         run.extra["setup_s"] = time.monotonic() - t0
@@ -912,6 +914,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--think-s", type=float, default=3.0, help="between steps (x0.5-1.5)")
     p.add_argument("--upload-mbps", type=float, default=2.0, help="MB/s per upload")
     p.add_argument("--planners", type=int, default=3)
+    p.add_argument("--worker-concurrency", type=int, default=4,
+                   help="threads of the one job worker process")
     p.add_argument("--workers", default="1,2", help="API worker counts, one configuration each")
     p.add_argument("--saturate-s", type=float, default=15.0)
     p.add_argument("--saturate-connections", type=int, default=16)
