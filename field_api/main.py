@@ -204,6 +204,15 @@ def _document_errors(app: FastAPI) -> None:
                     # JSON errors are ErrorBody; a page's declared HTML error (text/html) stays
                     content = entry.setdefault("content", {})
                     content["application/json"] = {"schema": dict(ERROR_BODY_REF)}
+        # Webhooks are the receiver's operations: FastAPI's own 422 for them says nothing true
+        for item in schema.get("webhooks", {}).values():
+            for op in item.values():
+                responses = op.get("responses", {}) if isinstance(op, dict) else {}
+                generated = [
+                    s for s, e in responses.items() if "HTTPValidationError" in json.dumps(e)
+                ]
+                for status in generated:
+                    del responses[status]
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
         return schema

@@ -439,7 +439,7 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "csv.transformer_code": _m("配变", "Transformer"),
     "csv.switch_code": _m("分段开关", "Switch"),
     "csv.feeder": _m("馈线", "Feeder"),
-    "csv.district": _m("区域", "District"),
+    "csv.district": _m("供电所", "District"),
     "csv.area": _m("城乡", "Urban or rural"),
     "csv.connected_on": _m("接入日期", "Connected on"),
     "csv.removed_on": _m("销户日期", "Removed on"),

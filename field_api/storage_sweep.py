@@ -41,6 +41,8 @@ NOT_STORED: dict[str, str] = {
     "inspection_batches.records_sha256": "digest of the batch's records file, read from the "
     "batch folder and not stored",
     "network_imports.sha256": "digest of the imported network file, which is not kept",
+    "reliability_imports.sha256": "digest of the imported register or feeder-section CSV, "
+    "which is not kept",
 }
 
 

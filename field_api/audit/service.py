@@ -20,7 +20,8 @@ queues the event; the queue is linked into the chain when the transaction commit
 ``before_commit``), so the chain's lock is held for the commit alone, never while a request still
 renders a PDF, stores a file or waits for a thread: concurrent writers queue for milliseconds, not
 for the length of each other's requests. A rolled-back transaction (or savepoint) drops its queued
-events with its rows.
+events with its rows; a transaction that reads the chain itself sees its own events (the queue is
+linked before the read).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from typing import Any
 
 from sqlalchemy import Table, event, func, inspect, select, text
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
+from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.util import find_tables
 
 from field_api.audit import keys as audit_keys
 from field_api.audit.models import AuditEvent, AuditHead
@@ -353,6 +356,21 @@ def _after_rollback(session: Session, previous: SessionTransaction) -> None:
 CALLER_RECORDS = {"audit": "caller-records"}
 
 
+_CHAIN_TABLES = frozenset({"audit_events", "audit_head"})
+
+
+def _link_before_reading_chain(state: ORMExecuteState) -> None:
+    # A transaction reading the chain sees its own events: the queue is linked first (taking
+    # the chain's lock, as a commit would). Services do not read the chain mid-request.
+    if not state.is_select or not state.session.info.get(_QUEUE_KEY):
+        return
+    statement = state.statement
+    if not isinstance(statement, ClauseElement):
+        return
+    if {t.name for t in find_tables(statement)} & _CHAIN_TABLES:
+        append_queued(state.session)
+
+
 def _refuse_bulk_writes(state: ORMExecuteState) -> None:
     if not (state.is_update or state.is_delete or state.is_insert):
         return
@@ -379,6 +397,7 @@ def install_guard() -> None:
     event.listen(Session, "after_soft_rollback", _after_rollback)
     event.listen(Session, "after_transaction_create", _after_transaction_create)
     event.listen(Session, "do_orm_execute", _refuse_bulk_writes)
+    event.listen(Session, "do_orm_execute", _link_before_reading_chain)
     _installed = True
 
 

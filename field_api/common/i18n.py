@@ -275,7 +275,7 @@ _MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "reliability.var.no_short": ("不计短时停电", "Without short interruptions"),
     "reliability.by_month": ("逐月年累计平均停电时间与目标（小时/户）",
                              "SAIDI year to date by month against the target (h per customer)"),
-    "reliability.by_district": ("各区域年累计与年末预测（小时/户）",
+    "reliability.by_district": ("各供电所年累计与年末预测（小时/户）",
                                 "Year to date and year-end projection by district (h)"),
     "reliability.urban": ("城市", "Urban"),
     "reliability.rural": ("农村", "Rural"),

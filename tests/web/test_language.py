@@ -30,7 +30,7 @@ from sqlalchemy import select
 
 from field_api.auth.models import Crew, District, User
 from field_api.inspections import importing
-from field_api.inspections.models import LedgerAsset, LedgerLine
+from field_api.inspections.models import Finding, LedgerAsset, LedgerLine
 from field_api.privacy import mask_name, mask_phone
 from field_api.work_orders.models import WorkOrder
 from field_api.work_orders.rules import Stage
@@ -130,6 +130,8 @@ def world(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> 
         data += list(session.execute(select(User.name)).scalars())
         for model_ in (LedgerLine, LedgerAsset):
             data += [n for n in session.execute(select(model_.name)).scalars() if n]
+        # the name of the model that proposed a finding is a name, like a crew's code
+        data += [m for m in session.execute(select(Finding.model)).scalars() if m]
     return {
         "flagged": flagged,
         "no_scheme": no_scheme,

@@ -119,7 +119,7 @@ def test_the_page_draws_the_services_indices_against_the_targets(
     with page.expect_download() as download:
         page.click("#panel-districts-csv")
     text = download.value.path().read_text(encoding="utf-8-sig")
-    assert text.splitlines()[0].startswith("统计范围,区域,城乡,统计期")
+    assert text.splitlines()[0].startswith("统计范围,供电所,城乡,统计期")
     assert "T-REL" in text and "pro_rata" in text
     # IEEE 1366: the major-event-day method is named (no history, no planner threshold)
     page.select_option("#indices-definition", "ieee1366")

@@ -729,6 +729,28 @@ def _location_key(d: DetectionRecord, photo: PhotoRecord | None) -> str:
     return "unlocated"
 
 
+def _defect_rows(
+    records: BatchRecords, photo_of: dict[str, Any], t: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The report's defect table: worst first, each with where it was located."""
+    rows = []
+    for d in sorted((d for d in records.detections if d.role == "defect"),
+                    key=lambda d: (-d.severity, d.photo_id, d.id)):
+        photo = photo_of.get(d.photo_id)
+        key = _location_key(d, photo)
+        rows.append({
+            "class_name": d.class_name,
+            "severity_text": t["severity"].format(severity=d.severity),
+            "confidence": d.confidence,
+            "asset": d.asset_id or "—",
+            "location_key": key,
+            "location": t[key],
+            "photo": Path(photo.path).name if photo else d.photo_id[:12],
+            "evidence_crop": d.evidence_crop,
+        })
+    return rows
+
+
 def html_report(
     ledger: Ledger,
     records: BatchRecords,
@@ -763,21 +785,7 @@ def html_report(
         for a in sorted(records.assets, key=lambda a: -a.max_severity)
         if a.defect_ids
     ]
-    defects = []
-    for d in sorted((d for d in records.detections if d.role == "defect"),
-                    key=lambda d: (-d.severity, d.photo_id, d.id)):
-        photo = photo_of.get(d.photo_id)
-        key = _location_key(d, photo)
-        defects.append({
-            "class_name": d.class_name,
-            "severity_text": t["severity"].format(severity=d.severity),
-            "confidence": d.confidence,
-            "asset": d.asset_id or "—",
-            "location_key": key,
-            "location": t[key],
-            "photo": Path(photo.path).name if photo else d.photo_id[:12],
-            "evidence_crop": d.evidence_crop,
-        })
+    defects = _defect_rows(records, photo_of, t)
     counts: dict[str, int] = {}
     for a in records.assets:
         counts[a.status] = counts.get(a.status, 0) + 1
