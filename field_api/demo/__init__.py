@@ -321,10 +321,10 @@ def _history(
         day += timedelta(days=1)
     world.clock.set(at_china(start, 8, 30))
     connections = [stories.connection_story(world, p, sink) for p in plans]
-    outages = reliability.stories(world, start, today, until)
+    outages = reliability.stories(world, start, today, until, (SURNAMES, GIVEN))
     stories.run_interleaved(world, deliveries + connections + outages, until=until)
     world.at(now)
-    reliability.now_and_open_outage(world, start, today)
+    reliability.now_and_open_outage(world, start, today, (SURNAMES, GIVEN))
 
 
 def _delivery(world: World, when: datetime, depot: str, lines: dict[str, float]) -> stories.Story:

@@ -107,10 +107,12 @@ def _sections_csv() -> bytes:
     return "\n".join(rows).encode()
 
 
-def _accounts(rng: random.Random, start: date, today: date) -> list[tuple[date, str]]:
-    """(connected on, CSV row) of every account; most connected long before ``start``."""
-    from field_api.demo import GIVEN, SURNAMES
-
+def _accounts(
+    rng: random.Random, start: date, today: date, names: tuple[str, str]
+) -> list[tuple[date, str]]:
+    """(connected on, CSV row) of every account; most connected long before ``start``.
+    ``names``: the demo's surnames and given-name characters."""
+    surnames, given = names
     out: list[tuple[date, str]] = []
     span = max((today - start).days, 1)
     for code, (switch, _, _, area, count) in SECTIONS.items():
@@ -119,7 +121,7 @@ def _accounts(rng: random.Random, start: date, today: date) -> list[tuple[date, 
                 connected = start + timedelta(days=rng.randrange(span))
             else:
                 connected = date(2012, 1, 1) + timedelta(days=rng.randrange(5000))
-            name = rng.choice(SURNAMES) + "".join(rng.sample(GIVEN, rng.choice([1, 2])))
+            name = rng.choice(surnames) + "".join(rng.sample(given, rng.choice([1, 2])))
             phone = f"137{rng.randint(10000000, 99999999)}"
             account = f"AC{code[3:].replace('-', '')}{n + 1:04d}"
             point = f"SP-{code}-{n // 2 + 1:03d}"
@@ -134,11 +136,13 @@ def _customers_csv(rows: list[str]) -> bytes:
     return "\n".join([header, *rows]).encode()
 
 
-def stories(world: World, start: date, today: date, until: datetime) -> list[Story]:
+def stories(
+    world: World, start: date, today: date, until: datetime, names: tuple[str, str]
+) -> list[Story]:
     """The register (imported now, at the history's start), the months' new connections and
     snapshots, and the outages of the history (those that began on or after ``start``)."""
     session, admin = world.session, world.cast.admin
-    accounts = _accounts(random.Random(SEED), start, today)
+    accounts = _accounts(random.Random(SEED), start, today, names)
     register.import_sections(session, _sections_csv(), filename="demo-feeder-sections.csv",
                              actor=admin)
     earlier = [row for connected, row in accounts if connected < start]
@@ -201,10 +205,12 @@ def _outage(
     outage_service.approve(world.session, outage.id, planner)
 
 
-def now_and_open_outage(world: World, start: date, today: date) -> None:
+def now_and_open_outage(
+    world: World, start: date, today: date, names: tuple[str, str]
+) -> None:
     """This month's new connections and snapshot, and the fault the dispatcher is working on
     now (left open)."""
-    accounts = _accounts(random.Random(SEED), start, today)
+    accounts = _accounts(random.Random(SEED), start, today, names)
     month = date(today.year, today.month, 1)
     _new_connections(world, month, today, accounts, start)
     minutes, codes, cause, note = OPEN_OUTAGE
