@@ -11,7 +11,9 @@ role with the fixed development tokens, transformers and a stocked depot per dis
 - with ``months`` > 0, a history of about that many months ending before today: orders
   recorded by the service desk, visited by their crew (most connected in one visit, some in
   two), checks failing first and reworked, deadlines met and missed, call-backs, closures,
-  white-listed and cancelled orders and a few orders the off-system detectors flag.
+  white-listed and cancelled orders and a few orders the off-system detectors flag; and the
+  reliability register (feeder sections, customers, monthly snapshots) with the months' outages
+  (:mod:`field_api.demo.reliability`).
 
 Every step runs at the time a :class:`~field_api.common.clock.ManualClock` shows (installed for the
 load, the previous clock restored after), so stored times are consistent. All choices come from
@@ -37,7 +39,7 @@ from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.common.calendar import WorkingCalendar, calendar_for
 from field_api.config import Settings
-from field_api.demo import stories
+from field_api.demo import reliability, stories
 from field_api.demo.stories import (
     Plan,
     at_china,
@@ -319,8 +321,10 @@ def _history(
         day += timedelta(days=1)
     world.clock.set(at_china(start, 8, 30))
     connections = [stories.connection_story(world, p, sink) for p in plans]
-    stories.run_interleaved(world, deliveries + connections, until=until)
+    outages = reliability.stories(world, start, today, until, (SURNAMES, GIVEN))
+    stories.run_interleaved(world, deliveries + connections + outages, until=until)
     world.at(now)
+    reliability.now_and_open_outage(world, start, today, (SURNAMES, GIVEN))
 
 
 def _delivery(world: World, when: datetime, depot: str, lines: dict[str, float]) -> stories.Story:

@@ -11,11 +11,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from field_api import demo
+from field_api.auth.rules import DEMO_TOKENS
 from field_api.callbacks.models import ReviewFlag
 from field_api.checklists import service as checklists
 from field_api.cli import app as cli
@@ -24,6 +26,16 @@ from field_api.common.actors import Principal, Role
 from field_api.config import Settings, get_settings
 from field_api.db import Base, make_engine, make_session_factory
 from field_api.deadlines import service as deadlines
+from field_api.demo import reliability as demo_reliability
+from field_api.main import create_app
+from field_api.reliability.models import (
+    Customer,
+    FeederSection,
+    Outage,
+    OutageSegment,
+    RegisterSnapshot,
+)
+from field_api.reliability.rules import Area, OutageKind
 from field_api.visits import service as visits
 from field_api.visits.models import Visit
 from field_api.work_orders.models import StageTransition, WorkOrder
@@ -141,8 +153,10 @@ def test_cli_history_is_audited_idempotent_and_believable(
     try:
         with Session(engine) as session:
             _assert_believable(session, created)
+            _assert_reliability(session)
     finally:
         engine.dispose()
+    _assert_indices_answer()
 
 
 def _assert_believable(session: Session, created: int) -> None:
@@ -177,3 +191,45 @@ def _assert_believable(session: Session, created: int) -> None:
     assert {Stage.closed, Stage.called_back, Stage.whitelisted, Stage.cancelled} <= stages
     flags = session.scalar(select(func.count()).select_from(ReviewFlag))
     assert flags is not None and flags > 0
+
+
+def _assert_reliability(session: Session) -> None:
+    """The register, sections, monthly snapshots and outages the demo writes for its months."""
+    assert session.scalar(select(func.count()).select_from(FeederSection)) == len(
+        demo_reliability.SECTIONS
+    )
+    customers = session.scalar(select(func.count()).select_from(Customer))
+    assert customers is not None and 300 <= customers <= 500
+    assert set(session.scalars(select(Customer.area))) == {Area.urban, Area.rural}
+    snapshot_months = set(session.scalars(select(RegisterSnapshot.month)))
+    assert len(snapshot_months) >= 3  # one per month of history, the current one included
+    found = list(session.scalars(select(Outage)))
+    assert {o.kind for o in found} == {OutageKind.planned, OutageKind.fault}
+    assert len({o.cause for o in found}) >= 3
+    open_now = [o for o in found if o.end_at is None]
+    assert len(open_now) == 1 and open_now[0].approved_at is None
+    closed = [o for o in found if o.end_at is not None]
+    assert closed and all(o.approved_at is not None for o in closed)
+    minutes = [(o.end_at - o.start_at).total_seconds() / 60 for o in closed if o.end_at]
+    assert any(m < 3 for m in minutes) and any(3 <= m <= 5 for m in minutes)
+    restored: dict[int, set[object]] = {}
+    for segment in session.scalars(select(OutageSegment)):
+        restored.setdefault(segment.outage_id, set()).add(segment.restored_at)
+    assert any(len(times) > 1 for times in restored.values())  # restored in steps
+
+
+def _assert_indices_answer() -> None:
+    """GET /reliability/indices for the demo year: figures for every area, urban near its
+    target, rural below its own."""
+    year = clock.to_china(NOW).year
+    with TestClient(create_app()) as client:
+        response = client.get(
+            "/reliability/indices", params={"year": year},
+            headers={"Authorization": f"Bearer {DEMO_TOKENS['planner']}"},
+        )
+    assert response.status_code == 200, response.text
+    areas = {s["area"]: s for s in response.json()["scopes"] if s["scope"] == "area"}
+    urban, rural = areas["urban"]["ytd"], areas["rural"]["ytd"]
+    assert urban["customer_interruptions"] > 0 and rural["customer_interruptions"] > 0
+    assert 0.5 < urban["saidi_h"] < areas["urban"]["target_h"] * 1.5
+    assert 0.5 < rural["saidi_h"] < areas["rural"]["target_h"]

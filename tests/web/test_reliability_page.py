@@ -5,6 +5,7 @@ downloads; the page names the projection's method."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -127,3 +128,23 @@ def test_the_page_draws_the_services_indices_against_the_targets(
     expect(page.locator("#panels")).to_have_attribute("data-loaded", "true")
     expect(page.locator("#med")).to_contain_text("无阈值")
 
+
+
+def test_the_planner_dashboard_links_to_the_page_and_back(
+    page: Any, live_server: LiveServer
+) -> None:
+    """The dashboard links to the reliability page and the page back, in zh-CN and in en, and
+    the planner stays signed in across both."""
+    signed_in(page, live_server.tokens["planner"], "/app/planner")
+    expect(page.locator("#to-reliability")).to_have_text("供电可靠性指标 →")
+    page.click("#to-reliability")
+    expect(page).to_have_url(re.compile(r"/app/reliability$"))
+    expect(page.locator("#panels")).to_have_attribute("data-loaded", "true")
+    expect(page.locator("#to-planner")).to_have_text("← 返回计划管理看板")
+    page.click("#to-planner")
+    expect(page).to_have_url(re.compile(r"/app/planner$"))
+    expect(page.locator("#sign-out")).to_be_visible()
+    page.goto(f"{live_server.url}/app/planner?lang=en")
+    expect(page.locator("#to-reliability")).to_have_text("Supply reliability indices →")
+    page.goto(f"{live_server.url}/app/reliability?lang=en")
+    expect(page.locator("#to-planner")).to_have_text("← Back to the planner dashboard")
