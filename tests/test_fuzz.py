@@ -84,6 +84,9 @@ def fuzz_app(committed_url: str, tmp_path: Path) -> Iterator[FastAPI]:
     app.state.engine.dispose()
 
 
+CALL_TIMEOUT_S = 60.0
+
+
 def _run_operation(
     operation: Any, mode: GenerationMode, client: Any, headers: dict[str, str], findings: Findings
 ) -> None:
@@ -102,7 +105,9 @@ def _run_operation(
     def run(case: Any) -> None:
         case.headers = {**(case.headers or {}), **headers}
         findings.calls += 1
-        response = case.call(session=client)
+        # 60 s, not the client's 10: a request that hangs still fails the run, one slowed by a
+        # machine starved by other processes (seen at load 8-10 on 2 cores) does not
+        response = case.call(session=client, timeout=CALL_TIMEOUT_S)
         try:
             case.validate_response(response, checks=CHECKS, headers=headers)
         except FailureGroup as exc:
