@@ -5,14 +5,10 @@ applied twice. Handlers: :mod:`tests.field_api.jobs.probe`. Waits poll with a de
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from sqlalchemy import select
@@ -20,81 +16,22 @@ from sqlalchemy import select
 from field_api.db import make_engine, make_session_factory
 from field_api.jobs import service as jobs
 from field_api.jobs.models import Job
+from tests.worker_processes import WorkerProcesses, wait_for, worker_processes
 
-REPO = Path(__file__).resolve().parents[3]
 DEADLINE_S = 90.0
 LEASE_S = "2"  # short, so a frozen worker's claim runs out within the test
 JOBS = 120
 
 
 def _wait_for(what: str, condition: Callable[[], bool], *, timeout_s: float = DEADLINE_S) -> None:
-    """Poll a condition until it holds (a deadline, not a timing assumption)."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    wait_for(what, condition, timeout_s=timeout_s)
 
 
-class Workers:
-    """Worker processes on the ``probe`` queue of one database."""
-
-    def __init__(self, url: str, tmp: Path) -> None:
-        self.url = url
-        self.tmp = tmp
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "PYTHONPATH": str(REPO),
-            "FIELDOPS_ENV": "test",
-            "FIELDOPS_DATABASE_URL": url,
-            "FIELDOPS_MEDIA_DIR": str(tmp / "media"),
-            "FIELDOPS_AUDIT_KEY_PATH": str(tmp / "k" / "chain.key"),
-            "FIELDOPS_AUDIT_CHECKPOINT_KEY_PATH": str(tmp / "k" / "cp.key"),
-            "FIELDOPS_AUDIT_CHECKPOINT_DIR": str(tmp / "cp"),
-            "FIELDOPS_JOBS_LEASE_S": LEASE_S,
-            "FIELDOPS_JOBS_POLL_S": "0.05",
-        }
-
-    def start(self, *, concurrency: int = 1) -> subprocess.Popen[bytes]:
-        log = self.tmp / f"worker-{len(self.procs)}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "fieldops.cli", "worker", "--queues", "probe",
-                 "--concurrency", str(concurrency),
-                 "--handlers-from", "tests.field_api.jobs.probe:handlers"],
-                env=self.env, cwd=self.tmp, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        self.procs.append(proc)
-
-        def started() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"worker exited: {log.read_text(errors='replace')}")
-            return "worker started" in log.read_text(errors="replace")
-
-        _wait_for("the worker to start", started)
-        return proc
-
-    def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGCONT)
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-@contextmanager
-def _workers(url: str, tmp: Path) -> Iterator[Workers]:
-    running = Workers(url, tmp)
-    try:
-        yield running
-    finally:
-        running.stop_all()
+def _workers(url: str, tmp: Path) -> AbstractContextManager[WorkerProcesses]:
+    """Workers on the ``probe`` queue running the probe handlers, with a short lease."""
+    env = {"FIELDOPS_JOBS_LEASE_S": LEASE_S, "FIELDOPS_JOBS_POLL_S": "0.05"}
+    args = ["--handlers-from", "tests.field_api.jobs.probe:handlers"]
+    return worker_processes(url, tmp, queues="probe", env=env, args=args)
 
 
 def _enqueue(url: str, payloads: list[dict[str, object]]) -> list[int]:

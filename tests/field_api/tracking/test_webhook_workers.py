@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from sqlalchemy import select
@@ -36,85 +34,32 @@ from field_api.tracking.models import WebhookDelivery
 from field_api.tracking.rules import EventType
 from field_api.tracking.sender import LANE_KIND
 from tests.builders import make_order
+from tests.worker_processes import WorkerProcesses, wait_for, worker_processes
 
 from .receivers import Log, answering, trickling
 
-REPO = Path(__file__).resolve().parents[3]
 DEADLINE_S = 120.0
 ORDERS = 3
 HEALTHY_BOUND_S = 1.0  # issue 20: no delay of the healthy subscriber beyond a second
 
 
 def _wait_for(what: str, condition: Callable[[], bool], *, timeout_s: float = DEADLINE_S) -> None:
-    """Poll a condition until it holds (a deadline, not a timing assumption)."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+    wait_for(what, condition, timeout_s=timeout_s, poll_s=0.02)
 
 
-class Workers:
-    """Worker processes on the ``webhooks`` queue, with short settings."""
-
-    def __init__(self, url: str, tmp: Path) -> None:
-        self.tmp = tmp
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "PYTHONPATH": str(REPO),
-            "FIELDOPS_ENV": "test",
-            "FIELDOPS_DATABASE_URL": url,
-            "FIELDOPS_MEDIA_DIR": str(tmp / "media"),
-            "FIELDOPS_AUDIT_KEY_PATH": str(tmp / "k" / "chain.key"),
-            "FIELDOPS_AUDIT_CHECKPOINT_KEY_PATH": str(tmp / "k" / "cp.key"),
-            "FIELDOPS_AUDIT_CHECKPOINT_DIR": str(tmp / "cp"),
-            "FIELDOPS_JOBS_POLL_S": "0.05",
-            "FIELDOPS_JOBS_LEASE_S": "10",
-            "FIELDOPS_JOBS_WEBHOOK_EVERY_S": "0.5",
-            "FIELDOPS_WEBHOOK_ATTEMPT_DEADLINE_S": "1.5",
-            "FIELDOPS_WEBHOOK_POLL_S": "0.05",
-            "FIELDOPS_WEBHOOK_RETRY_BASE_S": "0.2",
-            "FIELDOPS_WEBHOOK_RETRY_MAX_S": "0.5",
-            "FIELDOPS_WEBHOOK_MAX_ATTEMPTS": "50",
-        }
-
-    def start(self) -> subprocess.Popen[bytes]:
-        log = self.tmp / f"worker-{len(self.procs)}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "fieldops.cli", "worker", "--queues", "webhooks"],
-                env=self.env, cwd=self.tmp, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        self.procs.append(proc)
-
-        def started() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"worker exited: {log.read_text(errors='replace')}")
-            return "worker started" in log.read_text(errors="replace")
-
-        _wait_for("the worker to start", started)
-        return proc
-
-    def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-@contextmanager
-def _workers(url: str, tmp: Path) -> Iterator[Workers]:
-    running = Workers(url, tmp)
-    try:
-        yield running
-    finally:
-        running.stop_all()
+def _workers(url: str, tmp: Path) -> AbstractContextManager[WorkerProcesses]:
+    """Workers on the ``webhooks`` queue with short lease, retry and deadline settings."""
+    env = {
+        "FIELDOPS_JOBS_POLL_S": "0.05",
+        "FIELDOPS_JOBS_LEASE_S": "10",
+        "FIELDOPS_JOBS_WEBHOOK_EVERY_S": "0.5",
+        "FIELDOPS_WEBHOOK_ATTEMPT_DEADLINE_S": "1.5",
+        "FIELDOPS_WEBHOOK_POLL_S": "0.05",
+        "FIELDOPS_WEBHOOK_RETRY_BASE_S": "0.2",
+        "FIELDOPS_WEBHOOK_RETRY_MAX_S": "0.5",
+        "FIELDOPS_WEBHOOK_MAX_ATTEMPTS": "50",
+    }
+    return worker_processes(url, tmp, queues="webhooks", env=env)
 
 
 def _enqueue(factory: sessionmaker[Session], order_id: int, n: int) -> tuple[str, float]:
