@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, event, func, inspect, select, text
@@ -155,7 +156,7 @@ class QueuedEvent:
     entity_id: str
     content_hash: str | None
     detail: str | None
-    at: Any
+    at: datetime
 
 
 def _queue(session: Session) -> list[QueuedEvent]:
@@ -222,7 +223,7 @@ def append(
     content_hash: str | None,
     detail: str | None = None,
     keys: audit_keys.AuditKeys | None = None,
-    at: Any = None,
+    at: datetime | None = None,
 ) -> AuditEvent:
     """Link one event into the chain now (taking the chain's lock for the transaction)."""
     keys = keys or audit_keys.current()
