@@ -26,7 +26,7 @@ linked before the read).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -199,17 +199,7 @@ def append_queued(session: Session) -> int:
     """Link the events queued by :func:`record` into the chain, in the order they were named
     (under the chain's lock, held until the transaction ends); returns how many."""
     queue: list[QueuedEvent] = session.info.pop(_QUEUE_KEY, None) or []
-    for queued in queue:
-        append(
-            session,
-            actor=queued.actor,
-            action=queued.action,
-            entity_type=queued.entity_type,
-            entity_id=queued.entity_id,
-            content_hash=queued.content_hash,
-            detail=queued.detail,
-            at=queued.at,
-        )
+    _link(session, queue)
     return len(queue)
 
 
@@ -226,32 +216,53 @@ def append(
     at: datetime | None = None,
 ) -> AuditEvent:
     """Link one event into the chain now (taking the chain's lock for the transaction)."""
+    queued = QueuedEvent(
+        actor=actor, action=action, entity_type=entity_type, entity_id=entity_id,
+        content_hash=content_hash, detail=detail, at=at if at is not None else clock.now(),
+    )
+    [linked] = _link(session, [queued], keys=keys)
+    return linked
+
+
+def _link(
+    session: Session, events: Sequence[QueuedEvent], *, keys: audit_keys.AuditKeys | None = None
+) -> list[AuditEvent]:
+    """Link ``events`` into the chain in order: the lock taken and the head read once, the
+    events written in one batch and the head moved once — the chain's lock is held for a few
+    statements whatever the number of events a transaction recorded."""
+    if not events:
+        return []
     keys = keys or audit_keys.current()
     _lock(session)
     head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one_or_none()
     if head is None:
         head = AuditHead(id=1, count=0, last_hash=GENESIS)
         session.add(head)
-    event = AuditEvent(
-        seq=head.count + 1,
-        at=at if at is not None else clock.now(),
-        actor_id=actor.user_id if actor else None,
-        actor_role=actor.role.value if actor else "system",
-        action=action,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        row_hash=content_hash,
-        key_id=keys.chain_key_id,
-        detail=detail,
-        prev_hash=head.last_hash,
-        hash="",
-    )
-    event.hash = link_hash(keys.chain_key, head.last_hash, _event_fields(event))
-    session.add(event)
-    head.count = event.seq
-    head.last_hash = event.hash
+    seq, last_hash = head.count, head.last_hash
+    linked: list[AuditEvent] = []
+    for queued in events:
+        seq += 1
+        actor = queued.actor
+        event = AuditEvent(
+            seq=seq,
+            at=queued.at,
+            actor_id=actor.user_id if actor else None,
+            actor_role=actor.role.value if actor else "system",
+            action=queued.action,
+            entity_type=queued.entity_type,
+            entity_id=queued.entity_id,
+            row_hash=queued.content_hash,
+            key_id=keys.chain_key_id,
+            detail=queued.detail,
+            prev_hash=last_hash,
+            hash="",
+        )
+        event.hash = last_hash = link_hash(keys.chain_key, last_hash, _event_fields(event))
+        linked.append(event)
+    session.add_all(linked)
+    head.count, head.last_hash = seq, last_hash
     session.flush()
-    return event
+    return linked
 
 
 def record_schema_change(
@@ -310,20 +321,24 @@ def record_unrecorded(session: Session) -> int:
     how many events were added."""
     session.flush()
     pending = _unrecorded(session)
+    actor = session.info.get(ACTOR_KEY)
     added = 0
     while pending:
-        (table_name, entity_id), _deleted = pending.popitem()
-        values = current_row_values(session, table_name, entity_id)
-        action = f"{table_name}.delete" if values is None else f"{table_name}.write"
-        append(
-            session,
-            actor=session.info.get(ACTOR_KEY),
-            action=action,
-            entity_type=table_name,
-            entity_id=entity_id,
-            content_hash=row_hash(values) if values is not None else None,
-        )
-        added += 1
+        batch: list[QueuedEvent] = []
+        while pending:
+            (table_name, entity_id), _deleted = pending.popitem()
+            values = current_row_values(session, table_name, entity_id)
+            batch.append(QueuedEvent(
+                actor=actor,
+                action=f"{table_name}.delete" if values is None else f"{table_name}.write",
+                entity_type=table_name,
+                entity_id=entity_id,
+                content_hash=row_hash(values) if values is not None else None,
+                detail=None,
+                at=clock.now(),
+            ))
+        _link(session, batch)
+        added += len(batch)
     return added
 
 
