@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from field_api.common.heap import freeze_startup_heap
 from field_api.config import Settings
 from field_api.jobs.rules import Backoff
 from field_api.jobs.worker import Handler, Periodic, Worker, WorkerConfig
@@ -151,6 +152,9 @@ async def _lifespan(app: FastAPI, *, wiring: Wiring) -> AsyncIterator[None]:
         # All background work (photo analysis, webhooks, SMS, sweeps) runs in job workers.
         log.info("this API process runs no job worker: start `fieldops worker` beside it")
     app.state.worker = worker
+    if settings.env != "test":  # a test process starts many apps; a server starts one
+        # start-up is done: later full collections walk only what requests allocate
+        freeze_startup_heap()
     try:
         yield
     finally:

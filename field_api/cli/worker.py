@@ -33,6 +33,7 @@ def run(
     """Run a worker until SIGTERM/SIGINT (or, with ``once``, until nothing is due)."""
     from field_api import workers
     from field_api.cli.context import service_context
+    from field_api.common.heap import freeze_startup_heap
     from field_api.wiring import job_handlers, periodic_jobs
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
@@ -50,6 +51,7 @@ def run(
         # SIGTERM/SIGINT: each thread finishes its job in flight, then the worker stops.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: worker.stop_event.set())
+        freeze_startup_heap()  # handlers imported: later collections walk only new objects
         worker.start()
         log.info(
             "worker started: %d thread(s) on queues %s",
