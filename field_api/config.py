@@ -419,6 +419,9 @@ class Settings(BaseSettings):
     media_dir: Path = Path("var/media")
     token_pepper: str = DEV_TOKEN_PEPPER
     max_json_body_bytes: int = Field(default=256 * 1024, gt=0)
+    # Requests one keep-alive connection serves before it is closed (field_api.keepalive: spreads
+    # long-lived connections over `fieldops serve --workers N`); 0: never closed.
+    keepalive_requests: int = Field(default=100, ge=0)
     idempotency_ttl_hours: int = Field(default=72, gt=0)
     idempotency_lease_s: int = Field(default=60, gt=0)
     signing_key_path: Path = Path("var/keys/contract-signing.key")

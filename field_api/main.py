@@ -24,6 +24,7 @@ from field_api.deps import get_current_user
 from field_api.error_codes import field_errors_sentence
 from field_api.errors import DomainError, ErrorBody, FieldError, ServiceUnavailable, error_body
 from field_api.idempotency.middleware import IdempotencyMiddleware
+from field_api.keepalive import KeepAliveLimit
 from field_api.language import language_of
 from field_api.sms import crypto as sms_crypto
 from field_api.workers import Wiring
@@ -255,6 +256,7 @@ def create_app(
     _document_errors(app)  # after api_doc: an operation with "security" is authenticated
     paging.install(app)  # X-Total-Count and Link headers of the paged lists
     app.add_middleware(IdempotencyMiddleware, max_body_bytes=settings.max_json_body_bytes)
+    app.add_middleware(KeepAliveLimit, max_requests=settings.keepalive_requests)
     security_headers.install(app)  # outermost: every answer (a 500 too) gets the headers
 
     @app.get("/healthz", tags=["meta"])

@@ -38,6 +38,7 @@ ENVIRONMENT: list[tuple[str, str, str, Any]] = [
     ("FIELDOPS_MEDIA_DIR", "/srv/media", "media_dir", Path("/srv/media")),
     ("FIELDOPS_TOKEN_PEPPER", "pepper-0123456789", "token_pepper", "pepper-0123456789"),
     ("FIELDOPS_MAX_JSON_BODY_BYTES", "1234", "max_json_body_bytes", 1234),
+    ("FIELDOPS_KEEPALIVE_REQUESTS", "7", "keepalive_requests", 7),
     ("FIELDOPS_IDEMPOTENCY_TTL_HOURS", "5", "idempotency_ttl_hours", 5),
     ("FIELDOPS_IDEMPOTENCY_LEASE_S", "7", "idempotency_lease_s", 7),
     ("FIELDOPS_SIGNING_KEY_PATH", "/k/s.key", "signing_key_path", Path("/k/s.key")),
