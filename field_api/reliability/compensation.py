@@ -50,7 +50,8 @@ counts_above_min = 3
 [category.lv]
 long_hours = 4
 long_credit = "20.00"
-yearly_count = 2
+# low so the demo's few outages show frequency credits too
+yearly_count = 1
 beyond_credit = "10.00"
 
 [category.mv]
