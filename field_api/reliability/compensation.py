@@ -309,6 +309,7 @@ def summary(
     end: date | None = None,
 ) -> CompensationRead:
     """Totals per district and category of what the period's interruptions are owed."""
+    require(actor, COMPENSATION_ROLES, "read compensation")
     period = period_of(start, end)
     loaded, items, found = owed_points(session, settings, actor, period)
     covered = set(loaded.policy.categories)
@@ -356,6 +357,7 @@ def csv_rows(
 ) -> tuple[Period, list[dict[str, object]]]:
     """One billing row per supply point interrupted in the period, keyed by supply point and
     account numbers (no names, no phones)."""
+    require(actor, COMPENSATION_ROLES, "read compensation")
     period = period_of(start, end)
     _, items, _ = owed_points(session, settings, actor, period)
     return period, [_csv_row(period, i) for i in items]

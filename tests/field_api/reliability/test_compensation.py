@@ -263,8 +263,9 @@ def test_bad_periods_and_roles(
     r = client.get("/reliability/compensation", params={"start": "2026-13-01"}, headers=planner)
     assert r.status_code == 422
     for role in ("dispatcher", "storekeeper"):
-        r = client.get("/reliability/compensation", headers=auth(people[role]))
-        assert r.status_code == 403 and r.json()["code"] == "reliability.role_forbidden"
+        for query in ({}, {"start": "2026-05-01", "end": "2026-04-01"}):  # roles come first
+            r = client.get("/reliability/compensation", params=query, headers=auth(people[role]))
+            assert r.status_code == 403 and r.json()["code"] == "reliability.role_forbidden"
     r = client.get("/reliability/compensation", headers=auth(people["admin"]))
     assert r.status_code == 200 and r.json()["overall"]["total"] == "0.00"
 
