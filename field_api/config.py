@@ -21,7 +21,7 @@ variable names it always had:
 - ``settings.sms``: ``FIELDOPS_SMS_*`` (the SMS gateway, its templates, the message key).
 - ``settings.reliability``: ``FIELDOPS_RELIABILITY_*`` (the DL/T 836.1 and IEEE 1366
   thresholds, the urban and rural SAIDI targets, the default major-event-day threshold, the
-  register snapshot job's period).
+  register snapshot job's period, the compensation policy file).
 
 Each section is a ``BaseSettings`` of its own (its prefix keeps the old names), built from the
 environment when the ``Settings`` value is; tests may pass sections explicitly.
@@ -35,7 +35,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -321,6 +328,17 @@ class ReliabilitySettings(BaseSettings):
     snapshot_every_s: float = Field(
         default=3600.0, gt=0, description="How often the job snapshots this month's register."
     )
+    compensation_path: Path | None = Field(
+        default=None,
+        description="The compensation policy (a TOML file: credits per interruption longer than "
+        "N hours and beyond M a year, per customer category); unset: the compensation report "
+        "says the policy is missing (a development server uses a labelled demo policy).",
+    )
+
+    @field_validator("compensation_path", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
 
 
 class StorageSettings(BaseSettings):

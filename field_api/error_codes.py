@@ -319,6 +319,20 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "reliability.outage_open": _m(
         "停电记录 {outage_id} 尚未结束", "outage {outage_id} is still open"
     ),
+    "reliability.compensation_policy_missing": _m(
+        "未设置停电赔偿政策（{variable}），无法计算赔偿",
+        "no compensation policy is set ({variable}); compensation cannot be computed",
+    ),
+    "reliability.compensation_policy_invalid": _m(
+        "停电赔偿政策无效：{reason}", "the compensation policy is invalid: {reason}"
+    ),
+    "reliability.compensation_period_invalid": _m(
+        "统计期结束日 {end} 早于开始日 {start}",
+        "the period ends ({end}) before it starts ({start})",
+    ),
+    "reliability.compensation_period_too_long": _m(
+        "统计期最长 {max_days} 天", "the period is at most {max_days} days"
+    ),
     # -- contracts -------------------------------------------------------------------------
     "contract.not_found": _m(
         "工单 {order_id} 尚无合同", "work order {order_id} has no contract yet"

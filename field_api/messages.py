@@ -455,6 +455,18 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "csv.target_h": _m("目标（小时/户）", "Target (h)"),
     "csv.projection_h": _m("年末预测（小时/户）", "Year-end projection (h)"),
     "csv.projection_method": _m("预测方法", "Projection method"),
+    # compensation for service interruptions (order 19)
+    "csv.accounts": _m("户号（以;分隔）", "Accounts (;-separated)"),
+    "csv.category": _m("用户类别", "Customer category"),
+    "csv.covered": _m("政策有规定", "Covered by the policy"),
+    "csv.interruptions": _m("停电次数", "Interruptions"),
+    "csv.long_interruptions": _m("超时长停电次数", "Long interruptions"),
+    "csv.beyond_interruptions": _m("超次数停电次数", "Interruptions beyond the yearly count"),
+    "csv.long_credit": _m("超时长赔偿（元）", "Long-interruption credit (yuan)"),
+    "csv.beyond_credit": _m("超次数赔偿（元）", "Frequency credit (yuan)"),
+    "csv.total": _m("赔偿合计（元）", "Total credit (yuan)"),
+    "csv.period_start": _m("统计期开始", "Period start"),
+    "csv.period_end": _m("统计期结束", "Period end"),
     # -- webhook targets refused (field_api.tracking.targets) ------------------------------
     "webhook_target.control_characters": _m(
         "地址含有空白或控制字符", "the URL contains whitespace or control characters"

@@ -62,6 +62,7 @@ def routers() -> list[APIRouter]:
     from field_api.kits import endpoints as kits
     from field_api.media import endpoints as media
     from field_api.network import endpoints as network
+    from field_api.reliability import compensation_endpoints as compensation
     from field_api.reliability import endpoints as reliability
     from field_api.schemes import endpoints as schemes
     from field_api.tracking import endpoints as tracking
@@ -84,6 +85,7 @@ def routers() -> list[APIRouter]:
         media.router,
         network.router,
         reliability.router,  # customer register, outages, SAIDI/SAIFI
+        compensation.router,  # compensation for service interruptions
         schemes.router,
         tracking.router,
         visits.router,

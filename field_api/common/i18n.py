@@ -299,6 +299,42 @@ _MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "reliability.med.2.5beta": ("2.5β 法", "2.5β method"),
     "reliability.med.planner": ("计划员设定阈值", "planner's threshold"),
     "reliability.med.none": ("无阈值", "no threshold"),
+    "reliability.comp.title": ("停电赔偿（按供电所与用户类别，元）",
+                               "Compensation for interruptions (by district and category, yuan)"),
+    "reliability.comp.period": ("统计期 {start} 至 {end}", "Period {start} to {end}"),
+    "reliability.comp.missing": (
+        "尚未设置停电赔偿政策：请管理员以 FIELDOPS_RELIABILITY_COMPENSATION_PATH 指定政策文件。"
+        "未设置政策时不计算赔偿，也不显示为零。",
+        "No compensation policy is set: an administrator names the policy file in "
+        "FIELDOPS_RELIABILITY_COMPENSATION_PATH. Without a policy nothing is computed (never "
+        "shown as zero).",
+    ),
+    "reliability.comp.dev_policy": ("当前为开发环境的示例政策（仅供演示，非正式赔偿标准）",
+                                    "Development demo policy (for the demo only, not a real "
+                                    "compensation scheme)"),
+    "reliability.comp.rule_long": ("停电超过 {hours} 小时，每次 {credit} 元",
+                                   "{credit} yuan per interruption longer than {hours} h"),
+    "reliability.comp.rule_beyond": ("一年内第 {count} 次以后，每次 {credit} 元",
+                                     "{credit} yuan per interruption beyond {count} a year"),
+    "reliability.comp.no_rule": ("无赔偿规定", "no rule"),
+    "reliability.comp.uncovered": ("以下用户类别在政策中无规定，未计赔偿：{categories}",
+                                   "The policy has no rule for: {categories} (nothing owed)"),
+    "reliability.comp.apart": (
+        "另有 {open} 次停电尚未结束、{unattributed} 次为人工指定户数（无供电点），未计入赔偿",
+        "Not credited: {open} interruption(s) still open, {unattributed} recorded by override "
+        "(no supply point known)",
+    ),
+    "reliability.comp.category.lv": ("低压用户", "Low-voltage"),
+    "reliability.comp.category.mv": ("中压用户", "Medium-voltage"),
+    "reliability.comp.category": ("用户类别", "Category"),
+    "reliability.comp.district": ("供电所", "District"),
+    "reliability.comp.points": ("停电供电点", "Supply points interrupted"),
+    "reliability.comp.owed_points": ("应赔供电点", "Supply points owed"),
+    "reliability.comp.interruptions": ("停电次数", "Interruptions"),
+    "reliability.comp.long": ("超时长赔偿（元）", "Long-interruption credit (yuan)"),
+    "reliability.comp.beyond": ("超次数赔偿（元）", "Frequency credit (yuan)"),
+    "reliability.comp.total": ("合计（元）", "Total (yuan)"),
+    "reliability.comp.all": ("全部", "All"),
     "planner.first_pass": ("验收一次通过率", "First-pass acceptance rate"),
     "planner.one_visit": ("一次上门完成率", "One-visit completion rate"),
     "planner.compliance": ("时限达标率", "Time-limit compliance"),

@@ -138,6 +138,8 @@ ENVIRONMENT: list[tuple[str, str, str, Any]] = [
     ("FIELDOPS_RELIABILITY_TARGET_RURAL_H", "6", "reliability.target_rural_h", 6.0),
     ("FIELDOPS_RELIABILITY_MED_THRESHOLD_MIN", "45", "reliability.med_threshold_min", 45.0),
     ("FIELDOPS_RELIABILITY_SNAPSHOT_EVERY_S", "60", "reliability.snapshot_every_s", 60.0),
+    ("FIELDOPS_RELIABILITY_COMPENSATION_PATH", "/etc/fieldops/compensation.toml",
+     "reliability.compensation_path", Path("/etc/fieldops/compensation.toml")),
 ]
 NAMES = sorted({name for name, *_ in ENVIRONMENT})
 

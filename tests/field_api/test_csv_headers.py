@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -33,6 +34,7 @@ EXPORTS: list[tuple[str, dict[str, str]]] = [
     ("/reliability/customers.csv", {}),
     ("/reliability/indices.csv", {"year": "2026"}),
     ("/reliability/indices.csv", {"year": "2026", "definition": "ieee1366"}),
+    ("/reliability/compensation.csv", {}),
 ]
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -45,7 +47,10 @@ def _header(client: TestClient, token: str, path: str, query: dict[str, str], **
 
 
 @pytest.fixture
-def admin(session: Session, settings: Settings) -> str:
+def admin(session: Session, settings: Settings, tmp_path: Path) -> str:
+    policy = tmp_path / "compensation.toml"  # the compensation export needs a policy
+    policy.write_text('[category.lv]\nlong_hours = 4\nlong_credit = "20.00"\n', encoding="utf-8")
+    settings.reliability.compensation_path = policy
     _, token = make_user(session, settings, role=Role.admin)
     session.commit()
     return token

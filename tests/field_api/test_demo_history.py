@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,7 @@ def test_cli_history_is_audited_idempotent_and_believable(
     finally:
         engine.dispose()
     _assert_indices_answer()
+    _assert_compensation_answer()
 
 
 def _assert_believable(session: Session, created: int) -> None:
@@ -233,3 +235,17 @@ def _assert_indices_answer() -> None:
     assert urban["customer_interruptions"] > 0 and rural["customer_interruptions"] > 0
     assert 0.5 < urban["saidi_h"] < areas["urban"]["target_h"] * 1.5
     assert 0.5 < rural["saidi_h"] < areas["rural"]["target_h"]
+
+
+def _assert_compensation_answer() -> None:
+    """GET /reliability/compensation on a development server without a policy file: the
+    labelled demo policy, and the demo's outages are owed something."""
+    with TestClient(create_app()) as client:
+        response = client.get(
+            "/reliability/compensation",
+            headers={"Authorization": f"Bearer {DEMO_TOKENS['planner']}"},
+        )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["policy"]["source"] == "development_default"
+    assert Decimal(body["overall"]["total"]) > 0 and body["totals"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -148,3 +149,77 @@ def test_the_planner_dashboard_links_to_the_page_and_back(
     expect(page.locator("#to-reliability")).to_have_text("Supply reliability indices →")
     page.goto(f"{live_server.url}/app/reliability?lang=en")
     expect(page.locator("#to-planner")).to_have_text("← Back to the planner dashboard")
+
+
+# lv: 12.50 per interruption longer than 15 min; mv: 100.00 per one longer than 30 min
+POLICY = """
+[category.lv]
+long_hours = 0.25
+long_credit = "12.50"
+[category.mv]
+long_hours = 0.5
+long_credit = "100.00"
+"""
+
+
+def test_the_compensation_section_says_a_missing_policy_then_draws_the_totals(
+    page: Any, live_server: LiveServer, start: datetime, tmp_path: Path
+) -> None:
+    """Without a policy the section says so (no chart, no CSV, never zeros); with one it draws
+    the service's totals per district and category. Hand-checked for T-REL (the fault above):
+    SP-REL-1 and SP-REL-2 (lv, back after 30 min) 12.50 each = 25.00; SP-REL-3 (mv, back after
+    60 min) 100.00."""
+    settings = live_server.settings.reliability
+    assert settings.compensation_path is None  # tests have no development default
+    signed_in(page, live_server.tokens["planner"], "/app/reliability")
+    expect(page.locator("#panels")).to_have_attribute("data-loaded", "true")
+    section = page.locator("#panel-compensation")
+    expect(section).to_have_attribute("data-state", "missing")
+    expect(section.locator("#comp-problem")).to_contain_text("尚未设置停电赔偿政策")
+    expect(page.locator("#panel-compensation-csv")).to_have_count(0)
+    expect(section.locator(".chart")).to_have_count(0)
+    policy = tmp_path / "compensation.toml"
+    policy.write_text(POLICY, encoding="utf-8")
+    settings.compensation_path = policy
+    try:
+        page.click("#indices-form button[type=submit]")
+        expect(page.locator("#panels")).to_have_attribute("data-loaded", "true")
+        expect(section).to_have_attribute("data-state", "loaded")
+        year = clock.to_china(start).year
+        report = httpx.get(
+            f"{live_server.url}/reliability/compensation",
+            params={"start": f"{year}-01-01"},
+            headers={"Authorization": f"Bearer {live_server.tokens['planner']}"},
+        ).json()
+        drawn = page.evaluate(CHART, '#panel-compensation .chart[data-chart="compensation"]')
+        names = {"lv": "低压用户", "mv": "中压用户"}
+        for row in report["totals"]:
+            assert _series(drawn, names[row["category"]])[row["district"]] == float(row["total"])
+        assert _series(drawn, "低压用户")["T-REL"] == 25.0
+        assert _series(drawn, "中压用户")["T-REL"] == 100.0
+        expect(section.locator("#comp-dev-policy")).to_have_count(0)  # the operator's file
+        table = section.locator("details.data-table")
+        expect(table.locator("tr", has_text="T-REL").first).to_contain_text("25.00")
+        expect(table.locator("tr", has_text="全部").last).to_contain_text(
+            report["overall"]["total"]
+        )
+        audit(page)
+        shot(page, f"reliability-compensation-{page.viewport_size['width']}")
+        with page.expect_download() as download:
+            page.click("#panel-compensation-csv")
+        text = download.value.path().read_text(encoding="utf-8-sig")
+        assert text.splitlines()[0].startswith("供电点,户号")
+        assert "SP-REL-3,REL-3,mv,T-REL,rural,是,1,1,0,100.00,0.00,100.00" in text
+        assert "周一" not in text and "13900000001" not in text
+        page.goto(f"{live_server.url}/app/reliability?lang=en")
+        expect(page.locator("#panel-compensation")).to_have_attribute("data-state", "loaded")
+        expect(page.locator("#panel-compensation-title")).to_contain_text("Compensation")
+        expect(page.locator("#panel-compensation details.data-table")).to_contain_text(
+            "Total (yuan)"
+        )
+    finally:
+        settings.compensation_path = None
+    page.reload()
+    expect(page.locator("#panel-compensation #comp-problem")).to_contain_text(
+        "No compensation policy is set"
+    )

@@ -2,8 +2,9 @@
  * (the year to date through each month against 2.38 h / 8.52 h a year; each month's own SAIDI
  * in the table), and each district's area year to date
  * with its year-end projection and the projection's method; SAIFI, CAIDI, ASAI and short
- * interruptions in the tables beside; the server's CSV export. All figures come from
- * GET /reliability/indices (the page computes nothing of its own). Charts: js/charts.js.
+ * interruptions in the tables beside; the server's CSV export; compensation for interruptions
+ * per district and customer category (GET /reliability/compensation, its billing CSV). All
+ * figures come from the API (the page computes nothing of its own). Charts: js/charts.js.
  */
 (function () {
   "use strict";
@@ -115,6 +116,78 @@
     });
   }
 
+  /* Compensation for interruptions: GET /reliability/compensation for the chosen year (to
+   * today), totals per district stacked by customer category, the table beside, the billing
+   * CSV; a missing or invalid policy is said in the panel, never drawn as zeros. */
+  function categoryName(c) { return c ? t("reliability.comp.category." + c) : t("reliability.comp.all"); }
+
+  function compensationPeriod(year) {
+    var today = FO.chinaToday();
+    var end = year + "-12-31";
+    return { start: year + "-01-01", end: end < today ? end : today };
+  }
+
+  function policyLines(policy) {
+    return policy.categories.map(function (r) {
+      var parts = [];
+      if (r.long_hours !== null) parts.push(t("reliability.comp.rule_long", { hours: r.long_hours, credit: r.long_credit }));
+      if (r.yearly_count !== null) parts.push(t("reliability.comp.rule_beyond", { count: r.yearly_count, credit: r.beyond_credit }));
+      return categoryName(r.category) + " · " + (parts.join(" · ") || t("reliability.comp.no_rule"));
+    });
+  }
+
+  function compensationView(report, body) {
+    var hints = [t("reliability.comp.period", { start: report.start, end: report.end })].concat(policyLines(report.policy));
+    if (report.policy.source === "development_default") {
+      body.appendChild(el("p", { class: "notice", id: "comp-dev-policy", text: t("reliability.comp.dev_policy") }));
+    }
+    hints.forEach(function (h) { body.appendChild(el("p", { class: "hint", text: h })); });
+    if (report.uncovered_categories.length) {
+      body.appendChild(el("p", { class: "hint", id: "comp-uncovered", text: t("reliability.comp.uncovered", {
+        categories: report.uncovered_categories.map(categoryName).join("、") }) }));
+    }
+    if (report.open_interruptions || report.unattributed_interruptions) {
+      body.appendChild(el("p", { class: "hint", text: t("reliability.comp.apart", {
+        open: report.open_interruptions, unattributed: report.unattributed_interruptions }) }));
+    }
+    if (!report.totals.length) { body.appendChild(el("p", { class: "hint", text: t("planner.no_data") })); return; }
+    var districts = [], categories = [];
+    report.totals.forEach(function (r) {
+      if (districts.indexOf(r.district) < 0) districts.push(r.district);
+      if (categories.indexOf(r.category) < 0) categories.push(r.category);
+    });
+    C.stackedBars(body, "compensation", districts, categories.map(function (c) {
+      return { name: categoryName(c), values: districts.map(function (d) {
+        var row = report.totals.filter(function (r) { return r.district === d && r.category === c; })[0];
+        return row ? Number(row.total) : 0;
+      }) };
+    }), { label: t("reliability.comp.title") });
+    var rows = report.totals.concat([report.overall]).map(function (r) {
+      return [r.district || t("reliability.comp.all"), categoryName(r.category), r.supply_points, r.owed_supply_points,
+        r.interruptions, r.long_credit, r.beyond_credit, r.total];
+    });
+    body.appendChild(table([t("reliability.comp.district"), t("reliability.comp.category"), t("reliability.comp.points"),
+      t("reliability.comp.owed_points"), t("reliability.comp.interruptions"), t("reliability.comp.long"),
+      t("reliability.comp.beyond"), t("reliability.comp.total")], rows));
+  }
+
+  function loadCompensation(year) {
+    var params = qs(compensationPeriod(year));
+    var body = panel("panel-compensation", t("reliability.comp.title"), "/reliability/compensation.csv?" + params);
+    var root = document.getElementById("panel-compensation");
+    return FO.api("GET", "/reliability/compensation?" + params).then(function (report) {
+      compensationView(report, body);
+      root.setAttribute("data-state", "loaded");
+    }).catch(function (err) {
+      if (err.status === 401) throw err;
+      document.getElementById("panel-compensation-csv").remove();  // nothing to bill
+      var missing = err.code === "reliability.compensation_policy_missing";
+      body.appendChild(el("p", { class: "notice notice--error", role: "alert", id: "comp-problem",
+        text: missing ? t("reliability.comp.missing") : t("app.error", { detail: err.detail || err.status }) }));
+      root.setAttribute("data-state", missing ? "missing" : "error");
+    });
+  }
+
   function load(query) {
     C.disposeAll();
     var panels = document.getElementById("panels");
@@ -126,6 +199,8 @@
       var csvUrl = "/reliability/indices.csv?" + params;
       monthsView(report, csvUrl);
       districtsView(report, csvUrl);
+      return loadCompensation(query.year);
+    }).then(function () {
       panels.setAttribute("data-loaded", "true");
     }).catch(function (err) {
       if (err.status === 401) { FO.signOut(); start(); return; }
