@@ -9,7 +9,12 @@ differ only in how each model call is made:
   Runtime, torch; 2 threads) + own numpy decode/NMS; ``--also-backend openvino`` adds a row
   for another backend (e.g. f32) in the same alternating rounds;
 - baseline: ``YOLO(weights).predict(images, imgsz=stage imgsz, conf=..., iou=...)`` with every
-  other Ultralytics default (torch, the thread count Ultralytics picks, its own pre/post).
+  other Ultralytics default (torch, the thread count Ultralytics picks, its own pre/post);
+- the one-network alternative (order 17, item 1: what an inspector would otherwise run):
+  ``YOLO(<first stage's weights>).predict(photo_path, imgsz=640)`` in a plain loop, every other
+  setting default, reading the same photos by path (``--skip-plain`` leaves it out);
+- ours with one thread (``--threads 1``), beside ours with the default two: the share of the
+  speed-up that comes from using both cores.
 
 Also printed: the backend's raw forward-pass time per network call, how much of the pipeline's
 time is spent inside forward passes, and the RSS after 100 and after ``--rss-count`` photos.
@@ -219,6 +224,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rss-count", type=int, default=10_000,
                         help="photos streamed for the RSS check (0 skips it)")
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--skip-plain", action="store_true",
+                        help="leave out the one-network 640 predict loop")
     parser.add_argument("--also-backend", action="append", default=[],
                         help="another backend of ours timed in the same rounds (repeatable)")
     parser.add_argument("--write-card", action="store_true",
@@ -239,8 +246,29 @@ def photo_paths(args: argparse.Namespace, tmp: Path) -> list[Path]:
     return paths
 
 
+class PlainLoop:
+    """The one-network alternative: ``YOLO(weights).predict(path, imgsz=640)`` photo by photo,
+    every other setting Ultralytics' default (it reads and decodes each photo itself)."""
+
+    def __init__(self, weights: Path) -> None:
+        from ultralytics import YOLO
+
+        self.weights = weights
+        self.yolo = YOLO(str(weights), task="detect")
+
+    def run(self, paths: Sequence[Path]) -> tuple[float, float, int]:
+        """(wall seconds, CPU seconds, boxes) for ``paths``, one predict call per photo."""
+        boxes = 0
+        cpu_start = time.process_time()
+        start = time.perf_counter()
+        for path in paths:
+            boxes += sum(len(r.boxes) for r in self.yolo.predict(str(path), imgsz=640,
+                                                                 verbose=False))
+        return time.perf_counter() - start, time.process_time() - cpu_start, boxes
+
+
 class Contenders:
-    """Our detector (forward passes clocked), the baseline and the other backends of ours."""
+    """Our detector (forward passes clocked), the baselines and the other variants of ours."""
 
     def __init__(self, model: str, args: argparse.Namespace) -> None:
         self.ours = Detector(model, backend=args.backend)
@@ -249,6 +277,10 @@ class Contenders:
             self.ours.stages[name].runner = clock
         self.base = None if args.skip_baseline else baseline_detector(model)
         self.others = {b: Detector(model, backend=b) for b in args.also_backend}
+        self.others["1 thread"] = Detector(model, backend=args.backend, threads=1)
+        first = next(iter(self.ours.card.stages))
+        self.plain = None if args.skip_plain else PlainLoop(
+            self.ours.card.stage_path(first, "torch"))
 
     def all(self) -> dict[str, Detector]:
         """Every pipeline by row name, ours first."""
@@ -258,21 +290,34 @@ class Contenders:
         out.update(self.others)
         return out
 
+    def run(self, name: str, paths: Sequence[Path]) -> tuple[float, float, int]:
+        """Time one contender (a pipeline of ours, the baseline or the plain loop) on ``paths``."""
+        if name == "plain":
+            assert self.plain is not None
+            return self.plain.run(paths)
+        return run_pipeline(self.all()[name], paths)
+
+    def names(self) -> list[str]:
+        return [*self.all(), *(["plain"] if self.plain is not None else [])]
+
 
 def timed_rounds(
     contenders: Contenders, timed: Sequence[Path], rounds: int
 ) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
-    """Alternating rounds after a warm-up; medians of (wall, CPU) ms per photo and boxes."""
-    for detector in contenders.all().values():
-        run_pipeline(detector, timed[:4])  # warm-up: first-call allocations, lazy init
+    """Alternating rounds after a warm-up; medians of (wall, CPU) ms per photo and boxes.
+
+    Each round times every contender on the same photos once they are warm: the time per photo
+    is the marginal one (start-up and first-call costs are out of it)."""
+    for name in contenders.names():
+        contenders.run(name, timed[:4])  # warm-up: first-call allocations, lazy init
     for clock in contenders.clocks.values():
         clock.seconds, clock.calls = 0.0, 0
-    wall: dict[str, list[float]] = {name: [] for name in contenders.all()}
-    cpu: dict[str, list[float]] = {name: [] for name in contenders.all()}
+    wall: dict[str, list[float]] = {name: [] for name in contenders.names()}
+    cpu: dict[str, list[float]] = {name: [] for name in contenders.names()}
     boxes: dict[str, int] = {}
     for _ in range(rounds):
-        for name, detector in contenders.all().items():
-            seconds, cpu_s, boxes[name] = run_pipeline(detector, timed)
+        for name in contenders.names():
+            seconds, cpu_s, boxes[name] = contenders.run(name, timed)
             wall[name].append(seconds)
             cpu[name].append(cpu_s)
     n = len(timed)
@@ -287,7 +332,9 @@ def print_end_to_end(contenders: Contenders, wall: dict[str, float], cpu: dict[s
     print(f"  {'pipeline':<44}{'ms/photo':>10}{'photos/s':>10}{'CPU ms/photo':>14}")
     labels = {"ours": f"ours ({contenders.ours.backend}, 2 threads)",
               "baseline": "baseline (YOLO.predict, Ultralytics defaults)",
-              **{b: f"ours ({b}, 2 threads)" for b in contenders.others}}
+              **{b: f"ours ({b}, 2 threads)" for b in contenders.others},
+              "1 thread": f"ours ({contenders.ours.backend}, 1 thread)",
+              "plain": "one network, YOLO.predict(path, imgsz=640)"}
     for name in wall:
         print(f"  {labels[name]:<44}{wall[name]:>10.1f}{1000 / wall[name]:>10.1f}"
               f"{cpu[name]:>14.1f}")
@@ -297,7 +344,7 @@ def print_end_to_end(contenders: Contenders, wall: dict[str, float], cpu: dict[s
         "ours_cpu_ms_per_photo": round(cpu["ours"], 1),
     }
     for b in contenders.others:
-        figures[f"ours_{b.replace('-', '_')}_ms_per_photo"] = round(wall[b], 1)
+        figures[f"ours_{b.replace('-', '_').replace(' ', '_')}_ms_per_photo"] = round(wall[b], 1)
     if "baseline" in wall:
         speed_up, cpu_up = wall["baseline"] / wall["ours"], cpu["baseline"] / cpu["ours"]
         print(f"  speed-up: {speed_up:.2f}x wall, {cpu_up:.2f}x CPU (target >= 3x wall); "
@@ -306,11 +353,26 @@ def print_end_to_end(contenders: Contenders, wall: dict[str, float], cpu: dict[s
                     "baseline_cpu_ms_per_photo": round(cpu["baseline"], 1),
                     "speed_up_wall": round(speed_up, 2), "speed_up_cpu": round(cpu_up, 2),
                     "boxes_per_round": {"ours": boxes["ours"], "baseline": boxes["baseline"]}}
+    if "plain" in wall:
+        figures |= print_plain_ratio(wall, cpu, boxes)
     load = os.getloadavg()[0]
     print(f"  machine load average while measuring: {load:.1f} on "
           f"{os.cpu_count()} CPUs (figures are only meaningful on an otherwise idle machine)")
     figures["load_average"] = round(load, 1)
     return figures
+
+
+def print_plain_ratio(wall: dict[str, float], cpu: dict[str, float],
+                      boxes: dict[str, int]) -> dict[str, Any]:
+    """The cascade against the one-network 640 predict loop (order 17's target: >= 3x)."""
+    ratio, one_thread = wall["plain"] / wall["ours"], wall["plain"] / wall["1 thread"]
+    print(f"  vs the one-network 640 predict loop: {ratio:.2f}x wall (target >= 3x), "
+          f"{one_thread:.2f}x with one thread of ours, {cpu['plain'] / cpu['ours']:.2f}x CPU; "
+          f"boxes per round: plain {boxes['plain']} (its insulator boxes, no defect stage)")
+    return {"plain_640_predict_ms_per_photo": round(wall["plain"], 1),
+            "plain_640_cpu_ms_per_photo": round(cpu["plain"], 1),
+            "speed_up_vs_plain_640_wall": round(ratio, 2),
+            "speed_up_vs_plain_640_one_thread": round(one_thread, 2)}
 
 
 def print_forward_share(contenders: Contenders, ours_ms: float, photos: int) -> dict[str, Any]:
@@ -419,7 +481,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                **print_end_to_end(contenders, wall, cpu, boxes)}
     figures |= print_forward_share(contenders, wall["ours"], args.count * args.rounds)
     if args.rss_count:
-        contenders.base, contenders.others = None, {}
+        contenders.base, contenders.others, contenders.plain = None, {}, None
         figures |= measure_rss(ours, paths, args.rss_count)
     if args.write_card:
         write_card(args.model, figures, argv)
