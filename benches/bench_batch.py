@@ -11,9 +11,10 @@ then runs on them as an inspector would run it (a real process, the bundled mode
 fastest backend, the fixture ledger), while this script reads the batch's ``progress.json``
 every few seconds, as an inspector's browser would read the running report.
 
-Printed: photos, wall time, photos per minute, peak resident memory of the run (the process
-and its children, from ``getrusage``), how many times the running batch's outputs were seen
-rewritten, and the rate and time left the batch itself reported half-way. Nothing is asserted.
+Printed: photos, wall time, photos per minute, peak resident memory and CPU time of the run
+(the process and its children, from ``getrusage``), the load average, how many times the
+running batch's outputs were seen rewritten, and the rate and time left the batch itself
+reported half-way. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -106,12 +107,16 @@ def main() -> None:
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
         if proc.returncode != 0:
             raise SystemExit(f"vision run failed ({proc.returncode}): {err[-2000:]}")
-        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_mib, cpu_s = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
         final = json.loads((out / "progress.json").read_text())
         print(f"wall {wall:.0f} s ({wall / 60:.1f} min) for {final['total']} photos: "
               f"{60 * final['total'] / wall:.1f} photos/min, {1000 * wall / final['total']:.0f} "
               f"ms per photo (start-up included)")
-        print(f"peak RSS of the run: {peak_mib:.0f} MiB")
+        print(f"peak RSS of the run: {peak_mib:.0f} MiB; CPU time of the run {cpu_s:.0f} s "
+              f"({1000 * cpu_s / final['total']:.0f} ms per photo); load average at the end "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other work on the machine "
+              "stretches the wall time, much less the CPU time)")
         print(f"running outputs seen rewritten {rewrites} times; half-way the batch said: "
               f"{json.dumps(half)}")
     finally:
