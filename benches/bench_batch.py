@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 
@@ -61,11 +62,13 @@ def make_photos(sources: Path, folder: Path, *, count: int, size: tuple[int, int
     return total
 
 
-def watch(out: Path, proc: subprocess.Popen[bytes], every_s: float) -> tuple[int, dict | None]:
+def watch(
+    out: Path, proc: subprocess.Popen[bytes], every_s: float
+) -> tuple[int, dict[str, Any] | None]:
     """Poll the running batch's progress.json until the run ends; returns how many distinct
     rewrites were seen and the progress read closest to half-way."""
     seen: set[int] = set()
-    half: dict | None = None
+    half: dict[str, Any] | None = None
     while proc.poll() is None:
         path = out / "progress.json"
         try:
