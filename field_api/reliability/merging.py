@@ -42,14 +42,10 @@ def _windows(requests: list[PlannedOutageRequest]) -> list[Window]:
     return [Window(r.id, r.switch_code, r.start_at, r.end_at, r.customers) for r in requests]
 
 
-def _waiting(session: Session, year: int | None = None) -> list[PlannedOutageRequest]:
+def _waiting(session: Session) -> list[PlannedOutageRequest]:
     query = select(PlannedOutageRequest).where(
         PlannedOutageRequest.state == RequestState.requested.value
     ).order_by(PlannedOutageRequest.start_at, PlannedOutageRequest.id)
-    if year is not None:
-        start, end = planning._year_bounds(year)
-        query = query.where(PlannedOutageRequest.start_at >= start,
-                            PlannedOutageRequest.start_at < end)
     return list(session.execute(query).scalars())
 
 
@@ -71,14 +67,16 @@ def _proposal_read(
 def proposals(
     session: Session, settings: Settings, actor: Principal, *, year: int | None = None
 ) -> list[MergeProposalRead]:
-    """Merge proposals over the requests still waiting (of ``year``, or all)."""
+    """Merge proposals over the requests still waiting (those starting in ``year``, or all; a
+    group across New Year belongs to the year of its earliest start)."""
     require(actor, READ_ROLES, "read merge proposals")
-    waiting = _waiting(session, year)
+    waiting = _waiting(session)
     by_id = {r.id: r for r in waiting}
     found = planning_rules.merge_proposals(
         _windows(waiting), window_days=settings.reliability.merge_window_days
     )
-    return [_proposal_read(p, by_id) for p in found]
+    return [_proposal_read(p, by_id) for p in found
+            if year is None or planning.year_of(p.start) == year]
 
 
 def _merge_invalid(reason: str) -> ValidationFailed:
