@@ -556,6 +556,9 @@ BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
         "json": {"customer_hours": 500, "reason": "access matrix"}
     },
     "POST /reliability/planned-outages": lambda w: {"json": _planned(w)},
+    "POST /reliability/planned-outages/imports": lambda w: {
+        "files": {"file": ("p.csv", b"work,switch_code,start_at,end_at\n", "text/csv")}
+    },
     "POST /reliability/planned-outages/{request_id}/approve": lambda w: {
         "json": {"overspend_reason": "access matrix"}
     },

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
+from pydantic import ValidationError as PydanticError
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
@@ -32,9 +33,9 @@ from field_api.audit import service as audit
 from field_api.common import clock
 from field_api.common.actors import Principal, Role
 from field_api.config import Settings
-from field_api.errors import Conflict, NotFound, ValidationFailed
+from field_api.errors import Conflict, DomainError, NotFound, ValidationFailed
 from field_api.paging import PageParams
-from field_api.reliability import notices, outages, planning_rules, report
+from field_api.reliability import notices, outages, planning_rules, report, rules
 from field_api.reliability.models import (
     Customer,
     LiveLineJob,
@@ -56,7 +57,7 @@ from field_api.reliability.planning_schemas import (
     WindowMove,
     WorkRead,
 )
-from field_api.reliability.register import READ_ROLES, require
+from field_api.reliability.register import READ_ROLES, refuse_rows, require
 from field_api.reliability.rules import Cause, OutageKind
 from field_api.reliability.schemas import OutageCreate
 from field_api.reliability.sections import customers_of, district_customers, section
@@ -477,3 +478,37 @@ def districts(session: Session, year: int) -> list[str]:
         select(OutageBudget.district).where(OutageBudget.year == year))}
     found |= {r.district for r in approved_in(session, None, year)}
     return sorted(found)
+
+
+# --- CSV import ---------------------------------------------------------------------------------
+
+REQUEST_CSV_COLUMNS = ("work", "switch_code", "start_at", "end_at")
+
+
+def import_requests(
+    session: Session, settings: Settings, data: bytes, *, filename: str, actor: Principal
+) -> list[PlannedOutageRead]:
+    """Planned-outage requests from CSV (``work, switch_code, start_at, end_at`` and an
+    optional ``requester``; times ISO 8601, a naive one China time), all rows or none: a file
+    with a bad row is refused whole, listing each bad row (dispatchers, admins)."""
+    require(actor, REQUEST_ROLES, "request planned outages")
+    try:
+        rows = rules.read_csv(data, REQUEST_CSV_COLUMNS)
+    except rules.ReliabilityFileError as exc:
+        raise ValidationFailed(
+            str(exc), code="reliability.file_invalid", params={"reason": str(exc)}
+        ) from exc
+    errors: list[rules.RowError] = []
+    made: list[PlannedOutageRead] = []
+    for line, row in rows:
+        values = {k: v for k, v in row.items() if k in (*REQUEST_CSV_COLUMNS, "requester") and v}
+        try:
+            made.append(request_outage(
+                session, settings, PlannedOutageCreate.model_validate(values), actor))
+        except PydanticError as exc:
+            errors.append(rules.RowError(line, tuple(
+                ".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in exc.errors())))
+        except DomainError as exc:
+            errors.append(rules.RowError(line, (str(exc.detail),)))
+    refuse_rows(errors, filename)
+    return made

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, UploadFile, status
 
 from field_api.common import clock
 from field_api.common.csvfiles import csv_response
 from field_api.deps import AppSettings, CurrentUser, DbSession
+from field_api.errors import PayloadTooLarge
 from field_api.paging import Page
 from field_api.reliability import merging, planning
 from field_api.reliability.planning_rules import RequestState
@@ -59,6 +60,20 @@ BURN_COLUMNS = (
     "district", "month", "budget_customer_hours", "used_customer_hours",
     "cumulative_customer_hours", "left_customer_hours",
 )
+
+
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
+
+
+def read_upload(file: UploadFile) -> bytes:
+    data = file.file.read(MAX_IMPORT_BYTES + 1)
+    if len(data) > MAX_IMPORT_BYTES:
+        raise PayloadTooLarge(
+            f"reliability files are limited to {MAX_IMPORT_BYTES} bytes",
+            code="reliability.file_too_large",
+            params={"limit_bytes": MAX_IMPORT_BYTES},
+        )
+    return data
 
 
 def _year(year: int | None) -> int:
@@ -134,6 +149,17 @@ def request_outage(
     """Request a planned outage of a feeder section (dispatchers): its customers, its cost in
     customer-hours and the district's budget left after it."""
     return planning.request_outage(session, settings, body, user)
+
+
+@router.post("/planned-outages/imports", status_code=status.HTTP_201_CREATED)
+def import_requests(
+    file: UploadFile, session: DbSession, settings: AppSettings, user: CurrentUser
+) -> list[PlannedOutageRead]:
+    """Planned-outage requests from CSV (dispatchers; ``work, switch_code, start_at, end_at``
+    and an optional ``requester``; all rows or none, 422 listing each bad row)."""
+    return planning.import_requests(
+        session, settings, read_upload(file), filename=file.filename or "upload", actor=user
+    )
 
 
 @router.get("/planned-outages")

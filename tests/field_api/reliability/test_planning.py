@@ -160,6 +160,30 @@ def test_bad_requests_are_refused_with_codes(
                              "end_at": _china(5, 4, 12)}).status_code == 403
 
 
+def test_requests_come_from_csv_all_rows_or_none(
+    client: TestClient, session: Session, people: dict[str, str]
+) -> None:
+    dispatcher = people["dispatcher"]
+    header = "work,switch_code,start_at,end_at,requester\n"
+    good = "更换开关,SW-1,2026-05-04T08:00:00,2026-05-04T12:00:00,蛇口供电所 李工\n"
+    bad = (good + "线路消缺,SW-9,2026-05-05T08:00:00,2026-05-05T10:00:00,\n"
+           "检修,SW-2,2026-05-06T10:00:00,2026-05-06T08:00:00,\n")
+    files = {"file": ("p.csv", (header + bad).encode(), "text/csv")}
+    r = client.post("/reliability/planned-outages/imports", files=files, headers=auth(dispatcher))
+    assert r.status_code == 422 and r.json()["code"] == "reliability.rows_invalid"
+    assert [row["row"] for row in r.json()["params"]["rows"]] == [3, 4]
+    assert client.get("/reliability/planned-outages", headers=auth(dispatcher)).json() == []
+    files = {"file": ("p.csv", (header + good).encode(), "text/csv")}
+    r = client.post("/reliability/planned-outages/imports", files=files, headers=auth(dispatcher))
+    assert r.status_code == 201, r.text
+    [made] = r.json()
+    # a naive time is China time: 08:00 in Shanghai is 00:00 UTC
+    assert made["start_at"].startswith("2026-05-04T00:00:00") and made["customer_hours"] == 12.0
+    assert made["requester"] == "蛇口供电所 李工"
+    csv_text = client.get("/reliability/planned-outages.csv", headers=auth(dispatcher)).text
+    assert "蛇口供电所 李工" in csv_text and "申请人" in csv_text
+
+
 def test_a_merge_saves_the_hand_computed_customer_hours_and_keeps_every_work(
     client: TestClient, session: Session, people: dict[str, str]
 ) -> None:
