@@ -344,6 +344,9 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "overspend reason",
     ),
     "reliability.merge_invalid": _m("无法合并：{reason}", "cannot merge: {reason}"),
+    "reliability.district_unknown": _m(
+        "供电所 {district} 没有馈线分段", "district {district} has no feeder section"
+    ),
     "reliability.live_line_invalid": _m(
         "带电作业记录无效：{reason}", "invalid live-line work: {reason}"
     ),

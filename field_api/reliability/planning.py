@@ -60,7 +60,12 @@ from field_api.reliability.planning_schemas import (
 from field_api.reliability.register import READ_ROLES, refuse_rows, require
 from field_api.reliability.rules import Cause, OutageKind
 from field_api.reliability.schemas import OutageCreate
-from field_api.reliability.sections import customers_of, district_customers, section
+from field_api.reliability.sections import (
+    customers_of,
+    district_customers,
+    require_district,
+    section,
+)
 
 REQUEST_ROLES = (Role.dispatcher, Role.admin)
 PLAN_ROLES = (Role.planner, Role.admin)
@@ -180,6 +185,7 @@ def read_budget(
     session: Session, settings: Settings, actor: Principal, district: str, year: int
 ) -> BudgetRead:
     require(actor, READ_ROLES, "read outage budgets")
+    require_district(session, district)
     found, customers = proposal(session, settings, district, year)
     row = budget_row(session, district, year)
     amount = row.customer_hours if row else found.customer_hours
@@ -201,6 +207,7 @@ def set_budget(
 ) -> BudgetRead:
     """A planner sets (or changes) a district's budget for a year (audited)."""
     require(actor, PLAN_ROLES, "set outage budgets")
+    require_district(session, district)
     found, _ = proposal(session, settings, district, year)
     row = budget_row(session, district, year)
     if row is None:

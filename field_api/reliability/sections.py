@@ -8,7 +8,7 @@ from datetime import date
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from field_api.errors import ValidationFailed
+from field_api.errors import NotFound, ValidationFailed
 from field_api.network.models import Transformer
 from field_api.reliability.models import Customer, FeederSection
 from field_api.reliability.rules import Area
@@ -50,3 +50,13 @@ def district_customers(session: Session, district: str, day: date) -> dict[Area,
         .group_by(Customer.area)
     )
     return {Area(area): int(count) for area, count in rows}
+
+
+def require_district(session: Session, district: str) -> None:
+    """404 unless some feeder section is in ``district``."""
+    found = session.execute(
+        select(FeederSection.id).where(FeederSection.district == district).limit(1)
+    ).scalar_one_or_none()
+    if found is None:
+        raise NotFound(f"district {district} has no feeder section",
+                       code="reliability.district_unknown", params={"district": district})

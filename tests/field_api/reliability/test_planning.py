@@ -155,6 +155,12 @@ def test_bad_requests_are_refused_with_codes(
     assert r.status_code == 422
     assert client.get("/reliability/planned-outages/999",
                       headers=auth(dispatcher)).status_code == 404
+    r = client.put("/reliability/budgets/NOWHERE/2026", headers=auth(people["planner"]),
+                   json={"customer_hours": 10, "reason": "no such district"})
+    assert r.status_code == 404 and r.json()["code"] == "reliability.district_unknown"
+    r = client.put("/reliability/budgets/D-NS/2026", headers=auth(people["planner"]),
+                   json={"customer_hours": -1, "reason": "negative"})
+    assert r.status_code == 422
     assert client.post("/reliability/planned-outages", headers=auth(people["storekeeper"]),
                        json={"work": "检修", "switch_code": "SW-1", "start_at": _china(5, 4, 8),
                              "end_at": _china(5, 4, 12)}).status_code == 403
