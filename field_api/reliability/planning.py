@@ -242,14 +242,31 @@ def works_of(session: Session, request: PlannedOutageRequest) -> list[WorkRead]:
             for r in (request, *members)]
 
 
+Standing = dict[tuple[str, int], tuple[float, float]]
+
+
+def _standing(
+    session: Session, settings: Settings, district: str, year: int, memo: Standing | None
+) -> tuple[float, float]:
+    """(budget, used) of a district's year, remembered in ``memo`` across one list."""
+    key = (district, year)
+    if memo is not None and key in memo:
+        return memo[key]
+    found = (budget_amount(session, settings, district, year), used(session, district, year))
+    if memo is not None:
+        memo[key] = found
+    return found
+
+
 def read_request(
-    session: Session, settings: Settings, request: PlannedOutageRequest
+    session: Session, settings: Settings, request: PlannedOutageRequest,
+    memo: Standing | None = None,
 ) -> PlannedOutageRead:
     """The request, its cost and the budget left after it (after it is approved, for a
     request still waiting)."""
     year = year_of(request.start_at)
-    budget = budget_amount(session, settings, request.district, year)
-    left = budget - used(session, request.district, year)
+    budget, spent = _standing(session, settings, request.district, year, memo)
+    left = budget - spent
     if request.state == RequestState.requested.value:
         left -= request.customer_hours
     return PlannedOutageRead(
@@ -312,6 +329,10 @@ def _refuse_overspend(
 ) -> None:
     """409 when ``extra`` customer-hours more would overspend the request's district budget."""
     year = year_of(request.start_at)
+    session.execute(  # approvals against one set budget wait for each other
+        select(OutageBudget.id).where(OutageBudget.district == request.district,
+                                      OutageBudget.year == year).with_for_update()
+    )
     budget = budget_amount(session, settings, request.district, year)
     left = round(budget - used(session, request.district, year) - extra, 4)
     if left < 0:
@@ -443,7 +464,8 @@ def requests_page(
     """Planned-outage requests by start (of a state, year, district)."""
     require(actor, READ_ROLES, "read planned outages")
     query = _requests_query(state, year, district)
-    return [read_request(session, settings, r) for r in page.select(session, query)]
+    memo: Standing = {}
+    return [read_request(session, settings, r, memo) for r in page.select(session, query)]
 
 
 def all_requests(
@@ -452,7 +474,9 @@ def all_requests(
 ) -> list[PlannedOutageRead]:
     require(actor, READ_ROLES, "read planned outages")
     query = _requests_query(None, year, district)
-    return [read_request(session, settings, r) for r in session.execute(query).scalars()]
+    memo: Standing = {}
+    return [read_request(session, settings, r, memo)
+            for r in session.execute(query).scalars()]
 
 
 def read_one(
