@@ -262,7 +262,8 @@ class SmsSettings(BaseSettings):
     ``FIELDOPS_SMS_ENDPOINT``, signed with ``FIELDOPS_SMS_ACCESS_KEY_ID`` and
     ``FIELDOPS_SMS_ACCESS_KEY_SECRET`` (a secret: never logged nor shown), sender signature
     ``FIELDOPS_SMS_SIGN_NAME``, one template id per kind: ``FIELDOPS_SMS_TEMPLATE_OTP``,
-    ``FIELDOPS_SMS_TEMPLATE_PROGRESS``, ``FIELDOPS_SMS_TEMPLATE_VISIT``). Production refuses
+    ``FIELDOPS_SMS_TEMPLATE_PROGRESS``, ``FIELDOPS_SMS_TEMPLATE_VISIT``,
+    ``FIELDOPS_SMS_TEMPLATE_OUTAGE``). Production refuses
     ``log`` and an incomplete ``http``. ``FIELDOPS_SMS_KEY_PATH`` (alias
     ``FIELDOPS_SMS_KEY_FILE``): the message key, kept outside the database like the audit key.
     """
@@ -279,6 +280,7 @@ class SmsSettings(BaseSettings):
     template_otp: str | None = Field(default=None, max_length=64)
     template_progress: str | None = Field(default=None, max_length=64)
     template_visit: str | None = Field(default=None, max_length=64)
+    template_outage: str | None = Field(default=None, max_length=64)
     timeout_s: float = Field(default=10.0, gt=0, le=120, description="One request's deadline.")
     max_attempts: int = Field(default=8, ge=1, le=50, description="Tries before a dead letter.")
     key_path: Path = Field(
@@ -298,6 +300,7 @@ class SmsSettings(BaseSettings):
             "FIELDOPS_SMS_TEMPLATE_OTP": self.template_otp,
             "FIELDOPS_SMS_TEMPLATE_PROGRESS": self.template_progress,
             "FIELDOPS_SMS_TEMPLATE_VISIT": self.template_visit,
+            "FIELDOPS_SMS_TEMPLATE_OUTAGE": self.template_outage,
         }
         return [
             f"{name} is not set (FIELDOPS_SMS_GATEWAY=http needs it)"
@@ -327,6 +330,14 @@ class ReliabilitySettings(BaseSettings):
     )
     snapshot_every_s: float = Field(
         default=3600.0, gt=0, description="How often the job snapshots this month's register."
+    )
+    merge_window_days: float = Field(
+        default=14.0, ge=0, le=366, description="Planned-outage requests on one feeder section "
+        "starting within this many days of each other are proposed for merging."
+    )
+    notice_days_before: float = Field(
+        default=7.0, ge=0, le=60, description="Customers' planned-outage notices go out this "
+        "many days before the start (at once when that is past)."
     )
     compensation_path: Path | None = Field(
         default=None,

@@ -333,6 +333,37 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "reliability.compensation_period_too_long": _m(
         "统计期最长 {max_days} 天", "the period is at most {max_days} days"
     ),
+    # planned outages, budgets, merges, live-line work (order 19)
+    "reliability.planned_outage_invalid": _m(
+        "计划停电申请无效：{reason}", "invalid planned outage: {reason}"
+    ),
+    "reliability.section_unknown": _m(
+        "开关 {switch_code} 没有馈线分段", "switch {switch_code} has no feeder section"
+    ),
+    "reliability.planned_outage_not_found": _m(
+        "计划停电申请 {request_id} 不存在", "planned outage {request_id} does not exist"
+    ),
+    "reliability.planned_outage_state": _m(
+        "计划停电申请 {request_id} 当前状态为 {state}，不能执行此操作",
+        "planned outage {request_id} is {state}: this is not possible now",
+    ),
+    "reliability.planned_outage_begun": _m(
+        "计划停电 {request_id} 已开始停电", "planned outage {request_id} has begun"
+    ),
+    "reliability.budget_overspent": _m(
+        "计划停电 {request_id} 需 {customer_hours} 时户，将超出{district}供电所 {year} 年度预算"
+        "（超出后剩余 {left}）；须由计划员填写超预算理由后批准",
+        "planned outage {request_id} needs {customer_hours} customer-hours and would overspend "
+        "{district}'s {year} budget (left after it: {left}); a planner may approve it with an "
+        "overspend reason",
+    ),
+    "reliability.merge_invalid": _m("无法合并：{reason}", "cannot merge: {reason}"),
+    "reliability.district_unknown": _m(
+        "供电所 {district} 没有馈线分段", "district {district} has no feeder section"
+    ),
+    "reliability.live_line_invalid": _m(
+        "带电作业记录无效：{reason}", "invalid live-line work: {reason}"
+    ),
     # -- contracts -------------------------------------------------------------------------
     "contract.not_found": _m(
         "工单 {order_id} 尚无合同", "work order {order_id} has no contract yet"

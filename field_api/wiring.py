@@ -64,6 +64,7 @@ def routers() -> list[APIRouter]:
     from field_api.network import endpoints as network
     from field_api.reliability import compensation_endpoints as compensation
     from field_api.reliability import endpoints as reliability
+    from field_api.reliability import planning_endpoints as outage_planning
     from field_api.schemes import endpoints as schemes
     from field_api.tracking import endpoints as tracking
     from field_api.visits import endpoints as visits
@@ -86,6 +87,7 @@ def routers() -> list[APIRouter]:
         network.router,
         reliability.router,  # customer register, outages, SAIDI/SAIFI
         compensation.router,  # compensation for service interruptions
+        outage_planning.router,  # planned-outage budget, requests, merges, live-line work
         schemes.router,
         tracking.router,
         visits.router,
@@ -122,6 +124,7 @@ def job_handlers() -> dict[str, Handler[JobContext]]:
     """The handler of every job kind, by name (field_api.workers runs them)."""
     from field_api import maintenance as m
     from field_api import workers as w
+    from field_api.reliability import notices
     from field_api.sms import service as sms
 
     def each_run(run: Callable[[JobContext], int]) -> Handler[JobContext]:
@@ -143,6 +146,7 @@ def job_handlers() -> dict[str, Handler[JobContext]]:
         "jobs.purge": each_run(w.purge_jobs),
         sms.JOB_KIND: sms.send_job,  # one customer text message (queue sms)
         "reliability.snapshot": each_run(snapshot_register),
+        notices.JOB_KIND: notices.notice_job,  # one planned-outage notice (then an SMS)
     }
 
 

@@ -120,6 +120,7 @@ def production_sms(tmp_path: Path, *, endpoint: str = "https://sms.example.com/"
         template_otp="SMS_0001",
         template_progress="SMS_0002",
         template_visit="SMS_0003",
+        template_outage="SMS_0004",
         key_path=key,
     )
 
@@ -137,5 +138,6 @@ def production_sms_environment(tmp_path: Path, *, endpoint: str = "https://sms.e
         "FIELDOPS_SMS_TEMPLATE_OTP": str(cfg.template_otp),
         "FIELDOPS_SMS_TEMPLATE_PROGRESS": str(cfg.template_progress),
         "FIELDOPS_SMS_TEMPLATE_VISIT": str(cfg.template_visit),
+        "FIELDOPS_SMS_TEMPLATE_OUTAGE": str(cfg.template_outage),
         "FIELDOPS_SMS_KEY_PATH": str(cfg.key_path),
     }

@@ -63,7 +63,8 @@ from field_api.main import create_app
 from field_api.media import service as media
 from field_api.media.rules import MediaKind
 from field_api.media.schemas import MediaCreate
-from field_api.reliability import outages
+from field_api.reliability import outages, planning, register
+from field_api.reliability.planning_schemas import PlannedOutageCreate
 from field_api.reliability.rules import CUSTOMER_COLUMNS
 from field_api.reliability.schemas import OutageCreate
 from field_api.schemes import service as schemes
@@ -245,6 +246,10 @@ class World:
         ids["outage_id"] = outages.record_outage(
             s, OutageCreate.model_validate(OVERRIDE_OUTAGE), self.admin
         ).id
+        _planned_register(s, self.admin)
+        ids["request_id"] = planning.request_outage(
+            s, settings, PlannedOutageCreate.model_validate(_planned(self)), self.admin
+        ).id
         self.build_inspections()
         s.commit()
 
@@ -385,6 +390,7 @@ PARAM_NAMES = {
     "photo_id": "photo_id",
     "task_id": "task_id",
     "outage_id": "outage_id",
+    "request_id": "request_id",
 }
 PARAM_BY_ROUTE = {
     ("/kits/{code}", "code"): "kit_code",
@@ -402,6 +408,8 @@ LITERALS = {
     "path": "app.css",
     "code": "en",
     "line_id": "L-10KV-01",
+    "district": "SZ-NS",
+    "year": "2026",
 }
 
 
@@ -468,6 +476,22 @@ OVERRIDE_OUTAGE: dict[str, Any] = {
     "override_area": "urban",
 }
 
+def _planned_register(s: Session, admin: Principal) -> None:
+    """A feeder section with one customer, for the planned-outage routes."""
+    code = demo.TRANSFORMERS[0][0]
+    register.import_sections(s, f"switch_code,feeder,district,transformer_code\nSW-AM,F-AM,"
+                             f"SZ-NS,{code}\n".encode(), filename="s.csv", actor=admin)
+    row = f"AM-1,张三,13800138000,SP-AM,lv,{code},SW-AM,urban,2020-01-01"
+    register.import_customers(s, (",".join(CUSTOMER_COLUMNS) + "\n" + row).encode(),
+                              filename="c.csv", actor=admin)
+
+
+def _planned(w: World) -> dict[str, Any]:
+    start = clock.now() + timedelta(days=30)
+    return {"work": "access matrix", "switch_code": "SW-AM", "start_at": start.isoformat(),
+            "end_at": (start + timedelta(hours=2)).isoformat()}
+
+
 # Bodies that pass validation, so a service's own access check decides (not a 422 before it).
 # Each one leaves shared objects usable: a transition to the current stage, a no-op level, ...
 BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
@@ -527,6 +551,29 @@ BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
     },
     "PUT /reliability/med-threshold": lambda w: {
         "json": {"threshold_min": 30, "reason": "access matrix"}
+    },
+    "PUT /reliability/budgets/{district}/{year}": lambda w: {
+        "json": {"customer_hours": 500, "reason": "access matrix"}
+    },
+    "POST /reliability/planned-outages": lambda w: {"json": _planned(w)},
+    "POST /reliability/planned-outages/imports": lambda w: {
+        "files": {"file": ("p.csv", b"work,switch_code,start_at,end_at\n", "text/csv")}
+    },
+    "POST /reliability/planned-outages/{request_id}/approve": lambda w: {
+        "json": {"overspend_reason": "access matrix"}
+    },
+    "PUT /reliability/planned-outages/{request_id}/window": lambda w: {
+        "json": {k: v for k, v in _planned(w).items() if k.endswith("_at")}
+    },
+    "POST /reliability/planned-outages/{request_id}/cancel": lambda w: {
+        "json": {"reason": "access matrix"}
+    },
+    "POST /reliability/merges": lambda w: {
+        "json": {"request_ids": [w.ids["request_id"], w.ids["request_id"]]}
+    },
+    "POST /reliability/live-line-jobs": lambda w: {
+        "json": {"work": "access matrix", "switch_code": "SW-AM",
+                 "done_on": clock.china_today().isoformat(), "outage_hours": 2}
     },
     "POST /contracts/verify": lambda w: {
         "files": {"file": ("contract.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")}

@@ -5,9 +5,12 @@ register of a few hundred accounts (imported at the history's start; each month'
 connections imported at the month's end, just before that month's snapshot), and outages over
 the history's months: planned and fault, several causes, some restored in steps, a short one
 (< 3 min) and one of 3-5 min, each closed outage approved by the planner the next morning; one
-fault is left open now. The outages are sized so the year's urban SAIDI comes near the 2.38 h
-target and the rural one stays below 8.52 h. Seeded apart from the orders' history (its draws
-are untouched).
+fault is left open now. Planned outages of whole feeder sections are requested and approved
+against this year's customer-hours budget first; upcoming requests, a merge, an overspend
+approved with its reason and live-line work come with them
+(:mod:`field_api.demo.outage_planning`). The outages are sized so the year's urban SAIDI
+comes near the 2.38 h target and the rural one stays below 8.52 h. Seeded apart from the
+orders' history (its draws are untouched).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from sqlalchemy.orm import Session
 from field_api.auth.models import User
 from field_api.common import clock
 from field_api.common.actors import Principal, Role
+from field_api.demo import outage_planning
 from field_api.demo.stories import Story, at_china
 from field_api.demo.world import World
 from field_api.reliability import outages as outage_service
@@ -154,11 +158,28 @@ def stories(
         out.append(_month_end(world, month, accounts, start, until))
         month = next_month(month)
     planner, dispatcher = _principal(session, Role.planner), _principal(session, Role.dispatcher)
+    outage_planning.set_budgets(world, today.year, planner)
     for plan in OUTAGES:
         began = at_china(today - timedelta(days=plan.days_ago), plan.hour, plan.minute)
         if clock.china_date(began) >= start:
-            out.append(_outage(world, plan, began, dispatcher, planner))
+            out.append(_outage_story(world, plan, began, at_china(start, 9), (dispatcher, planner)))
     return out
+
+
+def _outage_story(
+    world: World, plan: OutagePlan, began: datetime, earliest: datetime,
+    people: tuple[Principal, Principal],
+) -> Story:
+    """A planned outage of a whole feeder section in one step goes through a request
+    (:mod:`field_api.demo.outage_planning`); any other is recorded as it happens."""
+    dispatcher, planner = people
+    switch = outage_planning.whole_section(plan.switch, plan.transformers, SECTIONS)
+    if plan.kind is OutageKind.planned and switch is not None and len(plan.steps) == 1:
+        end = began + timedelta(minutes=plan.steps[0][0])
+        return outage_planning.requested_outage(
+            world, switch, plan.note, began, end, earliest, dispatcher, planner
+        )
+    return _outage(world, plan, began, dispatcher, planner)
 
 
 def _month_end(
@@ -217,4 +238,6 @@ def now_and_open_outage(
     body = OutageCreate(kind=OutageKind.fault, cause=cause,
                         start_at=clock.now() - timedelta(minutes=minutes),
                         transformer_codes=list(codes), note=note)
-    outage_service.record_outage(world.session, body, _principal(world.session, Role.dispatcher))
+    dispatcher = _principal(world.session, Role.dispatcher)
+    outage_service.record_outage(world.session, body, dispatcher)
+    outage_planning.upcoming(world, today, dispatcher, _principal(world.session, Role.planner))

@@ -121,6 +121,7 @@ class FakeSmsGateway:
                 "FIELDOPS_SMS_TEMPLATE_OTP": "SMS_0001",
                 "FIELDOPS_SMS_TEMPLATE_PROGRESS": "SMS_0002",
                 "FIELDOPS_SMS_TEMPLATE_VISIT": "SMS_0003",
+                "FIELDOPS_SMS_TEMPLATE_OUTAGE": "SMS_0004",
             }
         return env
 

@@ -86,6 +86,7 @@ class HttpGateway:
             SmsTemplate.otp: cfg.template_otp,
             SmsTemplate.progress: cfg.template_progress,
             SmsTemplate.visit: cfg.template_visit,
+            SmsTemplate.outage: cfg.template_outage,
         }
 
     def __repr__(self) -> str:

@@ -34,6 +34,7 @@ class SmsTemplate(StrEnum):
     otp = "otp"  # the contract's one-time signing code
     progress = "progress"  # a stage reached, with the tracking link
     visit = "visit"  # a planned visit's window
+    outage = "outage"  # a planned outage's notice, its move or its cancellation
 
 
 # The local zh-CN text of each kind (the sender's 【signature】 goes in front when rendered).
@@ -42,6 +43,8 @@ TEMPLATES: Mapping[SmsTemplate, str] = {
     "请勿告知他人；如非本人办理请忽略。",
     SmsTemplate.progress: "您的用电申请（工单{order_id}）进度：{stage}。查看进度：{link}",
     SmsTemplate.visit: "您的用电申请（工单{order_id}）已预约上门：{start}–{end}。",
+    SmsTemplate.outage: "{notice}：您的户号{account}所在线路因{work}计划停电，"
+    "停电时间{start}至{end}（北京时间），请提前做好准备。",
 }
 
 DEV_OUTBOX_SIZE = 50  # sent messages the log gateway keeps readable for GET /dev/sms

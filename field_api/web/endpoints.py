@@ -111,6 +111,16 @@ def reliability_page(
     return _page(request, "reliability.html", _lang(request, lang))
 
 
+@router.get("/outage-budget", response_class=HTMLResponse)
+def outage_budget_page(
+    request: Request, fo_lang: LangCookie = None, lang: LangQuery = None
+) -> HTMLResponse:
+    """The planned-outage customer-hours budget: burn-down per district, merge proposals and
+    the live-line share (planners)."""
+    del fo_lang  # read by _lang through the request; declared for the OpenAPI
+    return _page(request, "outage_budget.html", _lang(request, lang))
+
+
 @router.get("/lang/{code}")
 def switch_language(
     code: Annotated[Text, PathParam(max_length=16)],

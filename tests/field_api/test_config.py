@@ -126,6 +126,7 @@ ENVIRONMENT: list[tuple[str, str, str, Any]] = [
     ("FIELDOPS_SMS_TEMPLATE_OTP", "SMS_1", "sms.template_otp", "SMS_1"),
     ("FIELDOPS_SMS_TEMPLATE_PROGRESS", "SMS_2", "sms.template_progress", "SMS_2"),
     ("FIELDOPS_SMS_TEMPLATE_VISIT", "SMS_3", "sms.template_visit", "SMS_3"),
+    ("FIELDOPS_SMS_TEMPLATE_OUTAGE", "SMS_4", "sms.template_outage", "SMS_4"),
     ("FIELDOPS_SMS_TIMEOUT_S", "4.5", "sms.timeout_s", 4.5),
     ("FIELDOPS_SMS_MAX_ATTEMPTS", "3", "sms.max_attempts", 3),
     ("FIELDOPS_SMS_KEY_PATH", "/k/sms.key", "sms.key_path", Path("/k/sms.key")),
@@ -140,6 +141,8 @@ ENVIRONMENT: list[tuple[str, str, str, Any]] = [
     ("FIELDOPS_RELIABILITY_SNAPSHOT_EVERY_S", "60", "reliability.snapshot_every_s", 60.0),
     ("FIELDOPS_RELIABILITY_COMPENSATION_PATH", "/etc/fieldops/compensation.toml",
      "reliability.compensation_path", Path("/etc/fieldops/compensation.toml")),
+    ("FIELDOPS_RELIABILITY_MERGE_WINDOW_DAYS", "30", "reliability.merge_window_days", 30.0),
+    ("FIELDOPS_RELIABILITY_NOTICE_DAYS_BEFORE", "3", "reliability.notice_days_before", 3.0),
 ]
 NAMES = sorted({name for name, *_ in ENVIRONMENT})
 

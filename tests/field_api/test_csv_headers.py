@@ -35,6 +35,11 @@ EXPORTS: list[tuple[str, dict[str, str]]] = [
     ("/reliability/indices.csv", {"year": "2026"}),
     ("/reliability/indices.csv", {"year": "2026", "definition": "ieee1366"}),
     ("/reliability/compensation.csv", {}),
+    ("/reliability/outage-budget.csv", {"year": "2026"}),
+    ("/reliability/budgets.csv", {"year": "2026"}),
+    ("/reliability/planned-outages.csv", {}),
+    ("/reliability/merge-proposals.csv", {}),
+    ("/reliability/live-line-jobs.csv", {"year": "2026"}),
 ]
 CJK = re.compile(r"[\u4e00-\u9fff]")
 

@@ -157,9 +157,16 @@
 
   function hours(v) { return v === null || v === undefined ? "—" : (Math.round(v * 1000) / 1000) + " h"; }
 
+  /** Hours, or a value in ``unit`` (opts.unit of the charts below: customer-hours, say). */
+  function valueOf(v, unit) {
+    if (!unit) return hours(v);
+    return v === null || v === undefined ? "—" : (Math.round(v * 100) / 100) + " " + unit;
+  }
+
   /**
    * Lines of hours over months (the reliability page): labels ["YYYY-MM"...], series
-   * [{name, values, dashed}] (a dashed series is a target, drawn without symbols).
+   * [{name, values, dashed}] (a dashed series is a target, drawn without symbols);
+   * ``opts.unit`` names another unit (customer-hours on the budget page).
    */
   function hourLines(parent, name, labels, series, opts) {
     opts = opts || {};
@@ -170,7 +177,7 @@
       legend: { top: 0, left: 0, itemGap: 12, textStyle: { fontSize: 12 } },
       grid: { left: 8, right: 16, bottom: 8, containLabel: true },
       tooltip: { renderMode: "richText", confine: true, trigger: "axis",
-        valueFormatter: function (v) { return hours(v); } },
+        valueFormatter: function (v) { return valueOf(v, opts.unit); } },
       xAxis: { type: "category", data: labels, boundaryGap: false,
         axisLabel: { fontSize: 11, hideOverlap: true,
           formatter: function (v) { return narrow() ? v.slice(2) : v; } } },
@@ -199,7 +206,7 @@
       legend: { top: 0, left: 0, textStyle: { fontSize: 12 } },
       grid: { left: 8, right: 48, top: 32, bottom: 8, containLabel: true },
       tooltip: { renderMode: "richText", confine: true, trigger: "axis",
-        valueFormatter: function (v) { return hours(v); } },
+        valueFormatter: function (v) { return valueOf(v, opts.unit); } },
       xAxis: { type: "value", min: 0, axisLabel: { fontSize: 11 } },
       yAxis: { type: "category", data: categories, inverse: true,
         axisLabel: { overflow: "truncate", fontSize: 12 } },
