@@ -251,6 +251,10 @@ class JobSettings(BaseSettings):
     keep_done_s: float = Field(default=86400.0, ge=0, description="How long done jobs stay.")
     webhook_every_s: float = Field(default=5.0, gt=0, description="The webhook outbox's pass.")
     analyse_every_s: float = Field(default=2.0, gt=0, description="The pending photos' pass.")
+    worker_nice: int = Field(
+        default=10, ge=0, le=19, description="The niceness `fieldops worker` adds to itself: "
+        "photo analysis and other background work yield the CPU to the API on a shared host.",
+    )
 
 
 class SmsSettings(BaseSettings):

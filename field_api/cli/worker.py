@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 from typing import Annotated
@@ -12,7 +13,6 @@ import typer
 
 log = logging.getLogger("fieldops.worker")
 
-
 def _queues(raw: str | None) -> list[str] | None:
     if raw is None:
         return None
@@ -20,7 +20,6 @@ def _queues(raw: str | None) -> list[str] | None:
     if not all(names) or any(len(q) > 32 for q in names):
         raise typer.BadParameter(f"expected queue names separated by commas, got {raw!r}")
     return names
-
 
 def run(
     *,
@@ -62,7 +61,6 @@ def run(
         worker.stop()
         return worker.ran
 
-
 def worker(
     queues: Annotated[
         str | None,
@@ -79,6 +77,10 @@ def worker(
     ] = None,
 ) -> None:
     """Run background jobs: photo analysis, webhook delivery, purges and sweeps."""
+    from field_api.config import get_settings
+
+    # background work yields the CPU to the API processes it may share cores with
+    os.nice(get_settings().jobs.worker_nice)
     ran = run(
         queues=_queues(queues),
         concurrency=concurrency,

@@ -101,6 +101,7 @@ ENVIRONMENT: list[tuple[str, str, str, Any]] = [
     ("FIELDOPS_JOBS_BACKOFF_MAX_S", "90", "jobs.backoff_max_s", 90.0),
     ("FIELDOPS_JOBS_MAX_ATTEMPTS", "4", "jobs.max_attempts", 4),
     ("FIELDOPS_JOBS_KEEP_DONE_S", "60", "jobs.keep_done_s", 60.0),
+    ("FIELDOPS_JOBS_WORKER_NICE", "5", "jobs.worker_nice", 5),
     ("FIELDOPS_JOBS_WEBHOOK_EVERY_S", "1.5", "jobs.webhook_every_s", 1.5),
     ("FIELDOPS_JOBS_ANALYSE_EVERY_S", "0.5", "jobs.analyse_every_s", 0.5),
     # where stored files live (order 15): the backend, then the S3 bucket's settings

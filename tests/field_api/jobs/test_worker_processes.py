@@ -5,12 +5,14 @@ applied twice. Handlers: :mod:`tests.field_api.jobs.probe`. Waits poll with a de
 
 from __future__ import annotations
 
+import os
 import signal
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+import psutil  # type: ignore[import-untyped]
 from sqlalchemy import select
 
 from field_api.db import make_engine, make_session_factory
@@ -71,6 +73,8 @@ def test_three_workers_on_one_queue_run_every_job_once(committed_url: str, tmp_p
     folder.mkdir()
     with _workers(committed_url, tmp_path) as workers:
         pids = {workers.start().pid for _ in range(3)}
+        # background work yields the CPU to the API: each worker added FIELDOPS_JOBS_WORKER_NICE
+        assert {psutil.Process(pid).nice() for pid in pids} == {os.nice(0) + 10}
         ids = _enqueue(committed_url, [{"dir": str(folder), "n": n} for n in range(JOBS)])
         _wait_for("every job to be done", lambda: _all_done(committed_url))
     assert _effects(folder) == Counter(ids)  # each effect applied exactly once
