@@ -73,10 +73,16 @@ ORDER_TEMPLATE: dict[str, Any] = {
 
 
 def make_bare_app() -> Any:
-    """The ceiling: a bare FastAPI endpoint returning a small JSON."""
+    """The ceiling: a bare FastAPI endpoint returning a small JSON, served with the product's
+    connection policy (a keep-alive connection closed after FIELDOPS_KEEPALIVE_REQUESTS
+    requests, field_api.keepalive), so that the two are spread over the workers alike."""
     from fastapi import FastAPI
 
+    from field_api.config import Settings
+    from field_api.keepalive import KeepAliveLimit
+
     app = FastAPI()
+    app.add_middleware(KeepAliveLimit, max_requests=Settings().keepalive_requests)
 
     @app.get("/ping")
     def ping() -> dict[str, Any]:
