@@ -12,42 +12,7 @@
   function num(v, digits) { return v === null || v === undefined ? "—" : v.toFixed(digits); }
   function pct(v) { return v === null || v === undefined ? "—" : (Math.round(v * 1000) / 10) + "%"; }
 
-  function panel(id, title, csvUrl) {
-    var head = el("div", { class: "panel__head" }, [el("h2", { id: id + "-title", text: title })]);
-    var body = el("div", { class: "panel__body" });
-    var root = el("section", { class: "panel panel--wide", id: id, "aria-labelledby": id + "-title" }, [head, body]);
-    document.getElementById("panels").appendChild(root);
-    var buttons = el("div", { class: "panel__csv" });
-    head.appendChild(buttons);
-    buttons.appendChild(el("button", { type: "button", class: "btn btn--ghost", id: id + "-csv",
-      text: t("planner.csv"), onclick: function () { download(csvUrl); } }));
-    return body;
-  }
-
-  function download(url) {
-    return FO.api("GET", url, { raw: true }).then(function (response) {
-      var disposition = response.headers.get("content-disposition") || "";
-      var match = /filename="([^"]+)"/.exec(disposition);
-      return response.blob().then(function (blob) {
-        var a = el("a", { href: URL.createObjectURL(blob), download: match ? match[1] : "outage-budget.csv" });
-        document.body.appendChild(a);
-        a.click();
-        setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
-      });
-    }).catch(function (err) { window.alert(t("app.error", { detail: err.detail || err.status })); });
-  }
-
-  function table(header, rows) {
-    return el("details", { class: "data-table", open: window.innerWidth >= 900 }, [
-      el("summary", { text: t("planner.table") }),
-      el("div", { class: "table-wrap" }, [el("table", {}, [
-        el("thead", {}, [el("tr", {}, header.map(function (h) { return el("th", { scope: "col", text: h }); }))]),
-        el("tbody", {}, rows.map(function (r) {
-          return el("tr", {}, r.map(function (c) { return el("td", { text: String(c) }); }));
-        }))
-      ])])
-    ]);
-  }
+  var shared = C.panels("outage-budget.csv"), panel = shared.panel, table = shared.table;
 
   function burnDownView(report) {
     var body = panel("panel-burn", t("budget.burn_down"), "/reliability/outage-budget.csv?year=" + report.year);
