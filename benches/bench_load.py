@@ -586,9 +586,34 @@ def measure_config(args: argparse.Namespace, run: Run, api: Proc, worker: Proc, 
                 "from": str(today.replace(day=1)), "to": str(today),
                 "order_template": ORDER_TEMPLATE | {"crew_code": "BENCH-C000",
                                                     "applied_on": str(today)}}
+    cpu0 = (api.cpu_s(), postgres_cpu_s(), machine_busy_s())
     run.saturation, run.extra["saturation_loadgen_cpu_s"] = run_loadgen("saturate", sat_spec,
                                                                          workdir)
+    cpu1 = (api.cpu_s(), postgres_cpu_s(), machine_busy_s())
+    run.extra["saturation_cpu_s"] = {
+        "api": cpu1[0] - cpu0[0], "postgres": cpu1[1] - cpu0[1], "machine": cpu1[2] - cpu0[2],
+        "loadgen": run.extra["saturation_loadgen_cpu_s"],
+    }
     run.extra["records"] = check_records(engine, flows, run.saturation)
+
+
+def postgres_cpu_s() -> float:
+    """CPU seconds of the PostgreSQL processes alive now (a backend that ended in between is
+    not counted: the API's pooled connections live through a phase)."""
+    import psutil
+
+    total = 0.0
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        if proc.info["name"] == "postgres" and proc.info["cpu_times"] is not None:
+            total += proc.info["cpu_times"].user + proc.info["cpu_times"].system
+    return total
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine spent busy (all cores, from /proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def run_bare(args: argparse.Namespace, workers: int, root: Path) -> Run:
@@ -654,6 +679,8 @@ def summarise(run: Run, args: argparse.Namespace) -> dict[str, Any]:
         "errors": dict(errors), "error_count": sum(errors.values()),
         "sat_errors": dict(Counter(st for _, st, _ in sat["samples"] if not ok_status(st))),
         "saturation_rps": len(sat_ok) / float(args.saturate_s), "saturation_p99": pct(sat_ok, .99),
+        "saturation_cpu_ms_per_request": {k: 1000 * v / max(len(sat_ok), 1)
+                                          for k, v in x["saturation_cpu_s"].items()},
         "records": x["records"], "queue_after_drain": x["queue_after_drain"],
         "drain_s": x["drain_s"], "code_wait_p99": pct(f["code_waits"], .99),
         "rss_api_mib": x["rss_api_mib"], "rss_worker_mib": x["rss_worker_mib"],
@@ -699,6 +726,10 @@ def print_config(s: dict[str, Any]) -> None:
           f"{c['worker']:.1f} s, load generator {c['loadgen']:.1f} s (same 2 cores)")
     print(f"closed-loop saturation: {s['saturation_rps']:.1f} req/s, p99 "
           f"{ms(s['saturation_p99'])} ms, errors {s['sat_errors'] or 0}")
+    q = s["saturation_cpu_ms_per_request"]
+    print(f"  CPU per request of the mix: API {q['api']:.2f} ms, PostgreSQL {q['postgres']:.2f} "
+          f"ms, load generator {q['loadgen']:.2f} ms; the whole machine {q['machine']:.2f} ms "
+          f"(rest: SeaweedFS, the job worker, the system)")
 
 
 def targets(configs: list[dict[str, Any]], bare: list[dict[str, Any]]) -> dict[str, Any]:
