@@ -277,27 +277,25 @@ def record_schema_change(
     exist are read, with the models' types (the same values ``verify`` reads later).
     """
     existing = inspect(session.connection())
-    added = 0
-    keys: audit_keys.AuditKeys | None = None
+    events: list[QueuedEvent] = []
     for name in tables:
         table = _table_of(name)
         present = {c["name"] for c in existing.get_columns(name)}
         columns = [c for c in table.columns if c.name in present]
         pk = _pk_column(table)
         for row in session.execute(select(*columns).order_by(pk)).mappings().all():
-            keys = keys or audit_keys.load(settings)
-            append(
-                session,
+            events.append(QueuedEvent(
                 actor=None,
                 action=f"schema.{revision}",
                 entity_type=name,
                 entity_id=str(row[pk.name]),
                 content_hash=row_hash(dict(row)),
                 detail=f"migration {revision} changed the columns of {name}",
-                keys=keys,
-            )
-            added += 1
-    return added
+                at=clock.now(),
+            ))
+    if events:
+        _link(session, events, keys=audit_keys.load(settings))
+    return len(events)
 
 
 # ----------------------------------------------------------------------------- the guard

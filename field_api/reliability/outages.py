@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import ValidationError as PydanticError
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from field_api.audit import service as audit
@@ -26,7 +26,7 @@ from field_api.network.models import Transformer
 from field_api.paging import PageParams
 from field_api.reliability import rules
 from field_api.reliability.models import Customer, FeederSection, Outage, OutageSegment
-from field_api.reliability.register import READ_ROLES, refuse_rows, require
+from field_api.reliability.register import READ_ROLES, on_register, refuse_rows, require
 from field_api.reliability.rules import Area
 from field_api.reliability.schemas import (
     OutageClose,
@@ -138,8 +138,7 @@ def derive_segments(session: Session, codes: set[str], at: datetime) -> list[Out
             func.count(func.distinct(Customer.supply_point)),
         )
         .join(Transformer, Transformer.id == Customer.transformer_id)
-        .where(Transformer.code.in_(codes), Customer.connected_on <= day)
-        .where(or_(Customer.removed_on.is_(None), Customer.removed_on > day))
+        .where(Transformer.code.in_(codes), on_register(day))
         .group_by(Transformer.code, Customer.district, Customer.area)
         .order_by(Transformer.code, Customer.district, Customer.area)
     )

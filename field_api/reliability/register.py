@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from field_api.audit import service as audit
@@ -235,6 +235,12 @@ def read_customer(customer: Customer, transformer_code: str) -> CustomerRead:
 Served = dict[tuple[str, Area], tuple[int, int]]
 
 
+def on_register(day: date) -> ColumnElement[bool]:
+    """The accounts on the register on ``day``: connected by then and not yet removed."""
+    return and_(Customer.connected_on <= day,
+                or_(Customer.removed_on.is_(None), Customer.removed_on > day))
+
+
 def served_on(session: Session, day: date) -> Served:
     """Customers and distinct supply points on the register on ``day``, per district and area."""
     rows = session.execute(
@@ -242,8 +248,7 @@ def served_on(session: Session, day: date) -> Served:
             Customer.district, Customer.area, func.count(Customer.id),
             func.count(func.distinct(Customer.supply_point)),
         )
-        .where(Customer.connected_on <= day)
-        .where(or_(Customer.removed_on.is_(None), Customer.removed_on > day))
+        .where(on_register(day))
         .group_by(Customer.district, Customer.area)
     )
     return {(d, Area(a)): (int(c), int(p)) for d, a, c, p in rows}

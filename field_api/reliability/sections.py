@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from field_api.errors import NotFound, ValidationFailed
 from field_api.network.models import Transformer
 from field_api.reliability.models import Customer, FeederSection
+from field_api.reliability.register import on_register, served_on
 from field_api.reliability.rules import Area
 
 
@@ -36,20 +37,15 @@ def customers_of(session: Session, codes: Sequence[str], day: date) -> list[Cust
         return []
     return list(session.execute(
         select(Customer).join(Transformer, Transformer.id == Customer.transformer_id)
-        .where(Transformer.code.in_(list(codes)), Customer.connected_on <= day)
-        .where(or_(Customer.removed_on.is_(None), Customer.removed_on > day))
+        .where(Transformer.code.in_(list(codes)), on_register(day))
         .order_by(Customer.id)
     ).scalars())
 
 
 def district_customers(session: Session, district: str, day: date) -> dict[Area, int]:
-    rows = session.execute(
-        select(Customer.area, func.count(Customer.id))
-        .where(Customer.district == district, Customer.connected_on <= day)
-        .where(or_(Customer.removed_on.is_(None), Customer.removed_on > day))
-        .group_by(Customer.area)
-    )
-    return {Area(area): int(count) for area, count in rows}
+    """The district's accounts on the register on ``day``, per area."""
+    return {area: customers for (d, area), (customers, _) in served_on(session, day).items()
+            if d == district}
 
 
 def require_district(session: Session, district: str) -> None:
