@@ -1,15 +1,16 @@
 """Close a keep-alive connection after a number of requests (nginx's ``keepalive_requests``).
 
-``fieldops serve --workers N`` runs N processes on one listening socket. A process accepts every
-connection that is waiting when it wakes, so when clients open their connections at about the same
-moment (a terminal fleet after a network outage, a proxy's upstream pool, a load test) one process
-may take most of them and keep them for as long as they stay open, while the others idle: measured
-with 16 connections on 2 workers, 78 % and 22 % of a core, and two workers served fewer requests per
-second than one. Closing a connection after ``FIELDOPS_KEEPALIVE_REQUESTS`` requests (default 100,
-the default nginx had for years; 0 keeps connections open for ever) makes its client reconnect, and
-a new connection goes to whichever process is idle enough to accept it first, so the load spreads
-again within a few hundred requests. The answer that ends a connection is a normal answer with
-``Connection: close``; HTTP/1.1 clients reopen the connection for their next request.
+``fieldops serve --workers N`` runs N processes; the kernel gives each new connection to one of
+them (each listens on its own ``SO_REUSEPORT`` socket, :mod:`field_api.serving`), and the
+connection stays with that process for as long as it is open. Clients that keep a few connections
+open for hours (a proxy's upstream pool, a terminal fleet) would pin the load to whichever
+processes their connections happened to land on; closing a connection after
+``FIELDOPS_KEEPALIVE_REQUESTS`` requests (default 100, the default nginx had for years; 0 keeps
+connections open for ever) makes its client reconnect, and the new connection is spread again.
+(Before each worker had its own socket, one process took most connections opened together: 78 %
+and 22 % of a core with 16 connections on 2 workers.) The answer that ends a connection is a
+normal answer with ``Connection: close``; HTTP/1.1 clients reopen the connection for their next
+request.
 
 One pure ASGI middleware, installed by ``create_app``. A connection is known by its client's
 address and port (unique among open connections); the count of a closed connection is forgotten

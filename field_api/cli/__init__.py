@@ -12,7 +12,7 @@ import ipaddress
 import json
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -109,10 +109,12 @@ def serve(
                      "uvicorn's default: 127.0.0.1)."),
     ] = None,
 ) -> None:
-    """Serve the API (uvicorn; with --workers N, N processes on one socket)."""
+    """Serve the API (uvicorn; with --workers N, N processes, each with its own socket on the
+    port: SO_REUSEPORT, the kernel spreads connections over them)."""
     import uvicorn
     from pydantic import ValidationError
 
+    from field_api import serving
     from field_api.config import get_settings
 
     level = (log_level or "").lower()
@@ -145,17 +147,21 @@ def serve(
             "answer 503 server.busy; use PostgreSQL for several workers",
             err=True,
         )
-    uvicorn.run(
-        "field_api.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=level or settings.log_level.lower(),
-        log_config=_serve_log_config(level or settings.log_level, workers),
-        timeout_graceful_shutdown=graceful_timeout,
-        forwarded_allow_ips=forwarded_allow_ips,
-    )
+    options: dict[str, Any] = {
+        "factory": True, "host": host, "port": port, "workers": workers,
+        "log_level": level or settings.log_level.lower(),
+        "log_config": _serve_log_config(level or settings.log_level, workers),
+        "timeout_graceful_shutdown": graceful_timeout,
+        "forwarded_allow_ips": forwarded_allow_ips,
+    }
+    if workers == 1 or not serving.reuse_port_supported():
+        uvicorn.run("field_api.main:create_app", **options)
+        return
+    try:  # each worker listens on its own SO_REUSEPORT socket (field_api.serving)
+        serving.run_workers("field_api.main:create_app", **options)
+    except serving.PortTakenError as exc:
+        typer.echo(f"fieldops serve: {exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 def _production_env() -> bool:
