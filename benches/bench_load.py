@@ -22,13 +22,18 @@ For each API configuration (``--workers``: 1 and 2 uvicorn workers), on 127.0.0.
   issued by a storekeeper, both checklist phases, completion), ``--think-s`` (jittered x0.5-1.5)
   between steps, uploads paced to ``--upload-mbps`` MB/s, plus ``--planners`` planners reading
   reports, for ``--seconds``; then the job queue is drained and every record the clients saw
-  answered 2xx is looked up in the database (exactly one row each, no extra rows);
-- a closed-loop saturation phase (no think time, no uploads) on a read/write mix of the product.
+  answered 2xx is looked up in the database (exactly one row each, no extra rows).
 
-Then the ceiling: a bare FastAPI endpoint under 1 and 2 workers, hammered the same closed-loop
-way. The figures, the issue's targets beside them (never asserted), and with
-``--write-capacity`` docs/capacity.md written from the figures. The load generator shares the
-machine's cores with the servers: its CPU time is printed.
+Then the scaling phase, on a database of its own: ``--scaling-rounds`` (3) rounds, each a
+closed-loop saturation (16 connections, no think time, no uploads, a read/write mix of the
+product) of a fresh ``fieldops serve`` under 1 and then 2 workers (with its job worker; the
+database vacuumed first as pgbench does, a ``--warmup-s`` warm-up, then ``--saturate-s``
+measured), then the machine's ceiling: a bare
+FastAPI endpoint under 1 and 2 workers hammered the same way. Alternating rounds let whatever
+else the shared machine does hit every configuration alike; the median round of each is
+reported, every round printed. The figures, the issue's targets beside them (never asserted),
+and with ``--write-capacity`` docs/capacity.md written from the figures. The load generator
+shares the machine's cores with the servers: its CPU time is printed.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -96,16 +101,22 @@ def make_bare_app() -> Any:
 
 
 def serve(target: str, port: int, workers: int) -> None:
-    """uvicorn as ``fieldops serve --workers N`` runs it (factory, one socket, N processes)."""
+    """uvicorn as ``fieldops serve --workers N`` runs it (factory; N > 1: N processes, each
+    with its own SO_REUSEPORT socket, field_api.serving)."""
     import uvicorn
 
+    from field_api import serving
     from field_api.cli import _serve_log_config
 
-    uvicorn.run(
-        f"bench_load:{target}", factory=True, host="127.0.0.1", port=port, workers=workers,
-        log_level="warning", log_config=_serve_log_config("warning", workers),
-        timeout_graceful_shutdown=30,
-    )  # fmt: skip
+    options: dict[str, Any] = {
+        "factory": True, "host": "127.0.0.1", "port": port, "workers": workers,
+        "log_level": "warning", "log_config": _serve_log_config("warning", workers),
+        "timeout_graceful_shutdown": 30,
+    }  # fmt: skip
+    if workers == 1:
+        uvicorn.run(f"bench_load:{target}", **options)
+    else:
+        serving.run_workers(f"bench_load:{target}", **options)
 
 
 # -- setup (a subprocess in development: the demo loader refuses production) ---------------------
@@ -515,11 +526,10 @@ def run_config(args: argparse.Namespace, workers: int, cfg: int, s3: Any,
     return run
 
 
-def run_setup_and_load(args: argparse.Namespace, run: Run, cfg: int, s3: Any, prefix: str,
-                       env: dict[str, str], workdir: Path, url: str, engine: Any) -> None:
-    """Setup (development: the demo loader), then the product's processes and the load."""
-    print(f"[{run.name}] setup: schema, demo data, {args.crews} crews ...", flush=True)
-    t0 = time.monotonic()
+def setup_database(args: argparse.Namespace, url: str, env: dict[str, str],
+                   workdir: Path) -> dict[str, str]:
+    """Schema, demo data and the bench's crews and users (development: the demo loader); the
+    tokens."""
     done = subprocess.run(
         [sys.executable, __file__, "setup", url, str(workdir / "tokens.json"),
          str(args.crews), str(args.demo_months)],
@@ -528,7 +538,15 @@ def run_setup_and_load(args: argparse.Namespace, run: Run, cfg: int, s3: Any, pr
     )  # fmt: skip
     if done.returncode != 0:
         raise RuntimeError(f"setup failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
-    tokens = json.loads((workdir / "tokens.json").read_text())
+    return cast(dict[str, str], json.loads((workdir / "tokens.json").read_text()))
+
+
+def run_setup_and_load(args: argparse.Namespace, run: Run, cfg: int, s3: Any, prefix: str,
+                       env: dict[str, str], workdir: Path, url: str, engine: Any) -> None:
+    """Setup, then the product's processes and the flows."""
+    print(f"[{run.name}] setup: schema, demo data, {args.crews} crews ...", flush=True)
+    t0 = time.monotonic()
+    tokens = setup_database(args, url, env, workdir)
     api, worker = start_product(run.workers, env, workdir, args.worker_concurrency)
     try:
         crews = prepare_world(api.url, tokens, args.crews, orders_per_crew(args), cfg)
@@ -541,10 +559,14 @@ def run_setup_and_load(args: argparse.Namespace, run: Run, cfg: int, s3: Any, pr
         api.stop()
         worker.stop()
     run.extra["api_log_tail"] = api.log.read_text(errors="replace")[-3000:]
+    keep_logs(args, workdir, f"cfg{cfg}")
+
+
+def keep_logs(args: argparse.Namespace, workdir: Path, tag: str) -> None:
     if args.logs:
         args.logs.mkdir(parents=True, exist_ok=True)
         for log in workdir.glob("*.log"):
-            (args.logs / f"cfg{cfg}-{log.name}").write_bytes(log.read_bytes())
+            (args.logs / f"{tag}-{log.name}").write_bytes(log.read_bytes())
 
 
 def orders_per_crew(args: argparse.Namespace) -> int:
@@ -578,24 +600,121 @@ def measure_config(args: argparse.Namespace, run: Run, api: Proc, worker: Proc, 
         "db_before": before, "db_after": after,
         "objects": [objects_before, objects_after],
     })  # fmt: skip
-    print(f"[{run.name}] closed-loop saturation, {args.saturate_s:g} s ...", flush=True)
+    run.extra["records"] = check_records(engine, flows, {"created_orders": []})
+
+
+# -- scaling: closed-loop saturation, 1 and 2 workers alternating ---------------------------------
+
+
+@dataclass
+class Saturation:
+    """One measured closed-loop saturation of one server."""
+
+    workers: int
+    result: dict[str, Any]  # the load generator's samples and created orders
+    cpu_s: dict[str, float]  # api, postgres, machine, loadgen
+
+    @property
+    def rps(self) -> float:
+        return sum(ok_status(st) for _, st, _ in self.result["samples"]) / self.result["seconds"]
+
+
+def saturation_spec(args: argparse.Namespace, base: str, tokens: dict[str, str],
+                    crews: list[dict[str, Any]], seconds: float, tag: str) -> dict[str, Any]:
     today = datetime.now(UTC).date()
-    sat_spec = {"base": api.url, "tokens": tokens, "seconds": args.saturate_s,
-                "connections": args.saturate_connections, "tag": f"{run.workers}W",
-                "read_orders": [[o["id"], c["who"]] for c in crews for o in c["orders"]],
-                "from": str(today.replace(day=1)), "to": str(today),
-                "order_template": ORDER_TEMPLATE | {"crew_code": "BENCH-C000",
-                                                    "applied_on": str(today)}}
-    cpu0 = (api.cpu_s(), postgres_cpu_s(), machine_busy_s())
-    run.saturation, run.extra["saturation_loadgen_cpu_s"] = run_loadgen("saturate", sat_spec,
-                                                                         workdir)
-    cpu1 = (api.cpu_s(), postgres_cpu_s(), machine_busy_s())
-    run.extra["saturation_cpu_s"] = {
-        "api": cpu1[0] - cpu0[0], "postgres": postgres_cpu_between(cpu0[1], cpu1[1]),
-        "machine": cpu1[2] - cpu0[2],
-        "loadgen": run.extra["saturation_loadgen_cpu_s"],
-    }
-    run.extra["records"] = check_records(engine, flows, run.saturation)
+    return {"base": base, "tokens": tokens, "seconds": seconds,
+            "connections": args.saturate_connections, "tag": tag,
+            "read_orders": [[o["id"], c["who"]] for c in crews for o in c["orders"]],
+            "from": str(today.replace(day=1)), "to": str(today),
+            "order_template": ORDER_TEMPLATE | {"crew_code": "BENCH-C000",
+                                                "applied_on": str(today)}}
+
+
+def saturate_product(args: argparse.Namespace, workers: int, env: dict[str, str], workdir: Path,
+                     tokens: dict[str, str], crews: list[dict[str, Any]],
+                     tag: str) -> tuple[Saturation, list[Any]]:
+    """A fresh API with ``workers`` workers and one job worker: a warm-up (not measured), then
+    the measured saturation; (it, the orders the warm-up created). The database is vacuumed
+    first, as pgbench does before each run, so that no round inherits the maintenance left by
+    the rounds before it (autovacuum still runs on what a round itself writes)."""
+    vacuum(env["FIELDOPS_DATABASE_URL"])
+    api, worker = start_product(workers, env, workdir, args.worker_concurrency)
+    try:
+        warm, _ = run_loadgen("saturate", saturation_spec(
+            args, api.url, tokens, crews, args.warmup_s, f"{tag}w"), workdir)
+        cpu0 = (api.cpu_s(), postgres_cpu_s(), machine_busy_s())
+        result, loadgen = run_loadgen("saturate", saturation_spec(
+            args, api.url, tokens, crews, args.saturate_s, tag), workdir)
+        cpu1 = (api.cpu_s(), postgres_cpu_s(), machine_busy_s())
+    finally:
+        api.stop()
+        worker.stop()
+    cpu = {"api": cpu1[0] - cpu0[0], "postgres": postgres_cpu_between(cpu0[1], cpu1[1]),
+           "machine": cpu1[2] - cpu0[2], "loadgen": loadgen}
+    return Saturation(workers, result | {"seconds": args.saturate_s}, cpu), \
+        warm["created_orders"]
+
+
+def vacuum(url: str) -> None:
+    """``VACUUM (ANALYZE)`` of the whole database (outside a transaction, as it must run)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("VACUUM (ANALYZE)"))
+    finally:
+        engine.dispose()
+
+
+def run_scaling(args: argparse.Namespace, s3: Any, gateway: Any, root: Path) -> dict[str, Any]:
+    """``--scaling-rounds`` rounds on one database, each: the product under every worker count,
+    then the bare endpoint under every worker count, so that whatever else the machine does
+    hits them alike; every order the saturations created is then looked up (once each)."""
+    from sqlalchemy import create_engine
+
+    workdir = root / "scaling"
+    workdir.mkdir()
+    url, admin = create_database(args.pg_url, "scaling")
+    env = product_env(url, workdir, s3, f"load-scaling-{secrets.token_hex(3)}/",
+                      gateway.environment(), args.env == "production")
+    engine = create_engine(url)
+    product: dict[int, list[Saturation]] = {w: [] for w in args.worker_counts}
+    bare: dict[int, list[Saturation]] = {w: [] for w in args.worker_counts}
+    created: list[Any] = []
+    try:
+        print(f"[scaling] setup: schema, demo data, {args.crews} crews ...", flush=True)
+        tokens = setup_database(args, url, env, workdir)
+        api, worker = start_product(1, env, workdir, args.worker_concurrency)
+        try:
+            crews = prepare_world(api.url, tokens, args.crews, 2, len(args.worker_counts))
+        finally:
+            api.stop()
+            worker.stop()
+        for r in range(args.scaling_rounds):
+            print(f"[scaling] round {r + 1} of {args.scaling_rounds}: the product under "
+                  f"{args.workers} worker(s) ({args.warmup_s:g} s warm-up, "
+                  f"{args.saturate_s:g} s measured), then the bare endpoint ...", flush=True)
+            for w in args.worker_counts:
+                sat, warm = saturate_product(args, w, env, workdir, tokens, crews, f"{w}W{r}")
+                product[w].append(sat)
+                created += warm + sat.result["created_orders"]
+            for w in args.worker_counts:
+                bare[w].append(run_bare(args, w, workdir / f"bare{w}-{r}"))
+        kinds = ("media", "completed", "visits", "contracts", "checklists", "kits")
+        empty: dict[str, list[Any]] = {k: [] for k in kinds}
+        records = check_records(engine, empty, {"created_orders": created})
+        keep_logs(args, workdir, "scaling")
+    finally:
+        engine.dispose()
+        drop_database(url, admin)
+    return {"product": product, "bare": bare, "records": records}
+
+
+def median_saturation(rounds: list[Saturation]) -> Saturation:
+    """The round with the median requests per second (the lower one of an even count)."""
+    ordered = sorted(rounds, key=lambda r: r.rps)
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def postgres_cpu_s() -> dict[int, float]:
@@ -623,21 +742,19 @@ def machine_busy_s() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def run_bare(args: argparse.Namespace, workers: int, root: Path) -> Run:
+def run_bare(args: argparse.Namespace, workers: int, workdir: Path) -> Saturation:
+    """The bare endpoint under ``workers`` workers, hammered closed-loop for ``--ceiling-s``."""
     port = free_port()
-    workdir = root / f"bare{workers}"
     workdir.mkdir()
     bare = start(f"bare-{workers}w", [sys.executable, __file__, "serve", "make_bare_app",
                                       str(port), str(workers)], base_env(), workdir, port)
     try:
         spec = {"base": bare.url, "bare": True, "tokens": {}, "seconds": args.ceiling_s,
                 "connections": args.saturate_connections}
-        run = Run(f"bare endpoint, {workers} worker{'s' if workers > 1 else ''}", workers)
-        run.saturation, run.extra["loadgen_cpu_s"] = run_loadgen("saturate", spec, workdir)
-        run.extra["rss_api_mib"] = bare.peak_rss_mib()
+        result, loadgen = run_loadgen("saturate", spec, workdir)
     finally:
         bare.stop()
-    return run
+    return Saturation(workers, result | {"seconds": args.ceiling_s}, {"loadgen": loadgen})
 
 
 # -- figures -----------------------------------------------------------------------------------
@@ -667,7 +784,7 @@ def summarise(run: Run, args: argparse.Namespace) -> dict[str, Any]:
             families[fam].append(seconds)
     non_upload = [s for fam, st, s in samples if fam != UPLOAD and ok_status(st)]
     errors = Counter(f"{fam} {st}" for fam, st, _ in samples if not ok_status(st))
-    sat = run.saturation
+    sat = run.saturation  # the median round of the scaling phase for this worker count
     sat_ok = [s for _, st, s in sat["samples"] if ok_status(st)]
     equivalents = max(len(f["media"]) / PHOTOS_PER_FLOW, 1e-9)
     before, after = x["db_before"], x["db_after"]
@@ -731,7 +848,8 @@ def print_config(s: dict[str, Any]) -> None:
     c = s["cpu_s"]
     print(f"CPU during the {c['wall']:.0f} s of load: API {c['api']:.1f} s, job worker "
           f"{c['worker']:.1f} s, load generator {c['loadgen']:.1f} s (same 2 cores)")
-    print(f"closed-loop saturation: {s['saturation_rps']:.1f} req/s, p99 "
+    print(f"closed-loop saturation (the scaling phase's median round): "
+          f"{s['saturation_rps']:.1f} req/s, p99 "
           f"{ms(s['saturation_p99'])} ms, errors {s['sat_errors'] or 0}")
     q = s["saturation_cpu_ms_per_request"]
     print(f"  CPU per request of the mix: API {q['api']:.2f} ms, PostgreSQL at least "
@@ -739,16 +857,18 @@ def print_config(s: dict[str, Any]) -> None:
           f"{q['machine']:.2f} ms (rest: SeaweedFS, the job worker, the system)")
 
 
-def targets(configs: list[dict[str, Any]], bare: list[dict[str, Any]]) -> dict[str, Any]:
-    """The issue's targets beside the figures (printed, never asserted)."""
-    def rps(runs: list[dict[str, Any]], workers: int) -> float | None:
-        return next((float(r["saturation_rps"]) for r in runs if r["workers"] == workers), None)
+def targets(configs: list[dict[str, Any]], scaling: dict[str, Any]) -> dict[str, Any]:
+    """The issue's targets beside the figures (printed, never asserted). Scaling: the median
+    round's requests per second of each worker count."""
+    def rps(runs: dict[int, list[Saturation]], workers: int) -> float | None:
+        return median_saturation(runs[workers]).rps if runs.get(workers) else None
 
-    bare1, bare2 = rps(bare, 1), rps(bare, 2)
-    prod1, prod2 = rps(configs, 1), rps(configs, 2)
+    bare1, bare2 = rps(scaling["bare"], 1), rps(scaling["bare"], 2)
+    prod1, prod2 = rps(scaling["product"], 1), rps(scaling["product"], 2)
     bare_ratio = bare2 / bare1 if bare1 and bare2 else None
     prod_ratio = prod2 / prod1 if prod1 and prod2 else None
     share = prod_ratio / bare_ratio if prod_ratio and bare_ratio else None
+    records = [c["records"] for c in configs] + [scaling["records"]]
 
     def drained(q: dict[str, int]) -> bool:
         return sum(q.get(k, 0) for k in ("pending", "running", "dead", "media_pending")) == 0
@@ -756,9 +876,11 @@ def targets(configs: list[dict[str, Any]], bare: list[dict[str, Any]]) -> dict[s
     return {
         "bare_rps": [bare1, bare2], "product_rps": [prod1, prod2],
         "bare_ratio": bare_ratio, "product_ratio": prod_ratio, "scaling_share": share,
+        "rounds": {kind: {w: [round(r.rps, 1) for r in runs] for w, runs in scaling[kind].items()}
+                   for kind in ("product", "bare")},
+        "scaling_records": scaling["records"],
         "zero_errors": all(c["error_count"] == 0 for c in configs),
-        "zero_lost_or_duplicated": all(
-            c["records"]["lost"] == 0 and c["records"]["duplicated"] == 0 for c in configs),
+        "zero_lost_or_duplicated": all(r["lost"] == 0 and r["duplicated"] == 0 for r in records),
         "p99_under_1s": all(c["non_upload_p99"] < TARGET_P99_S for c in configs),
         "queue_drained": all(drained(c["queue_after_drain"]) for c in configs),
         "scaling_80pct": share is not None and share >= TARGET_SCALING,
@@ -769,7 +891,15 @@ def print_targets(t: dict[str, Any], configs: list[dict[str, Any]], crews: int) 
     def f(v: float | None, fmt: str = "{:.1f}") -> str:
         return "-" if v is None else fmt.format(v)
 
-    print("\n== scaling (closed loop, 2 workers / 1 worker, same client, same run) ==")
+    rounds = t["rounds"]
+    print("\n== scaling (closed loop, 2 workers / 1 worker, same client, same run; "
+          f"{len(rounds['product'][1])} alternating rounds, median) ==")
+    for kind, label in (("product", "product"), ("bare", "bare endpoint")):
+        for w, values in rounds[kind].items():
+            print(f"{label}, {w} worker(s), req/s by round: "
+                  f"{', '.join(f'{v:.1f}' for v in values)}")
+    sr = t["scaling_records"]
+    print(f"orders the saturations created: lost {sr['lost']}, duplicated {sr['duplicated']}")
     print(f"bare FastAPI endpoint: {f(t['bare_rps'][0])} -> {f(t['bare_rps'][1])} req/s, "
           f"ratio {f(t['bare_ratio'], '{:.2f}')} (the machine's ceiling)")
     print(f"product read/write mix: {f(t['product_rps'][0])} -> {f(t['product_rps'][1])} req/s, "
@@ -780,7 +910,8 @@ def print_targets(t: dict[str, Any], configs: list[dict[str, Any]], crews: int) 
     rows = [
         ("zero errors", t["zero_errors"], ", ".join(str(c["error_count"]) for c in configs)),
         ("zero lost or duplicated records", t["zero_lost_or_duplicated"],
-         ", ".join(f"{c['records']['lost']}/{c['records']['duplicated']}" for c in configs)),
+         ", ".join(f"{r['lost']}/{r['duplicated']}" for r in
+                   [c["records"] for c in configs] + [t["scaling_records"]])),
         ("p99 < 1 s for non-upload requests", t["p99_under_1s"],
          ", ".join(f"{ms(c['non_upload_p99'])} ms" for c in configs)),
         ("every queued job ran (none pending/dead)", t["queue_drained"], ""),
@@ -877,7 +1008,8 @@ def capacity_body(basis: dict[str, Any], per: dict[str, float], t: dict[str, Any
     share = t["scaling_share"]
     lines = [
         "",
-        f"Scaling (closed loop, 2 workers over 1): bare FastAPI endpoint "
+        f"Scaling (closed loop, 2 workers over 1, the median of {args.scaling_rounds} "
+        "alternating rounds): bare FastAPI endpoint "
         f"{t['bare_ratio'] or float('nan'):.2f}x, the product's read/write mix "
         f"{t['product_ratio'] or float('nan'):.2f}x, i.e. "
         f"{'-' if share is None else f'{share * 100:.0f}'} % of the machine's ceiling "
@@ -961,7 +1093,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--worker-concurrency", type=int, default=4,
                    help="threads of the one job worker process")
     p.add_argument("--workers", default="1,2", help="API worker counts, one configuration each")
-    p.add_argument("--saturate-s", type=float, default=15.0)
+    p.add_argument("--saturate-s", type=float, default=15.0,
+                   help="measured closed-loop saturation per round and worker count")
+    p.add_argument("--warmup-s", type=float, default=3.0,
+                   help="closed-loop warm-up of each fresh server before it is measured")
+    p.add_argument("--scaling-rounds", type=int, default=3,
+                   help="alternating rounds of the scaling phase (the median is reported)")
     p.add_argument("--saturate-connections", type=int, default=16)
     p.add_argument("--ceiling-s", type=float, default=8.0)
     p.add_argument("--drain-s", type=float, default=180.0, help="bound of the queue's drain")
@@ -994,17 +1131,19 @@ def bench(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     try:
         runs = [run_config(args, w, n, s3, gateway, root) for n, w in
                 enumerate(args.worker_counts)]
-        print(f"[ceiling] bare FastAPI endpoint, {args.ceiling_s:g} s per worker count ...",
-              flush=True)
-        bare = [run_bare(args, w, root) for w in args.worker_counts]
+        scaling = run_scaling(args, s3, gateway, root)
     finally:
         s3.stop()
         gateway.stop()
+    for run in runs:  # each configuration's saturation figures: its median round
+        median = median_saturation(scaling["product"][run.workers])
+        run.saturation, run.extra["saturation_cpu_s"] = median.result, median.cpu_s
     configs = [summarise(r, args) for r in runs]
-    bares = [{"name": b.name, "workers": b.workers, "rss_mib": b.extra["rss_api_mib"],
-              "saturation_rps": sum(ok_status(st) for _, st, _ in b.saturation["samples"])
-              / args.ceiling_s, "loadgen_cpu_s": b.extra["loadgen_cpu_s"]} for b in bare]
-    return {"configs": configs, "bare": bares, "targets": targets(configs, bares),
+    bares = [{"name": f"bare endpoint, {w} worker{'s' if w > 1 else ''}", "workers": w,
+              "saturation_rps": median_saturation(rounds).rps,
+              "loadgen_cpu_s": median_saturation(rounds).cpu_s["loadgen"]}
+             for w, rounds in scaling["bare"].items()]
+    return {"configs": configs, "bare": bares, "targets": targets(configs, scaling),
             "sms_messages": len(gateway.messages())}
 
 
