@@ -28,12 +28,12 @@ Then the scaling phase, on a database of its own: ``--scaling-rounds`` (3) round
 closed-loop saturation (16 connections, no think time, no uploads, a read/write mix of the
 product) of a fresh ``fieldops serve`` under 1 and then 2 workers (with its job worker; the
 database vacuumed first as pgbench does, a ``--warmup-s`` warm-up, then ``--saturate-s``
-measured), then the machine's ceiling: a bare
-FastAPI endpoint under 1 and 2 workers hammered the same way. Alternating rounds let whatever
-else the shared machine does hit every configuration alike; the median round of each is
-reported, every round printed. The figures, the issue's targets beside them (never asserted),
-and with ``--write-capacity`` docs/capacity.md written from the figures. The load generator
-shares the machine's cores with the servers: its CPU time is printed.
+measured), then the machine's ceiling: a bare FastAPI endpoint under 1 and 2 workers hammered
+the same way. Alternating rounds let whatever else the shared machine does hit every
+configuration alike; the median round of each is reported, every round printed. The figures,
+the issue's targets beside them (never asserted), and with ``--write-capacity``
+docs/capacity.md written from the figures. The load generator shares the machine's cores with
+the servers: its CPU time is printed.
 """
 
 from __future__ import annotations
@@ -893,7 +893,7 @@ def print_targets(t: dict[str, Any], configs: list[dict[str, Any]], crews: int) 
 
     rounds = t["rounds"]
     print("\n== scaling (closed loop, 2 workers / 1 worker, same client, same run; "
-          f"{len(rounds['product'][1])} alternating rounds, median) ==")
+          f"{len(next(iter(rounds['product'].values()), []))} alternating rounds, median) ==")
     for kind, label in (("product", "product"), ("bare", "bare endpoint")):
         for w, values in rounds[kind].items():
             print(f"{label}, {w} worker(s), req/s by round: "
