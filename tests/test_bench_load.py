@@ -33,6 +33,7 @@ def test_bench_load_runs_end_to_end_tiny(
         [sys.executable, str(ROOT / "benches" / "bench_load.py"), "--crews", "2",
          "--think-s", "0.2", "--seconds", "8", "--grace-s", "60", "--upload-mbps", "20",
          "--planners", "1", "--workers", "1", "--saturate-s", "1", "--ceiling-s", "1", "--demo-months", "0",
+         "--scaling-rounds", "2", "--warmup-s", "0.5",
          "--pg-url", dbs.create("load"), "--json", str(report),
          "--write-capacity", str(capacity)],
         cwd=tmp_path, capture_output=True, text=True, timeout=540,
@@ -54,6 +55,12 @@ def test_bench_load_runs_end_to_end_tiny(
     assert config["per_connection"]["object_bytes"] > 0
     assert set(config["rss_api_mib"]) and set(config["rss_worker_mib"])
     assert [b["workers"] for b in result["bare"]] == [1]
+    # the scaling phase: two alternating rounds each of the product and the bare endpoint, the
+    # orders its saturations created all found once
+    rounds = result["targets"]["rounds"]
+    assert [len(rounds["product"]["1"]), len(rounds["bare"]["1"])] == [2, 2]
+    assert all(rps > 0 for rps in rounds["product"]["1"] + rounds["bare"]["1"])
+    assert result["targets"]["scaling_records"] == {"lost": 0, "duplicated": 0}
     assert result["targets"]["zero_errors"] and result["targets"]["zero_lost_or_duplicated"]
     page = capacity.read_text()
     for needed in ("## Measured in the run", "## Assumptions", "## Sizing", "| province |",

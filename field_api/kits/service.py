@@ -259,7 +259,21 @@ def reserve_for_order(
         order_id=order.id, depot_id=depot.id, kit_code=scheme.kit_code or "-",
         scheme_id=scheme.id, status="reserved", created_by=actor.user_id,
     )
-    shortages = _take(session, depot.id, wanted)
+    # the reservation, its lines and movements are written first and the depot's stock rows
+    # locked last (every crew of a depot reserves from the same rows: the lock is held from the
+    # first UPDATE to the commit); on a shortage the savepoint takes all of it back
+    with session.begin_nested() as written:
+        session.add(reservation)
+        session.flush()
+        for code, qty in sorted(wanted.items()):
+            session.add(ReservationLine(reservation_id=reservation.id, material_code=code,
+                                        quantity_milli=qty))
+            _movement(session, depot.id, code, "reserve", reserved=qty, actor=actor,
+                      reservation_id=reservation.id)
+        audit.record(session, actor=actor, action="kit_reservation.reserve", entity=reservation)
+        shortages = _take(session, depot.id, wanted)
+        if shortages:
+            written.rollback()
     if shortages:
         raise OutOfStock(
             {
@@ -273,14 +287,6 @@ def reserve_for_order(
             code="kit.out_of_stock",
             params={"depot_code": depot.code, "kit_code": reservation.kit_code},
         )
-    session.add(reservation)
-    session.flush()
-    for code, qty in sorted(wanted.items()):
-        session.add(ReservationLine(reservation_id=reservation.id, material_code=code,
-                                    quantity_milli=qty))
-        _movement(session, depot.id, code, "reserve", reserved=qty, actor=actor,
-                  reservation_id=reservation.id)
-    audit.record(session, actor=actor, action="kit_reservation.reserve", entity=reservation)
     _audit_stock(session, depot.id, wanted, actor, "stock.reserve")
     return reservation
 
@@ -310,6 +316,14 @@ def issue(
             params={"reservation_id": reservation.id, "status": str(reservation.status)},
         )
     lines = {line.material_code: line.quantity_milli for line in lines_of(session, reservation)}
+    # the movements and the reservation's own change first, the depot's stock rows (locked
+    # until the commit) last
+    for code, qty in sorted(lines.items()):
+        _movement(session, reservation.depot_id, code, "issue", on_hand=-qty, reserved=-qty,
+                  actor=actor, reservation_id=reservation.id)
+    reservation.status, reservation.meter_barcode = "issued", meter
+    reservation.issued_by, reservation.issued_at = actor.user_id, clock.now()
+    audit.record(session, actor=actor, action="kit_reservation.issue", entity=reservation)
     for code, qty in sorted(lines.items()):
         done = session.execute(
             update(StockItem)
@@ -327,11 +341,6 @@ def issue(
                 code="kit.stock_changed",
                 params={"material_code": code, "reservation_id": reservation.id},
             )
-        _movement(session, reservation.depot_id, code, "issue", on_hand=-qty, reserved=-qty,
-                  actor=actor, reservation_id=reservation.id)
-    reservation.status, reservation.meter_barcode = "issued", meter
-    reservation.issued_by, reservation.issued_at = actor.user_id, clock.now()
-    audit.record(session, actor=actor, action="kit_reservation.issue", entity=reservation)
     _audit_stock(session, reservation.depot_id, lines, actor, "stock.issue")
     return reservation
 
@@ -534,8 +543,26 @@ def _refreshed(session: Session, item: StockItem, actor: Principal, action: str)
 def _audit_stock(
     session: Session, depot_id: int, codes: Mapping[str, int], actor: Principal, action: str
 ) -> None:
-    for code in sorted(codes):
-        _refreshed(session, _stock_row(session, depot_id, code, create=False), actor, action)
+    """Record the depot's stock rows of ``codes`` as they are now, by material code.
+
+    Called while the rows are locked by their conditional UPDATEs: one query finds them, and
+    each event reads its row's stored values (:func:`audit.record`) instead of refreshing the
+    object first, so the lock is held for as few statements as possible."""
+    items = session.execute(
+        select(StockItem)
+        .where(StockItem.depot_id == depot_id, StockItem.material_code.in_(sorted(codes)))
+        .order_by(StockItem.material_code)
+    ).scalars().all()
+    missing = sorted(set(codes) - {item.material_code for item in items})
+    if missing:
+        raise NotFound(
+            f"no stock row for {missing[0]}",
+            code="stock.row_not_found",
+            params={"material_code": missing[0]},
+        )
+    for item in items:
+        audit.record(session, actor=actor, action=action, entity=item)
+        session.expire(item)  # loaded before the UPDATE took effect: reload on next use
 
 
 def _movement(
