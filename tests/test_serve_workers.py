@@ -126,7 +126,10 @@ def two_workers(tmp_path: Path) -> Iterator[Served]:
                 return False
 
         _wait_for("the server to answer /healthz", healthy)
+        # each worker binds its own socket after its application started (field_api.serving):
+        # the port is served by both once both say they are running
         _wait_for("both workers to start", lambda: len(_started_pids(served.output())) == 2)
+        _wait_for("both workers to listen", lambda: len(_listening_pids(served.output())) == 2)
         yield served
     finally:
         if proc.poll() is None:
@@ -140,6 +143,10 @@ def two_workers(tmp_path: Path) -> Iterator[Served]:
 
 def _started_pids(log: str) -> set[str]:
     return set(re.findall(r"Started server process \[(\d+)\]", log))
+
+
+def _listening_pids(log: str) -> set[str]:
+    return set(re.findall(r"\[(\d+)\] Uvicorn running on http://", log))
 
 
 def _answering_pids(log: str, path: str) -> set[str]:
@@ -218,7 +225,7 @@ def test_connections_opened_together_are_spread_over_the_workers(two_workers: Se
 
     _wait_for("the access lines of the bursts", all_logged)
     served_by = Counter(by_port[p] for p in ports)
-    assert set(served_by) == _started_pids(served.output())
+    assert set(served_by) == _started_pids(served.output()) == _listening_pids(served.output())
     # a fair coin for each of 96 connections: a share under 25 % is 4.9 standard deviations off
     assert min(served_by.values()) >= len(ports) // 4, served_by
 
