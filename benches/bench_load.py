@@ -103,8 +103,6 @@ def make_bare_app() -> Any:
 def serve(target: str, port: int, workers: int) -> None:
     """uvicorn as ``fieldops serve --workers N`` runs it (factory; N > 1: N processes, each
     with its own SO_REUSEPORT socket, field_api.serving)."""
-    import uvicorn
-
     from field_api import serving
     from field_api.cli import _serve_log_config
 
@@ -113,10 +111,7 @@ def serve(target: str, port: int, workers: int) -> None:
         "log_level": "warning", "log_config": _serve_log_config("warning", workers),
         "timeout_graceful_shutdown": 30,
     }  # fmt: skip
-    if workers == 1:
-        uvicorn.run(f"bench_load:{target}", **options)
-    else:
-        serving.run_workers(f"bench_load:{target}", **options)
+    serving.serve(f"bench_load:{target}", **options)
 
 
 # -- setup (a subprocess in development: the demo loader refuses production) ---------------------

@@ -83,3 +83,15 @@ def run_workers(app: str, **options: Any) -> None:
     ensure_port_free(config.host, config.port)
     # no socket from the parent: each worker's server binds its own (ReusePortEventLoop)
     Multiprocess(config, sockets=None).run()  # type: ignore[arg-type]
+
+
+def serve(app: str, **options: Any) -> None:
+    """Serve ``app`` as ``fieldops serve`` does: one worker (``options['workers']`` 1 or unset)
+    on uvicorn's own plain socket, several through :func:`run_workers` where the platform has
+    ``SO_REUSEPORT`` (else uvicorn's shared socket)."""
+    import uvicorn
+
+    if options.get("workers", 1) > 1 and reuse_port_supported():
+        run_workers(app, **options)
+    else:
+        uvicorn.run(app, **options)

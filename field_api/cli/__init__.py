@@ -111,7 +111,6 @@ def serve(
 ) -> None:
     """Serve the API (uvicorn; with --workers N, N processes, each with its own socket on the
     port: SO_REUSEPORT, the kernel spreads connections over them)."""
-    import uvicorn
     from pydantic import ValidationError
 
     from field_api import serving
@@ -154,11 +153,8 @@ def serve(
         "timeout_graceful_shutdown": graceful_timeout,
         "forwarded_allow_ips": forwarded_allow_ips,
     }
-    if workers == 1 or not serving.reuse_port_supported():
-        uvicorn.run("field_api.main:create_app", **options)
-        return
-    try:  # each worker listens on its own SO_REUSEPORT socket (field_api.serving)
-        serving.run_workers("field_api.main:create_app", **options)
+    try:  # several workers: each listens on its own SO_REUSEPORT socket (field_api.serving)
+        serving.serve("field_api.main:create_app", **options)
     except serving.PortTakenError as exc:
         typer.echo(f"fieldops serve: {exc}", err=True)
         raise typer.Exit(1) from exc

@@ -132,7 +132,7 @@ def receive(
     touched = []
     for code in sorted(lines):
         qty = rules.to_milli(lines[code])
-        item = _stock_row(session, depot.id, code, create=True)
+        item = _stock_row(session, depot.id, code)
         session.execute(
             update(StockItem)
             .where(StockItem.id == item.id)
@@ -153,7 +153,7 @@ def set_reorder_level(
     _check_material_codes([material_code])
     if level < 0:
         raise ValidationFailed("the reorder level must be ≥ 0", code="stock.reorder_level_negative")
-    item = _stock_row(session, depot.id, material_code, create=True)
+    item = _stock_row(session, depot.id, material_code)
     item.reorder_level_milli = rules.to_milli(level)
     item.updated_at = clock.now()
     audit.record(session, actor=actor, action="stock.reorder_level", entity=item)
@@ -516,17 +516,12 @@ def _available(session: Session, depot_id: int, code: str) -> int:
     return int(row or 0)
 
 
-def _stock_row(session: Session, depot_id: int, code: str, *, create: bool) -> StockItem:
+def _stock_row(session: Session, depot_id: int, code: str) -> StockItem:
+    """The depot's stock row of ``code``, created (empty) if it has none yet."""
     item = session.execute(
         select(StockItem).where(StockItem.depot_id == depot_id, StockItem.material_code == code)
     ).scalar_one_or_none()
     if item is None:
-        if not create:
-            raise NotFound(
-                f"no stock row for {code}",
-                code="stock.row_not_found",
-                params={"material_code": code},
-            )
         item = StockItem(depot_id=depot_id, material_code=code, on_hand_milli=0,
                          reserved_milli=0, reorder_level_milli=0)
         session.add(item)
