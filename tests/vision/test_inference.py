@@ -31,6 +31,7 @@ from vision.detect.inference import (
     letterbox,
     load_runner,
     save_untrained_weights,
+    to_blob,
 )
 from vision.detect.tiling import tiles_along
 from vision.errors import InferenceError, ModelIntegrityError
@@ -109,13 +110,35 @@ def photo() -> np.ndarray:
 
 def test_letterbox_pads_and_maps_boxes_back() -> None:
     image = np.zeros((100, 200, 3), dtype=np.uint8)
-    blob, box = letterbox(image, 320)
-    assert blob.shape == (3, 320, 320) and blob.dtype == np.float32
+    canvas, box = letterbox(image, 320)
+    assert canvas.shape == (320, 320, 3) and canvas.dtype == np.uint8
     assert box == Letterbox(gain=1.6, pad_x=0.0, pad_y=80.0)
-    assert blob[:, 0, 0] == pytest.approx([114 / 255] * 3)  # grey padding above
-    assert blob[:, 160, 160] == pytest.approx([0.0] * 3)  # the (black) photo in the middle
+    assert (canvas[:80] == 114).all() and (canvas[240:] == 114).all()  # grey padding
+    assert (canvas[80:240] == 0).all()  # the (black) photo in the middle
     back = box.to_image(np.array([[0, 80, 320, 240]], dtype=np.float32))
     assert back.tolist() == [[0.0, 0.0, 200.0, 100.0]]
+
+
+def test_letterbox_writes_the_resized_photo_into_a_batch_slot(photo: np.ndarray) -> None:
+    # a 640x480 photo into a 320 canvas: resized to 320x240 straight into the slot's rows
+    batch = np.zeros((2, 320, 320, 3), dtype=np.uint8)
+    canvas, box = letterbox(photo, 320, out=batch[1])
+    assert np.shares_memory(canvas, batch)
+    expected = cv2.resize(photo, (320, 240), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(batch[1, 40:280], expected)
+    assert (batch[1, :40] == 114).all() and (batch[1, 280:] == 114).all()
+    assert box == Letterbox(gain=0.5, pad_x=0.0, pad_y=40.0)
+    assert not batch[0].any()  # the other slot untouched
+
+
+def test_to_blob_gives_the_networks_float_rgb_input() -> None:
+    canvases = np.zeros((2, 4, 4, 3), dtype=np.uint8)
+    canvases[1, :, :, 0] = 255  # blue in BGR
+    blob = to_blob(canvases)
+    assert blob.shape == (2, 3, 4, 4) and blob.dtype == np.float32
+    assert (blob[0] == 0).all()
+    assert (blob[1, 2] == 1.0).all() and (blob[1, :2] == 0).all()  # blue is RGB's third
+    assert to_blob(canvases[:0]).shape == (0, 3, 4, 4)
 
 
 def test_letterbox_refuses_non_bgr_input() -> None:

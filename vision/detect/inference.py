@@ -35,7 +35,9 @@ Error tree::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeAlias, cast
@@ -90,20 +92,23 @@ class Letterbox:
 
 
 def letterbox(
-    image: Image, size: int, out: FloatArray | None = None
-) -> tuple[FloatArray, Letterbox]:
-    """Resize keeping the aspect ratio, pad to ``size``x``size``, to a CHW RGB float blob.
+    image: Image, size: int, out: Image | None = None
+) -> tuple[Image, Letterbox]:
+    """Resize keeping the aspect ratio and pad to a ``size``x``size`` uint8 BGR canvas.
 
     Matches Ultralytics' ``LetterBox(auto=False, center=True)`` so exported models see the
-    inputs they were trained on.
+    inputs they were trained on. The canvas stays uint8 BGR (H, W, C): the runner turns it
+    into the network's float RGB (C, H, W) input — inside the compiled OpenVINO model (its
+    preprocessing, run in the inference threads), or with :func:`to_blob` for ONNX Runtime
+    and torch.
 
     Args:
         image: BGR uint8 (H, W, 3).
         size: square network input side.
-        out: optional (3, size, size) float32 array to write into (avoids an allocation).
+        out: optional (size, size, 3) uint8 array to write into (a slot of a batch).
 
     Returns:
-        The (3, size, size) float32 blob in [0, 1] and the :class:`Letterbox` to undo it.
+        The (size, size, 3) uint8 canvas and the :class:`Letterbox` to undo it.
     """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise InferenceError(
@@ -114,17 +119,27 @@ def letterbox(
     new_w, new_h = round(w * gain), round(h * gain)
     dw, dh = (size - new_w) / 2, (size - new_h) / 2
     top, left = round(dh - 0.1), round(dw - 0.1)
-    resized: npt.NDArray[Any] = image
+    canvas = np.empty((size, size, 3), dtype=np.uint8) if out is None else out
+    # grey padding around the photo, then the photo resized straight into its place
+    canvas[:top] = PAD_VALUE
+    canvas[top + new_h:] = PAD_VALUE
+    canvas[top:top + new_h, :left] = PAD_VALUE
+    canvas[top:top + new_h, left + new_w:] = PAD_VALUE
+    inner = canvas[top:top + new_h, left:left + new_w]
     if (new_w, new_h) != (w, h):
-        resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    canvas = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
-    canvas[top:top + new_h, left:left + new_w] = resized
-    # one pass: BGR→RGB, HWC→CHW, uint8→float32 /255 (cv2.dnn does it in C, no temporaries)
-    blob = cv2.dnn.blobFromImage(canvas, scalefactor=1 / 255.0, swapRB=True)[0]
-    if out is not None:
-        out[...] = blob
-        blob = out
-    return cast(FloatArray, blob), Letterbox(gain=gain, pad_x=float(left), pad_y=float(top))
+        cv2.resize(image, (new_w, new_h), dst=inner, interpolation=cv2.INTER_LINEAR)
+    else:
+        inner[...] = image
+    return canvas, Letterbox(gain=gain, pad_x=float(left), pad_y=float(top))
+
+
+def to_blob(batch: Image) -> FloatArray:
+    """uint8 BGR (B, H, W, 3) canvases → the networks' float32 RGB (B, 3, H, W) in [0, 1]."""
+    if batch.shape[0] == 0:
+        return np.empty((0, 3, *batch.shape[1:3]), dtype=np.float32)
+    # one pass in C: BGR→RGB, HWC→CHW, uint8→float32 /255, no temporaries
+    return cast(FloatArray, cv2.dnn.blobFromImages(list(batch), scalefactor=1 / 255.0,
+                                                   swapRB=True))
 
 
 def decode_predictions(
@@ -160,12 +175,35 @@ def decode_predictions(
 
 
 # ---------------------------------------------------------------------- backends
+class Pending(Protocol):
+    """Forward passes started by :meth:`Runner.start`; :meth:`result` waits for their output."""
+
+    def result(self) -> npt.NDArray[np.float32]: ...
+
+
 class Runner(Protocol):
-    """A loaded network: (B, 3, S, S) float32 in [0, 1] → raw (B, 4 + nc, anchors)."""
+    """A loaded network: uint8 BGR (B, S, S, 3) letterboxed canvases → raw (B, 4 + nc, anchors).
+
+    ``runner(batch)`` returns the output; ``runner.start(batch)`` starts the forward passes and
+    returns at once where the backend runs them in its own threads (OpenVINO), so the caller
+    can prepare the next inputs meanwhile.
+    """
 
     backend: Backend
 
-    def __call__(self, batch: FloatArray) -> npt.NDArray[np.float32]: ...
+    def __call__(self, batch: Image) -> npt.NDArray[np.float32]: ...
+
+    def start(self, batch: Image) -> Pending: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """A result already computed (a backend without asynchronous requests)."""
+
+    value: npt.NDArray[np.float32]
+
+    def result(self) -> npt.NDArray[np.float32]:
+        return self.value
 
 
 class TorchRunner:
@@ -188,17 +226,20 @@ class TorchRunner:
             raise InferenceError(f"cannot load PyTorch weights {weights}: {exc}") from exc
         self.model = model.float().eval()
 
-    def __call__(self, batch: FloatArray) -> npt.NDArray[np.float32]:
+    def __call__(self, batch: Image) -> npt.NDArray[np.float32]:
         torch = self._torch
         # Ultralytics' select_device() resets the process-wide thread count to cpu_count - 1
         # (one thread on a 2-core machine) whenever any YOLO object predicts; set ours back.
         if torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
         with torch.inference_mode():
-            out = self.model(torch.from_numpy(np.ascontiguousarray(batch)))
+            out = self.model(torch.from_numpy(to_blob(batch)))
         if isinstance(out, (list, tuple)):
             out = out[0]
         return cast(npt.NDArray[np.float32], out.numpy())
+
+    def start(self, batch: Image) -> Pending:
+        return Done(self(batch))
 
 
 class OnnxRunner:
@@ -228,12 +269,26 @@ class OnnxRunner:
         batch_dim = model_input.shape[0]
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) else None
 
-    def __call__(self, batch: FloatArray) -> npt.NDArray[np.float32]:
+    def __call__(self, batch: Image) -> npt.NDArray[np.float32]:
         if self.fixed_batch == 1 and batch.shape[0] != 1:
             # an export with a static batch of 1: run the images one by one
             return np.concatenate([self(batch[i:i + 1]) for i in range(batch.shape[0])])
-        out = self.session.run(None, {self.input_name: np.ascontiguousarray(batch)})
+        out = self.session.run(None, {self.input_name: to_blob(batch)})
         return cast(npt.NDArray[np.float32], out[0])
+
+    def start(self, batch: Image) -> Pending:
+        return Done(self(batch))
+
+
+@dataclass(frozen=True, slots=True)
+class _Requests:
+    """Infer requests of one :meth:`OpenVinoRunner.start`, by the keys their outputs land at."""
+
+    runner: OpenVinoRunner
+    keys: tuple[int, ...]
+
+    def result(self) -> npt.NDArray[np.float32]:
+        return np.concatenate([self.runner.take(key) for key in self.keys])
 
 
 class OpenVinoRunner:
@@ -242,14 +297,20 @@ class OpenVinoRunner:
     The same runner serves the int8 IR (backend ``openvino-int8``): its quantized layers run
     in int8, the layers left out of quantization in f32 (never bf16).
 
-    A batch is cut into infer requests of ``REQUEST_BATCH`` images (the rest one by one; a
-    batch too small to give every stream a group goes one by one), spread over ``threads``
-    streams of one thread each (OpenVINO's throughput mode). Small
+    The compiled model takes the letterboxed uint8 BGR canvases as they are: OpenVINO's
+    preprocessing (part of the compiled model, run in its inference threads) converts them to
+    the float RGB CHW input in [0, 1] the network was exported with — no float copy of a
+    batch is made in Python, and the conversion is fused into the first layer.
+
+    A batch is cut into infer requests of ``REQUEST_BATCH`` images (the rest one by one),
+    spread over ``threads`` streams of one thread each (OpenVINO's throughput mode). Small
     inputs (a 256-320 px tile, a 320-416 letterbox) parallelise poorly inside one
     convolution, so two requests side by side keep two cores busier than one request on two
     threads; four images per request reuse each layer's weights while they are in cache
-    (about 15 % less time per image for the int8 networks). Batches of photos and of tiles
-    are what the pipeline runs.
+    (about 15 % less time per image for the int8 networks). :meth:`start` returns as soon as
+    the requests are queued (it blocks only while every request is busy): the cascade cuts
+    the next tiles while the last ones run. Called directly, a batch too small to give every
+    stream a group of four goes one by one, so that both cores work on it.
     """
 
     def __init__(
@@ -260,8 +321,6 @@ class OpenVinoRunner:
         self.backend: Backend = backend
         try:
             import openvino as ov
-            import openvino.properties as props
-            import openvino.properties.hint as hints
         except ImportError as exc:
             raise InferenceError("openvino is not installed") from exc
         xml: Path | None = model_dir
@@ -269,46 +328,86 @@ class OpenVinoRunner:
             xml = next(iter(sorted(model_dir.glob("*.xml"))), None)
         if xml is None or not xml.is_file():
             raise InferenceError(f"no OpenVINO .xml model in {model_dir}")
-        core = ov.Core()
-        config = {
-            # OpenVINO picks bf16 on CPUs that have it; the val figures are f32 (or int8)
-            hints.inference_precision: ov.Type.f32,
-            hints.performance_mode: hints.PerformanceMode.THROUGHPUT,
-            props.streams.num: threads,
-            props.inference_num_threads: threads,
-        }
         self.streams = threads
         self._queues: dict[int, Any] = {}
         try:
+            core = ov.Core()
             for size in (1, REQUEST_BATCH):
-                # letterboxed inputs are always one square size: a static shape per request size
-                model = core.read_model(str(xml))
-                model.reshape({model.inputs[0]: ov.PartialShape([size, 3, imgsz, imgsz])})
-                queue = ov.AsyncInferQueue(core.compile_model(model, "CPU", config), threads)
+                compiled = _compile_uint8_input(ov, core, xml, size, imgsz, threads)
+                queue = ov.AsyncInferQueue(compiled, threads)
                 queue.set_callback(self._collect)
                 self._queues[size] = queue
         except Exception as exc:
             raise InferenceError(f"cannot load OpenVINO model {xml}: {exc}") from exc
         self._outputs: dict[int, npt.NDArray[np.float32]] = {}
+        self._landed = threading.Condition()
+        self._keys = itertools.count()
 
-    def _collect(self, request: Any, index: int) -> None:
-        # copy: the request's output memory is reused by its next run
-        self._outputs[index] = request.get_output_tensor(0).data.copy()
+    def _collect(self, request: Any, key: int) -> None:
+        # an OpenVINO thread; copy: the request's output memory is reused by its next run
+        out = request.get_output_tensor(0).data.copy()
+        with self._landed:
+            self._outputs[key] = out
+            self._landed.notify_all()
 
-    def __call__(self, batch: FloatArray) -> npt.NDArray[np.float32]:
-        self._outputs = {}
+    def take(self, key: int) -> npt.NDArray[np.float32]:
+        """Wait for the output of the request started under ``key`` and hand it over."""
+        with self._landed:
+            if self._landed.wait_for(lambda: key in self._outputs, timeout=5.0):
+                return self._outputs.pop(key)
+        for queue in self._queues.values():
+            queue.wait_all()  # every request in flight ends; a failed one raises here
+        with self._landed:
+            if key in self._outputs:
+                return self._outputs.pop(key)
+        raise InferenceError(f"an OpenVINO infer request ({key}) ended without an output")
+
+    def _submit(self, batch: Image, grouped: int) -> _Requests:
+        keys: list[int] = []
+        for size, first, stop in ((REQUEST_BATCH, 0, grouped), (1, grouped, batch.shape[0])):
+            for i in range(first, stop, size):
+                key = next(self._keys)
+                self._queues[size].start_async({0: np.ascontiguousarray(batch[i:i + size])}, key)
+                keys.append(key)
+        return _Requests(self, tuple(keys))
+
+    def start(self, batch: Image) -> Pending:
+        n = batch.shape[0]
+        return self._submit(batch, n - n % REQUEST_BATCH)
+
+    def __call__(self, batch: Image) -> npt.NDArray[np.float32]:
         n = batch.shape[0]
         # groups of REQUEST_BATCH only when every stream gets one: four photos of the first
         # stage as four single requests keep both cores busy, one request of four would not
         grouped = n - n % REQUEST_BATCH if n >= REQUEST_BATCH * self.streams else 0
-        for size, first, stop in ((REQUEST_BATCH, 0, grouped), (1, grouped, n)):
-            if first == stop:
-                continue
-            queue = self._queues[size]
-            for i in range(first, stop, size):
-                queue.start_async({0: np.ascontiguousarray(batch[i:i + size])}, i)
-            queue.wait_all()
-        return np.concatenate([self._outputs[i] for i in sorted(self._outputs)])
+        return self._submit(batch, grouped).result()
+
+
+def _compile_uint8_input(
+    ov: Any, core: Any, xml: Path, size: int, imgsz: int, threads: int
+) -> Any:
+    """Compile ``xml`` for ``size`` uint8 BGR (size, imgsz, imgsz, 3) canvases per request."""
+    import openvino.properties as props
+    import openvino.properties.hint as hints
+    from openvino.preprocess import ColorFormat, PrePostProcessor
+
+    model = core.read_model(str(xml))
+    # letterboxed inputs are always one square size: a static shape per request size
+    model.reshape({model.inputs[0]: ov.PartialShape([size, 3, imgsz, imgsz])})
+    ppp = PrePostProcessor(model)
+    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")) \
+        .set_color_format(ColorFormat.BGR)
+    ppp.input().model().set_layout(ov.Layout("NCHW"))
+    ppp.input().preprocess().convert_element_type(ov.Type.f32) \
+        .convert_color(ColorFormat.RGB).scale(255.0)
+    config = {
+        # OpenVINO picks bf16 on CPUs that have it; the val figures are f32 (or int8)
+        hints.inference_precision: ov.Type.f32,
+        hints.performance_mode: hints.PerformanceMode.THROUGHPUT,
+        props.streams.num: threads,
+        props.inference_num_threads: threads,
+    }
+    return core.compile_model(ppp.build(), "CPU", config)
 
 
 def backend_available(backend: Backend) -> bool:
@@ -360,6 +459,34 @@ def load_runner(
 
 
 # ---------------------------------------------------------------------- one stage
+class StageJob(Protocol):
+    """A stage run started on a list of images; :meth:`result` gives one Detections each."""
+
+    def result(self) -> list[Detections]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _ForwardJob:
+    """Forward passes under way for ``shapes`` images, decoded when their output is read."""
+
+    stage: StageRunner
+    pending: Pending
+    boxes: list[Letterbox]
+    shapes: list[tuple[int, ...]]
+    conf: float
+
+    def result(self) -> list[Detections]:
+        raw = self.pending.result()
+        # most tiles hold no defect: decode only the images with a score over the threshold
+        # (one vectorised test; an image without one decodes to no box anyway)
+        scored = raw[:, 4:].max(axis=(1, 2)) >= self.conf if len(raw) else []
+        return [
+            self.stage.to_detections(raw[i], self.boxes[i], self.shapes[i], self.conf)
+            if scored[i] else Detections.empty()
+            for i in range(len(self.shapes))
+        ]
+
+
 @dataclass
 class StageRunner:
     """One detector of the pipeline: its settings, output class mapping and loaded network."""
@@ -376,22 +503,25 @@ class StageRunner:
         """Square network input side."""
         return self.stage.imgsz
 
+    def start(self, images: Sequence[Image], *, conf: float) -> StageJob:
+        """Letterbox ``images`` into one uint8 batch and start the network on it."""
+        size = self.imgsz
+        batch = np.empty((len(images), size, size, 3), dtype=np.uint8)
+        boxes = [letterbox(img, size, out=batch[i])[1] for i, img in enumerate(images)]
+        return _ForwardJob(self, self.runner.start(batch), boxes,
+                           [img.shape for img in images], conf)
+
     def detect(self, images: Sequence[Image], *, conf: float) -> list[Detections]:
         """Run the stage on whole images (letterboxed), boxes in image pixels."""
         results: list[Detections] = []
-        size = self.imgsz
-        for start in range(0, len(images), self.batch_size):
-            chunk = images[start:start + self.batch_size]
-            batch = np.empty((len(chunk), 3, size, size), dtype=np.float32)
-            boxes = [letterbox(img, size, out=batch[i])[1] for i, img in enumerate(chunk)]
-            raw = self.runner(batch)
-            for i, img in enumerate(chunk):
-                results.append(self._to_detections(raw[i], boxes[i], img.shape, conf))
+        for first in range(0, len(images), self.batch_size):
+            results += self.start(images[first:first + self.batch_size], conf=conf).result()
         return results
 
-    def _to_detections(
+    def to_detections(
         self, raw: npt.NDArray[np.float32], box: Letterbox, shape: tuple[int, ...], conf: float
     ) -> Detections:
+        """One image's raw output → its boxes in image pixels (decoded, NMS-ed, clipped)."""
         n_local = self.class_ids.size
         if raw.shape[0] != 4 + n_local:
             raise InferenceError(
@@ -404,6 +534,36 @@ class StageRunner:
             xyxy=box.to_image(xyxy), confidence=np.clip(scores, 0, 1),
             class_id=cls, severity=self.severities[cls],
         ).clipped(int(shape[1]), int(shape[0]))
+
+
+class _TileFeed:
+    """Crops tiles into groups of ``REQUEST_BATCH`` and starts the stage on each full group,
+    so the network works on the first tiles while the next photo's are being cut."""
+
+    def __init__(self, stage: StageRunner, conf: float) -> None:
+        self.stage = stage
+        self.conf = conf
+        self.jobs: list[tuple[int, Tile]] = []
+        self.group: list[Image] = []
+        self.started: list[StageJob] = []
+
+    def add(self, image_index: int, image: Image, tile: Tile) -> None:
+        self.jobs.append((image_index, tile))
+        self.group.append(_crop(image, tile))
+        if len(self.group) == REQUEST_BATCH:
+            self._start()
+
+    def _start(self) -> None:
+        self.started.append(self.stage.start(self.group, conf=self.conf))
+        self.group = []
+
+    def results(self) -> Iterator[tuple[int, Tile, Detections]]:
+        """Every tile with its boxes (tile pixels), in the order the tiles were added."""
+        if self.group:
+            self._start()
+        found = [dets for job in self.started for dets in job.result()]
+        for (i, tile), dets in zip(self.jobs, found, strict=True):
+            yield i, tile, dets
 
 
 def drop_cut_boxes(
@@ -564,11 +724,10 @@ class Detector:
             if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 \
                     or img.dtype != np.uint8 or min(img.shape[:2]) < 1:
                 raise InferenceError("each image must be a non-empty BGR uint8 (H, W, 3) array")
-        first_name = next(iter(self.stages))
-        first = self._run_first_stage(self.stages[first_name], images)
+        first = self.stages[next(iter(self.stages))]
         if self.card.kind == "single":
-            return [self._final_filter(d) for d in first]
-        return self._cascade(images, first)
+            return [self._final_filter(d) for d in self._first_stage_stream(first, images)]
+        return self._cascade(images)
 
     def slice_windows(self, image_wh: tuple[int, int]) -> list[Tile]:
         """The windows the first stage also runs on for a photo of this size (none: whole only)."""
@@ -583,59 +742,84 @@ class Detector:
     def first_stage(self, images: Sequence[Image]) -> list[Detections]:
         """The first stage's boxes (sliced where :meth:`slice_windows` says), unfiltered by the
         reporting thresholds: what the cascade gates on and a benchmark compares."""
-        return self._run_first_stage(next(iter(self.stages.values())), images)
+        return list(self._first_stage_stream(next(iter(self.stages.values())), images))
 
-    def _run_first_stage(self, stage: StageRunner, images: Sequence[Image]) -> list[Detections]:
+    def _first_stage_stream(
+        self, stage: StageRunner, images: Sequence[Image]
+    ) -> Iterator[Detections]:
+        """The first stage's boxes photo by photo, in order.
+
+        Photos go to the network in chunks of at least ``REQUEST_BATCH`` inputs (whole frames
+        and slicing windows); the next chunk is started before this one's boxes are handed out,
+        so the network keeps working while the caller cuts tiles. Two chunks at most are in
+        memory.
+        """
         conf = self._stage_conf(stage)
-        plans = [self.slice_windows((img.shape[1], img.shape[0])) for img in images]
-        # every photo's whole frame and every window in one stream of batches
-        crops: list[Image] = [*images]
-        for img, windows in zip(images, plans, strict=True):
-            crops += [_crop(img, win) for win in windows]
-        found = stage.detect(crops, conf=conf)
-        out: list[Detections] = []
-        at = len(images)
-        for i, windows in enumerate(plans):
-            whole = found[i]
-            if not windows:
-                out.append(whole)
-                continue
-            parts = [whole]
-            for win, dets in zip(windows, found[at:at + len(windows)], strict=True):
-                parts.append(dets.shifted(win[0], win[1]))
-            at += len(windows)
-            # an object cut by window edges comes back whole: fragments are merged into the
-            # best box that covers them (greedy merging on intersection over the smaller box)
-            out.append(Detections.merge(parts).with_greedy_merge(SLICE_MERGE_IOS))
-        return out
+        chunks = iter(self._first_stage_chunks(images))
+        started: list[tuple[int, int, list[list[Tile]], StageJob]] = []
 
-    def _cascade(self, images: Sequence[Image], insulators: list[Detections]) -> list[Detections]:
+        def start_next() -> None:
+            chunk = next(chunks, None)
+            if chunk is not None:
+                first, stop = chunk
+                plans = [self.slice_windows((img.shape[1], img.shape[0]))
+                         for img in images[first:stop]]
+                # every photo's whole frame and every window in one batch
+                crops: list[Image] = [*images[first:stop]]
+                for img, windows in zip(images[first:stop], plans, strict=True):
+                    crops += [_crop(img, win) for win in windows]
+                started.append((first, stop, plans, stage.start(crops, conf=conf)))
+
+        start_next()
+        while started:
+            start_next()
+            first, stop, plans, job = started.pop(0)
+            yield from _merge_windows(stop - first, plans, job.result())
+
+    def _first_stage_chunks(self, images: Sequence[Image]) -> list[tuple[int, int]]:
+        """``(first, stop)`` photo ranges of at least ``REQUEST_BATCH`` first-stage inputs."""
+        chunks: list[tuple[int, int]] = []
+        first, inputs = 0, 0
+        for i, img in enumerate(images):
+            inputs += 1 + len(self.slice_windows((img.shape[1], img.shape[0])))
+            if inputs >= REQUEST_BATCH:
+                chunks.append((first, i + 1))
+                first, inputs = i + 1, 0
+        if first < len(images):
+            chunks.append((first, len(images)))
+        return chunks
+
+    def _gated_tiles(self, image: Image, dets: Detections) -> list[Tile]:
+        """The defect stage's tiles along the photo's insulators that pass the gate."""
         ins_stage, defect_stage = self.stages["insulator"], self.stages["defect"]
-        ins_ids = ins_stage.class_ids
         tile_px = cast(int, defect_stage.stage.tile_px)
         overlap = defect_stage.stage.tile_overlap or 0.0
+        h, w = image.shape[:2]
         # the gate is the insulator stage's own ``conf``: it may sit below the reporting
         # threshold, so a faint insulator still gets its defects looked for
-        gate = ins_stage.stage.conf
-        jobs: list[tuple[int, Tile]] = []
-        for i, (img, dets) in enumerate(zip(images, insulators, strict=True)):
-            h, w = img.shape[:2]
-            gated = dets.filter(class_ids=ins_ids.tolist(), min_confidence=gate)
-            gated = gated[np.argsort(-gated.confidence, kind="stable")[:self.max_gate_boxes]]
-            seen: set[Tile] = set()
-            for box in gated.xyxy:
-                if box[2] - box[0] < 1 or box[3] - box[1] < 1:
-                    continue
-                xyxy = (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
-                for tile in tiles_along(xyxy, (w, h), tile_px, overlap):
-                    if tile not in seen:
-                        seen.add(tile)
-                        jobs.append((i, tile))
-        crops = [_crop(images[i], tile) for i, tile in jobs]
-        found = defect_stage.detect(crops, conf=self._stage_conf(defect_stage)) if crops else []
+        gated = dets.filter(class_ids=ins_stage.class_ids.tolist(),
+                            min_confidence=ins_stage.stage.conf)
+        gated = gated[np.argsort(-gated.confidence, kind="stable")[:self.max_gate_boxes]]
+        tiles: dict[Tile, None] = {}
+        for box in gated.xyxy:
+            if box[2] - box[0] < 1 or box[3] - box[1] < 1:
+                continue
+            xyxy = (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
+            tiles.update(dict.fromkeys(tiles_along(xyxy, (w, h), tile_px, overlap)))
+        return list(tiles)
+
+    def _cascade(self, images: Sequence[Image]) -> list[Detections]:
+        defect_stage = self.stages["defect"]
+        feed = _TileFeed(defect_stage, self._stage_conf(defect_stage))
+        insulators: list[Detections] = []
+        # each photo's tiles are cut (and started in groups) as soon as its insulators are in
+        for i, dets in enumerate(self._first_stage_stream(self.stages["insulator"], images)):
+            insulators.append(dets)
+            for tile in self._gated_tiles(images[i], dets):
+                feed.add(i, images[i], tile)
         per_image: list[list[Detections]] = [[] for _ in images]
         per_flags: list[list[npt.NDArray[np.bool_]]] = [[] for _ in images]
-        for (i, tile), dets in zip(jobs, found, strict=True):
+        for i, tile, dets in feed.results():
             if not len(dets):
                 continue
             h, w = images[i].shape[:2]
@@ -651,6 +835,27 @@ class Detector:
                 dets = Detections.merge([dets, defects])
             results.append(self._final_filter(dets))
         return results
+
+
+def _merge_windows(
+    count: int, plans: list[list[Tile]], found: list[Detections]
+) -> Iterator[Detections]:
+    """Per photo of a chunk: its whole-frame boxes, merged with its windows' where sliced.
+
+    ``found`` holds the chunk's whole frames first, then every photo's windows in order.
+    """
+    at = count
+    for i, windows in enumerate(plans):
+        if not windows:
+            yield found[i]
+            continue
+        parts = [found[i]]
+        for win, dets in zip(windows, found[at:at + len(windows)], strict=True):
+            parts.append(dets.shifted(win[0], win[1]))
+        at += len(windows)
+        # an object cut by window edges comes back whole: fragments are merged into the
+        # best box that covers them (greedy merging on intersection over the smaller box)
+        yield Detections.merge(parts).with_greedy_merge(SLICE_MERGE_IOS)
 
 
 # ---------------------------------------------------------------------- dev/bench helpers

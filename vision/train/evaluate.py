@@ -81,7 +81,7 @@ def evaluate_folder(
     *,
     class_names: Sequence[str],
     conf_threshold: dict[int, float],
-    batch_size: int = 4,
+    batch_size: int = 8,
     on_image: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``detect`` over ``data_dir/images`` and score it against ``data_dir/annotations``.

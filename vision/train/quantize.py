@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vision.detect.images import stream_images
-from vision.detect.inference import Detector, FloatArray, Runner
+from vision.detect.inference import Detector, FloatArray, Pending, Runner, to_blob
 from vision.errors import QuantizeError
 from vision.offline import prepare_offline
 from vision.train.model_card import ModelCard, dump_card, hash_weights, load_card, weight_files
@@ -88,25 +88,19 @@ class _Reservoir:
         self.items: list[npt.NDArray[np.uint8]] = []
         self.seen = 0
 
-    def add(self, blob: FloatArray) -> None:
+    def add(self, blob: npt.NDArray[np.uint8]) -> None:
         self.seen += 1
         if len(self.items) < self.size:
-            self.items.append(_to_uint8(blob))
+            self.items.append(blob.copy())
             return
         j = int(self.rng.integers(0, self.seen))
         if j < self.size:
-            self.items[j] = _to_uint8(blob)
+            self.items[j] = blob.copy()
 
 
-def _to_uint8(blob: FloatArray) -> npt.NDArray[np.uint8]:
-    # network inputs are uint8 pixels / 255 (see vision.detect.inference.letterbox): exact
-    # round trip
-    out: npt.NDArray[np.uint8] = np.rint(blob * 255.0).astype(np.uint8)
-    return out
-
-
-def _to_float(blob: npt.NDArray[np.uint8]) -> FloatArray:
-    return (blob.astype(np.float32) / np.float32(255.0))[None]
+def _to_float(canvas: npt.NDArray[np.uint8]) -> FloatArray:
+    # the f32 IR's own input: what the runner's preprocessing makes of the uint8 canvas
+    return to_blob(canvas[None])
 
 
 class _Recorder:
@@ -117,10 +111,13 @@ class _Recorder:
         self.backend = runner.backend
         self.reservoir = reservoir
 
-    def __call__(self, batch: FloatArray) -> npt.NDArray[np.float32]:
+    def __call__(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        return self.start(batch).result()
+
+    def start(self, batch: npt.NDArray[np.uint8]) -> Pending:
         for i in range(batch.shape[0]):
             self.reservoir.add(batch[i])
-        return self.runner(batch)
+        return self.runner.start(batch)
 
 
 def collect_stage_inputs(
@@ -129,7 +126,7 @@ def collect_stage_inputs(
     """Run ``detector`` over ``photos`` and sample the inputs each stage's network received.
 
     Returns:
-        Stage name → up to ``options.samples`` CHW uint8 network inputs.
+        Stage name → up to ``options.samples`` letterboxed uint8 BGR canvases (H, W, 3).
     """
     rng = np.random.default_rng(options.seed)
     reservoirs = {name: _Reservoir(options.samples, rng) for name in detector.stages}
