@@ -201,6 +201,27 @@ def test_openvino_gives_each_image_its_own_output_however_requests_group_them(
         assert together.shape == alone[:n].shape
         np.testing.assert_allclose(together, alone[:n], atol=1e-3)
     assert not np.allclose(alone[0], alone[1], atol=1e-3)  # the tiles really differ
+    # started side by side and read back in the other order, each start gets its own outputs
+    first, second = runner.start(blobs[:6]), runner.start(blobs[6:])
+    np.testing.assert_allclose(second.result(), alone[6:], atol=1e-3)
+    np.testing.assert_allclose(first.result(), alone[:6], atol=1e-3)
+
+
+def test_the_overlapped_cascade_gives_each_photo_the_boxes_it_gets_alone() -> None:
+    # nine photos in one call: first-stage chunks of four run ahead of the tile cutting and
+    # tiles of neighbouring photos share requests; one photo per call shares nothing
+    detector = Detector(DEFAULT_MODELS_DIR / "cplid-cascade")
+    images = [cv2.imread(str(FIXTURE_IMAGES[i % len(FIXTURE_IMAGES)])) for i in range(9)]
+    images = [np.ascontiguousarray(img[:, 40 * i:]) for i, img in enumerate(images)]
+    together = detector(images)
+    assert len(together) == 9
+    for i, img in enumerate(images):
+        [alone] = detector([img])
+        assert len(alone) == len(together[i]) > 0, f"photo {i}"
+        order_a, order_t = np.argsort(alone.xyxy[:, 0]), np.argsort(together[i].xyxy[:, 0])
+        np.testing.assert_allclose(together[i].xyxy[order_t], alone.xyxy[order_a], atol=0.5)
+        assert together[i].class_id[order_t].tolist() == alone.class_id[order_a].tolist()
+    assert sum(int((d.class_id == detector.class_id("defect")).sum()) for d in together) >= 9
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -6,10 +6,16 @@ training module is the other edge). Everything else in ``vision`` sees numpy and
 
 Pipeline per batch of BGR photos::
 
-    letterbox (cv2) → backend forward → decode + NMS (numpy) → un-letterbox
+    letterbox (cv2, uint8) → backend forward → decode + NMS (numpy) → un-letterbox
     cascade: insulator stage on the whole photo → square native-resolution tiles along each
              insulator (``vision.detect.tiling.tiles_along``, the same tiles training cut) → defect
              stage on the tiles → boxes shifted back to the photo → merge + NMS
+
+The cascade is overlapped, not staged: the first stage runs on chunks of four photos, the next
+chunk started before this one's boxes are read; each photo's tiles are cut as soon as its
+insulators are known, and every group of four tiles is started at once (OpenVINO runs the
+requests in its own threads). Only tiles with a score over the threshold are decoded. So the
+two cores stay busy with forward passes while Python letterboxes, cuts and decodes.
 
 Backends (``auto`` picks the fastest one the model folder and the installed packages allow):
 
