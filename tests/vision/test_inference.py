@@ -23,7 +23,9 @@ from vision.cli.detect import app, detect_to_folder
 from vision.detect.detections import Detections, box_iou
 from vision.detect.inference import (
     Detector,
+    Done,
     Letterbox,
+    StageRunner,
     backend_available,
     decode_predictions,
     drop_cut_boxes,
@@ -160,6 +162,25 @@ def test_decode_converts_centres_thresholds_and_suppresses() -> None:
     assert xyxy.tolist() == [[40, 45, 60, 55], [195, 195, 205, 205]]
     assert scores.tolist() == pytest.approx([0.9, 0.8])
     assert cls.tolist() == [1, 0]
+
+
+def test_a_network_with_other_classes_than_its_card_is_refused() -> None:
+    card = load_card(DEFAULT_MODELS_DIR / "cplid-cascade")
+
+    class ThreeClasses:
+        backend = "openvino"
+
+        def __call__(self, batch: np.ndarray) -> np.ndarray:
+            return self.start(batch).result()
+
+        def start(self, batch: np.ndarray) -> Done:
+            # no score over any threshold: the check must not wait for a box to decode
+            return Done(np.zeros((len(batch), 4 + 3, 1344), dtype=np.float32))
+
+    stage = StageRunner("defect", card.stages["defect"], ThreeClasses(), np.array([1]),
+                        np.array([0, 3], dtype=np.int16))
+    with pytest.raises(InferenceError, match="outputs 3 classes, the card names 1"):
+        stage.detect([np.zeros((256, 256, 3), dtype=np.uint8)], conf=0.5)
 
 
 def test_cut_fragments_covered_by_a_whole_box_are_dropped() -> None:

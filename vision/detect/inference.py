@@ -483,6 +483,7 @@ class _ForwardJob:
 
     def result(self) -> list[Detections]:
         raw = self.pending.result()
+        self.stage.check_output(raw)
         # most tiles hold no defect: decode only the images with a score over the threshold
         # (one vectorised test; an image without one decodes to no box anyway)
         scored = raw[:, 4:].max(axis=(1, 2)) >= self.conf if len(raw) else []
@@ -524,16 +525,20 @@ class StageRunner:
             results += self.start(images[first:first + self.batch_size], conf=conf).result()
         return results
 
+    def check_output(self, raw: npt.NDArray[np.float32]) -> None:
+        """Refuse a batch's raw output whose class rows do not match the card's classes."""
+        n_local = self.class_ids.size
+        if raw.ndim != 3 or raw.shape[1] != 4 + n_local:
+            raise InferenceError(
+                f"stage {self.name!r}: network outputs {raw.shape[-2] - 4} classes, "
+                f"the card names {n_local}"
+            )
+
     def to_detections(
         self, raw: npt.NDArray[np.float32], box: Letterbox, shape: tuple[int, ...], conf: float
     ) -> Detections:
-        """One image's raw output → its boxes in image pixels (decoded, NMS-ed, clipped)."""
-        n_local = self.class_ids.size
-        if raw.shape[0] != 4 + n_local:
-            raise InferenceError(
-                f"stage {self.name!r}: network outputs {raw.shape[0] - 4} classes, "
-                f"the card names {n_local}"
-            )
+        """One image's raw output (checked by :meth:`check_output`) → its boxes in image
+        pixels (decoded, NMS-ed, clipped)."""
         xyxy, scores, local = decode_predictions(raw, conf=conf, iou=self.stage.iou)
         cls = self.class_ids[local]
         return Detections(
@@ -761,39 +766,25 @@ class Detector:
         memory.
         """
         conf = self._stage_conf(stage)
-        chunks = iter(self._first_stage_chunks(images))
-        started: list[tuple[int, int, list[list[Tile]], StageJob]] = []
+        plans = [self.slice_windows((img.shape[1], img.shape[0])) for img in images]
+        chunks = iter(_chunks_of_inputs(plans))
+        started: list[tuple[int, int, StageJob]] = []
 
         def start_next() -> None:
             chunk = next(chunks, None)
             if chunk is not None:
                 first, stop = chunk
-                plans = [self.slice_windows((img.shape[1], img.shape[0]))
-                         for img in images[first:stop]]
                 # every photo's whole frame and every window in one batch
                 crops: list[Image] = [*images[first:stop]]
-                for img, windows in zip(images[first:stop], plans, strict=True):
+                for img, windows in zip(images[first:stop], plans[first:stop], strict=True):
                     crops += [_crop(img, win) for win in windows]
-                started.append((first, stop, plans, stage.start(crops, conf=conf)))
+                started.append((first, stop, stage.start(crops, conf=conf)))
 
         start_next()
         while started:
             start_next()
-            first, stop, plans, job = started.pop(0)
-            yield from _merge_windows(stop - first, plans, job.result())
-
-    def _first_stage_chunks(self, images: Sequence[Image]) -> list[tuple[int, int]]:
-        """``(first, stop)`` photo ranges of at least ``REQUEST_BATCH`` first-stage inputs."""
-        chunks: list[tuple[int, int]] = []
-        first, inputs = 0, 0
-        for i, img in enumerate(images):
-            inputs += 1 + len(self.slice_windows((img.shape[1], img.shape[0])))
-            if inputs >= REQUEST_BATCH:
-                chunks.append((first, i + 1))
-                first, inputs = i + 1, 0
-        if first < len(images):
-            chunks.append((first, len(images)))
-        return chunks
+            first, stop, job = started.pop(0)
+            yield from _merge_windows(stop - first, plans[first:stop], job.result())
 
     def _gated_tiles(self, image: Image, dets: Detections) -> list[Tile]:
         """The defect stage's tiles along the photo's insulators that pass the gate."""
@@ -841,6 +832,21 @@ class Detector:
                 dets = Detections.merge([dets, defects])
             results.append(self._final_filter(dets))
         return results
+
+
+def _chunks_of_inputs(plans: list[list[Tile]]) -> list[tuple[int, int]]:
+    """``(first, stop)`` photo ranges of at least ``REQUEST_BATCH`` first-stage inputs (each
+    photo's whole frame and its windows)."""
+    chunks: list[tuple[int, int]] = []
+    first, inputs = 0, 0
+    for i, windows in enumerate(plans):
+        inputs += 1 + len(windows)
+        if inputs >= REQUEST_BATCH:
+            chunks.append((first, i + 1))
+            first, inputs = i + 1, 0
+    if first < len(plans):
+        chunks.append((first, len(plans)))
+    return chunks
 
 
 def _merge_windows(
