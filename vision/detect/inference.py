@@ -806,7 +806,7 @@ class Detector:
         while started:
             start_next()
             first, stop, job = started.pop(0)
-            yield from _merge_windows(stop - first, plans[first:stop], job.result())
+            yield from _merge_windows(plans[first:stop], job.result())
 
     def _gated_tiles(self, image: Image, dets: Detections) -> list[Tile]:
         """The defect stage's tiles along the photo's insulators that pass the gate."""
@@ -871,14 +871,12 @@ def _chunks_of_inputs(plans: list[list[Tile]]) -> list[tuple[int, int]]:
     return chunks
 
 
-def _merge_windows(
-    count: int, plans: list[list[Tile]], found: list[Detections]
-) -> Iterator[Detections]:
+def _merge_windows(plans: list[list[Tile]], found: list[Detections]) -> Iterator[Detections]:
     """Per photo of a chunk: its whole-frame boxes, merged with its windows' where sliced.
 
     ``found`` holds the chunk's whole frames first, then every photo's windows in order.
     """
-    at = count
+    at = len(plans)
     for i, windows in enumerate(plans):
         if not windows:
             yield found[i]
