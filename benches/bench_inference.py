@@ -13,8 +13,9 @@ differ only in how each model call is made:
 - the one-network alternative (order 17, item 1: what an inspector would otherwise run):
   ``YOLO(<first stage's weights>).predict(photo_path, imgsz=640)`` in a plain loop, every other
   setting default, reading the same photos by path (``--skip-plain`` leaves it out);
-- ours with one thread (``--threads 1``), beside ours with the default two: the share of the
-  speed-up that comes from using both cores.
+- with ``--one-thread``, ours with one thread beside ours with the default two: the share of
+  the speed-up that comes from using both cores (off by default: a second detector loaded in
+  the same process slows ours).
 
 Also printed: the backend's raw forward-pass time per network call (measured in every round
 right after ours, on the inputs ours fed each stage, blobs ready, 8 per call), the pipeline's
