@@ -49,7 +49,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +67,7 @@ from vision.detect.detections import Detections  # noqa: E402
 from vision.detect.images import stream_images  # noqa: E402
 from vision.detect.inference import (  # noqa: E402
     Detector,
+    Done,
     StageJob,
     StageRunner,
     export_runtimes,
@@ -141,17 +141,7 @@ class PredictStage(StageRunner):
             cls = self.class_ids[boxes.cls.numpy().astype(np.int64)]
             out.append(Detections(xyxy=boxes.xyxy.numpy(), confidence=boxes.conf.numpy(),
                                   class_id=cls, severity=self.severities[cls]))
-        return Finished(out)
-
-
-@dataclass(frozen=True)
-class Finished:
-    """A stage run that is over (the baseline's predict calls block)."""
-
-    value: list[Detections]
-
-    def result(self) -> list[Detections]:
-        return self.value
+        return Done(out)
 
 
 def baseline_detector(model: str) -> Detector:

@@ -168,12 +168,12 @@ def test_a_network_with_other_classes_than_its_card_is_refused() -> None:
     card = load_card(DEFAULT_MODELS_DIR / "cplid-cascade")
 
     class ThreeClasses:
-        backend = "openvino"
+        backend: Backend = "openvino"
 
         def __call__(self, batch: np.ndarray) -> np.ndarray:
             return self.start(batch).result()
 
-        def start(self, batch: np.ndarray) -> Done:
+        def start(self, batch: np.ndarray) -> Done[np.ndarray]:
             # no score over any threshold: the check must not wait for a box to decode
             return Done(np.zeros((len(batch), 4 + 3, 1344), dtype=np.float32))
 

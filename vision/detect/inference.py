@@ -48,7 +48,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeAlias, cast
+from typing import Any, Generic, Literal, Protocol, TypeAlias, TypeVar, cast
 
 import cv2
 import numpy as np
@@ -79,6 +79,7 @@ MAX_DET = 300
 MAX_NMS_CANDIDATES = 30_000
 Image: TypeAlias = npt.NDArray[np.uint8]
 FloatArray: TypeAlias = npt.NDArray[np.float32]
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------------- pre/post-processing
@@ -205,12 +206,12 @@ class Runner(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Done:
-    """A result already computed (a backend without asynchronous requests)."""
+class Done(Generic[T]):
+    """A result already computed (a backend without asynchronous requests, a blocking stage)."""
 
-    value: npt.NDArray[np.float32]
+    value: T
 
-    def result(self) -> npt.NDArray[np.float32]:
+    def result(self) -> T:
         return self.value
 
 
