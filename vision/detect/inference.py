@@ -54,6 +54,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from vision.detect.allocator import keep_freed_memory
 from vision.detect.detections import Detections, nms_indices
 from vision.detect.tiling import Tile, crop, slice_plan, stride_tiles, tiles_along
 from vision.errors import InferenceError, ModelCardError
@@ -658,7 +659,9 @@ class Detector:
     """Run a bundled model (single stage or cascade) over batches of BGR photos.
 
     Construct once per process (or per Ray actor: the constructor takes only plain values),
-    then call it with a list of images; it returns one :class:`Detections` per image.
+    then call it with a list of images; it returns one :class:`Detections` per image. Building
+    one also keeps freed photo-sized memory blocks in the process
+    (:func:`~vision.detect.allocator.keep_freed_memory`, process-wide).
 
     Args:
         model: a model name under ``models/``, a model folder, or a loaded :class:`ModelCard`.
@@ -698,6 +701,7 @@ class Detector:
         verify: bool = True,
     ) -> None:
         prepare_offline()
+        keep_freed_memory()  # process-wide: photo-sized blocks are reused, not faulted in again
         if threads < 1:
             raise ValueError("threads must be at least 1")
         if isinstance(model, ModelCard):
