@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ from typer.testing import CliRunner
 from vision.cli.detect import app, detect_to_folder
 from vision.detect.detections import Detections, box_iou
 from vision.detect.inference import (
+    REQUEST_BATCH,
+    STREAM_LOOKAHEAD,
     Detector,
     Done,
     Letterbox,
@@ -245,6 +247,44 @@ def test_the_overlapped_cascade_gives_each_photo_the_boxes_it_gets_alone() -> No
     assert sum(int((d.class_id == detector.class_id("defect")).sum()) for d in together) >= 9
 
 
+def test_a_stream_yields_each_photo_in_order_pulling_only_a_few_ahead() -> None:
+    detector = Detector(DEFAULT_MODELS_DIR / "cplid-cascade")
+    images = [cv2.imread(str(FIXTURE_IMAGES[i % len(FIXTURE_IMAGES)])) for i in range(14)]
+    images = [np.ascontiguousarray(img[:, 30 * i:]) for i, img in enumerate(images)]
+    pulled: list[int] = []
+
+    def photos() -> Iterator[np.ndarray]:
+        for i, img in enumerate(images):
+            pulled.append(i)
+            yield img
+
+    ahead = []
+    streamed = []
+    for dets in detector.stream(photos()):
+        ahead.append(len(pulled) - len(streamed))
+        streamed.append(dets)
+    assert len(streamed) == len(images)
+    # the first stage runs a chunk ahead, results wait for STREAM_LOOKAHEAD later photos
+    assert max(ahead) <= 2 * REQUEST_BATCH + STREAM_LOOKAHEAD + 1
+    assert ahead[-1] == 1  # at the end nothing is pulled beyond the photos
+    for i, img in enumerate(images):  # the same boxes as the photo alone, in the same order
+        [alone] = detector([img])
+        assert len(alone) == len(streamed[i]) > 0, f"photo {i}"
+        order_a, order_s = np.argsort(alone.xyxy[:, 0]), np.argsort(streamed[i].xyxy[:, 0])
+        np.testing.assert_allclose(streamed[i].xyxy[order_s], alone.xyxy[order_a], atol=0.5)
+
+
+def test_a_stream_left_early_leaves_no_output_behind_in_the_runners() -> None:
+    detector = Detector(DEFAULT_MODELS_DIR / "cplid-cascade")
+    images = [cv2.imread(str(path)) for path in FIXTURE_IMAGES] * 4
+    stream = detector.stream(images)
+    next(stream)
+    stream.close()  # requests still running are collected, not left in the runners
+    for stage in detector.stages.values():
+        assert getattr(stage.runner, "_outputs", {}) == {}
+    assert len(detector(images[:2])) == 2  # and the detector goes on
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_cascade_runs_end_to_end_on_a_fixture_photo(
     random_model: Path, photo: np.ndarray, backend: Backend
@@ -432,18 +472,20 @@ def test_evaluate_folder_accepts_any_detect_callable(tmp_path: Path) -> None:
 
 
 class _CountingDetector(Detector):
-    """The real detector, noting how many Detections objects are alive at each call."""
+    """The real detector, noting how many Detections objects are alive every fifth photo."""
 
-    calls = 0
+    photos = 0
     most_alive = 0
 
-    def __call__(self, images: Sequence[np.ndarray]) -> list[Detections]:
-        self.calls += 1
-        if self.calls % 5 == 1:
-            # type() reads the C-level type: isinstance() would touch __class__ of every object
-            alive = sum(type(o) is Detections for o in gc.get_objects())
-            self.most_alive = max(self.most_alive, alive)
-        return super().__call__(images)
+    def stream(self, images: Iterable[np.ndarray]) -> Iterator[Detections]:
+        for dets in super().stream(images):
+            self.photos += 1
+            if self.photos % 5 == 1:
+                # type() reads the C-level type: isinstance() would touch __class__ of every
+                # object
+                alive = sum(type(o) is Detections for o in gc.get_objects())
+                self.most_alive = max(self.most_alive, alive)
+            yield dets
 
 
 def test_detect_to_folder_streams_200_photos_holding_only_a_few_results(
@@ -460,12 +502,13 @@ def test_detect_to_folder_streams_200_photos_holding_only_a_few_results(
     detector = _CountingDetector(card, backend=BACKENDS[-1])
     run = detect_to_folder(detector, [photos], tmp_path / "out", batch_size=4)
     assert run["images"] == 200
-    assert detector.calls == 50
+    assert detector.photos == 200  # one stream for the whole run
     lines = (tmp_path / "out" / "detections.jsonl").read_text().splitlines()
     assert len(lines) == 200
     assert len(json.loads((tmp_path / "out" / "coco_images.json").read_text())) == 200
-    # results are written and dropped batch by batch, never accumulated
-    assert detector.most_alive - before <= 4
+    # results are written and dropped photo by photo: only the photos in flight hold boxes
+    # (two first-stage chunks of four and STREAM_LOOKAHEAD + 1 waiting for their tiles)
+    assert detector.most_alive - before <= 2 * REQUEST_BATCH + STREAM_LOOKAHEAD + 1
 
 
 # ---------------------------------------------------------------------- int8 quantization

@@ -19,6 +19,7 @@ import json
 import shutil
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -154,7 +155,8 @@ def detect_to_folder(
         sources: photo files and/or folders.
         out_dir: output folder (created).
         annotate: also write ``annotated/<name>.jpg`` with the boxes drawn.
-        batch_size: photos per detector call (memory stays bounded by it and the prefetch).
+        batch_size: decoded photos held ready ahead of the detector (with the photos the
+            detector's stream holds, this bounds memory).
         progress: show a progress bar on stderr.
 
     Returns:
@@ -166,24 +168,29 @@ def detect_to_folder(
     paths = list(iter_image_paths(sources))
     outputs = _Outputs(out_dir)
     writer = _BatchWriter(detector, outputs, annotate=annotate)
-    n_errors = 0
+    errors: list[int] = []
     started = time.perf_counter()
     outputs.open()
     try:
-        pending: list[ImageRecord] = []
-        with _progress(len(paths), progress) as bar, stream_images(paths) as stream:
-            for record in stream:
-                bar.update(1)
-                if not record.ok:
-                    n_errors += 1
-                    outputs.write_line("errors.jsonl",
-                                       {"image": str(record.path), "error": record.error})
-                    continue
-                pending.append(record)
-                if len(pending) >= batch_size:
-                    writer.flush(pending)
-            writer.flush(pending)
-        run = writer.summary(n_errors, time.perf_counter() - started)
+        waiting: deque[ImageRecord] = deque()
+        with (_progress(len(paths), progress) as bar,
+              stream_images(paths, prefetch=batch_size) as stream):
+
+            def photos() -> Iterator[npt.NDArray[np.uint8]]:
+                for record in stream:
+                    bar.update(1)
+                    if record.image is None:
+                        errors.append(record.index)
+                        outputs.write_line("errors.jsonl",
+                                           {"image": str(record.path), "error": record.error})
+                        continue
+                    waiting.append(record)
+                    yield record.image
+
+            # one stream for the whole run: the detector never drains between photos
+            for dets in detector.stream(photos()):
+                writer.write(waiting.popleft(), dets)
+        run = writer.summary(len(errors), time.perf_counter() - started)
         outputs.commit(run)
     except BaseException:
         outputs.discard()
@@ -192,7 +199,7 @@ def detect_to_folder(
 
 
 class _BatchWriter:
-    """Detects a batch of photos and writes each one's rows (JSONL, COCO, annotated JPEG)."""
+    """Writes each photo's rows (JSONL, COCO, annotated JPEG) and counts the classes."""
 
     def __init__(self, detector: Detector, outputs: _Outputs, *, annotate: bool) -> None:
         self.detector = detector
@@ -203,16 +210,8 @@ class _BatchWriter:
         self.used_names: set[str] = set()
         self.images = 0
 
-    def flush(self, batch: list[ImageRecord]) -> None:
-        """Detect on ``batch``, write every photo's results, empty ``batch``."""
-        if not batch:
-            return
-        results = self.detector([r.image for r in batch if r.image is not None])
-        for record, dets in zip(batch, results, strict=True):
-            self._write(record, dets)
-        batch.clear()
-
-    def _write(self, record: ImageRecord, dets: Detections) -> None:
+    def write(self, record: ImageRecord, dets: Detections) -> None:
+        """Write one photo's rows (JSONL, COCO, annotated JPEG)."""
         names, outputs = self.names, self.outputs
         width, height = record.size
         image_id = self.images + 1
@@ -287,8 +286,8 @@ def detect_command(
             "photo size (its card's native_px) are sliced.",
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=64, help="Photos per detector call "
-                          "(8: two requests of four per stage on two streams).")] = 8,
+    batch_size: Annotated[int, typer.Option(min=1, max=64, help="Decoded photos held ready ahead "
+                          "of the detector (memory; the detector streams photo by photo).")] = 8,
     threads: Annotated[int, typer.Option(min=1, max=64)] = 2,
 ) -> None:
     """Detect insulators and defects in drone photos; write JSONL, COCO results, errors."""

@@ -45,7 +45,9 @@ import atexit
 import itertools
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Literal, Protocol, TypeAlias, TypeVar, cast
@@ -75,6 +77,7 @@ BACKENDS: tuple[Backend, ...] = ("openvino-int8", "openvino", "onnx", "torch")
 DEFAULT_MODEL = "cplid-cascade"
 DEFAULT_THREADS = 2
 REQUEST_BATCH = 4  # images per OpenVINO infer request (see OpenVinoRunner)
+STREAM_LOOKAHEAD = 4  # photos tiled after one before its result is assembled (Detector.stream)
 PAD_VALUE = 114  # grey padding, as Ultralytics letterboxes during training
 MAX_DET = 300
 MAX_NMS_CANDIDATES = 30_000
@@ -573,32 +576,40 @@ class StageRunner:
 
 class _TileFeed:
     """Crops tiles into groups of ``REQUEST_BATCH`` and starts the stage on each full group,
-    so the network works on the first tiles while the next photo's are being cut."""
+    so the network works on the first tiles while the next photo's are being cut. Photos'
+    results are taken in the order their tiles were added."""
 
     def __init__(self, stage: StageRunner, conf: float) -> None:
         self.stage = stage
         self.conf = conf
-        self.jobs: list[tuple[int, Tile]] = []
-        self.group: list[Image] = []
-        self.started: list[StageJob] = []
+        self.group: list[tuple[int, Tile]] = []
+        self.crops: list[Image] = []
+        self.started: deque[tuple[list[tuple[int, Tile]], StageJob]] = deque()
+        self.found: deque[tuple[int, Tile, Detections]] = deque()
 
-    def add(self, image_index: int, image: Image, tile: Tile) -> None:
-        self.jobs.append((image_index, tile))
-        self.group.append(_crop(image, tile))
+    def add(self, photo: int, image: Image, tile: Tile) -> None:
+        self.group.append((photo, tile))
+        self.crops.append(_crop(image, tile))
         if len(self.group) == REQUEST_BATCH:
             self._start()
 
     def _start(self) -> None:
-        self.started.append(self.stage.start(self.group, conf=self.conf))
-        self.group = []
+        self.started.append((self.group, self.stage.start(self.crops, conf=self.conf)))
+        self.group, self.crops = [], []
 
-    def results(self) -> Iterator[tuple[int, Tile, Detections]]:
-        """Every tile with its boxes (tile pixels), in the order the tiles were added."""
-        if self.group:
-            self._start()
-        found = [dets for job in self.started for dets in job.result()]
-        for (i, tile), dets in zip(self.jobs, found, strict=True):
-            yield i, tile, dets
+    def take(self, photo: int) -> list[tuple[Tile, Detections]]:
+        """Every tile of ``photo`` with its boxes (tile pixels); earlier photos are taken."""
+        if self.group and self.group[0][0] <= photo:
+            self._start()  # a last, short group: its tiles go one by one on both streams
+        while self.started and self.started[0][0][0][0] <= photo:
+            tiles, job = self.started.popleft()
+            self.found.extend((i, tile, dets) for (i, tile), dets in
+                              zip(tiles, job.result(), strict=True))
+        out: list[tuple[Tile, Detections]] = []
+        while self.found and self.found[0][0] == photo:
+            _, tile, dets = self.found.popleft()
+            out.append((tile, dets))
+        return out
 
 
 def drop_cut_boxes(
@@ -756,16 +767,30 @@ class Detector:
     # -------------------------------------------------------------- running
     def __call__(self, images: Sequence[Image]) -> list[Detections]:
         """Detect on a batch of BGR uint8 photos; one :class:`Detections` per photo."""
-        if not images:
-            return []
-        for img in images:
-            if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 \
-                    or img.dtype != np.uint8 or min(img.shape[:2]) < 1:
-                raise InferenceError("each image must be a non-empty BGR uint8 (H, W, 3) array")
+        return list(self.stream([_checked(img) for img in images]))  # all checked first
+
+    def stream(self, images: Iterable[Image]) -> Iterator[Detections]:
+        """Detect on a stream of BGR uint8 photos; yields one :class:`Detections` per photo,
+        in order, as soon as the photo is done.
+
+        The networks stay fed from one photo to the next: the first stage runs a chunk ahead
+        of the photo being tiled, and a photo's result is assembled once ``STREAM_LOOKAHEAD``
+        later photos have been tiled (so its tiles have had time to run). Called with a list,
+        this is the same as :meth:`__call__`; with the photos of a long run (e.g. a decode
+        stream), the cores never wait for a batch to be drained and the next one prepared.
+        Photos are pulled from ``images`` at most a chunk and ``STREAM_LOOKAHEAD`` ahead.
+
+        Raises:
+            InferenceError: an image is not a non-empty BGR uint8 (H, W, 3) array (the photos
+                before it have been yielded).
+        """
+        checked = (_checked(img) for img in images)
         first = self.stages[next(iter(self.stages))]
         if self.card.kind == "single":
-            return [self._final_filter(d) for d in self._first_stage_stream(first, images)]
-        return self._cascade(images)
+            for _, dets in self._first_stage_stream(first, checked):
+                yield self._final_filter(dets)
+            return
+        yield from self._cascade(checked)
 
     def slice_windows(self, image_wh: tuple[int, int]) -> list[Tile]:
         """The windows the first stage also runs on for a photo of this size (none: whole only)."""
@@ -780,38 +805,47 @@ class Detector:
     def first_stage(self, images: Sequence[Image]) -> list[Detections]:
         """The first stage's boxes (sliced where :meth:`slice_windows` says), unfiltered by the
         reporting thresholds: what the cascade gates on and a benchmark compares."""
-        return list(self._first_stage_stream(next(iter(self.stages.values())), images))
+        first = next(iter(self.stages.values()))
+        return [dets for _, dets in self._first_stage_stream(first, iter(images))]
 
     def _first_stage_stream(
-        self, stage: StageRunner, images: Sequence[Image]
-    ) -> Iterator[Detections]:
-        """The first stage's boxes photo by photo, in order.
+        self, stage: StageRunner, images: Iterator[Image]
+    ) -> Generator[tuple[Image, Detections], None, None]:
+        """Each photo with the first stage's boxes, in order.
 
         Photos go to the network in chunks of at least ``REQUEST_BATCH`` inputs (whole frames
-        and slicing windows); the next chunk is started before this one's boxes are handed out,
-        so the network keeps working while the caller cuts tiles. Two chunks at most are in
-        memory.
+        and slicing windows); the next chunk is pulled and started before this one's boxes are
+        handed out, so the network keeps working while the caller cuts tiles. Two chunks at
+        most are in memory.
         """
         conf = self._stage_conf(stage)
-        plans = [self.slice_windows((img.shape[1], img.shape[0])) for img in images]
-        chunks = iter(_chunks_of_inputs(plans))
-        started: list[tuple[int, int, StageJob]] = []
+        started: deque[tuple[list[Image], list[list[Tile]], StageJob]] = deque()
 
         def start_next() -> None:
-            chunk = next(chunks, None)
-            if chunk is not None:
-                first, stop = chunk
+            photos: list[Image] = []
+            plans: list[list[Tile]] = []
+            inputs = 0
+            for img in images:
+                photos.append(img)
+                plans.append(self.slice_windows((img.shape[1], img.shape[0])))
+                inputs += 1 + len(plans[-1])
+                if inputs >= REQUEST_BATCH:
+                    break
+            if photos:
                 # every photo's whole frame and every window in one batch
-                crops: list[Image] = [*images[first:stop]]
-                for img, windows in zip(images[first:stop], plans[first:stop], strict=True):
+                crops = [*photos]
+                for img, windows in zip(photos, plans, strict=True):
                     crops += [_crop(img, win) for win in windows]
-                started.append((first, stop, stage.start(crops, conf=conf)))
+                started.append((photos, plans, stage.start(crops, conf=conf)))
 
-        start_next()
-        while started:
+        try:
             start_next()
-            first, stop, job = started.pop(0)
-            yield from _merge_windows(plans[first:stop], job.result())
+            while started:
+                start_next()
+                photos, plans, job = started.popleft()
+                yield from zip(photos, _merge_windows(plans, job.result()), strict=True)
+        finally:  # a stream left early (or failed): collect what is still running
+            _settle(job for _, _, job in started)
 
     def _gated_tiles(self, image: Image, dets: Detections) -> list[Tile]:
         """The defect stage's tiles along the photo's insulators that pass the gate."""
@@ -832,48 +866,61 @@ class Detector:
             tiles.update(dict.fromkeys(tiles_along(xyxy, (w, h), tile_px, overlap)))
         return list(tiles)
 
-    def _cascade(self, images: Sequence[Image]) -> list[Detections]:
+    def _cascade(self, images: Iterator[Image]) -> Iterator[Detections]:
         defect_stage = self.stages["defect"]
         feed = _TileFeed(defect_stage, self._stage_conf(defect_stage))
-        insulators: list[Detections] = []
-        # each photo's tiles are cut (and started in groups) as soon as its insulators are in
-        for i, dets in enumerate(self._first_stage_stream(self.stages["insulator"], images)):
-            insulators.append(dets)
-            for tile in self._gated_tiles(images[i], dets):
-                feed.add(i, images[i], tile)
-        per_image: list[list[Detections]] = [[] for _ in images]
-        per_flags: list[list[npt.NDArray[np.bool_]]] = [[] for _ in images]
-        for i, tile, dets in feed.results():
+        waiting: deque[tuple[int, tuple[int, int], Detections]] = deque()
+        # each photo's tiles are cut (and started in groups) as soon as its insulators are in;
+        # its result is assembled when STREAM_LOOKAHEAD later photos have been tiled
+        photos = self._first_stage_stream(self.stages["insulator"], images)
+        try:
+            for i, (img, dets) in enumerate(photos):
+                for tile in self._gated_tiles(img, dets):
+                    feed.add(i, img, tile)
+                waiting.append((i, (img.shape[1], img.shape[0]), dets))
+                if len(waiting) > STREAM_LOOKAHEAD:
+                    yield self._with_defects(feed, *waiting.popleft())
+            while waiting:
+                yield self._with_defects(feed, *waiting.popleft())
+        finally:  # a stream left early (or failed): collect the tiles still running
+            photos.close()
+            _settle(job for _, job in feed.started)
+
+    def _with_defects(
+        self, feed: _TileFeed, photo: int, image_wh: tuple[int, int], insulators: Detections
+    ) -> Detections:
+        """A photo's insulators merged with the defects its tiles found, filtered for output."""
+        defect_stage = self.stages["defect"]
+        found: list[Detections] = []
+        flags: list[npt.NDArray[np.bool_]] = []
+        for tile, dets in feed.take(photo):
             if not len(dets):
                 continue
-            h, w = images[i].shape[:2]
             shifted = dets.shifted(tile[0], tile[1])
-            per_image[i].append(shifted)
-            per_flags[i].append(_touches_inner_edge(shifted.xyxy, tile, (w, h)))
-        results: list[Detections] = []
-        for i, dets in enumerate(insulators):
-            if per_image[i]:
-                defects = Detections.merge(per_image[i])
-                defects = drop_cut_boxes(defects, np.concatenate(per_flags[i]))
-                defects = defects.with_nms(defect_stage.stage.iou)
-                dets = Detections.merge([dets, defects])
-            results.append(self._final_filter(dets))
-        return results
+            found.append(shifted)
+            flags.append(_touches_inner_edge(shifted.xyxy, tile, image_wh))
+        dets = insulators
+        if found:
+            defects = Detections.merge(found)
+            defects = drop_cut_boxes(defects, np.concatenate(flags))
+            defects = defects.with_nms(defect_stage.stage.iou)
+            dets = Detections.merge([insulators, defects])
+        return self._final_filter(dets)
 
 
-def _chunks_of_inputs(plans: list[list[Tile]]) -> list[tuple[int, int]]:
-    """``(first, stop)`` photo ranges of at least ``REQUEST_BATCH`` first-stage inputs (each
-    photo's whole frame and its windows)."""
-    chunks: list[tuple[int, int]] = []
-    first, inputs = 0, 0
-    for i, windows in enumerate(plans):
-        inputs += 1 + len(windows)
-        if inputs >= REQUEST_BATCH:
-            chunks.append((first, i + 1))
-            first, inputs = i + 1, 0
-    if first < len(plans):
-        chunks.append((first, len(plans)))
-    return chunks
+def _settle(jobs: Iterable[StageJob]) -> None:
+    """Wait for started jobs nobody will read, so that no output is left behind in a runner
+    (a failed one has already been reported, or is moot: the stream is over)."""
+    for job in list(jobs):
+        with suppress(InferenceError):
+            job.result()
+
+
+def _checked(img: Image) -> Image:
+    if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 \
+            or img.dtype != np.uint8 or min(img.shape[:2]) < 1:
+        raise InferenceError("each image must be a non-empty BGR uint8 (H, W, 3) array")
+    return img
 
 
 def _merge_windows(plans: list[list[Tile]], found: list[Detections]) -> Iterator[Detections]:
