@@ -36,8 +36,10 @@ Usage::
 repository-relative or ``<dataset>/...``), in the model's ``card.yaml`` (``speed.pipeline_bench``)
 and re-renders the speed section of its README: no speed figure in a card is typed by hand.
 
-Timings are only comparable within one run (same machine, same load): both pipelines are run
-in alternating rounds so background load hits both alike.
+Timings are only comparable within one run (same machine, same load): every contender is run
+in alternating rounds so background load hits all alike. Times per photo are marginal: each
+round runs a contender on its first 8 photos and on all of them, and the difference is divided
+by the difference in photos (what any run costs once, whatever its length, is out of it).
 """
 
 from __future__ import annotations
