@@ -15,6 +15,7 @@ The object is immutable in spirit: every operation returns a new ``Detections``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -96,6 +97,22 @@ class Detections:
 
     # ------------------------------------------------------------------ construction
     @classmethod
+    def _of_checked(
+        cls, xyxy: FloatArray, confidence: FloatArray, class_id: IntArray,
+        severity: SeverityArray, data: dict[str, npt.NDArray[Any]],
+    ) -> Detections:
+        """Build from columns taken from checked detections (rows selected, concatenated,
+        shifted by a finite offset or clipped): the checks of ``__init__`` hold already, so
+        they are not paid again (a photo's cascade builds a dozen of these)."""
+        out = object.__new__(cls)
+        object.__setattr__(out, "xyxy", xyxy)
+        object.__setattr__(out, "confidence", confidence)
+        object.__setattr__(out, "class_id", class_id)
+        object.__setattr__(out, "severity", severity)
+        object.__setattr__(out, "data", data)
+        return out
+
+    @classmethod
     def empty(cls, data_keys: Iterable[str] = ()) -> Detections:
         """Return detections with zero rows (optionally with empty ``data`` columns)."""
         return cls(
@@ -125,12 +142,12 @@ class Detections:
         keys = set(parts[0].data)
         for p in parts[1:]:
             keys &= set(p.data)
-        return cls(
-            xyxy=np.concatenate([p.xyxy for p in parts]),
-            confidence=np.concatenate([p.confidence for p in parts]),
-            class_id=np.concatenate([p.class_id for p in parts]),
-            severity=np.concatenate([p.severity for p in parts]),
-            data={k: np.concatenate([p.data[k] for p in parts]) for k in sorted(keys)},
+        return cls._of_checked(
+            np.concatenate([p.xyxy for p in parts]),
+            np.concatenate([p.confidence for p in parts]),
+            np.concatenate([p.class_id for p in parts]),
+            np.concatenate([p.severity for p in parts]),
+            {k: np.concatenate([p.data[k] for p in parts]) for k in sorted(keys)},
         )
 
     # ------------------------------------------------------------------ container protocol
@@ -155,12 +172,11 @@ class Detections:
                 idx = idx.astype(np.int64)
             elif not np.issubdtype(idx.dtype, np.integer):
                 raise IndexError(f"cannot index detections with dtype {idx.dtype}")
-        return Detections(
-            xyxy=self.xyxy[idx],
-            confidence=self.confidence[idx],
-            class_id=self.class_id[idx],
-            severity=self.severity[idx],
-            data={k: v[idx] for k, v in self.data.items()},
+        if isinstance(idx, np.ndarray) and idx.ndim != 1:
+            raise IndexError(f"index must be 1-D, got shape {idx.shape}")
+        return Detections._of_checked(
+            self.xyxy[idx].reshape(-1, 4), self.confidence[idx], self.class_id[idx],
+            self.severity[idx], {k: v[idx] for k, v in self.data.items()},
         )
 
     def __eq__(self, other: object) -> bool:
@@ -274,16 +290,19 @@ class Detections:
 
     def shifted(self, dx: float, dy: float) -> Detections:
         """Translate every box by (dx, dy): maps boxes from a crop back to the full image."""
+        if not (math.isfinite(dx) and math.isfinite(dy)):
+            raise ValueError(f"shift must be finite, got ({dx}, {dy})")
         offset = np.array([dx, dy, dx, dy], dtype=np.float32)
-        return Detections(self.xyxy + offset, self.confidence, self.class_id, self.severity,
-                          dict(self.data))
+        return Detections._of_checked(self.xyxy + offset, self.confidence, self.class_id,
+                                      self.severity, dict(self.data))
 
     def clipped(self, width: int, height: int) -> Detections:
         """Clip boxes to the image rectangle [0, width] x [0, height]."""
         xyxy = self.xyxy.copy()
         np.clip(xyxy[:, 0::2], 0, width, out=xyxy[:, 0::2])
         np.clip(xyxy[:, 1::2], 0, height, out=xyxy[:, 1::2])
-        return Detections(xyxy, self.confidence, self.class_id, self.severity, dict(self.data))
+        return Detections._of_checked(xyxy, self.confidence, self.class_id, self.severity,
+                                      dict(self.data))
 
     # ------------------------------------------------------------------ export
     def to_rows(self, class_names: Sequence[str]) -> list[dict[str, Any]]:
