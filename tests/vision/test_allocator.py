@@ -1,5 +1,5 @@
 """keep_freed_memory: photo-sized blocks freed by one batch are reused by the next without
-page faults (each fault costs about 2.5 µs on the reference machine)."""
+page faults (each fault costs about 2 µs on the reference machine)."""
 
 from __future__ import annotations
 

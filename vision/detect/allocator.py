@@ -6,9 +6,9 @@ output copy is another block of the same size as the last one. glibc's ``malloc`
 blocks over its mmap threshold (128 KiB at start, raised at most to the size of a block freed
 since) with a fresh ``mmap`` and returns them with ``munmap``, and it trims the free top of its
 heap back to the kernel; every page of the next block is then faulted in and zeroed again.
-On the reference machine (a 2-core virtual machine) a page fault costs about 2.5 µs: decoding
-a 1152x864 JPEG took 3.5 ms of which 1.6 ms were its 730 page faults, and a 3 MB ``np.full``
-1.4 ms instead of 0.1 ms (``benches/bench_inference.py`` shows the whole pipeline's gain).
+On the reference machine (a 2-core virtual machine) a page fault costs about 2 µs: decoding
+a 1152x864 JPEG took 3.5 ms with its 730 page faults and 2.25 ms without them, and a 3 MB
+``np.full`` 1.4 ms instead of 0.1 ms.
 
 :func:`keep_freed_memory` sets glibc's mmap threshold to its largest value (32 MiB: photos
 up to 11 megapixels come from the heap) and the trim threshold to 256 MiB (that much free memory

@@ -781,8 +781,9 @@ class Detector:
         Photos are pulled from ``images`` at most a chunk and ``STREAM_LOOKAHEAD`` ahead.
 
         Raises:
-            InferenceError: an image is not a non-empty BGR uint8 (H, W, 3) array (the photos
-                before it have been yielded).
+            InferenceError: an image is not a non-empty BGR uint8 (H, W, 3) array (raised when
+                the stream reaches it; photos pulled before it and not yet yielded are
+                dropped, their forward passes collected).
         """
         checked = (_checked(img) for img in images)
         first = self.stages[next(iter(self.stages))]
