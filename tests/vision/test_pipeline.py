@@ -13,12 +13,15 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pytest
 
+from vision.detect.detections import Detections
 from vision.detect.pipeline import (
     PROGRESS_FILE,
     BatchOptions,
@@ -116,6 +119,45 @@ def test_batch_writes_records_layers_and_report(tmp_path: Path) -> None:
     assert summary.photos == len(names)
     state = json.loads((out / "batch.json").read_text())
     assert state["finished_at"] >= state["started_at"]
+
+
+class _StreamingFake:
+    """The fixed-box detector, also taking a whole batch as one stream (as Detector does)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.streams = 0
+        self.photos = 0
+
+    def __call__(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        self.calls += 1
+        return CHILD.fake_detector(images)  # type: ignore[no-any-return]
+
+    def stream(self, images: Iterable[np.ndarray]) -> Iterator[Detections]:
+        self.streams += 1
+        for image in images:
+            self.photos += 1
+            yield from CHILD.fake_detector([image])
+
+
+def test_a_streaming_detector_gets_the_batch_as_one_stream_and_gives_the_same_records(
+    tmp_path: Path
+) -> None:
+    names = make_photos(tmp_path / "photos", copies=2)  # broken.jpg sorts first
+    (tmp_path / "photos" / "zz_broken.jpg").write_bytes(b"\xff\xd8\xff cut short too")
+    by_call = run(tmp_path / "photos", tmp_path / "by-call")
+    fake = _StreamingFake()
+    streamed = run_batch(tmp_path / "photos", [LEDGER], tmp_path / "streamed", fake,
+                         CHILD.CLASSES, options=BatchOptions(batch_size=2, progress=False))
+    assert (fake.streams, fake.calls, fake.photos) == (1, 0, len(names) - 1)
+    assert streamed.photos == by_call.photos == len(names) + 1
+    # the same records, the unreadable photos (first and last) in their place
+    assert (tmp_path / "streamed" / "records.jsonl").read_bytes() == (
+        tmp_path / "by-call" / "records.jsonl").read_bytes()
+    photos = {Path(r.path).name: r for r in read_jsonl(tmp_path / "streamed" / "records.jsonl")
+              if r.kind == "photo"}
+    assert any("unreadable" in p for p in photos["zz_broken.jpg"].problems)
+    assert any("unreadable" in p for p in photos["broken.jpg"].problems)
 
 
 def test_rerun_of_a_finished_batch_changes_nothing(tmp_path: Path) -> None:

@@ -78,8 +78,9 @@ def run_command(
     model: Annotated[str | None, typer.Option(help=CURRENT_MODEL_HELP)] = None,
     backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
     threads: Annotated[int, typer.Option(min=1, max=64, help="Inference threads.")] = 2,
-    batch_size: Annotated[int, typer.Option(min=1, max=64, help="Photos per detector call.")]
-    = 4,
+    batch_size: Annotated[int, typer.Option(
+        min=1, max=64, help="Decoded photos held ready ahead of the detector, which takes the "
+        "batch as one stream (--engine ray: photos per actor call).")] = 4,
     ground_elevation: _RunGroundElevation = None,
     fitting_height: _RunFittingHeight = None,
     photo_tolerance: Annotated[float, typer.Option(help="Photo to asset distance, m.")] = 25.0,

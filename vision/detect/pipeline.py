@@ -29,12 +29,13 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -73,6 +74,17 @@ BgrImage = NDArray[np.uint8]
 #: The detector seam: a list of BGR photos in, one Detections per photo out.
 DetectorFn = Callable[[Sequence[BgrImage]], list[Detections]]
 
+
+@runtime_checkable
+class StreamingDetector(Protocol):
+    """A detector that also takes a stream of photos, one Detections per photo yielded in
+    order (:class:`vision.detect.inference.Detector`): :func:`run_batch` feeds it the whole
+    batch as one stream, so its networks never wait for a chunk to drain."""
+
+    def __call__(self, images: Sequence[BgrImage]) -> list[Detections]: ...
+
+    def stream(self, images: Iterable[BgrImage]) -> Iterator[Detections]: ...
+
 STATE_FILE = "batch.json"
 LOCK_FILE = ".batch.lock"
 PROGRESS_FILE = "progress.jsonl"
@@ -87,7 +99,8 @@ STATE_VERSION = 1
 class BatchOptions:
     """How a batch runs; distances live in :class:`ReconcileOptions`."""
 
-    #: Photos per detector call; with the decode queue this bounds memory.
+    #: Photos per detector call (a streaming detector: decoded photos held ready ahead of it);
+    #: with the decode queue this bounds memory.
     batch_size: int = 4
     #: Terrain elevation (same datum as the camera's absolute altitude), else RelativeAltitude.
     ground_elevation_m: float | None = None
@@ -473,6 +486,32 @@ def _mark_finished(state_path: Path) -> None:
     _write_json_atomic(state_path, state)
 
 
+def _detected(
+    detector: DetectorFn, records: Iterator[ImageRecord], chunk: int
+) -> Iterator[tuple[ImageRecord, Detections | None]]:
+    """Each record with its detections (None for an unreadable photo), in order: through the
+    detector's stream when it has one, else ``chunk`` records per call."""
+    if not isinstance(detector, StreamingDetector):
+        for records_of_call in _chunks(records, chunk):
+            yield from zip(records_of_call, detect_records(detector, records_of_call),
+                           strict=True)
+        return
+    waiting: deque[ImageRecord] = deque()
+
+    def photos() -> Iterator[BgrImage]:
+        for rec in records:
+            waiting.append(rec)
+            if rec.image is not None:
+                yield rec.image
+
+    for dets in detector.stream(photos()):
+        while waiting[0].image is None:  # unreadable photos keep their place
+            yield waiting.popleft(), None
+        yield waiting.popleft(), dets
+    while waiting:  # unreadable photos after the last readable one
+        yield waiting.popleft(), None
+
+
 def _chunks(stream: Iterator[ImageRecord], size: int) -> Iterator[list[ImageRecord]]:
     chunk: list[ImageRecord] = []
     for rec in stream:
@@ -626,17 +665,15 @@ def run_batch(
                  disable=not opts.progress) as bar,
             ImageStream([p for _, p in batch.todo], prefetch=max(2, opts.batch_size)) as stream,
         ):
-            for chunk in _chunks(stream, opts.batch_size):
-                for rec, dets in zip(chunk, detect_records(detector, chunk), strict=True):
-                    done = process_photo(rec, dets, keys[rec.path], batch.context)
-                    # Crops first: a crash between the two redoes the photo and rewrites the
-                    # same crop names, never leaving a progress line without its evidence.
-                    write_crops(out_dir, done.crops)
-                    append_entry(fh, done.entry)
-                    processed += 1
-                    bar.update(1)
-                fh.flush()
-                live.photos_done(len(chunk))
+            for rec, dets in _detected(detector, stream, opts.batch_size):
+                done = process_photo(rec, dets, keys[rec.path], batch.context)
+                # Crops first: a crash between the two redoes the photo and rewrites the same
+                # crop names, never leaving a progress line without its evidence.
+                write_crops(out_dir, done.crops)
+                append_entry(fh, done.entry)  # flushed and synced
+                processed += 1
+                bar.update(1)
+                live.photos_done(1)
         return finish_batch(batch, skipped=skipped, processed=processed,
                             elapsed_s=live.elapsed_s())
 
@@ -797,6 +834,7 @@ __all__ = [
     "DetectorFn",
     "PhotoResult",
     "ProgressEntry",
+    "StreamingDetector",
     "load_progress",
     "process_photo",
     "run_batch",
