@@ -19,7 +19,6 @@ import json
 import shutil
 import sys
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -165,32 +164,27 @@ def detect_to_folder(
     Raises:
         ImageSourceError: a source path does not exist (before anything is written).
     """
+    from vision.detect.pipeline import detected_records  # the batch pipeline: loaded on use
+
     paths = list(iter_image_paths(sources))
     outputs = _Outputs(out_dir)
     writer = _BatchWriter(detector, outputs, annotate=annotate)
-    errors: list[int] = []
+    n_errors = 0
     started = time.perf_counter()
     outputs.open()
     try:
-        waiting: deque[ImageRecord] = deque()
         with (_progress(len(paths), progress) as bar,
               stream_images(paths, prefetch=batch_size) as stream):
-
-            def photos() -> Iterator[npt.NDArray[np.uint8]]:
-                for record in stream:
-                    bar.update(1)
-                    if record.image is None:
-                        errors.append(record.index)
-                        outputs.write_line("errors.jsonl",
-                                           {"image": str(record.path), "error": record.error})
-                        continue
-                    waiting.append(record)
-                    yield record.image
-
             # one stream for the whole run: the detector never drains between photos
-            for dets in detector.stream(photos()):
-                writer.write(waiting.popleft(), dets)
-        run = writer.summary(len(errors), time.perf_counter() - started)
+            for record, dets in detected_records(detector, stream, batch_size):
+                bar.update(1)
+                if dets is None:
+                    n_errors += 1
+                    outputs.write_line("errors.jsonl",
+                                       {"image": str(record.path), "error": record.error})
+                    continue
+                writer.write(record, dets)
+        run = writer.summary(n_errors, time.perf_counter() - started)
         outputs.commit(run)
     except BaseException:
         outputs.discard()

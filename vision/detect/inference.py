@@ -767,7 +767,7 @@ class Detector:
     # -------------------------------------------------------------- running
     def __call__(self, images: Sequence[Image]) -> list[Detections]:
         """Detect on a batch of BGR uint8 photos; one :class:`Detections` per photo."""
-        return list(self.stream([_checked(img) for img in images]))  # all checked first
+        return list(self._stream(iter([_checked(img) for img in images])))  # all checked first
 
     def stream(self, images: Iterable[Image]) -> Iterator[Detections]:
         """Detect on a stream of BGR uint8 photos; yields one :class:`Detections` per photo,
@@ -785,13 +785,15 @@ class Detector:
                 the stream reaches it; photos pulled before it and not yet yielded are
                 dropped, their forward passes collected).
         """
-        checked = (_checked(img) for img in images)
+        return self._stream(_checked(img) for img in images)
+
+    def _stream(self, images: Iterator[Image]) -> Iterator[Detections]:
         first = self.stages[next(iter(self.stages))]
         if self.card.kind == "single":
-            for _, dets in self._first_stage_stream(first, checked):
+            for _, dets in self._first_stage_stream(first, images):
                 yield self._final_filter(dets)
             return
-        yield from self._cascade(checked)
+        yield from self._cascade(images)
 
     def slice_windows(self, image_wh: tuple[int, int]) -> list[Tile]:
         """The windows the first stage also runs on for a photo of this size (none: whole only)."""

@@ -85,6 +85,7 @@ class StreamingDetector(Protocol):
 
     def stream(self, images: Iterable[BgrImage]) -> Iterator[Detections]: ...
 
+
 STATE_FILE = "batch.json"
 LOCK_FILE = ".batch.lock"
 PROGRESS_FILE = "progress.jsonl"
@@ -486,11 +487,12 @@ def _mark_finished(state_path: Path) -> None:
     _write_json_atomic(state_path, state)
 
 
-def _detected(
+def detected_records(
     detector: DetectorFn, records: Iterator[ImageRecord], chunk: int
 ) -> Iterator[tuple[ImageRecord, Detections | None]]:
     """Each record with its detections (None for an unreadable photo), in order: through the
-    detector's stream when it has one, else ``chunk`` records per call."""
+    detector's stream when it has one (:class:`StreamingDetector`), else ``chunk`` records per
+    call."""
     if not isinstance(detector, StreamingDetector):
         for records_of_call in _chunks(records, chunk):
             yield from zip(records_of_call, detect_records(detector, records_of_call),
@@ -665,7 +667,7 @@ def run_batch(
                  disable=not opts.progress) as bar,
             ImageStream([p for _, p in batch.todo], prefetch=max(2, opts.batch_size)) as stream,
         ):
-            for rec, dets in _detected(detector, stream, opts.batch_size):
+            for rec, dets in detected_records(detector, stream, opts.batch_size):
                 done = process_photo(rec, dets, keys[rec.path], batch.context)
                 # Crops first: a crash between the two redoes the photo and rewrites the same
                 # crop names, never leaving a progress line without its evidence.
@@ -835,6 +837,7 @@ __all__ = [
     "PhotoResult",
     "ProgressEntry",
     "StreamingDetector",
+    "detected_records",
     "load_progress",
     "process_photo",
     "run_batch",
